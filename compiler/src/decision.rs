@@ -1,0 +1,227 @@
+//! What evaluating a ruleset on one message decides: the verdict, the
+//! actions to carry out, and the facts the audit log and `weir run --json`
+//! report. Evaluation is sans-IO: it returns a [`Decision`] and the caller
+//! (CLI or daemon) carries it out.
+
+use weir_stdlib::Stage;
+
+/// The outcome for the message (LANGUAGE.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Deliver (the default, `accept`, or `stop`).
+    Accept,
+    /// Refuse with a 5xx reply.
+    Reject,
+    /// Refuse with a 4xx reply.
+    Tempfail,
+    /// Accept, then drop.
+    Discard,
+    /// Accept into the quarantine (hold queue or Weir's store).
+    Quarantine,
+}
+
+impl Verdict {
+    /// The verdict's word (`reject`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Reject => "reject",
+            Verdict::Tempfail => "tempfail",
+            Verdict::Discard => "discard",
+            Verdict::Quarantine => "quarantine",
+        }
+    }
+
+    /// The verdict named `word`, if any.
+    pub fn from_name(word: &str) -> Option<Verdict> {
+        Some(match word {
+            "accept" => Verdict::Accept,
+            "reject" => Verdict::Reject,
+            "tempfail" => Verdict::Tempfail,
+            "discard" => Verdict::Discard,
+            "quarantine" => Verdict::Quarantine,
+            _ => return None,
+        })
+    }
+}
+
+/// The SMTP reply of a `reject` or `tempfail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// `550`, `451`, ...
+    pub code: u16,
+    /// Enhanced status code, `5.7.1`.
+    pub status: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A rendered template (`reply template NAME`, `notify ... template NAME`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedTemplate {
+    /// The template's name.
+    pub name: String,
+    /// Its interpolated subject (`""` if it has none).
+    pub subject: String,
+    /// Its interpolated body (`""` if it has none).
+    pub body: String,
+}
+
+/// A non-verdict action with its arguments evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `add_header N V`.
+    AddHeader {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: String,
+    },
+    /// `set_header N V`.
+    SetHeader {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: String,
+    },
+    /// `remove_header N`.
+    RemoveHeader {
+        /// Header name.
+        name: String,
+    },
+    /// `prepend_subject "T"`.
+    PrependSubject(String),
+    /// `add_rcpt A`.
+    AddRcpt(String),
+    /// `remove_rcpt A`.
+    RemoveRcpt(String),
+    /// `redirect A`.
+    Redirect(String),
+    /// `fileinto "Folder/Sub"`.
+    Fileinto(String),
+    /// `flag "\\Seen"`.
+    Flag(String),
+    /// `keep`.
+    Keep,
+    /// `tag "label"`.
+    Tag(String),
+    /// `score +N`.
+    Score(f64),
+    /// `notify CHANNEL [with {...}] [template NAME]`.
+    Notify {
+        /// The configured channel's name.
+        channel: String,
+        /// The `with` map, values rendered as text, in source order.
+        with: Vec<(String, String)>,
+        /// The rendered template, if one was named.
+        template: Option<RenderedTemplate>,
+    },
+    /// `reply template NAME`.
+    Reply(RenderedTemplate),
+    /// `log "text"`.
+    Log(String),
+}
+
+impl Action {
+    /// The action's word as in `weir run --json` (`add_header`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::AddHeader { .. } => "add_header",
+            Action::SetHeader { .. } => "set_header",
+            Action::RemoveHeader { .. } => "remove_header",
+            Action::PrependSubject(_) => "prepend_subject",
+            Action::AddRcpt(_) => "add_rcpt",
+            Action::RemoveRcpt(_) => "remove_rcpt",
+            Action::Redirect(_) => "redirect",
+            Action::Fileinto(_) => "fileinto",
+            Action::Flag(_) => "flag",
+            Action::Keep => "keep",
+            Action::Tag(_) => "tag",
+            Action::Score(_) => "score",
+            Action::Notify { .. } => "notify",
+            Action::Reply(_) => "reply",
+            Action::Log(_) => "log",
+        }
+    }
+}
+
+/// What a `shadow` rule's verdict would have been.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowVerdict {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Its reply, for `reject` and `tempfail`.
+    pub reply: Option<Reply>,
+    /// The `quarantine` reason.
+    pub reason: Option<String>,
+}
+
+/// One action taken, in order, with the rule that took it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    /// The rule's name.
+    pub rule: String,
+    /// Whether that rule is a `shadow` rule (the action had no effect).
+    pub shadow: bool,
+    /// The action, or for a shadow rule possibly its verdict.
+    pub what: TakenKind,
+}
+
+/// An accumulating action, or a verdict a shadow rule would have given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TakenKind {
+    /// A non-verdict action.
+    Action(Action),
+    /// A verdict of a shadow rule (recorded, with no effect).
+    ShadowVerdict(ShadowVerdict),
+}
+
+/// How one rule fared, for `weir run --explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleTrace {
+    /// The rule's name.
+    pub rule: String,
+    /// Whether its condition held.
+    pub held: bool,
+    /// The test that decided it, when a field's value made it hold.
+    pub evidence: Option<Evidence>,
+}
+
+/// Which field value and byte span made a test hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// The expression tested, as written (`subject`, `from.domain`).
+    pub expr: String,
+    /// The value (one list element when the field is a list), possibly
+    /// shortened around the match.
+    pub value: String,
+    /// The byte range of the match within the full value.
+    pub span: (usize, usize),
+}
+
+/// The result of evaluating a ruleset on one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The SMTP reply for `reject`/`tempfail`, else `None`.
+    pub reply: Option<Reply>,
+    /// The reason given to `quarantine`.
+    pub quarantine_reason: Option<String>,
+    /// The rule whose verdict ended evaluation, if any.
+    pub decided_by: Option<String>,
+    /// The decision's stage (LANGUAGE.md §6).
+    pub stage: Stage,
+    /// Rules whose condition held, in evaluation order (shadow rules included).
+    pub matched: Vec<String>,
+    /// Tags in the order first applied, without duplicates.
+    pub tags: Vec<String>,
+    /// The sum of the `score` actions.
+    pub score: f64,
+    /// The last `fileinto` folder.
+    pub folder: Option<String>,
+    /// Actions in the order taken (`stop` and non-shadow verdicts excluded).
+    pub actions: Vec<Taken>,
+    /// Per-rule trace, filled only when explaining.
+    pub trace: Vec<RuleTrace>,
+}
