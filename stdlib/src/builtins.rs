@@ -1,7 +1,542 @@
-//! The contents of the registry. STUB: to be filled.
+//! The contents of the registry: every field of LANGUAGE.md §4, the
+//! builtin functions, and every action of §5, with their docs. The
+//! generated reference (`docs/reference.md`) is rendered from this table.
 
-use crate::registry::Registry;
+use std::sync::Arc;
+
+use crate::message::{Address, Transaction};
+use crate::registry::{ActionDef, FieldDef, FunctionDef, FunctionImpl, ParamType, Registry};
+use crate::types::{Stage, Type};
+use crate::value::Value;
 
 pub(crate) fn build_registry() -> Registry {
-    Registry { fields: Vec::new(), functions: Vec::new(), actions: Vec::new() }
+    Registry {
+        fields: fields(),
+        functions: functions(),
+        actions: actions(),
+    }
+}
+
+fn addresses(list: Vec<Address>) -> Value {
+    Value::list(list.into_iter().map(Value::address).collect())
+}
+
+fn field(
+    path: &'static str,
+    ty: Type,
+    stage: Stage,
+    doc: &'static str,
+    get: fn(&Transaction) -> Value,
+) -> FieldDef {
+    FieldDef {
+        path,
+        ty,
+        stage: Some(stage),
+        lmtp_only: false,
+        doc,
+        get: Some(get),
+    }
+}
+
+fn fields() -> Vec<FieldDef> {
+    let addr_list = || Type::list(Type::Address);
+    vec![
+        field(
+            "client.ip",
+            Type::Ip,
+            Stage::Connect,
+            "The IP address of the SMTP client.",
+            |tx| Value::Ip(tx.connection.ip),
+        ),
+        field(
+            "client.name",
+            Type::String,
+            Stage::Connect,
+            "The client's host name as the MTA reports it (reverse DNS), or `\"\"`.",
+            |tx| Value::str(&tx.connection.name),
+        ),
+        field(
+            "client.port",
+            Type::Int,
+            Stage::Connect,
+            "The client's TCP port.",
+            |tx| Value::Int(i64::from(tx.connection.port)),
+        ),
+        field(
+            "helo",
+            Type::String,
+            Stage::Helo,
+            "The name the client gave in HELO/EHLO.",
+            |tx| Value::str(&tx.connection.helo),
+        ),
+        field(
+            "auth.user",
+            Type::String,
+            Stage::Mail,
+            "The SMTP AUTH user name, or `\"\"` when the client did not authenticate.",
+            |tx| Value::str(&tx.connection.auth_user),
+        ),
+        field(
+            "tls",
+            Type::Bool,
+            Stage::Mail,
+            "Whether the SMTP session is encrypted with TLS.",
+            |tx| Value::Bool(tx.connection.tls),
+        ),
+        field(
+            "envelope.from",
+            Type::Address,
+            Stage::Mail,
+            "The envelope sender (MAIL FROM). The null sender `<>` has every part `\"\"`.",
+            |tx| Value::address(tx.envelope.from.clone()),
+        ),
+        field(
+            "envelope.to",
+            addr_list(),
+            Stage::Rcpt,
+            "The envelope recipients (RCPT TO), complete after the last RCPT.",
+            |tx| addresses(tx.envelope.to.clone()),
+        ),
+        FieldDef {
+            path: "recipient",
+            ty: Type::Address,
+            stage: Some(Stage::Rcpt),
+            lmtp_only: true,
+            doc: "LMTP only: the recipient this copy is delivered to (rules run once per \
+                  recipient). Elsewhere the first envelope recipient; every part `\"\"` if none.",
+            get: Some(|tx| Value::address(tx.envelope.recipient.clone().unwrap_or_default())),
+        },
+        field(
+            "subject",
+            Type::String,
+            Stage::Header,
+            "The first `Subject` header, unfolded and RFC 2047-decoded, or `\"\"`.",
+            |tx| Value::str(tx.message.subject()),
+        ),
+        field(
+            "message_id",
+            Type::String,
+            Stage::Header,
+            "The first `Message-ID` header without its angle brackets, or `\"\"`.",
+            |tx| Value::str(tx.message.message_id()),
+        ),
+        field(
+            "from",
+            addr_list(),
+            Stage::Header,
+            "Every address of every `From` header (groups flattened, display names decoded).",
+            |tx| addresses(tx.message.from()),
+        ),
+        field(
+            "to",
+            addr_list(),
+            Stage::Header,
+            "Every address of every `To` header.",
+            |tx| addresses(tx.message.to()),
+        ),
+        field(
+            "cc",
+            addr_list(),
+            Stage::Header,
+            "Every address of every `Cc` header.",
+            |tx| addresses(tx.message.cc()),
+        ),
+        field(
+            "reply_to",
+            addr_list(),
+            Stage::Header,
+            "Every address of every `Reply-To` header.",
+            |tx| addresses(tx.message.reply_to()),
+        ),
+        field(
+            "sender",
+            addr_list(),
+            Stage::Header,
+            "Every address of every `Sender` header.",
+            |tx| addresses(tx.message.sender()),
+        ),
+        field(
+            "date",
+            Type::Time,
+            Stage::Header,
+            "The first `Date` header. A message without a `Date` that parses is taken as \
+             sent `now`.",
+            |tx| Value::Time(tx.message.date().unwrap_or(tx.now)),
+        ),
+        field(
+            "body",
+            Type::String,
+            Stage::Body,
+            "The text of the parts that are not attachments, decoded and joined with `\\n`; \
+             in `multipart/alternative` the plain-text alternative, else the HTML one as text.",
+            |tx| Value::str(tx.message.body_text()),
+        ),
+        field(
+            "body.html",
+            Type::String,
+            Stage::Body,
+            "The HTML parts that are not attachments, decoded to UTF-8 with their tags, \
+             joined with `\\n`; `\"\"` if none.",
+            |tx| Value::str(tx.message.body_html()),
+        ),
+        field(
+            "attachments",
+            Type::list(Type::Attachment),
+            Stage::Body,
+            "The leaf parts that are not body, each `{name, type, size}`; an enclosed \
+             message is one attachment of type `message/rfc822`.",
+            |tx| {
+                Value::list(
+                    tx.message
+                        .attachments()
+                        .iter()
+                        .map(|a| Value::Attachment(Arc::new(a.clone())))
+                        .collect(),
+                )
+            },
+        ),
+        field(
+            "size",
+            Type::Int,
+            Stage::Body,
+            "The size of the whole message in bytes, as received.",
+            |tx| Value::Int(i64::try_from(tx.message.size()).unwrap_or(i64::MAX)),
+        ),
+        FieldDef {
+            path: "score",
+            ty: Type::Float,
+            stage: None,
+            lmtp_only: false,
+            doc: "The sum of the `score` actions taken so far. Its stage is the latest stage \
+                  of the earlier rules with `score` actions.",
+            get: None,
+        },
+        field(
+            "now",
+            Type::Time,
+            Stage::Connect,
+            "The time of evaluation (UTC): `now.hour`, `now.weekday`, …",
+            |tx| Value::Time(tx.now),
+        ),
+    ]
+}
+
+fn pure(
+    name: &'static str,
+    params: Vec<ParamType>,
+    ret: Type,
+    doc: &'static str,
+    f: fn(&[Value]) -> Value,
+) -> FunctionDef {
+    FunctionDef {
+        name,
+        params,
+        ret,
+        stage: Stage::Connect,
+        doc,
+        imp: FunctionImpl::Pure(f),
+    }
+}
+
+fn string() -> ParamType {
+    ParamType::Exact(Type::String)
+}
+
+/// The text of argument `i` (a string, or an address's `.address`), or `""`.
+fn text(args: &[Value], i: usize) -> &str {
+    args.get(i).and_then(Value::as_text).unwrap_or("")
+}
+
+/// The number of argument `i`, or 0.
+fn number(args: &[Value], i: usize) -> f64 {
+    args.get(i).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn functions() -> Vec<FunctionDef> {
+    vec![
+        pure(
+            "count",
+            vec![ParamType::AnyList],
+            Type::Int,
+            "The number of items of a list. `count(envelope.to) > 10`",
+            |args| {
+                Value::Int(
+                    args.first()
+                        .and_then(Value::as_list)
+                        .map_or(0, |l| l.len() as i64),
+                )
+            },
+        ),
+        pure(
+            "len",
+            vec![string()],
+            Type::Int,
+            "The number of characters (Unicode scalar values) of a string. `len(subject) > 200`",
+            |args| Value::Int(text(args, 0).chars().count() as i64),
+        ),
+        pure(
+            "lower",
+            vec![string()],
+            Type::String,
+            "The string in lower case. `lower(subject)`",
+            |args| Value::str(text(args, 0).to_lowercase()),
+        ),
+        pure(
+            "upper",
+            vec![string()],
+            Type::String,
+            "The string in upper case. `upper(subject)`",
+            |args| Value::str(text(args, 0).to_uppercase()),
+        ),
+        pure(
+            "trim",
+            vec![string()],
+            Type::String,
+            "The string without leading and trailing whitespace. `trim(header(\"X-Tag\")[0])`",
+            |args| Value::str(text(args, 0).trim()),
+        ),
+        pure(
+            "split",
+            vec![string(), string()],
+            Type::list(Type::String),
+            "The pieces of a string between occurrences of a separator; an empty separator \
+             gives the string itself. `split(\"a,b\", \",\")` is `[\"a\", \"b\"]`.",
+            |args| {
+                let (s, sep) = (text(args, 0), text(args, 1));
+                if sep.is_empty() {
+                    return Value::list(vec![Value::str(s)]);
+                }
+                Value::list(s.split(sep).map(Value::str).collect())
+            },
+        ),
+        pure(
+            "join",
+            vec![ParamType::Exact(Type::list(Type::String)), string()],
+            Type::String,
+            "The items of a list of strings joined with a separator. `join(to.domain, \" \")`",
+            |args| {
+                let items = args.first().and_then(Value::as_list).unwrap_or_default();
+                let parts: Vec<String> = items.iter().map(Value::to_text).collect();
+                Value::str(parts.join(text(args, 1)))
+            },
+        ),
+        pure(
+            "replace",
+            vec![string(), string(), string()],
+            Type::String,
+            "The string with every occurrence of the second argument (exact, case-sensitive) \
+             replaced by the third. `replace(subject, \"[EXT] \", \"\")`",
+            |args| {
+                let (s, from) = (text(args, 0), text(args, 1));
+                if from.is_empty() {
+                    return Value::str(s);
+                }
+                Value::str(s.replace(from, text(args, 2)))
+            },
+        ),
+        pure(
+            "first",
+            vec![ParamType::Exact(Type::list(Type::String))],
+            Type::String,
+            "The first item of a list of strings, or `\"\"` when it is empty. \
+             `first(header(\"X-Spam-Flag\")) == \"YES\"`",
+            |args| {
+                let items = args.first().and_then(Value::as_list).unwrap_or_default();
+                Value::str(items.first().map(Value::to_text).unwrap_or_default())
+            },
+        ),
+        pure(
+            "number",
+            vec![string()],
+            Type::Float,
+            "The number written in a string (surrounding whitespace ignored), or 0 when it is \
+             not a number. `number(first(header(\"X-Spam-Score\"))) > 5`",
+            |args| {
+                let n = text(args, 0)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite());
+                Value::Float(n.unwrap_or(0.0))
+            },
+        ),
+        pure(
+            "max",
+            vec![ParamType::Exact(Type::Float), ParamType::Exact(Type::Float)],
+            Type::Float,
+            "The larger of two numbers. `max(score, 0)`",
+            |args| Value::Float(number(args, 0).max(number(args, 1))),
+        ),
+        pure(
+            "min",
+            vec![ParamType::Exact(Type::Float), ParamType::Exact(Type::Float)],
+            Type::Float,
+            "The smaller of two numbers. `min(count(to), 10)`",
+            |args| Value::Float(number(args, 0).min(number(args, 1))),
+        ),
+        FunctionDef {
+            name: "header",
+            params: vec![string()],
+            ret: Type::list(Type::String),
+            stage: Stage::Header,
+            doc: "Every occurrence of a header in the top-level header block, in order: the text \
+                  after the colon, unfolded, RFC 2047-decoded and trimmed; `[]` when absent. The \
+                  name is case-insensitive. `.raw` gives the same undecoded: \
+                  `header(\"Subject\").raw`. `header(\"List-Id\") exists`",
+            imp: FunctionImpl::Header,
+        },
+        FunctionDef {
+            name: "rate",
+            params: vec![string(), ParamType::Exact(Type::Duration)],
+            ret: Type::Int,
+            stage: Stage::Connect,
+            doc: "Counts this message under a key and returns how many messages carried the key \
+                  within the sliding window, this one included. Counts once per message, only \
+                  when evaluated, never in a `shadow` rule or a dry run. \
+                  `rate(\"from:${envelope.from}\", 1h) > 100`",
+            imp: FunctionImpl::Rate,
+        },
+        FunctionDef {
+            name: "matched",
+            params: vec![ParamType::RuleName],
+            ret: Type::Bool,
+            stage: Stage::Connect,
+            doc: "Whether an earlier rule's condition held (a rule whose `else` ran, or a \
+                  `shadow` rule, is not matched). Its stage is that rule's stage. \
+                  `matched(block_blocked)`",
+            imp: FunctionImpl::Matched,
+        },
+    ]
+}
+
+fn action(name: &'static str, usage: &'static str, doc: &'static str) -> ActionDef {
+    ActionDef {
+        name,
+        usage,
+        verdict: false,
+        lmtp_only: false,
+        doc,
+    }
+}
+
+fn verdict(name: &'static str, usage: &'static str, doc: &'static str) -> ActionDef {
+    ActionDef {
+        name,
+        usage,
+        verdict: true,
+        lmtp_only: false,
+        doc,
+    }
+}
+
+fn actions() -> Vec<ActionDef> {
+    vec![
+        verdict(
+            "accept",
+            "accept",
+            "Verdict: accept the message and skip later rules (LMTP: deliver).",
+        ),
+        verdict(
+            "reject",
+            "reject [CODE] [STATUS] [\"text\"]",
+            "Verdict: refuse with a 5xx reply; default `550`, `5.7.1`, `\"Message rejected\"`. \
+             CODE must be 5xx and STATUS of class 5. LMTP: for that recipient.",
+        ),
+        verdict(
+            "tempfail",
+            "tempfail [CODE] [STATUS] [\"text\"]",
+            "Verdict: refuse for now with a 4xx reply; default `451`, `4.7.1`, `\"Try again \
+             later\"`. CODE must be 4xx and STATUS of class 4. LMTP: for that recipient.",
+        ),
+        verdict(
+            "discard",
+            "discard",
+            "Verdict: accept, then drop the message (LMTP: store nothing).",
+        ),
+        verdict(
+            "quarantine",
+            "quarantine \"reason\"",
+            "Verdict: accept into the MTA's hold queue (milter) or Weir's quarantine (LMTP).",
+        ),
+        action(
+            "add_header",
+            "add_header NAME VALUE",
+            "Adds a header field at the end of the message's headers.",
+        ),
+        action(
+            "set_header",
+            "set_header NAME VALUE",
+            "Replaces every occurrence of a header with one field (adds it if absent).",
+        ),
+        action(
+            "remove_header",
+            "remove_header NAME",
+            "Removes every occurrence of a header.",
+        ),
+        action(
+            "prepend_subject",
+            "prepend_subject \"text\"",
+            "Puts the text in front of the Subject.",
+        ),
+        action(
+            "add_rcpt",
+            "add_rcpt ADDRESS",
+            "Milter: adds an envelope recipient. LMTP: forwards a copy through the relay.",
+        ),
+        action(
+            "remove_rcpt",
+            "remove_rcpt ADDRESS",
+            "Milter: removes an envelope recipient. LMTP: drops that recipient's copy.",
+        ),
+        action(
+            "redirect",
+            "redirect ADDRESS",
+            "Milter: replaces all envelope recipients. LMTP: forwards a copy through the relay \
+             and drops the local copy.",
+        ),
+        action(
+            "fileinto",
+            "fileinto \"Folder/Sub\"",
+            "LMTP: delivers into the folder (the last `fileinto` wins; `/` separates levels, \
+             Maildir++ `.Folder.Sub`). Milter: adds an `X-Weir-Folder` header.",
+        ),
+        ActionDef {
+            name: "flag",
+            usage: "flag \"\\\\Seen\"",
+            verdict: false,
+            lmtp_only: true,
+            doc: "LMTP: sets an IMAP flag on the delivered copy (Maildir info flags). The milter \
+                  cannot set flags, so the daemon warns when only the milter serves the rules.",
+        },
+        action(
+            "keep",
+            "keep",
+            "LMTP: delivers a copy into INBOX (the default without `fileinto`). Milter: no effect \
+             beyond being recorded.",
+        ),
+        action(
+            "tag",
+            "tag \"label\"",
+            "Labels the decision: audit log, metrics, and the milter header `X-Weir-Tags`.",
+        ),
+        action(
+            "score",
+            "score +N | score -N",
+            "Adds N (which may be negative) to `score`.",
+        ),
+        action(
+            "notify",
+            "notify CHANNEL [with {key: value, ...}] [template NAME]",
+            "Posts a webhook to a channel of `weir.toml`: durable and asynchronous, never \
+             blocking mail.",
+        ),
+        action(
+            "reply",
+            "reply template NAME",
+            "Sends an RFC 3834 auto-reply: never to bulk, list, auto-submitted or null-sender \
+             mail, and at most once per sender per `[reply] period`.",
+        ),
+        action("log", "log \"text\"", "Writes an entry in the audit log."),
+        action("stop", "stop", "Ends evaluation; the message is accepted."),
+    ]
 }

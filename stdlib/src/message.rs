@@ -82,13 +82,22 @@ impl std::fmt::Display for MessageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MessageError::TooLarge { size, limit } => {
-                write!(f, "message of {size} bytes exceeds max_message_size ({limit} bytes)")
+                write!(
+                    f,
+                    "message of {size} bytes exceeds max_message_size ({limit} bytes)"
+                )
             }
             MessageError::TooManyHeaders { limit } => {
-                write!(f, "message has more than max_headers ({limit}) header fields")
+                write!(
+                    f,
+                    "message has more than max_headers ({limit}) header fields"
+                )
             }
             MessageError::TooDeep { limit } => {
-                write!(f, "message nests MIME parts deeper than max_mime_depth ({limit})")
+                write!(
+                    f,
+                    "message nests MIME parts deeper than max_mime_depth ({limit})"
+                )
             }
         }
     }
@@ -189,7 +198,10 @@ impl Message {
 
     /// `subject`: the first Subject, decoded, or `""`.
     pub fn subject(&self) -> String {
-        self.header("Subject").into_iter().next().unwrap_or_default()
+        self.header("Subject")
+            .into_iter()
+            .next()
+            .unwrap_or_default()
     }
 
     /// `message_id`: the first Message-ID without angle brackets, or `""`.
@@ -201,6 +213,31 @@ impl Message {
     /// `Sender`), every occurrence, groups flattened.
     pub fn addresses(&self, header: &str) -> Vec<Address> {
         self.inner.addresses(header)
+    }
+
+    /// `from`: every address of every `From` header.
+    pub fn from(&self) -> Vec<Address> {
+        self.addresses("From")
+    }
+
+    /// `to`: every address of every `To` header.
+    pub fn to(&self) -> Vec<Address> {
+        self.addresses("To")
+    }
+
+    /// `cc`: every address of every `Cc` header.
+    pub fn cc(&self) -> Vec<Address> {
+        self.addresses("Cc")
+    }
+
+    /// `reply_to`: every address of every `Reply-To` header.
+    pub fn reply_to(&self) -> Vec<Address> {
+        self.addresses("Reply-To")
+    }
+
+    /// `sender`: every address of every `Sender` header.
+    pub fn sender(&self) -> Vec<Address> {
+        self.addresses("Sender")
     }
 
     /// `date`: the first Date header, seconds since the epoch, if it parses.
@@ -231,6 +268,52 @@ impl Message {
     /// The message's bytes as received.
     pub fn raw(&self) -> &[u8] {
         self.inner.raw()
+    }
+}
+
+impl Transaction {
+    /// A transaction with `weir run`'s defaults (LANGUAGE.md §9): without
+    /// `from`, the envelope sender is the first `From` header address (or
+    /// the null sender); without `to`, the recipients are the `To` and `Cc`
+    /// addresses; `client.ip` is 127.0.0.1 and `helo` `localhost` unless
+    /// given; `recipient` is the first envelope recipient.
+    pub fn with_defaults(
+        message: Message,
+        from: Option<&str>,
+        to: &[String],
+        client_ip: Option<IpAddr>,
+        helo: Option<&str>,
+        now: i64,
+    ) -> Transaction {
+        let from = match from {
+            Some(text) => Address::parse(text),
+            None => message.from().into_iter().next().unwrap_or_default(),
+        };
+        let to: Vec<Address> = if to.is_empty() {
+            let mut to = message.to();
+            to.extend(message.cc());
+            to
+        } else {
+            to.iter().map(|t| Address::parse(t)).collect()
+        };
+        let mut connection = Connection::default();
+        if let Some(ip) = client_ip {
+            connection.ip = ip;
+        }
+        if let Some(helo) = helo {
+            connection.helo = helo.to_string();
+        }
+        let recipient = to.first().cloned();
+        Transaction {
+            connection,
+            envelope: Envelope {
+                from,
+                to,
+                recipient,
+            },
+            message,
+            now,
+        }
     }
 }
 

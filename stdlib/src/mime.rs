@@ -1,52 +1,406 @@
-//! Parsing raw bytes into the message model (over mail-parser).
-//! STUB: to be implemented.
+//! Parsing raw bytes into the message model (LANGUAGE.md §4).
+//!
+//! The top-level header block is read by [`crate::headers`]; the MIME tree
+//! by mail-parser, which also undoes transfer encodings and charsets.
+//! Weir then walks that tree itself to decide what is body and what is an
+//! attachment:
+//! - A `multipart/*` part is a container. In `multipart/alternative`, the
+//!   chosen alternative is the first `text/plain` one, else the first
+//!   `text/html` one (a nested multipart counts as what it holds), else the
+//!   first. The other alternatives add nothing to `body`, but their HTML
+//!   still counts for `body.html`, and their non-text leaves (an image in a
+//!   `multipart/related`) are still attachments, so nothing hides in an
+//!   unread alternative.
+//! - A `text/*` leaf (or a leaf with no Content-Type) is body unless its
+//!   Content-Disposition is `attachment`. `text/html` is converted by
+//!   [`crate::html`] for `body` and kept as is for `body.html`.
+//! - Any other leaf is an attachment, including `message/rfc822`: the
+//!   enclosed message is one attachment of type `message/rfc822` whose size
+//!   is the enclosed message's length; its own parts are not looked into
+//!   (except to measure MIME depth).
+//! - Body text has CRLF line endings turned into `\n`; parts that are empty
+//!   or all whitespace are left out of the join.
+//! - A `multipart/*` part without a usable boundary is read as text.
+//!
+//! MIME depth: the top-level entity has depth 0; a part inside a multipart
+//! or an enclosed message is one deeper than its container. A part deeper
+//! than `max_mime_depth` refuses the message.
 
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use crate::address;
+use crate::charset;
+use crate::headers::{self, HeaderField};
+use crate::html::html_to_text;
 use crate::message::{Address, Attachment, Limits, MessageError};
 
+/// What the body walk produces.
+#[derive(Debug, Default)]
+struct Body {
+    text: String,
+    html: String,
+    attachments: Vec<Attachment>,
+}
+
+/// A parsed message. Cheap to clone: everything is shared.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Parsed {
-    raw: Vec<u8>,
+    raw: Arc<[u8]>,
+    fields: Arc<[HeaderField]>,
+    body: Arc<Body>,
 }
 
 impl Parsed {
-    pub(crate) fn parse(bytes: &[u8], _limits: &Limits) -> Result<Parsed, MessageError> {
-        Ok(Parsed { raw: bytes.to_vec() })
+    pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Parsed, MessageError> {
+        let size = bytes.len() as u64;
+        if size > limits.max_message_size {
+            return Err(MessageError::TooLarge {
+                size,
+                limit: limits.max_message_size,
+            });
+        }
+        let block = headers::scan(bytes, limits.max_headers);
+        if block.fields.len() > limits.max_headers {
+            return Err(MessageError::TooManyHeaders {
+                limit: limits.max_headers,
+            });
+        }
+        let body = if block.fields.is_empty() {
+            // No header block (or an empty one): plain text, as RFC 2045
+            // defaults a part without Content-Type.
+            let text = String::from_utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
+            Body {
+                text: normalize_newlines(&text),
+                ..Body::default()
+            }
+        } else {
+            mime_body(bytes, &block, limits)?
+        };
+        Ok(Parsed {
+            raw: Arc::from(bytes),
+            fields: Arc::from(block.fields),
+            body: Arc::new(body),
+        })
     }
-    pub(crate) fn header(&self, _name: &str) -> Vec<String> {
-        Vec::new()
+
+    fn fields_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderField> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
     }
-    pub(crate) fn header_raw(&self, _name: &str) -> Vec<String> {
-        Vec::new()
+
+    pub(crate) fn header(&self, name: &str) -> Vec<String> {
+        self.fields_named(name).map(|f| f.decoded.clone()).collect()
     }
+
+    pub(crate) fn header_raw(&self, name: &str) -> Vec<String> {
+        self.fields_named(name).map(|f| f.raw.clone()).collect()
+    }
+
     pub(crate) fn headers(&self) -> Vec<(String, String)> {
-        Vec::new()
+        self.fields
+            .iter()
+            .map(|f| (f.name.clone(), f.decoded.clone()))
+            .collect()
     }
+
     pub(crate) fn message_id(&self) -> String {
-        String::new()
+        let Some(field) = self.fields_named("Message-ID").next() else {
+            return String::new();
+        };
+        let value = field.decoded.as_str();
+        let inner = value
+            .find('<')
+            .and_then(|open| {
+                let rest = &value[open + 1..];
+                rest.find('>').map(|close| &rest[..close])
+            })
+            .unwrap_or(value);
+        inner.trim().to_string()
     }
-    pub(crate) fn addresses(&self, _header: &str) -> Vec<Address> {
-        Vec::new()
+
+    pub(crate) fn addresses(&self, header: &str) -> Vec<Address> {
+        let mut out = Vec::new();
+        for field in self.fields_named(header) {
+            address::header_addresses(&field.raw, &mut out);
+        }
+        out
     }
+
     pub(crate) fn date(&self) -> Option<i64> {
-        None
+        let field = self.fields_named("Date").next()?;
+        let dt = mail_parser::DateTime::parse_rfc822(&field.decoded)?;
+        dt.is_valid().then(|| dt.to_timestamp())
     }
+
     pub(crate) fn body_text(&self) -> &str {
-        ""
+        &self.body.text
     }
+
     pub(crate) fn body_html(&self) -> &str {
-        ""
+        &self.body.html
     }
+
     pub(crate) fn attachments(&self) -> &[Attachment] {
-        &[]
+        &self.body.attachments
     }
+
     pub(crate) fn size(&self) -> u64 {
         self.raw.len() as u64
     }
+
     pub(crate) fn raw(&self) -> &[u8] {
         &self.raw
     }
 }
 
+/// `\r\n` → `\n` (a lone `\r` stays).
+fn normalize_newlines(s: &str) -> String {
+    if s.contains("\r\n") {
+        s.replace("\r\n", "\n")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parses the MIME structure with mail-parser and walks it.
+fn mime_body(
+    bytes: &[u8],
+    block: &headers::HeaderBlock,
+    limits: &Limits,
+) -> Result<Body, MessageError> {
+    // mail-parser must see the same header block as Weir: start after a
+    // skipped mbox line, and add the blank separator when it is missing
+    // (mail-parser would read a non-header line as part of the headers).
+    let input: Cow<'_, [u8]> = if block.has_separator || block.body_start >= bytes.len() {
+        Cow::Borrowed(&bytes[block.start..])
+    } else {
+        let mut owned = Vec::with_capacity(bytes.len() + 2 - block.start);
+        owned.extend_from_slice(&bytes[block.start..block.body_start]);
+        owned.extend_from_slice(b"\r\n");
+        owned.extend_from_slice(&bytes[block.body_start..]);
+        Cow::Owned(owned)
+    };
+    let body_start = block.body_start.saturating_sub(block.start);
+    // mail-parser is not supposed to panic, but it has debug assertions and
+    // index arithmetic on hostile input; a panic must not take the daemon
+    // down, so the body then falls back to the raw text.
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let parsed = MessageParser::new().parse(input.as_ref());
+        match parsed {
+            Some(message) => {
+                check_depth(&message, limits.max_mime_depth)?;
+                Ok(Some(walk(&message, &input)))
+            }
+            None => Ok(None),
+        }
+    }));
+    match outcome {
+        Ok(Ok(Some(body))) => Ok(body),
+        Ok(Ok(None)) => Ok(Body::default()),
+        Ok(Err(error)) => Err(error),
+        Err(_) => {
+            let text = String::from_utf8_lossy(input.get(body_start..).unwrap_or_default());
+            Ok(Body {
+                text: normalize_newlines(&text),
+                ..Body::default()
+            })
+        }
+    }
+}
+
+/// Refuses a message whose parts nest deeper than `max_depth` (see the
+/// module docs), walking the tree without recursion.
+fn check_depth(message: &mail_parser::Message<'_>, max_depth: usize) -> Result<(), MessageError> {
+    let mut stack: Vec<(&mail_parser::Message<'_>, u32, usize)> = vec![(message, 0, 0)];
+    while let Some((msg, id, depth)) = stack.pop() {
+        if depth > max_depth {
+            return Err(MessageError::TooDeep { limit: max_depth });
+        }
+        let Some(part) = msg.parts.get(id as usize) else {
+            continue;
+        };
+        match &part.body {
+            PartType::Multipart(children) => {
+                // Part ids only grow from parent to child, which rules out
+                // cycles in a malformed tree.
+                stack.extend(
+                    children
+                        .iter()
+                        .filter(|&&c| c > id)
+                        .map(|&c| (msg, c, depth + 1)),
+                )
+            }
+            PartType::Message(inner) => stack.push((inner, 0, depth + 1)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The declared lower-case `type` and `subtype` of a part; `None` when it
+/// has no Content-Type.
+fn declared_type(part: &MessagePart<'_>) -> Option<(String, String)> {
+    let ct = part.content_type()?;
+    Some((
+        ct.ctype().trim().to_ascii_lowercase(),
+        ct.subtype().unwrap_or("").trim().to_ascii_lowercase(),
+    ))
+}
+
+fn is_disposition_attachment(part: &MessagePart<'_>) -> bool {
+    part.content_disposition()
+        .is_some_and(|d| d.is_attachment())
+}
+
+/// What a leaf is to the body walk.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Leaf {
+    Plain,
+    Html,
+    Attachment,
+}
+
+fn classify_leaf(part: &MessagePart<'_>) -> Leaf {
+    let textual = match declared_type(part) {
+        None => !matches!(part.body, PartType::Message(_)),
+        // A multipart without a usable boundary is read as text.
+        Some((ty, _)) => ty == "text" || ty == "multipart",
+    };
+    if !textual || is_disposition_attachment(part) {
+        return Leaf::Attachment;
+    }
+    match part.body {
+        PartType::Html(_) => Leaf::Html,
+        // mail-parser keeps a multipart without a boundary as bytes.
+        PartType::Text(_) | PartType::Binary(_) | PartType::InlineBinary(_) => Leaf::Plain,
+        _ => Leaf::Attachment,
+    }
+}
+
+/// Whether the subtree at `id` holds a body leaf of kind `want`.
+fn subtree_has(message: &mail_parser::Message<'_>, id: u32, want: Leaf) -> bool {
+    let mut stack = vec![id];
+    while let Some(id) = stack.pop() {
+        let Some(part) = message.parts.get(id as usize) else {
+            continue;
+        };
+        match &part.body {
+            PartType::Multipart(children) => stack.extend(children.iter().filter(|&&c| c > id)),
+            _ if classify_leaf(part) == want => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The alternative chosen for `body` among `children`.
+fn chosen_alternative(message: &mail_parser::Message<'_>, children: &[u32]) -> Option<u32> {
+    let find = |want| {
+        children
+            .iter()
+            .copied()
+            .find(|&c| subtree_has(message, c, want))
+    };
+    find(Leaf::Plain)
+        .or_else(|| find(Leaf::Html))
+        .or_else(|| children.first().copied())
+}
+
+/// Walks the part tree in document order (without recursion) and collects
+/// the body and the attachments.
+fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
+    let mut text: Vec<String> = Vec::new();
+    let mut html: Vec<String> = Vec::new();
+    let mut attachments = Vec::new();
+    // (part id, whether it counts for `body`).
+    let mut stack: Vec<(u32, bool)> = vec![(0, true)];
+    while let Some((id, in_body)) = stack.pop() {
+        let Some(part) = message.parts.get(id as usize) else {
+            continue;
+        };
+        if let PartType::Multipart(children) = &part.body {
+            let children: Vec<u32> = children.iter().copied().filter(|&c| c > id).collect();
+            let is_alternative = declared_type(part).is_some_and(|(_, sub)| sub == "alternative");
+            let chosen = if is_alternative {
+                chosen_alternative(message, &children)
+            } else {
+                None
+            };
+            for &child in children.iter().rev() {
+                let child_in_body = in_body && (!is_alternative || Some(child) == chosen);
+                stack.push((child, child_in_body));
+            }
+            continue;
+        }
+        match (classify_leaf(part), &part.body) {
+            (Leaf::Plain, PartType::Text(t)) if in_body => text.push(normalize_newlines(t)),
+            (Leaf::Plain, PartType::Binary(b) | PartType::InlineBinary(b)) if in_body => {
+                text.push(normalize_newlines(&String::from_utf8_lossy(b)))
+            }
+            (Leaf::Html, PartType::Html(h)) => {
+                if in_body {
+                    text.push(html_to_text(h));
+                }
+                html.push(normalize_newlines(h));
+            }
+            (Leaf::Attachment, _) => attachments.push(attachment(part, input)),
+            _ => {}
+        }
+    }
+    // Empty parts add nothing, not even a separating line break.
+    text.retain(|t| !t.trim().is_empty());
+    html.retain(|h| !h.trim().is_empty());
+    Body {
+        text: text.join("\n"),
+        html: html.join("\n"),
+        attachments,
+    }
+}
+
+/// The attachment record of a leaf.
+fn attachment(part: &MessagePart<'_>, input: &[u8]) -> Attachment {
+    let content_type = match (declared_type(part), &part.body) {
+        (Some((ty, sub)), _) if !sub.is_empty() => format!("{ty}/{sub}"),
+        (Some((ty, _)), _) => ty,
+        (None, PartType::Message(_)) => "message/rfc822".to_string(),
+        (None, _) => "text/plain".to_string(),
+    };
+    let name = part.attachment_name().unwrap_or("").trim().to_string();
+    Attachment {
+        name,
+        content_type,
+        size: decoded_size(part, input),
+    }
+}
+
+/// The decoded size in bytes of a leaf: after the transfer encoding is
+/// undone, before any charset conversion.
+fn decoded_size(part: &MessagePart<'_>, input: &[u8]) -> u64 {
+    let raw_range = || {
+        let start = part.offset_body as usize;
+        let end = (part.offset_end as usize).min(input.len());
+        input.get(start..end.max(start)).unwrap_or_default()
+    };
+    let size = match &part.body {
+        PartType::Binary(b) | PartType::InlineBinary(b) => b.len(),
+        PartType::Message(inner) if part.encoding != Encoding::None => inner.raw_message.len(),
+        PartType::Message(_) => raw_range().len(),
+        PartType::Text(_) | PartType::Html(_) => match part.encoding {
+            Encoding::Base64 => charset::base64_decode(raw_range()).len(),
+            Encoding::QuotedPrintable => charset::quoted_printable_decode(raw_range()).len(),
+            Encoding::None => raw_range().len(),
+        },
+        PartType::Multipart(_) => 0,
+    };
+    size as u64
+}
+
+/// Parses an address as written in an envelope or by a user.
 pub(crate) fn parse_address(text: &str) -> Address {
-    Address { address: text.to_string(), ..Address::default() }
+    address::parse(text)
 }

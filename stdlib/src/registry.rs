@@ -117,3 +117,142 @@ pub fn registry() -> &'static Registry {
     static REGISTRY: LazyLock<Registry> = LazyLock::new(crate::builtins::build_registry);
     &REGISTRY
 }
+
+/// The member fields of values of type `ty` (`a.domain`, `now.hour`,
+/// `attachments.name`): (name, type, doc). On a list, the members of its
+/// items, each giving a list (`attachments.name` is a `list<string>`).
+pub fn members(ty: &Type) -> Vec<(&'static str, Type, &'static str)> {
+    if let Type::List(item) = ty {
+        return members(item)
+            .into_iter()
+            .map(|(name, t, doc)| (name, Type::list(t), doc))
+            .collect();
+    }
+    match ty {
+        Type::Address => vec![
+            (
+                "address",
+                Type::String,
+                "`local@domain` (`\"\"` for the null sender).",
+            ),
+            (
+                "local",
+                Type::String,
+                "The whole local part, `+detail` included.",
+            ),
+            (
+                "domain",
+                Type::String,
+                "The domain, as written (comparisons ignore case).",
+            ),
+            (
+                "detail",
+                Type::String,
+                "What follows the first `+` in the local part, or `\"\"`.",
+            ),
+            (
+                "name",
+                Type::String,
+                "The display name, RFC 2047-decoded, or `\"\"`.",
+            ),
+        ],
+        Type::Attachment => vec![
+            (
+                "name",
+                Type::String,
+                "The file name (RFC 2231 and RFC 2047 decoded), else the Content-Type `name`, else `\"\"`.",
+            ),
+            (
+                "type",
+                Type::String,
+                "Lower-case `type/subtype`, without parameters (`application/pdf`).",
+            ),
+            ("size", Type::Int, "Decoded size in bytes."),
+        ],
+        Type::Time => vec![
+            ("hour", Type::Int, "Hour of the day, 0-23, in UTC."),
+            ("minute", Type::Int, "Minute of the hour, 0-59, in UTC."),
+            (
+                "weekday",
+                Type::String,
+                "Day of the week in UTC, a lower-case English name: `\"monday\"` … `\"sunday\"`.",
+            ),
+            ("day", Type::Int, "Day of the month, 1-31, in UTC."),
+            ("month", Type::Int, "Month, 1-12, in UTC."),
+            ("year", Type::Int, "Year, in UTC."),
+        ],
+        Type::Duration => vec![
+            ("seconds", Type::Int, "The duration in whole seconds."),
+            (
+                "hours",
+                Type::Float,
+                "The duration in hours (`90m.hours` is 1.5).",
+            ),
+            (
+                "days",
+                Type::Float,
+                "The duration in days (`36h.days` is 1.5).",
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// The value of member `member` of `v` (see [`members`]); on a list, the
+/// list of its items' members. `None` when `v` has no such member.
+pub fn member_value(v: &Value, member: &str) -> Option<Value> {
+    use chrono::{Datelike, Timelike};
+    Some(match v {
+        Value::List(items) => Value::list(
+            items
+                .iter()
+                .map(|item| member_value(item, member))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        Value::Address(a) => Value::str(match member {
+            "address" => &a.address,
+            "local" => &a.local,
+            "domain" => &a.domain,
+            "detail" => &a.detail,
+            "name" => &a.name,
+            _ => return None,
+        }),
+        Value::Attachment(a) => match member {
+            "name" => Value::str(&a.name),
+            "type" => Value::str(&a.content_type),
+            "size" => Value::Int(i64::try_from(a.size).unwrap_or(i64::MAX)),
+            _ => return None,
+        },
+        Value::Time(secs) => {
+            let t = chrono::DateTime::from_timestamp(*secs, 0).unwrap_or_default();
+            match member {
+                "hour" => Value::Int(i64::from(t.hour())),
+                "minute" => Value::Int(i64::from(t.minute())),
+                "weekday" => Value::str(weekday_name(t.weekday())),
+                "day" => Value::Int(i64::from(t.day())),
+                "month" => Value::Int(i64::from(t.month())),
+                "year" => Value::Int(i64::from(t.year())),
+                _ => return None,
+            }
+        }
+        Value::Duration(secs) => match member {
+            "seconds" => Value::Int(*secs),
+            "hours" => Value::Float(*secs as f64 / 3_600.0),
+            "days" => Value::Float(*secs as f64 / 86_400.0),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+fn weekday_name(day: chrono::Weekday) -> &'static str {
+    match day {
+        chrono::Weekday::Mon => "monday",
+        chrono::Weekday::Tue => "tuesday",
+        chrono::Weekday::Wed => "wednesday",
+        chrono::Weekday::Thu => "thursday",
+        chrono::Weekday::Fri => "friday",
+        chrono::Weekday::Sat => "saturday",
+        chrono::Weekday::Sun => "sunday",
+    }
+}

@@ -48,6 +48,16 @@ impl Value {
         Value::List(Arc::new(items))
     }
 
+    /// An address value.
+    pub fn address(a: Address) -> Value {
+        Value::Address(Arc::new(a))
+    }
+
+    /// An attachment value.
+    pub fn attachment(a: Attachment) -> Value {
+        Value::Attachment(Arc::new(a))
+    }
+
     /// The boolean, if this is one.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
@@ -81,4 +91,86 @@ impl Value {
             _ => None,
         }
     }
+}
+
+impl Value {
+    /// The value as text for `${...}` interpolation (LANGUAGE.md §2):
+    /// - a string as is; an address as its `.address`;
+    /// - a number in shortest form (`9.5`, `8`: an integral float prints
+    ///   without `.0`);
+    /// - a time as RFC 3339 in UTC (`2026-11-22T07:00:00Z`);
+    /// - a duration as a Flow literal in the largest unit that divides it
+    ///   exactly (`90s`, `5m`, `2h`, `7d`, `-30s`; zero is `0s`);
+    /// - an ip as usual text, a cidr as `address/prefix`;
+    /// - a list as its items' texts joined with `, `;
+    /// - a regex as its source, an attachment as its name, captures as the
+    ///   whole match (`m[0]`), a bool as `true`/`false`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => format_float(*f),
+            Value::Str(s) => s.to_string(),
+            Value::Address(a) => a.address.clone(),
+            Value::Ip(ip) => ip.to_string(),
+            Value::Cidr(ip, prefix) => format!("{ip}/{prefix}"),
+            Value::Time(t) => format_time(*t),
+            Value::Duration(d) => format_duration(*d),
+            Value::Regex(r) => r.as_str().to_string(),
+            Value::List(items) => items
+                .iter()
+                .map(Value::to_text)
+                .collect::<Vec<_>>()
+                .join(", "),
+            Value::Attachment(a) => a.name.clone(),
+            Value::Captures(c) => c.first().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// A float in shortest round-trip form, without a trailing `.0`.
+fn format_float(f: f64) -> String {
+    // Rust's `Display` for f64 is already the shortest round-trip form and
+    // prints integral values without a fraction (`8`).
+    format!("{f}")
+}
+
+/// Seconds since the epoch as RFC 3339 UTC; out-of-range times print as
+/// their number of seconds.
+pub fn format_time(secs: i64) -> String {
+    match chrono::DateTime::from_timestamp(secs, 0) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => secs.to_string(),
+    }
+}
+
+/// A duration as a Flow literal (`5m`), in the largest exact unit.
+pub fn format_duration(secs: i64) -> String {
+    const UNITS: [(i64, &str); 3] = [(86_400, "d"), (3_600, "h"), (60, "m")];
+    for (size, unit) in UNITS {
+        if secs != 0 && secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// Case folding for case-insensitive comparisons (LANGUAGE.md §4: string
+/// comparisons ignore case, as in Sieve). It lowercases each character
+/// (Unicode lowercase mapping) and folds the final sigma `ς` to `σ`, which
+/// matches Unicode simple case folding for every cased letter in common
+/// use; the few characters whose full lowercase differs (`İ`) lowercase
+/// the same way on both sides of a comparison. ASCII text takes a fast path.
+pub fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            'ς' => out.push('σ'),
+            c => out.extend(c.to_lowercase()),
+        }
+    }
+    out
 }

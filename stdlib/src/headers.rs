@@ -1,0 +1,305 @@
+//! The top-level header block: where it ends, its fields as written, and
+//! RFC 2047 decoding of their values.
+//!
+//! Weir reads the header block itself rather than through mail-parser's
+//! structured header values, because `header("Name")` must be the field as
+//! written (unfolded, decoded, trimmed), never a re-rendering.
+//!
+//! The rule for "is there a header block at all" (LANGUAGE.md §4, "any bytes
+//! are a message"):
+//! - A first line of the form `From ...` (an mbox envelope line, no colon
+//!   right after the word) is skipped when the next line is a header field.
+//! - The message has headers only if its first line is a syntactically
+//!   valid header field: a name of printable ASCII other than `:` (at least
+//!   one byte), optional spaces or tabs, then `:`. Otherwise there is no
+//!   header block and every byte is body.
+//! - The block then runs over field lines and their continuation lines
+//!   (lines starting with a space or tab). It ends at the first empty line
+//!   (which belongs to neither part), at the end of input, or at the first
+//!   line that is neither a field nor a continuation: that line is the first
+//!   line of the body (the blank separator is missing).
+//! - A message whose first line is empty has an empty header block: the
+//!   body is what follows that line.
+
+use crate::charset;
+
+/// One header field of the top-level block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderField {
+    /// The field name as written (without the colon and trailing blanks).
+    pub(crate) name: String,
+    /// The value: unfolded, trimmed, not decoded (invalid UTF-8 replaced).
+    pub(crate) raw: String,
+    /// The value, RFC 2047-decoded.
+    pub(crate) decoded: String,
+}
+
+/// The result of scanning the header block.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeaderBlock {
+    /// The fields in order.
+    pub(crate) fields: Vec<HeaderField>,
+    /// Where the header block starts (after a skipped mbox `From ` line).
+    pub(crate) start: usize,
+    /// Where the header lines end (before the blank separator line, if any).
+    pub(crate) end: usize,
+    /// Where the body starts.
+    pub(crate) body_start: usize,
+    /// Whether the block ended at a blank line (false: at end of input or at
+    /// a line that is not a header field).
+    pub(crate) has_separator: bool,
+}
+
+/// Splits `bytes` at `pos` into the line starting there (without its line
+/// ending) and the offset of the next line.
+fn line_at(bytes: &[u8], pos: usize) -> (&[u8], usize) {
+    let rest = bytes.get(pos..).unwrap_or_default();
+    match rest.iter().position(|&b| b == b'\n') {
+        Some(nl) => {
+            let line = &rest[..nl];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (line, pos + nl + 1)
+        }
+        None => (rest, bytes.len()),
+    }
+}
+
+/// The length of the field name of `line` and the offset just after its
+/// colon, if `line` is a syntactically valid header field.
+fn field_name(line: &[u8]) -> Option<(usize, usize)> {
+    let name_len = line
+        .iter()
+        .position(|&b| !(33..=126).contains(&b) || b == b':')?;
+    if name_len == 0 {
+        return None;
+    }
+    let mut pos = name_len;
+    while let Some(b' ' | b'\t') = line.get(pos) {
+        pos += 1;
+    }
+    (line.get(pos) == Some(&b':')).then_some((name_len, pos + 1))
+}
+
+/// Scans the header block of `bytes`, stopping after `max_fields + 1`
+/// fields (the caller refuses the message then; no need to read further).
+pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
+    let mut start = 0;
+    let (first, after_first) = line_at(bytes, 0);
+    if first.starts_with(b"From ") && field_name(first).is_none() {
+        let (second, _) = line_at(bytes, after_first);
+        if field_name(second).is_some() {
+            start = after_first;
+        }
+    }
+    let (first, after_first) = line_at(bytes, start);
+    if first.is_empty() && after_first > start {
+        // An empty first line: an empty header block, then the body.
+        return HeaderBlock {
+            fields: Vec::new(),
+            start,
+            end: start,
+            body_start: after_first,
+            has_separator: true,
+        };
+    }
+    if field_name(first).is_none() {
+        return HeaderBlock::default();
+    }
+
+    let mut fields = Vec::new();
+    let mut pos = start;
+    let mut block = HeaderBlock {
+        start,
+        ..HeaderBlock::default()
+    };
+    // The field being read: its name and the bytes of its value lines.
+    let mut current: Option<(String, Vec<u8>)> = None;
+    loop {
+        if pos >= bytes.len() {
+            block.end = bytes.len();
+            block.body_start = bytes.len();
+            break;
+        }
+        let (line, next) = line_at(bytes, pos);
+        if line.is_empty() {
+            block.end = pos;
+            block.body_start = next;
+            block.has_separator = true;
+            break;
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            if let Some((_, value)) = current.as_mut() {
+                // Unfolding: the line break goes, the whitespace stays.
+                value.extend_from_slice(line);
+            }
+            pos = next;
+            continue;
+        }
+        let Some((name_len, value_at)) = field_name(line) else {
+            block.end = pos;
+            block.body_start = pos;
+            break;
+        };
+        if let Some(done) = current.take() {
+            fields.push(finish(done));
+        }
+        if fields.len() > max_fields {
+            block.end = pos;
+            block.body_start = pos;
+            break;
+        }
+        let name = String::from_utf8_lossy(&line[..name_len]).into_owned();
+        current = Some((name, line[value_at..].to_vec()));
+        pos = next;
+    }
+    if let Some(done) = current.take() {
+        fields.push(finish(done));
+    }
+    block.fields = fields;
+    block
+}
+
+fn finish((name, value): (String, Vec<u8>)) -> HeaderField {
+    let raw = String::from_utf8_lossy(&value).trim().to_string();
+    let decoded = decode_rfc2047(&raw).trim().to_string();
+    HeaderField { name, raw, decoded }
+}
+
+/// The longest encoded word considered (RFC 2047 allows 75 bytes; some
+/// mailers write longer ones). Bounding it keeps decoding linear.
+const MAX_ENCODED_WORD: usize = 1024;
+
+/// One parsed encoded word: `=?charset?E?text?=`.
+struct EncodedWord {
+    charset: String,
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+/// Parses an encoded word at the start of `s` (which starts with `=?`).
+fn encoded_word(s: &str) -> Option<EncodedWord> {
+    let window = &s.as_bytes()[..s.len().min(MAX_ENCODED_WORD)];
+    let rest = window.get(2..)?;
+    let q1 = rest.iter().position(|&b| b == b'?')?;
+    let charset = &rest[..q1];
+    if charset.is_empty() || charset.iter().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    let encoding = *rest.get(q1 + 1)?;
+    if rest.get(q1 + 2) != Some(&b'?') {
+        return None;
+    }
+    let text_start = q1 + 3;
+    // Encoded text never holds `?` (RFC 2047 §5), so it ends at the next
+    // `?`, which must start `?=`. Every scan thus stops at the next `?`,
+    // which keeps decoding linear however many `=?` a header holds.
+    let text_len = rest.get(text_start..)?.iter().position(|&b| b == b'?')?;
+    if rest.get(text_start + text_len + 1) != Some(&b'=') {
+        return None;
+    }
+    let text = &rest[text_start..text_start + text_len];
+    if text.iter().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    let bytes = match encoding {
+        b'b' | b'B' => charset::base64_decode(text),
+        b'q' | b'Q' => charset::q_decode(text),
+        _ => return None,
+    };
+    // RFC 2231 adds a language: `utf-8*en`.
+    let charset = charset.split(|&b| b == b'*').next().unwrap_or(charset);
+    Some(EncodedWord {
+        charset: String::from_utf8_lossy(charset).to_ascii_lowercase(),
+        bytes,
+        len: 2 + text_start + text_len + 2,
+    })
+}
+
+/// Decodes the RFC 2047 encoded words of `s`. Whitespace between two
+/// encoded words is dropped (RFC 2047 §6.2); adjacent words in one charset
+/// are joined before decoding, so a character split across words survives.
+/// Text that is not a well-formed encoded word is kept as written.
+pub(crate) fn decode_rfc2047(s: &str) -> String {
+    if !s.contains("=?") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    // Decoded bytes not yet converted, with their charset.
+    let mut pending: Option<(String, Vec<u8>)> = None;
+    let mut rest = s;
+    while !rest.is_empty() {
+        if rest.starts_with("=?")
+            && let Some(word) = encoded_word(rest)
+        {
+            match pending.as_mut() {
+                Some((charset, bytes)) if *charset == word.charset => {
+                    bytes.extend_from_slice(&word.bytes)
+                }
+                _ => {
+                    flush(&mut out, pending.take());
+                    pending = Some((word.charset, word.bytes));
+                }
+            }
+            rest = &rest[word.len..];
+            // Whitespace up to another encoded word disappears.
+            let blank = rest.len() - rest.trim_start_matches([' ', '\t', '\r', '\n']).len();
+            let after = &rest[blank..];
+            if blank > 0 && after.starts_with("=?") && encoded_word(after).is_some() {
+                rest = after;
+            }
+            continue;
+        }
+        flush(&mut out, pending.take());
+        // Copy literal text up to the next possible encoded word.
+        let first = rest.chars().next().map_or(1, char::len_utf8);
+        let next = rest[first..].find("=?").map_or(rest.len(), |i| i + first);
+        out.push_str(&rest[..next]);
+        rest = &rest[next..];
+    }
+    flush(&mut out, pending.take());
+    out
+}
+
+fn flush(out: &mut String, pending: Option<(String, Vec<u8>)>) {
+    if let Some((charset, bytes)) = pending {
+        out.push_str(&charset::decode(&charset, &bytes));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_encoded_words() {
+        assert_eq!(decode_rfc2047("=?utf-8?q?caf=C3=A9?= ok"), "café ok");
+        assert_eq!(decode_rfc2047("=?UTF-8?B?Y2Fmw6k=?="), "café");
+        assert_eq!(decode_rfc2047("=?utf-8?q?a?= =?utf-8?q?b?="), "ab");
+        assert_eq!(decode_rfc2047("=?iso-8859-1?q?d=E9j=E0?="), "déjà");
+        assert_eq!(decode_rfc2047("a =?bogus"), "a =?bogus");
+        assert_eq!(decode_rfc2047("x =?utf-8?q?a_b?= y"), "x a b y");
+        // A UTF-8 character split across two words.
+        assert_eq!(decode_rfc2047("=?utf-8?q?=C3?= =?utf-8?q?=A9?="), "é");
+    }
+
+    #[test]
+    fn scans_folded_fields() {
+        let block = scan(b"Subject: a\r\n  b\r\nTo: x\r\n\r\nbody", 100);
+        assert_eq!(block.fields.len(), 2);
+        assert_eq!(block.fields[0].raw, "a  b");
+        assert_eq!(
+            &b"Subject: a\r\n  b\r\nTo: x\r\n\r\nbody"[block.body_start..],
+            b"body"
+        );
+    }
+
+    #[test]
+    fn no_header_block() {
+        let block = scan(b"hello world\nSubject: x\n\nbody", 100);
+        assert!(block.fields.is_empty());
+        assert_eq!(block.body_start, 0);
+        let block = scan(b"\nSubject: x\n", 100);
+        assert!(block.fields.is_empty());
+        assert_eq!(block.body_start, 1);
+    }
+}

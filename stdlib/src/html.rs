@@ -1,0 +1,410 @@
+//! HTML to plain text for `body` (LANGUAGE.md §4): one linear pass.
+//!
+//! - Tags are removed. Inline tags (`b`, `a`, `span`, ...) add nothing, so
+//!   `<b>fr</b>ee` reads `free`; `<br>` and block elements (`p div li tr h1`
+//!   … `table ul ol blockquote pre hr` …) become a line break; table cells
+//!   (`td th`) become a space.
+//! - `head`, `script`, `style`, `title` and `template` are dropped with
+//!   their content; comments, `<!DOCTYPE>`, CDATA and processing
+//!   instructions are dropped.
+//! - Entities are decoded: `&#NNN;`, `&#xHH;` and the common named ones;
+//!   `&nbsp;` is an ordinary space. An unknown or unterminated entity stays
+//!   as written (`AT&T`).
+//! - Whitespace is collapsed: a run of spaces, tabs and source line breaks
+//!   is one space, a run of line breaks from tags is one `\n`, and the text
+//!   is trimmed. `<pre>` is not special.
+
+/// Elements that start a new line.
+const BLOCK: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "caption",
+    "dd",
+    "details",
+    "dialog",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "tfoot",
+    "thead",
+    "tr",
+    "ul",
+];
+
+/// Elements whose content is dropped, and the tag that ends it.
+const DROPPED: &[&str] = &["head", "script", "style", "title", "template", "noscript"];
+
+/// Builds the output with whitespace collapsed.
+struct Out {
+    text: String,
+    space: bool,
+    newline: bool,
+}
+
+impl Out {
+    fn push(&mut self, c: char) {
+        if !self.text.is_empty() {
+            if self.newline {
+                self.text.push('\n');
+            } else if self.space {
+                self.text.push(' ');
+            }
+        }
+        self.space = false;
+        self.newline = false;
+        self.text.push(c);
+    }
+
+    fn push_str(&mut self, s: &str) {
+        for c in s.chars() {
+            if c.is_whitespace() {
+                self.space = true;
+            } else {
+                self.push(c);
+            }
+        }
+    }
+}
+
+/// Whether `haystack` at `at` starts with `needle`, ASCII case-insensitively.
+fn starts_with_ci(haystack: &[u8], at: usize, needle: &[u8]) -> bool {
+    haystack
+        .get(at..at + needle.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(needle))
+}
+
+/// Finds `needle` (ASCII, case-insensitive) in `haystack` from `from`.
+fn find_ci(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    let first = needle.first()?.to_ascii_lowercase();
+    let mut i = from;
+    while i < haystack.len() {
+        let rel = haystack[i..]
+            .iter()
+            .position(|b| b.to_ascii_lowercase() == first)?;
+        i += rel;
+        if starts_with_ci(haystack, i, needle) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Converts HTML to text (see the module docs).
+pub fn html_to_text(html: &str) -> String {
+    let bytes = html.as_bytes();
+    let mut out = Out {
+        text: String::with_capacity(html.len() / 2),
+        space: false,
+        newline: false,
+    };
+    let mut i = 0;
+    // Start of the pending run of plain text.
+    let mut text_start = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => {
+                let Some(end) = markup_end(bytes, i) else {
+                    i += 1;
+                    continue;
+                };
+                out.push_str(&html[text_start..i]);
+                let (name, closing) = tag_name(&bytes[i + 1..end]);
+                let mut next = end + 1;
+                if BLOCK.contains(&name.as_str()) {
+                    out.newline = true;
+                } else if name == "td" || name == "th" {
+                    out.space = true;
+                } else if !closing && DROPPED.contains(&name.as_str()) {
+                    next = dropped_end(bytes, next, &name);
+                    out.space = true;
+                }
+                i = next;
+                text_start = i;
+            }
+            b'&' => {
+                out.push_str(&html[text_start..i]);
+                match entity(&html[i..]) {
+                    Some((decoded, len)) => {
+                        if decoded.is_whitespace() {
+                            // `&nbsp;` included: it is an ordinary space here.
+                            out.space = true;
+                        } else if decoded != '\u{ad}' {
+                            out.push(decoded);
+                        }
+                        i += len;
+                    }
+                    None => {
+                        out.push('&');
+                        i += 1;
+                    }
+                }
+                text_start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&html[text_start..]);
+    out.text
+}
+
+/// The index of the `>` ending the markup that starts with `<` at `at`, or
+/// `None` when `<` does not start markup (then it is text).
+fn markup_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let next = *bytes.get(at + 1)?;
+    if bytes[at + 1..].starts_with(b"!--") {
+        return Some(find_ci(bytes, at + 4, b"-->").map_or(bytes.len() - 1, |e| e + 2));
+    }
+    if !(next.is_ascii_alphabetic() || next == b'/' || next == b'!' || next == b'?') {
+        return None;
+    }
+    // A tag: up to `>`, skipping quoted attribute values.
+    let mut quote: Option<u8> = None;
+    for (offset, &b) in bytes[at + 1..].iter().enumerate() {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'>' => return Some(at + 1 + offset),
+            None => {}
+        }
+    }
+    // An unterminated tag swallows the rest of the input.
+    Some(bytes.len() - 1)
+}
+
+/// The lower-case element name of the markup between `<` and `>`, and
+/// whether it is a closing tag.
+fn tag_name(inner: &[u8]) -> (String, bool) {
+    let (closing, rest) = match inner.first() {
+        Some(b'/') => (true, &inner[1..]),
+        _ => (false, inner),
+    };
+    let name: String = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .map(|b| b.to_ascii_lowercase() as char)
+        .collect();
+    (name, closing)
+}
+
+/// Where the content of a dropped element `name` that starts at `from`
+/// ends: after its closing tag (for `head`, also at `<body`), or the end.
+fn dropped_end(bytes: &[u8], from: usize, name: &str) -> usize {
+    let closing = format!("</{name}");
+    let end = find_ci(bytes, from, closing.as_bytes());
+    if name == "head" {
+        // A `<body>` before `</head>` ends the head too. Searching only up
+        // to `</head>` keeps many small heads linear.
+        let limit = end.unwrap_or(bytes.len());
+        if let Some(body) = find_ci(&bytes[..limit], from, b"<body") {
+            return body;
+        }
+    }
+    match end {
+        Some(e) => bytes[e..]
+            .iter()
+            .position(|&b| b == b'>')
+            .map_or(bytes.len(), |gt| e + gt + 1),
+        None => bytes.len(),
+    }
+}
+
+/// Decodes the entity at the start of `s` (which starts with `&`): the
+/// character and the entity's length in bytes.
+fn entity(s: &str) -> Option<(char, usize)> {
+    // Entity names are short ASCII; `;` is ASCII, so slicing at it is safe.
+    let window = &s.as_bytes()[1..s.len().min(34)];
+    let semi = window.iter().position(|&b| b == b';')?;
+    let name = s.get(1..1 + semi)?;
+    let len = semi + 2;
+    if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse::<u32>().ok()?,
+        };
+        let c = char::from_u32(code)
+            .filter(|&c| c != '\0')
+            .unwrap_or('\u{fffd}');
+        return Some((c, len));
+    }
+    NAMED
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .ok()
+        .map(|i| (NAMED[i].1, len))
+}
+
+/// Common named entities, sorted by name (binary search).
+const NAMED: &[(&str, char)] = &[
+    ("AElig", 'Æ'),
+    ("Aacute", 'Á'),
+    ("Acirc", 'Â'),
+    ("Agrave", 'À'),
+    ("Aring", 'Å'),
+    ("Atilde", 'Ã'),
+    ("Auml", 'Ä'),
+    ("Ccedil", 'Ç'),
+    ("Eacute", 'É'),
+    ("Ecirc", 'Ê'),
+    ("Egrave", 'È'),
+    ("Euml", 'Ë'),
+    ("Iacute", 'Í'),
+    ("Icirc", 'Î'),
+    ("Igrave", 'Ì'),
+    ("Iuml", 'Ï'),
+    ("Ntilde", 'Ñ'),
+    ("Oacute", 'Ó'),
+    ("Ocirc", 'Ô'),
+    ("Ograve", 'Ò'),
+    ("Oslash", 'Ø'),
+    ("Otilde", 'Õ'),
+    ("Ouml", 'Ö'),
+    ("Uacute", 'Ú'),
+    ("Ucirc", 'Û'),
+    ("Ugrave", 'Ù'),
+    ("Uuml", 'Ü'),
+    ("Yacute", 'Ý'),
+    ("aacute", 'á'),
+    ("acirc", 'â'),
+    ("aelig", 'æ'),
+    ("agrave", 'à'),
+    ("amp", '&'),
+    ("apos", '\''),
+    ("aring", 'å'),
+    ("atilde", 'ã'),
+    ("auml", 'ä'),
+    ("bdquo", '„'),
+    ("bull", '•'),
+    ("ccedil", 'ç'),
+    ("cent", '¢'),
+    ("copy", '©'),
+    ("dagger", '†'),
+    ("deg", '°'),
+    ("divide", '÷'),
+    ("eacute", 'é'),
+    ("ecirc", 'ê'),
+    ("egrave", 'è'),
+    ("emsp", ' '),
+    ("ensp", ' '),
+    ("euml", 'ë'),
+    ("euro", '€'),
+    ("frac12", '½'),
+    ("frac14", '¼'),
+    ("frac34", '¾'),
+    ("gt", '>'),
+    ("hellip", '…'),
+    ("iacute", 'í'),
+    ("icirc", 'î'),
+    ("iexcl", '¡'),
+    ("igrave", 'ì'),
+    ("iquest", '¿'),
+    ("iuml", 'ï'),
+    ("laquo", '«'),
+    ("ldquo", '“'),
+    ("lsaquo", '‹'),
+    ("lsquo", '‘'),
+    ("lt", '<'),
+    ("mdash", '—'),
+    ("middot", '·'),
+    ("nbsp", '\u{a0}'),
+    ("ndash", '–'),
+    ("not", '¬'),
+    ("ntilde", 'ñ'),
+    ("oacute", 'ó'),
+    ("ocirc", 'ô'),
+    ("ograve", 'ò'),
+    ("oslash", 'ø'),
+    ("otilde", 'õ'),
+    ("ouml", 'ö'),
+    ("para", '¶'),
+    ("plusmn", '±'),
+    ("pound", '£'),
+    ("quot", '"'),
+    ("raquo", '»'),
+    ("rdquo", '”'),
+    ("reg", '®'),
+    ("rsaquo", '›'),
+    ("rsquo", '’'),
+    ("sbquo", '‚'),
+    ("sect", '§'),
+    ("shy", '\u{ad}'),
+    ("szlig", 'ß'),
+    ("thinsp", ' '),
+    ("times", '×'),
+    ("trade", '™'),
+    ("uacute", 'ú'),
+    ("ucirc", 'û'),
+    ("ugrave", 'ù'),
+    ("uuml", 'ü'),
+    ("yacute", 'ý'),
+    ("yen", '¥'),
+    ("yuml", 'ÿ'),
+    ("zwj", '\u{200d}'),
+    ("zwnj", '\u{200c}'),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_entities_are_sorted() {
+        assert!(NAMED.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn converts() {
+        assert_eq!(
+            html_to_text("<p>Hello <b>wor</b>ld</p><p>Two&nbsp;&amp;&#33;&#x21;</p>"),
+            "Hello world\nTwo &!!"
+        );
+        assert_eq!(
+            html_to_text(
+                "<html><head><title>T</title><style>p{}</style></head><body>A<br>B<script>x<y</script> C</body>"
+            ),
+            "A\nB C"
+        );
+        assert_eq!(
+            html_to_text("a < b &bogus; AT&T <!-- <p>x</p> --> end"),
+            "a < b &bogus; AT&T end"
+        );
+        assert_eq!(
+            html_to_text("<a href='x>y'>link</a>\n\n  text"),
+            "link text"
+        );
+        assert_eq!(
+            html_to_text("<ul><li>one</li><li>two</li></ul>"),
+            "one\ntwo"
+        );
+        assert_eq!(
+            html_to_text("<table><tr><td>a</td><td>b</td></tr></table>"),
+            "a b"
+        );
+    }
+}

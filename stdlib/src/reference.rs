@@ -1,0 +1,284 @@
+//! The Markdown reference of everything built in: fields, members,
+//! functions, actions (from the [registry](crate::registry)) and the
+//! `stdlib/*.flow` modules (from their doc comments). `docs/reference.md`
+//! is this text; a test fails when the two differ, so the docs cannot drift.
+
+use std::fmt::Write;
+
+use crate::modules::MODULES;
+use crate::registry::{ParamType, members, registry};
+use crate::types::Type;
+
+/// Escapes text for a Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The parameter list and return type of a function: `(string, int) -> bool`.
+fn signature(params: &[ParamType], ret: &Type) -> String {
+    let params: Vec<String> = params
+        .iter()
+        .map(|p| match p {
+            ParamType::Exact(t) => t.to_string(),
+            ParamType::AnyList => "list".to_string(),
+            ParamType::RuleName => "rule".to_string(),
+        })
+        .collect();
+    format!("({}) -> {ret}", params.join(", "))
+}
+
+/// A declaration of a Flow module with the doc comment above it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ModuleItem {
+    /// The declaration's head: `fn is_bulk()`, `rule spam_score priority 50`.
+    pub head: String,
+    /// The `#` comment lines immediately above it, without the `#`.
+    pub doc: Vec<String>,
+}
+
+/// The `fn` and `rule` declarations of a module's source, each with the
+/// comment lines immediately above it. Plain string scanning: the reference
+/// must not depend on the grammar crate.
+pub fn module_items(source: &str) -> Vec<ModuleItem> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut items = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.trim();
+        let head = if line.starts_with("fn ") {
+            line.split_once(" =").map_or(line, |(head, _)| head)
+        } else if line.starts_with("rule ") {
+            line.split_once('{').map_or(line, |(head, _)| head)
+        } else {
+            continue;
+        };
+        let mut doc = Vec::new();
+        for above in lines[..i].iter().rev() {
+            let Some(text) = above.trim().strip_prefix('#') else {
+                break;
+            };
+            doc.push(
+                text.strip_prefix(' ')
+                    .unwrap_or(text)
+                    .trim_end()
+                    .to_string(),
+            );
+        }
+        doc.reverse();
+        items.push(ModuleItem {
+            head: head.trim().to_string(),
+            doc,
+        });
+    }
+    items
+}
+
+/// How the message model reads mail, where LANGUAGE.md leaves a choice.
+const MESSAGE_NOTES: &str = "
+### How messages are read
+
+- **Header block.** A message has headers only if its first line is a header field (`Name:` \
+with a name of printable ASCII). Otherwise there is no header block and every byte is body \
+(binary data, a bare text file). A first empty line is an empty header block: the body is what \
+follows it. A leading mbox `From ` line is skipped. The header block ends at the first empty \
+line, or at the first line that is neither a field nor a continuation (that line starts the \
+body).
+- **`header(\"Name\")`** is the field as written: the text after the colon, unfolded (a line \
+break before a space or tab disappears, the space or tab stays), RFC 2047-decoded (whitespace \
+between two encoded words is dropped), trimmed. Invalid UTF-8 becomes U+FFFD. Only the \
+top-level header block counts.
+- **`body`**: parts that are empty or all whitespace are left out; line endings are `\\n`. In \
+`multipart/alternative` the first alternative holding plain text is read, else the first \
+holding HTML, else the first. Other alternatives add nothing to `body`, but their HTML counts \
+for `body.html` and their non-text parts are still attachments. A `text/*` part is body unless \
+its Content-Disposition is `attachment`; any other leaf is an attachment. A `multipart` part \
+without a boundary is read as text.
+- **HTML as text**: tags removed (inline tags add nothing; `<br>`, `<p>`, `<div>`, `<li>`, \
+`<tr>`, headings, lists, tables and other block elements become line breaks; table cells a \
+space); `head`, `script`, `style` and `title` dropped; entities decoded (`&nbsp;` is a space); \
+runs of spaces become one space and runs of line breaks one line break; trimmed.
+- **Enclosed messages** (`message/rfc822`) are one attachment each, of type `message/rfc822`, \
+whose size is the enclosed message's length; their parts are not looked into.
+- **Limits**: a message over `max_message_size` bytes, with more than `max_headers` top-level \
+header fields, or with a part nested deeper than `max_mime_depth` (the top-level entity is \
+depth 0; each multipart or enclosed message adds one) is refused with the configured outcome.
+- **Addresses**: `.domain` is what follows the last `@`; `.detail` what follows the first `+` of \
+the local part. `<>` and `\"\"` are the null sender, every part `\"\"`.
+- **Case**: comparisons fold case by Unicode lowercase mapping (final `ς` folds to `σ`).
+- **Text of values** (`${...}`): numbers in shortest form (`8`, `9.5`), times in RFC 3339 UTC, \
+durations as a Flow literal in the largest exact unit (`90s`, `5m`, `7d`), lists joined with \
+`, `, addresses as `.address`, attachments as their name.
+";
+
+/// The comment block at the top of a module's source, without the `#`.
+pub fn module_intro(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .map_while(|line| line.trim().strip_prefix('#'))
+        .map(|text| {
+            text.strip_prefix(' ')
+                .unwrap_or(text)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Comment lines as Markdown: lines indented by two or more spaces (code
+/// examples) go into a fenced `flow` block, the others are text.
+fn comment_markdown(lines: &[String]) -> String {
+    let mut out = String::new();
+    let mut in_code = false;
+    for line in lines {
+        let is_code = line.starts_with("  ");
+        if is_code && !in_code {
+            out.push_str("\n```flow\n");
+        } else if !is_code && in_code {
+            out.push_str("```\n\n");
+        }
+        in_code = is_code;
+        if is_code {
+            let _ = writeln!(out, "{}", line.strip_prefix("  ").unwrap_or(line));
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if in_code {
+        out.push_str("```\n");
+    }
+    // A blank comment line next to a fence would leave two empty lines.
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out.trim().to_string()
+}
+
+/// The whole reference as Markdown.
+pub fn reference_markdown() -> String {
+    let reg = registry();
+    let mut out = String::new();
+    out.push_str(
+        "# Weir reference\n\n\
+         <!-- Generated from the builtin registry of weir-stdlib and the stdlib/*.flow modules \
+         by `reference_markdown()`; do not edit. Regenerate with \
+         `UPDATE_EXPECT=1 cargo test -p weir-stdlib --test reference`. -->\n\n\
+         Everything a rule can read or do without declaring it: the fields of the message \
+         model, the members of their values, the builtin functions, the actions, and the \
+         standard library modules (`import \"stdlib/NAME\"`). The language itself is described \
+         in the language reference.\n\n",
+    );
+
+    out.push_str("## Fields\n\n");
+    out.push_str(
+        "The stage is the first milter stage at which the field is known (`—`: it depends on \
+         the rules).\n\n| field | type | stage | description |\n| --- | --- | --- | --- |\n",
+    );
+    for f in &reg.fields {
+        let stage = f.stage.map_or("—", |s| s.as_str());
+        let lmtp = if f.lmtp_only { " (LMTP only)" } else { "" };
+        let _ = writeln!(
+            out,
+            "| `{}` | `{}` | {stage}{lmtp} | {} |",
+            f.path,
+            cell(&f.ty.to_string()),
+            cell(f.doc)
+        );
+    }
+
+    out.push_str(MESSAGE_NOTES);
+
+    out.push_str("\n## Members\n\n");
+    out.push_str(
+        "`value.member` reads a part of a value. On a list, the member of every item gives a \
+         list: `attachments.name` is a `list<string>`.\n",
+    );
+    for ty in [Type::Address, Type::Attachment, Type::Time, Type::Duration] {
+        let _ = writeln!(
+            out,
+            "\n### {ty}\n\n| member | type | description |\n| --- | --- | --- |"
+        );
+        for (name, mty, doc) in members(&ty) {
+            let _ = writeln!(
+                out,
+                "| `.{name}` | `{}` | {} |",
+                cell(&mty.to_string()),
+                cell(doc)
+            );
+        }
+    }
+
+    out.push_str("\n## Functions\n");
+    for f in &reg.functions {
+        let _ = writeln!(
+            out,
+            "\n### `{}{}`\n\nStage: {}.\n\n{}",
+            f.name,
+            signature(&f.params, &f.ret),
+            f.stage,
+            f.doc
+        );
+    }
+
+    out.push_str("\n## Actions\n\n");
+    out.push_str("A verdict ends evaluation; the other actions accumulate in order.\n");
+    for a in &reg.actions {
+        let mut notes = Vec::new();
+        if a.verdict {
+            notes.push("verdict");
+        }
+        if a.lmtp_only {
+            notes.push("LMTP only");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
+        };
+        let _ = writeln!(out, "\n### `{}`{notes}\n\n{}", a.usage, a.doc);
+    }
+
+    out.push_str("\n## Standard library modules\n");
+    for (name, source) in MODULES {
+        let _ = writeln!(out, "\n### `stdlib/{name}`");
+        let intro = comment_markdown(&module_intro(source));
+        if !intro.is_empty() {
+            let _ = writeln!(out, "\n{intro}");
+        }
+        let items = module_items(source);
+        if items.is_empty() {
+            out.push_str("\nNo functions or rules yet.\n");
+        }
+        for item in items {
+            let _ = writeln!(out, "\n#### `{}`\n", item.head);
+            if item.doc.is_empty() {
+                out.push_str("Undocumented.\n");
+            } else {
+                let _ = writeln!(out, "{}", comment_markdown(&item.doc));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_items_take_the_comments_right_above() {
+        let src = "# header\n\n# Is it bulk?\n# Really.\nfn is_bulk() = true\nlet x = 1\nrule r priority 5 {\n}\n";
+        let items = module_items(src);
+        assert_eq!(
+            items,
+            [
+                ModuleItem {
+                    head: "fn is_bulk()".into(),
+                    doc: vec!["Is it bulk?".into(), "Really.".into()]
+                },
+                ModuleItem {
+                    head: "rule r priority 5".into(),
+                    doc: vec![]
+                },
+            ]
+        );
+    }
+}
