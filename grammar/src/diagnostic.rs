@@ -116,3 +116,96 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     }
     i
 }
+
+/// Renders a diagnostic rustc-style (ASCII, no colour): the header with the
+/// code, `--> file:line:col`, the source excerpt with carets under the span
+/// and its label, related locations in the same file, and the hint.
+///
+/// Related locations in other files are listed as notes; use
+/// [`render_with`] to show their excerpts too.
+pub fn render(diag: &Diagnostic, source: &str) -> String {
+    render_with(diag, source, &|_| None)
+}
+
+/// [`render`], looking up the text of other files named by related
+/// locations through `source_of` (given a file name, its text, if known).
+pub fn render_with(
+    diag: &Diagnostic,
+    source: &str,
+    source_of: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    use codespan_reporting::diagnostic::{Diagnostic as Report, Label};
+    use codespan_reporting::files::SimpleFiles;
+    use codespan_reporting::term::{self, Chars, Config};
+
+    let mut files = SimpleFiles::new();
+    let main = files.add(diag.file.clone(), source.to_string());
+    let mut primary = Label::primary(main, clamp(source, diag.span));
+    if let Some(label) = &diag.label {
+        primary = primary.with_message(label.clone());
+    }
+    let mut labels = vec![primary];
+    let mut notes = Vec::new();
+    for related in &diag.related {
+        let text = if related.file == diag.file {
+            Some(source.to_string())
+        } else {
+            source_of(&related.file)
+        };
+        match text {
+            Some(text) => {
+                let range = clamp(&text, related.span);
+                let id = if related.file == diag.file {
+                    main
+                } else {
+                    files.add(related.file.clone(), text)
+                };
+                labels.push(Label::secondary(id, range).with_message(related.message.clone()));
+            }
+            None => notes.push(format!("note: {} ({})", related.message, related.file)),
+        }
+    }
+    if let Some(hint) = &diag.hint {
+        notes.push(format!("hint: {hint}"));
+    }
+    let report = match diag.severity {
+        Severity::Error => Report::error(),
+        Severity::Warning => Report::warning(),
+    }
+    .with_code(diag.code)
+    .with_message(diag.message.clone())
+    .with_labels(labels)
+    .with_notes(notes);
+    let config = Config {
+        chars: Chars::ascii(),
+        ..Config::default()
+    };
+    match term::emit_into_string(&config, &files, &report) {
+        Ok(text) => text,
+        Err(_) => render_plain(diag, source),
+    }
+}
+
+/// A minimal rendering without excerpt, should codespan refuse the input.
+fn render_plain(diag: &Diagnostic, source: &str) -> String {
+    let (line, col) = line_col(source, diag.span.start);
+    let kind = if diag.is_error() { "error" } else { "warning" };
+    let mut out = format!(
+        "{kind}[{}]: {}\n  --> {}:{line}:{col}\n",
+        diag.code, diag.message, diag.file
+    );
+    if let Some(hint) = &diag.hint {
+        out.push_str(&format!("   = hint: {hint}\n"));
+    }
+    out
+}
+
+/// A span made valid for `source`: inside it and on character boundaries.
+fn clamp(source: &str, span: Span) -> std::ops::Range<usize> {
+    let start = floor_char_boundary(source, span.start.min(source.len()));
+    let mut end = span.end.clamp(start, source.len());
+    while end < source.len() && !source.is_char_boundary(end) {
+        end += 1;
+    }
+    start..end
+}

@@ -8,8 +8,17 @@
 //! assert!(diagnostics.is_empty());
 //! assert_eq!(file.items.len(), 1);
 //! ```
+//!
+//! Parsing never fails: [`parse`] returns the declarations that parsed and
+//! a diagnostic (codes in [`codes`]) for every syntax error. Render one with
+//! [`diagnostic::render`]; format a file with [`format::format`].
 
 pub mod ast;
+pub mod codes;
 pub mod diagnostic;
+pub mod format;
+pub mod lexer;
+mod parser;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use parser::parse;

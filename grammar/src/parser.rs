@@ -1,0 +1,423 @@
+//! From text to [`ast::File`]: runs the pest grammar (`flow.pest`) one
+//! declaration at a time and builds the syntax tree with exact byte spans.
+//!
+//! Architecture invariant: parsing never fails and never panics. It returns
+//! the declarations that parsed and a diagnostic for each syntax error. When
+//! a declaration does not parse, the parser reports it and resynchronises at
+//! the next line that starts with a declaration keyword, so that one file
+//! reports as many errors as possible.
+
+mod errors;
+mod expr;
+mod literal;
+mod stmt;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use crate::ast::{self, Span};
+use crate::codes;
+use crate::diagnostic::Diagnostic;
+
+/// The pest parser generated from `flow.pest`.
+#[derive(pest_derive::Parser)]
+#[grammar = "flow.pest"]
+pub(crate) struct FlowParser;
+
+/// The words that start a declaration: recovery resumes at a line starting
+/// with one of them.
+const DECLARATION_KEYWORDS: &[&str] = &["import", "let", "list", "fn", "template", "rule", "test"];
+
+/// What the formatter needs besides the tree.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// The tree.
+    pub file: ast::File,
+    /// Syntax errors, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The spans (parentheses included) of the expressions the user wrote in
+    /// parentheses, so the formatter can keep them, each with the span the
+    /// expression had inside them (where a literal's text is).
+    pub parens: HashMap<Span, Span>,
+}
+
+/// Parses one `.flow` file: the declarations that parsed, and one
+/// diagnostic per syntax error (empty when the file is valid).
+pub fn parse(source: &str, file: &str) -> (ast::File, Vec<Diagnostic>) {
+    let parsed = parse_full(source, file);
+    (parsed.file, parsed.diagnostics)
+}
+
+/// [`parse`], keeping what the formatter needs.
+pub(crate) fn parse_full(source: &str, file: &str) -> Parsed {
+    let builder = Builder::new(source, file);
+    let mut items = Vec::new();
+    let mut pos = skip_separators(source, 0);
+    while pos < source.len() {
+        match FlowParser::parse(Rule::item, &source[pos..]) {
+            Ok(mut pairs) => {
+                let Some(pair) = pairs.find(|p| p.as_rule() != Rule::EOI) else {
+                    break;
+                };
+                let end = pos + pair.as_span().end();
+                builder.offset.set(pos);
+                if let Some(item) = builder.item(pair) {
+                    items.push(item);
+                }
+                // A declaration always consumes something; guard anyway so a
+                // grammar mistake cannot loop forever.
+                pos = skip_separators(source, end.max(pos + 1));
+            }
+            Err(error) => {
+                builder.report(errors::syntax_error(&error, source, pos, file));
+                pos = skip_separators(source, resync(source, pos));
+            }
+        }
+    }
+    let mut diagnostics = builder.diagnostics.into_inner();
+    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    Parsed {
+        file: ast::File {
+            items,
+            span: Span::new(0, source.len()),
+        },
+        diagnostics,
+        parens: builder.parens.into_inner(),
+    }
+}
+
+/// Skips blank space, newlines, `;` and comments between declarations.
+fn skip_separators(source: &str, mut pos: usize) -> usize {
+    let bytes = source.as_bytes();
+    while pos < bytes.len() {
+        match bytes[pos] {
+            b' ' | b'\t' | b'\r' | b'\n' | b';' => pos += 1,
+            b'#' => {
+                while pos < bytes.len() && bytes[pos] != b'\n' {
+                    pos += 1;
+                }
+            }
+            _ if source[pos..].starts_with('\u{FEFF}') => pos += '\u{FEFF}'.len_utf8(),
+            _ => break,
+        }
+    }
+    pos
+}
+
+/// The start of the first line after the one holding `pos` that begins
+/// (after blanks) with a declaration keyword; the end of the source if none.
+fn resync(source: &str, pos: usize) -> usize {
+    let mut line_start = match source[pos..].find('\n') {
+        Some(i) => pos + i + 1,
+        None => return source.len(),
+    };
+    while line_start < source.len() {
+        let line_end = source[line_start..]
+            .find('\n')
+            .map_or(source.len(), |i| line_start + i);
+        let line = &source[line_start..line_end];
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if starts_with_declaration_keyword(trimmed) {
+            return line_start + (line.len() - trimmed.len());
+        }
+        line_start = line_end + 1;
+    }
+    source.len()
+}
+
+fn starts_with_declaration_keyword(text: &str) -> bool {
+    DECLARATION_KEYWORDS.iter().any(|kw| {
+        text.strip_prefix(kw)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+    })
+}
+
+/// How deeply expressions may nest (parentheses, lists, interpolations,
+/// operator chains): deeper input is reported, not recursed into, so that
+/// no later pass can overflow its stack.
+const MAX_DEPTH: u32 = 200;
+
+/// Builds AST nodes from pest pairs of one declaration. Methods take `&self`
+/// because the Pratt parser's closures share the builder.
+pub(crate) struct Builder<'s> {
+    source: &'s str,
+    file: &'s str,
+    /// Where the text handed to pest starts in `source`.
+    offset: Cell<usize>,
+    /// Current nesting depth of expressions being built.
+    depth: Cell<u32>,
+    diagnostics: RefCell<Vec<Diagnostic>>,
+    parens: RefCell<HashMap<Span, Span>>,
+}
+
+impl<'s> Builder<'s> {
+    fn new(source: &'s str, file: &'s str) -> Self {
+        Builder {
+            source,
+            file,
+            offset: Cell::new(0),
+            depth: Cell::new(0),
+            diagnostics: RefCell::new(Vec::new()),
+            parens: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The span of a pair in the whole source, without the blanks and
+    /// comments pest's implicit whitespace leaves at the end of a rule that
+    /// ends with an optional part (`ident ~ arg*` covers a trailing comment).
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(
+            self.offset.get() + s.start(),
+            self.offset.get() + exact_end(pair),
+        )
+    }
+
+    /// Records a diagnostic.
+    fn report(&self, diagnostic: Diagnostic) {
+        self.diagnostics.borrow_mut().push(diagnostic);
+    }
+
+    /// Records an error with a code, message and span.
+    fn error(&self, code: &'static str, message: impl Into<String>, span: Span) -> Diagnostic {
+        Diagnostic::error(code, message, self.file, span)
+    }
+
+    /// An identifier from an `ident`, `field_name` or `type_name` pair.
+    fn ident(&self, pair: &Pair<'_, Rule>) -> ast::Ident {
+        ast::Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(pair),
+        }
+    }
+
+    /// Enters one level of nesting; false (after reporting) when too deep.
+    fn enter(&self, span: Span) -> bool {
+        let depth = self.depth.get() + 1;
+        self.depth.set(depth);
+        if depth == MAX_DEPTH + 1 {
+            self.report(
+                self.error(
+                    codes::TOO_DEEP,
+                    "this expression is nested too deeply",
+                    span,
+                )
+                .with_hint(format!("Flow allows at most {MAX_DEPTH} levels of nesting")),
+            );
+        }
+        depth <= MAX_DEPTH
+    }
+
+    /// Leaves a level entered with [`Builder::enter`].
+    fn leave(&self) {
+        self.depth.set(self.depth.get().saturating_sub(1));
+    }
+
+    /// Builds one top-level declaration.
+    fn item(&self, pair: Pair<'_, Rule>) -> Option<ast::Item> {
+        match pair.as_rule() {
+            Rule::import => self.import(pair).map(ast::Item::Import),
+            Rule::let_decl => self.let_decl(pair).map(ast::Item::Let),
+            Rule::list_decl => self.list_decl(pair).map(ast::Item::List),
+            Rule::fn_decl => self.fn_decl(pair).map(ast::Item::Fn),
+            Rule::template => self.template(pair).map(ast::Item::Template),
+            Rule::rule => self.rule(pair).map(ast::Item::Rule),
+            Rule::test => self.test(pair).map(ast::Item::Test),
+            _ => None,
+        }
+    }
+
+    fn import(&self, pair: Pair<'_, Rule>) -> Option<ast::Import> {
+        let span = self.span(&pair);
+        let lit = pair.into_inner().find(is_string_pair)?;
+        let path_span = self.span(&lit);
+        let path = self.plain_string(lit, "an import path")?;
+        // The pair also covers a trailing comment; the declaration does not.
+        let span = Span::new(span.start, path_span.end);
+        Some(ast::Import {
+            path,
+            path_span,
+            span,
+        })
+    }
+
+    fn let_decl(&self, pair: Pair<'_, Rule>) -> Option<ast::Let> {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut value = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(&p)),
+                Rule::line_expr => value = Some(self.expr(p)),
+                _ => {}
+            }
+        }
+        let value: ast::Expr = value?;
+        Some(ast::Let {
+            name: name?,
+            span: Span::new(span.start, value.span.end),
+            value,
+        })
+    }
+
+    fn list_decl(&self, pair: Pair<'_, Rule>) -> Option<ast::ListDecl> {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut path = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(&p)),
+                _ if is_string_pair(&p) => {
+                    let path_span = self.span(&p);
+                    path = Some((self.plain_string(p, "a list path")?, path_span));
+                }
+                _ => {}
+            }
+        }
+        let (path, path_span) = path?;
+        Some(ast::ListDecl {
+            name: name?,
+            path,
+            path_span,
+            span: Span::new(span.start, path_span.end),
+        })
+    }
+
+    fn fn_decl(&self, pair: Pair<'_, Rule>) -> Option<ast::FnDecl> {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut params = Vec::new();
+        let mut body = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(&p)),
+                Rule::param => params.push(self.param(p)?),
+                Rule::line_expr => body = Some(self.expr(p)),
+                _ => {}
+            }
+        }
+        let body: ast::Expr = body?;
+        Some(ast::FnDecl {
+            name: name?,
+            params,
+            span: Span::new(span.start, body.span.end),
+            body,
+        })
+    }
+
+    fn param(&self, pair: Pair<'_, Rule>) -> Option<ast::Param> {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(&inner.next()?);
+        let ty = self.type_expr(inner.find(|p| p.as_rule() == Rule::type_expr)?)?;
+        Some(ast::Param { name, ty, span })
+    }
+
+    fn type_expr(&self, pair: Pair<'_, Rule>) -> Option<ast::TypeExpr> {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(&inner.next()?);
+        let mut args = Vec::new();
+        for p in inner.filter(|p| p.as_rule() == Rule::type_expr) {
+            args.push(self.type_expr(p)?);
+        }
+        Some(ast::TypeExpr { name, args, span })
+    }
+
+    fn template(&self, pair: Pair<'_, Rule>) -> Option<ast::Template> {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut fields = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(&p)),
+                Rule::template_field => {
+                    let field_span = self.span(&p);
+                    let mut inner = p.into_inner();
+                    let key = self.ident(&inner.next()?);
+                    let value = self.string(inner.find(is_string_pair)?);
+                    fields.push(ast::TemplateField {
+                        key,
+                        value,
+                        span: field_span,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Some(ast::Template {
+            name: name?,
+            fields,
+            span,
+        })
+    }
+
+    /// The text of a string literal that must not interpolate (paths, names).
+    fn plain_string(&self, pair: Pair<'_, Rule>, what: &str) -> Option<String> {
+        let lit = self.string(pair);
+        match lit.as_plain() {
+            Some(text) => Some(text),
+            None => {
+                self.report(
+                    self.error(
+                        codes::INTERPOLATION_NOT_ALLOWED,
+                        format!("{what} cannot contain `${{...}}`"),
+                        lit.span,
+                    )
+                    .with_hint("write the text literally, or escape the dollar sign as `\\$`"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Where a pair's last token ends: the end of its last inner pair, for
+/// rules whose own end may include trailing blanks and comments. Every
+/// closing token of a non-atomic rule is a named pair for this reason.
+fn exact_end(pair: &Pair<'_, Rule>) -> usize {
+    let own = pair.as_span().end();
+    if matches!(
+        pair.as_rule(),
+        Rule::string
+            | Rule::tstring
+            | Rule::raw_tstring
+            | Rule::regex
+            | Rule::call
+            | Rule::op_field
+            | Rule::op_cmp
+    ) {
+        return own;
+    }
+    let mut end = own;
+    let mut current = pair.clone();
+    // Follow the last child down; iterative so depth costs no stack.
+    while let Some(last) = current.clone().into_inner().last() {
+        end = last.as_span().end();
+        if matches!(
+            last.as_rule(),
+            Rule::string
+                | Rule::tstring
+                | Rule::raw_tstring
+                | Rule::regex
+                | Rule::call
+                | Rule::op_field
+                | Rule::op_cmp
+        ) {
+            break;
+        }
+        current = last;
+    }
+    end.min(own)
+}
+
+/// Whether a pair is a string literal of any form.
+fn is_string_pair(pair: &Pair<'_, Rule>) -> bool {
+    matches!(
+        pair.as_rule(),
+        Rule::string | Rule::tstring | Rule::raw_tstring | Rule::unterminated_string
+    )
+}
