@@ -21,9 +21,246 @@
 //! # let tx: weir_stdlib::Transaction = todo!();
 //! let decision = ruleset.evaluate(&tx, &mut MemoryRates::default(), &EvalOptions::default());
 //! ```
+//!
+//! Module map: `load` (files and lists), `names` (scopes), `check` (types
+//! and lowering), `ir` (the lowered form), `stage` (§6), `eval` and
+//! `compare` (the interpreter), `testcase` (`test` blocks), `codes`
+//! (diagnostic codes), `warnings` (lints).
 
+pub mod codes;
 pub mod decision;
 pub mod loader;
+mod rates;
+mod testcase;
+
+mod check;
+mod compare;
+mod compat;
+mod eval;
+mod hints;
+mod ir;
+mod load;
+mod names;
+mod stage;
+mod syntax;
+mod warnings;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use weir_grammar::Diagnostic;
+use weir_grammar::ast::Span;
+use weir_stdlib::{Stage, Transaction};
 
 pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
-pub use loader::{FsLoader, Loader};
+pub use loader::{FsLoader, Loader, MemoryLoader};
+pub use rates::{MemoryRates, RateCounter};
+pub use testcase::{TestCase, TestMessage};
+
+/// The result of compiling a ruleset: the ruleset when there is no error,
+/// and every diagnostic of every file.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The checked ruleset; `None` when there are errors.
+    pub ruleset: Option<Ruleset>,
+    /// Errors and warnings of all files, sorted by file then position, deduplicated.
+    pub diagnostics: Vec<Diagnostic>,
+    /// File name (as in `Diagnostic::file`) to text, for rendering.
+    pub sources: BTreeMap<String, String>,
+}
+
+impl Compiled {
+    /// Renders one diagnostic with its source excerpt (as `weir check` prints it).
+    pub fn render(&self, d: &Diagnostic) -> String {
+        let source = self.sources.get(&d.file).map_or("", String::as_str);
+        syntax::render(d, source, &|file| self.sources.get(file).cloned())
+    }
+
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Options of one evaluation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// Fill [`Decision::trace`] (which rules held, and why).
+    pub explain: bool,
+    /// A dry run (`/v1/check`): `rate()` counts nothing.
+    pub dry_run: bool,
+}
+
+/// What the API reports of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Its name.
+    pub name: String,
+    /// The latest stage of everything it reads (LANGUAGE.md §6).
+    pub stage: Stage,
+    /// Its priority (100 unless written).
+    pub priority: i64,
+    /// Whether it is a `shadow` rule.
+    pub shadow: bool,
+    /// The file it is declared in.
+    pub file: String,
+    /// Its declaration's span in that file.
+    pub span: Span,
+    /// The 1-based line of its declaration.
+    pub line: usize,
+}
+
+/// A file the ruleset was built from, with a hash of its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Its name, as in diagnostics (`rules/main.flow`, `stdlib/bulk.flow`,
+    /// `rules/lists/blocked.txt`).
+    pub name: String,
+    /// FNV-1a 64-bit hash of its content, 16 hex digits.
+    pub hash: String,
+}
+
+/// A checked, lowered ruleset. Cheap to clone and share between threads.
+#[derive(Debug, Clone)]
+pub struct Ruleset {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    program: eval::Program,
+    rules: Vec<RuleInfo>,
+    tests: Vec<TestCase>,
+    files: Vec<SourceFile>,
+    hash: String,
+}
+
+impl Ruleset {
+    /// Evaluates the rules on one transaction. Never panics, always terminates.
+    pub fn evaluate(
+        &self,
+        tx: &Transaction,
+        rates: &mut dyn RateCounter,
+        opts: &EvalOptions,
+    ) -> Decision {
+        eval::evaluate(&self.inner.program, tx, rates, opts)
+    }
+
+    /// The rules, in evaluation order.
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.inner.rules
+    }
+
+    /// The `test` blocks of the entry file.
+    pub fn tests(&self) -> &[TestCase] {
+        &self.inner.tests
+    }
+
+    /// Every file loaded: the entry, imports and list files.
+    pub fn files(&self) -> &[SourceFile] {
+        &self.inner.files
+    }
+
+    /// A hash over every file's name and content.
+    pub fn hash(&self) -> String {
+        self.inner.hash.clone()
+    }
+}
+
+/// FNV-1a, 64 bits.
+fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Compiles the ruleset whose entry file is `entry`, reading every file
+/// through `loader`.
+pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
+    let loaded = load::load(entry, loader);
+    let mut diagnostics = loaded.diagnostics.clone();
+    let scopes = names::Scopes::build(&loaded, &mut diagnostics);
+    let mut checker = check::Checker::new(&loaded, &scopes);
+    let rules = checker.rules();
+    checker.check_declarations();
+    let tests = check::check_tests(&mut checker);
+    let used = std::mem::take(&mut checker.used);
+    diagnostics.append(&mut checker.diags);
+    diagnostics.extend(warnings::unused(&loaded, &scopes, &used));
+
+    let sources: BTreeMap<String, String> = loaded.files.iter().cloned().collect();
+    let all_rules: Option<Vec<ir::Rule>> = rules.into_iter().collect();
+    let mut ruleset = None;
+    if let Some(mut rules) = all_rules {
+        rules.sort_by_key(|r| (r.priority, r.id));
+        let mut program = eval::Program {
+            rule_count: rules.len(),
+            rules,
+            functions: std::mem::take(&mut checker.functions),
+            templates: std::mem::take(&mut checker.templates_ir),
+        };
+        stage::assign(&mut program);
+        diagnostics.extend(warnings::unreachable(&loaded, &program));
+        ruleset = Some(build(program, tests, &loaded));
+    }
+    diagnostics.sort_by(|a, b| {
+        (&a.file, a.span.start, a.span.end, a.code, &a.message).cmp(&(
+            &b.file,
+            b.span.start,
+            b.span.end,
+            b.code,
+            &b.message,
+        ))
+    });
+    diagnostics.dedup();
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        ruleset = None;
+    }
+    Compiled {
+        ruleset,
+        diagnostics,
+        sources,
+    }
+}
+
+fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) -> Ruleset {
+    let rules = program
+        .rules
+        .iter()
+        .map(|r| RuleInfo {
+            name: r.name.clone(),
+            stage: r.stage,
+            priority: r.priority,
+            shadow: r.shadow,
+            file: r.file.clone(),
+            span: r.span,
+            line: r.line,
+        })
+        .collect();
+    let mut all = FNV_OFFSET;
+    let files = loaded
+        .files
+        .iter()
+        .map(|(name, text)| {
+            all = fnv(text.as_bytes(), fnv(&[0], fnv(name.as_bytes(), all)));
+            SourceFile {
+                name: name.clone(),
+                hash: format!("{:016x}", fnv(text.as_bytes(), FNV_OFFSET)),
+            }
+        })
+        .collect();
+    Ruleset {
+        inner: Arc::new(Inner {
+            program,
+            rules,
+            tests,
+            files,
+            hash: format!("{all:016x}"),
+        }),
+    }
+}

@@ -1,0 +1,553 @@
+//! Checking rules and their actions (LANGUAGE.md §5).
+
+use weir_grammar::ast::{self, ExprKind, Ident, Item, Span};
+use weir_stdlib::{Type, Value};
+
+use super::{Annotate, Checker, Ctx, Place};
+use crate::codes;
+use crate::decision::Verdict;
+use crate::hints;
+use crate::ir::{self, Action, Expr, Stmt};
+use crate::names::{DeclKind, Resolution};
+
+/// Every action word and how it is written.
+const ACTIONS: &[(&str, &str)] = &[
+    ("accept", "accept"),
+    ("reject", "reject [CODE] [STATUS] \"text\""),
+    ("tempfail", "tempfail [CODE] [STATUS] [\"text\"]"),
+    ("discard", "discard"),
+    ("quarantine", "quarantine \"reason\""),
+    ("add_header", "add_header NAME VALUE"),
+    ("set_header", "set_header NAME VALUE"),
+    ("remove_header", "remove_header NAME"),
+    ("prepend_subject", "prepend_subject \"text\""),
+    ("add_rcpt", "add_rcpt ADDRESS"),
+    ("remove_rcpt", "remove_rcpt ADDRESS"),
+    ("redirect", "redirect ADDRESS"),
+    ("fileinto", "fileinto \"Folder/Sub\""),
+    ("flag", "flag \"\\\\Seen\""),
+    ("keep", "keep"),
+    ("tag", "tag \"label\""),
+    ("score", "score +N"),
+    (
+        "notify",
+        "notify CHANNEL [with {k: v, ...}] [template NAME]",
+    ),
+    ("reply", "reply template NAME"),
+    ("log", "log \"text\""),
+    ("stop", "stop"),
+];
+
+/// The usage line of an action word.
+pub(crate) fn usage(word: &str) -> Option<&'static str> {
+    ACTIONS.iter().find(|(w, _)| *w == word).map(|(_, u)| *u)
+}
+
+/// Whether `text` is an enhanced status code `d.d.d`.
+fn is_status(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 3
+        && parts.iter().enumerate().all(|(i, p)| {
+            let max = if i == 0 { 1 } else { 3 };
+            !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+impl Checker<'_> {
+    /// Checks every rule, in load order (index = rule id).
+    pub(crate) fn rules(&mut self) -> Vec<Option<ir::Rule>> {
+        let order = self.loaded.rule_order.clone();
+        order
+            .iter()
+            .enumerate()
+            .map(
+                |(id, &(unit, item))| match &self.loaded.units[unit].ast.items[item] {
+                    Item::Rule(r) => self.rule(id, unit, r),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    fn rule(&mut self, id: usize, unit: usize, r: &ast::Rule) -> Option<ir::Rule> {
+        self.begin_rule();
+        let when = r.when.as_ref().map(|w| {
+            self.bool_expr(
+                Ctx {
+                    unit,
+                    place: Place::When(id),
+                    neg: false,
+                },
+                w,
+            )
+        });
+        let cx = Ctx {
+            unit,
+            place: Place::Actions(id),
+            neg: false,
+        };
+        self.show_captures(true);
+        let then = self.block(cx, &r.then);
+        self.show_captures(false);
+        let otherwise = r.otherwise.as_ref().map(|b| {
+            if r.when.is_none() {
+                self.error(codes::ELSE_WITHOUT_WHEN, unit, b.span, "`else` on a rule without `when`")
+                    .set_label("never runs")
+                    .set_hint("a rule without `when` always holds; add a `when` condition or remove the `else`");
+            }
+            self.block(cx, b)
+        });
+        let captures = self.capture_slots();
+        let when = match when {
+            Some(w) => Some(w?.0),
+            None => None,
+        };
+        let otherwise = match otherwise {
+            Some(o) => Some(o?),
+            None => None,
+        };
+        if r.otherwise.is_some() && r.when.is_none() {
+            return None;
+        }
+        let line = self.loaded.units[unit].line_of(r.span.start);
+        Some(ir::Rule {
+            id,
+            name: r.name.name.clone(),
+            priority: r.priority.map_or(100, |(p, _)| p),
+            shadow: r.shadow,
+            stage: weir_stdlib::Stage::Connect,
+            file: self.file(unit).to_string(),
+            span: r.span,
+            line,
+            when,
+            then: then?,
+            otherwise,
+            captures,
+        })
+    }
+
+    fn block(&mut self, cx: Ctx, block: &ast::Block) -> Option<Vec<Stmt>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut ended: Option<(String, Span)> = None;
+        for stmt in &block.stmts {
+            if let Some((word, span)) = &ended {
+                let file = self.file(cx.unit);
+                let after = if word == "stop" {
+                    "`stop`".to_string()
+                } else {
+                    format!("the verdict `{word}`")
+                };
+                self.error(
+                    codes::AFTER_VERDICT,
+                    cx.unit,
+                    stmt.span(),
+                    format!("this action comes after {after} and can never run"),
+                )
+                .set_label("unreachable action")
+                .add_related(file, *span, "evaluation ends here")
+                .set_hint("move it before the verdict: actions taken before a verdict keep effect");
+                ok = false;
+                break;
+            }
+            match stmt {
+                ast::Stmt::Action(a) => {
+                    let word = a.name.name.as_str();
+                    if word == "stop" || Verdict::from_name(word).is_some() {
+                        ended = Some((word.to_string(), a.span));
+                    }
+                    match self.action(cx, a) {
+                        Some(a) => out.push(Stmt::Action(a)),
+                        None => ok = false,
+                    }
+                }
+                ast::Stmt::If(i) => match self.if_stmt(cx, i) {
+                    Some(s) => out.push(s),
+                    None => ok = false,
+                },
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn if_stmt(&mut self, cx: Ctx, i: &ast::IfStmt) -> Option<Stmt> {
+        let cond = self.bool_expr(
+            Ctx {
+                place: if let Place::Actions(r) = cx.place {
+                    Place::Actions(r)
+                } else {
+                    cx.place
+                },
+                ..cx
+            },
+            &i.cond,
+        );
+        let then = self.block(cx, &i.then);
+        let otherwise = i.otherwise.as_ref().map(|b| self.block(cx, b));
+        let otherwise = match otherwise {
+            Some(o) => o?,
+            None => Vec::new(),
+        };
+        Some(Stmt::If {
+            cond: cond?.0,
+            then: then?,
+            otherwise,
+        })
+    }
+
+    /// An argument rendered as text (strings, addresses, numbers, ...).
+    fn text_arg(&mut self, cx: Ctx, e: &ast::Expr) -> Option<Expr> {
+        let (lowered, t) = self.expr(cx, e)?;
+        if matches!(t, Type::Regex | Type::Captures | Type::Bool) {
+            self.mismatch(cx.unit, e.span, "text (a string, address or number)", &t);
+            return None;
+        }
+        Some(lowered)
+    }
+
+    fn bad_args(&mut self, cx: Ctx, a: &ast::Action, why: &str) {
+        let word = a.name.name.as_str();
+        self.error(
+            codes::ACTION_ARGUMENTS,
+            cx.unit,
+            a.span,
+            format!("wrong arguments for `{word}`: {why}"),
+        )
+        .set_label("wrong arguments")
+        .set_hint(format!("write `{}`", usage(word).unwrap_or(word)));
+    }
+
+    /// Exactly `n` positional arguments, else an error.
+    fn arity(&mut self, cx: Ctx, a: &ast::Action, n: usize) -> bool {
+        if a.args.len() == n {
+            return true;
+        }
+        let why = match n {
+            0 => "it takes no arguments".to_string(),
+            1 => format!("it takes one argument, not {}", a.args.len()),
+            n => format!("it takes {n} arguments, not {}", a.args.len()),
+        };
+        self.bad_args(cx, a, &why);
+        false
+    }
+
+    fn action(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
+        let word = a.name.name.as_str();
+        if usage(word).is_none() {
+            let mut candidates: Vec<&str> = ACTIONS.iter().map(|(w, _)| *w).collect();
+            candidates.extend(self.reg.actions.iter().map(|d| d.name));
+            let hint = hints::did_you_mean(word, candidates);
+            self.error(
+                codes::UNKNOWN_ACTION,
+                cx.unit,
+                a.name.span,
+                format!("unknown action `{word}`"),
+            )
+            .set_label("not an action")
+            .maybe_hint(hint);
+            return None;
+        }
+        if a.with.is_some() && word != "notify" {
+            let span = a.with.as_ref().map_or(a.span, |w| w.span);
+            self.error(
+                codes::ACTION_CLAUSE,
+                cx.unit,
+                span,
+                format!("`{word}` takes no `with` map"),
+            )
+            .set_label("only `notify` takes `with`");
+            return None;
+        }
+        if let Some(t) = &a.template
+            && word != "notify"
+            && word != "reply"
+        {
+            self.error(
+                codes::ACTION_CLAUSE,
+                cx.unit,
+                t.span,
+                format!("`{word}` takes no template"),
+            )
+            .set_label("only `notify` and `reply` take a template");
+            return None;
+        }
+        let one = |this: &mut Self| -> Option<Expr> {
+            if !this.arity(cx, a, 1) {
+                return None;
+            }
+            this.text_arg(cx, &a.args[0])
+        };
+        Some(match word {
+            "accept" | "discard" => {
+                if !self.arity(cx, a, 0) {
+                    return None;
+                }
+                let verdict = if word == "accept" {
+                    Verdict::Accept
+                } else {
+                    Verdict::Discard
+                };
+                Action::Verdict {
+                    verdict,
+                    code: 0,
+                    status: String::new(),
+                    text: None,
+                }
+            }
+            "quarantine" => {
+                let text = match a.args.len() {
+                    0 => None,
+                    _ => Some(one(self)?),
+                };
+                Action::Verdict {
+                    verdict: Verdict::Quarantine,
+                    code: 0,
+                    status: String::new(),
+                    text,
+                }
+            }
+            "reject" | "tempfail" => return self.reply_verdict(cx, a),
+            "add_header" | "set_header" => {
+                if !self.arity(cx, a, 2) {
+                    return None;
+                }
+                let name = self.text_arg(cx, &a.args[0]);
+                let value = self.text_arg(cx, &a.args[1]);
+                let (name, value) = (name?, value?);
+                if word == "add_header" {
+                    Action::AddHeader(name, value)
+                } else {
+                    Action::SetHeader(name, value)
+                }
+            }
+            "remove_header" => Action::RemoveHeader(one(self)?),
+            "prepend_subject" => Action::PrependSubject(one(self)?),
+            "add_rcpt" => Action::AddRcpt(one(self)?),
+            "remove_rcpt" => Action::RemoveRcpt(one(self)?),
+            "redirect" => Action::Redirect(one(self)?),
+            "fileinto" => Action::Fileinto(one(self)?),
+            "flag" => Action::Flag(one(self)?),
+            "tag" => Action::Tag(one(self)?),
+            "log" => Action::Log(one(self)?),
+            "keep" | "stop" => {
+                if !self.arity(cx, a, 0) {
+                    return None;
+                }
+                if word == "keep" {
+                    Action::Keep
+                } else {
+                    Action::Stop
+                }
+            }
+            "score" => {
+                if !self.arity(cx, a, 1) {
+                    return None;
+                }
+                let typed = self.expr(cx, &a.args[0])?;
+                Action::Score(self.coerce(
+                    cx.unit,
+                    a.args[0].span,
+                    typed,
+                    &Type::Float,
+                    "a number (`score +2`)",
+                )?)
+            }
+            "notify" => {
+                if !self.arity(cx, a, 1) {
+                    return None;
+                }
+                let typed = self.expr(cx, &a.args[0]);
+                let channel = self.coerce(
+                    cx.unit,
+                    a.args[0].span,
+                    typed?,
+                    &Type::String,
+                    "a channel name (string)",
+                );
+                let mut with = Vec::new();
+                let mut ok = true;
+                for (key, value) in a.with.iter().flat_map(|m| &m.entries) {
+                    match self.text_arg(cx, value) {
+                        Some(v) => with.push((key.name.clone(), v)),
+                        None => ok = false,
+                    }
+                }
+                let template = match &a.template {
+                    Some(t) => Some(self.template_ref(cx, t)?),
+                    None => None,
+                };
+                if !ok {
+                    return None;
+                }
+                Action::Notify {
+                    channel: channel?,
+                    with,
+                    template,
+                }
+            }
+            "reply" => {
+                if !self.arity(cx, a, 0) {
+                    return None;
+                }
+                let Some(t) = &a.template else {
+                    self.error(
+                        codes::NOT_A_TEMPLATE,
+                        cx.unit,
+                        a.span,
+                        "`reply` needs a template",
+                    )
+                    .set_label("no template named")
+                    .set_hint("write `reply template NAME`");
+                    return None;
+                };
+                Action::Reply(self.template_ref(cx, t)?)
+            }
+            _ => return None,
+        })
+    }
+
+    /// `reject [CODE] [STATUS] "text"` and `tempfail [CODE] [STATUS] ["text"]`.
+    fn reply_verdict(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
+        let reject = a.name.name == "reject";
+        let (verdict, class, default_code, default_status, default_text) = if reject {
+            (Verdict::Reject, 5, 550, "5.7.1", "Message rejected")
+        } else {
+            (Verdict::Tempfail, 4, 451, "4.7.1", "Try again later")
+        };
+        let mut args = a.args.as_slice();
+        let mut code = default_code;
+        if let Some(first) = args.first()
+            && let ExprKind::Int(n) = first.kind
+        {
+            if n / 100 != class || !(100..1000).contains(&n) {
+                let class_word = if reject { "5xx" } else { "4xx" };
+                self.error(
+                    codes::REPLY_CODE,
+                    cx.unit,
+                    first.span,
+                    format!("`{}` needs a {class_word} code, not {n}", a.name.name),
+                )
+                .set_label(format!("not a {class_word} code"))
+                .set_hint(if reject {
+                    "use `tempfail` for a temporary (4xx) failure"
+                } else {
+                    "use `reject` for a permanent (5xx) failure"
+                });
+                return None;
+            }
+            code = n as u16;
+            args = &args[1..];
+        }
+        let plain = |e: &ast::Expr| match &e.kind {
+            ExprKind::Str(s) => s.as_plain(),
+            _ => None,
+        };
+        let (status_arg, text_arg) = match args {
+            [] => (None, None),
+            [one] if plain(one).is_some_and(|s| is_status(&s)) => (Some(one), None),
+            [one] => (None, Some(one)),
+            [status, text] => (Some(status), Some(text)),
+            _ => {
+                self.bad_args(cx, a, "too many arguments");
+                return None;
+            }
+        };
+        let mut status = default_status.to_string();
+        if let Some(s) = status_arg {
+            let Some(text) = plain(s) else {
+                self.error(
+                    codes::REPLY_STATUS,
+                    cx.unit,
+                    s.span,
+                    "the enhanced status code must be a string literal such as \"5.7.1\"",
+                )
+                .set_label("not a literal status");
+                return None;
+            };
+            if !is_status(&text) {
+                self.error(
+                    codes::REPLY_STATUS,
+                    cx.unit,
+                    s.span,
+                    format!("malformed enhanced status code \"{text}\""),
+                )
+                .set_label("expected CLASS.SUBJECT.DETAIL")
+                .set_hint(format!("write it as digits: \"{default_status}\""));
+                return None;
+            }
+            if !text.starts_with(&class.to_string()) {
+                self.error(
+                    codes::REPLY_STATUS,
+                    cx.unit,
+                    s.span,
+                    format!(
+                        "status \"{text}\" does not match the {class}xx class of `{}`",
+                        a.name.name
+                    ),
+                )
+                .set_label(format!("must start with {class}"))
+                .set_hint(format!("for example \"{default_status}\""));
+                return None;
+            }
+            status = text;
+        }
+        let text = match text_arg {
+            Some(t) => self.text_arg(cx, t)?,
+            None => Expr::Const(Value::str(default_text)),
+        };
+        Some(Action::Verdict {
+            verdict,
+            code,
+            status,
+            text: Some(text),
+        })
+    }
+
+    /// `template NAME`: the lowered template's index.
+    fn template_ref(&mut self, cx: Ctx, id: &Ident) -> Option<usize> {
+        match self.scopes.resolve(cx.unit, &id.name) {
+            Resolution::Found(decl) if decl.kind == DeclKind::Template => {
+                let decl = decl.clone();
+                self.used.insert(decl.id);
+                self.template(&decl)
+            }
+            Resolution::Found(decl) => {
+                let kind = decl.kind;
+                self.error(
+                    codes::NOT_A_TEMPLATE,
+                    cx.unit,
+                    id.span,
+                    format!("`{}` is a {}, not a template", id.name, kind.word()),
+                )
+                .set_label("not a template");
+                None
+            }
+            Resolution::Ambiguous(a, b) => {
+                let (a, b) = (a.clone(), b.clone());
+                self.ambiguous(cx.unit, id, &a, &b);
+                None
+            }
+            Resolution::NotFound => {
+                let templates: Vec<String> = self
+                    .scopes
+                    .visible(cx.unit)
+                    .iter()
+                    .filter(|d| d.kind == DeclKind::Template)
+                    .map(|d| d.name.clone())
+                    .collect();
+                let hint = hints::did_you_mean(&id.name, templates.iter().map(String::as_str));
+                self.error(
+                    codes::NOT_A_TEMPLATE,
+                    cx.unit,
+                    id.span,
+                    format!("unknown template `{}`", id.name),
+                )
+                .set_label("no template of this name in scope")
+                .maybe_hint(hint.or_else(|| {
+                    Some("declare it: `template NAME { subject = \"...\"  body = \"...\" }`".into())
+                }));
+                None
+            }
+        }
+    }
+}

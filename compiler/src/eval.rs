@@ -1,0 +1,592 @@
+//! The reference interpreter: runs the lowered rules on one transaction
+//! (LANGUAGE.md §4–§5). It is the specification of Flow's meaning; other
+//! engines must agree with it.
+//!
+//! Choices where the language is silent, all documented in
+//! `docs/language.md`: an index out of range yields the item type's empty
+//! value (`""` for strings and captures, `0`, an empty address); integer
+//! arithmetic saturates; a negative index is out of range.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use weir_stdlib::{Stage, Transaction, Value};
+
+use crate::EvalOptions;
+use crate::compare;
+use crate::compat;
+use crate::decision::{
+    self, Decision, Evidence, RenderedTemplate, Reply, RuleTrace, ShadowVerdict, Taken, TakenKind,
+    Verdict,
+};
+use crate::ir::{Action, Arith, Expr, Part, Rule, Stmt};
+use crate::ir::{Function, Template};
+use crate::rates::{NoRates, RateCounter};
+
+/// Everything the interpreter runs.
+#[derive(Debug, Default)]
+pub(crate) struct Program {
+    /// Rules in evaluation order (priority, then load order).
+    pub rules: Vec<Rule>,
+    /// User functions by index.
+    pub functions: Vec<Function>,
+    /// Templates by index.
+    pub templates: Vec<Template>,
+    /// How many rules there are (rule ids are `0..rule_count`).
+    pub rule_count: usize,
+}
+
+/// Whether evaluation goes on after a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// A verdict or `stop` ended evaluation (or, in a shadow rule, its actions).
+    End,
+}
+
+/// The state of one evaluation.
+struct Machine<'a> {
+    prog: &'a Program,
+    tx: &'a Transaction,
+    rates: &'a mut dyn RateCounter,
+    opts: &'a EvalOptions,
+    /// Cached field values, by registry index.
+    fields: Vec<Option<Value>>,
+    score: f64,
+    /// Whether each rule (by id) held, for `matched()`; shadow rules never count.
+    matched: Vec<bool>,
+    /// The captures of the rule being evaluated, by slot.
+    captures: Vec<Option<Arc<Vec<String>>>>,
+    /// Arguments of the user functions being evaluated, innermost last.
+    frames: Vec<Vec<Value>>,
+    /// Whether the rule being evaluated is a shadow rule.
+    shadow: bool,
+    /// Rate keys already counted for this message.
+    counted: HashSet<String>,
+    /// How many `not`s enclose the expression being evaluated.
+    negations: usize,
+    /// The first test that held in the current condition (when explaining).
+    evidence: Option<Evidence>,
+    decision: Decision,
+}
+
+/// Evaluates a program on one transaction.
+pub(crate) fn evaluate(
+    prog: &Program,
+    tx: &Transaction,
+    rates: &mut dyn RateCounter,
+    opts: &EvalOptions,
+) -> Decision {
+    let mut m = Machine::new(prog, tx, rates, opts);
+    m.run();
+    m.decision
+}
+
+/// The value of a constant expression, or `None` if it reads anything
+/// (fields, parameters, captures, functions, counters).
+pub(crate) fn constant(e: &Expr) -> Option<Value> {
+    if !is_constant(e) {
+        return None;
+    }
+    if let Expr::Const(v) = e {
+        return Some(v.clone());
+    }
+    let prog = Program::default();
+    let tx = Transaction {
+        connection: Default::default(),
+        envelope: Default::default(),
+        message: weir_stdlib::Message::empty(),
+        now: 0,
+    };
+    let opts = EvalOptions {
+        explain: false,
+        dry_run: true,
+    };
+    let mut rates = NoRates;
+    let mut m = Machine::new(&prog, &tx, &mut rates, &opts);
+    Some(m.eval(e))
+}
+
+fn is_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Const(_) => true,
+        Expr::Field(_)
+        | Expr::Score
+        | Expr::Header { .. }
+        | Expr::Param(_)
+        | Expr::Captures(_)
+        | Expr::CallUser { .. }
+        | Expr::Rate { .. }
+        | Expr::Matched(_) => false,
+        Expr::Member(e, _) | Expr::Not(e) | Expr::Neg(e) | Expr::Exists(e) => is_constant(e),
+        Expr::Index(a, b, _) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(_, a, b) => {
+            is_constant(a) && is_constant(b)
+        }
+        Expr::Builtin { args, .. } | Expr::List(args) => args.iter().all(is_constant),
+        Expr::Compare(c) => is_constant(&c.lhs) && is_constant(&c.rhs),
+        Expr::Interp(parts) => parts.iter().all(|p| match p {
+            Part::Text(_) => true,
+            Part::Expr(e) => is_constant(e),
+        }),
+    }
+}
+
+fn empty_decision() -> Decision {
+    Decision {
+        verdict: Verdict::Accept,
+        reply: None,
+        quarantine_reason: None,
+        decided_by: None,
+        stage: Stage::Connect,
+        matched: Vec::new(),
+        tags: Vec::new(),
+        score: 0.0,
+        folder: None,
+        actions: Vec::new(),
+        trace: Vec::new(),
+    }
+}
+
+/// The text of a value as interpolation renders it.
+pub(crate) fn text(v: &Value) -> String {
+    compat::to_text(v)
+}
+
+impl<'a> Machine<'a> {
+    fn new(
+        prog: &'a Program,
+        tx: &'a Transaction,
+        rates: &'a mut dyn RateCounter,
+        opts: &'a EvalOptions,
+    ) -> Self {
+        Machine {
+            prog,
+            tx,
+            rates,
+            opts,
+            fields: vec![None; weir_stdlib::registry().fields.len()],
+            score: 0.0,
+            matched: vec![false; prog.rule_count],
+            captures: Vec::new(),
+            frames: Vec::new(),
+            shadow: false,
+            counted: HashSet::new(),
+            negations: 0,
+            evidence: None,
+            decision: empty_decision(),
+        }
+    }
+
+    fn run(&mut self) {
+        let prog = self.prog;
+        let mut stage = Stage::Connect;
+        for rule in &prog.rules {
+            stage = stage.max(rule.stage);
+            self.shadow = rule.shadow;
+            self.captures = vec![None; rule.captures];
+            self.evidence = None;
+            self.negations = 0;
+            let held = match &rule.when {
+                None => true,
+                Some(w) => truthy(&self.eval(w)),
+            };
+            if self.opts.explain {
+                let evidence = if held { self.evidence.take() } else { None };
+                self.decision.trace.push(RuleTrace {
+                    rule: rule.name.clone(),
+                    held,
+                    evidence,
+                });
+            }
+            let flow = if held {
+                self.decision.matched.push(rule.name.clone());
+                if !rule.shadow
+                    && let Some(m) = self.matched.get_mut(rule.id)
+                {
+                    *m = true;
+                }
+                self.block(rule, &rule.then)
+            } else if let Some(otherwise) = &rule.otherwise {
+                self.block(rule, otherwise)
+            } else {
+                Flow::Continue
+            };
+            if flow == Flow::End && !rule.shadow {
+                if self.decision.decided_by.is_none() {
+                    self.decision.decided_by = Some(rule.name.clone());
+                }
+                break;
+            }
+        }
+        self.decision.stage = stage;
+        self.decision.score = self.score;
+    }
+
+    fn block(&mut self, rule: &Rule, stmts: &[Stmt]) -> Flow {
+        for stmt in stmts {
+            let flow = match stmt {
+                Stmt::Action(a) => self.action(rule, a),
+                Stmt::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    if truthy(&self.eval(cond)) {
+                        self.block(rule, then)
+                    } else {
+                        self.block(rule, otherwise)
+                    }
+                }
+            };
+            if flow == Flow::End {
+                return Flow::End;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn take(&mut self, rule: &Rule, action: decision::Action) {
+        if !rule.shadow {
+            match &action {
+                decision::Action::Tag(t) if !self.decision.tags.contains(t) => {
+                    self.decision.tags.push(t.clone());
+                }
+                decision::Action::Score(n) => self.score += n,
+                decision::Action::Fileinto(f) => self.decision.folder = Some(f.clone()),
+                _ => {}
+            }
+        }
+        self.decision.actions.push(Taken {
+            rule: rule.name.clone(),
+            shadow: rule.shadow,
+            what: TakenKind::Action(action),
+        });
+    }
+
+    fn text_of(&mut self, e: &Expr) -> String {
+        let v = self.eval(e);
+        text(&v)
+    }
+
+    fn action(&mut self, rule: &Rule, a: &Action) -> Flow {
+        use decision::Action as D;
+        let action = match a {
+            Action::Verdict {
+                verdict,
+                code,
+                status,
+                text,
+            } => {
+                let text = text.as_ref().map(|t| self.text_of(t));
+                let reply = matches!(verdict, Verdict::Reject | Verdict::Tempfail).then(|| Reply {
+                    code: *code,
+                    status: status.clone(),
+                    text: text.clone().unwrap_or_default(),
+                });
+                let reason = (*verdict == Verdict::Quarantine).then(|| text.unwrap_or_default());
+                if rule.shadow {
+                    let what = TakenKind::ShadowVerdict(ShadowVerdict {
+                        verdict: *verdict,
+                        reply,
+                        reason,
+                    });
+                    self.decision.actions.push(Taken {
+                        rule: rule.name.clone(),
+                        shadow: true,
+                        what,
+                    });
+                } else {
+                    self.decision.verdict = *verdict;
+                    self.decision.reply = reply;
+                    self.decision.quarantine_reason = reason;
+                    self.decision.decided_by = Some(rule.name.clone());
+                }
+                return Flow::End;
+            }
+            Action::Stop => return Flow::End,
+            Action::AddHeader(n, v) => D::AddHeader {
+                name: self.text_of(n),
+                value: self.text_of(v),
+            },
+            Action::SetHeader(n, v) => D::SetHeader {
+                name: self.text_of(n),
+                value: self.text_of(v),
+            },
+            Action::RemoveHeader(n) => D::RemoveHeader {
+                name: self.text_of(n),
+            },
+            Action::PrependSubject(t) => D::PrependSubject(self.text_of(t)),
+            Action::AddRcpt(t) => D::AddRcpt(self.text_of(t)),
+            Action::RemoveRcpt(t) => D::RemoveRcpt(self.text_of(t)),
+            Action::Redirect(t) => D::Redirect(self.text_of(t)),
+            Action::Fileinto(t) => D::Fileinto(self.text_of(t)),
+            Action::Flag(t) => D::Flag(self.text_of(t)),
+            Action::Keep => D::Keep,
+            Action::Tag(t) => D::Tag(self.text_of(t)),
+            Action::Score(n) => {
+                let n = self.eval(n).as_f64().unwrap_or(0.0);
+                D::Score(if n.is_finite() { n } else { 0.0 })
+            }
+            Action::Log(t) => D::Log(self.text_of(t)),
+            Action::Notify {
+                channel,
+                with,
+                template,
+            } => {
+                let channel = self.text_of(channel);
+                let with = with
+                    .iter()
+                    .map(|(k, v)| (k.clone(), self.text_of(v)))
+                    .collect();
+                let template = template.map(|t| self.render(t));
+                D::Notify {
+                    channel,
+                    with,
+                    template,
+                }
+            }
+            Action::Reply(t) => D::Reply(self.render(*t)),
+        };
+        self.take(rule, action);
+        Flow::Continue
+    }
+
+    fn render(&mut self, index: usize) -> RenderedTemplate {
+        let prog = self.prog;
+        let Some(t) = prog.templates.get(index) else {
+            return RenderedTemplate {
+                name: String::new(),
+                subject: String::new(),
+                body: String::new(),
+            };
+        };
+        let subject = t
+            .subject
+            .as_ref()
+            .map(|e| self.text_of(e))
+            .unwrap_or_default();
+        let body = t.body.as_ref().map(|e| self.text_of(e)).unwrap_or_default();
+        RenderedTemplate {
+            name: t.name.clone(),
+            subject,
+            body,
+        }
+    }
+
+    fn field(&mut self, index: usize) -> Value {
+        if let Some(Some(v)) = self.fields.get(index) {
+            return v.clone();
+        }
+        let reg = weir_stdlib::registry();
+        let v = reg
+            .fields
+            .get(index)
+            .and_then(|f| f.get)
+            .map_or_else(|| Value::str(""), |get| get(self.tx));
+        if let Some(slot) = self.fields.get_mut(index) {
+            *slot = Some(v.clone());
+        }
+        v
+    }
+
+    /// Evaluates an expression. Never panics: ill-typed values (which the
+    /// checker rules out) give empty results.
+    fn eval(&mut self, e: &Expr) -> Value {
+        match e {
+            Expr::Const(v) => v.clone(),
+            Expr::Field(i) => self.field(*i),
+            Expr::Score => Value::Float(self.score),
+            Expr::Header { name, raw } => {
+                let name = self.text_of(name);
+                let values = if *raw {
+                    self.tx.message.header_raw(&name)
+                } else {
+                    self.tx.message.header(&name)
+                };
+                Value::list(values.into_iter().map(Value::str).collect())
+            }
+            Expr::Param(i) => self
+                .frames
+                .last()
+                .and_then(|f| f.get(*i))
+                .cloned()
+                .unwrap_or_else(|| Value::str("")),
+            Expr::Captures(slot) => Value::Captures(
+                self.captures
+                    .get(*slot)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default(),
+            ),
+            Expr::Member(base, member) => {
+                let v = self.eval(base);
+                project(&v, member)
+            }
+            Expr::Index(base, index, empty) => {
+                let base = self.eval(base);
+                let i = match self.eval(index) {
+                    Value::Int(i) => usize::try_from(i).ok(),
+                    _ => None,
+                };
+                match (&base, i) {
+                    (Value::List(items), Some(i)) => {
+                        items.get(i).cloned().unwrap_or_else(|| empty.clone())
+                    }
+                    (Value::Captures(c), Some(i)) => {
+                        c.get(i).map(Value::str).unwrap_or_else(|| empty.clone())
+                    }
+                    _ => empty.clone(),
+                }
+            }
+            Expr::Builtin { imp, args } => {
+                let args: Vec<Value> = args.iter().map(|a| self.eval(a)).collect();
+                imp(&args)
+            }
+            Expr::CallUser { func, args } => {
+                let args: Vec<Value> = args.iter().map(|a| self.eval(a)).collect();
+                let prog = self.prog;
+                let Some(f) = prog.functions.get(*func) else {
+                    return Value::Bool(false);
+                };
+                // No recursion (checked), so the depth is bounded by the number of functions.
+                self.frames.push(args);
+                let v = self.eval(&f.body);
+                self.frames.pop();
+                v
+            }
+            Expr::Rate { key, window } => {
+                let key = self.text_of(key);
+                let window = match self.eval(window) {
+                    Value::Duration(d) => u64::try_from(d).unwrap_or(0),
+                    _ => 0,
+                };
+                let count = !self.shadow && !self.opts.dry_run && !self.counted.contains(&key);
+                if count {
+                    self.counted.insert(key.clone());
+                }
+                let n = self.rates.hit(&key, window, self.tx.now, count);
+                Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            Expr::Matched(id) => Value::Bool(self.matched.get(*id).copied().unwrap_or(false)),
+            Expr::Not(inner) => {
+                self.negations += 1;
+                let v = truthy(&self.eval(inner));
+                self.negations -= 1;
+                Value::Bool(!v)
+            }
+            Expr::And(a, b) => Value::Bool(truthy(&self.eval(a)) && truthy(&self.eval(b))),
+            Expr::Or(a, b) => Value::Bool(truthy(&self.eval(a)) || truthy(&self.eval(b))),
+            Expr::Arith(op, a, b) => {
+                let (a, b) = (self.eval(a), self.eval(b));
+                arith(*op, &a, &b)
+            }
+            Expr::Neg(inner) => match self.eval(inner) {
+                Value::Int(i) => Value::Int(i.saturating_neg()),
+                Value::Float(f) => Value::Float(-f),
+                Value::Duration(d) => Value::Duration(d.saturating_neg()),
+                other => other,
+            },
+            Expr::Compare(c) => {
+                let lhs = self.eval(&c.lhs);
+                let rhs = self.eval(&c.rhs);
+                let outcome = compare::test(c, &lhs, &rhs);
+                if let (Some(slot), Some(caps)) = (c.bind, &outcome.captures)
+                    && let Some(s) = self.captures.get_mut(slot)
+                {
+                    *s = Some(Arc::new(caps.clone()));
+                }
+                let held = outcome.held != c.negated;
+                if held
+                    && !c.negated
+                    && self.negations == 0
+                    && self.opts.explain
+                    && self.evidence.is_none()
+                    && let Some((value, span)) = outcome.evidence
+                {
+                    self.evidence = Some(Evidence {
+                        expr: c.source.clone(),
+                        value,
+                        span,
+                    });
+                }
+                Value::Bool(held)
+            }
+            Expr::Exists(inner) => Value::Bool(match self.eval(inner) {
+                Value::List(l) => !l.is_empty(),
+                Value::Str(s) => !s.is_empty(),
+                _ => false,
+            }),
+            Expr::List(items) => Value::list(items.iter().map(|i| self.eval(i)).collect()),
+            Expr::Interp(parts) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => out.push_str(t),
+                        Part::Expr(e) => out.push_str(&self.text_of(e)),
+                    }
+                }
+                Value::str(out)
+            }
+        }
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    matches!(v, Value::Bool(true))
+}
+
+/// `.member` of a value, or of every item of a list.
+fn project(v: &Value, member: &str) -> Value {
+    match v {
+        Value::List(items) => Value::list(items.iter().map(|i| project(i, member)).collect()),
+        other => compat::member_value(other, member).unwrap_or_else(|| Value::str("")),
+    }
+}
+
+fn arith(op: Arith, a: &Value, b: &Value) -> Value {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let i = |v: &Value| match v {
+        Value::Int(i) | Value::Time(i) | Value::Duration(i) => *i,
+        _ => 0,
+    };
+    match op {
+        Arith::AddInt => Value::Int(i(a).saturating_add(i(b))),
+        Arith::SubInt => Value::Int(i(a).saturating_sub(i(b))),
+        Arith::AddFloat => Value::Float(f(a) + f(b)),
+        Arith::SubFloat => Value::Float(f(a) - f(b)),
+        Arith::Concat => Value::str(format!("{}{}", text(a), text(b))),
+        Arith::TimeDiff => Value::Duration(i(a).saturating_sub(i(b))),
+        Arith::TimePlus => Value::Time(i(a).saturating_add(i(b))),
+        Arith::TimeMinus => Value::Time(i(a).saturating_sub(i(b))),
+        Arith::DurAdd => Value::Duration(i(a).saturating_add(i(b))),
+        Arith::DurSub => Value::Duration(i(a).saturating_sub(i(b))),
+    }
+}
+
+/// Whether `ip` is inside the network `net/len` (an IPv4 never matches an
+/// IPv6 network, except through its IPv4-mapped form).
+pub(crate) fn contains_ip(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        (IpAddr::V4(_), IpAddr::V6(a)) => a
+            .to_ipv4_mapped()
+            .is_some_and(|a| contains_ip(net, len, IpAddr::V4(a))),
+        (IpAddr::V6(n), IpAddr::V4(a)) => n
+            .to_ipv4_mapped()
+            .is_some_and(|n| contains_ip(IpAddr::V4(n), len.saturating_sub(96), IpAddr::V4(a))),
+    }
+}

@@ -1,0 +1,203 @@
+//! The lowered form the interpreter runs: names, fields and functions are
+//! resolved to indices and values at compile time, types are checked, and
+//! every comparison knows its operator's exact meaning. The AST is not
+//! consulted at run time. A later engine (the JIT) compiles this same IR,
+//! and the interpreter over it is the specification it must agree with.
+
+use weir_grammar::ast::Span;
+use weir_stdlib::{Stage, Value};
+
+use crate::decision::Verdict;
+
+/// An expression.
+#[derive(Debug, Clone)]
+pub(crate) enum Expr {
+    /// A value known at compile time (literals, `let`s, `list`s).
+    Const(Value),
+    /// A field of the message model: an index into the registry's fields.
+    Field(usize),
+    /// `score`: the sum of the `score` actions so far.
+    Score,
+    /// `header(NAME)`, or `header(NAME).raw`.
+    Header { name: Box<Expr>, raw: bool },
+    /// A parameter of the `fn` being evaluated.
+    Param(usize),
+    /// The captures bound by `matches … as NAME` (a slot of the rule).
+    Captures(usize),
+    /// `.member` of an address, attachment or time, applied to every item
+    /// of a list (projection).
+    Member(Box<Expr>, &'static str),
+    /// `list[i]` or `m[i]`; out of range gives the item type's empty value.
+    Index(Box<Expr>, Box<Expr>, Value),
+    /// A pure builtin.
+    Builtin {
+        imp: fn(&[Value]) -> Value,
+        args: Vec<Expr>,
+    },
+    /// A user `fn`: its index.
+    CallUser { func: usize, args: Vec<Expr> },
+    /// `rate(KEY, WINDOW)`.
+    Rate { key: Box<Expr>, window: Box<Expr> },
+    /// `matched(rule)`: the rule's index in declaration order.
+    Matched(usize),
+    /// `not e`.
+    Not(Box<Expr>),
+    /// `a and b`.
+    And(Box<Expr>, Box<Expr>),
+    /// `a or b`.
+    Or(Box<Expr>, Box<Expr>),
+    /// `a + b`, `a - b` with the operation fixed by the operands' types.
+    Arith(Arith, Box<Expr>, Box<Expr>),
+    /// `-e` (numbers and durations).
+    Neg(Box<Expr>),
+    /// A comparison or test.
+    Compare(Box<Compare>),
+    /// `e exists`.
+    Exists(Box<Expr>),
+    /// `[a, b]` with non-constant items.
+    List(Vec<Expr>),
+    /// A string with interpolations.
+    Interp(Vec<Part>),
+}
+
+/// One piece of an interpolated string.
+#[derive(Debug, Clone)]
+pub(crate) enum Part {
+    /// Literal text.
+    Text(String),
+    /// `${expr}`, rendered with `Value::to_text`.
+    Expr(Expr),
+}
+
+/// The arithmetic operations, chosen by the checker from the operand types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arith {
+    /// int + int.
+    AddInt,
+    /// number + number, one of them a float.
+    AddFloat,
+    /// string + string.
+    Concat,
+    /// int - int.
+    SubInt,
+    /// number - number, one of them a float.
+    SubFloat,
+    /// time - time: a duration.
+    TimeDiff,
+    /// time + duration.
+    TimePlus,
+    /// time - duration.
+    TimeMinus,
+    /// duration + duration.
+    DurAdd,
+    /// duration - duration.
+    DurSub,
+}
+
+/// A comparison operator with negation factored out (`!=` is `not ==`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Matches,
+    In,
+}
+
+/// `[all] lhs OP rhs [as NAME]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Compare {
+    pub op: CmpOp,
+    /// The whole test is negated (`!=`).
+    pub negated: bool,
+    /// `all`: every element of the left side must pass (and there must be one).
+    pub all: bool,
+    pub lhs: Expr,
+    pub rhs: Expr,
+    /// For `matches … as NAME`: the capture slot to fill.
+    pub bind: Option<usize>,
+    /// The left side as written, for `--explain`.
+    pub source: String,
+}
+
+/// A statement of an action block.
+#[derive(Debug, Clone)]
+pub(crate) enum Stmt {
+    Action(Action),
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
+}
+
+/// An action with its arguments lowered.
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    /// A verdict; `code`/`status`/`text` already defaulted where the
+    /// language gives defaults.
+    Verdict {
+        verdict: Verdict,
+        code: u16,
+        status: String,
+        text: Option<Expr>,
+    },
+    AddHeader(Expr, Expr),
+    SetHeader(Expr, Expr),
+    RemoveHeader(Expr),
+    PrependSubject(Expr),
+    AddRcpt(Expr),
+    RemoveRcpt(Expr),
+    Redirect(Expr),
+    Fileinto(Expr),
+    Flag(Expr),
+    Keep,
+    Tag(Expr),
+    Score(Expr),
+    Notify {
+        channel: Expr,
+        with: Vec<(String, Expr)>,
+        template: Option<usize>,
+    },
+    Reply(usize),
+    Log(Expr),
+    Stop,
+}
+
+/// A rule, lowered.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    /// Index in declaration (load) order, used by `matched()`.
+    pub id: usize,
+    pub name: String,
+    pub priority: i64,
+    pub shadow: bool,
+    pub stage: Stage,
+    pub file: String,
+    pub span: Span,
+    pub line: usize,
+    pub when: Option<Expr>,
+    pub then: Vec<Stmt>,
+    pub otherwise: Option<Vec<Stmt>>,
+    /// How many capture slots the rule uses.
+    pub captures: usize,
+}
+
+/// A user `fn`, lowered.
+#[derive(Debug, Clone)]
+pub(crate) struct Function {
+    pub body: Expr,
+}
+
+/// A template, lowered.
+#[derive(Debug, Clone)]
+pub(crate) struct Template {
+    pub name: String,
+    pub subject: Option<Expr>,
+    pub body: Option<Expr>,
+}

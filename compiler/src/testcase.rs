@@ -1,0 +1,272 @@
+//! The `test` blocks of a ruleset's entry file (LANGUAGE.md §8), checked
+//! at compile time and run by `weir test` (and on reload by the daemon).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use weir_stdlib::Stage;
+
+use crate::decision::{Action, Decision, TakenKind, Verdict};
+
+/// One `test "name" { ... }` block.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    /// The test's name.
+    pub name: String,
+    /// The file it is written in (as in diagnostics).
+    pub file: String,
+    /// The 1-based line of `test`.
+    pub line: usize,
+    /// The message to evaluate.
+    pub message: TestMessage,
+    /// `envelope from`, if given.
+    pub envelope_from: Option<String>,
+    /// `envelope to`, if given.
+    pub envelope_to: Option<Vec<String>>,
+    /// `client ip`, if given.
+    pub client_ip: Option<IpAddr>,
+    /// `client helo`, if given.
+    pub helo: Option<String>,
+    /// The `expect` lines, in order.
+    pub(crate) expectations: Vec<Expectation>,
+}
+
+/// Where a test's message comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestMessage {
+    /// `message "path.eml"`, resolved relative to the test's file.
+    File(PathBuf),
+    /// `message """raw text"""`.
+    Text(String),
+}
+
+/// One `expect [not] ...` line.
+#[derive(Debug, Clone)]
+pub(crate) struct Expectation {
+    pub negated: bool,
+    pub what: Expect,
+}
+
+/// What an `expect` line checks.
+#[derive(Debug, Clone)]
+pub(crate) enum Expect {
+    Verdict {
+        verdict: Verdict,
+        code: Option<u16>,
+    },
+    Stage(Stage),
+    Score {
+        op: &'static str,
+        value: f64,
+    },
+    Matched(String),
+    Tag(String),
+    Folder(String),
+    /// Any non-verdict action: its word, the leading arguments given, and
+    /// the template named, if any.
+    Action {
+        word: String,
+        args: Vec<String>,
+        template: Option<String>,
+    },
+    /// `expect quarantine "reason"` and other verdict words used as actions.
+    VerdictAction {
+        verdict: Verdict,
+        args: Vec<String>,
+    },
+}
+
+fn quoted(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".to_string();
+    }
+    items
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        x.to_string()
+    }
+}
+
+/// The arguments of an action as `expect` compares them.
+fn action_args(a: &Action) -> (Vec<String>, Option<String>) {
+    match a {
+        Action::AddHeader { name, value } | Action::SetHeader { name, value } => {
+            (vec![name.clone(), value.clone()], None)
+        }
+        Action::RemoveHeader { name } => (vec![name.clone()], None),
+        Action::PrependSubject(v)
+        | Action::AddRcpt(v)
+        | Action::RemoveRcpt(v)
+        | Action::Redirect(v)
+        | Action::Fileinto(v)
+        | Action::Flag(v)
+        | Action::Tag(v)
+        | Action::Log(v) => (vec![v.clone()], None),
+        Action::Score(x) => (vec![number(*x)], None),
+        Action::Keep => (Vec::new(), None),
+        Action::Notify {
+            channel, template, ..
+        } => (
+            vec![channel.clone()],
+            template.as_ref().map(|t| t.name.clone()),
+        ),
+        Action::Reply(t) => (Vec::new(), Some(t.name.clone())),
+    }
+}
+
+/// Whether an expected argument equals an actual one: exact, except that
+/// header names (first argument of header actions) ignore case and numbers
+/// compare by value.
+fn arg_matches(word: &str, index: usize, want: &str, got: &str) -> bool {
+    if want == got {
+        return true;
+    }
+    if index == 0 && word.ends_with("_header") {
+        return want.eq_ignore_ascii_case(got);
+    }
+    matches!((want.parse::<f64>(), got.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+}
+
+impl TestCase {
+    /// Checks a decision against the expectations: one human sentence per
+    /// failed expectation; empty when the test passes.
+    pub fn check(&self, d: &Decision) -> Vec<String> {
+        self.expectations
+            .iter()
+            .filter_map(|e| e.check(d))
+            .collect()
+    }
+}
+
+impl Expectation {
+    fn check(&self, d: &Decision) -> Option<String> {
+        let not = if self.negated { "not " } else { "" };
+        let (held, expected, got) = match &self.what {
+            Expect::Verdict { verdict, code } => {
+                let actual_code = d.reply.as_ref().map(|r| r.code);
+                let held = d.verdict == *verdict && code.is_none_or(|c| actual_code == Some(c));
+                let want = match code {
+                    Some(c) => format!("verdict {} {c}", verdict.as_str()),
+                    None => format!("verdict {}", verdict.as_str()),
+                };
+                let got = match actual_code {
+                    Some(c) => format!("{} {c}", d.verdict.as_str()),
+                    None => d.verdict.as_str().to_string(),
+                };
+                (held, want, format!("got {got}"))
+            }
+            Expect::Stage(s) => (
+                d.stage == *s,
+                format!("stage {s}"),
+                format!("got {}", d.stage),
+            ),
+            Expect::Score { op, value } => {
+                let s = d.score;
+                let held = match *op {
+                    "==" => s == *value,
+                    "!=" => s != *value,
+                    "<" => s < *value,
+                    "<=" => s <= *value,
+                    ">" => s > *value,
+                    _ => s >= *value,
+                };
+                (
+                    held,
+                    format!("score {op} {}", number(*value)),
+                    format!("got {}", number(s)),
+                )
+            }
+            Expect::Matched(rule) => (
+                d.matched.contains(rule),
+                format!("matched {rule}"),
+                format!("matched: {}", quoted(&d.matched)),
+            ),
+            Expect::Tag(tag) => (
+                d.tags.contains(tag),
+                format!("tag {tag:?}"),
+                format!("tags: {}", quoted(&d.tags)),
+            ),
+            Expect::Folder(folder) => (
+                d.folder.as_deref() == Some(folder.as_str()),
+                format!("folder {folder:?}"),
+                format!(
+                    "folder: {}",
+                    d.folder
+                        .as_deref()
+                        .map_or("none".to_string(), |f| format!("{f:?}"))
+                ),
+            ),
+            Expect::Action {
+                word,
+                args,
+                template,
+            } => {
+                let mut seen = Vec::new();
+                let held = d.actions.iter().any(|t| {
+                    let TakenKind::Action(a) = &t.what else {
+                        return false;
+                    };
+                    if t.shadow || a.name() != word {
+                        return false;
+                    }
+                    let (got, got_template) = action_args(a);
+                    seen.push(format!("{} {}", word, quoted(&got)));
+                    args.len() <= got.len()
+                        && args
+                            .iter()
+                            .zip(&got)
+                            .enumerate()
+                            .all(|(i, (w, g))| arg_matches(word, i, w, g))
+                        && template
+                            .as_ref()
+                            .is_none_or(|t| got_template.as_ref() == Some(t))
+                });
+                let mut want = word.clone();
+                for a in args {
+                    want.push_str(&format!(" {a:?}"));
+                }
+                if let Some(t) = template {
+                    want.push_str(&format!(" template {t}"));
+                }
+                let got = if seen.is_empty() {
+                    format!("no `{word}` action was taken")
+                } else {
+                    format!("got {}", seen.join("; "))
+                };
+                (held, want, got)
+            }
+            Expect::VerdictAction { verdict, args } => {
+                let detail = match verdict {
+                    Verdict::Quarantine => d.quarantine_reason.clone(),
+                    _ => d.reply.as_ref().map(|r| r.text.clone()),
+                };
+                let held = d.verdict == *verdict
+                    && args
+                        .first()
+                        .is_none_or(|a| detail.as_deref() == Some(a.as_str()));
+                let mut want = verdict.as_str().to_string();
+                for a in args {
+                    want.push_str(&format!(" {a:?}"));
+                }
+                let got = match detail {
+                    Some(text) => format!("got {} {text:?}", d.verdict.as_str()),
+                    None => format!("got {}", d.verdict.as_str()),
+                };
+                (held, want, got)
+            }
+        };
+        if held == self.negated {
+            Some(format!("expected {not}{expected}; {got}"))
+        } else {
+            None
+        }
+    }
+}
