@@ -1,0 +1,129 @@
+//! The command line of LANGUAGE.md §9.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Weir: a mail rule engine for Flow rules.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The evaluation engine of `weir run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Engine {
+    /// Native code (falls back to the interpreter where not available).
+    #[default]
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and type-check rules; print diagnostics. Exit 0 when clean, 1 on errors.
+    Check {
+        /// Rule files or directories (every `.flow` below, recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Evaluate messages with a ruleset.
+    Run(RunArgs),
+    /// Show the messages whose outcome differs between two rulesets.
+    Diff {
+        /// The old ruleset.
+        old: PathBuf,
+        /// The new ruleset.
+        new: PathBuf,
+        /// Messages or directories of messages.
+        #[arg(required = true)]
+        messages: Vec<PathBuf>,
+        /// One JSON object per differing message.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the `test` blocks of rule files.
+    Test {
+        /// Rule files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Format rule files canonically, in place (`-` formats stdin to stdout).
+    Fmt {
+        /// Change nothing; exit 1 if a file would change.
+        #[arg(long)]
+        check: bool,
+        /// Rule files or directories, or `-`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// The daemon: milter, LMTP and the HTTP control API.
+    Serve {
+        /// The configuration file (`weir.toml`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The rules to serve (overrides `rules` of the configuration;
+        /// without `--config`, runs with PRODUCT.md's defaults).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// The language server, on stdio (for editors).
+    Lsp,
+}
+
+/// Arguments of `weir run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The ruleset: a `.flow` file (or a directory: all its `.flow` files together).
+    pub rules: PathBuf,
+    /// Messages, directories of messages, or `-` for one message on stdin.
+    #[arg(required = true)]
+    pub messages: Vec<PathBuf>,
+    /// Envelope sender (default: the first `From` address).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Envelope recipient, repeatable (default: the `To` and `Cc` addresses).
+    #[arg(long)]
+    pub to: Vec<String>,
+    /// Client IP address (default 127.0.0.1).
+    #[arg(long = "client-ip")]
+    pub client_ip: Option<IpAddr>,
+    /// HELO name (default `localhost`).
+    #[arg(long)]
+    pub helo: Option<String>,
+    /// Evaluation engine.
+    #[arg(long, value_enum, default_value_t)]
+    pub engine: Engine,
+    /// One JSON object per message, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Show each rule, whether it held, and what made it hold.
+    #[arg(long)]
+    pub explain: bool,
+    /// Per-rule hit counts, verdict totals and rules that never fired.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+impl Cli {
+    /// Parses the process arguments. Usage errors exit with status 1 (a bad
+    /// option is status 1 for `weir run`, LANGUAGE.md §9), `--help` and
+    /// `--version` with 0.
+    pub fn try_parse_args() -> Result<Cli, ExitCode> {
+        Cli::try_parse().map_err(|e| {
+            let _ = e.print();
+            if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        })
+    }
+}

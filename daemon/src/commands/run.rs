@@ -1,0 +1,192 @@
+//! `weir run RULES MESSAGE...`: evaluate messages, print decisions or
+//! statistics. The rules compile once; this is the throughput path.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{Value, json};
+use weir_compiler::{Decision, EvalOptions, MemoryRates, Ruleset};
+
+use super::{Envelope, decide, load_ruleset};
+use crate::cli::RunArgs;
+use crate::inputs::{self, Input};
+use crate::report;
+
+/// Exit status: 0 whatever the verdicts; 1 for an unreadable message; 2
+/// when the rules do not compile.
+pub fn run(args: &RunArgs) -> u8 {
+    let Some(ruleset) = load_ruleset(&args.rules) else {
+        return 2;
+    };
+    let envelope = Envelope {
+        from: args.from.clone(),
+        to: args.to.clone(),
+        client_ip: args.client_ip,
+        helo: args.helo.clone(),
+    };
+    let messages = inputs::expand(&args.messages, inputs::any_file);
+    let many = messages.len() > 1 || args.messages.iter().any(|p| p.is_dir());
+    let opts = EvalOptions {
+        explain: args.explain,
+        ..EvalOptions::default()
+    };
+    let mut rates = MemoryRates::default();
+    let mut stats = Stats::new(&ruleset);
+    let mut status = 0;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for input in &messages {
+        let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
+            decide(&ruleset, &bytes, &envelope, &mut rates, &opts).map_err(|e| e.to_string())
+        });
+        let printed = match result {
+            Ok(decision) => {
+                if args.stats {
+                    stats.add(&decision);
+                    Ok(())
+                } else {
+                    print_decision(&mut out, args, input, many, &decision)
+                }
+            }
+            Err(error) => {
+                status = 1;
+                stats.errors += 1;
+                print_error(&mut out, args, input, &error)
+            }
+        };
+        if printed.is_err() {
+            // Standard output was closed (e.g. piped into `head`): stop quietly.
+            return status;
+        }
+    }
+    if args.stats {
+        let _ = stats.print(&mut out, args.json);
+    }
+    let _ = out.flush();
+    status
+}
+
+fn print_decision(
+    out: &mut impl Write,
+    args: &RunArgs,
+    input: &Input,
+    many: bool,
+    decision: &Decision,
+) -> std::io::Result<()> {
+    if args.json {
+        let mut obj = serde_json::Map::new();
+        if many {
+            obj.insert("file".into(), json!(input.display()));
+        }
+        obj.extend(report::decision_json(decision));
+        if args.explain {
+            obj.insert("explain".into(), report::trace_json(&decision.trace));
+        }
+        writeln!(out, "{}", Value::Object(obj))
+    } else {
+        if many {
+            write!(out, "{}: ", input.display())?;
+        }
+        write!(out, "{}", report::decision_text(decision))?;
+        if args.explain {
+            writeln!(out, "  rules:")?;
+            write!(out, "{}", report::trace_text(&decision.trace))?;
+        }
+        Ok(())
+    }
+}
+
+fn print_error(
+    out: &mut impl Write,
+    args: &RunArgs,
+    input: &Input,
+    error: &str,
+) -> std::io::Result<()> {
+    if args.json && !args.stats {
+        writeln!(out, "{}", json!({"file": input.display(), "error": error}))
+    } else {
+        out.flush()?;
+        eprintln!("error: {}: {error}", input.display());
+        Ok(())
+    }
+}
+
+/// Counts over a corpus for `--stats`.
+struct Stats {
+    rules: Vec<String>,
+    hits: BTreeMap<String, u64>,
+    verdicts: BTreeMap<&'static str, u64>,
+    messages: u64,
+    errors: u64,
+}
+
+impl Stats {
+    fn new(ruleset: &Ruleset) -> Stats {
+        let rules: Vec<String> = ruleset.rules().iter().map(|r| r.name.clone()).collect();
+        let hits = rules.iter().map(|r| (r.clone(), 0)).collect();
+        Stats {
+            rules,
+            hits,
+            verdicts: BTreeMap::new(),
+            messages: 0,
+            errors: 0,
+        }
+    }
+
+    fn add(&mut self, d: &Decision) {
+        self.messages += 1;
+        *self.verdicts.entry(d.verdict.as_str()).or_default() += 1;
+        for rule in &d.matched {
+            *self.hits.entry(rule.clone()).or_default() += 1;
+        }
+    }
+
+    fn never_fired(&self) -> Vec<&String> {
+        self.rules
+            .iter()
+            .filter(|r| self.hits.get(*r) == Some(&0))
+            .collect()
+    }
+
+    fn print(&self, out: &mut impl Write, as_json: bool) -> std::io::Result<()> {
+        if as_json {
+            let rules: serde_json::Map<String, Value> = self
+                .rules
+                .iter()
+                .map(|r| (r.clone(), json!(self.hits.get(r).copied().unwrap_or(0))))
+                .collect();
+            let obj = json!({
+                "messages": self.messages,
+                "errors": self.errors,
+                "verdicts": self.verdicts,
+                "rules": rules,
+                "never_fired": self.never_fired(),
+            });
+            return writeln!(out, "{obj}");
+        }
+        writeln!(
+            out,
+            "messages: {} ({} unreadable)",
+            self.messages, self.errors
+        )?;
+        writeln!(out, "verdicts:")?;
+        for (verdict, n) in &self.verdicts {
+            writeln!(out, "  {verdict:<12} {n}")?;
+        }
+        writeln!(out, "rule hits:")?;
+        let width = self.rules.iter().map(|r| r.len()).max().unwrap_or(0);
+        for rule in &self.rules {
+            writeln!(
+                out,
+                "  {rule:<width$} {}",
+                self.hits.get(rule).copied().unwrap_or(0)
+            )?;
+        }
+        let never = self.never_fired();
+        writeln!(out, "never fired: {}", never.len())?;
+        for rule in never {
+            writeln!(out, "  {rule}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! `weir test PATH...`: run the `test` blocks of rule files.
+
+use std::path::{Path, PathBuf};
+
+use weir_compiler::{EvalOptions, MemoryRates, Ruleset, TestCase, TestMessage};
+
+use super::{DiagnosticPrinter, Envelope, compile_ruleset, decide};
+use crate::inputs::{self, Input};
+
+/// Prints one line per test and a closing `N passed, N failed` line; exit
+/// 1 when a test fails or a file does not compile.
+pub fn run(paths: &[PathBuf]) -> u8 {
+    let mut printer = DiagnosticPrinter::new();
+    let (mut passed, mut failed, mut broken) = (0usize, 0usize, 0usize);
+    for input in inputs::expand(paths, inputs::flow_file) {
+        let Input::File(path) = input else {
+            eprintln!("error: weir test reads rule files, not standard input");
+            return 1;
+        };
+        let compiled = compile_ruleset(&path);
+        printer.print(&compiled);
+        let Some(ruleset) = compiled
+            .ruleset
+            .filter(|_| !compiled.diagnostics.iter().any(|d| d.is_error()))
+        else {
+            println!("FAIL {}: does not compile", path.display());
+            broken += 1;
+            continue;
+        };
+        for case in ruleset.tests() {
+            match run_case(&ruleset, case) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("ok   {}:{}: {}", case.file, case.line, case.name);
+                }
+                Err(reasons) => {
+                    failed += 1;
+                    println!("FAIL {}:{}: {}", case.file, case.line, case.name);
+                    for reason in reasons {
+                        println!("       {reason}");
+                    }
+                }
+            }
+        }
+    }
+    if broken > 0 {
+        println!(
+            "{broken} file{} did not compile",
+            if broken == 1 { "" } else { "s" }
+        );
+    }
+    println!("{passed} passed, {} failed", failed + broken);
+    u8::from(failed + broken > 0)
+}
+
+/// Evaluates one test case with fresh rate counters (tests do not see
+/// each other's counts).
+pub fn run_case(ruleset: &Ruleset, case: &TestCase) -> Result<(), Vec<String>> {
+    let bytes = match &case.message {
+        TestMessage::File(path) => read(path)?,
+        TestMessage::Text(text) => text.clone().into_bytes(),
+    };
+    let envelope = Envelope {
+        from: case.envelope_from.clone(),
+        to: case.envelope_to.clone().unwrap_or_default(),
+        client_ip: case.client_ip,
+        helo: case.helo.clone(),
+    };
+    let decision = decide(
+        ruleset,
+        &bytes,
+        &envelope,
+        &mut MemoryRates::default(),
+        &EvalOptions::default(),
+    )
+    .map_err(|e| vec![format!("message refused: {e}")])?;
+    let failures = case.check(&decision);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Vec<String>> {
+    std::fs::read(path).map_err(|e| vec![format!("cannot read message {}: {e}", path.display())])
+}

@@ -1,0 +1,89 @@
+//! Turning command-line paths into files: directories expand to every file
+//! below them (for rules, every `.flow` file), recursively, in byte order of
+//! their paths (LANGUAGE.md §9).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One input named on the command line, after directory expansion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A file.
+    File(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+}
+
+impl Input {
+    /// How the input is named in output (`-` for stdin).
+    pub fn display(&self) -> String {
+        match self {
+            Input::File(p) => p.display().to_string(),
+            Input::Stdin => "-".to_string(),
+        }
+    }
+
+    /// Reads the whole input.
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Input::File(p) => std::fs::read(p),
+            Input::Stdin => {
+                let mut buf = Vec::new();
+                std::io::stdin().lock().read_to_end(&mut buf)?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// Expands paths: a directory becomes the files below it that `keep`
+/// accepts, sorted by path bytes; a file is kept as named (even if `keep`
+/// would refuse it); `-` is stdin. A path that does not exist is kept so
+/// that reading it reports the error in order.
+pub fn expand(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Vec<Input> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            out.push(Input::Stdin);
+        } else if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, keep, &mut found);
+            found.sort_by(|a, b| {
+                a.as_os_str()
+                    .as_encoded_bytes()
+                    .cmp(b.as_os_str().as_encoded_bytes())
+            });
+            out.extend(found.into_iter().map(Input::File));
+        } else {
+            out.push(Input::File(path.clone()));
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, keep: fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
+            walk(&path, keep, out);
+        } else if keep(&path) {
+            out.push(path);
+        }
+    }
+}
+
+/// Every file counts as a message.
+pub fn any_file(_: &Path) -> bool {
+    true
+}
+
+/// Rule files are the `.flow` files.
+pub fn flow_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "flow")
+}
