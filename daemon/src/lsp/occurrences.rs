@@ -1,0 +1,501 @@
+//! What each word of a file means: a walk over the syntax tree that lists
+//! every field, member, builtin call, action word, declaration and use of a
+//! declared name, with its span. Hover, go to definition and find
+//! references all start from "the smallest occurrence under the cursor".
+//!
+//! Names resolve as the checker resolves them: a `fn` parameter or a
+//! `matches … as` binding first, then a declared name (this file's or an
+//! import's), then a field of the registry (`envelope.from.domain`: the
+//! longest dotted prefix that is a field, then members).
+
+use std::collections::HashSet;
+
+use weir_grammar::ast::{
+    self, Action, Block, Expr, ExprKind, Ident, Item, Span, Stmt, StrLit, StrPart,
+};
+use weir_stdlib::Type;
+use weir_stdlib::registry::{self, ParamType, registry as reg};
+
+use super::workspace::{DeclKind, FileKey, ParsedFile};
+
+/// How a declared name is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefKind {
+    /// As a value (a `let` or `list`).
+    Value,
+    /// Called (`is_internal(...)`).
+    Call,
+    /// After `template` in an action.
+    Template,
+    /// In `matched(NAME)`.
+    Matched,
+    /// In a test's `expect [not] matched NAME` (a rule anywhere in the ruleset).
+    TestMatched,
+}
+
+/// What one occurrence is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Occ {
+    /// A field of the registry, the whole dotted path (`envelope.from`).
+    Field(String),
+    /// `.name` on a value of type `owner`.
+    Member {
+        /// The type of the value the member is read from.
+        owner: Type,
+        /// The member.
+        name: String,
+    },
+    /// `.raw` after `header("...")`.
+    HeaderRaw,
+    /// A call of a builtin function.
+    Builtin(String),
+    /// An action word (also a verdict in `expect verdict`).
+    Action(String),
+    /// The name in a declaration.
+    Decl(DeclKind, String),
+    /// A use of a declared name.
+    Ref(RefKind, String),
+    /// A `fn` parameter (its declaration or a use).
+    Param {
+        /// Its name.
+        name: String,
+        /// Its type as written.
+        ty: String,
+        /// The span of `name: type` in the `fn`.
+        decl: Span,
+    },
+    /// A `matches … as NAME` binding (where bound, or a use).
+    Capture {
+        /// Its name.
+        name: String,
+        /// The span of the name after `as`.
+        decl: Span,
+    },
+    /// The path of an `import`.
+    Import(FileKey),
+}
+
+/// One occurrence: what, and where.
+#[derive(Debug, Clone)]
+pub(crate) struct Occurrence {
+    /// The text it covers.
+    pub span: Span,
+    /// What it is.
+    pub occ: Occ,
+}
+
+/// Every occurrence in a file, in walk order. `declared` is the set of
+/// names the file sees (its own and its imports').
+pub(crate) fn collect(file: &ParsedFile, declared: &HashSet<String>) -> Vec<Occurrence> {
+    let mut walker = Walker {
+        declared,
+        key: &file.key,
+        params: Vec::new(),
+        captures: Vec::new(),
+        out: Vec::new(),
+    };
+    for item in &file.ast.items {
+        walker.item(item);
+    }
+    walker.out
+}
+
+/// The occurrence under `offset`: the smallest containing it, preferring
+/// one that starts at or before the offset and ends after it (the cursor
+/// just after a word still counts for that word).
+pub(crate) fn at(occurrences: &[Occurrence], offset: usize) -> Option<&Occurrence> {
+    let inside = occurrences
+        .iter()
+        .filter(|o| o.span.start <= offset && offset < o.span.end)
+        .min_by_key(|o| o.span.end - o.span.start);
+    inside.or_else(|| {
+        occurrences
+            .iter()
+            .filter(|o| o.span.start < offset && offset == o.span.end)
+            .min_by_key(|o| o.span.end - o.span.start)
+    })
+}
+
+/// The type a `fn` parameter annotation names.
+pub(crate) fn type_of_annotation(ty: &ast::TypeExpr) -> Option<Type> {
+    if ty.name.name == "list" {
+        return ty.args.first().and_then(type_of_annotation).map(Type::list);
+    }
+    Type::from_name(&ty.name.name)
+}
+
+/// `list<address>` as written.
+fn annotation_text(ty: &ast::TypeExpr) -> String {
+    if ty.args.is_empty() {
+        return ty.name.name.clone();
+    }
+    let args: Vec<String> = ty.args.iter().map(annotation_text).collect();
+    format!("{}<{}>", ty.name.name, args.join(", "))
+}
+
+/// The dotted path of `a.b.c` (names only), if it is one.
+fn path_of(e: &Expr) -> Option<Vec<&Ident>> {
+    match &e.kind {
+        ExprKind::Name(id) => Some(vec![id]),
+        ExprKind::Field(base, member) => {
+            let mut path = path_of(base)?;
+            path.push(member);
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+/// The longest prefix of `names` that is a registry field: its length.
+pub(crate) fn field_prefix(names: &[&str]) -> Option<usize> {
+    (1..=names.len())
+        .rev()
+        .find(|&k| reg().field(&names[..k].join(".")).is_some())
+}
+
+/// The type of member `name` of a value of type `owner`.
+pub(crate) fn member_type(owner: &Type, name: &str) -> Option<Type> {
+    registry::members(owner)
+        .into_iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, t, _)| t)
+}
+
+/// A parameter in scope: name, type, type text, declaration span.
+type ParamInfo = (String, Option<Type>, String, Span);
+
+struct Walker<'a> {
+    declared: &'a HashSet<String>,
+    key: &'a FileKey,
+    params: Vec<ParamInfo>,
+    captures: Vec<(String, Span)>,
+    out: Vec<Occurrence>,
+}
+
+impl Walker<'_> {
+    fn push(&mut self, span: Span, occ: Occ) {
+        self.out.push(Occurrence { span, occ });
+    }
+
+    fn item(&mut self, item: &Item) {
+        match item {
+            Item::Import(import) => {
+                if let Some(key) = self.key.import(&import.path) {
+                    self.push(import.path_span, Occ::Import(key));
+                }
+            }
+            Item::Let(d) => {
+                self.decl(DeclKind::Let, &d.name);
+                self.expr(&d.value);
+            }
+            Item::List(d) => self.decl(DeclKind::List, &d.name),
+            Item::Fn(d) => {
+                self.decl(DeclKind::Fn, &d.name);
+                for p in &d.params {
+                    let ty = annotation_text(&p.ty);
+                    self.push(
+                        p.name.span,
+                        Occ::Param {
+                            name: p.name.name.clone(),
+                            ty: ty.clone(),
+                            decl: p.span,
+                        },
+                    );
+                    self.params
+                        .push((p.name.name.clone(), type_of_annotation(&p.ty), ty, p.span));
+                }
+                self.expr(&d.body);
+                self.params.clear();
+            }
+            Item::Template(d) => {
+                self.decl(DeclKind::Template, &d.name);
+                for field in &d.fields {
+                    self.str_lit(&field.value);
+                }
+            }
+            Item::Rule(d) => {
+                self.decl(DeclKind::Rule, &d.name);
+                if let Some(when) = &d.when {
+                    self.expr(when);
+                }
+                self.block(&d.then);
+                if let Some(otherwise) = &d.otherwise {
+                    self.block(otherwise);
+                }
+                self.captures.clear();
+            }
+            Item::Test(t) => {
+                for stmt in &t.stmts {
+                    self.test_stmt(stmt);
+                }
+            }
+        }
+    }
+
+    fn decl(&mut self, kind: DeclKind, name: &Ident) {
+        self.push(name.span, Occ::Decl(kind, name.name.clone()));
+    }
+
+    fn test_stmt(&mut self, stmt: &ast::TestStmt) {
+        use ast::{Expectation, TestStmtKind};
+        match &stmt.kind {
+            TestStmtKind::MessageFile(_) | TestStmtKind::MessageText(_) => {}
+            TestStmtKind::Envelope { from, to } => {
+                for e in [from, to].into_iter().flatten() {
+                    self.expr(e);
+                }
+            }
+            TestStmtKind::Client { ip, helo } => {
+                for e in [ip, helo].into_iter().flatten() {
+                    self.expr(e);
+                }
+            }
+            TestStmtKind::Expect { what, .. } => match what {
+                Expectation::Verdict { verdict, .. } => {
+                    if reg().action(&verdict.name).is_some() {
+                        self.push(verdict.span, Occ::Action(verdict.name.clone()));
+                    }
+                }
+                Expectation::Stage(_) => {}
+                Expectation::Score { value, .. } => self.expr(value),
+                Expectation::Matched(rule) => {
+                    self.push(rule.span, Occ::Ref(RefKind::TestMatched, rule.name.clone()))
+                }
+                Expectation::Action(action) => self.action(action),
+            },
+        }
+    }
+
+    fn block(&mut self, block: &Block) {
+        for stmt in &block.stmts {
+            match stmt {
+                Stmt::Action(action) => self.action(action),
+                Stmt::If(i) => {
+                    self.expr(&i.cond);
+                    self.block(&i.then);
+                    if let Some(otherwise) = &i.otherwise {
+                        self.block(otherwise);
+                    }
+                }
+            }
+        }
+    }
+
+    fn action(&mut self, action: &Action) {
+        if reg().action(&action.name.name).is_some() {
+            self.push(action.name.span, Occ::Action(action.name.name.clone()));
+        }
+        for arg in &action.args {
+            self.expr(arg);
+        }
+        if let Some(with) = &action.with {
+            for (_, value) in &with.entries {
+                self.expr(value);
+            }
+        }
+        if let Some(template) = &action.template {
+            self.push(
+                template.span,
+                Occ::Ref(RefKind::Template, template.name.clone()),
+            );
+        }
+    }
+
+    fn str_lit(&mut self, s: &StrLit) {
+        for part in &s.parts {
+            if let StrPart::Interp(e) = part {
+                self.expr(e);
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Bool(_)
+            | ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Size(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Regex(_)
+            | ExprKind::Ip(_)
+            | ExprKind::Cidr(..) => {}
+            ExprKind::Str(s) => self.str_lit(s),
+            ExprKind::List(items) => items.iter().for_each(|i| self.expr(i)),
+            ExprKind::Name(_) => self.path(e),
+            ExprKind::Field(base, member) => {
+                if path_of(e).is_some() {
+                    self.path(e);
+                    return;
+                }
+                self.expr(base);
+                if member.name == "raw"
+                    && matches!(&base.kind, ExprKind::Call(n, _) if n.name == "header")
+                {
+                    self.push(member.span, Occ::HeaderRaw);
+                } else if let Some(owner) = self.type_of(base) {
+                    self.push(
+                        member.span,
+                        Occ::Member {
+                            owner,
+                            name: member.name.clone(),
+                        },
+                    );
+                }
+            }
+            ExprKind::Index(base, index) => {
+                self.expr(base);
+                self.expr(index);
+            }
+            ExprKind::Call(name, args) => self.call(name, args),
+            ExprKind::Not(inner) | ExprKind::Neg(inner) | ExprKind::Exists(inner) => {
+                self.expr(inner)
+            }
+            ExprKind::And(a, b)
+            | ExprKind::Or(a, b)
+            | ExprKind::Add(a, b)
+            | ExprKind::Sub(a, b) => {
+                self.expr(a);
+                self.expr(b);
+            }
+            ExprKind::Compare(c) => {
+                self.expr(&c.lhs);
+                self.expr(&c.rhs);
+                if let Some(bind) = &c.bind {
+                    self.push(
+                        bind.span,
+                        Occ::Capture {
+                            name: bind.name.clone(),
+                            decl: bind.span,
+                        },
+                    );
+                    self.captures.push((bind.name.clone(), bind.span));
+                }
+            }
+        }
+    }
+
+    fn call(&mut self, name: &Ident, args: &[Expr]) {
+        let user = self.declared.contains(&name.name);
+        if user {
+            self.push(name.span, Occ::Ref(RefKind::Call, name.name.clone()));
+        } else if reg().function(&name.name).is_some() {
+            self.push(name.span, Occ::Builtin(name.name.clone()));
+        }
+        if name.name == "matched" && !user {
+            for arg in args {
+                if let ExprKind::Name(rule) = &arg.kind {
+                    self.push(rule.span, Occ::Ref(RefKind::Matched, rule.name.clone()));
+                } else {
+                    self.expr(arg);
+                }
+            }
+            return;
+        }
+        for arg in args {
+            self.expr(arg);
+        }
+    }
+
+    /// A bare name or a dotted path.
+    fn path(&mut self, e: &Expr) {
+        let Some(path) = path_of(e) else { return };
+        let root = path[0];
+        if let Some((name, ty, text, decl)) = self.params.iter().find(|p| p.0 == root.name).cloned()
+        {
+            self.push(
+                root.span,
+                Occ::Param {
+                    name,
+                    ty: text,
+                    decl,
+                },
+            );
+            self.members(ty, &path[1..]);
+        } else if let Some((name, decl)) = self.captures.iter().find(|c| c.0 == root.name).cloned()
+        {
+            self.push(root.span, Occ::Capture { name, decl });
+        } else if self.declared.contains(&root.name) {
+            self.push(root.span, Occ::Ref(RefKind::Value, root.name.clone()));
+        } else {
+            let names: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
+            let Some(k) = field_prefix(&names) else {
+                return;
+            };
+            let joined = names[..k].join(".");
+            let ty = reg().field(&joined).map(|f| f.ty.clone());
+            self.push(root.span.to(path[k - 1].span), Occ::Field(joined));
+            self.members(ty, &path[k..]);
+        }
+    }
+
+    /// Members read one after the other from a value of type `ty`.
+    fn members(&mut self, mut ty: Option<Type>, members: &[&Ident]) {
+        for member in members {
+            let Some(owner) = ty else { return };
+            ty = member_type(&owner, &member.name);
+            self.push(
+                member.span,
+                Occ::Member {
+                    owner,
+                    name: member.name.clone(),
+                },
+            );
+        }
+    }
+
+    /// The static type of an expression, where it is simple to know.
+    fn type_of(&self, e: &Expr) -> Option<Type> {
+        match &e.kind {
+            ExprKind::Name(_) | ExprKind::Field(..) if path_of(e).is_some() => {
+                let path = path_of(e)?;
+                let rest_start;
+                let mut ty = if let Some(p) = self.params.iter().find(|p| p.0 == path[0].name) {
+                    rest_start = 1;
+                    p.1.clone()?
+                } else {
+                    if self.declared.contains(&path[0].name) {
+                        return None;
+                    }
+                    let names: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
+                    let k = field_prefix(&names)?;
+                    rest_start = k;
+                    reg().field(&names[..k].join("."))?.ty.clone()
+                };
+                for member in &path[rest_start..] {
+                    ty = member_type(&ty, &member.name)?;
+                }
+                Some(ty)
+            }
+            ExprKind::Field(base, member) => {
+                if member.name == "raw" {
+                    return Some(Type::list(Type::String));
+                }
+                member_type(&self.type_of(base)?, &member.name)
+            }
+            ExprKind::Call(name, _) if !self.declared.contains(&name.name) => {
+                Some(reg().function(&name.name)?.ret.clone())
+            }
+            ExprKind::Index(base, _) => match self.type_of(base)? {
+                Type::List(item) => Some(*item),
+                Type::Captures => Some(Type::String),
+                _ => None,
+            },
+            ExprKind::Str(_) => Some(Type::String),
+            _ => None,
+        }
+    }
+}
+
+/// A builtin's signature as written in docs: `header(string) -> list<string>`.
+pub(crate) fn signature(f: &registry::FunctionDef) -> String {
+    let params: Vec<String> = f
+        .params
+        .iter()
+        .map(|p| match p {
+            ParamType::Exact(t) => t.to_string(),
+            ParamType::AnyList => "list<T>".to_string(),
+            ParamType::RuleName => "rule".to_string(),
+        })
+        .collect();
+    format!("{}({}) -> {}", f.name, params.join(", "), f.ret)
+}

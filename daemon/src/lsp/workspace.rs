@@ -1,0 +1,417 @@
+//! The files the server knows: open buffers (the truth while the user
+//! edits), the files on disk they import, and the `stdlib/NAME` modules
+//! built into the binary; parsed on demand, with the declarations and
+//! imports of each, and name resolution as LANGUAGE.md §3 states it (a file
+//! sees its own names and those its direct imports declare).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+use lsp_types::Url;
+use weir_compiler::loader::MemoryLoader;
+use weir_compiler::{FsLoader, Loader};
+use weir_grammar::ast::{self, Item, Span};
+
+/// A file that may be parsed: a path (open or on disk) or a stdlib module.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum FileKey {
+    /// A file, by its absolute path.
+    Path(PathBuf),
+    /// `stdlib/NAME`, by `NAME`.
+    Stdlib(String),
+}
+
+impl FileKey {
+    /// How the compiler names the file in diagnostics.
+    pub(crate) fn display_name(&self) -> String {
+        match self {
+            FileKey::Path(p) => p.display().to_string(),
+            FileKey::Stdlib(name) => format!("stdlib/{name}.flow"),
+        }
+    }
+
+    /// The file an `import "..."` in this file names.
+    pub(crate) fn import(&self, written: &str) -> Option<FileKey> {
+        if let Some(module) = written.strip_prefix("stdlib/") {
+            return Some(FileKey::Stdlib(
+                module.strip_suffix(".flow").unwrap_or(module).to_string(),
+            ));
+        }
+        let FileKey::Path(base) = self else {
+            return None;
+        };
+        let mut relative = written.to_string();
+        if !relative.ends_with(".flow") {
+            relative.push_str(".flow");
+        }
+        Some(FileKey::Path(relative_to(base, &relative)))
+    }
+}
+
+/// `relative` resolved against the directory of `file` and normalised
+/// lexically, the way the compiler names imported files.
+pub(crate) fn relative_to(file: &Path, relative: &str) -> PathBuf {
+    let joined = match file.parent() {
+        Some(dir) if Path::new(relative).is_relative() => dir.join(relative),
+        _ => PathBuf::from(relative),
+    };
+    let mut out = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// One open buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct Document {
+    /// The URI the client named it by.
+    pub uri: Url,
+    /// The client's version of the text.
+    pub version: i32,
+    /// The current text.
+    pub text: String,
+}
+
+/// The open buffers, by the path the compiler will know them by.
+#[derive(Debug, Default)]
+pub(crate) struct Documents {
+    open: BTreeMap<PathBuf, Document>,
+}
+
+impl Documents {
+    /// The path of a URI: its file path, or for another scheme a stable
+    /// made-up path (imports relative to it then resolve nowhere useful,
+    /// which is right for an unsaved, untitled buffer).
+    pub(crate) fn path_of(uri: &Url) -> PathBuf {
+        if uri.scheme() == "file"
+            && let Ok(path) = uri.to_file_path()
+        {
+            return path;
+        }
+        PathBuf::from(format!(
+            "/{}/{}",
+            uri.scheme(),
+            uri.path().trim_start_matches('/')
+        ))
+    }
+
+    /// Opens (or replaces) a buffer.
+    pub(crate) fn open(&mut self, uri: Url, version: i32, text: String) -> PathBuf {
+        let path = Self::path_of(&uri);
+        self.open
+            .insert(path.clone(), Document { uri, version, text });
+        path
+    }
+
+    /// Closes a buffer.
+    pub(crate) fn close(&mut self, uri: &Url) -> Option<PathBuf> {
+        let path = Self::path_of(uri);
+        self.open.remove(&path).map(|_| path)
+    }
+
+    /// The open buffer at `path`.
+    pub(crate) fn get(&self, path: &Path) -> Option<&Document> {
+        self.open.get(path)
+    }
+
+    /// The open buffer of a URI.
+    pub(crate) fn get_mut(&mut self, uri: &Url) -> Option<&mut Document> {
+        self.open.get_mut(&Self::path_of(uri))
+    }
+
+    /// Every open buffer, by path.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&PathBuf, &Document)> {
+        self.open.iter()
+    }
+
+    /// A loader serving the open buffers, and the disk for everything else.
+    pub(crate) fn loader(&self) -> MemoryLoader<FsLoader> {
+        let mut loader = MemoryLoader::with_fallback(FsLoader);
+        for (path, doc) in &self.open {
+            loader.insert(path.clone(), doc.text.clone());
+        }
+        loader
+    }
+
+    /// The text of a file: its buffer when open, else the disk or the stdlib.
+    pub(crate) fn text_of(&self, key: &FileKey) -> Option<String> {
+        match key {
+            FileKey::Path(path) => match self.open.get(path) {
+                Some(doc) => Some(doc.text.clone()),
+                None => FsLoader.load(path).ok(),
+            },
+            FileKey::Stdlib(name) => weir_stdlib::modules::source(name).map(str::to_string),
+        }
+    }
+
+    /// The URI to show a location in a file by (none for stdlib modules,
+    /// which exist only inside the binary).
+    pub(crate) fn uri_of(&self, key: &FileKey) -> Option<Url> {
+        let FileKey::Path(path) = key else {
+            return None;
+        };
+        if let Some(doc) = self.open.get(path) {
+            return Some(doc.uri.clone());
+        }
+        Url::from_file_path(path).ok()
+    }
+}
+
+/// What a top-level name declares (they share one namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum DeclKind {
+    /// `let`
+    Let,
+    /// `list`
+    List,
+    /// `fn`
+    Fn,
+    /// `template`
+    Template,
+    /// `rule`
+    Rule,
+}
+
+/// One declared name.
+#[derive(Debug, Clone)]
+pub(crate) struct Decl {
+    /// What it declares.
+    pub kind: DeclKind,
+    /// The name.
+    pub name: String,
+    /// Where the name is written in the declaration.
+    pub name_span: Span,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// A parsed file with its declarations and imports.
+#[derive(Debug)]
+pub(crate) struct ParsedFile {
+    /// Which file.
+    pub key: FileKey,
+    /// Its text.
+    pub text: String,
+    /// Its syntax tree (whatever parsed).
+    pub ast: ast::File,
+    /// Its declarations in source order (the first of a duplicated name wins).
+    pub decls: Vec<Decl>,
+    /// The files it imports directly, in order.
+    pub imports: Vec<FileKey>,
+}
+
+impl ParsedFile {
+    /// Parses `text` as the file `key`.
+    pub(crate) fn parse(key: FileKey, text: String) -> ParsedFile {
+        let (ast, _) = weir_grammar::parse(&text, &key.display_name());
+        let decls = declarations(&ast);
+        let imports = ast
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Import(import) => key.import(&import.path),
+                _ => None,
+            })
+            .collect();
+        ParsedFile {
+            key,
+            text,
+            ast,
+            decls,
+            imports,
+        }
+    }
+
+    /// The file's own declaration of `name`.
+    pub(crate) fn decl(&self, name: &str) -> Option<&Decl> {
+        self.decls.iter().find(|d| d.name == name)
+    }
+}
+
+/// The declarations of a tree, first of each name only.
+pub(crate) fn declarations(file: &ast::File) -> Vec<Decl> {
+    let mut out: Vec<Decl> = Vec::new();
+    for item in &file.items {
+        let (kind, ident) = match item {
+            Item::Let(d) => (DeclKind::Let, &d.name),
+            Item::List(d) => (DeclKind::List, &d.name),
+            Item::Fn(d) => (DeclKind::Fn, &d.name),
+            Item::Template(d) => (DeclKind::Template, &d.name),
+            Item::Rule(d) => (DeclKind::Rule, &d.name),
+            Item::Import(_) | Item::Test(_) => continue,
+        };
+        if out.iter().all(|d| d.name != ident.name) {
+            out.push(Decl {
+                kind,
+                name: ident.name.clone(),
+                name_span: ident.span,
+                span: item.span(),
+            });
+        }
+    }
+    out
+}
+
+/// A declaration and the file it is in.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    /// The declaring file.
+    pub file: Rc<ParsedFile>,
+    /// The declaration.
+    pub decl: Decl,
+}
+
+/// Parsed files for the duration of one request (each parsed once).
+pub(crate) struct World<'a> {
+    docs: &'a Documents,
+    cache: RefCell<HashMap<FileKey, Option<Rc<ParsedFile>>>>,
+}
+
+impl<'a> World<'a> {
+    /// A world over the open buffers and the disk.
+    pub(crate) fn new(docs: &'a Documents) -> Self {
+        World {
+            docs,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The buffers.
+    pub(crate) fn docs(&self) -> &'a Documents {
+        self.docs
+    }
+
+    /// The parsed file, if it can be read.
+    pub(crate) fn file(&self, key: &FileKey) -> Option<Rc<ParsedFile>> {
+        if let Some(found) = self.cache.borrow().get(key) {
+            return found.clone();
+        }
+        let parsed = self
+            .docs
+            .text_of(key)
+            .map(|text| Rc::new(ParsedFile::parse(key.clone(), text)));
+        self.cache.borrow_mut().insert(key.clone(), parsed.clone());
+        parsed
+    }
+
+    /// What `name` means in `file`: its own declaration, else the first of
+    /// its imports that declares it.
+    pub(crate) fn resolve(&self, file: &Rc<ParsedFile>, name: &str) -> Option<Resolved> {
+        if let Some(decl) = file.decl(name) {
+            return Some(Resolved {
+                file: file.clone(),
+                decl: decl.clone(),
+            });
+        }
+        file.imports.iter().find_map(|key| {
+            let imported = self.file(key)?;
+            let decl = imported.decl(name)?.clone();
+            Some(Resolved {
+                file: imported,
+                decl,
+            })
+        })
+    }
+
+    /// Every name visible in `file`, its own first.
+    pub(crate) fn visible(&self, file: &Rc<ParsedFile>) -> Vec<Resolved> {
+        let mut out: Vec<Resolved> = file
+            .decls
+            .iter()
+            .map(|d| Resolved {
+                file: file.clone(),
+                decl: d.clone(),
+            })
+            .collect();
+        for key in &file.imports {
+            let Some(imported) = self.file(key) else {
+                continue;
+            };
+            for decl in &imported.decls {
+                if out.iter().all(|r| r.decl.name != decl.name) {
+                    out.push(Resolved {
+                        file: imported.clone(),
+                        decl: decl.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The files a search for references looks at: the open buffers, the
+    /// `.flow` files beside `near`, and everything those import,
+    /// transitively.
+    pub(crate) fn neighbourhood(&self, near: &[FileKey]) -> Vec<Rc<ParsedFile>> {
+        const MAX_FILES: usize = 500;
+        let mut todo: Vec<FileKey> = self
+            .docs
+            .iter()
+            .map(|(p, _)| FileKey::Path(p.clone()))
+            .collect();
+        for key in near {
+            todo.push(key.clone());
+            if let FileKey::Path(path) = key
+                && let Some(dir) = path.parent()
+                && let Ok(entries) = std::fs::read_dir(dir)
+            {
+                let mut siblings: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "flow"))
+                    .collect();
+                siblings.sort();
+                todo.extend(siblings.into_iter().take(MAX_FILES).map(FileKey::Path));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        while let Some(key) = todo.pop() {
+            if out.len() >= MAX_FILES || !seen.insert(key.clone()) {
+                continue;
+            }
+            if let Some(file) = self.file(&key) {
+                todo.extend(file.imports.iter().cloned());
+                out.push(file);
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_resolve_like_the_compiler() {
+        let main = FileKey::Path(PathBuf::from("/rules/main.flow"));
+        assert_eq!(
+            main.import("lib"),
+            Some(FileKey::Path(PathBuf::from("/rules/lib.flow")))
+        );
+        assert_eq!(
+            main.import("../x/./y.flow"),
+            Some(FileKey::Path(PathBuf::from("/x/y.flow")))
+        );
+        assert_eq!(
+            main.import("stdlib/bulk"),
+            Some(FileKey::Stdlib("bulk".to_string()))
+        );
+        assert_eq!(FileKey::Stdlib("bulk".to_string()).import("x"), None);
+    }
+}

@@ -1,0 +1,2 @@
+" Weir Flow rule files (*.flow).
+autocmd BufNewFile,BufRead *.flow setfiletype flow
