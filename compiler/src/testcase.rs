@@ -218,7 +218,8 @@ impl Expectation {
                         return false;
                     }
                     let (got, got_template) = action_args(a);
-                    seen.push(format!("{} {}", word, quoted(&got)));
+                    let shown: Vec<String> = got.iter().map(|s| format!("{s:?}")).collect();
+                    seen.push(format!("{word} {}", shown.join(" ")).trim_end().to_string());
                     args.len() <= got.len()
                         && args
                             .iter()

@@ -177,10 +177,11 @@ fn action_text(a: &Action) -> String {
         if k == "action" {
             continue;
         }
-        parts.push(match v {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        });
+        match v {
+            Value::Null => {}
+            Value::String(s) => parts.push(format!("{s:?}")),
+            other => parts.push(other.to_string()),
+        }
     }
     parts.join(" ")
 }
