@@ -17,6 +17,7 @@ pub mod ast;
 pub mod codes;
 pub mod diagnostic;
 pub mod format;
+pub mod keywords;
 pub mod lexer;
 mod parser;
 

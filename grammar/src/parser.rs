@@ -21,6 +21,7 @@ use pest::iterators::Pair;
 use crate::ast::{self, Span};
 use crate::codes;
 use crate::diagnostic::Diagnostic;
+use crate::keywords::DECLARATION_KEYWORDS;
 
 /// The pest parser generated from `flow.pest`.
 #[derive(pest_derive::Parser)]
@@ -29,7 +30,6 @@ pub(crate) struct FlowParser;
 
 /// The words that start a declaration: recovery resumes at a line starting
 /// with one of them.
-const DECLARATION_KEYWORDS: &[&str] = &["import", "let", "list", "fn", "template", "rule", "test"];
 
 /// What the formatter needs besides the tree.
 #[derive(Debug)]

@@ -21,8 +21,7 @@ use super::occurrences::{self, field_prefix, member_type};
 use super::text::line_at;
 use super::workspace::{DeclKind, ParsedFile, Resolved, World};
 
-/// Words that start a top-level declaration.
-const DECLARATION_KEYWORDS: &[&str] = &["import", "let", "list", "fn", "template", "rule", "test"];
+use weir_grammar::keywords::DECLARATION_KEYWORDS;
 
 /// Operators and literals usable in an expression.
 const EXPRESSION_KEYWORDS: &[&str] = &[

@@ -8,39 +8,7 @@ use super::Rule;
 use crate::ast::Span;
 use crate::codes;
 use crate::diagnostic::Diagnostic;
-
-/// The reserved words of LANGUAGE.md §2.
-pub(crate) const RESERVED: &[&str] = &[
-    "import",
-    "let",
-    "list",
-    "file",
-    "fn",
-    "template",
-    "rule",
-    "priority",
-    "shadow",
-    "when",
-    "then",
-    "else",
-    "if",
-    "test",
-    "and",
-    "or",
-    "not",
-    "in",
-    "contains",
-    "starts_with",
-    "ends_with",
-    "matches",
-    "as",
-    "exists",
-    "all",
-    "any",
-    "with",
-    "true",
-    "false",
-];
+use crate::keywords::RESERVED;
 
 /// A diagnostic for a declaration starting at `item_start` that pest could
 /// not parse.

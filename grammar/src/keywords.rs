@@ -1,0 +1,41 @@
+//! The words of Flow that the grammar gives a fixed meaning: shared by the
+//! parser's error messages, the language server's completion and the
+//! editor grammars' drift tests, so there is one list to change.
+
+/// The reserved words of LANGUAGE.md §2.
+pub const RESERVED: &[&str] = &[
+    "import",
+    "let",
+    "list",
+    "file",
+    "fn",
+    "template",
+    "rule",
+    "priority",
+    "shadow",
+    "when",
+    "then",
+    "else",
+    "if",
+    "test",
+    "and",
+    "or",
+    "not",
+    "in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "as",
+    "exists",
+    "all",
+    "any",
+    "with",
+    "true",
+    "false",
+];
+
+/// The words that start a top-level declaration (the parser resynchronises
+/// at them after a syntax error).
+pub const DECLARATION_KEYWORDS: &[&str] =
+    &["import", "let", "list", "fn", "template", "rule", "test"];
