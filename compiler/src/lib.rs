@@ -54,6 +54,7 @@ use weir_grammar::ast::Span;
 use weir_stdlib::{Stage, Transaction};
 
 pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
+pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use rates::{MemoryRates, RateCounter};
 pub use testcase::{TestCase, TestMessage};

@@ -277,8 +277,10 @@ impl State<'_> {
 }
 
 /// `relative` resolved against the directory of `file`, normalised
-/// lexically (`a/./b/../c` is `a/c`) so each file has one name.
-pub(crate) fn relative_to(file: &Path, relative: &str) -> PathBuf {
+/// lexically (`a/./b/../c` is `a/c`) so each file has one name. This is how
+/// imports, list files and test messages are named; tools that must name
+/// files as the compiler does (the language server) use it too.
+pub fn relative_to(file: &Path, relative: &str) -> PathBuf {
     let joined = match file.parent() {
         Some(dir) if Path::new(relative).is_relative() => dir.join(relative),
         _ => PathBuf::from(relative),

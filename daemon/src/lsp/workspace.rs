@@ -6,12 +6,12 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use lsp_types::Url;
 use weir_compiler::loader::MemoryLoader;
-use weir_compiler::{FsLoader, Loader};
+use weir_compiler::{FsLoader, Loader, relative_to};
 use weir_grammar::ast::{self, Item, Span};
 
 /// A file that may be parsed: a path (open or on disk) or a stdlib module.
@@ -48,30 +48,6 @@ impl FileKey {
         }
         Some(FileKey::Path(relative_to(base, &relative)))
     }
-}
-
-/// `relative` resolved against the directory of `file` and normalised
-/// lexically, the way the compiler names imported files.
-pub(crate) fn relative_to(file: &Path, relative: &str) -> PathBuf {
-    let joined = match file.parent() {
-        Some(dir) if Path::new(relative).is_relative() => dir.join(relative),
-        _ => PathBuf::from(relative),
-    };
-    let mut out = PathBuf::new();
-    for component in joined.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
-                    out.pop();
-                } else {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 /// One open buffer.
