@@ -4,17 +4,19 @@
 //! - two-space indentation; `rule NAME priority N shadow {`, then the `when`
 //!   line, the `then` line (`then ACTION` for a single unbraced action,
 //!   `then {` with one action per line otherwise) and the `else` line;
-//! - one blank line between declarations, except that single-line
-//!   declarations (`import`, `let`, `list`, `fn`) keep the user's choice of
-//!   zero or one blank line between them, so groups stay together; at most
-//!   one blank line is kept between statements where the user had any;
+//! - one blank line between declarations, except that `import`, `let`,
+//!   `list` and `fn` declarations keep the user's choice of zero or one
+//!   blank line between them, so groups stay together; at most one blank
+//!   line is kept between statements (and between list items) where the
+//!   user had any;
 //! - single spaces around operators, `[a, b]` lists, `{k: v}` maps, `f(a, b)`
 //!   calls; parentheses are kept where the user wrote them;
-//! - a `when` or `if` condition keeps the user's line breaks between the
-//!   operands of its top-level `and`/`or` chain: each continuation line starts
-//!   with the operator, indented two more spaces than `when`;
-//! - a `let` whose value is a list written over several lines prints one
-//!   item per line with a trailing comma (so comments can sit beside items);
+//! - line breaks are kept where they help reading and dropped elsewhere
+//!   (see [`layout`]): between the operands of an `and`/`or` chain anywhere
+//!   (continuation lines start with the operator, except where a newline
+//!   would end a `let` value or `fn` body), inside parentheses written over
+//!   lines, and in lists and `with` maps written over lines (one item per
+//!   line, each with a trailing comma, so comments can sit beside items);
 //! - literals (strings, `"""` strings, regexes, numbers with suffixes, IPs)
 //!   are printed exactly as written.
 //!
@@ -28,10 +30,15 @@
 
 use std::collections::HashMap;
 
+mod layout;
+mod lines;
+
 use crate::ast::*;
 use crate::diagnostic::Diagnostic;
 use crate::lexer;
 use crate::parser::parse_full;
+use layout::{FREE, IF, LINE};
+use lines::Lines;
 
 /// Formats a `.flow` file in the canonical style; the syntax errors if it
 /// does not parse.
@@ -150,20 +157,26 @@ impl Printer<'_> {
         }
     }
 
-    /// Where a literal's own text is, inside any parentheses around it.
-    fn literal_span(&self, mut span: Span) -> Span {
-        // Each step strictly shrinks the span, so this ends.
-        while let Some(inner) = self.parens.get(&span) {
-            if *inner == span {
-                break;
-            }
-            span = *inner;
-        }
-        span
-    }
-
     fn slice(&self, span: Span) -> &str {
         self.src.get(span.start..span.end).unwrap_or("")
+    }
+
+    // ------------------------------------------------------------ emitting
+
+    /// Prints laid-out lines at the current indentation. `blank_ok`: a
+    /// blank line before the first one in the source is kept.
+    fn emit(&mut self, lines: Lines, blank_ok: bool) {
+        for (i, frag) in lines.into_frags().into_iter().enumerate() {
+            if frag.closing {
+                self.indent += frag.depth + 1;
+                self.leading(frag.start);
+                self.indent -= frag.depth + 1;
+            }
+            self.indent += frag.depth;
+            let blank_ok = if i == 0 { blank_ok } else { frag.blank_ok };
+            self.line(frag.start, frag.end, &frag.text, blank_ok);
+            self.indent -= frag.depth;
+        }
     }
 
     // ------------------------------------------------------------ declarations
@@ -171,10 +184,12 @@ impl Printer<'_> {
     fn file(&mut self, file: &File) {
         let mut previous_single: Option<bool> = None;
         for item in &file.items {
+            // Short declarations keep the user's grouping; the others
+            // always stand apart.
             let single = matches!(
                 item,
                 Item::Import(_) | Item::Let(_) | Item::List(_) | Item::Fn(_)
-            ) && !self.multi_line_let(item);
+            );
             if previous_single.is_some_and(|prev| !(prev && single)) {
                 self.force_blank = true;
             }
@@ -185,26 +200,18 @@ impl Printer<'_> {
         self.leading(usize::MAX);
     }
 
-    fn multi_line_let(&self, item: &Item) -> bool {
-        match item {
-            Item::Let(l) => self.is_multi_line_list(&l.value),
-            _ => false,
-        }
-    }
-
-    fn is_multi_line_list(&self, expr: &Expr) -> bool {
-        matches!(&expr.kind, ExprKind::List(items) if !items.is_empty())
-            && !self.parens.contains_key(&expr.span)
-            && self.slice(expr.span).contains('\n')
-    }
-
     fn item(&mut self, item: &Item) {
         match item {
             Item::Import(i) => {
                 let text = format!("import {}", self.slice(i.path_span));
                 self.line(i.span.start, i.span.end, &text, true);
             }
-            Item::Let(l) => self.let_decl(l),
+            Item::Let(l) => {
+                let prefix = format!("let {} = ", l.name.name);
+                let mut lines = self.prefixed(&prefix, l.span.start, self.layout(&l.value, LINE));
+                lines.reach(l.span.end);
+                self.emit(lines, true);
+            }
             Item::List(l) => {
                 let text = format!("list {} = file {}", l.name.name, self.slice(l.path_span));
                 self.line(l.span.start, l.span.end, &text, true);
@@ -215,13 +222,10 @@ impl Printer<'_> {
                     .iter()
                     .map(|p| format!("{}: {}", p.name.name, type_text(&p.ty)))
                     .collect();
-                let text = format!(
-                    "fn {}({}) = {}",
-                    f.name.name,
-                    params.join(", "),
-                    self.expr(&f.body)
-                );
-                self.line(f.span.start, f.span.end, &text, true);
+                let prefix = format!("fn {}({}) = ", f.name.name, params.join(", "));
+                let mut lines = self.prefixed(&prefix, f.span.start, self.layout(&f.body, LINE));
+                lines.reach(f.span.end);
+                self.emit(lines, true);
             }
             Item::Template(t) => {
                 let header_end = t.fields.first().map_or(t.name.span.end, |f| f.span.start);
@@ -242,31 +246,6 @@ impl Printer<'_> {
             Item::Rule(r) => self.rule(r),
             Item::Test(t) => self.test(t),
         }
-    }
-
-    fn let_decl(&mut self, l: &Let) {
-        if self.is_multi_line_list(&l.value)
-            && let ExprKind::List(items) = &l.value.kind
-        {
-            let open = l.value.span.start + 1;
-            self.line(
-                l.span.start,
-                open,
-                &format!("let {} = [", l.name.name),
-                true,
-            );
-            self.indent += 1;
-            self.suppress_blank = true;
-            for item in items {
-                let text = format!("{},", self.expr(item));
-                self.line(item.span.start, item.span.end, &text, true);
-            }
-            self.indent -= 1;
-            self.line(l.value.span.end - 1, l.value.span.end, "]", false);
-            return;
-        }
-        let text = format!("let {} = {}", l.name.name, self.expr(&l.value));
-        self.line(l.span.start, l.span.end, &text, true);
     }
 
     /// The end of the `{` that opens a declaration's body, searched for
@@ -307,68 +286,14 @@ impl Printer<'_> {
         self.indent += 1;
         self.suppress_blank = true;
         if let Some(when) = &r.when {
-            self.condition("when", when, "", false);
+            let lines = self.prefixed("when ", when.span.start, self.layout(when, FREE));
+            self.emit(lines, false);
         }
         self.clause("then", &r.then);
         if let Some(otherwise) = &r.otherwise {
             self.clause("else", otherwise);
         }
         self.close(r.span.end);
-    }
-
-    /// `when COND` or `if COND {`, keeping line breaks of the top-level
-    /// `and`/`or` chain.
-    fn condition(&mut self, keyword: &str, cond: &Expr, suffix: &str, blank_ok: bool) {
-        let mut operands = Vec::new();
-        let mut ops = Vec::new();
-        self.flatten(cond, &mut operands, &mut ops);
-        let mut text = format!("{keyword} {}", self.expr(operands[0]));
-        let mut start = cond.span.start;
-        let mut end = operands[0].span.end;
-        for (op, operand) in ops.iter().zip(&operands[1..]) {
-            let broken = self
-                .src
-                .get(end..operand.span.start)
-                .is_some_and(|s| s.contains('\n'));
-            if broken {
-                self.line(start, end, &text, blank_ok);
-                self.indent += 1;
-                self.leading(operand.span.start);
-                self.indent -= 1;
-                text = format!("  {op} {}", self.expr(operand));
-                start = operand.span.start;
-            } else {
-                text.push_str(&format!(" {op} {}", self.expr(operand)));
-            }
-            end = operand.span.end;
-        }
-        text.push_str(suffix);
-        let line_end = if suffix.is_empty() {
-            end
-        } else {
-            self.open_brace_end(end, usize::MAX)
-        };
-        self.line(start, line_end, &text, blank_ok);
-    }
-
-    /// The operands and operators of an unparenthesised `and`/`or` chain.
-    fn flatten<'e>(&self, e: &'e Expr, operands: &mut Vec<&'e Expr>, ops: &mut Vec<&'static str>) {
-        if !self.parens.contains_key(&e.span) {
-            match &e.kind {
-                ExprKind::Or(l, r) | ExprKind::And(l, r) => {
-                    self.flatten(l, operands, ops);
-                    ops.push(if matches!(e.kind, ExprKind::Or(..)) {
-                        "or"
-                    } else {
-                        "and"
-                    });
-                    self.flatten(r, operands, ops);
-                    return;
-                }
-                _ => {}
-            }
-        }
-        operands.push(e);
     }
 
     /// `then ...` / `else ...` in a rule.
@@ -383,8 +308,8 @@ impl Printer<'_> {
             );
             self.block_body(block);
         } else if let Some(Stmt::Action(a)) = block.stmts.first() {
-            let text = format!("{keyword} {}", self.action(a));
-            self.line(a.span.start, a.span.end, &text, false);
+            let lines = self.prefixed(&format!("{keyword} "), a.span.start, self.action_layout(a));
+            self.emit(lines, false);
         } else if let Some(Stmt::If(i)) = block.stmts.first() {
             self.if_stmt(i, &format!("{keyword} if"), false);
         }
@@ -403,15 +328,24 @@ impl Printer<'_> {
     fn stmt(&mut self, stmt: &Stmt) {
         match stmt {
             Stmt::Action(a) => {
-                let text = self.action(a);
-                self.line(a.span.start, a.span.end, &text, true);
+                let lines = self.action_layout(a);
+                self.emit(lines, true);
             }
             Stmt::If(i) => self.if_stmt(i, "if", true),
         }
     }
 
+    /// `KEYWORD COND {`, the statements, `}` and any `else`.
     fn if_stmt(&mut self, i: &IfStmt, keyword: &str, blank_ok: bool) {
-        self.condition(keyword, &i.cond, " {", blank_ok);
+        let mut lines = self.prefixed(
+            &format!("{keyword} "),
+            i.cond.span.start,
+            self.layout(&i.cond, IF),
+        );
+        lines.push_str(" {");
+        // The `then` block of an `if` is always braced.
+        lines.reach(i.then.span.start + 1);
+        self.emit(lines, blank_ok);
         self.indent += 1;
         self.suppress_blank = true;
         for stmt in &i.then.stmts {
@@ -434,32 +368,6 @@ impl Printer<'_> {
         }
     }
 
-    fn action(&self, a: &Action) -> String {
-        let mut text = a.name.name.clone();
-        for arg in &a.args {
-            text.push(' ');
-            text.push_str(&self.expr(arg));
-        }
-        if let Some(map) = &a.with {
-            text.push_str(" with ");
-            text.push_str(&self.map(map));
-        }
-        if let Some(t) = &a.template {
-            text.push_str(" template ");
-            text.push_str(&t.name);
-        }
-        text
-    }
-
-    fn map(&self, map: &MapLit) -> String {
-        let entries: Vec<String> = map
-            .entries
-            .iter()
-            .map(|(k, v)| format!("{}: {}", k.name, self.expr(v)))
-            .collect();
-        format!("{{{}}}", entries.join(", "))
-    }
-
     fn test(&mut self, t: &TestBlock) {
         let first = t.stmts.first().map_or(t.span.end, |s| s.span.start);
         let open = self.open_brace_end(t.name_span.end, first);
@@ -472,128 +380,68 @@ impl Printer<'_> {
         self.indent += 1;
         self.suppress_blank = true;
         for stmt in &t.stmts {
-            let text = self.test_stmt(stmt);
-            self.line(stmt.span.start, stmt.span.end, &text, true);
+            let mut lines = self.test_stmt(stmt);
+            lines.reach(stmt.span.end);
+            self.emit(lines, true);
         }
         self.close(t.span.end);
     }
 
-    fn test_stmt(&self, stmt: &TestStmt) -> String {
+    fn test_stmt(&self, stmt: &TestStmt) -> Lines {
+        let start = stmt.span.start;
         match &stmt.kind {
             TestStmtKind::MessageFile(_) | TestStmtKind::MessageText(_) => {
                 // The literal as written: the statement minus its keyword.
                 let text = self.slice(stmt.span);
-                format!(
+                let text = format!(
                     "message {}",
                     text.trim_start_matches("message").trim_start()
-                )
+                );
+                Lines::text(text, start, stmt.span.end)
             }
             TestStmtKind::Envelope { from, to } => {
-                let mut text = "envelope".to_string();
-                if let Some(e) = from {
-                    text.push_str(&format!(" from {}", self.expr(e)));
-                }
-                if let Some(e) = to {
-                    text.push_str(&format!(" to {}", self.expr(e)));
-                }
-                text
+                let mut lines = Lines::text("envelope", start, start);
+                self.clause_arg(&mut lines, " from ", from.as_ref());
+                self.clause_arg(&mut lines, " to ", to.as_ref());
+                lines
             }
             TestStmtKind::Client { ip, helo } => {
-                let mut text = "client".to_string();
-                if let Some(e) = ip {
-                    text.push_str(&format!(" ip {}", self.expr(e)));
-                }
-                if let Some(e) = helo {
-                    text.push_str(&format!(" helo {}", self.expr(e)));
-                }
-                text
+                let mut lines = Lines::text("client", start, start);
+                self.clause_arg(&mut lines, " ip ", ip.as_ref());
+                self.clause_arg(&mut lines, " helo ", helo.as_ref());
+                lines
             }
             TestStmtKind::Expect { negated, what } => {
-                let mut text = if *negated {
-                    "expect not ".to_string()
-                } else {
-                    "expect ".to_string()
-                };
+                let keyword = if *negated { "expect not " } else { "expect " };
                 match what {
                     Expectation::Verdict { verdict, code } => {
-                        text.push_str(&format!("verdict {}", verdict.name));
+                        let mut text = format!("{keyword}verdict {}", verdict.name);
                         if let Some((_, span)) = code {
                             text.push_str(&format!(" {}", self.slice(*span)));
                         }
+                        Lines::text(text, start, stmt.span.end)
                     }
-                    Expectation::Stage(s) => text.push_str(&format!("stage {}", s.name)),
+                    Expectation::Stage(s) => {
+                        Lines::text(format!("{keyword}stage {}", s.name), start, stmt.span.end)
+                    }
                     Expectation::Score { op, value } => {
-                        text.push_str(&format!("score {} {}", op.as_str(), self.expr(value)));
+                        let prefix = format!("{keyword}score {} ", op.as_str());
+                        self.prefixed(&prefix, start, self.layout(value, FREE))
                     }
-                    Expectation::Matched(m) => text.push_str(&format!("matched {}", m.name)),
-                    Expectation::Action(a) => text.push_str(&self.action(a)),
+                    Expectation::Matched(m) => {
+                        Lines::text(format!("{keyword}matched {}", m.name), start, stmt.span.end)
+                    }
+                    Expectation::Action(a) => self.prefixed(keyword, start, self.action_layout(a)),
                 }
-                text
             }
         }
     }
 
-    // ------------------------------------------------------------ expressions
-
-    /// An expression on one line, parentheses where the user wrote them.
-    fn expr(&self, e: &Expr) -> String {
-        let inner = self.expr_inner(e);
-        if self.parens.contains_key(&e.span) {
-            format!("({inner})")
-        } else {
-            inner
-        }
-    }
-
-    fn expr_inner(&self, e: &Expr) -> String {
-        match &e.kind {
-            ExprKind::Bool(b) => b.to_string(),
-            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Size(_) | ExprKind::Duration(_) => {
-                self.slice(self.literal_span(e.span))
-                    .split_whitespace()
-                    .collect()
-            }
-            ExprKind::Str(s) => self.slice(s.span).to_string(),
-            ExprKind::Regex(_) | ExprKind::Ip(_) | ExprKind::Cidr(..) => {
-                self.slice(self.literal_span(e.span)).to_string()
-            }
-            ExprKind::List(items) => {
-                let items: Vec<String> = items.iter().map(|i| self.expr(i)).collect();
-                format!("[{}]", items.join(", "))
-            }
-            ExprKind::Name(n) => n.name.clone(),
-            ExprKind::Field(base, name) => format!("{}.{}", self.expr(base), name.name),
-            ExprKind::Index(base, index) => format!("{}[{}]", self.expr(base), self.expr(index)),
-            ExprKind::Call(name, args) => {
-                let args: Vec<String> = args.iter().map(|a| self.expr(a)).collect();
-                format!("{}({})", name.name, args.join(", "))
-            }
-            ExprKind::Not(inner) => format!("not {}", self.expr(inner)),
-            ExprKind::Neg(inner) => format!("-{}", self.expr(inner)),
-            ExprKind::And(l, r) => format!("{} and {}", self.expr(l), self.expr(r)),
-            ExprKind::Or(l, r) => format!("{} or {}", self.expr(l), self.expr(r)),
-            ExprKind::Add(l, r) => format!("{} + {}", self.expr(l), self.expr(r)),
-            ExprKind::Sub(l, r) => format!("{} - {}", self.expr(l), self.expr(r)),
-            ExprKind::Exists(inner) => format!("{} exists", self.expr(inner)),
-            ExprKind::Compare(c) => {
-                let mut text = String::new();
-                if c.all {
-                    text.push_str("all ");
-                }
-                text.push_str(&self.expr(&c.lhs));
-                text.push(' ');
-                text.push_str(c.op.as_str());
-                if c.any {
-                    text.push_str(" any");
-                }
-                text.push(' ');
-                text.push_str(&self.expr(&c.rhs));
-                if let Some(bind) = &c.bind {
-                    text.push_str(" as ");
-                    text.push_str(&bind.name);
-                }
-                text
-            }
+    /// Appends ` KEYWORD VALUE` to a test statement when the value is there.
+    fn clause_arg(&self, lines: &mut Lines, keyword: &str, value: Option<&Expr>) {
+        if let Some(e) = value {
+            lines.push_str(keyword);
+            lines.append(self.layout(e, FREE));
         }
     }
 }

@@ -28,9 +28,6 @@ use crate::keywords::DECLARATION_KEYWORDS;
 #[grammar = "flow.pest"]
 pub(crate) struct FlowParser;
 
-/// The words that start a declaration: recovery resumes at a line starting
-/// with one of them.
-
 /// What the formatter needs besides the tree.
 #[derive(Debug)]
 pub(crate) struct Parsed {
