@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Peer comparison: messages per second over the synthetic corpus for the
+# generated rule sets (tests/corpus/gen_rules.py), one core, loopback only,
+# no network lookups, in Weir (release build, `weir run RULES DIR`, whole
+# process), Dovecot Pigeonhole (`sieve-filter` over a Maildir) and rspamd
+# (the regexp module; worker CPU time while `rspamc` feeds the corpus).
+#
+# Usage (as root, on Debian): benches/peers/run.sh [N ...]   (default: 10 100 1000)
+# Prints one table row per N: msgs/s for each engine and Weir's ratio to each.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+ns=("${@:-10 100 1000}")
+read -r -a ns <<< "${ns[*]}"
+work="$root/target/peers"
+corpus="$root/target/bench-corpus"
+
+install() {
+  command -v sieve-filter >/dev/null && command -v rspamd >/dev/null && return
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends dovecot-core dovecot-sieve rspamd >/dev/null
+}
+
+generate() {
+  [[ -f $corpus/rules/rules_1000.flow ]] && return
+  python3 "$root/tests/corpus/gen_corpus.py" "$corpus" >/dev/null
+  python3 "$root/tests/corpus/gen_rules.py" "$corpus" "$corpus/rules" >/dev/null
+}
+
+# CPU seconds (user + sys) of a command and its children, pinned to one core.
+cpu_seconds() {
+  local out
+  out=$( { /usr/bin/time -f '%U %S' taskset -c 0 "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+  awk '{print $1 + $2}' <<< "$out"
+}
+
+messages=0
+weir_rate() {
+  local n=$1 secs
+  secs=$(cpu_seconds "$root/target/release/weir" run --engine "${WEIR_ENGINE:-jit}" --json \
+    "$corpus/rules/rules_$n.flow" "$corpus/synth")
+  awk -v m="$messages" -v s="$secs" 'BEGIN {printf "%.0f", m / s}'
+}
+
+# Pigeonhole runs as an ordinary user (Dovecot refuses root) over a Maildir
+# copy of the corpus.
+pigeonhole_setup() {
+  id weirbench >/dev/null 2>&1 || useradd -m weirbench
+  local home=/home/weirbench
+  rm -rf "$home/Maildir"
+  mkdir -p "$home/Maildir/"{cur,new,tmp}
+  local i=0
+  for f in "$corpus"/synth/*.eml; do
+    i=$((i + 1))
+    cp "$f" "$home/Maildir/cur/$i.synth:2,"
+  done
+  printf 'mail_location=maildir:~/Maildir\n' > "$home/dovecot.conf"
+  chown -R weirbench "$home"
+}
+
+pigeonhole_rate() {
+  local n=$1 home=/home/weirbench secs
+  cp "$corpus/rules/rules_$n.sieve" "$home/"
+  chown weirbench "$home/rules_$n.sieve"
+  runuser -u weirbench -- sievec "$home/rules_$n.sieve" "$home/rules_$n.svbin" 2>/dev/null || true
+  secs=$(cpu_seconds runuser -u weirbench -- sieve-filter -c "$home/dovecot.conf" "$home/rules_$n.sieve" INBOX)
+  awk -v m="$messages" -v s="$secs" 'BEGIN {printf "%.0f", m / s}'
+}
+
+# rspamd with only the regexp module's generated symbols: a private config
+# directory, one normal worker on loopback, DNS pointed at a closed port.
+rspamd_rate() {
+  local n=$1 dir="$work/rspamd-$n" port=11433 pid cpu_before cpu_after
+  rm -rf "$dir"
+  mkdir -p "$dir/run" "$dir/db"
+  cp -r /etc/rspamd "$dir/etc"
+  cp "$corpus/rules/rspamd_$n.lua" "$dir/etc/rspamd.local.lua"
+  cat > "$dir/etc/local.d/options.inc" <<CONF
+dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 0; }
+local_addrs = "127.0.0.0/8";
+CONF
+  cat > "$dir/etc/local.d/worker-normal.inc" <<CONF
+bind_socket = "127.0.0.1:$port";
+count = 1;
+CONF
+  for worker in proxy controller fuzzy; do
+    printf 'enabled = false;\n' > "$dir/etc/local.d/worker-$worker.inc"
+  done
+  printf 'type = "console";\nlevel = "error";\n' > "$dir/etc/local.d/logging.inc"
+  for module in rbl surbl emails dkim dkim_signing arc spf dmarc fuzzy_check neural \
+      phishing multimap asn url_redirector history_redis greylist ratelimit replies \
+      mx_check whitelist dcc olefy external_services antivirus bayes_expiry \
+      reputation clickhouse elastic metadata_exporter; do
+    printf 'enabled = false;\n' > "$dir/etc/local.d/$module.conf"
+  done
+  rspamd -c "$dir/etc/rspamd.conf" -f -u root -g root -i \
+    --var=CONFDIR="$dir/etc" --var=LOCAL_CONFDIR="$dir/etc" \
+    --var=DBDIR="$dir/db" --var=RUNDIR="$dir/run" --var=LOGDIR="$dir" \
+    >"$dir/rspamd.log" 2>&1 &
+  pid=$!
+  # Start-up compiles the regexps (hyperscan) and gives up on DNS: wait
+  # until the worker answers a real message.
+  for _ in $(seq 300); do
+    rspamc -h "127.0.0.1:$port" "$corpus/synth/0001.eml" 2>/dev/null | grep -q '^Action' && break
+    sleep 0.5
+  done
+  local worker
+  worker=$(pgrep -f "rspamd: normal process \\(127.0.0.1:$port\\)" | head -1)
+  cpu_before=$(awk '{print $14 + $15}' "/proc/$worker/stat")
+  rspamc -h "127.0.0.1:$port" "$corpus/synth" >/dev/null 2>&1 || true
+  cpu_after=$(awk '{print $14 + $15}' "/proc/$worker/stat")
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  local ticks
+  ticks=$(getconf CLK_TCK)
+  awk -v m="$messages" -v a="$cpu_before" -v b="$cpu_after" -v t="$ticks" \
+    'BEGIN {s = (b - a) / t; if (s <= 0) print "n/a"; else printf "%.0f", m / s}'
+}
+
+install
+generate
+messages=$(find "$corpus/synth" -type f | wc -l)
+(cd "$root" && cargo build --release -q -p weir)
+pigeonhole_setup
+mkdir -p "$work"
+printf '| rules | Weir msg/s | Pigeonhole msg/s | rspamd msg/s | Weir / Pigeonhole | Weir / rspamd |\n'
+printf '|---|---|---|---|---|---|\n'
+for n in "${ns[@]}"; do
+  w=$(weir_rate "$n")
+  p=$(pigeonhole_rate "$n")
+  r=$(rspamd_rate "$n")
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0) printf "%.1fx", a / b; else print "n/a"}'; }
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$w" "$p" "$r" "$(ratio "$w" "$p")" "$(ratio "$w" "$r")"
+done
