@@ -45,8 +45,10 @@ enum Flow {
     End,
 }
 
-/// The state of one evaluation.
-struct Machine<'a> {
+/// The state of one evaluation. The interpreter drives it with its own
+/// control flow; the native engine drives the same steps from generated
+/// code, so both share every leaf test and every action.
+pub(crate) struct Machine<'a> {
     prog: &'a Program,
     tx: &'a Transaction,
     rates: &'a mut dyn RateCounter,
@@ -62,6 +64,8 @@ struct Machine<'a> {
     frames: Vec<Vec<Value>>,
     /// Whether the rule being evaluated is a shadow rule.
     shadow: bool,
+    /// The latest stage among the rules visited so far.
+    stage: Stage,
     /// Rate keys already counted for this message.
     counted: HashSet<String>,
     /// How many `not`s enclose the expression being evaluated.
@@ -80,7 +84,7 @@ pub(crate) fn evaluate(
 ) -> Decision {
     let mut m = Machine::new(prog, tx, rates, opts);
     m.run();
-    m.decision
+    m.finish()
 }
 
 /// The value of a constant expression, or `None` if it reads anything
@@ -154,7 +158,8 @@ pub(crate) fn text(v: &Value) -> String {
 }
 
 impl<'a> Machine<'a> {
-    fn new(
+    /// A fresh evaluation of `prog` on `tx`.
+    pub(crate) fn new(
         prog: &'a Program,
         tx: &'a Transaction,
         rates: &'a mut dyn RateCounter,
@@ -171,6 +176,7 @@ impl<'a> Machine<'a> {
             captures: Vec::new(),
             frames: Vec::new(),
             shadow: false,
+            stage: Stage::Connect,
             counted: HashSet::new(),
             negations: 0,
             evidence: None,
@@ -180,47 +186,96 @@ impl<'a> Machine<'a> {
 
     fn run(&mut self) {
         let prog = self.prog;
-        let mut stage = Stage::Connect;
         for rule in &prog.rules {
-            stage = stage.max(rule.stage);
-            self.shadow = rule.shadow;
-            self.captures = vec![None; rule.captures];
-            self.evidence = None;
-            self.negations = 0;
+            self.begin_rule(rule);
             let held = match &rule.when {
                 None => true,
-                Some(w) => truthy(&self.eval(w)),
+                Some(w) => self.test(w, 0),
             };
-            if self.opts.explain {
-                let evidence = if held { self.evidence.take() } else { None };
-                self.decision.trace.push(RuleTrace {
-                    rule: rule.name.clone(),
-                    held,
-                    evidence,
-                });
-            }
-            let flow = if held {
-                self.decision.matched.push(rule.name.clone());
-                if !rule.shadow
-                    && let Some(m) = self.matched.get_mut(rule.id)
-                {
-                    *m = true;
-                }
-                self.block(rule, &rule.then)
-            } else if let Some(otherwise) = &rule.otherwise {
-                self.block(rule, otherwise)
+            let ended = if held {
+                self.rule_held(rule)
             } else {
-                Flow::Continue
+                self.rule_failed(rule)
             };
-            if flow == Flow::End && !rule.shadow {
-                if self.decision.decided_by.is_none() {
-                    self.decision.decided_by = Some(rule.name.clone());
-                }
+            if ended {
                 break;
             }
         }
-        self.decision.stage = stage;
+    }
+
+    /// Prepares the evaluation of `rule`'s condition (the steps every
+    /// engine takes before a rule, in this order).
+    pub(crate) fn begin_rule(&mut self, rule: &Rule) {
+        self.stage = self.stage.max(rule.stage);
+        self.shadow = rule.shadow;
+        self.captures = vec![None; rule.captures];
+        self.evidence = None;
+        self.negations = 0;
+    }
+
+    /// The truth of a condition or part of one, evaluated inside
+    /// `negations` enclosing `not`s of the rule's condition (which only
+    /// matters for `--explain` evidence).
+    pub(crate) fn test(&mut self, e: &Expr, negations: usize) -> bool {
+        let saved = std::mem::replace(&mut self.negations, negations);
+        let held = truthy(&self.eval(e));
+        self.negations = saved;
+        held
+    }
+
+    /// Records that `rule`'s condition held and runs its `then` block.
+    /// Returns whether evaluation ends here.
+    pub(crate) fn rule_held(&mut self, rule: &Rule) -> bool {
+        self.trace(rule, true);
+        self.decision.matched.push(rule.name.clone());
+        if !rule.shadow
+            && let Some(m) = self.matched.get_mut(rule.id)
+        {
+            *m = true;
+        }
+        let flow = self.block(rule, &rule.then);
+        self.end_rule(rule, flow)
+    }
+
+    /// Records that `rule`'s condition did not hold and runs its `else`
+    /// block, if any. Returns whether evaluation ends here.
+    pub(crate) fn rule_failed(&mut self, rule: &Rule) -> bool {
+        self.trace(rule, false);
+        let flow = match &rule.otherwise {
+            Some(otherwise) => self.block(rule, otherwise),
+            None => Flow::Continue,
+        };
+        self.end_rule(rule, flow)
+    }
+
+    fn trace(&mut self, rule: &Rule, held: bool) {
+        if self.opts.explain {
+            let evidence = if held { self.evidence.take() } else { None };
+            self.decision.trace.push(RuleTrace {
+                rule: rule.name.clone(),
+                held,
+                evidence,
+            });
+        }
+    }
+
+    /// Whether a block's outcome ends evaluation (a shadow rule's verdict
+    /// or `stop` does not).
+    fn end_rule(&mut self, rule: &Rule, flow: Flow) -> bool {
+        if flow == Flow::End && !rule.shadow {
+            if self.decision.decided_by.is_none() {
+                self.decision.decided_by = Some(rule.name.clone());
+            }
+            return true;
+        }
+        false
+    }
+
+    /// The decision, once the rules have run (or evaluation ended).
+    pub(crate) fn finish(mut self) -> Decision {
+        self.decision.stage = self.stage;
         self.decision.score = self.score;
+        self.decision
     }
 
     fn block(&mut self, rule: &Rule, stmts: &[Stmt]) -> Flow {

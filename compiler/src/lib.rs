@@ -24,7 +24,8 @@
 //!
 //! Module map: `load` (files and lists), `names` (scopes), `check` (types
 //! and lowering), `ir` (the lowered form), `stage` (§6), `eval` and
-//! `compare` (the interpreter), `testcase` (`test` blocks), `codes`
+//! `compare` (the interpreter), `native` (the same rules as
+//! Cranelift-generated code, [`NativeRuleset`]), `testcase` (`test` blocks), `codes`
 //! (diagnostic codes), `warnings` (lints).
 
 pub mod codes;
@@ -41,6 +42,7 @@ mod hints;
 mod ir;
 mod load;
 mod names;
+mod native;
 mod stage;
 mod syntax;
 mod warnings;
@@ -56,6 +58,7 @@ use weir_stdlib::{Stage, Transaction};
 pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
 pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
+pub use native::{NativeError, NativeRuleset};
 pub use rates::{MemoryRates, RateCounter};
 pub use testcase::{TestCase, TestMessage};
 
@@ -146,6 +149,11 @@ impl Ruleset {
         opts: &EvalOptions,
     ) -> Decision {
         eval::evaluate(&self.inner.program, tx, rates, opts)
+    }
+
+    /// The lowered program, for the native engine.
+    pub(crate) fn program(&self) -> &eval::Program {
+        &self.inner.program
     }
 
     /// The rules, in evaluation order.

@@ -19,7 +19,7 @@ fn every_eval_case_matches_its_expected_output() {
     let mut failures = Vec::new();
     for case in &cases {
         let rel = case.strip_prefix(root()).unwrap().display().to_string();
-        for engine in ["interp"] {
+        for engine in ["interp", "jit"] {
             let out = weir(
                 &[
                     "run",
@@ -38,6 +38,10 @@ fn every_eval_case_matches_its_expected_output() {
                     stderr(&out)
                 ));
                 continue;
+            }
+            // The JIT must really run here, not fall back to the interpreter.
+            if stderr(&out).contains("using the interpreter") {
+                failures.push(format!("{rel} ({engine}): fell back: {}", stderr(&out)));
             }
             if let Err(e) = golden(&case.with_extension("expected"), &stdout(&out)) {
                 failures.push(format!("{rel} ({engine}): {e}"));

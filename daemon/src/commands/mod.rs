@@ -5,11 +5,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use weir_compiler::loader::MemoryLoader;
-use weir_compiler::{Compiled, Decision, EvalOptions, FsLoader, RateCounter, Ruleset, compile};
+use weir_compiler::{
+    Compiled, Decision, EvalOptions, FsLoader, NativeRuleset, RateCounter, Ruleset, compile,
+};
 use weir_grammar::Diagnostic;
 use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Engine};
 use crate::inputs;
 
 mod check;
@@ -139,7 +141,7 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Parses a message and evaluates it.
+/// Parses a message and evaluates it with the interpreter.
 pub fn decide(
     ruleset: &Ruleset,
     bytes: &[u8],
@@ -147,14 +149,59 @@ pub fn decide(
     rates: &mut dyn RateCounter,
     opts: &EvalOptions,
 ) -> Result<Decision, MessageError> {
+    let tx = transaction(bytes, envelope)?;
+    Ok(ruleset.evaluate(&tx, rates, opts))
+}
+
+/// Parses a message into the transaction it is evaluated as.
+fn transaction(bytes: &[u8], envelope: &Envelope) -> Result<Transaction, MessageError> {
     let message = Message::parse(bytes, &Limits::default())?;
-    let tx = Transaction::with_defaults(
+    Ok(Transaction::with_defaults(
         message,
         envelope.from.as_deref(),
         &envelope.to,
         envelope.client_ip,
         envelope.helo.as_deref(),
         now(),
-    );
-    Ok(ruleset.evaluate(&tx, rates, opts))
+    ))
+}
+
+/// A ruleset ready to evaluate with the chosen engine.
+pub enum Evaluator {
+    /// The reference interpreter.
+    Interp(Ruleset),
+    /// Native code (same decisions).
+    Native(Box<NativeRuleset>),
+}
+
+impl Evaluator {
+    /// Compiles `ruleset` for `engine`; where native code is refused or
+    /// unsupported, warns once on standard error and interprets.
+    pub fn new(ruleset: &Ruleset, engine: Engine) -> Evaluator {
+        if engine == Engine::Interp {
+            return Evaluator::Interp(ruleset.clone());
+        }
+        match NativeRuleset::compile(ruleset) {
+            Ok(native) => Evaluator::Native(Box::new(native)),
+            Err(e) => {
+                eprintln!("warning: {e}; using the interpreter");
+                Evaluator::Interp(ruleset.clone())
+            }
+        }
+    }
+
+    /// Parses a message and evaluates it.
+    pub fn decide(
+        &self,
+        bytes: &[u8],
+        envelope: &Envelope,
+        rates: &mut dyn RateCounter,
+        opts: &EvalOptions,
+    ) -> Result<Decision, MessageError> {
+        let tx = transaction(bytes, envelope)?;
+        Ok(match self {
+            Evaluator::Interp(r) => r.evaluate(&tx, rates, opts),
+            Evaluator::Native(n) => n.evaluate(&tx, rates, opts),
+        })
+    }
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 use weir_compiler::{Decision, EvalOptions, MemoryRates, Ruleset};
 
-use super::{Envelope, decide, load_ruleset};
+use super::{Envelope, Evaluator, load_ruleset};
 use crate::cli::RunArgs;
 use crate::inputs::{self, Input};
 use crate::report;
@@ -30,6 +30,7 @@ pub fn run(args: &RunArgs) -> u8 {
         explain: args.explain,
         ..EvalOptions::default()
     };
+    let evaluator = Evaluator::new(&ruleset, args.engine);
     let mut rates = MemoryRates::default();
     let mut stats = Stats::new(&ruleset);
     let mut status = 0;
@@ -37,7 +38,9 @@ pub fn run(args: &RunArgs) -> u8 {
     let mut out = std::io::BufWriter::new(stdout.lock());
     for input in &messages {
         let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
-            decide(&ruleset, &bytes, &envelope, &mut rates, &opts).map_err(|e| e.to_string())
+            evaluator
+                .decide(&bytes, &envelope, &mut rates, &opts)
+                .map_err(|e| e.to_string())
         });
         let printed = match result {
             Ok(decision) => {

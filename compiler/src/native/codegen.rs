@@ -1,0 +1,244 @@
+//! The code generator: one JIT module per ruleset, one function
+//! `evaluate(ctx) -> u32` in it. Shaped like cranelift-jit-demo: [`Jit`]
+//! owns the module, [`Translator`] walks the rules with a
+//! `FunctionBuilder`.
+//!
+//! The generated function, per rule in evaluation order:
+//!
+//! ```text
+//! begin(ctx, rule)
+//! if <condition, short-circuit; leaves call test(ctx, leaf)>
+//!     { if then(ctx, rule) != 0 { return 1 } }
+//! else
+//!     { if else(ctx, rule) != 0 { return 1 } }
+//! ```
+//!
+//! and `return 0` after the last rule. The code never traps: it has no
+//! memory access, division or table lookup of its own.
+
+use std::sync::OnceLock;
+
+use cranelift_codegen::ir::{AbiParam, Block, FuncRef, InstBuilder, UserFuncName, Value, types};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+
+use super::NativeError;
+use super::cond::Cond;
+use super::host::HostFunctions;
+
+/// The host's instruction set, built once per process.
+fn isa() -> Result<OwnedTargetIsa, NativeError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        // cranelift-jit needs absolute, long-range calls to host functions.
+        // The code is calls and branches only: optimizing it gains nothing
+        // measurable and slows every (re)load.
+        for (name, value) in [
+            ("use_colocated_libcalls", "false"),
+            ("is_pic", "false"),
+            ("opt_level", "none"),
+        ] {
+            flags.set(name, value).map_err(|e| e.to_string())?;
+        }
+        let builder = cranelift_native::builder().map_err(str::to_string)?;
+        builder
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(NativeError::Unsupported)
+}
+
+/// A module being built, with the host functions declared in it.
+pub(crate) struct Jit {
+    module: JITModule,
+    /// Host function ids, in [`HostFunctions::all`] order.
+    host: [FuncId; 4],
+}
+
+/// One compiled ruleset's code: the module (to free it) and the entry.
+pub(crate) struct Compiled {
+    pub module: JITModule,
+    pub entry: *const u8,
+}
+
+impl Jit {
+    /// A fresh module for one ruleset.
+    pub(crate) fn new() -> Result<Jit, NativeError> {
+        let mut builder = JITBuilder::with_isa(isa()?, default_libcall_names());
+        let table = HostFunctions::get();
+        for f in table.all() {
+            builder.symbol(f.name, f.address);
+        }
+        let mut module = JITModule::new(builder);
+        let ptr = module.target_config().pointer_type();
+        let mut host = Vec::with_capacity(4);
+        for f in table.all() {
+            let mut sig = module.make_signature();
+            sig.params.push(AbiParam::new(ptr));
+            sig.params.push(AbiParam::new(types::I32));
+            if f.returns_u8 {
+                sig.returns.push(AbiParam::new(types::I8));
+            }
+            let id = module
+                .declare_function(f.name, Linkage::Import, &sig)
+                .map_err(|e| NativeError::Codegen(e.to_string()))?;
+            host.push(id);
+        }
+        let host = host
+            .try_into()
+            .map_err(|_| NativeError::Codegen("host table".into()))?;
+        Ok(Jit { module, host })
+    }
+
+    /// Compiles the whole ruleset (one condition per rule, in evaluation
+    /// order, `None` for a rule without `when`) and makes it executable.
+    pub(crate) fn compile(mut self, rules: &[Option<Cond>]) -> Result<Compiled, NativeError> {
+        match self.emit(rules) {
+            Ok(entry) => {
+                let entry = self.module.get_finalized_function(entry);
+                Ok(Compiled {
+                    module: self.module,
+                    entry,
+                })
+            }
+            Err(e) => {
+                // SAFETY: nothing of this module was ever called (and no
+                // pointer into it escaped), so its memory can go now
+                // rather than leak on every refused (re)load.
+                unsafe { self.module.free_memory() };
+                Err(e)
+            }
+        }
+    }
+
+    /// Declares, defines and finalizes the entry function.
+    fn emit(&mut self, rules: &[Option<Cond>]) -> Result<FuncId, NativeError> {
+        let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.push(AbiParam::new(ptr));
+        sig.returns.push(AbiParam::new(types::I32));
+        let entry = self
+            .module
+            .declare_function("weir_evaluate", Linkage::Local, &sig)
+            .map_err(|e| err(&e))?;
+
+        let mut ctx = self.module.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, entry.as_u32());
+        let mut fctx = FunctionBuilderContext::new();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let [begin, test, then, otherwise] = self
+                .host
+                .map(|id| self.module.declare_func_in_func(id, b.func));
+            let start = b.create_block();
+            b.append_block_params_for_function_params(start);
+            b.switch_to_block(start);
+            let ctx_ptr = b.block_params(start)[0];
+            let ended = b.create_block();
+            let mut t = Translator {
+                b,
+                ctx: ctx_ptr,
+                begin,
+                test,
+                then,
+                otherwise,
+                ended,
+            };
+            for (index, cond) in rules.iter().enumerate() {
+                let id = u32::try_from(index).map_err(|e| err(&e))?;
+                t.rule(id, cond.as_ref());
+            }
+            let done = t.b.ins().iconst(types::I32, 0);
+            t.b.ins().return_(&[done]);
+            t.b.switch_to_block(t.ended);
+            let one = t.b.ins().iconst(types::I32, 1);
+            t.b.ins().return_(&[one]);
+            t.b.seal_all_blocks();
+            t.b.finalize(self.module.target_config());
+        }
+        self.module
+            .define_function(entry, &mut ctx)
+            .map_err(|e| err(&e))?;
+        self.module.clear_context(&mut ctx);
+        // Fails where the host refuses executable memory (W^X policies).
+        self.module
+            .finalize_definitions()
+            .map_err(|e| NativeError::ExecutableMemory(format!("{e:#}")))?;
+        Ok(entry)
+    }
+}
+
+/// Emits the code of one function, rule by rule.
+struct Translator<'f> {
+    b: FunctionBuilder<'f>,
+    ctx: Value,
+    begin: FuncRef,
+    test: FuncRef,
+    then: FuncRef,
+    otherwise: FuncRef,
+    /// The block that returns 1 (a verdict or `stop` ended evaluation).
+    ended: Block,
+}
+
+impl Translator<'_> {
+    /// One rule; leaves the builder in the block that goes on to the next.
+    fn rule(&mut self, id: u32, cond: Option<&Cond>) {
+        let rule = self.b.ins().iconst(types::I32, i64::from(id));
+        self.b.ins().call(self.begin, &[self.ctx, rule]);
+        let held = self.b.create_block();
+        let failed = self.b.create_block();
+        let next = self.b.create_block();
+        match cond {
+            Some(c) => self.cond(c, held, failed),
+            None => {
+                self.b.ins().jump(held, &[]);
+            }
+        }
+        for (block, callee) in [(held, self.then), (failed, self.otherwise)] {
+            self.b.switch_to_block(block);
+            let rule = self.b.ins().iconst(types::I32, i64::from(id));
+            let call = self.b.ins().call(callee, &[self.ctx, rule]);
+            let end = self.b.inst_results(call)[0];
+            self.b.ins().brif(end, self.ended, &[], next, &[]);
+        }
+        self.b.switch_to_block(next);
+    }
+
+    /// Jumps to `yes` if `c` holds, else to `no`, short-circuiting.
+    fn cond(&mut self, c: &Cond, yes: Block, no: Block) {
+        match c {
+            Cond::Const(true) => {
+                self.b.ins().jump(yes, &[]);
+            }
+            Cond::Const(false) => {
+                self.b.ins().jump(no, &[]);
+            }
+            Cond::Not(inner) => self.cond(inner, no, yes),
+            Cond::And(a, b) => {
+                let rhs = self.b.create_block();
+                self.cond(a, rhs, no);
+                self.b.switch_to_block(rhs);
+                self.cond(b, yes, no);
+            }
+            Cond::Or(a, b) => {
+                let rhs = self.b.create_block();
+                self.cond(a, yes, rhs);
+                self.b.switch_to_block(rhs);
+                self.cond(b, yes, no);
+            }
+            Cond::Leaf(id) => {
+                let leaf = self.b.ins().iconst(types::I32, i64::from(*id));
+                let call = self.b.ins().call(self.test, &[self.ctx, leaf]);
+                let held = self.b.inst_results(call)[0];
+                self.b.ins().brif(held, yes, &[], no, &[]);
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Native evaluation: a [`Ruleset`] compiled to machine code with
+//! Cranelift. This module is the only one that imports Cranelift, and the
+//! only place in the crate with `unsafe` code.
+//!
+//! The generated code is the ruleset's control flow: rules in evaluation
+//! order, each condition's `and`/`or`/`not` as short-circuit branches, and
+//! an early return when a verdict or `stop` ends evaluation. Everything
+//! else (leaf tests, action blocks, shadow rules, `matched()`, captures)
+//! runs in host functions that call the interpreter's own steps, so the two
+//! engines agree by construction where they share code; the differential
+//! test (`tests/differential.rs`) checks the control flow between them.
+//!
+//! One JIT module per ruleset generation: its code is freed when the
+//! [`NativeRuleset`] is dropped, which Rust's borrow rules make safe (an
+//! evaluation borrows the ruleset for its whole duration). The daemon keeps
+//! it in an `Arc`, so the code lives as long as the last message using it.
+
+mod codegen;
+mod cond;
+mod host;
+
+use std::ffi::c_void;
+use std::fmt;
+use std::panic::catch_unwind;
+
+use cranelift_jit::JITModule;
+use weir_stdlib::Transaction;
+
+use crate::decision::Decision;
+use crate::eval::{self, Machine};
+use crate::{EvalOptions, RateCounter, Ruleset};
+
+use cond::{Cond, Leaf, Leaves};
+use host::EvalCtx;
+
+/// Why a ruleset could not be compiled to native code. The caller falls
+/// back to the interpreter ([`Ruleset::evaluate`]), which gives the same
+/// decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NativeError {
+    /// The host's instruction set is not supported by Cranelift.
+    Unsupported(String),
+    /// The operating system refused executable memory (for example
+    /// systemd's `MemoryDenyWriteExecute=yes`).
+    ExecutableMemory(String),
+    /// Code generation failed (a bug: please report it).
+    Codegen(String),
+}
+
+impl fmt::Display for NativeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NativeError::Unsupported(e) => write!(f, "unsupported host for native code: {e}"),
+            NativeError::ExecutableMemory(e) => write!(f, "executable memory refused: {e}"),
+            NativeError::Codegen(e) => write!(f, "native code generation failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NativeError {}
+
+/// The signature of the generated function: `evaluate(ctx) -> u32`
+/// (1 when a verdict or `stop` ended evaluation, else 0).
+type Entry = extern "C" fn(*mut c_void) -> u32;
+
+/// A ruleset compiled to native code. Same decisions as the
+/// [`Ruleset`] it was compiled from; `Send + Sync`, so one compiled
+/// generation can serve every connection.
+pub struct NativeRuleset {
+    /// The generated function. Valid while `code` is alive: only called
+    /// from [`NativeRuleset::evaluate`], which borrows `self`.
+    entry: Entry,
+    /// The host-evaluated tests, by the ids the code passes.
+    leaves: Vec<Leaf>,
+    /// The IR the host functions run (rules, functions, templates).
+    ruleset: Ruleset,
+    /// The JIT module owning the code, held only to free it on drop
+    /// (fields drop in order, so after everything else).
+    _code: Code,
+}
+
+impl fmt::Debug for NativeRuleset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeRuleset")
+            .field("hash", &self.ruleset.hash())
+            .field("rules", &self.ruleset.rules().len())
+            .field("leaves", &self.leaves.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Owns a finalized JIT module and frees its memory on drop.
+///
+/// `JITModule` is neither `Send` nor `Sync` (it holds raw pointers and a
+/// `RefCell` for symbol lookups). After `finalize_definitions` this wrapper
+/// never touches the module again except to free it in `drop`, which has
+/// exclusive access; it exposes no method at all.
+struct Code {
+    module: Option<JITModule>,
+}
+
+// SAFETY: `Code` has no methods, so a shared `&Code` gives access to
+// nothing: sharing it between threads cannot race.
+unsafe impl Sync for Code {}
+
+// SAFETY: the module's state is plain owned memory (mmap'd code regions,
+// declarations, an ISA behind an `Arc`) with no thread affinity; moving it
+// to another thread and freeing it there is sound. The symbol `RefCell` is
+// only used during finalization, before the module is wrapped.
+unsafe impl Send for Code {}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: `Code` is only owned by a `NativeRuleset`, whose
+            // `evaluate` borrows it for the whole time the code runs; when
+            // it is dropped no call into the code can be in progress, and
+            // its `entry` pointer is dropped with it, never called again.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+impl NativeRuleset {
+    /// Compiles `ruleset` to native code: one JIT module for this ruleset
+    /// generation. Fails when Cranelift does not support the host or the
+    /// operating system refuses executable memory.
+    pub fn compile(ruleset: &Ruleset) -> Result<NativeRuleset, NativeError> {
+        let prog = ruleset.program();
+        let mut leaves = Leaves::default();
+        let conds: Vec<Option<Cond>> = prog
+            .rules
+            .iter()
+            .map(|r| r.when.as_ref().map(|w| leaves.split(w)).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(|_| NativeError::Codegen("too many tests".into()))?;
+        // Cranelift reports errors as values but asserts on internal
+        // invariants; a panic there must not take the caller down.
+        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&conds))
+            .map_err(|_| NativeError::Codegen("the code generator panicked".into()))??;
+        // SAFETY: `entry` is the finalized address of the function the
+        // translator built with exactly the signature `Entry` (one pointer
+        // argument, a `u32` result, the platform's C calling convention,
+        // the module's default). It stays valid while `compiled.module` is
+        // alive, which `Code` guarantees for as long as `entry` is kept.
+        let entry = unsafe { std::mem::transmute::<*const u8, Entry>(compiled.entry) };
+        Ok(NativeRuleset {
+            entry,
+            leaves: leaves.table,
+            ruleset: ruleset.clone(),
+            _code: Code {
+                module: Some(compiled.module),
+            },
+        })
+    }
+
+    /// Evaluates the rules on one transaction: the same decision as
+    /// [`Ruleset::evaluate`]. Never panics, always terminates.
+    ///
+    /// Should a host function ever panic (a bug), the message is evaluated
+    /// again by the interpreter; `rate()` keys counted before the panic are
+    /// then counted by the interpreter too.
+    pub fn evaluate(
+        &self,
+        tx: &Transaction,
+        rates: &mut dyn RateCounter,
+        opts: &EvalOptions,
+    ) -> Decision {
+        let prog = self.ruleset.program();
+        let mut ctx = EvalCtx {
+            machine: Machine::new(prog, tx, &mut *rates, opts),
+            rules: &prog.rules,
+            leaves: &self.leaves,
+            failed: false,
+        };
+        // The code only hands the pointer back to the host functions,
+        // which catch every panic; it cannot unwind or trap.
+        (self.entry)(std::ptr::from_mut(&mut ctx).cast::<c_void>());
+        if ctx.failed {
+            drop(ctx);
+            return eval::evaluate(prog, tx, rates, opts);
+        }
+        ctx.machine.finish()
+    }
+
+    /// The ruleset this was compiled from.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    /// How many tests the host evaluates (the leaf table's size).
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn native_ruleset_is_send_and_sync() {
+        assert_send_sync::<NativeRuleset>();
+    }
+}
