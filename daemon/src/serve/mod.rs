@@ -1,9 +1,287 @@
-//! `weir serve`: the daemon (being written: milter, HTTP control API,
-//! hot reload, durable state).
+//! `weir serve`: the daemon. One [`Engine`] holds the running ruleset, the
+//! durable [`Store`], the metrics and the event stream; the milter server
+//! (`milter.rs`), the HTTP control API (`http.rs`) and the reload watcher
+//! (`reload.rs`) all share it.
+//!
+//! Start-up order: configuration (a bad key exits 1 naming it), rules
+//! (compiled and tested; errors exit 2 with diagnostics), store, listeners
+//! (bound before anything is served, so a busy port fails the start), then
+//! the servers, reload triggers and the retention task. SIGTERM or SIGINT
+//! stops accepting, drains connections for at most [`DRAIN`], flushes the
+//! store and exits 0.
+//!
+//! Ownership while being built: `config.rs`, `store.rs`, `engine.rs`,
+//! `http.rs`, `metrics.rs`, `reload.rs` and this file by the "serve" helper;
+//! `milter.rs` and `stages.rs` by the "milter" helper.
 
-/// Runs the daemon; returns the exit status.
-pub fn run(config_path: Option<&std::path::Path>, rules: Option<&std::path::Path>) -> u8 {
-    let _ = (config_path, rules);
-    eprintln!("weir serve: not available in this build yet");
-    1
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod milter;
+pub mod reload;
+pub mod stages;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{Config, ListenAddr};
+// The daemon's shared types, for the servers (milter now, LMTP later).
+#[allow(unused_imports)]
+pub use engine::{AuditEntry, Engine, LoadedRuleset};
+#[allow(unused_imports)]
+pub use store::Store;
+
+/// How long in-flight connections may take to finish after SIGTERM.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// How often old audit entries are deleted.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A bound listening socket, ready to accept.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP.
+    Tcp(tokio::net::TcpListener),
+    /// A Unix-domain socket.
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    /// Binds `addr`. A stale Unix socket file is replaced.
+    pub async fn bind(addr: &ListenAddr) -> std::io::Result<Listener> {
+        match addr {
+            ListenAddr::Inet { host, port } => {
+                let listener = tokio::net::TcpListener::bind((host.as_str(), *port)).await?;
+                Ok(Listener::Tcp(listener))
+            }
+            ListenAddr::Unix(path) => {
+                if let Some(dir) = path.parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir)?;
+                }
+                if std::fs::symlink_metadata(path).is_ok() {
+                    std::fs::remove_file(path)?;
+                }
+                Ok(Listener::Unix(tokio::net::UnixListener::bind(path)?))
+            }
+        }
+    }
+
+    /// Where it listens, in the listener syntax (`inet:127.0.0.1:8890`).
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map(|a| match a {
+                    std::net::SocketAddr::V4(v4) => format!("inet:{v4}"),
+                    std::net::SocketAddr::V6(v6) => format!("inet:[{}]:{}", v6.ip(), v6.port()),
+                })
+                .unwrap_or_else(|_| "inet:?".into()),
+            Listener::Unix(l) => l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+                .unwrap_or_else(|| "unix:?".into()),
+        }
+    }
+}
+
+/// A future that completes when shutdown begins.
+pub fn shutdown_signal(
+    rx: &tokio::sync::watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Runs the daemon until SIGTERM; returns the exit status.
+pub fn run(config_path: Option<&Path>, rules: Option<&Path>) -> u8 {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let config = match (config_path, rules) {
+        (Some(file), rules) => match Config::load(file, rules) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return 1;
+            }
+        },
+        (None, Some(rules)) => Config::defaults(rules),
+        (None, None) => {
+            eprintln!("weir serve: give --config FILE or --rules FILE");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weir serve: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let status = runtime.block_on(serve(config));
+    // Connections that outlived the drain are cut here.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    status
+}
+
+async fn serve(config: Config) -> u8 {
+    if let Some(lmtp) = &config.lmtp {
+        tracing::warn!(
+            "[lmtp] is configured ({}) but LMTP is not served by this version",
+            lmtp.listen
+        );
+    }
+    let engine = match tokio::task::spawn_blocking(move || Engine::new(config)).await {
+        Ok(Ok(engine)) => engine,
+        Ok(Err(e)) => {
+            if let Some(rules) = e.downcast_ref::<reload::ReloadError>() {
+                eprintln!("{rules}");
+                eprintln!("weir serve: the rules do not load; not starting");
+                return 2;
+            }
+            eprintln!("weir serve: {e:#}");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("weir serve: {e}");
+            return 1;
+        }
+    };
+    let token = match http::api_token(&engine.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("weir serve: {e:#}");
+            return 1;
+        }
+    };
+    let http_listener = match Listener::bind(&engine.config.http.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "weir serve: [http] listen {}: {e}",
+                engine.config.http.listen
+            );
+            return 1;
+        }
+    };
+    let milter_listener = match Listener::bind(&engine.config.milter.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "weir serve: [milter] listen {}: {e}",
+                engine.config.milter.listen
+            );
+            return 1;
+        }
+    };
+    tracing::info!(
+        "ruleset version {} ({}); HTTP on {}; milter on {}",
+        engine.current().version,
+        engine.current().hash,
+        http_listener.describe(),
+        milter_listener.describe()
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http_task = tokio::spawn(http::serve(
+        engine.clone(),
+        http_listener,
+        token,
+        stop_rx.clone(),
+    ));
+    let milter_task = tokio::spawn(milter::serve(
+        engine.clone(),
+        milter_listener,
+        shutdown_signal(&stop_rx),
+    ));
+    if let Err(e) = reload::spawn_sighup(engine.clone()) {
+        tracing::error!("cannot handle SIGHUP: {e}");
+    }
+    if let Err(e) = reload::spawn_watcher(engine.clone()) {
+        tracing::error!("cannot watch the rule files: {e}");
+    }
+    spawn_retention(engine.clone());
+    reload::sd_notify("READY=1");
+
+    wait_for_termination().await;
+    tracing::info!("stopping: draining connections");
+    reload::sd_notify("STOPPING=1");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN, async {
+        for (name, task) in [("milter", milter_task), ("HTTP", http_task)] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("{name} server: {e:#}"),
+                Err(e) => tracing::error!("{name} server: {e}"),
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections still open after {DRAIN:?}: closing them");
+    }
+    if let Err(e) = engine.store.flush() {
+        tracing::error!("{e:#}");
+        return 1;
+    }
+    tracing::info!("stopped");
+    0
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Deletes audit entries older than `[audit] retention`, at start and then
+/// every hour.
+fn spawn_retention(engine: Arc<Engine>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_INTERVAL);
+        loop {
+            tick.tick().await;
+            let engine = engine.clone();
+            let pruned = tokio::task::spawn_blocking(move || {
+                let retention =
+                    i64::try_from(engine.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
+                engine
+                    .store
+                    .prune_audit(engine::unix_now().saturating_sub(retention))
+            })
+            .await;
+            match pruned {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!("retention: deleted {n} old audit entries"),
+                Ok(Err(e)) => tracing::error!("retention: {e:#}"),
+                Err(e) => tracing::error!("retention: {e}"),
+            }
+        }
+    });
 }

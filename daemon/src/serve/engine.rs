@@ -1,0 +1,202 @@
+//! What every server of the daemon shares: the running ruleset (swapped
+//! atomically on reload), the store, metrics and the decision event stream.
+//! CONTRACT between the "serve" and "milter" helpers: keep these names.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use weir_compiler::{Decision, Ruleset, Verdict};
+
+use super::config::Config;
+use super::metrics::Metrics;
+use super::reload::{self, ReloadState};
+use super::store::{MessageRates, MessageSummary, QuarantineEntry, Store};
+
+/// A compiled ruleset as the daemon runs it. It is dropped (and its native
+/// code freed) when the last message holding its `Arc` is done.
+#[derive(Debug)]
+pub struct LoadedRuleset {
+    /// The checked ruleset.
+    pub ruleset: Ruleset,
+    /// 1 for the first ruleset loaded, +1 for every successful reload (kept
+    /// across restarts by the store, so a version names one ruleset).
+    pub version: u64,
+    /// `Ruleset::hash()`.
+    pub hash: String,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// Where a decision was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The milter (Postfix/Sendmail).
+    Milter,
+    /// LMTP delivery.
+    Lmtp,
+}
+
+/// One audit-log entry: a decision and its context (PRODUCT.md `/v1/actions`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    /// Assigned by the store: increasing, unique.
+    pub id: u64,
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Milter or LMTP.
+    pub source: Source,
+    /// The MTA's queue id (`i` macro), or `""`.
+    pub queue_id: String,
+    /// The Message-ID, or `""`.
+    pub message_id: String,
+    /// The version of the ruleset that decided.
+    pub ruleset_version: u64,
+    /// The `weir run --json` object of the decision (verdict, reply, stage,
+    /// matched, tags, score, folder, actions).
+    pub decision: serde_json::Value,
+}
+
+/// The daemon's shared state.
+pub struct Engine {
+    /// The configuration it was started with.
+    pub config: Config,
+    /// Durable state.
+    pub store: Store,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// One event per decision, for `/v1/events`.
+    pub events: tokio::sync::broadcast::Sender<AuditEntry>,
+    current: arc_swap::ArcSwap<LoadedRuleset>,
+    /// Reload bookkeeping: one reload at a time, the last error, the files
+    /// to watch.
+    pub(crate) reload: ReloadState,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("version", &self.current().version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current time in seconds since the epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Engine {
+    /// Compiles the configured rules, runs their `test` blocks, opens the
+    /// store and makes the result version 1 (or the next version after the
+    /// last run's). A ruleset error is a [`reload::ReloadError`] inside the
+    /// `anyhow::Error`, so the caller can print its diagnostics.
+    pub fn new(config: Config) -> anyhow::Result<Arc<Engine>> {
+        let candidate = reload::prepare(&config.rules)?;
+        let store = Store::open(&config.state_dir)?;
+        let version = store.next_ruleset_version()?;
+        let metrics = Metrics::new();
+        metrics.set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
+        let loaded = LoadedRuleset {
+            hash: candidate.ruleset.hash(),
+            ruleset: candidate.ruleset.clone(),
+            version,
+            loaded_at: SystemTime::now(),
+        };
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        Ok(Arc::new(Engine {
+            config,
+            store,
+            metrics,
+            events,
+            current: arc_swap::ArcSwap::from_pointee(loaded),
+            reload: ReloadState::new(candidate.watch),
+        }))
+    }
+
+    /// The running ruleset. A message keeps the `Arc` it started with, so a
+    /// reload never changes the rules under a message in flight.
+    pub fn current(&self) -> Arc<LoadedRuleset> {
+        self.current.load_full()
+    }
+
+    /// Makes `loaded` the running ruleset (reload).
+    pub(crate) fn swap(&self, loaded: LoadedRuleset) {
+        self.current.store(Arc::new(loaded));
+    }
+
+    /// Records a decision: audit entry flushed to disk before returning,
+    /// metrics updated, event published. Call before replying to the MTA.
+    // The contract's short form; the milter uses `record_message`.
+    #[allow(dead_code)]
+    pub fn record(
+        &self,
+        source: Source,
+        queue_id: &str,
+        message_id: &str,
+        version: u64,
+        decision: &Decision,
+    ) -> anyhow::Result<AuditEntry> {
+        let summary = MessageSummary {
+            message_id: message_id.to_string(),
+            ..MessageSummary::default()
+        };
+        self.record_message(source, queue_id, version, decision, &summary)
+    }
+
+    /// [`Engine::record`] with a summary of the message (kept in the
+    /// quarantine index when the verdict is `quarantine`, so the API can
+    /// show what is held).
+    pub fn record_message(
+        &self,
+        source: Source,
+        queue_id: &str,
+        version: u64,
+        decision: &Decision,
+        summary: &MessageSummary,
+    ) -> anyhow::Result<AuditEntry> {
+        let time = unix_now();
+        let entry = AuditEntry {
+            id: 0,
+            time,
+            source,
+            queue_id: queue_id.to_string(),
+            message_id: summary.message_id.clone(),
+            ruleset_version: version,
+            decision: serde_json::Value::Object(crate::report::decision_json(decision)),
+        };
+        // A milter quarantine is the MTA's hold queue: index it by queue id
+        // so the API can release or delete it.
+        let held = (decision.verdict == Verdict::Quarantine
+            && source == Source::Milter
+            && !queue_id.is_empty())
+        .then(|| QuarantineEntry {
+            queue_id: queue_id.to_string(),
+            audit_id: 0,
+            rule: decision.decided_by.clone().unwrap_or_default(),
+            reason: decision.quarantine_reason.clone().unwrap_or_default(),
+            time,
+            summary: summary.clone(),
+        });
+        let entry = self.store.append_audit(entry, held)?;
+        self.metrics
+            .decided(decision.verdict.as_str(), &decision.matched, &decision.tags);
+        // No subscriber is not an error.
+        let _ = self.events.send(entry.clone());
+        Ok(entry)
+    }
+
+    /// A rate counter backed by the store, scoped to one message (a key
+    /// counted once per message even across several evaluations of it).
+    /// It owns its handles, so a milter session can keep it across awaits.
+    pub fn message_rates(&self) -> MessageRates {
+        MessageRates::new(self.store.clone())
+    }
+
+    /// Records how long one evaluation took (`weir_eval_duration_seconds`).
+    pub fn observe_eval(&self, elapsed: std::time::Duration) {
+        self.metrics.observe_eval(elapsed);
+    }
+}

@@ -1,0 +1,772 @@
+//! The HTTP control API (PRODUCT.md "HTTP control API"), on axum.
+//!
+//! `/healthz` and `/metrics` are open; everything under `/v1/` needs
+//! `Authorization: Bearer TOKEN` (compared in constant time). Unknown paths
+//! answer 404 and wrong methods 405, both with a JSON `{"error": ...}`.
+//! `/v1/actions` lists audit entries oldest first (the newest `limit` of
+//! those matching), so a client polls with `since=<last id seen>`.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use weir_compiler::{EvalOptions, RateCounter};
+use weir_stdlib::{Limits, Message, MessageError, Transaction};
+
+use super::Listener;
+use super::config::Config;
+use super::engine::{AuditEntry, Engine, unix_now};
+use super::reload;
+use super::store::{AuditFilter, MessageRates, QuarantineEntry};
+
+/// The default and the largest `limit` of `/v1/actions`.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 10_000;
+
+/// How long a release or delete command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Api {
+    engine: Arc<Engine>,
+    token: Arc<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The API token: read from `[http] token_file`, or (without one)
+/// generated into the state directory on first start and printed once.
+pub fn api_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(file) = &config.http.token_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("[http] token_file: cannot read {}", file.display()))?;
+        let token = text.trim().to_string();
+        if token.is_empty() {
+            anyhow::bail!("[http] token_file: {} is empty", file.display());
+        }
+        return Ok(token);
+    }
+    let file = config.state_dir.join("api-token");
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && !text.trim().is_empty()
+    {
+        tracing::info!("API token in {}", file.display());
+        return Ok(text.trim().to_string());
+    }
+    let mut random = [0u8; 32];
+    {
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut random))
+            .context("cannot read /dev/urandom for the API token")?;
+    }
+    let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(&config.state_dir)?;
+    write_private(&file, &token)
+        .with_context(|| format!("cannot write the API token to {}", file.display()))?;
+    eprintln!(
+        "weir serve: API token (saved in {}): {token}",
+        file.display()
+    );
+    Ok(token)
+}
+
+fn write_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// Serves the API on `listener` until `stop` turns true.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: Listener,
+    token: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let shutdown = super::shutdown_signal(&stop);
+    let app = router(engine, token, stop);
+    match listener {
+        Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
+        Listener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
+    }
+    Ok(())
+}
+
+/// The API's routes.
+fn router(engine: Arc<Engine>, token: String, stop: tokio::sync::watch::Receiver<bool>) -> Router {
+    let max_body = usize::try_from(engine.config.limits.max_message_size).unwrap_or(usize::MAX);
+    let api = Api {
+        engine,
+        token: Arc::new(token),
+        stop,
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/ruleset", get(ruleset))
+        .route("/v1/reload", post(reload_now))
+        .route(
+            "/v1/check",
+            post(check).layer(DefaultBodyLimit::max(max_body)),
+        )
+        .route("/v1/actions", get(actions))
+        .route("/v1/quarantine", get(quarantine_list))
+        .route(
+            "/v1/quarantine/{id}",
+            get(quarantine_get).delete(quarantine_delete),
+        )
+        .route("/v1/quarantine/{id}/release", post(quarantine_release))
+        .route("/v1/outbox", get(outbox))
+        .route("/v1/outbox/{id}/retry", post(outbox_retry))
+        .route("/v1/events", get(events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
+        .with_state(api)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// Demands the bearer token on `/v1/*`.
+async fn auth(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/v1" || path.starts_with("/v1/") {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|t| constant_time_eq(t.as_bytes(), api.token.as_bytes())) {
+            let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"weir\""),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn healthz(State(api): State<Api>) -> Response {
+    let current = api.engine.current();
+    axum::Json(json!({
+        "status": "ok",
+        "ruleset": {"version": current.version, "hash": current.hash},
+    }))
+    .into_response()
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        api.engine.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn ruleset(State(api): State<Api>) -> Response {
+    let current = api.engine.current();
+    let loaded_at = current
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let files: Vec<Value> = current
+        .ruleset
+        .files()
+        .iter()
+        .map(|f| json!({"name": f.name, "hash": f.hash}))
+        .collect();
+    let rules: Vec<Value> = current
+        .ruleset
+        .rules()
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "stage": r.stage.as_str(),
+                "priority": r.priority,
+                "shadow": r.shadow,
+                "file": r.file,
+                "line": r.line,
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "version": current.version,
+        "hash": current.hash,
+        "loaded_at": format_time(loaded_at),
+        "rules_path": api.engine.config.rules.display().to_string(),
+        "files": files,
+        "rules": rules,
+        "last_error": api.engine.reload.last_error(),
+    }))
+    .into_response()
+}
+
+async fn reload_now(State(api): State<Api>) -> Response {
+    match reload::reload(&api.engine).await {
+        Ok(version) => axum::Json(json!({"version": version})).into_response(),
+        Err(e) => {
+            let mut body = serde_json::to_value(&e).unwrap_or_else(|_| json!({}));
+            body["error"] = json!(match e.kind {
+                "compile" => "the ruleset does not compile",
+                "test" => "test blocks failed",
+                _ => "the ruleset could not be loaded",
+            });
+            body["version"] = json!(api.engine.current().version);
+            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// Rate counters for a dry run: they read the real counts and count nothing.
+struct DryRates(MessageRates);
+
+impl RateCounter for DryRates {
+    fn hit(&mut self, key: &str, window_secs: u64, now: i64, _count: bool) -> u64 {
+        self.0.hit(key, window_secs, now, false)
+    }
+}
+
+async fn check(
+    State(api): State<Api>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the message is larger than [limits] max_message_size ({} bytes)",
+                    api.engine.config.limits.max_message_size
+                ),
+            );
+        }
+        Err(r) => return error(StatusCode::BAD_REQUEST, r.body_text()),
+    };
+    let mut from = None;
+    let mut to = Vec::new();
+    let mut client_ip: Option<IpAddr> = None;
+    let mut helo = None;
+    let mut explain = false;
+    for (key, value) in query_pairs(query.as_deref()) {
+        match key.as_str() {
+            "from" => from = Some(value),
+            "to" => to.push(value),
+            "client_ip" => match value.parse() {
+                Ok(ip) => client_ip = Some(ip),
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("client_ip: not an IP address: {value:?}"),
+                    );
+                }
+            },
+            "helo" => helo = Some(value),
+            "explain" => explain = value != "false" && value != "0",
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown parameter {other:?} (expected from, to, client_ip, helo, explain)"
+                    ),
+                );
+            }
+        }
+    }
+    let limits = &api.engine.config.limits;
+    let limits = Limits {
+        max_message_size: limits.max_message_size,
+        max_headers: limits.max_headers,
+        max_mime_depth: limits.max_mime_depth,
+    };
+    let current = api.engine.current();
+    let mut rates = DryRates(api.engine.message_rates());
+    let evaluated = tokio::task::spawn_blocking(move || {
+        let message = Message::parse(&body, &limits)?;
+        let tx = Transaction::with_defaults(
+            message,
+            from.as_deref(),
+            &to,
+            client_ip,
+            helo.as_deref(),
+            unix_now(),
+        );
+        let opts = EvalOptions {
+            explain,
+            dry_run: true,
+        };
+        Ok::<_, MessageError>(current.ruleset.evaluate(&tx, &mut rates, &opts))
+    })
+    .await;
+    match evaluated {
+        Ok(Ok(decision)) => {
+            let mut obj = crate::report::decision_json(&decision);
+            if explain {
+                obj.insert("trace".into(), crate::report::trace_json(&decision.trace));
+            }
+            axum::Json(Value::Object(obj)).into_response()
+        }
+        Ok(Err(MessageError::TooLarge { .. })) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the message is larger than [limits] max_message_size",
+        ),
+        Ok(Err(e)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the message exceeds a limit: {e:?}"),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("evaluation failed: {e}"),
+        ),
+    }
+}
+
+/// An audit entry as the API shows it: the decision's fields at the top
+/// level, with the time in RFC 3339.
+fn entry_json(entry: &AuditEntry) -> Value {
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(entry.id));
+    obj.insert("time".into(), json!(format_time(entry.time)));
+    obj.insert("source".into(), json!(entry.source));
+    obj.insert("queue_id".into(), json!(entry.queue_id));
+    obj.insert("message_id".into(), json!(entry.message_id));
+    obj.insert("ruleset_version".into(), json!(entry.ruleset_version));
+    if let Value::Object(decision) = &entry.decision {
+        for (k, v) in decision {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(obj)
+}
+
+async fn actions(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
+    let mut filter = AuditFilter::default();
+    let mut limit = DEFAULT_LIMIT;
+    for (key, value) in query_pairs(query.as_deref()) {
+        match key.as_str() {
+            "since" if value.is_empty() => {}
+            "since" => {
+                if let Ok(id) = value.parse::<u64>() {
+                    filter.after_id = Some(id);
+                } else if let Some(t) = parse_time(&value) {
+                    filter.since_time = Some(t);
+                } else {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("since: expected an entry id or an RFC 3339 time, got {value:?}"),
+                    );
+                }
+            }
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if n > 0 => limit = n.min(MAX_LIMIT),
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("limit: expected a positive number, got {value:?}"),
+                    );
+                }
+            },
+            "rule" => filter.rule = Some(value),
+            "verdict" => {
+                if weir_compiler::Verdict::from_name(&value).is_none() {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "verdict: expected accept, reject, tempfail, discard or quarantine, got {value:?}"
+                        ),
+                    );
+                }
+                filter.verdict = Some(value);
+            }
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?} (expected since, limit, rule, verdict)"),
+                );
+            }
+        }
+    }
+    let store = api.engine.store.clone();
+    let entries = tokio::task::spawn_blocking(move || store.audit_entries(&filter, limit))
+        .await
+        .unwrap_or_default();
+    axum::Json(Value::Array(entries.iter().map(entry_json).collect())).into_response()
+}
+
+fn quarantine_json(q: &QuarantineEntry) -> Value {
+    json!({
+        "id": q.queue_id,
+        "queue_id": q.queue_id,
+        "audit_id": q.audit_id,
+        "rule": q.rule,
+        "reason": q.reason,
+        "time": format_time(q.time),
+        "source": "milter",
+        "message_id": q.summary.message_id,
+        "from": q.summary.from,
+        "to": q.summary.to,
+        "subject": q.summary.subject,
+        "size": q.summary.size,
+    })
+}
+
+async fn quarantine_list(State(api): State<Api>) -> Response {
+    let list = api.engine.store.quarantine_entries();
+    axum::Json(Value::Array(list.iter().map(quarantine_json).collect())).into_response()
+}
+
+/// A queue id as Postfix writes them: letters and digits only (it goes into
+/// a command line).
+fn valid_queue_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn find_held(api: &Api, id: &str) -> Result<QuarantineEntry, Box<Response>> {
+    if !valid_queue_id(id) {
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no quarantined message {id:?} (queue ids are letters and digits)"),
+        )));
+    }
+    api.engine.store.quarantine_entry(id).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no quarantined message {id:?}"),
+        ))
+    })
+}
+
+async fn quarantine_get(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match find_held(&api, &id) {
+        Ok(q) => {
+            let mut body = quarantine_json(&q);
+            if let Some(entry) = api.engine.store.audit_entry(q.audit_id) {
+                body["decision"] = entry_json(&entry);
+            }
+            axum::Json(body).into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+async fn quarantine_release(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let command = api.engine.config.milter.release.clone();
+    quarantine_act(api, id, command, "released").await
+}
+
+async fn quarantine_delete(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let command = api.engine.config.milter.delete.clone();
+    quarantine_act(api, id, command, "deleted").await
+}
+
+/// Runs the configured release or delete command for a held message; on
+/// success the message leaves the quarantine index.
+async fn quarantine_act(api: Api, id: String, command: Vec<String>, done: &str) -> Response {
+    let held = match find_held(&api, &id) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let argv: Vec<String> = command
+        .iter()
+        .map(|a| a.replace("{queue_id}", &held.queue_id))
+        .collect();
+    let Some((program, args)) = argv.split_first() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "no command configured");
+    };
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(COMMAND_TIMEOUT, output).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                axum::Json(
+                    json!({"error": format!("cannot run {program:?}: {e}"), "command": argv}),
+                ),
+            )
+                .into_response();
+        }
+        Err(_) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                axum::Json(json!({"error": format!("{program:?} did not finish within {COMMAND_TIMEOUT:?}"), "command": argv})),
+            )
+                .into_response();
+        }
+    };
+    if !output.status.success() {
+        return (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(json!({
+                "error": format!("{program:?} failed ({})", output.status),
+                "command": argv,
+                "stderr": String::from_utf8_lossy(&output.stderr),
+            })),
+        )
+            .into_response();
+    }
+    if let Err(e) = api.engine.store.remove_quarantine(&held.queue_id) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
+    }
+    tracing::info!("quarantine: {} {done}", held.queue_id);
+    axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
+}
+
+async fn outbox() -> Response {
+    // The outbox (notify, reply, forwarded copies) comes with LMTP.
+    axum::Json(json!([])).into_response()
+}
+
+async fn outbox_retry(Path(id): Path<String>) -> Response {
+    error(StatusCode::NOT_FOUND, format!("no outbox entry {id:?}"))
+}
+
+async fn events(State(api): State<Api>) -> Response {
+    let receiver = api.engine.events.subscribe();
+    let stream = futures_util::stream::unfold(
+        (receiver, api.stop.clone()),
+        |(mut rx, mut stop)| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let received = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return None,
+                received = rx.recv() => received,
+            };
+            let event = match received {
+                Ok(entry) => Event::default()
+                    .event("decision")
+                    .id(entry.id.to_string())
+                    .data(entry_json(&entry).to_string()),
+                // A slow client missed some: say so rather than stop.
+                Err(RecvError::Lagged(n)) => Event::default()
+                    .event("lagged")
+                    .data(json!({"missed": n}).to_string()),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok::<Event, Infallible>(event), (rx, stop)))
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// The `key=value` pairs of a query string, percent-decoded.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (`2026-11-22T10:00:00Z`).
+pub fn format_time(secs: i64) -> String {
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parses RFC 3339 (`2026-11-22T10:00:00Z`, `…T10:00:00.5+01:00`) to
+/// seconds since the epoch.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (oh, om) = rest[1..].split_once(':')?;
+            if oh.len() != 2 || om.len() != 2 {
+                return None;
+            }
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    let days = days_from_civil(year, month as u32, day as u32);
+    Some(days * 86_400 + h * 3600 + mi * 60 + s - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(parse_time("2026-11-18T11:06:40Z"), Some(1_795_000_000));
+        assert_eq!(
+            parse_time("2026-11-18T12:06:40.25+01:00"),
+            Some(1_795_000_000)
+        );
+        assert_eq!(parse_time("2026-11-18"), None);
+        assert_eq!(parse_time("2026-13-18T11:06:40Z"), None);
+    }
+
+    #[test]
+    fn queries_are_decoded() {
+        assert_eq!(
+            query_pairs(Some("to=a%40b.c&to=d+e&x")),
+            vec![
+                ("to".into(), "a@b.c".into()),
+                ("to".into(), "d e".into()),
+                ("x".into(), String::new())
+            ]
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn queue_ids_are_letters_and_digits() {
+        assert!(valid_queue_id("4Kx2Qb3fQzz1"));
+        assert!(!valid_queue_id("a;rm"));
+        assert!(!valid_queue_id(""));
+        assert!(!valid_queue_id("-d"));
+    }
+}

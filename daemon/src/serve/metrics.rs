@@ -1,0 +1,247 @@
+//! Prometheus metrics (`GET /metrics`, PRODUCT.md).
+//!
+//! Labels are bounded: a `rule` label is always a rule the running ruleset
+//! declares, a `tag` label a literal tag written in the ruleset (anything
+//! else, e.g. an interpolated tag, counts as `other`). A sender, recipient
+//! or message id is never a label.
+
+use std::collections::HashSet;
+use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// The label value used for names outside the ruleset's bounded set.
+pub const OTHER: &str = "other";
+
+/// The metrics registry and every metric of the daemon.
+pub struct Metrics {
+    registry: Registry,
+    messages: Family<Labels, Counter>,
+    rule_matches: Family<Labels, Counter>,
+    tags: Family<Labels, Counter>,
+    eval_duration: Histogram,
+    ruleset_version: Gauge<u64, AtomicU64>,
+    reloads: Family<Labels, Counter>,
+    // Set by the outbox (a later issue); 0 until then.
+    #[allow(dead_code)]
+    outbox_pending: Gauge,
+    milter_connections: Gauge,
+    /// Rule names and literal tags of the running ruleset.
+    bounds: RwLock<Bounds>,
+}
+
+#[derive(Debug, Default)]
+struct Bounds {
+    rules: HashSet<String>,
+    tags: HashSet<String>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn label(key: &str, value: &str) -> Labels {
+    vec![(key.to_string(), value.to_string())]
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let messages = Family::<Labels, Counter>::default();
+        let rule_matches = Family::<Labels, Counter>::default();
+        let tags = Family::<Labels, Counter>::default();
+        // 10 µs .. ~5 s.
+        let eval_duration = Histogram::new(exponential_buckets(0.00001, 4.0, 10));
+        let ruleset_version = Gauge::<u64, AtomicU64>::default();
+        let reloads = Family::<Labels, Counter>::default();
+        let outbox_pending = Gauge::default();
+        let milter_connections = Gauge::default();
+        // prometheus-client appends `_total` to counters.
+        registry.register(
+            "weir_messages",
+            "Messages decided, by verdict",
+            messages.clone(),
+        );
+        registry.register(
+            "weir_rule_matches",
+            "Times a rule's condition held, by rule",
+            rule_matches.clone(),
+        );
+        registry.register("weir_tags", "Tags applied, by tag", tags.clone());
+        registry.register(
+            "weir_eval_duration_seconds",
+            "Time to evaluate the rules on one message",
+            eval_duration.clone(),
+        );
+        registry.register(
+            "weir_ruleset_version",
+            "Version of the running ruleset",
+            ruleset_version.clone(),
+        );
+        registry.register(
+            "weir_reloads",
+            "Ruleset reloads, by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "weir_outbox_pending",
+            "Side effects waiting in the outbox",
+            outbox_pending.clone(),
+        );
+        registry.register(
+            "weir_milter_connections",
+            "Open milter connections",
+            milter_connections.clone(),
+        );
+        // Show the reload counters at 0 before the first reload.
+        for result in ["ok", "error"] {
+            let _ = reloads.get_or_create(&label("result", result));
+        }
+        Metrics {
+            registry,
+            messages,
+            rule_matches,
+            tags,
+            eval_duration,
+            ruleset_version,
+            reloads,
+            outbox_pending,
+            milter_connections,
+            bounds: RwLock::new(Bounds::default()),
+        }
+    }
+
+    /// Sets the running ruleset: its version and the names labels may take.
+    /// Every verdict, rule and literal tag gets its series at 0, so the
+    /// names show before the first message.
+    pub fn set_ruleset(&self, version: u64, rules: HashSet<String>, tags: HashSet<String>) {
+        self.ruleset_version.set(version);
+        for verdict in ["accept", "reject", "tempfail", "discard", "quarantine"] {
+            let _ = self.messages.get_or_create(&label("verdict", verdict));
+        }
+        for rule in &rules {
+            let _ = self.rule_matches.get_or_create(&label("rule", rule));
+        }
+        for tag in &tags {
+            let _ = self.tags.get_or_create(&label("tag", tag));
+        }
+        if let Ok(mut b) = self.bounds.write() {
+            *b = Bounds { rules, tags };
+        }
+    }
+
+    /// Counts one decision.
+    pub fn decided(&self, verdict: &str, matched: &[String], tags: &[String]) {
+        self.messages
+            .get_or_create(&label("verdict", verdict))
+            .inc();
+        let Ok(bounds) = self.bounds.read() else {
+            return;
+        };
+        for rule in matched {
+            let name = if bounds.rules.contains(rule) {
+                rule
+            } else {
+                OTHER
+            };
+            self.rule_matches.get_or_create(&label("rule", name)).inc();
+        }
+        for tag in tags {
+            let name = if bounds.tags.contains(tag) {
+                tag
+            } else {
+                OTHER
+            };
+            self.tags.get_or_create(&label("tag", name)).inc();
+        }
+    }
+
+    /// Observes the time one evaluation took.
+    pub fn observe_eval(&self, elapsed: std::time::Duration) {
+        self.eval_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a reload attempt.
+    pub fn reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&label("result", result)).inc();
+    }
+
+    /// A milter connection was accepted.
+    pub fn milter_connection_opened(&self) {
+        self.milter_connections.inc();
+    }
+
+    /// A milter connection ended.
+    pub fn milter_connection_closed(&self) {
+        self.milter_connections.dec();
+    }
+
+    /// Sets the number of pending outbox entries.
+    #[allow(dead_code)]
+    pub fn set_outbox_pending(&self, n: i64) {
+        self.outbox_pending.set(n);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded_by_the_ruleset() {
+        let m = Metrics::new();
+        m.set_ruleset(
+            3,
+            ["vip".to_string()].into_iter().collect(),
+            ["billing".to_string()].into_iter().collect(),
+        );
+        m.decided(
+            "accept",
+            &["vip".into(), "ghost".into()],
+            &["billing".into(), "alice@example.com".into()],
+        );
+        let text = m.render();
+        assert!(
+            text.contains("weir_messages_total{verdict=\"accept\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_rule_matches_total{rule=\"vip\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_rule_matches_total{rule=\"other\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("weir_tags_total{tag=\"other\"} 1"), "{text}");
+        assert!(!text.contains("alice"), "{text}");
+        assert!(text.contains("weir_ruleset_version 3"), "{text}");
+    }
+}

@@ -1,0 +1,910 @@
+//! The milter server (Postfix, Sendmail) over indymilter.
+//!
+//! CONTRACT with `serve/mod.rs`:
+//! `pub async fn serve(engine: Arc<Engine>, listener: super::Listener,
+//! shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()>`
+//! takes the already bound [`super::Listener`] (TCP or Unix) and serves
+//! until `shutdown` completes; sessions in flight then finish their current
+//! command.
+//!
+//! Per connection it keeps the client facts (connect, HELO, macros); per
+//! message it takes the running ruleset at MAIL FROM (a reload never
+//! changes the rules under a message in flight) and evaluates stage by
+//! stage (`stages.rs`): a decision that is final at MAIL is answered at
+//! MAIL, one final after the recipients is answered at DATA, then at the end
+//! of the headers, then at the end of the message. Only `reject` and
+//! `tempfail` are answered early; every other verdict, and every header and
+//! envelope edit, is carried out at the end of the message. Each final
+//! decision is recorded (audit log, quarantine index, metrics) before the
+//! MTA gets the reply.
+//!
+//! Postfix details that shape this file (see also the harness REPORT):
+//! - every accepted TCP connection gets `TCP_NODELAY`: indymilter writes a
+//!   reply in several small writes, and Nagle plus the MTA's delayed ACK
+//!   would add ~40 ms per reply;
+//! - every stage callback is registered, so no `SMFIP_NO*` flag is
+//!   negotiated: Postfix still sends a skipped stage's macros and then waits
+//!   for our delayed ACK (~40 ms per message). A stage the ruleset does not
+//!   need costs one fast round trip instead; the body, the only stage whose
+//!   size matters, is cut short with `SMFIR_SKIP` when no rule reads it (or
+//!   the decision is already final), which stalls nothing because it is a
+//!   reply.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use indymilter::{
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext,
+    ProtoOpts, SetErrorReply, SocketInfo, Status,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use weir_compiler::{Decision, EvalOptions, Reply, Verdict};
+use weir_stdlib::{Limits, Stage};
+
+use super::Listener;
+use super::config::OnError;
+use super::engine::{Engine, LoadedRuleset, Source, unix_now};
+use super::stages::{
+    self, Answer, ClientFacts, Edit, MessageFacts, PolicyCause, StagePlan, StagedRates,
+};
+
+/// The modifications Weir may ask for (LANGUAGE.md §5): add, change and
+/// remove headers; add and remove recipients; quarantine.
+const ACTIONS: Actions = Actions::ADD_HEADER
+    .union(Actions::CHANGE_HEADER)
+    .union(Actions::ADD_RCPT)
+    .union(Actions::DELETE_RCPT)
+    .union(Actions::QUARANTINE);
+
+/// How many MTA connections are served at once (Postfix opens one per SMTP
+/// session; its default `default_process_limit` is 100).
+const MAX_CONNECTIONS: usize = 4096;
+
+/// How long a silent MTA connection is kept (libmilter's default).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(7210);
+
+/// Serves the milter protocol on `listener` until `shutdown` completes.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: Listener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = indymilter::Config {
+        max_connections: MAX_CONNECTIONS,
+        actions: ACTIONS,
+        connection_timeout: CONNECTION_TIMEOUT,
+    };
+    let accepting = Accepting {
+        listener,
+        engine: engine.clone(),
+        backoff: None,
+    };
+    indymilter::run(accepting, callbacks(engine), config, shutdown).await?;
+    Ok(())
+}
+
+/// The callbacks of every stage (see the module docs for why all of them).
+fn callbacks(engine: Arc<Engine>) -> Callbacks<Session> {
+    let e = [(); 9].map(|_| engine.clone());
+    let [
+        e_mail,
+        e_data,
+        e_header,
+        e_eoh,
+        e_body,
+        e_eom,
+        e_rcpt,
+        e_neg,
+        _,
+    ] = e;
+    Callbacks::new()
+        .on_negotiate(move |cx, actions, opts| {
+            Box::pin(negotiate(e_neg.clone(), cx, actions, opts))
+        })
+        .on_connect(|cx, host, info| Box::pin(connect(cx, host, info)))
+        .on_helo(|cx, helo| Box::pin(helo_cb(cx, helo)))
+        .on_mail(move |cx, args| Box::pin(mail(e_mail.clone(), cx, args)))
+        .on_rcpt(move |cx, args| Box::pin(rcpt(e_rcpt.clone(), cx, args)))
+        .on_data(move |cx| Box::pin(data(e_data.clone(), cx)))
+        .on_header(move |cx, name, value| Box::pin(header(e_header.clone(), cx, name, value)))
+        .on_eoh(move |cx| Box::pin(eoh(e_eoh.clone(), cx)))
+        .on_body(move |cx, chunk| Box::pin(body(e_body.clone(), cx, chunk.to_vec())))
+        .on_eom(move |cx| Box::pin(eom(e_eom.clone(), cx)))
+        .on_abort(|cx| Box::pin(abort(cx)))
+        .on_unknown(|_cx, _arg| Box::pin(async { Status::Continue }))
+}
+
+/// Per-connection state.
+#[derive(Debug, Default)]
+pub struct Session {
+    client: ClientFacts,
+    /// Whether the MTA understands `SMFIR_SKIP`.
+    skip_ok: bool,
+    /// The message in progress, from MAIL FROM to its end.
+    message: Option<InFlight>,
+}
+
+/// One message being received.
+#[derive(Debug)]
+struct InFlight {
+    loaded: Arc<LoadedRuleset>,
+    plan: StagePlan,
+    facts: Arc<MessageFacts>,
+    rates: StagedRates,
+    /// `now` for every evaluation of the message.
+    now: i64,
+    /// The boundary of the last evaluation that ran.
+    last_boundary: Option<usize>,
+    /// The final decision, once known.
+    decided: Option<Decision>,
+}
+
+fn text(c: &CStr) -> String {
+    String::from_utf8_lossy(c.to_bytes()).into_owned()
+}
+
+fn macro_text(macros: &indymilter::Macros, name: &CStr) -> Option<String> {
+    macros.get(name).map(text).filter(|v| !v.is_empty())
+}
+
+async fn negotiate(
+    _engine: Arc<Engine>,
+    cx: &mut NegotiateContext<Session>,
+    mta_actions: Actions,
+    mta_opts: ProtoOpts,
+) -> Status {
+    // Ask only for what the MTA offers: an action it lacks is reported when
+    // a rule needs it rather than failing every connection.
+    cx.requested_actions = ACTIONS & mta_actions;
+    let skip_ok = mta_opts.contains(ProtoOpts::SKIP);
+    if skip_ok {
+        cx.requested_opts |= ProtoOpts::SKIP;
+    }
+    // Postfix sends these by default; asking makes other configurations
+    // work too. `i` (queue id) is wanted at every message stage.
+    let wanted = [
+        (
+            MacroStage::Connect,
+            "j {client_addr} {client_name} {client_port}",
+        ),
+        (MacroStage::Helo, "{tls_version} {cipher}"),
+        (MacroStage::Mail, "i {auth_authen} {tls_version}"),
+        (MacroStage::Rcpt, "i"),
+        (MacroStage::Data, "i"),
+        (MacroStage::Eoh, "i"),
+        (MacroStage::Eom, "i"),
+    ];
+    for (stage, names) in wanted {
+        if let Ok(names) = CString::new(names) {
+            cx.requested_macros.insert(stage, names);
+        }
+    }
+    cx.data = Some(Session {
+        skip_ok,
+        ..Session::default()
+    });
+    Status::Continue
+}
+
+async fn connect(cx: &mut Context<Session>, host: CString, info: SocketInfo) -> Status {
+    let session = cx.data.get_or_insert_with(Session::default);
+    let host = text(&host);
+    // Postfix sends "[1.2.3.4]" (Sendmail's form) when it knows no name.
+    session.client.name = if host.starts_with('[') || host == "unknown" {
+        String::new()
+    } else {
+        host
+    };
+    if let SocketInfo::Inet(addr) = info {
+        session.client.ip = addr.ip();
+        session.client.port = addr.port();
+    }
+    Status::Continue
+}
+
+async fn helo_cb(cx: &mut Context<Session>, helo: CString) -> Status {
+    cx.data.get_or_insert_with(Session::default).client.helo = text(&helo);
+    Status::Continue
+}
+
+async fn mail(engine: Arc<Engine>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let auth_user = macro_text(&cx.macros, c"{auth_authen}").unwrap_or_default();
+    let tls = macro_text(&cx.macros, c"{tls_version}").is_some();
+    let loaded = engine.current();
+    let facts = MessageFacts {
+        auth_user,
+        tls,
+        from: args
+            .first()
+            .map(|a| stages::strip_brackets(&text(a)))
+            .unwrap_or_default(),
+        ..MessageFacts::default()
+    };
+    let message = InFlight {
+        plan: StagePlan::new(&loaded.ruleset),
+        loaded,
+        facts: Arc::new(facts),
+        rates: StagedRates::new(engine.store.clone()),
+        now: unix_now(),
+        last_boundary: None,
+        decided: None,
+    };
+    let session = cx.data.get_or_insert_with(Session::default);
+    session.message = Some(message);
+    advance(&engine, cx, Stage::Mail).await
+}
+
+async fn rcpt(_engine: Arc<Engine>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    if let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut())
+        && let Some(to) = args.first()
+    {
+        Arc::make_mut(&mut message.facts)
+            .to
+            .push(stages::strip_brackets(&text(to)));
+    }
+    Status::Continue
+}
+
+async fn data(engine: Arc<Engine>, cx: &mut Context<Session>) -> Status {
+    // `envelope.to` is complete only now (LANGUAGE.md §6).
+    advance(&engine, cx, Stage::Rcpt).await
+}
+
+async fn header(
+    engine: Arc<Engine>,
+    cx: &mut Context<Session>,
+    name: CString,
+    value: CString,
+) -> Status {
+    let max_headers = engine.config.limits.max_headers;
+    let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
+        return Status::Continue;
+    };
+    let facts = Arc::make_mut(&mut message.facts);
+    facts.headers.push((text(&name), text(&value)));
+    if facts.headers.len() > max_headers && message.decided.is_none() {
+        tracing::warn!("message has more than max_headers ({max_headers}) header fields");
+        return limit_exceeded(&engine, cx, Stage::Header).await;
+    }
+    Status::Continue
+}
+
+async fn eoh(engine: Arc<Engine>, cx: &mut Context<Session>) -> Status {
+    advance(&engine, cx, Stage::Header).await
+}
+
+async fn body(engine: Arc<Engine>, cx: &mut Context<Session>, chunk: Vec<u8>) -> Status {
+    let max_size = engine.config.limits.max_message_size;
+    let Some(session) = cx.data.as_mut() else {
+        return Status::Continue;
+    };
+    let skip = if session.skip_ok {
+        Status::Skip
+    } else {
+        Status::Continue
+    };
+    let Some(message) = session.message.as_mut() else {
+        return skip;
+    };
+    if message.decided.is_some() || !message.plan.needs_body() {
+        return skip;
+    }
+    let facts = Arc::make_mut(&mut message.facts);
+    facts.body_size += chunk.len() as u64;
+    let total = facts.header_block().len() as u64 + facts.body_size;
+    if total > max_size {
+        tracing::warn!("message exceeds max_message_size ({max_size} bytes)");
+        facts.body.clear();
+        let status = limit_exceeded(&engine, cx, Stage::Body).await;
+        return if status == Status::Continue {
+            skip
+        } else {
+            status
+        };
+    }
+    facts.body.extend_from_slice(&chunk);
+    Status::Continue
+}
+
+async fn abort(cx: &mut Context<Session>) -> Status {
+    if let Some(session) = cx.data.as_mut() {
+        session.message = None;
+    }
+    Status::Continue
+}
+
+/// The `[limits] on_limit` outcome: final now; answered now when it refuses
+/// the message, else at the end of the message.
+async fn limit_exceeded(engine: &Arc<Engine>, cx: &mut Context<Session>, stage: Stage) -> Status {
+    let decision =
+        stages::policy_decision(engine.config.limits.on_limit, stage, PolicyCause::Limit);
+    settle(engine, cx, decision).await
+}
+
+/// Evaluates the message at `stage` if that can decide anything new; a
+/// final `reject` or `tempfail` is recorded and answered now.
+async fn advance(engine: &Arc<Engine>, cx: &mut Context<Session>, stage: Stage) -> Status {
+    let Some(session) = cx.data.as_mut() else {
+        return Status::Continue;
+    };
+    let client = session.client.clone();
+    let Some(message) = session.message.as_mut() else {
+        return Status::Continue;
+    };
+    if message.decided.is_some() || !message.plan.worth_evaluating(stage, message.last_boundary) {
+        return Status::Continue;
+    }
+    message.last_boundary = Some(message.plan.boundary(stage));
+    match evaluate(engine, message, &client, stage).await {
+        Some(decision) => settle(engine, cx, decision).await,
+        None => Status::Continue,
+    }
+}
+
+/// Keeps a final decision for the end of the message, or (reject,
+/// tempfail) records and answers it now.
+async fn settle(engine: &Arc<Engine>, cx: &mut Context<Session>, decision: Decision) -> Status {
+    let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
+        return Status::Continue;
+    };
+    if !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail) {
+        message.decided = Some(decision);
+        return Status::Continue;
+    }
+    let queue_id = macro_text(&cx.macros, c"i").unwrap_or_default();
+    let Some(message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
+        return Status::Continue;
+    };
+    let decision = record(engine, &message, &queue_id, decision).await;
+    refuse(&mut cx.reply, &decision)
+}
+
+/// Sets the custom reply of a refusing decision and returns its status
+/// (`Continue` for a decision that turned into an accept).
+fn refuse(reply: &mut indymilter::SmtpReply, decision: &Decision) -> Status {
+    let (status, fallback) = match decision.verdict {
+        Verdict::Reject => (Status::Reject, ("550", "5.7.1", "Message rejected")),
+        Verdict::Tempfail => (Status::Tempfail, ("451", "4.7.1", "Try again later")),
+        Verdict::Discard => return Status::Discard,
+        Verdict::Accept | Verdict::Quarantine => return Status::Accept,
+    };
+    let (code, xcode, text) = match &decision.reply {
+        Some(Reply { code, status, text }) => (code.to_string(), status.clone(), text.clone()),
+        None => (fallback.0.into(), fallback.1.into(), fallback.2.into()),
+    };
+    set_reply(reply, &code, &xcode, &text);
+    status
+}
+
+fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &str) {
+    let lines = stages::reply_lines(text);
+    let xcode = Some(xcode).filter(|x| x.starts_with(code.get(..1).unwrap_or("")));
+    if reply.set_error_reply(code, xcode, lines.clone()).is_ok() {
+        return;
+    }
+    // An odd enhanced status (it is checked at compile time, so this is a
+    // safety net): send the code and text alone.
+    if let Err(e) = reply.set_error_reply(code, None, lines) {
+        tracing::warn!("cannot set SMTP reply {code} {text:?}: {e}");
+    }
+}
+
+/// Runs one evaluation (off the async threads, bounded by `eval_timeout`).
+/// Returns the decision if it is final; evaluation failure gives the
+/// `on_error` decision, which is final.
+async fn evaluate(
+    engine: &Arc<Engine>,
+    message: &mut InFlight,
+    client: &ClientFacts,
+    stage: Stage,
+) -> Option<Decision> {
+    let limits = Limits {
+        max_message_size: engine.config.limits.max_message_size,
+        max_headers: engine.config.limits.max_headers,
+        max_mime_depth: engine.config.limits.max_mime_depth,
+    };
+    let facts = message.facts.clone();
+    let client = client.clone();
+    let loaded = message.loaded.clone();
+    let plan = message.plan.clone();
+    let now = message.now;
+    let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(engine.store.clone()));
+    let job = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let tx = match facts.transaction(&client, stage, now, &limits) {
+            Ok(tx) => tx,
+            Err(e) => return (Err(e), rates, started.elapsed()),
+        };
+        let decision = loaded
+            .ruleset
+            .evaluate(&tx, &mut rates, &EvalOptions::default());
+        let is_final = plan.is_final(&loaded.ruleset, &decision, stage);
+        if is_final {
+            rates.commit();
+        } else {
+            rates.discard();
+        }
+        (Ok((decision, is_final)), rates, started.elapsed())
+    });
+    let on_error = engine.config.milter.on_error;
+    match tokio::time::timeout(engine.config.limits.eval_timeout, job).await {
+        Ok(Ok((outcome, rates, elapsed))) => {
+            message.rates = rates;
+            engine.observe_eval(elapsed);
+            match outcome {
+                Ok((decision, true)) => Some(decision),
+                Ok((_, false)) => None,
+                Err(limit) => {
+                    tracing::warn!("{limit}");
+                    Some(stages::policy_decision(
+                        engine.config.limits.on_limit,
+                        stage,
+                        PolicyCause::Limit,
+                    ))
+                }
+            }
+        }
+        Ok(Err(join)) => {
+            tracing::error!("rule evaluation failed: {join}");
+            Some(stages::policy_decision(on_error, stage, PolicyCause::Error))
+        }
+        Err(_) => {
+            tracing::warn!(
+                "rule evaluation took longer than eval_timeout ({:?})",
+                engine.config.limits.eval_timeout
+            );
+            Some(stages::policy_decision(on_error, stage, PolicyCause::Error))
+        }
+    }
+}
+
+/// Records a final decision (audit entry flushed, quarantine index,
+/// metrics, event) and returns the decision to carry out: the `on_error`
+/// one when it cannot be recorded, since nothing may be decided unrecorded.
+async fn record(
+    engine: &Arc<Engine>,
+    message: &InFlight,
+    queue_id: &str,
+    decision: Decision,
+) -> Decision {
+    let summary = message.facts.summary();
+    let version = message.loaded.version;
+    let stage = decision.stage;
+    let job = {
+        let engine = engine.clone();
+        let queue_id = queue_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let result =
+                engine.record_message(Source::Milter, &queue_id, version, &decision, &summary);
+            (result, decision)
+        })
+    };
+    match job.await {
+        Ok((Ok(_), decision)) => decision,
+        Ok((Err(e), _)) => {
+            tracing::error!("cannot record the decision: {e:#}");
+            stages::policy_decision(engine.config.milter.on_error, stage, PolicyCause::Error)
+        }
+        Err(e) => {
+            tracing::error!("cannot record the decision: {e}");
+            stages::policy_decision(engine.config.milter.on_error, stage, PolicyCause::Error)
+        }
+    }
+}
+
+async fn eom(engine: Arc<Engine>, cx: &mut EomContext<Session>) -> Status {
+    let queue_id = macro_text(&cx.macros, c"i").unwrap_or_default();
+    let Some(session) = cx.data.as_mut() else {
+        return Status::Continue;
+    };
+    let client = session.client.clone();
+    let Some(mut message) = session.message.take() else {
+        return Status::Continue;
+    };
+    let decision = match message.decided.take() {
+        Some(decision) => decision,
+        None => match evaluate(&engine, &mut message, &client, Stage::Body).await {
+            Some(decision) => decision,
+            // Unreachable: every evaluation at the body stage is final.
+            None => stages::policy_decision(OnError::Accept, Stage::Body, PolicyCause::Error),
+        },
+    };
+    let decision = record(&engine, &message, &queue_id, decision).await;
+    let plan = stages::plan(&decision, &message.facts);
+    for edit in &plan.edits {
+        if let Err(e) = apply(&cx.actions, edit).await {
+            tracing::warn!("milter edit {edit:?} failed: {e}");
+        }
+    }
+    match plan.answer {
+        Answer::Accept => Status::Accept,
+        Answer::Discard => Status::Discard,
+        Answer::Quarantine(reason) => {
+            if let Err(e) = cx.actions.quarantine(reason).await {
+                tracing::warn!("cannot quarantine (queue id {queue_id:?}): {e}");
+            }
+            Status::Accept
+        }
+        Answer::Reject(_) | Answer::Tempfail(_) => refuse(&mut cx.reply, &decision),
+    }
+}
+
+async fn apply(
+    actions: &indymilter::EomActions,
+    edit: &Edit,
+) -> Result<(), indymilter::ActionError> {
+    match edit {
+        Edit::AddHeader(name, value) => actions.add_header(name.as_str(), value.as_str()).await,
+        Edit::ChangeHeader(name, index, value) => {
+            actions
+                .change_header(name.as_str(), *index, value.as_deref())
+                .await
+        }
+        Edit::AddRcpt(rcpt) => actions.add_recipient(rcpt.as_str()).await,
+        Edit::DeleteRcpt(rcpt) => actions.delete_recipient(rcpt.as_str()).await,
+    }
+}
+
+/// The listener handed to indymilter: sets `TCP_NODELAY` on every accepted
+/// connection, counts connections, and survives accept errors (a full
+/// file table must not stop the milter for good).
+struct Accepting {
+    listener: Listener,
+    engine: Arc<Engine>,
+    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl indymilter::Listener for Accepting {
+    type Io = Tracked;
+
+    fn poll_accept(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<Tracked>> {
+        loop {
+            if let Some(backoff) = self.backoff.as_mut() {
+                if backoff.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.backoff = None;
+            }
+            let accepted = match &mut self.listener {
+                Listener::Tcp(l) => tokio::net::TcpListener::poll_accept(l, cx).map_ok(|(s, _)| {
+                    if let Err(e) = s.set_nodelay(true) {
+                        tracing::warn!("cannot set TCP_NODELAY: {e}");
+                    }
+                    Stream::Tcp(s)
+                }),
+                Listener::Unix(l) => {
+                    tokio::net::UnixListener::poll_accept(l, cx).map_ok(|(s, _)| Stream::Unix(s))
+                }
+            };
+            match accepted {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(stream)) => {
+                    self.engine.metrics.milter_connection_opened();
+                    return Poll::Ready(Ok(Tracked {
+                        stream,
+                        engine: self.engine.clone(),
+                    }));
+                }
+                Poll::Ready(Err(e)) => {
+                    tracing::warn!("milter accept failed: {e}");
+                    self.backoff = Some(Box::pin(tokio::time::sleep(Duration::from_millis(100))));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// A connection, counted in `weir_milter_connections` while it lives.
+struct Tracked {
+    stream: Stream,
+    engine: Arc<Engine>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.engine.metrics.milter_connection_closed();
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.stream {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod client;
+
+#[cfg(test)]
+mod tests {
+    use super::client::{Client, Edit as E, Mail, Reply as R};
+    use super::*;
+    use crate::serve::config::Config;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    const RULES: &str = r#"
+rule blocked_sender priority 10 {
+  when envelope.from.domain == "blocked.test"
+  then reject 554 "5.7.3" "Sender blocked: 100% sure"
+}
+rule no_nobody { when envelope.to.local == "nobody" then tempfail 452 "4.2.2" "Mailbox full" }
+rule held { when subject contains "HOLDME" then quarantine "suspicious subject" }
+rule dropped { when subject contains "DROPME" then discard }
+rule body_virus { when body contains "EICAR" then reject "Virus found" }
+rule marked {
+  when subject contains "billing"
+  then { add_header "X-Checked" "yes"; tag "billing"; tag "vip"; fileinto "Support/Billing"; prepend_subject "[B] " }
+}
+rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.test" }
+"#;
+
+    struct Fixture {
+        addr: SocketAddr,
+        engine: Arc<Engine>,
+        dir: PathBuf,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn start(rules: &str, tweak: impl FnOnce(&mut Config)) -> Fixture {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("weir-milter-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let rules_path = dir.join("rules.flow");
+        std::fs::write(&rules_path, rules).expect("rules");
+        let mut config = Config::defaults(&rules_path);
+        config.state_dir = dir.join("state");
+        tweak(&mut config);
+        let engine = Engine::new(config).expect("engine");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(engine.clone(), Listener::Tcp(listener), async {
+            let _ = stopped.await;
+        }));
+        Fixture {
+            addr,
+            engine,
+            dir,
+            stop: Some(stop),
+        }
+    }
+
+    fn mail(from: &str, to: &[&str], subject: &str, body: &str) -> Mail {
+        Mail {
+            helo: "client.test".into(),
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            headers: vec![
+                ("From".into(), from.into()),
+                ("Subject".into(), subject.into()),
+                ("Message-ID".into(), "<m1@test>".into()),
+            ],
+            body: body.as_bytes().to_vec(),
+            queue_id: "Q1".into(),
+            ..Mail::default()
+        }
+    }
+
+    async fn send(fx: &Fixture, m: &Mail) -> super::client::Outcome {
+        let mut c = Client::connect(fx.addr).await.expect("connect");
+        assert_eq!(c.hello(m).await.expect("hello"), R::Continue);
+        let outcome = c.message(m).await.expect("message");
+        let _ = c.quit().await;
+        outcome
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn negotiates_every_stage_and_the_actions_used() {
+        let fx = start(RULES, |_| {}).await;
+        let c = Client::connect(fx.addr).await.expect("connect");
+        // No SMFIP_NO* flag (Postfix would stall on the skipped stages'
+        // macros); SKIP requested.
+        assert_eq!(c.opts() & 0x37f, 0, "opts {:#x}", c.opts());
+        assert_eq!(c.opts() & 0x400, 0x400);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn envelope_rules_answer_before_data() {
+        let fx = start(RULES, |_| {}).await;
+        let o = send(&fx, &mail("a@blocked.test", &["bob@example.test"], "hi", "x\r\n")).await;
+        assert_eq!(o.stage, "mail");
+        assert_eq!(o.reply, R::Code("554 5.7.3 Sender blocked: 100%% sure".into()));
+        let o = send(&fx, &mail("a@ok.test", &["bob@example.test", "nobody@example.test"], "hi", "x\r\n")).await;
+        assert_eq!(o.stage, "data");
+        assert_eq!(o.reply, R::Code("452 4.2.2 Mailbox full".into()));
+        let audit = fx.engine.store.audit_entries(&Default::default(), 10);
+        assert_eq!(audit.len(), 2);
+        assert_eq!(audit[0].decision["verdict"], "reject");
+        assert_eq!(audit[0].decision["stage"], "mail");
+        assert_eq!(audit[1].decision["stage"], "rcpt");
+        assert_eq!(audit[1].queue_id, "Q1");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_header_and_edit_outcomes() {
+        let fx = start(RULES, |_| {}).await;
+        let o = send(&fx, &mail("a@ok.test", &["bob@example.test"], "hi", "EICAR inside\r\n")).await;
+        assert_eq!((o.stage, o.reply), ("eom", R::Code("550 5.7.1 Virus found".into())));
+
+        let o = send(&fx, &mail("a@ok.test", &["bob@example.test"], "HOLDME", "x\r\n")).await;
+        assert_eq!(o.reply, R::Accept);
+        assert_eq!(o.edits, vec![E::Quarantine("suspicious subject".into())]);
+        let held = fx.engine.store.quarantine_entry("Q1").expect("quarantine index");
+        assert_eq!((held.rule.as_str(), held.reason.as_str()), ("held", "suspicious subject"));
+
+        let o = send(&fx, &mail("a@ok.test", &["bob@example.test"], "DROPME", "x\r\n")).await;
+        assert_eq!(o.reply, R::Discard);
+
+        let mut m = mail("a@ok.test", &["bob@example.test"], "billing", "x\r\n");
+        m.headers.push(("X-Weir-Tags".into(), "forged".into()));
+        let o = send(&fx, &m).await;
+        assert_eq!(o.reply, R::Accept);
+        assert_eq!(
+            o.edits,
+            vec![
+                E::ChangeHeader(1, "X-Weir-Tags".into(), "".into()),
+                E::AddHeader("X-Checked".into(), "yes".into()),
+                E::ChangeHeader(1, "Subject".into(), "[B] billing".into()),
+                E::AddHeader("X-Weir-Tags".into(), "billing, vip".into()),
+                E::AddHeader("X-Weir-Folder".into(), "Support/Billing".into()),
+            ]
+        );
+
+        let o = send(&fx, &mail("a@ok.test", &["bob@example.test", "carol@example.test"], "REDIRECT", "x\r\n")).await;
+        assert_eq!(
+            o.edits,
+            vec![
+                E::DeleteRcpt("<bob@example.test>".into()),
+                E::DeleteRcpt("<carol@example.test>".into()),
+                E::AddRcpt("<archive@example.test>".into()),
+            ]
+        );
+        let audit = fx.engine.store.audit_entries(&Default::default(), 10);
+        let verdicts: Vec<&str> = audit.iter().filter_map(|a| a.decision["verdict"].as_str()).collect();
+        assert_eq!(verdicts, ["reject", "quarantine", "discard", "accept", "accept"]);
+        assert_eq!(audit[3].message_id, "m1@test");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_body_is_skipped_when_no_rule_reads_it() {
+        let fx = start(r#"rule r { when subject contains "x" then tag "x" }"#, |_| {}).await;
+        let mut c = Client::connect(fx.addr).await.expect("connect");
+        let m = mail("a@ok.test", &["b@example.test"], "x", "body\r\n");
+        c.hello(&m).await.expect("hello");
+        c.send(b'M', b"<a@ok.test>\0").await.expect("mail");
+        assert_eq!(c.read().await.expect("reply").0, b'c');
+        c.send(b'N', &[]).await.expect("eoh");
+        assert_eq!(c.read().await.expect("reply").0, b'c');
+        c.send(b'B', b"body\r\n").await.expect("body");
+        assert_eq!(c.read().await.expect("reply").0, b's', "SMFIR_SKIP");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn several_messages_per_connection() {
+        let fx = start(RULES, |_| {}).await;
+        let mut c = Client::connect(fx.addr).await.expect("connect");
+        let blocked = mail("a@blocked.test", &["b@example.test"], "hi", "x\r\n");
+        let fine = mail("a@ok.test", &["b@example.test"], "billing", "x\r\n");
+        c.hello(&fine).await.expect("hello");
+        for _ in 0..3 {
+            assert_eq!(c.message(&blocked).await.expect("m").stage, "mail");
+            let o = c.message(&fine).await.expect("m");
+            assert_eq!((o.stage, o.reply), ("eom", R::Accept));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn limits_apply_on_limit() {
+        let fx = start(RULES, |c| {
+            c.limits.max_headers = 2;
+            c.limits.max_message_size = 2000;
+            c.limits.on_limit = OnError::Reject;
+        })
+        .await;
+        let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "hi", "x\r\n")).await;
+        assert_eq!(o.stage, "header");
+        assert_eq!(o.reply, R::Code("552 5.3.4 Message exceeds the filter's limits".into()));
+        let mut m = mail("a@ok.test", &["b@example.test"], "hi", &"y".repeat(5000));
+        m.headers.truncate(1);
+        let o = send(&fx, &m).await;
+        assert_eq!((o.stage, o.reply.is_final()), ("body", true));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbage_ends_one_session_only() {
+        let fx = start(RULES, |_| {}).await;
+        let inputs: [&[u8]; 5] = [
+            b"GET / HTTP/1.0\r\n\r\n",
+            &[0, 0, 0, 5, b'O', 0, 0],
+            &[0xff, 0xff, 0xff, 0xff, b'X'],
+            &[0, 0, 0, 1, b'Z'],
+            &[0, 0, 0, 13, b'O', 0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff, 0, 0, 0, 2, b'M'],
+        ];
+        for garbage in inputs {
+            let mut raw = tokio::net::TcpStream::connect(fx.addr).await.expect("connect");
+            use tokio::io::AsyncWriteExt;
+            let _ = raw.write_all(garbage).await;
+            drop(raw);
+        }
+        // A truncated session left open must not block the others.
+        let mut stuck = tokio::net::TcpStream::connect(fx.addr).await.expect("connect");
+        use tokio::io::AsyncWriteExt;
+        let _ = stuck.write_all(&[0, 0, 0, 50, b'M', b'<']).await;
+        let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "billing", "x\r\n")).await;
+        assert_eq!(o.reply, R::Accept);
+    }
+}

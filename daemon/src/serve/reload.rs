@@ -1,0 +1,508 @@
+//! Hot reload: compile the rules and run their `test` blocks off the hot
+//! path, then swap the running ruleset atomically — or keep the old one
+//! and say why.
+//!
+//! Triggers: `POST /v1/reload`, SIGHUP, and a change to any file the
+//! ruleset was built from (the parent directories are watched, since
+//! editors replace files rather than write them in place). One reload runs
+//! at a time. Messages in flight keep the `Arc<LoadedRuleset>` they started
+//! with; the old ruleset is freed when the last of them is done.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use weir_compiler::loader::MemoryLoader;
+use weir_compiler::{FsLoader, Loader, Ruleset, compile};
+use weir_grammar::diagnostic::line_col;
+
+use super::engine::{Engine, LoadedRuleset, unix_now};
+use crate::inputs;
+
+/// A ruleset that compiled and passed its tests, ready to be swapped in.
+#[derive(Debug)]
+pub struct Candidate {
+    /// The ruleset.
+    pub ruleset: Ruleset,
+    /// The literal tags written in its files (the bounded `tag` labels).
+    pub tags: HashSet<String>,
+    /// Every file it was built from, on disk (to watch for changes).
+    pub watch: Vec<PathBuf>,
+}
+
+impl Candidate {
+    /// The names of its rules (the bounded `rule` labels).
+    pub fn rule_names(&self) -> HashSet<String> {
+        self.ruleset
+            .rules()
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+}
+
+/// One diagnostic, structured for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiagnosticJson {
+    /// `error` or `warning`.
+    pub severity: &'static str,
+    /// The stable code (`E0102`).
+    pub code: &'static str,
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+    /// A hint, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// A `test` block that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestFailure {
+    /// The test's name.
+    pub test: String,
+    /// Its file.
+    pub file: String,
+    /// Its line.
+    pub line: usize,
+    /// What did not hold.
+    pub failures: Vec<String>,
+}
+
+/// Why a ruleset was not (re)loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadError {
+    /// `compile` (diagnostics), `test` (failing tests) or `io`.
+    pub kind: &'static str,
+    /// The diagnostics as `weir check` prints them.
+    pub rendered: String,
+    /// The diagnostics, structured.
+    pub diagnostics: Vec<DiagnosticJson>,
+    /// The failing `test` blocks.
+    pub tests: Vec<TestFailure>,
+    /// When (seconds since the epoch).
+    pub time: i64,
+    /// The files involved, to keep watching (a fix to any of them retries).
+    #[serde(skip)]
+    pub watch: Vec<PathBuf>,
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.rendered.trim_end())
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// Reload bookkeeping kept in the [`Engine`].
+#[derive(Debug)]
+pub struct ReloadState {
+    /// Held while a reload runs: one at a time.
+    running: tokio::sync::Mutex<()>,
+    /// The last failed reload, cleared by a successful one.
+    last_error: Mutex<Option<ReloadError>>,
+    /// The files to watch, replaced after every reload attempt.
+    watch: tokio::sync::watch::Sender<Vec<PathBuf>>,
+}
+
+impl ReloadState {
+    /// State for a ruleset built from `watch`.
+    pub fn new(watch: Vec<PathBuf>) -> ReloadState {
+        ReloadState {
+            running: tokio::sync::Mutex::new(()),
+            last_error: Mutex::new(None),
+            watch: tokio::sync::watch::Sender::new(watch),
+        }
+    }
+
+    /// The last failed reload since the last successful one.
+    pub fn last_error(&self) -> Option<ReloadError> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn set_watch(&self, files: Vec<PathBuf>) {
+        self.watch.send_if_modified(|old| {
+            let changed = *old != files;
+            *old = files;
+            changed
+        });
+    }
+}
+
+/// A loader that remembers every path asked for, found or not, so a
+/// missing list file is watched too and its creation triggers a reload.
+struct RecordingLoader<L> {
+    inner: L,
+    asked: RefCell<BTreeSet<PathBuf>>,
+}
+
+impl<L: Loader> Loader for RecordingLoader<L> {
+    fn load(&self, path: &Path) -> io::Result<String> {
+        self.asked.borrow_mut().insert(path.to_path_buf());
+        self.inner.load(path)
+    }
+}
+
+/// Compiles the ruleset at `rules` (a `.flow` file or a directory of them,
+/// as `weir run` takes it) and runs its `test` blocks. Blocking: call it
+/// from `spawn_blocking`.
+pub fn prepare(rules: &Path) -> Result<Candidate, ReloadError> {
+    let recording = RecordingLoader {
+        inner: MemoryLoader::with_fallback(FsLoader),
+        asked: RefCell::new(BTreeSet::new()),
+    };
+    let compiled = if rules.is_dir() {
+        // As `commands::compile_ruleset`: one virtual entry importing every
+        // `.flow` file of the directory.
+        let entry = rules.join(".weir-ruleset.flow");
+        let mut text = String::from("# every .flow file of the directory\n");
+        for input in inputs::expand(&[rules.to_path_buf()], inputs::flow_file) {
+            if let inputs::Input::File(file) = input
+                && let Ok(rel) = file.strip_prefix(rules)
+            {
+                text.push_str(&format!("import {:?}\n", rel.display().to_string()));
+            }
+        }
+        let mut memory = MemoryLoader::with_fallback(FsLoader);
+        memory.insert(&entry, text);
+        let recording = RecordingLoader {
+            inner: memory,
+            asked: RefCell::new(BTreeSet::new()),
+        };
+        let compiled = compile(&entry, &recording);
+        let mut asked = recording.asked.into_inner();
+        asked.remove(&entry);
+        // A new file in the directory is a change too.
+        asked.insert(rules.to_path_buf());
+        (compiled, asked)
+    } else {
+        let compiled = compile(rules, &recording);
+        (compiled, recording.asked.into_inner())
+    };
+    let (compiled, asked) = compiled;
+    let watch: Vec<PathBuf> = asked.into_iter().collect();
+
+    let error = |kind: &'static str| ReloadError {
+        kind,
+        rendered: String::new(),
+        diagnostics: Vec::new(),
+        tests: Vec::new(),
+        time: unix_now(),
+        watch: watch.clone(),
+    };
+    let Some(ruleset) = compiled.ruleset.clone().filter(|_| !compiled.has_errors()) else {
+        let mut e = error("compile");
+        for d in compiled.diagnostics.iter().filter(|d| d.is_error()) {
+            e.rendered.push_str(compiled.render(d).trim_end());
+            e.rendered.push_str("\n\n");
+        }
+        if e.rendered.is_empty() {
+            e.rendered = format!("{}: the ruleset could not be loaded\n", rules.display());
+        }
+        e.diagnostics = compiled
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let source = compiled.sources.get(&d.file).map_or("", String::as_str);
+                let (line, col) = line_col(source, d.span.start);
+                DiagnosticJson {
+                    severity: if d.is_error() { "error" } else { "warning" },
+                    code: d.code,
+                    file: d.file.clone(),
+                    line,
+                    col,
+                    message: d.message.clone(),
+                    hint: d.hint.clone(),
+                }
+            })
+            .collect();
+        return Err(e);
+    };
+    for d in &compiled.diagnostics {
+        tracing::warn!("{}", compiled.render(d).trim_end());
+    }
+
+    let mut failed = Vec::new();
+    for case in ruleset.tests() {
+        if let Err(failures) = crate::commands::test::run_case(&ruleset, case) {
+            failed.push(TestFailure {
+                test: case.name.clone(),
+                file: case.file.clone(),
+                line: case.line,
+                failures,
+            });
+        }
+    }
+    if !failed.is_empty() {
+        let mut e = error("test");
+        for t in &failed {
+            e.rendered.push_str(&format!(
+                "test {:?} failed ({}:{}):\n",
+                t.test, t.file, t.line
+            ));
+            for f in &t.failures {
+                e.rendered.push_str(&format!("  {f}\n"));
+            }
+        }
+        e.tests = failed;
+        return Err(e);
+    }
+    let tags = compiled
+        .sources
+        .values()
+        .flat_map(|text| literal_tags(text))
+        .collect();
+    Ok(Candidate {
+        ruleset,
+        tags,
+        watch,
+    })
+}
+
+/// The literal strings of `tag "..."` actions in a source text (tags with
+/// an interpolation are not literal and count as `other` in metrics).
+pub fn literal_tags(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("tag") {
+        let at = from + pos;
+        from = at + 3;
+        let before_ok =
+            at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+        if !before_ok {
+            continue;
+        }
+        let rest = &text[at + 3..];
+        let trimmed = rest.trim_start_matches([' ', '\t']);
+        if trimmed.len() == rest.len() {
+            continue;
+        }
+        let Some(body) = trimmed.strip_prefix('"') else {
+            continue;
+        };
+        let Some(end) = body.find(['"', '\\', '\n']) else {
+            continue;
+        };
+        let literal = &body[..end];
+        if body[end..].starts_with('"') && !literal.contains("${") {
+            out.push(literal.to_string());
+        }
+    }
+    out
+}
+
+/// Reloads the rules: compile and test off the hot path, then swap. Returns
+/// the new version, or why the old ruleset stays.
+pub async fn reload(engine: &Arc<Engine>) -> Result<u64, ReloadError> {
+    let _one_at_a_time = engine.reload.running.lock().await;
+    sd_notify("RELOADING=1");
+    let rules = engine.config.rules.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&rules))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ReloadError {
+                kind: "io",
+                rendered: format!("the reload task failed: {e}"),
+                diagnostics: Vec::new(),
+                tests: Vec::new(),
+                time: unix_now(),
+                watch: Vec::new(),
+            })
+        });
+    let result = match prepared {
+        Ok(candidate) => install(engine, candidate),
+        Err(e) => {
+            if !e.watch.is_empty() {
+                engine.reload.set_watch(e.watch.clone());
+            }
+            engine.metrics.reloaded(false);
+            tracing::error!(
+                "reload failed, keeping version {}:\n{e}",
+                engine.current().version
+            );
+            if let Ok(mut last) = engine.reload.last_error.lock() {
+                *last = Some(e.clone());
+            }
+            Err(e)
+        }
+    };
+    sd_notify("READY=1");
+    result
+}
+
+fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadError> {
+    let version = engine
+        .store
+        .next_ruleset_version()
+        .map_err(|e| ReloadError {
+            kind: "io",
+            rendered: format!("cannot store the ruleset version: {e:#}"),
+            diagnostics: Vec::new(),
+            tests: Vec::new(),
+            time: unix_now(),
+            watch: candidate.watch.clone(),
+        })?;
+    engine
+        .metrics
+        .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
+    engine.swap(LoadedRuleset {
+        hash: candidate.ruleset.hash(),
+        ruleset: candidate.ruleset,
+        version,
+        loaded_at: SystemTime::now(),
+    });
+    engine.reload.set_watch(candidate.watch);
+    engine.metrics.reloaded(true);
+    if let Ok(mut last) = engine.reload.last_error.lock() {
+        *last = None;
+    }
+    tracing::info!("ruleset version {version} loaded");
+    Ok(version)
+}
+
+/// Reloads on every SIGHUP, until the process ends.
+pub fn spawn_sighup(engine: Arc<Engine>) -> anyhow::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            let _ = reload(&engine).await;
+        }
+    });
+    Ok(())
+}
+
+/// How long the files must be quiet before a change triggers a reload
+/// (editors write a file in several steps).
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Watches the parent directories of every file of the ruleset and reloads
+/// when one of those files changes.
+pub fn spawn_watcher(engine: Arc<Engine>) -> anyhow::Result<()> {
+    use notify::{RecursiveMode, Watcher};
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<notify::Event>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let _ = tx.send(event);
+        }
+    })?;
+    let mut files_rx = engine.reload.watch.subscribe();
+    tokio::spawn(async move {
+        let mut watched_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut files: HashSet<PathBuf> = HashSet::new();
+        let mut refresh = true;
+        loop {
+            if refresh {
+                refresh = false;
+                let list = files_rx.borrow_and_update().clone();
+                files = list.iter().map(|p| absolute(p)).collect();
+                let dirs: BTreeSet<PathBuf> = files
+                    .iter()
+                    .filter_map(|f| {
+                        if f.is_dir() {
+                            Some(f.clone())
+                        } else {
+                            f.parent().map(Path::to_path_buf)
+                        }
+                    })
+                    .collect();
+                for gone in watched_dirs.difference(&dirs) {
+                    let _ = watcher.unwatch(gone);
+                }
+                for dir in dirs.difference(&watched_dirs) {
+                    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                        tracing::warn!("cannot watch {}: {e}", dir.display());
+                    }
+                }
+                watched_dirs = dirs;
+            }
+            tokio::select! {
+                changed = files_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    refresh = true;
+                }
+                event = rx.recv() => {
+                    let Some(event) = event else { return };
+                    if !relevant(&event, &files) {
+                        continue;
+                    }
+                    // Wait until the files are quiet.
+                    loop {
+                        match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                            Ok(Some(_)) => continue,
+                            Ok(None) => return,
+                            Err(_) => break,
+                        }
+                    }
+                    tracing::info!("rule files changed: reloading");
+                    let _ = reload(&engine).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether a file-system event touches a file of the ruleset (or adds a
+/// `.flow` file to a watched rules directory).
+fn relevant(event: &notify::Event, files: &HashSet<PathBuf>) -> bool {
+    if matches!(event.kind, notify::EventKind::Access(_)) {
+        return false;
+    }
+    event.paths.iter().any(|p| {
+        files.contains(p)
+            || p.extension().is_some_and(|e| e == "flow")
+                && p.parent().is_some_and(|dir| files.contains(dir))
+    })
+}
+
+/// Tells systemd (`Type=notify`) about the daemon's state, when started by
+/// it (`$NOTIFY_SOCKET` set): `READY=1`, `RELOADING=1`, `STOPPING=1`.
+pub fn sd_notify(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(datagram) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = socket.as_encoded_bytes();
+    let result = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| datagram.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        datagram.send_to(state.as_bytes(), Path::new(&socket))
+    };
+    if let Err(e) = result {
+        tracing::warn!("cannot notify systemd ({state}): {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_tags_are_found_and_interpolated_ones_skipped() {
+        let text = "rule a { then { tag \"vip\"; tag \"x-${subject}\" } }\nlet stag = 1\ntest \"t\" { expect tag \"billing\" }";
+        assert_eq!(literal_tags(text), vec!["vip", "billing"]);
+    }
+}

@@ -1,0 +1,375 @@
+//! Durable state in sled, behind one small API so the backend can change
+//! (PRODUCT.md: to redb if crash tests ever show loss) without touching the
+//! rest of the daemon.
+//!
+//! Trees:
+//! - `audit`: big-endian entry id → JSON [`AuditEntry`];
+//! - `rates`: rate key → the largest window seen (8 bytes) followed by the
+//!   hit times within it (8 bytes each, big-endian seconds);
+//! - `quarantine`: MTA queue id → JSON [`QuarantineEntry`];
+//! - `meta`: `ruleset_version` → the last version handed out.
+//!
+//! Anything a verdict depends on is flushed ([`Store::flush`]) before the
+//! MTA gets its reply.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::engine::AuditEntry;
+
+/// A message held in the MTA's hold queue by a milter `quarantine`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    /// The MTA's queue id.
+    pub queue_id: String,
+    /// The audit entry of the decision that held it.
+    pub audit_id: u64,
+    /// The rule whose `quarantine` held it.
+    pub rule: String,
+    /// The reason given to `quarantine`.
+    pub reason: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// What the message was, for a human deciding on it.
+    pub summary: MessageSummary,
+}
+
+/// A short description of a message (never used as a metric label).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// The Message-ID.
+    pub message_id: String,
+    /// The envelope sender.
+    pub from: String,
+    /// The envelope recipients.
+    pub to: Vec<String>,
+    /// The Subject.
+    pub subject: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The daemon's durable state. Cheap to clone: sled trees are shared handles.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    audit: sled::Tree,
+    rates: sled::Tree,
+    quarantine: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+const VERSION_KEY: &[u8] = b"ruleset_version";
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        let db = sled::open(dir.join("db"))
+            .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        Ok(Store {
+            audit: db.open_tree("audit")?,
+            rates: db.open_tree("rates")?,
+            quarantine: db.open_tree("quarantine")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Writes everything to disk; returns once it is durable.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush().context("cannot flush the store")?;
+        Ok(())
+    }
+
+    /// Hands out the next ruleset version (persisted, so versions keep
+    /// increasing across restarts and audit entries stay unambiguous).
+    pub fn next_ruleset_version(&self) -> anyhow::Result<u64> {
+        let next = self
+            .meta
+            .update_and_fetch(VERSION_KEY, |old| {
+                let n = old.and_then(read_u64).unwrap_or(0) + 1;
+                Some(n.to_be_bytes().to_vec())
+            })?
+            .and_then(|v| read_u64(&v))
+            .unwrap_or(1);
+        self.flush()?;
+        Ok(next)
+    }
+
+    /// Appends an audit entry (its `id` is assigned here) and, for a
+    /// milter `quarantine`, its quarantine index entry; flushes both before
+    /// returning, since the MTA's reply depends on them.
+    pub fn append_audit(
+        &self,
+        mut entry: AuditEntry,
+        held: Option<QuarantineEntry>,
+    ) -> anyhow::Result<AuditEntry> {
+        // sled's ids increase across restarts (it reserves them in batches).
+        entry.id = self.db.generate_id()?;
+        let value = serde_json::to_vec(&entry)?;
+        self.audit.insert(entry.id.to_be_bytes(), value)?;
+        if let Some(mut held) = held {
+            held.audit_id = entry.id;
+            self.put_quarantine(&held)?;
+        }
+        self.flush()?;
+        Ok(entry)
+    }
+
+    /// Audit entries matching `filter`, oldest first, at most `limit`
+    /// (the newest `limit` of them).
+    pub fn audit_entries(&self, filter: &AuditFilter, limit: usize) -> Vec<AuditEntry> {
+        let start = filter.after_id.map_or(0, |id| id.saturating_add(1));
+        let mut out = std::collections::VecDeque::new();
+        for item in self.audit.range(start.to_be_bytes()..) {
+            let Ok((_, value)) = item else { continue };
+            let Ok(entry) = serde_json::from_slice::<AuditEntry>(&value) else {
+                continue;
+            };
+            if filter.matches(&entry) {
+                out.push_back(entry);
+                if out.len() > limit {
+                    out.pop_front();
+                }
+            }
+        }
+        out.into()
+    }
+
+    /// One audit entry by id.
+    pub fn audit_entry(&self, id: u64) -> Option<AuditEntry> {
+        let value = self.audit.get(id.to_be_bytes()).ok()??;
+        serde_json::from_slice(&value).ok()
+    }
+
+    /// Deletes audit entries older than `cutoff` (seconds since the
+    /// epoch); returns how many.
+    pub fn prune_audit(&self, cutoff: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for item in self.audit.iter() {
+            let (key, value) = item?;
+            let time = serde_json::from_slice::<AuditEntry>(&value).map_or(i64::MIN, |e| e.time);
+            // Entries are appended in time order: stop at the first one kept.
+            if time >= cutoff {
+                break;
+            }
+            self.audit.remove(key)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// Counts a hit for `key` at `now` (if `count`) and returns the hits
+    /// within `window_secs`, as [`weir_compiler::RateCounter::hit`].
+    pub fn rate_hit(&self, key: &str, window_secs: u64, now: i64, count: bool) -> u64 {
+        let window = i64::try_from(window_secs).unwrap_or(i64::MAX);
+        let mut within = 0u64;
+        let result = self.rates.update_and_fetch(key.as_bytes(), |old| {
+            let (max_window, mut times) = decode_rate(old);
+            let max_window = max_window.max(window);
+            // Forget what no window of this key can see any more.
+            times.retain(|&t| now.saturating_sub(t) < max_window);
+            if count {
+                times.push(now);
+            }
+            within = times
+                .iter()
+                .filter(|&&t| now.saturating_sub(t) < window || (count && t == now))
+                .count() as u64;
+            Some(encode_rate(max_window, &times))
+        });
+        if let Err(e) = result {
+            tracing::error!("rate counter {key:?}: {e}");
+        }
+        within
+    }
+
+    /// Records a held message.
+    pub fn put_quarantine(&self, entry: &QuarantineEntry) -> anyhow::Result<()> {
+        self.quarantine
+            .insert(entry.queue_id.as_bytes(), serde_json::to_vec(entry)?)?;
+        Ok(())
+    }
+
+    /// Every held message, oldest first.
+    pub fn quarantine_entries(&self) -> Vec<QuarantineEntry> {
+        let mut out: Vec<QuarantineEntry> = self
+            .quarantine
+            .iter()
+            .filter_map(|item| item.ok())
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect();
+        out.sort_by_key(|e| (e.time, e.audit_id));
+        out
+    }
+
+    /// One held message.
+    pub fn quarantine_entry(&self, queue_id: &str) -> Option<QuarantineEntry> {
+        let value = self.quarantine.get(queue_id.as_bytes()).ok()??;
+        serde_json::from_slice(&value).ok()
+    }
+
+    /// Forgets a held message (released or deleted); flushed.
+    pub fn remove_quarantine(&self, queue_id: &str) -> anyhow::Result<bool> {
+        let existed = self.quarantine.remove(queue_id.as_bytes())?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+}
+
+/// Which audit entries `/v1/actions` wants.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries with a greater id.
+    pub after_id: Option<u64>,
+    /// Only entries at or after this time (seconds since the epoch).
+    pub since_time: Option<i64>,
+    /// Only entries where this rule matched.
+    pub rule: Option<String>,
+    /// Only entries with this verdict.
+    pub verdict: Option<String>,
+}
+
+impl AuditFilter {
+    fn matches(&self, e: &AuditEntry) -> bool {
+        if self.since_time.is_some_and(|t| e.time < t) {
+            return false;
+        }
+        if let Some(v) = &self.verdict
+            && e.decision.get("verdict").and_then(|x| x.as_str()) != Some(v.as_str())
+        {
+            return false;
+        }
+        if let Some(rule) = &self.rule {
+            let matched = e.decision.get("matched").and_then(|m| m.as_array());
+            if !matched.is_some_and(|m| m.iter().any(|r| r.as_str() == Some(rule.as_str()))) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn read_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+fn decode_rate(value: Option<&[u8]>) -> (i64, Vec<i64>) {
+    let Some(bytes) = value else {
+        return (0, Vec::new());
+    };
+    let mut chunks = bytes
+        .chunks_exact(8)
+        .filter_map(|c| c.try_into().ok().map(i64::from_be_bytes));
+    let max_window = chunks.next().unwrap_or(0);
+    (max_window, chunks.collect())
+}
+
+fn encode_rate(max_window: i64, times: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 * (times.len() + 1));
+    out.extend_from_slice(&max_window.to_be_bytes());
+    for t in times {
+        out.extend_from_slice(&t.to_be_bytes());
+    }
+    out
+}
+
+/// A [`weir_compiler::RateCounter`] over the store, scoped to one message:
+/// a key is counted at most once however many times the message is
+/// evaluated (the milter evaluates stage by stage).
+#[derive(Debug, Clone)]
+pub struct MessageRates {
+    store: Store,
+    counted: HashSet<String>,
+}
+
+impl MessageRates {
+    /// Counters for a new message.
+    pub fn new(store: Store) -> MessageRates {
+        MessageRates {
+            store,
+            counted: HashSet::new(),
+        }
+    }
+}
+
+impl weir_compiler::RateCounter for MessageRates {
+    fn hit(&mut self, key: &str, window_secs: u64, now: i64, count: bool) -> u64 {
+        let count = count && self.counted.insert(key.to_string());
+        self.store.rate_hit(key, window_secs, now, count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_compiler::RateCounter;
+
+    #[test]
+    fn rates_count_once_per_message_and_slide() {
+        let dir = tempdir();
+        let store = Store::open(&dir).expect("open");
+        let mut first = MessageRates::new(store.clone());
+        assert_eq!(first.hit("k", 60, 1000, true), 1);
+        assert_eq!(
+            first.hit("k", 60, 1000, true),
+            1,
+            "same message counts once"
+        );
+        let mut second = MessageRates::new(store.clone());
+        assert_eq!(second.hit("k", 60, 1010, true), 2);
+        assert_eq!(second.hit("k", 60, 1010, false), 2);
+        let mut dry = MessageRates::new(store.clone());
+        assert_eq!(dry.hit("k", 60, 1069, false), 1, "the first hit slid out");
+        assert_eq!(store.rate_hit("other", 60, 1070, false), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn retention_deletes_only_old_audit_entries() {
+        let dir = tempdir().with_extension("retention");
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("open");
+        for time in [100, 200, 300] {
+            let entry = AuditEntry {
+                id: 0,
+                time,
+                source: super::super::engine::Source::Milter,
+                queue_id: format!("Q{time}"),
+                message_id: String::new(),
+                ruleset_version: 1,
+                decision: serde_json::json!({"verdict": "accept", "matched": []}),
+            };
+            store.append_audit(entry, None).expect("append");
+        }
+        assert_eq!(store.prune_audit(250).expect("prune"), 2);
+        let left = store.audit_entries(&AuditFilter::default(), 10);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].queue_id, "Q300");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "weir-store-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+}

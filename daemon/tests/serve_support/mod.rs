@@ -1,0 +1,314 @@
+//! Helpers for the `weir serve` tests: a daemon in a temporary directory
+//! on free loopback ports, and a tiny HTTP/1.1 client over `std::net`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A running `weir serve`, killed when dropped.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// Its working directory (config, rules, state).
+    pub dir: PathBuf,
+    /// The HTTP port.
+    pub http: u16,
+    /// The milter port.
+    pub milter: u16,
+    /// The API token.
+    pub token: String,
+}
+
+/// Writes `weir.toml` in `dir` with fresh ports; `extra` is appended (it
+/// may hold other tables; `[milter]` and `[http]` are written here).
+pub fn write_config(dir: &Path, milter_extra: &str, extra: &str) -> (u16, u16) {
+    let http = free_port();
+    let milter = free_port();
+    std::fs::write(dir.join("api-token"), "secret-token\n").expect("token");
+    let text = format!(
+        "rules = \"rules.flow\"\nstate_dir = \"state\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter}\"\n{milter_extra}\n\n[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"api-token\"\n\n{extra}\n"
+    );
+    std::fs::write(dir.join("weir.toml"), text).expect("config");
+    (http, milter)
+}
+
+impl Daemon {
+    /// Starts `weir serve --config weir.toml` in `dir` (already holding the
+    /// config of [`write_config`] and the rules) and waits until it answers.
+    pub fn start(dir: &Path, http: u16, milter: u16) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--config", "weir.toml"])
+            .current_dir(dir)
+            .env("WEIR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log file"))
+            .spawn()
+            .expect("weir serve starts");
+        let mut daemon = Daemon {
+            child,
+            dir: dir.to_path_buf(),
+            http,
+            milter,
+            token: "secret-token".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = daemon.try_request("GET", "/healthz", false, b"")
+                && r.status == 200
+            {
+                break;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("weir serve exited with {status}:\n{}", daemon.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weir serve did not start:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the daemon to exit; its status code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A request with the token.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, true, b"")
+    }
+
+    /// A request; `auth` sends the bearer token.
+    pub fn request(&self, method: &str, path: &str, auth: bool, body: &[u8]) -> HttpResponse {
+        self.try_request(method, path, auth, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()))
+    }
+
+    /// A request that may fail to connect.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        auth: bool,
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        let token = auth.then_some(self.token.as_str());
+        http(self.http, method, path, token, body)
+    }
+
+    /// The running ruleset version, from `/healthz`.
+    pub fn version(&self) -> u64 {
+        self.request("GET", "/healthz", false, b"").json()["ruleset"]["version"]
+            .as_u64()
+            .expect("a version")
+    }
+
+    /// Polls `/healthz` until the version is `want`.
+    pub fn wait_version(&self, want: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.version() != want {
+            assert!(
+                Instant::now() < deadline,
+                "version stayed {} (wanted {want}):\n{}",
+                self.version(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut text: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = text.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        text = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// An open `GET /v1/events` stream.
+pub struct Events {
+    reader: BufReader<TcpStream>,
+}
+
+impl Events {
+    /// Opens the stream and reads past the response head.
+    pub fn open(port: u16, token: &str) -> Events {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        write!(
+            stream,
+            "GET /v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .expect("request");
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("status line");
+        assert!(line.contains(" 200 "), "{line}");
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("header");
+            if line.trim().is_empty() {
+                break;
+            }
+        }
+        Events { reader }
+    }
+
+    /// Reads lines until a `data:` line of an `event: decision`; its JSON.
+    pub fn next_decision(&mut self) -> serde_json::Value {
+        let mut in_decision = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.reader.read_line(&mut line).expect("an event in time");
+            assert!(n > 0, "the event stream ended");
+            let l = line.trim();
+            if l == "event: decision" {
+                in_decision = true;
+            } else if let Some(data) = l.strip_prefix("data:")
+                && in_decision
+            {
+                return serde_json::from_str(data.trim()).expect("JSON data");
+            }
+        }
+    }
+}
