@@ -729,7 +729,9 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         config.state_dir = dir.join("state");
         tweak(&mut config);
         let engine = Engine::new(config).expect("engine");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(serve(engine.clone(), Listener::Tcp(listener), async {
@@ -780,10 +782,26 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn envelope_rules_answer_before_data() {
         let fx = start(RULES, |_| {}).await;
-        let o = send(&fx, &mail("a@blocked.test", &["bob@example.test"], "hi", "x\r\n")).await;
+        let o = send(
+            &fx,
+            &mail("a@blocked.test", &["bob@example.test"], "hi", "x\r\n"),
+        )
+        .await;
         assert_eq!(o.stage, "mail");
-        assert_eq!(o.reply, R::Code("554 5.7.3 Sender blocked: 100%% sure".into()));
-        let o = send(&fx, &mail("a@ok.test", &["bob@example.test", "nobody@example.test"], "hi", "x\r\n")).await;
+        assert_eq!(
+            o.reply,
+            R::Code("554 5.7.3 Sender blocked: 100%% sure".into())
+        );
+        let o = send(
+            &fx,
+            &mail(
+                "a@ok.test",
+                &["bob@example.test", "nobody@example.test"],
+                "hi",
+                "x\r\n",
+            ),
+        )
+        .await;
         assert_eq!(o.stage, "data");
         assert_eq!(o.reply, R::Code("452 4.2.2 Mailbox full".into()));
         let audit = fx.engine.store.audit_entries(&Default::default(), 10);
@@ -797,16 +815,38 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn body_header_and_edit_outcomes() {
         let fx = start(RULES, |_| {}).await;
-        let o = send(&fx, &mail("a@ok.test", &["bob@example.test"], "hi", "EICAR inside\r\n")).await;
-        assert_eq!((o.stage, o.reply), ("eom", R::Code("550 5.7.1 Virus found".into())));
+        let o = send(
+            &fx,
+            &mail("a@ok.test", &["bob@example.test"], "hi", "EICAR inside\r\n"),
+        )
+        .await;
+        assert_eq!(
+            (o.stage, o.reply),
+            ("eom", R::Code("550 5.7.1 Virus found".into()))
+        );
 
-        let o = send(&fx, &mail("a@ok.test", &["bob@example.test"], "HOLDME", "x\r\n")).await;
+        let o = send(
+            &fx,
+            &mail("a@ok.test", &["bob@example.test"], "HOLDME", "x\r\n"),
+        )
+        .await;
         assert_eq!(o.reply, R::Accept);
         assert_eq!(o.edits, vec![E::Quarantine("suspicious subject".into())]);
-        let held = fx.engine.store.quarantine_entry("Q1").expect("quarantine index");
-        assert_eq!((held.rule.as_str(), held.reason.as_str()), ("held", "suspicious subject"));
+        let held = fx
+            .engine
+            .store
+            .quarantine_entry("Q1")
+            .expect("quarantine index");
+        assert_eq!(
+            (held.rule.as_str(), held.reason.as_str()),
+            ("held", "suspicious subject")
+        );
 
-        let o = send(&fx, &mail("a@ok.test", &["bob@example.test"], "DROPME", "x\r\n")).await;
+        let o = send(
+            &fx,
+            &mail("a@ok.test", &["bob@example.test"], "DROPME", "x\r\n"),
+        )
+        .await;
         assert_eq!(o.reply, R::Discard);
 
         let mut m = mail("a@ok.test", &["bob@example.test"], "billing", "x\r\n");
@@ -824,7 +864,16 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
             ]
         );
 
-        let o = send(&fx, &mail("a@ok.test", &["bob@example.test", "carol@example.test"], "REDIRECT", "x\r\n")).await;
+        let o = send(
+            &fx,
+            &mail(
+                "a@ok.test",
+                &["bob@example.test", "carol@example.test"],
+                "REDIRECT",
+                "x\r\n",
+            ),
+        )
+        .await;
         assert_eq!(
             o.edits,
             vec![
@@ -834,14 +883,24 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
             ]
         );
         let audit = fx.engine.store.audit_entries(&Default::default(), 10);
-        let verdicts: Vec<&str> = audit.iter().filter_map(|a| a.decision["verdict"].as_str()).collect();
-        assert_eq!(verdicts, ["reject", "quarantine", "discard", "accept", "accept"]);
+        let verdicts: Vec<&str> = audit
+            .iter()
+            .filter_map(|a| a.decision["verdict"].as_str())
+            .collect();
+        assert_eq!(
+            verdicts,
+            ["reject", "quarantine", "discard", "accept", "accept"]
+        );
         assert_eq!(audit[3].message_id, "m1@test");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_body_is_skipped_when_no_rule_reads_it() {
-        let fx = start(r#"rule r { when subject contains "x" then tag "x" }"#, |_| {}).await;
+        let fx = start(
+            r#"rule r { when subject contains "x" then tag "x" }"#,
+            |_| {},
+        )
+        .await;
         let mut c = Client::connect(fx.addr).await.expect("connect");
         let m = mail("a@ok.test", &["b@example.test"], "x", "body\r\n");
         c.hello(&m).await.expect("hello");
@@ -877,7 +936,10 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         .await;
         let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "hi", "x\r\n")).await;
         assert_eq!(o.stage, "header");
-        assert_eq!(o.reply, R::Code("552 5.3.4 Message exceeds the filter's limits".into()));
+        assert_eq!(
+            o.reply,
+            R::Code("552 5.3.4 Message exceeds the filter's limits".into())
+        );
         let mut m = mail("a@ok.test", &["b@example.test"], "hi", &"y".repeat(5000));
         m.headers.truncate(1);
         let o = send(&fx, &m).await;
@@ -892,19 +954,29 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
             &[0, 0, 0, 5, b'O', 0, 0],
             &[0xff, 0xff, 0xff, 0xff, b'X'],
             &[0, 0, 0, 1, b'Z'],
-            &[0, 0, 0, 13, b'O', 0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff, 0, 0, 0, 2, b'M'],
+            &[
+                0, 0, 0, 13, b'O', 0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff, 0, 0, 0, 2, b'M',
+            ],
         ];
         for garbage in inputs {
-            let mut raw = tokio::net::TcpStream::connect(fx.addr).await.expect("connect");
+            let mut raw = tokio::net::TcpStream::connect(fx.addr)
+                .await
+                .expect("connect");
             use tokio::io::AsyncWriteExt;
             let _ = raw.write_all(garbage).await;
             drop(raw);
         }
         // A truncated session left open must not block the others.
-        let mut stuck = tokio::net::TcpStream::connect(fx.addr).await.expect("connect");
+        let mut stuck = tokio::net::TcpStream::connect(fx.addr)
+            .await
+            .expect("connect");
         use tokio::io::AsyncWriteExt;
         let _ = stuck.write_all(&[0, 0, 0, 50, b'M', b'<']).await;
-        let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "billing", "x\r\n")).await;
+        let o = send(
+            &fx,
+            &mail("a@ok.test", &["b@example.test"], "billing", "x\r\n"),
+        )
+        .await;
         assert_eq!(o.reply, R::Accept);
     }
 }

@@ -864,9 +864,8 @@ rule edits {
 
     #[test]
     fn plan_redirect_reject_and_quarantine() {
-        let rs = ruleset(
-            r#"rule r { then { add_header "X-A" "1\n2"; redirect "eve@example.test" } }"#,
-        );
+        let rs =
+            ruleset(r#"rule r { then { add_header "X-A" "1\n2"; redirect "eve@example.test" } }"#);
         let (d, _) = eval_at(&rs, &facts(), Stage::Body);
         let p = plan(&d, &facts());
         assert_eq!(

@@ -249,7 +249,9 @@ impl Client {
     pub async fn hello(&mut self, mail: &Mail) -> io::Result<Reply> {
         let mut edits = Vec::new();
         if self.opts & NO_CONNECT == 0 {
-            let addr = mail.client.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 40000)));
+            let addr = mail
+                .client
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 40000)));
             let mut data = Vec::new();
             cstr(&mut data, "[127.0.0.1]");
             data.push(if addr.is_ipv4() { b'4' } else { b'6' });
