@@ -1,6 +1,9 @@
 //! Shared set-up for the benchmarks: the deterministic synthetic corpus and
 //! the generated rule sets of `tests/corpus/`, generated once into
-//! `target/bench-corpus/` (Python 3 runs the generators).
+//! `target/bench-corpus/` (Python 3 runs the generators); and [`load`], the
+//! milter load driver of the `milter-load` tool and the milter benchmark.
+
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

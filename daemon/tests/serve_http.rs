@@ -103,6 +103,8 @@ fn health_metrics_and_auth() {
     let ruleset = ruleset.json();
     assert_eq!(ruleset["version"], 1);
     assert!(ruleset["last_error"].is_null());
+    // This machine allows executable memory: the daemon runs native code.
+    assert_eq!(ruleset["engine"], "native");
     let rules: Vec<&str> = ruleset["rules"]
         .as_array()
         .unwrap()

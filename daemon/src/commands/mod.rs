@@ -6,7 +6,8 @@ use std::path::Path;
 
 use weir_compiler::loader::MemoryLoader;
 use weir_compiler::{
-    Compiled, Decision, EvalOptions, FsLoader, NativeRuleset, RateCounter, Ruleset, compile,
+    Compiled, Decision, EvalOptions, FsLoader, NativeError, NativeRuleset, RateCounter, Ruleset,
+    compile,
 };
 use weir_grammar::Diagnostic;
 use weir_stdlib::{Limits, Message, MessageError, Transaction};
@@ -167,6 +168,7 @@ fn transaction(bytes: &[u8], envelope: &Envelope) -> Result<Transaction, Message
 }
 
 /// A ruleset ready to evaluate with the chosen engine.
+#[derive(Debug)]
 pub enum Evaluator {
     /// The reference interpreter.
     Interp(Ruleset),
@@ -178,15 +180,42 @@ impl Evaluator {
     /// Compiles `ruleset` for `engine`; where native code is refused or
     /// unsupported, warns once on standard error and interprets.
     pub fn new(ruleset: &Ruleset, engine: Engine) -> Evaluator {
+        let (evaluator, refused) = Evaluator::compile(ruleset, engine);
+        if let Some(e) = refused {
+            eprintln!("warning: {e}; using the interpreter");
+        }
+        evaluator
+    }
+
+    /// Compiles `ruleset` for `engine`. When native code was asked for but
+    /// could not be made, the interpreter is returned with the reason, so
+    /// the caller can say so where its users look (stderr, the daemon's
+    /// log).
+    pub fn compile(ruleset: &Ruleset, engine: Engine) -> (Evaluator, Option<NativeError>) {
         if engine == Engine::Interp {
-            return Evaluator::Interp(ruleset.clone());
+            return (Evaluator::Interp(ruleset.clone()), None);
         }
         match NativeRuleset::compile(ruleset) {
-            Ok(native) => Evaluator::Native(Box::new(native)),
-            Err(e) => {
-                eprintln!("warning: {e}; using the interpreter");
-                Evaluator::Interp(ruleset.clone())
-            }
+            Ok(native) => (Evaluator::Native(Box::new(native)), None),
+            Err(e) => (Evaluator::Interp(ruleset.clone()), Some(e)),
+        }
+    }
+
+    /// Whether it runs native code (else the interpreter).
+    pub fn is_native(&self) -> bool {
+        matches!(self, Evaluator::Native(_))
+    }
+
+    /// Evaluates the rules on one transaction.
+    pub fn evaluate(
+        &self,
+        tx: &Transaction,
+        rates: &mut dyn RateCounter,
+        opts: &EvalOptions,
+    ) -> Decision {
+        match self {
+            Evaluator::Interp(r) => r.evaluate(tx, rates, opts),
+            Evaluator::Native(n) => n.evaluate(tx, rates, opts),
         }
     }
 
@@ -199,9 +228,6 @@ impl Evaluator {
         opts: &EvalOptions,
     ) -> Result<Decision, MessageError> {
         let tx = transaction(bytes, envelope)?;
-        Ok(match self {
-            Evaluator::Interp(r) => r.evaluate(&tx, rates, opts),
-            Evaluator::Native(n) => n.evaluate(&tx, rates, opts),
-        })
+        Ok(self.evaluate(&tx, rates, opts))
     }
 }

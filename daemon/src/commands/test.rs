@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use weir_compiler::{EvalOptions, MemoryRates, Ruleset, TestCase, TestMessage};
+use weir_compiler::{EvalOptions, MemoryRates, TestCase, TestMessage};
 
-use super::{DiagnosticPrinter, Envelope, compile_ruleset, decide};
+use super::{DiagnosticPrinter, Envelope, Evaluator, compile_ruleset};
+use crate::cli::Engine;
 use crate::inputs::{self, Input};
 
 /// Prints one line per test and a closing `N passed, N failed` line; exit
@@ -27,8 +28,10 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             broken += 1;
             continue;
         };
+        // Tests run on the engine `weir run` and `weir serve` use.
+        let evaluator = Evaluator::new(&ruleset, Engine::default());
         for case in ruleset.tests() {
-            match run_case(&ruleset, case) {
+            match run_case(&evaluator, case) {
                 Ok(()) => {
                     passed += 1;
                     println!("ok   {}:{}: {}", case.file, case.line, case.name);
@@ -55,7 +58,7 @@ pub fn run(paths: &[PathBuf]) -> u8 {
 
 /// Evaluates one test case with fresh rate counters (tests do not see
 /// each other's counts).
-pub fn run_case(ruleset: &Ruleset, case: &TestCase) -> Result<(), Vec<String>> {
+pub fn run_case(evaluator: &Evaluator, case: &TestCase) -> Result<(), Vec<String>> {
     let bytes = match &case.message {
         TestMessage::File(path) => read(path)?,
         TestMessage::Text(text) => text.clone().into_bytes(),
@@ -66,14 +69,14 @@ pub fn run_case(ruleset: &Ruleset, case: &TestCase) -> Result<(), Vec<String>> {
         client_ip: case.client_ip,
         helo: case.helo.clone(),
     };
-    let decision = decide(
-        ruleset,
-        &bytes,
-        &envelope,
-        &mut MemoryRates::default(),
-        &EvalOptions::default(),
-    )
-    .map_err(|e| vec![format!("message refused: {e}")])?;
+    let decision = evaluator
+        .decide(
+            &bytes,
+            &envelope,
+            &mut MemoryRates::default(),
+            &EvalOptions::default(),
+        )
+        .map_err(|e| vec![format!("message refused: {e}")])?;
     let failures = case.check(&decision);
     if failures.is_empty() {
         Ok(())

@@ -111,9 +111,7 @@ pub struct MilterConfig {
     pub delete: Vec<String>,
 }
 
-/// `[lmtp]` (parsed and kept; LMTP is served by a later version).
-// Parsed and checked now; used by the LMTP and outbox servers (a later issue).
-#[allow(dead_code)]
+/// `[lmtp]`: the LMTP delivery server (`serve/lmtp/`).
 #[derive(Debug, Clone)]
 pub struct LmtpConfig {
     /// `listen`.

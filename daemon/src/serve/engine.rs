@@ -11,13 +11,17 @@ use super::config::Config;
 use super::metrics::Metrics;
 use super::reload::{self, ReloadState};
 use super::store::{MessageRates, MessageSummary, QuarantineEntry, Store};
+use crate::commands::Evaluator;
 
 /// A compiled ruleset as the daemon runs it. It is dropped (and its native
 /// code freed) when the last message holding its `Arc` is done.
 #[derive(Debug)]
 pub struct LoadedRuleset {
-    /// The checked ruleset.
+    /// The checked ruleset (rules, stages, files: what the API shows).
     pub ruleset: Ruleset,
+    /// What decides: its native code, or the interpreter where executable
+    /// memory is refused.
+    pub evaluator: Evaluator,
     /// 1 for the first ruleset loaded, +1 for every successful reload (kept
     /// across restarts by the store, so a version names one ruleset).
     pub version: u64,
@@ -102,6 +106,7 @@ impl Engine {
         let loaded = LoadedRuleset {
             hash: candidate.ruleset.hash(),
             ruleset: candidate.ruleset.clone(),
+            evaluator: candidate.evaluator,
             version,
             loaded_at: SystemTime::now(),
         };
@@ -157,7 +162,28 @@ impl Engine {
         decision: &Decision,
         summary: &MessageSummary,
     ) -> anyhow::Result<AuditEntry> {
+        self.record_delivery(source, queue_id, version, decision, summary, None, None)
+    }
+
+    /// [`Engine::record_message`] for one LMTP recipient: its address is
+    /// added to the decision object (`"recipient"`), and `held`, an LMTP
+    /// quarantine index entry, is written and flushed with the audit entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_delivery(
+        &self,
+        source: Source,
+        queue_id: &str,
+        version: u64,
+        decision: &Decision,
+        summary: &MessageSummary,
+        recipient: Option<&str>,
+        lmtp_held: Option<QuarantineEntry>,
+    ) -> anyhow::Result<AuditEntry> {
         let time = unix_now();
+        let mut object = crate::report::decision_json(decision);
+        if let Some(recipient) = recipient {
+            object.insert("recipient".into(), recipient.into());
+        }
         let entry = AuditEntry {
             id: 0,
             time,
@@ -165,7 +191,7 @@ impl Engine {
             queue_id: queue_id.to_string(),
             message_id: summary.message_id.clone(),
             ruleset_version: version,
-            decision: serde_json::Value::Object(crate::report::decision_json(decision)),
+            decision: serde_json::Value::Object(object),
         };
         // A milter quarantine is the MTA's hold queue: index it by queue id
         // so the API can release or delete it.
@@ -179,7 +205,9 @@ impl Engine {
             reason: decision.quarantine_reason.clone().unwrap_or_default(),
             time,
             summary: summary.clone(),
-        });
+            lmtp: None,
+        })
+        .or(lmtp_held);
         let entry = self.store.append_audit(entry, held)?;
         self.metrics
             .decided(decision.verdict.as_str(), &decision.matched, &decision.tags);

@@ -241,6 +241,8 @@ async fn ruleset(State(api): State<Api>) -> Response {
         "hash": current.hash,
         "loaded_at": format_time(loaded_at),
         "rules_path": api.engine.config.rules.display().to_string(),
+        // "native", or "interpreter" where executable memory is refused.
+        "engine": if current.evaluator.is_native() { "native" } else { "interpreter" },
         "files": files,
         "rules": rules,
         "last_error": api.engine.reload.last_error(),
@@ -343,7 +345,7 @@ async fn check(
             explain,
             dry_run: true,
         };
-        Ok::<_, MessageError>(current.ruleset.evaluate(&tx, &mut rates, &opts))
+        Ok::<_, MessageError>(current.evaluator.evaluate(&tx, &mut rates, &opts))
     })
     .await;
     match evaluated {
@@ -442,7 +444,7 @@ async fn actions(State(api): State<Api>, RawQuery(query): RawQuery) -> Response 
 }
 
 fn quarantine_json(q: &QuarantineEntry) -> Value {
-    json!({
+    let mut body = json!({
         "id": q.queue_id,
         "queue_id": q.queue_id,
         "audit_id": q.audit_id,
@@ -455,7 +457,16 @@ fn quarantine_json(q: &QuarantineEntry) -> Value {
         "to": q.summary.to,
         "subject": q.summary.subject,
         "size": q.summary.size,
-    })
+    });
+    // An LMTP copy is held by Weir itself, not in the MTA's queue.
+    if let Some(hold) = &q.lmtp {
+        body["source"] = json!("lmtp");
+        body["queue_id"] = json!("");
+        body["recipient"] = json!(hold.recipient);
+        body["folder"] = json!(hold.folder.as_deref().unwrap_or("INBOX"));
+        body["flags"] = json!(hold.flags);
+    }
+    body
 }
 
 async fn quarantine_list(State(api): State<Api>) -> Response {
@@ -498,13 +509,40 @@ async fn quarantine_get(State(api): State<Api>, Path(id): Path<String>) -> Respo
 }
 
 async fn quarantine_release(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    if let Ok(held) = find_held(&api, &id)
+        && held.lmtp.is_some()
+    {
+        return lmtp_act(api, held, "released").await;
+    }
     let command = api.engine.config.milter.release.clone();
     quarantine_act(api, id, command, "released").await
 }
 
 async fn quarantine_delete(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    if let Ok(held) = find_held(&api, &id)
+        && held.lmtp.is_some()
+    {
+        return lmtp_act(api, held, "deleted").await;
+    }
     let command = api.engine.config.milter.delete.clone();
     quarantine_act(api, id, command, "deleted").await
+}
+
+/// Releases (delivers into its Maildir folder) or deletes a copy held by
+/// LMTP in Weir's own quarantine.
+async fn lmtp_act(api: Api, held: QuarantineEntry, done: &'static str) -> Response {
+    let engine = api.engine.clone();
+    let entry = held.clone();
+    let result = tokio::task::spawn_blocking(move || match done {
+        "released" => super::lmtp::release_held(&engine, &entry).map(|_| ()),
+        _ => super::lmtp::delete_held(&engine, &entry),
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => axum::Json(json!({"id": held.queue_id, "status": done})).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// Runs the configured release or delete command for a held message; on

@@ -420,7 +420,7 @@ async fn evaluate(
             Err(e) => return (Err(e), rates, started.elapsed()),
         };
         let decision = loaded
-            .ruleset
+            .evaluator
             .evaluate(&tx, &mut rates, &EvalOptions::default());
         let is_final = plan.is_final(&loaded.ruleset, &decision, stage);
         if is_final {
@@ -674,7 +674,6 @@ impl AsyncWrite for Tracked {
     }
 }
 
-#[cfg(test)]
 pub mod client;
 
 #[cfg(test)]
@@ -906,6 +905,8 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         c.hello(&m).await.expect("hello");
         c.send(b'M', b"<a@ok.test>\0").await.expect("mail");
         assert_eq!(c.read().await.expect("reply").0, b'c');
+        c.send(b'R', b"<b@example.test>\0").await.expect("rcpt");
+        assert_eq!(c.read().await.expect("reply").0, b'c');
         c.send(b'N', &[]).await.expect("eoh");
         assert_eq!(c.read().await.expect("reply").0, b'c');
         c.send(b'B', b"body\r\n").await.expect("body");
@@ -944,6 +945,23 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         m.headers.truncate(1);
         let o = send(&fx, &m).await;
         assert_eq!((o.stage, o.reply.is_final()), ("body", true));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_evaluation_past_eval_timeout_gets_on_error() {
+        // A zero timeout elapses before any evaluation can finish (it
+        // runs on another thread), so every message meets `on_error`.
+        let fx = start(RULES, |c| {
+            c.limits.eval_timeout = Duration::ZERO;
+            c.milter.on_error = OnError::Reject;
+        })
+        .await;
+        let body = "z".repeat(1 << 20);
+        let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "hi", &body)).await;
+        assert_eq!(o.reply, R::Code("550 5.3.0 Mail filter failed".into()));
+        let audit = fx.engine.store.audit_entries(&Default::default(), 10);
+        assert_eq!(audit.len(), 1, "the failure is recorded: {audit:?}");
+        assert_eq!(audit[0].decision["verdict"], "reject");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! `weir serve`: the daemon. One [`Engine`] holds the running ruleset, the
 //! durable [`Store`], the metrics and the event stream; the milter server
-//! (`milter.rs`), the HTTP control API (`http.rs`) and the reload watcher
+//! (`milter.rs`), the LMTP server (`lmtp/`), the HTTP control API (`http.rs`) and the reload watcher
 //! (`reload.rs`) all share it.
 //!
 //! Start-up order: configuration (a bad key exits 1 naming it), rules
@@ -12,11 +12,13 @@
 //!
 //! Ownership while being built: `config.rs`, `store.rs`, `engine.rs`,
 //! `http.rs`, `metrics.rs`, `reload.rs` and this file by the "serve" helper;
-//! `milter.rs` and `stages.rs` by the "milter" helper.
+//! `milter.rs` and `stages.rs` by the "milter" helper; `lmtp/` by the
+//! "lmtp" helper.
 
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod lmtp;
 pub mod metrics;
 pub mod milter;
 pub mod reload;
@@ -100,15 +102,27 @@ pub fn shutdown_signal(
     }
 }
 
+/// The log filter: `WEIR_LOG` (tracing's `EnvFilter` syntax), `info` by
+/// default. Cranelift logs every generated function at `info`; that stays
+/// quiet unless `WEIR_LOG` names it.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    const QUIET_JIT: &str = "cranelift_jit=warn,cranelift_codegen=warn";
+    let spec = std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".to_string());
+    let spec = if spec.contains("cranelift") {
+        spec
+    } else {
+        format!("{spec},{QUIET_JIT}")
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_JIT}")))
+}
+
 /// Runs the daemon until SIGTERM; returns the exit status.
 pub fn run(config_path: Option<&Path>, rules: Option<&Path>) -> u8 {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter())
         .try_init();
     let config = match (config_path, rules) {
         (Some(file), rules) => match Config::load(file, rules) {
@@ -141,12 +155,6 @@ pub fn run(config_path: Option<&Path>, rules: Option<&Path>) -> u8 {
 }
 
 async fn serve(config: Config) -> u8 {
-    if let Some(lmtp) = &config.lmtp {
-        tracing::warn!(
-            "[lmtp] is configured ({}) but LMTP is not served by this version",
-            lmtp.listen
-        );
-    }
     let engine = match tokio::task::spawn_blocking(move || Engine::new(config)).await {
         Ok(Ok(engine)) => engine,
         Ok(Err(e)) => {
@@ -190,12 +198,26 @@ async fn serve(config: Config) -> u8 {
             return 1;
         }
     };
+    let lmtp_listener = match &engine.config.lmtp {
+        None => None,
+        Some(lmtp) => match Listener::bind(&lmtp.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("weir serve: [lmtp] listen {}: {e}", lmtp.listen);
+                return 1;
+            }
+        },
+    };
     tracing::info!(
-        "ruleset version {} ({}); HTTP on {}; milter on {}",
+        "ruleset version {} ({}); HTTP on {}; milter on {}{}",
         engine.current().version,
         engine.current().hash,
         http_listener.describe(),
-        milter_listener.describe()
+        milter_listener.describe(),
+        lmtp_listener
+            .as_ref()
+            .map(|l| format!("; LMTP on {}", l.describe()))
+            .unwrap_or_default()
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -210,6 +232,8 @@ async fn serve(config: Config) -> u8 {
         milter_listener,
         shutdown_signal(&stop_rx),
     ));
+    let lmtp_task = lmtp_listener
+        .map(|listener| tokio::spawn(lmtp::serve(engine.clone(), listener, stop_rx.clone())));
     if let Err(e) = reload::spawn_sighup(engine.clone()) {
         tracing::error!("cannot handle SIGHUP: {e}");
     }
@@ -224,7 +248,13 @@ async fn serve(config: Config) -> u8 {
     reload::sd_notify("STOPPING=1");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(DRAIN, async {
-        for (name, task) in [("milter", milter_task), ("HTTP", http_task)] {
+        let tasks = [
+            ("milter", Some(milter_task)),
+            ("LMTP", lmtp_task),
+            ("HTTP", Some(http_task)),
+        ];
+        for (name, task) in tasks {
+            let Some(task) = task else { continue };
             match task.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!("{name} server: {e:#}"),

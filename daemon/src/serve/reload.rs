@@ -21,6 +21,8 @@ use weir_compiler::{FsLoader, Loader, Ruleset, compile};
 use weir_grammar::diagnostic::line_col;
 
 use super::engine::{Engine, LoadedRuleset, unix_now};
+use crate::cli::Engine as EvalEngine;
+use crate::commands::Evaluator;
 use crate::inputs;
 
 /// A ruleset that compiled and passed its tests, ready to be swapped in.
@@ -28,6 +30,9 @@ use crate::inputs;
 pub struct Candidate {
     /// The ruleset.
     pub ruleset: Ruleset,
+    /// The ruleset compiled to native code (or, where executable memory
+    /// is refused, the interpreter): what the daemon evaluates with.
+    pub evaluator: Evaluator,
     /// The literal tags written in its files (the bounded `tag` labels).
     pub tags: HashSet<String>,
     /// Every file it was built from, on disk (to watch for changes).
@@ -232,9 +237,15 @@ pub fn prepare(rules: &Path) -> Result<Candidate, ReloadError> {
         tracing::warn!("{}", compiled.render(d).trim_end());
     }
 
+    // Native code is made here, off the hot path, and the tests run on it:
+    // what passed is exactly what will serve.
+    let (evaluator, refused) = Evaluator::compile(&ruleset, EvalEngine::Jit);
+    if let Some(e) = refused {
+        tracing::warn!("{e}; this ruleset runs on the interpreter");
+    }
     let mut failed = Vec::new();
     for case in ruleset.tests() {
-        if let Err(failures) = crate::commands::test::run_case(&ruleset, case) {
+        if let Err(failures) = crate::commands::test::run_case(&evaluator, case) {
             failed.push(TestFailure {
                 test: case.name.clone(),
                 file: case.file.clone(),
@@ -264,6 +275,7 @@ pub fn prepare(rules: &Path) -> Result<Candidate, ReloadError> {
         .collect();
     Ok(Candidate {
         ruleset,
+        evaluator,
         tags,
         watch,
     })
@@ -359,6 +371,7 @@ fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadErro
     engine.swap(LoadedRuleset {
         hash: candidate.ruleset.hash(),
         ruleset: candidate.ruleset,
+        evaluator: candidate.evaluator,
         version,
         loaded_at: SystemTime::now(),
     });

@@ -6,7 +6,8 @@
 //! - `audit`: big-endian entry id → JSON [`AuditEntry`];
 //! - `rates`: rate key → the largest window seen (8 bytes) followed by the
 //!   hit times within it (8 bytes each, big-endian seconds);
-//! - `quarantine`: MTA queue id → JSON [`QuarantineEntry`];
+//! - `quarantine`: MTA queue id (or the `L…` id of an LMTP copy) → JSON
+//!   [`QuarantineEntry`];
 //! - `meta`: `ruleset_version` → the last version handed out.
 //!
 //! Anything a verdict depends on is flushed ([`Store::flush`]) before the
@@ -35,6 +36,24 @@ pub struct QuarantineEntry {
     pub time: i64,
     /// What the message was, for a human deciding on it.
     pub summary: MessageSummary,
+    /// For a message held by LMTP in Weir's own quarantine: where its copy
+    /// is and how to deliver it on release. `None` for the MTA's hold queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lmtp: Option<LmtpHold>,
+}
+
+/// An LMTP recipient's copy held in Weir's quarantine (`lmtp/mod.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmtpHold {
+    /// The recipient it was for.
+    pub recipient: String,
+    /// The file under the state directory holding the copy (headers
+    /// already edited, CRLF line ends).
+    pub file: std::path::PathBuf,
+    /// The `fileinto` folder the decision named, or `None` for INBOX.
+    pub folder: Option<String>,
+    /// The `flag` flags the decision set.
+    pub flags: Vec<String>,
 }
 
 /// A short description of a message (never used as a metric label).
@@ -60,6 +79,10 @@ pub struct Store {
     rates: sled::Tree,
     quarantine: sled::Tree,
     meta: sled::Tree,
+    /// Held while an audit id is assigned and its entry inserted, so that
+    /// entries become visible in id order: a client polling
+    /// `/v1/actions?since=LAST` never misses one.
+    audit_order: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -83,6 +106,7 @@ impl Store {
             quarantine: db.open_tree("quarantine")?,
             meta: db.open_tree("meta")?,
             db,
+            audit_order: std::sync::Arc::default(),
         })
     }
 
@@ -90,6 +114,11 @@ impl Store {
     pub fn flush(&self) -> anyhow::Result<()> {
         self.db.flush().context("cannot flush the store")?;
         Ok(())
+    }
+
+    /// A new unique id (increasing, also across restarts).
+    pub fn generate_id(&self) -> anyhow::Result<u64> {
+        Ok(self.db.generate_id()?)
     }
 
     /// Hands out the next ruleset version (persisted, so versions keep
@@ -115,10 +144,17 @@ impl Store {
         mut entry: AuditEntry,
         held: Option<QuarantineEntry>,
     ) -> anyhow::Result<AuditEntry> {
-        // sled's ids increase across restarts (it reserves them in batches).
-        entry.id = self.db.generate_id()?;
-        let value = serde_json::to_vec(&entry)?;
-        self.audit.insert(entry.id.to_be_bytes(), value)?;
+        {
+            let _in_order = self
+                .audit_order
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // sled's ids increase across restarts (it reserves them in
+            // batches). They start at 1 so that `since=0` means "all".
+            entry.id = self.db.generate_id()? + 1;
+            let value = serde_json::to_vec(&entry)?;
+            self.audit.insert(entry.id.to_be_bytes(), value)?;
+        }
         if let Some(mut held) = held {
             held.audit_id = entry.id;
             self.put_quarantine(&held)?;

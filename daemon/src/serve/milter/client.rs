@@ -3,17 +3,18 @@
 //! big-endian length, a command byte, the data) so that no MTA is needed.
 //! It sends each packet with a single write, as an MTA should.
 //!
-//! Shared by `milter.rs` (unit tests), `daemon/tests/milter_*.rs` and
-//! `src/bin/weir-milter-load.rs` through `#[path]`, so it depends on
-//! nothing but tokio.
-
-#![allow(dead_code)]
+//! Public as `weir::milter_client`: used by `milter.rs` (unit tests), the
+//! daemon's integration tests and `weir-benches` (the `milter-load` tool and
+//! the milter benchmark). It depends on nothing but tokio.
 
 use std::io;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// How long [`Client::read`] waits for one packet.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Protocol options (SMFIP_*) this client understands.
 const NO_CONNECT: u32 = 0x1;
@@ -184,8 +185,15 @@ impl Client {
         self.stream.write_all(bytes).await
     }
 
-    /// Reads one packet.
+    /// Reads one packet. A filter silent for [`READ_TIMEOUT`] is an error,
+    /// so a test or a load run fails instead of hanging.
     pub async fn read(&mut self) -> io::Result<(u8, Vec<u8>)> {
+        tokio::time::timeout(READ_TIMEOUT, self.read_packet())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the filter did not answer"))?
+    }
+
+    async fn read_packet(&mut self) -> io::Result<(u8, Vec<u8>)> {
         let len = self.stream.read_u32().await? as usize;
         if len == 0 || len > 16 * 1024 * 1024 {
             return Err(io::Error::other(format!("bad packet length {len}")));

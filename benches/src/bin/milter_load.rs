@@ -1,0 +1,171 @@
+//! `milter-load`: many concurrent milter sessions over loopback against a
+//! milter server (`weir serve`, or any milter), no MTA in the loop; prints
+//! messages per second and the latency each message spends in the milter.
+//!
+//! ```text
+//! cargo run --release -p weir-benches --bin milter-load -- \
+//!     --addr 127.0.0.1:8890 --sessions 32 --messages 10000 [--corpus DIR]
+//! ```
+//!
+//! Without `--addr` it starts the milter server of `weir serve` inside its
+//! own process (`weir::EmbeddedMilter`) with `--rules` (by default the
+//! 1,000 generated rules of the benchmark corpus) and a temporary state
+//! directory. Messages come from `--corpus DIR` (every file of DIR, in name
+//! order) or the synthetic corpus, and are sent round-robin.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use weir_benches::load::{self, Plan, Report, Timing};
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(name = "milter-load", about = "Load a milter server over loopback")]
+struct Args {
+    /// The milter server (`HOST:PORT`); without it, an embedded `weir serve`
+    /// milter is started with `--rules`.
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// The rules of the embedded server (default: the 1,000 generated rules).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Concurrent milter sessions.
+    #[arg(long, default_value_t = 32)]
+    sessions: usize,
+    /// Messages to send in all.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Messages per milter connection (Postfix: one per SMTP session).
+    #[arg(long, default_value_t = 1)]
+    per_connection: usize,
+    /// A folder of raw messages (default: the synthetic corpus).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("milter-load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("milter-load: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    let raw = match &args.corpus {
+        Some(dir) => read_corpus(dir)?,
+        None => weir_benches::synth_messages(),
+    };
+    let mails = Arc::new(load::mails(&raw));
+    let (addr, embedded, state) = match args.addr {
+        Some(addr) => (addr, None, None),
+        None => {
+            let rules = args
+                .rules
+                .clone()
+                .unwrap_or_else(|| weir_benches::rules(1000));
+            let state =
+                std::env::temp_dir().join(format!("weir-milter-load-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&state);
+            let server = weir::EmbeddedMilter::start(&rules, &state).await?;
+            println!(
+                "embedded milter on {} with {}",
+                server.addr(),
+                rules.display()
+            );
+            (server.addr(), Some(server), Some(state))
+        }
+    };
+    let plan = Plan {
+        addr,
+        sessions: args.sessions,
+        messages: args.messages,
+        per_connection: args.per_connection,
+        first: 0,
+    };
+    println!(
+        "{} messages ({} distinct, {:.1} MB) over {} sessions, {} per connection, to {addr}",
+        plan.messages,
+        mails.len(),
+        raw.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
+        plan.sessions,
+        plan.per_connection.max(1),
+    );
+    let report = load::run(&plan, mails).await;
+    if let Some(server) = embedded {
+        server.stop().await?;
+    }
+    if let Some(state) = state {
+        let _ = std::fs::remove_dir_all(state);
+    }
+    print_report(&report?);
+    Ok(())
+}
+
+/// Every regular file of `dir`, in name order.
+fn read_corpus(dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
+        .collect()
+}
+
+/// Which duration of a message a row of the report shows.
+type Measure = fn(&Timing) -> Duration;
+
+fn print_report(report: &Report) {
+    println!(
+        "{} messages in {:.2} s: {:.0} messages/s",
+        report.timings.len(),
+        report.elapsed.as_secs_f64(),
+        report.messages_per_second()
+    );
+    let replies: Vec<String> = report
+        .replies
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    println!("final replies: {}", replies.join(", "));
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "p50", "p90", "p99", "max"
+    );
+    let rows: [(&str, Measure); 3] = [
+        ("per message (milter added)", Timing::total),
+        ("  connect+negotiate+HELO", |t| t.setup),
+        ("  MAIL to final reply", |t| t.transaction),
+    ];
+    for (name, what) in rows {
+        let ms = |q: f64| report.quantile(q, what).as_secs_f64() * 1e3;
+        println!(
+            "{name:<28} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(1.0)
+        );
+    }
+}

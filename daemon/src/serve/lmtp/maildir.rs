@@ -1,0 +1,343 @@
+//! Maildir++ delivery: where a recipient's mailbox is (`[lmtp] maildir`
+//! with `{domain}`, `{local}`, `{detail}`), which directory a `fileinto`
+//! folder is, and a durable write of one message into it.
+//!
+//! Durability (the LMTP `250` is sent only after this returns): the file is
+//! written under `tmp/`, `fsync`ed, renamed into `new/` (or `cur/` when it
+//! carries flags), and the directory it was renamed into is `fsync`ed, as
+//! are directories created on the way. A crash leaves at most a stray file
+//! in `tmp/`, which mail readers ignore.
+//!
+//! Nothing taken from mail may leave the configured root: the recipient's
+//! address parts are checked before they are put in the path, and folder
+//! names are checked component by component ([`folder_dir`]).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a message cannot be delivered where the rules asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaildirError {
+    /// The recipient's address cannot name a mailbox directory.
+    BadAddress(String),
+    /// A `fileinto` folder name that is not allowed.
+    BadFolder(String),
+    /// The file system refused.
+    Io(String),
+}
+
+impl std::fmt::Display for MaildirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaildirError::BadAddress(why) => write!(f, "recipient address: {why}"),
+            MaildirError::BadFolder(why) => write!(f, "folder: {why}"),
+            MaildirError::Io(why) => write!(f, "maildir: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for MaildirError {}
+
+impl From<io::Error> for MaildirError {
+    fn from(e: io::Error) -> Self {
+        MaildirError::Io(e.to_string())
+    }
+}
+
+/// One path component taken from an address: not empty, not `.` or `..`,
+/// no `/`, NUL or control characters.
+fn safe_component(what: &str, text: &str) -> Result<(), MaildirError> {
+    if text.is_empty() {
+        return Err(MaildirError::BadAddress(format!("empty {what}")));
+    }
+    if text == "." || text == ".." || text.starts_with('.') {
+        return Err(MaildirError::BadAddress(format!(
+            "{what} {text:?} starts with a dot"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c == '/' || c == '\\' || c.is_control())
+    {
+        return Err(MaildirError::BadAddress(format!(
+            "{what} {text:?} holds '/', '\\' or a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// The recipient's mailbox (its INBOX Maildir): `pattern` with `{domain}`
+/// (lower-cased), `{local}` (without `+detail`) and `{detail}` replaced.
+/// An address that could escape the pattern's directory is refused.
+pub fn mailbox_dir(pattern: &str, recipient: &str) -> Result<PathBuf, MaildirError> {
+    let address = recipient.trim();
+    let Some((local_part, domain)) = address.rsplit_once('@') else {
+        return Err(MaildirError::BadAddress(format!(
+            "{address:?} has no domain"
+        )));
+    };
+    let (local, detail) = match local_part.split_once('+') {
+        Some((l, d)) => (l, d),
+        None => (local_part, ""),
+    };
+    let domain = domain.to_ascii_lowercase();
+    safe_component("domain", &domain)?;
+    safe_component("local part", local)?;
+    if !detail.is_empty() {
+        safe_component("detail", detail)?;
+    }
+    let path = pattern
+        .replace("{domain}", &domain)
+        .replace("{local}", local)
+        .replace("{detail}", detail);
+    Ok(PathBuf::from(path))
+}
+
+/// Checks a `fileinto` folder (`/` separates levels) and returns the
+/// Maildir++ directory name under the mailbox (`.Folder.Sub`), or `None`
+/// for INBOX. Each level must be non-empty, must not hold `.` (Maildir++'s
+/// level separator), `\`, or control characters.
+pub fn folder_name(folder: &str) -> Result<Option<String>, MaildirError> {
+    let folder = folder.trim();
+    if folder.is_empty() || folder.eq_ignore_ascii_case("INBOX") {
+        return Ok(None);
+    }
+    if folder.len() > 255 {
+        return Err(MaildirError::BadFolder(format!(
+            "{folder:?} is longer than 255 bytes"
+        )));
+    }
+    let mut name = String::new();
+    for level in folder.split('/') {
+        if level.is_empty() {
+            return Err(MaildirError::BadFolder(format!(
+                "{folder:?} has an empty level"
+            )));
+        }
+        if level.contains('.') || level.chars().any(|c| c == '\\' || c.is_control()) {
+            return Err(MaildirError::BadFolder(format!(
+                "{folder:?}: a level may not hold '.', '\\' or control characters"
+            )));
+        }
+        name.push('.');
+        name.push_str(level);
+    }
+    Ok(Some(name))
+}
+
+/// The directory of `folder` (see [`folder_name`]) under `mailbox`.
+pub fn folder_dir(mailbox: &Path, folder: Option<&str>) -> Result<PathBuf, MaildirError> {
+    match folder.map(folder_name).transpose()?.flatten() {
+        None => Ok(mailbox.to_path_buf()),
+        Some(name) => Ok(mailbox.join(name)),
+    }
+}
+
+/// The Maildir info letters of IMAP system flags, in the order Maildir
+/// wants them (ASCII); flags with no letter (keywords) are left out.
+pub fn info_flags(flags: &[String]) -> String {
+    let mut letters: Vec<char> = flags
+        .iter()
+        .filter_map(|f| match f.trim().to_ascii_lowercase().as_str() {
+            "\\seen" | "seen" => Some('S'),
+            "\\answered" | "answered" => Some('R'),
+            "\\flagged" | "flagged" => Some('F'),
+            "\\deleted" | "deleted" => Some('T'),
+            "\\draft" | "draft" => Some('D'),
+            _ => None,
+        })
+        .collect();
+    letters.sort_unstable();
+    letters.dedup();
+    letters.into_iter().collect()
+}
+
+/// Creates `dir` (and its parents), syncing each parent whose entries
+/// changed so the new directory survives a crash.
+fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_dir_durable(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another delivery created it meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// Makes `dir` a Maildir (`cur`, `new`, `tmp`); `subfolder` also writes the
+/// Maildir++ `maildirfolder` marker.
+fn ensure_maildir(dir: &Path, subfolder: bool) -> io::Result<()> {
+    for sub in ["cur", "new", "tmp"] {
+        create_dir_durable(&dir.join(sub))?;
+    }
+    if subfolder {
+        let marker = dir.join("maildirfolder");
+        if !marker.exists() {
+            File::create(&marker)?.sync_all()?;
+            sync_dir(dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// A unique Maildir file name: `SECONDS.M<micros>P<pid>Q<counter>.HOST`.
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+        // `/` and `:` have a meaning in Maildir names.
+        .replace('/', "\\057")
+        .replace(':', "\\072");
+    format!(
+        "{}.M{}P{}Q{}.{host}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Delivers `content` (the message as stored: LF line ends) into `folder`
+/// of the Maildir `mailbox`, with `flags`; returns the file's path once it
+/// is durable.
+pub fn deliver(
+    mailbox: &Path,
+    folder: Option<&str>,
+    flags: &[String],
+    content: &[u8],
+) -> Result<PathBuf, MaildirError> {
+    let dir = folder_dir(mailbox, folder)?;
+    ensure_maildir(mailbox, false)?;
+    if dir != mailbox {
+        ensure_maildir(&dir, true)?;
+    }
+    let base = format!("{},S={}", unique_name(), content.len());
+    let tmp = dir.join("tmp").join(&base);
+    {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let written = file.write_all(content).and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    }
+    let info = info_flags(flags);
+    let (sub, name) = if info.is_empty() {
+        ("new", base)
+    } else {
+        ("cur", format!("{base}:2,{info}"))
+    };
+    let target = dir.join(sub).join(name);
+    if let Err(e) = fs::rename(&tmp, &target) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    sync_dir(&dir.join(sub))?;
+    Ok(target)
+}
+
+/// Converts CRLF line ends (the LMTP wire form) to LF (the Maildir form).
+pub fn to_lf(wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(wire.len());
+    let mut i = 0;
+    while i < wire.len() {
+        if wire[i] == b'\r' && wire.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(wire[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_paths_expand_and_refuse_escapes() {
+        let p = "/m/{domain}/{local}";
+        assert_eq!(
+            mailbox_dir(p, "Bob+lists@Example.TEST").unwrap(),
+            PathBuf::from("/m/example.test/Bob")
+        );
+        assert_eq!(
+            mailbox_dir("/m/{local}-{detail}", "a+x@d").unwrap(),
+            PathBuf::from("/m/a-x")
+        );
+        for bad in [
+            "../x@d", "a@..", "a/b@d", "x@", "@d", "nodomain", "a+../b@d",
+        ] {
+            assert!(mailbox_dir(p, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn folder_names_map_to_maildir_plus_plus() {
+        assert_eq!(folder_name("INBOX").unwrap(), None);
+        assert_eq!(
+            folder_name("Support/Billing").unwrap().as_deref(),
+            Some(".Support.Billing")
+        );
+        for bad in [
+            "../x", "a/../b", ".hidden", "a//b", "/abs", "a.b", "a\\b", "x\ny",
+        ] {
+            assert!(folder_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_become_sorted_info_letters() {
+        let flags = ["\\Seen", "\\Flagged", "$Junk", "\\Answered", "\\Seen"].map(String::from);
+        assert_eq!(info_flags(&flags), "FRS");
+    }
+
+    #[test]
+    fn delivery_writes_new_or_cur_and_marks_subfolders() {
+        let dir = std::env::temp_dir().join(format!("weir-maildir-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let a = deliver(&dir, None, &[], b"Subject: a\n\nx\n").unwrap();
+        assert_eq!(a.parent().unwrap(), dir.join("new"));
+        let b = deliver(&dir, Some("Work/Urgent"), &["\\Seen".into()], b"x\n").unwrap();
+        assert_eq!(b.parent().unwrap(), dir.join(".Work.Urgent/cur"));
+        assert!(b.to_string_lossy().ends_with(":2,S"));
+        assert!(dir.join(".Work.Urgent/maildirfolder").exists());
+        assert_eq!(fs::read(&b).unwrap(), b"x\n");
+        assert!(fs::read_dir(dir.join("tmp")).unwrap().next().is_none());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn crlf_becomes_lf() {
+        assert_eq!(to_lf(b"a\r\nb\rc\r\n"), b"a\nb\rc\n");
+    }
+}

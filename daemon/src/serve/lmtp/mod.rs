@@ -1,0 +1,928 @@
+//! The LMTP server (RFC 2033): Weir as the delivery agent that files mail
+//! into Maildir++ folders, the job Dovecot's LMTP with Sieve does.
+//!
+//! CONTRACT with `serve/mod.rs`: [`serve`] takes the already bound
+//! [`Listener`] (TCP or Unix) and serves until `stop` turns true; idle
+//! sessions are then told `421` and closed, a message being received or
+//! delivered is finished first.
+//!
+//! A session: `LHLO` (PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE),
+//! `MAIL`, `RCPT` (each recipient checked to name a mailbox), `DATA`
+//! (dot-unstuffed, bounded by `[limits] max_message_size`), then one reply
+//! per accepted recipient, in order. Replies are buffered and written when
+//! no further pipelined command is waiting, so a pipelined group gets one
+//! write; TCP sockets get `TCP_NODELAY` because each reply group is a
+//! round trip the client waits for.
+//!
+//! Per recipient the rules run once with `recipient` bound, and the
+//! decision is carried out before that recipient's reply:
+//! - `accept` (or no verdict): the copy, with the milter's header edits
+//!   (`rewrite.rs`), goes into the decision's folder with its flags
+//!   (`maildir.rs`); `250` only once it is durable;
+//! - `reject`/`tempfail`: the rule's reply;
+//! - `discard`, `redirect`, or `remove_rcpt` of this recipient: `250`,
+//!   nothing stored (forwarded copies belong to the outbox, not here);
+//! - `quarantine`: the copy is written under `state_dir/quarantine/` and
+//!   indexed in the store with the audit entry; `POST
+//!   /v1/quarantine/{id}/release` delivers it where the decision said
+//!   ([`release_held`]).
+//!
+//! Every recipient's decision is recorded (audit log with the ruleset
+//! version, metrics, event) before its reply. A failure to evaluate or to
+//! store gives `[lmtp] on_error` (an `accept` there still cannot claim a
+//! copy that was not stored, so it becomes a tempfail).
+
+pub mod command;
+pub mod maildir;
+pub mod rewrite;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use weir_compiler::{Action, Decision, EvalOptions, Reply, TakenKind, Verdict};
+use weir_stdlib::{Address, Connection, Envelope, Limits, Message, Stage, Transaction};
+
+use super::Listener;
+use super::config::OnError;
+use super::engine::{Engine, LoadedRuleset, Source, unix_now};
+use super::stages::{self, PolicyCause};
+use super::store::{LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
+use command::Command;
+
+/// How many LMTP sessions are served at once.
+const MAX_SESSIONS: usize = 1024;
+
+/// The longest command line accepted (RFC 5321 asks for at least 512).
+const MAX_COMMAND_LINE: usize = 4096;
+
+/// The longest line of message data (RFC 5321's limit is 1000; real mail
+/// exceeds it, so this only bounds memory per line).
+const MAX_DATA_LINE: usize = 1 << 20;
+
+/// The most recipients per transaction (RFC 5321 asks for at least 100).
+const MAX_RECIPIENTS: usize = 1000;
+
+/// How long a silent client is kept (RFC 5321 §4.5.3.2: 5 minutes for a
+/// command, 10 for a data block).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Serves LMTP on `listener` until `stop` turns true.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: Listener,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut sessions = tokio::task::JoinSet::new();
+    let mut stopping = stop.clone();
+    loop {
+        let accepted = tokio::select! {
+            () = async { let _ = stopping.wait_for(|s| *s).await; } => break,
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            accepted = accept(&listener) => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // A full file table must not end the server for good.
+                tracing::warn!("LMTP accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if sessions.len() >= MAX_SESSIONS {
+            tracing::warn!("LMTP: more than {MAX_SESSIONS} sessions; refusing one");
+            let _ = busy(stream).await;
+            continue;
+        }
+        let engine = engine.clone();
+        let stop = stop.clone();
+        sessions.spawn(async move {
+            let result = match stream {
+                Stream::Tcp(s) => {
+                    let (r, w) = s.into_split();
+                    session(engine, r, w, peer, stop).await
+                }
+                Stream::Unix(s) => {
+                    let (r, w) = s.into_split();
+                    session(engine, r, w, peer, stop).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("LMTP session ended: {e}");
+            }
+        });
+    }
+    while sessions.join_next().await.is_some() {}
+    Ok(())
+}
+
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<(Stream, Option<(IpAddr, u16)>)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (s, addr) = l.accept().await?;
+            if let Err(e) = s.set_nodelay(true) {
+                tracing::warn!("cannot set TCP_NODELAY: {e}");
+            }
+            Ok((Stream::Tcp(s), Some((addr.ip(), addr.port()))))
+        }
+        Listener::Unix(l) => {
+            let (s, _) = l.accept().await?;
+            Ok((Stream::Unix(s), None))
+        }
+    }
+}
+
+async fn busy(stream: Stream) -> std::io::Result<()> {
+    let line = b"421 4.3.2 Too many connections, try again later\r\n";
+    match stream {
+        Stream::Tcp(mut s) => s.write_all(line).await,
+        Stream::Unix(mut s) => s.write_all(line).await,
+    }
+}
+
+/// The local host name for the greeting.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// What one read of a line gave.
+enum Line {
+    /// A whole line (with its line end) is in the buffer.
+    Complete,
+    /// The line was longer than allowed; it was read and dropped.
+    TooLong,
+    /// The client closed the connection.
+    Closed,
+}
+
+/// One connection's I/O: buffered reads, replies gathered in `out` and
+/// written when the client has nothing more pipelined.
+struct Conn<R, W> {
+    reader: BufReader<R>,
+    writer: W,
+    out: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
+    /// Queues a reply; a multi-line text becomes a multi-line reply.
+    fn reply(&mut self, code: u16, status: &str, text: &str) {
+        let lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let lines = if lines.is_empty() { vec![""] } else { lines };
+        let last = lines.len() - 1;
+        for (i, line) in lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            let line = if status.is_empty() {
+                format!("{code}{sep}{line}\r\n")
+            } else {
+                format!("{code}{sep}{status} {line}\r\n")
+            };
+            self.out.extend_from_slice(line.as_bytes());
+        }
+    }
+
+    /// Queues a decision's SMTP reply.
+    fn reply_with(&mut self, reply: &Reply) {
+        let status = reply.status.clone();
+        self.reply(reply.code, &status, &reply.text);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.writer.write_all(&self.out).await?;
+            self.writer.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads one line into `line` (cleared first), at most `max` bytes.
+    /// Pending replies are written first when no whole line is buffered,
+    /// since the client may be waiting for them before it sends more.
+    async fn read_line(&mut self, line: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+        line.clear();
+        if !self.reader.buffer().contains(&b'\n') {
+            self.flush().await?;
+        }
+        let read = async {
+            let mut too_long = false;
+            loop {
+                let available = self.reader.fill_buf().await?;
+                if available.is_empty() {
+                    return Ok(Line::Closed);
+                }
+                let (take, done) = match available.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (available.len(), false),
+                };
+                if !too_long && line.len() + take <= max {
+                    line.extend_from_slice(&available[..take]);
+                } else {
+                    too_long = true;
+                    line.clear();
+                }
+                self.reader.consume(take);
+                if done {
+                    return Ok(if too_long {
+                        Line::TooLong
+                    } else {
+                        Line::Complete
+                    });
+                }
+            }
+        };
+        match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client silent for too long",
+            )),
+        }
+    }
+}
+
+/// The envelope of the transaction in progress.
+#[derive(Debug, Default)]
+struct Pending {
+    from: String,
+    recipients: Vec<String>,
+}
+
+/// What the session knows of its client.
+#[derive(Debug, Clone)]
+struct Client {
+    peer: Option<(IpAddr, u16)>,
+    lhlo: String,
+}
+
+async fn session<R, W>(
+    engine: Arc<Engine>,
+    reader: R,
+    writer: W,
+    peer: Option<(IpAddr, u16)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(lmtp) = engine.config.lmtp.clone() else {
+        return Ok(());
+    };
+    let max_size = engine.config.limits.max_message_size;
+    let host = host_name();
+    let mut conn = Conn {
+        reader: BufReader::new(reader),
+        writer,
+        out: Vec::new(),
+    };
+    conn.reply(220, "", &format!("{host} Weir LMTP ready"));
+    let mut client = Client {
+        peer,
+        lhlo: String::new(),
+    };
+    let mut greeted = false;
+    let mut envelope: Option<Pending> = None;
+    let mut line = Vec::new();
+    loop {
+        let read = tokio::select! {
+            biased;
+            read = conn.read_line(&mut line, MAX_COMMAND_LINE) => read?,
+            // The guard `wait_for` returns is not `Send`: drop it at once.
+            () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                conn.reply(421, "4.3.2", "Service shutting down");
+                conn.flush().await?;
+                return Ok(());
+            }
+        };
+        match read {
+            Line::Closed => return Ok(()),
+            Line::TooLong => {
+                conn.reply(500, "5.5.2", "Line too long");
+                continue;
+            }
+            Line::Complete => {}
+        }
+        let text = line
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .unwrap_or(&line);
+        let command = match command::parse(text) {
+            Ok(c) => c,
+            Err(e) => {
+                conn.reply(e.code, e.status, &e.text);
+                continue;
+            }
+        };
+        match command {
+            Command::Lhlo(name) => {
+                client.lhlo = name;
+                greeted = true;
+                envelope = None;
+                conn.reply(
+                    250,
+                    "",
+                    &format!("{host}\nPIPELINING\nENHANCEDSTATUSCODES\n8BITMIME\nSIZE {max_size}"),
+                );
+            }
+            Command::Helo => conn.reply(500, "5.5.1", "This is LMTP: say LHLO"),
+            Command::Vrfy => conn.reply(252, "2.5.2", "Cannot VRFY; send the message"),
+            Command::Noop => conn.reply(250, "2.0.0", "OK"),
+            Command::Rset => {
+                envelope = None;
+                conn.reply(250, "2.0.0", "OK");
+            }
+            Command::Quit => {
+                conn.reply(221, "2.0.0", "Bye");
+                conn.flush().await?;
+                return Ok(());
+            }
+            Command::Mail { from, size } => {
+                if !greeted {
+                    conn.reply(503, "5.5.1", "Send LHLO first");
+                } else if envelope.is_some() {
+                    conn.reply(503, "5.5.1", "Nested MAIL command");
+                } else if size.is_some_and(|s| s > max_size) {
+                    conn.reply(
+                        552,
+                        "5.3.4",
+                        &format!("Message size exceeds the limit of {max_size} bytes"),
+                    );
+                } else {
+                    envelope = Some(Pending {
+                        from,
+                        recipients: Vec::new(),
+                    });
+                    conn.reply(250, "2.1.0", "Sender OK");
+                }
+            }
+            Command::Rcpt(to) => {
+                let Some(env) = envelope.as_mut() else {
+                    conn.reply(503, "5.5.1", "Send MAIL first");
+                    continue;
+                };
+                if env.recipients.len() >= MAX_RECIPIENTS {
+                    conn.reply(452, "4.5.3", "Too many recipients");
+                } else if let Err(e) = maildir::mailbox_dir(&lmtp.maildir, &to) {
+                    conn.reply(550, "5.1.3", &format!("<{to}> has no mailbox here: {e}"));
+                } else {
+                    env.recipients.push(to);
+                    conn.reply(250, "2.1.5", "Recipient OK");
+                }
+            }
+            Command::Data => {
+                let Some(env) = envelope.take_if(|e| !e.recipients.is_empty()) else {
+                    let why = if envelope.is_none() {
+                        "Send MAIL first"
+                    } else {
+                        "No valid recipients"
+                    };
+                    conn.reply(503, "5.5.1", why);
+                    continue;
+                };
+                conn.reply(354, "", "Start mail input; end with <CRLF>.<CRLF>");
+                conn.flush().await?;
+                let Some(data) = read_data(&mut conn, max_size).await? else {
+                    // The client left in the middle: nothing was accepted.
+                    return Ok(());
+                };
+                deliver_all(&engine, &mut conn, &client, &env, data).await;
+            }
+        }
+    }
+}
+
+/// Reads the message after `354` up to the lone dot, undoing dot-stuffing
+/// and making every line end CRLF. `Ok(None)`: the connection closed;
+/// `Ok(Some(Err(())))`: the message was larger than `max_size` (read to
+/// its end and dropped).
+async fn read_data<R, W>(
+    conn: &mut Conn<R, W>,
+    max_size: u64,
+) -> std::io::Result<Option<Result<Vec<u8>, ()>>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut data = Vec::new();
+    let mut too_big = false;
+    let mut line = Vec::new();
+    loop {
+        match conn.read_line(&mut line, MAX_DATA_LINE).await? {
+            Line::Closed => return Ok(None),
+            Line::TooLong => {
+                too_big = true;
+                data = Vec::new();
+                continue;
+            }
+            Line::Complete => {}
+        }
+        let body = line
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .unwrap_or(&line);
+        if body == b"." {
+            break;
+        }
+        let body = body.strip_prefix(b".").unwrap_or(body);
+        if too_big {
+            continue;
+        }
+        if (data.len() + body.len() + 2) as u64 > max_size {
+            too_big = true;
+            data = Vec::new();
+            continue;
+        }
+        data.extend_from_slice(body);
+        data.extend_from_slice(b"\r\n");
+    }
+    Ok(Some(if too_big { Err(()) } else { Ok(data) }))
+}
+
+/// Decides and delivers for every recipient, queuing their replies in order.
+async fn deliver_all<R, W>(
+    engine: &Arc<Engine>,
+    conn: &mut Conn<R, W>,
+    client: &Client,
+    envelope: &Pending,
+    data: Result<Vec<u8>, ()>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let loaded = engine.current();
+    let limits = Limits {
+        max_message_size: engine.config.limits.max_message_size,
+        max_headers: engine.config.limits.max_headers,
+        max_mime_depth: engine.config.limits.max_mime_depth,
+    };
+    let on_limit = match engine.config.limits.on_limit {
+        // What was not kept cannot be delivered.
+        OnError::Accept => OnError::Reject,
+        other => other,
+    };
+    let wire = match data {
+        Ok(wire) => wire,
+        Err(()) => {
+            tracing::warn!("LMTP message exceeds max_message_size");
+            let summary = MessageSummary {
+                from: envelope.from.clone(),
+                ..MessageSummary::default()
+            };
+            for rcpt in &envelope.recipients {
+                // Permanent whatever `on_limit` says, as for `SIZE=` at
+                // MAIL: the same message will never fit (RFC 5321 552).
+                let decision =
+                    stages::policy_decision(OnError::Reject, Stage::Body, PolicyCause::Limit);
+                finish(engine, conn, &loaded, &summary, rcpt, decision, None).await;
+            }
+            return;
+        }
+    };
+    let wire = Arc::new(wire);
+    let raw = rewrite::RawMessage::split(&wire);
+    let headers = raw.header_pairs();
+    let first = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let summary = MessageSummary {
+        message_id: first("Message-ID")
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string(),
+        from: envelope.from.clone(),
+        to: Vec::new(),
+        subject: first("Subject"),
+        size: wire.len() as u64,
+    };
+    let parsed = {
+        let wire = wire.clone();
+        tokio::task::spawn_blocking(move || Message::parse(&wire, &limits)).await
+    };
+    let message = match parsed {
+        Ok(Ok(m)) => Arc::new(m),
+        other => {
+            match other {
+                Ok(Err(limit)) => tracing::warn!("LMTP message: {limit}"),
+                Err(e) => tracing::error!("LMTP message parsing failed: {e}"),
+                Ok(Ok(_)) => {}
+            }
+            for rcpt in &envelope.recipients {
+                let decision = stages::policy_decision(on_limit, Stage::Body, PolicyCause::Limit);
+                finish(engine, conn, &loaded, &summary, rcpt, decision, None).await;
+            }
+            return;
+        }
+    };
+    let (ip, port) = client.peer.unwrap_or((IpAddr::from([127, 0, 0, 1]), 0));
+    let base = Transaction {
+        connection: Connection {
+            ip,
+            name: String::new(),
+            port,
+            helo: client.lhlo.clone(),
+            auth_user: String::new(),
+            tls: false,
+        },
+        envelope: Envelope {
+            from: Address::parse(&envelope.from),
+            to: envelope
+                .recipients
+                .iter()
+                .map(|a| Address::parse(a))
+                .collect(),
+            recipient: None,
+        },
+        message: Message::empty(),
+        now: unix_now(),
+    };
+    // One counter for the message: a rate key counts once however many
+    // recipients evaluate it.
+    let mut rates = engine.message_rates();
+    for rcpt in &envelope.recipients {
+        let (decision, back) = evaluate(engine, &loaded, &base, &message, rcpt, rates).await;
+        rates = back;
+        finish(
+            engine,
+            conn,
+            &loaded,
+            &summary,
+            rcpt,
+            decision,
+            Some((&wire, &envelope.recipients)),
+        )
+        .await;
+    }
+}
+
+/// Evaluates the rules for one recipient, off the async threads and
+/// bounded by `eval_timeout`; a failure gives the `[lmtp] on_error`
+/// decision. The rate counter goes in and comes back.
+async fn evaluate(
+    engine: &Arc<Engine>,
+    loaded: &Arc<LoadedRuleset>,
+    base: &Transaction,
+    message: &Arc<Message>,
+    rcpt: &str,
+    rates: MessageRates,
+) -> (Decision, MessageRates) {
+    let on_error = engine
+        .config
+        .lmtp
+        .as_ref()
+        .map_or(OnError::Tempfail, |l| l.on_error);
+    let mut tx = base.clone();
+    tx.envelope.recipient = Some(Address::parse(rcpt));
+    let loaded = loaded.clone();
+    let message = message.clone();
+    let fallback = rates.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut rates = rates;
+        let started = Instant::now();
+        tx.message = (*message).clone();
+        let decision = loaded
+            .evaluator
+            .evaluate(&tx, &mut rates, &EvalOptions::default());
+        (decision, rates, started.elapsed())
+    });
+    match tokio::time::timeout(engine.config.limits.eval_timeout, job).await {
+        Ok(Ok((decision, rates, elapsed))) => {
+            engine.observe_eval(elapsed);
+            (decision, rates)
+        }
+        Ok(Err(e)) => {
+            tracing::error!("rule evaluation failed: {e}");
+            let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
+            (d, fallback)
+        }
+        Err(_) => {
+            tracing::warn!(
+                "rule evaluation took longer than eval_timeout ({:?})",
+                engine.config.limits.eval_timeout
+            );
+            let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
+            (d, fallback)
+        }
+    }
+}
+
+/// The flags `flag` set (shadow rules excluded).
+fn decision_flags(decision: &Decision) -> Vec<String> {
+    decision
+        .actions
+        .iter()
+        .filter(|t| !t.shadow)
+        .filter_map(|t| match &t.what {
+            TakenKind::Action(Action::Flag(f)) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether the decision drops this recipient's local copy (`redirect`, or
+/// `remove_rcpt` naming it).
+fn drops_local_copy(decision: &Decision, rcpt: &str) -> bool {
+    decision
+        .actions
+        .iter()
+        .filter(|t| !t.shadow)
+        .any(|t| match &t.what {
+            TakenKind::Action(Action::Redirect(_)) => true,
+            TakenKind::Action(Action::RemoveRcpt(a)) => {
+                stages::strip_brackets(a).eq_ignore_ascii_case(rcpt)
+            }
+            _ => false,
+        })
+}
+
+/// What was done with a recipient's copy, for its reply.
+enum Outcome {
+    Delivered,
+    Quarantined(String),
+    NotDelivered,
+    Refused(Reply),
+}
+
+/// Carries out one recipient's decision, records it, and queues its reply.
+/// `message` is the received message and all recipients (`None` when it
+/// was not kept: the decision is then a refusal).
+async fn finish<R, W>(
+    engine: &Arc<Engine>,
+    conn: &mut Conn<R, W>,
+    loaded: &Arc<LoadedRuleset>,
+    summary: &MessageSummary,
+    rcpt: &str,
+    mut decision: Decision,
+    message: Option<(&Arc<Vec<u8>>, &Vec<String>)>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut summary = summary.clone();
+    summary.to = vec![rcpt.to_string()];
+    let mut held = None;
+    let outcome = match (decision.verdict, message) {
+        (Verdict::Reject | Verdict::Tempfail, _) | (_, None) => {
+            Outcome::Refused(refusal(&decision))
+        }
+        (Verdict::Discard, _) => Outcome::NotDelivered,
+        (_, Some(_)) if drops_local_copy(&decision, rcpt) => Outcome::NotDelivered,
+        (verdict, Some((wire, recipients))) => {
+            let stored = store_copy(engine, &decision, rcpt, wire, recipients, &summary).await;
+            match (verdict, stored) {
+                (Verdict::Quarantine, Ok(Stored::Held(entry))) => {
+                    let id = entry.queue_id.clone();
+                    held = Some(*entry);
+                    Outcome::Quarantined(id)
+                }
+                (_, Ok(Stored::Delivered(path))) => {
+                    tracing::debug!("<{rcpt}>: delivered to {}", path.display());
+                    Outcome::Delivered
+                }
+                // A held copy is only made for `quarantine`.
+                (_, Ok(Stored::Held(_))) => Outcome::Delivered,
+                (_, Err(e)) => {
+                    tracing::error!("LMTP delivery to <{rcpt}> failed: {e:#}");
+                    decision = failure_decision(engine);
+                    Outcome::Refused(refusal(&decision))
+                }
+            }
+        }
+    };
+    let recorded = {
+        let engine = engine.clone();
+        let version = loaded.version;
+        let rcpt = rcpt.to_string();
+        let decision = decision.clone();
+        let held = held.clone();
+        tokio::task::spawn_blocking(move || {
+            engine.record_delivery(
+                Source::Lmtp,
+                "",
+                version,
+                &decision,
+                &summary,
+                Some(&rcpt),
+                held,
+            )
+        })
+        .await
+    };
+    let recorded = match recorded {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = recorded {
+        tracing::error!("cannot record the LMTP decision for <{rcpt}>: {e}");
+        // Not indexed, so not releasable: refuse rather than hold a message
+        // nobody can see. (A copy already delivered keeps its 250: a
+        // refusal now would make the MTA deliver it twice.)
+        if let (Outcome::Quarantined(_), Some(entry)) = (&outcome, held) {
+            if let Some(hold) = entry.lmtp {
+                let _ = std::fs::remove_file(hold.file);
+            }
+            conn.reply_with(&refusal(&failure_decision(engine)));
+            return;
+        }
+    }
+    match outcome {
+        Outcome::Delivered => conn.reply(250, "2.0.0", &format!("<{rcpt}> delivered")),
+        Outcome::Quarantined(id) => {
+            conn.reply(250, "2.0.0", &format!("<{rcpt}> quarantined as {id}"));
+        }
+        Outcome::NotDelivered => {
+            conn.reply(250, "2.0.0", &format!("<{rcpt}> accepted, not delivered"));
+        }
+        Outcome::Refused(reply) => conn.reply_with(&reply),
+    }
+}
+
+/// The `[lmtp] on_error` decision after a failed delivery (`accept` cannot
+/// claim a copy that was not stored, so it is a tempfail here).
+fn failure_decision(engine: &Engine) -> Decision {
+    let policy = match engine
+        .config
+        .lmtp
+        .as_ref()
+        .map_or(OnError::Tempfail, |l| l.on_error)
+    {
+        OnError::Accept => OnError::Tempfail,
+        other => other,
+    };
+    stages::policy_decision(policy, Stage::Body, PolicyCause::Error)
+}
+
+/// The reply of a refusing decision, with the language's defaults.
+fn refusal(decision: &Decision) -> Reply {
+    let fallback = match decision.verdict {
+        Verdict::Reject => (550, "5.7.1", "Message rejected"),
+        _ => (451, "4.7.1", "Try again later"),
+    };
+    decision.reply.clone().unwrap_or_else(|| Reply {
+        code: fallback.0,
+        status: fallback.1.to_string(),
+        text: fallback.2.to_string(),
+    })
+}
+
+/// Where a copy went.
+enum Stored {
+    /// Into the Maildir: the file.
+    Delivered(PathBuf),
+    /// Into the quarantine: the index entry to record.
+    Held(Box<QuarantineEntry>),
+}
+
+/// Stores one recipient's copy: into its Maildir, or (quarantine) into the
+/// quarantine directory, returning the index entry to record.
+async fn store_copy(
+    engine: &Arc<Engine>,
+    decision: &Decision,
+    rcpt: &str,
+    wire: &Arc<Vec<u8>>,
+    recipients: &[String],
+    summary: &MessageSummary,
+) -> anyhow::Result<Stored> {
+    let copy = rewrite::delivered_copy(wire, decision, recipients);
+    let folder = decision.folder.clone();
+    let flags = decision_flags(decision);
+    let engine = engine.clone();
+    let rcpt = rcpt.to_string();
+    let quarantine = decision.verdict == Verdict::Quarantine;
+    let rule = decision.decided_by.clone().unwrap_or_default();
+    let reason = decision.quarantine_reason.clone().unwrap_or_default();
+    let summary = summary.clone();
+    tokio::task::spawn_blocking(move || {
+        let lmtp = engine
+            .config
+            .lmtp
+            .as_ref()
+            .context("[lmtp] is not configured")?;
+        // The folder is checked before anything is written, also for a
+        // quarantined copy, so a release cannot fail on it later.
+        let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt)?;
+        maildir::folder_dir(&mailbox, folder.as_deref())?;
+        if !quarantine {
+            let path =
+                maildir::deliver(&mailbox, folder.as_deref(), &flags, &maildir::to_lf(&copy))?;
+            return Ok(Stored::Delivered(path));
+        }
+        let id = format!("L{}", engine.store.generate_id()?);
+        let file = write_held(&engine.config.state_dir, &id, &copy)?;
+        Ok(Stored::Held(Box::new(QuarantineEntry {
+            queue_id: id,
+            audit_id: 0,
+            rule,
+            reason,
+            time: unix_now(),
+            summary,
+            lmtp: Some(LmtpHold {
+                recipient: rcpt,
+                file,
+                folder,
+                flags,
+            }),
+        })))
+    })
+    .await
+    .context("the delivery task failed")?
+}
+
+/// The directory of quarantined LMTP copies.
+fn quarantine_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("quarantine")
+}
+
+/// Writes a quarantined copy durably (temporary name, fsync, rename, fsync
+/// of the directory); returns its path.
+fn write_held(state_dir: &Path, id: &str, copy: &[u8]) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    let dir = quarantine_dir(state_dir);
+    if !dir.is_dir() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::File::open(state_dir)?.sync_all()?;
+    }
+    let tmp = dir.join(format!("{id}.tmp"));
+    let file = dir.join(format!("{id}.eml"));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(copy)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, &file)?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(file)
+}
+
+/// Releases a quarantined LMTP copy: delivers it where its decision said
+/// (folder, flags; headers were edited when it was held), then forgets it.
+/// Returns the delivered file.
+pub fn release_held(engine: &Engine, entry: &QuarantineEntry) -> anyhow::Result<PathBuf> {
+    let hold = entry
+        .lmtp
+        .as_ref()
+        .context("not an LMTP quarantine entry")?;
+    let lmtp = engine
+        .config
+        .lmtp
+        .as_ref()
+        .context("[lmtp] is not configured: cannot deliver")?;
+    let copy = std::fs::read(&hold.file)
+        .with_context(|| format!("cannot read the held copy {}", hold.file.display()))?;
+    let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient)?;
+    let path = maildir::deliver(
+        &mailbox,
+        hold.folder.as_deref(),
+        &hold.flags,
+        &maildir::to_lf(&copy),
+    )?;
+    // Delivered first: a crash now leaves it listed (a second release would
+    // deliver it again) rather than lost.
+    engine.store.remove_quarantine(&entry.queue_id)?;
+    let _ = std::fs::remove_file(&hold.file);
+    tracing::info!(
+        "quarantine: {} released to <{}> ({})",
+        entry.queue_id,
+        hold.recipient,
+        path.display()
+    );
+    Ok(path)
+}
+
+/// Deletes a quarantined LMTP copy: index entry, then file.
+pub fn delete_held(engine: &Engine, entry: &QuarantineEntry) -> anyhow::Result<()> {
+    let hold = entry
+        .lmtp
+        .as_ref()
+        .context("not an LMTP quarantine entry")?;
+    engine.store.remove_quarantine(&entry.queue_id)?;
+    match std::fs::remove_file(&hold.file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove {}: {e}", hold.file.display()),
+    }
+    tracing::info!("quarantine: {} deleted", entry.queue_id);
+    Ok(())
+}
