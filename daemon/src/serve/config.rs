@@ -154,8 +154,6 @@ pub struct AuditConfig {
 }
 
 /// `[notify.NAME]`: a webhook channel.
-// Parsed and checked now; used by the LMTP and outbox servers (a later issue).
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct NotifyChannel {
     /// `url`.
@@ -167,8 +165,6 @@ pub struct NotifyChannel {
 }
 
 /// `[relay]`: where outgoing mail goes.
-// Parsed and checked now; used by the LMTP and outbox servers (a later issue).
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// `host`.
@@ -182,6 +178,20 @@ pub struct RelayConfig {
 pub struct ReplyConfig {
     /// `period`: at most one auto-reply per sender per period.
     pub period: Duration,
+}
+
+/// `[outbox]`: how the outbox worker retries (`serve/outbox/`).
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// `backoff`: the delay after the first failed attempt; it doubles
+    /// after each further failure.
+    pub backoff: Duration,
+    /// `max_backoff`: the longest delay between two attempts.
+    pub max_backoff: Duration,
+    /// `mail_retries`: retries of an auto-reply or forwarded copy after its
+    /// first attempt, before it is dead-lettered (webhooks use their
+    /// channel's `retries`).
+    pub mail_retries: u32,
 }
 
 /// The daemon's configuration, every path absolute or relative to the
@@ -212,6 +222,8 @@ pub struct Config {
     pub relay: Option<RelayConfig>,
     /// `[reply]`.
     pub reply: ReplyConfig,
+    /// `[outbox]`.
+    pub outbox: OutboxConfig,
 }
 
 const DEFAULT_MILTER: &str = "inet:127.0.0.1:8890";
@@ -260,6 +272,11 @@ impl Config {
             relay: None,
             reply: ReplyConfig {
                 period: Duration::from_secs(7 * 86400),
+            },
+            outbox: OutboxConfig {
+                backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(3600),
+                mail_retries: 8,
             },
         }
     }
@@ -395,6 +412,7 @@ struct RawConfig {
     notify: BTreeMap<String, RawNotify>,
     relay: Option<RawRelay>,
     reply: Option<RawReply>,
+    outbox: Option<RawOutbox>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -456,6 +474,14 @@ struct RawRelay {
 #[serde(deny_unknown_fields)]
 struct RawReply {
     period: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    backoff: Option<S>,
+    max_backoff: Option<S>,
+    mail_retries: Option<Spanned<i64>>,
 }
 
 /// Checks raw values, naming the file and key in every error.
@@ -725,6 +751,33 @@ impl Checker<'_> {
                 )?,
             },
         };
+        let outbox = match raw.outbox {
+            None => defaults.outbox.clone(),
+            Some(o) => OutboxConfig {
+                backoff: self.value(
+                    "[outbox] backoff",
+                    o.backoff.as_ref(),
+                    defaults.outbox.backoff,
+                    parse_duration,
+                )?,
+                max_backoff: self.value(
+                    "[outbox] max_backoff",
+                    o.max_backoff.as_ref(),
+                    defaults.outbox.max_backoff,
+                    parse_duration,
+                )?,
+                mail_retries: match &o.mail_retries {
+                    None => defaults.outbox.mail_retries,
+                    Some(v) => u32::try_from(*v.get_ref()).map_err(|_| {
+                        self.error(
+                            "[outbox] mail_retries",
+                            v,
+                            &format!("expected a number >= 0, got {}", v.get_ref()),
+                        )
+                    })?,
+                },
+            },
+        };
         Ok(Config {
             file: Some(PathBuf::from(self.name)),
             rules,
@@ -737,6 +790,7 @@ impl Checker<'_> {
             notify,
             relay,
             reply,
+            outbox,
         })
     }
 }

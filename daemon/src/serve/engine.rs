@@ -39,6 +39,8 @@ pub enum Source {
     Milter,
     /// LMTP delivery.
     Lmtp,
+    /// The outbox: a side effect delivered or dead-lettered.
+    Outbox,
 }
 
 /// One audit-log entry: a decision and its context (PRODUCT.md `/v1/actions`).
@@ -71,6 +73,8 @@ pub struct Engine {
     pub metrics: Metrics,
     /// One event per decision, for `/v1/events`.
     pub events: tokio::sync::broadcast::Sender<AuditEntry>,
+    /// Wakes the outbox worker when a side effect is queued or retried.
+    pub outbox_wake: tokio::sync::Notify,
     current: arc_swap::ArcSwap<LoadedRuleset>,
     /// Reload bookkeeping: one reload at a time, the last error, the files
     /// to watch.
@@ -116,6 +120,7 @@ impl Engine {
             store,
             metrics,
             events,
+            outbox_wake: tokio::sync::Notify::new(),
             current: arc_swap::ArcSwap::from_pointee(loaded),
             reload: ReloadState::new(candidate.watch),
         }))

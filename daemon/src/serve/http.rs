@@ -601,13 +601,29 @@ async fn quarantine_act(api: Api, id: String, command: Vec<String>, done: &str) 
     axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
 }
 
-async fn outbox() -> Response {
-    // The outbox (notify, reply, forwarded copies) comes with LMTP.
-    axum::Json(json!([])).into_response()
+/// Pending and dead-lettered side effects, oldest first.
+async fn outbox(State(api): State<Api>) -> Response {
+    let engine = api.engine.clone();
+    let items = tokio::task::spawn_blocking(move || engine.store.outbox_items())
+        .await
+        .unwrap_or_default();
+    let items: Vec<Value> = items.iter().map(|i| i.to_json()).collect();
+    axum::Json(Value::Array(items)).into_response()
 }
 
-async fn outbox_retry(Path(id): Path<String>) -> Response {
-    error(StatusCode::NOT_FOUND, format!("no outbox entry {id:?}"))
+/// Makes an outbox item (typically a dead one) due now, with a fresh
+/// retry budget.
+async fn outbox_retry(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let engine = api.engine.clone();
+    let lookup = id.clone();
+    let result =
+        tokio::task::spawn_blocking(move || super::outbox::retry_now(&engine, &lookup)).await;
+    match result {
+        Ok(Ok(Some(item))) => axum::Json(item.to_json()).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no outbox entry {id:?}")),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn events(State(api): State<Api>) -> Response {
@@ -677,7 +693,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -21,6 +21,20 @@ type Labels = Vec<(String, String)>;
 /// The label value used for names outside the ruleset's bounded set.
 pub const OTHER: &str = "other";
 
+/// The kinds of side effect, the only values of the outbox metrics' label.
+pub const OUTBOX_KINDS: [&str; 3] = ["notify", "reply", "forward"];
+
+/// How a side-effect attempt ended, for the outbox counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxOutcome {
+    /// Sent: `weir_outbox_deliveries_total`.
+    Delivered,
+    /// Failed, tried again later: `weir_outbox_retries_total`.
+    Retry,
+    /// Failed for good: `weir_outbox_dead_total`.
+    Dead,
+}
+
 /// The metrics registry and every metric of the daemon.
 pub struct Metrics {
     registry: Registry,
@@ -30,9 +44,10 @@ pub struct Metrics {
     eval_duration: Histogram,
     ruleset_version: Gauge<u64, AtomicU64>,
     reloads: Family<Labels, Counter>,
-    // Set by the outbox (a later issue); 0 until then.
-    #[allow(dead_code)]
     outbox_pending: Gauge,
+    outbox_deliveries: Family<Labels, Counter>,
+    outbox_retries: Family<Labels, Counter>,
+    outbox_dead: Family<Labels, Counter>,
     milter_connections: Gauge,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
@@ -72,6 +87,9 @@ impl Metrics {
         let ruleset_version = Gauge::<u64, AtomicU64>::default();
         let reloads = Family::<Labels, Counter>::default();
         let outbox_pending = Gauge::default();
+        let outbox_deliveries = Family::<Labels, Counter>::default();
+        let outbox_retries = Family::<Labels, Counter>::default();
+        let outbox_dead = Family::<Labels, Counter>::default();
         let milter_connections = Gauge::default();
         // prometheus-client appends `_total` to counters.
         registry.register(
@@ -106,6 +124,21 @@ impl Metrics {
             outbox_pending.clone(),
         );
         registry.register(
+            "weir_outbox_deliveries",
+            "Side effects delivered, by kind (notify, reply, forward)",
+            outbox_deliveries.clone(),
+        );
+        registry.register(
+            "weir_outbox_retries",
+            "Failed side-effect attempts that will be retried, by kind",
+            outbox_retries.clone(),
+        );
+        registry.register(
+            "weir_outbox_dead",
+            "Side effects dead-lettered, by kind",
+            outbox_dead.clone(),
+        );
+        registry.register(
             "weir_milter_connections",
             "Open milter connections",
             milter_connections.clone(),
@@ -113,6 +146,11 @@ impl Metrics {
         // Show the reload counters at 0 before the first reload.
         for result in ["ok", "error"] {
             let _ = reloads.get_or_create(&label("result", result));
+        }
+        for kind in OUTBOX_KINDS {
+            let _ = outbox_deliveries.get_or_create(&label("kind", kind));
+            let _ = outbox_retries.get_or_create(&label("kind", kind));
+            let _ = outbox_dead.get_or_create(&label("kind", kind));
         }
         Metrics {
             registry,
@@ -123,6 +161,9 @@ impl Metrics {
             ruleset_version,
             reloads,
             outbox_pending,
+            outbox_deliveries,
+            outbox_retries,
+            outbox_dead,
             milter_connections,
             bounds: RwLock::new(Bounds::default()),
         }
@@ -195,9 +236,19 @@ impl Metrics {
     }
 
     /// Sets the number of pending outbox entries.
-    #[allow(dead_code)]
     pub fn set_outbox_pending(&self, n: i64) {
         self.outbox_pending.set(n);
+    }
+
+    /// Counts the end of one side-effect attempt of `kind` (one of
+    /// [`OUTBOX_KINDS`]): delivered, to be retried, or dead-lettered.
+    pub fn outbox_attempted(&self, kind: &str, outcome: OutboxOutcome) {
+        let family = match outcome {
+            OutboxOutcome::Delivered => &self.outbox_deliveries,
+            OutboxOutcome::Retry => &self.outbox_retries,
+            OutboxOutcome::Dead => &self.outbox_dead,
+        };
+        family.get_or_create(&label("kind", kind)).inc();
     }
 
     /// The Prometheus text exposition.

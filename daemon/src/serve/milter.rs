@@ -48,6 +48,7 @@ use weir_stdlib::{Limits, Stage};
 use super::Listener;
 use super::config::OnError;
 use super::engine::{Engine, LoadedRuleset, Source, unix_now};
+use super::outbox::{self, Origin};
 use super::stages::{
     self, Answer, ClientFacts, Edit, MessageFacts, PolicyCause, StagePlan, StagedRates,
 };
@@ -477,9 +478,16 @@ async fn record(
     let job = {
         let engine = engine.clone();
         let queue_id = queue_id.to_string();
+        let facts = message.facts.clone();
         tokio::task::spawn_blocking(move || {
-            let result =
-                engine.record_message(Source::Milter, &queue_id, version, &decision, &summary);
+            let result = queue_side_effects(&engine, &facts, &decision).and_then(|queued| {
+                let entry =
+                    engine.record_message(Source::Milter, &queue_id, version, &decision, &summary);
+                if queued > 0 {
+                    engine.outbox_wake.notify_one();
+                }
+                entry
+            });
             (result, decision)
         })
     };
@@ -494,6 +502,23 @@ async fn record(
             stages::policy_decision(engine.config.milter.on_error, stage, PolicyCause::Error)
         }
     }
+}
+
+/// Writes the decision's `notify` and `reply` side effects to the outbox
+/// (LANGUAGE.md §5: durable before the MTA gets its answer; the flush of
+/// the audit entry that follows makes them durable). Forwarded copies are
+/// the MTA's job here: the milter edits the envelope recipients. Returns
+/// how many were queued.
+fn queue_side_effects(
+    engine: &Engine,
+    facts: &MessageFacts,
+    decision: &Decision,
+) -> anyhow::Result<usize> {
+    let mut wire = facts.header_block();
+    wire.extend_from_slice(&facts.body);
+    let origin = Origin::new(&wire, &facts.from, &facts.to);
+    let accepted = !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail);
+    outbox::enqueue(engine, &origin, decision, accepted, None)
 }
 
 async fn eom(engine: Arc<Engine>, cx: &mut EomContext<Session>) -> Status {

@@ -1,7 +1,7 @@
 //! `weir serve`: the daemon. One [`Engine`] holds the running ruleset, the
 //! durable [`Store`], the metrics and the event stream; the milter server
-//! (`milter.rs`), the LMTP server (`lmtp/`), the HTTP control API (`http.rs`) and the reload watcher
-//! (`reload.rs`) all share it.
+//! (`milter.rs`), the LMTP server (`lmtp/`), the HTTP control API (`http.rs`), the reload watcher
+//! (`reload.rs`) and the outbox worker (`outbox/`) all share it.
 //!
 //! Start-up order: configuration (a bad key exits 1 naming it), rules
 //! (compiled and tested; errors exit 2 with diagnostics), store, listeners
@@ -21,6 +21,7 @@ pub mod http;
 pub mod lmtp;
 pub mod metrics;
 pub mod milter;
+pub mod outbox;
 pub mod reload;
 pub mod stages;
 pub mod store;
@@ -241,6 +242,7 @@ async fn serve(config: Config) -> u8 {
         tracing::error!("cannot watch the rule files: {e}");
     }
     spawn_retention(engine.clone());
+    let outbox_task = outbox::spawn_worker(engine.clone(), stop_rx.clone());
     reload::sd_notify("READY=1");
 
     wait_for_termination().await;
@@ -266,6 +268,9 @@ async fn serve(config: Config) -> u8 {
     if drained.is_err() {
         tracing::warn!("connections still open after {DRAIN:?}: closing them");
     }
+    // Attempts in flight are dropped: their items stay pending and are
+    // sent again (same idempotency key) at the next start.
+    outbox_task.abort();
     if let Err(e) = engine.store.flush() {
         tracing::error!("{e:#}");
         return 1;
@@ -301,9 +306,11 @@ fn spawn_retention(engine: Arc<Engine>) {
             let pruned = tokio::task::spawn_blocking(move || {
                 let retention =
                     i64::try_from(engine.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
-                engine
-                    .store
-                    .prune_audit(engine::unix_now().saturating_sub(retention))
+                let cutoff = engine::unix_now().saturating_sub(retention);
+                // Delivered side-effect keys are kept as long as the audit
+                // log, so a message sent again within it repeats none.
+                engine.store.prune_outbox_done(cutoff)?;
+                engine.store.prune_audit(cutoff)
             })
             .await;
             match pruned {

@@ -8,7 +8,13 @@
 //!   hit times within it (8 bytes each, big-endian seconds);
 //! - `quarantine`: MTA queue id (or the `L…` id of an LMTP copy) → JSON
 //!   [`QuarantineEntry`];
-//! - `meta`: `ruleset_version` → the last version handed out.
+//! - `meta`: `ruleset_version` → the last version handed out;
+//! - `outbox`: idempotency key → JSON [`OutboxItem`], a side effect
+//!   pending or dead-lettered (`serve/outbox/`);
+//! - `outbox_done`: idempotency key → when it was delivered (8 bytes,
+//!   big-endian seconds), so the same effect of a message the MTA sends
+//!   again is not sent twice; pruned with the audit log;
+//! - `replies`: lower-cased sender → when it was last sent an auto-reply.
 //!
 //! Anything a verdict depends on is flushed ([`Store::flush`]) before the
 //! MTA gets its reply.
@@ -20,6 +26,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::engine::AuditEntry;
+use super::outbox::OutboxItem;
 
 /// A message held in the MTA's hold queue by a milter `quarantine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +86,9 @@ pub struct Store {
     rates: sled::Tree,
     quarantine: sled::Tree,
     meta: sled::Tree,
+    outbox: sled::Tree,
+    outbox_done: sled::Tree,
+    replies: sled::Tree,
     /// Held while an audit id is assigned and its entry inserted, so that
     /// entries become visible in id order: a client polling
     /// `/v1/actions?since=LAST` never misses one.
@@ -105,6 +115,9 @@ impl Store {
             rates: db.open_tree("rates")?,
             quarantine: db.open_tree("quarantine")?,
             meta: db.open_tree("meta")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_done: db.open_tree("outbox_done")?,
+            replies: db.open_tree("replies")?,
             db,
             audit_order: std::sync::Arc::default(),
         })
@@ -264,6 +277,106 @@ impl Store {
         let existed = self.quarantine.remove(queue_id.as_bytes())?.is_some();
         self.flush()?;
         Ok(existed)
+    }
+}
+
+impl Store {
+    /// Adds a side effect to the outbox unless one with the same key is
+    /// queued or was delivered; returns whether it was added. Not flushed:
+    /// the caller flushes before the MTA's reply.
+    pub fn outbox_add(&self, item: &OutboxItem) -> anyhow::Result<bool> {
+        if self.outbox_done.contains_key(item.id.as_bytes())? {
+            return Ok(false);
+        }
+        let value = serde_json::to_vec(item)?;
+        let swapped =
+            self.outbox
+                .compare_and_swap(item.id.as_bytes(), None::<&[u8]>, Some(value))?;
+        Ok(swapped.is_ok())
+    }
+
+    /// Whether a side effect with this key is queued or was delivered.
+    pub fn outbox_known(&self, id: &str) -> anyhow::Result<bool> {
+        Ok(self.outbox.contains_key(id.as_bytes())?
+            || self.outbox_done.contains_key(id.as_bytes())?)
+    }
+
+    /// Replaces a queued side effect (after an attempt); flushed.
+    pub fn outbox_put(&self, item: &OutboxItem) -> anyhow::Result<()> {
+        self.outbox
+            .insert(item.id.as_bytes(), serde_json::to_vec(item)?)?;
+        self.flush()
+    }
+
+    /// Marks a side effect delivered: remembered in `outbox_done` first,
+    /// then removed from the queue, then flushed (a crash in between
+    /// leaves it in both, and the worker then only removes it).
+    pub fn outbox_delivered(&self, id: &str, now: i64) -> anyhow::Result<()> {
+        self.outbox_done.insert(id.as_bytes(), &now.to_be_bytes())?;
+        self.outbox.remove(id.as_bytes())?;
+        self.flush()
+    }
+
+    /// Whether this key was delivered already.
+    pub fn outbox_was_delivered(&self, id: &str) -> bool {
+        self.outbox_done
+            .contains_key(id.as_bytes())
+            .unwrap_or(false)
+    }
+
+    /// One queued side effect.
+    pub fn outbox_item(&self, id: &str) -> Option<OutboxItem> {
+        let value = self.outbox.get(id.as_bytes()).ok()??;
+        serde_json::from_slice(&value).ok()
+    }
+
+    /// Every queued side effect (pending and dead), oldest first.
+    pub fn outbox_items(&self) -> Vec<OutboxItem> {
+        let mut out: Vec<OutboxItem> = self
+            .outbox
+            .iter()
+            .filter_map(|item| item.ok())
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect();
+        out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        out
+    }
+
+    /// Forgets delivered keys older than `cutoff` (seconds since the
+    /// epoch); returns how many.
+    pub fn prune_outbox_done(&self, cutoff: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for item in self.outbox_done.iter() {
+            let (key, value) = item?;
+            if read_u64(&value).map_or(0, |t| t as i64) < cutoff {
+                self.outbox_done.remove(key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// Whether `sender` may get an auto-reply now: not if it got one less
+    /// than `period_secs` ago. When it may, `now` is recorded at once, so
+    /// a second message in the period gets none (not flushed: the caller
+    /// flushes with the outbox item).
+    pub fn reply_allowed(&self, sender: &str, period_secs: u64, now: i64) -> anyhow::Result<bool> {
+        let period = i64::try_from(period_secs).unwrap_or(i64::MAX);
+        let key = sender.to_ascii_lowercase();
+        let mut allowed = false;
+        self.replies.update_and_fetch(key.as_bytes(), |old| {
+            let last = old.and_then(read_u64).map(|t| t as i64);
+            allowed = last.is_none_or(|t| now.saturating_sub(t) >= period);
+            if allowed {
+                Some(now.to_be_bytes().to_vec())
+            } else {
+                old.map(<[u8]>::to_vec)
+            }
+        })?;
+        Ok(allowed)
     }
 }
 

@@ -22,6 +22,10 @@
 //! - `reject`/`tempfail`: the rule's reply;
 //! - `discard`, `redirect`, or `remove_rcpt` of this recipient: `250`,
 //!   nothing stored (forwarded copies belong to the outbox, not here);
+//! - side effects (`notify`, `reply`, the forwarded copies of `redirect`
+//!   and `add_rcpt`) are queued in the outbox (`serve/outbox/`) and
+//!   flushed before the reply; identical ones of several recipients are
+//!   queued once;
 //! - `quarantine`: the copy is written under `state_dir/quarantine/` and
 //!   indexed in the store with the audit entry; `POST
 //!   /v1/quarantine/{id}/release` delivers it where the decision said
@@ -49,6 +53,7 @@ use weir_stdlib::{Address, Connection, Envelope, Limits, Message, Stage, Transac
 use super::Listener;
 use super::config::OnError;
 use super::engine::{Engine, LoadedRuleset, Source, unix_now};
+use super::outbox::{self, Origin};
 use super::stages::{self, PolicyCause};
 use super::store::{LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
 use command::Command;
@@ -490,12 +495,13 @@ async fn deliver_all<R, W>(
                 // MAIL: the same message will never fit (RFC 5321 552).
                 let decision =
                     stages::policy_decision(OnError::Reject, Stage::Body, PolicyCause::Limit);
-                finish(engine, conn, &loaded, &summary, rcpt, decision, None).await;
+                finish(engine, conn, &loaded, &summary, rcpt, decision, None, None).await;
             }
             return;
         }
     };
     let wire = Arc::new(wire);
+    let origin = Origin::new(&wire, &envelope.from, &envelope.recipients);
     let raw = rewrite::RawMessage::split(&wire);
     let headers = raw.header_pairs();
     let first = |name: &str| {
@@ -529,7 +535,7 @@ async fn deliver_all<R, W>(
             }
             for rcpt in &envelope.recipients {
                 let decision = stages::policy_decision(on_limit, Stage::Body, PolicyCause::Limit);
-                finish(engine, conn, &loaded, &summary, rcpt, decision, None).await;
+                finish(engine, conn, &loaded, &summary, rcpt, decision, None, None).await;
             }
             return;
         }
@@ -570,6 +576,7 @@ async fn deliver_all<R, W>(
             rcpt,
             decision,
             Some((&wire, &envelope.recipients)),
+            Some(&origin),
         )
         .await;
     }
@@ -665,7 +672,9 @@ enum Outcome {
 
 /// Carries out one recipient's decision, records it, and queues its reply.
 /// `message` is the received message and all recipients (`None` when it
-/// was not kept: the decision is then a refusal).
+/// was not kept: the decision is then a refusal), `origin` what its side
+/// effects need.
+#[allow(clippy::too_many_arguments)]
 async fn finish<R, W>(
     engine: &Arc<Engine>,
     conn: &mut Conn<R, W>,
@@ -674,6 +683,7 @@ async fn finish<R, W>(
     rcpt: &str,
     mut decision: Decision,
     message: Option<(&Arc<Vec<u8>>, &Vec<String>)>,
+    origin: Option<&Origin>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -709,6 +719,46 @@ async fn finish<R, W>(
             }
         }
     };
+    if let (Some(origin), Some((wire, recipients))) = (origin, message) {
+        let accepted = !matches!(outcome, Outcome::Refused(_));
+        let queued = {
+            let engine = engine.clone();
+            let origin = origin.clone();
+            let decision = decision.clone();
+            let wire = wire.clone();
+            let recipients = recipients.clone();
+            tokio::task::spawn_blocking(move || {
+                let copy = || rewrite::delivered_copy(&wire, &decision, &recipients);
+                let added = outbox::enqueue(&engine, &origin, &decision, accepted, Some(&copy))?;
+                if added > 0 {
+                    // Durable before the reply (the audit entry below
+                    // flushes too, but a failure there must not lose these).
+                    engine.store.flush()?;
+                    engine.outbox_wake.notify_one();
+                }
+                anyhow::Ok(())
+            })
+            .await
+        };
+        let queued = match queued {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = queued {
+            tracing::error!("cannot queue the side effects for <{rcpt}>: {e}");
+            // A copy already delivered keeps its 250 (a refusal would make
+            // the MTA deliver it twice); otherwise the MTA tries again
+            // later and the side effects are queued then.
+            if !matches!(outcome, Outcome::Delivered | Outcome::Refused(_)) {
+                if let Some(hold) = held.as_ref().and_then(|h| h.lmtp.as_ref()) {
+                    let _ = std::fs::remove_file(&hold.file);
+                }
+                conn.reply_with(&refusal(&failure_decision(engine)));
+                return;
+            }
+        }
+    }
     let recorded = {
         let engine = engine.clone();
         let version = loaded.version;
