@@ -255,6 +255,19 @@ fn python_lmtp_gets_one_reply_per_recipient_and_maildir_gets_the_copies() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(got, want, "{actions}");
+
+    // Every recipient's outcome is counted, by result only.
+    let metrics = l.daemon.request("GET", "/metrics", false, b"").body;
+    for (result, n) in [
+        ("delivered", 2),
+        ("refused", 2),
+        ("not_delivered", 1),
+        ("quarantined", 0),
+    ] {
+        let series = format!("weir_lmtp_deliveries_total{{result=\"{result}\"}} {n}");
+        assert!(metrics.contains(&series), "{series} in:\n{metrics}");
+    }
+    assert!(metrics.contains("weir_lmtp_connections "), "{metrics}");
 }
 
 /// A raw LMTP client for exact protocol checks.

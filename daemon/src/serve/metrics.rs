@@ -24,6 +24,10 @@ pub const OTHER: &str = "other";
 /// The kinds of side effect, the only values of the outbox metrics' label.
 pub const OUTBOX_KINDS: [&str; 3] = ["notify", "reply", "forward"];
 
+/// How an LMTP recipient's copy ended, the only values of
+/// `weir_lmtp_deliveries_total{result}`.
+pub const LMTP_RESULTS: [&str; 4] = ["delivered", "quarantined", "not_delivered", "refused"];
+
 /// How a side-effect attempt ended, for the outbox counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxOutcome {
@@ -49,6 +53,8 @@ pub struct Metrics {
     outbox_retries: Family<Labels, Counter>,
     outbox_dead: Family<Labels, Counter>,
     milter_connections: Gauge,
+    lmtp_deliveries: Family<Labels, Counter>,
+    lmtp_connections: Gauge,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
 }
@@ -91,6 +97,8 @@ impl Metrics {
         let outbox_retries = Family::<Labels, Counter>::default();
         let outbox_dead = Family::<Labels, Counter>::default();
         let milter_connections = Gauge::default();
+        let lmtp_deliveries = Family::<Labels, Counter>::default();
+        let lmtp_connections = Gauge::default();
         // prometheus-client appends `_total` to counters.
         registry.register(
             "weir_messages",
@@ -143,6 +151,19 @@ impl Metrics {
             "Open milter connections",
             milter_connections.clone(),
         );
+        registry.register(
+            "weir_lmtp_deliveries",
+            "LMTP recipients, by result (delivered, quarantined, not_delivered, refused)",
+            lmtp_deliveries.clone(),
+        );
+        registry.register(
+            "weir_lmtp_connections",
+            "Open LMTP connections",
+            lmtp_connections.clone(),
+        );
+        for result in LMTP_RESULTS {
+            let _ = lmtp_deliveries.get_or_create(&label("result", result));
+        }
         // Show the reload counters at 0 before the first reload.
         for result in ["ok", "error"] {
             let _ = reloads.get_or_create(&label("result", result));
@@ -165,6 +186,8 @@ impl Metrics {
             outbox_retries,
             outbox_dead,
             milter_connections,
+            lmtp_deliveries,
+            lmtp_connections,
             bounds: RwLock::new(Bounds::default()),
         }
     }
@@ -233,6 +256,23 @@ impl Metrics {
     /// A milter connection ended.
     pub fn milter_connection_closed(&self) {
         self.milter_connections.dec();
+    }
+
+    /// Counts one LMTP recipient's outcome (one of [`LMTP_RESULTS`]).
+    pub fn lmtp_delivered(&self, result: &'static str) {
+        self.lmtp_deliveries
+            .get_or_create(&label("result", result))
+            .inc();
+    }
+
+    /// An LMTP connection was accepted.
+    pub fn lmtp_connection_opened(&self) {
+        self.lmtp_connections.inc();
+    }
+
+    /// An LMTP connection ended.
+    pub fn lmtp_connection_closed(&self) {
+        self.lmtp_connections.dec();
     }
 
     /// Sets the number of pending outbox entries.

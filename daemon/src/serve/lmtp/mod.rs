@@ -105,7 +105,9 @@ pub async fn serve(
         }
         let engine = engine.clone();
         let stop = stop.clone();
+        engine.metrics.lmtp_connection_opened();
         sessions.spawn(async move {
+            let metrics_engine = engine.clone();
             let result = match stream {
                 Stream::Tcp(s) => {
                     let (r, w) = s.into_split();
@@ -116,6 +118,7 @@ pub async fn serve(
                     session(engine, r, w, peer, stop).await
                 }
             };
+            metrics_engine.metrics.lmtp_connection_closed();
             if let Err(e) = result {
                 tracing::debug!("LMTP session ended: {e}");
             }
@@ -796,6 +799,12 @@ async fn finish<R, W>(
             return;
         }
     }
+    engine.metrics.lmtp_delivered(match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Quarantined(_) => "quarantined",
+        Outcome::NotDelivered => "not_delivered",
+        Outcome::Refused(_) => "refused",
+    });
     match outcome {
         Outcome::Delivered => conn.reply(250, "2.0.0", &format!("<{rcpt}> delivered")),
         Outcome::Quarantined(id) => {
