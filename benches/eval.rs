@@ -1,18 +1,26 @@
 //! Evaluation throughput over the synthetic corpus, parse included, rules
-//! compiled once (steady state), for N generated rules; and mail-parser's
-//! parse-only throughput on the same corpus (the ceiling).
+//! compiled once (steady state), for N generated rules, under the
+//! interpreter and the native (Cranelift) engine; mail-parser's parse-only
+//! throughput on the same corpus (the ceiling); and the time to compile
+//! N rules from source to native code (parse, check, lower, JIT).
 //!
 //! `cargo bench -p weir-benches --bench eval` (set `WEIR_BENCH_N=10,100`
-//! to choose the rule counts). Results go in `benches/README.md`.
+//! to choose the rule counts, `WEIR_BENCH_COMPILE_N` those of the compile
+//! group, 10000 by default). Results go in `benches/README.md`.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use weir_benches::{rules, synth_messages};
-use weir_compiler::{EvalOptions, FsLoader, MemoryRates, compile};
+use weir_compiler::{EvalOptions, FsLoader, MemoryRates, NativeRuleset, compile};
 use weir_stdlib::{Limits, Message, Transaction};
 
 fn rule_counts() -> Vec<usize> {
-    std::env::var("WEIR_BENCH_N")
-        .unwrap_or_else(|_| "10,100,1000".into())
+    counts("WEIR_BENCH_N", "10,100,1000")
+}
+
+/// The rule counts named by `var` (comma-separated), else `default`.
+fn counts(var: &str, default: &str) -> Vec<usize> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.into())
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect()
@@ -46,6 +54,9 @@ fn interpreter(c: &mut Criterion) {
     let mut group = c.benchmark_group("interp");
     group.throughput(Throughput::Elements(messages.len() as u64));
     group.sample_size(10);
+    // One pass over the corpus takes seconds at 10,000 rules: the same
+    // iteration count in every sample keeps the run bounded.
+    group.sampling_mode(SamplingMode::Flat);
     for n in rule_counts() {
         let compiled = compile(&rules(n), &FsLoader);
         let ruleset = compiled.ruleset.expect("generated rules compile");
@@ -68,5 +79,72 @@ fn interpreter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse_only, interpreter);
+/// The native engine: compiled once per N (outside the measurement), then
+/// every message parsed and evaluated, as `interpreter` does; with the
+/// prefilter (the default) and without it (every test through the host).
+fn native(c: &mut Criterion) {
+    let messages = synth_messages();
+    let mut group = c.benchmark_group("jit");
+    group.throughput(Throughput::Elements(messages.len() as u64));
+    group.sample_size(10);
+    // One pass over the corpus takes seconds at 10,000 rules: the same
+    // iteration count in every sample keeps the run bounded.
+    group.sampling_mode(SamplingMode::Flat);
+    for n in rule_counts() {
+        let compiled = compile(&rules(n), &FsLoader);
+        let ruleset = compiled.ruleset.expect("generated rules compile");
+        let engines = [
+            ("", NativeRuleset::compile(&ruleset)),
+            (
+                ", no prefilter",
+                NativeRuleset::compile_without_prefilter(&ruleset),
+            ),
+        ];
+        for (label, native) in engines {
+            let native = native.expect("native code on this host");
+            group.bench_function(format!("synth/{n} rules{label}"), |b| {
+                b.iter(|| {
+                    let mut rates = MemoryRates::default();
+                    let mut tags = 0;
+                    for bytes in &messages {
+                        let message =
+                            Message::parse(bytes, &Limits::default()).expect("within limits");
+                        let tx = Transaction::with_defaults(message, None, &[], None, None, 0);
+                        tags += native
+                            .evaluate(&tx, &mut rates, &EvalOptions::default())
+                            .tags
+                            .len();
+                    }
+                    tags
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// From source file to callable native code: what a (re)load costs.
+fn compile_time(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    // One pass over the corpus takes seconds at 10,000 rules: the same
+    // iteration count in every sample keeps the run bounded.
+    group.sampling_mode(SamplingMode::Flat);
+    for n in counts("WEIR_BENCH_COMPILE_N", "10000") {
+        let path = rules(n);
+        group.bench_function(format!("{n} rules to native"), |b| {
+            b.iter(|| {
+                let ruleset = compile(&path, &FsLoader)
+                    .ruleset
+                    .expect("generated rules compile");
+                NativeRuleset::compile(&ruleset)
+                    .expect("native code on this host")
+                    .leaf_count()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse_only, interpreter, native, compile_time);
 criterion_main!(benches);

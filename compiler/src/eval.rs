@@ -35,6 +35,9 @@ pub(crate) struct Program {
     pub templates: Vec<Template>,
     /// How many rules there are (rule ids are `0..rule_count`).
     pub rule_count: usize,
+    /// The flags each regex pattern was compiled with (see
+    /// `Checker::regex_flags`); not used by the interpreter.
+    pub regex_flags: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// Whether evaluation goes on after a block.
@@ -447,7 +450,7 @@ impl<'a> Machine<'a> {
 
     /// Evaluates an expression. Never panics: ill-typed values (which the
     /// checker rules out) give empty results.
-    fn eval(&mut self, e: &Expr) -> Value {
+    pub(crate) fn eval(&mut self, e: &Expr) -> Value {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Field(i) => self.field(*i),

@@ -56,3 +56,54 @@ fn time_both_engines() {
         );
     }
 }
+
+/// `VmRSS` and `VmHWM` (peak) of this process in KiB, from
+/// /proc/self/status (Linux).
+fn rss_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Compile time and memory of a large rule file, phase by phase (ignored
+/// by default; `WEIR_RULES=target/bench-corpus/rules/rules_10000.flow
+/// cargo test --release -p weir-compiler --test native_timing -- --ignored
+/// --nocapture measure_rule_file`).
+#[test]
+#[ignore = "a measurement, not a test: run in release with WEIR_RULES"]
+fn measure_rule_file() {
+    let Some(path) = std::env::var_os("WEIR_RULES") else {
+        eprintln!("WEIR_RULES is not set: nothing measured");
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    eprintln!("before: RSS, peak (KiB) {:?}", rss_kib());
+    let started = Instant::now();
+    let compiled = weir_compiler::compile(&path, &weir_compiler::FsLoader);
+    let ruleset = compiled.ruleset.expect("the rules compile");
+    let checked = started.elapsed();
+    eprintln!(
+        "parse + check + lower: {checked:?}; RSS, peak {:?}",
+        rss_kib()
+    );
+    for prefilter in [false, true] {
+        let started = Instant::now();
+        let native = if prefilter {
+            NativeRuleset::compile(&ruleset)
+        } else {
+            NativeRuleset::compile_without_prefilter(&ruleset)
+        }
+        .expect("native code");
+        eprintln!(
+            "native (prefilter {prefilter}): {:?}, {} leaves, {} prefiltered; RSS, peak {:?}",
+            started.elapsed(),
+            native.leaf_count(),
+            native.prefiltered_count(),
+            rss_kib()
+        );
+        drop(native);
+    }
+}

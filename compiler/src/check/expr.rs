@@ -263,7 +263,13 @@ impl Checker<'_> {
             };
         }
         match builder.size_limit(1 << 22).build() {
-            Ok(re) => Some(Arc::new(re)),
+            Ok(re) => {
+                let flags = self.regex_flags.entry(r.pattern.clone()).or_default();
+                if !flags.contains(&r.flags) {
+                    flags.push(r.flags.clone());
+                }
+                Some(Arc::new(re))
+            }
             Err(err) => {
                 let detail = err.to_string();
                 let reason = detail

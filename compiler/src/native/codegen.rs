@@ -1,5 +1,6 @@
-//! The code generator: one JIT module per ruleset, one function
-//! `evaluate(ctx) -> u32` in it. Shaped like cranelift-jit-demo: [`Jit`]
+//! The code generator: one JIT module per ruleset, functions
+//! `evaluate_K(ctx) -> u32` in it, each for a chunk of [`CHUNK`] rules,
+//! which the host calls in order until one returns 1. Shaped like cranelift-jit-demo: [`Jit`]
 //! owns the module, [`Translator`] walks the rules with a
 //! `FunctionBuilder`.
 //!
@@ -7,13 +8,14 @@
 //!
 //! ```text
 //! begin(ctx, rule)
-//! if <condition, short-circuit; leaves call test(ctx, leaf)>
+//! if <condition, short-circuit; leaves call test(ctx, leaf), or
+//!     bit(ctx, leaf) for those the prefilter answers>
 //!     { if then(ctx, rule) != 0 { return 1 } }
 //! else
 //!     { if else(ctx, rule) != 0 { return 1 } }
 //! ```
 //!
-//! and `return 0` after the last rule. The code never traps: it has no
+//! and `return 0` after the last rule of the chunk. The code never traps: it has no
 //! memory access, division or table lookup of its own.
 
 use std::sync::OnceLock;
@@ -57,14 +59,21 @@ fn isa() -> Result<OwnedTargetIsa, NativeError> {
 pub(crate) struct Jit {
     module: JITModule,
     /// Host function ids, in [`HostFunctions::all`] order.
-    host: [FuncId; 4],
+    host: [FuncId; 5],
 }
 
-/// One compiled ruleset's code: the module (to free it) and the entry.
+/// One compiled ruleset's code: the module (to free it) and the entry
+/// points, one per chunk of rules, to call in order.
 pub(crate) struct Compiled {
     pub module: JITModule,
-    pub entry: *const u8,
+    pub entries: Vec<*const u8>,
 }
+
+/// Rules per generated function. One function for 10,000 rules made
+/// Cranelift hold every block of the ruleset at once (hundreds of MB at
+/// peak, superlinear register allocation); chunks keep each function
+/// small and its compile-time memory reused.
+const CHUNK: usize = 256;
 
 impl Jit {
     /// A fresh module for one ruleset.
@@ -76,7 +85,7 @@ impl Jit {
         }
         let mut module = JITModule::new(builder);
         let ptr = module.target_config().pointer_type();
-        let mut host = Vec::with_capacity(4);
+        let mut host = Vec::with_capacity(5);
         for f in table.all() {
             let mut sig = module.make_signature();
             sig.params.push(AbiParam::new(ptr));
@@ -97,13 +106,21 @@ impl Jit {
 
     /// Compiles the whole ruleset (one condition per rule, in evaluation
     /// order, `None` for a rule without `when`) and makes it executable.
-    pub(crate) fn compile(mut self, rules: &[Option<Cond>]) -> Result<Compiled, NativeError> {
-        match self.emit(rules) {
-            Ok(entry) => {
-                let entry = self.module.get_finalized_function(entry);
+    /// `decided(leaf)` tells the leaves the prefilter answers.
+    pub(crate) fn compile(
+        mut self,
+        rules: &[Option<Cond>],
+        decided: &dyn Fn(u32) -> bool,
+    ) -> Result<Compiled, NativeError> {
+        match self.emit(rules, decided) {
+            Ok(ids) => {
+                let entries = ids
+                    .into_iter()
+                    .map(|id| self.module.get_finalized_function(id))
+                    .collect();
                 Ok(Compiled {
                     module: self.module,
-                    entry,
+                    entries,
                 })
             }
             Err(e) => {
@@ -116,62 +133,79 @@ impl Jit {
         }
     }
 
-    /// Declares, defines and finalizes the entry function.
-    fn emit(&mut self, rules: &[Option<Cond>]) -> Result<FuncId, NativeError> {
+    /// Declares, defines and finalizes the functions, one per chunk of
+    /// [`CHUNK`] rules.
+    fn emit(
+        &mut self,
+        rules: &[Option<Cond>],
+        decided: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<FuncId>, NativeError> {
         let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
         let ptr = self.module.target_config().pointer_type();
         let mut sig = self.module.make_signature();
         sig.params.push(AbiParam::new(ptr));
         sig.returns.push(AbiParam::new(types::I32));
-        let entry = self
-            .module
-            .declare_function("weir_evaluate", Linkage::Local, &sig)
-            .map_err(|e| err(&e))?;
-
         let mut ctx = self.module.make_context();
-        ctx.func.signature = sig;
-        ctx.func.name = UserFuncName::user(0, entry.as_u32());
         let mut fctx = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let [begin, test, then, otherwise] = self
-                .host
-                .map(|id| self.module.declare_func_in_func(id, b.func));
-            let start = b.create_block();
-            b.append_block_params_for_function_params(start);
-            b.switch_to_block(start);
-            let ctx_ptr = b.block_params(start)[0];
-            let ended = b.create_block();
-            let mut t = Translator {
-                b,
-                ctx: ctx_ptr,
-                begin,
-                test,
-                then,
-                otherwise,
-                ended,
-            };
-            for (index, cond) in rules.iter().enumerate() {
-                let id = u32::try_from(index).map_err(|e| err(&e))?;
-                t.rule(id, cond.as_ref());
+        let mut ids = Vec::new();
+        // At least one function, so an empty ruleset has an entry too.
+        let chunks: Vec<&[Option<Cond>]> = if rules.is_empty() {
+            vec![rules]
+        } else {
+            rules.chunks(CHUNK).collect()
+        };
+        for (k, chunk) in chunks.into_iter().enumerate() {
+            let first = k * CHUNK;
+            let id = self
+                .module
+                .declare_function(&format!("weir_evaluate_{k}"), Linkage::Local, &sig)
+                .map_err(|e| err(&e))?;
+            ctx.func.signature = sig.clone();
+            ctx.func.name = UserFuncName::user(0, id.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let [begin, test, bit, then, otherwise] = self
+                    .host
+                    .map(|id| self.module.declare_func_in_func(id, b.func));
+                let start = b.create_block();
+                b.append_block_params_for_function_params(start);
+                b.switch_to_block(start);
+                let ctx_ptr = b.block_params(start)[0];
+                let ended = b.create_block();
+                let mut t = Translator {
+                    b,
+                    ctx: ctx_ptr,
+                    begin,
+                    test,
+                    bit,
+                    decided,
+                    then,
+                    otherwise,
+                    ended,
+                };
+                for (index, cond) in chunk.iter().enumerate() {
+                    let id = u32::try_from(first + index).map_err(|e| err(&e))?;
+                    t.rule(id, cond.as_ref());
+                }
+                let done = t.b.ins().iconst(types::I32, 0);
+                t.b.ins().return_(&[done]);
+                t.b.switch_to_block(t.ended);
+                let one = t.b.ins().iconst(types::I32, 1);
+                t.b.ins().return_(&[one]);
+                t.b.seal_all_blocks();
+                t.b.finalize(self.module.target_config());
             }
-            let done = t.b.ins().iconst(types::I32, 0);
-            t.b.ins().return_(&[done]);
-            t.b.switch_to_block(t.ended);
-            let one = t.b.ins().iconst(types::I32, 1);
-            t.b.ins().return_(&[one]);
-            t.b.seal_all_blocks();
-            t.b.finalize(self.module.target_config());
+            self.module
+                .define_function(id, &mut ctx)
+                .map_err(|e| err(&e))?;
+            self.module.clear_context(&mut ctx);
+            ids.push(id);
         }
-        self.module
-            .define_function(entry, &mut ctx)
-            .map_err(|e| err(&e))?;
-        self.module.clear_context(&mut ctx);
         // Fails where the host refuses executable memory (W^X policies).
         self.module
             .finalize_definitions()
             .map_err(|e| NativeError::ExecutableMemory(format!("{e:#}")))?;
-        Ok(entry)
+        Ok(ids)
     }
 }
 
@@ -181,6 +215,10 @@ struct Translator<'f> {
     ctx: Value,
     begin: FuncRef,
     test: FuncRef,
+    /// Reads a prefilter answer instead of `test`.
+    bit: FuncRef,
+    /// Whether the prefilter answers a leaf.
+    decided: &'f dyn Fn(u32) -> bool,
     then: FuncRef,
     otherwise: FuncRef,
     /// The block that returns 1 (a verdict or `stop` ended evaluation).
@@ -235,7 +273,12 @@ impl Translator<'_> {
             }
             Cond::Leaf(id) => {
                 let leaf = self.b.ins().iconst(types::I32, i64::from(*id));
-                let call = self.b.ins().call(self.test, &[self.ctx, leaf]);
+                let callee = if (self.decided)(*id) {
+                    self.bit
+                } else {
+                    self.test
+                };
+                let call = self.b.ins().call(callee, &[self.ctx, leaf]);
                 let held = self.b.inst_results(call)[0];
                 self.b.ins().brif(held, yes, &[], no, &[]);
             }

@@ -2,10 +2,10 @@
 //! (`and`, `or`, `not`, constant booleans) and its leaves, the tests the
 //! host evaluates (comparisons, `exists`, `matched()`, calls, fields).
 //!
-//! A leaf is named by its index in one table for the whole ruleset, so a
-//! later prefilter can answer some leaves with a match bit that the
-//! generated code reads instead of calling the host: only the leaf's
-//! code changes, never the shape of the condition.
+//! A leaf is named by its index in one table for the whole ruleset, so the
+//! prefilter (`prefilter.rs`) can answer some leaves with a match bit that
+//! the generated code reads instead of running the test: only the leaf's
+//! call changes, never the shape of the condition.
 
 use weir_stdlib::Value;
 

@@ -15,6 +15,7 @@ use crate::eval::Machine;
 use crate::ir::Rule;
 
 use super::cond::Leaf;
+use super::prefilter::{Prefilter, Scan};
 
 /// What the generated code's `ctx` pointer points to, for one evaluation.
 pub(crate) struct EvalCtx<'a> {
@@ -24,6 +25,12 @@ pub(crate) struct EvalCtx<'a> {
     pub rules: &'a [Rule],
     /// The leaf table, indexed by the code's leaf ids.
     pub leaves: &'a [Leaf],
+    /// The ruleset's prefilter.
+    pub prefilter: &'a Prefilter,
+    /// What the prefilter found in this message so far; `None` when the
+    /// evaluation records `--explain` evidence, which only the host path
+    /// does.
+    pub scan: Option<Scan>,
     /// A host function panicked: the decision is incomplete.
     pub failed: bool,
 }
@@ -46,6 +53,8 @@ pub(crate) struct HostFunctions {
     pub begin: HostFunction,
     /// `test(ctx, leaf) -> u8`: a leaf's truth (1 or 0).
     pub test: HostFunction,
+    /// `bit(ctx, leaf) -> u8`: the truth of a leaf the prefilter decides.
+    pub bit: HostFunction,
     /// `then(ctx, rule) -> u8`: the condition held; 1 ends evaluation.
     pub then: HostFunction,
     /// `else(ctx, rule) -> u8`: the condition failed; 1 ends evaluation.
@@ -66,6 +75,11 @@ impl HostFunctions {
                 address: host_test as *const u8,
                 returns_u8: true,
             },
+            bit: HostFunction {
+                name: "weir_host_bit",
+                address: host_bit as *const u8,
+                returns_u8: true,
+            },
             then: HostFunction {
                 name: "weir_host_then",
                 address: host_then as *const u8,
@@ -80,8 +94,8 @@ impl HostFunctions {
     }
 
     /// Every entry, for declaring them all.
-    pub(crate) fn all(&self) -> [HostFunction; 4] {
-        [self.begin, self.test, self.then, self.otherwise]
+    pub(crate) fn all(&self) -> [HostFunction; 5] {
+        [self.begin, self.test, self.bit, self.then, self.otherwise]
     }
 }
 
@@ -126,6 +140,20 @@ extern "C" fn host_test(ctx: *mut c_void, leaf_id: u32) -> u8 {
             return 0;
         };
         u8::from(c.machine.test(&leaf.expr, leaf.negations))
+    })
+}
+
+extern "C" fn host_bit(ctx: *mut c_void, leaf_id: u32) -> u8 {
+    guarded(ctx, 0, |c| {
+        let id = usize::try_from(leaf_id).unwrap_or(usize::MAX);
+        let (Some(leaf), Some(slot)) = (c.leaves.get(id), c.prefilter.slot(id)) else {
+            c.failed = true;
+            return 0;
+        };
+        match &mut c.scan {
+            Some(scan) => u8::from(scan.test(c.prefilter, slot, &mut c.machine)),
+            None => u8::from(c.machine.test(&leaf.expr, leaf.negations)),
+        }
     })
 }
 

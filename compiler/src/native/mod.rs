@@ -9,6 +9,9 @@
 //! runs in host functions that call the interpreter's own steps, so the two
 //! engines agree by construction where they share code; the differential
 //! test (`tests/differential.rs`) checks the control flow between them.
+//! Literal and regex tests on fields are answered by the prefilter
+//! (`prefilter.rs`): all patterns of a field matched in one pass per
+//! message, the code reading one answer per test.
 //!
 //! One JIT module per ruleset generation: its code is freed when the
 //! [`NativeRuleset`] is dropped, which Rust's borrow rules make safe (an
@@ -18,6 +21,7 @@
 mod codegen;
 mod cond;
 mod host;
+mod prefilter;
 
 use std::ffi::c_void;
 use std::fmt;
@@ -32,6 +36,7 @@ use crate::{EvalOptions, RateCounter, Ruleset};
 
 use cond::{Cond, Leaf, Leaves};
 use host::EvalCtx;
+use prefilter::Prefilter;
 
 /// Why a ruleset could not be compiled to native code. The caller falls
 /// back to the interpreter ([`Ruleset::evaluate`]), which gives the same
@@ -59,7 +64,7 @@ impl fmt::Display for NativeError {
 
 impl std::error::Error for NativeError {}
 
-/// The signature of the generated function: `evaluate(ctx) -> u32`
+/// The signature of the generated functions: `evaluate_K(ctx) -> u32`
 /// (1 when a verdict or `stop` ended evaluation, else 0).
 type Entry = extern "C" fn(*mut c_void) -> u32;
 
@@ -67,11 +72,14 @@ type Entry = extern "C" fn(*mut c_void) -> u32;
 /// [`Ruleset`] it was compiled from; `Send + Sync`, so one compiled
 /// generation can serve every connection.
 pub struct NativeRuleset {
-    /// The generated function. Valid while `code` is alive: only called
-    /// from [`NativeRuleset::evaluate`], which borrows `self`.
-    entry: Entry,
+    /// The generated functions, one per chunk of rules, in evaluation
+    /// order. Valid while `code` is alive: only called from
+    /// [`NativeRuleset::evaluate`], which borrows `self`.
+    entries: Vec<Entry>,
     /// The host-evaluated tests, by the ids the code passes.
     leaves: Vec<Leaf>,
+    /// The multi-pattern automata answering the literal tests.
+    prefilter: Prefilter,
     /// The IR the host functions run (rules, functions, templates).
     ruleset: Ruleset,
     /// The JIT module owning the code, held only to free it on drop
@@ -115,7 +123,7 @@ impl Drop for Code {
             // SAFETY: `Code` is only owned by a `NativeRuleset`, whose
             // `evaluate` borrows it for the whole time the code runs; when
             // it is dropped no call into the code can be in progress, and
-            // its `entry` pointer is dropped with it, never called again.
+            // its `entries` pointers are dropped with it, never called again.
             unsafe { module.free_memory() };
         }
     }
@@ -126,6 +134,18 @@ impl NativeRuleset {
     /// generation. Fails when Cranelift does not support the host or the
     /// operating system refuses executable memory.
     pub fn compile(ruleset: &Ruleset) -> Result<NativeRuleset, NativeError> {
+        Self::compile_with(ruleset, true)
+    }
+
+    /// Like [`NativeRuleset::compile`], but every test is evaluated by the
+    /// host, one by one, as the interpreter does: no prefilter. Same
+    /// decisions, slower with many rules; for benchmarks and tests that
+    /// measure or check the prefilter against its absence.
+    pub fn compile_without_prefilter(ruleset: &Ruleset) -> Result<NativeRuleset, NativeError> {
+        Self::compile_with(ruleset, false)
+    }
+
+    fn compile_with(ruleset: &Ruleset, prefilter: bool) -> Result<NativeRuleset, NativeError> {
         let prog = ruleset.program();
         let mut leaves = Leaves::default();
         let conds: Vec<Option<Cond>> = prog
@@ -134,19 +154,31 @@ impl NativeRuleset {
             .map(|r| r.when.as_ref().map(|w| leaves.split(w)).transpose())
             .collect::<Result<_, _>>()
             .map_err(|_| NativeError::Codegen("too many tests".into()))?;
+        let prefilter = if prefilter {
+            Prefilter::build(&leaves.table, &prog.regex_flags)
+        } else {
+            Prefilter::default()
+        };
+        let decided = |leaf: u32| prefilter.slot(leaf as usize).is_some();
         // Cranelift reports errors as values but asserts on internal
         // invariants; a panic there must not take the caller down.
-        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&conds))
+        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&conds, &decided))
             .map_err(|_| NativeError::Codegen("the code generator panicked".into()))??;
-        // SAFETY: `entry` is the finalized address of the function the
-        // translator built with exactly the signature `Entry` (one pointer
-        // argument, a `u32` result, the platform's C calling convention,
-        // the module's default). It stays valid while `compiled.module` is
-        // alive, which `Code` guarantees for as long as `entry` is kept.
-        let entry = unsafe { std::mem::transmute::<*const u8, Entry>(compiled.entry) };
+        let entries = compiled
+            .entries
+            .iter()
+            // SAFETY: each is the finalized address of a function the
+            // translator built with exactly the signature `Entry` (one
+            // pointer argument, a `u32` result, the platform's C calling
+            // convention, the module's default). It stays valid while
+            // `compiled.module` is alive, which `Code` guarantees for as
+            // long as `entries` is kept.
+            .map(|&f| unsafe { std::mem::transmute::<*const u8, Entry>(f) })
+            .collect();
         Ok(NativeRuleset {
-            entry,
+            entries,
             leaves: leaves.table,
+            prefilter,
             ruleset: ruleset.clone(),
             _code: Code {
                 module: Some(compiled.module),
@@ -171,11 +203,18 @@ impl NativeRuleset {
             machine: Machine::new(prog, tx, &mut *rates, opts),
             rules: &prog.rules,
             leaves: &self.leaves,
+            prefilter: &self.prefilter,
+            scan: (!opts.explain).then(|| self.prefilter.scan()),
             failed: false,
         };
         // The code only hands the pointer back to the host functions,
         // which catch every panic; it cannot unwind or trap.
-        (self.entry)(std::ptr::from_mut(&mut ctx).cast::<c_void>());
+        let ctx_ptr = std::ptr::from_mut(&mut ctx).cast::<c_void>();
+        for entry in &self.entries {
+            if entry(ctx_ptr) != 0 {
+                break;
+            }
+        }
         if ctx.failed {
             drop(ctx);
             return eval::evaluate(prog, tx, rates, opts);
@@ -191,6 +230,12 @@ impl NativeRuleset {
     /// How many tests the host evaluates (the leaf table's size).
     pub fn leaf_count(&self) -> usize {
         self.leaves.len()
+    }
+
+    /// How many of those tests the prefilter answers (literal string
+    /// tests matched in one pass per field).
+    pub fn prefiltered_count(&self) -> usize {
+        self.prefilter.decided()
     }
 }
 

@@ -1,0 +1,562 @@
+//! The one-pass pattern prefilter (PRODUCT.md: "literal and regex patterns
+//! of all rules are matched in one pass per field"). At compile time every
+//! leaf that is a literal string test (`==`, `!=`, `contains`,
+//! `starts_with`, `ends_with`, `in`, each with a constant string or list of
+//! strings on the right) is grouped by the expression it tests (its left
+//! side: `subject`, `from.domain`, `header("X-Mailer")`, …). Per group, the
+//! needles of all its leaves go into one Aho-Corasick automaton (substring
+//! tests) and one hash table (equality tests), case-folded once.
+//!
+//! Per message, a group is scanned the first time the code asks for one
+//! of its leaves: its left side is evaluated once (by the interpreter's
+//! own step, so a field the ruleset never reads is never decoded), each
+//! value is folded once and run through the automaton once, and the
+//! answers of every leaf of the group are stored. The generated code then
+//! reads a leaf's answer instead of evaluating the test.
+//!
+//! Regex tests without `as` (`subject matches /…/i`) join the group of
+//! their left side too, and only their truth is needed (what `captures`
+//! would give, without filling capture slots). Their patterns, with the
+//! flags the checker compiled them with written inline (`(?i)…`, which
+//! the regex parser reads exactly as the builder's flags), go into
+//! `RegexSet`s of at most [`SET_CHUNK`] patterns, each run once over each
+//! value: a set reports every pattern that matches anywhere, which is each
+//! regex's `is_match`. A field with fewer than [`SET_MIN`] regexes runs
+//! them one by one. A pattern compiled with two different flag strings
+//! in one ruleset, or a set that cannot be built, leaves its regexes to
+//! run one by one (`is_match`, the first time the leaf is needed).
+//!
+//! Exactly the interpreter's meaning (`compare.rs`): a test holds when
+//! any value of the left side passes (every one, and at least one, with
+//! `all`); a value passes when any needle does; strings compare folded
+//! with [`fold`]; values that are not text (or an address, which tests by
+//! its `.address`) never pass a text needle; `!=` negates the whole test.
+//! Searching the folded needle in the folded value byte by byte is what
+//! `str::find` does, and UTF-8 makes every byte match of a whole needle
+//! start and end on character boundaries.
+//!
+//! Left out, and so still evaluated by the host: left sides whose value
+//! can change during an evaluation or whose evaluation has effects
+//! (`score`, captures, `rate()`, `matched()`, user functions, nested
+//! tests, which may record `--explain` evidence), `matches … as NAME`
+//! (captures), numeric or IP operands. When `--explain` is on, every
+//! leaf takes the host path, which records evidence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::{RegexSet, RegexSetBuilder};
+use weir_stdlib::Value;
+
+use crate::compat::fold;
+use crate::eval::Machine;
+use crate::ir::{CmpOp, Compare, Expr, Part};
+
+use super::cond::Leaf;
+
+/// Where a substring needle must sit in the folded value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    /// Anywhere (`contains`).
+    Anywhere,
+    /// At the start (`starts_with`).
+    Start,
+    /// At the end (`ends_with`).
+    End,
+}
+
+/// One leaf the prefilter decides.
+#[derive(Debug, Clone)]
+struct Decided {
+    /// Its group, by index.
+    group: u32,
+    /// For `matches` (without `as`): the regex, run on the group's values
+    /// the first time the leaf is needed.
+    regex: Option<Arc<regex::Regex>>,
+    /// `all`: every value must pass, and there must be one.
+    all: bool,
+    /// `!=`: the outcome is negated.
+    negated: bool,
+}
+
+/// The leaves testing one left side, and their needles.
+#[derive(Debug)]
+struct Group {
+    /// The left side, evaluated once per message.
+    lhs: Expr,
+    /// The folded substring needles (no empty one), if there are any.
+    automaton: Option<AhoCorasick>,
+    /// By automaton pattern id: the slots it answers, and how.
+    hits: Vec<Vec<(u32, Anchor)>>,
+    /// Folded equality needles (`==`, `in`): the slots each answers.
+    exact: HashMap<String, Vec<u32>>,
+    /// Slots with an empty substring needle: every text value passes.
+    empty: Vec<u32>,
+    /// Whether any leaf of the group is a literal test (else the values
+    /// need no folding or automaton pass).
+    literal: bool,
+    /// Regex sets, each with the slots of its patterns by pattern index.
+    sets: Vec<(RegexSet, Vec<Vec<u32>>)>,
+}
+
+/// Patterns per `RegexSet`. A set runs one lazy DFA over all its
+/// patterns; with hundreds of case-insensitive patterns its states
+/// outgrow the DFA cache and the search falls back to a much slower
+/// engine, while sets of this size stay in the cache.
+const SET_CHUNK: usize = 64;
+
+/// Fewer regexes than this on one field run alone: a lone `Regex` picks
+/// a search strategy for its pattern (inner and suffix literals, reverse
+/// scans) that a set, which must report every pattern, cannot, so a set
+/// of a few patterns is slower than running them one by one.
+const SET_MIN: usize = 8;
+
+/// The prefilter of one compiled ruleset.
+#[derive(Debug, Default)]
+pub(crate) struct Prefilter {
+    /// By leaf id: its slot, if the prefilter decides it.
+    slots: Vec<Option<u32>>,
+    /// By slot.
+    decided: Vec<Decided>,
+    groups: Vec<Group>,
+}
+
+/// The needles of a decided test, folded, before grouping.
+struct Needles {
+    exact: Vec<String>,
+    substrings: Vec<(String, Anchor)>,
+    regex: Option<Arc<regex::Regex>>,
+}
+
+/// The needles of `c` if the prefilter can decide it exactly.
+fn needles(c: &Compare) -> Option<Needles> {
+    if c.bind.is_some() || !pure(&c.lhs) {
+        return None;
+    }
+    let Expr::Const(rhs) = &c.rhs else {
+        return None;
+    };
+    if c.op == CmpOp::Matches {
+        // Without `as`, only the truth of the search matters: `is_match`
+        // is what `captures(..).is_some()` decides, without the slots.
+        let Value::Regex(re) = rhs else { return None };
+        return Some(Needles {
+            exact: Vec::new(),
+            substrings: Vec::new(),
+            regex: Some(Arc::clone(re)),
+        });
+    }
+    // A list on the right means any of its items, for every operator
+    // taken here (`compare::element`); each must be text, since a number
+    // or an IP could equal or contain a value that is not text.
+    let items: Vec<&str> = match rhs {
+        Value::List(items) => items.iter().map(Value::as_text).collect::<Option<_>>()?,
+        other => vec![other.as_text()?],
+    };
+    let folded = items.into_iter().map(fold);
+    let anchor = match c.op {
+        CmpOp::Eq | CmpOp::In => {
+            return Some(Needles {
+                exact: folded.collect(),
+                substrings: Vec::new(),
+                regex: None,
+            });
+        }
+        CmpOp::Contains => Anchor::Anywhere,
+        CmpOp::StartsWith => Anchor::Start,
+        CmpOp::EndsWith => Anchor::End,
+        CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge | CmpOp::Matches => return None,
+    };
+    Some(Needles {
+        exact: Vec::new(),
+        substrings: folded.map(|n| (n, anchor)).collect(),
+        regex: None,
+    })
+}
+
+/// Whether `e` has the same value wherever it is evaluated during one
+/// evaluation, and evaluating it has no effect the interpreter could
+/// observe (no rate counting, no `--explain` evidence): fields, headers,
+/// constants and pure builtins over them.
+fn pure(e: &Expr) -> bool {
+    match e {
+        Expr::Const(_) | Expr::Field(_) => true,
+        Expr::Header { name, .. } => pure(name),
+        Expr::Member(base, _) | Expr::Neg(base) | Expr::Exists(base) => pure(base),
+        Expr::Index(a, b, _) | Expr::Arith(_, a, b) => pure(a) && pure(b),
+        Expr::Builtin { args, .. } | Expr::List(args) => args.iter().all(pure),
+        Expr::Interp(parts) => parts.iter().all(|p| match p {
+            Part::Text(_) => true,
+            Part::Expr(e) => pure(e),
+        }),
+        Expr::Score
+        | Expr::Param(_)
+        | Expr::Captures(_)
+        | Expr::CallUser { .. }
+        | Expr::Rate { .. }
+        | Expr::Matched(_)
+        | Expr::Not(_)
+        | Expr::And(..)
+        | Expr::Or(..)
+        | Expr::Compare(_) => false,
+    }
+}
+
+/// A group under construction.
+#[derive(Default)]
+struct GroupBuilder {
+    lhs: Option<Expr>,
+    /// Distinct substring needles, in automaton pattern order.
+    patterns: Vec<String>,
+    ids: HashMap<String, usize>,
+    hits: Vec<Vec<(u32, Anchor)>>,
+    exact: HashMap<String, Vec<u32>>,
+    empty: Vec<u32>,
+    literal: bool,
+    /// Distinct regex patterns (flags inline), in set order, with the
+    /// compiled regex and the slots each answers.
+    regexes: Vec<(String, Arc<regex::Regex>, Vec<u32>)>,
+    regex_ids: HashMap<String, usize>,
+}
+
+impl Prefilter {
+    /// Gathers the leaves it can decide out of the leaf table.
+    /// `regex_flags` tells the flags each regex pattern was compiled with.
+    pub(crate) fn build(leaves: &[Leaf], regex_flags: &HashMap<String, Vec<String>>) -> Prefilter {
+        let mut pf = Prefilter {
+            slots: vec![None; leaves.len()],
+            ..Prefilter::default()
+        };
+        // Same left side, same group: the key is the expression's debug
+        // form, which is structural (builtins print as their address,
+        // which is the same function for the same builtin).
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut builders: Vec<GroupBuilder> = Vec::new();
+        for (id, leaf) in leaves.iter().enumerate() {
+            let Expr::Compare(c) = &leaf.expr else {
+                continue;
+            };
+            let Some(n) = needles(c) else { continue };
+            let (Ok(slot), Ok(group)) =
+                (u32::try_from(pf.decided.len()), u32::try_from(keys.len()))
+            else {
+                break;
+            };
+            let g = *keys.entry(format!("{:?}", c.lhs)).or_insert_with(|| {
+                builders.push(GroupBuilder {
+                    lhs: Some(c.lhs.clone()),
+                    ..GroupBuilder::default()
+                });
+                group as usize
+            });
+            let b = &mut builders[g];
+            b.literal |= n.regex.is_none();
+            // A regex whose flags are known joins the group's sets; the
+            // others run alone.
+            let alone = match &n.regex {
+                Some(re) => match regex_flags.get(re.as_str()).map(Vec::as_slice) {
+                    Some([flags]) => {
+                        let pattern = if flags.is_empty() {
+                            re.as_str().to_string()
+                        } else {
+                            format!("(?{flags}){}", re.as_str())
+                        };
+                        let next = b.regexes.len();
+                        let p = *b.regex_ids.entry(pattern.clone()).or_insert(next);
+                        if p == next {
+                            b.regexes.push((pattern, Arc::clone(re), Vec::new()));
+                        }
+                        b.regexes[p].2.push(slot);
+                        None
+                    }
+                    _ => Some(Arc::clone(re)),
+                },
+                None => None,
+            };
+            for needle in n.exact {
+                let slots = b.exact.entry(needle).or_default();
+                if !slots.contains(&slot) {
+                    slots.push(slot);
+                }
+            }
+            for (needle, anchor) in n.substrings {
+                if needle.is_empty() {
+                    // Every text value contains, starts and ends with "".
+                    b.empty.push(slot);
+                    continue;
+                }
+                let next = b.patterns.len();
+                let p = *b.ids.entry(needle.clone()).or_insert(next);
+                if p == next {
+                    b.patterns.push(needle);
+                    b.hits.push(Vec::new());
+                }
+                b.hits[p].push((slot, anchor));
+            }
+            pf.decided.push(Decided {
+                group: u32::try_from(g).unwrap_or(u32::MAX),
+                regex: alone,
+                all: c.all,
+                negated: c.negated,
+            });
+            pf.slots[id] = Some(slot);
+        }
+        for mut b in builders {
+            let sets = pf.regex_sets(&mut b);
+            let automaton = if b.patterns.is_empty() {
+                None
+            } else {
+                // Standard semantics report every occurrence of every
+                // needle (overlapping search), so no needle hides another.
+                // A DFA scans several times faster than the NFA the
+                // builder picks for thousands of needles, for a few MB.
+                match AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&b.patterns)
+                {
+                    Ok(a) => Some(a),
+                    // Too large for the automaton: leave these leaves to
+                    // the host rather than answer them wrongly.
+                    Err(_) => {
+                        pf.forget(&b);
+                        None
+                    }
+                }
+            };
+            pf.groups.push(Group {
+                lhs: b.lhs.unwrap_or(Expr::Const(Value::Bool(false))),
+                automaton,
+                hits: b.hits,
+                exact: b.exact,
+                empty: b.empty,
+                literal: b.literal,
+                sets,
+            });
+        }
+        pf
+    }
+
+    /// The regex sets of a group. The regexes of a set that cannot be
+    /// built (too large) run alone instead.
+    fn regex_sets(&mut self, b: &mut GroupBuilder) -> Vec<(RegexSet, Vec<Vec<u32>>)> {
+        let mut sets = Vec::new();
+        if b.regexes.len() < SET_MIN {
+            for (_, re, slots) in &b.regexes {
+                for &s in slots {
+                    if let Some(d) = self.decided.get_mut(s as usize) {
+                        d.regex = Some(Arc::clone(re));
+                    }
+                }
+            }
+            return sets;
+        }
+        for chunk in b.regexes.chunks(SET_CHUNK) {
+            let built = RegexSetBuilder::new(chunk.iter().map(|(p, _, _)| p))
+                .size_limit(1 << 26)
+                .dfa_size_limit(1 << 23)
+                .build();
+            match built {
+                Ok(set) => sets.push((set, chunk.iter().map(|(_, _, s)| s.clone()).collect())),
+                Err(_) => {
+                    for (_, re, slots) in chunk {
+                        for &s in slots {
+                            if let Some(d) = self.decided.get_mut(s as usize) {
+                                d.regex = Some(Arc::clone(re));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        sets
+    }
+
+    /// Gives the substring leaves of a group whose automaton could not be
+    /// built back to the host.
+    fn forget(&mut self, b: &GroupBuilder) {
+        let lost: Vec<u32> = b.hits.iter().flatten().map(|(s, _)| *s).collect();
+        for slot in self.slots.iter_mut() {
+            if slot.is_some_and(|s| lost.contains(&s)) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// The slot answering leaf `id`, if the prefilter decides it.
+    pub(crate) fn slot(&self, id: usize) -> Option<u32> {
+        self.slots.get(id).copied().flatten()
+    }
+
+    /// How many leaves the prefilter decides.
+    pub(crate) fn decided(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// Fresh per-message state.
+    pub(crate) fn scan(&self) -> Scan {
+        Scan {
+            scanned: vec![false; self.groups.len()],
+            values: vec![0; self.groups.len()],
+            value: vec![None; self.groups.len()],
+            regex: vec![Outcome::Unknown; self.decided.len()],
+            passed: vec![0; self.decided.len()],
+            stamp: vec![0; self.decided.len()],
+            item: 0,
+        }
+    }
+}
+
+/// A regex leaf's outcome in one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Not run yet.
+    Unknown,
+    /// The test held (before `!=`).
+    Held,
+    /// It did not.
+    Failed,
+}
+
+/// What the prefilter found in one message, filled group by group.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// By group: whether it was scanned.
+    scanned: Vec<bool>,
+    /// By group: how many values its left side had.
+    values: Vec<u32>,
+    /// By group: its left side's value, for the regex leaves.
+    value: Vec<Option<Value>>,
+    /// By slot: a regex leaf's outcome, once run.
+    regex: Vec<Outcome>,
+    /// By slot: how many of those values passed the leaf's test.
+    passed: Vec<u32>,
+    /// By slot: the last value (of `item`) that counted for it, so a value
+    /// matching several needles of one leaf counts once.
+    stamp: Vec<u32>,
+    /// A counter naming each value scanned, from 1.
+    item: u32,
+}
+
+impl Scan {
+    /// The truth of the leaf answered by `slot`, scanning its group first
+    /// if this message has not yet needed it.
+    pub(crate) fn test(&mut self, pf: &Prefilter, slot: u32, machine: &mut Machine<'_>) -> bool {
+        let Some(d) = pf.decided.get(slot as usize) else {
+            return false;
+        };
+        let g = d.group as usize;
+        if !self.scanned.get(g).copied().unwrap_or(true) {
+            self.scanned[g] = true;
+            if let Some(group) = pf.groups.get(g) {
+                self.fill(group, g, machine);
+            }
+        }
+        let values = self.values.get(g).copied().unwrap_or(0);
+        if let Some(re) = &d.regex {
+            return self.regex_test(slot as usize, g, re, d) != d.negated;
+        }
+        let passed = self.passed.get(slot as usize).copied().unwrap_or(0);
+        let held = if d.all {
+            values > 0 && passed == values
+        } else {
+            passed > 0
+        };
+        held != d.negated
+    }
+
+    /// Whether a regex leaf's test holds (before `!=`), running its regex
+    /// on the group's values the first time.
+    fn regex_test(&mut self, slot: usize, g: usize, re: &regex::Regex, d: &Decided) -> bool {
+        match self.regex.get(slot) {
+            Some(Outcome::Held) => return true,
+            Some(Outcome::Failed) => return false,
+            _ => {}
+        }
+        let items = match self.value.get(g) {
+            Some(Some(Value::List(items))) => items.as_slice(),
+            Some(Some(other)) => std::slice::from_ref(other),
+            _ => &[],
+        };
+        let passes = |v: &Value| v.as_text().is_some_and(|t| re.is_match(t));
+        let held = if d.all {
+            !items.is_empty() && items.iter().all(passes)
+        } else {
+            items.iter().any(passes)
+        };
+        if let Some(o) = self.regex.get_mut(slot) {
+            *o = if held { Outcome::Held } else { Outcome::Failed };
+        }
+        held
+    }
+
+    /// Scans every value of a group's left side once.
+    fn fill(&mut self, group: &Group, g: usize, machine: &mut Machine<'_>) {
+        let value = machine.eval(&group.lhs);
+        let items = match &value {
+            Value::List(items) => items.as_slice(),
+            other => std::slice::from_ref(other),
+        };
+        self.values[g] = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        if !group.literal && group.sets.is_empty() {
+            self.value[g] = Some(value);
+            return;
+        }
+        for item in items {
+            self.item = self.item.wrapping_add(1);
+            let Some(text) = item.as_text() else {
+                continue;
+            };
+            for (set, slots) in &group.sets {
+                for p in set.matches(text).iter() {
+                    for &s in slots.get(p).map(Vec::as_slice).unwrap_or_default() {
+                        self.pass(s);
+                    }
+                }
+            }
+            if !group.literal {
+                continue;
+            }
+            let folded = fold(text);
+            if let Some(slots) = group.exact.get(&folded) {
+                for &s in slots {
+                    self.pass(s);
+                }
+            }
+            for &s in &group.empty {
+                self.pass(s);
+            }
+            let Some(automaton) = &group.automaton else {
+                continue;
+            };
+            for m in automaton.find_overlapping_iter(folded.as_str()) {
+                let Some(hits) = group.hits.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                for &(s, anchor) in hits {
+                    let ok = match anchor {
+                        Anchor::Anywhere => true,
+                        Anchor::Start => m.start() == 0,
+                        Anchor::End => m.end() == folded.len(),
+                    };
+                    if ok {
+                        self.pass(s);
+                    }
+                }
+            }
+        }
+        self.value[g] = Some(value);
+    }
+
+    /// Counts the current value as passing `slot`'s test, once.
+    fn pass(&mut self, slot: u32) {
+        let s = slot as usize;
+        if let (Some(stamp), Some(passed)) = (self.stamp.get_mut(s), self.passed.get_mut(s))
+            && *stamp != self.item
+        {
+            *stamp = self.item;
+            *passed += 1;
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The native engine's prefilter on its edge cases: case folding,
+//! non-ASCII text, empty needles, several values on the left (headers
+//! occurring more than once, address lists), `all`, `!=`, missing fields,
+//! anchored tests whose needle also occurs elsewhere. Each rule tags its
+//! name when it holds; the tags are checked against what LANGUAGE.md says,
+//! and against the interpreter and the native engine without prefilter,
+//! with and without `--explain` (which takes the exact host path).
+
+mod common;
+
+use common::*;
+use weir_compiler::{Decision, EvalOptions, MemoryRates, NativeRuleset, Ruleset};
+use weir_stdlib::Transaction;
+
+/// A message exercising the edge cases: an RFC 2047 subject with `ü`,
+/// `ß`, a final sigma and a dotted capital I, repeated headers, an
+/// address list, and a body.
+const MAIL: &str = "From: Alice <Alice@Example.COM>\r\n\
+To: bob@a.org, Carol <carol@B.Org>\r\n\
+Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_M=C3=9CNCHEN_=CE=9F=CE=94=CE=9F=CE=A3_=C4=B0stanbul?=\r\n\
+Received: from mx1.relay.example by mx.example.net\r\n\
+Received: from mx2.relay.example by mx.example.net\r\n\
+X-Tag: alpha\r\n\
+X-Tag: beta\r\n\
+X-Empty:\r\n\
+\r\n\
+abab Invoice attached\r\n";
+
+/// Every rule of `source` is `rule NAME { when TEST then tag "NAME" }`.
+fn ruleset(tests: &[(&str, &str)]) -> Ruleset {
+    let source: String = tests
+        .iter()
+        .map(|(name, test)| format!("rule {name} {{ when {test} then tag \"{name}\" }}\n"))
+        .collect();
+    rules(&source)
+}
+
+/// The decision of every engine must be the same; returns it.
+fn decide_all(r: &Ruleset, tx: &Transaction) -> Decision {
+    let native = NativeRuleset::compile(r).expect("native code on this host");
+    let host = NativeRuleset::compile_without_prefilter(r).expect("native code on this host");
+    assert_eq!(host.prefiltered_count(), 0);
+    let mut first = None;
+    for explain in [false, true] {
+        let opts = EvalOptions {
+            explain,
+            dry_run: false,
+        };
+        let interp = r.evaluate(tx, &mut MemoryRates::default(), &opts);
+        let jit = native.evaluate(tx, &mut MemoryRates::default(), &opts);
+        let slow = host.evaluate(tx, &mut MemoryRates::default(), &opts);
+        assert_eq!(jit, interp, "prefilter vs interpreter, explain {explain}");
+        assert_eq!(
+            slow, interp,
+            "host leaves vs interpreter, explain {explain}"
+        );
+        first.get_or_insert(jit);
+    }
+    first.expect("two runs")
+}
+
+/// Checks that the prefilter decides every one of `tests`, and that
+/// exactly the `held` ones hold on `MAIL`.
+fn check(tests: &[(&str, &str)], held: &[&str]) {
+    let r = ruleset(tests);
+    let native = NativeRuleset::compile(&r).expect("native code on this host");
+    assert_eq!(
+        native.prefiltered_count(),
+        native.leaf_count(),
+        "the prefilter must decide every test here, or this test proves nothing about it"
+    );
+    let d = decide_all(&r, &tx(MAIL));
+    assert_eq!(d.tags, held);
+}
+
+#[test]
+fn case_folding_on_both_sides() {
+    check(
+        &[
+            ("upper_needle", r#"subject contains "MÜNCHEN""#),
+            ("lower_needle", r#"subject contains "grüße""#),
+            ("sharp_s_is_not_ss", r#"subject contains "grüsse""#),
+            ("final_sigma", r#"subject contains "οδος""#),
+            ("capital_sigma", r#"subject contains "ΟΔΟΣ""#),
+            ("dotted_i", r#"subject contains "İSTANBUL""#),
+            ("eq_folds", r#"from.domain == "EXAMPLE.com""#),
+            ("address_as_text", r#"from == "alice@example.com""#),
+            ("in_folds", r#"from.local in ["bob", "ALICE"]"#),
+            ("eq_is_whole", r#"from.domain == "example""#),
+        ],
+        &[
+            "upper_needle",
+            "lower_needle",
+            "final_sigma",
+            "capital_sigma",
+            "dotted_i",
+            "eq_folds",
+            "address_as_text",
+            "in_folds",
+        ],
+    );
+}
+
+#[test]
+fn empty_needles_and_missing_fields() {
+    check(
+        &[
+            ("contains_empty", r#"subject contains """#),
+            ("starts_empty", r#"body starts_with """#),
+            ("ends_empty", r#"body ends_with """#),
+            (
+                "missing_header_contains_empty",
+                r#"header("X-Nothing") contains """#,
+            ),
+            ("missing_header_ne", r#"header("X-Nothing") != "x""#),
+            ("missing_all", r#"all header("X-Nothing") contains """#),
+            ("empty_header_eq_empty", r#"header("X-Empty") == """#),
+            ("missing_in_empty_list", r#"header("X-Nothing") in [""]"#),
+            ("empty_eq_nonempty", r#"header("X-Empty") == "a""#),
+        ],
+        &[
+            "contains_empty",
+            "starts_empty",
+            "ends_empty",
+            "missing_header_ne",
+            "empty_header_eq_empty",
+        ],
+    );
+}
+
+#[test]
+fn several_values_any_and_all() {
+    check(
+        &[
+            (
+                "second_received",
+                r#"header("Received") contains "mx2.relay""#,
+            ),
+            (
+                "all_received",
+                r#"all header("Received") contains "MX.example.net""#,
+            ),
+            (
+                "not_all_received",
+                r#"all header("Received") contains "mx2""#,
+            ),
+            ("second_tag_starts", r#"header("X-Tag") starts_with "be""#),
+            ("to_domain", r#"to.domain == "b.org""#),
+            ("all_to_domain", r#"all to.domain in ["a.org", "b.org"]"#),
+            ("not_all_to_domain", r#"all to.domain == "a.org""#),
+            ("ne_any_value", r#"header("X-Tag") != "alpha""#),
+            ("ne_no_value", r#"header("X-Tag") != "gamma""#),
+            ("any_of_list", r#"subject contains any ["nope", "aus"]"#),
+            ("none_of_list", r#"subject contains any ["nope", "never"]"#),
+        ],
+        &[
+            "second_received",
+            "all_received",
+            "second_tag_starts",
+            "to_domain",
+            "all_to_domain",
+            "ne_no_value",
+            "any_of_list",
+        ],
+    );
+}
+
+#[test]
+fn anchors_and_overlapping_needles() {
+    check(
+        &[
+            ("starts_yes", r#"body starts_with "ABAB""#),
+            ("starts_later_only", r#"body starts_with "invoice""#),
+            ("ends_yes", r#"header("Received") ends_with "EXAMPLE.NET""#),
+            (
+                "ends_earlier_only",
+                r#"header("Received") ends_with "relay.example""#,
+            ),
+            ("overlap_a", r#"body contains "aba""#),
+            ("overlap_b", r#"body contains "bab""#),
+            (
+                "same_needle_twice",
+                r#"body contains "aba" and body starts_with "aba""#,
+            ),
+            ("ends_with_all", r#"all header("X-Tag") ends_with "a""#),
+            (
+                "starts_with_list",
+                r#"header("X-Tag") starts_with ["x", "AL"]"#,
+            ),
+        ],
+        &[
+            "starts_yes",
+            "ends_yes",
+            "overlap_a",
+            "overlap_b",
+            "same_needle_twice",
+            "ends_with_all",
+            "starts_with_list",
+        ],
+    );
+}
+
+#[test]
+fn regexes_on_several_values() {
+    check(
+        &[
+            ("re_exact_case", r#"subject matches /MÜNCHEN/"#),
+            ("re_wrong_case", r#"subject matches /münchen/"#),
+            ("re_flag_i", r#"subject matches /münchen/i"#),
+            (
+                "re_second_value",
+                r#"header("Received") matches /mx2\.relay/"#,
+            ),
+            ("re_all", r#"all header("X-Tag") matches /^[a-z]+$/"#),
+            ("re_not_all", r#"all header("X-Tag") matches /^a/"#),
+            ("re_missing", r#"header("X-Nothing") matches /.*/"#),
+            ("re_all_missing", r#"all header("X-Nothing") matches /.*/"#),
+            ("re_address", r#"to matches /^carol@/"#),
+            (
+                "re_and_literal",
+                r#"body matches /ab(ab)?/ and body contains "invoice""#,
+            ),
+        ],
+        &[
+            "re_exact_case",
+            "re_flag_i",
+            "re_second_value",
+            "re_all",
+            "re_address",
+            "re_and_literal",
+        ],
+    );
+}
+
+#[test]
+fn regex_sets_keep_each_regexs_flags() {
+    // Each pattern appears with one flag string only, and `subject` has
+    // enough of them for a regex set: they go into it with their flags
+    // written inline; flags must keep applying across alternation, and
+    // `x` must still ignore spaces.
+    check(
+        &[
+            ("alt_i", r#"subject matches /nomatch|münchen/i"#),
+            ("alt_case", r#"subject matches /nomatch|grÜsse/"#),
+            (
+                "x_flag",
+                r#"subject matches /m ü n c h e n  # a comment/ix"#,
+            ),
+            ("x_flag_no_i", r#"subject matches /M Ü N C H E N/x"#),
+            ("no_x", r#"subject matches /M Ü N/"#),
+            ("lit_miss", r#"subject matches /zzz/"#),
+            ("class", r#"subject matches /[ÜX]N/"#),
+            ("word_case", r#"subject matches /\bAUS\b/"#),
+            ("s_flag", r#"body matches /abab.invoice/is"#),
+            ("dot_no_newline", r#"body matches /attached.x/s"#),
+            ("m_flag", r#"header("X-Tag") matches /^beta$/m"#),
+            ("anchored_miss", r#"all header("X-Tag") matches /^alpha$/"#),
+            // Simple case folding: σ, ς and Σ are one letter under `i`.
+            ("sigma_i", r#"subject matches /οδος/i"#),
+        ],
+        &[
+            "alt_i",
+            "x_flag",
+            "x_flag_no_i",
+            "class",
+            "s_flag",
+            "m_flag",
+            "sigma_i",
+        ],
+    );
+}
+
+#[test]
+fn tests_the_prefilter_cannot_decide_stay_exact() {
+    // Captures, numbers and `score` go through the host; mixed with
+    // prefiltered tests in one condition they still combine.
+    let r = rules(
+        r#"
+rule caps { when subject matches /(M\w+)/ as m and from.domain == "example.com" then tag "${m[1]}" }
+rule scored { when score > 0 or body contains "invoice" then tag "scored" }
+rule neg { when not (body contains "nothing here") and size > 10 then tag "neg" }
+"#,
+    );
+    let native = NativeRuleset::compile(&r).expect("native code on this host");
+    assert_eq!(native.prefiltered_count(), 3);
+    assert_eq!(native.leaf_count(), 6);
+    let d = decide_all(&r, &tx(MAIL));
+    assert_eq!(d.tags, ["MÜNCHEN", "scored", "neg"]);
+}
