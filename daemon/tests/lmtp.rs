@@ -501,4 +501,24 @@ fn quarantine_lists_releases_and_deletes_across_a_restart() {
         files(&l.mail.join("example.test/alice/.Review/cur")).len(),
         1
     );
+
+    // The audit log says what became of each held copy.
+    let actions = l.daemon.get("/v1/actions").json();
+    let acts: Vec<(String, String)> = actions
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["quarantine"].is_string())
+        .map(|e| {
+            assert_eq!(e["source"], "lmtp", "{e}");
+            assert_eq!(e["rule"], "held", "{e}");
+            (
+                e["quarantine"].as_str().unwrap_or("").to_string(),
+                e["recipient"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(acts.len(), 2, "{actions}");
+    assert_eq!(acts[0].0, "released");
+    assert_eq!(acts[1].0, "deleted");
 }

@@ -27,7 +27,7 @@ use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
 use super::config::Config;
-use super::engine::{AuditEntry, Engine, unix_now};
+use super::engine::{AuditEntry, Engine, Source, unix_now};
 use super::reload;
 use super::store::{AuditFilter, MessageRates, QuarantineEntry};
 
@@ -539,15 +539,60 @@ async fn lmtp_act(api: Api, held: QuarantineEntry, done: &'static str) -> Respon
     })
     .await;
     match result {
-        Ok(Ok(())) => axum::Json(json!({"id": held.queue_id, "status": done})).into_response(),
+        Ok(Ok(())) => {
+            record_quarantine_act(&api.engine, &held, done).await;
+            axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
+/// Writes an audit entry for an operator's release or delete, so the log
+/// shows what became of every held message (the delivery it may cause
+/// included). The act is done either way: a failure here is only logged.
+async fn record_quarantine_act(engine: &Arc<Engine>, held: &QuarantineEntry, done: &'static str) {
+    let source = if held.lmtp.is_some() {
+        Source::Lmtp
+    } else {
+        Source::Milter
+    };
+    let entry = AuditEntry {
+        id: 0,
+        time: unix_now(),
+        source,
+        queue_id: held.queue_id.clone(),
+        message_id: held.summary.message_id.clone(),
+        ruleset_version: engine.current().version,
+        decision: json!({
+            "quarantine": done,
+            "rule": held.rule,
+            "recipient": held.lmtp.as_ref().map(|h| h.recipient.clone()),
+            "held_by_audit_id": held.audit_id,
+        }),
+    };
+    let engine = engine.clone();
+    let appended = tokio::task::spawn_blocking(move || {
+        engine.store.append_audit(entry, None).map(|e| (e, engine))
+    })
+    .await;
+    match appended {
+        Ok(Ok((entry, engine))) => {
+            let _ = engine.events.send(entry);
+        }
+        Ok(Err(e)) => tracing::error!("cannot record the quarantine {done}: {e:#}"),
+        Err(e) => tracing::error!("cannot record the quarantine {done}: {e}"),
+    }
+}
+
 /// Runs the configured release or delete command for a held message; on
 /// success the message leaves the quarantine index.
-async fn quarantine_act(api: Api, id: String, command: Vec<String>, done: &str) -> Response {
+async fn quarantine_act(
+    api: Api,
+    id: String,
+    command: Vec<String>,
+    done: &'static str,
+) -> Response {
     let held = match find_held(&api, &id) {
         Ok(q) => q,
         Err(r) => return *r,
@@ -598,6 +643,7 @@ async fn quarantine_act(api: Api, id: String, command: Vec<String>, done: &str) 
         return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
     }
     tracing::info!("quarantine: {} {done}", held.queue_id);
+    record_quarantine_act(&api.engine, &held, done).await;
     axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
 }
 
