@@ -310,6 +310,9 @@ fn spawn_retention(engine: Arc<Engine>) {
                 // Delivered side-effect keys are kept as long as the audit
                 // log, so a message sent again within it repeats none.
                 engine.store.prune_outbox_done(cutoff)?;
+                // Likewise the LMTP delivery index: the window in which a
+                // copy sent again is recognised and not delivered twice.
+                engine.store.prune_deliveries(cutoff)?;
                 engine.store.prune_audit(cutoff)
             })
             .await;

@@ -14,7 +14,11 @@
 //! - `outbox_done`: idempotency key → when it was delivered (8 bytes,
 //!   big-endian seconds), so the same effect of a message the MTA sends
 //!   again is not sent twice; pruned with the audit log;
-//! - `replies`: lower-cased sender → when it was last sent an auto-reply.
+//! - `replies`: lower-cased sender → when it was last sent an auto-reply;
+//! - `delivered`: LMTP delivery key (digest of the message as received,
+//!   recipient, folder) → JSON [`DeliveryRecord`], the Maildir file a copy
+//!   was given before it was written, so a copy the MTA sends again after a
+//!   crash is recognised (`lmtp/mod.rs`); pruned with the audit log.
 //!
 //! Anything a verdict depends on is flushed ([`Store::flush`]) before the
 //! MTA gets its reply.
@@ -63,6 +67,19 @@ pub struct LmtpHold {
     pub flags: Vec<String>,
 }
 
+/// Where an LMTP copy was (or was about to be) written: recorded and
+/// flushed before the file is written, so that after a crash between the
+/// write and the `250` the copy the MTA sends again can be found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// The Maildir (folder) directory the file goes into.
+    pub dir: std::path::PathBuf,
+    /// The file's unique base name (before any `:2,FLAGS` suffix).
+    pub base: String,
+    /// When it was recorded (seconds since the epoch), for pruning.
+    pub time: i64,
+}
+
 /// A short description of a message (never used as a metric label).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageSummary {
@@ -89,6 +106,7 @@ pub struct Store {
     outbox: sled::Tree,
     outbox_done: sled::Tree,
     replies: sled::Tree,
+    delivered: sled::Tree,
     /// Held while an audit id is assigned and its entry inserted, so that
     /// entries become visible in id order: a client polling
     /// `/v1/actions?since=LAST` never misses one.
@@ -118,6 +136,7 @@ impl Store {
             outbox: db.open_tree("outbox")?,
             outbox_done: db.open_tree("outbox_done")?,
             replies: db.open_tree("replies")?,
+            delivered: db.open_tree("delivered")?,
             db,
             audit_order: std::sync::Arc::default(),
         })
@@ -380,6 +399,45 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The recorded LMTP delivery of `key`, if any.
+    pub fn delivery(&self, key: &str) -> anyhow::Result<Option<DeliveryRecord>> {
+        let Some(value) = self.delivered.get(key.as_bytes())? else {
+            return Ok(None);
+        };
+        // An unreadable record only means the copy cannot be recognised:
+        // it is then delivered again rather than refused for ever.
+        Ok(serde_json::from_slice(&value).ok())
+    }
+
+    /// Records (or replaces) the LMTP delivery of `key`; flushed, since the
+    /// file is written only after this returns.
+    pub fn put_delivery(&self, key: &str, record: &DeliveryRecord) -> anyhow::Result<()> {
+        self.delivered
+            .insert(key.as_bytes(), serde_json::to_vec(record)?)?;
+        self.flush()
+    }
+
+    /// Forgets LMTP deliveries recorded before `cutoff` (seconds since the
+    /// epoch); returns how many.
+    pub fn prune_deliveries(&self, cutoff: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for item in self.delivered.iter() {
+            let (key, value) = item?;
+            let time =
+                serde_json::from_slice::<DeliveryRecord>(&value).map_or(i64::MIN, |r| r.time);
+            if time < cutoff {
+                self.delivered.remove(key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+}
+
 /// Which audit entries `/v1/actions` wants.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -509,6 +567,26 @@ mod tests {
         let left = store.audit_entries(&AuditFilter::default(), 10);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].queue_id, "Q300");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn deliveries_are_recorded_and_pruned_by_time() {
+        let dir = tempdir().with_extension("deliveries");
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("open");
+        let record = |time| DeliveryRecord {
+            dir: "/m/a".into(),
+            base: format!("{time}.M1P2Q3.host,S=10"),
+            time,
+        };
+        store.put_delivery("old", &record(100)).expect("put");
+        store.put_delivery("new", &record(300)).expect("put");
+        assert_eq!(store.delivery("old").expect("get"), Some(record(100)));
+        assert_eq!(store.delivery("none").expect("get"), None);
+        assert_eq!(store.prune_deliveries(250).expect("prune"), 1);
+        assert_eq!(store.delivery("old").expect("get"), None);
+        assert_eq!(store.delivery("new").expect("get"), Some(record(300)));
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -225,6 +225,13 @@ fn unique_name() -> String {
     )
 }
 
+/// The base name a new file for `content_len` bytes gets
+/// (`UNIQUE,S=SIZE`); chosen before the write so the delivery index can
+/// record it first (`lmtp/mod.rs`).
+pub fn new_base_name(content_len: usize) -> String {
+    format!("{},S={content_len}", unique_name())
+}
+
 /// Delivers `content` (the message as stored: LF line ends) into `folder`
 /// of the Maildir `mailbox`, with `flags`; returns the file's path once it
 /// is durable.
@@ -234,13 +241,29 @@ pub fn deliver(
     flags: &[String],
     content: &[u8],
 ) -> Result<PathBuf, MaildirError> {
+    deliver_as(
+        mailbox,
+        folder,
+        flags,
+        content,
+        &new_base_name(content.len()),
+    )
+}
+
+/// [`deliver`] under the base name `base` (from [`new_base_name`]).
+pub fn deliver_as(
+    mailbox: &Path,
+    folder: Option<&str>,
+    flags: &[String],
+    content: &[u8],
+    base: &str,
+) -> Result<PathBuf, MaildirError> {
     let dir = folder_dir(mailbox, folder)?;
     ensure_maildir(mailbox, false)?;
     if dir != mailbox {
         ensure_maildir(&dir, true)?;
     }
-    let base = format!("{},S={}", unique_name(), content.len());
-    let tmp = dir.join("tmp").join(&base);
+    let tmp = dir.join("tmp").join(base);
     {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let written = file.write_all(content).and_then(|()| file.sync_all());
@@ -251,7 +274,7 @@ pub fn deliver(
     }
     let info = info_flags(flags);
     let (sub, name) = if info.is_empty() {
-        ("new", base)
+        ("new", base.to_string())
     } else {
         ("cur", format!("{base}:2,{info}"))
     };
@@ -262,6 +285,35 @@ pub fn deliver(
     }
     sync_dir(&dir.join(sub))?;
     Ok(target)
+}
+
+/// The delivered file with base name `base` in the Maildir directory `dir`,
+/// if there is one: in `new/`, or in `cur/` where mail readers move it and
+/// append `:2,FLAGS` (some also add `,W=SIZE` to the base). `tmp/` is not
+/// looked at: a file there was never delivered.
+pub fn find_delivered(dir: &Path, base: &str) -> io::Result<Option<PathBuf>> {
+    let exact = dir.join("new").join(base);
+    if exact.is_file() {
+        return Ok(Some(exact));
+    }
+    for sub in ["new", "cur"] {
+        let entries = match fs::read_dir(dir.join(sub)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(base)) else {
+                continue;
+            };
+            if rest.is_empty() || rest.starts_with(':') || rest.starts_with(',') {
+                return Ok(Some(entry.path()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Converts CRLF line ends (the LMTP wire form) to LF (the Maildir form).
@@ -333,6 +385,28 @@ mod tests {
         assert!(dir.join(".Work.Urgent/maildirfolder").exists());
         assert_eq!(fs::read(&b).unwrap(), b"x\n");
         assert!(fs::read_dir(dir.join("tmp")).unwrap().next().is_none());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn delivered_files_are_found_in_new_or_cur_but_not_tmp() {
+        let dir = std::env::temp_dir().join(format!("weir-maildir-find-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let base = new_base_name(2);
+        assert_eq!(find_delivered(&dir, &base).unwrap(), None, "no Maildir yet");
+        let path = deliver_as(&dir, None, &[], b"x\n", &base).unwrap();
+        assert_eq!(find_delivered(&dir, &base).unwrap(), Some(path.clone()));
+        // A mail reader moved it to cur/ with flags.
+        let moved = dir.join("cur").join(format!("{base}:2,S"));
+        fs::rename(&path, &moved).unwrap();
+        assert_eq!(find_delivered(&dir, &base).unwrap(), Some(moved.clone()));
+        fs::remove_file(&moved).unwrap();
+        // Left in tmp/ by a crash: not delivered.
+        fs::write(dir.join("tmp").join(&base), b"x\n").unwrap();
+        assert_eq!(find_delivered(&dir, &base).unwrap(), None);
+        // A longer name sharing the prefix is another file.
+        fs::write(dir.join("new").join(format!("{base}0")), b"x\n").unwrap();
+        assert_eq!(find_delivered(&dir, &base).unwrap(), None);
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -18,7 +18,15 @@
 //! decision is carried out before that recipient's reply:
 //! - `accept` (or no verdict): the copy, with the milter's header edits
 //!   (`rewrite.rs`), goes into the decision's folder with its flags
-//!   (`maildir.rs`); `250` only once it is durable;
+//!   (`maildir.rs`); `250` only once it is durable. No copy is delivered
+//!   twice when the MTA sends the same message again because a crash came
+//!   between the write and the `250`: the file's name is put in the
+//!   store's delivery index (key: digest of the message as received,
+//!   lower-cased recipient, folder directory) and flushed *before* the
+//!   file is written; a later delivery with the same key whose file is
+//!   still in `new/` or `cur/` is answered `250` without writing
+//!   (`deliver_once`). The index is pruned with the audit log, so the same
+//!   bytes sent again after `[audit] retention` are delivered again;
 //! - `reject`/`tempfail`: the rule's reply;
 //! - `discard`, `redirect`, or `remove_rcpt` of this recipient: `250`,
 //!   nothing stored (forwarded copies belong to the outbox, not here);
@@ -55,7 +63,7 @@ use super::config::OnError;
 use super::engine::{Engine, LoadedRuleset, Source, unix_now};
 use super::outbox::{self, Origin};
 use super::stages::{self, PolicyCause};
-use super::store::{LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
+use super::store::{DeliveryRecord, LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
 use command::Command;
 
 /// How many LMTP sessions are served at once.
@@ -701,7 +709,9 @@ async fn finish<R, W>(
         (Verdict::Discard, _) => Outcome::NotDelivered,
         (_, Some(_)) if drops_local_copy(&decision, rcpt) => Outcome::NotDelivered,
         (verdict, Some((wire, recipients))) => {
-            let stored = store_copy(engine, &decision, rcpt, wire, recipients, &summary).await;
+            let digest = origin.map(|o| o.digest.clone());
+            let stored =
+                store_copy(engine, &decision, rcpt, wire, recipients, &summary, digest).await;
             match (verdict, stored) {
                 (Verdict::Quarantine, Ok(Stored::Held(entry))) => {
                     let id = entry.queue_id.clone();
@@ -853,8 +863,68 @@ enum Stored {
     Held(Box<QuarantineEntry>),
 }
 
-/// Stores one recipient's copy: into its Maildir, or (quarantine) into the
-/// quarantine directory, returning the index entry to record.
+/// The delivery index key of one recipient's copy: the digest of the
+/// message as received (`Origin::digest`), the lower-cased recipient, and
+/// the target folder's directory. The directory, not the folder's name, so
+/// that `INBOX` and no folder are one, and two spellings of a recipient
+/// that the `[lmtp] maildir` pattern keeps apart (its local part is
+/// case-sensitive) are two copies. The decision's flags and header edits
+/// are not part of it: a copy the MTA sends again is the same copy even if
+/// the rules changed meanwhile.
+fn delivery_key(message_digest: &str, rcpt: &str, dir: &Path) -> String {
+    outbox::digest(&[
+        b"lmtp-delivery",
+        message_digest.as_bytes(),
+        rcpt.trim().to_ascii_lowercase().as_bytes(),
+        dir.as_os_str().as_encoded_bytes(),
+    ])
+}
+
+/// Delivers `content` into the Maildir, once per message, recipient and
+/// folder (see the module documentation and [`delivery_key`]): a copy
+/// already delivered is found and returned instead; otherwise a new name
+/// is recorded in the store (flushed) before the file is written.
+fn deliver_once(
+    engine: &Engine,
+    message_digest: &str,
+    rcpt: &str,
+    mailbox: &Path,
+    folder: Option<&str>,
+    flags: &[String],
+    content: &[u8],
+) -> anyhow::Result<PathBuf> {
+    let dir = maildir::folder_dir(mailbox, folder)?;
+    let key = &delivery_key(message_digest, rcpt, &dir);
+    if let Some(record) = engine.store.delivery(key)?
+        && let Some(path) =
+            maildir::find_delivered(&record.dir, &record.base).with_context(|| {
+                format!(
+                    "cannot look for {} in {}",
+                    record.base,
+                    record.dir.display()
+                )
+            })?
+    {
+        tracing::info!(
+            "<{rcpt}>: the same message was delivered already as {}; not delivered again",
+            path.display()
+        );
+        return Ok(path);
+    }
+    let base = maildir::new_base_name(content.len());
+    let record = DeliveryRecord {
+        dir,
+        base: base.clone(),
+        time: unix_now(),
+    };
+    engine.store.put_delivery(key, &record)?;
+    Ok(maildir::deliver_as(mailbox, folder, flags, content, &base)?)
+}
+
+/// Stores one recipient's copy: into its Maildir (once per message when
+/// the digest of the message as received is given: see [`deliver_once`]), or (quarantine) into the quarantine
+/// directory, returning the index entry to record.
+#[allow(clippy::too_many_arguments)]
 async fn store_copy(
     engine: &Arc<Engine>,
     decision: &Decision,
@@ -862,6 +932,7 @@ async fn store_copy(
     wire: &Arc<Vec<u8>>,
     recipients: &[String],
     summary: &MessageSummary,
+    message_digest: Option<String>,
 ) -> anyhow::Result<Stored> {
     let copy = rewrite::delivered_copy(wire, decision, recipients);
     let folder = decision.folder.clone();
@@ -883,8 +954,19 @@ async fn store_copy(
         let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt)?;
         maildir::folder_dir(&mailbox, folder.as_deref())?;
         if !quarantine {
-            let path =
-                maildir::deliver(&mailbox, folder.as_deref(), &flags, &maildir::to_lf(&copy))?;
+            let content = maildir::to_lf(&copy);
+            let path = match &message_digest {
+                Some(digest) => deliver_once(
+                    &engine,
+                    digest,
+                    &rcpt,
+                    &mailbox,
+                    folder.as_deref(),
+                    &flags,
+                    &content,
+                )?,
+                None => maildir::deliver(&mailbox, folder.as_deref(), &flags, &content)?,
+            };
             return Ok(Stored::Delivered(path));
         }
         let id = format!("L{}", engine.store.generate_id()?);
