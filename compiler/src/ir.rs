@@ -178,6 +178,9 @@ pub(crate) struct Rule {
     pub priority: i64,
     pub shadow: bool,
     pub stage: Stage,
+    /// The LMTP-only fields and actions it uses (LANGUAGE.md §7: the
+    /// daemon warns when only the milter serves such a rule).
+    pub lmtp_only: Vec<&'static str>,
     pub file: String,
     pub span: Span,
     pub line: usize,

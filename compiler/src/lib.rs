@@ -107,6 +107,9 @@ pub struct RuleInfo {
     pub priority: i64,
     /// Whether it is a `shadow` rule.
     pub shadow: bool,
+    /// The LMTP-only fields and actions it uses (`recipient`, `flag`),
+    /// sorted: the daemon warns when only the milter serves it.
+    pub lmtp_only: Vec<&'static str>,
     /// The file it is declared in.
     pub file: String,
     /// Its declaration's span in that file.
@@ -247,6 +250,7 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
             stage: r.stage,
             priority: r.priority,
             shadow: r.shadow,
+            lmtp_only: r.lmtp_only.clone(),
             file: r.file.clone(),
             span: r.span,
             line: r.line,

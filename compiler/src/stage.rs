@@ -1,5 +1,8 @@
 //! Stage analysis (LANGUAGE.md §6): a rule's stage is the latest stage of
-//! everything it reads, anywhere in it.
+//! everything it reads, anywhere in it. The same walk notes the LMTP-only
+//! fields and actions a rule uses (§7's load-time warning).
+
+use std::cell::RefCell;
 
 use weir_stdlib::Stage;
 
@@ -11,13 +14,19 @@ pub(crate) fn assign(prog: &mut Program) {
     let mut rule_stages = vec![Stage::Connect; prog.rule_count];
     let mut score_stage = Stage::Connect;
     let mut stages = Vec::with_capacity(prog.rules.len());
+    let mut lmtp_only = Vec::with_capacity(prog.rules.len());
     for rule in &prog.rules {
         let cx = Cx {
             prog,
             rule_stages: &rule_stages,
             score_stage,
+            lmtp_only: RefCell::default(),
         };
         let stage = cx.rule(rule);
+        let mut uses = cx.lmtp_only.into_inner();
+        uses.sort_unstable();
+        uses.dedup();
+        lmtp_only.push(uses);
         if let Some(s) = rule_stages.get_mut(rule.id) {
             *s = stage;
         }
@@ -27,8 +36,9 @@ pub(crate) fn assign(prog: &mut Program) {
         }
         stages.push(stage);
     }
-    for (rule, stage) in prog.rules.iter_mut().zip(stages) {
+    for ((rule, stage), uses) in prog.rules.iter_mut().zip(stages).zip(lmtp_only) {
         rule.stage = stage;
+        rule.lmtp_only = uses;
     }
 }
 
@@ -46,6 +56,8 @@ struct Cx<'a> {
     prog: &'a Program,
     rule_stages: &'a [Stage],
     score_stage: Stage,
+    /// LMTP-only names met on the way (a side record of the walk).
+    lmtp_only: RefCell<Vec<&'static str>>,
 }
 
 impl Cx<'_> {
@@ -91,6 +103,13 @@ impl Cx<'_> {
 
     fn action(&self, a: &Action) -> Stage {
         let e = |x: &Expr| self.expr(x, 0);
+        if let Action::Flag(_) = a
+            && weir_stdlib::registry()
+                .action("flag")
+                .is_some_and(|d| d.lmtp_only)
+        {
+            self.lmtp_only.borrow_mut().push("flag");
+        }
         match a {
             Action::Verdict { text, .. } => text.as_ref().map_or(Stage::Connect, e),
             Action::AddHeader(a, b) | Action::SetHeader(a, b) => e(a).max(e(b)),
@@ -126,11 +145,13 @@ impl Cx<'_> {
         let sub = |x: &Expr| self.expr(x, depth);
         match e {
             Expr::Const(_) | Expr::Param(_) | Expr::Captures(_) => Stage::Connect,
-            Expr::Field(i) => reg
-                .fields
-                .get(*i)
-                .and_then(|f| f.stage)
-                .unwrap_or(Stage::Connect),
+            Expr::Field(i) => {
+                let field = reg.fields.get(*i);
+                if let Some(f) = field.filter(|f| f.lmtp_only) {
+                    self.lmtp_only.borrow_mut().push(f.path);
+                }
+                field.and_then(|f| f.stage).unwrap_or(Stage::Connect)
+            }
             Expr::Score => self.score_stage,
             Expr::Header { name, .. } => {
                 sub(name).max(reg.function("header").map_or(Stage::Header, |f| f.stage))

@@ -116,6 +116,7 @@ impl Checker<'_> {
             priority: r.priority.map_or(100, |(p, _)| p),
             shadow: r.shadow,
             stage: weir_stdlib::Stage::Connect,
+            lmtp_only: Vec::new(),
             file: self.file(unit).to_string(),
             span: r.span,
             line,

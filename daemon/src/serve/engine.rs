@@ -103,6 +103,9 @@ impl Engine {
     /// `anyhow::Error`, so the caller can print its diagnostics.
     pub fn new(config: Config) -> anyhow::Result<Arc<Engine>> {
         let candidate = reload::prepare(&config.rules)?;
+        for warning in reload::lmtp_only_warnings(config.lmtp.is_some(), &candidate.ruleset) {
+            tracing::warn!("{warning}");
+        }
         let store = Store::open(&config.state_dir)?;
         let version = store.next_ruleset_version()?;
         let metrics = Metrics::new();

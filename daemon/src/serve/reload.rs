@@ -353,7 +353,34 @@ pub async fn reload(engine: &Arc<Engine>) -> Result<u64, ReloadError> {
     result
 }
 
+/// LANGUAGE.md §7: one warning per rule that uses LMTP-only fields or
+/// actions when this daemon serves no LMTP (the milter cannot file into
+/// folders with flags or bind `recipient`).
+pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
+    if serves_lmtp {
+        return Vec::new();
+    }
+    ruleset
+        .rules()
+        .iter()
+        .filter(|r| !r.lmtp_only.is_empty())
+        .map(|r| {
+            format!(
+                "{}:{}: rule {} uses {}, which only LMTP delivery carries out; \
+                 this daemon serves the milter only ([lmtp] is not configured)",
+                r.file,
+                r.line,
+                r.name,
+                r.lmtp_only.join(", ")
+            )
+        })
+        .collect()
+}
+
 fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadError> {
+    for warning in lmtp_only_warnings(engine.config.lmtp.is_some(), &candidate.ruleset) {
+        tracing::warn!("{warning}");
+    }
     let version = engine
         .store
         .next_ruleset_version()
@@ -512,6 +539,28 @@ pub fn sd_notify(state: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lmtp_only_rules_are_named_when_no_lmtp_serves_them() {
+        let dir = std::env::temp_dir().join(format!("weir-lmtp-only-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let rules = dir.join("rules.flow");
+        std::fs::write(
+            &rules,
+            "rule seen { when recipient.local == \"a\" then flag \"\\\\Seen\" }\n\
+             rule plain { when subject contains \"x\" then tag \"x\" }\n",
+        )
+        .expect("rules");
+        let candidate = prepare(&rules).expect("compiles");
+        let warnings = lmtp_only_warnings(false, &candidate.ruleset);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("rule seen uses flag, recipient"),
+            "{warnings:?}"
+        );
+        assert!(lmtp_only_warnings(true, &candidate.ruleset).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn literal_tags_are_found_and_interpolated_ones_skipped() {
