@@ -8,10 +8,18 @@
 # Usage (as root, on Debian): benches/peers/run.sh [N ...]   (default: 10 100 1000)
 # Prints one table row per N: msgs/s for each engine and Weir's ratio to each.
 set -euo pipefail
+# Also inside $(...), so that a failed measurement stops the script.
+shopt -s inherit_errexit
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 ns=("${@:-10 100 1000}")
 read -r -a ns <<< "${ns[*]}"
 work="$root/target/peers"
+# Weir's binary goes where cargo puts it: honour CARGO_TARGET_DIR (a
+# relative one is relative to $root, where cargo is run below) instead of
+# assuming target/, or a stale or missing target/release/weir is measured.
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+[[ $target_dir == /* ]] || target_dir="$root/$target_dir"
+weir_bin="$target_dir/release/weir"
 corpus="$root/target/bench-corpus"
 
 install() {
@@ -28,16 +36,26 @@ generate() {
 }
 
 # CPU seconds (user + sys) of a command and its children, pinned to one core.
+# time(1) writes its report to a file (-o): with `2>/dev/null` on the same
+# command the report went to /dev/null too, every time was 0 and the rates
+# came out as "inf". A failing command stops the script instead of being
+# timed.
 cpu_seconds() {
-  local out
-  out=$( { /usr/bin/time -f '%U %S' taskset -c 0 "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-  awk '{print $1 + $2}' <<< "$out"
+  local report
+  report=$(mktemp)
+  if ! /usr/bin/time -o "$report" -f '%U %S' taskset -c 0 "$@" >/dev/null 2>&1; then
+    printf 'failed: %s\n' "$*" >&2
+    rm -f "$report"
+    return 1
+  fi
+  tail -1 "$report" | awk '{print $1 + $2}'
+  rm -f "$report"
 }
 
 messages=0
 weir_rate() {
   local n=$1 secs
-  secs=$(cpu_seconds "$root/target/release/weir" run --engine "${WEIR_ENGINE:-jit}" --json \
+  secs=$(cpu_seconds "$weir_bin" run --engine "${WEIR_ENGINE:-jit}" --json \
     "$corpus/rules/rules_$n.flow" "$corpus/synth")
   awk -v m="$messages" -v s="$secs" 'BEGIN {printf "%.0f", m / s}'
 }
