@@ -216,6 +216,13 @@ impl<'a> Machine<'a> {
         self.negations = 0;
     }
 
+    /// Counts `stage` as reached, as [`Machine::begin_rule`] does with its
+    /// rule's: for the native engine, which does not `begin` a rule whose
+    /// condition failed without needing the host.
+    pub(crate) fn reach_stage(&mut self, stage: Stage) {
+        self.stage = self.stage.max(stage);
+    }
+
     /// The truth of a condition or part of one, evaluated inside
     /// `negations` enclosing `not`s of the rule's condition (which only
     /// matters for `--explain` evidence).

@@ -287,3 +287,75 @@ rule neg { when not (body contains "nothing here") and size > 10 then tag "neg" 
     let d = decide_all(&r, &tx(MAIL));
     assert_eq!(d.tags, ["MÜNCHEN", "scored", "neg"]);
 }
+
+/// A body with the Kelvin sign (`K`, U+212A) and the long s (`ſ`, U+017F),
+/// which case-insensitive regexes match for `k` and `s`.
+const ODD_LETTERS: &str = "Subject: plain\r\n\
+\r\n\
+the \u{212A}ubazi offer and the ſecurity99 notice\r\n";
+
+#[test]
+fn regexes_run_only_on_values_with_a_required_string() {
+    // The required strings (`kubazi`, `security`, `offer`…) are folded;
+    // a value holding a letter that only a case-insensitive regex equates
+    // with an ASCII one (Kelvin sign, long s) must still run the regex.
+    let tests = [
+        ("kelvin_i", r#"body matches /kubazi (offer|deal)s?/i"#),
+        ("kelvin_case", r#"body matches /kubazi/"#),
+        ("long_s_i", r#"body matches /security[0-9]{2}/i"#),
+        ("long_s_case", r#"body matches /security[0-9]{2}/"#),
+        ("alternatives", r#"body matches /(notice|warning) *$/im"#),
+        ("no_required", r#"body matches /[a-z]{3}[0-9]/"#),
+        ("repeated", r#"body matches /9{2}\s+not/"#),
+        ("missing", r#"body matches /(absent|gone)[0-9]+/i"#),
+        ("subject_miss", r#"subject matches /security/i"#),
+    ];
+    let r = ruleset(&tests);
+    let native = NativeRuleset::compile(&r).expect("native code on this host");
+    assert_eq!(native.prefiltered_count(), native.leaf_count());
+    let d = decide_all(&r, &tx(ODD_LETTERS));
+    assert_eq!(
+        d.tags,
+        [
+            "kelvin_i",
+            "long_s_i",
+            "alternatives",
+            "no_required",
+            "repeated"
+        ]
+    );
+    // And the same regexes on a message without those letters.
+    let d = decide_all(
+        &r,
+        &tx("Subject: x\r\n\r\nKUBAZI deals, SECURITY12 and notice\r\n"),
+    );
+    assert_eq!(d.tags, ["kelvin_i", "long_s_i", "alternatives"]);
+}
+
+#[test]
+fn rules_answered_by_bits_alone_keep_stage_and_else() {
+    // Rules whose tests are all prefilter bits and that have no `else`
+    // skip the host when they fail; the stage they reach must still count
+    // (up to the rule that ends evaluation, not beyond), and a rule with
+    // an `else` block still runs it.
+    let r = rules(
+        r#"
+rule a { when subject contains "nothing" then tag "a" }
+rule b { when body contains "nothing" then tag "b" }
+rule c { when subject contains "nothing" then tag "c" else tag "c_else" }
+rule d { when from.domain == "example.com" then tag "d" }
+"#,
+    );
+    let d = decide_all(&r, &tx(MAIL));
+    assert_eq!(d.tags, ["c_else", "d"]);
+    assert_eq!(d.stage, weir_stdlib::Stage::Body);
+    let r = rules(
+        r#"
+rule a { when subject contains "nothing" then tag "a" }
+rule stop { when from.domain == "example.com" then discard }
+rule late { when body contains "nothing" then tag "late" }
+"#,
+    );
+    let d = decide_all(&r, &tx(MAIL));
+    assert_eq!(d.stage, weir_stdlib::Stage::Header);
+}

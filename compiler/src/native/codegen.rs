@@ -4,7 +4,8 @@
 //! owns the module, [`Translator`] walks the rules with a
 //! `FunctionBuilder`.
 //!
-//! The generated function, per rule in evaluation order:
+//! The generated function `evaluate_K(ctx, full)`, per rule in evaluation
+//! order:
 //!
 //! ```text
 //! begin(ctx, rule)
@@ -15,12 +16,37 @@
 //!     { if else(ctx, rule) != 0 { return 1 } }
 //! ```
 //!
-//! and `return 0` after the last rule of the chunk. The code never traps: it has no
-//! memory access, division or table lookup of its own.
+//! and `return 0` after the last rule of the chunk. A leaf the prefilter
+//! answers first reads its byte in the `bits` table (0: not known yet,
+//! 1: false, 2: true) and calls `bit(ctx, leaf)` only when it is 0. A *quiet* rule (every
+//! test answered by the prefilter, no `else` block) needs the host only
+//! when its condition holds, unless `full` is set (`--explain`, where
+//! every rule is traced and every test records evidence):
+//!
+//! ```text
+//! if full { begin(ctx, rule) }
+//! if <condition, bits only>
+//!     { if !full { begin(ctx, rule) }; if then(ctx, rule) != 0 { return 1 } }
+//! else if full
+//!     { if else(ctx, rule) != 0 { return 1 } }
+//! ```
+//!
+//! Skipping `begin` and `else` for a quiet rule that fails changes
+//! nothing the interpreter could observe: `else` without a block only
+//! traces (with `--explain`), the prefilter's bits read no rule state, and
+//! the one effect of `begin` that outlives the rule, the latest stage
+//! reached, the host adds after the run (`NativeRuleset::evaluate`).
+//!
+//! The code never traps: its one memory access is that byte, at the
+//! leaf's index in a table the host sizes to the leaf table; it has no
+//! division or jump table.
 
 use std::sync::OnceLock;
 
-use cranelift_codegen::ir::{AbiParam, Block, FuncRef, InstBuilder, UserFuncName, Value, types};
+use cranelift_codegen::ir::{
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, UserFuncName, Value, condcodes::IntCC,
+    types,
+};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -106,13 +132,15 @@ impl Jit {
 
     /// Compiles the whole ruleset (one condition per rule, in evaluation
     /// order, `None` for a rule without `when`) and makes it executable.
-    /// `decided(leaf)` tells the leaves the prefilter answers.
+    /// `decided(leaf)` tells the leaves the prefilter answers; `quiet[rule]`
+    /// the rules that need no host call unless their condition holds.
     pub(crate) fn compile(
         mut self,
         rules: &[Option<Cond>],
+        quiet: &[bool],
         decided: &dyn Fn(u32) -> bool,
     ) -> Result<Compiled, NativeError> {
-        match self.emit(rules, decided) {
+        match self.emit(rules, quiet, decided) {
             Ok(ids) => {
                 let entries = ids
                     .into_iter()
@@ -138,11 +166,14 @@ impl Jit {
     fn emit(
         &mut self,
         rules: &[Option<Cond>],
+        quiet: &[bool],
         decided: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<FuncId>, NativeError> {
         let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
         let ptr = self.module.target_config().pointer_type();
         let mut sig = self.module.make_signature();
+        sig.params.push(AbiParam::new(ptr));
+        sig.params.push(AbiParam::new(types::I32));
         sig.params.push(AbiParam::new(ptr));
         sig.returns.push(AbiParam::new(types::I32));
         let mut ctx = self.module.make_context();
@@ -171,10 +202,14 @@ impl Jit {
                 b.append_block_params_for_function_params(start);
                 b.switch_to_block(start);
                 let ctx_ptr = b.block_params(start)[0];
+                let full = b.block_params(start)[1];
+                let bits = b.block_params(start)[2];
                 let ended = b.create_block();
                 let mut t = Translator {
                     b,
                     ctx: ctx_ptr,
+                    full,
+                    bits,
                     begin,
                     test,
                     bit,
@@ -185,7 +220,12 @@ impl Jit {
                 };
                 for (index, cond) in chunk.iter().enumerate() {
                     let id = u32::try_from(first + index).map_err(|e| err(&e))?;
-                    t.rule(id, cond.as_ref());
+                    let quiet = quiet.get(first + index).copied().unwrap_or(false);
+                    if quiet {
+                        t.quiet_rule(id, cond.as_ref());
+                    } else {
+                        t.rule(id, cond.as_ref());
+                    }
                 }
                 let done = t.b.ins().iconst(types::I32, 0);
                 t.b.ins().return_(&[done]);
@@ -213,6 +253,10 @@ impl Jit {
 struct Translator<'f> {
     b: FunctionBuilder<'f>,
     ctx: Value,
+    /// The `full` argument: nonzero when every rule takes the host path.
+    full: Value,
+    /// The `bits` argument: the prefilter's answers by leaf id.
+    bits: Value,
     begin: FuncRef,
     test: FuncRef,
     /// Reads a prefilter answer instead of `test`.
@@ -249,6 +293,45 @@ impl Translator<'_> {
         self.b.switch_to_block(next);
     }
 
+    /// One quiet rule (see the module documentation); leaves the builder
+    /// in the block that goes on to the next.
+    fn quiet_rule(&mut self, id: u32, cond: Option<&Cond>) {
+        let rule = self.b.ins().iconst(types::I32, i64::from(id));
+        let begin_first = self.b.create_block();
+        let test = self.b.create_block();
+        let held = self.b.create_block();
+        let begin_late = self.b.create_block();
+        let then = self.b.create_block();
+        let failed = self.b.create_block();
+        let otherwise = self.b.create_block();
+        let next = self.b.create_block();
+        self.b.ins().brif(self.full, begin_first, &[], test, &[]);
+        self.b.switch_to_block(begin_first);
+        self.b.ins().call(self.begin, &[self.ctx, rule]);
+        self.b.ins().jump(test, &[]);
+        self.b.switch_to_block(test);
+        match cond {
+            Some(c) => self.cond(c, held, failed),
+            None => {
+                self.b.ins().jump(held, &[]);
+            }
+        }
+        self.b.switch_to_block(held);
+        self.b.ins().brif(self.full, then, &[], begin_late, &[]);
+        self.b.switch_to_block(begin_late);
+        self.b.ins().call(self.begin, &[self.ctx, rule]);
+        self.b.ins().jump(then, &[]);
+        self.b.switch_to_block(failed);
+        self.b.ins().brif(self.full, otherwise, &[], next, &[]);
+        for (block, callee) in [(then, self.then), (otherwise, self.otherwise)] {
+            self.b.switch_to_block(block);
+            let call = self.b.ins().call(callee, &[self.ctx, rule]);
+            let end = self.b.inst_results(call)[0];
+            self.b.ins().brif(end, self.ended, &[], next, &[]);
+        }
+        self.b.switch_to_block(next);
+    }
+
     /// Jumps to `yes` if `c` holds, else to `no`, short-circuiting.
     fn cond(&mut self, c: &Cond, yes: Block, no: Block) {
         match c {
@@ -271,17 +354,32 @@ impl Translator<'_> {
                 self.b.switch_to_block(rhs);
                 self.cond(b, yes, no);
             }
-            Cond::Leaf(id) => {
-                let leaf = self.b.ins().iconst(types::I32, i64::from(*id));
-                let callee = if (self.decided)(*id) {
-                    self.bit
-                } else {
-                    self.test
+            Cond::Leaf(id) if (self.decided)(*id) => {
+                let Ok(offset) = i32::try_from(*id) else {
+                    return self.call_leaf(self.bit, *id, yes, no);
                 };
-                let call = self.b.ins().call(callee, &[self.ctx, leaf]);
-                let held = self.b.inst_results(call)[0];
+                let known = self.b.create_block();
+                let ask = self.b.create_block();
+                let byte = self
+                    .b
+                    .ins()
+                    .load(types::I8, MemFlagsData::trusted(), self.bits, offset);
+                self.b.ins().brif(byte, known, &[], ask, &[]);
+                self.b.switch_to_block(known);
+                let held = self.b.ins().icmp_imm_u(IntCC::Equal, byte, 2);
                 self.b.ins().brif(held, yes, &[], no, &[]);
+                self.b.switch_to_block(ask);
+                self.call_leaf(self.bit, *id, yes, no);
             }
+            Cond::Leaf(id) => self.call_leaf(self.test, *id, yes, no),
         }
+    }
+
+    /// Calls `callee(ctx, leaf)` and jumps on its answer.
+    fn call_leaf(&mut self, callee: FuncRef, id: u32, yes: Block, no: Block) {
+        let leaf = self.b.ins().iconst(types::I32, i64::from(id));
+        let call = self.b.ins().call(callee, &[self.ctx, leaf]);
+        let held = self.b.inst_results(call)[0];
+        self.b.ins().brif(held, yes, &[], no, &[]);
     }
 }

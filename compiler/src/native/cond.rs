@@ -26,6 +26,18 @@ pub(crate) enum Cond {
     Leaf(u32),
 }
 
+impl Cond {
+    /// Whether `pred` holds for every leaf of the condition.
+    pub(crate) fn all_leaves(&self, pred: &dyn Fn(u32) -> bool) -> bool {
+        match self {
+            Cond::Const(_) => true,
+            Cond::And(a, b) | Cond::Or(a, b) => a.all_leaves(pred) && b.all_leaves(pred),
+            Cond::Not(a) => a.all_leaves(pred),
+            Cond::Leaf(id) => pred(*id),
+        }
+    }
+}
+
 /// One host-evaluated test.
 #[derive(Debug, Clone)]
 pub(crate) struct Leaf {

@@ -31,6 +31,8 @@ pub(crate) struct EvalCtx<'a> {
     /// evaluation records `--explain` evidence, which only the host path
     /// does.
     pub scan: Option<Scan>,
+    /// The rule whose `then` or `else` ended evaluation, if one did.
+    pub ended: Option<u32>,
     /// A host function panicked: the decision is incomplete.
     pub failed: bool,
 }
@@ -159,7 +161,13 @@ extern "C" fn host_bit(ctx: *mut c_void, leaf_id: u32) -> u8 {
 
 extern "C" fn host_then(ctx: *mut c_void, rule_id: u32) -> u8 {
     guarded(ctx, 1, |c| match rule(c.rules, rule_id) {
-        Some(r) => u8::from(c.machine.rule_held(r)),
+        Some(r) => {
+            let end = c.machine.rule_held(r);
+            if end {
+                c.ended = Some(rule_id);
+            }
+            u8::from(end)
+        }
         None => {
             c.failed = true;
             1
@@ -169,7 +177,13 @@ extern "C" fn host_then(ctx: *mut c_void, rule_id: u32) -> u8 {
 
 extern "C" fn host_else(ctx: *mut c_void, rule_id: u32) -> u8 {
     guarded(ctx, 1, |c| match rule(c.rules, rule_id) {
-        Some(r) => u8::from(c.machine.rule_failed(r)),
+        Some(r) => {
+            let end = c.machine.rule_failed(r);
+            if end {
+                c.ended = Some(rule_id);
+            }
+            u8::from(end)
+        }
         None => {
             c.failed = true;
             1

@@ -28,7 +28,7 @@ use std::fmt;
 use std::panic::catch_unwind;
 
 use cranelift_jit::JITModule;
-use weir_stdlib::Transaction;
+use weir_stdlib::{Stage, Transaction};
 
 use crate::decision::Decision;
 use crate::eval::{self, Machine};
@@ -64,9 +64,13 @@ impl fmt::Display for NativeError {
 
 impl std::error::Error for NativeError {}
 
-/// The signature of the generated functions: `evaluate_K(ctx) -> u32`
-/// (1 when a verdict or `stop` ended evaluation, else 0).
-type Entry = extern "C" fn(*mut c_void) -> u32;
+/// The signature of the generated functions: `evaluate_K(ctx, full) -> u32`
+/// (1 when a verdict or `stop` ended evaluation, else 0). `full` (1 with
+/// `--explain`) makes every rule take the host path (`codegen.rs`).
+///
+/// The third argument is the prefilter's answers by leaf id (0: not
+/// known, 1: false, 2: true), one byte per leaf, which the code reads.
+type Entry = extern "C" fn(*mut c_void, u32, *const u8) -> u32;
 
 /// A ruleset compiled to native code. Same decisions as the
 /// [`Ruleset`] it was compiled from; `Send + Sync`, so one compiled
@@ -80,6 +84,10 @@ pub struct NativeRuleset {
     leaves: Vec<Leaf>,
     /// The multi-pattern automata answering the literal tests.
     prefilter: Prefilter,
+    /// By rule: the latest stage among the rules up to it, which the
+    /// rules the code did not `begin` (quiet rules that failed) would
+    /// have recorded.
+    stages: Vec<Stage>,
     /// The IR the host functions run (rules, functions, templates).
     ruleset: Ruleset,
     /// The JIT module owning the code, held only to free it on drop
@@ -160,9 +168,27 @@ impl NativeRuleset {
             Prefilter::default()
         };
         let decided = |leaf: u32| prefilter.slot(leaf as usize).is_some();
+        // A rule needs the host only when its condition holds if every
+        // test is a prefilter bit and it has no `else` block.
+        let quiet: Vec<bool> = prog
+            .rules
+            .iter()
+            .zip(&conds)
+            .map(|(rule, cond)| {
+                rule.otherwise.is_none() && cond.as_ref().is_none_or(|c| c.all_leaves(&decided))
+            })
+            .collect();
+        let stages = prog
+            .rules
+            .iter()
+            .scan(Stage::Connect, |latest, rule| {
+                *latest = (*latest).max(rule.stage);
+                Some(*latest)
+            })
+            .collect();
         // Cranelift reports errors as values but asserts on internal
         // invariants; a panic there must not take the caller down.
-        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&conds, &decided))
+        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&conds, &quiet, &decided))
             .map_err(|_| NativeError::Codegen("the code generator panicked".into()))??;
         let entries = compiled
             .entries
@@ -179,6 +205,7 @@ impl NativeRuleset {
             entries,
             leaves: leaves.table,
             prefilter,
+            stages,
             ruleset: ruleset.clone(),
             _code: Code {
                 module: Some(compiled.module),
@@ -204,20 +231,43 @@ impl NativeRuleset {
             rules: &prog.rules,
             leaves: &self.leaves,
             prefilter: &self.prefilter,
-            scan: (!opts.explain).then(|| self.prefilter.scan()),
+            scan: (!opts.explain).then(|| self.prefilter.scan(self.leaves.len())),
+            ended: None,
             failed: false,
         };
+        // The code reads one byte at a leaf index below the leaf count;
+        // with `--explain` nothing is ever known (all 0: every test goes
+        // to the host). `Cell`s: the host writes them while the code holds
+        // the pointer.
+        let none = match ctx.scan {
+            Some(_) => Vec::new(),
+            None => vec![std::cell::Cell::new(0u8); self.leaves.len()],
+        };
+        let bits = match &ctx.scan {
+            Some(scan) => scan.bits().as_ptr(),
+            None => none.as_ptr(),
+        }
+        .cast::<u8>();
+        let full = u32::from(opts.explain);
         // The code only hands the pointer back to the host functions,
         // which catch every panic; it cannot unwind or trap.
         let ctx_ptr = std::ptr::from_mut(&mut ctx).cast::<c_void>();
         for entry in &self.entries {
-            if entry(ctx_ptr) != 0 {
+            if entry(ctx_ptr, full, bits) != 0 {
                 break;
             }
         }
         if ctx.failed {
             drop(ctx);
             return eval::evaluate(prog, tx, rates, opts);
+        }
+        // Every rule up to the one that ended evaluation (or the last) was
+        // visited, `begin`-ed or not.
+        let last = ctx
+            .ended
+            .map_or(self.stages.len().checked_sub(1), |r| Some(r as usize));
+        if let Some(&stage) = last.and_then(|r| self.stages.get(r)) {
+            ctx.machine.reach_stage(stage);
         }
         ctx.machine.finish()
     }

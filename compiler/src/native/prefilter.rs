@@ -16,15 +16,17 @@
 //!
 //! Regex tests without `as` (`subject matches /…/i`) join the group of
 //! their left side too, and only their truth is needed (what `captures`
-//! would give, without filling capture slots). Their patterns, with the
-//! flags the checker compiled them with written inline (`(?i)…`, which
-//! the regex parser reads exactly as the builder's flags), go into
-//! `RegexSet`s of at most [`SET_CHUNK`] patterns, each run once over each
-//! value: a set reports every pattern that matches anywhere, which is each
-//! regex's `is_match`. A field with fewer than [`SET_MIN`] regexes runs
-//! them one by one. A pattern compiled with two different flag strings
-//! in one ruleset, or a set that cannot be built, leaves its regexes to
-//! run one by one (`is_match`, the first time the leaf is needed).
+//! would give, without filling capture slots). Each regex's pattern is
+//! parsed (with `regex-syntax`, the regex crate's own parser, with the
+//! flags the checker compiled it with written inline) for *required
+//! strings* (`required`): sets of strings such that the folded value must
+//! contain a string of each set for the regex to match anywhere in it
+//! (`/attached (is|was) free/i` needs `attached ` and ` free`). Those
+//! strings join the group's automaton, and per value only the regexes with
+//! a string of each of their sets in it run (`is_match` on the value
+//! itself, the interpreter's own regex). A regex without required strings, compiled with two different
+//! flag strings in one ruleset, or that does not parse, runs alone
+//! (`is_match`, the first time its leaf is needed).
 //!
 //! Exactly the interpreter's meaning (`compare.rs`): a test holds when
 //! any value of the left side passes (every one, and at least one, with
@@ -42,11 +44,12 @@
 //! (captures), numeric or IP operands. When `--explain` is on, every
 //! leaf takes the host path, which records evidence.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use regex::{RegexSet, RegexSetBuilder};
+use regex_syntax::hir::{Class, Hir, HirKind};
 use weir_stdlib::Value;
 
 use crate::compat::fold;
@@ -69,6 +72,8 @@ enum Anchor {
 /// One leaf the prefilter decides.
 #[derive(Debug, Clone)]
 struct Decided {
+    /// Its leaf id.
+    leaf: u32,
     /// Its group, by index.
     group: u32,
     /// For `matches` (without `as`): the regex, run on the group's values
@@ -93,24 +98,18 @@ struct Group {
     exact: HashMap<String, Vec<u32>>,
     /// Slots with an empty substring needle: every text value passes.
     empty: Vec<u32>,
-    /// Whether any leaf of the group is a literal test (else the values
-    /// need no folding or automaton pass).
+    /// By automaton pattern id: the regexes (indices into `filtered`)
+    /// that pattern is a required string of, with the bit of its set.
+    cands: Vec<Vec<(u32, u64)>>,
+    /// Regexes run on a value only when a string of each of their sets of
+    /// required strings is in it, with the slots each answers and the
+    /// bits of all their sets.
+    filtered: Vec<(Arc<regex::Regex>, Vec<u32>, u64)>,
+    /// Whether any leaf of the group is a literal test.
     literal: bool,
-    /// Regex sets, each with the slots of its patterns by pattern index.
-    sets: Vec<(RegexSet, Vec<Vec<u32>>)>,
+    /// The slots of the group's leaves.
+    members: Vec<u32>,
 }
-
-/// Patterns per `RegexSet`. A set runs one lazy DFA over all its
-/// patterns; with hundreds of case-insensitive patterns its states
-/// outgrow the DFA cache and the search falls back to a much slower
-/// engine, while sets of this size stay in the cache.
-const SET_CHUNK: usize = 64;
-
-/// Fewer regexes than this on one field run alone: a lone `Regex` picks
-/// a search strategy for its pattern (inner and suffix literals, reverse
-/// scans) that a set, which must report every pattern, cannot, so a set
-/// of a few patterns is slower than running them one by one.
-const SET_MIN: usize = 8;
 
 /// The prefilter of one compiled ruleset.
 #[derive(Debug, Default)]
@@ -120,6 +119,9 @@ pub(crate) struct Prefilter {
     /// By slot.
     decided: Vec<Decided>,
     groups: Vec<Group>,
+    /// The most filtered regexes of any group (the size of the per-message
+    /// candidate marks).
+    max_filtered: usize,
 }
 
 /// The needles of a decided test, folded, before grouping.
@@ -214,10 +216,193 @@ struct GroupBuilder {
     exact: HashMap<String, Vec<u32>>,
     empty: Vec<u32>,
     literal: bool,
-    /// Distinct regex patterns (flags inline), in set order, with the
-    /// compiled regex and the slots each answers.
+    /// Distinct regex patterns (flags inline), with the compiled regex
+    /// and the slots each answers.
     regexes: Vec<(String, Arc<regex::Regex>, Vec<u32>)>,
     regex_ids: HashMap<String, usize>,
+}
+
+impl GroupBuilder {
+    /// The automaton pattern id of a (folded, non-empty) needle, adding it.
+    fn pattern(&mut self, needle: String) -> usize {
+        let next = self.patterns.len();
+        let p = *self.ids.entry(needle.clone()).or_insert(next);
+        if p == next {
+            self.patterns.push(needle);
+            self.hits.push(Vec::new());
+        }
+        p
+    }
+}
+
+/// The folded image of one character, for required strings: what `fold`
+/// makes of it, but `ſ` (long s, which case-insensitive regexes match for
+/// `s`) as `s`. Any function of single characters would be exact here
+/// (see `required`); this one keeps `(?i)s` and `(?i)k` (whose classes
+/// hold `ſ` and the Kelvin sign) single letters, and equals `fold` on
+/// every value without `ſ`.
+fn image(c: char) -> String {
+    match c {
+        'ſ' => "s".into(),
+        c => {
+            let mut buf = [0u8; 4];
+            fold(c.encode_utf8(&mut buf))
+        }
+    }
+}
+
+/// Sets of strings, folded as [`image`] folds each character, such that
+/// the image of every text the regex `pattern` (flags inline) matches
+/// anywhere holds a string of each set; `None` when the pattern does not
+/// parse or has no such set of strings of at least [`REQUIRED_MIN`] bytes.
+/// At most 64 sets (a bit each per value scanned).
+///
+/// Exact for any character-wise image: a literal in the match is in the
+/// text, so its image is in the text's image; a class whose characters all
+/// have one image puts that image in the text's, whichever matched.
+fn required(pattern: &str) -> Option<Vec<Vec<String>>> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let mut sets = every(&hir);
+    sets.retain(|set| set.iter().all(|s| s.len() >= REQUIRED_MIN));
+    sets.truncate(64);
+    (!sets.is_empty()).then_some(sets)
+}
+
+/// Sets of required strings of `h`: every match of `h` contains one
+/// string of each set.
+fn every(h: &Hir) -> Vec<Vec<String>> {
+    if let Some(s) = exact(h) {
+        return if s.is_empty() {
+            Vec::new()
+        } else {
+            vec![vec![s]]
+        };
+    }
+    match h.kind() {
+        HirKind::Capture(c) => every(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => every(&r.sub),
+        HirKind::Concat(parts) => {
+            // Runs of exact parts are contiguous in every match.
+            let mut sets = Vec::new();
+            let mut run = String::new();
+            for part in parts {
+                match exact(part) {
+                    Some(s) => run.push_str(&s),
+                    None => {
+                        if !run.is_empty() {
+                            sets.push(vec![std::mem::take(&mut run)]);
+                        }
+                        sets.extend(every(part));
+                    }
+                }
+            }
+            if !run.is_empty() {
+                sets.push(vec![run]);
+            }
+            sets
+        }
+        _ => must(h).into_iter().collect(),
+    }
+}
+
+/// The shortest required string worth an automaton pattern: one letter
+/// is in nearly every text.
+const REQUIRED_MIN: usize = 3;
+
+/// Most strings in one alternation of required strings.
+const REQUIRED_ALTERNATIVES: usize = 32;
+
+/// The one string (as images) every match of `h` is, if there is one.
+fn exact(h: &Hir) -> Option<String> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(String::new()),
+        HirKind::Literal(lit) => Some(
+            std::str::from_utf8(&lit.0)
+                .ok()?
+                .chars()
+                .map(image)
+                .collect(),
+        ),
+        HirKind::Class(Class::Unicode(class)) => {
+            let mut one: Option<String> = None;
+            let mut count = 0u32;
+            for range in class.ranges() {
+                count += u32::from(range.end()) - u32::from(range.start()) + 1;
+                if count > 8 {
+                    return None;
+                }
+                for c in range.start()..=range.end() {
+                    let i = image(c);
+                    match &one {
+                        None => one = Some(i),
+                        Some(o) if *o == i => {}
+                        Some(_) => return None,
+                    }
+                }
+            }
+            one
+        }
+        HirKind::Class(Class::Bytes(_)) => None,
+        HirKind::Capture(c) => exact(&c.sub),
+        HirKind::Repetition(r) if Some(r.min) == r.max && r.min <= 4 => {
+            Some(exact(&r.sub)?.repeat(r.min as usize))
+        }
+        HirKind::Concat(parts) => parts.iter().map(exact).collect(),
+        HirKind::Repetition(_) | HirKind::Alternation(_) => None,
+    }
+}
+
+/// Required strings of `h`: every match of `h` contains one of them.
+fn must(h: &Hir) -> Option<Vec<String>> {
+    if let Some(s) = exact(h) {
+        return (!s.is_empty()).then(|| vec![s]);
+    }
+    match h.kind() {
+        HirKind::Capture(c) => must(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => must(&r.sub),
+        HirKind::Alternation(branches) => {
+            let mut all: Vec<String> = Vec::new();
+            for b in branches {
+                for s in must(b)? {
+                    if !all.contains(&s) {
+                        all.push(s);
+                    }
+                }
+            }
+            (all.len() <= REQUIRED_ALTERNATIVES).then_some(all)
+        }
+        HirKind::Concat(parts) => {
+            // Runs of exact parts are contiguous in every match; any run,
+            // or any part's own required strings, will do: keep the one
+            // whose shortest string is longest.
+            let mut best: Option<Vec<String>> = None;
+            let mut consider = |c: Vec<String>| {
+                let score = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
+                if best.as_ref().is_none_or(|b| score(&c) > score(b)) {
+                    best = Some(c);
+                }
+            };
+            let mut run = String::new();
+            for part in parts {
+                match exact(part) {
+                    Some(s) => run.push_str(&s),
+                    None => {
+                        if !run.is_empty() {
+                            consider(vec![std::mem::take(&mut run)]);
+                        }
+                        if let Some(c) = must(part) {
+                            consider(c);
+                        }
+                    }
+                }
+            }
+            if !run.is_empty() {
+                consider(vec![run]);
+            }
+            best
+        }
+        _ => None,
+    }
 }
 
 impl Prefilter {
@@ -286,15 +471,11 @@ impl Prefilter {
                     b.empty.push(slot);
                     continue;
                 }
-                let next = b.patterns.len();
-                let p = *b.ids.entry(needle.clone()).or_insert(next);
-                if p == next {
-                    b.patterns.push(needle);
-                    b.hits.push(Vec::new());
-                }
+                let p = b.pattern(needle);
                 b.hits[p].push((slot, anchor));
             }
             pf.decided.push(Decided {
+                leaf: u32::try_from(id).unwrap_or(u32::MAX),
                 group: u32::try_from(g).unwrap_or(u32::MAX),
                 regex: alone,
                 all: c.all,
@@ -303,7 +484,33 @@ impl Prefilter {
             pf.slots[id] = Some(slot);
         }
         for mut b in builders {
-            let sets = pf.regex_sets(&mut b);
+            let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
+            let mut filtered = Vec::new();
+            for (pattern, re, slots) in std::mem::take(&mut b.regexes) {
+                match required(&pattern) {
+                    Some(sets) => {
+                        let r = u32::try_from(filtered.len()).unwrap_or(u32::MAX);
+                        let mut full = 0u64;
+                        for (k, set) in sets.into_iter().enumerate() {
+                            let bit = 1u64 << k;
+                            full |= bit;
+                            for s in set {
+                                let p = b.pattern(s);
+                                if cands.len() <= p {
+                                    cands.resize(p + 1, Vec::new());
+                                }
+                                match cands[p].iter_mut().find(|(x, _)| *x == r) {
+                                    Some((_, bits)) => *bits |= bit,
+                                    None => cands[p].push((r, bit)),
+                                }
+                            }
+                        }
+                        filtered.push((re, slots, full));
+                    }
+                    None => pf.alone(&re, &slots),
+                }
+            }
+            cands.resize(b.patterns.len(), Vec::new());
             let automaton = if b.patterns.is_empty() {
                 None
             } else {
@@ -318,59 +525,46 @@ impl Prefilter {
                 {
                     Ok(a) => Some(a),
                     // Too large for the automaton: leave these leaves to
-                    // the host rather than answer them wrongly.
+                    // the host, and these regexes to run alone, rather
+                    // than answer them wrongly.
                     Err(_) => {
                         pf.forget(&b);
+                        for (re, slots, _) in std::mem::take(&mut filtered) {
+                            pf.alone(&re, &slots);
+                        }
                         None
                     }
                 }
             };
+            pf.max_filtered = pf.max_filtered.max(filtered.len());
             pf.groups.push(Group {
                 lhs: b.lhs.unwrap_or(Expr::Const(Value::Bool(false))),
                 automaton,
                 hits: b.hits,
                 exact: b.exact,
                 empty: b.empty,
+                cands,
+                filtered,
                 literal: b.literal,
-                sets,
+                members: Vec::new(),
             });
+        }
+        for (slot, d) in pf.decided.iter().enumerate() {
+            if let (Some(g), Ok(s)) = (pf.groups.get_mut(d.group as usize), u32::try_from(slot)) {
+                g.members.push(s);
+            }
         }
         pf
     }
 
-    /// The regex sets of a group. The regexes of a set that cannot be
-    /// built (too large) run alone instead.
-    fn regex_sets(&mut self, b: &mut GroupBuilder) -> Vec<(RegexSet, Vec<Vec<u32>>)> {
-        let mut sets = Vec::new();
-        if b.regexes.len() < SET_MIN {
-            for (_, re, slots) in &b.regexes {
-                for &s in slots {
-                    if let Some(d) = self.decided.get_mut(s as usize) {
-                        d.regex = Some(Arc::clone(re));
-                    }
-                }
-            }
-            return sets;
-        }
-        for chunk in b.regexes.chunks(SET_CHUNK) {
-            let built = RegexSetBuilder::new(chunk.iter().map(|(p, _, _)| p))
-                .size_limit(1 << 26)
-                .dfa_size_limit(1 << 23)
-                .build();
-            match built {
-                Ok(set) => sets.push((set, chunk.iter().map(|(_, _, s)| s.clone()).collect())),
-                Err(_) => {
-                    for (_, re, slots) in chunk {
-                        for &s in slots {
-                            if let Some(d) = self.decided.get_mut(s as usize) {
-                                d.regex = Some(Arc::clone(re));
-                            }
-                        }
-                    }
-                }
+    /// Makes `re` (answering `slots`) run alone, on the group's values,
+    /// the first time one of its leaves is needed.
+    fn alone(&mut self, re: &Arc<regex::Regex>, slots: &[u32]) {
+        for &s in slots {
+            if let Some(d) = self.decided.get_mut(s as usize) {
+                d.regex = Some(Arc::clone(re));
             }
         }
-        sets
     }
 
     /// Gives the substring leaves of a group whose automaton could not be
@@ -394,15 +588,17 @@ impl Prefilter {
         self.slots.iter().flatten().count()
     }
 
-    /// Fresh per-message state.
-    pub(crate) fn scan(&self) -> Scan {
+    /// Fresh per-message state, for a leaf table of `leaves` leaves.
+    pub(crate) fn scan(&self, leaves: usize) -> Scan {
         Scan {
+            bits: vec![Cell::new(0); leaves],
             scanned: vec![false; self.groups.len()],
             values: vec![0; self.groups.len()],
             value: vec![None; self.groups.len()],
             regex: vec![Outcome::Unknown; self.decided.len()],
             passed: vec![0; self.decided.len()],
             stamp: vec![0; self.decided.len()],
+            marks: vec![(0, 0); self.max_filtered],
             item: 0,
         }
     }
@@ -422,6 +618,9 @@ enum Outcome {
 /// What the prefilter found in one message, filled group by group.
 #[derive(Debug)]
 pub(crate) struct Scan {
+    /// By leaf id: 0 while not known, else 1 + the leaf's truth; what the
+    /// generated code reads before asking the host.
+    bits: Vec<Cell<u8>>,
     /// By group: whether it was scanned.
     scanned: Vec<bool>,
     /// By group: how many values its left side had.
@@ -435,28 +634,63 @@ pub(crate) struct Scan {
     /// By slot: the last value (of `item`) that counted for it, so a value
     /// matching several needles of one leaf counts once.
     stamp: Vec<u32>,
+    /// By filtered regex of the group being scanned: the last value (of
+    /// `item`) in which one of its required strings was found, and the
+    /// bits of the sets found in it.
+    marks: Vec<(u32, u64)>,
     /// A counter naming each value scanned, from 1.
     item: u32,
 }
 
 impl Scan {
+    /// The answers by leaf id, for the generated code.
+    pub(crate) fn bits(&self) -> &[Cell<u8>] {
+        &self.bits
+    }
+
     /// The truth of the leaf answered by `slot`, scanning its group first
-    /// if this message has not yet needed it.
+    /// if this message has not yet needed it. Records it (and those of
+    /// the group's other leaves answered by the scan) in `bits`.
     pub(crate) fn test(&mut self, pf: &Prefilter, slot: u32, machine: &mut Machine<'_>) -> bool {
         let Some(d) = pf.decided.get(slot as usize) else {
             return false;
         };
+        let held = self.truth(pf, d, slot, machine);
+        if let Some(bit) = self.bits.get(d.leaf as usize) {
+            bit.set(1 + u8::from(held));
+        }
+        held
+    }
+
+    /// The truth of the leaf answered by `slot` (`d`).
+    fn truth(&mut self, pf: &Prefilter, d: &Decided, slot: u32, machine: &mut Machine<'_>) -> bool {
         let g = d.group as usize;
         if !self.scanned.get(g).copied().unwrap_or(true) {
             self.scanned[g] = true;
             if let Some(group) = pf.groups.get(g) {
                 self.fill(group, g, machine);
+                let values = self.values[g];
+                for &s in &group.members {
+                    if let Some(m) = pf.decided.get(s as usize)
+                        && m.regex.is_none()
+                        && let Some(bit) = self.bits.get(m.leaf as usize)
+                    {
+                        let held = self.literal_truth(m, s, values);
+                        bit.set(1 + u8::from(held));
+                    }
+                }
             }
         }
         let values = self.values.get(g).copied().unwrap_or(0);
         if let Some(re) = &d.regex {
             return self.regex_test(slot as usize, g, re, d) != d.negated;
         }
+        self.literal_truth(d, slot, values)
+    }
+
+    /// The truth of a leaf answered by the scan of its group (not a regex
+    /// run alone), whose left side had `values` values.
+    fn literal_truth(&self, d: &Decided, slot: u32, values: u32) -> bool {
         let passed = self.passed.get(slot as usize).copied().unwrap_or(0);
         let held = if d.all {
             values > 0 && passed == values
@@ -499,7 +733,7 @@ impl Scan {
             other => std::slice::from_ref(other),
         };
         self.values[g] = u32::try_from(items.len()).unwrap_or(u32::MAX);
-        if !group.literal && group.sets.is_empty() {
+        if !group.literal && group.filtered.is_empty() {
             self.value[g] = Some(value);
             return;
         }
@@ -508,39 +742,51 @@ impl Scan {
             let Some(text) = item.as_text() else {
                 continue;
             };
-            for (set, slots) in &group.sets {
-                for p in set.matches(text).iter() {
-                    for &s in slots.get(p).map(Vec::as_slice).unwrap_or_default() {
+            let folded = fold(text);
+            if group.literal {
+                if let Some(slots) = group.exact.get(&folded) {
+                    for &s in slots {
                         self.pass(s);
                     }
                 }
-            }
-            if !group.literal {
-                continue;
-            }
-            let folded = fold(text);
-            if let Some(slots) = group.exact.get(&folded) {
-                for &s in slots {
+                for &s in &group.empty {
                     self.pass(s);
                 }
             }
-            for &s in &group.empty {
-                self.pass(s);
+            if let Some(automaton) = &group.automaton {
+                for m in automaton.find_overlapping_iter(folded.as_str()) {
+                    let p = m.pattern().as_usize();
+                    for &(s, anchor) in group.hits.get(p).map(Vec::as_slice).unwrap_or_default() {
+                        let ok = match anchor {
+                            Anchor::Anywhere => true,
+                            Anchor::Start => m.start() == 0,
+                            Anchor::End => m.end() == folded.len(),
+                        };
+                        if ok {
+                            self.pass(s);
+                        }
+                    }
+                    for &(r, bits) in group.cands.get(p).map(Vec::as_slice).unwrap_or_default() {
+                        if let Some(mark) = self.marks.get_mut(r as usize) {
+                            if mark.0 != self.item {
+                                *mark = (self.item, 0);
+                            }
+                            mark.1 |= bits;
+                        }
+                    }
+                }
             }
-            let Some(automaton) = &group.automaton else {
+            if group.filtered.is_empty() {
                 continue;
-            };
-            for m in automaton.find_overlapping_iter(folded.as_str()) {
-                let Some(hits) = group.hits.get(m.pattern().as_usize()) else {
-                    continue;
-                };
-                for &(s, anchor) in hits {
-                    let ok = match anchor {
-                        Anchor::Anywhere => true,
-                        Anchor::Start => m.start() == 0,
-                        Anchor::End => m.end() == folded.len(),
-                    };
-                    if ok {
+            }
+            // The required strings are folded as `required` folds them,
+            // which is `fold` but for `ſ` (see `image`): a value with one
+            // runs every regex.
+            let all = folded.contains('ſ');
+            for (r, (re, slots, full)) in group.filtered.iter().enumerate() {
+                let marked = self.marks.get(r) == Some(&(self.item, *full));
+                if (all || marked) && re.is_match(text) {
+                    for &s in slots {
                         self.pass(s);
                     }
                 }
