@@ -10,7 +10,7 @@
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use weir_benches::{rules, synth_messages};
-use weir_compiler::{EvalOptions, FsLoader, MemoryRates, NativeRuleset, compile};
+use weir_compiler::{Decision, EvalOptions, FsLoader, MemoryRates, NativeRuleset, compile};
 use weir_stdlib::{Limits, Message, Transaction};
 
 fn rule_counts() -> Vec<usize> {
@@ -49,6 +49,23 @@ fn parse_only(c: &mut Criterion) {
     group.finish();
 }
 
+/// One pass over the corpus as an engine sees it in production: each
+/// message parsed, then evaluated with fresh `rate()` counters per pass.
+/// Returns the number of tags set, so the work cannot be optimised away.
+fn one_pass(
+    messages: &[Vec<u8>],
+    evaluate: impl Fn(&Transaction, &mut MemoryRates) -> Decision,
+) -> usize {
+    let mut rates = MemoryRates::default();
+    let mut tags = 0;
+    for bytes in messages {
+        let message = Message::parse(bytes, &Limits::default()).expect("within limits");
+        let tx = Transaction::with_defaults(message, None, &[], None, None, 0);
+        tags += evaluate(&tx, &mut rates).tags.len();
+    }
+    tags
+}
+
 fn interpreter(c: &mut Criterion) {
     let messages = synth_messages();
     let mut group = c.benchmark_group("interp");
@@ -62,17 +79,9 @@ fn interpreter(c: &mut Criterion) {
         let ruleset = compiled.ruleset.expect("generated rules compile");
         group.bench_function(format!("synth/{n} rules"), |b| {
             b.iter(|| {
-                let mut rates = MemoryRates::default();
-                let mut tags = 0;
-                for bytes in &messages {
-                    let message = Message::parse(bytes, &Limits::default()).expect("within limits");
-                    let tx = Transaction::with_defaults(message, None, &[], None, None, 0);
-                    tags += ruleset
-                        .evaluate(&tx, &mut rates, &EvalOptions::default())
-                        .tags
-                        .len();
-                }
-                tags
+                one_pass(&messages, |tx, rates| {
+                    ruleset.evaluate(tx, rates, &EvalOptions::default())
+                })
             })
         });
     }
@@ -104,18 +113,9 @@ fn native(c: &mut Criterion) {
             let native = native.expect("native code on this host");
             group.bench_function(format!("synth/{n} rules{label}"), |b| {
                 b.iter(|| {
-                    let mut rates = MemoryRates::default();
-                    let mut tags = 0;
-                    for bytes in &messages {
-                        let message =
-                            Message::parse(bytes, &Limits::default()).expect("within limits");
-                        let tx = Transaction::with_defaults(message, None, &[], None, None, 0);
-                        tags += native
-                            .evaluate(&tx, &mut rates, &EvalOptions::default())
-                            .tags
-                            .len();
-                    }
-                    tags
+                    one_pass(&messages, |tx, rates| {
+                        native.evaluate(tx, rates, &EvalOptions::default())
+                    })
                 })
             });
         }

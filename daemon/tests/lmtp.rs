@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serve_support::{Daemon, free_port, temp_dir, write_config};
+use serve_support::{Daemon, files, free_port, header_values, lmtp_table, temp_dir, write_config};
 
 const RULES: &str = r#"
 rule blocked { when recipient.local == "blocked" then reject 550 "5.7.1" "No mail for blocked" }
@@ -45,8 +45,8 @@ fn config_extra(dir: &Path, tcp_port: u16, unix: bool, max_size: &str) -> String
         format!("inet:127.0.0.1:{tcp_port}")
     };
     format!(
-        "[lmtp]\nlisten = \"{listen}\"\nmaildir = \"{}/mail/{{domain}}/{{local}}\"\n\n[limits]\nmax_message_size = \"{max_size}\"\n",
-        dir.display()
+        "{}\n[limits]\nmax_message_size = \"{max_size}\"\n",
+        lmtp_table(dir, &listen)
     )
 }
 
@@ -110,24 +110,6 @@ print(json.dumps(out))
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("python printed JSON")
-}
-
-/// The files of one Maildir subdirectory (`new` or `cur`).
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-fn header_values(message: &str, name: &str) -> Vec<String> {
-    let head = message.split("\n\n").next().unwrap_or("");
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim().to_string())
-        .collect()
 }
 
 #[test]

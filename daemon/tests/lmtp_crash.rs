@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serve_support::{Daemon, free_port, temp_dir, write_config};
+use serve_support::{Daemon, free_port, lmtp_table, temp_dir, write_config};
 
 /// Messages with "flagged" in the subject go to a folder with a flag, so
 /// the copy lands in `.Work/cur/` with a `:2,S` suffix.
@@ -44,10 +44,7 @@ impl Setup {
         let dir = temp_dir(&format!("lmtp-crash-{name}"));
         std::fs::write(dir.join("rules.flow"), RULES).expect("rules");
         let lmtp = free_port();
-        let extra = format!(
-            "[lmtp]\nlisten = \"inet:127.0.0.1:{lmtp}\"\nmaildir = \"{}/mail/{{domain}}/{{local}}\"\n",
-            dir.display()
-        );
+        let extra = lmtp_table(&dir, &format!("inet:127.0.0.1:{lmtp}"));
         let (http, milter) = write_config(&dir, "", &extra);
         Setup {
             dir,

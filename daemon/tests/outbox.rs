@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serve_support::{Daemon, free_port, temp_dir, write_config};
+use serve_support::{Daemon, free_port, lmtp_table, temp_dir, write_config};
 
 const RULES: &str = r#"
 template ack {
@@ -312,11 +312,11 @@ fn setup(name: &str) -> Setup {
         )
     };
     let extra = format!(
-        "[lmtp]\nlisten = \"inet:127.0.0.1:{lmtp}\"\nmaildir = \"{}/mail/{{domain}}/{{local}}\"\n\n\
+        "{}\n\
          [notify.hook]\n{}\n[notify.flaky]\n{}\n[notify.down]\n{}\n\
          [relay]\nhost = \"inet:127.0.0.1:{}\"\nfrom = \"support@example.test\"\n\n\
          [reply]\nperiod = \"1h\"\n\n[outbox]\nbackoff = \"20ms\"\nmax_backoff = \"100ms\"\nmail_retries = 3\n",
-        dir.display(),
+        lmtp_table(&dir, &format!("inet:127.0.0.1:{lmtp}")),
         hook("hook", 5),
         hook("flaky", 5),
         hook("down", 1),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use postfix_support::{Postfix, missing_mail_tools, send};
-use serve_support::{Daemon, free_port, temp_dir, write_config};
+use serve_support::{Daemon, files, free_port, header_values, lmtp_table, temp_dir, write_config};
 
 const TOOLS: &[&str] = &["postfix", "postqueue", "script"];
 
@@ -40,23 +40,6 @@ rule support {
   }
 }
 "#;
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-fn header_values(message: &str, name: &str) -> Vec<String> {
-    let head = message.split("\n\n").next().unwrap_or("");
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim().to_string())
-        .collect()
-}
 
 /// Waits until `dir` holds a file; its path.
 fn wait_file(dir: &Path, context: &dyn Fn() -> String) -> PathBuf {
@@ -83,10 +66,7 @@ fn postfix_delivers_over_lmtp_into_maildir_folders() {
     let dir = temp_dir("postfix-lmtp");
     std::fs::write(dir.join("rules.flow"), RULES).expect("rules");
     let lmtp = free_port();
-    let extra = format!(
-        "[lmtp]\nlisten = \"inet:127.0.0.1:{lmtp}\"\nmaildir = \"{}/mail/{{domain}}/{{local}}\"\n",
-        dir.display()
-    );
+    let extra = lmtp_table(&dir, &format!("inet:127.0.0.1:{lmtp}"));
     let (http, milter) = write_config(&dir, "", &extra);
     let daemon = Daemon::start(&dir, http, milter);
     let postfix = Postfix::start(&dir.join("postfix"), free_port(), milter, lmtp);

@@ -141,27 +141,9 @@ impl Engine {
     }
 
     /// Records a decision: audit entry flushed to disk before returning,
-    /// metrics updated, event published. Call before replying to the MTA.
-    // The contract's short form; the milter uses `record_message`.
-    #[allow(dead_code)]
-    pub fn record(
-        &self,
-        source: Source,
-        queue_id: &str,
-        message_id: &str,
-        version: u64,
-        decision: &Decision,
-    ) -> anyhow::Result<AuditEntry> {
-        let summary = MessageSummary {
-            message_id: message_id.to_string(),
-            ..MessageSummary::default()
-        };
-        self.record_message(source, queue_id, version, decision, &summary)
-    }
-
-    /// [`Engine::record`] with a summary of the message (kept in the
-    /// quarantine index when the verdict is `quarantine`, so the API can
-    /// show what is held).
+    /// metrics updated, event published; call before replying to the MTA.
+    /// The summary is kept in the quarantine index when the verdict is
+    /// `quarantine`, so the API can show what is held.
     pub fn record_message(
         &self,
         source: Source,

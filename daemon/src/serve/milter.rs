@@ -42,7 +42,7 @@ use indymilter::{
     ProtoOpts, SetErrorReply, SocketInfo, Status,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use weir_compiler::{Decision, EvalOptions, Reply, Verdict};
+use weir_compiler::{Action, Decision, EvalOptions, Reply, TakenKind, Verdict};
 use weir_stdlib::{Limits, Stage};
 
 use super::Listener;
@@ -514,6 +514,17 @@ fn queue_side_effects(
     facts: &MessageFacts,
     decision: &Decision,
 ) -> anyhow::Result<usize> {
+    // Most decisions have no side effect: spare them the copy and digest.
+    let has_effect = decision.actions.iter().any(|t| {
+        !t.shadow
+            && matches!(
+                &t.what,
+                TakenKind::Action(Action::Notify { .. } | Action::Reply(_))
+            )
+    });
+    if !has_effect {
+        return Ok(0);
+    }
     let mut wire = facts.header_block();
     wire.extend_from_slice(&facts.body);
     let origin = Origin::new(&wire, &facts.from, &facts.to);

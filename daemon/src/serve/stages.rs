@@ -274,25 +274,31 @@ impl MessageFacts {
 
     /// What the audit log and the quarantine index keep of the message.
     pub fn summary(&self) -> MessageSummary {
-        let first = |name: &str| {
-            self.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default()
-        };
-        let message_id = first("Message-ID");
         MessageSummary {
-            message_id: message_id
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string(),
+            message_id: message_id(&self.headers),
             from: self.from.clone(),
             to: self.to.clone(),
-            subject: first("Subject"),
+            subject: first_header(&self.headers, "Subject"),
             size: self.header_block().len() as u64 + self.body_size,
         }
     }
+}
+
+/// The first header field called `name` (any case), trimmed, or `""`.
+pub fn first_header(headers: &[(String, String)], name: &str) -> String {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The Message-ID without its angle brackets, or `""`.
+pub fn message_id(headers: &[(String, String)]) -> String {
+    first_header(headers, "Message-ID")
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }
 
 /// Removes the angle brackets (and ESMTP parameters are passed separately

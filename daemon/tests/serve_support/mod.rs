@@ -312,3 +312,33 @@ impl Events {
         }
     }
 }
+
+/// An `[lmtp]` table listening on `listen` and delivering under
+/// `dir/mail/{domain}/{local}`.
+pub fn lmtp_table(dir: &Path, listen: &str) -> String {
+    format!(
+        "[lmtp]\nlisten = \"{listen}\"\nmaildir = \"{}/mail/{{domain}}/{{local}}\"\n",
+        dir.display()
+    )
+}
+
+/// The files of one directory (a Maildir's `new` or `cur`), sorted; none
+/// when it does not exist.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The values of every header field called `name` of a stored message
+/// (LF line ends), trimmed.
+pub fn header_values(message: &str, name: &str) -> Vec<String> {
+    let head = message.split("\n\n").next().unwrap_or("");
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
+}

@@ -512,24 +512,13 @@ async fn deliver_all<R, W>(
         }
     };
     let wire = Arc::new(wire);
+    // The origin has read the headers the summary needs: no second pass.
     let origin = Origin::new(&wire, &envelope.from, &envelope.recipients);
-    let raw = rewrite::RawMessage::split(&wire);
-    let headers = raw.header_pairs();
-    let first = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
     let summary = MessageSummary {
-        message_id: first("Message-ID")
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .to_string(),
+        message_id: origin.message_id.clone(),
         from: envelope.from.clone(),
         to: Vec::new(),
-        subject: first("Subject"),
+        subject: origin.subject.clone(),
         size: wire.len() as u64,
     };
     let parsed = {

@@ -191,23 +191,14 @@ impl Origin {
     pub fn new(wire: &[u8], sender: &str, recipients: &[String]) -> Origin {
         let raw = super::lmtp::rewrite::RawMessage::split(wire);
         let headers = raw.header_pairs();
-        let first = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default()
-        };
+        let first = |name: &str| super::stages::first_header(&headers, name);
         let sender = super::stages::strip_brackets(sender);
         Origin {
             digest: digest(&[wire]),
             no_reply: mail::no_reply_reason(&sender, &headers),
             sender,
             recipients: recipients.to_vec(),
-            message_id: first("Message-ID")
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string(),
+            message_id: super::stages::message_id(&headers),
             subject: first("Subject"),
             references: first("References"),
         }
