@@ -281,28 +281,43 @@ fn every(h: &Hir) -> Vec<Vec<String>> {
     match h.kind() {
         HirKind::Capture(c) => every(&c.sub),
         HirKind::Repetition(r) if r.min >= 1 => every(&r.sub),
-        HirKind::Concat(parts) => {
-            // Runs of exact parts are contiguous in every match.
-            let mut sets = Vec::new();
-            let mut run = String::new();
-            for part in parts {
-                match exact(part) {
-                    Some(s) => run.push_str(&s),
-                    None => {
-                        if !run.is_empty() {
-                            sets.push(vec![std::mem::take(&mut run)]);
-                        }
-                        sets.extend(every(part));
-                    }
-                }
-            }
-            if !run.is_empty() {
-                sets.push(vec![run]);
-            }
-            sets
-        }
+        HirKind::Concat(parts) => pieces(parts)
+            .into_iter()
+            .flat_map(|piece| match piece {
+                Piece::Run(run) => vec![vec![run]],
+                Piece::Part(part) => every(part),
+            })
+            .collect(),
         _ => must(h).into_iter().collect(),
     }
+}
+
+/// A piece of a concatenation, in order: a maximal run of exact parts as
+/// one string (contiguous in every match; never empty), or another part.
+enum Piece<'a> {
+    Run(String),
+    Part(&'a Hir),
+}
+
+/// The pieces of the concatenation `parts`.
+fn pieces(parts: &[Hir]) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut run = String::new();
+    for part in parts {
+        match exact(part) {
+            Some(s) => run.push_str(&s),
+            None => {
+                if !run.is_empty() {
+                    out.push(Piece::Run(std::mem::take(&mut run)));
+                }
+                out.push(Piece::Part(part));
+            }
+        }
+    }
+    if !run.is_empty() {
+        out.push(Piece::Run(run));
+    }
+    out
 }
 
 /// The shortest required string worth an automaton pattern: one letter
@@ -372,9 +387,8 @@ fn must(h: &Hir) -> Option<Vec<String>> {
             (all.len() <= REQUIRED_ALTERNATIVES).then_some(all)
         }
         HirKind::Concat(parts) => {
-            // Runs of exact parts are contiguous in every match; any run,
-            // or any part's own required strings, will do: keep the one
-            // whose shortest string is longest.
+            // Any run, or any part's own required strings, will do:
+            // keep the one whose shortest string is longest.
             let mut best: Option<Vec<String>> = None;
             let mut consider = |c: Vec<String>| {
                 let score = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
@@ -382,22 +396,15 @@ fn must(h: &Hir) -> Option<Vec<String>> {
                     best = Some(c);
                 }
             };
-            let mut run = String::new();
-            for part in parts {
-                match exact(part) {
-                    Some(s) => run.push_str(&s),
-                    None => {
-                        if !run.is_empty() {
-                            consider(vec![std::mem::take(&mut run)]);
-                        }
+            for piece in pieces(parts) {
+                match piece {
+                    Piece::Run(run) => consider(vec![run]),
+                    Piece::Part(part) => {
                         if let Some(c) = must(part) {
                             consider(c);
                         }
                     }
                 }
-            }
-            if !run.is_empty() {
-                consider(vec![run]);
             }
             best
         }
