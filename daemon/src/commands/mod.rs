@@ -201,6 +201,14 @@ impl Evaluator {
         }
     }
 
+    /// The ruleset it evaluates.
+    pub fn ruleset(&self) -> &Ruleset {
+        match self {
+            Evaluator::Interp(r) => r,
+            Evaluator::Native(n) => n.ruleset(),
+        }
+    }
+
     /// Whether it runs native code (else the interpreter).
     pub fn is_native(&self) -> bool {
         matches!(self, Evaluator::Native(_))

@@ -17,18 +17,36 @@ use crate::commands::Evaluator;
 /// code freed) when the last message holding its `Arc` is done.
 #[derive(Debug)]
 pub struct LoadedRuleset {
-    /// The checked ruleset (rules, stages, files: what the API shows).
-    pub ruleset: Ruleset,
-    /// What decides: its native code, or the interpreter where executable
-    /// memory is refused.
+    /// What decides: the ruleset's native code, or the interpreter where
+    /// executable memory is refused. It holds the checked ruleset (rules,
+    /// stages, files: what the API shows).
     pub evaluator: Evaluator,
     /// 1 for the first ruleset loaded, +1 for every successful reload (kept
     /// across restarts by the store, so a version names one ruleset).
     pub version: u64,
-    /// `Ruleset::hash()`.
-    pub hash: String,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+}
+
+impl LoadedRuleset {
+    /// `evaluator` as version `version`, loaded now.
+    pub fn new(evaluator: Evaluator, version: u64) -> LoadedRuleset {
+        LoadedRuleset {
+            evaluator,
+            version,
+            loaded_at: SystemTime::now(),
+        }
+    }
+
+    /// The checked ruleset.
+    pub fn ruleset(&self) -> &Ruleset {
+        self.evaluator.ruleset()
+    }
+
+    /// `Ruleset::hash()`.
+    pub fn hash(&self) -> String {
+        self.ruleset().hash()
+    }
 }
 
 /// Where a decision was made.
@@ -103,20 +121,12 @@ impl Engine {
     /// `anyhow::Error`, so the caller can print its diagnostics.
     pub fn new(config: Config) -> anyhow::Result<Arc<Engine>> {
         let candidate = reload::prepare(&config.rules)?;
-        for warning in reload::lmtp_only_warnings(config.lmtp.is_some(), &candidate.ruleset) {
-            tracing::warn!("{warning}");
-        }
+        candidate.warn_lmtp_only(config.lmtp.is_some());
         let store = Store::open(&config.state_dir)?;
         let version = store.next_ruleset_version()?;
         let metrics = Metrics::new();
         metrics.set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
-        let loaded = LoadedRuleset {
-            hash: candidate.ruleset.hash(),
-            ruleset: candidate.ruleset.clone(),
-            evaluator: candidate.evaluator,
-            version,
-            loaded_at: SystemTime::now(),
-        };
+        let loaded = LoadedRuleset::new(candidate.evaluator, version);
         let (events, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Engine {
             config,

@@ -193,7 +193,7 @@ async fn healthz(State(api): State<Api>) -> Response {
     let current = api.engine.current();
     axum::Json(json!({
         "status": "ok",
-        "ruleset": {"version": current.version, "hash": current.hash},
+        "ruleset": {"version": current.version, "hash": current.hash()},
     }))
     .into_response()
 }
@@ -216,13 +216,13 @@ async fn ruleset(State(api): State<Api>) -> Response {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let files: Vec<Value> = current
-        .ruleset
+        .ruleset()
         .files()
         .iter()
         .map(|f| json!({"name": f.name, "hash": f.hash}))
         .collect();
     let rules: Vec<Value> = current
-        .ruleset
+        .ruleset()
         .rules()
         .iter()
         .map(|r| {
@@ -238,7 +238,7 @@ async fn ruleset(State(api): State<Api>) -> Response {
         .collect();
     axum::Json(json!({
         "version": current.version,
-        "hash": current.hash,
+        "hash": current.hash(),
         "loaded_at": format_time(loaded_at),
         "rules_path": api.engine.config.rules.display().to_string(),
         // "native", or "interpreter" where executable memory is refused.

@@ -226,7 +226,7 @@ async fn mail(engine: Arc<Engine>, cx: &mut Context<Session>, args: Vec<CString>
         ..MessageFacts::default()
     };
     let message = InFlight {
-        plan: StagePlan::new(&loaded.ruleset),
+        plan: StagePlan::new(loaded.ruleset()),
         loaded,
         facts: Arc::new(facts),
         rates: StagedRates::new(engine.store.clone()),
@@ -423,7 +423,7 @@ async fn evaluate(
         let decision = loaded
             .evaluator
             .evaluate(&tx, &mut rates, &EvalOptions::default());
-        let is_final = plan.is_final(&loaded.ruleset, &decision, stage);
+        let is_final = plan.is_final(loaded.ruleset(), &decision, stage);
         if is_final {
             rates.commit();
         } else {

@@ -212,7 +212,7 @@ async fn serve(config: Config) -> u8 {
     tracing::info!(
         "ruleset version {} ({}); HTTP on {}; milter on {}{}",
         engine.current().version,
-        engine.current().hash,
+        engine.current().hash(),
         http_listener.describe(),
         milter_listener.describe(),
         lmtp_listener

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use weir_compiler::loader::MemoryLoader;
@@ -28,8 +28,6 @@ use crate::inputs;
 /// A ruleset that compiled and passed its tests, ready to be swapped in.
 #[derive(Debug)]
 pub struct Candidate {
-    /// The ruleset.
-    pub ruleset: Ruleset,
     /// The ruleset compiled to native code (or, where executable memory
     /// is refused, the interpreter): what the daemon evaluates with.
     pub evaluator: Evaluator,
@@ -40,9 +38,22 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The checked ruleset.
+    pub fn ruleset(&self) -> &Ruleset {
+        self.evaluator.ruleset()
+    }
+
+    /// Logs [`lmtp_only_warnings`] for a daemon that does or does not serve
+    /// LMTP.
+    pub fn warn_lmtp_only(&self, serves_lmtp: bool) {
+        for warning in lmtp_only_warnings(serves_lmtp, self.ruleset()) {
+            tracing::warn!("{warning}");
+        }
+    }
+
     /// The names of its rules (the bounded `rule` labels).
     pub fn rule_names(&self) -> HashSet<String> {
-        self.ruleset
+        self.ruleset()
             .rules()
             .iter()
             .map(|r| r.name.clone())
@@ -274,7 +285,6 @@ pub fn prepare(rules: &Path) -> Result<Candidate, ReloadError> {
         .flat_map(|text| literal_tags(text))
         .collect();
     Ok(Candidate {
-        ruleset,
         evaluator,
         tags,
         watch,
@@ -378,9 +388,7 @@ pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
 }
 
 fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadError> {
-    for warning in lmtp_only_warnings(engine.config.lmtp.is_some(), &candidate.ruleset) {
-        tracing::warn!("{warning}");
-    }
+    candidate.warn_lmtp_only(engine.config.lmtp.is_some());
     let version = engine
         .store
         .next_ruleset_version()
@@ -395,13 +403,7 @@ fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadErro
     engine
         .metrics
         .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
-    engine.swap(LoadedRuleset {
-        hash: candidate.ruleset.hash(),
-        ruleset: candidate.ruleset,
-        evaluator: candidate.evaluator,
-        version,
-        loaded_at: SystemTime::now(),
-    });
+    engine.swap(LoadedRuleset::new(candidate.evaluator, version));
     engine.reload.set_watch(candidate.watch);
     engine.metrics.reloaded(true);
     if let Ok(mut last) = engine.reload.last_error.lock() {
@@ -552,13 +554,13 @@ mod tests {
         )
         .expect("rules");
         let candidate = prepare(&rules).expect("compiles");
-        let warnings = lmtp_only_warnings(false, &candidate.ruleset);
+        let warnings = lmtp_only_warnings(false, candidate.ruleset());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
             warnings[0].contains("rule seen uses flag, recipient"),
             "{warnings:?}"
         );
-        assert!(lmtp_only_warnings(true, &candidate.ruleset).is_empty());
+        assert!(lmtp_only_warnings(true, candidate.ruleset()).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
