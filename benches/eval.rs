@@ -8,7 +8,10 @@
 //! to choose the rule counts, `WEIR_BENCH_COMPILE_N` those of the compile
 //! group, 10000 by default). Results go in `benches/README.md`.
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use weir_benches::{rules, synth_messages};
 use weir_compiler::{Decision, EvalOptions, FsLoader, MemoryRates, NativeRuleset, compile};
 use weir_stdlib::{Limits, Message, Transaction};
@@ -66,14 +69,24 @@ fn one_pass(
     tags
 }
 
-fn interpreter(c: &mut Criterion) {
-    let messages = synth_messages();
-    let mut group = c.benchmark_group("interp");
-    group.throughput(Throughput::Elements(messages.len() as u64));
+/// A group whose throughput is messages of one pass over the corpus.
+fn corpus_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    messages: usize,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(messages as u64));
     group.sample_size(10);
     // One pass over the corpus takes seconds at 10,000 rules: the same
     // iteration count in every sample keeps the run bounded.
     group.sampling_mode(SamplingMode::Flat);
+    group
+}
+
+fn interpreter(c: &mut Criterion) {
+    let messages = synth_messages();
+    let mut group = corpus_group(c, "interp", messages.len());
     for n in rule_counts() {
         let compiled = compile(&rules(n), &FsLoader);
         let ruleset = compiled.ruleset.expect("generated rules compile");
@@ -93,12 +106,7 @@ fn interpreter(c: &mut Criterion) {
 /// prefilter (the default) and without it (every test through the host).
 fn native(c: &mut Criterion) {
     let messages = synth_messages();
-    let mut group = c.benchmark_group("jit");
-    group.throughput(Throughput::Elements(messages.len() as u64));
-    group.sample_size(10);
-    // One pass over the corpus takes seconds at 10,000 rules: the same
-    // iteration count in every sample keeps the run bounded.
-    group.sampling_mode(SamplingMode::Flat);
+    let mut group = corpus_group(c, "jit", messages.len());
     for n in rule_counts() {
         let compiled = compile(&rules(n), &FsLoader);
         let ruleset = compiled.ruleset.expect("generated rules compile");
