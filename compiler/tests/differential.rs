@@ -2,7 +2,8 @@
 //! LANGUAGE.md, see `native_support/flowgen.rs`) evaluated by the
 //! interpreter and the native engine on a corpus of messages must give
 //! identical decisions: verdict, reply, matched rules, actions, tags,
-//! score, folder, stage, and the `--explain` trace.
+//! score, folder and stage. (`--explain`, which traces every rule, is
+//! evaluated by the interpreter under both engines, so it is not compared.)
 //!
 //! The corpus: `tests/eval/mail/*.eml`, `examples/**/*.eml`, and Python's
 //! email test messages (`test/test_email/data/msg_*.txt`) when a Python
@@ -164,7 +165,7 @@ fn check(tape: &[u32], corpus: &[Case], stats: &RefCell<Stats>) -> Result<(), Te
     s.rulesets += 1;
     for (i, case) in corpus.iter().enumerate() {
         let opts = EvalOptions {
-            explain: i % 2 == 1,
+            explain: false,
             dry_run: i % 7 == 3,
         };
         let expected = ruleset.evaluate(&case.tx, &mut interp_rates, &opts);

@@ -4,7 +4,7 @@
 //! anchored tests whose needle also occurs elsewhere. Each rule tags its
 //! name when it holds; the tags are checked against what LANGUAGE.md says,
 //! and against the interpreter and the native engine without prefilter,
-//! with and without `--explain` (which takes the exact host path).
+//! with and without `--explain` (which the interpreter evaluates).
 
 mod common;
 
@@ -330,6 +330,35 @@ fn regexes_run_only_on_values_with_a_required_string() {
         &tx("Subject: x\r\n\r\nKUBAZI deals, SECURITY12 and notice\r\n"),
     );
     assert_eq!(d.tags, ["kelvin_i", "long_s_i", "alternatives"]);
+}
+
+#[test]
+fn ascii_languages_decide_on_ascii_values_only() {
+    // These regexes match a finite set of strings: on an ASCII value the
+    // automaton alone decides them. A value that is not ASCII still runs
+    // the regex (`é` is in `[eé]` but in none of the ASCII strings).
+    let tests = [
+        ("resume", r#"body matches /r[eé]sum[eé] (is|was) here/i"#),
+        ("cafe", r#"subject matches /caf[eé]/i"#),
+        ("short", r#"body matches /(ab|cd)e/i"#),
+        ("ticket", r#"body matches /(invoice|ticket) #?\d/i"#),
+        ("case", r#"body matches /(ab|cd)E/"#),
+        ("none", r#"body matches /(gift|deal)s? card/i"#),
+    ];
+    let r = ruleset(&tests);
+    let native = NativeRuleset::compile(&r).expect("native code on this host");
+    assert_eq!(native.prefiltered_count(), native.leaf_count());
+    let ascii = "Subject: CAFE\r\n\r\nResume WAS here, xcdE and TICKET #7.\r\n";
+    assert_eq!(
+        decide_all(&r, &tx(ascii)).tags,
+        ["resume", "cafe", "short", "ticket", "case"]
+    );
+    let accented = "Subject: =?UTF-8?Q?Caf=C3=A9?=\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+                    R\u{e9}sum\u{c9} is here, \u{dc} ABE, invoice 9\r\n";
+    assert_eq!(
+        decide_all(&r, &tx(accented)).tags,
+        ["resume", "cafe", "short", "ticket"]
+    );
 }
 
 #[test]

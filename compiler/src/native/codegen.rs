@@ -1,41 +1,41 @@
 //! The code generator: one JIT module per ruleset, functions
-//! `evaluate_K(ctx) -> u32` in it, each for a chunk of [`CHUNK`] rules,
-//! which the host calls in order until one returns 1. Shaped like cranelift-jit-demo: [`Jit`]
-//! owns the module, [`Translator`] walks the rules with a
-//! `FunctionBuilder`.
+//! `evaluate_K(ctx, bits) -> u32` in it, each for a chunk of [`CHUNK`]
+//! rules, which the host calls in order until one returns 1. Shaped like
+//! cranelift-jit-demo: [`Jit`] owns the module, [`Translator`] walks the
+//! rules with a `FunctionBuilder`.
 //!
-//! The generated function `evaluate_K(ctx, full)`, per rule in evaluation
-//! order:
+//! Per rule, in evaluation order:
 //!
 //! ```text
 //! begin(ctx, rule)
-//! if <condition, short-circuit; leaves call test(ctx, leaf), or
-//!     bit(ctx, leaf) for those the prefilter answers>
+//! if <condition, short-circuit; leaves call test(ctx, leaf), or read
+//!     the prefilter's answer for those it decides>
 //!     { if then(ctx, rule) != 0 { return 1 } }
-//! else
+//! else if <the rule has an else block>
 //!     { if else(ctx, rule) != 0 { return 1 } }
 //! ```
 //!
 //! and `return 0` after the last rule of the chunk. A leaf the prefilter
-//! answers first reads its byte in the `bits` table (0: not known yet,
-//! 1: false, 2: true) and calls `bit(ctx, leaf)` only when it is 0. A *quiet* rule (every
-//! test answered by the prefilter, no `else` block) needs the host only
-//! when its condition holds, unless `full` is set (`--explain`, where
-//! every rule is traced and every test records evidence):
+//! decides reads its byte in the `bits` table (0: not known yet, 1: false,
+//! 2: true) and calls `bit(ctx, leaf)` only when it is 0. A *quiet* rule
+//! (every test decided by the prefilter, no `else` block) needs the host
+//! only when its condition holds, so its `begin` moves into that branch:
 //!
 //! ```text
-//! if full { begin(ctx, rule) }
-//! if <condition, bits only>
-//!     { if !full { begin(ctx, rule) }; if then(ctx, rule) != 0 { return 1 } }
-//! else if full
-//!     { if else(ctx, rule) != 0 { return 1 } }
+//! if <condition, bits only> { begin(ctx, rule); if then(ctx, rule) != 0 { return 1 } }
 //! ```
 //!
-//! Skipping `begin` and `else` for a quiet rule that fails changes
-//! nothing the interpreter could observe: `else` without a block only
-//! traces (with `--explain`), the prefilter's bits read no rule state, and
+//! Skipping `begin` (and `else`, which without a block does nothing
+//! outside `--explain`) for a quiet rule that fails changes nothing the
+//! interpreter could observe: the prefilter's bits read no rule state, and
 //! the one effect of `begin` that outlives the rule, the latest stage
 //! reached, the host adds after the run (`NativeRuleset::evaluate`).
+//! `--explain` evaluations, which trace every rule, run in the interpreter.
+//!
+//! Layout: every call, and every answer other than the common "false",
+//! sits in a cold block that Cranelift places after the function's hot
+//! path, so the rules most messages run through are a few instructions
+//! each (load a byte, compare, branch), one after another.
 //!
 //! The code never traps: its one memory access is that byte, at the
 //! leaf's index in a table the host sizes to the leaf table; it has no
@@ -95,6 +95,18 @@ pub(crate) struct Compiled {
     pub entries: Vec<*const u8>,
 }
 
+/// What the code of one rule needs to know about it.
+#[derive(Debug, Clone)]
+pub(crate) struct RulePlan {
+    /// Its condition (`None`: no `when`, it always holds).
+    pub cond: Option<Cond>,
+    /// Whether it is quiet: every test decided by the prefilter, no
+    /// `else` block.
+    pub quiet: bool,
+    /// Whether it has an `else` block.
+    pub otherwise: bool,
+}
+
 /// Rules per generated function. One function for 10,000 rules made
 /// Cranelift hold every block of the ruleset at once (hundreds of MB at
 /// peak, superlinear register allocation); chunks keep each function
@@ -130,17 +142,15 @@ impl Jit {
         Ok(Jit { module, host })
     }
 
-    /// Compiles the whole ruleset (one condition per rule, in evaluation
-    /// order, `None` for a rule without `when`) and makes it executable.
-    /// `decided(leaf)` tells the leaves the prefilter answers; `quiet[rule]`
-    /// the rules that need no host call unless their condition holds.
+    /// Compiles the whole ruleset (one plan per rule, in evaluation
+    /// order) and makes it executable. `decided(leaf)` tells the leaves
+    /// the prefilter answers.
     pub(crate) fn compile(
         mut self,
-        rules: &[Option<Cond>],
-        quiet: &[bool],
+        rules: &[RulePlan],
         decided: &dyn Fn(u32) -> bool,
     ) -> Result<Compiled, NativeError> {
-        match self.emit(rules, quiet, decided) {
+        match self.emit(rules, decided) {
             Ok(ids) => {
                 let entries = ids
                     .into_iter()
@@ -165,22 +175,20 @@ impl Jit {
     /// [`CHUNK`] rules.
     fn emit(
         &mut self,
-        rules: &[Option<Cond>],
-        quiet: &[bool],
+        rules: &[RulePlan],
         decided: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<FuncId>, NativeError> {
         let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
         let ptr = self.module.target_config().pointer_type();
         let mut sig = self.module.make_signature();
         sig.params.push(AbiParam::new(ptr));
-        sig.params.push(AbiParam::new(types::I32));
         sig.params.push(AbiParam::new(ptr));
         sig.returns.push(AbiParam::new(types::I32));
         let mut ctx = self.module.make_context();
         let mut fctx = FunctionBuilderContext::new();
         let mut ids = Vec::new();
         // At least one function, so an empty ruleset has an entry too.
-        let chunks: Vec<&[Option<Cond>]> = if rules.is_empty() {
+        let chunks: Vec<&[RulePlan]> = if rules.is_empty() {
             vec![rules]
         } else {
             rules.chunks(CHUNK).collect()
@@ -202,13 +210,12 @@ impl Jit {
                 b.append_block_params_for_function_params(start);
                 b.switch_to_block(start);
                 let ctx_ptr = b.block_params(start)[0];
-                let full = b.block_params(start)[1];
-                let bits = b.block_params(start)[2];
+                let bits = b.block_params(start)[1];
                 let ended = b.create_block();
+                b.set_cold_block(ended);
                 let mut t = Translator {
                     b,
                     ctx: ctx_ptr,
-                    full,
                     bits,
                     begin,
                     test,
@@ -218,14 +225,9 @@ impl Jit {
                     otherwise,
                     ended,
                 };
-                for (index, cond) in chunk.iter().enumerate() {
+                for (index, plan) in chunk.iter().enumerate() {
                     let id = u32::try_from(first + index).map_err(|e| err(&e))?;
-                    let quiet = quiet.get(first + index).copied().unwrap_or(false);
-                    if quiet {
-                        t.quiet_rule(id, cond.as_ref());
-                    } else {
-                        t.rule(id, cond.as_ref());
-                    }
+                    t.rule(id, plan);
                 }
                 let done = t.b.ins().iconst(types::I32, 0);
                 t.b.ins().return_(&[done]);
@@ -253,8 +255,6 @@ impl Jit {
 struct Translator<'f> {
     b: FunctionBuilder<'f>,
     ctx: Value,
-    /// The `full` argument: nonzero when every rule takes the host path.
-    full: Value,
     /// The `bits` argument: the prefilter's answers by leaf id.
     bits: Value,
     begin: FuncRef,
@@ -271,65 +271,49 @@ struct Translator<'f> {
 
 impl Translator<'_> {
     /// One rule; leaves the builder in the block that goes on to the next.
-    fn rule(&mut self, id: u32, cond: Option<&Cond>) {
+    fn rule(&mut self, id: u32, plan: &RulePlan) {
         let rule = self.b.ins().iconst(types::I32, i64::from(id));
-        self.b.ins().call(self.begin, &[self.ctx, rule]);
-        let held = self.b.create_block();
-        let failed = self.b.create_block();
-        let next = self.b.create_block();
-        match cond {
-            Some(c) => self.cond(c, held, failed),
-            None => {
-                self.b.ins().jump(held, &[]);
-            }
+        if !plan.quiet {
+            self.b.ins().call(self.begin, &[self.ctx, rule]);
         }
-        for (block, callee) in [(held, self.then), (failed, self.otherwise)] {
-            self.b.switch_to_block(block);
-            let rule = self.b.ins().iconst(types::I32, i64::from(id));
-            let call = self.b.ins().call(callee, &[self.ctx, rule]);
-            let end = self.b.inst_results(call)[0];
-            self.b.ins().brif(end, self.ended, &[], next, &[]);
-        }
-        self.b.switch_to_block(next);
-    }
-
-    /// One quiet rule (see the module documentation); leaves the builder
-    /// in the block that goes on to the next.
-    fn quiet_rule(&mut self, id: u32, cond: Option<&Cond>) {
-        let rule = self.b.ins().iconst(types::I32, i64::from(id));
-        let begin_first = self.b.create_block();
-        let test = self.b.create_block();
-        let held = self.b.create_block();
-        let begin_late = self.b.create_block();
-        let then = self.b.create_block();
-        let failed = self.b.create_block();
-        let otherwise = self.b.create_block();
+        let held = self.cold_block();
         let next = self.b.create_block();
-        self.b.ins().brif(self.full, begin_first, &[], test, &[]);
-        self.b.switch_to_block(begin_first);
-        self.b.ins().call(self.begin, &[self.ctx, rule]);
-        self.b.ins().jump(test, &[]);
-        self.b.switch_to_block(test);
-        match cond {
+        let failed = if plan.otherwise {
+            self.cold_block()
+        } else {
+            next
+        };
+        match &plan.cond {
             Some(c) => self.cond(c, held, failed),
             None => {
                 self.b.ins().jump(held, &[]);
             }
         }
         self.b.switch_to_block(held);
-        self.b.ins().brif(self.full, then, &[], begin_late, &[]);
-        self.b.switch_to_block(begin_late);
-        self.b.ins().call(self.begin, &[self.ctx, rule]);
-        self.b.ins().jump(then, &[]);
-        self.b.switch_to_block(failed);
-        self.b.ins().brif(self.full, otherwise, &[], next, &[]);
-        for (block, callee) in [(then, self.then), (otherwise, self.otherwise)] {
-            self.b.switch_to_block(block);
-            let call = self.b.ins().call(callee, &[self.ctx, rule]);
-            let end = self.b.inst_results(call)[0];
-            self.b.ins().brif(end, self.ended, &[], next, &[]);
+        if plan.quiet {
+            self.b.ins().call(self.begin, &[self.ctx, rule]);
+        }
+        self.call_and_end(self.then, rule, next);
+        if plan.otherwise {
+            self.b.switch_to_block(failed);
+            self.call_and_end(self.otherwise, rule, next);
         }
         self.b.switch_to_block(next);
+    }
+
+    /// Calls `callee(ctx, rule)`; ends evaluation if it returns nonzero,
+    /// else jumps to `next`.
+    fn call_and_end(&mut self, callee: FuncRef, rule: Value, next: Block) {
+        let call = self.b.ins().call(callee, &[self.ctx, rule]);
+        let end = self.b.inst_results(call)[0];
+        self.b.ins().brif(end, self.ended, &[], next, &[]);
+    }
+
+    /// A block placed after the hot path.
+    fn cold_block(&mut self) -> Block {
+        let block = self.b.create_block();
+        self.b.set_cold_block(block);
+        block
     }
 
     /// Jumps to `yes` if `c` holds, else to `no`, short-circuiting.
@@ -358,16 +342,18 @@ impl Translator<'_> {
                 let Ok(offset) = i32::try_from(*id) else {
                     return self.call_leaf(self.bit, *id, yes, no);
                 };
-                let known = self.b.create_block();
-                let ask = self.b.create_block();
+                // Most tests fail: "known false" (1) is the hot path.
+                let other = self.cold_block();
+                let ask = self.cold_block();
                 let byte = self
                     .b
                     .ins()
                     .load(types::I8, MemFlagsData::trusted(), self.bits, offset);
-                self.b.ins().brif(byte, known, &[], ask, &[]);
-                self.b.switch_to_block(known);
+                let failed = self.b.ins().icmp_imm_u(IntCC::Equal, byte, 1);
+                self.b.ins().brif(failed, no, &[], other, &[]);
+                self.b.switch_to_block(other);
                 let held = self.b.ins().icmp_imm_u(IntCC::Equal, byte, 2);
-                self.b.ins().brif(held, yes, &[], no, &[]);
+                self.b.ins().brif(held, yes, &[], ask, &[]);
                 self.b.switch_to_block(ask);
                 self.call_leaf(self.bit, *id, yes, no);
             }

@@ -27,10 +27,8 @@ pub(crate) struct EvalCtx<'a> {
     pub leaves: &'a [Leaf],
     /// The ruleset's prefilter.
     pub prefilter: &'a Prefilter,
-    /// What the prefilter found in this message so far; `None` when the
-    /// evaluation records `--explain` evidence, which only the host path
-    /// does.
-    pub scan: Option<Scan>,
+    /// What the prefilter found in this message so far.
+    pub scan: Scan,
     /// The rule whose `then` or `else` ended evaluation, if one did.
     pub ended: Option<u32>,
     /// A host function panicked: the decision is incomplete.
@@ -148,14 +146,11 @@ extern "C" fn host_test(ctx: *mut c_void, leaf_id: u32) -> u8 {
 extern "C" fn host_bit(ctx: *mut c_void, leaf_id: u32) -> u8 {
     guarded(ctx, 0, |c| {
         let id = usize::try_from(leaf_id).unwrap_or(usize::MAX);
-        let (Some(leaf), Some(slot)) = (c.leaves.get(id), c.prefilter.slot(id)) else {
+        let Some(slot) = c.prefilter.slot(id) else {
             c.failed = true;
             return 0;
         };
-        match &mut c.scan {
-            Some(scan) => u8::from(scan.test(c.prefilter, slot, &mut c.machine)),
-            None => u8::from(c.machine.test(&leaf.expr, leaf.negations)),
-        }
+        u8::from(c.scan.test(c.prefilter, slot, &mut c.machine))
     })
 }
 

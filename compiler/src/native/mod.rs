@@ -34,6 +34,7 @@ use crate::decision::Decision;
 use crate::eval::{self, Machine};
 use crate::{EvalOptions, RateCounter, Ruleset};
 
+use codegen::RulePlan;
 use cond::{Cond, Leaf, Leaves};
 use host::EvalCtx;
 use prefilter::Prefilter;
@@ -64,13 +65,11 @@ impl fmt::Display for NativeError {
 
 impl std::error::Error for NativeError {}
 
-/// The signature of the generated functions: `evaluate_K(ctx, full) -> u32`
-/// (1 when a verdict or `stop` ended evaluation, else 0). `full` (1 with
-/// `--explain`) makes every rule take the host path (`codegen.rs`).
-///
-/// The third argument is the prefilter's answers by leaf id (0: not
-/// known, 1: false, 2: true), one byte per leaf, which the code reads.
-type Entry = extern "C" fn(*mut c_void, u32, *const u8) -> u32;
+/// The signature of the generated functions: `evaluate_K(ctx, bits) -> u32`
+/// (1 when a verdict or `stop` ended evaluation, else 0). `bits` is the
+/// prefilter's answers by leaf id (0: not known, 1: false, 2: true), one
+/// byte per leaf, which the code reads (`codegen.rs`).
+type Entry = extern "C" fn(*mut c_void, *const u8) -> u32;
 
 /// A ruleset compiled to native code. Same decisions as the
 /// [`Ruleset`] it was compiled from; `Send + Sync`, so one compiled
@@ -170,12 +169,15 @@ impl NativeRuleset {
         let decided = |leaf: u32| prefilter.slot(leaf as usize).is_some();
         // A rule needs the host only when its condition holds if every
         // test is a prefilter bit and it has no `else` block.
-        let quiet: Vec<bool> = prog
+        let plans: Vec<RulePlan> = prog
             .rules
             .iter()
-            .zip(&conds)
-            .map(|(rule, cond)| {
-                rule.otherwise.is_none() && cond.as_ref().is_none_or(|c| c.all_leaves(&decided))
+            .zip(conds)
+            .map(|(rule, cond)| RulePlan {
+                quiet: rule.otherwise.is_none()
+                    && cond.as_ref().is_none_or(|c| c.all_leaves(&decided)),
+                otherwise: rule.otherwise.is_some(),
+                cond,
             })
             .collect();
         let stages = prog
@@ -188,14 +190,14 @@ impl NativeRuleset {
             .collect();
         // Cranelift reports errors as values but asserts on internal
         // invariants; a panic there must not take the caller down.
-        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&conds, &quiet, &decided))
+        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&plans, &decided))
             .map_err(|_| NativeError::Codegen("the code generator panicked".into()))??;
         let entries = compiled
             .entries
             .iter()
             // SAFETY: each is the finalized address of a function the
-            // translator built with exactly the signature `Entry` (one
-            // pointer argument, a `u32` result, the platform's C calling
+            // translator built with exactly the signature `Entry` (two
+            // pointer arguments, a `u32` result, the platform's C calling
             // convention, the module's default). It stays valid while
             // `compiled.module` is alive, which `Code` guarantees for as
             // long as `entries` is kept.
@@ -214,7 +216,9 @@ impl NativeRuleset {
     }
 
     /// Evaluates the rules on one transaction: the same decision as
-    /// [`Ruleset::evaluate`]. Never panics, always terminates.
+    /// [`Ruleset::evaluate`]. Never panics, always terminates. With
+    /// `--explain` ([`EvalOptions::explain`]), which traces every rule and
+    /// records the evidence of every test, the interpreter evaluates.
     ///
     /// Should a host function ever panic (a bug), the message is evaluated
     /// again by the interpreter; `rate()` keys counted before the panic are
@@ -226,34 +230,26 @@ impl NativeRuleset {
         opts: &EvalOptions,
     ) -> Decision {
         let prog = self.ruleset.program();
+        if opts.explain {
+            return eval::evaluate(prog, tx, rates, opts);
+        }
         let mut ctx = EvalCtx {
             machine: Machine::new(prog, tx, &mut *rates, opts),
             rules: &prog.rules,
             leaves: &self.leaves,
             prefilter: &self.prefilter,
-            scan: (!opts.explain).then(|| self.prefilter.scan(self.leaves.len())),
+            scan: self.prefilter.scan(self.leaves.len()),
             ended: None,
             failed: false,
         };
-        // The code reads one byte at a leaf index below the leaf count;
-        // with `--explain` nothing is ever known (all 0: every test goes
-        // to the host). `Cell`s: the host writes them while the code holds
-        // the pointer.
-        let none = match ctx.scan {
-            Some(_) => Vec::new(),
-            None => vec![std::cell::Cell::new(0u8); self.leaves.len()],
-        };
-        let bits = match &ctx.scan {
-            Some(scan) => scan.bits().as_ptr(),
-            None => none.as_ptr(),
-        }
-        .cast::<u8>();
-        let full = u32::from(opts.explain);
+        // The code reads one byte at a leaf index below the leaf count.
+        // `Cell`s: the host writes them while the code holds the pointer.
+        let bits = ctx.scan.bits().as_ptr().cast::<u8>();
         // The code only hands the pointer back to the host functions,
         // which catch every panic; it cannot unwind or trap.
         let ctx_ptr = std::ptr::from_mut(&mut ctx).cast::<c_void>();
         for entry in &self.entries {
-            if entry(ctx_ptr, full, bits) != 0 {
+            if entry(ctx_ptr, bits) != 0 {
                 break;
             }
         }

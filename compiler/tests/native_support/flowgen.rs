@@ -125,6 +125,9 @@ const REGEXES: &[(&str, usize)] = &[
     ("/^line$/m", 0),
     ("/t e s t/x", 0),
     ("/(\\w+)/", 1),
+    ("/(invoice|ticket) #?\\d/i", 0),
+    ("/r[eé]sum[eé]|caf[eé]/i", 0),
+    ("/(ab|cd)e/i", 0),
 ];
 
 const TAGS: &[&str] = &["vip", "billing", "junk", "x", "Ü"];

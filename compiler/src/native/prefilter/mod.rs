@@ -24,9 +24,17 @@
 //! (`/attached (is|was) free/i` needs `attached ` and ` free`). Those
 //! strings join the group's automaton, and per value only the regexes with
 //! a string of each of their sets in it run (`is_match` on the value
-//! itself, the interpreter's own regex). A regex without required strings, compiled with two different
-//! flag strings in one ruleset, or that does not parse, runs alone
-//! (`is_match`, the first time its leaf is needed).
+//! itself, the interpreter's own regex).
+//!
+//! A regex whose matches are a few strings (`/(gift|deal)s? card/i`,
+//! `/click (here|now)/i`) is not run at all on ASCII values: its *ASCII
+//! language* (`strings::ascii_language`), the lower-case strings an ASCII
+//! text must contain for it to match, and that are enough, joins the
+//! automaton too, and finding one of them decides the regex. A value that
+//! is not ASCII runs it as above. A regex with neither required strings nor
+//! an ASCII language, compiled with two different flag strings in one
+//! ruleset, or that does not parse, runs alone (`is_match`, the first time
+//! its leaf is needed).
 //!
 //! Exactly the interpreter's meaning (`compare.rs`): a test holds when
 //! any value of the left side passes (every one, and at least one, with
@@ -41,8 +49,8 @@
 //! can change during an evaluation or whose evaluation has effects
 //! (`score`, captures, `rate()`, `matched()`, user functions, nested
 //! tests, which may record `--explain` evidence), `matches … as NAME`
-//! (captures), numeric or IP operands. When `--explain` is on, every
-//! leaf takes the host path, which records evidence.
+//! (captures), numeric or IP operands. `--explain` evaluations, which
+//! record evidence for every test, run in the interpreter.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -59,7 +67,7 @@ use super::cond::Leaf;
 
 mod strings;
 
-use strings::required;
+use strings::{ascii_language, required};
 
 /// Where a substring needle must sit in the folded value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,17 +110,39 @@ struct Group {
     /// Slots with an empty substring needle: every text value passes.
     empty: Vec<u32>,
     /// By automaton pattern id: the regexes (indices into `filtered`)
-    /// that pattern is a required string of, with the bit of its set.
+    /// that pattern is a string of, with the bit of its set (or
+    /// [`LANGUAGE`]).
     cands: Vec<Vec<(u32, u64)>>,
-    /// Regexes run on a value only when a string of each of their sets of
-    /// required strings is in it, with the slots each answers and the
-    /// bits of all their sets.
-    filtered: Vec<(Arc<regex::Regex>, Vec<u32>, u64)>,
+    /// The regexes decided from the strings found in a value.
+    filtered: Vec<Filtered>,
+    /// The filtered regexes without required strings (indices into
+    /// `filtered`): they run on every value that is not ASCII.
+    unfiltered: Vec<u32>,
     /// Whether any leaf of the group is a literal test.
     literal: bool,
     /// The slots of the group's leaves.
     members: Vec<u32>,
 }
+
+/// A regex decided from the strings the automaton finds in a value: on an
+/// ASCII value by its ASCII language alone, if it has one
+/// ([`strings::ascii_language`]); otherwise it runs on the value when a
+/// string of each set of its required strings ([`strings::required`]) is
+/// in it.
+#[derive(Debug)]
+struct Filtered {
+    regex: Arc<regex::Regex>,
+    /// The slots it answers.
+    slots: Vec<u32>,
+    /// The bits of its sets of required strings (0 when it has none).
+    required: u64,
+    /// Whether its ASCII language is in the automaton, under [`LANGUAGE`].
+    language: bool,
+}
+
+/// The candidate bit of a string of a regex's ASCII language (the bits
+/// below are its sets of required strings).
+const LANGUAGE: u64 = 1 << 63;
 
 /// The prefilter of one compiled ruleset.
 #[derive(Debug, Default)]
@@ -320,28 +350,40 @@ impl Prefilter {
             let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
             let mut filtered = Vec::new();
             for (pattern, re, slots) in std::mem::take(&mut b.regexes) {
-                match required(&pattern) {
-                    Some(sets) => {
-                        let r = u32::try_from(filtered.len()).unwrap_or(u32::MAX);
-                        let mut full = 0u64;
-                        for (k, set) in sets.into_iter().enumerate() {
-                            let bit = 1u64 << k;
-                            full |= bit;
-                            for s in set {
-                                let p = b.pattern(s);
-                                if cands.len() <= p {
-                                    cands.resize(p + 1, Vec::new());
-                                }
-                                match cands[p].iter_mut().find(|(x, _)| *x == r) {
-                                    Some((_, bits)) => *bits |= bit,
-                                    None => cands[p].push((r, bit)),
-                                }
-                            }
-                        }
-                        filtered.push((re, slots, full));
-                    }
-                    None => pf.alone(&re, &slots),
+                let sets = required(&pattern).unwrap_or_default();
+                let language = ascii_language(&pattern);
+                if sets.is_empty() && language.is_none() {
+                    pf.alone(&re, &slots);
+                    continue;
                 }
+                let r = u32::try_from(filtered.len()).unwrap_or(u32::MAX);
+                let mut mark = |b: &mut GroupBuilder, s: String, bit: u64| {
+                    let p = b.pattern(s);
+                    if cands.len() <= p {
+                        cands.resize(p + 1, Vec::new());
+                    }
+                    match cands[p].iter_mut().find(|(x, _)| *x == r) {
+                        Some((_, bits)) => *bits |= bit,
+                        None => cands[p].push((r, bit)),
+                    }
+                };
+                let mut full = 0u64;
+                for (k, set) in sets.into_iter().enumerate() {
+                    let bit = 1u64 << k;
+                    full |= bit;
+                    for s in set {
+                        mark(&mut b, s, bit);
+                    }
+                }
+                for s in language.iter().flatten() {
+                    mark(&mut b, s.clone(), LANGUAGE);
+                }
+                filtered.push(Filtered {
+                    regex: re,
+                    slots,
+                    required: full,
+                    language: language.is_some(),
+                });
             }
             cands.resize(b.patterns.len(), Vec::new());
             let automaton = if b.patterns.is_empty() {
@@ -353,7 +395,10 @@ impl Prefilter {
                 // builder picks for thousands of needles, for a few MB.
                 match AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
+                    .kind(Some(match std::env::var("ACK").as_deref() {
+                        Ok("c") => AhoCorasickKind::ContiguousNFA,
+                        _ => AhoCorasickKind::DFA,
+                    }))
                     .build(&b.patterns)
                 {
                     Ok(a) => Some(a),
@@ -362,14 +407,18 @@ impl Prefilter {
                     // than answer them wrongly.
                     Err(_) => {
                         pf.forget(&b);
-                        for (re, slots, _) in std::mem::take(&mut filtered) {
-                            pf.alone(&re, &slots);
+                        for f in std::mem::take(&mut filtered) {
+                            pf.alone(&f.regex, &f.slots);
                         }
                         None
                     }
                 }
             };
             pf.max_filtered = pf.max_filtered.max(filtered.len());
+            let unfiltered = (0..filtered.len())
+                .filter(|&r| filtered[r].required == 0)
+                .filter_map(|r| u32::try_from(r).ok())
+                .collect();
             pf.groups.push(Group {
                 lhs: b.lhs.unwrap_or(Expr::Const(Value::Bool(false))),
                 automaton,
@@ -378,6 +427,7 @@ impl Prefilter {
                 empty: b.empty,
                 cands,
                 filtered,
+                unfiltered,
                 literal: b.literal,
                 members: Vec::new(),
             });
@@ -432,6 +482,7 @@ impl Prefilter {
             passed: vec![0; self.decided.len()],
             stamp: vec![0; self.decided.len()],
             marks: vec![(0, 0); self.max_filtered],
+            touched: Vec::new(),
             item: 0,
         }
     }
@@ -471,6 +522,8 @@ pub(crate) struct Scan {
     /// `item`) in which one of its required strings was found, and the
     /// bits of the sets found in it.
     marks: Vec<(u32, u64)>,
+    /// The filtered regexes marked in the value being scanned.
+    touched: Vec<u32>,
     /// A counter naming each value scanned, from 1.
     item: u32,
 }
@@ -576,6 +629,7 @@ impl Scan {
                 continue;
             };
             let folded = fold(text);
+            self.touched.clear();
             if group.literal {
                 if let Some(slots) = group.exact.get(&folded) {
                     for &s in slots {
@@ -603,29 +657,69 @@ impl Scan {
                         if let Some(mark) = self.marks.get_mut(r as usize) {
                             if mark.0 != self.item {
                                 *mark = (self.item, 0);
+                                self.touched.push(r);
                             }
                             mark.1 |= bits;
                         }
                     }
                 }
             }
-            if group.filtered.is_empty() {
-                continue;
-            }
-            // The required strings are folded as `required` folds them,
-            // which is `fold` but for `ſ` (see `image`): a value with one
-            // runs every regex.
-            let all = folded.contains('ſ');
-            for (r, (re, slots, full)) in group.filtered.iter().enumerate() {
-                let marked = self.marks.get(r) == Some(&(self.item, *full));
-                if (all || marked) && re.is_match(text) {
-                    for &s in slots {
-                        self.pass(s);
-                    }
-                }
+            if !group.filtered.is_empty() {
+                self.confirm(group, text, &folded);
             }
         }
         self.value[g] = Some(value);
+    }
+
+    /// Decides the filtered regexes of `group` on one value (`text`,
+    /// folded `folded`) from the strings the automaton marked in it.
+    fn confirm(&mut self, group: &Group, text: &str, folded: &str) {
+        let touched = std::mem::take(&mut self.touched);
+        if text.is_ascii() {
+            // Only a regex with a string in the value can match it.
+            for &r in &touched {
+                self.decide(group, r, text, false);
+            }
+        } else if folded.contains('ſ') {
+            // The required strings are folded as `required` folds them,
+            // which is `fold` but for `ſ` (see `strings::image`): a value
+            // with one runs every regex.
+            for r in 0..group.filtered.len() {
+                self.decide(group, u32::try_from(r).unwrap_or(u32::MAX), text, true);
+            }
+        } else {
+            for &r in &touched {
+                self.decide(group, r, text, false);
+            }
+            for &r in &group.unfiltered {
+                if !touched.contains(&r) {
+                    self.decide(group, r, text, false);
+                }
+            }
+        }
+        self.touched = touched;
+    }
+
+    /// Decides filtered regex `r` on the current value; with `every`, its
+    /// required strings are not consulted.
+    fn decide(&mut self, group: &Group, r: u32, text: &str, every: bool) {
+        let Some(f) = group.filtered.get(r as usize) else {
+            return;
+        };
+        let found = match self.marks.get(r as usize) {
+            Some(&(item, bits)) if item == self.item => bits,
+            _ => 0,
+        };
+        let held = if text.is_ascii() && f.language {
+            found & LANGUAGE != 0
+        } else {
+            (every || found & f.required == f.required) && f.regex.is_match(text)
+        };
+        if held {
+            for &s in &f.slots {
+                self.pass(s);
+            }
+        }
     }
 
     /// Counts the current value as passing `slot`'s test, once.

@@ -28,7 +28,8 @@ fn image(c: char) -> String {
 /// the image of every text the regex `pattern` (flags inline) matches
 /// anywhere holds a string of each set; `None` when the pattern does not
 /// parse or has no such set of strings of at least [`REQUIRED_MIN`] bytes.
-/// At most 64 sets (a bit each per value scanned).
+/// At most 63 sets (a bit each per value scanned; the 64th bit is the
+/// regex's ASCII language's).
 ///
 /// Exact for any character-wise image: a literal in the match is in the
 /// text, so its image is in the text's image; a class whose characters all
@@ -37,7 +38,7 @@ pub(super) fn required(pattern: &str) -> Option<Vec<Vec<String>>> {
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
     let mut sets = every(&hir);
     sets.retain(|set| set.iter().all(|s| s.len() >= REQUIRED_MIN));
-    sets.truncate(64);
+    sets.truncate(63);
     (!sets.is_empty()).then_some(sets)
 }
 
@@ -182,5 +183,203 @@ fn must(h: &Hir) -> Option<Vec<String>> {
             best
         }
         _ => None,
+    }
+}
+
+/// Most strings a regex's [`ascii_language`] may have: more would swell
+/// the automaton for what the regex itself decides well.
+const LANGUAGE_MAX: usize = 64;
+
+/// Longest string of an [`ascii_language`].
+const LANGUAGE_LONGEST: usize = 256;
+
+/// Most repetitions of a bounded repetition (`x{2,3}`) expanded.
+const REPEAT_MAX: u32 = 8;
+
+/// The finite set of strings, lower-case ASCII, that decides the regex
+/// `pattern` (flags inline) on ASCII text: an ASCII text matches the
+/// regex anywhere if and only if its ASCII lower-case image contains one
+/// of them. `None` when there is no such set of at most [`LANGUAGE_MAX`]
+/// non-empty strings: anchors and word boundaries, unbounded repetition,
+/// a class wider than a few characters, a case-sensitive letter.
+///
+/// Exact: the regex's language, read on ASCII characters only (no other
+/// can occur in ASCII text), is expanded; each class must hold both cases
+/// of every ASCII letter it holds (so it holds a character exactly when it
+/// holds its lower case), which every class of a case-insensitive regex
+/// does. Then a substring of the text is in the language exactly when its
+/// lower-case image is one of the strings.
+pub(super) fn ascii_language(pattern: &str) -> Option<Vec<String>> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let strings = language(&hir)?;
+    let usable = !strings.is_empty() && strings.iter().all(|s| !s.is_empty());
+    usable.then_some(strings)
+}
+
+/// The language of `h` on ASCII text, as lower-case strings (see
+/// [`ascii_language`]).
+fn language(h: &Hir) -> Option<Vec<String>> {
+    match h.kind() {
+        HirKind::Empty => Some(vec![String::new()]),
+        HirKind::Look(_) | HirKind::Class(Class::Bytes(_)) => None,
+        HirKind::Literal(lit) => {
+            let text = std::str::from_utf8(&lit.0).ok()?;
+            // A letter in a literal is case-sensitive; anything else
+            // outside ASCII never occurs in ASCII text.
+            let caseless = text
+                .bytes()
+                .all(|b| b.is_ascii() && !b.is_ascii_alphabetic());
+            caseless.then(|| vec![text.to_string()])
+        }
+        HirKind::Class(Class::Unicode(class)) => class_language(class),
+        HirKind::Capture(c) => language(&c.sub),
+        HirKind::Repetition(r) => {
+            let max = r.max?;
+            if max > REPEAT_MAX {
+                return None;
+            }
+            let sub = language(&r.sub)?;
+            let mut all = Vec::new();
+            for count in r.min..=max {
+                let mut strings = vec![String::new()];
+                for _ in 0..count {
+                    strings = product(&strings, &sub)?;
+                }
+                union(&mut all, strings)?;
+            }
+            Some(all)
+        }
+        HirKind::Concat(parts) => parts.iter().try_fold(vec![String::new()], |acc, part| {
+            product(&acc, &language(part)?)
+        }),
+        HirKind::Alternation(branches) => {
+            let mut all = Vec::new();
+            for b in branches {
+                union(&mut all, language(b)?)?;
+            }
+            Some(all)
+        }
+    }
+}
+
+/// The lower-case images of a class's ASCII characters, if the class
+/// holds both cases of each letter it holds and has at most a few.
+fn class_language(class: &regex_syntax::hir::ClassUnicode) -> Option<Vec<String>> {
+    let mut ascii: Vec<u8> = Vec::new();
+    for range in class.ranges() {
+        let (start, end) = (u32::from(range.start()), u32::from(range.end()));
+        for c in start..=end.min(0x7f) {
+            ascii.push(u8::try_from(c).ok()?);
+            if ascii.len() > 2 * LANGUAGE_MAX {
+                return None;
+            }
+        }
+    }
+    let mut images: Vec<String> = Vec::new();
+    for &b in &ascii {
+        let closed = !b.is_ascii_alphabetic()
+            || (ascii.contains(&b.to_ascii_lowercase()) && ascii.contains(&b.to_ascii_uppercase()));
+        if !closed {
+            return None;
+        }
+        let image = char::from(b.to_ascii_lowercase()).to_string();
+        if !images.contains(&image) {
+            images.push(image);
+        }
+    }
+    (images.len() <= 16 && !images.is_empty()).then_some(images)
+}
+
+/// Every string of `a` followed by every string of `b`, if not too many.
+fn product(a: &[String], b: &[String]) -> Option<Vec<String>> {
+    if a.len().saturating_mul(b.len()) > LANGUAGE_MAX {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            if x.len() + y.len() > LANGUAGE_LONGEST {
+                return None;
+            }
+            let s = format!("{x}{y}");
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Adds the strings of `more` to `all`, if they stay few enough.
+fn union(all: &mut Vec<String>, more: Vec<String>) -> Option<()> {
+    for s in more {
+        if !all.contains(&s) {
+            all.push(s);
+        }
+    }
+    (all.len() <= LANGUAGE_MAX).then_some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lang(p: &str) -> Option<Vec<String>> {
+        ascii_language(p).map(|mut v| {
+            v.sort();
+            v
+        })
+    }
+
+    fn strings(v: &[&str]) -> Option<Vec<String>> {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        Some(v)
+    }
+
+    #[test]
+    fn case_insensitive_alternatives_expand() {
+        assert_eq!(
+            lang("(?i)click (is|was) Free"),
+            strings(&["click is free", "click was free"])
+        );
+        assert_eq!(
+            lang("(?i)(gift|deal)s?"),
+            strings(&["gift", "gifts", "deal", "deals"])
+        );
+        assert_eq!(lang("(?i)ab[0-2]"), strings(&["ab0", "ab1", "ab2"]));
+        assert_eq!(lang("(?i)x{2,3}"), strings(&["xx", "xxx"]));
+        assert_eq!(lang("[0-9]-[0-9]"), None, "100 strings is too many");
+        assert_eq!(
+            lang("(?i)[0-9]-"),
+            strings(&["0-", "1-", "2-", "3-", "4-", "5-", "6-", "7-", "8-", "9-"])
+        );
+    }
+
+    #[test]
+    fn what_a_substring_cannot_decide_is_refused() {
+        for p in [
+            "abc",          // case-sensitive letters
+            "(?i)^abc",     // anchor
+            "(?i)\\bab\\b", // word boundary
+            "(?i)a.c",      // wide class
+            "(?i)ab+",      // unbounded
+            "(?i)a?",       // matches the empty string
+            "(?i)[a-z]x",   // 26 letters
+            "[aB]c",        // a class without both cases
+            "(?-u:\\xff)",  // bytes
+            "(",            // does not parse
+        ] {
+            assert_eq!(lang(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_characters_of_a_class_never_occur() {
+        // (?i)k holds the Kelvin sign, (?i)s the long s: neither is in
+        // ASCII text, so the class decides by its letter.
+        assert_eq!(lang("(?i)ks"), strings(&["ks"]));
+        assert_eq!(lang("(?i)é"), None, "only non-ASCII");
+        assert_eq!(lang("123"), strings(&["123"]));
     }
 }
