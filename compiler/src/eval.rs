@@ -35,9 +35,6 @@ pub(crate) struct Program {
     pub templates: Vec<Template>,
     /// How many rules there are (rule ids are `0..rule_count`).
     pub rule_count: usize,
-    /// The flags each regex pattern was compiled with (see
-    /// `Checker::regex_flags`); not used by the interpreter.
-    pub regex_flags: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// Whether evaluation goes on after a block.

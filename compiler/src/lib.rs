@@ -215,7 +215,6 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
             rules,
             functions: std::mem::take(&mut checker.functions),
             templates: std::mem::take(&mut checker.templates_ir),
-            regex_flags: std::mem::take(&mut checker.regex_flags),
         };
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));

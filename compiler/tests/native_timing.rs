@@ -81,6 +81,11 @@ fn measure_rule_file() {
     };
     let path = std::path::PathBuf::from(path);
     eprintln!("before: RSS, peak (KiB) {:?}", rss_kib());
+    let text = std::fs::read_to_string(&path).expect("the rule file");
+    let started = Instant::now();
+    let (_, diagnostics) = weir_grammar::parse(&text, "rules.flow");
+    assert!(diagnostics.is_empty());
+    eprintln!("parse alone: {:?}", started.elapsed());
     let started = Instant::now();
     let compiled = weir_compiler::compile(&path, &weir_compiler::FsLoader);
     let ruleset = compiled.ruleset.expect("the rules compile");
@@ -105,5 +110,51 @@ fn measure_rule_file() {
             rss_kib()
         );
         drop(native);
+    }
+}
+
+/// Messages per second of the native engine over a folder of mail, rules
+/// compiled once, parse included, a few passes (ignored by default; a
+/// quick loop for profiling, criterion in `benches/` is the measure):
+/// `WEIR_RULES=target/bench-corpus/rules/rules_10000.flow
+/// WEIR_MAIL=target/bench-corpus/synth cargo test --release -p
+/// weir-compiler --test native_timing -- --ignored --nocapture
+/// measure_throughput`.
+#[test]
+#[ignore = "a measurement, not a test: run in release with WEIR_RULES and WEIR_MAIL"]
+fn measure_throughput() {
+    let (Some(rules), Some(mail)) = (
+        std::env::var_os("WEIR_RULES"),
+        std::env::var_os("WEIR_MAIL"),
+    ) else {
+        eprintln!("WEIR_RULES or WEIR_MAIL is not set: nothing measured");
+        return;
+    };
+    let compiled = weir_compiler::compile(std::path::Path::new(&rules), &weir_compiler::FsLoader);
+    let ruleset = compiled.ruleset.expect("the rules compile");
+    let native = NativeRuleset::compile(&ruleset).expect("native code");
+    let messages: Vec<Vec<u8>> = std::fs::read_dir(mail)
+        .expect("the mail folder")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .collect();
+    let opts = EvalOptions::default();
+    for pass in 0..5 {
+        let started = Instant::now();
+        let mut tags = 0;
+        for bytes in &messages {
+            let message = Message::parse(bytes, &Limits::default()).expect("within limits");
+            let tx = Transaction::with_defaults(message, None, &[], None, None, NOW);
+            tags += native
+                .evaluate(&tx, &mut MemoryRates::default(), &opts)
+                .tags
+                .len();
+        }
+        let elapsed = started.elapsed();
+        eprintln!(
+            "pass {pass}: {} messages in {elapsed:?} ({:.0}/s), {tags} tags",
+            messages.len(),
+            messages.len() as f64 / elapsed.as_secs_f64()
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! - [`message`]: the message model over mail-parser (headers, addresses,
 //!   body text, attachments), the envelope and the connection.
 //! - [`types`] and [`value`]: Flow's static types, stages and run-time values.
+//! - [`pattern`]: regex literals, checked at load and built on first use.
 //! - [`registry`]: one table of every field, builtin function and action,
 //!   with signatures, stages, docs and implementations.
 //! - [`modules`]: the `stdlib/*.flow` modules (`import "stdlib/bulk"`).
@@ -34,6 +35,7 @@
 //! decoders; `builtins` fills the registry.
 
 pub mod message;
+pub mod pattern;
 pub mod registry;
 pub mod types;
 pub mod value;
@@ -50,6 +52,7 @@ pub mod reference;
 pub use message::{
     Address, Attachment, Connection, Envelope, Limits, Message, MessageError, Transaction,
 };
+pub use pattern::{Regex, RegexError};
 pub use registry::registry;
 pub use types::{Stage, Type};
 pub use value::Value;

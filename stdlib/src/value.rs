@@ -27,7 +27,7 @@ pub enum Value {
     /// `duration`: seconds (negative when the first time was earlier).
     Duration(i64),
     /// `regex`.
-    Regex(Arc<regex::Regex>),
+    Regex(Arc<crate::pattern::Regex>),
     /// `list<T>`.
     List(Arc<Vec<Value>>),
     /// An attachment record.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use weir_grammar::ast::{self, CompareOp, ExprKind, Ident, Span, StrPart};
 use weir_stdlib::registry::{FunctionImpl, ParamType};
-use weir_stdlib::{Address, Attachment, Type, Value};
+use weir_stdlib::{Address, Attachment, Regex, RegexError, Type, Value};
 
 use super::{Annotate, Binding, Checker, Ctx, Place};
 use crate::codes;
@@ -241,37 +241,35 @@ impl Checker<'_> {
         ok.then_some(Expr::Interp(parts))
     }
 
-    /// Compiles a regex literal with its flags.
+    /// Checks a regex literal with its flags (built on first use, see
+    /// [`weir_stdlib::pattern`]).
     pub(crate) fn regex(
         &mut self,
         unit: usize,
         span: Span,
         r: &ast::RegexLit,
-    ) -> Option<Arc<regex::Regex>> {
-        let mut builder = regex::RegexBuilder::new(&r.pattern);
-        for flag in r.flags.chars() {
-            match flag {
-                'i' => builder.case_insensitive(true),
-                'm' => builder.multi_line(true),
-                's' => builder.dot_matches_new_line(true),
-                'x' => builder.ignore_whitespace(true),
-                other => {
-                    self.error(codes::INVALID_REGEX, unit, span, format!("unknown regex flag `{other}`"))
-                        .set_hint("the flags are i (ignore case), m (multi-line), s (dot matches newline), x (extended)");
-                    return None;
-                }
-            };
+    ) -> Option<Arc<Regex>> {
+        let key = (r.pattern.clone(), r.flags.clone());
+        if let Some(known) = self.regexes.get(&key) {
+            return Some(Arc::clone(known));
         }
-        match builder.size_limit(1 << 22).build() {
+        match Regex::new(&r.pattern, &r.flags) {
             Ok(re) => {
-                let flags = self.regex_flags.entry(r.pattern.clone()).or_default();
-                if !flags.contains(&r.flags) {
-                    flags.push(r.flags.clone());
-                }
-                Some(Arc::new(re))
+                let re = Arc::new(re);
+                self.regexes.insert(key, Arc::clone(&re));
+                Some(re)
             }
-            Err(err) => {
-                let detail = err.to_string();
+            Err(RegexError::UnknownFlag(other)) => {
+                self.error(
+                    codes::INVALID_REGEX,
+                    unit,
+                    span,
+                    format!("unknown regex flag `{other}`"),
+                )
+                .set_hint(format!("the flags are {}", weir_stdlib::pattern::FLAGS));
+                None
+            }
+            Err(RegexError::Invalid(detail)) => {
                 let reason = detail
                     .lines()
                     .rev()

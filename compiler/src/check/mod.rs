@@ -86,11 +86,9 @@ pub(crate) struct Checker<'a> {
     pub functions: Vec<ir::Function>,
     templates: HashMap<DeclId, Option<usize>>,
     pub templates_ir: Vec<ir::Template>,
-    /// The flags each regex pattern was compiled with (pattern to its
-    /// distinct flag strings): the native engine's prefilter rebuilds the
-    /// same regexes as one set per field, and a compiled `Regex` does not
-    /// tell its flags.
-    pub regex_flags: HashMap<String, Vec<String>>,
+    /// The regex literals checked so far, by pattern and flags: one
+    /// literal written several times is one regex, built at most once.
+    regexes: HashMap<(String, String), std::sync::Arc<weir_stdlib::Regex>>,
     /// Rule id (load order) of each rule declaration.
     pub rule_ids: HashMap<DeclId, usize>,
     /// (priority, load index) of each rule id: evaluation order key.
@@ -127,7 +125,7 @@ impl<'a> Checker<'a> {
             functions: Vec::new(),
             templates: HashMap::new(),
             templates_ir: Vec::new(),
-            regex_flags: HashMap::new(),
+            regexes: HashMap::new(),
             rule_ids,
             rule_keys,
             params: Vec::new(),

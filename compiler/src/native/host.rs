@@ -59,6 +59,9 @@ pub(crate) struct HostFunctions {
     pub then: HostFunction,
     /// `else(ctx, rule) -> u8`: the condition failed; 1 ends evaluation.
     pub otherwise: HostFunction,
+    /// `fire(ctx, rule) -> u8`: `begin` then `then`, for a quiet rule
+    /// whose condition held; 1 ends evaluation.
+    pub fire: HostFunction,
 }
 
 impl HostFunctions {
@@ -90,12 +93,24 @@ impl HostFunctions {
                 address: host_else as *const u8,
                 returns_u8: true,
             },
+            fire: HostFunction {
+                name: "weir_host_fire",
+                address: host_fire as *const u8,
+                returns_u8: true,
+            },
         }
     }
 
     /// Every entry, for declaring them all.
-    pub(crate) fn all(&self) -> [HostFunction; 5] {
-        [self.begin, self.test, self.bit, self.then, self.otherwise]
+    pub(crate) fn all(&self) -> [HostFunction; 6] {
+        [
+            self.begin,
+            self.test,
+            self.bit,
+            self.then,
+            self.otherwise,
+            self.fire,
+        ]
     }
 }
 
@@ -155,8 +170,21 @@ extern "C" fn host_bit(ctx: *mut c_void, leaf_id: u32) -> u8 {
 }
 
 extern "C" fn host_then(ctx: *mut c_void, rule_id: u32) -> u8 {
+    held(ctx, rule_id, false)
+}
+
+extern "C" fn host_fire(ctx: *mut c_void, rule_id: u32) -> u8 {
+    held(ctx, rule_id, true)
+}
+
+/// A rule's condition held: runs its `then` block (after `begin`, with
+/// `begin`); 1 ends evaluation.
+fn held(ctx: *mut c_void, rule_id: u32, begin: bool) -> u8 {
     guarded(ctx, 1, |c| match rule(c.rules, rule_id) {
         Some(r) => {
+            if begin {
+                c.machine.begin_rule(r);
+            }
             let end = c.machine.rule_held(r);
             if end {
                 c.ended = Some(rule_id);

@@ -162,7 +162,7 @@ impl NativeRuleset {
             .collect::<Result<_, _>>()
             .map_err(|_| NativeError::Codegen("too many tests".into()))?;
         let prefilter = if prefilter {
-            Prefilter::build(&leaves.table, &prog.regex_flags)
+            Prefilter::build(&leaves.table)
         } else {
             Prefilter::default()
         };

@@ -17,8 +17,8 @@
 //! Regex tests without `as` (`subject matches /…/i`) join the group of
 //! their left side too, and only their truth is needed (what `captures`
 //! would give, without filling capture slots). Each regex's pattern is
-//! parsed (with `regex-syntax`, the regex crate's own parser, with the
-//! flags the checker compiled it with written inline) for *required
+//! parsed (with `regex-syntax`, the regex crate's own parser, with its
+//! flags written inline) for *required
 //! strings* (`required`): sets of strings such that the folded value must
 //! contain a string of each set for the regex to match anywhere in it
 //! (`/attached (is|was) free/i` needs `attached ` and ` free`). Those
@@ -32,9 +32,8 @@
 //! text must contain for it to match, and that are enough, joins the
 //! automaton too, and finding one of them decides the regex. A value that
 //! is not ASCII runs it as above. A regex with neither required strings nor
-//! an ASCII language, compiled with two different flag strings in one
-//! ruleset, or that does not parse, runs alone (`is_match`, the first time
-//! its leaf is needed).
+//! an ASCII language runs alone (`is_match`, the first time its leaf is
+//! needed).
 //!
 //! Exactly the interpreter's meaning (`compare.rs`): a test holds when
 //! any value of the left side passes (every one, and at least one, with
@@ -57,7 +56,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use weir_stdlib::Value;
+use weir_stdlib::{Regex, Value};
 
 use crate::compat::fold;
 use crate::eval::Machine;
@@ -89,7 +88,7 @@ struct Decided {
     group: u32,
     /// For `matches` (without `as`): the regex, run on the group's values
     /// the first time the leaf is needed.
-    regex: Option<Arc<regex::Regex>>,
+    regex: Option<Arc<Regex>>,
     /// `all`: every value must pass, and there must be one.
     all: bool,
     /// `!=`: the outcome is negated.
@@ -131,7 +130,7 @@ struct Group {
 /// in it.
 #[derive(Debug)]
 struct Filtered {
-    regex: Arc<regex::Regex>,
+    regex: Arc<Regex>,
     /// The slots it answers.
     slots: Vec<u32>,
     /// The bits of its sets of required strings (0 when it has none).
@@ -161,7 +160,7 @@ pub(crate) struct Prefilter {
 struct Needles {
     exact: Vec<String>,
     substrings: Vec<(String, Anchor)>,
-    regex: Option<Arc<regex::Regex>>,
+    regex: Option<Arc<Regex>>,
 }
 
 /// The needles of `c` if the prefilter can decide it exactly.
@@ -251,7 +250,7 @@ struct GroupBuilder {
     literal: bool,
     /// Distinct regex patterns (flags inline), with the compiled regex
     /// and the slots each answers.
-    regexes: Vec<(String, Arc<regex::Regex>, Vec<u32>)>,
+    regexes: Vec<(String, Arc<Regex>, Vec<u32>)>,
     regex_ids: HashMap<String, usize>,
 }
 
@@ -270,8 +269,7 @@ impl GroupBuilder {
 
 impl Prefilter {
     /// Gathers the leaves it can decide out of the leaf table.
-    /// `regex_flags` tells the flags each regex pattern was compiled with.
-    pub(crate) fn build(leaves: &[Leaf], regex_flags: &HashMap<String, Vec<String>>) -> Prefilter {
+    pub(crate) fn build(leaves: &[Leaf]) -> Prefilter {
         let mut pf = Prefilter {
             slots: vec![None; leaves.len()],
             ..Prefilter::default()
@@ -300,28 +298,17 @@ impl Prefilter {
             });
             let b = &mut builders[g];
             b.literal |= n.regex.is_none();
-            // A regex whose flags are known joins the group's sets; the
-            // others run alone.
-            let alone = match &n.regex {
-                Some(re) => match regex_flags.get(re.as_str()).map(Vec::as_slice) {
-                    Some([flags]) => {
-                        let pattern = if flags.is_empty() {
-                            re.as_str().to_string()
-                        } else {
-                            format!("(?{flags}){}", re.as_str())
-                        };
-                        let next = b.regexes.len();
-                        let p = *b.regex_ids.entry(pattern.clone()).or_insert(next);
-                        if p == next {
-                            b.regexes.push((pattern, Arc::clone(re), Vec::new()));
-                        }
-                        b.regexes[p].2.push(slot);
-                        None
-                    }
-                    _ => Some(Arc::clone(re)),
-                },
-                None => None,
-            };
+            // A regex joins the group's automaton through its strings
+            // (or runs alone, decided when the group is built).
+            if let Some(re) = &n.regex {
+                let pattern = re.inline();
+                let next = b.regexes.len();
+                let p = *b.regex_ids.entry(pattern.clone()).or_insert(next);
+                if p == next {
+                    b.regexes.push((pattern, Arc::clone(re), Vec::new()));
+                }
+                b.regexes[p].2.push(slot);
+            }
             for needle in n.exact {
                 let slots = b.exact.entry(needle).or_default();
                 if !slots.contains(&slot) {
@@ -340,7 +327,7 @@ impl Prefilter {
             pf.decided.push(Decided {
                 leaf: u32::try_from(id).unwrap_or(u32::MAX),
                 group: u32::try_from(g).unwrap_or(u32::MAX),
-                regex: alone,
+                regex: None,
                 all: c.all,
                 negated: c.negated,
             });
@@ -442,7 +429,7 @@ impl Prefilter {
 
     /// Makes `re` (answering `slots`) run alone, on the group's values,
     /// the first time one of its leaves is needed.
-    fn alone(&mut self, re: &Arc<regex::Regex>, slots: &[u32]) {
+    fn alone(&mut self, re: &Arc<Regex>, slots: &[u32]) {
         for &s in slots {
             if let Some(d) = self.decided.get_mut(s as usize) {
                 d.regex = Some(Arc::clone(re));
@@ -534,13 +521,19 @@ impl Scan {
         &self.bits
     }
 
-    /// The truth of the leaf answered by `slot`, scanning its group first
-    /// if this message has not yet needed it. Records it (and those of
+    /// The truth of the leaf answered by `slot`: its answer if known, else
+    /// found by scanning its group first if this message has not yet
+    /// needed it. Records it (and those of
     /// the group's other leaves answered by the scan) in `bits`.
     pub(crate) fn test(&mut self, pf: &Prefilter, slot: u32, machine: &mut Machine<'_>) -> bool {
         let Some(d) = pf.decided.get(slot as usize) else {
             return false;
         };
+        match self.bits.get(d.leaf as usize).map(Cell::get) {
+            Some(1) => return false,
+            Some(2) => return true,
+            _ => {}
+        }
         let held = self.truth(pf, d, slot, machine);
         if let Some(bit) = self.bits.get(d.leaf as usize) {
             bit.set(1 + u8::from(held));
@@ -588,7 +581,7 @@ impl Scan {
 
     /// Whether a regex leaf's test holds (before `!=`), running its regex
     /// on the group's values the first time.
-    fn regex_test(&mut self, slot: usize, g: usize, re: &regex::Regex, d: &Decided) -> bool {
+    fn regex_test(&mut self, slot: usize, g: usize, re: &Regex, d: &Decided) -> bool {
         match self.regex.get(slot) {
             Some(Outcome::Held) => return true,
             Some(Outcome::Failed) => return false,

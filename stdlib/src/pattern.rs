@@ -1,0 +1,269 @@
+//! Regex literals (`/…/flags`): checked when a ruleset is compiled, built
+//! the first time a message needs them.
+//!
+//! Building a regex (its automata) costs about 100 µs, against 8 µs to
+//! parse it; a ruleset of 10,000 rules holds about 2,000 regexes, and the
+//! prefilter decides many of them without ever running them (see the
+//! compiler's `native/prefilter/strings.rs`). So [`Regex::new`] parses the
+//! pattern, which finds every syntax error at load time with the regex
+//! crate's own message, and builds the automata only on first use.
+//!
+//! Invariant: a [`Regex`] that [`Regex::new`] accepted always builds. The
+//! one error left after parsing is the size limit; a pattern whose
+//! automaton could come near it (by a generous upper bound computed from
+//! the parsed pattern) is built at once, so that error is reported at load
+//! time too.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// The largest automaton a regex may compile to, in bytes.
+pub const SIZE_LIMIT: usize = 1 << 22;
+
+/// The flags Flow accepts after a regex literal, with their meaning.
+pub const FLAGS: &str = "i (ignore case), m (multi-line), s (dot matches newline), x (extended)";
+
+/// A regex literal: its pattern, its flags, and the regex, built once.
+pub struct Regex {
+    pattern: String,
+    flags: String,
+    /// Capture groups, the whole match included (`captures_len`).
+    groups: usize,
+    built: OnceLock<regex::Regex>,
+}
+
+impl fmt::Debug for Regex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}/{}", self.pattern, self.flags)
+    }
+}
+
+/// Why a regex literal was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexError {
+    /// A flag other than `i`, `m`, `s`, `x`.
+    UnknownFlag(char),
+    /// The pattern does not parse or is too large: the regex crate's
+    /// message.
+    Invalid(String),
+}
+
+impl fmt::Display for RegexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegexError::UnknownFlag(c) => write!(f, "unknown regex flag `{c}`"),
+            RegexError::Invalid(detail) => f.write_str(detail),
+        }
+    }
+}
+
+impl std::error::Error for RegexError {}
+
+/// The regex crate's settings for a flag string (all known flags).
+struct Settings {
+    case_insensitive: bool,
+    multi_line: bool,
+    dot_matches_new_line: bool,
+    ignore_whitespace: bool,
+}
+
+impl Settings {
+    fn of(flags: &str) -> Result<Settings, RegexError> {
+        let mut s = Settings {
+            case_insensitive: false,
+            multi_line: false,
+            dot_matches_new_line: false,
+            ignore_whitespace: false,
+        };
+        for flag in flags.chars() {
+            match flag {
+                'i' => s.case_insensitive = true,
+                'm' => s.multi_line = true,
+                's' => s.dot_matches_new_line = true,
+                'x' => s.ignore_whitespace = true,
+                other => return Err(RegexError::UnknownFlag(other)),
+            }
+        }
+        Ok(s)
+    }
+
+    fn build(&self, pattern: &str) -> Result<regex::Regex, regex::Error> {
+        regex::RegexBuilder::new(pattern)
+            .case_insensitive(self.case_insensitive)
+            .multi_line(self.multi_line)
+            .dot_matches_new_line(self.dot_matches_new_line)
+            .ignore_whitespace(self.ignore_whitespace)
+            .size_limit(SIZE_LIMIT)
+            .build()
+    }
+
+    /// Parses `pattern` as the regex crate would before building it.
+    fn parse(&self, pattern: &str) -> Result<Hir, String> {
+        regex_syntax::ParserBuilder::new()
+            .case_insensitive(self.case_insensitive)
+            .multi_line(self.multi_line)
+            .dot_matches_new_line(self.dot_matches_new_line)
+            .ignore_whitespace(self.ignore_whitespace)
+            .build()
+            .parse(pattern)
+            // The regex crate reports a syntax error with this text.
+            .map_err(|e| regex::Error::Syntax(e.to_string()).to_string())
+    }
+}
+
+impl Regex {
+    /// Checks the literal `/pattern/flags`; builds it at once only when
+    /// its size could come near [`SIZE_LIMIT`].
+    pub fn new(pattern: &str, flags: &str) -> Result<Regex, RegexError> {
+        let settings = Settings::of(flags)?;
+        let hir = settings.parse(pattern).map_err(RegexError::Invalid)?;
+        let built = OnceLock::new();
+        if size_bound(&hir).saturating_mul(4) >= SIZE_LIMIT {
+            let regex = settings
+                .build(pattern)
+                .map_err(|e| RegexError::Invalid(e.to_string()))?;
+            let _ = built.set(regex);
+        }
+        Ok(Regex {
+            pattern: pattern.to_string(),
+            flags: flags.to_string(),
+            groups: hir.properties().explicit_captures_len() + 1,
+            built,
+        })
+    }
+
+    /// The pattern, as written between the slashes.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The flags, as written after the closing slash.
+    pub fn flags(&self) -> &str {
+        &self.flags
+    }
+
+    /// The pattern with its flags written inline (`(?i)abc`): the same
+    /// regex, for tools that take a pattern alone.
+    pub fn inline(&self) -> String {
+        if self.flags.is_empty() {
+            self.pattern.clone()
+        } else {
+            format!("(?{}){}", self.flags, self.pattern)
+        }
+    }
+
+    /// How many capture groups a match has, the whole match (group 0)
+    /// included.
+    pub fn captures_len(&self) -> usize {
+        self.groups
+    }
+
+    /// The built regex (built now if this is its first use).
+    pub fn regex(&self) -> &regex::Regex {
+        self.built.get_or_init(|| {
+            let settings = Settings::of(&self.flags);
+            match settings.and_then(|s| {
+                s.build(&self.pattern)
+                    .map_err(|e| RegexError::Invalid(e.to_string()))
+            }) {
+                Ok(regex) => regex,
+                // Not reached (see the module's invariant); should it be,
+                // the regex matches nothing rather than take the process
+                // down in the middle of a message.
+                Err(_) => never(),
+            }
+        })
+    }
+
+    /// Whether the regex matches anywhere in `haystack`.
+    pub fn is_match(&self, haystack: &str) -> bool {
+        self.regex().is_match(haystack)
+    }
+
+    /// The leftmost-first match in `haystack` with its capture groups.
+    pub fn captures<'h>(&self, haystack: &'h str) -> Option<regex::Captures<'h>> {
+        self.regex().captures(haystack)
+    }
+}
+
+/// A regex that matches nothing.
+fn never() -> regex::Regex {
+    regex::Regex::new(r"[^\s\S]").unwrap_or_else(|_| unreachable!("a valid pattern"))
+}
+
+/// An upper bound, in bytes, on the size of the automaton the regex crate
+/// builds for `h`: every state counted at 64 bytes, a class as up to 32
+/// states per range (a range splits into at most a handful of UTF-8
+/// sequences of up to 4 bytes each), a repetition as copies of its part.
+fn size_bound(h: &Hir) -> usize {
+    const STATE: usize = 64;
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => STATE,
+        HirKind::Literal(lit) => lit.0.len().saturating_mul(STATE),
+        HirKind::Class(Class::Unicode(c)) => c.ranges().len().saturating_mul(32 * STATE),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().len().saturating_mul(STATE),
+        HirKind::Capture(c) => size_bound(&c.sub).saturating_add(2 * STATE),
+        HirKind::Repetition(r) => {
+            let copies = r.max.unwrap_or(r.min).max(r.min).saturating_add(1) as usize;
+            size_bound(&r.sub)
+                .saturating_add(STATE)
+                .saturating_mul(copies)
+        }
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => parts
+            .iter()
+            .map(size_bound)
+            .fold(STATE, |a, b| a.saturating_add(b).saturating_add(STATE)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_read_as_the_regex_crate_writes_them() {
+        let unclosed = String::from("a(b");
+        let ours = Regex::new(&unclosed, "").expect_err("unclosed group");
+        let theirs = regex::Regex::new(&unclosed).expect_err("unclosed group");
+        assert_eq!(ours, RegexError::Invalid(theirs.to_string()));
+        assert_eq!(
+            Regex::new("a", "iq").expect_err("q").to_string(),
+            "unknown regex flag `q`"
+        );
+    }
+
+    #[test]
+    fn a_small_regex_is_built_on_first_use() {
+        let re = Regex::new("(ticket) #(\\d+)", "i").expect("valid");
+        assert!(re.built.get().is_none());
+        assert_eq!(re.captures_len(), 3);
+        assert_eq!(re.inline(), "(?i)(ticket) #(\\d+)");
+        let caps = re.captures("TICKET #42").expect("a match");
+        assert_eq!(&caps[2], "42");
+        assert!(re.built.get().is_some());
+    }
+
+    #[test]
+    fn a_regex_that_may_be_too_large_is_built_at_load() {
+        // Far past the limit: refused at once, with the crate's message.
+        let err = Regex::new("\\w{1000}{1000}", "").expect_err("too large");
+        let theirs = regex::RegexBuilder::new("\\w{1000}{1000}")
+            .size_limit(SIZE_LIMIT)
+            .build()
+            .expect_err("too large");
+        assert_eq!(err, RegexError::Invalid(theirs.to_string()));
+        // Near it but within: built at once, so never fails later.
+        let re = Regex::new("\\w{50}", "").expect("within the limit");
+        assert!(re.built.get().is_some());
+    }
+
+    #[test]
+    fn flags_mean_what_the_regex_crate_says() {
+        let re = Regex::new("^b.c$", "ims").expect("valid");
+        assert!(re.is_match("a\nB\nC"));
+        let re = Regex::new("a b # comment", "x").expect("valid");
+        assert!(re.is_match("ab"));
+    }
+}
