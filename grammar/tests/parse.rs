@@ -408,9 +408,36 @@ fn contextual_words_are_identifiers() {
 
 #[test]
 fn reserved_words_are_not_identifiers() {
-    for word in ["file", "in", "rule", "any", "with"] {
+    for word in weir_grammar::keywords::RESERVED {
         let d = errors(&format!("let {word} = 1\n"));
         assert_eq!(d[0].code, "E0016", "{word}");
+    }
+    // Words that start like one, or are one with more letters, are names.
+    for word in [
+        "a",
+        "andy",
+        "assert",
+        "alls",
+        "t",
+        "tests",
+        "thence",
+        "iff",
+        "ins",
+        "fns",
+        "files",
+        "notice",
+        "order",
+        "within",
+        "whence",
+        "trueish",
+        "falsey",
+        "lets",
+        "rules",
+        "e",
+        "elsewhere",
+    ] {
+        let file = ok(&format!("let {word} = 1\n"));
+        assert_eq!(file.items.len(), 1, "{word}");
     }
 }
 

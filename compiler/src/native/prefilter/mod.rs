@@ -475,6 +475,19 @@ impl Prefilter {
     }
 }
 
+/// How the strings found in a value decide a filtered regex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// An ASCII value: the regex's ASCII language, if it has one, decides;
+    /// else its required strings tell whether to run it.
+    Ascii,
+    /// Its required strings tell whether to run it.
+    Required,
+    /// Run it (the value holds a character the strings were not folded
+    /// for).
+    Every,
+}
+
 /// A regex leaf's outcome in one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -668,34 +681,41 @@ impl Scan {
     /// folded `folded`) from the strings the automaton marked in it.
     fn confirm(&mut self, group: &Group, text: &str, folded: &str) {
         let touched = std::mem::take(&mut self.touched);
-        if text.is_ascii() {
+        // `fold` keeps ASCII text ASCII and makes anything else non-ASCII.
+        let ascii = folded.is_ascii();
+        if ascii {
             // Only a regex with a string in the value can match it.
             for &r in &touched {
-                self.decide(group, r, text, false);
+                self.decide(group, r, text, Reading::Ascii);
             }
         } else if folded.contains('ſ') {
             // The required strings are folded as `required` folds them,
             // which is `fold` but for `ſ` (see `strings::image`): a value
             // with one runs every regex.
             for r in 0..group.filtered.len() {
-                self.decide(group, u32::try_from(r).unwrap_or(u32::MAX), text, true);
+                self.decide(
+                    group,
+                    u32::try_from(r).unwrap_or(u32::MAX),
+                    text,
+                    Reading::Every,
+                );
             }
         } else {
             for &r in &touched {
-                self.decide(group, r, text, false);
+                self.decide(group, r, text, Reading::Required);
             }
             for &r in &group.unfiltered {
                 if !touched.contains(&r) {
-                    self.decide(group, r, text, false);
+                    self.decide(group, r, text, Reading::Required);
                 }
             }
         }
         self.touched = touched;
     }
 
-    /// Decides filtered regex `r` on the current value; with `every`, its
-    /// required strings are not consulted.
-    fn decide(&mut self, group: &Group, r: u32, text: &str, every: bool) {
+    /// Decides filtered regex `r` on the current value, `text`, read as
+    /// `reading` says.
+    fn decide(&mut self, group: &Group, r: u32, text: &str, reading: Reading) {
         let Some(f) = group.filtered.get(r as usize) else {
             return;
         };
@@ -703,10 +723,12 @@ impl Scan {
             Some(&(item, bits)) if item == self.item => bits,
             _ => 0,
         };
-        let held = if text.is_ascii() && f.language {
-            found & LANGUAGE != 0
-        } else {
-            (every || found & f.required == f.required) && f.regex.is_match(text)
+        let held = match reading {
+            Reading::Ascii if f.language => found & LANGUAGE != 0,
+            Reading::Every => f.regex.is_match(text),
+            Reading::Ascii | Reading::Required => {
+                found & f.required == f.required && f.regex.is_match(text)
+            }
         };
         if held {
             for &s in &f.slots {
