@@ -167,27 +167,57 @@ fn several_values_any_and_all() {
 
 #[test]
 fn anchors_and_overlapping_needles() {
+    anchors_and_overlaps(&[]);
+    // Enough other needles on the same fields that they are searched with
+    // an automaton rather than one by one.
+    let padding: Vec<(String, String)> = (0..12)
+        .flat_map(|i| {
+            [
+                (format!("pad_body{i}"), format!(r#"body contains "zq{i}x""#)),
+                (
+                    format!("pad_received{i}"),
+                    format!(r#"header("Received") contains "zq{i}x""#),
+                ),
+                (
+                    format!("pad_tag{i}"),
+                    format!(r#"header("X-Tag") contains "zq{i}x""#),
+                ),
+            ]
+        })
+        .collect();
+    let padding: Vec<(&str, &str)> = padding
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    anchors_and_overlaps(&padding);
+}
+
+/// The anchored and overlapping needles, with `padding` (tests that do
+/// not hold) added.
+fn anchors_and_overlaps(padding: &[(&str, &str)]) {
+    let tests = [
+        ("starts_yes", r#"body starts_with "ABAB""#),
+        ("starts_later_only", r#"body starts_with "invoice""#),
+        ("ends_yes", r#"header("Received") ends_with "EXAMPLE.NET""#),
+        (
+            "ends_earlier_only",
+            r#"header("Received") ends_with "relay.example""#,
+        ),
+        ("overlap_a", r#"body contains "aba""#),
+        ("overlap_b", r#"body contains "bab""#),
+        (
+            "same_needle_twice",
+            r#"body contains "aba" and body starts_with "aba""#,
+        ),
+        ("ends_with_all", r#"all header("X-Tag") ends_with "a""#),
+        (
+            "starts_with_list",
+            r#"header("X-Tag") starts_with ["x", "AL"]"#,
+        ),
+    ];
+    let tests: Vec<(&str, &str)> = tests.iter().chain(padding).copied().collect();
     check(
-        &[
-            ("starts_yes", r#"body starts_with "ABAB""#),
-            ("starts_later_only", r#"body starts_with "invoice""#),
-            ("ends_yes", r#"header("Received") ends_with "EXAMPLE.NET""#),
-            (
-                "ends_earlier_only",
-                r#"header("Received") ends_with "relay.example""#,
-            ),
-            ("overlap_a", r#"body contains "aba""#),
-            ("overlap_b", r#"body contains "bab""#),
-            (
-                "same_needle_twice",
-                r#"body contains "aba" and body starts_with "aba""#,
-            ),
-            ("ends_with_all", r#"all header("X-Tag") ends_with "a""#),
-            (
-                "starts_with_list",
-                r#"header("X-Tag") starts_with ["x", "AL"]"#,
-            ),
-        ],
+        &tests,
         &[
             "starts_yes",
             "ends_yes",

@@ -4,13 +4,15 @@
 //! `starts_with`, `ends_with`, `in`, each with a constant string or list of
 //! strings on the right) is grouped by the expression it tests (its left
 //! side: `subject`, `from.domain`, `header("X-Mailer")`, …). Per group, the
-//! needles of all its leaves go into one Aho-Corasick automaton (substring
-//! tests) and one hash table (equality tests), case-folded once.
+//! needles of all its leaves go into one searcher (substring tests; an
+//! Aho-Corasick automaton, or a `memmem` search per needle when there are
+//! only a few: `search.rs`) and one hash table (equality tests),
+//! case-folded once.
 //!
 //! Per message, a group is scanned the first time the code asks for one
 //! of its leaves: its left side is evaluated once (by the interpreter's
 //! own step, so a field the ruleset never reads is never decoded), each
-//! value is folded once and run through the automaton once, and the
+//! value is folded once and searched once, and the
 //! answers of every leaf of the group are stored. The generated code then
 //! reads a leaf's answer instead of evaluating the test.
 //!
@@ -55,7 +57,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use weir_stdlib::{Regex, Value};
 
 use crate::compat::fold;
@@ -64,8 +65,10 @@ use crate::ir::{CmpOp, Compare, Expr, Part};
 
 use super::cond::Leaf;
 
+mod search;
 mod strings;
 
+use search::{Found, Searcher};
 use strings::{ascii_language, required};
 
 /// Where a substring needle must sit in the folded value.
@@ -101,7 +104,7 @@ struct Group {
     /// The left side, evaluated once per message.
     lhs: Expr,
     /// The folded substring needles (no empty one), if there are any.
-    automaton: Option<AhoCorasick>,
+    searcher: Option<Searcher>,
     /// By automaton pattern id: the slots it answers, and how.
     hits: Vec<Vec<(u32, Anchor)>>,
     /// Folded equality needles (`==`, `in`): the slots each answers.
@@ -373,26 +376,15 @@ impl Prefilter {
                 });
             }
             cands.resize(b.patterns.len(), Vec::new());
-            let automaton = if b.patterns.is_empty() {
+            let searcher = if b.patterns.is_empty() {
                 None
             } else {
-                // Standard semantics report every occurrence of every
-                // needle (overlapping search), so no needle hides another.
-                // A DFA scans several times faster than the NFA the
-                // builder picks for thousands of needles, for a few MB.
-                match AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(match std::env::var("ACK").as_deref() {
-                        Ok("c") => AhoCorasickKind::ContiguousNFA,
-                        _ => AhoCorasickKind::DFA,
-                    }))
-                    .build(&b.patterns)
-                {
-                    Ok(a) => Some(a),
+                match Searcher::new(&b.patterns) {
+                    Some(searcher) => Some(searcher),
                     // Too large for the automaton: leave these leaves to
                     // the host, and these regexes to run alone, rather
                     // than answer them wrongly.
-                    Err(_) => {
+                    None => {
                         pf.forget(&b);
                         for f in std::mem::take(&mut filtered) {
                             pf.alone(&f.regex, &f.slots);
@@ -408,7 +400,7 @@ impl Prefilter {
                 .collect();
             pf.groups.push(Group {
                 lhs: b.lhs.unwrap_or(Expr::Const(Value::Bool(false))),
-                automaton,
+                searcher,
                 hits: b.hits,
                 exact: b.exact,
                 empty: b.empty,
@@ -646,35 +638,39 @@ impl Scan {
                     self.pass(s);
                 }
             }
-            if let Some(automaton) = &group.automaton {
-                for m in automaton.find_overlapping_iter(folded.as_str()) {
-                    let p = m.pattern().as_usize();
-                    for &(s, anchor) in group.hits.get(p).map(Vec::as_slice).unwrap_or_default() {
-                        let ok = match anchor {
-                            Anchor::Anywhere => true,
-                            Anchor::Start => m.start() == 0,
-                            Anchor::End => m.end() == folded.len(),
-                        };
-                        if ok {
-                            self.pass(s);
-                        }
-                    }
-                    for &(r, bits) in group.cands.get(p).map(Vec::as_slice).unwrap_or_default() {
-                        if let Some(mark) = self.marks.get_mut(r as usize) {
-                            if mark.0 != self.item {
-                                *mark = (self.item, 0);
-                                self.touched.push(r);
-                            }
-                            mark.1 |= bits;
-                        }
-                    }
-                }
+            if let Some(searcher) = &group.searcher {
+                searcher.search(&folded, |found| self.found(group, found));
             }
             if !group.filtered.is_empty() {
                 self.confirm(group, text, &folded);
             }
         }
         self.value[g] = Some(value);
+    }
+
+    /// Records what finding one needle of `group` in the current value
+    /// means: the substring tests it passes, the regexes it marks.
+    fn found(&mut self, group: &Group, found: Found) {
+        let p = found.needle;
+        for &(s, anchor) in group.hits.get(p).map(Vec::as_slice).unwrap_or_default() {
+            let ok = match anchor {
+                Anchor::Anywhere => true,
+                Anchor::Start => found.at_start,
+                Anchor::End => found.at_end,
+            };
+            if ok {
+                self.pass(s);
+            }
+        }
+        for &(r, bits) in group.cands.get(p).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(mark) = self.marks.get_mut(r as usize) {
+                if mark.0 != self.item {
+                    *mark = (self.item, 0);
+                    self.touched.push(r);
+                }
+                mark.1 |= bits;
+            }
+        }
     }
 
     /// Decides the filtered regexes of `group` on one value (`text`,
