@@ -5,13 +5,13 @@
 # process), Dovecot Pigeonhole (`sieve-filter` over a Maildir) and rspamd
 # (the regexp module; worker CPU time while `rspamc` feeds the corpus).
 #
-# Usage (as root, on Debian): benches/peers/run.sh [N ...]   (default: 10 100 1000)
+# Usage (as root, on Debian): benches/peers/run.sh [N ...]   (default: 10 100 1000 10000)
 # Prints one table row per N: msgs/s for each engine and Weir's ratio to each.
 set -euo pipefail
 # Also inside $(...), so that a failed measurement stops the script.
 shopt -s inherit_errexit
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-ns=("${@:-10 100 1000}")
+ns=("${@:-10 100 1000 10000}")
 read -r -a ns <<< "${ns[*]}"
 work="$root/target/peers"
 # Weir's binary goes where cargo puts it: honour CARGO_TARGET_DIR (a
@@ -111,7 +111,8 @@ CONF
       reputation clickhouse elastic metadata_exporter; do
     printf 'enabled = false;\n' > "$dir/etc/local.d/$module.conf"
   done
-  rspamd -c "$dir/etc/rspamd.conf" -f -u root -g root -i \
+  # Pinned to one core (core 1; rspamc, which feeds it, is not measured).
+  taskset -c 1 rspamd -c "$dir/etc/rspamd.conf" -f -u root -g root -i \
     --var=CONFDIR="$dir/etc" --var=LOCAL_CONFDIR="$dir/etc" \
     --var=DBDIR="$dir/db" --var=RUNDIR="$dir/run" --var=LOGDIR="$dir" \
     >"$dir/rspamd.log" 2>&1 &
