@@ -407,6 +407,16 @@ fn contextual_words_are_identifiers() {
 }
 
 #[test]
+fn no_reserved_word_starts_another() {
+    // flow.pest tries them in order and stops at the first that matches.
+    for a in weir_grammar::keywords::RESERVED {
+        for b in weir_grammar::keywords::RESERVED {
+            assert!(a == b || !b.starts_with(a), "`{a}` starts `{b}`");
+        }
+    }
+}
+
+#[test]
 fn reserved_words_are_not_identifiers() {
     for word in weir_grammar::keywords::RESERVED {
         let d = errors(&format!("let {word} = 1\n"));
