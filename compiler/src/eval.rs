@@ -35,6 +35,9 @@ pub(crate) struct Program {
     pub templates: Vec<Template>,
     /// How many rules there are (rule ids are `0..rule_count`).
     pub rule_count: usize,
+    /// Every distinct regex literal of the ruleset (built on first use;
+    /// see [`crate::Ruleset::build_regexes`]).
+    pub regexes: Vec<std::sync::Arc<weir_stdlib::Regex>>,
 }
 
 /// Whether evaluation goes on after a block.

@@ -159,6 +159,16 @@ impl Ruleset {
         &self.inner.program
     }
 
+    /// Builds every regex of the ruleset now. Regexes are otherwise built
+    /// the first time a message needs them (`weir_stdlib::pattern`), which
+    /// keeps loading fast; a server, which loads off its hot path, calls
+    /// this so that no message after a (re)load waits for them.
+    pub fn build_regexes(&self) {
+        for regex in &self.inner.program.regexes {
+            regex.regex();
+        }
+    }
+
     /// The rules, in evaluation order.
     pub fn rules(&self) -> &[RuleInfo] {
         &self.inner.rules
@@ -215,6 +225,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
             rules,
             functions: std::mem::take(&mut checker.functions),
             templates: std::mem::take(&mut checker.templates_ir),
+            regexes: checker.take_regexes(),
         };
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));
@@ -275,5 +286,26 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
             files,
             hash: format!("{all:016x}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regexes_are_built_on_first_use_or_all_at_once() {
+        let mut loader: MemoryLoader = MemoryLoader::new();
+        let text = "rule a { when subject matches /ticket #[0-9]+/i then tag \"a\" }\n\
+                    rule b { when body matches /(refund|invoice)/ then tag \"b\" }\n\
+                    rule c { when subject matches /ticket #[0-9]+/i then tag \"c\" }\n";
+        loader.insert("rules.flow", text);
+        let compiled = compile(Path::new("rules.flow"), &loader);
+        let ruleset = compiled.ruleset.expect("the rules compile");
+        let regexes = &ruleset.program().regexes;
+        assert_eq!(regexes.len(), 2, "one regex per distinct literal");
+        assert!(regexes.iter().all(|r| !r.is_built()));
+        ruleset.build_regexes();
+        assert!(regexes.iter().all(|r| r.is_built()));
     }
 }

@@ -177,6 +177,11 @@ impl Regex {
         })
     }
 
+    /// Whether the regex has been built yet.
+    pub fn is_built(&self) -> bool {
+        self.built.get().is_some()
+    }
+
     /// Whether the regex matches anywhere in `haystack`.
     pub fn is_match(&self, haystack: &str) -> bool {
         self.regex().is_match(haystack)
@@ -237,12 +242,12 @@ mod tests {
     #[test]
     fn a_small_regex_is_built_on_first_use() {
         let re = Regex::new("(ticket) #(\\d+)", "i").expect("valid");
-        assert!(re.built.get().is_none());
+        assert!(!re.is_built());
         assert_eq!(re.captures_len(), 3);
         assert_eq!(re.inline(), "(?i)(ticket) #(\\d+)");
         let caps = re.captures("TICKET #42").expect("a match");
         assert_eq!(&caps[2], "42");
-        assert!(re.built.get().is_some());
+        assert!(re.is_built());
     }
 
     #[test]
@@ -256,7 +261,7 @@ mod tests {
         assert_eq!(err, RegexError::Invalid(theirs.to_string()));
         // Near it but within: built at once, so never fails later.
         let re = Regex::new("\\w{50}", "").expect("within the limit");
-        assert!(re.built.get().is_some());
+        assert!(re.is_built());
     }
 
     #[test]

@@ -102,6 +102,11 @@ pub(crate) struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
+    /// The distinct regex literals checked, for the ruleset to keep.
+    pub fn take_regexes(&mut self) -> Vec<std::sync::Arc<weir_stdlib::Regex>> {
+        std::mem::take(&mut self.regexes).into_values().collect()
+    }
+
     pub(crate) fn new(loaded: &'a Loaded, scopes: &'a Scopes) -> Checker<'a> {
         let mut rule_ids = HashMap::new();
         let mut rule_keys = Vec::new();

@@ -248,9 +248,11 @@ pub fn prepare(rules: &Path) -> Result<Candidate, ReloadError> {
         tracing::warn!("{}", compiled.render(d).trim_end());
     }
 
-    // Native code is made here, off the hot path, and the tests run on it:
-    // what passed is exactly what will serve.
+    // Native code and every regex are made here, off the hot path, and the
+    // tests run on them: what passed is exactly what will serve, and no
+    // message after the switch waits for a regex to be built.
     let (evaluator, refused) = Evaluator::compile(&ruleset, EvalEngine::Jit);
+    ruleset.build_regexes();
     if let Some(e) = refused {
         tracing::warn!("{e}; this ruleset runs on the interpreter");
     }
