@@ -13,7 +13,9 @@ use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use weir_benches::{rules, synth_messages};
-use weir_compiler::{Decision, EvalOptions, FsLoader, MemoryRates, NativeRuleset, compile};
+use weir_compiler::{
+    Decision, EvalOptions, FsLoader, MemoryRates, NativeRuleset, Ruleset, compile,
+};
 use weir_stdlib::{Limits, Message, Transaction};
 
 fn rule_counts() -> Vec<usize> {
@@ -84,19 +86,34 @@ fn corpus_group<'a>(
     group
 }
 
+/// The generated ruleset of `n` rules, checked.
+fn ruleset(n: usize) -> Ruleset {
+    compile(&rules(n), &FsLoader)
+        .ruleset
+        .expect("generated rules compile")
+}
+
+/// Benchmarks `evaluate` over one pass of `messages` as `name`.
+fn bench_pass(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: String,
+    messages: &[Vec<u8>],
+    evaluate: impl Fn(&Transaction, &mut MemoryRates) -> Decision,
+) {
+    group.bench_function(name, |b| b.iter(|| one_pass(messages, &evaluate)));
+}
+
 fn interpreter(c: &mut Criterion) {
     let messages = synth_messages();
     let mut group = corpus_group(c, "interp", messages.len());
     for n in rule_counts() {
-        let compiled = compile(&rules(n), &FsLoader);
-        let ruleset = compiled.ruleset.expect("generated rules compile");
-        group.bench_function(format!("synth/{n} rules"), |b| {
-            b.iter(|| {
-                one_pass(&messages, |tx, rates| {
-                    ruleset.evaluate(tx, rates, &EvalOptions::default())
-                })
-            })
-        });
+        let ruleset = ruleset(n);
+        bench_pass(
+            &mut group,
+            format!("synth/{n} rules"),
+            &messages,
+            |tx, rates| ruleset.evaluate(tx, rates, &EvalOptions::default()),
+        );
     }
     group.finish();
 }
@@ -108,8 +125,7 @@ fn native(c: &mut Criterion) {
     let messages = synth_messages();
     let mut group = corpus_group(c, "jit", messages.len());
     for n in rule_counts() {
-        let compiled = compile(&rules(n), &FsLoader);
-        let ruleset = compiled.ruleset.expect("generated rules compile");
+        let ruleset = ruleset(n);
         let engines = [
             ("", NativeRuleset::compile(&ruleset)),
             (
@@ -119,12 +135,9 @@ fn native(c: &mut Criterion) {
         ];
         for (label, native) in engines {
             let native = native.expect("native code on this host");
-            group.bench_function(format!("synth/{n} rules{label}"), |b| {
-                b.iter(|| {
-                    one_pass(&messages, |tx, rates| {
-                        native.evaluate(tx, rates, &EvalOptions::default())
-                    })
-                })
+            let name = format!("synth/{n} rules{label}");
+            bench_pass(&mut group, name, &messages, |tx, rates| {
+                native.evaluate(tx, rates, &EvalOptions::default())
             });
         }
     }
@@ -135,8 +148,8 @@ fn native(c: &mut Criterion) {
 fn compile_time(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
-    // One pass over the corpus takes seconds at 10,000 rules: the same
-    // iteration count in every sample keeps the run bounded.
+    // A compile of 10,000 rules takes most of a second: the same iteration
+    // count in every sample keeps the run bounded.
     group.sampling_mode(SamplingMode::Flat);
     for n in counts("WEIR_BENCH_COMPILE_N", "10000") {
         let path = rules(n);

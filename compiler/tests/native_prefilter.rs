@@ -62,6 +62,12 @@ fn decide_all(r: &Ruleset, tx: &Transaction) -> Decision {
 /// Checks that the prefilter decides every one of `tests`, and that
 /// exactly the `held` ones hold on `MAIL`.
 fn check(tests: &[(&str, &str)], held: &[&str]) {
+    check_on(tests, MAIL, held);
+}
+
+/// Checks that the prefilter decides every one of `tests`, and that
+/// exactly the `held` ones hold on the message `mail`.
+fn check_on(tests: &[(&str, &str)], mail: &str, held: &[&str]) {
     let r = ruleset(tests);
     let native = NativeRuleset::compile(&r).expect("native code on this host");
     assert_eq!(
@@ -69,7 +75,7 @@ fn check(tests: &[(&str, &str)], held: &[&str]) {
         native.leaf_count(),
         "the prefilter must decide every test here, or this test proves nothing about it"
     );
-    let d = decide_all(&r, &tx(MAIL));
+    let d = decide_all(&r, &tx(mail));
     assert_eq!(d.tags, held);
 }
 
@@ -340,26 +346,23 @@ fn regexes_run_only_on_values_with_a_required_string() {
         ("missing", r#"body matches /(absent|gone)[0-9]+/i"#),
         ("subject_miss", r#"subject matches /security/i"#),
     ];
-    let r = ruleset(&tests);
-    let native = NativeRuleset::compile(&r).expect("native code on this host");
-    assert_eq!(native.prefiltered_count(), native.leaf_count());
-    let d = decide_all(&r, &tx(ODD_LETTERS));
-    assert_eq!(
-        d.tags,
-        [
+    check_on(
+        &tests,
+        ODD_LETTERS,
+        &[
             "kelvin_i",
             "long_s_i",
             "alternatives",
             "no_required",
-            "repeated"
-        ]
+            "repeated",
+        ],
     );
     // And the same regexes on a message without those letters.
-    let d = decide_all(
-        &r,
-        &tx("Subject: x\r\n\r\nKUBAZI deals, SECURITY12 and notice\r\n"),
+    check_on(
+        &tests,
+        "Subject: x\r\n\r\nKUBAZI deals, SECURITY12 and notice\r\n",
+        &["kelvin_i", "long_s_i", "alternatives"],
     );
-    assert_eq!(d.tags, ["kelvin_i", "long_s_i", "alternatives"]);
 }
 
 #[test]
@@ -375,20 +378,15 @@ fn ascii_languages_decide_on_ascii_values_only() {
         ("case", r#"body matches /(ab|cd)E/"#),
         ("none", r#"body matches /(gift|deal)s? card/i"#),
     ];
-    let r = ruleset(&tests);
-    let native = NativeRuleset::compile(&r).expect("native code on this host");
-    assert_eq!(native.prefiltered_count(), native.leaf_count());
     let ascii = "Subject: CAFE\r\n\r\nResume WAS here, xcdE and TICKET #7.\r\n";
-    assert_eq!(
-        decide_all(&r, &tx(ascii)).tags,
-        ["resume", "cafe", "short", "ticket", "case"]
+    check_on(
+        &tests,
+        ascii,
+        &["resume", "cafe", "short", "ticket", "case"],
     );
     let accented = "Subject: =?UTF-8?Q?Caf=C3=A9?=\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
                     R\u{e9}sum\u{c9} is here, \u{dc} ABE, invoice 9\r\n";
-    assert_eq!(
-        decide_all(&r, &tx(accented)).tags,
-        ["resume", "cafe", "short", "ticket"]
-    );
+    check_on(&tests, accented, &["resume", "cafe", "short", "ticket"]);
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub const FLAGS: &str = "i (ignore case), m (multi-line), s (dot matches newline
 pub struct Regex {
     pattern: String,
     flags: String,
+    /// What the flags mean to the regex crate (checked by `new`).
+    settings: Settings,
     /// Capture groups, the whole match included (`captures_len`).
     groups: usize,
     built: OnceLock<regex::Regex>,
@@ -62,6 +64,7 @@ impl fmt::Display for RegexError {
 impl std::error::Error for RegexError {}
 
 /// The regex crate's settings for a flag string (all known flags).
+#[derive(Debug, Clone, Copy)]
 struct Settings {
     case_insensitive: bool,
     multi_line: bool,
@@ -129,6 +132,7 @@ impl Regex {
         Ok(Regex {
             pattern: pattern.to_string(),
             flags: flags.to_string(),
+            settings,
             groups: hir.properties().explicit_captures_len() + 1,
             built,
         })
@@ -154,6 +158,13 @@ impl Regex {
         }
     }
 
+    /// The pattern as the regex crate's parser reads it with the flags:
+    /// the syntax the regex is built from, for analyses of what it can
+    /// match. `None` only for a pattern `new` refused, which never exists.
+    pub fn hir(&self) -> Option<Hir> {
+        self.settings.parse(&self.pattern).ok()
+    }
+
     /// How many capture groups a match has, the whole match (group 0)
     /// included.
     pub fn captures_len(&self) -> usize {
@@ -163,17 +174,12 @@ impl Regex {
     /// The built regex (built now if this is its first use).
     pub fn regex(&self) -> &regex::Regex {
         self.built.get_or_init(|| {
-            let settings = Settings::of(&self.flags);
-            match settings.and_then(|s| {
-                s.build(&self.pattern)
-                    .map_err(|e| RegexError::Invalid(e.to_string()))
-            }) {
-                Ok(regex) => regex,
-                // Not reached (see the module's invariant); should it be,
-                // the regex matches nothing rather than take the process
-                // down in the middle of a message.
-                Err(_) => never(),
-            }
+            // An error is not reached (see the module's invariant); should
+            // it be, the regex matches nothing rather than take the process
+            // down in the middle of a message.
+            self.settings
+                .build(&self.pattern)
+                .unwrap_or_else(|_| never())
         })
     }
 

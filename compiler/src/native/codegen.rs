@@ -111,9 +111,6 @@ pub(crate) struct Compiled {
 pub(crate) struct RulePlan {
     /// Its condition (`None`: no `when`, it always holds).
     pub cond: Option<Cond>,
-    /// Whether it is quiet: every test decided by the prefilter, no
-    /// `else` block.
-    pub quiet: bool,
     /// Whether it has an `else` block.
     pub otherwise: bool,
 }
@@ -286,7 +283,13 @@ struct Translator<'f> {
 impl Translator<'_> {
     /// One rule; leaves the builder in the block that goes on to the next.
     fn rule(&mut self, id: u32, plan: &RulePlan) {
-        if !plan.quiet {
+        // Quiet: it needs the host only when its condition holds.
+        let quiet = !plan.otherwise
+            && plan
+                .cond
+                .as_ref()
+                .is_none_or(|c| c.all_leaves(self.decided));
+        if !quiet {
             let rule = self.rule_id(id);
             self.b.ins().call(self.begin, &[self.ctx, rule]);
         }
@@ -307,7 +310,7 @@ impl Translator<'_> {
         // carry it.
         self.b.switch_to_block(held);
         let rule = self.rule_id(id);
-        let callee = if plan.quiet { self.fire } else { self.then };
+        let callee = if quiet { self.fire } else { self.then };
         self.call_and_end(callee, rule, next);
         if plan.otherwise {
             self.b.switch_to_block(failed);

@@ -167,15 +167,11 @@ impl NativeRuleset {
             Prefilter::default()
         };
         let decided = |leaf: u32| prefilter.slot(leaf as usize).is_some();
-        // A rule needs the host only when its condition holds if every
-        // test is a prefilter bit and it has no `else` block.
         let plans: Vec<RulePlan> = prog
             .rules
             .iter()
             .zip(conds)
             .map(|(rule, cond)| RulePlan {
-                quiet: rule.otherwise.is_none()
-                    && cond.as_ref().is_none_or(|c| c.all_leaves(&decided)),
                 otherwise: rule.otherwise.is_some(),
                 cond,
             })

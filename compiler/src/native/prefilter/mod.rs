@@ -18,10 +18,9 @@
 //!
 //! Regex tests without `as` (`subject matches /…/i`) join the group of
 //! their left side too, and only their truth is needed (what `captures`
-//! would give, without filling capture slots). Each regex's pattern is
-//! parsed (with `regex-syntax`, the regex crate's own parser, with its
-//! flags written inline) for *required
-//! strings* (`required`): sets of strings such that the folded value must
+//! would give, without filling capture slots). Each regex is read as the
+//! regex crate's own parser reads it, with its flags (`Regex::hir`), for
+//! *required strings* (`required`): sets of strings such that the folded value must
 //! contain a string of each set for the regex to match anywhere in it
 //! (`/attached (is|was) free/i` needs `attached ` and ` free`). Those
 //! strings join the group's automaton, and per value only the regexes with
@@ -251,9 +250,9 @@ struct GroupBuilder {
     exact: HashMap<String, Vec<u32>>,
     empty: Vec<u32>,
     literal: bool,
-    /// Distinct regex patterns (flags inline), with the compiled regex
-    /// and the slots each answers.
-    regexes: Vec<(String, Arc<Regex>, Vec<u32>)>,
+    /// Distinct regexes, with the slots each answers.
+    regexes: Vec<(Arc<Regex>, Vec<u32>)>,
+    /// By pattern with its flags inline: the index in `regexes`.
     regex_ids: HashMap<String, usize>,
 }
 
@@ -304,13 +303,12 @@ impl Prefilter {
             // A regex joins the group's automaton through its strings
             // (or runs alone, decided when the group is built).
             if let Some(re) = &n.regex {
-                let pattern = re.inline();
                 let next = b.regexes.len();
-                let p = *b.regex_ids.entry(pattern.clone()).or_insert(next);
+                let p = *b.regex_ids.entry(re.inline()).or_insert(next);
                 if p == next {
-                    b.regexes.push((pattern, Arc::clone(re), Vec::new()));
+                    b.regexes.push((Arc::clone(re), Vec::new()));
                 }
-                b.regexes[p].2.push(slot);
+                b.regexes[p].1.push(slot);
             }
             for needle in n.exact {
                 let slots = b.exact.entry(needle).or_default();
@@ -339,9 +337,12 @@ impl Prefilter {
         for mut b in builders {
             let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
             let mut filtered = Vec::new();
-            for (pattern, re, slots) in std::mem::take(&mut b.regexes) {
-                let sets = required(&pattern).unwrap_or_default();
-                let language = ascii_language(&pattern);
+            for (re, slots) in std::mem::take(&mut b.regexes) {
+                // One parse serves both analyses: the regex's own, with
+                // its flags, as the regex crate builds it.
+                let hir = re.hir();
+                let sets = hir.as_ref().and_then(required).unwrap_or_default();
+                let language = hir.as_ref().and_then(ascii_language);
                 if sets.is_empty() && language.is_none() {
                     pf.alone(&re, &slots);
                     continue;

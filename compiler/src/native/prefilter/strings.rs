@@ -1,7 +1,9 @@
 //! What a regex needs of a text before it can match: the strings every
 //! match contains (*required strings*), so the prefilter runs a regex only
-//! on values where they occur. Patterns are read with `regex-syntax`, the
-//! regex crate's own parser, so the analysis sees exactly the regex that
+//! on values where they occur; and, for a regex whose matches are a few
+//! strings, those strings (its *ASCII language*). The analyses read the
+//! syntax tree the regex crate's own parser makes of the pattern with its
+//! flags (`weir_stdlib::Regex::hir`), so they see exactly the regex that
 //! runs.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
@@ -25,18 +27,17 @@ fn image(c: char) -> String {
 }
 
 /// Sets of strings, folded as [`image`] folds each character, such that
-/// the image of every text the regex `pattern` (flags inline) matches
-/// anywhere holds a string of each set; `None` when the pattern does not
-/// parse or has no such set of strings of at least [`REQUIRED_MIN`] bytes.
+/// the image of every text the regex `hir` matches anywhere holds a string
+/// of each set; `None` when it has no such set of strings of at least
+/// [`REQUIRED_MIN`] bytes.
 /// At most 63 sets (a bit each per value scanned; the 64th bit is the
 /// regex's ASCII language's).
 ///
 /// Exact for any character-wise image: a literal in the match is in the
 /// text, so its image is in the text's image; a class whose characters all
 /// have one image puts that image in the text's, whichever matched.
-pub(super) fn required(pattern: &str) -> Option<Vec<Vec<String>>> {
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    let mut sets = every(&hir);
+pub(super) fn required(hir: &Hir) -> Option<Vec<Vec<String>>> {
+    let mut sets = every(hir);
     sets.retain(|set| set.iter().all(|s| s.len() >= REQUIRED_MIN));
     sets.truncate(63);
     (!sets.is_empty()).then_some(sets)
@@ -197,7 +198,7 @@ const LANGUAGE_LONGEST: usize = 256;
 const REPEAT_MAX: u32 = 8;
 
 /// The finite set of strings, lower-case ASCII, that decides the regex
-/// `pattern` (flags inline) on ASCII text: an ASCII text matches the
+/// `hir` on ASCII text: an ASCII text matches the
 /// regex anywhere if and only if its ASCII lower-case image contains one
 /// of them. `None` when there is no such set of at most [`LANGUAGE_MAX`]
 /// non-empty strings: anchors and word boundaries, unbounded repetition,
@@ -209,9 +210,8 @@ const REPEAT_MAX: u32 = 8;
 /// holds its lower case), which every class of a case-insensitive regex
 /// does. Then a substring of the text is in the language exactly when its
 /// lower-case image is one of the strings.
-pub(super) fn ascii_language(pattern: &str) -> Option<Vec<String>> {
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    let strings = language(&hir)?;
+pub(super) fn ascii_language(hir: &Hir) -> Option<Vec<String>> {
+    let strings = language(hir)?;
     let usable = !strings.is_empty() && strings.iter().all(|s| !s.is_empty());
     usable.then_some(strings)
 }
@@ -325,7 +325,8 @@ mod tests {
     use super::*;
 
     fn lang(p: &str) -> Option<Vec<String>> {
-        ascii_language(p).map(|mut v| {
+        let hir = regex_syntax::Parser::new().parse(p).ok()?;
+        ascii_language(&hir).map(|mut v| {
             v.sort();
             v
         })
