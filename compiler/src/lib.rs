@@ -25,11 +25,14 @@
 //! Module map: `load` (files and lists), `names` (scopes), `check` (types
 //! and lowering), `ir` (the lowered form), `stage` (§6), `eval` and
 //! `compare` (the interpreter), `native` (the same rules as
-//! Cranelift-generated code, [`NativeRuleset`]), `testcase` (`test` blocks), `codes`
+//! Cranelift-generated code, [`NativeRuleset`]), `evaluator` (the facade
+//! every caller evaluates through: [`Evaluator`], [`compile_ruleset`],
+//! [`run_case`]), `testcase` (`test` blocks), `codes`
 //! (diagnostic codes), `warnings` (lints).
 
 pub mod codes;
 pub mod decision;
+mod evaluator;
 pub mod loader;
 mod rates;
 mod testcase;
@@ -56,6 +59,7 @@ use weir_grammar::ast::Span;
 use weir_stdlib::{Stage, Transaction};
 
 pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
+pub use evaluator::{Engine, Envelope, Evaluator, compile_ruleset, now, run_case, transaction};
 pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset};

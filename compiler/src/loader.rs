@@ -10,6 +10,34 @@ use std::path::{Path, PathBuf};
 pub trait Loader {
     /// The text of the file at `path`.
     fn load(&self, path: &Path) -> io::Result<String>;
+
+    /// The bytes of the file at `path` (a test block's message file, which
+    /// need not be UTF-8).
+    fn load_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.load(path).map(String::into_bytes)
+    }
+
+    /// When `path` is a directory, its `.flow` files (recursively, following
+    /// symlinked directories), in byte order of their paths; `None` when it
+    /// is not a directory.
+    fn flow_files(&self, path: &Path) -> Option<Vec<PathBuf>> {
+        let _ = path;
+        None
+    }
+}
+
+impl<T: Loader + ?Sized> Loader for &T {
+    fn load(&self, path: &Path) -> io::Result<String> {
+        (**self).load(path)
+    }
+
+    fn load_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        (**self).load_bytes(path)
+    }
+
+    fn flow_files(&self, path: &Path) -> Option<Vec<PathBuf>> {
+        (**self).flow_files(path)
+    }
 }
 
 /// Reads files from the filesystem.
@@ -19,6 +47,43 @@ pub struct FsLoader;
 impl Loader for FsLoader {
     fn load(&self, path: &Path) -> io::Result<String> {
         std::fs::read_to_string(path)
+    }
+
+    fn load_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn flow_files(&self, path: &Path) -> Option<Vec<PathBuf>> {
+        if !path.is_dir() {
+            return None;
+        }
+        let mut found = Vec::new();
+        walk_flow_files(path, &mut found);
+        found.sort_by(|a, b| {
+            a.as_os_str()
+                .as_encoded_bytes()
+                .cmp(b.as_os_str().as_encoded_bytes())
+        });
+        Some(found)
+    }
+}
+
+/// Collects the `.flow` files under `dir`; unreadable entries are skipped
+/// (a file that cannot be read is reported when it is loaded).
+fn walk_flow_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
+            walk_flow_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "flow") {
+            out.push(path);
+        }
     }
 }
 
@@ -64,5 +129,19 @@ impl<L: Loader> Loader for MemoryLoader<L> {
             Some(l) => l.load(path),
             None => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
         }
+    }
+
+    fn load_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        if let Some((_, text)) = self.files.iter().find(|(p, _)| p == path) {
+            return Ok(text.clone().into_bytes());
+        }
+        match &self.fallback {
+            Some(l) => l.load_bytes(path),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
+        }
+    }
+
+    fn flow_files(&self, path: &Path) -> Option<Vec<PathBuf>> {
+        self.fallback.as_ref()?.flow_files(path)
     }
 }

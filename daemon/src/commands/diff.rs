@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 use weir_compiler::{EvalOptions, MemoryRates};
 
-use super::{Envelope, decide, load_ruleset};
+use weir_compiler::Envelope;
+
+use super::{decide, load_ruleset};
 use crate::inputs;
 use crate::report;
 

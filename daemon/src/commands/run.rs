@@ -7,7 +7,9 @@ use std::io::Write;
 use serde_json::{Value, json};
 use weir_compiler::{Decision, EvalOptions, MemoryRates, Ruleset};
 
-use super::{Envelope, Evaluator, load_ruleset};
+use weir_compiler::Envelope;
+
+use super::{evaluator, load_ruleset};
 use crate::cli::RunArgs;
 use crate::inputs::{self, Input};
 use crate::report;
@@ -30,7 +32,7 @@ pub fn run(args: &RunArgs) -> u8 {
         explain: args.explain,
         ..EvalOptions::default()
     };
-    let evaluator = Evaluator::new(&ruleset, args.engine);
+    let evaluator = evaluator(&ruleset, args.engine);
     let mut rates = MemoryRates::default();
     let mut stats = Stats::new(&ruleset);
     let mut status = 0;

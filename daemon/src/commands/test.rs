@@ -1,10 +1,10 @@
 //! `weir test PATH...`: run the `test` blocks of rule files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use weir_compiler::{EvalOptions, MemoryRates, TestCase, TestMessage};
+use weir_compiler::{FsLoader, run_case};
 
-use super::{DiagnosticPrinter, Envelope, Evaluator, compile_ruleset};
+use super::{DiagnosticPrinter, compile_ruleset, evaluator};
 use crate::cli::Engine;
 use crate::inputs::{self, Input};
 
@@ -29,9 +29,9 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             continue;
         };
         // Tests run on the engine `weir run` and `weir serve` use.
-        let evaluator = Evaluator::new(&ruleset, Engine::default());
+        let evaluator = evaluator(&ruleset, Engine::default());
         for case in ruleset.tests() {
-            match run_case(&evaluator, case) {
+            match run_case(&evaluator, case, &FsLoader) {
                 Ok(()) => {
                     passed += 1;
                     println!("ok   {}:{}: {}", case.file, case.line, case.name);
@@ -54,37 +54,4 @@ pub fn run(paths: &[PathBuf]) -> u8 {
     }
     println!("{passed} passed, {} failed", failed + broken);
     u8::from(failed + broken > 0)
-}
-
-/// Evaluates one test case with fresh rate counters (tests do not see
-/// each other's counts).
-pub fn run_case(evaluator: &Evaluator, case: &TestCase) -> Result<(), Vec<String>> {
-    let bytes = match &case.message {
-        TestMessage::File(path) => read(path)?,
-        TestMessage::Text(text) => text.clone().into_bytes(),
-    };
-    let envelope = Envelope {
-        from: case.envelope_from.clone(),
-        to: case.envelope_to.clone().unwrap_or_default(),
-        client_ip: case.client_ip,
-        helo: case.helo.clone(),
-    };
-    let decision = evaluator
-        .decide(
-            &bytes,
-            &envelope,
-            &mut MemoryRates::default(),
-            &EvalOptions::default(),
-        )
-        .map_err(|e| vec![format!("message refused: {e}")])?;
-    let failures = case.check(&decision);
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures)
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, Vec<String>> {
-    std::fs::read(path).map_err(|e| vec![format!("cannot read message {}: {e}", path.display())])
 }

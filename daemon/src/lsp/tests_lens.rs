@@ -18,8 +18,7 @@ use weir_grammar::ast::Item;
 use super::diagnostics::compile_open;
 use super::text::LineIndex;
 use super::workspace::{Documents, ParsedFile};
-use crate::commands::Evaluator;
-use crate::commands::test::run_case;
+use weir_compiler::{Evaluator, run_case};
 
 /// The command the lenses run.
 pub(crate) const RUN_TESTS: &str = "weir.runTests";
@@ -87,12 +86,13 @@ pub(crate) fn run_tests(docs: &Documents, path: &Path, only: Option<&str>) -> Te
     // The editor runs tests on the reference interpreter: no code is
     // generated for a file that changes with every keystroke.
     let evaluator = Evaluator::Interp(ruleset.clone());
+    let loader = docs.loader();
     for case in ruleset
         .tests()
         .iter()
         .filter(|c| only.is_none_or(|name| c.name == name))
     {
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_case(&evaluator, case)))
+        let outcome = catch_unwind(AssertUnwindSafe(|| run_case(&evaluator, case, &loader)))
             .unwrap_or_else(|_| Err(vec!["the evaluator failed on this test".to_string()]));
         let reasons = outcome.err().unwrap_or_default();
         let passed = reasons.is_empty();

@@ -11,7 +11,7 @@ use super::config::Config;
 use super::metrics::Metrics;
 use super::reload::{self, ReloadState};
 use super::store::{MessageRates, MessageSummary, QuarantineEntry, Store};
-use crate::commands::Evaluator;
+use weir_compiler::Evaluator;
 
 /// A compiled ruleset as the daemon runs it. It is dropped (and its native
 /// code freed) when the last message holding its `Arc` is done.
@@ -120,7 +120,7 @@ impl Engine {
     /// last run's). A ruleset error is a [`reload::ReloadError`] inside the
     /// `anyhow::Error`, so the caller can print its diagnostics.
     pub fn new(config: Config) -> anyhow::Result<Arc<Engine>> {
-        let candidate = reload::prepare(&config.rules)?;
+        let candidate = reload::prepare(&config.rules, &weir_compiler::FsLoader)?;
         candidate.warn_lmtp_only(config.lmtp.is_some());
         let store = Store::open(&config.state_dir)?;
         let version = store.next_ruleset_version()?;

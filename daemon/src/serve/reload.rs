@@ -16,14 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use weir_compiler::loader::MemoryLoader;
-use weir_compiler::{FsLoader, Loader, Ruleset, compile};
+use weir_compiler::{Engine as EvalEngine, Evaluator, Loader, Ruleset, compile_ruleset, run_case};
 use weir_grammar::diagnostic::line_col;
 
 use super::engine::{Engine, LoadedRuleset, unix_now};
-use crate::cli::Engine as EvalEngine;
-use crate::commands::Evaluator;
-use crate::inputs;
 
 /// A ruleset that compiled and passed its tests, ready to be swapped in.
 #[derive(Debug)]
@@ -157,55 +153,40 @@ impl ReloadState {
 
 /// A loader that remembers every path asked for, found or not, so a
 /// missing list file is watched too and its creation triggers a reload.
-struct RecordingLoader<L> {
-    inner: L,
+struct RecordingLoader<'a> {
+    inner: &'a dyn Loader,
     asked: RefCell<BTreeSet<PathBuf>>,
 }
 
-impl<L: Loader> Loader for RecordingLoader<L> {
+impl Loader for RecordingLoader<'_> {
     fn load(&self, path: &Path) -> io::Result<String> {
         self.asked.borrow_mut().insert(path.to_path_buf());
         self.inner.load(path)
     }
+
+    fn load_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.asked.borrow_mut().insert(path.to_path_buf());
+        self.inner.load_bytes(path)
+    }
+
+    fn flow_files(&self, path: &Path) -> Option<Vec<PathBuf>> {
+        let files = self.inner.flow_files(path)?;
+        // A new file in the directory is a change too.
+        self.asked.borrow_mut().insert(path.to_path_buf());
+        Some(files)
+    }
 }
 
 /// Compiles the ruleset at `rules` (a `.flow` file or a directory of them,
-/// as `weir run` takes it) and runs its `test` blocks. Blocking: call it
-/// from `spawn_blocking`.
-pub fn prepare(rules: &Path) -> Result<Candidate, ReloadError> {
+/// as `weir run` takes it), reading through `loader`, and runs its `test`
+/// blocks. Blocking: call it from `spawn_blocking`.
+pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadError> {
     let recording = RecordingLoader {
-        inner: MemoryLoader::with_fallback(FsLoader),
+        inner: loader,
         asked: RefCell::new(BTreeSet::new()),
     };
-    let compiled = if rules.is_dir() {
-        // As `commands::compile_ruleset`: one virtual entry importing every
-        // `.flow` file of the directory.
-        let entry = rules.join(".weir-ruleset.flow");
-        let mut text = String::from("# every .flow file of the directory\n");
-        for input in inputs::expand(&[rules.to_path_buf()], inputs::flow_file) {
-            if let inputs::Input::File(file) = input
-                && let Ok(rel) = file.strip_prefix(rules)
-            {
-                text.push_str(&format!("import {:?}\n", rel.display().to_string()));
-            }
-        }
-        let mut memory = MemoryLoader::with_fallback(FsLoader);
-        memory.insert(&entry, text);
-        let recording = RecordingLoader {
-            inner: memory,
-            asked: RefCell::new(BTreeSet::new()),
-        };
-        let compiled = compile(&entry, &recording);
-        let mut asked = recording.asked.into_inner();
-        asked.remove(&entry);
-        // A new file in the directory is a change too.
-        asked.insert(rules.to_path_buf());
-        (compiled, asked)
-    } else {
-        let compiled = compile(rules, &recording);
-        (compiled, recording.asked.into_inner())
-    };
-    let (compiled, asked) = compiled;
+    let compiled = compile_ruleset(rules, &recording);
+    let asked = recording.asked.borrow().clone();
     let watch: Vec<PathBuf> = asked.into_iter().collect();
 
     let error = |kind: &'static str| ReloadError {
@@ -251,14 +232,14 @@ pub fn prepare(rules: &Path) -> Result<Candidate, ReloadError> {
     // Native code and every regex are made here, off the hot path, and the
     // tests run on them: what passed is exactly what will serve, and no
     // message after the switch waits for a regex to be built.
-    let (evaluator, refused) = Evaluator::compile(&ruleset, EvalEngine::Jit);
+    let (evaluator, refused) = Evaluator::compile(&ruleset, EvalEngine::Native);
     ruleset.build_regexes();
     if let Some(e) = refused {
         tracing::warn!("{e}; this ruleset runs on the interpreter");
     }
     let mut failed = Vec::new();
     for case in ruleset.tests() {
-        if let Err(failures) = crate::commands::test::run_case(&evaluator, case) {
+        if let Err(failures) = run_case(&evaluator, case, &recording) {
             failed.push(TestFailure {
                 test: case.name.clone(),
                 file: case.file.clone(),
@@ -332,7 +313,7 @@ pub async fn reload(engine: &Arc<Engine>) -> Result<u64, ReloadError> {
     let _one_at_a_time = engine.reload.running.lock().await;
     sd_notify("RELOADING=1");
     let rules = engine.config.rules.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&rules))
+    let prepared = tokio::task::spawn_blocking(move || prepare(&rules, &weir_compiler::FsLoader))
         .await
         .unwrap_or_else(|e| {
             Err(ReloadError {
@@ -555,7 +536,7 @@ mod tests {
              rule plain { when subject contains \"x\" then tag \"x\" }\n",
         )
         .expect("rules");
-        let candidate = prepare(&rules).expect("compiles");
+        let candidate = prepare(&rules, &weir_compiler::FsLoader).expect("compiles");
         let warnings = lmtp_only_warnings(false, candidate.ruleset());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
