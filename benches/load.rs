@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use weir::milter_client::{Client, Mail, Reply};
+use weir_serve::milter_client::{Client, Mail, Reply};
 
 /// What to send, where and how.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! The milter path end to end: the milter server of `weir serve` embedded
-//! in this process (`weir::EmbeddedMilter`: ruleset compiled to native
+//! in this process (`weir_serve::EmbeddedMilter`: ruleset compiled to native
 //! code, store and audit log in a temporary directory) on a loopback port,
 //! driven by concurrent milter sessions (`weir_benches::load`) sending the
 //! synthetic corpus, one message per connection as Postfix does.
@@ -46,7 +46,7 @@ fn milter(c: &mut Criterion) {
             std::env::temp_dir().join(format!("weir-bench-milter-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         let server = runtime
-            .block_on(weir::EmbeddedMilter::start(&rules(n), &state))
+            .block_on(weir_serve::EmbeddedMilter::start(&rules(n), &state))
             .expect("the generated rules load");
         let mut sent = 0;
         for sessions in SESSIONS {

@@ -35,6 +35,7 @@ pub mod decision;
 mod evaluator;
 pub mod loader;
 mod rates;
+pub mod report;
 mod testcase;
 
 mod check;

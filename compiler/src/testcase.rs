@@ -87,12 +87,10 @@ fn quoted(items: &[String]) -> String {
         .join(", ")
 }
 
+/// A number as `weir run --json` prints it, so a failed expectation and
+/// the output it is compared with read alike.
 fn number(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        x.to_string()
-    }
+    crate::report::number(x).to_string()
 }
 
 /// The arguments of an action as `expect` compares them.

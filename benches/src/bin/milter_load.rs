@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Without `--addr` it starts the milter server of `weir serve` inside its
-//! own process (`weir::EmbeddedMilter`) with `--rules` (by default the
+//! own process (`weir_serve::EmbeddedMilter`) with `--rules` (by default the
 //! 1,000 generated rules of the benchmark corpus) and a temporary state
 //! directory. Messages come from `--corpus DIR` (every file of DIR, in name
 //! order) or the synthetic corpus, and are sent round-robin.
@@ -84,7 +84,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             let state =
                 std::env::temp_dir().join(format!("weir-milter-load-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&state);
-            let server = weir::EmbeddedMilter::start(&rules, &state).await?;
+            let server = weir_serve::EmbeddedMilter::start(&rules, &state).await?;
             println!(
                 "embedded milter on {} with {}",
                 server.addr(),

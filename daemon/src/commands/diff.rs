@@ -10,7 +10,6 @@ use weir_compiler::Envelope;
 
 use super::{decide, load_ruleset};
 use crate::inputs;
-use crate::report;
 
 /// Prints, per message whose outcome differs, each part of the outcome
 /// that differs (`verdict`, `reply`, `stage`, `matched`, `tags`, `score`,
@@ -38,7 +37,10 @@ pub fn run(old: &Path, new: &Path, messages: &[PathBuf], as_json: bool) -> u8 {
         let before = decide(&old_rules, &bytes, &envelope, &mut old_rates, &opts);
         let after = decide(&new_rules, &bytes, &envelope, &mut new_rates, &opts);
         let (before, after) = match (before, after) {
-            (Ok(b), Ok(a)) => (report::decision_json(&b), report::decision_json(&a)),
+            (Ok(b), Ok(a)) => (
+                weir_compiler::report::decision_json(&b),
+                weir_compiler::report::decision_json(&a),
+            ),
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("error: {}: {e}", input.display());
                 status = 2;

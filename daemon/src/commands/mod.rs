@@ -31,7 +31,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         } => diff::run(&old, &new, &messages, json),
         Command::Test { paths } => test::run(&paths),
         Command::Fmt { check, paths } => fmt::run(&paths, check),
-        Command::Serve { config, rules } => crate::serve::run(config.as_deref(), rules.as_deref()),
+        Command::Serve { config, rules } => weir_serve::run(config.as_deref(), rules.as_deref()),
         Command::Lsp => crate::lsp::run(),
     }
 }

@@ -83,9 +83,12 @@ fn print_decision(
         if many {
             obj.insert("file".into(), json!(input.display()));
         }
-        obj.extend(report::decision_json(decision));
+        obj.extend(weir_compiler::report::decision_json(decision));
         if args.explain {
-            obj.insert("explain".into(), report::trace_json(&decision.trace));
+            obj.insert(
+                "explain".into(),
+                weir_compiler::report::trace_json(&decision.trace),
+            );
         }
         writeln!(out, "{}", Value::Object(obj))
     } else {

@@ -1,7 +1,7 @@
 //! The milter server (Postfix, Sendmail) over indymilter.
 //!
 //! CONTRACT with `serve/mod.rs`:
-//! `pub async fn serve(engine: Arc<Engine>, listener: super::Listener,
+//! `pub async fn serve(daemon: Arc<Daemon>, listener: super::Listener,
 //! shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()>`
 //! takes the already bound [`super::Listener`] (TCP or Unix) and serves
 //! until `shutdown` completes; sessions in flight then finish their current
@@ -47,11 +47,11 @@ use weir_stdlib::{Limits, Stage};
 
 use super::Listener;
 use super::config::OnError;
-use super::engine::{Engine, LoadedRuleset, Source, unix_now};
 use super::outbox::{self, Origin};
 use super::stages::{
     self, Answer, ClientFacts, Edit, MessageFacts, PolicyCause, StagePlan, StagedRates,
 };
+use super::state::{Daemon, LoadedRuleset, Source, unix_now};
 
 /// The modifications Weir may ask for (LANGUAGE.md §5): add, change and
 /// remove headers; add and remove recipients; quarantine.
@@ -70,7 +70,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(7210);
 
 /// Serves the milter protocol on `listener` until `shutdown` completes.
 pub async fn serve(
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     listener: Listener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -81,16 +81,16 @@ pub async fn serve(
     };
     let accepting = Accepting {
         listener,
-        engine: engine.clone(),
+        daemon: daemon.clone(),
         backoff: None,
     };
-    indymilter::run(accepting, callbacks(engine), config, shutdown).await?;
+    indymilter::run(accepting, callbacks(daemon), config, shutdown).await?;
     Ok(())
 }
 
 /// The callbacks of every stage (see the module docs for why all of them).
-fn callbacks(engine: Arc<Engine>) -> Callbacks<Session> {
-    let e = [(); 9].map(|_| engine.clone());
+fn callbacks(daemon: Arc<Daemon>) -> Callbacks<Session> {
+    let e = [(); 9].map(|_| daemon.clone());
     let [
         e_mail,
         e_data,
@@ -153,7 +153,7 @@ fn macro_text(macros: &indymilter::Macros, name: &CStr) -> Option<String> {
 }
 
 async fn negotiate(
-    _engine: Arc<Engine>,
+    _engine: Arc<Daemon>,
     cx: &mut NegotiateContext<Session>,
     mta_actions: Actions,
     mta_opts: ProtoOpts,
@@ -212,10 +212,10 @@ async fn helo_cb(cx: &mut Context<Session>, helo: CString) -> Status {
     Status::Continue
 }
 
-async fn mail(engine: Arc<Engine>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+async fn mail(daemon: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     let auth_user = macro_text(&cx.macros, c"{auth_authen}").unwrap_or_default();
     let tls = macro_text(&cx.macros, c"{tls_version}").is_some();
-    let loaded = engine.current();
+    let loaded = daemon.current();
     let facts = MessageFacts {
         auth_user,
         tls,
@@ -229,17 +229,17 @@ async fn mail(engine: Arc<Engine>, cx: &mut Context<Session>, args: Vec<CString>
         plan: StagePlan::new(loaded.ruleset()),
         loaded,
         facts: Arc::new(facts),
-        rates: StagedRates::new(engine.store.clone()),
+        rates: StagedRates::new(daemon.store.clone()),
         now: unix_now(),
         last_boundary: None,
         decided: None,
     };
     let session = cx.data.get_or_insert_with(Session::default);
     session.message = Some(message);
-    advance(&engine, cx, Stage::Mail).await
+    advance(&daemon, cx, Stage::Mail).await
 }
 
-async fn rcpt(_engine: Arc<Engine>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+async fn rcpt(_engine: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     if let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut())
         && let Some(to) = args.first()
     {
@@ -250,18 +250,18 @@ async fn rcpt(_engine: Arc<Engine>, cx: &mut Context<Session>, args: Vec<CString
     Status::Continue
 }
 
-async fn data(engine: Arc<Engine>, cx: &mut Context<Session>) -> Status {
+async fn data(daemon: Arc<Daemon>, cx: &mut Context<Session>) -> Status {
     // `envelope.to` is complete only now (LANGUAGE.md §6).
-    advance(&engine, cx, Stage::Rcpt).await
+    advance(&daemon, cx, Stage::Rcpt).await
 }
 
 async fn header(
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     cx: &mut Context<Session>,
     name: CString,
     value: CString,
 ) -> Status {
-    let max_headers = engine.config.limits.max_headers;
+    let max_headers = daemon.config.limits.max_headers;
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
         return Status::Continue;
     };
@@ -269,17 +269,17 @@ async fn header(
     facts.headers.push((text(&name), text(&value)));
     if facts.headers.len() > max_headers && message.decided.is_none() {
         tracing::warn!("message has more than max_headers ({max_headers}) header fields");
-        return limit_exceeded(&engine, cx, Stage::Header).await;
+        return limit_exceeded(&daemon, cx, Stage::Header).await;
     }
     Status::Continue
 }
 
-async fn eoh(engine: Arc<Engine>, cx: &mut Context<Session>) -> Status {
-    advance(&engine, cx, Stage::Header).await
+async fn eoh(daemon: Arc<Daemon>, cx: &mut Context<Session>) -> Status {
+    advance(&daemon, cx, Stage::Header).await
 }
 
-async fn body(engine: Arc<Engine>, cx: &mut Context<Session>, chunk: Vec<u8>) -> Status {
-    let max_size = engine.config.limits.max_message_size;
+async fn body(daemon: Arc<Daemon>, cx: &mut Context<Session>, chunk: Vec<u8>) -> Status {
+    let max_size = daemon.config.limits.max_message_size;
     let Some(session) = cx.data.as_mut() else {
         return Status::Continue;
     };
@@ -300,7 +300,7 @@ async fn body(engine: Arc<Engine>, cx: &mut Context<Session>, chunk: Vec<u8>) ->
     if total > max_size {
         tracing::warn!("message exceeds max_message_size ({max_size} bytes)");
         facts.body.clear();
-        let status = limit_exceeded(&engine, cx, Stage::Body).await;
+        let status = limit_exceeded(&daemon, cx, Stage::Body).await;
         return if status == Status::Continue {
             skip
         } else {
@@ -320,15 +320,15 @@ async fn abort(cx: &mut Context<Session>) -> Status {
 
 /// The `[limits] on_limit` outcome: final now; answered now when it refuses
 /// the message, else at the end of the message.
-async fn limit_exceeded(engine: &Arc<Engine>, cx: &mut Context<Session>, stage: Stage) -> Status {
+async fn limit_exceeded(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) -> Status {
     let decision =
-        stages::policy_decision(engine.config.limits.on_limit, stage, PolicyCause::Limit);
-    settle(engine, cx, decision).await
+        stages::policy_decision(daemon.config.limits.on_limit, stage, PolicyCause::Limit);
+    settle(daemon, cx, decision).await
 }
 
 /// Evaluates the message at `stage` if that can decide anything new; a
 /// final `reject` or `tempfail` is recorded and answered now.
-async fn advance(engine: &Arc<Engine>, cx: &mut Context<Session>, stage: Stage) -> Status {
+async fn advance(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) -> Status {
     let Some(session) = cx.data.as_mut() else {
         return Status::Continue;
     };
@@ -340,15 +340,15 @@ async fn advance(engine: &Arc<Engine>, cx: &mut Context<Session>, stage: Stage) 
         return Status::Continue;
     }
     message.last_boundary = Some(message.plan.boundary(stage));
-    match evaluate(engine, message, &client, stage).await {
-        Some(decision) => settle(engine, cx, decision).await,
+    match evaluate(daemon, message, &client, stage).await {
+        Some(decision) => settle(daemon, cx, decision).await,
         None => Status::Continue,
     }
 }
 
 /// Keeps a final decision for the end of the message, or (reject,
 /// tempfail) records and answers it now.
-async fn settle(engine: &Arc<Engine>, cx: &mut Context<Session>, decision: Decision) -> Status {
+async fn settle(daemon: &Arc<Daemon>, cx: &mut Context<Session>, decision: Decision) -> Status {
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
         return Status::Continue;
     };
@@ -360,7 +360,7 @@ async fn settle(engine: &Arc<Engine>, cx: &mut Context<Session>, decision: Decis
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
         return Status::Continue;
     };
-    let decision = record(engine, &message, &queue_id, decision).await;
+    let decision = record(daemon, &message, &queue_id, decision).await;
     refuse(&mut cx.reply, &decision)
 }
 
@@ -398,22 +398,22 @@ fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &
 /// Returns the decision if it is final; evaluation failure gives the
 /// `on_error` decision, which is final.
 async fn evaluate(
-    engine: &Arc<Engine>,
+    daemon: &Arc<Daemon>,
     message: &mut InFlight,
     client: &ClientFacts,
     stage: Stage,
 ) -> Option<Decision> {
     let limits = Limits {
-        max_message_size: engine.config.limits.max_message_size,
-        max_headers: engine.config.limits.max_headers,
-        max_mime_depth: engine.config.limits.max_mime_depth,
+        max_message_size: daemon.config.limits.max_message_size,
+        max_headers: daemon.config.limits.max_headers,
+        max_mime_depth: daemon.config.limits.max_mime_depth,
     };
     let facts = message.facts.clone();
     let client = client.clone();
     let loaded = message.loaded.clone();
     let plan = message.plan.clone();
     let now = message.now;
-    let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(engine.store.clone()));
+    let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(daemon.store.clone()));
     let job = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let tx = match facts.transaction(&client, stage, now, &limits) {
@@ -431,18 +431,18 @@ async fn evaluate(
         }
         (Ok((decision, is_final)), rates, started.elapsed())
     });
-    let on_error = engine.config.milter.on_error;
-    match tokio::time::timeout(engine.config.limits.eval_timeout, job).await {
+    let on_error = daemon.config.milter.on_error;
+    match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
         Ok(Ok((outcome, rates, elapsed))) => {
             message.rates = rates;
-            engine.observe_eval(elapsed);
+            daemon.observe_eval(elapsed);
             match outcome {
                 Ok((decision, true)) => Some(decision),
                 Ok((_, false)) => None,
                 Err(limit) => {
                     tracing::warn!("{limit}");
                     Some(stages::policy_decision(
-                        engine.config.limits.on_limit,
+                        daemon.config.limits.on_limit,
                         stage,
                         PolicyCause::Limit,
                     ))
@@ -456,7 +456,7 @@ async fn evaluate(
         Err(_) => {
             tracing::warn!(
                 "rule evaluation took longer than eval_timeout ({:?})",
-                engine.config.limits.eval_timeout
+                daemon.config.limits.eval_timeout
             );
             Some(stages::policy_decision(on_error, stage, PolicyCause::Error))
         }
@@ -467,7 +467,7 @@ async fn evaluate(
 /// metrics, event) and returns the decision to carry out: the `on_error`
 /// one when it cannot be recorded, since nothing may be decided unrecorded.
 async fn record(
-    engine: &Arc<Engine>,
+    daemon: &Arc<Daemon>,
     message: &InFlight,
     queue_id: &str,
     decision: Decision,
@@ -476,15 +476,15 @@ async fn record(
     let version = message.loaded.version;
     let stage = decision.stage;
     let job = {
-        let engine = engine.clone();
+        let daemon = daemon.clone();
         let queue_id = queue_id.to_string();
         let facts = message.facts.clone();
         tokio::task::spawn_blocking(move || {
-            let result = queue_side_effects(&engine, &facts, &decision).and_then(|queued| {
+            let result = queue_side_effects(&daemon, &facts, &decision).and_then(|queued| {
                 let entry =
-                    engine.record_message(Source::Milter, &queue_id, version, &decision, &summary);
+                    daemon.record_message(Source::Milter, &queue_id, version, &decision, &summary);
                 if queued > 0 {
-                    engine.outbox_wake.notify_one();
+                    daemon.outbox_wake.notify_one();
                 }
                 entry
             });
@@ -495,11 +495,11 @@ async fn record(
         Ok((Ok(_), decision)) => decision,
         Ok((Err(e), _)) => {
             tracing::error!("cannot record the decision: {e:#}");
-            stages::policy_decision(engine.config.milter.on_error, stage, PolicyCause::Error)
+            stages::policy_decision(daemon.config.milter.on_error, stage, PolicyCause::Error)
         }
         Err(e) => {
             tracing::error!("cannot record the decision: {e}");
-            stages::policy_decision(engine.config.milter.on_error, stage, PolicyCause::Error)
+            stages::policy_decision(daemon.config.milter.on_error, stage, PolicyCause::Error)
         }
     }
 }
@@ -510,7 +510,7 @@ async fn record(
 /// the MTA's job here: the milter edits the envelope recipients. Returns
 /// how many were queued.
 fn queue_side_effects(
-    engine: &Engine,
+    daemon: &Daemon,
     facts: &MessageFacts,
     decision: &Decision,
 ) -> anyhow::Result<usize> {
@@ -529,10 +529,10 @@ fn queue_side_effects(
     wire.extend_from_slice(&facts.body);
     let origin = Origin::new(&wire, &facts.from, &facts.to);
     let accepted = !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail);
-    outbox::enqueue(engine, &origin, decision, accepted, None)
+    outbox::enqueue(daemon, &origin, decision, accepted, None)
 }
 
-async fn eom(engine: Arc<Engine>, cx: &mut EomContext<Session>) -> Status {
+async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {
     let queue_id = macro_text(&cx.macros, c"i").unwrap_or_default();
     let Some(session) = cx.data.as_mut() else {
         return Status::Continue;
@@ -543,13 +543,13 @@ async fn eom(engine: Arc<Engine>, cx: &mut EomContext<Session>) -> Status {
     };
     let decision = match message.decided.take() {
         Some(decision) => decision,
-        None => match evaluate(&engine, &mut message, &client, Stage::Body).await {
+        None => match evaluate(&daemon, &mut message, &client, Stage::Body).await {
             Some(decision) => decision,
             // Unreachable: every evaluation at the body stage is final.
             None => stages::policy_decision(OnError::Accept, Stage::Body, PolicyCause::Error),
         },
     };
-    let decision = record(&engine, &message, &queue_id, decision).await;
+    let decision = record(&daemon, &message, &queue_id, decision).await;
     let plan = stages::plan(&decision, &message.facts);
     for edit in &plan.edits {
         if let Err(e) = apply(&cx.actions, edit).await {
@@ -590,7 +590,7 @@ async fn apply(
 /// file table must not stop the milter for good).
 struct Accepting {
     listener: Listener,
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -619,10 +619,10 @@ impl indymilter::Listener for Accepting {
             match accepted {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(stream)) => {
-                    self.engine.metrics.milter_connection_opened();
+                    self.daemon.metrics.milter_connection_opened();
                     return Poll::Ready(Ok(Tracked {
                         stream,
-                        engine: self.engine.clone(),
+                        daemon: self.daemon.clone(),
                     }));
                 }
                 Poll::Ready(Err(e)) => {
@@ -643,12 +643,12 @@ enum Stream {
 /// A connection, counted in `weir_milter_connections` while it lives.
 struct Tracked {
     stream: Stream,
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.engine.metrics.milter_connection_closed();
+        self.daemon.metrics.milter_connection_closed();
     }
 }
 
@@ -716,7 +716,7 @@ pub mod client;
 mod tests {
     use super::client::{Client, Edit as E, Mail, Reply as R};
     use super::*;
-    use crate::serve::config::Config;
+    use crate::config::Config;
     use std::net::SocketAddr;
     use std::path::PathBuf;
 
@@ -738,7 +738,7 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
 
     struct Fixture {
         addr: SocketAddr,
-        engine: Arc<Engine>,
+        daemon: Arc<Daemon>,
         dir: PathBuf,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
     }
@@ -763,18 +763,18 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         let mut config = Config::defaults(&rules_path);
         config.state_dir = dir.join("state");
         tweak(&mut config);
-        let engine = Engine::new(config).expect("engine");
+        let daemon = Daemon::new(config).expect("engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(engine.clone(), Listener::Tcp(listener), async {
+        tokio::spawn(serve(daemon.clone(), Listener::Tcp(listener), async {
             let _ = stopped.await;
         }));
         Fixture {
             addr,
-            engine,
+            daemon,
             dir,
             stop: Some(stop),
         }
@@ -839,7 +839,7 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         .await;
         assert_eq!(o.stage, "data");
         assert_eq!(o.reply, R::Code("452 4.2.2 Mailbox full".into()));
-        let audit = fx.engine.store.audit_entries(&Default::default(), 10);
+        let audit = fx.daemon.store.audit_entries(&Default::default(), 10);
         assert_eq!(audit.len(), 2);
         assert_eq!(audit[0].decision["verdict"], "reject");
         assert_eq!(audit[0].decision["stage"], "mail");
@@ -868,7 +868,7 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         assert_eq!(o.reply, R::Accept);
         assert_eq!(o.edits, vec![E::Quarantine("suspicious subject".into())]);
         let held = fx
-            .engine
+            .daemon
             .store
             .quarantine_entry("Q1")
             .expect("quarantine index");
@@ -917,7 +917,7 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
                 E::AddRcpt("<archive@example.test>".into()),
             ]
         );
-        let audit = fx.engine.store.audit_entries(&Default::default(), 10);
+        let audit = fx.daemon.store.audit_entries(&Default::default(), 10);
         let verdicts: Vec<&str> = audit
             .iter()
             .filter_map(|a| a.decision["verdict"].as_str())
@@ -995,7 +995,7 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         let body = "z".repeat(1 << 20);
         let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "hi", &body)).await;
         assert_eq!(o.reply, R::Code("550 5.3.0 Mail filter failed".into()));
-        let audit = fx.engine.store.audit_entries(&Default::default(), 10);
+        let audit = fx.daemon.store.audit_entries(&Default::default(), 10);
         assert_eq!(audit.len(), 1, "the failure is recorded: {audit:?}");
         assert_eq!(audit[0].decision["verdict"], "reject");
     }

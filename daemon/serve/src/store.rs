@@ -29,8 +29,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::engine::AuditEntry;
 use super::outbox::OutboxItem;
+use super::state::AuditEntry;
 
 /// A message held in the MTA's hold queue by a milter `quarantine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -555,7 +555,7 @@ mod tests {
             let entry = AuditEntry {
                 id: 0,
                 time,
-                source: super::super::engine::Source::Milter,
+                source: super::super::state::Source::Milter,
                 queue_id: format!("Q{time}"),
                 message_id: String::new(),
                 ruleset_version: 1,

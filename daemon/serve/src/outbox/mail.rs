@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use weir_compiler::decision::RenderedTemplate;
 
 use super::{Failure, Origin};
-use crate::serve::config::{ListenAddr, RelayConfig};
+use crate::config::{ListenAddr, RelayConfig};
 
 /// How long one SMTP exchange with the relay may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -195,7 +195,7 @@ fn rfc5322_date(secs: i64) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let days = secs.div_euclid(86_400);
-    let (y, m, d) = crate::serve::http::civil_from_days(days);
+    let (y, m, d) = crate::http::civil_from_days(days);
     let rem = secs.rem_euclid(86_400);
     format!(
         "{}, {d} {} {y} {:02}:{:02}:{:02} +0000",

@@ -27,8 +27,8 @@ use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
 use super::config::Config;
-use super::engine::{AuditEntry, Engine, Source, unix_now};
 use super::reload;
+use super::state::{AuditEntry, Daemon, Source, unix_now};
 use super::store::{AuditFilter, MessageRates, QuarantineEntry};
 
 /// The default and the largest `limit` of `/v1/actions`.
@@ -41,7 +41,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// What every handler shares.
 #[derive(Clone)]
 struct Api {
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     token: Arc<String>,
     stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -99,13 +99,13 @@ fn write_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 /// Serves the API on `listener` until `stop` turns true.
 pub async fn serve(
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     listener: Listener,
     token: String,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal(&stop);
-    let app = router(engine, token, stop);
+    let app = router(daemon, token, stop);
     match listener {
         Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
         Listener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
@@ -114,10 +114,10 @@ pub async fn serve(
 }
 
 /// The API's routes.
-fn router(engine: Arc<Engine>, token: String, stop: tokio::sync::watch::Receiver<bool>) -> Router {
-    let max_body = usize::try_from(engine.config.limits.max_message_size).unwrap_or(usize::MAX);
+fn router(daemon: Arc<Daemon>, token: String, stop: tokio::sync::watch::Receiver<bool>) -> Router {
+    let max_body = usize::try_from(daemon.config.limits.max_message_size).unwrap_or(usize::MAX);
     let api = Api {
-        engine,
+        daemon,
         token: Arc::new(token),
         stop,
     };
@@ -190,7 +190,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn healthz(State(api): State<Api>) -> Response {
-    let current = api.engine.current();
+    let current = api.daemon.current();
     axum::Json(json!({
         "status": "ok",
         "ruleset": {"version": current.version, "hash": current.hash()},
@@ -204,13 +204,13 @@ async fn metrics(State(api): State<Api>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        api.engine.metrics.render(),
+        api.daemon.metrics.render(),
     )
         .into_response()
 }
 
 async fn ruleset(State(api): State<Api>) -> Response {
-    let current = api.engine.current();
+    let current = api.daemon.current();
     let loaded_at = current
         .loaded_at
         .duration_since(std::time::UNIX_EPOCH)
@@ -240,18 +240,18 @@ async fn ruleset(State(api): State<Api>) -> Response {
         "version": current.version,
         "hash": current.hash(),
         "loaded_at": format_time(loaded_at),
-        "rules_path": api.engine.config.rules.display().to_string(),
+        "rules_path": api.daemon.config.rules.display().to_string(),
         // "native", or "interpreter" where executable memory is refused.
         "engine": if current.evaluator.is_native() { "native" } else { "interpreter" },
         "files": files,
         "rules": rules,
-        "last_error": api.engine.reload.last_error(),
+        "last_error": api.daemon.reload.last_error(),
     }))
     .into_response()
 }
 
 async fn reload_now(State(api): State<Api>) -> Response {
-    match reload::reload(&api.engine).await {
+    match reload::reload(&api.daemon).await {
         Ok(version) => axum::Json(json!({"version": version})).into_response(),
         Err(e) => {
             let mut body = serde_json::to_value(&e).unwrap_or_else(|_| json!({}));
@@ -260,7 +260,7 @@ async fn reload_now(State(api): State<Api>) -> Response {
                 "test" => "test blocks failed",
                 _ => "the ruleset could not be loaded",
             });
-            body["version"] = json!(api.engine.current().version);
+            body["version"] = json!(api.daemon.current().version);
             (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
         }
     }
@@ -287,7 +287,7 @@ async fn check(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "the message is larger than [limits] max_message_size ({} bytes)",
-                    api.engine.config.limits.max_message_size
+                    api.daemon.config.limits.max_message_size
                 ),
             );
         }
@@ -323,14 +323,14 @@ async fn check(
             }
         }
     }
-    let limits = &api.engine.config.limits;
+    let limits = &api.daemon.config.limits;
     let limits = Limits {
         max_message_size: limits.max_message_size,
         max_headers: limits.max_headers,
         max_mime_depth: limits.max_mime_depth,
     };
-    let current = api.engine.current();
-    let mut rates = DryRates(api.engine.message_rates());
+    let current = api.daemon.current();
+    let mut rates = DryRates(api.daemon.message_rates());
     let evaluated = tokio::task::spawn_blocking(move || {
         let message = Message::parse(&body, &limits)?;
         let tx = Transaction::with_defaults(
@@ -350,9 +350,12 @@ async fn check(
     .await;
     match evaluated {
         Ok(Ok(decision)) => {
-            let mut obj = crate::report::decision_json(&decision);
+            let mut obj = weir_compiler::report::decision_json(&decision);
             if explain {
-                obj.insert("trace".into(), crate::report::trace_json(&decision.trace));
+                obj.insert(
+                    "trace".into(),
+                    weir_compiler::report::trace_json(&decision.trace),
+                );
             }
             axum::Json(Value::Object(obj)).into_response()
         }
@@ -436,7 +439,7 @@ async fn actions(State(api): State<Api>, RawQuery(query): RawQuery) -> Response 
             }
         }
     }
-    let store = api.engine.store.clone();
+    let store = api.daemon.store.clone();
     let entries = tokio::task::spawn_blocking(move || store.audit_entries(&filter, limit))
         .await
         .unwrap_or_default();
@@ -470,7 +473,7 @@ fn quarantine_json(q: &QuarantineEntry) -> Value {
 }
 
 async fn quarantine_list(State(api): State<Api>) -> Response {
-    let list = api.engine.store.quarantine_entries();
+    let list = api.daemon.store.quarantine_entries();
     axum::Json(Value::Array(list.iter().map(quarantine_json).collect())).into_response()
 }
 
@@ -487,7 +490,7 @@ fn find_held(api: &Api, id: &str) -> Result<QuarantineEntry, Box<Response>> {
             format!("no quarantined message {id:?} (queue ids are letters and digits)"),
         )));
     }
-    api.engine.store.quarantine_entry(id).ok_or_else(|| {
+    api.daemon.store.quarantine_entry(id).ok_or_else(|| {
         Box::new(error(
             StatusCode::NOT_FOUND,
             format!("no quarantined message {id:?}"),
@@ -499,7 +502,7 @@ async fn quarantine_get(State(api): State<Api>, Path(id): Path<String>) -> Respo
     match find_held(&api, &id) {
         Ok(q) => {
             let mut body = quarantine_json(&q);
-            if let Some(entry) = api.engine.store.audit_entry(q.audit_id) {
+            if let Some(entry) = api.daemon.store.audit_entry(q.audit_id) {
                 body["decision"] = entry_json(&entry);
             }
             axum::Json(body).into_response()
@@ -514,7 +517,7 @@ async fn quarantine_release(State(api): State<Api>, Path(id): Path<String>) -> R
     {
         return lmtp_act(api, held, "released").await;
     }
-    let command = api.engine.config.milter.release.clone();
+    let command = api.daemon.config.milter.release.clone();
     quarantine_act(api, id, command, "released").await
 }
 
@@ -524,23 +527,23 @@ async fn quarantine_delete(State(api): State<Api>, Path(id): Path<String>) -> Re
     {
         return lmtp_act(api, held, "deleted").await;
     }
-    let command = api.engine.config.milter.delete.clone();
+    let command = api.daemon.config.milter.delete.clone();
     quarantine_act(api, id, command, "deleted").await
 }
 
 /// Releases (delivers into its Maildir folder) or deletes a copy held by
 /// LMTP in Weir's own quarantine.
 async fn lmtp_act(api: Api, held: QuarantineEntry, done: &'static str) -> Response {
-    let engine = api.engine.clone();
+    let daemon = api.daemon.clone();
     let entry = held.clone();
     let result = tokio::task::spawn_blocking(move || match done {
-        "released" => super::lmtp::release_held(&engine, &entry).map(|_| ()),
-        _ => super::lmtp::delete_held(&engine, &entry),
+        "released" => super::lmtp::release_held(&daemon, &entry).map(|_| ()),
+        _ => super::lmtp::delete_held(&daemon, &entry),
     })
     .await;
     match result {
         Ok(Ok(())) => {
-            record_quarantine_act(&api.engine, &held, done).await;
+            record_quarantine_act(&api.daemon, &held, done).await;
             axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
@@ -551,7 +554,7 @@ async fn lmtp_act(api: Api, held: QuarantineEntry, done: &'static str) -> Respon
 /// Writes an audit entry for an operator's release or delete, so the log
 /// shows what became of every held message (the delivery it may cause
 /// included). The act is done either way: a failure here is only logged.
-async fn record_quarantine_act(engine: &Arc<Engine>, held: &QuarantineEntry, done: &'static str) {
+async fn record_quarantine_act(daemon: &Arc<Daemon>, held: &QuarantineEntry, done: &'static str) {
     let source = if held.lmtp.is_some() {
         Source::Lmtp
     } else {
@@ -563,7 +566,7 @@ async fn record_quarantine_act(engine: &Arc<Engine>, held: &QuarantineEntry, don
         source,
         queue_id: held.queue_id.clone(),
         message_id: held.summary.message_id.clone(),
-        ruleset_version: engine.current().version,
+        ruleset_version: daemon.current().version,
         decision: json!({
             "quarantine": done,
             "rule": held.rule,
@@ -571,14 +574,14 @@ async fn record_quarantine_act(engine: &Arc<Engine>, held: &QuarantineEntry, don
             "held_by_audit_id": held.audit_id,
         }),
     };
-    let engine = engine.clone();
+    let daemon = daemon.clone();
     let appended = tokio::task::spawn_blocking(move || {
-        engine.store.append_audit(entry, None).map(|e| (e, engine))
+        daemon.store.append_audit(entry, None).map(|e| (e, daemon))
     })
     .await;
     match appended {
-        Ok(Ok((entry, engine))) => {
-            let _ = engine.events.send(entry);
+        Ok(Ok((entry, daemon))) => {
+            let _ = daemon.events.send(entry);
         }
         Ok(Err(e)) => tracing::error!("cannot record the quarantine {done}: {e:#}"),
         Err(e) => tracing::error!("cannot record the quarantine {done}: {e}"),
@@ -639,18 +642,18 @@ async fn quarantine_act(
         )
             .into_response();
     }
-    if let Err(e) = api.engine.store.remove_quarantine(&held.queue_id) {
+    if let Err(e) = api.daemon.store.remove_quarantine(&held.queue_id) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
     }
     tracing::info!("quarantine: {} {done}", held.queue_id);
-    record_quarantine_act(&api.engine, &held, done).await;
+    record_quarantine_act(&api.daemon, &held, done).await;
     axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
 }
 
 /// Pending and dead-lettered side effects, oldest first.
 async fn outbox(State(api): State<Api>) -> Response {
-    let engine = api.engine.clone();
-    let items = tokio::task::spawn_blocking(move || engine.store.outbox_items())
+    let daemon = api.daemon.clone();
+    let items = tokio::task::spawn_blocking(move || daemon.store.outbox_items())
         .await
         .unwrap_or_default();
     let items: Vec<Value> = items.iter().map(|i| i.to_json()).collect();
@@ -660,10 +663,10 @@ async fn outbox(State(api): State<Api>) -> Response {
 /// Makes an outbox item (typically a dead one) due now, with a fresh
 /// retry budget.
 async fn outbox_retry(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    let engine = api.engine.clone();
+    let daemon = api.daemon.clone();
     let lookup = id.clone();
     let result =
-        tokio::task::spawn_blocking(move || super::outbox::retry_now(&engine, &lookup)).await;
+        tokio::task::spawn_blocking(move || super::outbox::retry_now(&daemon, &lookup)).await;
     match result {
         Ok(Ok(Some(item))) => axum::Json(item.to_json()).into_response(),
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no outbox entry {id:?}")),
@@ -673,7 +676,7 @@ async fn outbox_retry(State(api): State<Api>, Path(id): Path<String>) -> Respons
 }
 
 async fn events(State(api): State<Api>) -> Response {
-    let receiver = api.engine.events.subscribe();
+    let receiver = api.daemon.events.subscribe();
     let stream = futures_util::stream::unfold(
         (receiver, api.stop.clone()),
         |(mut rx, mut stop)| async move {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use weir_compiler::{Engine as EvalEngine, Evaluator, Loader, Ruleset, compile_ruleset, run_case};
 use weir_grammar::diagnostic::line_col;
 
-use super::engine::{Engine, LoadedRuleset, unix_now};
+use super::state::{Daemon, LoadedRuleset, unix_now};
 
 /// A ruleset that compiled and passed its tests, ready to be swapped in.
 #[derive(Debug)]
@@ -116,7 +116,7 @@ impl std::fmt::Display for ReloadError {
 
 impl std::error::Error for ReloadError {}
 
-/// Reload bookkeeping kept in the [`Engine`].
+/// Reload bookkeeping kept in the [`Daemon`].
 #[derive(Debug)]
 pub struct ReloadState {
     /// Held while a reload runs: one at a time.
@@ -309,10 +309,10 @@ pub fn literal_tags(text: &str) -> Vec<String> {
 
 /// Reloads the rules: compile and test off the hot path, then swap. Returns
 /// the new version, or why the old ruleset stays.
-pub async fn reload(engine: &Arc<Engine>) -> Result<u64, ReloadError> {
-    let _one_at_a_time = engine.reload.running.lock().await;
+pub async fn reload(daemon: &Arc<Daemon>) -> Result<u64, ReloadError> {
+    let _one_at_a_time = daemon.reload.running.lock().await;
     sd_notify("RELOADING=1");
-    let rules = engine.config.rules.clone();
+    let rules = daemon.config.rules.clone();
     let prepared = tokio::task::spawn_blocking(move || prepare(&rules, &weir_compiler::FsLoader))
         .await
         .unwrap_or_else(|e| {
@@ -326,17 +326,17 @@ pub async fn reload(engine: &Arc<Engine>) -> Result<u64, ReloadError> {
             })
         });
     let result = match prepared {
-        Ok(candidate) => install(engine, candidate),
+        Ok(candidate) => install(daemon, candidate),
         Err(e) => {
             if !e.watch.is_empty() {
-                engine.reload.set_watch(e.watch.clone());
+                daemon.reload.set_watch(e.watch.clone());
             }
-            engine.metrics.reloaded(false);
+            daemon.metrics.reloaded(false);
             tracing::error!(
                 "reload failed, keeping version {}:\n{e}",
-                engine.current().version
+                daemon.current().version
             );
-            if let Ok(mut last) = engine.reload.last_error.lock() {
+            if let Ok(mut last) = daemon.reload.last_error.lock() {
                 *last = Some(e.clone());
             }
             Err(e)
@@ -370,9 +370,9 @@ pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
         .collect()
 }
 
-fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadError> {
-    candidate.warn_lmtp_only(engine.config.lmtp.is_some());
-    let version = engine
+fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadError> {
+    candidate.warn_lmtp_only(daemon.config.lmtp.is_some());
+    let version = daemon
         .store
         .next_ruleset_version()
         .map_err(|e| ReloadError {
@@ -383,13 +383,13 @@ fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadErro
             time: unix_now(),
             watch: candidate.watch.clone(),
         })?;
-    engine
+    daemon
         .metrics
         .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
-    engine.swap(LoadedRuleset::new(candidate.evaluator, version));
-    engine.reload.set_watch(candidate.watch);
-    engine.metrics.reloaded(true);
-    if let Ok(mut last) = engine.reload.last_error.lock() {
+    daemon.swap(LoadedRuleset::new(candidate.evaluator, version));
+    daemon.reload.set_watch(candidate.watch);
+    daemon.metrics.reloaded(true);
+    if let Ok(mut last) = daemon.reload.last_error.lock() {
         *last = None;
     }
     tracing::info!("ruleset version {version} loaded");
@@ -397,12 +397,12 @@ fn install(engine: &Arc<Engine>, candidate: Candidate) -> Result<u64, ReloadErro
 }
 
 /// Reloads on every SIGHUP, until the process ends.
-pub fn spawn_sighup(engine: Arc<Engine>) -> anyhow::Result<()> {
+pub fn spawn_sighup(daemon: Arc<Daemon>) -> anyhow::Result<()> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
-            let _ = reload(&engine).await;
+            let _ = reload(&daemon).await;
         }
     });
     Ok(())
@@ -414,7 +414,7 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Watches the parent directories of every file of the ruleset and reloads
 /// when one of those files changes.
-pub fn spawn_watcher(engine: Arc<Engine>) -> anyhow::Result<()> {
+pub fn spawn_watcher(daemon: Arc<Daemon>) -> anyhow::Result<()> {
     use notify::{RecursiveMode, Watcher};
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<notify::Event>();
@@ -423,7 +423,7 @@ pub fn spawn_watcher(engine: Arc<Engine>) -> anyhow::Result<()> {
             let _ = tx.send(event);
         }
     })?;
-    let mut files_rx = engine.reload.watch.subscribe();
+    let mut files_rx = daemon.reload.watch.subscribe();
     tokio::spawn(async move {
         let mut watched_dirs: BTreeSet<PathBuf> = BTreeSet::new();
         let mut files: HashSet<PathBuf> = HashSet::new();
@@ -474,7 +474,7 @@ pub fn spawn_watcher(engine: Arc<Engine>) -> anyhow::Result<()> {
                         }
                     }
                     tracing::info!("rule files changed: reloading");
-                    let _ = reload(&engine).await;
+                    let _ = reload(&daemon).await;
                 }
             }
         }

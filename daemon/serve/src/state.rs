@@ -82,7 +82,7 @@ pub struct AuditEntry {
 }
 
 /// The daemon's shared state.
-pub struct Engine {
+pub struct Daemon {
     /// The configuration it was started with.
     pub config: Config,
     /// Durable state.
@@ -99,9 +99,9 @@ pub struct Engine {
     pub(crate) reload: ReloadState,
 }
 
-impl std::fmt::Debug for Engine {
+impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
+        f.debug_struct("Daemon")
             .field("version", &self.current().version)
             .finish_non_exhaustive()
     }
@@ -114,12 +114,12 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-impl Engine {
+impl Daemon {
     /// Compiles the configured rules, runs their `test` blocks, opens the
     /// store and makes the result version 1 (or the next version after the
     /// last run's). A ruleset error is a [`reload::ReloadError`] inside the
     /// `anyhow::Error`, so the caller can print its diagnostics.
-    pub fn new(config: Config) -> anyhow::Result<Arc<Engine>> {
+    pub fn new(config: Config) -> anyhow::Result<Arc<Daemon>> {
         let candidate = reload::prepare(&config.rules, &weir_compiler::FsLoader)?;
         candidate.warn_lmtp_only(config.lmtp.is_some());
         let store = Store::open(&config.state_dir)?;
@@ -128,7 +128,7 @@ impl Engine {
         metrics.set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
         let loaded = LoadedRuleset::new(candidate.evaluator, version);
         let (events, _) = tokio::sync::broadcast::channel(1024);
-        Ok(Arc::new(Engine {
+        Ok(Arc::new(Daemon {
             config,
             store,
             metrics,
@@ -165,7 +165,7 @@ impl Engine {
         self.record_delivery(source, queue_id, version, decision, summary, None, None)
     }
 
-    /// [`Engine::record_message`] for one LMTP recipient: its address is
+    /// [`Daemon::record_message`] for one LMTP recipient: its address is
     /// added to the decision object (`"recipient"`), and `held`, an LMTP
     /// quarantine index entry, is written and flushed with the audit entry.
     #[allow(clippy::too_many_arguments)]
@@ -180,7 +180,7 @@ impl Engine {
         lmtp_held: Option<QuarantineEntry>,
     ) -> anyhow::Result<AuditEntry> {
         let time = unix_now();
-        let mut object = crate::report::decision_json(decision);
+        let mut object = weir_compiler::report::decision_json(decision);
         if let Some(recipient) = recipient {
             object.insert("recipient".into(), recipient.into());
         }

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use weir_compiler::{Action, Decision, TakenKind, Verdict};
 
-use super::engine::{AuditEntry, Engine, Source, unix_now};
 use super::metrics::OutboxOutcome;
+use super::state::{AuditEntry, Daemon, Source, unix_now};
 
 /// How many side effects are attempted at once.
 const MAX_IN_FLIGHT: usize = 16;
@@ -215,7 +215,7 @@ impl Origin {
 /// how many items were added; the caller flushes the store before
 /// replying.
 pub fn enqueue(
-    engine: &Engine,
+    daemon: &Daemon,
     origin: &Origin,
     decision: &Decision,
     accepted: bool,
@@ -265,7 +265,7 @@ pub fn enqueue(
                     &taken.rule,
                     Payload::Notify { body },
                 );
-                if !engine.config.notify.contains_key(channel) {
+                if !daemon.config.notify.contains_key(channel) {
                     // Only configured channels are ever called; the item
                     // is kept, dead, so the mistake shows in /v1/outbox.
                     item.state = State::Dead;
@@ -291,11 +291,11 @@ pub fn enqueue(
                     template.subject.as_bytes(),
                     template.body.as_bytes(),
                 ]);
-                if engine.store.outbox_known(&id)? {
+                if daemon.store.outbox_known(&id)? {
                     continue;
                 }
-                let period = engine.config.reply.period.as_secs();
-                if !engine.store.reply_allowed(&origin.sender, period, now)? {
+                let period = daemon.config.reply.period.as_secs();
+                if !daemon.store.reply_allowed(&origin.sender, period, now)? {
                     tracing::info!(
                         "reply of rule {}: <{}> already had one within [reply] period",
                         taken.rule,
@@ -303,7 +303,7 @@ pub fn enqueue(
                     );
                     continue;
                 }
-                let from = engine.config.relay.as_ref().map(|r| r.from.as_str());
+                let from = daemon.config.relay.as_ref().map(|r| r.from.as_str());
                 let data = mail::auto_reply(origin, template, from.unwrap_or(""), &id, now);
                 let mut item = new_item(
                     id,
@@ -317,7 +317,7 @@ pub fn enqueue(
                         data,
                     },
                 );
-                no_relay(engine, &mut item);
+                no_relay(daemon, &mut item);
                 item
             }
             Action::Redirect(to) | Action::AddRcpt(to) if accepted => {
@@ -328,10 +328,10 @@ pub fn enqueue(
                     b"forward",
                     to.to_ascii_lowercase().as_bytes(),
                 ]);
-                if engine.store.outbox_known(&id)? {
+                if daemon.store.outbox_known(&id)? {
                     continue;
                 }
-                let relay_from = engine.config.relay.as_ref().map(|r| r.from.clone());
+                let relay_from = daemon.config.relay.as_ref().map(|r| r.from.clone());
                 let mut item = new_item(
                     id.clone(),
                     Kind::Forward,
@@ -343,12 +343,12 @@ pub fn enqueue(
                         data: mail::forwarded(&copy(), &id),
                     },
                 );
-                no_relay(engine, &mut item);
+                no_relay(daemon, &mut item);
                 item
             }
             _ => continue,
         };
-        if engine.store.outbox_add(&item)? {
+        if daemon.store.outbox_add(&item)? {
             added += 1;
         }
     }
@@ -357,8 +357,8 @@ pub fn enqueue(
 
 /// Dead-letters a mail item at once when there is no `[relay]` to send
 /// it through, so the mistake shows in `/v1/outbox`.
-fn no_relay(engine: &Engine, item: &mut OutboxItem) {
-    if engine.config.relay.is_none() {
+fn no_relay(daemon: &Daemon, item: &mut OutboxItem) {
+    if daemon.config.relay.is_none() {
         item.state = State::Dead;
         item.last_error = Some("no [relay] is configured in weir.toml".into());
     }
@@ -374,29 +374,29 @@ pub enum Failure {
 }
 
 /// The retry limit of an item: attempts after the first.
-fn retries(engine: &Engine, item: &OutboxItem) -> u32 {
+fn retries(daemon: &Daemon, item: &OutboxItem) -> u32 {
     match (&item.kind, &item.channel) {
-        (Kind::Notify, Some(channel)) => engine.config.notify.get(channel).map_or(0, |c| c.retries),
-        _ => engine.config.outbox.mail_retries,
+        (Kind::Notify, Some(channel)) => daemon.config.notify.get(channel).map_or(0, |c| c.retries),
+        _ => daemon.config.outbox.mail_retries,
     }
 }
 
 /// The delay before the attempt after `attempts` failed ones.
-fn backoff(engine: &Engine, attempts: u32) -> Duration {
-    let base = engine.config.outbox.backoff;
+fn backoff(daemon: &Daemon, attempts: u32) -> Duration {
+    let base = daemon.config.outbox.backoff;
     let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
     base.saturating_mul(factor)
-        .min(engine.config.outbox.max_backoff)
+        .min(daemon.config.outbox.max_backoff)
 }
 
 /// Makes one attempt at `item`.
-async fn attempt(engine: &Engine, item: &OutboxItem) -> Result<(), Failure> {
+async fn attempt(daemon: &Daemon, item: &OutboxItem) -> Result<(), Failure> {
     match &item.payload {
         Payload::Notify { body } => {
             let channel = item
                 .channel
                 .as_ref()
-                .and_then(|c| engine.config.notify.get(c))
+                .and_then(|c| daemon.config.notify.get(c))
                 .ok_or_else(|| {
                     Failure::Permanent(format!(
                         "no [notify.{}] channel is configured in weir.toml",
@@ -410,7 +410,7 @@ async fn attempt(engine: &Engine, item: &OutboxItem) -> Result<(), Failure> {
             to,
             data,
         } => {
-            let relay = engine
+            let relay = daemon
                 .config
                 .relay
                 .as_ref()
@@ -421,8 +421,8 @@ async fn attempt(engine: &Engine, item: &OutboxItem) -> Result<(), Failure> {
 }
 
 /// Makes one attempt and records its outcome (flushed).
-async fn run_one(engine: Arc<Engine>, mut item: OutboxItem) {
-    let result = attempt(&engine, &item).await;
+async fn run_one(daemon: Arc<Daemon>, mut item: OutboxItem) {
+    let result = attempt(&daemon, &item).await;
     item.attempts += 1;
     let outcome = match result {
         Ok(()) => OutboxOutcome::Delivered,
@@ -432,7 +432,7 @@ async fn run_one(engine: Arc<Engine>, mut item: OutboxItem) {
         }
         Err(Failure::Retry(e)) => {
             item.last_error = Some(e);
-            if item.attempts > retries(&engine, &item) {
+            if item.attempts > retries(&daemon, &item) {
                 OutboxOutcome::Dead
             } else {
                 OutboxOutcome::Retry
@@ -447,7 +447,7 @@ async fn run_one(engine: Arc<Engine>, mut item: OutboxItem) {
             item.attempts
         ),
         OutboxOutcome::Retry => {
-            let delay = backoff(&engine, item.attempts);
+            let delay = backoff(&daemon, item.attempts);
             item.next_attempt_ms =
                 now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
             tracing::warn!(
@@ -469,18 +469,18 @@ async fn run_one(engine: Arc<Engine>, mut item: OutboxItem) {
     }
     // Counted before the store shows the outcome, so whoever sees the
     // item leave the queue also sees it counted.
-    engine.metrics.outbox_attempted(kind, outcome);
+    daemon.metrics.outbox_attempted(kind, outcome);
     let recorded = {
-        let engine = engine.clone();
+        let daemon = daemon.clone();
         let item = item.clone();
         tokio::task::spawn_blocking(move || {
             if outcome == OutboxOutcome::Delivered {
-                engine.store.outbox_delivered(&item.id, unix_now())?;
+                daemon.store.outbox_delivered(&item.id, unix_now())?;
             } else {
-                engine.store.outbox_put(&item)?;
+                daemon.store.outbox_put(&item)?;
             }
             if outcome != OutboxOutcome::Retry {
-                audit(&engine, &item, outcome)?;
+                audit(&daemon, &item, outcome)?;
             }
             anyhow::Ok(())
         })
@@ -494,7 +494,7 @@ async fn run_one(engine: Arc<Engine>, mut item: OutboxItem) {
 }
 
 /// Writes the audit entry (and event) of a delivered or dead item.
-fn audit(engine: &Engine, item: &OutboxItem, outcome: OutboxOutcome) -> anyhow::Result<()> {
+fn audit(daemon: &Daemon, item: &OutboxItem, outcome: OutboxOutcome) -> anyhow::Result<()> {
     let mut object = item.to_json();
     // `id` is the audit entry's own in `/v1/actions`: the item's is `item`.
     if let Some(map) = object.as_object_mut() {
@@ -512,25 +512,25 @@ fn audit(engine: &Engine, item: &OutboxItem, outcome: OutboxOutcome) -> anyhow::
         source: Source::Outbox,
         queue_id: item.id.clone(),
         message_id: item.message_id.clone(),
-        ruleset_version: engine.current().version,
+        ruleset_version: daemon.current().version,
         decision: object,
     };
-    let entry = engine.store.append_audit(entry, None)?;
-    let _ = engine.events.send(entry);
+    let entry = daemon.store.append_audit(entry, None)?;
+    let _ = daemon.events.send(entry);
     Ok(())
 }
 
 /// Makes a dead (or pending) item due now with a fresh retry budget;
 /// `None` if there is no such item. Flushed; wakes the worker.
-pub fn retry_now(engine: &Engine, id: &str) -> anyhow::Result<Option<OutboxItem>> {
-    let Some(mut item) = engine.store.outbox_item(id) else {
+pub fn retry_now(daemon: &Daemon, id: &str) -> anyhow::Result<Option<OutboxItem>> {
+    let Some(mut item) = daemon.store.outbox_item(id) else {
         return Ok(None);
     };
     item.state = State::Pending;
     item.attempts = 0;
     item.next_attempt_ms = now_ms();
-    engine.store.outbox_put(&item)?;
-    engine.outbox_wake.notify_one();
+    daemon.store.outbox_put(&item)?;
+    daemon.outbox_wake.notify_one();
     Ok(Some(item))
 }
 
@@ -538,7 +538,7 @@ pub fn retry_now(engine: &Engine, id: &str) -> anyhow::Result<Option<OutboxItem>
 /// Items in flight at a stop or crash stay pending and are sent again at
 /// the next start (with the same idempotency key).
 pub fn spawn_worker(
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -546,8 +546,8 @@ pub fn spawn_worker(
         let mut in_flight: HashSet<String> = HashSet::new();
         loop {
             let items = {
-                let engine = engine.clone();
-                tokio::task::spawn_blocking(move || engine.store.outbox_items())
+                let daemon = daemon.clone();
+                tokio::task::spawn_blocking(move || daemon.store.outbox_items())
                     .await
                     .unwrap_or_default()
             };
@@ -558,9 +558,9 @@ pub fn spawn_worker(
                 if item.state != State::Pending {
                     continue;
                 }
-                if engine.store.outbox_was_delivered(&item.id) {
+                if daemon.store.outbox_was_delivered(&item.id) {
                     // A crash between recording and removing it.
-                    let _ = engine
+                    let _ = daemon
                         .store
                         .outbox_delivered(&item.id, item.created.max(unix_now()));
                     continue;
@@ -571,10 +571,10 @@ pub fn spawn_worker(
                 }
                 if item.next_attempt_ms <= now && in_flight.len() < MAX_IN_FLIGHT {
                     in_flight.insert(item.id.clone());
-                    let engine = engine.clone();
+                    let daemon = daemon.clone();
                     running.spawn(async move {
                         let id = item.id.clone();
-                        run_one(engine, item).await;
+                        run_one(daemon, item).await;
                         id
                     });
                 } else {
@@ -582,13 +582,13 @@ pub fn spawn_worker(
                     next_due = Some(next_due.map_or(due, |d: i64| d.min(due)));
                 }
             }
-            engine.metrics.set_outbox_pending(pending);
+            daemon.metrics.set_outbox_pending(pending);
             let wait = next_due.map_or(IDLE_POLL, |due| {
                 Duration::from_millis(u64::try_from(due - now).unwrap_or(0)).min(IDLE_POLL)
             });
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
-                () = engine.outbox_wake.notified() => {}
+                () = daemon.outbox_wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     if let Ok(id) = done {

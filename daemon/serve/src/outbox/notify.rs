@@ -14,7 +14,7 @@ use weir_compiler::Decision;
 use weir_compiler::decision::RenderedTemplate;
 
 use super::{Failure, Origin};
-use crate::serve::config::NotifyChannel;
+use crate::config::NotifyChannel;
 
 /// The webhook body: the message summary, the rule, the decision's tags,
 /// the `with` map and the template's text (`text` is the template body,

@@ -1,6 +1,11 @@
-//! `weir serve`: the daemon. One [`Engine`] holds the running ruleset, the
-//! durable [`Store`], the metrics and the event stream; the milter server
-//! (`milter.rs`), the LMTP server (`lmtp/`), the HTTP control API (`http.rs`), the reload watcher
+//! `weir serve`, the daemon, as a library: the `weir` binary calls
+//! [`run`]; the benchmarks embed the milter server ([`EmbeddedMilter`]) and
+//! drive it with the [`milter_client`].
+//!
+//! One [`Daemon`](state::Daemon) holds the running ruleset, the durable
+//! store, the metrics and the event stream; the milter server (`milter.rs`,
+//! with `stages.rs` for the earliest-stage decision), the LMTP server
+//! (`lmtp/`), the HTTP control API (`http.rs`), the reload watcher
 //! (`reload.rs`) and the outbox worker (`outbox/`) all share it.
 //!
 //! Start-up order: configuration (a bad key exits 1 naming it), rules
@@ -9,33 +14,35 @@
 //! the servers, reload triggers and the retention task. SIGTERM or SIGINT
 //! stops accepting, drains connections for at most [`DRAIN`], flushes the
 //! store and exits 0.
-//!
-//! Ownership while being built: `config.rs`, `store.rs`, `engine.rs`,
-//! `http.rs`, `metrics.rs`, `reload.rs` and this file by the "serve" helper;
-//! `milter.rs` and `stages.rs` by the "milter" helper; `lmtp/` by the
-//! "lmtp" helper.
 
-pub mod config;
-pub mod engine;
-pub mod http;
-pub mod lmtp;
-pub mod metrics;
-pub mod milter;
-pub mod outbox;
-pub mod reload;
-pub mod stages;
-pub mod store;
+#![forbid(unsafe_code)]
+
+mod config;
+mod embedded;
+mod http;
+mod lmtp;
+mod metrics;
+mod milter;
+mod outbox;
+mod reload;
+mod stages;
+mod state;
+mod store;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{Config, ListenAddr};
-// The daemon's shared types, for the servers (milter now, LMTP later).
-#[allow(unused_imports)]
-pub use engine::{AuditEntry, Engine, LoadedRuleset};
-#[allow(unused_imports)]
-pub use store::Store;
+use config::{Config, ListenAddr};
+pub use embedded::EmbeddedMilter;
+use state::Daemon;
+
+/// A milter *client* (the MTA side of the protocol, over TCP): connect,
+/// negotiate, send a message stage by stage and read the filter's replies
+/// and edits. The load tool (`weir-benches`' `milter-load`), the milter
+/// benchmark and the daemon's tests drive `weir serve` with it, so no MTA is
+/// needed in the loop.
+pub use milter::client as milter_client;
 
 /// How long in-flight connections may take to finish after SIGTERM.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -156,8 +163,8 @@ pub fn run(config_path: Option<&Path>, rules: Option<&Path>) -> u8 {
 }
 
 async fn serve(config: Config) -> u8 {
-    let engine = match tokio::task::spawn_blocking(move || Engine::new(config)).await {
-        Ok(Ok(engine)) => engine,
+    let daemon = match tokio::task::spawn_blocking(move || Daemon::new(config)).await {
+        Ok(Ok(daemon)) => daemon,
         Ok(Err(e)) => {
             if let Some(rules) = e.downcast_ref::<reload::ReloadError>() {
                 eprintln!("{rules}");
@@ -172,34 +179,34 @@ async fn serve(config: Config) -> u8 {
             return 1;
         }
     };
-    let token = match http::api_token(&engine.config) {
+    let token = match http::api_token(&daemon.config) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("weir serve: {e:#}");
             return 1;
         }
     };
-    let http_listener = match Listener::bind(&engine.config.http.listen).await {
+    let http_listener = match Listener::bind(&daemon.config.http.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
                 "weir serve: [http] listen {}: {e}",
-                engine.config.http.listen
+                daemon.config.http.listen
             );
             return 1;
         }
     };
-    let milter_listener = match Listener::bind(&engine.config.milter.listen).await {
+    let milter_listener = match Listener::bind(&daemon.config.milter.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
                 "weir serve: [milter] listen {}: {e}",
-                engine.config.milter.listen
+                daemon.config.milter.listen
             );
             return 1;
         }
     };
-    let lmtp_listener = match &engine.config.lmtp {
+    let lmtp_listener = match &daemon.config.lmtp {
         None => None,
         Some(lmtp) => match Listener::bind(&lmtp.listen).await {
             Ok(l) => Some(l),
@@ -211,8 +218,8 @@ async fn serve(config: Config) -> u8 {
     };
     tracing::info!(
         "ruleset version {} ({}); HTTP on {}; milter on {}{}",
-        engine.current().version,
-        engine.current().hash(),
+        daemon.current().version,
+        daemon.current().hash(),
         http_listener.describe(),
         milter_listener.describe(),
         lmtp_listener
@@ -223,26 +230,26 @@ async fn serve(config: Config) -> u8 {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(http::serve(
-        engine.clone(),
+        daemon.clone(),
         http_listener,
         token,
         stop_rx.clone(),
     ));
     let milter_task = tokio::spawn(milter::serve(
-        engine.clone(),
+        daemon.clone(),
         milter_listener,
         shutdown_signal(&stop_rx),
     ));
     let lmtp_task = lmtp_listener
-        .map(|listener| tokio::spawn(lmtp::serve(engine.clone(), listener, stop_rx.clone())));
-    if let Err(e) = reload::spawn_sighup(engine.clone()) {
+        .map(|listener| tokio::spawn(lmtp::serve(daemon.clone(), listener, stop_rx.clone())));
+    if let Err(e) = reload::spawn_sighup(daemon.clone()) {
         tracing::error!("cannot handle SIGHUP: {e}");
     }
-    if let Err(e) = reload::spawn_watcher(engine.clone()) {
+    if let Err(e) = reload::spawn_watcher(daemon.clone()) {
         tracing::error!("cannot watch the rule files: {e}");
     }
-    spawn_retention(engine.clone());
-    let outbox_task = outbox::spawn_worker(engine.clone(), stop_rx.clone());
+    spawn_retention(daemon.clone());
+    let outbox_task = outbox::spawn_worker(daemon.clone(), stop_rx.clone());
     reload::sd_notify("READY=1");
 
     wait_for_termination().await;
@@ -271,7 +278,7 @@ async fn serve(config: Config) -> u8 {
     // Attempts in flight are dropped: their items stay pending and are
     // sent again (same idempotency key) at the next start.
     outbox_task.abort();
-    if let Err(e) = engine.store.flush() {
+    if let Err(e) = daemon.store.flush() {
         tracing::error!("{e:#}");
         return 1;
     }
@@ -297,23 +304,23 @@ async fn wait_for_termination() {
 
 /// Deletes audit entries older than `[audit] retention`, at start and then
 /// every hour.
-fn spawn_retention(engine: Arc<Engine>) {
+fn spawn_retention(daemon: Arc<Daemon>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_INTERVAL);
         loop {
             tick.tick().await;
-            let engine = engine.clone();
+            let daemon = daemon.clone();
             let pruned = tokio::task::spawn_blocking(move || {
                 let retention =
-                    i64::try_from(engine.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
-                let cutoff = engine::unix_now().saturating_sub(retention);
+                    i64::try_from(daemon.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
+                let cutoff = state::unix_now().saturating_sub(retention);
                 // Delivered side-effect keys are kept as long as the audit
                 // log, so a message sent again within it repeats none.
-                engine.store.prune_outbox_done(cutoff)?;
+                daemon.store.prune_outbox_done(cutoff)?;
                 // Likewise the LMTP delivery index: the window in which a
                 // copy sent again is recognised and not delivered twice.
-                engine.store.prune_deliveries(cutoff)?;
-                engine.store.prune_audit(cutoff)
+                daemon.store.prune_deliveries(cutoff)?;
+                daemon.store.prune_audit(cutoff)
             })
             .await;
             match pruned {

@@ -6,7 +6,7 @@
 
 use weir_compiler::Decision;
 
-use crate::serve::stages::{self, Edit, MessageFacts};
+use crate::stages::{self, Edit, MessageFacts};
 
 /// A message split into its header fields (each with its folded
 /// continuation lines and line end, byte for byte) and the rest.

@@ -60,9 +60,9 @@ use weir_stdlib::{Address, Connection, Envelope, Limits, Message, Stage, Transac
 
 use super::Listener;
 use super::config::OnError;
-use super::engine::{Engine, LoadedRuleset, Source, unix_now};
 use super::outbox::{self, Origin};
 use super::stages::{self, PolicyCause};
+use super::state::{Daemon, LoadedRuleset, Source, unix_now};
 use super::store::{DeliveryRecord, LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
 use command::Command;
 
@@ -85,7 +85,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Serves LMTP on `listener` until `stop` turns true.
 pub async fn serve(
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     listener: Listener,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -111,19 +111,19 @@ pub async fn serve(
             let _ = busy(stream).await;
             continue;
         }
-        let engine = engine.clone();
+        let daemon = daemon.clone();
         let stop = stop.clone();
-        engine.metrics.lmtp_connection_opened();
+        daemon.metrics.lmtp_connection_opened();
         sessions.spawn(async move {
-            let metrics_engine = engine.clone();
+            let metrics_engine = daemon.clone();
             let result = match stream {
                 Stream::Tcp(s) => {
                     let (r, w) = s.into_split();
-                    session(engine, r, w, peer, stop).await
+                    session(daemon, r, w, peer, stop).await
                 }
                 Stream::Unix(s) => {
                     let (r, w) = s.into_split();
-                    session(engine, r, w, peer, stop).await
+                    session(daemon, r, w, peer, stop).await
                 }
             };
             metrics_engine.metrics.lmtp_connection_closed();
@@ -288,7 +288,7 @@ struct Client {
 }
 
 async fn session<R, W>(
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     reader: R,
     writer: W,
     peer: Option<(IpAddr, u16)>,
@@ -298,10 +298,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Some(lmtp) = engine.config.lmtp.clone() else {
+    let Some(lmtp) = daemon.config.lmtp.clone() else {
         return Ok(());
     };
-    let max_size = engine.config.limits.max_message_size;
+    let max_size = daemon.config.limits.max_message_size;
     let host = host_name();
     let mut conn = Conn {
         reader: BufReader::new(reader),
@@ -418,7 +418,7 @@ where
                     // The client left in the middle: nothing was accepted.
                     return Ok(());
                 };
-                deliver_all(&engine, &mut conn, &client, &env, data).await;
+                deliver_all(&daemon, &mut conn, &client, &env, data).await;
             }
         }
     }
@@ -473,7 +473,7 @@ where
 
 /// Decides and delivers for every recipient, queuing their replies in order.
 async fn deliver_all<R, W>(
-    engine: &Arc<Engine>,
+    daemon: &Arc<Daemon>,
     conn: &mut Conn<R, W>,
     client: &Client,
     envelope: &Pending,
@@ -482,13 +482,13 @@ async fn deliver_all<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let loaded = engine.current();
+    let loaded = daemon.current();
     let limits = Limits {
-        max_message_size: engine.config.limits.max_message_size,
-        max_headers: engine.config.limits.max_headers,
-        max_mime_depth: engine.config.limits.max_mime_depth,
+        max_message_size: daemon.config.limits.max_message_size,
+        max_headers: daemon.config.limits.max_headers,
+        max_mime_depth: daemon.config.limits.max_mime_depth,
     };
-    let on_limit = match engine.config.limits.on_limit {
+    let on_limit = match daemon.config.limits.on_limit {
         // What was not kept cannot be delivered.
         OnError::Accept => OnError::Reject,
         other => other,
@@ -506,7 +506,7 @@ async fn deliver_all<R, W>(
                 // MAIL: the same message will never fit (RFC 5321 552).
                 let decision =
                     stages::policy_decision(OnError::Reject, Stage::Body, PolicyCause::Limit);
-                finish(engine, conn, &loaded, &summary, rcpt, decision, None, None).await;
+                finish(daemon, conn, &loaded, &summary, rcpt, decision, None, None).await;
             }
             return;
         }
@@ -535,7 +535,7 @@ async fn deliver_all<R, W>(
             }
             for rcpt in &envelope.recipients {
                 let decision = stages::policy_decision(on_limit, Stage::Body, PolicyCause::Limit);
-                finish(engine, conn, &loaded, &summary, rcpt, decision, None, None).await;
+                finish(daemon, conn, &loaded, &summary, rcpt, decision, None, None).await;
             }
             return;
         }
@@ -564,12 +564,12 @@ async fn deliver_all<R, W>(
     };
     // One counter for the message: a rate key counts once however many
     // recipients evaluate it.
-    let mut rates = engine.message_rates();
+    let mut rates = daemon.message_rates();
     for rcpt in &envelope.recipients {
-        let (decision, back) = evaluate(engine, &loaded, &base, &message, rcpt, rates).await;
+        let (decision, back) = evaluate(daemon, &loaded, &base, &message, rcpt, rates).await;
         rates = back;
         finish(
-            engine,
+            daemon,
             conn,
             &loaded,
             &summary,
@@ -586,14 +586,14 @@ async fn deliver_all<R, W>(
 /// bounded by `eval_timeout`; a failure gives the `[lmtp] on_error`
 /// decision. The rate counter goes in and comes back.
 async fn evaluate(
-    engine: &Arc<Engine>,
+    daemon: &Arc<Daemon>,
     loaded: &Arc<LoadedRuleset>,
     base: &Transaction,
     message: &Arc<Message>,
     rcpt: &str,
     rates: MessageRates,
 ) -> (Decision, MessageRates) {
-    let on_error = engine
+    let on_error = daemon
         .config
         .lmtp
         .as_ref()
@@ -612,9 +612,9 @@ async fn evaluate(
             .evaluate(&tx, &mut rates, &EvalOptions::default());
         (decision, rates, started.elapsed())
     });
-    match tokio::time::timeout(engine.config.limits.eval_timeout, job).await {
+    match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
         Ok(Ok((decision, rates, elapsed))) => {
-            engine.observe_eval(elapsed);
+            daemon.observe_eval(elapsed);
             (decision, rates)
         }
         Ok(Err(e)) => {
@@ -625,7 +625,7 @@ async fn evaluate(
         Err(_) => {
             tracing::warn!(
                 "rule evaluation took longer than eval_timeout ({:?})",
-                engine.config.limits.eval_timeout
+                daemon.config.limits.eval_timeout
             );
             let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
             (d, fallback)
@@ -676,7 +676,7 @@ enum Outcome {
 /// effects need.
 #[allow(clippy::too_many_arguments)]
 async fn finish<R, W>(
-    engine: &Arc<Engine>,
+    daemon: &Arc<Daemon>,
     conn: &mut Conn<R, W>,
     loaded: &Arc<LoadedRuleset>,
     summary: &MessageSummary,
@@ -700,7 +700,7 @@ async fn finish<R, W>(
         (verdict, Some((wire, recipients))) => {
             let digest = origin.map(|o| o.digest.clone());
             let stored =
-                store_copy(engine, &decision, rcpt, wire, recipients, &summary, digest).await;
+                store_copy(daemon, &decision, rcpt, wire, recipients, &summary, digest).await;
             match (verdict, stored) {
                 (Verdict::Quarantine, Ok(Stored::Held(entry))) => {
                     let id = entry.queue_id.clone();
@@ -715,7 +715,7 @@ async fn finish<R, W>(
                 (_, Ok(Stored::Held(_))) => Outcome::Delivered,
                 (_, Err(e)) => {
                     tracing::error!("LMTP delivery to <{rcpt}> failed: {e:#}");
-                    decision = failure_decision(engine);
+                    decision = failure_decision(daemon);
                     Outcome::Refused(refusal(&decision))
                 }
             }
@@ -724,19 +724,19 @@ async fn finish<R, W>(
     if let (Some(origin), Some((wire, recipients))) = (origin, message) {
         let accepted = !matches!(outcome, Outcome::Refused(_));
         let queued = {
-            let engine = engine.clone();
+            let daemon = daemon.clone();
             let origin = origin.clone();
             let decision = decision.clone();
             let wire = wire.clone();
             let recipients = recipients.clone();
             tokio::task::spawn_blocking(move || {
                 let copy = || rewrite::delivered_copy(&wire, &decision, &recipients);
-                let added = outbox::enqueue(&engine, &origin, &decision, accepted, Some(&copy))?;
+                let added = outbox::enqueue(&daemon, &origin, &decision, accepted, Some(&copy))?;
                 if added > 0 {
                     // Durable before the reply (the audit entry below
                     // flushes too, but a failure there must not lose these).
-                    engine.store.flush()?;
-                    engine.outbox_wake.notify_one();
+                    daemon.store.flush()?;
+                    daemon.outbox_wake.notify_one();
                 }
                 anyhow::Ok(())
             })
@@ -756,19 +756,19 @@ async fn finish<R, W>(
                 if let Some(hold) = held.as_ref().and_then(|h| h.lmtp.as_ref()) {
                     let _ = std::fs::remove_file(&hold.file);
                 }
-                conn.reply_with(&refusal(&failure_decision(engine)));
+                conn.reply_with(&refusal(&failure_decision(daemon)));
                 return;
             }
         }
     }
     let recorded = {
-        let engine = engine.clone();
+        let daemon = daemon.clone();
         let version = loaded.version;
         let rcpt = rcpt.to_string();
         let decision = decision.clone();
         let held = held.clone();
         tokio::task::spawn_blocking(move || {
-            engine.record_delivery(
+            daemon.record_delivery(
                 Source::Lmtp,
                 "",
                 version,
@@ -794,11 +794,11 @@ async fn finish<R, W>(
             if let Some(hold) = entry.lmtp {
                 let _ = std::fs::remove_file(hold.file);
             }
-            conn.reply_with(&refusal(&failure_decision(engine)));
+            conn.reply_with(&refusal(&failure_decision(daemon)));
             return;
         }
     }
-    engine.metrics.lmtp_delivered(match outcome {
+    daemon.metrics.lmtp_delivered(match outcome {
         Outcome::Delivered => "delivered",
         Outcome::Quarantined(_) => "quarantined",
         Outcome::NotDelivered => "not_delivered",
@@ -818,8 +818,8 @@ async fn finish<R, W>(
 
 /// The `[lmtp] on_error` decision after a failed delivery (`accept` cannot
 /// claim a copy that was not stored, so it is a tempfail here).
-fn failure_decision(engine: &Engine) -> Decision {
-    let policy = match engine
+fn failure_decision(daemon: &Daemon) -> Decision {
+    let policy = match daemon
         .config
         .lmtp
         .as_ref()
@@ -874,7 +874,7 @@ fn delivery_key(message_digest: &str, rcpt: &str, dir: &Path) -> String {
 /// already delivered is found and returned instead; otherwise a new name
 /// is recorded in the store (flushed) before the file is written.
 fn deliver_once(
-    engine: &Engine,
+    daemon: &Daemon,
     message_digest: &str,
     rcpt: &str,
     mailbox: &Path,
@@ -884,7 +884,7 @@ fn deliver_once(
 ) -> anyhow::Result<PathBuf> {
     let dir = maildir::folder_dir(mailbox, folder)?;
     let key = &delivery_key(message_digest, rcpt, &dir);
-    if let Some(record) = engine.store.delivery(key)?
+    if let Some(record) = daemon.store.delivery(key)?
         && let Some(path) =
             maildir::find_delivered(&record.dir, &record.base).with_context(|| {
                 format!(
@@ -906,7 +906,7 @@ fn deliver_once(
         base: base.clone(),
         time: unix_now(),
     };
-    engine.store.put_delivery(key, &record)?;
+    daemon.store.put_delivery(key, &record)?;
     Ok(maildir::deliver_as(mailbox, folder, flags, content, &base)?)
 }
 
@@ -915,7 +915,7 @@ fn deliver_once(
 /// directory, returning the index entry to record.
 #[allow(clippy::too_many_arguments)]
 async fn store_copy(
-    engine: &Arc<Engine>,
+    daemon: &Arc<Daemon>,
     decision: &Decision,
     rcpt: &str,
     wire: &Arc<Vec<u8>>,
@@ -926,14 +926,14 @@ async fn store_copy(
     let copy = rewrite::delivered_copy(wire, decision, recipients);
     let folder = decision.folder.clone();
     let flags = decision_flags(decision);
-    let engine = engine.clone();
+    let daemon = daemon.clone();
     let rcpt = rcpt.to_string();
     let quarantine = decision.verdict == Verdict::Quarantine;
     let rule = decision.decided_by.clone().unwrap_or_default();
     let reason = decision.quarantine_reason.clone().unwrap_or_default();
     let summary = summary.clone();
     tokio::task::spawn_blocking(move || {
-        let lmtp = engine
+        let lmtp = daemon
             .config
             .lmtp
             .as_ref()
@@ -946,7 +946,7 @@ async fn store_copy(
             let content = maildir::to_lf(&copy);
             let path = match &message_digest {
                 Some(digest) => deliver_once(
-                    &engine,
+                    &daemon,
                     digest,
                     &rcpt,
                     &mailbox,
@@ -958,8 +958,8 @@ async fn store_copy(
             };
             return Ok(Stored::Delivered(path));
         }
-        let id = format!("L{}", engine.store.generate_id()?);
-        let file = write_held(&engine.config.state_dir, &id, &copy)?;
+        let id = format!("L{}", daemon.store.generate_id()?);
+        let file = write_held(&daemon.config.state_dir, &id, &copy)?;
         Ok(Stored::Held(Box::new(QuarantineEntry {
             queue_id: id,
             audit_id: 0,
@@ -1009,12 +1009,12 @@ fn write_held(state_dir: &Path, id: &str, copy: &[u8]) -> anyhow::Result<PathBuf
 /// Releases a quarantined LMTP copy: delivers it where its decision said
 /// (folder, flags; headers were edited when it was held), then forgets it.
 /// Returns the delivered file.
-pub fn release_held(engine: &Engine, entry: &QuarantineEntry) -> anyhow::Result<PathBuf> {
+pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<PathBuf> {
     let hold = entry
         .lmtp
         .as_ref()
         .context("not an LMTP quarantine entry")?;
-    let lmtp = engine
+    let lmtp = daemon
         .config
         .lmtp
         .as_ref()
@@ -1030,7 +1030,7 @@ pub fn release_held(engine: &Engine, entry: &QuarantineEntry) -> anyhow::Result<
     )?;
     // Delivered first: a crash now leaves it listed (a second release would
     // deliver it again) rather than lost.
-    engine.store.remove_quarantine(&entry.queue_id)?;
+    daemon.store.remove_quarantine(&entry.queue_id)?;
     let _ = std::fs::remove_file(&hold.file);
     tracing::info!(
         "quarantine: {} released to <{}> ({})",
@@ -1042,12 +1042,12 @@ pub fn release_held(engine: &Engine, entry: &QuarantineEntry) -> anyhow::Result<
 }
 
 /// Deletes a quarantined LMTP copy: index entry, then file.
-pub fn delete_held(engine: &Engine, entry: &QuarantineEntry) -> anyhow::Result<()> {
+pub fn delete_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<()> {
     let hold = entry
         .lmtp
         .as_ref()
         .context("not an LMTP quarantine entry")?;
-    engine.store.remove_quarantine(&entry.queue_id)?;
+    daemon.store.remove_quarantine(&entry.queue_id)?;
     match std::fs::remove_file(&hold.file) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
