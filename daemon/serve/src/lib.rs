@@ -26,6 +26,7 @@ mod milter;
 mod outbox;
 mod reload;
 mod stages;
+mod stamp;
 mod state;
 mod store;
 

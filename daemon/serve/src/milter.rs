@@ -49,9 +49,9 @@ use super::Listener;
 use super::config::OnError;
 use super::outbox::{self, Origin};
 use super::stages::{
-    self, Answer, ClientFacts, Edit, MessageFacts, PolicyCause, StagePlan, StagedRates,
+    self, Answer, ClientFacts, Edit, MessageFacts, Plan, PolicyCause, StagePlan, StagedRates,
 };
-use super::state::{Daemon, LoadedRuleset, Source, unix_now};
+use super::state::{Daemon, LoadedRuleset, Record, Source, unix_now};
 
 /// The modifications Weir may ask for (LANGUAGE.md §5): add, change and
 /// remove headers; add and remove recipients; quarantine.
@@ -140,8 +140,9 @@ struct InFlight {
     now: i64,
     /// The boundary of the last evaluation that ran.
     last_boundary: Option<usize>,
-    /// The final decision, once known.
-    decided: Option<Decision>,
+    /// The final decisions, once known: one per envelope recipient when
+    /// the daemon also delivers by LMTP (`recipients.rs`), else one.
+    decided: Option<Vec<Decision>>,
 }
 
 fn text(c: &CStr) -> String {
@@ -323,7 +324,7 @@ async fn abort(cx: &mut Context<Session>) -> Status {
 async fn limit_exceeded(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) -> Status {
     let decision =
         stages::policy_decision(daemon.config.limits.on_limit, stage, PolicyCause::Limit);
-    settle(daemon, cx, decision).await
+    settle(daemon, cx, vec![decision]).await
 }
 
 /// Evaluates the message at `stage` if that can decide anything new; a
@@ -341,26 +342,38 @@ async fn advance(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) 
     }
     message.last_boundary = Some(message.plan.boundary(stage));
     match evaluate(daemon, message, &client, stage).await {
-        Some(decision) => settle(daemon, cx, decision).await,
+        Some(decisions) => settle(daemon, cx, decisions).await,
         None => Status::Continue,
     }
 }
 
-/// Keeps a final decision for the end of the message, or (reject,
-/// tempfail) records and answers it now.
-async fn settle(daemon: &Arc<Daemon>, cx: &mut Context<Session>, decision: Decision) -> Status {
+/// Whether each envelope recipient is decided on its own: when this
+/// daemon also delivers by LMTP, so the decisions can be handed on in the
+/// stamp (`milter/recipients.rs`).
+fn per_recipient(daemon: &Daemon) -> bool {
+    daemon.config.lmtp.is_some()
+}
+
+/// Keeps final decisions for the end of the message, or, when every
+/// recipient is refused alike (reject, tempfail), records and answers it
+/// now.
+async fn settle(
+    daemon: &Arc<Daemon>,
+    cx: &mut Context<Session>,
+    decisions: Vec<Decision>,
+) -> Status {
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
         return Status::Continue;
     };
-    if !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail) {
-        message.decided = Some(decision);
+    let Some(refused) = recipients::agreed_refusal(&decisions).cloned() else {
+        message.decided = Some(decisions);
         return Status::Continue;
-    }
+    };
     let queue_id = macro_text(&cx.macros, c"i").unwrap_or_default();
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
         return Status::Continue;
     };
-    let decision = record(daemon, &message, &queue_id, decision).await;
+    let (decision, _) = record(daemon, &message, &queue_id, refused, &decisions).await;
     refuse(&mut cx.reply, &decision)
 }
 
@@ -394,15 +407,16 @@ fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &
     }
 }
 
-/// Runs one evaluation (off the async threads, bounded by `eval_timeout`).
-/// Returns the decision if it is final; evaluation failure gives the
-/// `on_error` decision, which is final.
+/// Runs one evaluation, or one per envelope recipient once they are known
+/// and [`per_recipient`] (off the async threads, bounded by
+/// `eval_timeout`). Returns the decisions if every one is final;
+/// evaluation failure gives the `on_error` decision, which is final.
 async fn evaluate(
     daemon: &Arc<Daemon>,
     message: &mut InFlight,
     client: &ClientFacts,
     stage: Stage,
-) -> Option<Decision> {
+) -> Option<Vec<Decision>> {
     let limits = Limits {
         max_message_size: daemon.config.limits.max_message_size,
         max_headers: daemon.config.limits.max_headers,
@@ -413,23 +427,40 @@ async fn evaluate(
     let loaded = message.loaded.clone();
     let plan = message.plan.clone();
     let now = message.now;
+    let each_recipient = per_recipient(daemon) && stage >= Stage::Rcpt && facts.to.len() > 1;
     let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(daemon.store.clone()));
     let job = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let tx = match facts.transaction(&client, stage, now, &limits) {
+        let mut tx = match facts.transaction(&client, stage, now, &limits) {
             Ok(tx) => tx,
             Err(e) => return (Err(e), rates, started.elapsed()),
         };
-        let decision = loaded
-            .evaluator
-            .evaluate(&tx, &mut rates, &EvalOptions::default());
-        let is_final = plan.is_final(loaded.ruleset(), &decision, stage);
+        // One rate counter for the message: a key counts once however many
+        // recipients evaluate it.
+        let mut run = |tx: &weir_stdlib::Transaction| {
+            loaded
+                .evaluator
+                .evaluate(tx, &mut rates, &EvalOptions::default())
+        };
+        let decisions = if each_recipient {
+            let mut decisions = Vec::new();
+            for recipient in tx.envelope.to.clone() {
+                tx.envelope.recipient = Some(recipient);
+                decisions.push(run(&tx));
+            }
+            decisions
+        } else {
+            vec![run(&tx)]
+        };
+        let is_final = decisions
+            .iter()
+            .all(|d| plan.is_final(loaded.ruleset(), d, stage));
         if is_final {
             rates.commit();
         } else {
             rates.discard();
         }
-        (Ok((decision, is_final)), rates, started.elapsed())
+        (Ok((decisions, is_final)), rates, started.elapsed())
     });
     let on_error = daemon.config.milter.on_error;
     match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
@@ -437,69 +468,108 @@ async fn evaluate(
             message.rates = rates;
             daemon.observe_eval(elapsed);
             match outcome {
-                Ok((decision, true)) => Some(decision),
+                Ok((decisions, true)) => Some(decisions),
                 Ok((_, false)) => None,
                 Err(limit) => {
                     tracing::warn!("{limit}");
-                    Some(stages::policy_decision(
+                    Some(vec![stages::policy_decision(
                         daemon.config.limits.on_limit,
                         stage,
                         PolicyCause::Limit,
-                    ))
+                    )])
                 }
             }
         }
         Ok(Err(join)) => {
             tracing::error!("rule evaluation failed: {join}");
-            Some(stages::policy_decision(on_error, stage, PolicyCause::Error))
+            Some(vec![stages::policy_decision(
+                on_error,
+                stage,
+                PolicyCause::Error,
+            )])
         }
         Err(_) => {
             tracing::warn!(
                 "rule evaluation took longer than eval_timeout ({:?})",
                 daemon.config.limits.eval_timeout
             );
-            Some(stages::policy_decision(on_error, stage, PolicyCause::Error))
+            Some(vec![stages::policy_decision(
+                on_error,
+                stage,
+                PolicyCause::Error,
+            )])
         }
     }
 }
 
 /// Records a final decision (audit entry flushed, quarantine index,
-/// metrics, event) and returns the decision to carry out: the `on_error`
-/// one when it cannot be recorded, since nothing may be decided unrecorded.
+/// metrics, event) with the side effects of every recipient's decision in
+/// `all`, and returns the decision to carry out with the audit entry's id:
+/// the `on_error` decision and no id when it cannot be recorded, since
+/// nothing may be decided unrecorded.
 async fn record(
     daemon: &Arc<Daemon>,
     message: &InFlight,
     queue_id: &str,
     decision: Decision,
-) -> Decision {
+    all: &[Decision],
+) -> (Decision, Option<u64>) {
     let summary = message.facts.summary();
     let version = message.loaded.version;
     let stage = decision.stage;
+    let mut extra = serde_json::Map::new();
+    if per_recipient(daemon) && !message.facts.to.is_empty() {
+        let all = recipients::expand(all, message.facts.to.len());
+        extra.insert(
+            "recipients".into(),
+            recipients::outcomes_json(&message.facts.to, &all),
+        );
+    }
     let job = {
         let daemon = daemon.clone();
         let queue_id = queue_id.to_string();
         let facts = message.facts.clone();
+        let all = all.to_vec();
         tokio::task::spawn_blocking(move || {
-            let result = queue_side_effects(&daemon, &facts, &decision).and_then(|queued| {
-                let entry =
-                    daemon.record_message(Source::Milter, &queue_id, version, &decision, &summary);
-                if queued > 0 {
-                    daemon.outbox_wake.notify_one();
+            let mut queued = 0;
+            for one in &all {
+                match queue_side_effects(&daemon, &facts, one) {
+                    Ok(n) => queued += n,
+                    Err(e) => return (Err(e), decision),
                 }
-                entry
-            });
-            (result, decision)
+            }
+            let record = Record {
+                source: Source::Milter,
+                queue_id: &queue_id,
+                version,
+                summary: &summary,
+                extra,
+                lmtp_held: None,
+            };
+            let entry = daemon.record(record, &decision);
+            if queued > 0 {
+                daemon.outbox_wake.notify_one();
+            }
+            (entry, decision)
         })
     };
     match job.await {
-        Ok((Ok(_), decision)) => decision,
+        Ok((Ok(entry), decision)) => (decision, Some(entry.id)),
         Ok((Err(e), _)) => {
             tracing::error!("cannot record the decision: {e:#}");
-            stages::policy_decision(daemon.config.milter.on_error, stage, PolicyCause::Error)
+            let policy = daemon.config.milter.on_error;
+            (
+                stages::policy_decision(policy, stage, PolicyCause::Error),
+                None,
+            )
         }
         Err(e) => {
             tracing::error!("cannot record the decision: {e}");
-            stages::policy_decision(daemon.config.milter.on_error, stage, PolicyCause::Error)
+            let policy = daemon.config.milter.on_error;
+            (
+                stages::policy_decision(policy, stage, PolicyCause::Error),
+                None,
+            )
         }
     }
 }
@@ -541,16 +611,78 @@ async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {
     let Some(mut message) = session.message.take() else {
         return Status::Continue;
     };
-    let decision = match message.decided.take() {
-        Some(decision) => decision,
+    let decisions = match message.decided.take() {
+        Some(decisions) => decisions,
         None => match evaluate(&daemon, &mut message, &client, Stage::Body).await {
-            Some(decision) => decision,
+            Some(decisions) => decisions,
             // Unreachable: every evaluation at the body stage is final.
-            None => stages::policy_decision(OnError::Accept, Stage::Body, PolicyCause::Error),
+            None => vec![stages::policy_decision(
+                OnError::Accept,
+                Stage::Body,
+                PolicyCause::Error,
+            )],
         },
     };
-    let decision = record(&daemon, &message, &queue_id, decision).await;
+    if per_recipient(&daemon) && !message.facts.to.is_empty() {
+        return eom_stamped(&daemon, cx, &message, &queue_id, decisions).await;
+    }
+    let decision = decisions.into_iter().next().unwrap_or_else(|| {
+        stages::policy_decision(OnError::Accept, Stage::Body, PolicyCause::Error)
+    });
+    let all = [decision.clone()];
+    let (decision, _) = record(&daemon, &message, &queue_id, decision, &all).await;
     let plan = stages::plan(&decision, &message.facts);
+    carry_out(cx, &queue_id, plan, &decision).await
+}
+
+/// The end of a message decided per recipient (`milter/recipients.rs`):
+/// one audit entry, then the SMTP answer, or the common edits and the
+/// stamp LMTP delivery follows.
+async fn eom_stamped(
+    daemon: &Arc<Daemon>,
+    cx: &mut EomContext<Session>,
+    message: &InFlight,
+    queue_id: &str,
+    decisions: Vec<Decision>,
+) -> Status {
+    let decisions = recipients::expand(&decisions, message.facts.to.len());
+    let whole = recipients::message_decision(&decisions);
+    let (decision, audit_id) = record(daemon, message, queue_id, whole, &decisions).await;
+    let Some(audit_id) = audit_id else {
+        // Not recorded: the `on_error` decision, for the whole message.
+        let plan = stages::plan(&decision, &message.facts);
+        return carry_out(cx, queue_id, plan, &decision).await;
+    };
+    let per_recipient = RecipientDecisions {
+        decisions: &decisions,
+        facts: &message.facts,
+    };
+    let plan = match recipients::settle(&per_recipient, queue_id, message.loaded.version) {
+        Settled::Whole(answer) => Plan {
+            edits: Vec::new(),
+            answer,
+        },
+        Settled::Stamped {
+            mut edits,
+            answer,
+            mut stamp,
+        } => {
+            stamp.audit_id = audit_id;
+            edits.push(recipients::stamp_edit(&stamp, &daemon.stamp_key));
+            Plan { edits, answer }
+        }
+    };
+    carry_out(cx, queue_id, plan, &decision).await
+}
+
+/// Sends the plan's edits, then its answer (`decision` gives a refusal's
+/// reply).
+async fn carry_out(
+    cx: &mut EomContext<Session>,
+    queue_id: &str,
+    plan: Plan,
+    decision: &Decision,
+) -> Status {
     for edit in &plan.edits {
         if let Err(e) = apply(&cx.actions, edit).await {
             tracing::warn!("milter edit {edit:?} failed: {e}");
@@ -565,7 +697,7 @@ async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {
             }
             Status::Accept
         }
-        Answer::Reject(_) | Answer::Tempfail(_) => refuse(&mut cx.reply, &decision),
+        Answer::Reject(_) | Answer::Tempfail(_) => refuse(&mut cx.reply, decision),
     }
 }
 
@@ -711,6 +843,9 @@ impl AsyncWrite for Tracked {
 }
 
 pub mod client;
+mod recipients;
+
+use recipients::{RecipientDecisions, Settled};
 
 #[cfg(test)]
 mod tests {

@@ -534,6 +534,7 @@ pub fn plan(decision: &Decision, facts: &MessageFacts) -> Plan {
     let mut rcpts: Vec<String> = facts.to.iter().map(|a| strip_brackets(a)).collect();
     headers.remove(&mut edits, TAGS_HEADER);
     headers.remove(&mut edits, FOLDER_HEADER);
+    headers.remove(&mut edits, crate::stamp::STAMP_HEADER);
     for taken in &decision.actions {
         if taken.shadow {
             continue;

@@ -10,6 +10,7 @@ use weir_compiler::{Decision, Ruleset, Verdict};
 use super::config::Config;
 use super::metrics::Metrics;
 use super::reload::{self, ReloadState};
+use super::stamp::StampKey;
 use super::store::{MessageRates, MessageSummary, QuarantineEntry, Store};
 use weir_compiler::Evaluator;
 
@@ -81,6 +82,23 @@ pub struct AuditEntry {
     pub decision: serde_json::Value,
 }
 
+/// The context of one audit entry ([`Daemon::record`]).
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// Milter or LMTP.
+    pub source: Source,
+    /// The MTA's queue id, or `""`.
+    pub queue_id: &'a str,
+    /// The version of the ruleset that decided.
+    pub version: u64,
+    /// The message.
+    pub summary: &'a MessageSummary,
+    /// Fields added to the decision object.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// An LMTP quarantine index entry to write with the audit entry.
+    pub lmtp_held: Option<QuarantineEntry>,
+}
+
 /// The daemon's shared state.
 pub struct Daemon {
     /// The configuration it was started with.
@@ -93,6 +111,8 @@ pub struct Daemon {
     pub events: tokio::sync::broadcast::Sender<AuditEntry>,
     /// Wakes the outbox worker when a side effect is queued or retried.
     pub outbox_wake: tokio::sync::Notify,
+    /// Signs the milter's decision stamps and verifies them at delivery.
+    pub stamp_key: StampKey,
     current: arc_swap::ArcSwap<LoadedRuleset>,
     /// Reload bookkeeping: one reload at a time, the last error, the files
     /// to watch.
@@ -123,6 +143,7 @@ impl Daemon {
         let candidate = reload::prepare(&config.rules, &weir_compiler::FsLoader)?;
         candidate.warn_lmtp_only(config.lmtp.is_some());
         let store = Store::open(&config.state_dir)?;
+        let stamp_key = StampKey::load(&config.state_dir)?;
         let version = store.next_ruleset_version()?;
         let metrics = Metrics::new();
         metrics.set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
@@ -134,6 +155,7 @@ impl Daemon {
             metrics,
             events,
             outbox_wake: tokio::sync::Notify::new(),
+            stamp_key,
             current: arc_swap::ArcSwap::from_pointee(loaded),
             reload: ReloadState::new(candidate.watch),
         }))
@@ -152,38 +174,23 @@ impl Daemon {
 
     /// Records a decision: audit entry flushed to disk before returning,
     /// metrics updated, event published; call before replying to the MTA.
-    /// The summary is kept in the quarantine index when the verdict is
-    /// `quarantine`, so the API can show what is held.
-    pub fn record_message(
-        &self,
-        source: Source,
-        queue_id: &str,
-        version: u64,
-        decision: &Decision,
-        summary: &MessageSummary,
-    ) -> anyhow::Result<AuditEntry> {
-        self.record_delivery(source, queue_id, version, decision, summary, None, None)
-    }
-
-    /// [`Daemon::record_message`] for one LMTP recipient: its address is
-    /// added to the decision object (`"recipient"`), and `held`, an LMTP
-    /// quarantine index entry, is written and flushed with the audit entry.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_delivery(
-        &self,
-        source: Source,
-        queue_id: &str,
-        version: u64,
-        decision: &Decision,
-        summary: &MessageSummary,
-        recipient: Option<&str>,
-        lmtp_held: Option<QuarantineEntry>,
-    ) -> anyhow::Result<AuditEntry> {
+    /// A milter `quarantine` is indexed by queue id (the MTA's hold queue),
+    /// so the API can show, release and delete it. `record` adds fields to
+    /// the decision object (an LMTP recipient, the milter's per-recipient
+    /// outcomes) and may carry an LMTP quarantine index entry, written and
+    /// flushed with the audit entry.
+    pub fn record(&self, record: Record<'_>, decision: &Decision) -> anyhow::Result<AuditEntry> {
+        let Record {
+            source,
+            queue_id,
+            version,
+            summary,
+            extra,
+            lmtp_held,
+        } = record;
         let time = unix_now();
         let mut object = weir_compiler::report::decision_json(decision);
-        if let Some(recipient) = recipient {
-            object.insert("recipient".into(), recipient.into());
-        }
+        object.extend(extra);
         let entry = AuditEntry {
             id: 0,
             time,

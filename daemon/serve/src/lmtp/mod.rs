@@ -62,7 +62,8 @@ use super::Listener;
 use super::config::OnError;
 use super::outbox::{self, Origin};
 use super::stages::{self, PolicyCause};
-use super::state::{Daemon, LoadedRuleset, Source, unix_now};
+use super::stamp::{self, STAMP_HEADER, Stamp};
+use super::state::{Daemon, LoadedRuleset, Record, Source, unix_now};
 use super::store::{DeliveryRecord, LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
 use command::Command;
 
@@ -501,16 +502,18 @@ async fn deliver_all<R, W>(
                 from: envelope.from.clone(),
                 ..MessageSummary::default()
             };
+            let refused = Delivery::refused(loaded.version, &summary);
             for rcpt in &envelope.recipients {
                 // Permanent whatever `on_limit` says, as for `SIZE=` at
                 // MAIL: the same message will never fit (RFC 5321 552).
                 let decision =
                     stages::policy_decision(OnError::Reject, Stage::Body, PolicyCause::Limit);
-                finish(daemon, conn, &loaded, &summary, rcpt, decision, None, None).await;
+                finish(daemon, conn, &refused, rcpt, decision).await;
             }
             return;
         }
     };
+    let (wire, stamp) = take_stamp(daemon, wire, &envelope.from);
     let wire = Arc::new(wire);
     // The origin has read the headers the summary needs: no second pass.
     let origin = Origin::new(&wire, &envelope.from, &envelope.recipients);
@@ -533,9 +536,10 @@ async fn deliver_all<R, W>(
                 Err(e) => tracing::error!("LMTP message parsing failed: {e}"),
                 Ok(Ok(_)) => {}
             }
+            let refused = Delivery::refused(loaded.version, &summary);
             for rcpt in &envelope.recipients {
                 let decision = stages::policy_decision(on_limit, Stage::Body, PolicyCause::Limit);
-                finish(daemon, conn, &loaded, &summary, rcpt, decision, None, None).await;
+                finish(daemon, conn, &refused, rcpt, decision).await;
             }
             return;
         }
@@ -565,21 +569,80 @@ async fn deliver_all<R, W>(
     // One counter for the message: a rate key counts once however many
     // recipients evaluate it.
     let mut rates = daemon.message_rates();
+    let evaluated = Delivery {
+        version: loaded.version,
+        summary: &summary,
+        message: Some((&wire, &envelope.recipients)),
+        origin: Some(&origin),
+        stamped: None,
+    };
     for rcpt in &envelope.recipients {
+        if let Some((decision, stamped)) = stamp.as_ref().and_then(|s| stamped_decision(s, rcpt)) {
+            let delivery = Delivery {
+                version: stamped.version,
+                stamped: Some(stamped),
+                ..evaluated
+            };
+            finish(daemon, conn, &delivery, rcpt, decision).await;
+            continue;
+        }
         let (decision, back) = evaluate(daemon, &loaded, &base, &message, rcpt, rates).await;
         rates = back;
-        finish(
-            daemon,
-            conn,
-            &loaded,
-            &summary,
-            rcpt,
-            decision,
-            Some((&wire, &envelope.recipients)),
-            Some(&origin),
-        )
-        .await;
+        finish(daemon, conn, &evaluated, rcpt, decision).await;
     }
+}
+
+/// Removes every [`STAMP_HEADER`] field from `wire` and returns the stamp
+/// they carried, if it is valid (`stamp.rs`); an invalid one is logged and
+/// ignored.
+fn take_stamp(daemon: &Daemon, wire: Vec<u8>, from: &str) -> (Vec<u8>, Option<Stamp>) {
+    let mut raw = rewrite::RawMessage::split(&wire);
+    if !raw
+        .fields
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(STAMP_HEADER))
+    {
+        return (wire, None);
+    }
+    let found = stamp::find(&raw.header_pairs(), from, &daemon.stamp_key);
+    raw.fields
+        .retain(|(n, _)| !n.eq_ignore_ascii_case(STAMP_HEADER));
+    let stamp = match found {
+        Some(Ok(stamp)) => Some(stamp),
+        Some(Err(e)) => {
+            tracing::warn!(
+                "LMTP: a {STAMP_HEADER} field {e} was removed and ignored; the message is evaluated"
+            );
+            None
+        }
+        None => None,
+    };
+    (raw.to_bytes(), stamp)
+}
+
+/// The decision stamped for `rcpt`, to be carried out without evaluating
+/// again. `None` (evaluate) for a recipient the stamp does not name and
+/// for a stamped `tempfail`: a deferral asks for a new decision when the
+/// MTA tries again. A `quarantine` the MTA's hold queue already carried
+/// out (the message is here, so it was released) becomes an `accept`.
+fn stamped_decision(stamp: &Stamp, rcpt: &str) -> Option<(Decision, Stamped)> {
+    let outcome = stamp.outcome_for(rcpt)?;
+    let mut decision = outcome.decision()?;
+    if decision.verdict == Verdict::Tempfail {
+        return None;
+    }
+    if stamp.held && decision.verdict == Verdict::Quarantine {
+        decision.verdict = Verdict::Accept;
+    }
+    Some((
+        decision,
+        Stamped {
+            audit_id: stamp.audit_id,
+            queue_id: stamp.queue_id.clone(),
+            version: stamp.ruleset_version,
+            edits_applied: stamp.edits_applied,
+        },
+    ))
 }
 
 /// Evaluates the rules for one recipient, off the async threads and
@@ -670,37 +733,72 @@ enum Outcome {
     Refused(Reply),
 }
 
+/// What carrying out the decisions of one message needs besides each
+/// recipient's decision.
+#[derive(Debug, Clone)]
+struct Delivery<'a> {
+    /// The version of the ruleset that decided.
+    version: u64,
+    /// The message, for the audit log.
+    summary: &'a MessageSummary,
+    /// The received message and all recipients (`None` when it was not
+    /// kept: every decision is then a refusal).
+    message: Option<(&'a Arc<Vec<u8>>, &'a Vec<String>)>,
+    /// What the side effects need.
+    origin: Option<&'a Origin>,
+    /// Set when the milter decided (the stamp): then its audit entry and
+    /// side effects stand, and nothing is recorded or queued again.
+    stamped: Option<Stamped>,
+}
+
+/// The milter's decision for a message, from its stamp.
+#[derive(Debug, Clone)]
+struct Stamped {
+    /// The milter's audit entry.
+    audit_id: u64,
+    /// The queue id the milter saw.
+    queue_id: String,
+    /// The ruleset version that decided.
+    version: u64,
+    /// Whether the milter made the header edits already.
+    edits_applied: bool,
+}
+
+impl<'a> Delivery<'a> {
+    /// A message that was not kept (too large, unparsable).
+    fn refused(version: u64, summary: &'a MessageSummary) -> Delivery<'a> {
+        Delivery {
+            version,
+            summary,
+            message: None,
+            origin: None,
+            stamped: None,
+        }
+    }
+}
+
 /// Carries out one recipient's decision, records it, and queues its reply.
-/// `message` is the received message and all recipients (`None` when it
-/// was not kept: the decision is then a refusal), `origin` what its side
-/// effects need.
-#[allow(clippy::too_many_arguments)]
 async fn finish<R, W>(
     daemon: &Arc<Daemon>,
     conn: &mut Conn<R, W>,
-    loaded: &Arc<LoadedRuleset>,
-    summary: &MessageSummary,
+    delivery: &Delivery<'_>,
     rcpt: &str,
     mut decision: Decision,
-    message: Option<(&Arc<Vec<u8>>, &Vec<String>)>,
-    origin: Option<&Origin>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut summary = summary.clone();
+    let mut summary = delivery.summary.clone();
     summary.to = vec![rcpt.to_string()];
     let mut held = None;
-    let outcome = match (decision.verdict, message) {
+    let outcome = match (decision.verdict, delivery.message) {
         (Verdict::Reject | Verdict::Tempfail, _) | (_, None) => {
             Outcome::Refused(refusal(&decision))
         }
         (Verdict::Discard, _) => Outcome::NotDelivered,
         (_, Some(_)) if drops_local_copy(&decision, rcpt) => Outcome::NotDelivered,
-        (verdict, Some((wire, recipients))) => {
-            let digest = origin.map(|o| o.digest.clone());
-            let stored =
-                store_copy(daemon, &decision, rcpt, wire, recipients, &summary, digest).await;
+        (verdict, Some(_)) => {
+            let stored = store_copy(daemon, delivery, &decision, rcpt, &summary).await;
             match (verdict, stored) {
                 (Verdict::Quarantine, Ok(Stored::Held(entry))) => {
                     let id = entry.queue_id.clone();
@@ -721,70 +819,22 @@ async fn finish<R, W>(
             }
         }
     };
-    if let (Some(origin), Some((wire, recipients))) = (origin, message) {
-        let accepted = !matches!(outcome, Outcome::Refused(_));
-        let queued = {
-            let daemon = daemon.clone();
-            let origin = origin.clone();
-            let decision = decision.clone();
-            let wire = wire.clone();
-            let recipients = recipients.clone();
-            tokio::task::spawn_blocking(move || {
-                let copy = || rewrite::delivered_copy(&wire, &decision, &recipients);
-                let added = outbox::enqueue(&daemon, &origin, &decision, accepted, Some(&copy))?;
-                if added > 0 {
-                    // Durable before the reply (the audit entry below
-                    // flushes too, but a failure there must not lose these).
-                    daemon.store.flush()?;
-                    daemon.outbox_wake.notify_one();
-                }
-                anyhow::Ok(())
-            })
-            .await
-        };
-        let queued = match queued {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = queued {
-            tracing::error!("cannot queue the side effects for <{rcpt}>: {e}");
-            // A copy already delivered keeps its 250 (a refusal would make
-            // the MTA deliver it twice); otherwise the MTA tries again
-            // later and the side effects are queued then.
-            if !matches!(outcome, Outcome::Delivered | Outcome::Refused(_)) {
-                if let Some(hold) = held.as_ref().and_then(|h| h.lmtp.as_ref()) {
-                    let _ = std::fs::remove_file(&hold.file);
-                }
-                conn.reply_with(&refusal(&failure_decision(daemon)));
-                return;
+    if delivery.stamped.is_none()
+        && let Err(e) = queue_side_effects(daemon, delivery, &decision, &outcome).await
+    {
+        tracing::error!("cannot queue the side effects for <{rcpt}>: {e}");
+        // A copy already delivered keeps its 250 (a refusal would make
+        // the MTA deliver it twice); otherwise the MTA tries again
+        // later and the side effects are queued then.
+        if !matches!(outcome, Outcome::Delivered | Outcome::Refused(_)) {
+            if let Some(hold) = held.as_ref().and_then(|h| h.lmtp.as_ref()) {
+                let _ = std::fs::remove_file(&hold.file);
             }
+            conn.reply_with(&refusal(&failure_decision(daemon)));
+            return;
         }
     }
-    let recorded = {
-        let daemon = daemon.clone();
-        let version = loaded.version;
-        let rcpt = rcpt.to_string();
-        let decision = decision.clone();
-        let held = held.clone();
-        tokio::task::spawn_blocking(move || {
-            daemon.record_delivery(
-                Source::Lmtp,
-                "",
-                version,
-                &decision,
-                &summary,
-                Some(&rcpt),
-                held,
-            )
-        })
-        .await
-    };
-    let recorded = match recorded {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(e) => Err(e.to_string()),
-    };
+    let recorded = record(daemon, delivery, rcpt, &decision, summary, held.clone()).await;
     if let Err(e) = recorded {
         tracing::error!("cannot record the LMTP decision for <{rcpt}>: {e}");
         // Not indexed, so not releasable: refuse rather than hold a message
@@ -798,6 +848,15 @@ async fn finish<R, W>(
             return;
         }
     }
+    reply_outcome(daemon, conn, rcpt, outcome);
+}
+
+/// Counts and sends a recipient's reply.
+fn reply_outcome<R, W>(daemon: &Daemon, conn: &mut Conn<R, W>, rcpt: &str, outcome: Outcome)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     daemon.metrics.lmtp_delivered(match outcome {
         Outcome::Delivered => "delivered",
         Outcome::Quarantined(_) => "quarantined",
@@ -813,6 +872,92 @@ async fn finish<R, W>(
             conn.reply(250, "2.0.0", &format!("<{rcpt}> accepted, not delivered"));
         }
         Outcome::Refused(reply) => conn.reply_with(&reply),
+    }
+}
+
+/// Queues one recipient's side effects in the outbox, flushed.
+async fn queue_side_effects(
+    daemon: &Arc<Daemon>,
+    delivery: &Delivery<'_>,
+    decision: &Decision,
+    outcome: &Outcome,
+) -> Result<(), String> {
+    let (Some(origin), Some((wire, recipients))) = (delivery.origin, delivery.message) else {
+        return Ok(());
+    };
+    let accepted = !matches!(outcome, Outcome::Refused(_));
+    let daemon = daemon.clone();
+    let origin = origin.clone();
+    let decision = decision.clone();
+    let wire = wire.clone();
+    let recipients = recipients.clone();
+    let queued = tokio::task::spawn_blocking(move || {
+        let copy = || rewrite::delivered_copy(&wire, &decision, &recipients);
+        let added = outbox::enqueue(&daemon, &origin, &decision, accepted, Some(&copy))?;
+        if added > 0 {
+            // Durable before the reply (the audit entry below
+            // flushes too, but a failure there must not lose these).
+            daemon.store.flush()?;
+            daemon.outbox_wake.notify_one();
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    match queued {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Records one recipient's decision: its own audit entry, or, for a
+/// decision the milter stamped, only the quarantine index entry of a held
+/// copy (under the milter's audit entry), flushed.
+async fn record(
+    daemon: &Arc<Daemon>,
+    delivery: &Delivery<'_>,
+    rcpt: &str,
+    decision: &Decision,
+    summary: MessageSummary,
+    held: Option<QuarantineEntry>,
+) -> Result<(), String> {
+    let daemon = daemon.clone();
+    let version = delivery.version;
+    let rcpt = rcpt.to_string();
+    let decision = decision.clone();
+    let stamped = delivery.stamped.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        if let Some(stamped) = stamped {
+            tracing::info!(
+                "LMTP: <{rcpt}> {} as the milter decided (queue id {}, audit entry {}, ruleset {})",
+                decision.verdict.as_str(),
+                stamped.queue_id,
+                stamped.audit_id,
+                stamped.version,
+            );
+            if let Some(mut entry) = held {
+                entry.audit_id = stamped.audit_id;
+                daemon.store.put_quarantine(&entry)?;
+                daemon.store.flush()?;
+            }
+            return Ok(());
+        }
+        let mut extra = serde_json::Map::new();
+        extra.insert("recipient".into(), rcpt.into());
+        let record = Record {
+            source: Source::Lmtp,
+            queue_id: "",
+            version,
+            summary: &summary,
+            extra,
+            lmtp_held: held,
+        };
+        daemon.record(record, &decision).map(|_| ())
+    });
+    match job.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -911,19 +1056,27 @@ fn deliver_once(
 }
 
 /// Stores one recipient's copy: into its Maildir (once per message when
-/// the digest of the message as received is given: see [`deliver_once`]), or (quarantine) into the quarantine
-/// directory, returning the index entry to record.
-#[allow(clippy::too_many_arguments)]
+/// the digest of the message as received is known: see [`deliver_once`]),
+/// or (quarantine) into the quarantine directory, returning the index
+/// entry to record. The copy gets `Return-Path:` and `Delivered-To:` on
+/// top, as Dovecot's LMTP adds them, and the decision's header edits
+/// unless the milter made them already.
 async fn store_copy(
     daemon: &Arc<Daemon>,
+    delivery: &Delivery<'_>,
     decision: &Decision,
     rcpt: &str,
-    wire: &Arc<Vec<u8>>,
-    recipients: &[String],
     summary: &MessageSummary,
-    message_digest: Option<String>,
 ) -> anyhow::Result<Stored> {
-    let copy = rewrite::delivered_copy(wire, decision, recipients);
+    let (wire, recipients) = delivery.message.context("the message was not kept")?;
+    let edited = if delivery.stamped.as_ref().is_some_and(|s| s.edits_applied) {
+        wire.to_vec()
+    } else {
+        rewrite::delivered_copy(wire, decision, recipients)
+    };
+    let mut copy = trace_fields(&summary.from, rcpt);
+    copy.extend_from_slice(&edited);
+    let message_digest = delivery.origin.map(|o| o.digest.clone());
     let folder = decision.folder.clone();
     let flags = decision_flags(decision);
     let daemon = daemon.clone();
@@ -977,6 +1130,16 @@ async fn store_copy(
     })
     .await
     .context("the delivery task failed")?
+}
+
+/// `Return-Path:` (the envelope sender) and `Delivered-To:` (the
+/// recipient) as a delivery agent puts them on top of a copy. CR and LF in
+/// an address (which the LMTP parser does not let through) would be
+/// header injection: they become spaces.
+fn trace_fields(from: &str, rcpt: &str) -> Vec<u8> {
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let from = clean(&stages::strip_brackets(from));
+    format!("Return-Path: <{from}>\r\nDelivered-To: {}\r\n", clean(rcpt)).into_bytes()
 }
 
 /// The directory of quarantined LMTP copies.
