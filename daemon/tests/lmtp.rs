@@ -356,7 +356,13 @@ fn raw_protocol_sequences_errors_pipelining_and_limits() {
         let got = files(&l.mail.join(format!("example.test/{who}/new")));
         assert_eq!(got.len(), 1, "{who}");
         let text = std::fs::read_to_string(&got[0]).expect("copy");
-        assert_eq!(text, "Subject: dots\n\n.starts with a dot\n..\nbare lf\n");
+        // Return-Path and Delivered-To on top, as Dovecot's LMTP adds them.
+        assert_eq!(
+            text,
+            format!(
+                "Return-Path: <s@example.test>\nDelivered-To: {who}@example.test\nSubject: dots\n\n.starts with a dot\n..\nbare lf\n"
+            )
+        );
     }
 
     // Past max_message_size: read to the end, refused for every recipient,
