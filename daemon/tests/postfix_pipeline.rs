@@ -281,6 +281,33 @@ fn milter_and_lmtp_decide_each_message_once() {
     let outcomes = entries[0]["recipients"].as_array().expect("recipients");
     assert_eq!(outcomes.len(), 2, "{outcomes:?}");
     assert_eq!(outcomes[1]["folder"], "Lottery");
+    // What an operator looks for, and each copy's delivery.
+    let e = &entries[0];
+    assert_eq!(e["source"], "milter");
+    assert_eq!(e["message_id"], "won-1@example.test");
+    assert_eq!(e["from"], "lottery@example.test");
+    assert_eq!(
+        e["to"],
+        serde_json::json!(["alice@example.test", "bob@example.test"])
+    );
+    assert_eq!(e["client"]["ip"], "127.0.0.1", "{e:#}");
+    assert!(!e["client"]["helo"].as_str().unwrap_or("").is_empty(), "{e:#}");
+    assert!(e["size"].as_u64().unwrap_or(0) > 50, "{e:#}");
+    assert_eq!(e["verdict"], "accept");
+    assert_eq!(e["tags"], serde_json::json!(["lottery"]));
+    assert!(e["ruleset_version"].as_u64().is_some());
+    for outcome in outcomes {
+        assert_eq!(outcome["delivery"], "delivered", "{e:#}");
+    }
+    // One log line for the message, joinable with Postfix's by queue id.
+    let log = rig.daemon.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("{queue_id}: client=")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("verdict=accept"), "{}", lines[0]);
+    assert!(lines[0].contains("rules=lottery"), "{}", lines[0]);
 
     // The rule matched once, for the message; rate() counted it once, so
     // the next message from the sender is the second, not the third.

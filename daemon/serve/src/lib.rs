@@ -116,12 +116,16 @@ pub fn shutdown_signal(
 /// quiet unless `WEIR_LOG` names it.
 fn log_filter() -> tracing_subscriber::EnvFilter {
     const QUIET_JIT: &str = "cranelift_jit=warn,cranelift_codegen=warn";
-    let spec = std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".to_string());
-    let spec = if spec.contains("cranelift") {
-        spec
-    } else {
-        format!("{spec},{QUIET_JIT}")
-    };
+    // `WEIR_LOG=debug` is about Weir's own steps: the storage engine's
+    // internals stay at warnings unless named.
+    const QUIET_STORE: &str = "sled=warn";
+    let mut spec = std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".to_string());
+    if !spec.contains("cranelift") {
+        spec = format!("{spec},{QUIET_JIT}");
+    }
+    if !spec.contains("sled") {
+        spec = format!("{spec},{QUIET_STORE}");
+    }
     tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_JIT}")))
 }

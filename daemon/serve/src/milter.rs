@@ -133,6 +133,10 @@ pub struct Session {
 #[derive(Debug)]
 struct InFlight {
     loaded: Arc<LoadedRuleset>,
+    /// The client as known at MAIL FROM (for the audit log).
+    client: ClientFacts,
+    /// When MAIL FROM came (the log line's milliseconds).
+    started: Instant,
     plan: StagePlan,
     facts: Arc<MessageFacts>,
     rates: StagedRates,
@@ -226,7 +230,14 @@ async fn mail(daemon: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString>
             .unwrap_or_default(),
         ..MessageFacts::default()
     };
+    let client = cx
+        .data
+        .as_ref()
+        .map(|s| s.client.clone())
+        .unwrap_or_default();
     let message = InFlight {
+        client,
+        started: Instant::now(),
         plan: StagePlan::new(loaded.ruleset()),
         loaded,
         facts: Arc::new(facts),
@@ -517,7 +528,7 @@ async fn record(
     let summary = message.facts.summary();
     let version = message.loaded.version;
     let stage = decision.stage;
-    let mut extra = serde_json::Map::new();
+    let mut extra = message_fields(&message.facts, &message.client);
     if per_recipient(daemon) && !message.facts.to.is_empty() {
         let all = recipients::expand(all, message.facts.to.len());
         extra.insert(
@@ -530,6 +541,8 @@ async fn record(
         let queue_id = queue_id.to_string();
         let facts = message.facts.clone();
         let all = all.to_vec();
+        let started = message.started;
+        let client = message.client.clone();
         tokio::task::spawn_blocking(move || {
             let mut queued = 0;
             for one in &all {
@@ -547,6 +560,16 @@ async fn record(
                 lmtp_held: None,
             };
             let entry = daemon.record(record, &decision);
+            if entry.is_ok() {
+                let line = LogLine {
+                    queue_id: &queue_id,
+                    client: &client,
+                    facts: &facts,
+                    version,
+                    started,
+                };
+                line.write(&decision);
+            }
             if queued > 0 {
                 daemon.outbox_wake.notify_one();
             }
@@ -571,6 +594,73 @@ async fn record(
                 None,
             )
         }
+    }
+}
+
+/// What the audit entry keeps of the transaction besides the decision:
+/// `from`, `to`, `client` (`ip`, `name`, `helo`), `auth_user`, `size`.
+fn message_fields(
+    facts: &MessageFacts,
+    client: &ClientFacts,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("from".into(), facts.from.clone().into());
+    fields.insert("to".into(), facts.to.clone().into());
+    fields.insert(
+        "client".into(),
+        serde_json::json!({
+            "ip": client.ip.to_string(),
+            "name": client.name,
+            "helo": client.helo,
+        }),
+    );
+    fields.insert("auth_user".into(), facts.auth_user.clone().into());
+    fields.insert("size".into(), facts.summary().size.into());
+    fields
+}
+
+/// The one INFO line per message, joinable with Postfix's log by queue id
+/// (`NOQUEUE` before Postfix assigned one, as Postfix writes it).
+struct LogLine<'a> {
+    queue_id: &'a str,
+    client: &'a ClientFacts,
+    facts: &'a MessageFacts,
+    version: u64,
+    started: Instant,
+}
+
+impl LogLine<'_> {
+    fn write(&self, decision: &Decision) {
+        let reply = decision
+            .reply
+            .as_ref()
+            .map(|r| format!(" reply=\"{} {} {}\"", r.code, r.status, r.text))
+            .unwrap_or_default();
+        tracing::info!(
+            "{}: client={}[{}] helo={} from=<{}> to=<{}> verdict={}{reply} rules={} ruleset={} ms={}",
+            if self.queue_id.is_empty() {
+                "NOQUEUE"
+            } else {
+                self.queue_id
+            },
+            if self.client.name.is_empty() {
+                "unknown"
+            } else {
+                &self.client.name
+            },
+            self.client.ip,
+            self.client.helo,
+            self.facts.from,
+            self.facts.to.join(">,<"),
+            decision.verdict.as_str(),
+            if decision.matched.is_empty() {
+                "-".to_string()
+            } else {
+                decision.matched.join(",")
+            },
+            self.version,
+            self.started.elapsed().as_millis()
+        );
     }
 }
 

@@ -195,6 +195,29 @@ impl Store {
         Ok(entry)
     }
 
+    /// Changes the decision object of audit entry `id` with `change` and
+    /// flushes (a delivery outcome added to the milter's entry). `false`
+    /// when there is no such entry (pruned).
+    pub fn amend_audit(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut serde_json::Value),
+    ) -> anyhow::Result<bool> {
+        let _in_order = self
+            .audit_order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(bytes) = self.audit.get(id.to_be_bytes())? else {
+            return Ok(false);
+        };
+        let mut entry: AuditEntry = serde_json::from_slice(&bytes)?;
+        change(&mut entry.decision);
+        self.audit
+            .insert(id.to_be_bytes(), serde_json::to_vec(&entry)?)?;
+        self.flush()?;
+        Ok(true)
+    }
+
     /// Audit entries matching `filter`, oldest first, at most `limit`
     /// (the newest `limit` of them).
     pub fn audit_entries(&self, filter: &AuditFilter, limit: usize) -> Vec<AuditEntry> {

@@ -514,6 +514,7 @@ async fn deliver_all<R, W>(
         }
     };
     let (wire, stamp) = take_stamp(daemon, wire, &envelope.from);
+    let received = Received::of(&wire);
     let wire = Arc::new(wire);
     // The origin has read the headers the summary needs: no second pass.
     let origin = Origin::new(&wire, &envelope.from, &envelope.recipients);
@@ -536,7 +537,8 @@ async fn deliver_all<R, W>(
                 Err(e) => tracing::error!("LMTP message parsing failed: {e}"),
                 Ok(Ok(_)) => {}
             }
-            let refused = Delivery::refused(loaded.version, &summary);
+            let mut refused = Delivery::refused(loaded.version, &summary);
+            refused.received = &received;
             for rcpt in &envelope.recipients {
                 let decision = stages::policy_decision(on_limit, Stage::Body, PolicyCause::Limit);
                 finish(daemon, conn, &refused, rcpt, decision).await;
@@ -574,8 +576,11 @@ async fn deliver_all<R, W>(
         summary: &summary,
         message: Some((&wire, &envelope.recipients)),
         origin: Some(&origin),
+        received: &received,
         stamped: None,
     };
+    let started = Instant::now();
+    let mut decided = Vec::new();
     for rcpt in &envelope.recipients {
         if let Some((decision, stamped)) = stamp.as_ref().and_then(|s| stamped_decision(s, rcpt)) {
             let delivery = Delivery {
@@ -588,7 +593,127 @@ async fn deliver_all<R, W>(
         }
         let (decision, back) = evaluate(daemon, &loaded, &base, &message, rcpt, rates).await;
         rates = back;
-        finish(daemon, conn, &evaluated, rcpt, decision).await;
+        let decision = finish(daemon, conn, &evaluated, rcpt, decision).await;
+        decided.push((rcpt.as_str(), decision));
+    }
+    log_line(&evaluated, &decided, started);
+}
+
+/// The one INFO line per message LMTP decided (a stamped message was
+/// logged by the milter), joinable with Postfix's log by queue id.
+fn log_line(delivery: &Delivery<'_>, decided: &[(&str, Decision)], started: Instant) {
+    if decided.is_empty() {
+        return;
+    }
+    let mut rules: Vec<&str> = Vec::new();
+    for (_, d) in decided {
+        for rule in &d.matched {
+            if !rules.contains(&rule.as_str()) {
+                rules.push(rule);
+            }
+        }
+    }
+    let to: Vec<String> = decided
+        .iter()
+        .map(|(rcpt, d)| format!("<{rcpt}>:{}", d.verdict.as_str()))
+        .collect();
+    let received = delivery.received;
+    tracing::info!(
+        "{}: lmtp client={} from=<{}> to={} rules={} ruleset={} ms={}",
+        if received.queue_id.is_empty() {
+            "NOQUEUE"
+        } else {
+            &received.queue_id
+        },
+        if received.client.is_empty() {
+            "unknown"
+        } else {
+            &received.client
+        },
+        delivery.summary.from,
+        to.join(","),
+        if rules.is_empty() {
+            "-".to_string()
+        } else {
+            rules.join(",")
+        },
+        delivery.version,
+        started.elapsed().as_millis()
+    );
+}
+
+/// What the MTA's own trace field (the topmost `Received:`, which Postfix
+/// adds before it delivers) says about the message: its queue id and the
+/// client it came from, for the audit log of a message no milter saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Received {
+    /// The word after ` id ` (Postfix's queue id), or `""`.
+    queue_id: String,
+    /// What `from` says: `HELO (name [ip])`, or `""`.
+    client: String,
+}
+
+/// A `Received:` field's `from` part: `HELO (name [ip])` as the
+/// audit entry's `client` object (`ip`, `name`, `helo`).
+fn client_json(from: &str) -> serde_json::Value {
+    let (helo, rest) = from.split_once(' ').unwrap_or((from, ""));
+    let inner = rest.trim().trim_start_matches('(').trim_end_matches(')');
+    let (name, ip) = match inner.split_once('[') {
+        Some((name, ip)) => (name.trim(), ip.split(']').next().unwrap_or("")),
+        None => (inner.trim(), ""),
+    };
+    let name = if name == "unknown" { "" } else { name };
+    serde_json::json!({"ip": ip, "name": name, "helo": helo})
+}
+
+impl Received {
+    fn of(wire: &[u8]) -> Received {
+        let headers = rewrite::RawMessage::split(wire).header_pairs();
+        let Some((_, value)) = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Received"))
+        else {
+            return Received::default();
+        };
+        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        let before_date = value.split(';').next().unwrap_or("");
+        let words: Vec<&str> = before_date.split(' ').collect();
+        let queue_id = words
+            .windows(2)
+            .find(|w| w[0] == "id")
+            .map(|w| w[1].to_string())
+            .unwrap_or_default();
+        let client = before_date
+            .strip_prefix("from ")
+            .and_then(|rest| rest.split(" by ").next())
+            .unwrap_or("")
+            .to_string();
+        Received { queue_id, client }
+    }
+}
+
+#[cfg(test)]
+mod received_tests {
+    use super::*;
+
+    #[test]
+    fn postfix_trace_fields_give_queue_id_and_client() {
+        let wire = b"Received: from client.test (mail.client.test [192.0.2.7])\r\n\tby mx.weir.test (Postfix) with ESMTP id 4ABCD123\r\n\tfor <bob@example.test>; Sun, 6 Dec 2026 03:00:00 +0000 (UTC)\r\nReceived: from elsewhere by x with SMTP id OLDER;\r\n d\r\n\r\nbody\r\n";
+        let r = Received::of(wire);
+        assert_eq!(r.queue_id, "4ABCD123");
+        assert_eq!(
+            client_json(&r.client),
+            serde_json::json!({"ip": "192.0.2.7", "name": "mail.client.test", "helo": "client.test"})
+        );
+        assert_eq!(
+            Received::of(b"Subject: no trace\r\n\r\n"),
+            Received::default()
+        );
+        let local = Received::of(b"Received: by mx.weir.test (Postfix, from userid 0)\r\n id 9XYZ; Sun, 6 Dec 2026\r\n\r\n");
+        assert_eq!(
+            (local.queue_id.as_str(), local.client.as_str()),
+            ("9XYZ", "")
+        );
     }
 }
 
@@ -746,6 +871,8 @@ struct Delivery<'a> {
     message: Option<(&'a Arc<Vec<u8>>, &'a Vec<String>)>,
     /// What the side effects need.
     origin: Option<&'a Origin>,
+    /// The MTA's queue id and client, from its `Received:` field.
+    received: &'a Received,
     /// Set when the milter decided (the stamp): then its audit entry and
     /// side effects stand, and nothing is recorded or queued again.
     stamped: Option<Stamped>,
@@ -764,6 +891,12 @@ struct Stamped {
     edits_applied: bool,
 }
 
+/// The trace of a message not kept.
+static NOT_RECEIVED: Received = Received {
+    queue_id: String::new(),
+    client: String::new(),
+};
+
 impl<'a> Delivery<'a> {
     /// A message that was not kept (too large, unparsable).
     fn refused(version: u64, summary: &'a MessageSummary) -> Delivery<'a> {
@@ -772,19 +905,22 @@ impl<'a> Delivery<'a> {
             summary,
             message: None,
             origin: None,
+            received: &NOT_RECEIVED,
             stamped: None,
         }
     }
 }
 
-/// Carries out one recipient's decision, records it, and queues its reply.
+/// Carries out one recipient's decision, records it, and queues its reply;
+/// returns the decision carried out (a failure's, when delivery failed).
 async fn finish<R, W>(
     daemon: &Arc<Daemon>,
     conn: &mut Conn<R, W>,
     delivery: &Delivery<'_>,
     rcpt: &str,
     mut decision: Decision,
-) where
+) -> Decision
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -830,11 +966,21 @@ async fn finish<R, W>(
             if let Some(hold) = held.as_ref().and_then(|h| h.lmtp.as_ref()) {
                 let _ = std::fs::remove_file(&hold.file);
             }
-            conn.reply_with(&refusal(&failure_decision(daemon)));
-            return;
+            let failed = failure_decision(daemon);
+            conn.reply_with(&refusal(&failed));
+            return failed;
         }
     }
-    let recorded = record(daemon, delivery, rcpt, &decision, summary, held.clone()).await;
+    let outcome_json = outcome.json(rcpt, &decision);
+    let recorded = record(
+        daemon,
+        delivery,
+        &decision,
+        summary,
+        held.clone(),
+        outcome_json,
+    )
+    .await;
     if let Err(e) = recorded {
         tracing::error!("cannot record the LMTP decision for <{rcpt}>: {e}");
         // Not indexed, so not releasable: refuse rather than hold a message
@@ -844,11 +990,78 @@ async fn finish<R, W>(
             if let Some(hold) = entry.lmtp {
                 let _ = std::fs::remove_file(hold.file);
             }
-            conn.reply_with(&refusal(&failure_decision(daemon)));
-            return;
+            let failed = failure_decision(daemon);
+            conn.reply_with(&refusal(&failed));
+            return failed;
         }
     }
     reply_outcome(daemon, conn, rcpt, outcome);
+    decision
+}
+
+/// Adds one recipient's delivery outcome to the milter's decision object:
+/// into its entry of `recipients`, or as a new one (a recipient a rule
+/// added).
+fn add_delivery(
+    decision: &mut serde_json::Value,
+    outcome: serde_json::Map<String, serde_json::Value>,
+) {
+    let rcpt = outcome
+        .get("recipient")
+        .and_then(|r| r.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let Some(list) = decision
+        .get_mut("recipients")
+        .and_then(|r| r.as_array_mut())
+    else {
+        return;
+    };
+    let same = |r: &serde_json::Value| {
+        r["recipient"]
+            .as_str()
+            .is_some_and(|a| a.eq_ignore_ascii_case(&rcpt))
+    };
+    match list.iter_mut().find(|r| same(r)) {
+        Some(serde_json::Value::Object(entry)) => entry.extend(outcome),
+        _ => list.push(serde_json::Value::Object(outcome)),
+    }
+}
+
+impl Outcome {
+    /// `recipient` and `delivery` (`delivered`, `quarantined` with
+    /// `quarantine_id`, `refused` with `reply`, `discarded`), with the
+    /// `folder` and `flags` of a stored copy.
+    fn json(&self, rcpt: &str, decision: &Decision) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        out.insert("recipient".into(), rcpt.into());
+        let stored = |out: &mut serde_json::Map<String, serde_json::Value>| {
+            out.insert("folder".into(), decision.folder.clone().into());
+            out.insert("flags".into(), decision_flags(decision).into());
+        };
+        match self {
+            Outcome::Delivered => {
+                out.insert("delivery".into(), "delivered".into());
+                stored(&mut out);
+            }
+            Outcome::Quarantined(id) => {
+                out.insert("delivery".into(), "quarantined".into());
+                out.insert("quarantine_id".into(), id.clone().into());
+                stored(&mut out);
+            }
+            Outcome::NotDelivered => {
+                out.insert("delivery".into(), "discarded".into());
+            }
+            Outcome::Refused(reply) => {
+                out.insert("delivery".into(), "refused".into());
+                out.insert(
+                    "reply".into(),
+                    serde_json::json!({"code": reply.code, "status": reply.status, "text": reply.text}),
+                );
+            }
+        }
+        out
+    }
 }
 
 /// Counts and sends a recipient's reply.
@@ -916,21 +1129,21 @@ async fn queue_side_effects(
 async fn record(
     daemon: &Arc<Daemon>,
     delivery: &Delivery<'_>,
-    rcpt: &str,
     decision: &Decision,
     summary: MessageSummary,
     held: Option<QuarantineEntry>,
+    outcome: serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), String> {
     let daemon = daemon.clone();
     let version = delivery.version;
-    let rcpt = rcpt.to_string();
     let decision = decision.clone();
     let stamped = delivery.stamped.clone();
+    let received = delivery.received.clone();
     let job = tokio::task::spawn_blocking(move || {
         if let Some(stamped) = stamped {
-            tracing::info!(
-                "LMTP: <{rcpt}> {} as the milter decided (queue id {}, audit entry {}, ruleset {})",
-                decision.verdict.as_str(),
+            tracing::debug!(
+                "LMTP: {} as the milter decided (queue id {}, audit entry {}, ruleset {})",
+                serde_json::Value::Object(outcome.clone()),
                 stamped.queue_id,
                 stamped.audit_id,
                 stamped.version,
@@ -938,15 +1151,19 @@ async fn record(
             if let Some(mut entry) = held {
                 entry.audit_id = stamped.audit_id;
                 daemon.store.put_quarantine(&entry)?;
-                daemon.store.flush()?;
             }
+            daemon
+                .store
+                .amend_audit(stamped.audit_id, |d| add_delivery(d, outcome))?;
             return Ok(());
         }
-        let mut extra = serde_json::Map::new();
-        extra.insert("recipient".into(), rcpt.into());
+        let mut extra = outcome;
+        extra.insert("from".into(), summary.from.clone().into());
+        extra.insert("client".into(), client_json(&received.client));
+        extra.insert("size".into(), summary.size.into());
         let record = Record {
             source: Source::Lmtp,
-            queue_id: "",
+            queue_id: &received.queue_id,
             version,
             summary: &summary,
             extra,
