@@ -27,7 +27,7 @@ use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
 use super::config::Config;
-use super::reload;
+use super::reload::{self, ReloadErrorKind};
 use super::state::{AuditEntry, Daemon, Source, unix_now};
 use super::store::{AuditFilter, MessageRates, QuarantineEntry};
 
@@ -256,9 +256,9 @@ async fn reload_now(State(api): State<Api>) -> Response {
         Err(e) => {
             let mut body = serde_json::to_value(&e).unwrap_or_else(|_| json!({}));
             body["error"] = json!(match e.kind {
-                "compile" => "the ruleset does not compile",
-                "test" => "test blocks failed",
-                _ => "the ruleset could not be loaded",
+                ReloadErrorKind::Compile => "the ruleset does not compile",
+                ReloadErrorKind::Test => "test blocks failed",
+                ReloadErrorKind::Io => "the ruleset could not be loaded",
             });
             body["version"] = json!(api.daemon.current().version);
             (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()

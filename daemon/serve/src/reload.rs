@@ -93,19 +93,37 @@ pub struct TestFailure {
 /// Why a ruleset was not (re)loaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadError {
-    /// `compile` (diagnostics), `test` (failing tests) or `io`.
-    pub kind: &'static str,
+    /// What failed.
+    pub kind: ReloadErrorKind,
     /// The diagnostics as `weir check` prints them.
     pub rendered: String,
     /// The diagnostics, structured.
     pub diagnostics: Vec<DiagnosticJson>,
     /// The failing `test` blocks.
     pub tests: Vec<TestFailure>,
-    /// When (seconds since the epoch).
+    /// When (seconds since the epoch; RFC 3339 in JSON, as every time of
+    /// the API).
+    #[serde(serialize_with = "rfc3339")]
     pub time: i64,
     /// The files involved, to keep watching (a fix to any of them retries).
     #[serde(skip)]
     pub watch: Vec<PathBuf>,
+}
+
+/// What made a reload fail (`kind` in `/v1/reload` and `/v1/ruleset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadErrorKind {
+    /// The ruleset does not compile (diagnostics).
+    Compile,
+    /// `test` blocks failed.
+    Test,
+    /// A file could not be read, or the reload task failed.
+    Io,
+}
+
+fn rfc3339<S: serde::Serializer>(secs: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&super::http::format_time(*secs))
 }
 
 impl std::fmt::Display for ReloadError {
@@ -189,7 +207,7 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
     let asked = recording.asked.borrow().clone();
     let watch: Vec<PathBuf> = asked.into_iter().collect();
 
-    let error = |kind: &'static str| ReloadError {
+    let error = |kind: ReloadErrorKind| ReloadError {
         kind,
         rendered: String::new(),
         diagnostics: Vec::new(),
@@ -198,7 +216,7 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
         watch: watch.clone(),
     };
     let Some(ruleset) = compiled.ruleset.clone().filter(|_| !compiled.has_errors()) else {
-        let mut e = error("compile");
+        let mut e = error(ReloadErrorKind::Compile);
         for d in compiled.diagnostics.iter().filter(|d| d.is_error()) {
             e.rendered.push_str(compiled.render(d).trim_end());
             e.rendered.push_str("\n\n");
@@ -249,7 +267,7 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
         }
     }
     if !failed.is_empty() {
-        let mut e = error("test");
+        let mut e = error(ReloadErrorKind::Test);
         for t in &failed {
             e.rendered.push_str(&format!(
                 "test {:?} failed ({}:{}):\n",
@@ -317,7 +335,7 @@ pub async fn reload(daemon: &Arc<Daemon>) -> Result<u64, ReloadError> {
         .await
         .unwrap_or_else(|e| {
             Err(ReloadError {
-                kind: "io",
+                kind: ReloadErrorKind::Io,
                 rendered: format!("the reload task failed: {e}"),
                 diagnostics: Vec::new(),
                 tests: Vec::new(),
@@ -376,7 +394,7 @@ fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadErro
         .store
         .next_ruleset_version()
         .map_err(|e| ReloadError {
-            kind: "io",
+            kind: ReloadErrorKind::Io,
             rendered: format!("cannot store the ruleset version: {e:#}"),
             diagnostics: Vec::new(),
             tests: Vec::new(),
