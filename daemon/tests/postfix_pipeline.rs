@@ -291,7 +291,10 @@ fn milter_and_lmtp_decide_each_message_once() {
         serde_json::json!(["alice@example.test", "bob@example.test"])
     );
     assert_eq!(e["client"]["ip"], "127.0.0.1", "{e:#}");
-    assert!(!e["client"]["helo"].as_str().unwrap_or("").is_empty(), "{e:#}");
+    assert!(
+        !e["client"]["helo"].as_str().unwrap_or("").is_empty(),
+        "{e:#}"
+    );
     assert!(e["size"].as_u64().unwrap_or(0) > 50, "{e:#}");
     assert_eq!(e["verdict"], "accept");
     assert_eq!(e["tags"], serde_json::json!(["lottery"]));

@@ -184,13 +184,6 @@ async fn serve(config: Config) -> u8 {
             return 1;
         }
     };
-    let token = match http::api_token(&daemon.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("weir serve: {e:#}");
-            return 1;
-        }
-    };
     let http_listener = match Listener::bind(&daemon.config.http.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -220,6 +213,15 @@ async fn serve(config: Config) -> u8 {
                 return 1;
             }
         },
+    };
+    // Only once every listener is bound: a start that fails on a busy port
+    // generates and prints no token.
+    let token = match http::api_token(&daemon.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("weir serve: {e:#}");
+            return 1;
+        }
     };
     tracing::info!(
         "ruleset version {} ({}); HTTP on {}; milter on {}{}",

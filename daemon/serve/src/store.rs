@@ -121,13 +121,33 @@ impl std::fmt::Debug for Store {
 
 const VERSION_KEY: &[u8] = b"ruleset_version";
 
+/// Whether sled failed to open because another process holds the
+/// database's lock (sled wraps the `WouldBlock` of the lock in an error
+/// of its own).
+fn is_lock_error(io: &std::io::Error) -> bool {
+    let inner_would_block = io
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::WouldBlock);
+    io.kind() == std::io::ErrorKind::WouldBlock
+        || inner_would_block
+        || io.to_string().contains("could not acquire lock")
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
-        let db = sled::open(dir.join("db"))
-            .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        let db = sled::open(dir.join("db")).map_err(|e| match e {
+            sled::Error::Io(io) if is_lock_error(&io) => anyhow::anyhow!(
+                "state_dir {} is in use by another running weir serve (its database is locked); \
+                 stop that one or give this one another state_dir",
+                dir.display()
+            ),
+            other => anyhow::Error::new(other)
+                .context(format!("cannot open the store in {}", dir.display())),
+        })?;
         Ok(Store {
             audit: db.open_tree("audit")?,
             rates: db.open_tree("rates")?,
@@ -546,6 +566,23 @@ impl weir_compiler::RateCounter for MessageRates {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_state_dir_in_use_is_named_clearly() {
+        let dir = std::env::temp_dir().join(format!("weir-store-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = Store::open(&dir).expect("first");
+        let second = Store::open(&dir).expect_err("locked");
+        let text = format!("{second:#}");
+        assert!(
+            text.contains("in use by another running weir serve"),
+            "{text}"
+        );
+        assert!(!text.contains("WouldBlock"), "{text}");
+        drop(first);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     use super::*;
     use weir_compiler::RateCounter;
 
