@@ -823,3 +823,84 @@ fn the_milter_queues_notify_and_reply_too() {
         "at most one reply per sender per period"
     );
 }
+
+#[test]
+fn sighup_rereads_weir_toml_and_the_next_webhook_goes_to_the_new_url() {
+    let s = setup("sighup-config");
+    let send_vip = |n: u32| {
+        let replies = lmtp(
+            s.lmtp,
+            "ceo@example.test",
+            &["a@example.test"],
+            &message(
+                "ceo@example.test",
+                &format!("VIP {n}"),
+                &format!("vip-{n}@example.test"),
+                "",
+            ),
+        );
+        assert!(replies.iter().all(|r| r.starts_with("250")), "{replies:?}");
+    };
+    send_vip(1);
+    wait_for("the first webhook", || {
+        (s.receiver.posts().len() == 1).then_some(())
+    });
+    assert_eq!(s.receiver.posts()[0].path, "/hook");
+
+    // A new URL for the channel, and a listener change that needs a restart.
+    let file = s.dir.join("weir.toml");
+    let text = std::fs::read_to_string(&file).expect("config");
+    let old_milter = format!("listen = \"inet:127.0.0.1:{}\"", s.daemon.milter);
+    let new_milter = format!("listen = \"inet:127.0.0.1:{}\"", free_port());
+    let changed = text
+        .replacen("/hook\"", "/moved\"", 1)
+        .replacen(&old_milter, &new_milter, 1);
+    assert_ne!(changed, text);
+    std::fs::write(&file, changed).expect("config");
+    s.daemon.signal("HUP");
+    wait_for("the configuration to be reloaded", || {
+        let log = s.daemon.log();
+        assert!(!log.contains("keeping the running configuration"), "{log}");
+        log.contains("configuration reloaded").then_some(())
+    });
+    assert!(
+        s.daemon.log().contains("[milter] listen changed"),
+        "{}",
+        s.daemon.log()
+    );
+    send_vip(2);
+    wait_for("the second webhook", || {
+        (s.receiver.posts().len() == 2).then_some(())
+    });
+    assert_eq!(s.receiver.posts()[1].path, "/moved");
+
+    // The API reload says what needs a restart; a broken file changes
+    // nothing and says why.
+    let r = s.daemon.request("POST", "/v1/reload", true, b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["config"]["restart_needed"],
+        serde_json::json!(["[milter] listen"])
+    );
+    std::fs::write(
+        &file,
+        "rules = \"rules.flow\"\n[limits]\nmax_headers = \"many\"\n",
+    )
+    .expect("config");
+    let r = s.daemon.request("POST", "/v1/reload", true, b"");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["kind"], "config");
+    assert!(
+        r.json()["rendered"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[limits]"),
+        "{}",
+        r.body
+    );
+    send_vip(3);
+    wait_for("the third webhook", || {
+        (s.receiver.posts().len() == 3).then_some(())
+    });
+    assert_eq!(s.receiver.posts()[2].path, "/moved");
+}

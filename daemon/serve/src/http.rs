@@ -115,7 +115,7 @@ pub async fn serve(
 
 /// The API's routes.
 fn router(daemon: Arc<Daemon>, token: String, stop: tokio::sync::watch::Receiver<bool>) -> Router {
-    let max_body = usize::try_from(daemon.config.limits.max_message_size).unwrap_or(usize::MAX);
+    let max_body = usize::try_from(daemon.config().limits.max_message_size).unwrap_or(usize::MAX);
     let api = Api {
         daemon,
         token: Arc::new(token),
@@ -240,7 +240,7 @@ async fn ruleset(State(api): State<Api>) -> Response {
         "version": current.version,
         "hash": current.hash(),
         "loaded_at": format_time(loaded_at),
-        "rules_path": api.daemon.config.rules.display().to_string(),
+        "rules_path": api.daemon.config().rules.display().to_string(),
         // "native", or "interpreter" where executable memory is refused.
         "engine": if current.evaluator.is_native() { "native" } else { "interpreter" },
         "files": files,
@@ -251,8 +251,21 @@ async fn ruleset(State(api): State<Api>) -> Response {
 }
 
 async fn reload_now(State(api): State<Api>) -> Response {
+    let config = match reload::reload_config(&api.daemon) {
+        Ok(c) => c,
+        Err(e) => {
+            let body = json!({
+                "error": "weir.toml could not be loaded; the running configuration stays",
+                "kind": "config",
+                "rendered": e,
+                "time": format_time(unix_now()),
+                "version": api.daemon.current().version,
+            });
+            return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
+        }
+    };
     match reload::reload(&api.daemon).await {
-        Ok(version) => axum::Json(json!({"version": version})).into_response(),
+        Ok(version) => axum::Json(json!({"version": version, "config": config})).into_response(),
         Err(e) => {
             let mut body = serde_json::to_value(&e).unwrap_or_else(|_| json!({}));
             body["error"] = json!(match e.kind {
@@ -287,7 +300,7 @@ async fn check(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "the message is larger than [limits] max_message_size ({} bytes)",
-                    api.daemon.config.limits.max_message_size
+                    api.daemon.config().limits.max_message_size
                 ),
             );
         }
@@ -323,7 +336,7 @@ async fn check(
             }
         }
     }
-    let limits = &api.daemon.config.limits;
+    let limits = &api.daemon.config().limits;
     let limits = Limits {
         max_message_size: limits.max_message_size,
         max_headers: limits.max_headers,
@@ -517,7 +530,7 @@ async fn quarantine_release(State(api): State<Api>, Path(id): Path<String>) -> R
     {
         return lmtp_act(api, held, "released").await;
     }
-    let command = api.daemon.config.milter.release.clone();
+    let command = api.daemon.config().milter.release.clone();
     quarantine_act(api, id, command, "released").await
 }
 
@@ -527,7 +540,7 @@ async fn quarantine_delete(State(api): State<Api>, Path(id): Path<String>) -> Re
     {
         return lmtp_act(api, held, "deleted").await;
     }
-    let command = api.daemon.config.milter.delete.clone();
+    let command = api.daemon.config().milter.delete.clone();
     quarantine_act(api, id, command, "deleted").await
 }
 

@@ -184,27 +184,27 @@ async fn serve(config: Config) -> u8 {
             return 1;
         }
     };
-    let http_listener = match Listener::bind(&daemon.config.http.listen).await {
+    let http_listener = match Listener::bind(&daemon.config().http.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
                 "weir serve: [http] listen {}: {e}",
-                daemon.config.http.listen
+                daemon.config().http.listen
             );
             return 1;
         }
     };
-    let milter_listener = match Listener::bind(&daemon.config.milter.listen).await {
+    let milter_listener = match Listener::bind(&daemon.config().milter.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
                 "weir serve: [milter] listen {}: {e}",
-                daemon.config.milter.listen
+                daemon.config().milter.listen
             );
             return 1;
         }
     };
-    let lmtp_listener = match &daemon.config.lmtp {
+    let lmtp_listener = match &daemon.config().lmtp {
         None => None,
         Some(lmtp) => match Listener::bind(&lmtp.listen).await {
             Ok(l) => Some(l),
@@ -216,7 +216,7 @@ async fn serve(config: Config) -> u8 {
     };
     // Only once every listener is bound: a start that fails on a busy port
     // generates and prints no token.
-    let token = match http::api_token(&daemon.config) {
+    let token = match http::api_token(&daemon.config()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("weir serve: {e:#}");
@@ -319,7 +319,7 @@ fn spawn_retention(daemon: Arc<Daemon>) {
             let daemon = daemon.clone();
             let pruned = tokio::task::spawn_blocking(move || {
                 let retention =
-                    i64::try_from(daemon.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
+                    i64::try_from(daemon.config().audit.retention.as_secs()).unwrap_or(i64::MAX);
                 let cutoff = state::unix_now().saturating_sub(retention);
                 // Delivered side-effect keys are kept as long as the audit
                 // log, so a message sent again within it repeats none.

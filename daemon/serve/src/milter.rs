@@ -273,7 +273,7 @@ async fn header(
     name: CString,
     value: CString,
 ) -> Status {
-    let max_headers = daemon.config.limits.max_headers;
+    let max_headers = daemon.config().limits.max_headers;
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
         return Status::Continue;
     };
@@ -291,7 +291,7 @@ async fn eoh(daemon: Arc<Daemon>, cx: &mut Context<Session>) -> Status {
 }
 
 async fn body(daemon: Arc<Daemon>, cx: &mut Context<Session>, chunk: Vec<u8>) -> Status {
-    let max_size = daemon.config.limits.max_message_size;
+    let max_size = daemon.config().limits.max_message_size;
     let Some(session) = cx.data.as_mut() else {
         return Status::Continue;
     };
@@ -334,7 +334,7 @@ async fn abort(cx: &mut Context<Session>) -> Status {
 /// the message, else at the end of the message.
 async fn limit_exceeded(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) -> Status {
     let decision =
-        stages::policy_decision(daemon.config.limits.on_limit, stage, PolicyCause::Limit);
+        stages::policy_decision(daemon.config().limits.on_limit, stage, PolicyCause::Limit);
     settle(daemon, cx, vec![decision]).await
 }
 
@@ -362,7 +362,7 @@ async fn advance(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) 
 /// daemon also delivers by LMTP, so the decisions can be handed on in the
 /// stamp (`milter/recipients.rs`).
 fn per_recipient(daemon: &Daemon) -> bool {
-    daemon.config.lmtp.is_some()
+    daemon.config().lmtp.is_some()
 }
 
 /// Keeps final decisions for the end of the message, or, when every
@@ -429,9 +429,9 @@ async fn evaluate(
     stage: Stage,
 ) -> Option<Vec<Decision>> {
     let limits = Limits {
-        max_message_size: daemon.config.limits.max_message_size,
-        max_headers: daemon.config.limits.max_headers,
-        max_mime_depth: daemon.config.limits.max_mime_depth,
+        max_message_size: daemon.config().limits.max_message_size,
+        max_headers: daemon.config().limits.max_headers,
+        max_mime_depth: daemon.config().limits.max_mime_depth,
     };
     let facts = message.facts.clone();
     let client = client.clone();
@@ -473,8 +473,8 @@ async fn evaluate(
         }
         (Ok((decisions, is_final)), rates, started.elapsed())
     });
-    let on_error = daemon.config.milter.on_error;
-    match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
+    let on_error = daemon.config().milter.on_error;
+    match tokio::time::timeout(daemon.config().limits.eval_timeout, job).await {
         Ok(Ok((outcome, rates, elapsed))) => {
             message.rates = rates;
             daemon.observe_eval(elapsed);
@@ -484,7 +484,7 @@ async fn evaluate(
                 Err(limit) => {
                     tracing::warn!("{limit}");
                     Some(vec![stages::policy_decision(
-                        daemon.config.limits.on_limit,
+                        daemon.config().limits.on_limit,
                         stage,
                         PolicyCause::Limit,
                     )])
@@ -502,7 +502,7 @@ async fn evaluate(
         Err(_) => {
             tracing::warn!(
                 "rule evaluation took longer than eval_timeout ({:?})",
-                daemon.config.limits.eval_timeout
+                daemon.config().limits.eval_timeout
             );
             Some(vec![stages::policy_decision(
                 on_error,
@@ -580,7 +580,7 @@ async fn record(
         Ok((Ok(entry), decision)) => (decision, Some(entry.id)),
         Ok((Err(e), _)) => {
             tracing::error!("cannot record the decision: {e:#}");
-            let policy = daemon.config.milter.on_error;
+            let policy = daemon.config().milter.on_error;
             (
                 stages::policy_decision(policy, stage, PolicyCause::Error),
                 None,
@@ -588,7 +588,7 @@ async fn record(
         }
         Err(e) => {
             tracing::error!("cannot record the decision: {e}");
-            let policy = daemon.config.milter.on_error;
+            let policy = daemon.config().milter.on_error;
             (
                 stages::policy_decision(policy, stage, PolicyCause::Error),
                 None,

@@ -330,7 +330,7 @@ pub fn literal_tags(text: &str) -> Vec<String> {
 pub async fn reload(daemon: &Arc<Daemon>) -> Result<u64, ReloadError> {
     let _one_at_a_time = daemon.reload.running.lock().await;
     sd_notify("RELOADING=1");
-    let rules = daemon.config.rules.clone();
+    let rules = daemon.config().rules.clone();
     let prepared = tokio::task::spawn_blocking(move || prepare(&rules, &weir_compiler::FsLoader))
         .await
         .unwrap_or_else(|e| {
@@ -389,7 +389,7 @@ pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
 }
 
 fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadError> {
-    candidate.warn_lmtp_only(daemon.config.lmtp.is_some());
+    candidate.warn_lmtp_only(daemon.config().lmtp.is_some());
     let version = daemon
         .store
         .next_ruleset_version()
@@ -419,7 +419,10 @@ pub fn spawn_sighup(daemon: Arc<Daemon>) -> anyhow::Result<()> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading");
+            tracing::info!("SIGHUP: reloading weir.toml and the rules");
+            if let Err(e) = reload_config(&daemon) {
+                tracing::error!("{e}; keeping the running configuration");
+            }
             let _ = reload(&daemon).await;
         }
     });
@@ -570,4 +573,78 @@ mod tests {
         let text = "rule a { then { tag \"vip\"; tag \"x-${subject}\" } }\nlet stag = 1\ntest \"t\" { expect tag \"billing\" }";
         assert_eq!(literal_tags(text), vec!["vip", "billing"]);
     }
+}
+
+/// What a reload of `weir.toml` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConfigReload {
+    /// Whether the file was read again (not when the daemon runs without
+    /// one, `--rules` alone).
+    pub reloaded: bool,
+    /// The settings that changed in the file but need a restart; their
+    /// running values stay.
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// Reads `weir.toml` again (SIGHUP, `POST /v1/reload`): notify channels,
+/// relay, limits, `on_error`, release/delete commands, the maildir
+/// pattern, reply period, outbox and retention change at once; listeners,
+/// `state_dir`, `token_file` and the rules path need a restart and keep
+/// their running values (each named in the log and the answer). An
+/// unreadable or invalid file changes nothing: the error is returned.
+pub fn reload_config(daemon: &Daemon) -> Result<ConfigReload, String> {
+    let old = daemon.config();
+    let Some(file) = old.file.clone() else {
+        return Ok(ConfigReload::default());
+    };
+    let mut new = super::config::Config::load(&file, None)?;
+    let mut restart_needed = Vec::new();
+    let mut keep = |changed: bool, name: &'static str| {
+        if changed {
+            restart_needed.push(name);
+        }
+        changed
+    };
+    if keep(new.rules != old.rules, "rules") {
+        new.rules = old.rules.clone();
+    }
+    if keep(new.state_dir != old.state_dir, "state_dir") {
+        new.state_dir = old.state_dir.clone();
+    }
+    if keep(new.milter.listen != old.milter.listen, "[milter] listen") {
+        new.milter.listen = old.milter.listen.clone();
+    }
+    if keep(new.http.listen != old.http.listen, "[http] listen") {
+        new.http.listen = old.http.listen.clone();
+    }
+    if keep(
+        new.http.token_file != old.http.token_file,
+        "[http] token_file",
+    ) {
+        new.http.token_file = old.http.token_file.clone();
+    }
+    match (&mut new.lmtp, &old.lmtp) {
+        (Some(n), Some(o)) => {
+            if keep(n.listen != o.listen, "[lmtp] listen") {
+                n.listen = o.listen.clone();
+            }
+        }
+        (None, None) => {}
+        _ => {
+            keep(true, "[lmtp]");
+            new.lmtp = old.lmtp.clone();
+        }
+    }
+    for name in &restart_needed {
+        tracing::warn!(
+            "{}: {name} changed; it takes effect at the next restart (the running value stays)",
+            file.display()
+        );
+    }
+    tracing::info!("{}: configuration reloaded", file.display());
+    daemon.swap_config(new);
+    Ok(ConfigReload {
+        reloaded: true,
+        restart_needed,
+    })
 }

@@ -101,8 +101,8 @@ pub struct Record<'a> {
 
 /// The daemon's shared state.
 pub struct Daemon {
-    /// The configuration it was started with.
-    pub config: Config,
+    /// The running configuration (see [`Daemon::config`]).
+    config: arc_swap::ArcSwap<Config>,
     /// Durable state.
     pub store: Store,
     /// Prometheus metrics.
@@ -150,7 +150,7 @@ impl Daemon {
         let loaded = LoadedRuleset::new(candidate.evaluator, version);
         let (events, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Daemon {
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
             store,
             metrics,
             events,
@@ -159,6 +159,18 @@ impl Daemon {
             current: arc_swap::ArcSwap::from_pointee(loaded),
             reload: ReloadState::new(candidate.watch),
         }))
+    }
+
+    /// The running configuration. A reload of `weir.toml` replaces what
+    /// can change live (`reload.rs`); a caller that needs several values
+    /// to agree keeps the `Arc` it got.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Makes `config` the running configuration (reload).
+    pub(crate) fn swap_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
     }
 
     /// The running ruleset. A message keeps the `Arc` it started with, so a

@@ -299,10 +299,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Some(lmtp) = daemon.config.lmtp.clone() else {
+    let Some(lmtp) = daemon.config().lmtp.clone() else {
         return Ok(());
     };
-    let max_size = daemon.config.limits.max_message_size;
+    let max_size = daemon.config().limits.max_message_size;
     let host = host_name();
     let mut conn = Conn {
         reader: BufReader::new(reader),
@@ -485,11 +485,11 @@ async fn deliver_all<R, W>(
 {
     let loaded = daemon.current();
     let limits = Limits {
-        max_message_size: daemon.config.limits.max_message_size,
-        max_headers: daemon.config.limits.max_headers,
-        max_mime_depth: daemon.config.limits.max_mime_depth,
+        max_message_size: daemon.config().limits.max_message_size,
+        max_headers: daemon.config().limits.max_headers,
+        max_mime_depth: daemon.config().limits.max_mime_depth,
     };
-    let on_limit = match daemon.config.limits.on_limit {
+    let on_limit = match daemon.config().limits.on_limit {
         // What was not kept cannot be delivered.
         OnError::Accept => OnError::Reject,
         other => other,
@@ -782,7 +782,7 @@ async fn evaluate(
     rates: MessageRates,
 ) -> (Decision, MessageRates) {
     let on_error = daemon
-        .config
+        .config()
         .lmtp
         .as_ref()
         .map_or(OnError::Tempfail, |l| l.on_error);
@@ -800,7 +800,7 @@ async fn evaluate(
             .evaluate(&tx, &mut rates, &EvalOptions::default());
         (decision, rates, started.elapsed())
     });
-    match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
+    match tokio::time::timeout(daemon.config().limits.eval_timeout, job).await {
         Ok(Ok((decision, rates, elapsed))) => {
             daemon.observe_eval(elapsed);
             (decision, rates)
@@ -813,7 +813,7 @@ async fn evaluate(
         Err(_) => {
             tracing::warn!(
                 "rule evaluation took longer than eval_timeout ({:?})",
-                daemon.config.limits.eval_timeout
+                daemon.config().limits.eval_timeout
             );
             let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
             (d, fallback)
@@ -1182,7 +1182,7 @@ async fn record(
 /// claim a copy that was not stored, so it is a tempfail here).
 fn failure_decision(daemon: &Daemon) -> Decision {
     let policy = match daemon
-        .config
+        .config()
         .lmtp
         .as_ref()
         .map_or(OnError::Tempfail, |l| l.on_error)
@@ -1303,11 +1303,8 @@ async fn store_copy(
     let reason = decision.quarantine_reason.clone().unwrap_or_default();
     let summary = summary.clone();
     tokio::task::spawn_blocking(move || {
-        let lmtp = daemon
-            .config
-            .lmtp
-            .as_ref()
-            .context("[lmtp] is not configured")?;
+        let config = daemon.config();
+        let lmtp = config.lmtp.as_ref().context("[lmtp] is not configured")?;
         // The folder is checked before anything is written, also for a
         // quarantined copy, so a release cannot fail on it later.
         let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt)?;
@@ -1329,7 +1326,7 @@ async fn store_copy(
             return Ok(Stored::Delivered(path));
         }
         let id = format!("L{}", daemon.store.generate_id()?);
-        let file = write_held(&daemon.config.state_dir, &id, &copy)?;
+        let file = write_held(&daemon.config().state_dir, &id, &copy)?;
         Ok(Stored::Held(Box::new(QuarantineEntry {
             queue_id: id,
             audit_id: 0,
@@ -1394,8 +1391,8 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         .lmtp
         .as_ref()
         .context("not an LMTP quarantine entry")?;
-    let lmtp = daemon
-        .config
+    let config = daemon.config();
+    let lmtp = config
         .lmtp
         .as_ref()
         .context("[lmtp] is not configured: cannot deliver")?;

@@ -265,7 +265,7 @@ pub fn enqueue(
                     &taken.rule,
                     Payload::Notify { body },
                 );
-                if !daemon.config.notify.contains_key(channel) {
+                if !daemon.config().notify.contains_key(channel) {
                     // Only configured channels are ever called; the item
                     // is kept, dead, so the mistake shows in /v1/outbox.
                     item.state = State::Dead;
@@ -294,7 +294,7 @@ pub fn enqueue(
                 if daemon.store.outbox_known(&id)? {
                     continue;
                 }
-                let period = daemon.config.reply.period.as_secs();
+                let period = daemon.config().reply.period.as_secs();
                 if !daemon.store.reply_allowed(&origin.sender, period, now)? {
                     tracing::info!(
                         "reply of rule {}: <{}> already had one within [reply] period",
@@ -303,7 +303,8 @@ pub fn enqueue(
                     );
                     continue;
                 }
-                let from = daemon.config.relay.as_ref().map(|r| r.from.as_str());
+                let config = daemon.config();
+                let from = config.relay.as_ref().map(|r| r.from.as_str());
                 let data = mail::auto_reply(origin, template, from.unwrap_or(""), &id, now);
                 let mut item = new_item(
                     id,
@@ -331,7 +332,7 @@ pub fn enqueue(
                 if daemon.store.outbox_known(&id)? {
                     continue;
                 }
-                let relay_from = daemon.config.relay.as_ref().map(|r| r.from.clone());
+                let relay_from = daemon.config().relay.as_ref().map(|r| r.from.clone());
                 let mut item = new_item(
                     id.clone(),
                     Kind::Forward,
@@ -358,7 +359,7 @@ pub fn enqueue(
 /// Dead-letters a mail item at once when there is no `[relay]` to send
 /// it through, so the mistake shows in `/v1/outbox`.
 fn no_relay(daemon: &Daemon, item: &mut OutboxItem) {
-    if daemon.config.relay.is_none() {
+    if daemon.config().relay.is_none() {
         item.state = State::Dead;
         item.last_error = Some("no [relay] is configured in weir.toml".into());
     }
@@ -376,27 +377,32 @@ pub enum Failure {
 /// The retry limit of an item: attempts after the first.
 fn retries(daemon: &Daemon, item: &OutboxItem) -> u32 {
     match (&item.kind, &item.channel) {
-        (Kind::Notify, Some(channel)) => daemon.config.notify.get(channel).map_or(0, |c| c.retries),
-        _ => daemon.config.outbox.mail_retries,
+        (Kind::Notify, Some(channel)) => {
+            daemon.config().notify.get(channel).map_or(0, |c| c.retries)
+        }
+        _ => daemon.config().outbox.mail_retries,
     }
 }
 
 /// The delay before the attempt after `attempts` failed ones.
 fn backoff(daemon: &Daemon, attempts: u32) -> Duration {
-    let base = daemon.config.outbox.backoff;
+    let base = daemon.config().outbox.backoff;
     let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
     base.saturating_mul(factor)
-        .min(daemon.config.outbox.max_backoff)
+        .min(daemon.config().outbox.max_backoff)
 }
 
 /// Makes one attempt at `item`.
 async fn attempt(daemon: &Daemon, item: &OutboxItem) -> Result<(), Failure> {
     match &item.payload {
         Payload::Notify { body } => {
+            // The channel as configured now: a reload of weir.toml that
+            // changed its URL applies to the next attempt.
+            let config = daemon.config();
             let channel = item
                 .channel
                 .as_ref()
-                .and_then(|c| daemon.config.notify.get(c))
+                .and_then(|c| config.notify.get(c))
                 .ok_or_else(|| {
                     Failure::Permanent(format!(
                         "no [notify.{}] channel is configured in weir.toml",
@@ -410,8 +416,8 @@ async fn attempt(daemon: &Daemon, item: &OutboxItem) -> Result<(), Failure> {
             to,
             data,
         } => {
-            let relay = daemon
-                .config
+            let config = daemon.config();
+            let relay = config
                 .relay
                 .as_ref()
                 .ok_or_else(|| Failure::Permanent("no [relay] is configured".into()))?;
