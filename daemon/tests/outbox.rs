@@ -882,6 +882,27 @@ fn sighup_rereads_weir_toml_and_the_next_webhook_goes_to_the_new_url() {
         r.json()["config"]["restart_needed"],
         serde_json::json!(["[milter] listen"])
     );
+    // Rules naming a channel weir.toml lacks do not replace the running ones.
+    let rules = s.dir.join("rules.flow");
+    let good = std::fs::read_to_string(&rules).expect("rules");
+    std::fs::write(
+        &rules,
+        format!("{good}\nrule page {{ when subject contains \"PAGE\" then notify \"nowhere\" }}\n"),
+    )
+    .expect("rules");
+    let r = s.daemon.request("POST", "/v1/reload", true, b"");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["kind"], "config", "{}", r.body);
+    assert!(
+        r.json()["rendered"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[notify.nowhere]"),
+        "{}",
+        r.body
+    );
+    std::fs::write(&rules, good).expect("rules");
+
     std::fs::write(
         &file,
         "rules = \"rules.flow\"\n[limits]\nmax_headers = \"many\"\n",

@@ -331,6 +331,22 @@ fn bad_configuration_names_the_key_and_does_not_start() {
     assert_eq!(code, Some(1));
     assert!(err.contains("weir.toml: rules: missing"), "{err}");
 
+    // A notify channel the rules name but weir.toml lacks: exit 1, named.
+    std::fs::write(
+        dir.join("notify.flow"),
+        "# notify \"commented\" is not a channel\nrule a { then notify \"pager\" with {text: \"x\"} }\n",
+    )
+    .unwrap();
+    let (code, err) = serve_config(
+        &dir,
+        "rules = \"notify.flow\"\nstate_dir = \"s\"\n[notify.slack]\nurl = \"http://127.0.0.1:9/\"\n",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("channel \"pager\""), "{err}");
+    assert!(err.contains("[notify.pager]"), "{err}");
+    assert!(err.contains("configured: slack"), "{err}");
+    assert!(!err.contains("commented"), "{err}");
+
     // Rules that do not compile: exit 2 with the diagnostics.
     let (code, err) = serve_config(&dir, "rules = \"missing.flow\"\nstate_dir = \"s\"\n");
     assert_eq!(code, Some(2), "{err}");

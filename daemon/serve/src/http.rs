@@ -272,6 +272,7 @@ async fn reload_now(State(api): State<Api>) -> Response {
                 ReloadErrorKind::Compile => "the ruleset does not compile",
                 ReloadErrorKind::Test => "test blocks failed",
                 ReloadErrorKind::Io => "the ruleset could not be loaded",
+                ReloadErrorKind::Config => "weir.toml does not configure what the rules name",
             });
             body["version"] = json!(api.daemon.current().version);
             (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()

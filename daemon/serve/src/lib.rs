@@ -171,6 +171,15 @@ async fn serve(config: Config) -> u8 {
     let daemon = match tokio::task::spawn_blocking(move || Daemon::new(config)).await {
         Ok(Ok(daemon)) => daemon,
         Ok(Err(e)) => {
+            if let Some(rules) = e.downcast_ref::<reload::ReloadError>()
+                && rules.kind == reload::ReloadErrorKind::Config
+            {
+                eprintln!("{rules}");
+                eprintln!(
+                    "weir serve: weir.toml does not configure what the rules name; not starting"
+                );
+                return 1;
+            }
             if let Some(rules) = e.downcast_ref::<reload::ReloadError>() {
                 eprintln!("{rules}");
                 eprintln!("weir serve: the rules do not load; not starting");

@@ -19,6 +19,7 @@ use serde::Serialize;
 use weir_compiler::{Engine as EvalEngine, Evaluator, Loader, Ruleset, compile_ruleset, run_case};
 use weir_grammar::diagnostic::line_col;
 
+use super::config::Config;
 use super::state::{Daemon, LoadedRuleset, unix_now};
 
 /// A ruleset that compiled and passed its tests, ready to be swapped in.
@@ -29,6 +30,9 @@ pub struct Candidate {
     pub evaluator: Evaluator,
     /// The literal tags written in its files (the bounded `tag` labels).
     pub tags: HashSet<String>,
+    /// The `notify` channels named literally in its files: each must be a
+    /// `[notify.NAME]` of `weir.toml`.
+    pub channels: BTreeSet<String>,
     /// Every file it was built from, on disk (to watch for changes).
     pub watch: Vec<PathBuf>,
 }
@@ -120,6 +124,9 @@ pub enum ReloadErrorKind {
     Test,
     /// A file could not be read, or the reload task failed.
     Io,
+    /// `weir.toml` does not load, or does not configure what the rules
+    /// name (a `notify` channel).
+    Config,
 }
 
 fn rfc3339<S: serde::Serializer>(secs: &i64, serializer: S) -> Result<S::Ok, S::Error> {
@@ -285,28 +292,71 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
         .values()
         .flat_map(|text| literal_tags(text))
         .collect();
+    let channels = compiled
+        .sources
+        .values()
+        .flat_map(|text| literal_arguments(text, "notify"))
+        .collect();
     Ok(Candidate {
         evaluator,
         tags,
+        channels,
         watch,
+    })
+}
+
+/// The error for `notify` channels of a ruleset that `config` does not
+/// configure: found at load and reload rather than as a dead letter when
+/// mail arrives.
+pub fn check_channels(channels: &BTreeSet<String>, config: &Config) -> Option<ReloadError> {
+    let missing: Vec<&String> = channels
+        .iter()
+        .filter(|c| !config.notify.contains_key(*c))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut rendered = String::new();
+    for name in missing {
+        let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
+        rendered.push_str(&format!(
+            "error: the rules notify channel \"{name}\", which weir.toml does not configure: add [notify.{name}] with its url (configured: {})\n",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        ));
+    }
+    Some(ReloadError {
+        kind: ReloadErrorKind::Config,
+        rendered,
+        diagnostics: Vec::new(),
+        tests: Vec::new(),
+        time: unix_now(),
+        watch: Vec::new(),
     })
 }
 
 /// The literal strings of `tag "..."` actions in a source text (tags with
 /// an interpolation are not literal and count as `other` in metrics).
 pub fn literal_tags(text: &str) -> Vec<String> {
+    literal_arguments(text, "tag")
+}
+
+/// The literal string arguments of the action `word` in a source text
+/// (`notify "slack-vip"`), outside comments; interpolated ones are not
+/// literal and are left out.
+pub fn literal_arguments(text: &str, word: &str) -> Vec<String> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(pos) = text[from..].find("tag") {
+    while let Some(pos) = text[from..].find(word) {
         let at = from + pos;
-        from = at + 3;
+        from = at + word.len();
         let before_ok =
             at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
-        if !before_ok {
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        if !before_ok || text[line_start..at].contains('#') {
             continue;
         }
-        let rest = &text[at + 3..];
+        let rest = &text[at + word.len()..];
         let trimmed = rest.trim_start_matches([' ', '\t']);
         if trimmed.len() == rest.len() {
             continue;
@@ -389,6 +439,10 @@ pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
 }
 
 fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadError> {
+    if let Some(mut e) = check_channels(&candidate.channels, &daemon.config()) {
+        e.watch = candidate.watch.clone();
+        return Err(e);
+    }
     candidate.warn_lmtp_only(daemon.config().lmtp.is_some());
     let version = daemon
         .store
@@ -404,7 +458,9 @@ fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadErro
     daemon
         .metrics
         .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
-    daemon.swap(LoadedRuleset::new(candidate.evaluator, version));
+    let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
+    loaded.channels = candidate.channels;
+    daemon.swap(loaded);
     daemon.reload.set_watch(candidate.watch);
     daemon.metrics.reloaded(true);
     if let Ok(mut last) = daemon.reload.last_error.lock() {
@@ -597,7 +653,10 @@ pub fn reload_config(daemon: &Daemon) -> Result<ConfigReload, String> {
     let Some(file) = old.file.clone() else {
         return Ok(ConfigReload::default());
     };
-    let mut new = super::config::Config::load(&file, None)?;
+    let mut new = Config::load(&file, None)?;
+    if let Some(e) = check_channels(&daemon.current().channels, &new) {
+        return Err(format!("{}: {}", file.display(), e.rendered.trim_end()));
+    }
     let mut restart_needed = Vec::new();
     let mut keep = |changed: bool, name: &'static str| {
         if changed {

@@ -27,6 +27,9 @@ pub struct LoadedRuleset {
     pub version: u64,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// The `notify` channels its rules name (each configured in
+    /// `weir.toml`: a reload of the file may not drop one).
+    pub channels: std::collections::BTreeSet<String>,
 }
 
 impl LoadedRuleset {
@@ -36,6 +39,7 @@ impl LoadedRuleset {
             evaluator,
             version,
             loaded_at: SystemTime::now(),
+            channels: std::collections::BTreeSet::new(),
         }
     }
 
@@ -141,13 +145,17 @@ impl Daemon {
     /// `anyhow::Error`, so the caller can print its diagnostics.
     pub fn new(config: Config) -> anyhow::Result<Arc<Daemon>> {
         let candidate = reload::prepare(&config.rules, &weir_compiler::FsLoader)?;
+        if let Some(e) = reload::check_channels(&candidate.channels, &config) {
+            return Err(e.into());
+        }
         candidate.warn_lmtp_only(config.lmtp.is_some());
         let store = Store::open(&config.state_dir)?;
         let stamp_key = StampKey::load(&config.state_dir)?;
         let version = store.next_ruleset_version()?;
         let metrics = Metrics::new();
         metrics.set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
-        let loaded = LoadedRuleset::new(candidate.evaluator, version);
+        let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
+        loaded.channels = candidate.channels.clone();
         let (events, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Daemon {
             config: arc_swap::ArcSwap::from_pointee(config),
