@@ -9,9 +9,9 @@ use std::slice;
 
 use weir_stdlib::Value;
 
-use crate::compat::fold;
 use crate::eval::{contains_ip, text};
 use crate::ir::{CmpOp, Compare};
+use weir_stdlib::value::fold;
 
 /// What a comparison found.
 pub(crate) struct Outcome {

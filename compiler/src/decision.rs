@@ -21,6 +21,31 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in the order the docs list them.
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Accept,
+        Verdict::Reject,
+        Verdict::Tempfail,
+        Verdict::Discard,
+        Verdict::Quarantine,
+    ];
+
+    /// The SMTP reply a `reject` or `tempfail` gives when the rule names
+    /// none (`550 5.7.1 Message rejected`, `451 4.7.1 Try again later`);
+    /// `None` for verdicts that refuse nothing.
+    pub fn default_reply(self) -> Option<Reply> {
+        let (code, status, text) = match self {
+            Verdict::Reject => (550, "5.7.1", "Message rejected"),
+            Verdict::Tempfail => (451, "4.7.1", "Try again later"),
+            _ => return None,
+        };
+        Some(Reply {
+            code,
+            status: status.to_string(),
+            text: text.to_string(),
+        })
+    }
+
     /// The verdict's word (`reject`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -15,7 +15,6 @@ use weir_stdlib::{Stage, Transaction, Value};
 
 use crate::EvalOptions;
 use crate::compare;
-use crate::compat;
 use crate::decision::{
     self, Decision, Evidence, RenderedTemplate, Reply, RuleTrace, ShadowVerdict, Taken, TakenKind,
     Verdict,
@@ -157,7 +156,7 @@ fn empty_decision() -> Decision {
 
 /// The text of a value as interpolation renders it.
 pub(crate) fn text(v: &Value) -> String {
-    compat::to_text(v)
+    v.to_text()
 }
 
 impl<'a> Machine<'a> {
@@ -605,7 +604,9 @@ fn truthy(v: &Value) -> bool {
 fn project(v: &Value, member: &str) -> Value {
     match v {
         Value::List(items) => Value::list(items.iter().map(|i| project(i, member)).collect()),
-        other => compat::member_value(other, member).unwrap_or_else(|| Value::str("")),
+        other => {
+            weir_stdlib::registry::member_value(other, member).unwrap_or_else(|| Value::str(""))
+        }
     }
 }
 

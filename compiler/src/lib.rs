@@ -40,7 +40,6 @@ mod testcase;
 
 mod check;
 mod compare;
-mod compat;
 mod eval;
 mod hints;
 mod ir;
@@ -48,7 +47,6 @@ mod load;
 mod names;
 mod native;
 mod stage;
-mod syntax;
 mod warnings;
 
 use std::collections::BTreeMap;
@@ -83,7 +81,7 @@ impl Compiled {
     /// Renders one diagnostic with its source excerpt (as `weir check` prints it).
     pub fn render(&self, d: &Diagnostic) -> String {
         let source = self.sources.get(&d.file).map_or("", String::as_str);
-        syntax::render(d, source, &|file| self.sources.get(file).cloned())
+        weir_grammar::diagnostic::render_with(d, source, &|file| self.sources.get(file).cloned())
     }
 
     /// Whether any diagnostic is an error.

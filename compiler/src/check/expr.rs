@@ -8,7 +8,6 @@ use weir_stdlib::{Address, Attachment, Regex, RegexError, Type, Value};
 
 use super::{Annotate, Binding, Checker, Ctx, Place};
 use crate::codes;
-use crate::compat;
 use crate::hints;
 use crate::ir::{self, Arith, CmpOp, Expr};
 use crate::names::{DeclKind, Resolution};
@@ -589,8 +588,8 @@ impl Checker<'_> {
             Type::List(inner) => (&**inner, true),
             other => (other, false),
         };
-        let members = compat::members(inner);
-        if let Some((name, mty)) = members.iter().find(|(n, _)| *n == member.name) {
+        let members = weir_stdlib::registry::members(inner);
+        if let Some((name, mty, _)) = members.iter().find(|(n, _, _)| *n == member.name) {
             let ty = if is_list {
                 Type::list(mty.clone())
             } else {
@@ -598,14 +597,14 @@ impl Checker<'_> {
             };
             return Some((Expr::Member(Box::new(e), name), ty));
         }
-        let hint = hints::did_you_mean(&member.name, members.iter().map(|(n, _)| *n));
+        let hint = hints::did_you_mean(&member.name, members.iter().map(|(n, _, _)| *n));
         let hint = hint.or_else(|| {
             (!members.is_empty()).then(|| {
                 format!(
                     "the members of {inner} are {}",
                     members
                         .iter()
-                        .map(|(n, _)| *n)
+                        .map(|(n, _, _)| *n)
                         .collect::<Vec<_>>()
                         .join(", ")
                 )

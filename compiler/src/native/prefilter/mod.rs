@@ -58,9 +58,9 @@ use std::sync::Arc;
 
 use weir_stdlib::{Regex, Value};
 
-use crate::compat::fold;
 use crate::eval::Machine;
 use crate::ir::{CmpOp, Compare, Expr, Part};
+use weir_stdlib::value::fold;
 
 use super::cond::Leaf;
 
