@@ -5,7 +5,7 @@
 
 use weir_stdlib::Stage;
 
-/// The outcome for the message (LANGUAGE.md §5).
+/// The outcome for the message (docs/language.md ("Rules and actions")).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// Deliver (the default, `accept`, or `stop`).
@@ -235,7 +235,7 @@ pub struct Decision {
     pub quarantine_reason: Option<String>,
     /// The rule whose verdict ended evaluation, if any.
     pub decided_by: Option<String>,
-    /// The decision's stage (LANGUAGE.md §6).
+    /// The decision's stage (docs/language.md ("Stages")).
     pub stage: Stage,
     /// Rules whose condition held, in evaluation order (shadow rules included).
     pub matched: Vec<String>,

@@ -1,5 +1,5 @@
 //! The reference interpreter: runs the lowered rules on one transaction
-//! (LANGUAGE.md §4–§5). It is the specification of Flow's meaning; other
+//! (docs/language.md ("Expressions" to "Rules and actions")). It is the specification of Flow's meaning; other
 //! engines must agree with it.
 //!
 //! Choices where the language is silent, all documented in

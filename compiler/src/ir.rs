@@ -178,7 +178,7 @@ pub(crate) struct Rule {
     pub priority: i64,
     pub shadow: bool,
     pub stage: Stage,
-    /// The LMTP-only fields and actions it uses (LANGUAGE.md §7: the
+    /// The LMTP-only fields and actions it uses (docs/language.md ("Diagnostics"): the
     /// daemon warns when only the milter serves such a rule).
     pub lmtp_only: Vec<&'static str>,
     pub file: String,

@@ -7,7 +7,7 @@
 //! `weir-stdlib`, computes each rule's [`Stage`](weir_stdlib::Stage), and
 //! lowers everything to an IR. [`Ruleset::evaluate`] runs the IR on one
 //! [`Transaction`] and returns a [`Decision`]; it is the specification of
-//! Flow's meaning (LANGUAGE.md §4–§5), and always terminates.
+//! Flow's meaning (docs/language.md ("Expressions" to "Rules and actions")), and always terminates.
 //!
 //! API contract (used by the `weir` binary and later the daemon):
 //!
@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Module map: `load` (files and lists), `names` (scopes), `check` (types
-//! and lowering), `ir` (the lowered form), `stage` (§6), `eval` and
+//! and lowering), `ir` (the lowered form), `stage` (stages), `eval` and
 //! `compare` (the interpreter), `native` (the same rules as
 //! Cranelift-generated code, [`NativeRuleset`]), `evaluator` (the facade
 //! every caller evaluates through: [`Evaluator`], [`compile_ruleset`],
@@ -104,7 +104,7 @@ pub struct EvalOptions {
 pub struct RuleInfo {
     /// Its name.
     pub name: String,
-    /// The latest stage of everything it reads (LANGUAGE.md §6).
+    /// The latest stage of everything it reads (docs/language.md ("Stages")).
     pub stage: Stage,
     /// Its priority (100 unless written).
     pub priority: i64,

@@ -1,5 +1,5 @@
 //! Differential test: random rulesets (every expression and action form of
-//! LANGUAGE.md, see `native_support/flowgen.rs`) evaluated by the
+//! docs/language.md, see `native_support/flowgen.rs`) evaluated by the
 //! interpreter and the native engine on a corpus of messages must give
 //! identical decisions: verdict, reply, matched rules, actions, tags,
 //! score, folder and stage. (`--explain`, which traces every rule, is

@@ -50,7 +50,7 @@ pub struct File {
     pub span: Span,
 }
 
-/// A top-level declaration (LANGUAGE.md §3).
+/// A top-level declaration (docs/language.md ("Declarations")).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// `import "path"`
@@ -273,7 +273,7 @@ pub struct MapLit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrLit {
     /// Text and interpolations in order. Escapes are resolved; for a
-    /// triple-quoted string the indentation rule of LANGUAGE.md §2 has been
+    /// triple-quoted string the indentation rule of docs/language.md ("Lexical structure") has been
     /// applied. A string without interpolation is one `Text` part (or none
     /// when empty).
     pub parts: Vec<StrPart>,
@@ -315,7 +315,7 @@ pub struct Expr {
     pub span: Span,
 }
 
-/// The forms of expression (LANGUAGE.md §4).
+/// The forms of expression (docs/language.md ("Expressions")).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     /// `true`, `false`.
@@ -439,7 +439,7 @@ pub struct RegexLit {
     pub flags: String,
 }
 
-/// `test "name" { ... }` (LANGUAGE.md §8).
+/// `test "name" { ... }` (docs/language.md ("Tests")).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestBlock {
     /// The test's name.

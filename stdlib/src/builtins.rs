@@ -1,5 +1,5 @@
-//! The contents of the registry: every field of LANGUAGE.md §4, the
-//! builtin functions, and every action of §5, with their docs. The
+//! The contents of the registry: every field of docs/language.md ("Expressions"), the
+//! builtin functions, and every action of docs/language.md ("Rules and actions"), with their docs. The
 //! generated reference (`docs/reference.md`) is rendered from this table.
 
 use std::sync::Arc;

@@ -17,7 +17,7 @@ pub struct FieldDef {
     /// Its static type.
     pub ty: Type,
     /// The first stage at which it is known; `None` for `score`, whose
-    /// stage depends on the rules (LANGUAGE.md §6).
+    /// stage depends on the rules (docs/language.md ("Stages")).
     pub stage: Option<Stage>,
     /// Known only under LMTP (`recipient`).
     pub lmtp_only: bool,

@@ -1,4 +1,4 @@
-//! Checking rules and their actions (LANGUAGE.md §5).
+//! Checking rules and their actions (docs/language.md ("Rules and actions")).
 
 use weir_grammar::ast::{self, ExprKind, Ident, Item, Span};
 use weir_stdlib::registry::{ActionArgs, ActionDef, TemplateClause};

@@ -1,4 +1,4 @@
-//! Typing and lowering of expressions (LANGUAGE.md §4).
+//! Typing and lowering of expressions (docs/language.md ("Expressions")).
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Checking the `test` blocks of the entry file (LANGUAGE.md §8).
+//! Checking the `test` blocks of the entry file (docs/language.md ("Tests")).
 
 use weir_grammar::ast::{self, CompareOp, Expectation as AstExpect, Item, TestStmtKind};
 use weir_stdlib::{Stage, Value};

@@ -5,7 +5,7 @@
 //! numbers shrinks the ruleset (the Hypothesis way). Shared by
 //! `tests/differential.rs` and the `compare` fuzz target.
 //!
-//! Covered: every field of LANGUAGE.md §4, members, `header()` and `.raw`,
+//! Covered: every field of docs/language.md ("The message model"), members, `header()` and `.raw`,
 //! indexing, every builtin, user `fn`s with parameters, `let` constants,
 //! list literals, `+`/`-` on numbers, strings, times and durations, unary
 //! `-`, every comparison with `!=`, `all` and `any`, `matches … as`,

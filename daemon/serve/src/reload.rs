@@ -346,7 +346,7 @@ pub async fn reload(daemon: &Arc<Daemon>) -> Result<u64, ReloadError> {
     result
 }
 
-/// LANGUAGE.md §7: one warning per rule that uses LMTP-only fields or
+/// docs/language.md ("Diagnostics"): one warning per rule that uses LMTP-only fields or
 /// actions when this daemon serves no LMTP (the milter cannot file into
 /// folders with flags or bind `recipient`).
 pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {

@@ -1,4 +1,4 @@
-//! The one-pass pattern prefilter (PRODUCT.md: "literal and regex patterns
+//! The one-pass pattern prefilter (docs/serve.md: "literal and regex patterns
 //! of all rules are matched in one pass per field"). At compile time every
 //! leaf that is a literal string test (`==`, `!=`, `contains`,
 //! `starts_with`, `ends_with`, `in`, each with a constant string or list of
