@@ -49,7 +49,7 @@ mod native;
 mod stage;
 mod warnings;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -155,6 +155,24 @@ impl Ruleset {
         opts: &EvalOptions,
     ) -> Decision {
         eval::evaluate(&self.inner.program, tx, rates, opts)
+    }
+
+    /// The tags its rules set with constant text (`tag "vip"`, not
+    /// `tag "${subject}"`): the bounded set of `tag` labels the daemon's
+    /// metrics use.
+    pub fn literal_tags(&self) -> BTreeSet<String> {
+        let mut tags = BTreeSet::new();
+        for rule in &self.inner.program.rules {
+            let blocks = std::iter::once(&rule.then).chain(rule.otherwise.as_ref());
+            for stmt in blocks.flatten() {
+                stmt.each_action(&mut |action| {
+                    if let ir::Action::Tag(ir::Expr::Const(value)) = action {
+                        tags.insert(value.to_text());
+                    }
+                });
+            }
+        }
+        tags
     }
 
     /// The lowered program, for the native engine.
@@ -310,5 +328,35 @@ mod tests {
         assert!(regexes.iter().all(|r| !r.is_built()));
         ruleset.build_regexes();
         assert!(regexes.iter().all(|r| r.is_built()));
+    }
+
+    #[test]
+    fn literal_tags_are_the_constant_tags_of_rules() {
+        let mut loader: MemoryLoader = MemoryLoader::new();
+        let text = r#"
+rule a { then { tag "vip"; tag "x-${subject}" } }
+rule b {
+  when subject contains "x"
+  then { if size > 1K { tag "big" } }
+  else tag "small"
+}
+test "t" {
+  message """Subject: x
+
+hi"""
+  expect tag "vip"
+  expect not tag "billing"
+}
+"#;
+        loader.insert("rules.flow", text);
+        let compiled = compile(Path::new("rules.flow"), &loader);
+        let messages: Vec<String> = compiled
+            .diagnostics
+            .iter()
+            .map(|d| compiled.render(d))
+            .collect();
+        let ruleset = compiled.ruleset.expect(&messages.join("\n"));
+        let tags: Vec<String> = ruleset.literal_tags().into_iter().collect();
+        assert_eq!(tags, ["big", "small", "vip"]);
     }
 }
