@@ -355,7 +355,9 @@ hi"""
             .iter()
             .map(|d| compiled.render(d))
             .collect();
-        let ruleset = compiled.ruleset.expect(&messages.join("\n"));
+        let ruleset = compiled
+            .ruleset
+            .unwrap_or_else(|| panic!("{}", messages.join("\n")));
         let tags: Vec<String> = ruleset.literal_tags().into_iter().collect();
         assert_eq!(tags, ["big", "small", "vip"]);
     }
