@@ -34,6 +34,7 @@ pub mod codes;
 pub mod decision;
 mod evaluator;
 pub mod loader;
+pub mod model;
 mod rates;
 pub mod report;
 mod testcase;
