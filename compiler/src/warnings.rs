@@ -1,4 +1,4 @@
-//! Warnings (LANGUAGE.md §7): unused declarations and rules that can never
+//! Warnings (docs/language.md ("Diagnostics")): unused declarations and rules that can never
 //! run. Warnings never stop a ruleset from loading. Declarations of stdlib
 //! modules never warn: a module offers more than any one importer uses.
 
@@ -106,8 +106,7 @@ pub(crate) fn stage_order(loaded: &Loaded, prog: &Program) -> Vec<Diagnostic> {
     let mut latest: Option<&crate::ir::Rule> = None;
     for rule in &prog.rules {
         let stdlib = loaded.units.iter().any(|u| u.stdlib && u.name == rule.file);
-        let can_refuse =
-            refuses(&rule.then) || rule.otherwise.as_deref().is_some_and(refuses);
+        let can_refuse = refuses(&rule.then) || rule.otherwise.as_deref().is_some_and(refuses);
         if let Some(before) = latest
             && rule.stage < before.stage
             && can_refuse
@@ -173,9 +172,9 @@ pub(crate) fn score_order(loaded: &Loaded, prog: &Program) -> Vec<Diagnostic> {
         if stdlib || !rule.when.as_ref().is_some_and(reads_score) {
             continue;
         }
-        let later = prog.rules[i + 1..].iter().find(|r| {
-            !r.shadow && (scores(&r.then) || r.otherwise.as_deref().is_some_and(scores))
-        });
+        let later = prog.rules[i + 1..]
+            .iter()
+            .find(|r| !r.shadow && (scores(&r.then) || r.otherwise.as_deref().is_some_and(scores)));
         let Some(later) = later else {
             continue;
         };

@@ -1,17 +1,16 @@
-//! Typing and lowering of expressions (LANGUAGE.md §4).
+//! Typing and lowering of expressions (docs/language.md ("Expressions")).
 
 use std::sync::Arc;
 
 use weir_grammar::ast::{self, CompareOp, ExprKind, Ident, Span, StrPart};
-use weir_stdlib::registry::{FunctionImpl, ParamType};
+use weir_stdlib::registry::{FunctionDef, FunctionImpl, ParamType};
 use weir_stdlib::{Address, Attachment, Regex, RegexError, Type, Value};
 
 use super::{Annotate, Binding, Checker, Ctx, Place};
 use crate::codes;
-use crate::compat;
 use crate::hints;
 use crate::ir::{self, Arith, CmpOp, Expr};
-use crate::names::{DeclKind, Resolution};
+use crate::names::{Decl, DeclKind, Resolution};
 
 /// A typed, lowered expression.
 pub(crate) type Typed = (Expr, Type);
@@ -589,8 +588,8 @@ impl Checker<'_> {
             Type::List(inner) => (&**inner, true),
             other => (other, false),
         };
-        let members = compat::members(inner);
-        if let Some((name, mty)) = members.iter().find(|(n, _)| *n == member.name) {
+        let members = weir_stdlib::registry::members(inner);
+        if let Some((name, mty, _)) = members.iter().find(|(n, _, _)| *n == member.name) {
             let ty = if is_list {
                 Type::list(mty.clone())
             } else {
@@ -598,14 +597,14 @@ impl Checker<'_> {
             };
             return Some((Expr::Member(Box::new(e), name), ty));
         }
-        let hint = hints::did_you_mean(&member.name, members.iter().map(|(n, _)| *n));
+        let hint = hints::did_you_mean(&member.name, members.iter().map(|(n, _, _)| *n));
         let hint = hint.or_else(|| {
             (!members.is_empty()).then(|| {
                 format!(
                     "the members of {inner} are {}",
                     members
                         .iter()
-                        .map(|(n, _)| *n)
+                        .map(|(n, _, _)| *n)
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
@@ -677,34 +676,7 @@ impl Checker<'_> {
         match self.scopes.resolve(cx.unit, &name.name) {
             Resolution::Found(decl) if decl.kind == DeclKind::Fn => {
                 let decl = decl.clone();
-                self.used.insert(decl.id);
-                let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
-                let sig = self.fn_sig(&decl, cx.unit, name.span)?;
-                if cx.place == Place::Let {
-                    self.error(
-                        codes::NOT_CONSTANT,
-                        cx.unit,
-                        span,
-                        "a `let` cannot call a function",
-                    )
-                    .set_hint("use a `fn` for a computed value");
-                    return None;
-                }
-                if args.len() != sig.params.len() {
-                    self.arg_count(cx.unit, span, &name.name, sig.params.len(), args.len());
-                    return None;
-                }
-                let mut out = Vec::new();
-                for ((arg, typed), want) in args.iter().zip(lowered).zip(&sig.params) {
-                    out.push(self.coerce(cx.unit, arg.span, typed?, want, &want.to_string())?);
-                }
-                return Some((
-                    Expr::CallUser {
-                        func: sig.index,
-                        args: out,
-                    },
-                    sig.ret,
-                ));
+                return self.user_call(cx, span, name, &decl, args);
             }
             Resolution::Found(decl) => {
                 let kind = decl.kind;
@@ -725,101 +697,163 @@ impl Checker<'_> {
             Resolution::NotFound => {}
         }
         let Some(def) = self.reg.function(&name.name) else {
-            let mut candidates: Vec<String> = self
-                .reg
-                .functions
-                .iter()
-                .map(|f| f.name.to_string())
-                .collect();
-            candidates.extend(
-                self.scopes
-                    .visible(cx.unit)
-                    .iter()
-                    .filter(|d| d.kind == DeclKind::Fn)
-                    .map(|d| d.name.clone()),
-            );
-            let hint = hints::did_you_mean(&name.name, candidates.iter().map(String::as_str));
-            self.error(
-                codes::UNKNOWN_FUNCTION,
-                cx.unit,
-                name.span,
-                format!("unknown function `{}`", name.name),
-            )
-            .set_label("not a builtin or a `fn` in scope")
-            .maybe_hint(hint);
+            self.unknown_function(cx, name);
             return None;
         };
         if cx.place == Place::Let {
-            self.error(
-                codes::NOT_CONSTANT,
-                cx.unit,
-                span,
-                "a `let` cannot call a function",
-            )
-            .set_hint("use a `fn` for a computed value");
+            self.call_in_let(cx, span);
             return None;
         }
         match def.imp {
             FunctionImpl::Header => self.header_call(cx, span, args),
             FunctionImpl::Matched => self.matched_call(cx, span, args),
-            FunctionImpl::Rate => {
-                if args.len() != 2 {
-                    self.arg_count(cx.unit, span, "rate", 2, args.len());
+            FunctionImpl::Rate => self.rate_call(cx, span, def, args),
+            FunctionImpl::Pure(imp) => self.pure_call(cx, span, def, imp, args),
+        }
+    }
+
+    /// A call of a `fn` of the ruleset.
+    fn user_call(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        name: &Ident,
+        decl: &Decl,
+        args: &[ast::Expr],
+    ) -> Option<Typed> {
+        self.used.insert(decl.id);
+        let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
+        let sig = self.fn_sig(decl, cx.unit, name.span)?;
+        if cx.place == Place::Let {
+            self.call_in_let(cx, span);
+            return None;
+        }
+        if args.len() != sig.params.len() {
+            self.arg_count(cx.unit, span, &name.name, sig.params.len(), args.len());
+            return None;
+        }
+        let mut out = Vec::new();
+        for ((arg, typed), want) in args.iter().zip(lowered).zip(&sig.params) {
+            out.push(self.coerce(cx.unit, arg.span, typed?, want, &want.to_string())?);
+        }
+        Some((
+            Expr::CallUser {
+                func: sig.index,
+                args: out,
+            },
+            sig.ret,
+        ))
+    }
+
+    /// A `let` calls a function: constants cannot.
+    fn call_in_let(&mut self, cx: Ctx, span: Span) {
+        self.error(
+            codes::NOT_CONSTANT,
+            cx.unit,
+            span,
+            "a `let` cannot call a function",
+        )
+        .set_hint("use a `fn` for a computed value");
+    }
+
+    /// A call of a name that is neither a builtin nor a `fn` in scope.
+    fn unknown_function(&mut self, cx: Ctx, name: &Ident) {
+        let mut candidates: Vec<String> = self
+            .reg
+            .functions
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect();
+        candidates.extend(
+            self.scopes
+                .visible(cx.unit)
+                .iter()
+                .filter(|d| d.kind == DeclKind::Fn)
+                .map(|d| d.name.clone()),
+        );
+        let hint = hints::did_you_mean(&name.name, candidates.iter().map(String::as_str));
+        self.error(
+            codes::UNKNOWN_FUNCTION,
+            cx.unit,
+            name.span,
+            format!("unknown function `{}`", name.name),
+        )
+        .set_label("not a builtin or a `fn` in scope")
+        .maybe_hint(hint);
+    }
+
+    /// `rate(KEY, WINDOW)`.
+    fn rate_call(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        def: &FunctionDef,
+        args: &[ast::Expr],
+    ) -> Option<Typed> {
+        if args.len() != 2 {
+            self.arg_count(cx.unit, span, "rate", 2, args.len());
+            return None;
+        }
+        let key = self.expr(cx, &args[0]);
+        let window = self.expr(cx, &args[1]);
+        let key = self.coerce(cx.unit, args[0].span, key?, &Type::String, "a string key")?;
+        let window = self.coerce(
+            cx.unit,
+            args[1].span,
+            window?,
+            &Type::Duration,
+            "a duration window (`10m`)",
+        )?;
+        Some((
+            Expr::Rate {
+                key: Box::new(key),
+                window: Box::new(window),
+            },
+            def.ret.clone(),
+        ))
+    }
+
+    /// A builtin evaluated by its implementation in the registry.
+    fn pure_call(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        def: &FunctionDef,
+        imp: fn(&[Value]) -> Value,
+        args: &[ast::Expr],
+    ) -> Option<Typed> {
+        if args.len() != def.params.len() {
+            self.arg_count(cx.unit, span, def.name, def.params.len(), args.len());
+            return None;
+        }
+        let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
+        let mut out = Vec::new();
+        for ((arg, typed), param) in args.iter().zip(lowered).zip(&def.params) {
+            out.push(self.builtin_arg(cx, arg.span, typed?, param)?);
+        }
+        Some((Expr::Builtin { imp, args: out }, def.ret.clone()))
+    }
+
+    /// One argument of a builtin, checked against its parameter.
+    fn builtin_arg(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        typed: Typed,
+        param: &ParamType,
+    ) -> Option<Expr> {
+        match param {
+            ParamType::Exact(want) => self.coerce(cx.unit, span, typed, want, &want.to_string()),
+            ParamType::AnyList => {
+                if !matches!(typed.1, Type::List(_)) {
+                    self.mismatch(cx.unit, span, "a list", &typed.1);
                     return None;
                 }
-                let key = self.expr(cx, &args[0]);
-                let window = self.expr(cx, &args[1]);
-                let key =
-                    self.coerce(cx.unit, args[0].span, key?, &Type::String, "a string key")?;
-                let window = self.coerce(
-                    cx.unit,
-                    args[1].span,
-                    window?,
-                    &Type::Duration,
-                    "a duration window (`10m`)",
-                )?;
-                Some((
-                    Expr::Rate {
-                        key: Box::new(key),
-                        window: Box::new(window),
-                    },
-                    def.ret.clone(),
-                ))
+                Some(typed.0)
             }
-            FunctionImpl::Pure(imp) => {
-                if args.len() != def.params.len() {
-                    self.arg_count(cx.unit, span, def.name, def.params.len(), args.len());
-                    return None;
-                }
-                let params = def.params.clone();
-                let ret = def.ret.clone();
-                let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
-                let mut out = Vec::new();
-                for ((arg, typed), param) in args.iter().zip(lowered).zip(&params) {
-                    let typed = typed?;
-                    out.push(match param {
-                        ParamType::Exact(want) => {
-                            self.coerce(cx.unit, arg.span, typed, want, &want.to_string())?
-                        }
-                        ParamType::AnyList => {
-                            if !matches!(typed.1, Type::List(_)) {
-                                self.mismatch(cx.unit, arg.span, "a list", &typed.1);
-                                return None;
-                            }
-                            typed.0
-                        }
-                        ParamType::RuleName => {
-                            self.error(
-                                codes::TYPE_MISMATCH,
-                                cx.unit,
-                                arg.span,
-                                "expected a rule name",
-                            );
-                            return None;
-                        }
-                    });
-                }
-                Some((Expr::Builtin { imp, args: out }, ret))
+            ParamType::RuleName => {
+                self.error(codes::TYPE_MISMATCH, cx.unit, span, "expected a rule name");
+                None
             }
         }
     }
@@ -898,85 +932,98 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let decl = match self.scopes.resolve(cx.unit, &id.name) {
-            Resolution::Found(d) if d.kind == DeclKind::Rule => d.clone(),
+        let decl = self.rule_named(cx, id)?;
+        self.used.insert(decl.id);
+        let target = *self.rule_ids.get(&decl.id)?;
+        if self.rule_keys[target] >= self.rule_keys[current] {
+            self.matched_later(cx, id, &decl, target, current);
+            return None;
+        }
+        Some((Expr::Matched(target), Type::Bool))
+    }
+
+    /// The rule `matched(NAME)` names, as the file sees it.
+    fn rule_named(&mut self, cx: Ctx, id: &Ident) -> Option<Decl> {
+        match self.scopes.resolve(cx.unit, &id.name) {
+            Resolution::Found(d) if d.kind == DeclKind::Rule => Some(d),
             Resolution::Found(d) => {
-                let kind = d.kind;
                 self.error(
                     codes::MATCHED_ORDER,
                     cx.unit,
                     id.span,
-                    format!("`{}` is a {}, not a rule", id.name, kind.word()),
+                    format!("`{}` is a {}, not a rule", id.name, d.kind.word()),
                 )
                 .set_label("not a rule");
-                return None;
+                None
             }
             Resolution::Ambiguous(a, b) => {
-                let (a, b) = (a.clone(), b.clone());
                 self.ambiguous(cx.unit, id, &a, &b);
-                return None;
+                None
             }
             Resolution::NotFound => {
-                let hint = match self.scopes.rule_anywhere(&id.name) {
-                    Some(d) => Some(format!(
-                        "the rule is declared in `{}`, which this file does not import",
-                        self.file(d.id.unit)
-                    )),
-                    None => {
-                        let rules: Vec<String> = self
-                            .scopes
-                            .visible(cx.unit)
-                            .iter()
-                            .filter(|d| d.kind == DeclKind::Rule)
-                            .map(|d| d.name.clone())
-                            .collect();
-                        hints::did_you_mean(&id.name, rules.iter().map(String::as_str))
-                    }
-                };
-                self.error(
-                    codes::UNKNOWN_NAME,
-                    cx.unit,
-                    id.span,
-                    format!("unknown rule `{}`", id.name),
-                )
-                .set_label("no rule of this name in scope")
-                .maybe_hint(hint);
-                return None;
+                self.unknown_rule(cx, id);
+                None
+            }
+        }
+    }
+
+    /// `matched(NAME)` where no rule NAME is in scope.
+    fn unknown_rule(&mut self, cx: Ctx, id: &Ident) {
+        let hint = match self.scopes.rule_anywhere(&id.name) {
+            Some(d) => Some(format!(
+                "the rule is declared in `{}`, which this file does not import",
+                self.file(d.id.unit)
+            )),
+            None => {
+                let rules: Vec<String> = self
+                    .scopes
+                    .visible(cx.unit)
+                    .iter()
+                    .filter(|d| d.kind == DeclKind::Rule)
+                    .map(|d| d.name.clone())
+                    .collect();
+                hints::did_you_mean(&id.name, rules.iter().map(String::as_str))
             }
         };
-        self.used.insert(decl.id);
-        let target = *self.rule_ids.get(&decl.id)?;
-        if self.rule_keys[target] >= self.rule_keys[current] {
-            let (tp, cp) = (self.rule_keys[target].0, self.rule_keys[current].0);
-            let why = if target == current {
-                "a rule cannot test whether it matched itself".to_string()
-            } else if tp > cp {
-                format!(
-                    "`{}` has priority {tp}, so it runs after this rule (priority {cp})",
-                    id.name
-                )
-            } else {
-                format!(
-                    "`{}` has the same priority ({tp}) and is loaded after this rule",
-                    id.name
-                )
-            };
-            let file = self.file(decl.id.unit);
-            self.error(
-                codes::MATCHED_ORDER,
-                cx.unit,
-                id.span,
-                format!(
-                    "`matched({})` refers to a rule that does not run earlier",
-                    id.name
-                ),
+        self.error(
+            codes::UNKNOWN_NAME,
+            cx.unit,
+            id.span,
+            format!("unknown rule `{}`", id.name),
+        )
+        .set_label("no rule of this name in scope")
+        .maybe_hint(hint);
+    }
+
+    /// `matched(NAME)` where NAME does not run before the current rule.
+    fn matched_later(&mut self, cx: Ctx, id: &Ident, decl: &Decl, target: usize, current: usize) {
+        let (tp, cp) = (self.rule_keys[target].0, self.rule_keys[current].0);
+        let why = if target == current {
+            "a rule cannot test whether it matched itself".to_string()
+        } else if tp > cp {
+            format!(
+                "`{}` has priority {tp}, so it runs after this rule (priority {cp})",
+                id.name
             )
-            .set_label("runs later")
-            .add_related(file, decl.span, "the rule is declared here")
-            .set_hint(format!("{why}; give it a lower priority number"));
-            return None;
-        }
-        Some((Expr::Matched(target), Type::Bool))
+        } else {
+            format!(
+                "`{}` has the same priority ({tp}) and is loaded after this rule",
+                id.name
+            )
+        };
+        let file = self.file(decl.id.unit);
+        self.error(
+            codes::MATCHED_ORDER,
+            cx.unit,
+            id.span,
+            format!(
+                "`matched({})` refers to a rule that does not run earlier",
+                id.name
+            ),
+        )
+        .set_label("runs later")
+        .add_related(file, decl.span, "the rule is declared here")
+        .set_hint(format!("{why}; give it a lower priority number"));
     }
 
     fn arith(&mut self, cx: Ctx, add: bool, a: &ast::Expr, b: &ast::Expr) -> Option<Typed> {
@@ -1021,7 +1068,6 @@ impl Checker<'_> {
         let lhs = self.expr(cx, &c.lhs);
         let rhs = self.expr(cx, &c.rhs);
         let ((le, lt), (re, rt)) = (lhs?, rhs?);
-        let l = elem(&lt).clone();
         let (op, negated) = match c.op {
             CompareOp::Eq => (CmpOp::Eq, false),
             CompareOp::Ne => (CmpOp::Eq, true),
@@ -1035,71 +1081,8 @@ impl Checker<'_> {
             CompareOp::Matches => (CmpOp::Matches, false),
             CompareOp::In => (CmpOp::In, false),
         };
-        let word = c.op.as_str();
-        let ok = match op {
-            CmpOp::Eq => {
-                let r = elem(&rt);
-                (is_text(&l) && is_text(r))
-                    || (is_num(&l) && is_num(r))
-                    || (l == *r && !matches!(l, Type::Regex | Type::Captures | Type::List(_)))
-            }
-            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
-                if matches!(rt, Type::List(_)) {
-                    self.mismatch(
-                        cx.unit,
-                        c.rhs.span,
-                        &format!("a single value on the right of `{word}`"),
-                        &rt,
-                    );
-                    return None;
-                }
-                (is_num(&l) && is_num(&rt)) || (l == rt && matches!(l, Type::Time | Type::Duration))
-            }
-            CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith => {
-                is_text(&l) && is_text(elem(&rt))
-            }
-            CmpOp::Matches => {
-                if rt != Type::Regex {
-                    self.mismatch(
-                        cx.unit,
-                        c.rhs.span,
-                        "a regex (`/.../`) or a `let` bound to one",
-                        &rt,
-                    );
-                    return None;
-                }
-                is_text(&l)
-            }
-            CmpOp::In => {
-                let Type::List(r) = &rt else {
-                    self.mismatch(cx.unit, c.rhs.span, "a list on the right of `in`", &rt);
-                    return None;
-                };
-                (is_text(&l) && is_text(r))
-                    || (l == Type::Ip && matches!(**r, Type::Ip | Type::Cidr))
-                    || (is_num(&l) && is_num(r))
-                    || (l == **r && !matches!(l, Type::List(_)))
-            }
-        };
-        if !ok {
-            let r = elem(&rt).clone();
-            let expected = match op {
-                CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Matches => {
-                    "strings on both sides".to_string()
-                }
-                CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
-                    "numbers, times or durations on both sides".to_string()
-                }
-                CmpOp::In => format!("a list of {l} (or of CIDRs for an ip)"),
-                CmpOp::Eq => format!("a value comparable with {l}"),
-            };
-            self.error(
-                codes::TYPE_MISMATCH,
-                cx.unit,
-                c.lhs.span.to(c.rhs.span),
-                format!("cannot compare {lt} `{word}` {rt}: expected {expected}"),
-            )
-            .set_label(format!("{l} `{word}` {r}"));
+        if !self.comparable(cx, c, op, &lt, &rt)? {
+            self.incomparable(cx, c, op, &lt, &rt);
             return None;
         }
         let bind = match &c.bind {
@@ -1117,6 +1100,80 @@ impl Checker<'_> {
             source,
         };
         Some((Expr::Compare(Box::new(cmp)), Type::Bool))
+    }
+
+    /// Whether `op` compares these types (`all`/`any` sides compare their
+    /// items); `None` after an error about the right side's shape.
+    fn comparable(
+        &mut self,
+        cx: Ctx,
+        c: &ast::Compare,
+        op: CmpOp,
+        lt: &Type,
+        rt: &Type,
+    ) -> Option<bool> {
+        let l = elem(lt);
+        let word = c.op.as_str();
+        Some(match op {
+            CmpOp::Eq => {
+                let r = elem(rt);
+                (is_text(l) && is_text(r))
+                    || (is_num(l) && is_num(r))
+                    || (l == r && !matches!(l, Type::Regex | Type::Captures | Type::List(_)))
+            }
+            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
+                if matches!(rt, Type::List(_)) {
+                    let expected = format!("a single value on the right of `{word}`");
+                    self.mismatch(cx.unit, c.rhs.span, &expected, rt);
+                    return None;
+                }
+                (is_num(l) && is_num(rt)) || (l == rt && matches!(l, Type::Time | Type::Duration))
+            }
+            CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith => {
+                is_text(l) && is_text(elem(rt))
+            }
+            CmpOp::Matches => {
+                if *rt != Type::Regex {
+                    let expected = "a regex (`/.../`) or a `let` bound to one";
+                    self.mismatch(cx.unit, c.rhs.span, expected, rt);
+                    return None;
+                }
+                is_text(l)
+            }
+            CmpOp::In => {
+                let Type::List(r) = rt else {
+                    self.mismatch(cx.unit, c.rhs.span, "a list on the right of `in`", rt);
+                    return None;
+                };
+                (is_text(l) && is_text(r))
+                    || (*l == Type::Ip && matches!(**r, Type::Ip | Type::Cidr))
+                    || (is_num(l) && is_num(r))
+                    || (*l == **r && !matches!(l, Type::List(_)))
+            }
+        })
+    }
+
+    /// Reports a comparison of types `op` cannot compare.
+    fn incomparable(&mut self, cx: Ctx, c: &ast::Compare, op: CmpOp, lt: &Type, rt: &Type) {
+        let (l, r) = (elem(lt), elem(rt));
+        let word = c.op.as_str();
+        let expected = match op {
+            CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Matches => {
+                "strings on both sides".to_string()
+            }
+            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
+                "numbers, times or durations on both sides".to_string()
+            }
+            CmpOp::In => format!("a list of {l} (or of CIDRs for an ip)"),
+            CmpOp::Eq => format!("a value comparable with {l}"),
+        };
+        self.error(
+            codes::TYPE_MISMATCH,
+            cx.unit,
+            c.lhs.span.to(c.rhs.span),
+            format!("cannot compare {lt} `{word}` {rt}: expected {expected}"),
+        )
+        .set_label(format!("{l} `{word}` {r}"));
     }
 
     /// Records a `matches … as NAME` binding; its slot.

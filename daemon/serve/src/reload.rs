@@ -287,16 +287,8 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
         e.tests = failed;
         return Err(e);
     }
-    let tags = compiled
-        .sources
-        .values()
-        .flat_map(|text| literal_tags(text))
-        .collect();
-    let channels = compiled
-        .sources
-        .values()
-        .flat_map(|text| literal_arguments(text, "notify"))
-        .collect();
+    let tags = ruleset.literal_tags().into_iter().collect();
+    let channels = ruleset.notify_channels();
     Ok(Candidate {
         evaluator,
         tags,
@@ -332,47 +324,6 @@ pub fn check_channels(channels: &BTreeSet<String>, config: &Config) -> Option<Re
         time: unix_now(),
         watch: Vec::new(),
     })
-}
-
-/// The literal strings of `tag "..."` actions in a source text (tags with
-/// an interpolation are not literal and count as `other` in metrics).
-pub fn literal_tags(text: &str) -> Vec<String> {
-    literal_arguments(text, "tag")
-}
-
-/// The literal string arguments of the action `word` in a source text
-/// (`notify "slack-vip"`), outside comments; interpolated ones are not
-/// literal and are left out.
-pub fn literal_arguments(text: &str, word: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = text[from..].find(word) {
-        let at = from + pos;
-        from = at + word.len();
-        let before_ok =
-            at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
-        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-        if !before_ok || text[line_start..at].contains('#') {
-            continue;
-        }
-        let rest = &text[at + word.len()..];
-        let trimmed = rest.trim_start_matches([' ', '\t']);
-        if trimmed.len() == rest.len() {
-            continue;
-        }
-        let Some(body) = trimmed.strip_prefix('"') else {
-            continue;
-        };
-        let Some(end) = body.find(['"', '\\', '\n']) else {
-            continue;
-        };
-        let literal = &body[..end];
-        if body[end..].starts_with('"') && !literal.contains("${") {
-            out.push(literal.to_string());
-        }
-    }
-    out
 }
 
 /// Reloads the rules: compile and test off the hot path, then swap. Returns
@@ -414,7 +365,7 @@ pub async fn reload(daemon: &Arc<Daemon>) -> Result<u64, ReloadError> {
     result
 }
 
-/// LANGUAGE.md §7: one warning per rule that uses LMTP-only fields or
+/// docs/language.md ("Diagnostics"): one warning per rule that uses LMTP-only fields or
 /// actions when this daemon serves no LMTP (the milter cannot file into
 /// folders with flags or bind `recipient`).
 pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
@@ -622,12 +573,6 @@ mod tests {
         );
         assert!(lmtp_only_warnings(true, candidate.ruleset()).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn literal_tags_are_found_and_interpolated_ones_skipped() {
-        let text = "rule a { then { tag \"vip\"; tag \"x-${subject}\" } }\nlet stag = 1\ntest \"t\" { expect tag \"billing\" }";
-        assert_eq!(literal_tags(text), vec!["vip", "billing"]);
     }
 }
 
