@@ -109,6 +109,9 @@ pub struct MilterConfig {
     pub release: Vec<String>,
     /// `delete`: the command that deletes a held message.
     pub delete: Vec<String>,
+    /// `queue`: the command that lists the MTA's queue as JSON lines
+    /// (`postqueue -j`), asked before and after a release or delete.
+    pub queue: Vec<String>,
 }
 
 /// `[lmtp]`: the LMTP delivery server (`serve/lmtp/`).
@@ -118,6 +121,9 @@ pub struct LmtpConfig {
     pub listen: ListenAddr,
     /// `maildir`: a path pattern with `{domain}`, `{local}`, `{detail}`.
     pub maildir: String,
+    /// `lowercase_local`: `{local}` and `{detail}` lower-cased (default
+    /// true), so `Bob@` and `bob@` get one Maildir.
+    pub lowercase_local: bool,
     /// `on_error`.
     pub on_error: OnError,
 }
@@ -229,7 +235,7 @@ pub struct Config {
 const DEFAULT_MILTER: &str = "inet:127.0.0.1:8890";
 const DEFAULT_HTTP: &str = "inet:127.0.0.1:8080";
 const DEFAULT_RELEASE: &str = "postsuper -H {queue_id}";
-const DEFAULT_DELETE: &str = "postsuper -d {queue_id}";
+const DEFAULT_DELETE: &str = "postsuper -d {queue_id} hold";
 
 impl Config {
     /// The configuration of `weir serve --rules FILE` without a config file:
@@ -249,6 +255,7 @@ impl Config {
                 on_error: OnError::Tempfail,
                 release: split_command(DEFAULT_RELEASE),
                 delete: split_command(DEFAULT_DELETE),
+                queue: crate::holdqueue::default_queue_command(&split_command(DEFAULT_RELEASE)),
             },
             lmtp: None,
             http: HttpConfig {
@@ -422,6 +429,7 @@ struct RawMilter {
     on_error: Option<S>,
     release: Option<S>,
     delete: Option<S>,
+    queue: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,6 +437,7 @@ struct RawMilter {
 struct RawLmtp {
     listen: Option<S>,
     maildir: Option<S>,
+    lowercase_local: Option<bool>,
     on_error: Option<S>,
 }
 
@@ -572,6 +581,30 @@ impl Checker<'_> {
         Ok(argv)
     }
 
+    /// Sets `[milter] queue`: as configured, else the `postqueue -j` that
+    /// goes with the `release` command (see `holdqueue::default_queue_command`).
+    fn with_queue_command(
+        &self,
+        mut milter: MilterConfig,
+        raw: Option<S>,
+    ) -> Result<MilterConfig, String> {
+        milter.queue = match raw {
+            Some(text) => {
+                let argv = split_command(text.get_ref());
+                if argv.is_empty() {
+                    return Err(self.error(
+                        "[milter] queue",
+                        &text,
+                        "expected a command, got \"\"",
+                    ));
+                }
+                argv
+            }
+            None => crate::holdqueue::default_queue_command(&milter.release),
+        };
+        Ok(milter)
+    }
+
     fn nonempty(text: &str) -> Result<String, String> {
         if text.trim().is_empty() {
             Err("expected a value, got \"\"".into())
@@ -588,6 +621,7 @@ impl Checker<'_> {
         };
         let state_dir = self.required("state_dir", raw.state_dir.as_ref(), |t| self.path(t))?;
 
+        let raw_queue = raw.milter.as_ref().and_then(|m| m.queue.clone());
         let milter = match raw.milter {
             None => defaults.milter.clone(),
             Some(m) => MilterConfig {
@@ -615,13 +649,16 @@ impl Checker<'_> {
                     defaults.milter.delete.clone(),
                     Self::command,
                 )?,
+                queue: Vec::new(),
             },
         };
+        let milter = self.with_queue_command(milter, raw_queue)?;
         let lmtp = match raw.lmtp {
             None => None,
             Some(l) => Some(LmtpConfig {
                 listen: self.required("[lmtp] listen", l.listen.as_ref(), |t| self.listen(t))?,
                 maildir: self.required("[lmtp] maildir", l.maildir.as_ref(), Self::nonempty)?,
+                lowercase_local: l.lowercase_local.unwrap_or(true),
                 on_error: self.value(
                     "[lmtp] on_error",
                     l.on_error.as_ref(),
@@ -807,11 +844,13 @@ state_dir = "/var/lib/weir"
 listen   = "inet:127.0.0.1:8890"
 on_error = "tempfail"
 release  = "postsuper -H {queue_id}"
-delete   = "postsuper -d {queue_id}"
+delete   = "postsuper -d {queue_id} hold"
+queue    = "postqueue -j"
 
 [lmtp]
 listen   = "unix:/run/weir/lmtp.sock"
 maildir  = "/var/mail/{domain}/{local}"
+lowercase_local = true
 on_error = "tempfail"
 
 [http]

@@ -19,6 +19,7 @@
 
 mod config;
 mod embedded;
+mod holdqueue;
 mod http;
 mod lmtp;
 mod metrics;
@@ -60,7 +61,10 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `addr`. A stale Unix socket file is replaced.
+    /// Binds `addr`. A stale Unix socket file is replaced (any other kind
+    /// of file there is an error, never removed); a new socket gets mode
+    /// 0660 whatever the umask: its owner and group (Postfix in Weir's
+    /// group) may connect, other local users may not.
     pub async fn bind(addr: &ListenAddr) -> std::io::Result<Listener> {
         match addr {
             ListenAddr::Inet { host, port } => {
@@ -73,10 +77,20 @@ impl Listener {
                 {
                     std::fs::create_dir_all(dir)?;
                 }
-                if std::fs::symlink_metadata(path).is_ok() {
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    use std::os::unix::fs::FileTypeExt;
+                    if !meta.file_type().is_socket() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            format!("{} exists and is not a socket", path.display()),
+                        ));
+                    }
                     std::fs::remove_file(path)?;
                 }
-                Ok(Listener::Unix(tokio::net::UnixListener::bind(path)?))
+                let listener = tokio::net::UnixListener::bind(path)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                Ok(Listener::Unix(listener))
             }
         }
     }
@@ -320,6 +334,8 @@ fn spawn_retention(daemon: Arc<Daemon>) {
                 // Likewise the LMTP delivery index: the window in which a
                 // copy sent again is recognised and not delivered twice.
                 daemon.store.prune_deliveries(cutoff)?;
+                // Held messages that left Postfix's hold queue without Weir.
+                daemon.store.prune_gone_quarantine(cutoff)?;
                 daemon.store.prune_audit(cutoff)
             })
             .await;

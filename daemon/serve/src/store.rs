@@ -51,6 +51,12 @@ pub struct QuarantineEntry {
     /// is and how to deliver it on release. `None` for the MTA's hold queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lmtp: Option<LmtpHold>,
+    /// When Weir found that the message had left the MTA's hold queue
+    /// without it (seconds since the epoch): released or deleted by hand,
+    /// expired, or the id never named a held message. Such an entry is
+    /// listed as `gone` and can be neither released nor deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<i64>,
 }
 
 /// An LMTP recipient's copy held in Weir's quarantine (`lmtp/mod.rs`).
@@ -289,6 +295,22 @@ impl Store {
     pub fn quarantine_entry(&self, queue_id: &str) -> Option<QuarantineEntry> {
         let value = self.quarantine.get(queue_id.as_bytes()).ok()??;
         serde_json::from_slice(&value).ok()
+    }
+
+    /// Forgets the entries marked gone whose message was held before
+    /// `cutoff`; flushed. Returns how many.
+    pub fn prune_gone_quarantine(&self, cutoff: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for entry in self.quarantine_entries() {
+            if entry.gone.is_some() && entry.time < cutoff {
+                self.quarantine.remove(entry.queue_id.as_bytes())?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
     }
 
     /// Forgets a held message (released or deleted); flushed.

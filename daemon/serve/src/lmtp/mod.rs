@@ -395,7 +395,8 @@ where
                 };
                 if env.recipients.len() >= MAX_RECIPIENTS {
                     conn.reply(452, "4.5.3", "Too many recipients");
-                } else if let Err(e) = maildir::mailbox_dir(&lmtp.maildir, &to) {
+                } else if let Err(e) = maildir::mailbox_dir(&lmtp.maildir, &to, address_case(&lmtp))
+                {
                     conn.reply(550, "5.1.3", &format!("<{to}> has no mailbox here: {e}"));
                 } else {
                     env.recipients.push(to);
@@ -940,7 +941,7 @@ async fn store_copy(
             .context("[lmtp] is not configured")?;
         // The folder is checked before anything is written, also for a
         // quarantined copy, so a release cannot fail on it later.
-        let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt)?;
+        let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt, address_case(lmtp))?;
         maildir::folder_dir(&mailbox, folder.as_deref())?;
         if !quarantine {
             let content = maildir::to_lf(&copy);
@@ -973,6 +974,7 @@ async fn store_copy(
                 folder,
                 flags,
             }),
+            gone: None,
         })))
     })
     .await
@@ -989,15 +991,25 @@ fn quarantine_dir(state_dir: &Path) -> PathBuf {
 fn write_held(state_dir: &Path, id: &str, copy: &[u8]) -> anyhow::Result<PathBuf> {
     use std::io::Write;
     let dir = quarantine_dir(state_dir);
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if !dir.is_dir() {
-        std::fs::create_dir_all(&dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::File::open(state_dir)?.sync_all()?;
     }
     let tmp = dir.join(format!("{id}.tmp"));
     let file = dir.join(format!("{id}.eml"));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    // Held mail is for the operator alone, whatever the process umask.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(copy)?;
     f.sync_all()?;
     drop(f);
@@ -1021,7 +1033,7 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         .context("[lmtp] is not configured: cannot deliver")?;
     let copy = std::fs::read(&hold.file)
         .with_context(|| format!("cannot read the held copy {}", hold.file.display()))?;
-    let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient)?;
+    let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient, address_case(lmtp))?;
     let path = maildir::deliver(
         &mailbox,
         hold.folder.as_deref(),
@@ -1039,6 +1051,13 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         path.display()
     );
     Ok(path)
+}
+
+/// How `[lmtp]` fills the Maildir pattern from an address.
+fn address_case(lmtp: &crate::config::LmtpConfig) -> maildir::AddressCase {
+    maildir::AddressCase {
+        lowercase_local: lmtp.lowercase_local,
+    }
 }
 
 /// Deletes a quarantined LMTP copy: index entry, then file.
