@@ -188,13 +188,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `ok` with the running ruleset, or `503` when the store does not take
+/// a write (a probe, `health.rs`): nothing could be recorded, so mail is
+/// tempfailed.
 async fn healthz(State(api): State<Api>) -> Response {
     let current = api.daemon.current();
-    axum::Json(json!({
-        "status": "ok",
-        "ruleset": {"version": current.version, "hash": current.hash()},
-    }))
-    .into_response()
+    let ruleset = json!({"version": current.version, "hash": current.hash()});
+    match super::health::probe(&api.daemon).await {
+        Ok(()) => axum::Json(json!({"status": "ok", "ruleset": ruleset})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "failing", "store": e, "ruleset": ruleset})),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(api): State<Api>) -> Response {

@@ -19,6 +19,7 @@
 
 mod config;
 mod embedded;
+mod health;
 mod holdqueue;
 mod http;
 mod lmtp;
@@ -266,7 +267,10 @@ async fn serve(config: Config) -> u8 {
     let outbox_task = outbox::spawn_worker(daemon.clone(), stop_rx.clone());
     reload::sd_notify("READY=1");
 
-    wait_for_termination().await;
+    let store_fault = tokio::select! {
+        () = wait_for_termination() => false,
+        () = health::watch_store(daemon.clone()) => true,
+    };
     tracing::info!("stopping: draining connections");
     reload::sd_notify("STOPPING=1");
     let _ = stop_tx.send(true);
@@ -292,6 +296,9 @@ async fn serve(config: Config) -> u8 {
     // Attempts in flight are dropped: their items stay pending and are
     // sent again (same idempotency key) at the next start.
     outbox_task.abort();
+    if store_fault {
+        return health::STORE_FAULT_EXIT;
+    }
     if let Err(e) = daemon.store.flush() {
         tracing::error!("{e:#}");
         return 1;

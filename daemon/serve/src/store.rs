@@ -297,6 +297,16 @@ impl Store {
         serde_json::from_slice(&value).ok()
     }
 
+    /// Writes and flushes one small record: whether the store takes
+    /// writes now (`health.rs`).
+    pub fn probe(&self) -> anyhow::Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.meta.insert(b"health_probe", &now.to_be_bytes())?;
+        self.flush()
+    }
+
     /// Forgets the entries marked gone whose message was held before
     /// `cutoff`; flushed. Returns how many.
     pub fn prune_gone_quarantine(&self, cutoff: i64) -> anyhow::Result<usize> {
