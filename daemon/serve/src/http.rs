@@ -44,24 +44,24 @@ struct Api {
     in_flight: InFlight,
 }
 
-/// The API token: read from `[http] token_file`, or (without one)
-/// generated into the state directory on first start and printed once.
+/// The shortest API token accepted from a file (a generated one has 64
+/// characters).
+pub const MIN_TOKEN_LEN: usize = 12;
+
+/// The API token: read from `[http] token_file`, or (without one) from
+/// `state_dir/api-token`, generated there on first start. The token is
+/// never logged: only where it is. A token file that its group or other
+/// users can read or write, or a token shorter than [`MIN_TOKEN_LEN`], is
+/// refused, as ssh refuses a private key others can read.
 pub fn api_token(config: &Config) -> anyhow::Result<String> {
     if let Some(file) = &config.http.token_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("[http] token_file: cannot read {}", file.display()))?;
-        let token = text.trim().to_string();
-        if token.is_empty() {
-            anyhow::bail!("[http] token_file: {} is empty", file.display());
-        }
-        return Ok(token);
+        return read_token(file, "[http] token_file: ");
     }
     let file = config.state_dir.join("api-token");
-    if let Ok(text) = std::fs::read_to_string(&file)
-        && !text.trim().is_empty()
-    {
+    if file.exists() {
+        let token = read_token(&file, "")?;
         tracing::info!("API token in {}", file.display());
-        return Ok(text.trim().to_string());
+        return Ok(token);
     }
     let mut random = [0u8; 32];
     {
@@ -75,9 +75,34 @@ pub fn api_token(config: &Config) -> anyhow::Result<String> {
     write_private(&file, &token)
         .with_context(|| format!("cannot write the API token to {}", file.display()))?;
     eprintln!(
-        "weir serve: API token (saved in {}): {token}",
+        "weir serve: generated an API token into {} (mode 0600)",
         file.display()
     );
+    Ok(token)
+}
+
+/// Reads a token file, refusing one that others may read and a short token.
+fn read_token(file: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("{what}cannot read {}", file.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{what}{} has mode {mode:04o}: the token must be readable by its owner only (chmod 600 {})",
+            file.display(),
+            file.display()
+        );
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{what}cannot read {}", file.display()))?;
+    let token = text.trim().to_string();
+    if token.chars().count() < MIN_TOKEN_LEN {
+        anyhow::bail!(
+            "{what}the token in {} is shorter than {MIN_TOKEN_LEN} characters",
+            file.display()
+        );
+    }
     Ok(token)
 }
 
@@ -165,8 +190,7 @@ async fn auth(State(api): State<Api>, request: Request, next: Next) -> Response 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_credentials);
         if !given.is_some_and(|t| constant_time_eq(t.as_bytes(), api.token.as_bytes())) {
             let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
             response.headers_mut().insert(
@@ -177,6 +201,15 @@ async fn auth(State(api): State<Api>, request: Request, next: Next) -> Response 
         }
     }
     next.run(request).await
+}
+
+/// The credentials of an `Authorization` value in the `Bearer` scheme,
+/// whose name is case-insensitive (RFC 7235 §2.1).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
 }
 
 /// Compares without stopping at the first difference, so the time taken
@@ -996,6 +1029,15 @@ mod tests {
         );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_credentials("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("BEARER   abc "), Some("abc"));
+        assert_eq!(bearer_credentials("Basic abc"), None);
+        assert_eq!(bearer_credentials("Bearerabc"), None);
     }
 
     #[test]

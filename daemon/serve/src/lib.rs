@@ -194,6 +194,7 @@ async fn serve(config: Config) -> u8 {
             return 1;
         }
     };
+    warn_root_delivery(&daemon.config);
     let token = match http::api_token(&daemon.config) {
         Ok(t) => t,
         Err(e) => {
@@ -305,6 +306,19 @@ async fn serve(config: Config) -> u8 {
     }
     tracing::info!("stopped");
     0
+}
+
+/// Warns when LMTP delivery runs as root: every Maildir file would be
+/// root's, and a flaw in path handling would write anywhere.
+fn warn_root_delivery(config: &Config) {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is the process's effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root && config.lmtp.is_some() {
+        tracing::warn!(
+            "running as root with [lmtp] delivery: Maildir files will belong to root; run weir as its own user (User=weir in daemon/weir.service) with write access to the Maildir root only"
+        );
+    }
 }
 
 async fn wait_for_termination() {

@@ -38,12 +38,20 @@ pub struct Daemon {
     pub token: String,
 }
 
+/// Writes an API token file readable by its owner only (the daemon
+/// refuses any other).
+pub fn write_token(path: &Path, token: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{token}\n")).expect("token");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
 /// Writes `weir.toml` in `dir` with fresh ports; `extra` is appended (it
 /// may hold other tables; `[milter]` and `[http]` are written here).
 pub fn write_config(dir: &Path, milter_extra: &str, extra: &str) -> (u16, u16) {
     let http = free_port();
     let milter = free_port();
-    std::fs::write(dir.join("api-token"), "secret-token\n").expect("token");
+    write_token(&dir.join("api-token"), "secret-token");
     let text = format!(
         "rules = \"rules.flow\"\nstate_dir = \"state\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter}\"\n{milter_extra}\n\n[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"api-token\"\n\n{extra}\n"
     );
