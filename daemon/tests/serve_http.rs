@@ -173,6 +173,19 @@ fn check_is_a_dry_run() {
         400
     );
     assert_eq!(d.request("POST", "/v1/check", false, MESSAGE).status, 401);
+
+    // Nothing was written: not even an empty rate() key for the counters
+    // the rules read.
+    let mut d = d;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(20)), Some(0));
+    let db = sled::open(d.dir.join("state/db")).expect("the store");
+    let rates = db.open_tree("rates").expect("rates");
+    assert!(
+        rates.is_empty(),
+        "{:?}",
+        rates.iter().keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -337,29 +337,15 @@ async fn wait_for_termination() {
     }
 }
 
-/// Deletes audit entries older than `[audit] retention`, at start and then
-/// every hour.
+/// Enforces every retention rule (`retain`), at start and then every hour.
 fn spawn_retention(daemon: Arc<Daemon>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_INTERVAL);
         loop {
             tick.tick().await;
             let daemon = daemon.clone();
-            let pruned = tokio::task::spawn_blocking(move || {
-                let retention =
-                    i64::try_from(daemon.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
-                let cutoff = state::unix_now().saturating_sub(retention);
-                // Delivered side-effect keys are kept as long as the audit
-                // log, so a message sent again within it repeats none.
-                daemon.store.prune_outbox_done(cutoff)?;
-                // Likewise the LMTP delivery index: the window in which a
-                // copy sent again is recognised and not delivered twice.
-                daemon.store.prune_deliveries(cutoff)?;
-                // Held messages that left Postfix's hold queue without Weir.
-                daemon.store.prune_gone_quarantine(cutoff)?;
-                daemon.store.prune_audit(cutoff)
-            })
-            .await;
+            let pruned =
+                tokio::task::spawn_blocking(move || retain(&daemon, state::unix_now())).await;
             match pruned {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => tracing::info!("retention: deleted {n} old audit entries"),
@@ -368,4 +354,30 @@ fn spawn_retention(daemon: Arc<Daemon>) {
             }
         }
     });
+}
+
+/// Deletes what no rule needs any more (docs/serve.md "State"): audit
+/// entries, delivered side-effect keys, LMTP delivery records, dead outbox
+/// items and gone quarantine entries older than `[audit] retention`;
+/// `rate()` keys no window can see; auto-reply times older than `[reply]
+/// period`; quarantine files no entry names. Returns how many audit
+/// entries went.
+fn retain(daemon: &Daemon, now: i64) -> anyhow::Result<usize> {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let cutoff = now.saturating_sub(secs(daemon.config.audit.retention));
+    // Delivered side-effect keys are kept as long as the audit log, so a
+    // message sent again within it repeats none.
+    daemon.store.prune_outbox_done(cutoff)?;
+    // Likewise the LMTP delivery index: the window in which a copy sent
+    // again is recognised and not delivered twice.
+    daemon.store.prune_deliveries(cutoff)?;
+    daemon.store.prune_dead_outbox(cutoff)?;
+    // Held messages that left Postfix's hold queue without Weir.
+    daemon.store.prune_gone_quarantine(cutoff)?;
+    daemon.store.prune_rates(now)?;
+    daemon
+        .store
+        .prune_replies(now.saturating_sub(secs(daemon.config.reply.period)))?;
+    lmtp::prune_orphaned_copies(daemon);
+    daemon.store.prune_audit(cutoff)
 }

@@ -986,6 +986,40 @@ fn quarantine_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("quarantine")
 }
 
+/// How old a quarantine file that no index entry names must be before it
+/// is deleted: younger ones may belong to a delivery in flight (the file
+/// is written before its entry).
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the files in `state_dir/quarantine` that no quarantine entry
+/// names (left by a crash between the file and its entry, or by a
+/// release cut short) once they are older than [`ORPHAN_AGE`].
+pub fn prune_orphaned_copies(daemon: &Daemon) {
+    let dir = quarantine_dir(&daemon.config.state_dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let named: std::collections::HashSet<PathBuf> = daemon
+        .store
+        .quarantine_entries()
+        .into_iter()
+        .filter_map(|e| e.lmtp.map(|h| h.file))
+        .collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= ORPHAN_AGE));
+        if old && !named.contains(&path) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!("retention: deleted the orphaned {}", path.display()),
+                Err(e) => tracing::warn!("retention: cannot delete {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
 /// Writes a quarantined copy durably (temporary name, fsync, rename, fsync
 /// of the directory); returns its path.
 fn write_held(state_dir: &Path, id: &str, copy: &[u8]) -> anyhow::Result<PathBuf> {
