@@ -97,6 +97,18 @@ impl OnError {
     }
 }
 
+/// `max_connections` and `idle_timeout` of one listener: how many
+/// connections it serves at once (more wait in the kernel's accept queue,
+/// using no file descriptor) and how long one may stay silent, or not read
+/// what Weir writes, before it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// `max_connections`.
+    pub max: usize,
+    /// `idle_timeout`.
+    pub idle_timeout: Duration,
+}
+
 /// `[milter]`.
 #[derive(Debug, Clone)]
 pub struct MilterConfig {
@@ -112,6 +124,8 @@ pub struct MilterConfig {
     /// `queue`: the command that lists the MTA's queue as JSON lines
     /// (`postqueue -j`), asked before and after a release or delete.
     pub queue: Vec<String>,
+    /// `max_connections`, `idle_timeout`.
+    pub connections: Connections,
 }
 
 /// `[lmtp]`: the LMTP delivery server (`serve/lmtp/`).
@@ -126,6 +140,8 @@ pub struct LmtpConfig {
     pub lowercase_local: bool,
     /// `on_error`.
     pub on_error: OnError,
+    /// `max_connections`, `idle_timeout`.
+    pub connections: Connections,
 }
 
 /// `[http]`.
@@ -135,6 +151,17 @@ pub struct HttpConfig {
     pub listen: ListenAddr,
     /// `token_file`; `None`: a token is generated into the state directory.
     pub token_file: Option<PathBuf>,
+    /// `max_connections`, `idle_timeout`.
+    pub connections: Connections,
+}
+
+/// Refuses a zero duration (a timeout that would close every connection).
+fn nonzero(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err("expected a duration above zero".into())
+    } else {
+        Ok(d)
+    }
 }
 
 /// `[limits]`.
@@ -233,6 +260,25 @@ pub struct Config {
 }
 
 const DEFAULT_MILTER: &str = "inet:127.0.0.1:8890";
+
+/// Postfix opens one milter connection per SMTP session
+/// (`default_process_limit` 100) and keeps it while the client is idle,
+/// up to `smtpd_timeout` (300 s).
+pub const MILTER_CONNECTIONS: Connections = Connections {
+    max: 1024,
+    idle_timeout: Duration::from_secs(600),
+};
+/// One LMTP connection per Postfix `lmtp` process; RFC 5321 §4.5.3.2
+/// suggests 5 minutes and more for a server's timeouts.
+pub const LMTP_CONNECTIONS: Connections = Connections {
+    max: 1024,
+    idle_timeout: Duration::from_secs(600),
+};
+/// The control API serves operators and scrapers: a few connections.
+pub const HTTP_CONNECTIONS: Connections = Connections {
+    max: 256,
+    idle_timeout: Duration::from_secs(60),
+};
 const DEFAULT_HTTP: &str = "inet:127.0.0.1:8080";
 const DEFAULT_RELEASE: &str = "postsuper -H {queue_id}";
 const DEFAULT_DELETE: &str = "postsuper -d {queue_id} hold";
@@ -256,6 +302,7 @@ impl Config {
                 release: split_command(DEFAULT_RELEASE),
                 delete: split_command(DEFAULT_DELETE),
                 queue: crate::holdqueue::default_queue_command(&split_command(DEFAULT_RELEASE)),
+                connections: MILTER_CONNECTIONS,
             },
             lmtp: None,
             http: HttpConfig {
@@ -264,6 +311,7 @@ impl Config {
                     port: 8080,
                 }),
                 token_file: None,
+                connections: HTTP_CONNECTIONS,
             },
             limits: LimitsConfig {
                 max_message_size: 50 * 1024 * 1024,
@@ -430,6 +478,8 @@ struct RawMilter {
     release: Option<S>,
     delete: Option<S>,
     queue: Option<S>,
+    max_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,6 +489,8 @@ struct RawLmtp {
     maildir: Option<S>,
     lowercase_local: Option<bool>,
     on_error: Option<S>,
+    max_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -446,6 +498,8 @@ struct RawLmtp {
 struct RawHttp {
     listen: Option<S>,
     token_file: Option<S>,
+    max_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -557,6 +611,25 @@ impl Checker<'_> {
         }
     }
 
+    /// A listener's `max_connections` and `idle_timeout`.
+    fn connections(
+        &self,
+        table: &str,
+        max: Option<&Spanned<i64>>,
+        idle: Option<&S>,
+        default: Connections,
+    ) -> Result<Connections, String> {
+        Ok(Connections {
+            max: self.count(&format!("{table} max_connections"), max, default.max)?,
+            idle_timeout: self.value(
+                &format!("{table} idle_timeout"),
+                idle,
+                default.idle_timeout,
+                |t| parse_duration(t).and_then(nonzero),
+            )?,
+        })
+    }
+
     fn listen(&self, text: &str) -> Result<ListenAddr, String> {
         ListenAddr::parse(text, self.base)
     }
@@ -650,6 +723,12 @@ impl Checker<'_> {
                     Self::command,
                 )?,
                 queue: Vec::new(),
+                connections: self.connections(
+                    "[milter]",
+                    m.max_connections.as_ref(),
+                    m.idle_timeout.as_ref(),
+                    MILTER_CONNECTIONS,
+                )?,
             },
         };
         let milter = self.with_queue_command(milter, raw_queue)?;
@@ -659,6 +738,12 @@ impl Checker<'_> {
                 listen: self.required("[lmtp] listen", l.listen.as_ref(), |t| self.listen(t))?,
                 maildir: self.required("[lmtp] maildir", l.maildir.as_ref(), Self::nonempty)?,
                 lowercase_local: l.lowercase_local.unwrap_or(true),
+                connections: self.connections(
+                    "[lmtp]",
+                    l.max_connections.as_ref(),
+                    l.idle_timeout.as_ref(),
+                    LMTP_CONNECTIONS,
+                )?,
                 on_error: self.value(
                     "[lmtp] on_error",
                     l.on_error.as_ref(),
@@ -683,6 +768,12 @@ impl Checker<'_> {
                             .map_err(|m| self.error("[http] token_file", t, &m))?,
                     ),
                 },
+                connections: self.connections(
+                    "[http]",
+                    h.max_connections.as_ref(),
+                    h.idle_timeout.as_ref(),
+                    HTTP_CONNECTIONS,
+                )?,
             },
         };
         let limits = match raw.limits {
@@ -846,16 +937,22 @@ on_error = "tempfail"
 release  = "postsuper -H {queue_id}"
 delete   = "postsuper -d {queue_id} hold"
 queue    = "postqueue -j"
+max_connections = 1024
+idle_timeout    = "10m"
 
 [lmtp]
 listen   = "unix:/run/weir/lmtp.sock"
 maildir  = "/var/mail/{domain}/{local}"
 lowercase_local = true
 on_error = "tempfail"
+max_connections = 1024
+idle_timeout    = "10m"
 
 [http]
 listen     = "inet:127.0.0.1:8080"
 token_file = "/etc/weir/api-token"
+max_connections = 256
+idle_timeout    = "60s"
 
 [limits]
 max_message_size = "50M"

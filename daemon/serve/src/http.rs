@@ -26,6 +26,7 @@ use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
 use super::config::Config;
+use super::conn::Capped;
 use super::holdqueue;
 use super::reload;
 use super::state::{AuditEntry, Daemon, Source, unix_now};
@@ -128,10 +129,19 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal(&stop);
+    let limits = daemon.config.http.connections;
     let app = router(daemon, token, stop);
     match listener {
-        Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
-        Listener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
+        Listener::Tcp(l) => {
+            axum::serve(Capped::new(l, limits), app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        Listener::Unix(l) => {
+            axum::serve(Capped::new(l, limits), app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
     }
     Ok(())
 }

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod conn;
 mod embedded;
 mod health;
 mod holdqueue;

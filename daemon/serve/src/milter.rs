@@ -61,23 +61,19 @@ const ACTIONS: Actions = Actions::ADD_HEADER
     .union(Actions::DELETE_RCPT)
     .union(Actions::QUARANTINE);
 
-/// How many MTA connections are served at once (Postfix opens one per SMTP
-/// session; its default `default_process_limit` is 100).
-const MAX_CONNECTIONS: usize = 4096;
-
-/// How long a silent MTA connection is kept (libmilter's default).
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(7210);
-
 /// Serves the milter protocol on `listener` until `shutdown` completes.
 pub async fn serve(
     daemon: Arc<Daemon>,
     listener: Listener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // `[milter] max_connections` and `idle_timeout` (config.rs has the
+    // defaults and why).
+    let limits = daemon.config.milter.connections;
     let config = indymilter::Config {
-        max_connections: MAX_CONNECTIONS,
+        max_connections: limits.max,
         actions: ACTIONS,
-        connection_timeout: CONNECTION_TIMEOUT,
+        connection_timeout: limits.idle_timeout,
     };
     let accepting = Accepting {
         listener,

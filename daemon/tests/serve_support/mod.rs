@@ -63,8 +63,24 @@ impl Daemon {
     /// Starts `weir serve --config weir.toml` in `dir` (already holding the
     /// config of [`write_config`] and the rules) and waits until it answers.
     pub fn start(dir: &Path, http: u16, milter: u16) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--config", "weir.toml"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+        command.args(["serve", "--config", "weir.toml"]);
+        Daemon::start_command(dir, http, milter, command)
+    }
+
+    /// [`Daemon::start`] with at most `nofile` open files (`prlimit`, which
+    /// execs the daemon in its own process).
+    pub fn start_with_nofile(dir: &Path, http: u16, milter: u16, nofile: u32) -> Daemon {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--config", "weir.toml"]);
+        Daemon::start_command(dir, http, milter, command)
+    }
+
+    fn start_command(dir: &Path, http: u16, milter: u16, mut command: Command) -> Daemon {
+        let child = command
             .current_dir(dir)
             .env("WEIR_LOG", "info")
             .stdin(Stdio::null())

@@ -66,9 +66,6 @@ use super::state::{Daemon, LoadedRuleset, Source, unix_now};
 use super::store::{DeliveryRecord, LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
 use command::Command;
 
-/// How many LMTP sessions are served at once.
-const MAX_SESSIONS: usize = 1024;
-
 /// The longest command line accepted (RFC 5321 asks for at least 512).
 const MAX_COMMAND_LINE: usize = 4096;
 
@@ -78,10 +75,6 @@ const MAX_DATA_LINE: usize = 1 << 20;
 
 /// The most recipients per transaction (RFC 5321 asks for at least 100).
 const MAX_RECIPIENTS: usize = 1000;
-
-/// How long a silent client is kept (RFC 5321 §4.5.3.2: 5 minutes for a
-/// command, 10 for a data block).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Serves LMTP on `listener` until `stop` turns true.
 pub async fn serve(
@@ -106,8 +99,11 @@ pub async fn serve(
                 continue;
             }
         };
-        if sessions.len() >= MAX_SESSIONS {
-            tracing::warn!("LMTP: more than {MAX_SESSIONS} sessions; refusing one");
+        // `[lmtp] max_connections`: past it a client gets a 421 at once
+        // rather than a session.
+        let max_sessions = daemon.config.lmtp.as_ref().map_or(1, |l| l.connections.max);
+        if sessions.len() >= max_sessions {
+            tracing::warn!("LMTP: more than {max_sessions} sessions; refusing one");
             let _ = busy(stream).await;
             continue;
         }
@@ -190,6 +186,9 @@ struct Conn<R, W> {
     reader: BufReader<R>,
     writer: W,
     out: Vec<u8>,
+    /// `[lmtp] idle_timeout`: for a read of a line and for a write of the
+    /// replies (a client that pipelines and never reads is let go).
+    idle_timeout: Duration,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
@@ -221,8 +220,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.writer.write_all(&self.out).await?;
-            self.writer.flush().await?;
+            let write = async {
+                self.writer.write_all(&self.out).await?;
+                self.writer.flush().await
+            };
+            match tokio::time::timeout(self.idle_timeout, write).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client did not read its replies",
+                    ));
+                }
+            }
             self.out.clear();
         }
         Ok(())
@@ -263,7 +273,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
             }
         };
-        match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+        match tokio::time::timeout(self.idle_timeout, read).await {
             Ok(r) => r,
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -307,6 +317,7 @@ where
         reader: BufReader::new(reader),
         writer,
         out: Vec::new(),
+        idle_timeout: lmtp.connections.idle_timeout,
     };
     conn.reply(220, "", &format!("{host} Weir LMTP ready"));
     let mut client = Client {
