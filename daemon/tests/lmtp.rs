@@ -587,3 +587,41 @@ fn addresses_cannot_leave_the_maildir_root_and_copies_are_private() {
         assert_eq!(mode, want, "{}", path.display());
     }
 }
+
+#[test]
+fn concurrent_releases_of_one_held_copy_deliver_it_once() {
+    let l = start("release-race", false, "10M");
+    let message = "From: s@example.test\r\nSubject: HOLD racing\r\nMessage-ID: <race@example.test>\r\n\r\nheld body\r\n";
+    let out = python_lmtp(
+        "127.0.0.1",
+        l.port,
+        "s@example.test",
+        &["alice@example.test"],
+        message,
+    );
+    assert_eq!(out["data"][0][1], 250, "{out}");
+    let list = l.daemon.get("/v1/quarantine").json();
+    let id = list[0]["id"].as_str().expect("an id").to_string();
+    let path = format!("/v1/quarantine/{id}/release");
+    // Many at once, so some overlap the first one's delivery.
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| l.daemon.request("POST", &path, true, b"").status))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 404, 409].contains(s)),
+        "{statuses:?}"
+    );
+    let cur = files(&l.mail.join("example.test/alice/.Review/cur"));
+    assert_eq!(cur.len(), 1, "delivered once: {cur:?}");
+}

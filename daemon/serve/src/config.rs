@@ -823,11 +823,17 @@ impl Checker<'_> {
         let mut notify = BTreeMap::new();
         for (channel, n) in raw.notify {
             let key = |k: &str| format!("[notify.{channel}] {k}");
+            // The webhook client speaks plain HTTP only: an https:// URL
+            // would pass here and be dead-lettered at run time.
             let url = self.required(&key("url"), n.url.as_ref(), |t| {
-                if t.starts_with("http://") || t.starts_with("https://") {
+                if t.starts_with("http://") {
                     Ok(t.to_string())
+                } else if t.starts_with("https://") {
+                    Err(format!(
+                        "https:// is not supported (no TLS): use http:// to a local relay, got {t:?}"
+                    ))
                 } else {
-                    Err(format!("expected an http:// or https:// URL, got {t:?}"))
+                    Err(format!("expected an http:// URL, got {t:?}"))
                 }
             })?;
             let timeout = self.value(
@@ -1027,6 +1033,18 @@ period = "7d"
             "{err}"
         );
         assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn an_https_notify_url_is_refused_at_load() {
+        let err = parse(
+            "rules = \"r\"\nstate_dir = \"s\"\n[notify.x]\nurl = \"https://hooks.example/x\"\n",
+        )
+        .expect_err("no TLS");
+        assert!(
+            err.contains("[notify.x] url: https:// is not supported"),
+            "{err}"
+        );
     }
 
     #[test]
