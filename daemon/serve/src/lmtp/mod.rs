@@ -525,7 +525,23 @@ async fn deliver_all<R, W>(
     };
     let wire = Arc::new(wire);
     // The origin has read the headers the summary needs: no second pass.
-    let origin = Origin::new(&wire, &envelope.from, &envelope.recipients);
+    // Its digest reads the whole message (up to max_message_size): off the
+    // async threads.
+    let origin = {
+        let wire = wire.clone();
+        let from = envelope.from.clone();
+        let recipients = envelope.recipients.clone();
+        tokio::task::spawn_blocking(move || Origin::new(&wire, &from, &recipients)).await
+    };
+    let Ok(origin) = origin else {
+        tracing::error!("LMTP: reading the message's headers failed");
+        for rcpt in &envelope.recipients {
+            let decision = failure_decision(daemon);
+            let summary = MessageSummary::default();
+            finish(daemon, conn, &loaded, &summary, rcpt, decision, None, None).await;
+        }
+        return;
+    };
     let summary = MessageSummary {
         message_id: origin.message_id.clone(),
         from: envelope.from.clone(),
@@ -935,7 +951,13 @@ async fn store_copy(
     summary: &MessageSummary,
     message_digest: Option<String>,
 ) -> anyhow::Result<Stored> {
-    let copy = rewrite::delivered_copy(wire, decision, recipients);
+    let copy = {
+        // Rewriting copies the whole message: off the async threads.
+        let (wire, decision, recipients) = (wire.clone(), decision.clone(), recipients.to_vec());
+        tokio::task::spawn_blocking(move || rewrite::delivered_copy(&wire, &decision, &recipients))
+            .await
+            .context("the copy task failed")?
+    };
     let folder = decision.folder.clone();
     let flags = decision_flags(decision);
     let daemon = daemon.clone();
