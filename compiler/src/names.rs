@@ -1,4 +1,4 @@
-//! Name resolution (LANGUAGE.md §3): one namespace for rules, constants,
+//! Name resolution (docs/language.md ("Declarations")): one namespace for rules, constants,
 //! lists, functions and templates; a file sees its own names and those its
 //! direct imports declare; a local name shadows an imported one (with a
 //! warning); a name two imports both declare is ambiguous where it is used.

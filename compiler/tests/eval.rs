@@ -1,4 +1,4 @@
-//! Evaluation semantics (LANGUAGE.md §4–§6), one test per row or rule of
+//! Evaluation semantics (docs/language.md ("Expressions" to "Stages")), one test per row or rule of
 //! the language's tables, on inline messages.
 
 mod common;

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The reserved words of LANGUAGE.md §2: the floor of the check, whatever
+/// The reserved words of docs/language.md ("Lexical structure"): the floor of the check, whatever
 /// the pest grammar says.
 const LANGUAGE_RESERVED: &[&str] = &[
     "import",
@@ -230,7 +230,7 @@ fn pest_words() -> Option<(BTreeSet<String>, BTreeSet<String>)> {
     let path = repo_root().join("grammar/src/flow.pest");
     let Ok(pest) = std::fs::read_to_string(&path) else {
         println!(
-            "note: {} not found; checking LANGUAGE.md's reserved words only",
+            "note: {} not found; checking docs/language.md's reserved words only",
             path.display()
         );
         return None;

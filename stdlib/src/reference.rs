@@ -72,7 +72,7 @@ pub fn module_items(source: &str) -> Vec<ModuleItem> {
     items
 }
 
-/// How the message model reads mail, where LANGUAGE.md leaves a choice.
+/// How the message model reads mail, where docs/language.md leaves a choice.
 const MESSAGE_NOTES: &str = "
 ### How messages are read
 

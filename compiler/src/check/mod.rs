@@ -5,7 +5,7 @@
 
 mod actions;
 mod expr;
-mod tests;
+mod test_blocks;
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,7 +19,7 @@ use crate::ir;
 use crate::load::Loaded;
 use crate::names::{Decl, DeclId, DeclKind, Scopes};
 
-pub(crate) use tests::check_tests;
+pub(crate) use test_blocks::check_tests;
 
 /// The memo of a declaration checked on demand.
 #[derive(Debug, Clone)]

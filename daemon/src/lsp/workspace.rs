@@ -1,7 +1,7 @@
 //! The files the server knows: open buffers (the truth while the user
 //! edits), the files on disk they import, and the `stdlib/NAME` modules
 //! built into the binary; parsed on demand, with the declarations and
-//! imports of each, and name resolution as LANGUAGE.md §3 states it (a file
+//! imports of each, and name resolution as docs/language.md ("Declarations") states it (a file
 //! sees its own names and those its direct imports declare).
 
 use std::cell::RefCell;

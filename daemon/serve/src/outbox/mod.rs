@@ -211,7 +211,7 @@ impl Origin {
 /// and forwarded copies need that; a webhook goes for any verdict but
 /// `tempfail` (the MTA sends the message again, and the effect then).
 /// `copy` makes the copy to forward; `None` where the MTA forwards (the
-/// milter edits the envelope recipients instead, LANGUAGE.md §5). Returns
+/// milter edits the envelope recipients instead, docs/language.md ("Rules and actions")). Returns
 /// how many items were added; the caller flushes the store before
 /// replying.
 pub fn enqueue(
