@@ -20,6 +20,7 @@
 mod config;
 mod conn;
 mod embedded;
+mod evalpool;
 mod health;
 mod holdqueue;
 mod http;

@@ -631,7 +631,8 @@ async fn evaluate(
     let loaded = loaded.clone();
     let message = message.clone();
     let fallback = rates.clone();
-    let job = tokio::task::spawn_blocking(move || {
+    let budget = crate::evalpool::budget(daemon.config.limits.eval_timeout, message.size());
+    let job = crate::evalpool::run(budget, move || {
         let mut rates = rates;
         let started = Instant::now();
         tx.message = (*message).clone();
@@ -640,22 +641,13 @@ async fn evaluate(
             .evaluate(&tx, &mut rates, &EvalOptions::default());
         (decision, rates, started.elapsed())
     });
-    match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
-        Ok(Ok((decision, rates, elapsed))) => {
+    match job.await {
+        Ok((decision, rates, elapsed)) => {
             daemon.observe_eval(elapsed);
             (decision, rates)
         }
-        Ok(Err(e)) => {
-            tracing::error!("rule evaluation failed: {e}");
-            let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
-            (d, fallback)
-        }
-        Err(_) => {
-            tracing::warn!(
-                "rule evaluation took longer than eval_timeout ({:?})",
-                daemon.config.limits.eval_timeout
-            );
-            let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
+        Err(e) => {
+            let d = crate::milter::pool_failure(daemon, &e, on_error, Stage::Body);
             (d, fallback)
         }
     }
