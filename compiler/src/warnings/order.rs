@@ -59,7 +59,7 @@ pub(crate) fn score_order(loaded: &Loaded, prog: &Program) -> Vec<Diagnostic> {
         }
         let Some(scorer) = prog.rules[i + 1..]
             .iter()
-            .find(|r| !r.shadow && blocks(r).any(|b| adds_score(b)))
+            .find(|r| !r.shadow && blocks(r).any(adds_score))
         else {
             continue;
         };
