@@ -34,6 +34,7 @@ pub mod codes;
 pub mod decision;
 mod evaluator;
 pub mod loader;
+pub mod model;
 mod rates;
 pub mod report;
 mod testcase;
@@ -250,6 +251,8 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
         };
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));
+        diagnostics.extend(warnings::stage_order(&loaded, &program));
+        diagnostics.extend(warnings::score_order(&loaded, &program));
         ruleset = Some(build(program, tests, &loaded));
     }
     diagnostics.sort_by(|a, b| {

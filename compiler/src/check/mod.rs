@@ -173,7 +173,7 @@ impl<'a> Checker<'a> {
     /// Checks every `let`, `fn` and template, used or not, so that their
     /// errors are reported.
     pub(crate) fn check_declarations(&mut self) {
-        let mut decls: Vec<Decl> = self.scopes.all().cloned().collect();
+        let mut decls: Vec<Decl> = self.scopes.all().collect();
         decls.sort_by_key(|d| d.id);
         for decl in decls {
             match decl.kind {

@@ -1,9 +1,7 @@
 //! Evaluation never panics, whatever the message: random bytes, mutated
 //! real messages, odd envelopes, on a ruleset using every kind of test.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use weir_compiler::{EvalOptions, MemoryRates};
 use weir_stdlib::{Limits, Message, Transaction};

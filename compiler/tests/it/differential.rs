@@ -10,8 +10,6 @@
 //! with its test suite is installed. Fixed seed and 256 cases by default;
 //! `WEIR_DIFF_CASES=N` runs more, `WEIR_DIFF_SEED=N` another sequence.
 
-mod common;
-
 use weir_flowgen as flowgen;
 
 use std::cell::RefCell;
@@ -19,7 +17,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{NOW, compile_files};
+use crate::common::{NOW, compile_files};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use weir_compiler::{EvalOptions, MemoryRates, NativeRuleset, Verdict};

@@ -6,9 +6,7 @@
 //! and against the interpreter and the native engine without prefilter,
 //! with and without `--explain` (which the interpreter evaluates).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use weir_compiler::{Decision, EvalOptions, MemoryRates, NativeRuleset, Ruleset};
 use weir_stdlib::Transaction;
 
