@@ -76,11 +76,11 @@ pub const UNREACHABLE_RULE: &str = "W0201";
 pub const SHADOWED_NAME: &str = "W0202";
 /// A `let`, `list`, `fn` or `template` nothing uses.
 pub const UNUSED: &str = "W0203";
-/// A rule that could refuse at an early stage runs after a later-stage
-/// rule, so its refusal waits for that stage.
-pub const LATE_STAGE: &str = "W0204";
-/// A rule tests `score` before a rule that adds to it.
-pub const SCORE_BEFORE_SCORING: &str = "W0205";
+/// A rule that could decide at an earlier stage than a rule before it
+/// (its verdict waits for that rule's stage).
+pub const STAGE_ORDER: &str = "W0210";
+/// A rule that tests `score` before a later rule adds to it.
+pub const SCORE_ORDER: &str = "W0211";
 
 /// Every compiler code with its one-line meaning, in order (for
 /// `docs/diagnostics.md` and the test that every code has a golden file).
@@ -181,11 +181,11 @@ pub const ALL: &[(&str, &str)] = &[
         "a `let`, `list`, `fn` or `template` that nothing uses",
     ),
     (
-        LATE_STAGE,
-        "a rule that could refuse early runs after a later-stage rule, so its refusal waits",
+        STAGE_ORDER,
+        "a rule that could decide at an earlier stage than a rule before it",
     ),
     (
-        SCORE_BEFORE_SCORING,
-        "a rule tests `score` before a rule that adds to it",
+        SCORE_ORDER,
+        "a rule that tests `score` before a later rule adds to it",
     ),
 ];

@@ -13,6 +13,9 @@ use crate::ir::{Action, Expr, Stmt};
 use crate::load::Loaded;
 use crate::names::{DeclId, DeclKind, Scopes};
 
+mod order;
+pub(crate) use order::{score_order, stage_order};
+
 /// A `let`, `list`, `fn` or `template` of a non-stdlib file nothing uses.
 pub(crate) fn unused(loaded: &Loaded, scopes: &Scopes, used: &HashSet<DeclId>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -81,120 +84,6 @@ pub(crate) fn unreachable(loaded: &Loaded, prog: &Program) -> Vec<Diagnostic> {
         } else if always_ends(rule) {
             ender = Some(rule);
         }
-    }
-    out
-}
-
-/// Whether some path through `stmts` gives `reject` or `tempfail`.
-fn refuses(stmts: &[Stmt]) -> bool {
-    stmts.iter().any(|s| match s {
-        Stmt::Action(Action::Verdict { verdict, .. }) => {
-            matches!(verdict, crate::Verdict::Reject | crate::Verdict::Tempfail)
-        }
-        Stmt::Action(_) => false,
-        Stmt::If {
-            then, otherwise, ..
-        } => refuses(then) || refuses(otherwise),
-    })
-}
-
-/// Rules that could refuse at an earlier stage than a rule placed before
-/// them reads: the daemon answers only once that stage is reached (an
-/// envelope `reject` after a body rule waits for the end of the message).
-pub(crate) fn stage_order(loaded: &Loaded, prog: &Program) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let mut latest: Option<&crate::ir::Rule> = None;
-    for rule in &prog.rules {
-        let stdlib = loaded.units.iter().any(|u| u.stdlib && u.name == rule.file);
-        let can_refuse = refuses(&rule.then) || rule.otherwise.as_deref().is_some_and(refuses);
-        if let Some(before) = latest
-            && rule.stage < before.stage
-            && can_refuse
-            && !rule.shadow
-            && !stdlib
-        {
-            out.push(
-                Diagnostic::warning(
-                    codes::LATE_STAGE,
-                    format!(
-                        "rule `{}` reads only the {} stage, but runs after rule `{}`, which reads the {} stage: its refusal waits for that stage",
-                        rule.name, rule.stage, before.name, before.stage
-                    ),
-                    &rule.file,
-                    rule.span,
-                )
-                .with_label("answered late")
-                .with_related(&before.file, before.span, "reads a later stage")
-                .with_hint(format!(
-                    "give `{}` a lower priority number than `{}` (priority {}) so it is answered at {}",
-                    rule.name,
-                    before.name,
-                    before.priority,
-                    rule.stage
-                )),
-            );
-        }
-        if latest.is_none_or(|b| rule.stage > b.stage) {
-            latest = Some(rule);
-        }
-    }
-    out
-}
-
-/// Whether `expr` reads `score` (through the operators a threshold test
-/// is written with).
-fn reads_score(expr: &Expr) -> bool {
-    match expr {
-        Expr::Score => true,
-        Expr::Not(e) | Expr::Neg(e) | Expr::Exists(e) => reads_score(e),
-        Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(_, a, b) => reads_score(a) || reads_score(b),
-        Expr::Compare(c) => reads_score(&c.lhs) || reads_score(&c.rhs),
-        _ => false,
-    }
-}
-
-/// Whether some path through `stmts` adds to the score.
-fn scores(stmts: &[Stmt]) -> bool {
-    stmts.iter().any(|s| match s {
-        Stmt::Action(action) => matches!(action, Action::Score(_)),
-        Stmt::If {
-            then, otherwise, ..
-        } => scores(then) || scores(otherwise),
-    })
-}
-
-/// A rule testing `score` that runs before a rule that adds to it: the
-/// test sees only what the rules before it added.
-pub(crate) fn score_order(loaded: &Loaded, prog: &Program) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for (i, rule) in prog.rules.iter().enumerate() {
-        let stdlib = loaded.units.iter().any(|u| u.stdlib && u.name == rule.file);
-        if stdlib || !rule.when.as_ref().is_some_and(reads_score) {
-            continue;
-        }
-        let later = prog.rules[i + 1..]
-            .iter()
-            .find(|r| !r.shadow && (scores(&r.then) || r.otherwise.as_deref().is_some_and(scores)));
-        let Some(later) = later else {
-            continue;
-        };
-        out.push(
-            Diagnostic::warning(
-                codes::SCORE_BEFORE_SCORING,
-                format!(
-                    "rule `{}` tests `score` before rule `{}` adds to it",
-                    rule.name, later.name
-                ),
-                &rule.file,
-                rule.span,
-            )
-            .with_label("sees only the score added before it")
-            .with_related(&later.file, later.span, "adds to the score later")
-            .with_hint(format!(
-                "give `{}` a higher priority number than `{}` (priority {}) so it runs after it",
-                rule.name, later.name, later.priority
-            )),
-        );
     }
     out
 }

@@ -49,6 +49,7 @@ mod mime;
 pub mod modules;
 pub mod reference;
 
+pub use headers::{HeaderLayout, header_layout};
 pub use message::{
     Address, Attachment, Connection, Envelope, Limits, Message, MessageError, Transaction,
 };
