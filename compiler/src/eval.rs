@@ -58,7 +58,9 @@ pub(crate) struct Machine<'a> {
     opts: &'a EvalOptions,
     /// Cached field values, by registry index.
     fields: Vec<Option<Value>>,
-    score: f64,
+    /// The sum of the `score` actions in thousandths: fixed point, so that
+    /// decimals with up to three fractional digits add exactly.
+    score: i64,
     /// Whether each rule (by id) held, for `matched()`; shadow rules never count.
     matched: Vec<bool>,
     /// The captures of the rule being evaluated, by slot.
@@ -152,7 +154,26 @@ fn empty_decision() -> Decision {
         folder: None,
         actions: Vec::new(),
         trace: Vec::new(),
+        warnings: Vec::new(),
     }
+}
+
+/// A score amount in thousandths, rounded half away from zero; not a
+/// number counts as 0, and the amount saturates rather than overflowing.
+pub(crate) fn thousandths(n: f64) -> i64 {
+    if n.is_finite() {
+        // `as` saturates at the bounds of i64.
+        (n * 1000.0).round() as i64
+    } else {
+        0
+    }
+}
+
+/// The float closest to `milli / 1000`: both are exact in an f64 below
+/// 2^53, and the division is correctly rounded, so `4000` gives exactly
+/// `4.0` and `300` the same float as the literal `0.3`.
+pub(crate) fn from_thousandths(milli: i64) -> f64 {
+    milli as f64 / 1000.0
 }
 
 /// The text of a value as interpolation renders it.
@@ -174,7 +195,7 @@ impl<'a> Machine<'a> {
             rates,
             opts,
             fields: vec![None; weir_stdlib::registry().fields.len()],
-            score: 0.0,
+            score: 0,
             matched: vec![false; prog.rule_count],
             captures: Vec::new(),
             frames: Vec::new(),
@@ -284,7 +305,7 @@ impl<'a> Machine<'a> {
     /// The decision, once the rules have run (or evaluation ended).
     pub(crate) fn finish(mut self) -> Decision {
         self.decision.stage = self.stage;
-        self.decision.score = self.score;
+        self.decision.score = from_thousandths(self.score);
         self.decision
     }
 
@@ -317,7 +338,9 @@ impl<'a> Machine<'a> {
                 decision::Action::Tag(t) if !self.decision.tags.contains(t) => {
                     self.decision.tags.push(t.clone());
                 }
-                decision::Action::Score(n) => self.score += n,
+                decision::Action::Score(n) => {
+                    self.score = self.score.saturating_add(thousandths(*n));
+                }
                 decision::Action::Fileinto(f) => self.decision.folder = Some(f.clone()),
                 _ => {}
             }
@@ -391,7 +414,7 @@ impl<'a> Machine<'a> {
             Action::Tag(t) => D::Tag(self.text_of(t)),
             Action::Score(n) => {
                 let n = self.eval(n).as_f64().unwrap_or(0.0);
-                D::Score(if n.is_finite() { n } else { 0.0 })
+                D::Score(from_thousandths(thousandths(n)))
             }
             Action::Log(t) => D::Log(self.text_of(t)),
             Action::Notify {
@@ -461,7 +484,7 @@ impl<'a> Machine<'a> {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Field(i) => self.field(*i),
-            Expr::Score => Value::Float(self.score),
+            Expr::Score => Value::Float(from_thousandths(self.score)),
             Expr::Header { name, raw } => {
                 let name = self.text_of(name);
                 let values = if *raw {
