@@ -224,4 +224,8 @@ pub struct Decision {
     pub actions: Vec<Taken>,
     /// Per-rule trace, filled only when explaining.
     pub trace: Vec<RuleTrace>,
+    /// What the daemon could not do as the rules said and did instead (a
+    /// folder that cannot be stored, delivered to INBOX): for the audit
+    /// entry. Evaluation leaves it empty.
+    pub warnings: Vec<String>,
 }

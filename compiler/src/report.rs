@@ -53,6 +53,9 @@ pub fn decision_json(d: &Decision) -> Map<String, Value> {
         })
         .collect();
     obj.insert("actions".into(), Value::Array(actions));
+    if !d.warnings.is_empty() {
+        obj.insert("warnings".into(), json!(d.warnings));
+    }
     obj
 }
 

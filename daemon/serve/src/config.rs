@@ -120,6 +120,9 @@ pub struct LmtpConfig {
     pub maildir: String,
     /// `on_error`.
     pub on_error: OnError,
+    /// `utf8_folders`: folder names stay UTF-8 on disk instead of IMAP's
+    /// modified UTF-7 (Dovecot's `UTF8` mail_location option).
+    pub utf8_folders: bool,
 }
 
 /// `[http]`.
@@ -430,6 +433,7 @@ struct RawLmtp {
     listen: Option<S>,
     maildir: Option<S>,
     on_error: Option<S>,
+    utf8_folders: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -628,6 +632,7 @@ impl Checker<'_> {
                     OnError::Tempfail,
                     OnError::parse,
                 )?,
+                utf8_folders: l.utf8_folders.unwrap_or(false),
             }),
         };
         let http = match raw.http {

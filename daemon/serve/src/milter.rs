@@ -424,9 +424,10 @@ async fn evaluate(
             .evaluator
             .evaluate(&tx, &mut rates, &EvalOptions::default());
         let is_final = plan.is_final(loaded.ruleset(), &decision, stage);
-        if is_final {
-            rates.commit();
-        } else {
+        // A final decision's hits are committed once it is known to stand
+        // (below, after the timeout); a tempfail's never are, so an MTA's
+        // retries do not count against the sender.
+        if !is_final || decision.verdict == Verdict::Tempfail {
             rates.discard();
         }
         (Ok((decision, is_final)), rates, started.elapsed())
@@ -437,7 +438,12 @@ async fn evaluate(
             message.rates = rates;
             daemon.observe_eval(elapsed);
             match outcome {
-                Ok((decision, true)) => Some(decision),
+                Ok((decision, true)) => {
+                    if decision.verdict != Verdict::Tempfail {
+                        message.rates.commit();
+                    }
+                    Some(decision)
+                }
                 Ok((_, false)) => None,
                 Err(limit) => {
                     tracing::warn!("{limit}");

@@ -345,6 +345,7 @@ pub fn policy_decision(policy: OnError, stage: Stage, why: PolicyCause) -> Decis
         folder: None,
         actions: Vec::new(),
         trace: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 

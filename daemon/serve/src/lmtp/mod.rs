@@ -45,6 +45,7 @@
 //! copy that was not stored, so it becomes a tempfail).
 
 pub mod command;
+pub mod folder;
 pub mod maildir;
 pub mod rewrite;
 
@@ -61,9 +62,9 @@ use weir_stdlib::{Address, Connection, Envelope, Limits, Message, Stage, Transac
 use super::Listener;
 use super::config::OnError;
 use super::outbox::{self, Origin};
-use super::stages::{self, PolicyCause};
+use super::stages::{self, PolicyCause, StagedRates};
 use super::state::{Daemon, LoadedRuleset, Source, unix_now};
-use super::store::{DeliveryRecord, LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
+use super::store::{DeliveryRecord, LmtpHold, MessageSummary, QuarantineEntry};
 use command::Command;
 
 /// How many LMTP sessions are served at once.
@@ -190,11 +191,15 @@ struct Conn<R, W> {
     reader: BufReader<R>,
     writer: W,
     out: Vec<u8>,
+    /// The code of the last reply queued: after a recipient's decision,
+    /// whether its copy was deferred (4xx).
+    last_code: u16,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     /// Queues a reply; a multi-line text becomes a multi-line reply.
     fn reply(&mut self, code: u16, status: &str, text: &str) {
+        self.last_code = code;
         let lines: Vec<&str> = text
             .split('\n')
             .map(|l| l.trim_end_matches('\r'))
@@ -307,6 +312,7 @@ where
         reader: BufReader::new(reader),
         writer,
         out: Vec::new(),
+        last_code: 0,
     };
     conn.reply(220, "", &format!("{host} Weir LMTP ready"));
     let mut client = Client {
@@ -563,8 +569,10 @@ async fn deliver_all<R, W>(
         now: unix_now(),
     };
     // One counter for the message: a rate key counts once however many
-    // recipients evaluate it.
-    let mut rates = daemon.message_rates();
+    // recipients evaluate it, and only when some copy was not deferred
+    // (a 4xx brings the message back; its retry must not count twice).
+    let mut rates = StagedRates::new(daemon.store.clone());
+    let mut deferred_all = true;
     for rcpt in &envelope.recipients {
         let (decision, back) = evaluate(daemon, &loaded, &base, &message, rcpt, rates).await;
         rates = back;
@@ -579,6 +587,12 @@ async fn deliver_all<R, W>(
             Some(&origin),
         )
         .await;
+        deferred_all &= (400..500).contains(&conn.last_code);
+    }
+    if !deferred_all {
+        tokio::task::spawn_blocking(move || rates.commit())
+            .await
+            .unwrap_or_else(|e| tracing::error!("cannot count the message's rates: {e}"));
     }
 }
 
@@ -591,8 +605,8 @@ async fn evaluate(
     base: &Transaction,
     message: &Arc<Message>,
     rcpt: &str,
-    rates: MessageRates,
-) -> (Decision, MessageRates) {
+    rates: StagedRates,
+) -> (Decision, StagedRates) {
     let on_error = daemon
         .config
         .lmtp
@@ -698,6 +712,10 @@ async fn finish<R, W>(
         (Verdict::Discard, _) => Outcome::NotDelivered,
         (_, Some(_)) if drops_local_copy(&decision, rcpt) => Outcome::NotDelivered,
         (verdict, Some((wire, recipients))) => {
+            if let Some(warning) = target(daemon, decision.folder.as_deref()).warning {
+                tracing::warn!("<{rcpt}>: {warning}");
+                decision.warnings.push(warning);
+            }
             let digest = origin.map(|o| o.digest.clone());
             let stored =
                 store_copy(daemon, &decision, rcpt, wire, recipients, &summary, digest).await;
@@ -816,6 +834,13 @@ async fn finish<R, W>(
     }
 }
 
+/// Where a copy of a decision filing into `folder` goes, under the
+/// configured `[lmtp] utf8_folders`.
+fn target(daemon: &Daemon, folder: Option<&str>) -> folder::Target {
+    let utf8 = daemon.config.lmtp.as_ref().is_some_and(|l| l.utf8_folders);
+    folder::resolve(folder, utf8)
+}
+
 /// The `[lmtp] on_error` decision after a failed delivery (`accept` cannot
 /// claim a copy that was not stored, so it is a tempfail here).
 fn failure_decision(daemon: &Daemon) -> Decision {
@@ -869,7 +894,8 @@ fn delivery_key(message_digest: &str, rcpt: &str, dir: &Path) -> String {
     ])
 }
 
-/// Delivers `content` into the Maildir, once per message, recipient and
+/// Delivers `content` into the Maildir folder directory `folder` (see
+/// `maildir::folder_dir`), once per message, recipient and
 /// folder (see the module documentation and [`delivery_key`]): a copy
 /// already delivered is found and returned instead; otherwise a new name
 /// is recorded in the store (flushed) before the file is written.
@@ -924,7 +950,9 @@ async fn store_copy(
     message_digest: Option<String>,
 ) -> anyhow::Result<Stored> {
     let copy = rewrite::delivered_copy(wire, decision, recipients);
+    // The held copy keeps the folder's name: it is mapped when released.
     let folder = decision.folder.clone();
+    let dir_name = target(daemon, folder.as_deref()).dir;
     let flags = decision_flags(decision);
     let daemon = daemon.clone();
     let rcpt = rcpt.to_string();
@@ -941,7 +969,7 @@ async fn store_copy(
         // The folder is checked before anything is written, also for a
         // quarantined copy, so a release cannot fail on it later.
         let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt)?;
-        maildir::folder_dir(&mailbox, folder.as_deref())?;
+        maildir::folder_dir(&mailbox, dir_name.as_deref())?;
         if !quarantine {
             let content = maildir::to_lf(&copy);
             let path = match &message_digest {
@@ -950,11 +978,11 @@ async fn store_copy(
                     digest,
                     &rcpt,
                     &mailbox,
-                    folder.as_deref(),
+                    dir_name.as_deref(),
                     &flags,
                     &content,
                 )?,
-                None => maildir::deliver(&mailbox, folder.as_deref(), &flags, &content)?,
+                None => maildir::deliver(&mailbox, dir_name.as_deref(), &flags, &content)?,
             };
             return Ok(Stored::Delivered(path));
         }
@@ -1022,9 +1050,17 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
     let copy = std::fs::read(&hold.file)
         .with_context(|| format!("cannot read the held copy {}", hold.file.display()))?;
     let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient)?;
+    let target = target(daemon, hold.folder.as_deref());
+    if let Some(warning) = &target.warning {
+        tracing::warn!(
+            "quarantine: {} <{}>: {warning}",
+            entry.queue_id,
+            hold.recipient
+        );
+    }
     let path = maildir::deliver(
         &mailbox,
-        hold.folder.as_deref(),
+        target.dir.as_deref(),
         &hold.flags,
         &maildir::to_lf(&copy),
     )?;
