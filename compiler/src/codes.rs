@@ -76,6 +76,8 @@ pub const UNREACHABLE_RULE: &str = "W0201";
 pub const SHADOWED_NAME: &str = "W0202";
 /// A `let`, `list`, `fn` or `template` nothing uses.
 pub const UNUSED: &str = "W0203";
+/// A `redirect` that can run after a `fileinto` (the filed copy is dropped).
+pub const REDIRECT_AFTER_FILEINTO: &str = "W0204";
 
 /// Every compiler code with its one-line meaning, in order (for
 /// `docs/diagnostics.md` and the test that every code has a golden file).
@@ -174,5 +176,9 @@ pub const ALL: &[(&str, &str)] = &[
     (
         UNUSED,
         "a `let`, `list`, `fn` or `template` that nothing uses",
+    ),
+    (
+        REDIRECT_AFTER_FILEINTO,
+        "a `redirect` that can run after a `fileinto`: the filed copy is dropped",
     ),
 ];

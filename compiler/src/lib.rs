@@ -42,6 +42,7 @@ mod check;
 mod compare;
 mod compat;
 mod eval;
+mod filing;
 mod hints;
 mod ir;
 mod load;
@@ -234,6 +235,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
         };
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));
+        diagnostics.extend(filing::redirect_after_fileinto(&loaded, &program));
         ruleset = Some(build(program, tests, &loaded));
     }
     diagnostics.sort_by(|a, b| {

@@ -312,6 +312,7 @@ impl Checker<'_> {
                 if !self.arity(cx, a, 2) {
                     return None;
                 }
+                self.literal_header_name(cx, word, &a.args[0]);
                 let name = self.text_arg(cx, &a.args[0]);
                 let value = self.text_arg(cx, &a.args[1]);
                 let (name, value) = (name?, value?);
@@ -321,12 +322,22 @@ impl Checker<'_> {
                     Action::SetHeader(name, value)
                 }
             }
-            "remove_header" => Action::RemoveHeader(one(self)?),
+            "remove_header" => {
+                if let Some(arg) = a.args.first() {
+                    self.literal_header_name(cx, word, arg);
+                }
+                Action::RemoveHeader(one(self)?)
+            }
             "prepend_subject" => Action::PrependSubject(one(self)?),
             "add_rcpt" => Action::AddRcpt(one(self)?),
             "remove_rcpt" => Action::RemoveRcpt(one(self)?),
             "redirect" => Action::Redirect(one(self)?),
-            "fileinto" => Action::Fileinto(one(self)?),
+            "fileinto" => {
+                if let Some(arg) = a.args.first() {
+                    self.literal_folder(cx, arg);
+                }
+                Action::Fileinto(one(self)?)
+            }
             "flag" => Action::Flag(one(self)?),
             "tag" => Action::Tag(one(self)?),
             "log" => Action::Log(one(self)?),

@@ -5,6 +5,7 @@
 
 mod actions;
 mod expr;
+mod literals;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
