@@ -228,4 +228,8 @@ pub struct Decision {
     /// folder that cannot be stored, delivered to INBOX): for the audit
     /// entry. Evaluation leaves it empty.
     pub warnings: Vec<String>,
+    /// The keys `duplicate()` was asked about (shadow rules and dry runs
+    /// aside): the caller records them for the recipient once this copy is
+    /// delivered or accepted, never when it is deferred or refused.
+    pub duplicates: Vec<String>,
 }

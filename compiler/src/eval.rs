@@ -127,6 +127,7 @@ fn is_constant(e: &Expr) -> bool {
         | Expr::Captures(_)
         | Expr::CallUser { .. }
         | Expr::Rate { .. }
+        | Expr::Duplicate { .. }
         | Expr::Matched(_) => false,
         Expr::Member(e, _) | Expr::Not(e) | Expr::Neg(e) | Expr::Exists(e) => is_constant(e),
         Expr::Index(a, b, _) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(_, a, b) => {
@@ -155,6 +156,7 @@ fn empty_decision() -> Decision {
         actions: Vec::new(),
         trace: Vec::new(),
         warnings: Vec::new(),
+        duplicates: Vec::new(),
     }
 }
 
@@ -174,6 +176,17 @@ pub(crate) fn thousandths(n: f64) -> i64 {
 /// `4.0` and `300` the same float as the literal `0.3`.
 pub(crate) fn from_thousandths(milli: i64) -> f64 {
     milli as f64 / 1000.0
+}
+
+/// Whose deliveries `duplicate()` looks at: the lower-cased `recipient`
+/// (LMTP: the recipient being delivered; elsewhere the first envelope
+/// recipient, so one record per message), `""` when there is none.
+pub(crate) fn duplicate_scope(tx: &Transaction) -> String {
+    tx.envelope
+        .recipient
+        .as_ref()
+        .map(|a| a.address.to_lowercase())
+        .unwrap_or_default()
 }
 
 /// The text of a value as interpolation renders it.
@@ -555,6 +568,20 @@ impl<'a> Machine<'a> {
                 }
                 let n = self.rates.hit(&key, window, self.tx.now, count);
                 Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            Expr::Duplicate { key, window } => {
+                let key = self.text_of(key);
+                let window = match self.eval(window) {
+                    Value::Duration(d) => u64::try_from(d).unwrap_or(0),
+                    _ => 0,
+                };
+                let scope = duplicate_scope(self.tx);
+                let seen = self.rates.duplicate(&scope, &key, window, self.tx.now);
+                let record = !self.shadow && !self.opts.dry_run;
+                if record && !self.decision.duplicates.contains(&key) {
+                    self.decision.duplicates.push(key);
+                }
+                Value::Bool(seen)
             }
             Expr::Matched(id) => Value::Bool(self.matched.get(*id).copied().unwrap_or(false)),
             Expr::Not(inner) => {

@@ -38,6 +38,8 @@ pub(crate) enum Expr {
     CallUser { func: usize, args: Vec<Expr> },
     /// `rate(KEY, WINDOW)`.
     Rate { key: Box<Expr>, window: Box<Expr> },
+    /// `duplicate(KEY, WINDOW)`.
+    Duplicate { key: Box<Expr>, window: Box<Expr> },
     /// `matched(rule)`: the rule's index in declaration order.
     Matched(usize),
     /// `not e`.

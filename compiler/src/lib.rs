@@ -65,7 +65,7 @@ pub use evaluator::{Engine, Envelope, Evaluator, compile_ruleset, now, run_case,
 pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset};
-pub use rates::{MemoryRates, RateCounter};
+pub use rates::{MemoryRates, RateCounter, within_window};
 pub use testcase::{TestCase, TestMessage};
 
 /// The result of compiling a ruleset: the ruleset when there is no error,

@@ -168,7 +168,9 @@ impl Cx<'_> {
             Expr::Index(a, b, _) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(_, a, b) => {
                 sub(a).max(sub(b))
             }
-            Expr::Rate { key, window } => sub(key).max(sub(window)),
+            Expr::Rate { key, window } | Expr::Duplicate { key, window } => {
+                sub(key).max(sub(window))
+            }
             Expr::Builtin { args, .. } | Expr::List(args) => {
                 args.iter().map(sub).max().unwrap_or(Stage::Connect)
             }

@@ -239,3 +239,63 @@ fn a_message_deferred_for_every_recipient_is_not_counted() {
     let r = deliver(l.port, "b@example.test", &["u@example.test"], &message("m"));
     assert!(r[0].starts_with("550"), "third counted: {r:?}");
 }
+
+const DUPLICATE_RULES: &str = r#"
+rule dedupe {
+  when duplicate(message_id, 1d)
+  then { tag "duplicate"; discard }
+}
+rule greylisted {
+  when subject contains "defer"
+  then tempfail
+}
+"#;
+
+fn with_id(id: &str, subject: &str) -> String {
+    format!(
+        "From: s@example.test\nTo: x@example.test\nSubject: {subject}\nMessage-ID: <{id}>\n\n{subject}\n"
+    )
+}
+
+#[test]
+fn duplicate_records_only_delivered_copies_per_recipient() {
+    let l = start("duplicate", DUPLICATE_RULES, "");
+    let bob = l.mail.join("example.test/bob");
+    let carol = l.mail.join("example.test/carol");
+    // Deferred: nothing recorded, so the retry is not its own duplicate.
+    let r = deliver(
+        l.port,
+        "s@example.test",
+        &["bob@example.test"],
+        &with_id("m1@t", "defer"),
+    );
+    assert!(r[0].starts_with("451"), "{r:?}");
+    let r = deliver(
+        l.port,
+        "s@example.test",
+        &["bob@example.test"],
+        &with_id("m1@t", "ok"),
+    );
+    assert!(r[0].starts_with("250"), "{r:?}");
+    assert_eq!(delivered(&bob), 1, "the retry is delivered");
+    // The same message again to bob is a duplicate; to carol it is not.
+    let r = deliver(
+        l.port,
+        "s@example.test",
+        &["bob@example.test", "carol@example.test"],
+        &with_id("m1@t", "ok"),
+    );
+    assert!(r[0].contains("not delivered"), "{r:?}");
+    assert!(r[1].contains("delivered") && !r[1].contains("not"), "{r:?}");
+    assert_eq!(delivered(&bob), 1, "bob's duplicate was discarded");
+    assert_eq!(delivered(&carol), 1);
+    // The audit log shows the one duplicate.
+    let audit = l.daemon.get("/v1/actions?since=0").json();
+    let tagged = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["tags"][0] == "duplicate")
+        .count();
+    assert_eq!(tagged, 1, "{audit}");
+}

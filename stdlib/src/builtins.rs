@@ -397,6 +397,18 @@ fn functions() -> Vec<FunctionDef> {
             imp: FunctionImpl::Rate,
         },
         FunctionDef {
+            name: "duplicate",
+            params: vec![string(), ParamType::Exact(Type::Duration)],
+            ret: Type::Bool,
+            stage: Stage::Connect,
+            doc: "Whether a copy carrying the key was delivered within the window to the same \
+                  recipient (LMTP; per message in the milter), as RFC 7352's `duplicate`. The key \
+                  is recorded only when this copy is delivered or accepted, never when it is \
+                  deferred or refused, nor by a `shadow` rule or a dry run. \
+                  `duplicate(message_id, 7d)`",
+            imp: FunctionImpl::Duplicate,
+        },
+        FunctionDef {
             name: "matched",
             params: vec![ParamType::RuleName],
             ret: Type::Bool,

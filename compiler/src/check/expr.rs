@@ -762,9 +762,9 @@ impl Checker<'_> {
         match def.imp {
             FunctionImpl::Header => self.header_call(cx, span, args),
             FunctionImpl::Matched => self.matched_call(cx, span, args),
-            FunctionImpl::Rate => {
+            FunctionImpl::Rate | FunctionImpl::Duplicate => {
                 if args.len() != 2 {
-                    self.arg_count(cx.unit, span, "rate", 2, args.len());
+                    self.arg_count(cx.unit, span, def.name, 2, args.len());
                     return None;
                 }
                 let key = self.expr(cx, &args[0]);
@@ -778,13 +778,13 @@ impl Checker<'_> {
                     &Type::Duration,
                     "a duration window (`10m`)",
                 )?;
-                Some((
-                    Expr::Rate {
-                        key: Box::new(key),
-                        window: Box::new(window),
-                    },
-                    def.ret.clone(),
-                ))
+                let (key, window) = (Box::new(key), Box::new(window));
+                let lowered = if matches!(def.imp, FunctionImpl::Rate) {
+                    Expr::Rate { key, window }
+                } else {
+                    Expr::Duplicate { key, window }
+                };
+                Some((lowered, def.ret.clone()))
             }
             FunctionImpl::Pure(imp) => {
                 if args.len() != def.params.len() {

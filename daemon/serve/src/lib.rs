@@ -320,6 +320,9 @@ fn spawn_retention(daemon: Arc<Daemon>) {
                 // Likewise the LMTP delivery index: the window in which a
                 // copy sent again is recognised and not delivered twice.
                 daemon.store.prune_deliveries(cutoff)?;
+                // And `duplicate()` records: a window longer than the
+                // retention sees only the retention.
+                daemon.store.prune_duplicates(cutoff)?;
                 daemon.store.prune_audit(cutoff)
             })
             .await;

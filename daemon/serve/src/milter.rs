@@ -486,14 +486,24 @@ async fn record(
         let queue_id = queue_id.to_string();
         let facts = message.facts.clone();
         tokio::task::spawn_blocking(move || {
-            let result = queue_side_effects(&daemon, &facts, &decision).and_then(|queued| {
-                let entry =
-                    daemon.record_message(Source::Milter, &queue_id, version, &decision, &summary);
-                if queued > 0 {
-                    daemon.outbox_wake.notify_one();
-                }
-                entry
-            });
+            let first = facts.to.first().map_or("", String::as_str);
+            let result = daemon
+                .store
+                .record_decision_duplicates(first, &decision, unix_now())
+                .and_then(|()| queue_side_effects(&daemon, &facts, &decision))
+                .and_then(|queued| {
+                    let entry = daemon.record_message(
+                        Source::Milter,
+                        &queue_id,
+                        version,
+                        &decision,
+                        &summary,
+                    );
+                    if queued > 0 {
+                        daemon.outbox_wake.notify_one();
+                    }
+                    entry
+                });
             (result, decision)
         })
     };

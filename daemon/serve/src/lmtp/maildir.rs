@@ -369,7 +369,7 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let a = deliver(&dir, None, &[], b"Subject: a\n\nx\n").unwrap();
         assert_eq!(a.parent().unwrap(), dir.join("new"));
-        let b = deliver(&dir, Some("Work/Urgent"), &["\\Seen".into()], b"x\n").unwrap();
+        let b = deliver(&dir, Some(".Work.Urgent"), &["\\Seen".into()], b"x\n").unwrap();
         assert_eq!(b.parent().unwrap(), dir.join(".Work.Urgent/cur"));
         assert!(b.to_string_lossy().ends_with(":2,S"));
         assert!(dir.join(".Work.Urgent/maildirfolder").exists());

@@ -785,7 +785,13 @@ async fn finish<R, W>(
         let rcpt = rcpt.to_string();
         let decision = decision.clone();
         let held = held.clone();
+        let refused = matches!(outcome, Outcome::Refused(_));
         tokio::task::spawn_blocking(move || {
+            if !refused {
+                daemon
+                    .store
+                    .record_decision_duplicates(&rcpt, &decision, unix_now())?;
+            }
             daemon.record_delivery(
                 Source::Lmtp,
                 "",
