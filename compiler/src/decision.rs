@@ -117,7 +117,13 @@ pub enum Action {
         template: Option<RenderedTemplate>,
     },
     /// `reply template NAME`.
-    Reply(RenderedTemplate),
+    Reply {
+        /// The rendered template.
+        template: RenderedTemplate,
+        /// Why the daemon will not send it (`"auto-submitted"`,
+        /// `"discarded"`, …; see docs/language.md), or `None`.
+        skipped: Option<String>,
+    },
     /// `log "text"`.
     Log(String),
 }
@@ -139,7 +145,7 @@ impl Action {
             Action::Tag(_) => "tag",
             Action::Score(_) => "score",
             Action::Notify { .. } => "notify",
-            Action::Reply(_) => "reply",
+            Action::Reply { .. } => "reply",
             Action::Log(_) => "log",
         }
     }

@@ -319,6 +319,7 @@ impl<'a> Machine<'a> {
     pub(crate) fn finish(mut self) -> Decision {
         self.decision.stage = self.stage;
         self.decision.score = from_thousandths(self.score);
+        crate::autoreply::apply_verdict(&mut self.decision);
         self.decision
     }
 
@@ -447,7 +448,10 @@ impl<'a> Machine<'a> {
                     template,
                 }
             }
-            Action::Reply(t) => D::Reply(self.render(*t)),
+            Action::Reply(t) => D::Reply {
+                template: self.render(*t),
+                skipped: crate::autoreply::message_reason(self.tx).map(str::to_string),
+            },
         };
         self.take(rule, action);
         Flow::Continue

@@ -38,6 +38,7 @@ mod rates;
 pub mod report;
 mod testcase;
 
+mod autoreply;
 mod check;
 mod compare;
 mod compat;

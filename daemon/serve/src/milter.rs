@@ -535,7 +535,7 @@ fn queue_side_effects(
         !t.shadow
             && matches!(
                 &t.what,
-                TakenKind::Action(Action::Notify { .. } | Action::Reply(_))
+                TakenKind::Action(Action::Notify { .. } | Action::Reply { .. })
             )
     });
     if !has_effect {
@@ -545,7 +545,9 @@ fn queue_side_effects(
     wire.extend_from_slice(&facts.body);
     let origin = Origin::new(&wire, &facts.from, &facts.to);
     let accepted = !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail);
-    outbox::enqueue(daemon, &origin, decision, accepted, None)
+    // One decision for the message: it answers as its first recipient.
+    let recipient = facts.to.first().map_or("", String::as_str);
+    outbox::enqueue(daemon, &origin, decision, recipient, accepted, None)
 }
 
 async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {

@@ -747,9 +747,11 @@ async fn finish<R, W>(
             let decision = decision.clone();
             let wire = wire.clone();
             let recipients = recipients.clone();
+            let rcpt = rcpt.to_string();
             tokio::task::spawn_blocking(move || {
                 let copy = || rewrite::delivered_copy(&wire, &decision, &recipients);
-                let added = outbox::enqueue(&daemon, &origin, &decision, accepted, Some(&copy))?;
+                let added =
+                    outbox::enqueue(&daemon, &origin, &decision, &rcpt, accepted, Some(&copy))?;
                 if added > 0 {
                     // Durable before the reply (the audit entry below
                     // flushes too, but a failure there must not lose these).
