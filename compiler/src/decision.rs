@@ -120,6 +120,8 @@ pub enum Action {
     Reply {
         /// The rendered template.
         template: RenderedTemplate,
+        /// `every DURATION`: the period in seconds, else `[reply] period`.
+        every: Option<i64>,
         /// Why the daemon will not send it (`"auto-submitted"`,
         /// `"discarded"`, …; see docs/language.md), or `None`.
         skipped: Option<String>,

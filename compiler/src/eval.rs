@@ -448,8 +448,12 @@ impl<'a> Machine<'a> {
                     template,
                 }
             }
-            Action::Reply(t) => D::Reply {
+            Action::Reply(t, every) => D::Reply {
                 template: self.render(*t),
+                every: every.as_ref().map(|e| match self.eval(e) {
+                    Value::Duration(d) => d.max(0),
+                    _ => 0,
+                }),
                 skipped: crate::autoreply::message_reason(self.tx).map(str::to_string),
             },
         };

@@ -166,7 +166,9 @@ pub(crate) enum Action {
         with: Vec<(String, Expr)>,
         template: Option<usize>,
     },
-    Reply(usize),
+    /// `reply template NAME [every DURATION]`: the template's index and the
+    /// period, when written.
+    Reply(usize, Option<Expr>),
     Log(Expr),
     Stop,
 }

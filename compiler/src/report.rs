@@ -96,8 +96,15 @@ pub fn action_json(action: &Action) -> Map<String, Value> {
             a.insert("with".into(), Value::Object(with));
             a.insert("template".into(), json!(template.as_ref().map(|t| &t.name)));
         }
-        Action::Reply { template, skipped } => {
+        Action::Reply {
+            template,
+            every,
+            skipped,
+        } => {
             a.insert("template".into(), json!(template.name));
+            if let Some(secs) = every {
+                a.insert("every".into(), json!(secs));
+            }
             if let Some(why) = skipped {
                 a.insert("skipped".into(), json!(why));
             }

@@ -135,7 +135,9 @@ impl Cx<'_> {
                 }
                 s.max(template.map_or(Stage::Connect, |t| self.template(t)))
             }
-            Action::Reply(t) => self.template(*t),
+            Action::Reply(t, every) => self
+                .template(*t)
+                .max(every.as_ref().map_or(Stage::Connect, e)),
         }
     }
 

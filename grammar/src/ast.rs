@@ -241,6 +241,8 @@ pub struct Action {
     pub with: Option<MapLit>,
     /// `template NAME`, if written.
     pub template: Option<Ident>,
+    /// `every DURATION` after `template NAME` (`reply`'s period), if written.
+    pub every: Option<Expr>,
     /// The whole action.
     pub span: Span,
 }
@@ -637,6 +639,9 @@ mod strip {
         }
         if let Some(t) = &mut a.template {
             ident(t);
+        }
+        if let Some(e) = &mut a.every {
+            expr(e);
         }
         a.span = NONE;
     }

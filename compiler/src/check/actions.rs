@@ -259,6 +259,18 @@ impl Checker<'_> {
             .set_label("only `notify` takes `with`");
             return None;
         }
+        if let Some(every) = &a.every
+            && word != "reply"
+        {
+            self.error(
+                codes::ACTION_CLAUSE,
+                cx.unit,
+                every.span,
+                format!("`{word}` takes no `every` period"),
+            )
+            .set_label("only `reply template NAME` takes `every`");
+            return None;
+        }
         if let Some(t) = &a.template
             && word != "notify"
             && word != "reply"
@@ -412,7 +424,20 @@ impl Checker<'_> {
                     .set_hint("write `reply template NAME`");
                     return None;
                 };
-                Action::Reply(self.template_ref(cx, t)?)
+                let every = match &a.every {
+                    Some(e) => {
+                        let typed = self.expr(cx, e);
+                        Some(self.coerce(
+                            cx.unit,
+                            e.span,
+                            typed?,
+                            &Type::Duration,
+                            "a period such as `7d`",
+                        )?)
+                    }
+                    None => None,
+                };
+                Action::Reply(self.template_ref(cx, t)?, every)
             }
             _ => return None,
         })

@@ -12,7 +12,7 @@
 //! `exists`, `in` over strings, numbers and networks, `rate()`, `duplicate()`,
 //! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`; every action and verdict (with
 //! and without codes), `if`/`else`, `stop`, `shadow`, priorities,
-//! templates, `notify … with … template`, `reply template`, and stdlib
+//! templates, `notify … with … template`, `reply template [every D]`, and stdlib
 //! imports.
 #![allow(dead_code)]
 
@@ -790,7 +790,10 @@ impl Gen<'_, '_> {
                 }
                 s
             }
-            13 => format!("reply template t{}", self.tape.pick(2)),
+            13 => {
+                let every = self.tape.item(&["", " every 7d", " every 1h"]);
+                format!("reply template t{}{every}", self.tape.pick(2))
+            }
             14 => match self.captures {
                 Some(b) => format!("add_header \"X-Cap\" m[{}]", self.tape.pick(b.groups + 1)),
                 None => format!("log {}", self.string_arg(1)),

@@ -207,3 +207,6 @@
   ":"
   "."
 ] @punctuation.delimiter
+
+; `reply template NAME every DURATION`: a contextual word.
+(template_clause "every" @keyword)

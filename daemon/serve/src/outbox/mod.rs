@@ -278,7 +278,11 @@ pub fn enqueue(
                 }
                 item
             }
-            Action::Reply { template, skipped } if accepted => {
+            Action::Reply {
+                template,
+                every,
+                skipped,
+            } if accepted => {
                 if let Some(why) = skipped.as_ref().or(origin.no_reply.as_ref()) {
                     tracing::info!(
                         "reply of rule {}: not sent to <{}>: {why}",
@@ -300,7 +304,9 @@ pub fn enqueue(
                 if daemon.store.outbox_known(&id)? {
                     continue;
                 }
-                let period = daemon.config.reply.period.as_secs();
+                let period = every.map_or(daemon.config.reply.period.as_secs(), |secs| {
+                    u64::try_from(secs).unwrap_or(0)
+                });
                 let pair = format!("{recipient}\n{}", origin.sender);
                 if !daemon.store.reply_allowed(&pair, period, now)? {
                     tracing::info!(
