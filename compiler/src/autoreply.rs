@@ -8,10 +8,10 @@ use weir_stdlib::Transaction;
 use crate::decision::{Action, Decision, TakenKind, Verdict};
 
 /// Why a reply to this message is never sent, whatever the verdict: the
-/// sender cannot or must not get one, or the recipient was not addressed
-/// openly (`To`, `Cc`, `Bcc`, `Resent-To`), so the message came through a
-/// list or an alias.
-pub(crate) fn message_reason(tx: &Transaction) -> Option<&'static str> {
+/// sender cannot or must not get one, or neither the recipient nor one of
+/// the template's `addresses` was addressed openly (`To`, `Cc`, `Bcc`,
+/// `Resent-To`), so the message came through a list or an alias.
+pub(crate) fn message_reason(tx: &Transaction, addresses: &[String]) -> Option<&'static str> {
     let sender = &tx.envelope.from;
     if sender.address.is_empty() {
         return Some("null-sender");
@@ -36,26 +36,26 @@ pub(crate) fn message_reason(tx: &Transaction) -> Option<&'static str> {
             return Some("auto-submitted");
         }
     }
-    if !addressed(tx) {
+    if !addressed(tx, addresses) {
         return Some("not-addressed");
     }
     None
 }
 
-/// Whether the recipient (`recipient`) is in `To`, `Cc`, `Bcc` or
-/// `Resent-To`. Without a recipient there is nobody to reply as.
-fn addressed(tx: &Transaction) -> bool {
-    let Some(recipient) = &tx.envelope.recipient else {
-        return false;
-    };
-    let me = recipient.address.to_lowercase();
-    !me.is_empty()
-        && ["To", "Cc", "Bcc", "Resent-To"].iter().any(|h| {
-            tx.message
-                .addresses(h)
-                .iter()
-                .any(|a| a.address.to_lowercase() == me)
-        })
+/// Whether the recipient (`recipient`) or one of `addresses` is in `To`,
+/// `Cc`, `Bcc` or `Resent-To`.
+fn addressed(tx: &Transaction, addresses: &[String]) -> bool {
+    let mut mine: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
+    if let Some(recipient) = &tx.envelope.recipient {
+        mine.push(recipient.address.to_lowercase());
+    }
+    mine.retain(|a| !a.is_empty());
+    ["To", "Cc", "Bcc", "Resent-To"].iter().any(|h| {
+        tx.message
+            .addresses(h)
+            .iter()
+            .any(|a| mine.contains(&a.address.to_lowercase()))
+    })
 }
 
 /// Why no reply goes out with this verdict: replies answer mail that was

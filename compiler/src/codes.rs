@@ -51,7 +51,7 @@ pub const AFTER_VERDICT: &str = "E0120";
 pub const ELSE_WITHOUT_WHEN: &str = "E0121";
 /// `template NAME` does not name a template, or a template is missing.
 pub const NOT_A_TEMPLATE: &str = "E0122";
-/// A template field other than `subject` and `body`.
+/// A template field other than `subject`, `body`, `from` and `addresses`.
 pub const TEMPLATE_FIELD: &str = "E0123";
 /// A `list … = file` file cannot be read.
 pub const LIST_FILE: &str = "E0124";
@@ -146,7 +146,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         TEMPLATE_FIELD,
-        "a template field other than `subject` and `body`",
+        "a template field other than `subject`, `body`, `from` and `addresses`",
     ),
     (LIST_FILE, "a `list … = file` file that cannot be read"),
     (NOT_CONSTANT, "a `let` that is not a compile-time constant"),

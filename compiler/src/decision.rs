@@ -65,6 +65,11 @@ pub struct RenderedTemplate {
     pub subject: String,
     /// Its interpolated body (`""` if it has none).
     pub body: String,
+    /// Its interpolated `from` (`""` if it has none): an auto-reply's sender.
+    pub from: String,
+    /// The addresses of its `addresses` field (comma-separated), each the
+    /// `.address` of its entry: the recipient's other addresses.
+    pub addresses: Vec<String>,
 }
 
 /// A non-verdict action with its arguments evaluated.

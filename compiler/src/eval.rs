@@ -448,14 +448,18 @@ impl<'a> Machine<'a> {
                     template,
                 }
             }
-            Action::Reply(t, every) => D::Reply {
-                template: self.render(*t),
-                every: every.as_ref().map(|e| match self.eval(e) {
-                    Value::Duration(d) => d.max(0),
-                    _ => 0,
-                }),
-                skipped: crate::autoreply::message_reason(self.tx).map(str::to_string),
-            },
+            Action::Reply(t, every) => {
+                let template = self.render(*t);
+                let skipped = crate::autoreply::message_reason(self.tx, &template.addresses);
+                D::Reply {
+                    every: every.as_ref().map(|e| match self.eval(e) {
+                        Value::Duration(d) => d.max(0),
+                        _ => 0,
+                    }),
+                    skipped: skipped.map(str::to_string),
+                    template,
+                }
+            }
         };
         self.take(rule, action);
         Flow::Continue
@@ -468,18 +472,23 @@ impl<'a> Machine<'a> {
                 name: String::new(),
                 subject: String::new(),
                 body: String::new(),
+                from: String::new(),
+                addresses: Vec::new(),
             };
         };
-        let subject = t
-            .subject
-            .as_ref()
-            .map(|e| self.text_of(e))
-            .unwrap_or_default();
-        let body = t.body.as_ref().map(|e| self.text_of(e)).unwrap_or_default();
+        let mut text = |e: &Option<Expr>| e.as_ref().map(|e| self.text_of(e)).unwrap_or_default();
+        let (subject, body, from) = (text(&t.subject), text(&t.body), text(&t.from));
+        let addresses = text(&t.addresses)
+            .split(',')
+            .map(|a| weir_stdlib::Address::parse(a.trim()).address)
+            .filter(|a| !a.is_empty())
+            .collect();
         RenderedTemplate {
             name: t.name.clone(),
             subject,
             body,
+            from,
+            addresses,
         }
     }
 

@@ -207,4 +207,8 @@ pub(crate) struct Template {
     pub name: String,
     pub subject: Option<Expr>,
     pub body: Option<Expr>,
+    /// `from`: the auto-reply's sender, in place of the recipient.
+    pub from: Option<Expr>,
+    /// `addresses`: more of the recipient's addresses, comma-separated.
+    pub addresses: Option<Expr>,
 }

@@ -93,11 +93,11 @@ impl Cx<'_> {
 
     fn template(&self, index: usize) -> Stage {
         self.prog.templates.get(index).map_or(Stage::Connect, |t| {
-            let s = t
-                .subject
-                .as_ref()
-                .map_or(Stage::Connect, |e| self.expr(e, 0));
-            s.max(t.body.as_ref().map_or(Stage::Connect, |e| self.expr(e, 0)))
+            [&t.subject, &t.body, &t.from, &t.addresses]
+                .into_iter()
+                .flatten()
+                .map(|e| self.expr(e, 0))
+                .fold(Stage::Connect, Stage::max)
         })
     }
 

@@ -83,3 +83,42 @@ fn skipped_replies_show_in_run_and_fail_expect_reply() {
         "{decision}"
     );
 }
+
+const ALIASES: &str = r#"
+template away {
+  subject = "Away"
+  from = "Support <support@example.org>"
+  addresses = "support@example.org, help@example.org"
+}
+rule vacation {
+  then reply template away
+}
+"#;
+
+#[test]
+fn a_template_s_addresses_count_as_the_recipient_s() {
+    let dir = std::env::temp_dir().join(format!("weir-cli-aliases-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("r.flow"), ALIASES).unwrap();
+    let reply_of = |to_header: &str| {
+        let mail = format!("From: a@example.com\r\nTo: {to_header}\r\nSubject: x\r\n\r\nbody\r\n");
+        let out = weir_in(
+            &dir,
+            &["run", "--json", "--to", "carol@example.org", "r.flow", "-"],
+            Some(mail.as_bytes()),
+        );
+        let d: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
+        d["actions"][0].clone()
+    };
+    // The envelope recipient is carol, but the mail names an alias.
+    assert_eq!(
+        reply_of("help@example.org")["skipped"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        reply_of("carol@example.org")["skipped"],
+        serde_json::Value::Null
+    );
+    assert_eq!(reply_of("list@example.net")["skipped"], "not-addressed");
+}

@@ -31,6 +31,12 @@ rule vip { when subject contains "VIP" then { tag "vip"; notify "hook" with { te
 rule flaky { when subject contains "FLAKY" then notify "flaky" with { text: "flaky" } }
 rule down { when subject contains "DOWN" then notify "down" with { text: "down" } }
 rule acknowledge { when subject contains "ACK" then reply template ack }
+template desk {
+  subject = "Ticket received"
+  body = "The help desk has your message."
+  from = "Help Desk <help@example.test>"
+}
+rule helpdesk { when subject contains "HELPDESK" then reply template desk every 0s }
 rule fwd { when recipient.local == "fwd" then redirect "archive@elsewhere.test" }
 rule copy { when recipient.local == "cc" then add_rcpt "copies@elsewhere.test" }
 "#;
@@ -841,4 +847,36 @@ fn the_milter_queues_notify_and_reply_too() {
         1,
         "at most one reply per sender per period"
     );
+}
+
+#[test]
+fn a_rule_s_period_and_a_template_s_from_apply_to_its_replies() {
+    let s = setup("every");
+    for n in 1..=2 {
+        let r = lmtp(
+            s.lmtp,
+            "zoe@example.test",
+            &["a@example.test"],
+            &message(
+                "zoe@example.test",
+                &format!("HELPDESK {n}"),
+                &format!("desk-{n}@example.test"),
+                "",
+            ),
+        );
+        assert!(r[0].starts_with("250"), "{r:?}");
+    }
+    wait_drained(&s.daemon);
+    // `every 0s`: the second message within [reply] period (1h) is
+    // answered too; both come from the template's `from`.
+    let mails = wait_for("two replies", || {
+        let m = s.sink.mails();
+        (m.len() >= 2).then_some(m)
+    });
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    for m in &mails {
+        assert_eq!(m.to, ["zoe@example.test"]);
+        assert_eq!(m.header("From").as_deref(), Some("<help@example.test>"));
+        assert_eq!(m.header("Subject").as_deref(), Some("Ticket received"));
+    }
 }

@@ -319,7 +319,12 @@ pub fn enqueue(
                 // From the recipient being answered for, as vacation does;
                 // the relay's address only when there is none.
                 let relay_from = daemon.config.relay.as_ref().map(|r| r.from.as_str());
-                let from = if recipient.is_empty() {
+                // The template's `from` may carry a display name; the
+                // header is written as `<address>`.
+                let template_from = weir_stdlib::Address::parse(template.from.trim()).address;
+                let from = if !template_from.is_empty() {
+                    template_from.as_str()
+                } else if recipient.is_empty() {
                     relay_from.unwrap_or("")
                 } else {
                     recipient.as_str()
