@@ -1,4 +1,4 @@
-//! The stable diagnostic codes of the compiler (LANGUAGE.md §7).
+//! The stable diagnostic codes of the compiler (docs/language.md ("Diagnostics")).
 //!
 //! The parser owns `E0001`–`E0099`; the compiler's errors start at `E0100`
 //! and its warnings at `W0201`. A code never changes meaning once released:

@@ -1,4 +1,4 @@
-//! The meaning of comparisons and tests (LANGUAGE.md §4): a list on the
+//! The meaning of comparisons and tests (docs/language.md ("Expressions")): a list on the
 //! left means any element (or every element, with `all`, and never over an
 //! empty list); a list on the right of `==`, `contains`, `starts_with` and
 //! `ends_with` means any of its items; string comparisons fold case except
@@ -9,9 +9,9 @@ use std::slice;
 
 use weir_stdlib::Value;
 
-use crate::compat::fold;
 use crate::eval::{contains_ip, text};
 use crate::ir::{CmpOp, Compare};
+use weir_stdlib::value::fold;
 
 /// What a comparison found.
 pub(crate) struct Outcome {

@@ -5,7 +5,7 @@
 
 use weir_stdlib::Stage;
 
-/// The outcome for the message (LANGUAGE.md §5).
+/// The outcome for the message (docs/language.md ("Rules and actions")).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// Deliver (the default, `accept`, or `stop`).
@@ -21,6 +21,31 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in the order the docs list them.
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Accept,
+        Verdict::Reject,
+        Verdict::Tempfail,
+        Verdict::Discard,
+        Verdict::Quarantine,
+    ];
+
+    /// The SMTP reply a `reject` or `tempfail` gives when the rule names
+    /// none (`550 5.7.1 Message rejected`, `451 4.7.1 Try again later`);
+    /// `None` for verdicts that refuse nothing.
+    pub fn default_reply(self) -> Option<Reply> {
+        let (code, status, text) = match self {
+            Verdict::Reject => (550, "5.7.1", "Message rejected"),
+            Verdict::Tempfail => (451, "4.7.1", "Try again later"),
+            _ => return None,
+        };
+        Some(Reply {
+            code,
+            status: status.to_string(),
+            text: text.to_string(),
+        })
+    }
+
     /// The verdict's word (`reject`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -223,7 +248,7 @@ pub struct Decision {
     pub quarantine_reason: Option<String>,
     /// The rule whose verdict ended evaluation, if any.
     pub decided_by: Option<String>,
-    /// The decision's stage (LANGUAGE.md §6).
+    /// The decision's stage (docs/language.md ("Stages")).
     pub stage: Stage,
     /// Rules whose condition held, in evaluation order (shadow rules included).
     pub matched: Vec<String>,

@@ -1,5 +1,5 @@
 //! The reference interpreter: runs the lowered rules on one transaction
-//! (LANGUAGE.md §4–§5). It is the specification of Flow's meaning; other
+//! (docs/language.md ("Expressions" to "Rules and actions")). It is the specification of Flow's meaning; other
 //! engines must agree with it.
 //!
 //! Choices where the language is silent, all documented in
@@ -15,12 +15,11 @@ use weir_stdlib::{Stage, Transaction, Value};
 
 use crate::EvalOptions;
 use crate::compare;
-use crate::compat;
 use crate::decision::{
     self, Decision, Evidence, RenderedTemplate, Reply, RuleTrace, ShadowVerdict, Taken, TakenKind,
     Verdict,
 };
-use crate::ir::{Action, Arith, Expr, Part, Rule, Stmt};
+use crate::ir::{Action, Arith, Compare, Expr, Part, Rule, Stmt};
 use crate::ir::{Function, Template};
 use crate::rates::{NoRates, RateCounter};
 
@@ -191,7 +190,7 @@ pub(crate) fn duplicate_scope(tx: &Transaction) -> String {
 
 /// The text of a value as interpolation renders it.
 pub(crate) fn text(v: &Value) -> String {
-    compat::to_text(v)
+    v.to_text()
 }
 
 impl<'a> Machine<'a> {
@@ -515,15 +514,7 @@ impl<'a> Machine<'a> {
             Expr::Const(v) => v.clone(),
             Expr::Field(i) => self.field(*i),
             Expr::Score => Value::Float(from_thousandths(self.score)),
-            Expr::Header { name, raw } => {
-                let name = self.text_of(name);
-                let values = if *raw {
-                    self.tx.message.header_raw(&name)
-                } else {
-                    self.tx.message.header(&name)
-                };
-                Value::list(values.into_iter().map(Value::str).collect())
-            }
+            Expr::Header { name, raw } => self.header(name, *raw),
             Expr::Param(i) => self
                 .frames
                 .last()
@@ -541,65 +532,14 @@ impl<'a> Machine<'a> {
                 let v = self.eval(base);
                 project(&v, member)
             }
-            Expr::Index(base, index, empty) => {
-                let base = self.eval(base);
-                let i = match self.eval(index) {
-                    Value::Int(i) => usize::try_from(i).ok(),
-                    _ => None,
-                };
-                match (&base, i) {
-                    (Value::List(items), Some(i)) => {
-                        items.get(i).cloned().unwrap_or_else(|| empty.clone())
-                    }
-                    (Value::Captures(c), Some(i)) => {
-                        c.get(i).map(Value::str).unwrap_or_else(|| empty.clone())
-                    }
-                    _ => empty.clone(),
-                }
-            }
+            Expr::Index(base, index, empty) => self.index(base, index, empty),
             Expr::Builtin { imp, args } => {
                 let args: Vec<Value> = args.iter().map(|a| self.eval(a)).collect();
                 imp(&args)
             }
-            Expr::CallUser { func, args } => {
-                let args: Vec<Value> = args.iter().map(|a| self.eval(a)).collect();
-                let prog = self.prog;
-                let Some(f) = prog.functions.get(*func) else {
-                    return Value::Bool(false);
-                };
-                // No recursion (checked), so the depth is bounded by the number of functions.
-                self.frames.push(args);
-                let v = self.eval(&f.body);
-                self.frames.pop();
-                v
-            }
-            Expr::Rate { key, window } => {
-                let key = self.text_of(key);
-                let window = match self.eval(window) {
-                    Value::Duration(d) => u64::try_from(d).unwrap_or(0),
-                    _ => 0,
-                };
-                let count = !self.shadow && !self.opts.dry_run && !self.counted.contains(&key);
-                if count {
-                    self.counted.insert(key.clone());
-                }
-                let n = self.rates.hit(&key, window, self.tx.now, count);
-                Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
-            }
-            Expr::Duplicate { key, window } => {
-                let key = self.text_of(key);
-                let window = match self.eval(window) {
-                    Value::Duration(d) => u64::try_from(d).unwrap_or(0),
-                    _ => 0,
-                };
-                let scope = duplicate_scope(self.tx);
-                let seen = self.rates.duplicate(&scope, &key, window, self.tx.now);
-                let record = !self.shadow && !self.opts.dry_run;
-                if record && !self.decision.duplicates.contains(&key) {
-                    self.decision.duplicates.push(key);
-                }
-                Value::Bool(seen)
-            }
+            Expr::CallUser { func, args } => self.call_user(*func, args),
+            Expr::Rate { key, window } => self.rate(key, window),
+            Expr::Duplicate { key, window } => self.duplicate(key, window),
             Expr::Matched(id) => Value::Bool(self.matched.get(*id).copied().unwrap_or(false)),
             Expr::Not(inner) => {
                 self.negations += 1;
@@ -619,48 +559,131 @@ impl<'a> Machine<'a> {
                 Value::Duration(d) => Value::Duration(d.saturating_neg()),
                 other => other,
             },
-            Expr::Compare(c) => {
-                let lhs = self.eval(&c.lhs);
-                let rhs = self.eval(&c.rhs);
-                let outcome = compare::test(c, &lhs, &rhs);
-                if let (Some(slot), Some(caps)) = (c.bind, &outcome.captures)
-                    && let Some(s) = self.captures.get_mut(slot)
-                {
-                    *s = Some(Arc::new(caps.clone()));
-                }
-                let held = outcome.held != c.negated;
-                if held
-                    && !c.negated
-                    && self.negations == 0
-                    && self.opts.explain
-                    && self.evidence.is_none()
-                    && let Some((value, span)) = outcome.evidence
-                {
-                    self.evidence = Some(Evidence {
-                        expr: c.source.clone(),
-                        value,
-                        span,
-                    });
-                }
-                Value::Bool(held)
-            }
+            Expr::Compare(c) => self.compare(c),
             Expr::Exists(inner) => Value::Bool(match self.eval(inner) {
                 Value::List(l) => !l.is_empty(),
                 Value::Str(s) => !s.is_empty(),
                 _ => false,
             }),
             Expr::List(items) => Value::list(items.iter().map(|i| self.eval(i)).collect()),
-            Expr::Interp(parts) => {
-                let mut out = String::new();
-                for part in parts {
-                    match part {
-                        Part::Text(t) => out.push_str(t),
-                        Part::Expr(e) => out.push_str(&self.text_of(e)),
-                    }
-                }
-                Value::str(out)
+            Expr::Interp(parts) => self.interpolate(parts),
+        }
+    }
+
+    /// `header(NAME)` or `header(NAME).raw`: every value of that header.
+    fn header(&mut self, name: &Expr, raw: bool) -> Value {
+        let name = self.text_of(name);
+        let values = if raw {
+            self.tx.message.header_raw(&name)
+        } else {
+            self.tx.message.header(&name)
+        };
+        Value::list(values.into_iter().map(Value::str).collect())
+    }
+
+    /// `base[index]`: an item of a list or a capture group; `empty` when
+    /// there is none.
+    fn index(&mut self, base: &Expr, index: &Expr, empty: &Value) -> Value {
+        let base = self.eval(base);
+        let i = match self.eval(index) {
+            Value::Int(i) => usize::try_from(i).ok(),
+            _ => None,
+        };
+        match (&base, i) {
+            (Value::List(items), Some(i)) => items.get(i).cloned().unwrap_or_else(|| empty.clone()),
+            (Value::Captures(c), Some(i)) => {
+                c.get(i).map(Value::str).unwrap_or_else(|| empty.clone())
+            }
+            _ => empty.clone(),
+        }
+    }
+
+    /// A call of the ruleset's `fn` number `func`.
+    fn call_user(&mut self, func: usize, args: &[Expr]) -> Value {
+        let args: Vec<Value> = args.iter().map(|a| self.eval(a)).collect();
+        let prog = self.prog;
+        let Some(f) = prog.functions.get(func) else {
+            return Value::Bool(false);
+        };
+        // No recursion (checked), so the depth is bounded by the number of functions.
+        self.frames.push(args);
+        let v = self.eval(&f.body);
+        self.frames.pop();
+        v
+    }
+
+    /// `rate(KEY, WINDOW)`: counts this message once per key, unless the
+    /// rule is a shadow or the evaluation a dry run.
+    fn rate(&mut self, key: &Expr, window: &Expr) -> Value {
+        let key = self.text_of(key);
+        let window = match self.eval(window) {
+            Value::Duration(d) => u64::try_from(d).unwrap_or(0),
+            _ => 0,
+        };
+        let count = !self.shadow && !self.opts.dry_run && !self.counted.contains(&key);
+        if count {
+            self.counted.insert(key.clone());
+        }
+        let n = self.rates.hit(&key, window, self.tx.now, count);
+        Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    /// `duplicate(KEY, WINDOW)`: reads the records of delivered copies and
+    /// lists the key for the caller to record once this copy is delivered
+    /// (never from a shadow rule or a dry run).
+    fn duplicate(&mut self, key: &Expr, window: &Expr) -> Value {
+        let key = self.text_of(key);
+        let window = match self.eval(window) {
+            Value::Duration(d) => u64::try_from(d).unwrap_or(0),
+            _ => 0,
+        };
+        let scope = duplicate_scope(self.tx);
+        let seen = self.rates.duplicate(&scope, &key, window, self.tx.now);
+        let record = !self.shadow && !self.opts.dry_run;
+        if record && !self.decision.duplicates.contains(&key) {
+            self.decision.duplicates.push(key);
+        }
+        Value::Bool(seen)
+    }
+
+    /// A comparison: binds its captures, and records the first evidence
+    /// of a held rule for `--explain`.
+    fn compare(&mut self, c: &Compare) -> Value {
+        let lhs = self.eval(&c.lhs);
+        let rhs = self.eval(&c.rhs);
+        let outcome = compare::test(c, &lhs, &rhs);
+        if let (Some(slot), Some(caps)) = (c.bind, &outcome.captures)
+            && let Some(s) = self.captures.get_mut(slot)
+        {
+            *s = Some(Arc::new(caps.clone()));
+        }
+        let held = outcome.held != c.negated;
+        if held
+            && !c.negated
+            && self.negations == 0
+            && self.opts.explain
+            && self.evidence.is_none()
+            && let Some((value, span)) = outcome.evidence
+        {
+            self.evidence = Some(Evidence {
+                expr: c.source.clone(),
+                value,
+                span,
+            });
+        }
+        Value::Bool(held)
+    }
+
+    /// An interpolated string.
+    fn interpolate(&mut self, parts: &[Part]) -> Value {
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Expr(e) => out.push_str(&self.text_of(e)),
             }
         }
+        Value::str(out)
     }
 }
 
@@ -672,7 +695,9 @@ fn truthy(v: &Value) -> bool {
 fn project(v: &Value, member: &str) -> Value {
     match v {
         Value::List(items) => Value::list(items.iter().map(|i| project(i, member)).collect()),
-        other => compat::member_value(other, member).unwrap_or_else(|| Value::str("")),
+        other => {
+            weir_stdlib::registry::member_value(other, member).unwrap_or_else(|| Value::str(""))
+        }
     }
 }
 

@@ -138,6 +138,22 @@ pub(crate) enum Stmt {
     },
 }
 
+impl Stmt {
+    /// Calls `f` on every action of the statement, in branches too.
+    pub(crate) fn each_action(&self, f: &mut dyn FnMut(&Action)) {
+        match self {
+            Stmt::Action(a) => f(a),
+            Stmt::If {
+                then, otherwise, ..
+            } => {
+                for stmt in then.iter().chain(otherwise) {
+                    stmt.each_action(f);
+                }
+            }
+        }
+    }
+}
+
 /// An action with its arguments lowered.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
@@ -182,7 +198,7 @@ pub(crate) struct Rule {
     pub priority: i64,
     pub shadow: bool,
     pub stage: Stage,
-    /// The LMTP-only fields and actions it uses (LANGUAGE.md §7: the
+    /// The LMTP-only fields and actions it uses (docs/language.md ("Diagnostics"): the
     /// daemon warns when only the milter serves such a rule).
     pub lmtp_only: Vec<&'static str>,
     pub file: String,

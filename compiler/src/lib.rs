@@ -7,7 +7,7 @@
 //! `weir-stdlib`, computes each rule's [`Stage`](weir_stdlib::Stage), and
 //! lowers everything to an IR. [`Ruleset::evaluate`] runs the IR on one
 //! [`Transaction`] and returns a [`Decision`]; it is the specification of
-//! Flow's meaning (LANGUAGE.md §4–§5), and always terminates.
+//! Flow's meaning (docs/language.md ("Expressions" to "Rules and actions")), and always terminates.
 //!
 //! API contract (used by the `weir` binary and later the daemon):
 //!
@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Module map: `load` (files and lists), `names` (scopes), `check` (types
-//! and lowering), `ir` (the lowered form), `stage` (§6), `eval` and
+//! and lowering), `ir` (the lowered form), `stage` (stages), `eval` and
 //! `compare` (the interpreter), `native` (the same rules as
 //! Cranelift-generated code, [`NativeRuleset`]), `evaluator` (the facade
 //! every caller evaluates through: [`Evaluator`], [`compile_ruleset`],
@@ -34,6 +34,7 @@ pub mod codes;
 pub mod decision;
 mod evaluator;
 pub mod loader;
+pub mod model;
 mod rates;
 pub mod report;
 mod testcase;
@@ -41,7 +42,6 @@ mod testcase;
 mod autoreply;
 mod check;
 mod compare;
-mod compat;
 mod eval;
 mod filing;
 mod hints;
@@ -50,10 +50,9 @@ mod load;
 mod names;
 mod native;
 mod stage;
-mod syntax;
 mod warnings;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -85,7 +84,7 @@ impl Compiled {
     /// Renders one diagnostic with its source excerpt (as `weir check` prints it).
     pub fn render(&self, d: &Diagnostic) -> String {
         let source = self.sources.get(&d.file).map_or("", String::as_str);
-        syntax::render(d, source, &|file| self.sources.get(file).cloned())
+        weir_grammar::diagnostic::render_with(d, source, &|file| self.sources.get(file).cloned())
     }
 
     /// Whether any diagnostic is an error.
@@ -108,7 +107,7 @@ pub struct EvalOptions {
 pub struct RuleInfo {
     /// Its name.
     pub name: String,
-    /// The latest stage of everything it reads (LANGUAGE.md §6).
+    /// The latest stage of everything it reads (docs/language.md ("Stages")).
     pub stage: Stage,
     /// Its priority (100 unless written).
     pub priority: i64,
@@ -159,6 +158,24 @@ impl Ruleset {
         opts: &EvalOptions,
     ) -> Decision {
         eval::evaluate(&self.inner.program, tx, rates, opts)
+    }
+
+    /// The tags its rules set with constant text (`tag "vip"`, not
+    /// `tag "${subject}"`): the bounded set of `tag` labels the daemon's
+    /// metrics use.
+    pub fn literal_tags(&self) -> BTreeSet<String> {
+        let mut tags = BTreeSet::new();
+        for rule in &self.inner.program.rules {
+            let blocks = std::iter::once(&rule.then).chain(rule.otherwise.as_ref());
+            for stmt in blocks.flatten() {
+                stmt.each_action(&mut |action| {
+                    if let ir::Action::Tag(ir::Expr::Const(value)) = action {
+                        tags.insert(value.to_text());
+                    }
+                });
+            }
+        }
+        tags
     }
 
     /// The lowered program, for the native engine.
@@ -315,5 +332,37 @@ mod tests {
         assert!(regexes.iter().all(|r| !r.is_built()));
         ruleset.build_regexes();
         assert!(regexes.iter().all(|r| r.is_built()));
+    }
+
+    #[test]
+    fn literal_tags_are_the_constant_tags_of_rules() {
+        let mut loader: MemoryLoader = MemoryLoader::new();
+        let text = r#"
+rule a { then { tag "vip"; tag "x-${subject}" } }
+rule b {
+  when subject contains "x"
+  then { if size > 1K { tag "big" } }
+  else tag "small"
+}
+test "t" {
+  message """Subject: x
+
+hi"""
+  expect tag "vip"
+  expect not tag "billing"
+}
+"#;
+        loader.insert("rules.flow", text);
+        let compiled = compile(Path::new("rules.flow"), &loader);
+        let messages: Vec<String> = compiled
+            .diagnostics
+            .iter()
+            .map(|d| compiled.render(d))
+            .collect();
+        let ruleset = compiled
+            .ruleset
+            .unwrap_or_else(|| panic!("{}", messages.join("\n")));
+        let tags: Vec<String> = ruleset.literal_tags().into_iter().collect();
+        assert_eq!(tags, ["big", "small", "vip"]);
     }
 }

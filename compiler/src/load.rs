@@ -13,7 +13,6 @@ use weir_stdlib::{Type, Value};
 
 use crate::codes;
 use crate::loader::Loader;
-use crate::syntax;
 
 /// One `.flow` file of the ruleset.
 pub(crate) struct Unit {
@@ -115,7 +114,7 @@ impl State<'_> {
         stdlib: bool,
         source: String,
     ) -> usize {
-        let (ast, diagnostics) = syntax::parse(&source, &name);
+        let (ast, diagnostics) = weir_grammar::parse(&source, &name);
         self.loaded.diagnostics.extend(diagnostics);
         let id = self.loaded.units.len();
         self.loaded.files.push((name.clone(), source.clone()));

@@ -1,4 +1,4 @@
-//! Name resolution (LANGUAGE.md §3): one namespace for rules, constants,
+//! Name resolution (docs/language.md ("Declarations")): one namespace for rules, constants,
 //! lists, functions and templates; a file sees its own names and those its
 //! direct imports declare; a local name shadows an imported one (with a
 //! warning); a name two imports both declare is ambiguous where it is used.
@@ -10,29 +10,9 @@ use weir_grammar::ast::{Item, Span};
 
 use crate::codes;
 use crate::load::Loaded;
+use crate::model::{self, Declaration, Declarations, Scope};
 
-/// What kind of thing a name declares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum DeclKind {
-    Let,
-    List,
-    Fn,
-    Template,
-    Rule,
-}
-
-impl DeclKind {
-    /// The word for messages.
-    pub(crate) fn word(self) -> &'static str {
-        match self {
-            DeclKind::Let => "constant",
-            DeclKind::List => "list",
-            DeclKind::Fn => "function",
-            DeclKind::Template => "template",
-            DeclKind::Rule => "rule",
-        }
-    }
-}
+pub(crate) use crate::model::DeclKind;
 
 /// A declaration: which item of which file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,7 +21,7 @@ pub(crate) struct DeclId {
     pub item: usize,
 }
 
-/// A declared name.
+/// A declared name, with the file it is declared in.
 #[derive(Debug, Clone)]
 pub(crate) struct Decl {
     pub id: DeclId,
@@ -51,17 +31,28 @@ pub(crate) struct Decl {
     pub span: Span,
 }
 
+impl Decl {
+    fn new(unit: usize, d: &Declaration) -> Decl {
+        Decl {
+            id: DeclId { unit, item: d.item },
+            kind: d.kind,
+            name: d.name.clone(),
+            span: d.name_span,
+        }
+    }
+}
+
 /// What a name means in a file.
-pub(crate) enum Resolution<'a> {
-    Found(&'a Decl),
-    Ambiguous(&'a Decl, &'a Decl),
+pub(crate) enum Resolution {
+    Found(Decl),
+    Ambiguous(Decl, Decl),
     NotFound,
 }
 
-/// The declarations of every file.
+/// The declarations of every file, and what each file imports.
 pub(crate) struct Scopes {
-    /// Per unit: its own declarations by name.
-    locals: Vec<HashMap<String, Decl>>,
+    /// Per unit: its declarations, by the model every tool shares.
+    files: Vec<Declarations>,
     /// Per unit: its direct imports.
     imports: Vec<Vec<usize>>,
 }
@@ -70,50 +61,28 @@ impl Scopes {
     /// Collects declarations; reports duplicates in a file, rule names
     /// repeated across files, and local names shadowing imported ones.
     pub(crate) fn build(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) -> Scopes {
-        let mut locals = Vec::new();
-        for (unit_index, unit) in loaded.units.iter().enumerate() {
-            let mut names: HashMap<String, Decl> = HashMap::new();
-            for (item_index, item) in unit.ast.items.iter().enumerate() {
-                let (kind, ident) = match item {
-                    Item::Let(d) => (DeclKind::Let, &d.name),
-                    Item::List(d) => (DeclKind::List, &d.name),
-                    Item::Fn(d) => (DeclKind::Fn, &d.name),
-                    Item::Template(d) => (DeclKind::Template, &d.name),
-                    Item::Rule(d) => (DeclKind::Rule, &d.name),
-                    Item::Import(_) | Item::Test(_) => continue,
-                };
-                if let Some(first) = names.get(&ident.name) {
-                    diagnostics.push(
-                        Diagnostic::error(
-                            codes::DUPLICATE_NAME,
-                            format!("`{}` is declared twice in this file", ident.name),
-                            &unit.name,
-                            ident.span,
-                        )
-                        .with_label(format!("second declaration, as a {}", kind.word()))
-                        .with_related(&unit.name, first.span, format!("first declared here, as a {}", first.kind.word()))
-                        .with_hint("names of rules, constants, lists, functions and templates share one namespace"),
-                    );
-                    continue;
-                }
-                let id = DeclId {
-                    unit: unit_index,
-                    item: item_index,
-                };
-                names.insert(
-                    ident.name.clone(),
-                    Decl {
-                        id,
-                        kind,
-                        name: ident.name.clone(),
-                        span: ident.span,
-                    },
+        let files: Vec<Declarations> = loaded
+            .units
+            .iter()
+            .map(|u| Declarations::of(&u.ast))
+            .collect();
+        for (unit, decls) in loaded.units.iter().zip(&files) {
+            for (second, first) in decls.duplicates() {
+                diagnostics.push(
+                    Diagnostic::error(
+                        codes::DUPLICATE_NAME,
+                        format!("`{}` is declared twice in this file", second.name),
+                        &unit.name,
+                        second.name_span,
+                    )
+                    .with_label(format!("second declaration, as a {}", second.kind.word()))
+                    .with_related(&unit.name, first.name_span, format!("first declared here, as a {}", first.kind.word()))
+                    .with_hint("names of rules, constants, lists, functions and templates share one namespace"),
                 );
             }
-            locals.push(names);
         }
         let scopes = Scopes {
-            locals,
+            files,
             imports: loaded.units.iter().map(|u| u.imports.clone()).collect(),
         };
         scopes.check_rule_names(loaded, diagnostics);
@@ -121,13 +90,26 @@ impl Scopes {
         scopes
     }
 
+    /// The names `unit` sees, as the shared model resolves them.
+    fn scope(&self, unit: usize) -> Scope<'_> {
+        Scope {
+            own: &self.files[unit],
+            imports: self.imports[unit].iter().map(|&i| &self.files[i]).collect(),
+        }
+    }
+
+    /// The declaration of `name` in `unit` itself.
+    fn local(&self, unit: usize, name: &str) -> Option<Decl> {
+        self.files[unit].get(name).map(|d| Decl::new(unit, d))
+    }
+
     fn check_rule_names(&self, loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
-        let mut seen: HashMap<&str, &Decl> = HashMap::new();
+        let mut seen: HashMap<String, Decl> = HashMap::new();
         for &(unit, item) in &loaded.rule_order {
             let Some(Item::Rule(rule)) = loaded.units[unit].ast.items.get(item) else {
                 continue;
             };
-            let Some(decl) = self.locals[unit].get(&rule.name.name) else {
+            let Some(decl) = self.local(unit, &rule.name.name) else {
                 continue;
             };
             if decl.id != (DeclId { unit, item }) {
@@ -149,21 +131,19 @@ impl Scopes {
                 }
                 continue;
             }
-            seen.insert(decl.name.as_str(), decl);
+            seen.insert(decl.name.clone(), decl);
         }
     }
 
     fn check_shadowing(&self, loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
-        for (unit, names) in self.locals.iter().enumerate() {
+        for (unit, names) in self.files.iter().enumerate() {
             if loaded.units[unit].stdlib {
                 continue;
             }
-            let mut sorted: Vec<&Decl> = names.values().collect();
-            sorted.sort_by_key(|d| d.span.start);
-            for decl in sorted {
+            for decl in names.iter().map(|d| Decl::new(unit, d)) {
                 let Some(imported) = self.imports[unit]
                     .iter()
-                    .find_map(|&i| self.locals[i].get(&decl.name))
+                    .find_map(|&i| self.local(i, &decl.name))
                 else {
                     continue;
                 };
@@ -194,43 +174,40 @@ impl Scopes {
     }
 
     /// What `name` means in `unit`.
-    pub(crate) fn resolve(&self, unit: usize, name: &str) -> Resolution<'_> {
-        if let Some(decl) = self.locals[unit].get(name) {
-            return Resolution::Found(decl);
-        }
-        let mut found: Option<&Decl> = None;
-        for &import in &self.imports[unit] {
-            if let Some(decl) = self.locals[import].get(name) {
-                match found {
-                    Some(first) if first.id != decl.id => {
-                        return Resolution::Ambiguous(first, decl);
-                    }
-                    _ => found = Some(decl),
-                }
+    pub(crate) fn resolve(&self, unit: usize, name: &str) -> Resolution {
+        let imports = &self.imports[unit];
+        let at = |import: Option<usize>| import.map_or(unit, |i| imports[i]);
+        match self.scope(unit).resolve(name) {
+            model::Resolution::Found(import, d) => Resolution::Found(Decl::new(at(import), d)),
+            model::Resolution::Ambiguous((i, a), (j, b)) => {
+                Resolution::Ambiguous(Decl::new(imports[i], a), Decl::new(imports[j], b))
             }
+            model::Resolution::NotFound => Resolution::NotFound,
         }
-        found.map_or(Resolution::NotFound, Resolution::Found)
     }
 
     /// Every name visible in `unit` (for "did you mean" hints).
-    pub(crate) fn visible(&self, unit: usize) -> Vec<&Decl> {
-        let mut all: Vec<&Decl> = self.locals[unit].values().collect();
-        for &import in &self.imports[unit] {
-            all.extend(self.locals[import].values());
-        }
-        all
+    pub(crate) fn visible(&self, unit: usize) -> Vec<Decl> {
+        let imports = &self.imports[unit];
+        self.scope(unit)
+            .visible()
+            .into_iter()
+            .map(|(import, d)| Decl::new(import.map_or(unit, |i| imports[i]), d))
+            .collect()
     }
 
     /// Every declaration of every file.
-    pub(crate) fn all(&self) -> impl Iterator<Item = &Decl> {
-        self.locals.iter().flat_map(|m| m.values())
+    pub(crate) fn all(&self) -> impl Iterator<Item = Decl> + '_ {
+        self.files
+            .iter()
+            .enumerate()
+            .flat_map(|(unit, decls)| decls.iter().map(move |d| Decl::new(unit, d)))
     }
 
     /// The declaration of a rule with this name anywhere in the ruleset.
-    pub(crate) fn rule_anywhere(&self, name: &str) -> Option<&Decl> {
-        self.locals
-            .iter()
-            .filter_map(|m| m.get(name))
+    pub(crate) fn rule_anywhere(&self, name: &str) -> Option<Decl> {
+        (0..self.files.len())
+            .filter_map(|unit| self.local(unit, name))
             .find(|d| d.kind == DeclKind::Rule)
     }
 }

@@ -1,5 +1,5 @@
 //! A [`Decision`] as JSON: the `weir run --json` object of
-//! `docs/language.md` §9, which the daemon's audit log, `/v1/check` and
+//! `docs/cli.md`, which the daemon's audit log, `/v1/check` and
 //! `weir diff` also use, so every consumer sees one shape.
 
 use crate::decision::{Action, Decision, Reply, RuleTrace, ShadowVerdict, TakenKind, Verdict};

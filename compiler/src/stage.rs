@@ -1,6 +1,6 @@
-//! Stage analysis (LANGUAGE.md §6): a rule's stage is the latest stage of
+//! Stage analysis (docs/language.md ("Stages")): a rule's stage is the latest stage of
 //! everything it reads, anywhere in it. The same walk notes the LMTP-only
-//! fields and actions a rule uses (§7's load-time warning).
+//! fields and actions a rule uses (the load-time warning of docs/language.md, "Diagnostics").
 
 use std::cell::RefCell;
 

@@ -1,4 +1,4 @@
-//! The `test` blocks of a ruleset's entry file (LANGUAGE.md §8), checked
+//! The `test` blocks of a ruleset's entry file (docs/language.md ("Tests")), checked
 //! at compile time and run by `weir test` (and on reload by the daemon).
 
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! Warnings (LANGUAGE.md §7): unused declarations and rules that can never
+//! Warnings (docs/language.md ("Diagnostics")): unused declarations and rules that can never
 //! run. Warnings never stop a ruleset from loading. Declarations of stdlib
 //! modules never warn: a module offers more than any one importer uses.
 

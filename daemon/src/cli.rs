@@ -1,4 +1,4 @@
-//! The command line of LANGUAGE.md §9.
+//! The command line of docs/cli.md.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// The rules to serve (overrides `rules` of the configuration;
-        /// without `--config`, runs with PRODUCT.md's defaults).
+        /// without `--config`, runs with docs/serve.md's defaults).
         #[arg(long)]
         rules: Option<PathBuf>,
     },
@@ -114,7 +114,7 @@ pub struct RunArgs {
 
 impl Cli {
     /// Parses the process arguments. Usage errors exit with status 1 (a bad
-    /// option is status 1 for `weir run`, LANGUAGE.md §9), `--help` and
+    /// option is status 1 for `weir run`, docs/cli.md), `--help` and
     /// `--version` with 0.
     pub fn try_parse_args() -> Result<Cli, ExitCode> {
         Cli::try_parse().map_err(|e| {

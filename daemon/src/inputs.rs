@@ -1,6 +1,6 @@
 //! Turning command-line paths into files: directories expand to every file
 //! below them (for rules, every `.flow` file), recursively, in byte order of
-//! their paths (LANGUAGE.md §9).
+//! their paths (docs/cli.md).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

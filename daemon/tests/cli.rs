@@ -1,4 +1,4 @@
-//! The command line contract of LANGUAGE.md §9: inputs, outputs, exit codes.
+//! The command line contract of docs/cli.md: inputs, outputs, exit codes.
 
 mod common;
 

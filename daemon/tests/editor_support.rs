@@ -17,40 +17,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The reserved words of LANGUAGE.md §2: the floor of the check, whatever
-/// the pest grammar says.
-const LANGUAGE_RESERVED: &[&str] = &[
-    "import",
-    "let",
-    "list",
-    "file",
-    "fn",
-    "template",
-    "rule",
-    "priority",
-    "shadow",
-    "when",
-    "then",
-    "else",
-    "if",
-    "test",
-    "and",
-    "or",
-    "not",
-    "in",
-    "contains",
-    "starts_with",
-    "ends_with",
-    "matches",
-    "as",
-    "exists",
-    "all",
-    "any",
-    "with",
-    "true",
-    "false",
-];
-
 /// The repository's root (the daemon crate's parent).
 fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -230,7 +196,7 @@ fn pest_words() -> Option<(BTreeSet<String>, BTreeSet<String>)> {
     let path = repo_root().join("grammar/src/flow.pest");
     let Ok(pest) = std::fs::read_to_string(&path) else {
         println!(
-            "note: {} not found; checking LANGUAGE.md's reserved words only",
+            "note: {} not found; checking docs/language.md's reserved words only",
             path.display()
         );
         return None;
@@ -258,7 +224,12 @@ fn pest_words() -> Option<(BTreeSet<String>, BTreeSet<String>)> {
 /// What each editor file must mention: (what, words).
 fn required_words() -> Vec<(&'static str, BTreeSet<String>)> {
     let registry = weir_stdlib::registry();
-    let mut reserved: BTreeSet<String> = LANGUAGE_RESERVED.iter().map(|w| w.to_string()).collect();
+    // The grammar crate's one list of reserved words, and whatever the pest
+    // grammar reserves besides.
+    let mut reserved: BTreeSet<String> = weir_grammar::keywords::RESERVED
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
     let mut contextual = BTreeSet::new();
     if let Some((from_pest, test_words)) = pest_words() {
         reserved.extend(from_pest);

@@ -1,6 +1,6 @@
 //! `weir serve` driven by `miltertest` (OpenDKIM's MTA simulator): each
 //! Lua script in `tests/miltertest/` exercises one group of actions of
-//! LANGUAGE.md §5 as the milter maps them, against a daemon started here.
+//! docs/language.md ("Rules and actions") as the milter maps them, against a daemon started here.
 //! Malformed protocol input must end only the connection that sent it.
 //!
 //! Needs `miltertest`; without it each test prints `skipped: ...` and

@@ -796,7 +796,7 @@ fn milter_send(port: u16, from: &str, to: &[&str], subject: &str, id: &str) -> S
 
 #[test]
 fn the_milter_queues_notify_and_reply_too() {
-    // LANGUAGE.md §5: a side effect is written to the outbox before the
+    // docs/language.md ("Rules and actions"): a side effect is written to the outbox before the
     // SMTP reply, whichever server decided; the MTA forwards copies itself.
     let s = setup("milter");
     let reply = milter_send(

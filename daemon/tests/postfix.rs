@@ -182,7 +182,7 @@ fn envelope_rules_are_answered_before_the_content_is_sent() {
     );
 
     // A recipient rule is final only once every recipient is known
-    // (LANGUAGE.md §6): each RCPT TO gets 250, and the custom reply comes
+    // (docs/language.md ("Stages")): each RCPT TO gets 250, and the custom reply comes
     // back to DATA, before any content is transferred (no 354).
     let sent = rig.send(
         "alice@example.org",

@@ -4,7 +4,7 @@
 # headless Chromium.
 #
 # Usage: editor-support/screenshot/render.sh [INPUT.flow] [OUTPUT.png]
-# Defaults: examples/quickstart/support.flow (or LANGUAGE.md §1's example,
+# Defaults: examples/quickstart/support.flow (or docs/language.md's "A first file" example,
 # kept in editor-support/tree-sitter-flow/test/fixtures) -> docs/images/editing.png.
 # Needs node/npm (shiki is installed with `npm ci` from package-lock.json) and
 # Debian's chromium (apt-get install chromium fonts-dejavu-core).

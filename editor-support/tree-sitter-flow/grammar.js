@@ -1,9 +1,9 @@
 /**
  * @file Tree-sitter grammar for Weir's Flow mail rule language (`.flow`).
  *
- * LANGUAGE.md is the contract and grammar/src/flow.pest the parser of record;
+ * docs/language.md is the contract and grammar/src/flow.pest the parser of record;
  * this grammar follows them for highlighting, folding and structural
- * navigation in editors. Newlines end actions and test lines (LANGUAGE.md §2),
+ * navigation in editors. Newlines end actions and test lines (docs/language.md, "Lexical structure"),
  * so an external scanner (src/scanner.c) emits a `_newline` token, but only
  * where a statement may end: everywhere else a newline is plain whitespace,
  * which is how conditions, lists and maps may span lines.
@@ -76,7 +76,7 @@ module.exports = grammar({
 
     _separator: $ => repeat1(choice($._newline, ';')),
 
-    // Declarations (LANGUAGE.md §3).
+    // Declarations (docs/language.md, "Declarations").
 
     import_declaration: $ => seq('import', field('path', $.string)),
 
@@ -188,7 +188,7 @@ module.exports = grammar({
 
     map_entry: $ => seq(field('key', $.identifier), ':', field('value', $._expression)),
 
-    // Tests (LANGUAGE.md §8).
+    // Tests (docs/language.md, "Tests").
 
     test_declaration: $ => seq('test', field('name', $.string), $.test_body),
 
@@ -230,7 +230,7 @@ module.exports = grammar({
       ),
     ),
 
-    // Expressions (LANGUAGE.md §4), loosest first.
+    // Expressions (docs/language.md, "Expressions"), loosest first.
 
     _expression: $ => choice(
       $.binary_expression,
@@ -297,7 +297,7 @@ module.exports = grammar({
 
     list: $ => seq('[', commaSep($._expression), ']'),
 
-    // Literals (LANGUAGE.md §2).
+    // Literals (docs/language.md, "Lexical structure").
 
     boolean: _ => choice('true', 'false'),
 

@@ -4,10 +4,9 @@
 //! interpreter and by native code must give identical decisions.
 #![no_main]
 
-#[path = "../../compiler/tests/native_support/flowgen.rs"]
-mod flowgen;
-
 use libfuzzer_sys::fuzz_target;
+use weir_flowgen as flowgen;
+
 use weir_compiler::loader::MemoryLoader;
 use weir_compiler::{EvalOptions, MemoryRates, NativeRuleset, compile};
 use weir_stdlib::{Limits, Message, Transaction};

@@ -11,6 +11,8 @@
 
 use std::net::IpAddr;
 
+use crate::visit::VisitMut;
+
 /// A half-open byte range `start..end` into the source text of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Span {
@@ -50,7 +52,7 @@ pub struct File {
     pub span: Span,
 }
 
-/// A top-level declaration (LANGUAGE.md §3).
+/// A top-level declaration (docs/language.md ("Declarations")).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// `import "path"`
@@ -275,7 +277,7 @@ pub struct MapLit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrLit {
     /// Text and interpolations in order. Escapes are resolved; for a
-    /// triple-quoted string the indentation rule of LANGUAGE.md §2 has been
+    /// triple-quoted string the indentation rule of docs/language.md ("Lexical structure") has been
     /// applied. A string without interpolation is one `Text` part (or none
     /// when empty).
     pub parts: Vec<StrPart>,
@@ -317,7 +319,7 @@ pub struct Expr {
     pub span: Span,
 }
 
-/// The forms of expression (LANGUAGE.md §4).
+/// The forms of expression (docs/language.md ("Expressions")).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     /// `true`, `false`.
@@ -441,7 +443,7 @@ pub struct RegexLit {
     pub flags: String,
 }
 
-/// `test "name" { ... }` (LANGUAGE.md §8).
+/// `test "name" { ... }` (docs/language.md ("Tests")).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestBlock {
     /// The test's name.
@@ -524,198 +526,13 @@ impl File {
     /// compared for meaning only (the formatter's tests compare
     /// `parse(format(x))` with `parse(x)` this way).
     pub fn strip_spans(&mut self) {
-        self.span = Span::default();
-        for item in &mut self.items {
-            strip::item(item);
-        }
-    }
-}
-
-/// The walk behind [`File::strip_spans`].
-mod strip {
-    use super::*;
-
-    const NONE: Span = Span { start: 0, end: 0 };
-
-    pub(super) fn item(item: &mut Item) {
-        match item {
-            Item::Import(i) => {
-                i.path_span = NONE;
-                i.span = NONE;
-            }
-            Item::Let(l) => {
-                ident(&mut l.name);
-                expr(&mut l.value);
-                l.span = NONE;
-            }
-            Item::List(l) => {
-                ident(&mut l.name);
-                l.path_span = NONE;
-                l.span = NONE;
-            }
-            Item::Fn(f) => {
-                ident(&mut f.name);
-                for p in &mut f.params {
-                    ident(&mut p.name);
-                    ty(&mut p.ty);
-                    p.span = NONE;
-                }
-                expr(&mut f.body);
-                f.span = NONE;
-            }
-            Item::Template(t) => {
-                ident(&mut t.name);
-                for f in &mut t.fields {
-                    ident(&mut f.key);
-                    string(&mut f.value);
-                    f.span = NONE;
-                }
-                t.span = NONE;
-            }
-            Item::Rule(r) => {
-                ident(&mut r.name);
-                if let Some((_, s)) = &mut r.priority {
-                    *s = NONE;
-                }
-                if let Some(w) = &mut r.when {
-                    expr(w);
-                }
-                block(&mut r.then);
-                if let Some(b) = &mut r.otherwise {
-                    block(b);
-                }
-                r.span = NONE;
-            }
-            Item::Test(t) => {
-                t.name_span = NONE;
-                for s in &mut t.stmts {
-                    test_stmt(s);
-                }
-                t.span = NONE;
+        /// Empties each span it is shown.
+        struct Strip;
+        impl VisitMut for Strip {
+            fn visit_span(&mut self, span: &mut Span) {
+                *span = Span::default();
             }
         }
-    }
-
-    fn ident(i: &mut Ident) {
-        i.span = NONE;
-    }
-
-    fn ty(t: &mut TypeExpr) {
-        ident(&mut t.name);
-        for a in &mut t.args {
-            ty(a);
-        }
-        t.span = NONE;
-    }
-
-    fn block(b: &mut Block) {
-        for s in &mut b.stmts {
-            match s {
-                Stmt::Action(a) => action(a),
-                Stmt::If(i) => {
-                    expr(&mut i.cond);
-                    block(&mut i.then);
-                    if let Some(o) = &mut i.otherwise {
-                        block(o);
-                    }
-                    i.span = NONE;
-                }
-            }
-        }
-        b.span = NONE;
-    }
-
-    fn action(a: &mut Action) {
-        ident(&mut a.name);
-        for e in &mut a.args {
-            expr(e);
-        }
-        if let Some(m) = &mut a.with {
-            for (k, v) in &mut m.entries {
-                ident(k);
-                expr(v);
-            }
-            m.span = NONE;
-        }
-        if let Some(t) = &mut a.template {
-            ident(t);
-        }
-        if let Some(e) = &mut a.every {
-            expr(e);
-        }
-        a.span = NONE;
-    }
-
-    fn string(s: &mut StrLit) {
-        for p in &mut s.parts {
-            if let StrPart::Interp(e) = p {
-                expr(e);
-            }
-        }
-        s.span = NONE;
-    }
-
-    fn test_stmt(s: &mut TestStmt) {
-        match &mut s.kind {
-            TestStmtKind::MessageFile(_) | TestStmtKind::MessageText(_) => {}
-            TestStmtKind::Envelope { from: a, to: b } | TestStmtKind::Client { ip: a, helo: b } => {
-                for e in [a, b].into_iter().flatten() {
-                    expr(e);
-                }
-            }
-            TestStmtKind::Expect { what, .. } => match what {
-                Expectation::Verdict { verdict, code } => {
-                    ident(verdict);
-                    if let Some((_, s)) = code {
-                        *s = NONE;
-                    }
-                }
-                Expectation::Stage(i) | Expectation::Matched(i) => ident(i),
-                Expectation::Score { value, .. } => expr(value),
-                Expectation::Action(a) => action(a),
-            },
-        }
-        s.span = NONE;
-    }
-
-    pub(super) fn expr(e: &mut Expr) {
-        e.span = NONE;
-        match &mut e.kind {
-            ExprKind::Bool(_)
-            | ExprKind::Int(_)
-            | ExprKind::Float(_)
-            | ExprKind::Size(_)
-            | ExprKind::Duration(_)
-            | ExprKind::Regex(_)
-            | ExprKind::Ip(_)
-            | ExprKind::Cidr(..) => {}
-            ExprKind::Str(s) => string(s),
-            ExprKind::List(items) => items.iter_mut().for_each(expr),
-            ExprKind::Name(n) => ident(n),
-            ExprKind::Field(b, n) => {
-                expr(b);
-                ident(n);
-            }
-            ExprKind::Index(a, b)
-            | ExprKind::And(a, b)
-            | ExprKind::Or(a, b)
-            | ExprKind::Add(a, b)
-            | ExprKind::Sub(a, b) => {
-                expr(a);
-                expr(b);
-            }
-            ExprKind::Call(n, args) => {
-                ident(n);
-                args.iter_mut().for_each(expr);
-            }
-            ExprKind::Not(a) | ExprKind::Neg(a) | ExprKind::Exists(a) => expr(a),
-            ExprKind::Compare(c) => {
-                expr(&mut c.lhs);
-                expr(&mut c.rhs);
-                if let Some(b) = &mut c.bind {
-                    ident(b);
-                }
-            }
-        }
+        Strip.visit_file(self);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Parse errors (here), checker errors and warnings (in the compiler) and
 //! the language server all use [`Diagnostic`]. Rendering follows
-//! LANGUAGE.md §7: a stable code, `file:line:col`, the source excerpt with a
+//! docs/language.md ("Diagnostics"): a stable code, `file:line:col`, the source excerpt with a
 //! caret under the span, and a hint where one exists.
 
 use crate::ast::Span;

@@ -2,7 +2,7 @@
 //! parser's error messages, the language server's completion and the
 //! editor grammars' drift tests, so there is one list to change.
 
-/// The reserved words of LANGUAGE.md §2.
+/// The reserved words of docs/language.md ("Lexical structure").
 pub const RESERVED: &[&str] = &[
     "import",
     "let",

@@ -31,7 +31,7 @@ pub enum Token {
     /// `/pattern/flags` (Flow has no division, so `/` always starts one).
     #[token("/", lex_regex)]
     Regex,
-    /// A reserved word (LANGUAGE.md §2).
+    /// A reserved word (docs/language.md ("Lexical structure")).
     #[token("import")]
     #[token("let")]
     #[token("list")]

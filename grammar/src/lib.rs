@@ -20,6 +20,7 @@ pub mod format;
 pub mod keywords;
 pub mod lexer;
 mod parser;
+pub mod visit;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use parser::parse;

@@ -1,11 +1,13 @@
-//! The contents of the registry: every field of LANGUAGE.md §4, the
-//! builtin functions, and every action of §5, with their docs. The
+//! The contents of the registry: every field of docs/language.md ("Expressions"), the
+//! builtin functions, and every action of docs/language.md ("Rules and actions"), with their docs. The
 //! generated reference (`docs/reference.md`) is rendered from this table.
 
 use std::sync::Arc;
 
 use crate::message::{Address, Transaction};
-use crate::registry::{ActionDef, FieldDef, FunctionDef, FunctionImpl, ParamType, Registry};
+use crate::registry::{
+    ActionArgs, ActionDef, FieldDef, FunctionDef, FunctionImpl, ParamType, Registry, TemplateClause,
+};
 use crate::types::{Stage, Type};
 use crate::value::Value;
 
@@ -421,23 +423,31 @@ fn functions() -> Vec<FunctionDef> {
     ]
 }
 
-fn action(name: &'static str, usage: &'static str, doc: &'static str) -> ActionDef {
+/// An action that takes `args` text arguments and no clause.
+fn action(name: &'static str, args: usize, usage: &'static str, doc: &'static str) -> ActionDef {
     ActionDef {
         name,
         usage,
         verdict: false,
         lmtp_only: false,
+        args: ActionArgs::Exact(args),
+        with: false,
+        template: TemplateClause::None,
         doc,
     }
 }
 
-fn verdict(name: &'static str, usage: &'static str, doc: &'static str) -> ActionDef {
+/// A verdict taking `args`.
+fn verdict(
+    name: &'static str,
+    args: ActionArgs,
+    usage: &'static str,
+    doc: &'static str,
+) -> ActionDef {
     ActionDef {
-        name,
-        usage,
         verdict: true,
-        lmtp_only: false,
-        doc,
+        args,
+        ..action(name, 0, usage, doc)
     }
 }
 
@@ -445,110 +455,150 @@ fn actions() -> Vec<ActionDef> {
     vec![
         verdict(
             "accept",
+            ActionArgs::Exact(0),
             "accept",
             "Verdict: accept the message and skip later rules (LMTP: deliver).",
         ),
         verdict(
             "reject",
+            ActionArgs::Reply,
             "reject [CODE] [STATUS] [\"text\"]",
             "Verdict: refuse with a 5xx reply; default `550`, `5.7.1`, `\"Message rejected\"`. \
              CODE must be 5xx and STATUS of class 5. LMTP: for that recipient.",
         ),
         verdict(
             "tempfail",
+            ActionArgs::Reply,
             "tempfail [CODE] [STATUS] [\"text\"]",
             "Verdict: refuse for now with a 4xx reply; default `451`, `4.7.1`, `\"Try again \
              later\"`. CODE must be 4xx and STATUS of class 4. LMTP: for that recipient.",
         ),
         verdict(
             "discard",
+            ActionArgs::Exact(0),
             "discard",
             "Verdict: accept, then drop the message (LMTP: store nothing).",
         ),
         verdict(
             "quarantine",
+            ActionArgs::Optional,
             "quarantine \"reason\"",
             "Verdict: accept into the MTA's hold queue (milter) or Weir's quarantine (LMTP).",
         ),
         action(
             "add_header",
+            2,
             "add_header NAME VALUE",
             "Adds a header field at the end of the message's headers.",
         ),
         action(
             "set_header",
+            2,
             "set_header NAME VALUE",
             "Replaces every occurrence of a header with one field (adds it if absent).",
         ),
         action(
             "remove_header",
+            1,
             "remove_header NAME",
             "Removes every occurrence of a header.",
         ),
         action(
             "prepend_subject",
+            1,
             "prepend_subject \"text\"",
             "Puts the text in front of the Subject.",
         ),
         action(
             "add_rcpt",
+            1,
             "add_rcpt ADDRESS",
             "Milter: adds an envelope recipient. LMTP: forwards a copy through the relay.",
         ),
         action(
             "remove_rcpt",
+            1,
             "remove_rcpt ADDRESS",
             "Milter: removes an envelope recipient. LMTP: drops that recipient's copy.",
         ),
         action(
             "redirect",
+            1,
             "redirect ADDRESS",
             "Milter: replaces all envelope recipients. LMTP: forwards a copy through the relay \
              and drops the local copy.",
         ),
         action(
             "fileinto",
+            1,
             "fileinto \"Folder/Sub\"",
             "LMTP: delivers into the folder (the last `fileinto` wins; `/` separates levels, \
              Maildir++ `.Folder.Sub`). Milter: adds an `X-Weir-Folder` header.",
         ),
         ActionDef {
-            name: "flag",
-            usage: "flag \"\\\\Seen\"",
-            verdict: false,
             lmtp_only: true,
-            doc: "LMTP: sets an IMAP flag on the delivered copy (Maildir info flags). The milter \
-                  cannot set flags, so the daemon warns when only the milter serves the rules.",
+            ..action(
+                "flag",
+                1,
+                "flag \"\\\\Seen\"",
+                "LMTP: sets an IMAP flag on the delivered copy (Maildir info flags). The milter \
+                 cannot set flags, so the daemon warns when only the milter serves the rules.",
+            )
         },
         action(
             "keep",
+            0,
             "keep",
             "LMTP: delivers a copy into INBOX (the default without `fileinto`). Milter: no effect \
              beyond being recorded.",
         ),
         action(
             "tag",
+            1,
             "tag \"label\"",
             "Labels the decision: audit log, metrics, and the milter header `X-Weir-Tags`.",
         ),
         action(
             "score",
+            1,
             "score +N | score -N",
             "Adds N (which may be negative) to `score`.",
         ),
+        ActionDef {
+            with: true,
+            template: TemplateClause::Optional,
+            ..action(
+                "notify",
+                1,
+                "notify CHANNEL [with {key: value, ...}] [template NAME]",
+                "Posts a webhook to a channel of `weir.toml`: durable and asynchronous, never \
+                 blocking mail.",
+            )
+        },
+        ActionDef {
+            template: TemplateClause::Required,
+            ..action(
+                "reply",
+                0,
+                "reply template NAME [every DURATION]",
+                "Sends an RFC 3834 auto-reply as Sieve's vacation does: From the recipient (or the \
+                 template's `from`), at most once per recipient and sender per `every` period \
+                 (default `[reply] period`); skipped for list, bulk, auto-submitted or \
+                 null-sender mail, mail not addressed to the recipient, and mail discarded, \
+                 quarantined, refused or deferred.",
+            )
+        },
         action(
-            "notify",
-            "notify CHANNEL [with {key: value, ...}] [template NAME]",
-            "Posts a webhook to a channel of `weir.toml`: durable and asynchronous, never \
-             blocking mail.",
+            "log",
+            1,
+            "log \"text\"",
+            "Writes an entry in the audit log.",
         ),
         action(
-            "reply",
-            "reply template NAME",
-            "Sends an RFC 3834 auto-reply: never to bulk, list, auto-submitted or null-sender \
-             mail, and at most once per sender per `[reply] period`.",
+            "stop",
+            0,
+            "stop",
+            "Ends evaluation; the message is accepted.",
         ),
-        action("log", "log \"text\"", "Writes an entry in the audit log."),
-        action("stop", "stop", "Ends evaluation; the message is accepted."),
     ]
 }

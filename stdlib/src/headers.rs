@@ -5,7 +5,7 @@
 //! structured header values, because `header("Name")` must be the field as
 //! written (unfolded, decoded, trimmed), never a re-rendering.
 //!
-//! The rule for "is there a header block at all" (LANGUAGE.md §4, "any bytes
+//! The rule for "is there a header block at all" (docs/language.md ("The message model"), "any bytes
 //! are a message"):
 //! - A first line of the form `From ...` (an mbox envelope line, no colon
 //!   right after the word) is skipped when the next line is a header field.

@@ -1,4 +1,4 @@
-//! HTML to plain text for `body` (LANGUAGE.md §4): one linear pass.
+//! HTML to plain text for `body` (docs/language.md ("The message model")): one linear pass.
 //!
 //! - Tags are removed. Inline tags (`b`, `a`, `span`, ...) add nothing, so
 //!   `<b>fr</b>ee` reads `free`; `<br>` and block elements (`p div li tr h1`

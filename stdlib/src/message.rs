@@ -1,5 +1,5 @@
 //! The message model: what a rule sees of one mail transaction
-//! (LANGUAGE.md §4), built over mail-parser.
+//! (docs/language.md ("The message model")), built over mail-parser.
 //!
 //! API contract used by the compiler and the daemon. Any bytes are a
 //! message: parsing never fails and never panics; only the configured
@@ -46,7 +46,7 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// PRODUCT.md's defaults: 50M, 1000 headers, depth 20.
+    /// The defaults of `[limits]` in docs/serve.md: 50M, 1000 headers, depth 20.
     fn default() -> Self {
         Limits {
             max_message_size: 50 * 1024 * 1024,
@@ -245,7 +245,7 @@ impl Message {
         self.inner.date()
     }
 
-    /// `body`: the text of the non-attachment parts (LANGUAGE.md §4).
+    /// `body`: the text of the non-attachment parts (docs/language.md ("The message model")).
     pub fn body_text(&self) -> &str {
         self.inner.body_text()
     }
@@ -272,7 +272,7 @@ impl Message {
 }
 
 impl Transaction {
-    /// A transaction with `weir run`'s defaults (LANGUAGE.md §9): without
+    /// A transaction with `weir run`'s defaults (docs/cli.md): without
     /// `from`, the envelope sender is the first `From` header address (or
     /// the null sender); without `to`, the recipients are the `To` and `Cc`
     /// addresses; `client.ip` is 127.0.0.1 and `helo` `localhost` unless

@@ -1,4 +1,4 @@
-//! Parsing raw bytes into the message model (LANGUAGE.md §4).
+//! Parsing raw bytes into the message model (docs/language.md ("The message model")).
 //!
 //! The top-level header block is read by [`crate::headers`]; the MIME tree
 //! by mail-parser, which also undoes transfer encodings and charsets.

@@ -72,7 +72,7 @@ pub fn module_items(source: &str) -> Vec<ModuleItem> {
     items
 }
 
-/// How the message model reads mail, where LANGUAGE.md leaves a choice.
+/// How the message model reads mail, where docs/language.md leaves a choice.
 const MESSAGE_NOTES: &str = "
 ### How messages are read
 
@@ -160,7 +160,7 @@ pub fn reference_markdown() -> String {
         "# Weir reference\n\n\
          <!-- Generated from the builtin registry of weir-stdlib and the stdlib/*.flow modules \
          by `reference_markdown()`; do not edit. Regenerate with \
-         `UPDATE_EXPECT=1 cargo test -p weir-stdlib --test reference`. -->\n\n\
+         `UPDATE_EXPECT=1 cargo test -p weir-stdlib --test it reference`. -->\n\n\
          Everything a rule can read or do without declaring it: the fields of the message \
          model, the members of their values, the builtin functions, the actions, and the \
          standard library modules (`import \"stdlib/NAME\"`). The language itself is described \

@@ -17,7 +17,7 @@ pub struct FieldDef {
     /// Its static type.
     pub ty: Type,
     /// The first stage at which it is known; `None` for `score`, whose
-    /// stage depends on the rules (LANGUAGE.md §6).
+    /// stage depends on the rules (docs/language.md ("Stages")).
     pub stage: Option<Stage>,
     /// Known only under LMTP (`recipient`).
     pub lmtp_only: bool,
@@ -83,8 +83,36 @@ pub struct ActionDef {
     pub verdict: bool,
     /// Has an effect only under LMTP (the daemon warns for milter-only use).
     pub lmtp_only: bool,
+    /// The arguments it takes.
+    pub args: ActionArgs,
+    /// Whether it takes a `with {key: value, ...}` map (`notify`).
+    pub with: bool,
+    /// Whether it takes a `template NAME` clause.
+    pub template: TemplateClause,
     /// Documentation.
     pub doc: &'static str,
+}
+
+/// The arguments an action takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionArgs {
+    /// Exactly this many.
+    Exact(usize),
+    /// None or one (`quarantine ["reason"]`).
+    Optional,
+    /// An SMTP reply: `[CODE] [STATUS] ["text"]` (`reject`, `tempfail`).
+    Reply,
+}
+
+/// Whether an action takes a `template NAME` clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateClause {
+    /// It takes none.
+    None,
+    /// It may take one (`notify`).
+    Optional,
+    /// It must have one (`reply`).
+    Required,
 }
 
 /// The whole registry.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// The static type of a Flow value (LANGUAGE.md §4).
+/// The static type of a Flow value (docs/language.md ("Expressions")).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Type {
     /// `true` / `false`.
@@ -98,7 +98,7 @@ impl fmt::Display for Type {
     }
 }
 
-/// The milter stages, in the order the MTA reaches them (LANGUAGE.md §6).
+/// The milter stages, in the order the MTA reaches them (docs/language.md ("Stages")).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
     /// The client connected: `client.*`, `now`, constants.

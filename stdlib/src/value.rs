@@ -94,7 +94,7 @@ impl Value {
 }
 
 impl Value {
-    /// The value as text for `${...}` interpolation (LANGUAGE.md §2):
+    /// The value as text for `${...}` interpolation (docs/language.md ("Lexical structure")):
     /// - a string as is; an address as its `.address`;
     /// - a number in shortest form (`9.5`, `8`: an integral float prints
     ///   without `.0`);
@@ -155,7 +155,7 @@ pub fn format_duration(secs: i64) -> String {
     format!("{secs}s")
 }
 
-/// Case folding for case-insensitive comparisons (LANGUAGE.md §4: string
+/// Case folding for case-insensitive comparisons (docs/language.md ("Expressions"): string
 /// comparisons ignore case, as in Sieve). It lowercases each character
 /// (Unicode lowercase mapping) and folds the final sigma `ς` to `σ`, which
 /// matches Unicode simple case folding for every cased letter in common

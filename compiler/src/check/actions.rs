@@ -1,6 +1,7 @@
-//! Checking rules and their actions (LANGUAGE.md §5).
+//! Checking rules and their actions (docs/language.md ("Rules and actions")).
 
 use weir_grammar::ast::{self, ExprKind, Ident, Item, Span};
+use weir_stdlib::registry::{ActionArgs, ActionDef, TemplateClause};
 use weir_stdlib::{Type, Value};
 
 use super::{Annotate, Checker, Ctx, Place};
@@ -10,37 +11,9 @@ use crate::hints;
 use crate::ir::{self, Action, Expr, Stmt};
 use crate::names::{DeclKind, Resolution};
 
-/// Every action word and how it is written.
-const ACTIONS: &[(&str, &str)] = &[
-    ("accept", "accept"),
-    ("reject", "reject [CODE] [STATUS] \"text\""),
-    ("tempfail", "tempfail [CODE] [STATUS] [\"text\"]"),
-    ("discard", "discard"),
-    ("quarantine", "quarantine \"reason\""),
-    ("add_header", "add_header NAME VALUE"),
-    ("set_header", "set_header NAME VALUE"),
-    ("remove_header", "remove_header NAME"),
-    ("prepend_subject", "prepend_subject \"text\""),
-    ("add_rcpt", "add_rcpt ADDRESS"),
-    ("remove_rcpt", "remove_rcpt ADDRESS"),
-    ("redirect", "redirect ADDRESS"),
-    ("fileinto", "fileinto \"Folder/Sub\""),
-    ("flag", "flag \"\\\\Seen\""),
-    ("keep", "keep"),
-    ("tag", "tag \"label\""),
-    ("score", "score +N"),
-    (
-        "notify",
-        "notify CHANNEL [with {k: v, ...}] [template NAME]",
-    ),
-    ("reply", "reply template NAME"),
-    ("log", "log \"text\""),
-    ("stop", "stop"),
-];
-
-/// The usage line of an action word.
+/// The usage line of an action word, from the builtin registry.
 pub(crate) fn usage(word: &str) -> Option<&'static str> {
-    ACTIONS.iter().find(|(w, _)| *w == word).map(|(_, u)| *u)
+    weir_stdlib::registry().action(word).map(|d| d.usage)
 }
 
 /// Whether `text` is an enhanced status code `d.d.d`.
@@ -234,10 +207,8 @@ impl Checker<'_> {
 
     fn action(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
         let word = a.name.name.as_str();
-        if usage(word).is_none() {
-            let mut candidates: Vec<&str> = ACTIONS.iter().map(|(w, _)| *w).collect();
-            candidates.extend(self.reg.actions.iter().map(|d| d.name));
-            let hint = hints::did_you_mean(word, candidates);
+        let Some(def) = self.reg.action(word) else {
+            let hint = hints::did_you_mean(word, self.reg.actions.iter().map(|d| d.name));
             self.error(
                 codes::UNKNOWN_ACTION,
                 cx.unit,
@@ -247,17 +218,28 @@ impl Checker<'_> {
             .set_label("not an action")
             .maybe_hint(hint);
             return None;
+        };
+        if !self.clauses(cx, a, def) || !self.arguments(cx, a, def) {
+            return None;
         }
-        if a.with.is_some() && word != "notify" {
-            let span = a.with.as_ref().map_or(a.span, |w| w.span);
+        self.lower_action(cx, a)
+    }
+
+    /// The `with` map and `template` clause, as the registry allows them.
+    fn clauses(&mut self, cx: Ctx, a: &ast::Action, def: &ActionDef) -> bool {
+        let word = def.name;
+        if let Some(with) = &a.with
+            && !def.with
+        {
+            let takes = self.actions_taking(|d| d.with);
             self.error(
                 codes::ACTION_CLAUSE,
                 cx.unit,
-                span,
+                with.span,
                 format!("`{word}` takes no `with` map"),
             )
-            .set_label("only `notify` takes `with`");
-            return None;
+            .set_label(format!("only {takes} takes `with`"));
+            return false;
         }
         if let Some(every) = &a.every
             && word != "reply"
@@ -269,64 +251,85 @@ impl Checker<'_> {
                 format!("`{word}` takes no `every` period"),
             )
             .set_label("only `reply template NAME` takes `every`");
-            return None;
+            return false;
         }
         if let Some(t) = &a.template
-            && word != "notify"
-            && word != "reply"
+            && def.template == TemplateClause::None
         {
+            let takes = self.actions_taking(|d| d.template != TemplateClause::None);
             self.error(
                 codes::ACTION_CLAUSE,
                 cx.unit,
                 t.span,
                 format!("`{word}` takes no template"),
             )
-            .set_label("only `notify` and `reply` take a template");
-            return None;
+            .set_label(format!("only {takes} take a template"));
+            return false;
         }
-        let one = |this: &mut Self| -> Option<Expr> {
-            if !this.arity(cx, a, 1) {
-                return None;
-            }
-            this.text_arg(cx, &a.args[0])
+        if a.template.is_none() && def.template == TemplateClause::Required {
+            self.error(
+                codes::NOT_A_TEMPLATE,
+                cx.unit,
+                a.span,
+                format!("`{word}` needs a template"),
+            )
+            .set_label("no template named")
+            .set_hint(format!("write `{}`", def.usage));
+            return false;
+        }
+        true
+    }
+
+    /// The actions for which `takes` holds, as prose: "`notify` and `reply`".
+    fn actions_taking(&self, takes: impl Fn(&ActionDef) -> bool) -> String {
+        let words: Vec<String> = self
+            .reg
+            .actions
+            .iter()
+            .filter(|d| takes(d))
+            .map(|d| format!("`{}`", d.name))
+            .collect();
+        match words.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => words.concat(),
+        }
+    }
+
+    /// The number of positional arguments, as the registry gives it (a
+    /// reply verdict's arguments are checked by [`Self::reply_verdict`]).
+    fn arguments(&mut self, cx: Ctx, a: &ast::Action, def: &ActionDef) -> bool {
+        match def.args {
+            ActionArgs::Exact(n) => self.arity(cx, a, n),
+            ActionArgs::Optional => a.args.len() <= 1 || self.arity(cx, a, 1),
+            ActionArgs::Reply => true,
+        }
+    }
+
+    /// The IR of an action whose word, clauses and argument count are
+    /// checked: each argument typed.
+    fn lower_action(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
+        let word = a.name.name.as_str();
+        let text = |this: &mut Self, i: usize| this.text_arg(cx, &a.args[i]);
+        let verdict = |verdict, text| Action::Verdict {
+            verdict,
+            code: 0,
+            status: String::new(),
+            text,
         };
         Some(match word {
-            "accept" | "discard" => {
-                if !self.arity(cx, a, 0) {
-                    return None;
-                }
-                let verdict = if word == "accept" {
-                    Verdict::Accept
-                } else {
-                    Verdict::Discard
-                };
-                Action::Verdict {
-                    verdict,
-                    code: 0,
-                    status: String::new(),
-                    text: None,
-                }
-            }
+            "accept" => verdict(Verdict::Accept, None),
+            "discard" => verdict(Verdict::Discard, None),
             "quarantine" => {
-                let text = match a.args.len() {
+                let reason = match a.args.len() {
                     0 => None,
-                    _ => Some(one(self)?),
+                    _ => Some(text(self, 0)?),
                 };
-                Action::Verdict {
-                    verdict: Verdict::Quarantine,
-                    code: 0,
-                    status: String::new(),
-                    text,
-                }
+                verdict(Verdict::Quarantine, reason)
             }
             "reject" | "tempfail" => return self.reply_verdict(cx, a),
             "add_header" | "set_header" => {
-                if !self.arity(cx, a, 2) {
-                    return None;
-                }
                 self.literal_header_name(cx, word, &a.args[0]);
-                let name = self.text_arg(cx, &a.args[0]);
-                let value = self.text_arg(cx, &a.args[1]);
+                let (name, value) = (text(self, 0), text(self, 1));
                 let (name, value) = (name?, value?);
                 if word == "add_header" {
                     Action::AddHeader(name, value)
@@ -335,38 +338,23 @@ impl Checker<'_> {
                 }
             }
             "remove_header" => {
-                if let Some(arg) = a.args.first() {
-                    self.literal_header_name(cx, word, arg);
-                }
-                Action::RemoveHeader(one(self)?)
+                self.literal_header_name(cx, word, &a.args[0]);
+                Action::RemoveHeader(text(self, 0)?)
             }
-            "prepend_subject" => Action::PrependSubject(one(self)?),
-            "add_rcpt" => Action::AddRcpt(one(self)?),
-            "remove_rcpt" => Action::RemoveRcpt(one(self)?),
-            "redirect" => Action::Redirect(one(self)?),
+            "prepend_subject" => Action::PrependSubject(text(self, 0)?),
+            "add_rcpt" => Action::AddRcpt(text(self, 0)?),
+            "remove_rcpt" => Action::RemoveRcpt(text(self, 0)?),
+            "redirect" => Action::Redirect(text(self, 0)?),
             "fileinto" => {
-                if let Some(arg) = a.args.first() {
-                    self.literal_folder(cx, arg);
-                }
-                Action::Fileinto(one(self)?)
+                self.literal_folder(cx, &a.args[0]);
+                Action::Fileinto(text(self, 0)?)
             }
-            "flag" => Action::Flag(one(self)?),
-            "tag" => Action::Tag(one(self)?),
-            "log" => Action::Log(one(self)?),
-            "keep" | "stop" => {
-                if !self.arity(cx, a, 0) {
-                    return None;
-                }
-                if word == "keep" {
-                    Action::Keep
-                } else {
-                    Action::Stop
-                }
-            }
+            "flag" => Action::Flag(text(self, 0)?),
+            "tag" => Action::Tag(text(self, 0)?),
+            "log" => Action::Log(text(self, 0)?),
+            "keep" => Action::Keep,
+            "stop" => Action::Stop,
             "score" => {
-                if !self.arity(cx, a, 1) {
-                    return None;
-                }
                 let typed = self.expr(cx, &a.args[0])?;
                 Action::Score(self.coerce(
                     cx.unit,
@@ -376,81 +364,76 @@ impl Checker<'_> {
                     "a number (`score +2`)",
                 )?)
             }
-            "notify" => {
-                if !self.arity(cx, a, 1) {
-                    return None;
-                }
-                let typed = self.expr(cx, &a.args[0]);
-                let channel = self.coerce(
-                    cx.unit,
-                    a.args[0].span,
-                    typed?,
-                    &Type::String,
-                    "a channel name (string)",
-                );
-                let mut with = Vec::new();
-                let mut ok = true;
-                for (key, value) in a.with.iter().flat_map(|m| &m.entries) {
-                    match self.text_arg(cx, value) {
-                        Some(v) => with.push((key.name.clone(), v)),
-                        None => ok = false,
-                    }
-                }
-                let template = match &a.template {
-                    Some(t) => Some(self.template_ref(cx, t)?),
-                    None => None,
-                };
-                if !ok {
-                    return None;
-                }
-                Action::Notify {
-                    channel: channel?,
-                    with,
-                    template,
-                }
-            }
-            "reply" => {
-                if !self.arity(cx, a, 0) {
-                    return None;
-                }
-                let Some(t) = &a.template else {
-                    self.error(
-                        codes::NOT_A_TEMPLATE,
-                        cx.unit,
-                        a.span,
-                        "`reply` needs a template",
-                    )
-                    .set_label("no template named")
-                    .set_hint("write `reply template NAME`");
-                    return None;
-                };
-                let every = match &a.every {
-                    Some(e) => {
-                        let typed = self.expr(cx, e);
-                        Some(self.coerce(
-                            cx.unit,
-                            e.span,
-                            typed?,
-                            &Type::Duration,
-                            "a period such as `7d`",
-                        )?)
-                    }
-                    None => None,
-                };
-                Action::Reply(self.template_ref(cx, t)?, every)
-            }
+            "notify" => return self.notify(cx, a),
+            "reply" => return self.reply(cx, a),
             _ => return None,
+        })
+    }
+
+    /// `reply template NAME [every DURATION]`.
+    fn reply(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
+        let every = match &a.every {
+            Some(e) => {
+                let typed = self.expr(cx, e);
+                Some(self.coerce(
+                    cx.unit,
+                    e.span,
+                    typed?,
+                    &Type::Duration,
+                    "a period such as `7d`",
+                )?)
+            }
+            None => None,
+        };
+        Some(Action::Reply(
+            self.template_ref(cx, a.template.as_ref()?)?,
+            every,
+        ))
+    }
+
+    /// `notify CHANNEL [with {...}] [template NAME]`.
+    fn notify(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
+        let typed = self.expr(cx, &a.args[0]);
+        let channel = self.coerce(
+            cx.unit,
+            a.args[0].span,
+            typed?,
+            &Type::String,
+            "a channel name (string)",
+        );
+        let mut with = Vec::new();
+        let mut ok = true;
+        for (key, value) in a.with.iter().flat_map(|m| &m.entries) {
+            match self.text_arg(cx, value) {
+                Some(v) => with.push((key.name.clone(), v)),
+                None => ok = false,
+            }
+        }
+        let template = match &a.template {
+            Some(t) => Some(self.template_ref(cx, t)?),
+            None => None,
+        };
+        if !ok {
+            return None;
+        }
+        Some(Action::Notify {
+            channel: channel?,
+            with,
+            template,
         })
     }
 
     /// `reject [CODE] [STATUS] "text"` and `tempfail [CODE] [STATUS] ["text"]`.
     fn reply_verdict(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
         let reject = a.name.name == "reject";
-        let (verdict, class, default_code, default_status, default_text) = if reject {
-            (Verdict::Reject, 5, 550, "5.7.1", "Message rejected")
+        let verdict = if reject {
+            Verdict::Reject
         } else {
-            (Verdict::Tempfail, 4, 451, "4.7.1", "Try again later")
+            Verdict::Tempfail
         };
+        let default = verdict.default_reply()?;
+        let class = i64::from(default.code / 100);
+        let (default_code, default_status) = (default.code, default.status.as_str());
         let mut args = a.args.as_slice();
         let mut code = default_code;
         if let Some(first) = args.first()
@@ -530,7 +513,7 @@ impl Checker<'_> {
         }
         let text = match text_arg {
             Some(t) => self.text_arg(cx, t)?,
-            None => Expr::Const(Value::str(default_text)),
+            None => Expr::Const(Value::str(&default.text)),
         };
         Some(Action::Verdict {
             verdict,

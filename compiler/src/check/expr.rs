@@ -1,17 +1,16 @@
-//! Typing and lowering of expressions (LANGUAGE.md §4).
+//! Typing and lowering of expressions (docs/language.md ("Expressions")).
 
 use std::sync::Arc;
 
 use weir_grammar::ast::{self, CompareOp, ExprKind, Ident, Span, StrPart};
-use weir_stdlib::registry::{FunctionImpl, ParamType};
+use weir_stdlib::registry::{FunctionDef, FunctionImpl, ParamType};
 use weir_stdlib::{Address, Attachment, Regex, RegexError, Type, Value};
 
 use super::{Annotate, Binding, Checker, Ctx, Place};
 use crate::codes;
-use crate::compat;
 use crate::hints;
 use crate::ir::{self, Arith, CmpOp, Expr};
-use crate::names::{DeclKind, Resolution};
+use crate::names::{Decl, DeclKind, Resolution};
 
 /// A typed, lowered expression.
 pub(crate) type Typed = (Expr, Type);
@@ -589,8 +588,8 @@ impl Checker<'_> {
             Type::List(inner) => (&**inner, true),
             other => (other, false),
         };
-        let members = compat::members(inner);
-        if let Some((name, mty)) = members.iter().find(|(n, _)| *n == member.name) {
+        let members = weir_stdlib::registry::members(inner);
+        if let Some((name, mty, _)) = members.iter().find(|(n, _, _)| *n == member.name) {
             let ty = if is_list {
                 Type::list(mty.clone())
             } else {
@@ -598,14 +597,14 @@ impl Checker<'_> {
             };
             return Some((Expr::Member(Box::new(e), name), ty));
         }
-        let hint = hints::did_you_mean(&member.name, members.iter().map(|(n, _)| *n));
+        let hint = hints::did_you_mean(&member.name, members.iter().map(|(n, _, _)| *n));
         let hint = hint.or_else(|| {
             (!members.is_empty()).then(|| {
                 format!(
                     "the members of {inner} are {}",
                     members
                         .iter()
-                        .map(|(n, _)| *n)
+                        .map(|(n, _, _)| *n)
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
@@ -677,34 +676,7 @@ impl Checker<'_> {
         match self.scopes.resolve(cx.unit, &name.name) {
             Resolution::Found(decl) if decl.kind == DeclKind::Fn => {
                 let decl = decl.clone();
-                self.used.insert(decl.id);
-                let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
-                let sig = self.fn_sig(&decl, cx.unit, name.span)?;
-                if cx.place == Place::Let {
-                    self.error(
-                        codes::NOT_CONSTANT,
-                        cx.unit,
-                        span,
-                        "a `let` cannot call a function",
-                    )
-                    .set_hint("use a `fn` for a computed value");
-                    return None;
-                }
-                if args.len() != sig.params.len() {
-                    self.arg_count(cx.unit, span, &name.name, sig.params.len(), args.len());
-                    return None;
-                }
-                let mut out = Vec::new();
-                for ((arg, typed), want) in args.iter().zip(lowered).zip(&sig.params) {
-                    out.push(self.coerce(cx.unit, arg.span, typed?, want, &want.to_string())?);
-                }
-                return Some((
-                    Expr::CallUser {
-                        func: sig.index,
-                        args: out,
-                    },
-                    sig.ret,
-                ));
+                return self.user_call(cx, span, name, &decl, args);
             }
             Resolution::Found(decl) => {
                 let kind = decl.kind;
@@ -725,101 +697,164 @@ impl Checker<'_> {
             Resolution::NotFound => {}
         }
         let Some(def) = self.reg.function(&name.name) else {
-            let mut candidates: Vec<String> = self
-                .reg
-                .functions
-                .iter()
-                .map(|f| f.name.to_string())
-                .collect();
-            candidates.extend(
-                self.scopes
-                    .visible(cx.unit)
-                    .iter()
-                    .filter(|d| d.kind == DeclKind::Fn)
-                    .map(|d| d.name.clone()),
-            );
-            let hint = hints::did_you_mean(&name.name, candidates.iter().map(String::as_str));
-            self.error(
-                codes::UNKNOWN_FUNCTION,
-                cx.unit,
-                name.span,
-                format!("unknown function `{}`", name.name),
-            )
-            .set_label("not a builtin or a `fn` in scope")
-            .maybe_hint(hint);
+            self.unknown_function(cx, name);
             return None;
         };
         if cx.place == Place::Let {
-            self.error(
-                codes::NOT_CONSTANT,
-                cx.unit,
-                span,
-                "a `let` cannot call a function",
-            )
-            .set_hint("use a `fn` for a computed value");
+            self.call_in_let(cx, span);
             return None;
         }
         match def.imp {
             FunctionImpl::Header => self.header_call(cx, span, args),
             FunctionImpl::Matched => self.matched_call(cx, span, args),
-            FunctionImpl::Rate | FunctionImpl::Duplicate => {
-                if args.len() != 2 {
-                    self.arg_count(cx.unit, span, def.name, 2, args.len());
+            FunctionImpl::Rate | FunctionImpl::Duplicate => self.rate_call(cx, span, def, args),
+            FunctionImpl::Pure(imp) => self.pure_call(cx, span, def, imp, args),
+        }
+    }
+
+    /// A call of a `fn` of the ruleset.
+    fn user_call(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        name: &Ident,
+        decl: &Decl,
+        args: &[ast::Expr],
+    ) -> Option<Typed> {
+        self.used.insert(decl.id);
+        let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
+        let sig = self.fn_sig(decl, cx.unit, name.span)?;
+        if cx.place == Place::Let {
+            self.call_in_let(cx, span);
+            return None;
+        }
+        if args.len() != sig.params.len() {
+            self.arg_count(cx.unit, span, &name.name, sig.params.len(), args.len());
+            return None;
+        }
+        let mut out = Vec::new();
+        for ((arg, typed), want) in args.iter().zip(lowered).zip(&sig.params) {
+            out.push(self.coerce(cx.unit, arg.span, typed?, want, &want.to_string())?);
+        }
+        Some((
+            Expr::CallUser {
+                func: sig.index,
+                args: out,
+            },
+            sig.ret,
+        ))
+    }
+
+    /// A `let` calls a function: constants cannot.
+    fn call_in_let(&mut self, cx: Ctx, span: Span) {
+        self.error(
+            codes::NOT_CONSTANT,
+            cx.unit,
+            span,
+            "a `let` cannot call a function",
+        )
+        .set_hint("use a `fn` for a computed value");
+    }
+
+    /// A call of a name that is neither a builtin nor a `fn` in scope.
+    fn unknown_function(&mut self, cx: Ctx, name: &Ident) {
+        let mut candidates: Vec<String> = self
+            .reg
+            .functions
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect();
+        candidates.extend(
+            self.scopes
+                .visible(cx.unit)
+                .iter()
+                .filter(|d| d.kind == DeclKind::Fn)
+                .map(|d| d.name.clone()),
+        );
+        let hint = hints::did_you_mean(&name.name, candidates.iter().map(String::as_str));
+        self.error(
+            codes::UNKNOWN_FUNCTION,
+            cx.unit,
+            name.span,
+            format!("unknown function `{}`", name.name),
+        )
+        .set_label("not a builtin or a `fn` in scope")
+        .maybe_hint(hint);
+    }
+
+    /// `rate(KEY, WINDOW)` and `duplicate(KEY, WINDOW)`: a string key and a
+    /// duration window.
+    fn rate_call(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        def: &FunctionDef,
+        args: &[ast::Expr],
+    ) -> Option<Typed> {
+        if args.len() != 2 {
+            self.arg_count(cx.unit, span, def.name, 2, args.len());
+            return None;
+        }
+        let key = self.expr(cx, &args[0]);
+        let window = self.expr(cx, &args[1]);
+        let key = self.coerce(cx.unit, args[0].span, key?, &Type::String, "a string key")?;
+        let window = self.coerce(
+            cx.unit,
+            args[1].span,
+            window?,
+            &Type::Duration,
+            "a duration window (`10m`)",
+        )?;
+        let (key, window) = (Box::new(key), Box::new(window));
+        let lowered = if matches!(def.imp, FunctionImpl::Rate) {
+            Expr::Rate { key, window }
+        } else {
+            Expr::Duplicate { key, window }
+        };
+        Some((lowered, def.ret.clone()))
+    }
+
+    /// A builtin evaluated by its implementation in the registry.
+    fn pure_call(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        def: &FunctionDef,
+        imp: fn(&[Value]) -> Value,
+        args: &[ast::Expr],
+    ) -> Option<Typed> {
+        if args.len() != def.params.len() {
+            self.arg_count(cx.unit, span, def.name, def.params.len(), args.len());
+            return None;
+        }
+        let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
+        let mut out = Vec::new();
+        for ((arg, typed), param) in args.iter().zip(lowered).zip(&def.params) {
+            out.push(self.builtin_arg(cx, arg.span, typed?, param)?);
+        }
+        Some((Expr::Builtin { imp, args: out }, def.ret.clone()))
+    }
+
+    /// One argument of a builtin, checked against its parameter.
+    fn builtin_arg(
+        &mut self,
+        cx: Ctx,
+        span: Span,
+        typed: Typed,
+        param: &ParamType,
+    ) -> Option<Expr> {
+        match param {
+            ParamType::Exact(want) => self.coerce(cx.unit, span, typed, want, &want.to_string()),
+            ParamType::AnyList => {
+                if !matches!(typed.1, Type::List(_)) {
+                    self.mismatch(cx.unit, span, "a list", &typed.1);
                     return None;
                 }
-                let key = self.expr(cx, &args[0]);
-                let window = self.expr(cx, &args[1]);
-                let key =
-                    self.coerce(cx.unit, args[0].span, key?, &Type::String, "a string key")?;
-                let window = self.coerce(
-                    cx.unit,
-                    args[1].span,
-                    window?,
-                    &Type::Duration,
-                    "a duration window (`10m`)",
-                )?;
-                let (key, window) = (Box::new(key), Box::new(window));
-                let lowered = if matches!(def.imp, FunctionImpl::Rate) {
-                    Expr::Rate { key, window }
-                } else {
-                    Expr::Duplicate { key, window }
-                };
-                Some((lowered, def.ret.clone()))
+                Some(typed.0)
             }
-            FunctionImpl::Pure(imp) => {
-                if args.len() != def.params.len() {
-                    self.arg_count(cx.unit, span, def.name, def.params.len(), args.len());
-                    return None;
-                }
-                let params = def.params.clone();
-                let ret = def.ret.clone();
-                let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
-                let mut out = Vec::new();
-                for ((arg, typed), param) in args.iter().zip(lowered).zip(&params) {
-                    let typed = typed?;
-                    out.push(match param {
-                        ParamType::Exact(want) => {
-                            self.coerce(cx.unit, arg.span, typed, want, &want.to_string())?
-                        }
-                        ParamType::AnyList => {
-                            if !matches!(typed.1, Type::List(_)) {
-                                self.mismatch(cx.unit, arg.span, "a list", &typed.1);
-                                return None;
-                            }
-                            typed.0
-                        }
-                        ParamType::RuleName => {
-                            self.error(
-                                codes::TYPE_MISMATCH,
-                                cx.unit,
-                                arg.span,
-                                "expected a rule name",
-                            );
-                            return None;
-                        }
-                    });
-                }
-                Some((Expr::Builtin { imp, args: out }, ret))
+            ParamType::RuleName => {
+                self.error(codes::TYPE_MISMATCH, cx.unit, span, "expected a rule name");
+                None
             }
         }
     }

@@ -6,7 +6,7 @@
 mod actions;
 mod expr;
 mod literals;
-mod tests;
+mod test_blocks;
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,7 +20,7 @@ use crate::ir;
 use crate::load::Loaded;
 use crate::names::{Decl, DeclId, DeclKind, Scopes};
 
-pub(crate) use tests::check_tests;
+pub(crate) use test_blocks::check_tests;
 
 /// The memo of a declaration checked on demand.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ impl<'a> Checker<'a> {
     /// Checks every `let`, `fn` and template, used or not, so that their
     /// errors are reported.
     pub(crate) fn check_declarations(&mut self) {
-        let mut decls: Vec<Decl> = self.scopes.all().cloned().collect();
+        let mut decls: Vec<Decl> = self.scopes.all().collect();
         decls.sort_by_key(|d| d.id);
         for decl in decls {
             match decl.kind {

@@ -1,4 +1,4 @@
-//! `weir.toml` (PRODUCT.md "The daemon"): parsing, validation and the
+//! `weir.toml` (docs/serve.md "The daemon"): parsing, validation and the
 //! defaults of `weir serve --rules FILE`.
 //!
 //! The file is read in two steps: serde + toml into raw tables (every table

@@ -1,4 +1,4 @@
-//! The HTTP control API (PRODUCT.md "HTTP control API"), on axum.
+//! The HTTP control API (docs/serve.md "HTTP control API"), on axum.
 //!
 //! `/healthz` and `/metrics` are open; everything under `/v1/` needs
 //! `Authorization: Bearer TOKEN` (compared in constant time). Unknown paths

@@ -1,4 +1,4 @@
-//! Prometheus metrics (`GET /metrics`, PRODUCT.md).
+//! Prometheus metrics (`GET /metrics`, docs/serve.md).
 //!
 //! Labels are bounded: a `rule` label is always a rule the running ruleset
 //! declares, a `tag` label a literal tag written in the ruleset (anything

@@ -53,7 +53,7 @@ use super::stages::{
 };
 use super::state::{Daemon, LoadedRuleset, Source, unix_now};
 
-/// The modifications Weir may ask for (LANGUAGE.md §5): add, change and
+/// The modifications Weir may ask for (docs/language.md ("Rules and actions")): add, change and
 /// remove headers; add and remove recipients; quarantine.
 const ACTIONS: Actions = Actions::ADD_HEADER
     .union(Actions::CHANGE_HEADER)
@@ -251,7 +251,7 @@ async fn rcpt(_engine: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString
 }
 
 async fn data(daemon: Arc<Daemon>, cx: &mut Context<Session>) -> Status {
-    // `envelope.to` is complete only now (LANGUAGE.md §6).
+    // `envelope.to` is complete only now (docs/language.md ("Stages")).
     advance(&daemon, cx, Stage::Rcpt).await
 }
 
@@ -521,7 +521,7 @@ async fn record(
 }
 
 /// Writes the decision's `notify` and `reply` side effects to the outbox
-/// (LANGUAGE.md §5: durable before the MTA gets its answer; the flush of
+/// (docs/language.md ("Rules and actions"): durable before the MTA gets its answer; the flush of
 /// the audit entry that follows makes them durable). Forwarded copies are
 /// the MTA's job here: the milter edits the envelope recipients. Returns
 /// how many were queued.

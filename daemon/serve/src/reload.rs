@@ -262,49 +262,12 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
         e.tests = failed;
         return Err(e);
     }
-    let tags = compiled
-        .sources
-        .values()
-        .flat_map(|text| literal_tags(text))
-        .collect();
+    let tags = ruleset.literal_tags().into_iter().collect();
     Ok(Candidate {
         evaluator,
         tags,
         watch,
     })
-}
-
-/// The literal strings of `tag "..."` actions in a source text (tags with
-/// an interpolation are not literal and count as `other` in metrics).
-pub fn literal_tags(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = text[from..].find("tag") {
-        let at = from + pos;
-        from = at + 3;
-        let before_ok =
-            at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
-        if !before_ok {
-            continue;
-        }
-        let rest = &text[at + 3..];
-        let trimmed = rest.trim_start_matches([' ', '\t']);
-        if trimmed.len() == rest.len() {
-            continue;
-        }
-        let Some(body) = trimmed.strip_prefix('"') else {
-            continue;
-        };
-        let Some(end) = body.find(['"', '\\', '\n']) else {
-            continue;
-        };
-        let literal = &body[..end];
-        if body[end..].starts_with('"') && !literal.contains("${") {
-            out.push(literal.to_string());
-        }
-    }
-    out
 }
 
 /// Reloads the rules: compile and test off the hot path, then swap. Returns
@@ -346,7 +309,7 @@ pub async fn reload(daemon: &Arc<Daemon>) -> Result<u64, ReloadError> {
     result
 }
 
-/// LANGUAGE.md §7: one warning per rule that uses LMTP-only fields or
+/// docs/language.md ("Diagnostics"): one warning per rule that uses LMTP-only fields or
 /// actions when this daemon serves no LMTP (the milter cannot file into
 /// folders with flags or bind `recipient`).
 pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
@@ -545,11 +508,5 @@ mod tests {
         );
         assert!(lmtp_only_warnings(true, candidate.ruleset()).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn literal_tags_are_found_and_interpolated_ones_skipped() {
-        let text = "rule a { then { tag \"vip\"; tag \"x-${subject}\" } }\nlet stag = 1\ntest \"t\" { expect tag \"billing\" }";
-        assert_eq!(literal_tags(text), vec!["vip", "billing"]);
     }
 }

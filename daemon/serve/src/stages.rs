@@ -1,4 +1,4 @@
-//! Stage-wise evaluation for the milter (LANGUAGE.md §6), without changing
+//! Stage-wise evaluation for the milter (docs/language.md ("Stages")), without changing
 //! the compiler: at each milter stage the whole ruleset is evaluated on what
 //! is known so far, and the result is kept only when it is *final*, that is
 //! when no rule that reads a later stage could have changed it.
@@ -502,7 +502,7 @@ fn bracketed(address: &str) -> String {
     format!("<{}>", strip_brackets(address))
 }
 
-/// Maps a decision to milter edits and an answer (LANGUAGE.md §5, milter
+/// Maps a decision to milter edits and an answer (docs/language.md ("Rules and actions"), milter
 /// column). `facts` are the message's received headers and recipients.
 /// Edits are sent for `accept` and `quarantine` only: a rejected, failed or
 /// discarded message is not delivered, so editing it is pointless.

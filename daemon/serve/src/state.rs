@@ -61,7 +61,7 @@ pub enum Source {
     Outbox,
 }
 
-/// One audit-log entry: a decision and its context (PRODUCT.md `/v1/actions`).
+/// One audit-log entry: a decision and its context (docs/serve.md `/v1/actions`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     /// Assigned by the store: increasing, unique.

@@ -1,6 +1,5 @@
 //! Durable state in sled, behind one small API so the backend can change
-//! (PRODUCT.md: to redb if crash tests ever show loss) without touching the
-//! rest of the daemon.
+//! without touching the rest of the daemon.
 //!
 //! Trees:
 //! - `audit`: big-endian entry id → JSON [`AuditEntry`];

@@ -1,6 +1,6 @@
 //! Go to definition, find references and document symbols.
 //!
-//! Definitions resolve in this file and its imports (LANGUAGE.md §3); a
+//! Definitions resolve in this file and its imports (docs/language.md ("Declarations")); a
 //! test's `expect matched NAME` may name a rule anywhere in the ruleset, so
 //! it falls back to any rule of that name nearby. References are searched
 //! in the open buffers, the `.flow` files beside the file and the

@@ -10,9 +10,8 @@
 
 use std::collections::HashSet;
 
-use weir_grammar::ast::{
-    self, Action, Block, Expr, ExprKind, Ident, Item, Span, Stmt, StrLit, StrPart,
-};
+use weir_grammar::ast::{self, Action, Expr, ExprKind, Ident, Item, Span};
+use weir_grammar::visit::{Visit, walk};
 use weir_stdlib::Type;
 use weir_stdlib::registry::{self, ParamType, registry as reg};
 
@@ -94,9 +93,7 @@ pub(crate) fn collect(file: &ParsedFile, declared: &HashSet<String>) -> Vec<Occu
         captures: Vec::new(),
         out: Vec::new(),
     };
-    for item in &file.ast.items {
-        walker.item(item);
-    }
+    walker.visit_file(&file.ast);
     walker.out
 }
 
@@ -177,200 +174,42 @@ impl Walker<'_> {
         self.out.push(Occurrence { span, occ });
     }
 
-    fn item(&mut self, item: &Item) {
-        match item {
-            Item::Import(import) => {
-                if let Some(key) = self.key.import(&import.path) {
-                    self.push(import.path_span, Occ::Import(key));
-                }
-            }
-            Item::Let(d) => {
-                self.decl(DeclKind::Let, &d.name);
-                self.expr(&d.value);
-            }
-            Item::List(d) => self.decl(DeclKind::List, &d.name),
-            Item::Fn(d) => {
-                self.decl(DeclKind::Fn, &d.name);
-                for p in &d.params {
-                    let ty = annotation_text(&p.ty);
-                    self.push(
-                        p.name.span,
-                        Occ::Param {
-                            name: p.name.name.clone(),
-                            ty: ty.clone(),
-                            decl: p.span,
-                        },
-                    );
-                    self.params
-                        .push((p.name.name.clone(), type_of_annotation(&p.ty), ty, p.span));
-                }
-                self.expr(&d.body);
-                self.params.clear();
-            }
-            Item::Template(d) => {
-                self.decl(DeclKind::Template, &d.name);
-                for field in &d.fields {
-                    self.str_lit(&field.value);
-                }
-            }
-            Item::Rule(d) => {
-                self.decl(DeclKind::Rule, &d.name);
-                if let Some(when) = &d.when {
-                    self.expr(when);
-                }
-                self.block(&d.then);
-                if let Some(otherwise) = &d.otherwise {
-                    self.block(otherwise);
-                }
-                self.captures.clear();
-            }
-            Item::Test(t) => {
-                for stmt in &t.stmts {
-                    self.test_stmt(stmt);
-                }
-            }
-        }
-    }
-
     fn decl(&mut self, kind: DeclKind, name: &Ident) {
         self.push(name.span, Occ::Decl(kind, name.name.clone()));
     }
 
-    fn test_stmt(&mut self, stmt: &ast::TestStmt) {
-        use ast::{Expectation, TestStmtKind};
-        match &stmt.kind {
-            TestStmtKind::MessageFile(_) | TestStmtKind::MessageText(_) => {}
-            TestStmtKind::Envelope { from, to } => {
-                for e in [from, to].into_iter().flatten() {
-                    self.expr(e);
-                }
-            }
-            TestStmtKind::Client { ip, helo } => {
-                for e in [ip, helo].into_iter().flatten() {
-                    self.expr(e);
-                }
-            }
-            TestStmtKind::Expect { what, .. } => match what {
-                Expectation::Verdict { verdict, .. } => {
-                    if reg().action(&verdict.name).is_some() {
-                        self.push(verdict.span, Occ::Action(verdict.name.clone()));
-                    }
-                }
-                Expectation::Stage(_) => {}
-                Expectation::Score { value, .. } => self.expr(value),
-                Expectation::Matched(rule) => {
-                    self.push(rule.span, Occ::Ref(RefKind::TestMatched, rule.name.clone()))
-                }
-                Expectation::Action(action) => self.action(action),
-            },
-        }
-    }
-
-    fn block(&mut self, block: &Block) {
-        for stmt in &block.stmts {
-            match stmt {
-                Stmt::Action(action) => self.action(action),
-                Stmt::If(i) => {
-                    self.expr(&i.cond);
-                    self.block(&i.then);
-                    if let Some(otherwise) = &i.otherwise {
-                        self.block(otherwise);
-                    }
-                }
-            }
-        }
-    }
-
-    fn action(&mut self, action: &Action) {
-        if reg().action(&action.name.name).is_some() {
-            self.push(action.name.span, Occ::Action(action.name.name.clone()));
-        }
-        for arg in &action.args {
-            self.expr(arg);
-        }
-        if let Some(with) = &action.with {
-            for (_, value) in &with.entries {
-                self.expr(value);
-            }
-        }
-        if let Some(template) = &action.template {
+    /// A `fn`'s parameters, in scope for its body.
+    fn params(&mut self, params: &[ast::Param]) {
+        for p in params {
+            let ty = annotation_text(&p.ty);
             self.push(
-                template.span,
-                Occ::Ref(RefKind::Template, template.name.clone()),
+                p.name.span,
+                Occ::Param {
+                    name: p.name.name.clone(),
+                    ty: ty.clone(),
+                    decl: p.span,
+                },
             );
+            self.params
+                .push((p.name.name.clone(), type_of_annotation(&p.ty), ty, p.span));
         }
     }
 
-    fn str_lit(&mut self, s: &StrLit) {
-        for part in &s.parts {
-            if let StrPart::Interp(e) = part {
-                self.expr(e);
-            }
-        }
-    }
-
-    fn expr(&mut self, e: &Expr) {
-        match &e.kind {
-            ExprKind::Bool(_)
-            | ExprKind::Int(_)
-            | ExprKind::Float(_)
-            | ExprKind::Size(_)
-            | ExprKind::Duration(_)
-            | ExprKind::Regex(_)
-            | ExprKind::Ip(_)
-            | ExprKind::Cidr(..) => {}
-            ExprKind::Str(s) => self.str_lit(s),
-            ExprKind::List(items) => items.iter().for_each(|i| self.expr(i)),
-            ExprKind::Name(_) => self.path(e),
-            ExprKind::Field(base, member) => {
-                if path_of(e).is_some() {
-                    self.path(e);
-                    return;
-                }
-                self.expr(base);
-                if member.name == "raw"
-                    && matches!(&base.kind, ExprKind::Call(n, _) if n.name == "header")
-                {
-                    self.push(member.span, Occ::HeaderRaw);
-                } else if let Some(owner) = self.type_of(base) {
-                    self.push(
-                        member.span,
-                        Occ::Member {
-                            owner,
-                            name: member.name.clone(),
-                        },
-                    );
-                }
-            }
-            ExprKind::Index(base, index) => {
-                self.expr(base);
-                self.expr(index);
-            }
-            ExprKind::Call(name, args) => self.call(name, args),
-            ExprKind::Not(inner) | ExprKind::Neg(inner) | ExprKind::Exists(inner) => {
-                self.expr(inner)
-            }
-            ExprKind::And(a, b)
-            | ExprKind::Or(a, b)
-            | ExprKind::Add(a, b)
-            | ExprKind::Sub(a, b) => {
-                self.expr(a);
-                self.expr(b);
-            }
-            ExprKind::Compare(c) => {
-                self.expr(&c.lhs);
-                self.expr(&c.rhs);
-                if let Some(bind) = &c.bind {
-                    self.push(
-                        bind.span,
-                        Occ::Capture {
-                            name: bind.name.clone(),
-                            decl: bind.span,
-                        },
-                    );
-                    self.captures.push((bind.name.clone(), bind.span));
-                }
-            }
+    /// `base.member` that is not a path from a name: a member of the
+    /// base's type, or `.raw` of `header(...)`.
+    fn member_of(&mut self, base: &Expr, member: &Ident) {
+        self.visit_expr(base);
+        if member.name == "raw" && matches!(&base.kind, ExprKind::Call(n, _) if n.name == "header")
+        {
+            self.push(member.span, Occ::HeaderRaw);
+        } else if let Some(owner) = self.type_of(base) {
+            self.push(
+                member.span,
+                Occ::Member {
+                    owner,
+                    name: member.name.clone(),
+                },
+            );
         }
     }
 
@@ -386,13 +225,13 @@ impl Walker<'_> {
                 if let ExprKind::Name(rule) = &arg.kind {
                     self.push(rule.span, Occ::Ref(RefKind::Matched, rule.name.clone()));
                 } else {
-                    self.expr(arg);
+                    self.visit_expr(arg);
                 }
             }
             return;
         }
         for arg in args {
-            self.expr(arg);
+            self.visit_expr(arg);
         }
     }
 
@@ -498,4 +337,85 @@ pub(crate) fn signature(f: &registry::FunctionDef) -> String {
         })
         .collect();
     format!("{}({}) -> {}", f.name, params.join(", "), f.ret)
+}
+
+impl Visit for Walker<'_> {
+    fn visit_item(&mut self, item: &Item) {
+        match item {
+            Item::Import(import) => {
+                if let Some(key) = self.key.import(&import.path) {
+                    self.push(import.path_span, Occ::Import(key));
+                }
+            }
+            Item::Let(d) => self.decl(DeclKind::Let, &d.name),
+            Item::List(d) => self.decl(DeclKind::List, &d.name),
+            Item::Fn(d) => {
+                self.decl(DeclKind::Fn, &d.name);
+                self.params(&d.params);
+            }
+            Item::Template(d) => self.decl(DeclKind::Template, &d.name),
+            Item::Rule(d) => self.decl(DeclKind::Rule, &d.name),
+            Item::Test(_) => {}
+        }
+        walk::walk_item(self, item);
+        // Parameters and bindings are scoped to their declaration.
+        self.params.clear();
+        self.captures.clear();
+    }
+
+    fn visit_test_stmt(&mut self, stmt: &ast::TestStmt) {
+        use ast::{Expectation, TestStmtKind};
+        match &stmt.kind {
+            TestStmtKind::Expect {
+                what: Expectation::Verdict { verdict, .. },
+                ..
+            } => {
+                if reg().action(&verdict.name).is_some() {
+                    self.push(verdict.span, Occ::Action(verdict.name.clone()));
+                }
+            }
+            TestStmtKind::Expect {
+                what: Expectation::Matched(rule),
+                ..
+            } => self.push(rule.span, Occ::Ref(RefKind::TestMatched, rule.name.clone())),
+            _ => walk::walk_test_stmt(self, stmt),
+        }
+    }
+
+    fn visit_action(&mut self, action: &Action) {
+        if reg().action(&action.name.name).is_some() {
+            self.push(action.name.span, Occ::Action(action.name.name.clone()));
+        }
+        if let Some(template) = &action.template {
+            self.push(
+                template.span,
+                Occ::Ref(RefKind::Template, template.name.clone()),
+            );
+        }
+        walk::walk_action(self, action);
+    }
+
+    fn visit_expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Name(_) => self.path(e),
+            ExprKind::Field(..) if path_of(e).is_some() => self.path(e),
+            ExprKind::Field(base, member) => self.member_of(base, member),
+            ExprKind::Call(name, args) => self.call(name, args),
+            ExprKind::Compare(c) => {
+                self.visit_expr(&c.lhs);
+                self.visit_expr(&c.rhs);
+                if let Some(bind) = &c.bind {
+                    self.push(
+                        bind.span,
+                        Occ::Capture {
+                            name: bind.name.clone(),
+                            decl: bind.span,
+                        },
+                    );
+                    self.captures.push((bind.name.clone(), bind.span));
+                }
+            }
+            _ => walk::walk_expr(self, e),
+        }
+    }
 }

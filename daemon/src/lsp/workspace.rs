@@ -1,7 +1,7 @@
 //! The files the server knows: open buffers (the truth while the user
 //! edits), the files on disk they import, and the `stdlib/NAME` modules
 //! built into the binary; parsed on demand, with the declarations and
-//! imports of each, and name resolution as LANGUAGE.md §3 states it (a file
+//! imports of each, and name resolution as docs/language.md ("Declarations") states it (a file
 //! sees its own names and those its direct imports declare).
 
 use std::cell::RefCell;
@@ -11,8 +11,9 @@ use std::rc::Rc;
 
 use lsp_types::Url;
 use weir_compiler::loader::MemoryLoader;
+use weir_compiler::model::{Declarations, Resolution, Scope};
 use weir_compiler::{FsLoader, Loader, relative_to};
-use weir_grammar::ast::{self, Item, Span};
+use weir_grammar::ast::{self, Item};
 
 /// A file that may be parsed: a path (open or on disk) or a stdlib module.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,33 +147,9 @@ impl Documents {
     }
 }
 
-/// What a top-level name declares (they share one namespace).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum DeclKind {
-    /// `let`
-    Let,
-    /// `list`
-    List,
-    /// `fn`
-    Fn,
-    /// `template`
-    Template,
-    /// `rule`
-    Rule,
-}
-
-/// One declared name.
-#[derive(Debug, Clone)]
-pub(crate) struct Decl {
-    /// What it declares.
-    pub kind: DeclKind,
-    /// The name.
-    pub name: String,
-    /// Where the name is written in the declaration.
-    pub name_span: Span,
-    /// The whole declaration.
-    pub span: Span,
-}
+/// What a top-level name declares, and one declared name: the compiler's
+/// own model, so the editor resolves names as `weir check` does.
+pub(crate) use weir_compiler::model::{DeclKind, Declaration as Decl};
 
 /// A parsed file with its declarations and imports.
 #[derive(Debug)]
@@ -184,7 +161,7 @@ pub(crate) struct ParsedFile {
     /// Its syntax tree (whatever parsed).
     pub ast: ast::File,
     /// Its declarations in source order (the first of a duplicated name wins).
-    pub decls: Vec<Decl>,
+    pub decls: Declarations,
     /// The files it imports directly, in order.
     pub imports: Vec<FileKey>,
 }
@@ -193,7 +170,7 @@ impl ParsedFile {
     /// Parses `text` as the file `key`.
     pub(crate) fn parse(key: FileKey, text: String) -> ParsedFile {
         let (ast, _) = weir_grammar::parse(&text, &key.display_name());
-        let decls = declarations(&ast);
+        let decls = Declarations::of(&ast);
         let imports = ast
             .items
             .iter()
@@ -210,35 +187,6 @@ impl ParsedFile {
             imports,
         }
     }
-
-    /// The file's own declaration of `name`.
-    pub(crate) fn decl(&self, name: &str) -> Option<&Decl> {
-        self.decls.iter().find(|d| d.name == name)
-    }
-}
-
-/// The declarations of a tree, first of each name only.
-pub(crate) fn declarations(file: &ast::File) -> Vec<Decl> {
-    let mut out: Vec<Decl> = Vec::new();
-    for item in &file.items {
-        let (kind, ident) = match item {
-            Item::Let(d) => (DeclKind::Let, &d.name),
-            Item::List(d) => (DeclKind::List, &d.name),
-            Item::Fn(d) => (DeclKind::Fn, &d.name),
-            Item::Template(d) => (DeclKind::Template, &d.name),
-            Item::Rule(d) => (DeclKind::Rule, &d.name),
-            Item::Import(_) | Item::Test(_) => continue,
-        };
-        if out.iter().all(|d| d.name != ident.name) {
-            out.push(Decl {
-                kind,
-                name: ident.name.clone(),
-                name_span: ident.span,
-                span: item.span(),
-            });
-        }
-    }
-    out
 }
 
 /// A declaration and the file it is in.
@@ -283,49 +231,48 @@ impl<'a> World<'a> {
         parsed
     }
 
-    /// What `name` means in `file`: its own declaration, else the first of
-    /// its imports that declares it.
+    /// The files `file` imports that could be read, in import order.
+    fn imported(&self, file: &Rc<ParsedFile>) -> Vec<Rc<ParsedFile>> {
+        file.imports
+            .iter()
+            .filter_map(|key| self.file(key))
+            .collect()
+    }
+
+    /// What `name` means in `file`, as the compiler resolves it: its own
+    /// declaration, else its imports' (of two, the first: where the
+    /// compiler reports the name as ambiguous, the editor still goes to
+    /// one of them).
     pub(crate) fn resolve(&self, file: &Rc<ParsedFile>, name: &str) -> Option<Resolved> {
-        if let Some(decl) = file.decl(name) {
-            return Some(Resolved {
-                file: file.clone(),
-                decl: decl.clone(),
-            });
-        }
-        file.imports.iter().find_map(|key| {
-            let imported = self.file(key)?;
-            let decl = imported.decl(name)?.clone();
-            Some(Resolved {
-                file: imported,
-                decl,
-            })
-        })
+        let imported = self.imported(file);
+        let scope = Scope {
+            own: &file.decls,
+            imports: imported.iter().map(|f| &f.decls).collect(),
+        };
+        let (import, decl) = match scope.resolve(name) {
+            Resolution::Found(import, decl) => (import, decl.clone()),
+            Resolution::Ambiguous((i, decl), _) => (Some(i), decl.clone()),
+            Resolution::NotFound => return None,
+        };
+        let file = import.map_or_else(|| file.clone(), |i| imported[i].clone());
+        Some(Resolved { file, decl })
     }
 
     /// Every name visible in `file`, its own first.
     pub(crate) fn visible(&self, file: &Rc<ParsedFile>) -> Vec<Resolved> {
-        let mut out: Vec<Resolved> = file
-            .decls
-            .iter()
-            .map(|d| Resolved {
-                file: file.clone(),
-                decl: d.clone(),
+        let imported = self.imported(file);
+        let scope = Scope {
+            own: &file.decls,
+            imports: imported.iter().map(|f| &f.decls).collect(),
+        };
+        scope
+            .visible()
+            .into_iter()
+            .map(|(import, decl)| Resolved {
+                file: import.map_or_else(|| file.clone(), |i| imported[i].clone()),
+                decl: decl.clone(),
             })
-            .collect();
-        for key in &file.imports {
-            let Some(imported) = self.file(key) else {
-                continue;
-            };
-            for decl in &imported.decls {
-                if out.iter().all(|r| r.decl.name != decl.name) {
-                    out.push(Resolved {
-                        file: imported.clone(),
-                        decl: decl.clone(),
-                    });
-                }
-            }
-        }
-        out
+            .collect()
     }
 
     /// The files a search for references looks at: the open buffers, the

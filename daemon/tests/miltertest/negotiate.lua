@@ -1,5 +1,5 @@
 -- Option negotiation: Weir asks for exactly the actions its rules can need
--- (LANGUAGE.md §5), negotiates no step away and asks for SMFIR_SKIP;
+-- (docs/language.md, "Rules and actions"), negotiates no step away and asks for SMFIR_SKIP;
 -- a message no rule matches is accepted with no modification.
 local t = dofile(dir .. "/lib.lua")
 

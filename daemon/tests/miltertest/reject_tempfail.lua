@@ -1,5 +1,5 @@
 -- reject and tempfail, with custom and default code, status and text, each
--- answered at the first stage where the decision is final (LANGUAGE.md §6).
+-- answered at the first stage where the decision is final (docs/language.md, "Stages").
 local t = dofile(dir .. "/lib.lua")
 
 -- A sender rule is final at MAIL FROM: answered there. A custom reply is

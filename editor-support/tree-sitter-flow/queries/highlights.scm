@@ -6,7 +6,7 @@
 
 (comment) @comment
 
-; Reserved words (LANGUAGE.md §2).
+; Reserved words (docs/language.md, "Lexical structure").
 [
   "import"
   "let"
@@ -51,7 +51,7 @@
   "false"
 ] @boolean
 
-; Test words (LANGUAGE.md §8): contextual, keywords only inside `test`.
+; Test words (docs/language.md, "Tests"): contextual, keywords only inside `test`.
 [
   "message"
   "envelope"
@@ -118,7 +118,7 @@
 (member_expression
   property: (identifier) @property)
 
-; Actions (LANGUAGE.md §5): verdicts end evaluation.
+; Actions (docs/language.md, "Rules and actions"): verdicts end evaluation.
 (action
   name: (identifier) @keyword.return
   (#any-of? @keyword.return "accept" "reject" "tempfail" "discard" "quarantine" "stop"))
@@ -136,7 +136,7 @@
     "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "matched"
     "split" "join" "replace" "first" "number" "max" "min"))
 
-; Fields of the message model (LANGUAGE.md §4).
+; Fields of the message model (docs/language.md, "Expressions").
 ((member_expression
   object: (name) @variable.builtin
   property: (identifier) @variable.builtin) @_field

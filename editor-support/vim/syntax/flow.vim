@@ -15,7 +15,7 @@ set cpo&vim
 syn case match
 syn iskeyword @,48-57,_
 
-" Reserved words (LANGUAGE.md §2). Keywords win over matches in Vim, so the
+" Reserved words (docs/language.md, "Lexical structure"). Keywords win over matches in Vim, so the
 " words that are also fields or actions (score) are matches below; so are
 " the words `:syn keyword` would read as its own options (contains).
 syn keyword flowDeclaration import let list file fn template rule test
@@ -34,7 +34,7 @@ syn match flowTemplateName /\%(\<template\s\+\)\@<=\h\w*/
 syn match flowConstantName /\%(\<\%(let\|list\)\s\+\)\@<=\h\w*/
 syn match flowType /\%(\%(:\s*\|<\)\)\@<=\<\%(bool\|int\|float\|string\|address\|ip\|cidr\|time\|duration\|regex\|list\)\>/
 
-" Fields of the message model (LANGUAGE.md §4), not after a `.`; the dotted
+" Fields of the message model (docs/language.md, "Expressions"), not after a `.`; the dotted
 " ones last, since the match defined last wins at one position.
 syn match flowField /\.\@<!\<\%(helo\|tls\|recipient\|subject\|message_id\|from\|to\|cc\|reply_to\|sender\|date\|body\|attachments\|size\|score\|now\)\>\%(\s*(\)\@!/
 syn match flowField /\.\@<!\<\%(client\.ip\|client\.name\|client\.port\|auth\.user\|envelope\.from\|envelope\.to\|body\.html\)\>/
@@ -45,7 +45,7 @@ syn match flowCall     /\<\h\w*\ze\s*(/
 syn match flowFunctionName /\%(\<fn\s\+\)\@<=\h\w*/
 syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|matched\|split\|join\|replace\|first\|number\|max\|min\)\ze\s*(/
 
-" Actions (LANGUAGE.md §5) at the start of a statement: at the start of a
+" Actions (docs/language.md, "Rules and actions") at the start of a statement: at the start of a
 " line, after `{`, `;`, `then`, `else`, or `expect [not]` in a test.
 syn match flowAction  /\%(\%(^\|[{;]\|\<then\|\<else\|\<expect\%(\s\+not\)\=\)\s*\)\@<=\<\%(add_header\|set_header\|remove_header\|prepend_subject\|add_rcpt\|remove_rcpt\|redirect\|fileinto\|flag\|keep\|tag\|score\|notify\|reply\|log\)\>\%(\s*\%([.(\[<>=!]\|\<in\>\|\<contains\>\|\<matches\>\)\)\@!/
 syn match flowVerdict /\%(\%(^\|[{;]\|\<then\|\<else\|\<expect\%(\s\+not\)\=\)\s*\)\@<=\<\%(accept\|reject\|tempfail\|discard\|quarantine\|stop\)\>/
@@ -76,7 +76,7 @@ syn region flowTripleString start=/"""/ skip=/\\./ end=/"""/ contains=flowBadEsc
 syn region flowRegex matchgroup=flowRegexDelimiter start=+/\%(\%([^/\\]\|\\.\)\+/\)\@=+ skip=+\\.+ end=+/[imsx]*+ oneline contains=flowRegexEscape
 syn match  flowRegexEscape /\\./ contained
 
-" Test blocks (LANGUAGE.md §8): their words are keywords only there.
+" Test blocks (docs/language.md, "Tests"): their words are keywords only there.
 syn region flowTestBlock matchgroup=flowBrace start=/\%(\<test\s\+"[^"]*"\s*\)\@<={/ end=/}/ contains=ALLBUT,flowTestWord,@flowInside,flowInterpolation,flowEscape,flowBadEscape,flowRegexEscape,flowTodo
 syn cluster flowInside contains=flowTestBlock
 syn match flowTestWord /\<\%(message\|envelope\|client\|expect\)\>/ contained containedin=flowTestBlock

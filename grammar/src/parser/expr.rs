@@ -10,7 +10,7 @@ use super::{Builder, MAX_DEPTH, Rule};
 use crate::ast::{Compare, CompareOp, Expr, ExprKind, Ident, Span};
 use crate::codes;
 
-/// Operator precedence, loosest first (LANGUAGE.md §4). `as NAME` sits just
+/// Operator precedence, loosest first (docs/language.md ("Expressions")). `as NAME` sits just
 /// above `not` so that it applies to a whole `matches` test; `all` binds the
 /// left side of a comparison, hence just above the comparisons.
 static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {

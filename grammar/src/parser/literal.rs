@@ -77,7 +77,7 @@ impl Builder<'_> {
     }
 
     /// A `"""` string: escapes and interpolations as in `"..."`, then the
-    /// indentation rule of LANGUAGE.md §2 applied to the literal text.
+    /// indentation rule of docs/language.md ("Lexical structure") applied to the literal text.
     fn triple_string(&self, pair: Pair<'_, Rule>, span: Span) -> StrLit {
         let content = Span::new(
             span.start + 3,

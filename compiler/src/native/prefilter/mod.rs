@@ -1,4 +1,4 @@
-//! The one-pass pattern prefilter (PRODUCT.md: "literal and regex patterns
+//! The one-pass pattern prefilter (docs/serve.md: "literal and regex patterns
 //! of all rules are matched in one pass per field"). At compile time every
 //! leaf that is a literal string test (`==`, `!=`, `contains`,
 //! `starts_with`, `ends_with`, `in`, each with a constant string or list of
@@ -58,9 +58,9 @@ use std::sync::Arc;
 
 use weir_stdlib::{Regex, Value};
 
-use crate::compat::fold;
 use crate::eval::Machine;
 use crate::ir::{CmpOp, Compare, Expr, Part};
+use weir_stdlib::value::fold;
 
 use super::cond::Leaf;
 
@@ -258,6 +258,36 @@ struct GroupBuilder {
 }
 
 impl GroupBuilder {
+    /// Adds the needles of the leaf in `slot`.
+    fn add(&mut self, slot: u32, n: Needles) {
+        self.literal |= n.regex.is_none();
+        // A regex joins the group's automaton through its strings
+        // (or runs alone, decided when the group is built).
+        if let Some(re) = &n.regex {
+            let next = self.regexes.len();
+            let p = *self.regex_ids.entry(re.inline()).or_insert(next);
+            if p == next {
+                self.regexes.push((Arc::clone(re), Vec::new()));
+            }
+            self.regexes[p].1.push(slot);
+        }
+        for needle in n.exact {
+            let slots = self.exact.entry(needle).or_default();
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
+        }
+        for (needle, anchor) in n.substrings {
+            if needle.is_empty() {
+                // Every text value contains, starts and ends with "".
+                self.empty.push(slot);
+                continue;
+            }
+            let p = self.pattern(needle);
+            self.hits[p].push((slot, anchor));
+        }
+    }
+
     /// The automaton pattern id of a (folded, non-empty) needle, adding it.
     fn pattern(&mut self, needle: String) -> usize {
         let next = self.patterns.len();
@@ -277,6 +307,19 @@ impl Prefilter {
             slots: vec![None; leaves.len()],
             ..Prefilter::default()
         };
+        for b in pf.gather(leaves) {
+            pf.finish_group(b);
+        }
+        for (slot, d) in pf.decided.iter().enumerate() {
+            if let (Some(g), Ok(s)) = (pf.groups.get_mut(d.group as usize), u32::try_from(slot)) {
+                g.members.push(s);
+            }
+        }
+        pf
+    }
+
+    /// Gives each leaf it can decide a slot, in the group of its left side.
+    fn gather(&mut self, leaves: &[Leaf]) -> Vec<GroupBuilder> {
         // Same left side, same group: the key is the expression's debug
         // form, which is structural (builtins print as their address,
         // which is the same function for the same builtin).
@@ -288,7 +331,7 @@ impl Prefilter {
             };
             let Some(n) = needles(c) else { continue };
             let (Ok(slot), Ok(group)) =
-                (u32::try_from(pf.decided.len()), u32::try_from(keys.len()))
+                (u32::try_from(self.decided.len()), u32::try_from(keys.len()))
             else {
                 break;
             };
@@ -299,126 +342,109 @@ impl Prefilter {
                 });
                 group as usize
             });
-            let b = &mut builders[g];
-            b.literal |= n.regex.is_none();
-            // A regex joins the group's automaton through its strings
-            // (or runs alone, decided when the group is built).
-            if let Some(re) = &n.regex {
-                let next = b.regexes.len();
-                let p = *b.regex_ids.entry(re.inline()).or_insert(next);
-                if p == next {
-                    b.regexes.push((Arc::clone(re), Vec::new()));
-                }
-                b.regexes[p].1.push(slot);
-            }
-            for needle in n.exact {
-                let slots = b.exact.entry(needle).or_default();
-                if !slots.contains(&slot) {
-                    slots.push(slot);
-                }
-            }
-            for (needle, anchor) in n.substrings {
-                if needle.is_empty() {
-                    // Every text value contains, starts and ends with "".
-                    b.empty.push(slot);
-                    continue;
-                }
-                let p = b.pattern(needle);
-                b.hits[p].push((slot, anchor));
-            }
-            pf.decided.push(Decided {
+            builders[g].add(slot, n);
+            self.decided.push(Decided {
                 leaf: u32::try_from(id).unwrap_or(u32::MAX),
                 group: u32::try_from(g).unwrap_or(u32::MAX),
                 regex: None,
                 all: c.all,
                 negated: c.negated,
             });
-            pf.slots[id] = Some(slot);
+            self.slots[id] = Some(slot);
         }
-        for mut b in builders {
-            let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
-            let mut filtered = Vec::new();
-            for (re, slots) in std::mem::take(&mut b.regexes) {
-                // One parse serves both analyses: the regex's own, with
-                // its flags, as the regex crate builds it.
-                let hir = re.hir();
-                let sets = hir.as_ref().and_then(required).unwrap_or_default();
-                let language = hir.as_ref().and_then(ascii_language);
-                if sets.is_empty() && language.is_none() {
-                    pf.alone(&re, &slots);
-                    continue;
-                }
-                let r = u32::try_from(filtered.len()).unwrap_or(u32::MAX);
-                let mut mark = |b: &mut GroupBuilder, s: String, bit: u64| {
-                    let p = b.pattern(s);
-                    if cands.len() <= p {
-                        cands.resize(p + 1, Vec::new());
+        builders
+    }
+
+    /// Builds one group's searcher and regex filters.
+    fn finish_group(&mut self, mut b: GroupBuilder) {
+        let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
+        let mut filtered = self.filter_regexes(&mut b, &mut cands);
+        cands.resize(b.patterns.len(), Vec::new());
+        let searcher = if b.patterns.is_empty() {
+            None
+        } else {
+            match Searcher::new(&b.patterns) {
+                Some(searcher) => Some(searcher),
+                // Too large for the automaton: leave these leaves to
+                // the host, and these regexes to run alone, rather
+                // than answer them wrongly.
+                None => {
+                    self.forget(&b);
+                    for f in std::mem::take(&mut filtered) {
+                        self.alone(&f.regex, &f.slots);
                     }
-                    match cands[p].iter_mut().find(|(x, _)| *x == r) {
-                        Some((_, bits)) => *bits |= bit,
-                        None => cands[p].push((r, bit)),
-                    }
-                };
-                let mut full = 0u64;
-                for (k, set) in sets.into_iter().enumerate() {
-                    let bit = 1u64 << k;
-                    full |= bit;
-                    for s in set {
-                        mark(&mut b, s, bit);
-                    }
+                    None
                 }
-                for s in language.iter().flatten() {
-                    mark(&mut b, s.clone(), LANGUAGE);
-                }
-                filtered.push(Filtered {
-                    regex: re,
-                    slots,
-                    required: full,
-                    language: language.is_some(),
-                });
             }
-            cands.resize(b.patterns.len(), Vec::new());
-            let searcher = if b.patterns.is_empty() {
-                None
-            } else {
-                match Searcher::new(&b.patterns) {
-                    Some(searcher) => Some(searcher),
-                    // Too large for the automaton: leave these leaves to
-                    // the host, and these regexes to run alone, rather
-                    // than answer them wrongly.
-                    None => {
-                        pf.forget(&b);
-                        for f in std::mem::take(&mut filtered) {
-                            pf.alone(&f.regex, &f.slots);
-                        }
-                        None
-                    }
+        };
+        self.max_filtered = self.max_filtered.max(filtered.len());
+        let unfiltered = (0..filtered.len())
+            .filter(|&r| filtered[r].required == 0)
+            .filter_map(|r| u32::try_from(r).ok())
+            .collect();
+        self.groups.push(Group {
+            lhs: b.lhs.unwrap_or(Expr::Const(Value::Bool(false))),
+            searcher,
+            hits: b.hits,
+            exact: b.exact,
+            empty: b.empty,
+            cands,
+            filtered,
+            unfiltered,
+            literal: b.literal,
+            members: Vec::new(),
+        });
+    }
+
+    /// The group's regexes that its automaton can filter, through their
+    /// required strings or their ASCII language (marked in `cands`, by
+    /// pattern); the others are made to run alone.
+    fn filter_regexes(
+        &mut self,
+        b: &mut GroupBuilder,
+        cands: &mut Vec<Vec<(u32, u64)>>,
+    ) -> Vec<Filtered> {
+        let mut filtered = Vec::new();
+        for (re, slots) in std::mem::take(&mut b.regexes) {
+            // One parse serves both analyses: the regex's own, with
+            // its flags, as the regex crate builds it.
+            let hir = re.hir();
+            let sets = hir.as_ref().and_then(required).unwrap_or_default();
+            let language = hir.as_ref().and_then(ascii_language);
+            if sets.is_empty() && language.is_none() {
+                self.alone(&re, &slots);
+                continue;
+            }
+            let r = u32::try_from(filtered.len()).unwrap_or(u32::MAX);
+            let mut mark = |b: &mut GroupBuilder, s: String, bit: u64| {
+                let p = b.pattern(s);
+                if cands.len() <= p {
+                    cands.resize(p + 1, Vec::new());
+                }
+                match cands[p].iter_mut().find(|(x, _)| *x == r) {
+                    Some((_, bits)) => *bits |= bit,
+                    None => cands[p].push((r, bit)),
                 }
             };
-            pf.max_filtered = pf.max_filtered.max(filtered.len());
-            let unfiltered = (0..filtered.len())
-                .filter(|&r| filtered[r].required == 0)
-                .filter_map(|r| u32::try_from(r).ok())
-                .collect();
-            pf.groups.push(Group {
-                lhs: b.lhs.unwrap_or(Expr::Const(Value::Bool(false))),
-                searcher,
-                hits: b.hits,
-                exact: b.exact,
-                empty: b.empty,
-                cands,
-                filtered,
-                unfiltered,
-                literal: b.literal,
-                members: Vec::new(),
+            let mut full = 0u64;
+            for (k, set) in sets.into_iter().enumerate() {
+                let bit = 1u64 << k;
+                full |= bit;
+                for s in set {
+                    mark(b, s, bit);
+                }
+            }
+            for s in language.iter().flatten() {
+                mark(b, s.clone(), LANGUAGE);
+            }
+            filtered.push(Filtered {
+                regex: re,
+                slots,
+                required: full,
+                language: language.is_some(),
             });
         }
-        for (slot, d) in pf.decided.iter().enumerate() {
-            if let (Some(g), Ok(s)) = (pf.groups.get_mut(d.group as usize), u32::try_from(slot)) {
-                g.members.push(s);
-            }
-        }
-        pf
+        filtered
     }
 
     /// Makes `re` (answering `slots`) run alone, on the group's values,

@@ -8,7 +8,7 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-use crate::compat::fold;
+use weir_stdlib::value::fold;
 
 /// The folded image of one character, for required strings: what `fold`
 /// makes of it, but `ſ` (long s, which case-insensitive regexes match for

@@ -212,8 +212,9 @@ impl Origin {
 /// `tempfail` (the MTA sends the message again, and the effect then).
 /// `recipient` is the recipient the decision was made for: an auto-reply
 /// comes from that address, at most once per (recipient, sender) and
-/// period. `copy` makes the copy to forward; `None` where the MTA forwards (the
-/// milter edits the envelope recipients instead, LANGUAGE.md §5). Returns
+/// period. `copy` makes the copy to forward; `None` where the MTA forwards
+/// (the milter edits the envelope recipients instead, docs/language.md
+/// ("Rules and actions")). Returns
 /// how many items were added; the caller flushes the store before
 /// replying.
 pub fn enqueue(

@@ -1,5 +1,5 @@
 //! Differential test: random rulesets (every expression and action form of
-//! LANGUAGE.md, see `native_support/flowgen.rs`) evaluated by the
+//! docs/language.md, see the `weir-flowgen` crate) evaluated by the
 //! interpreter and the native engine on a corpus of messages must give
 //! identical decisions: verdict, reply, matched rules, actions, tags,
 //! score, folder and stage. (`--explain`, which traces every rule, is
@@ -10,17 +10,14 @@
 //! with its test suite is installed. Fixed seed and 256 cases by default;
 //! `WEIR_DIFF_CASES=N` runs more, `WEIR_DIFF_SEED=N` another sequence.
 
-#[path = "native_support/flowgen.rs"]
-mod flowgen;
-
-mod common;
+use weir_flowgen as flowgen;
 
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{NOW, compile_files};
+use crate::common::{NOW, compile_files};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use weir_compiler::{EvalOptions, MemoryRates, NativeRuleset, Verdict};

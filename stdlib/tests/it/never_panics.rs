@@ -1,7 +1,6 @@
 //! Property tests: no bytes make `Message::parse` or an accessor panic.
 
-mod common;
-
+use crate::common;
 use proptest::prelude::*;
 use weir_stdlib::{Address, Limits, Message};
 

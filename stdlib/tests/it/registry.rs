@@ -1,4 +1,4 @@
-//! The builtin registry (LANGUAGE.md §4-5) and value helpers.
+//! The builtin registry (docs/language.md ("Expressions" to "Rules and actions")) and value helpers.
 
 use std::sync::Arc;
 

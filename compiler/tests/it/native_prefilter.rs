@@ -2,13 +2,11 @@
 //! non-ASCII text, empty needles, several values on the left (headers
 //! occurring more than once, address lists), `all`, `!=`, missing fields,
 //! anchored tests whose needle also occurs elsewhere. Each rule tags its
-//! name when it holds; the tags are checked against what LANGUAGE.md says,
+//! name when it holds; the tags are checked against what docs/language.md says,
 //! and against the interpreter and the native engine without prefilter,
 //! with and without `--explain` (which the interpreter evaluates).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use weir_compiler::{Decision, EvalOptions, MemoryRates, NativeRuleset, Ruleset};
 use weir_stdlib::Transaction;
 

@@ -14,7 +14,7 @@ fn docs_reference_is_up_to_date() {
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         current == generated,
-        "docs/reference.md is stale: run `UPDATE_EXPECT=1 cargo test -p weir-stdlib --test reference`"
+        "docs/reference.md is stale: run `UPDATE_EXPECT=1 cargo test -p weir-stdlib --test it reference`"
     );
 }
 

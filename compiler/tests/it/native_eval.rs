@@ -2,11 +2,9 @@
 //! both engines and checks the decision is the same, plus what the
 //! decision must be, so a bug shared by both engines fails too.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use weir_compiler::{Decision, EvalOptions, MemoryRates, NativeRuleset, Ruleset, Verdict};
 use weir_stdlib::Transaction;
 

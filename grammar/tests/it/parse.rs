@@ -732,3 +732,55 @@ fn every_syntax_error_renders_with_a_location() {
         }
     }
 }
+
+/// Every span the visitor shows, to check `strip_spans` reaches them all.
+#[derive(Default)]
+struct Spans(Vec<weir_grammar::ast::Span>);
+
+impl weir_grammar::visit::Visit for Spans {
+    fn visit_span(&mut self, span: &weir_grammar::ast::Span) {
+        self.0.push(*span);
+    }
+}
+
+#[test]
+fn strip_spans_empties_every_span_the_visitor_walks() {
+    use weir_grammar::visit::Visit;
+    let text = r#"import "stdlib/bulk"
+let nets = [10.0.0.0/8]
+list blocked = file "b.txt"
+fn f(a: address, l: list<string>) = a.domain in l
+template t { subject = "Re: ${subject}" }
+rule r priority 5 {
+  when subject matches /x (\d+)/ as m and not (size > 1K)
+  then { if score > 1 { notify "ops" with {k: "${m[1]}"} template t } else { reject 550 "5.7.1" "no" } }
+  else tag "a"
+}
+test "x" {
+  message """Subject: x
+
+hi"""
+  envelope from "a@b" to ["c@d"]
+  expect reject 550
+  expect matched r
+  expect score >= 1
+  expect tag "a"
+}
+"#;
+    let (mut file, diagnostics) = weir_grammar::parse(text, "t.flow");
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let mut before = Spans::default();
+    before.visit_file(&file);
+    assert!(before.0.len() > 50, "{} spans", before.0.len());
+    assert!(before.0.iter().any(|s| s.end > 0));
+    file.strip_spans();
+    let mut after = Spans::default();
+    after.visit_file(&file);
+    assert_eq!(after.0.len(), before.0.len());
+    assert!(
+        after
+            .0
+            .iter()
+            .all(|s| *s == weir_grammar::ast::Span::default())
+    );
+}

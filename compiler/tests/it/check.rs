@@ -1,9 +1,7 @@
-//! Name resolution, scoping and checking rules (LANGUAGE.md §3–§5) seen
+//! Name resolution, scoping and checking rules (docs/language.md ("Declarations" to "Rules and actions")) seen
 //! through `compile`: which programs are refused, with which codes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn file_codes(files: &[(&str, &str)]) -> Vec<(String, &'static str)> {
     compile_files(files)

@@ -1,9 +1,7 @@
-//! Evaluation semantics (LANGUAGE.md §4–§6), one test per row or rule of
+//! Evaluation semantics (docs/language.md ("Expressions" to "Stages")), one test per row or rule of
 //! the language's tables, on inline messages.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use weir_compiler::decision::{Action, TakenKind};
 use weir_compiler::{EvalOptions, MemoryRates, RateCounter, Verdict};
 use weir_stdlib::Stage;

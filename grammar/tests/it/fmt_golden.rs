@@ -1,7 +1,7 @@
 //! Golden tests of the formatter: every `tests/fmt/NAME.flow` formats to
 //! `NAME.expected` beside it; every expected file is a fixed point; and
 //! formatting keeps the meaning (`parse` equal up to spans).
-//! Re-bless with `UPDATE_EXPECT=1 cargo test -p weir-grammar --test fmt_golden`.
+//! Re-bless with `UPDATE_EXPECT=1 cargo test -p weir-grammar --test it fmt_golden`.
 
 use std::path::PathBuf;
 

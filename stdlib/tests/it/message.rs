@@ -1,4 +1,4 @@
-//! The message model (LANGUAGE.md §4) on hand-written messages.
+//! The message model (docs/language.md ("The message model")) on hand-written messages.
 
 use weir_stdlib::{Address, Limits, Message, MessageError, Transaction};
 

@@ -1,8 +1,7 @@
 //! Python's email test messages: every one parses, and a few are read
 //! exactly as a mail reader would.
 
-mod common;
-
+use crate::common;
 use weir_stdlib::{Limits, Message};
 
 #[test]

@@ -2,6 +2,7 @@
 //! the formatter is idempotent and preserves meaning.
 
 use proptest::prelude::*;
+use weir_grammar::keywords::RESERVED;
 use weir_grammar::{format::format, parse};
 
 fn operand() -> impl Strategy<Value = String> {
@@ -30,38 +31,6 @@ fn operand() -> impl Strategy<Value = String> {
         ]
     })
 }
-
-const RESERVED: &[&str] = &[
-    "import",
-    "let",
-    "list",
-    "file",
-    "fn",
-    "template",
-    "rule",
-    "priority",
-    "shadow",
-    "when",
-    "then",
-    "else",
-    "if",
-    "test",
-    "and",
-    "or",
-    "not",
-    "in",
-    "contains",
-    "starts_with",
-    "ends_with",
-    "matches",
-    "as",
-    "exists",
-    "all",
-    "any",
-    "with",
-    "true",
-    "false",
-];
 
 fn atom() -> impl Strategy<Value = String> {
     let op = prop::sample::select(vec![
