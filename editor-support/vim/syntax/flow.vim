@@ -31,6 +31,8 @@ syn keyword flowTodo contained TODO FIXME XXX NOTE
 " Names declared by rule, template, fn, let and list.
 syn match flowRuleName     /\%(\<rule\s\+\)\@<=\h\w*/
 syn match flowTemplateName /\%(\<template\s\+\)\@<=\h\w*/
+" `reply template NAME every DURATION`: `every` is a word only there.
+syn match flowEveryWord /\%(\<template\s\+\h\w*\s\+\)\@<=\<every\>/
 syn match flowConstantName /\%(\<\%(let\|list\)\s\+\)\@<=\h\w*/
 syn match flowType /\%(\%(:\s*\|<\)\)\@<=\<\%(bool\|int\|float\|string\|address\|ip\|cidr\|time\|duration\|regex\|list\)\>/
 
@@ -93,6 +95,7 @@ hi def link flowComment                Comment
 hi def link flowTodo                   Todo
 hi def link flowRuleName               Function
 hi def link flowTemplateName           Type
+hi def link flowEveryWord              Keyword
 hi def link flowFunctionName           Function
 hi def link flowConstantName           Constant
 hi def link flowType                   Type
