@@ -78,6 +78,11 @@ pub const SHADOWED_NAME: &str = "W0202";
 pub const UNUSED: &str = "W0203";
 /// A `redirect` that can run after a `fileinto` (the filed copy is dropped).
 pub const REDIRECT_AFTER_FILEINTO: &str = "W0204";
+/// A rule that could decide at an earlier stage than a rule before it
+/// (its verdict waits for that rule's stage).
+pub const STAGE_ORDER: &str = "W0210";
+/// A rule that tests `score` before a later rule adds to it.
+pub const SCORE_ORDER: &str = "W0211";
 
 /// Every compiler code with its one-line meaning, in order (for
 /// `docs/diagnostics.md` and the test that every code has a golden file).
@@ -180,5 +185,13 @@ pub const ALL: &[(&str, &str)] = &[
     (
         REDIRECT_AFTER_FILEINTO,
         "a `redirect` that can run after a `fileinto`: the filed copy is dropped",
+    ),
+    (
+        STAGE_ORDER,
+        "a rule that could decide at an earlier stage than a rule before it",
+    ),
+    (
+        SCORE_ORDER,
+        "a rule that tests `score` before a later rule adds to it",
     ),
 ];

@@ -254,6 +254,8 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));
         diagnostics.extend(filing::redirect_after_fileinto(&loaded, &program));
+        diagnostics.extend(warnings::stage_order(&loaded, &program));
+        diagnostics.extend(warnings::score_order(&loaded, &program));
         ruleset = Some(build(program, tests, &loaded));
     }
     diagnostics.sort_by(|a, b| {

@@ -157,92 +157,109 @@ impl State<'_> {
 
     /// Resolves and loads one import; the unit it names, if it loaded.
     fn import(&mut self, from: usize, import: &ast::Import) -> Option<usize> {
-        let from_name = self.loaded.units[from].name.clone();
-        let (name, path, stdlib) = if let Some(module) = import.path.strip_prefix("stdlib/") {
-            let module = module.strip_suffix(".flow").unwrap_or(module);
-            (format!("stdlib/{module}.flow"), None, true)
-        } else {
-            let Some(base) = self.loaded.units[from].path.clone() else {
-                self.loaded.diagnostics.push(Diagnostic::error(
-                    codes::CANNOT_READ,
-                    format!(
-                        "a stdlib module can import only other stdlib modules, not `{}`",
-                        import.path
-                    ),
-                    &from_name,
-                    import.path_span,
-                ));
-                return None;
-            };
-            let mut relative = import.path.clone();
-            if !relative.ends_with(".flow") {
-                relative.push_str(".flow");
-            }
-            let path = relative_to(&base, &relative);
-            (path.display().to_string(), Some(path), false)
-        };
+        let (name, path) = self.import_target(from, import)?;
         if let Some(&existing) = self.by_key.get(&name) {
-            if let Some(pos) = self.stack.iter().position(|&u| u == existing) {
-                let mut cycle: Vec<String> = self.stack[pos..]
-                    .iter()
-                    .map(|&u| format!("`{}`", self.loaded.units[u].name))
-                    .collect();
-                cycle.push(format!("`{name}`"));
-                self.loaded.diagnostics.push(
-                    Diagnostic::error(
-                        codes::IMPORT_CYCLE,
-                        format!("import cycle: {}", cycle.join(" -> ")),
-                        &from_name,
-                        import.path_span,
-                    )
-                    .with_label("this import closes the cycle")
-                    .with_hint("move what both files need into a third file that both import"),
-                );
+            if self.stack.contains(&existing) {
+                self.import_cycle(from, import, existing, &name);
                 return None;
             }
             return Some(existing);
         }
-        let source = if stdlib {
-            let module = name.trim_start_matches("stdlib/").trim_end_matches(".flow");
-            match weir_stdlib::modules::source(module) {
-                Some(s) => s.to_string(),
-                None => {
-                    let known: Vec<String> = weir_stdlib::modules::MODULES
-                        .iter()
-                        .map(|(n, _)| format!("stdlib/{n}"))
-                        .collect();
-                    self.loaded.diagnostics.push(
-                        Diagnostic::error(
-                            codes::UNKNOWN_MODULE,
-                            format!("no stdlib module `{}`", import.path),
-                            &from_name,
-                            import.path_span,
-                        )
-                        .with_label("unknown module")
-                        .with_hint(format!("the stdlib modules are {}", known.join(", "))),
-                    );
-                    return None;
-                }
-            }
-        } else {
-            let path = path.clone().unwrap_or_default();
-            match self.loader.load(&path) {
+        let stdlib = path.is_none();
+        let source = match &path {
+            None => self.stdlib_source(from, import, &name)?,
+            Some(path) => match self.loader.load(path) {
                 Ok(s) => s,
                 Err(e) => {
                     self.loaded.diagnostics.push(
                         Diagnostic::error(
                             codes::CANNOT_READ,
                             format!("cannot read `{name}`: {e}"),
-                            &from_name,
+                            &self.loaded.units[from].name,
                             import.path_span,
                         )
                         .with_label("imported here"),
                     );
                     return None;
                 }
-            }
+            },
         };
         Some(self.load_unit(name, path, stdlib, source))
+    }
+
+    /// The name an import is known by and its path on disk (`None` for a
+    /// `stdlib/NAME` module); `None` with a diagnostic when a stdlib module
+    /// imports a file.
+    fn import_target(
+        &mut self,
+        from: usize,
+        import: &ast::Import,
+    ) -> Option<(String, Option<PathBuf>)> {
+        if let Some(module) = import.path.strip_prefix("stdlib/") {
+            let module = module.strip_suffix(".flow").unwrap_or(module);
+            return Some((format!("stdlib/{module}.flow"), None));
+        }
+        let Some(base) = self.loaded.units[from].path.clone() else {
+            self.loaded.diagnostics.push(Diagnostic::error(
+                codes::CANNOT_READ,
+                format!(
+                    "a stdlib module can import only other stdlib modules, not `{}`",
+                    import.path
+                ),
+                &self.loaded.units[from].name,
+                import.path_span,
+            ));
+            return None;
+        };
+        let mut relative = import.path.clone();
+        if !relative.ends_with(".flow") {
+            relative.push_str(".flow");
+        }
+        let path = relative_to(&base, &relative);
+        Some((path.display().to_string(), Some(path)))
+    }
+
+    /// Reports an import of a file that is still being loaded.
+    fn import_cycle(&mut self, from: usize, import: &ast::Import, existing: usize, name: &str) {
+        let pos = self.stack.iter().position(|&u| u == existing).unwrap_or(0);
+        let mut cycle: Vec<String> = self.stack[pos..]
+            .iter()
+            .map(|&u| format!("`{}`", self.loaded.units[u].name))
+            .collect();
+        cycle.push(format!("`{name}`"));
+        self.loaded.diagnostics.push(
+            Diagnostic::error(
+                codes::IMPORT_CYCLE,
+                format!("import cycle: {}", cycle.join(" -> ")),
+                &self.loaded.units[from].name,
+                import.path_span,
+            )
+            .with_label("this import closes the cycle")
+            .with_hint("move what both files need into a third file that both import"),
+        );
+    }
+
+    /// The text of the stdlib module `name` (`stdlib/NAME.flow`).
+    fn stdlib_source(&mut self, from: usize, import: &ast::Import, name: &str) -> Option<String> {
+        let module = name.trim_start_matches("stdlib/").trim_end_matches(".flow");
+        if let Some(s) = weir_stdlib::modules::source(module) {
+            return Some(s.to_string());
+        }
+        let known: Vec<String> = weir_stdlib::modules::MODULES
+            .iter()
+            .map(|(n, _)| format!("stdlib/{n}"))
+            .collect();
+        self.loaded.diagnostics.push(
+            Diagnostic::error(
+                codes::UNKNOWN_MODULE,
+                format!("no stdlib module `{}`", import.path),
+                &self.loaded.units[from].name,
+                import.path_span,
+            )
+            .with_label("unknown module")
+            .with_hint(format!("the stdlib modules are {}", known.join(", "))),
+        );
+        None
     }
 
     fn list(&mut self, unit: usize, index: usize, list: &ast::ListDecl) {

@@ -54,23 +54,28 @@ impl Loader for FsLoader {
     }
 
     fn flow_files(&self, path: &Path) -> Option<Vec<PathBuf>> {
-        if !path.is_dir() {
-            return None;
-        }
-        let mut found = Vec::new();
-        walk_flow_files(path, &mut found);
-        found.sort_by(|a, b| {
-            a.as_os_str()
-                .as_encoded_bytes()
-                .cmp(b.as_os_str().as_encoded_bytes())
-        });
-        Some(found)
+        path.is_dir()
+            .then(|| files_under(path, |p| p.extension().is_some_and(|e| e == "flow")))
     }
 }
 
-/// Collects the `.flow` files under `dir`; unreadable entries are skipped
-/// (a file that cannot be read is reported when it is loaded).
-fn walk_flow_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// The files under `dir` that `keep` accepts, recursively (following
+/// symlinked directories), in byte order of their paths: the order in
+/// which `weir` reads a directory of rules or of messages. Unreadable
+/// entries are skipped (a file that cannot be read is reported when it is
+/// read).
+pub fn files_under(dir: &Path, keep: fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    walk(dir, keep, &mut found);
+    found.sort_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
+    found
+}
+
+fn walk(dir: &Path, keep: fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -80,8 +85,8 @@ fn walk_flow_files(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         };
         if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
-            walk_flow_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "flow") {
+            walk(&path, keep, out);
+        } else if keep(&path) {
             out.push(path);
         }
     }

@@ -144,44 +144,21 @@ impl TestCase {
     }
 }
 
+/// An expectation's outcome: whether it held, what was expected, what
+/// the decision had instead.
+type Outcome = (bool, String, String);
+
 impl Expectation {
     fn check(&self, d: &Decision) -> Option<String> {
         let not = if self.negated { "not " } else { "" };
         let (held, expected, got) = match &self.what {
-            Expect::Verdict { verdict, code } => {
-                let actual_code = d.reply.as_ref().map(|r| r.code);
-                let held = d.verdict == *verdict && code.is_none_or(|c| actual_code == Some(c));
-                let want = match code {
-                    Some(c) => format!("verdict {} {c}", verdict.as_str()),
-                    None => format!("verdict {}", verdict.as_str()),
-                };
-                let got = match actual_code {
-                    Some(c) => format!("{} {c}", d.verdict.as_str()),
-                    None => d.verdict.as_str().to_string(),
-                };
-                (held, want, format!("got {got}"))
-            }
+            Expect::Verdict { verdict, code } => verdict_outcome(d, *verdict, *code),
             Expect::Stage(s) => (
                 d.stage == *s,
                 format!("stage {s}"),
                 format!("got {}", d.stage),
             ),
-            Expect::Score { op, value } => {
-                let s = d.score;
-                let held = match *op {
-                    "==" => s == *value,
-                    "!=" => s != *value,
-                    "<" => s < *value,
-                    "<=" => s <= *value,
-                    ">" => s > *value,
-                    _ => s >= *value,
-                };
-                (
-                    held,
-                    format!("score {op} {}", number(*value)),
-                    format!("got {}", number(s)),
-                )
-            }
+            Expect::Score { op, value } => score_outcome(d, op, *value),
             Expect::Matched(rule) => (
                 d.matched.contains(rule),
                 format!("matched {rule}"),
@@ -206,69 +183,8 @@ impl Expectation {
                 word,
                 args,
                 template,
-            } => {
-                let mut seen = Vec::new();
-                let held = d.actions.iter().any(|t| {
-                    let TakenKind::Action(a) = &t.what else {
-                        return false;
-                    };
-                    if t.shadow || a.name() != word {
-                        return false;
-                    }
-                    // A reply the daemon would not send is not a reply taken.
-                    if let Action::Reply {
-                        skipped: Some(why), ..
-                    } = a
-                    {
-                        seen.push(format!("reply (skipped: {why})"));
-                        return false;
-                    }
-                    let (got, got_template) = action_args(a);
-                    let shown: Vec<String> = got.iter().map(|s| format!("{s:?}")).collect();
-                    seen.push(format!("{word} {}", shown.join(" ")).trim_end().to_string());
-                    args.len() <= got.len()
-                        && args
-                            .iter()
-                            .zip(&got)
-                            .enumerate()
-                            .all(|(i, (w, g))| arg_matches(word, i, w, g))
-                        && template
-                            .as_ref()
-                            .is_none_or(|t| got_template.as_ref() == Some(t))
-                });
-                let mut want = word.clone();
-                for a in args {
-                    want.push_str(&format!(" {a:?}"));
-                }
-                if let Some(t) = template {
-                    want.push_str(&format!(" template {t}"));
-                }
-                let got = if seen.is_empty() {
-                    format!("no `{word}` action was taken")
-                } else {
-                    format!("got {}", seen.join("; "))
-                };
-                (held, want, got)
-            }
-            Expect::VerdictAction { verdict, args } => {
-                let detail = match verdict {
-                    Verdict::Quarantine => d.quarantine_reason.clone(),
-                    _ => d.reply.as_ref().map(|r| r.text.clone()),
-                };
-                let held = d.verdict == *verdict
-                    && args
-                        .first()
-                        .is_none_or(|a| detail.as_deref() == Some(a.as_str()));
-                let mut want = verdict.as_str().to_string();
-                for a in args {
-                    want.push_str(&format!(" {a:?}"));
-                }
-                let got = match detail {
-                    Some(text) => format!("got {} {text:?}", d.verdict.as_str()),
-                    None => format!("got {}", d.verdict.as_str()),
-                };
-                (held, want, got)
-            }
+            } => action_outcome(d, word, args, template.as_deref()),
+            Expect::VerdictAction { verdict, args } => verdict_action_outcome(d, *verdict, args),
         };
         if held == self.negated {
             Some(format!("expected {not}{expected}; {got}"))
@@ -276,4 +192,103 @@ impl Expectation {
             None
         }
     }
+}
+
+/// `expect VERDICT [CODE]`.
+fn verdict_outcome(d: &Decision, verdict: Verdict, code: Option<u16>) -> Outcome {
+    let actual_code = d.reply.as_ref().map(|r| r.code);
+    let held = d.verdict == verdict && code.is_none_or(|c| actual_code == Some(c));
+    let want = match code {
+        Some(c) => format!("verdict {} {c}", verdict.as_str()),
+        None => format!("verdict {}", verdict.as_str()),
+    };
+    let got = match actual_code {
+        Some(c) => format!("{} {c}", d.verdict.as_str()),
+        None => d.verdict.as_str().to_string(),
+    };
+    (held, want, format!("got {got}"))
+}
+
+/// `expect score OP VALUE`.
+fn score_outcome(d: &Decision, op: &str, value: f64) -> Outcome {
+    let s = d.score;
+    let held = match op {
+        "==" => s == value,
+        "!=" => s != value,
+        "<" => s < value,
+        "<=" => s <= value,
+        ">" => s > value,
+        _ => s >= value,
+    };
+    (
+        held,
+        format!("score {op} {}", number(value)),
+        format!("got {}", number(s)),
+    )
+}
+
+/// `expect ACTION ARGS... [template NAME]`: some action of that word (not
+/// a shadow rule's) whose leading arguments match.
+fn action_outcome(d: &Decision, word: &str, args: &[String], template: Option<&str>) -> Outcome {
+    let mut seen = Vec::new();
+    let held = d.actions.iter().any(|t| {
+        let TakenKind::Action(a) = &t.what else {
+            return false;
+        };
+        if t.shadow || a.name() != word {
+            return false;
+        }
+        // A reply the daemon would not send is not a reply taken.
+        if let Action::Reply {
+            skipped: Some(why), ..
+        } = a
+        {
+            seen.push(format!("reply (skipped: {why})"));
+            return false;
+        }
+        let (got, got_template) = action_args(a);
+        let shown: Vec<String> = got.iter().map(|s| format!("{s:?}")).collect();
+        seen.push(format!("{word} {}", shown.join(" ")).trim_end().to_string());
+        args.len() <= got.len()
+            && args
+                .iter()
+                .zip(&got)
+                .enumerate()
+                .all(|(i, (w, g))| arg_matches(word, i, w, g))
+            && template.is_none_or(|t| got_template.as_deref() == Some(t))
+    });
+    let mut want = word.to_string();
+    for a in args {
+        want.push_str(&format!(" {a:?}"));
+    }
+    if let Some(t) = template {
+        want.push_str(&format!(" template {t}"));
+    }
+    let got = if seen.is_empty() {
+        format!("no `{word}` action was taken")
+    } else {
+        format!("got {}", seen.join("; "))
+    };
+    (held, want, got)
+}
+
+/// `expect reject "text"`, `expect quarantine "reason"`, ...
+fn verdict_action_outcome(d: &Decision, verdict: Verdict, args: &[String]) -> Outcome {
+    let detail = match verdict {
+        Verdict::Quarantine => d.quarantine_reason.clone(),
+        _ => d.reply.as_ref().map(|r| r.text.clone()),
+    };
+    let held = d.verdict == verdict
+        && args
+            .first()
+            .is_none_or(|a| detail.as_deref() == Some(a.as_str()));
+    let mut want = verdict.as_str().to_string();
+    for a in args {
+        want.push_str(&format!(" {a:?}"));
+    }
+    let got = match detail {
+        Some(text) => format!("got {} {text:?}", d.verdict.as_str()),
+        None => format!("got {}", d.verdict.as_str()),
+    };
+    (held, want, got)
 }

@@ -13,6 +13,9 @@ use crate::ir::{Action, Expr, Stmt};
 use crate::load::Loaded;
 use crate::names::{DeclId, DeclKind, Scopes};
 
+mod order;
+pub(crate) use order::{score_order, stage_order};
+
 /// A `let`, `list`, `fn` or `template` of a non-stdlib file nothing uses.
 pub(crate) fn unused(loaded: &Loaded, scopes: &Scopes, used: &HashSet<DeclId>) -> Vec<Diagnostic> {
     let mut out = Vec::new();

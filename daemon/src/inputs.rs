@@ -46,36 +46,13 @@ pub fn expand(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Vec<Input> {
         if path.as_os_str() == "-" {
             out.push(Input::Stdin);
         } else if path.is_dir() {
-            let mut found = Vec::new();
-            walk(path, keep, &mut found);
-            found.sort_by(|a, b| {
-                a.as_os_str()
-                    .as_encoded_bytes()
-                    .cmp(b.as_os_str().as_encoded_bytes())
-            });
+            let found = weir_compiler::loader::files_under(path, keep);
             out.extend(found.into_iter().map(Input::File));
         } else {
             out.push(Input::File(path.clone()));
         }
     }
     out
-}
-
-fn walk(dir: &Path, keep: fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
-            walk(&path, keep, out);
-        } else if keep(&path) {
-            out.push(path);
-        }
-    }
 }
 
 /// Every file counts as a message.

@@ -504,3 +504,124 @@ fn quarantine_lists_releases_and_deletes_across_a_restart() {
     assert_eq!(acts[0].0, "released");
     assert_eq!(acts[1].0, "deleted");
 }
+
+/// Every file and directory under `dir` (recursively), with its mode bits.
+fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let mode = entry.metadata().expect("metadata").permissions().mode() & 0o777;
+        out.push((path.clone(), mode));
+        if path.is_dir() {
+            out.extend(modes(&path));
+        }
+    }
+    out
+}
+
+#[test]
+fn addresses_cannot_leave_the_maildir_root_and_copies_are_private() {
+    let l = start("traversal", false, "1M");
+    let root = l.mail.parent().expect("the test directory").to_path_buf();
+    let mut c = Raw::connect(l.port);
+    assert!(c.command("LHLO client.test").starts_with("250"));
+    assert!(c.command("MAIL FROM:<a@b.test>").starts_with("250 "));
+    // Each placeholder's text would have been expanded again by the next
+    // replacement: /mail/{detail}../{detail}.. became /mail/../..
+    for evil in [
+        "{detail}..@{detail}..",
+        "{detail}+..@example.test",
+        "x+{domain}@example.test",
+        "{local}@example.test",
+    ] {
+        let reply = c.command(&format!("RCPT TO:<{evil}>"));
+        assert!(reply.starts_with("550 5.1.3"), "{evil}: {reply}");
+    }
+    // Upper and lower case local parts share one Maildir.
+    for rcpt in ["Carol@example.test", "carol@Example.TEST"] {
+        let reply = c.command(&format!("RCPT TO:<{rcpt}>"));
+        assert!(reply.starts_with("250 "), "{rcpt}: {reply}");
+    }
+    assert!(c.command("DATA").starts_with("354"));
+    // A space before a colon is still a header field (the message model's
+    // rule): nothing moves into the body, and the unedited copy is stored
+    // byte for byte.
+    let message = "Subject : spaced\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\nDate: Mon, 1 Jun 2026 10:00:00 +0000\r\nAuto-Submitted: auto-generated\r\n\r\nbody line\r\n";
+    c.send(format!("{message}.\r\n").as_bytes());
+    for _ in 0..2 {
+        let reply = c.reply();
+        assert!(reply.starts_with("250 "), "{reply}");
+    }
+    // One copy: the second recipient names the same mailbox, and the
+    // delivery index knows the message is already there.
+    let carol = files(&l.mail.join("example.test/carol/new"));
+    assert_eq!(carol.len(), 1, "{carol:?}");
+    for copy in &carol {
+        let text = std::fs::read_to_string(copy).expect("copy");
+        assert_eq!(text, message.replace("\r\n", "\n"), "byte for byte");
+    }
+    assert!(!l.mail.join("example.test/Carol").exists());
+    // Nothing was created outside the Maildir root.
+    let mut top: Vec<String> = std::fs::read_dir(&root)
+        .expect("test dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            ![
+                "mail",
+                "state",
+                "rules.flow",
+                "weir.toml",
+                "api-token",
+                "daemon.log",
+            ]
+            .contains(&n.as_str())
+        })
+        .collect();
+    top.sort();
+    assert!(top.is_empty(), "{top:?}");
+    // Mail is for its owner alone: files 0600, directories 0700.
+    for (path, mode) in modes(&l.mail) {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{}", path.display());
+    }
+}
+
+#[test]
+fn concurrent_releases_of_one_held_copy_deliver_it_once() {
+    let l = start("release-race", false, "10M");
+    let message = "From: s@example.test\r\nSubject: HOLD racing\r\nMessage-ID: <race@example.test>\r\n\r\nheld body\r\n";
+    let out = python_lmtp(
+        "127.0.0.1",
+        l.port,
+        "s@example.test",
+        &["alice@example.test"],
+        message,
+    );
+    assert_eq!(out["data"][0][1], 250, "{out}");
+    let list = l.daemon.get("/v1/quarantine").json();
+    let id = list[0]["id"].as_str().expect("an id").to_string();
+    let path = format!("/v1/quarantine/{id}/release");
+    // Many at once, so some overlap the first one's delivery.
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| l.daemon.request("POST", &path, true, b"").status))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 404, 409].contains(s)),
+        "{statuses:?}"
+    );
+    let cur = files(&l.mail.join("example.test/alice/.Review/cur"));
+    assert_eq!(cur.len(), 1, "delivered once: {cur:?}");
+}

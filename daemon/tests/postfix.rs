@@ -106,7 +106,7 @@ impl Rig {
         let postsuper = tool("postsuper");
         // Release and delete act on this test's instance only.
         let milter_extra = format!(
-            "release = \"{ps} -c {etc} -H {{queue_id}}\"\ndelete = \"{ps} -c {etc} -d {{queue_id}}\"",
+            "release = \"{ps} -c {etc} -H {{queue_id}}\"\ndelete = \"{ps} -c {etc} -d {{queue_id}} hold\"",
             ps = postsuper.display(),
             etc = etc.display()
         );
@@ -545,6 +545,123 @@ fn quarantine_holds_in_postfix_and_the_api_releases_or_deletes() {
             "{m:?}"
         );
     }
+}
+
+/// Sends HOLDME messages from `from` through Postfix and waits until all
+/// of them are in its hold queue; their queue ids.
+fn hold_messages(rig: &Rig, from: &str, subjects: &[&str]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for subject in subjects {
+        let sent = rig.send(from, &["bob@example.test"], &message(subject, "", "hi\r\n"));
+        let end = sent.reply(".").expect("content sent");
+        assert_eq!(end.code, 250, "{sent:?}\n{}", rig.context());
+        ids.push(sent.queue_id.expect("a queue id"));
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while !ids.iter().all(|id| rig.postfix.held().contains(id)) {
+        assert!(Instant::now() < deadline, "not held:\n{}", rig.context());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ids
+}
+
+/// The `status` of each entry of `/v1/quarantine`, by id.
+fn quarantine_status(rig: &Rig) -> HashMap<String, String> {
+    let list = rig.daemon.get("/v1/quarantine").json();
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|q| {
+            let s = |k: &str| q[k].as_str().unwrap_or("").to_string();
+            (s("id"), s("status"))
+        })
+        .collect()
+}
+
+/// Sends one message through the daemon's milter as a local client that
+/// speaks the protocol would, claiming queue id `queue_id`.
+fn milter_plant(port: u16, from: &str, queue_id: &str) {
+    use weir::milter_client::{Client, Mail};
+    let mail = Mail {
+        helo: "intruder.example.test".into(),
+        from: from.into(),
+        to: vec!["bob@example.test".into()],
+        headers: vec![("Subject".into(), "HOLDME planted".into())],
+        body: b"hi\r\n".to_vec(),
+        queue_id: queue_id.into(),
+        ..Mail::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut client = Client::connect(addr).await.expect("connect milter");
+        client.hello(&mail).await.expect("hello");
+        client.message(&mail).await.expect("message");
+    });
+}
+
+#[test]
+fn a_message_deleted_by_hand_is_gone_and_planted_ids_never_reach_postsuper() {
+    let Some(rig) = Rig::start("quarantine-gone", RULES, false) else {
+        return;
+    };
+    let ids = hold_messages(
+        &rig,
+        "alice@example.org",
+        &["HOLDME by hand", "HOLDME other", "HOLDME kept"],
+    );
+    // An administrator deletes one with postsuper, outside Weir.
+    postfix_support::run_ok(
+        std::process::Command::new(tool("postsuper"))
+            .arg("-c")
+            .arg(rig.postfix.etc())
+            .args(["-d", &ids[0]]),
+    );
+    // A local process plants entries through the milter: Postfix's
+    // keyword, and the id of someone else's held message.
+    milter_plant(rig.daemon.milter, "mallory@example.net", "ALL");
+    milter_plant(rig.daemon.milter, "mallory@example.net", &ids[1]);
+
+    let status = quarantine_status(&rig);
+    assert_eq!(status[&ids[0]], "gone", "{status:?}\n{}", rig.context());
+    assert_eq!(status["ALL"], "gone", "{status:?}");
+    assert_eq!(status[&ids[1]], "gone", "{status:?}");
+    assert_eq!(status[&ids[2]], "held", "{status:?}");
+
+    for id in [ids[0].as_str(), "ALL", ids[1].as_str()] {
+        let r = rig
+            .daemon
+            .request("POST", &format!("/v1/quarantine/{id}/release"), true, b"");
+        assert_eq!(r.status, 409, "release {id}: {}", r.body);
+        assert_eq!(r.json()["status"], "gone");
+        let r = rig
+            .daemon
+            .request("DELETE", &format!("/v1/quarantine/{id}"), true, b"");
+        assert_eq!(r.status, 409, "delete {id}: {}", r.body);
+    }
+    // Nothing else left the hold queue: no `postsuper -d ALL`, no release
+    // of the message whose id was planted.
+    let mut held = rig.postfix.held();
+    held.sort();
+    let mut want = vec![ids[1].clone(), ids[2].clone()];
+    want.sort();
+    assert_eq!(held, want, "{}", rig.context());
+
+    // The real one is released, once.
+    let r = rig.daemon.request(
+        "POST",
+        &format!("/v1/quarantine/{}/release", ids[2]),
+        true,
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.body, rig.context());
+    assert_eq!(r.json()["status"], "released");
+    rig.postfix.flush();
+    rig.delivered("HOLDME kept");
+    assert_eq!(rig.postfix.held(), [ids[1].clone()]);
 }
 
 /// Rules that read the envelope and the headers, never the body.

@@ -173,6 +173,19 @@ fn check_is_a_dry_run() {
         400
     );
     assert_eq!(d.request("POST", "/v1/check", false, MESSAGE).status, 401);
+
+    // Nothing was written: not even an empty rate() key for the counters
+    // the rules read.
+    let mut d = d;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(20)), Some(0));
+    let db = sled::open(d.dir.join("state/db")).expect("the store");
+    let rates = db.open_tree("rates").expect("rates");
+    assert!(
+        rates.is_empty(),
+        "{:?}",
+        rates.iter().keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -342,4 +355,86 @@ fn bad_configuration_names_the_key_and_does_not_start() {
     );
     assert_eq!(code, Some(1));
     assert!(err.contains("[http] token_file"), "{err}");
+}
+
+#[test]
+fn the_token_file_must_be_private_and_long_enough() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("token-file");
+    std::fs::write(dir.join("rules.flow"), "rule a { then accept }\n").unwrap();
+    let config = "rules = \"rules.flow\"\nstate_dir = \"s\"\n[http]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"tok\"\n";
+    let token = dir.join("tok");
+    std::fs::write(&token, "a-token-long-enough-to-pass\n").unwrap();
+    for mode in [0o644, 0o640, 0o604, 0o777] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (code, err) = serve_config(&dir, config);
+        assert_eq!(code, Some(1), "mode {mode:o}: {err}");
+        assert!(
+            err.contains("[http] token_file") && err.contains(&format!("mode {mode:04o}")),
+            "{err}"
+        );
+    }
+    serve_support::write_token(&token, "short");
+    let (code, err) = serve_config(&dir, config);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("shorter than 12 characters"), "{err}");
+}
+
+#[test]
+fn a_generated_token_is_never_printed_and_the_scheme_is_case_insensitive() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("token-generated");
+    std::fs::write(dir.join("rules.flow"), "rule a { then accept }\n").unwrap();
+    let http = serve_support::free_port();
+    let milter = serve_support::free_port();
+    std::fs::write(
+        dir.join("weir.toml"),
+        format!(
+            "rules = \"rules.flow\"\nstate_dir = \"state\"\n[milter]\nlisten = \"inet:127.0.0.1:{milter}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--config", "weir.toml"])
+        .current_dir(&dir)
+        .stdout(std::fs::File::create(dir.join("out.log")).unwrap())
+        .stderr(std::fs::File::create(dir.join("err.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let file = dir.join("state/api-token");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        assert!(std::time::Instant::now() < deadline, "no token generated");
+        if let Ok(token) = std::fs::read_to_string(&file)
+            && let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", http))
+        {
+            // The scheme in lower case (RFC 7235: case-insensitive).
+            let request = format!(
+                "GET /v1/ruleset HTTP/1.1\r\nHost: x\r\nAuthorization: bearer {}\r\nConnection: close\r\n\r\n",
+                token.trim()
+            );
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            break (token, answer);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let (token, answer) = answer;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let printed = std::fs::read_to_string(dir.join("err.log")).unwrap()
+        + &std::fs::read_to_string(dir.join("out.log")).unwrap();
+    assert!(
+        printed.contains("state/api-token"),
+        "where it is: {printed}"
+    );
+    assert!(
+        !printed.contains(token.trim()),
+        "never what it is: {printed}"
+    );
 }

@@ -327,7 +327,7 @@ fn rules_change_100_times_under_load_and_no_message_is_lost_or_misdecided() {
     let dir = temp_dir("reload-load");
     let mut files = RuleFiles::new(&dir, &good_rules(1));
     let (http, milter) = (free_port(), free_port());
-    std::fs::write(dir.join("api-token"), "secret-token\n").unwrap();
+    serve_support::write_token(&dir.join("api-token"), "secret-token");
     std::fs::write(
         dir.join("weir.toml"),
         format!(

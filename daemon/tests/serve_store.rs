@@ -126,81 +126,185 @@ fn serve_time(secs: i64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A stand-in for Postfix's queue: `queue.sh` prints `queue.jsonl` as
+/// `postqueue -j` would, `release.sh -H ID` logs its argv and takes the
+/// message out of hold as `postsuper -H` does, `delete.sh` fails as
+/// `postsuper -d` does for a missing file.
+fn fake_postfix(dir: &Path, queue: &[(&str, &str, &str)]) -> (String, std::path::PathBuf) {
+    let file = dir.join("queue.jsonl");
+    let lines: String = queue
+        .iter()
+        .map(|(name, id, sender)| {
+            format!(
+                "{}\n",
+                json!({"queue_name": name, "queue_id": id, "sender": sender, "recipients": [{"address": "b@example.com"}]})
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let log = dir.join("argv.log");
+    let queue = script(dir, "queue.sh", &format!("cat {}", file.display()));
+    let release = script(
+        dir,
+        "release.sh",
+        &format!(
+            "echo release \"$@\" >> {log}\nsed -i \"/\\\"$2\\\"/s/\\\"hold\\\"/\\\"deferred\\\"/\" {q}",
+            log = log.display(),
+            q = file.display()
+        ),
+    );
+    let delete = script(
+        dir,
+        "delete.sh",
+        &format!(
+            "echo delete \"$@\" >> {}\necho \"postsuper: fatal: no such queue file $2\" >&2; exit 1",
+            log.display()
+        ),
+    );
+    let config = format!(
+        "release = \"{release} -H {{queue_id}}\"\ndelete = \"{delete} -d {{queue_id}} hold\"\nqueue = \"{queue}\""
+    );
+    (config, log)
+}
+
 #[test]
-fn quarantine_release_and_delete_run_the_configured_commands() {
+fn quarantine_release_and_delete_act_only_on_what_postfix_holds() {
     let dir = temp_dir("quarantine");
     std::fs::write(dir.join("rules.flow"), RULES).unwrap();
     seed(
         &dir.join("state"),
         &[
-            (30, "quarantine", &["hold"], "4KQ1"),
+            (30, "quarantine", &["hold"], "4A1B2C3D41"),
             (20, "accept", &[], "5AB"),
-            (10, "quarantine", &["hold"], "4KQ2"),
+            (10, "quarantine", &["hold"], "4A1B2C3D42"),
+            // Planted by a local milter client: Postfix's keyword.
+            (9, "quarantine", &["hold"], "ALL"),
+            // Someone else's message in the hold queue.
+            (8, "quarantine", &["hold"], "4A1B2C3D43"),
+            // Released by hand, outside Weir.
+            (7, "quarantine", &["hold"], "4A1B2C3D44"),
         ],
     );
-    let log = dir.join("argv.log");
-    let release = script(
+    let (milter_extra, log) = fake_postfix(
         &dir,
-        "release.sh",
-        &format!("echo release \"$@\" >> {}", log.display()),
+        &[
+            ("hold", "4A1B2C3D41", "a@example.org"),
+            ("hold", "4A1B2C3D42", "A@Example.org"),
+            ("hold", "4A1B2C3D43", "mallory@example.net"),
+            ("deferred", "4A1B2C3D44", "a@example.org"),
+            ("hold", "4A1B2C3D45", "a@example.org"),
+        ],
     );
-    let delete = script(
-        &dir,
-        "delete.sh",
-        "echo \"postsuper: fatal: no such queue file $2\" >&2; exit 1",
-    );
-    let (http, milter) = write_config(
-        &dir,
-        &format!("release = \"{release} -H {{queue_id}}\"\ndelete = \"{delete} -d {{queue_id}}\""),
-        "",
-    );
+    let (http, milter) = write_config(&dir, &milter_extra, "");
     let d = Daemon::start(&dir, http, milter);
 
     let list = d.get("/v1/quarantine").json();
-    let held: Vec<&str> = list
+    let listed: Vec<(&str, &str)> = list
         .as_array()
         .unwrap()
         .iter()
-        .map(|q| q["queue_id"].as_str().unwrap())
+        .map(|q| {
+            (
+                q["queue_id"].as_str().unwrap(),
+                q["status"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(held, ["4KQ1", "4KQ2"]);
+    assert_eq!(
+        listed,
+        [
+            ("4A1B2C3D41", "held"),
+            ("4A1B2C3D42", "held"),
+            ("ALL", "gone"),
+            ("4A1B2C3D43", "gone"),
+            ("4A1B2C3D44", "gone"),
+        ]
+    );
     assert_eq!(list[0]["rule"], "hold");
     assert_eq!(list[0]["reason"], "executable");
 
-    let one = d.get("/v1/quarantine/4KQ1");
+    let one = d.get("/v1/quarantine/4A1B2C3D41");
     assert_eq!(one.status, 200);
     assert_eq!(one.json()["decision"]["verdict"], "quarantine");
     assert_eq!(d.get("/v1/quarantine/NOPE").status, 404);
     assert_eq!(d.get("/v1/quarantine/a;b").status, 404);
 
-    let released = d.request("POST", "/v1/quarantine/4KQ1/release", true, b"");
-    assert_eq!(released.status, 200, "{}", released.body);
-    assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
-        "release -H 4KQ1\n",
-        "the command got the queue id as one argument"
+    // Nothing that is not the held message reaches postsuper.
+    for id in ["ALL", "4A1B2C3D43", "4A1B2C3D44"] {
+        for (method, path) in [
+            ("POST", format!("/v1/quarantine/{id}/release")),
+            ("DELETE", format!("/v1/quarantine/{id}")),
+        ] {
+            let r = d.request(method, &path, true, b"");
+            assert_eq!(r.status, 409, "{method} {path}: {}", r.body);
+            assert_eq!(r.json()["status"], "gone");
+        }
+    }
+    assert!(
+        !log.exists(),
+        "no command ran: {:?}",
+        std::fs::read_to_string(&log)
     );
-    assert_eq!(d.get("/v1/quarantine/4KQ1").status, 404);
+    // A message Weir never indexed is not released either.
     assert_eq!(
-        d.request("POST", "/v1/quarantine/4KQ1/release", true, b"")
+        d.request("POST", "/v1/quarantine/4A1B2C3D45/release", true, b"")
             .status,
         404
     );
 
-    let failed = d.request("DELETE", "/v1/quarantine/4KQ2", true, b"");
+    let released = d.request("POST", "/v1/quarantine/4A1B2C3D41/release", true, b"");
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(released.json()["status"], "released");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "release -H 4A1B2C3D41\n",
+        "the command got the queue id as one argument"
+    );
+    assert_eq!(d.get("/v1/quarantine/4A1B2C3D41").status, 404);
+    assert_eq!(
+        d.request("POST", "/v1/quarantine/4A1B2C3D41/release", true, b"")
+            .status,
+        404
+    );
+
+    let failed = d.request("DELETE", "/v1/quarantine/4A1B2C3D42", true, b"");
     assert_eq!(failed.status, 502);
     assert!(
         failed.json()["stderr"]
             .as_str()
             .unwrap()
-            .contains("no such queue file 4KQ2")
+            .contains("no such queue file 4A1B2C3D42")
     );
-    assert_eq!(d.get("/v1/quarantine/4KQ2").status, 200, "still held");
+    let still = d.get("/v1/quarantine/4A1B2C3D42");
+    assert_eq!(still.status, 200, "still held");
+    assert_eq!(still.json()["status"], "held");
     assert_eq!(
-        d.request("DELETE", "/v1/quarantine/4KQ2", false, b"")
+        d.request("DELETE", "/v1/quarantine/4A1B2C3D42", false, b"")
             .status,
         401
     );
+}
+
+#[test]
+fn a_command_that_moves_nothing_is_not_reported_as_released() {
+    let dir = temp_dir("quarantine-noop");
+    std::fs::write(dir.join("rules.flow"), RULES).unwrap();
+    seed(
+        &dir.join("state"),
+        &[(30, "quarantine", &["hold"], "4A1B2C3D41")],
+    );
+    let (milter_extra, _) = fake_postfix(&dir, &[("hold", "4A1B2C3D41", "a@example.org")]);
+    // `true` exits 0 but releases nothing.
+    let milter_extra = milter_extra.replacen(
+        &milter_extra[..milter_extra.find('\n').unwrap()],
+        "release = \"true {queue_id}\"",
+        1,
+    );
+    let (http, milter) = write_config(&dir, &milter_extra, "");
+    let d = Daemon::start(&dir, http, milter);
+    let r = d.request("POST", "/v1/quarantine/4A1B2C3D41/release", true, b"");
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(d.get("/v1/quarantine/4A1B2C3D41").json()["status"], "held");
 }
 
 #[test]

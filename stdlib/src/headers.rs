@@ -32,6 +32,9 @@ pub(crate) struct HeaderField {
     pub(crate) raw: String,
     /// The value, RFC 2047-decoded.
     pub(crate) decoded: String,
+    /// The whole field in the message's bytes: name, value, continuation
+    /// lines and the line end.
+    pub(crate) span: std::ops::Range<usize>,
 }
 
 /// The result of scanning the header block.
@@ -112,8 +115,9 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
         start,
         ..HeaderBlock::default()
     };
-    // The field being read: its name and the bytes of its value lines.
-    let mut current: Option<(String, Vec<u8>)> = None;
+    // The field being read: its name, the bytes of its value lines and its
+    // span so far.
+    let mut current: Option<(String, Vec<u8>, std::ops::Range<usize>)> = None;
     loop {
         if pos >= bytes.len() {
             block.end = bytes.len();
@@ -128,9 +132,10 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
             break;
         }
         if matches!(line.first(), Some(b' ' | b'\t')) {
-            if let Some((_, value)) = current.as_mut() {
+            if let Some((_, value, span)) = current.as_mut() {
                 // Unfolding: the line break goes, the whitespace stays.
                 value.extend_from_slice(line);
+                span.end = next;
             }
             pos = next;
             continue;
@@ -149,7 +154,7 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
             break;
         }
         let name = String::from_utf8_lossy(&line[..name_len]).into_owned();
-        current = Some((name, line[value_at..].to_vec()));
+        current = Some((name, line[value_at..].to_vec(), pos..next));
         pos = next;
     }
     if let Some(done) = current.take() {
@@ -159,10 +164,51 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
     block
 }
 
-fn finish((name, value): (String, Vec<u8>)) -> HeaderField {
+fn finish((name, value, span): (String, Vec<u8>, std::ops::Range<usize>)) -> HeaderField {
     let raw = String::from_utf8_lossy(&value).trim().to_string();
     let decoded = decode_rfc2047(&raw).trim().to_string();
-    HeaderField { name, raw, decoded }
+    HeaderField {
+        name,
+        raw,
+        decoded,
+        span,
+    }
+}
+
+/// Where the top-level header fields of a message are, byte for byte, by
+/// the same rules the message model reads them with (this module's
+/// docs). For code that edits a message as bytes (the daemon's delivered
+/// copy, its auto-reply checks): it sees exactly the fields rules saw.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderLayout {
+    /// Where the header block starts: after a skipped mbox `From ` line,
+    /// else 0.
+    pub start: usize,
+    /// Each field: its name as written (without the colon and any blanks
+    /// before it) and the byte range of the whole field, continuation
+    /// lines and line end included. The ranges follow one another from
+    /// `start` to `end`.
+    pub fields: Vec<(String, std::ops::Range<usize>)>,
+    /// Where the header lines end.
+    pub end: usize,
+    /// Where the body starts (after the blank separator line, if any).
+    pub body_start: usize,
+    /// Whether a blank line ends the header block (false: the end of input
+    /// or a line that is not a header field does).
+    pub has_separator: bool,
+}
+
+/// The [`HeaderLayout`] of `bytes`. Linear in the size of the header
+/// block; never fails.
+pub fn header_layout(bytes: &[u8]) -> HeaderLayout {
+    let block = scan(bytes, usize::MAX);
+    HeaderLayout {
+        start: block.start,
+        fields: block.fields.into_iter().map(|f| (f.name, f.span)).collect(),
+        end: block.end,
+        body_start: block.body_start,
+        has_separator: block.has_separator,
+    }
 }
 
 /// The longest encoded word considered (RFC 2047 allows 75 bytes; some

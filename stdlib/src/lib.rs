@@ -51,6 +51,7 @@ pub mod modules;
 pub mod reference;
 
 pub use headers::valid_header_name;
+pub use headers::{HeaderLayout, header_layout};
 pub use message::{
     Address, Attachment, Connection, Envelope, Limits, Message, MessageError, Transaction,
 };

@@ -16,6 +16,14 @@ pub(crate) fn usage(word: &str) -> Option<&'static str> {
     weir_stdlib::registry().action(word).map(|d| d.usage)
 }
 
+/// The text of a string literal without interpolation.
+fn plain(e: &ast::Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Str(s) => s.as_plain(),
+        _ => None,
+    }
+}
+
 /// Whether `text` is an enhanced status code `d.d.d`.
 fn is_status(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
@@ -425,43 +433,20 @@ impl Checker<'_> {
 
     /// `reject [CODE] [STATUS] "text"` and `tempfail [CODE] [STATUS] ["text"]`.
     fn reply_verdict(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
-        let reject = a.name.name == "reject";
-        let verdict = if reject {
+        let verdict = if a.name.name == "reject" {
             Verdict::Reject
         } else {
             Verdict::Tempfail
         };
         let default = verdict.default_reply()?;
-        let class = i64::from(default.code / 100);
-        let (default_code, default_status) = (default.code, default.status.as_str());
         let mut args = a.args.as_slice();
-        let mut code = default_code;
+        let mut code = default.code;
         if let Some(first) = args.first()
             && let ExprKind::Int(n) = first.kind
         {
-            if n / 100 != class || !(100..1000).contains(&n) {
-                let class_word = if reject { "5xx" } else { "4xx" };
-                self.error(
-                    codes::REPLY_CODE,
-                    cx.unit,
-                    first.span,
-                    format!("`{}` needs a {class_word} code, not {n}", a.name.name),
-                )
-                .set_label(format!("not a {class_word} code"))
-                .set_hint(if reject {
-                    "use `tempfail` for a temporary (4xx) failure"
-                } else {
-                    "use `reject` for a permanent (5xx) failure"
-                });
-                return None;
-            }
-            code = n as u16;
+            code = self.reply_code(cx, a, verdict, n, first.span)?;
             args = &args[1..];
         }
-        let plain = |e: &ast::Expr| match &e.kind {
-            ExprKind::Str(s) => s.as_plain(),
-            _ => None,
-        };
         let (status_arg, text_arg) = match args {
             [] => (None, None),
             [one] if plain(one).is_some_and(|s| is_status(&s)) => (Some(one), None),
@@ -472,45 +457,10 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let mut status = default_status.to_string();
-        if let Some(s) = status_arg {
-            let Some(text) = plain(s) else {
-                self.error(
-                    codes::REPLY_STATUS,
-                    cx.unit,
-                    s.span,
-                    "the enhanced status code must be a string literal such as \"5.7.1\"",
-                )
-                .set_label("not a literal status");
-                return None;
-            };
-            if !is_status(&text) {
-                self.error(
-                    codes::REPLY_STATUS,
-                    cx.unit,
-                    s.span,
-                    format!("malformed enhanced status code \"{text}\""),
-                )
-                .set_label("expected CLASS.SUBJECT.DETAIL")
-                .set_hint(format!("write it as digits: \"{default_status}\""));
-                return None;
-            }
-            if !text.starts_with(&class.to_string()) {
-                self.error(
-                    codes::REPLY_STATUS,
-                    cx.unit,
-                    s.span,
-                    format!(
-                        "status \"{text}\" does not match the {class}xx class of `{}`",
-                        a.name.name
-                    ),
-                )
-                .set_label(format!("must start with {class}"))
-                .set_hint(format!("for example \"{default_status}\""));
-                return None;
-            }
-            status = text;
-        }
+        let status = match status_arg {
+            Some(s) => self.reply_status(cx, a, s, &default.status)?,
+            None => default.status,
+        };
         let text = match text_arg {
             Some(t) => self.text_arg(cx, t)?,
             None => Expr::Const(Value::str(&default.text)),
@@ -521,6 +471,86 @@ impl Checker<'_> {
             status,
             text: Some(text),
         })
+    }
+
+    /// The SMTP code written first: of the verdict's class.
+    fn reply_code(
+        &mut self,
+        cx: Ctx,
+        a: &ast::Action,
+        verdict: Verdict,
+        n: i64,
+        span: Span,
+    ) -> Option<u16> {
+        let reject = verdict == Verdict::Reject;
+        let class = if reject { 5 } else { 4 };
+        if n / 100 == class
+            && let Ok(code) = u16::try_from(n)
+        {
+            return Some(code);
+        }
+        let class_word = if reject { "5xx" } else { "4xx" };
+        self.error(
+            codes::REPLY_CODE,
+            cx.unit,
+            span,
+            format!("`{}` needs a {class_word} code, not {n}", a.name.name),
+        )
+        .set_label(format!("not a {class_word} code"))
+        .set_hint(if reject {
+            "use `tempfail` for a temporary (4xx) failure"
+        } else {
+            "use `reject` for a permanent (5xx) failure"
+        });
+        None
+    }
+
+    /// The enhanced status code: a literal `d.d.d` of the verdict's class
+    /// (the class is the first digit of `default`).
+    fn reply_status(
+        &mut self,
+        cx: Ctx,
+        a: &ast::Action,
+        s: &ast::Expr,
+        default: &str,
+    ) -> Option<String> {
+        let Some(text) = plain(s) else {
+            self.error(
+                codes::REPLY_STATUS,
+                cx.unit,
+                s.span,
+                "the enhanced status code must be a string literal such as \"5.7.1\"",
+            )
+            .set_label("not a literal status");
+            return None;
+        };
+        if !is_status(&text) {
+            self.error(
+                codes::REPLY_STATUS,
+                cx.unit,
+                s.span,
+                format!("malformed enhanced status code \"{text}\""),
+            )
+            .set_label("expected CLASS.SUBJECT.DETAIL")
+            .set_hint(format!("write it as digits: \"{default}\""));
+            return None;
+        }
+        let class = &default[..1];
+        if !text.starts_with(class) {
+            self.error(
+                codes::REPLY_STATUS,
+                cx.unit,
+                s.span,
+                format!(
+                    "status \"{text}\" does not match the {class}xx class of `{}`",
+                    a.name.name
+                ),
+            )
+            .set_label(format!("must start with {class}"))
+            .set_hint(format!("for example \"{default}\""));
+            return None;
+        }
+        Some(text)
     }
 
     /// `template NAME`: the lowered template's index.

@@ -933,85 +933,98 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let decl = match self.scopes.resolve(cx.unit, &id.name) {
-            Resolution::Found(d) if d.kind == DeclKind::Rule => d.clone(),
+        let decl = self.rule_named(cx, id)?;
+        self.used.insert(decl.id);
+        let target = *self.rule_ids.get(&decl.id)?;
+        if self.rule_keys[target] >= self.rule_keys[current] {
+            self.matched_later(cx, id, &decl, target, current);
+            return None;
+        }
+        Some((Expr::Matched(target), Type::Bool))
+    }
+
+    /// The rule `matched(NAME)` names, as the file sees it.
+    fn rule_named(&mut self, cx: Ctx, id: &Ident) -> Option<Decl> {
+        match self.scopes.resolve(cx.unit, &id.name) {
+            Resolution::Found(d) if d.kind == DeclKind::Rule => Some(d),
             Resolution::Found(d) => {
-                let kind = d.kind;
                 self.error(
                     codes::MATCHED_ORDER,
                     cx.unit,
                     id.span,
-                    format!("`{}` is a {}, not a rule", id.name, kind.word()),
+                    format!("`{}` is a {}, not a rule", id.name, d.kind.word()),
                 )
                 .set_label("not a rule");
-                return None;
+                None
             }
             Resolution::Ambiguous(a, b) => {
-                let (a, b) = (a.clone(), b.clone());
                 self.ambiguous(cx.unit, id, &a, &b);
-                return None;
+                None
             }
             Resolution::NotFound => {
-                let hint = match self.scopes.rule_anywhere(&id.name) {
-                    Some(d) => Some(format!(
-                        "the rule is declared in `{}`, which this file does not import",
-                        self.file(d.id.unit)
-                    )),
-                    None => {
-                        let rules: Vec<String> = self
-                            .scopes
-                            .visible(cx.unit)
-                            .iter()
-                            .filter(|d| d.kind == DeclKind::Rule)
-                            .map(|d| d.name.clone())
-                            .collect();
-                        hints::did_you_mean(&id.name, rules.iter().map(String::as_str))
-                    }
-                };
-                self.error(
-                    codes::UNKNOWN_NAME,
-                    cx.unit,
-                    id.span,
-                    format!("unknown rule `{}`", id.name),
-                )
-                .set_label("no rule of this name in scope")
-                .maybe_hint(hint);
-                return None;
+                self.unknown_rule(cx, id);
+                None
+            }
+        }
+    }
+
+    /// `matched(NAME)` where no rule NAME is in scope.
+    fn unknown_rule(&mut self, cx: Ctx, id: &Ident) {
+        let hint = match self.scopes.rule_anywhere(&id.name) {
+            Some(d) => Some(format!(
+                "the rule is declared in `{}`, which this file does not import",
+                self.file(d.id.unit)
+            )),
+            None => {
+                let rules: Vec<String> = self
+                    .scopes
+                    .visible(cx.unit)
+                    .iter()
+                    .filter(|d| d.kind == DeclKind::Rule)
+                    .map(|d| d.name.clone())
+                    .collect();
+                hints::did_you_mean(&id.name, rules.iter().map(String::as_str))
             }
         };
-        self.used.insert(decl.id);
-        let target = *self.rule_ids.get(&decl.id)?;
-        if self.rule_keys[target] >= self.rule_keys[current] {
-            let (tp, cp) = (self.rule_keys[target].0, self.rule_keys[current].0);
-            let why = if target == current {
-                "a rule cannot test whether it matched itself".to_string()
-            } else if tp > cp {
-                format!(
-                    "`{}` has priority {tp}, so it runs after this rule (priority {cp})",
-                    id.name
-                )
-            } else {
-                format!(
-                    "`{}` has the same priority ({tp}) and is loaded after this rule",
-                    id.name
-                )
-            };
-            let file = self.file(decl.id.unit);
-            self.error(
-                codes::MATCHED_ORDER,
-                cx.unit,
-                id.span,
-                format!(
-                    "`matched({})` refers to a rule that does not run earlier",
-                    id.name
-                ),
+        self.error(
+            codes::UNKNOWN_NAME,
+            cx.unit,
+            id.span,
+            format!("unknown rule `{}`", id.name),
+        )
+        .set_label("no rule of this name in scope")
+        .maybe_hint(hint);
+    }
+
+    /// `matched(NAME)` where NAME does not run before the current rule.
+    fn matched_later(&mut self, cx: Ctx, id: &Ident, decl: &Decl, target: usize, current: usize) {
+        let (tp, cp) = (self.rule_keys[target].0, self.rule_keys[current].0);
+        let why = if target == current {
+            "a rule cannot test whether it matched itself".to_string()
+        } else if tp > cp {
+            format!(
+                "`{}` has priority {tp}, so it runs after this rule (priority {cp})",
+                id.name
             )
-            .set_label("runs later")
-            .add_related(file, decl.span, "the rule is declared here")
-            .set_hint(format!("{why}; give it a lower priority number"));
-            return None;
-        }
-        Some((Expr::Matched(target), Type::Bool))
+        } else {
+            format!(
+                "`{}` has the same priority ({tp}) and is loaded after this rule",
+                id.name
+            )
+        };
+        let file = self.file(decl.id.unit);
+        self.error(
+            codes::MATCHED_ORDER,
+            cx.unit,
+            id.span,
+            format!(
+                "`matched({})` refers to a rule that does not run earlier",
+                id.name
+            ),
+        )
+        .set_label("runs later")
+        .add_related(file, decl.span, "the rule is declared here")
+        .set_hint(format!("{why}; give it a lower priority number"));
     }
 
     fn arith(&mut self, cx: Ctx, add: bool, a: &ast::Expr, b: &ast::Expr) -> Option<Typed> {
@@ -1056,7 +1069,6 @@ impl Checker<'_> {
         let lhs = self.expr(cx, &c.lhs);
         let rhs = self.expr(cx, &c.rhs);
         let ((le, lt), (re, rt)) = (lhs?, rhs?);
-        let l = elem(&lt).clone();
         let (op, negated) = match c.op {
             CompareOp::Eq => (CmpOp::Eq, false),
             CompareOp::Ne => (CmpOp::Eq, true),
@@ -1070,71 +1082,8 @@ impl Checker<'_> {
             CompareOp::Matches => (CmpOp::Matches, false),
             CompareOp::In => (CmpOp::In, false),
         };
-        let word = c.op.as_str();
-        let ok = match op {
-            CmpOp::Eq => {
-                let r = elem(&rt);
-                (is_text(&l) && is_text(r))
-                    || (is_num(&l) && is_num(r))
-                    || (l == *r && !matches!(l, Type::Regex | Type::Captures | Type::List(_)))
-            }
-            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
-                if matches!(rt, Type::List(_)) {
-                    self.mismatch(
-                        cx.unit,
-                        c.rhs.span,
-                        &format!("a single value on the right of `{word}`"),
-                        &rt,
-                    );
-                    return None;
-                }
-                (is_num(&l) && is_num(&rt)) || (l == rt && matches!(l, Type::Time | Type::Duration))
-            }
-            CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith => {
-                is_text(&l) && is_text(elem(&rt))
-            }
-            CmpOp::Matches => {
-                if rt != Type::Regex {
-                    self.mismatch(
-                        cx.unit,
-                        c.rhs.span,
-                        "a regex (`/.../`) or a `let` bound to one",
-                        &rt,
-                    );
-                    return None;
-                }
-                is_text(&l)
-            }
-            CmpOp::In => {
-                let Type::List(r) = &rt else {
-                    self.mismatch(cx.unit, c.rhs.span, "a list on the right of `in`", &rt);
-                    return None;
-                };
-                (is_text(&l) && is_text(r))
-                    || (l == Type::Ip && matches!(**r, Type::Ip | Type::Cidr))
-                    || (is_num(&l) && is_num(r))
-                    || (l == **r && !matches!(l, Type::List(_)))
-            }
-        };
-        if !ok {
-            let r = elem(&rt).clone();
-            let expected = match op {
-                CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Matches => {
-                    "strings on both sides".to_string()
-                }
-                CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
-                    "numbers, times or durations on both sides".to_string()
-                }
-                CmpOp::In => format!("a list of {l} (or of CIDRs for an ip)"),
-                CmpOp::Eq => format!("a value comparable with {l}"),
-            };
-            self.error(
-                codes::TYPE_MISMATCH,
-                cx.unit,
-                c.lhs.span.to(c.rhs.span),
-                format!("cannot compare {lt} `{word}` {rt}: expected {expected}"),
-            )
-            .set_label(format!("{l} `{word}` {r}"));
+        if !self.comparable(cx, c, op, &lt, &rt)? {
+            self.incomparable(cx, c, op, &lt, &rt);
             return None;
         }
         let bind = match &c.bind {
@@ -1152,6 +1101,80 @@ impl Checker<'_> {
             source,
         };
         Some((Expr::Compare(Box::new(cmp)), Type::Bool))
+    }
+
+    /// Whether `op` compares these types (`all`/`any` sides compare their
+    /// items); `None` after an error about the right side's shape.
+    fn comparable(
+        &mut self,
+        cx: Ctx,
+        c: &ast::Compare,
+        op: CmpOp,
+        lt: &Type,
+        rt: &Type,
+    ) -> Option<bool> {
+        let l = elem(lt);
+        let word = c.op.as_str();
+        Some(match op {
+            CmpOp::Eq => {
+                let r = elem(rt);
+                (is_text(l) && is_text(r))
+                    || (is_num(l) && is_num(r))
+                    || (l == r && !matches!(l, Type::Regex | Type::Captures | Type::List(_)))
+            }
+            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
+                if matches!(rt, Type::List(_)) {
+                    let expected = format!("a single value on the right of `{word}`");
+                    self.mismatch(cx.unit, c.rhs.span, &expected, rt);
+                    return None;
+                }
+                (is_num(l) && is_num(rt)) || (l == rt && matches!(l, Type::Time | Type::Duration))
+            }
+            CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith => {
+                is_text(l) && is_text(elem(rt))
+            }
+            CmpOp::Matches => {
+                if *rt != Type::Regex {
+                    let expected = "a regex (`/.../`) or a `let` bound to one";
+                    self.mismatch(cx.unit, c.rhs.span, expected, rt);
+                    return None;
+                }
+                is_text(l)
+            }
+            CmpOp::In => {
+                let Type::List(r) = rt else {
+                    self.mismatch(cx.unit, c.rhs.span, "a list on the right of `in`", rt);
+                    return None;
+                };
+                (is_text(l) && is_text(r))
+                    || (*l == Type::Ip && matches!(**r, Type::Ip | Type::Cidr))
+                    || (is_num(l) && is_num(r))
+                    || (*l == **r && !matches!(l, Type::List(_)))
+            }
+        })
+    }
+
+    /// Reports a comparison of types `op` cannot compare.
+    fn incomparable(&mut self, cx: Ctx, c: &ast::Compare, op: CmpOp, lt: &Type, rt: &Type) {
+        let (l, r) = (elem(lt), elem(rt));
+        let word = c.op.as_str();
+        let expected = match op {
+            CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Matches => {
+                "strings on both sides".to_string()
+            }
+            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
+                "numbers, times or durations on both sides".to_string()
+            }
+            CmpOp::In => format!("a list of {l} (or of CIDRs for an ip)"),
+            CmpOp::Eq => format!("a value comparable with {l}"),
+        };
+        self.error(
+            codes::TYPE_MISMATCH,
+            cx.unit,
+            c.lhs.span.to(c.rhs.span),
+            format!("cannot compare {lt} `{word}` {rt}: expected {expected}"),
+        )
+        .set_label(format!("{l} `{word}` {r}"));
     }
 
     /// Records a `matches … as NAME` binding; its slot.

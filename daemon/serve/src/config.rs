@@ -97,6 +97,18 @@ impl OnError {
     }
 }
 
+/// `max_connections` and `idle_timeout` of one listener: how many
+/// connections it serves at once (more wait in the kernel's accept queue,
+/// using no file descriptor) and how long one may stay silent, or not read
+/// what Weir writes, before it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// `max_connections`.
+    pub max: usize,
+    /// `idle_timeout`.
+    pub idle_timeout: Duration,
+}
+
 /// `[milter]`.
 #[derive(Debug, Clone)]
 pub struct MilterConfig {
@@ -109,6 +121,11 @@ pub struct MilterConfig {
     pub release: Vec<String>,
     /// `delete`: the command that deletes a held message.
     pub delete: Vec<String>,
+    /// `queue`: the command that lists the MTA's queue as JSON lines
+    /// (`postqueue -j`), asked before and after a release or delete.
+    pub queue: Vec<String>,
+    /// `max_connections`, `idle_timeout`.
+    pub connections: Connections,
 }
 
 /// `[lmtp]`: the LMTP delivery server (`serve/lmtp/`).
@@ -118,11 +135,16 @@ pub struct LmtpConfig {
     pub listen: ListenAddr,
     /// `maildir`: a path pattern with `{domain}`, `{local}`, `{detail}`.
     pub maildir: String,
+    /// `lowercase_local`: `{local}` and `{detail}` lower-cased (default
+    /// true), so `Bob@` and `bob@` get one Maildir.
+    pub lowercase_local: bool,
     /// `on_error`.
     pub on_error: OnError,
     /// `utf8_folders`: folder names stay UTF-8 on disk instead of IMAP's
     /// modified UTF-7 (Dovecot's `UTF8` mail_location option).
     pub utf8_folders: bool,
+    /// `max_connections`, `idle_timeout`.
+    pub connections: Connections,
 }
 
 /// `[http]`.
@@ -132,6 +154,17 @@ pub struct HttpConfig {
     pub listen: ListenAddr,
     /// `token_file`; `None`: a token is generated into the state directory.
     pub token_file: Option<PathBuf>,
+    /// `max_connections`, `idle_timeout`.
+    pub connections: Connections,
+}
+
+/// Refuses a zero duration (a timeout that would close every connection).
+fn nonzero(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err("expected a duration above zero".into())
+    } else {
+        Ok(d)
+    }
 }
 
 /// `[limits]`.
@@ -230,9 +263,28 @@ pub struct Config {
 }
 
 const DEFAULT_MILTER: &str = "inet:127.0.0.1:8890";
+
+/// Postfix opens one milter connection per SMTP session
+/// (`default_process_limit` 100) and keeps it while the client is idle,
+/// up to `smtpd_timeout` (300 s).
+pub const MILTER_CONNECTIONS: Connections = Connections {
+    max: 1024,
+    idle_timeout: Duration::from_secs(600),
+};
+/// One LMTP connection per Postfix `lmtp` process; RFC 5321 §4.5.3.2
+/// suggests 5 minutes and more for a server's timeouts.
+pub const LMTP_CONNECTIONS: Connections = Connections {
+    max: 1024,
+    idle_timeout: Duration::from_secs(600),
+};
+/// The control API serves operators and scrapers: a few connections.
+pub const HTTP_CONNECTIONS: Connections = Connections {
+    max: 256,
+    idle_timeout: Duration::from_secs(60),
+};
 const DEFAULT_HTTP: &str = "inet:127.0.0.1:8080";
 const DEFAULT_RELEASE: &str = "postsuper -H {queue_id}";
-const DEFAULT_DELETE: &str = "postsuper -d {queue_id}";
+const DEFAULT_DELETE: &str = "postsuper -d {queue_id} hold";
 
 impl Config {
     /// The configuration of `weir serve --rules FILE` without a config file:
@@ -252,6 +304,8 @@ impl Config {
                 on_error: OnError::Tempfail,
                 release: split_command(DEFAULT_RELEASE),
                 delete: split_command(DEFAULT_DELETE),
+                queue: crate::holdqueue::default_queue_command(&split_command(DEFAULT_RELEASE)),
+                connections: MILTER_CONNECTIONS,
             },
             lmtp: None,
             http: HttpConfig {
@@ -260,6 +314,7 @@ impl Config {
                     port: 8080,
                 }),
                 token_file: None,
+                connections: HTTP_CONNECTIONS,
             },
             limits: LimitsConfig {
                 max_message_size: 50 * 1024 * 1024,
@@ -425,6 +480,9 @@ struct RawMilter {
     on_error: Option<S>,
     release: Option<S>,
     delete: Option<S>,
+    queue: Option<S>,
+    max_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,8 +490,11 @@ struct RawMilter {
 struct RawLmtp {
     listen: Option<S>,
     maildir: Option<S>,
+    lowercase_local: Option<bool>,
     on_error: Option<S>,
     utf8_folders: Option<bool>,
+    max_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,6 +502,8 @@ struct RawLmtp {
 struct RawHttp {
     listen: Option<S>,
     token_file: Option<S>,
+    max_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -552,6 +615,25 @@ impl Checker<'_> {
         }
     }
 
+    /// A listener's `max_connections` and `idle_timeout`.
+    fn connections(
+        &self,
+        table: &str,
+        max: Option<&Spanned<i64>>,
+        idle: Option<&S>,
+        default: Connections,
+    ) -> Result<Connections, String> {
+        Ok(Connections {
+            max: self.count(&format!("{table} max_connections"), max, default.max)?,
+            idle_timeout: self.value(
+                &format!("{table} idle_timeout"),
+                idle,
+                default.idle_timeout,
+                |t| parse_duration(t).and_then(nonzero),
+            )?,
+        })
+    }
+
     fn listen(&self, text: &str) -> Result<ListenAddr, String> {
         ListenAddr::parse(text, self.base)
     }
@@ -576,6 +658,30 @@ impl Checker<'_> {
         Ok(argv)
     }
 
+    /// Sets `[milter] queue`: as configured, else the `postqueue -j` that
+    /// goes with the `release` command (see `holdqueue::default_queue_command`).
+    fn with_queue_command(
+        &self,
+        mut milter: MilterConfig,
+        raw: Option<S>,
+    ) -> Result<MilterConfig, String> {
+        milter.queue = match raw {
+            Some(text) => {
+                let argv = split_command(text.get_ref());
+                if argv.is_empty() {
+                    return Err(self.error(
+                        "[milter] queue",
+                        &text,
+                        "expected a command, got \"\"",
+                    ));
+                }
+                argv
+            }
+            None => crate::holdqueue::default_queue_command(&milter.release),
+        };
+        Ok(milter)
+    }
+
     fn nonempty(text: &str) -> Result<String, String> {
         if text.trim().is_empty() {
             Err("expected a value, got \"\"".into())
@@ -592,6 +698,7 @@ impl Checker<'_> {
         };
         let state_dir = self.required("state_dir", raw.state_dir.as_ref(), |t| self.path(t))?;
 
+        let raw_queue = raw.milter.as_ref().and_then(|m| m.queue.clone());
         let milter = match raw.milter {
             None => defaults.milter.clone(),
             Some(m) => MilterConfig {
@@ -619,13 +726,28 @@ impl Checker<'_> {
                     defaults.milter.delete.clone(),
                     Self::command,
                 )?,
+                queue: Vec::new(),
+                connections: self.connections(
+                    "[milter]",
+                    m.max_connections.as_ref(),
+                    m.idle_timeout.as_ref(),
+                    MILTER_CONNECTIONS,
+                )?,
             },
         };
+        let milter = self.with_queue_command(milter, raw_queue)?;
         let lmtp = match raw.lmtp {
             None => None,
             Some(l) => Some(LmtpConfig {
                 listen: self.required("[lmtp] listen", l.listen.as_ref(), |t| self.listen(t))?,
                 maildir: self.required("[lmtp] maildir", l.maildir.as_ref(), Self::nonempty)?,
+                lowercase_local: l.lowercase_local.unwrap_or(true),
+                connections: self.connections(
+                    "[lmtp]",
+                    l.max_connections.as_ref(),
+                    l.idle_timeout.as_ref(),
+                    LMTP_CONNECTIONS,
+                )?,
                 on_error: self.value(
                     "[lmtp] on_error",
                     l.on_error.as_ref(),
@@ -651,6 +773,12 @@ impl Checker<'_> {
                             .map_err(|m| self.error("[http] token_file", t, &m))?,
                     ),
                 },
+                connections: self.connections(
+                    "[http]",
+                    h.max_connections.as_ref(),
+                    h.idle_timeout.as_ref(),
+                    HTTP_CONNECTIONS,
+                )?,
             },
         };
         let limits = match raw.limits {
@@ -700,11 +828,17 @@ impl Checker<'_> {
         let mut notify = BTreeMap::new();
         for (channel, n) in raw.notify {
             let key = |k: &str| format!("[notify.{channel}] {k}");
+            // The webhook client speaks plain HTTP only: an https:// URL
+            // would pass here and be dead-lettered at run time.
             let url = self.required(&key("url"), n.url.as_ref(), |t| {
-                if t.starts_with("http://") || t.starts_with("https://") {
+                if t.starts_with("http://") {
                     Ok(t.to_string())
+                } else if t.starts_with("https://") {
+                    Err(format!(
+                        "https:// is not supported (no TLS): use http:// to a local relay, got {t:?}"
+                    ))
                 } else {
-                    Err(format!("expected an http:// or https:// URL, got {t:?}"))
+                    Err(format!("expected an http:// URL, got {t:?}"))
                 }
             })?;
             let timeout = self.value(
@@ -812,16 +946,24 @@ state_dir = "/var/lib/weir"
 listen   = "inet:127.0.0.1:8890"
 on_error = "tempfail"
 release  = "postsuper -H {queue_id}"
-delete   = "postsuper -d {queue_id}"
+delete   = "postsuper -d {queue_id} hold"
+queue    = "postqueue -j"
+max_connections = 1024
+idle_timeout    = "10m"
 
 [lmtp]
 listen   = "unix:/run/weir/lmtp.sock"
 maildir  = "/var/mail/{domain}/{local}"
+lowercase_local = true
 on_error = "tempfail"
+max_connections = 1024
+idle_timeout    = "10m"
 
 [http]
 listen     = "inet:127.0.0.1:8080"
 token_file = "/etc/weir/api-token"
+max_connections = 256
+idle_timeout    = "60s"
 
 [limits]
 max_message_size = "50M"
@@ -896,6 +1038,18 @@ period = "7d"
             "{err}"
         );
         assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn an_https_notify_url_is_refused_at_load() {
+        let err = parse(
+            "rules = \"r\"\nstate_dir = \"s\"\n[notify.x]\nurl = \"https://hooks.example/x\"\n",
+        )
+        .expect_err("no TLS");
+        assert!(
+            err.contains("[notify.x] url: https:// is not supported"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,6 @@
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -27,6 +26,8 @@ use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
 use super::config::Config;
+use super::conn::Capped;
+use super::holdqueue;
 use super::reload;
 use super::state::{AuditEntry, Daemon, Source, unix_now};
 use super::store::{AuditFilter, MessageRates, QuarantineEntry};
@@ -35,35 +36,33 @@ use super::store::{AuditFilter, MessageRates, QuarantineEntry};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
-/// How long a release or delete command may run.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// What every handler shares.
 #[derive(Clone)]
 struct Api {
     daemon: Arc<Daemon>,
     token: Arc<String>,
     stop: tokio::sync::watch::Receiver<bool>,
+    in_flight: InFlight,
 }
 
-/// The API token: read from `[http] token_file`, or (without one)
-/// generated into the state directory on first start and printed once.
+/// The shortest API token accepted from a file (a generated one has 64
+/// characters).
+pub const MIN_TOKEN_LEN: usize = 12;
+
+/// The API token: read from `[http] token_file`, or (without one) from
+/// `state_dir/api-token`, generated there on first start. The token is
+/// never logged: only where it is. A token file that its group or other
+/// users can read or write, or a token shorter than [`MIN_TOKEN_LEN`], is
+/// refused, as ssh refuses a private key others can read.
 pub fn api_token(config: &Config) -> anyhow::Result<String> {
     if let Some(file) = &config.http.token_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("[http] token_file: cannot read {}", file.display()))?;
-        let token = text.trim().to_string();
-        if token.is_empty() {
-            anyhow::bail!("[http] token_file: {} is empty", file.display());
-        }
-        return Ok(token);
+        return read_token(file, "[http] token_file: ");
     }
     let file = config.state_dir.join("api-token");
-    if let Ok(text) = std::fs::read_to_string(&file)
-        && !text.trim().is_empty()
-    {
+    if file.exists() {
+        let token = read_token(&file, "")?;
         tracing::info!("API token in {}", file.display());
-        return Ok(text.trim().to_string());
+        return Ok(token);
     }
     let mut random = [0u8; 32];
     {
@@ -77,9 +76,34 @@ pub fn api_token(config: &Config) -> anyhow::Result<String> {
     write_private(&file, &token)
         .with_context(|| format!("cannot write the API token to {}", file.display()))?;
     eprintln!(
-        "weir serve: API token (saved in {}): {token}",
+        "weir serve: generated an API token into {} (mode 0600)",
         file.display()
     );
+    Ok(token)
+}
+
+/// Reads a token file, refusing one that others may read and a short token.
+fn read_token(file: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("{what}cannot read {}", file.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{what}{} has mode {mode:04o}: the token must be readable by its owner only (chmod 600 {})",
+            file.display(),
+            file.display()
+        );
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{what}cannot read {}", file.display()))?;
+    let token = text.trim().to_string();
+    if token.chars().count() < MIN_TOKEN_LEN {
+        anyhow::bail!(
+            "{what}the token in {} is shorter than {MIN_TOKEN_LEN} characters",
+            file.display()
+        );
+    }
     Ok(token)
 }
 
@@ -105,10 +129,19 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal(&stop);
+    let limits = daemon.config.http.connections;
     let app = router(daemon, token, stop);
     match listener {
-        Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
-        Listener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await?,
+        Listener::Tcp(l) => {
+            axum::serve(Capped::new(l, limits), app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        Listener::Unix(l) => {
+            axum::serve(Capped::new(l, limits), app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
     }
     Ok(())
 }
@@ -120,6 +153,7 @@ fn router(daemon: Arc<Daemon>, token: String, stop: tokio::sync::watch::Receiver
         daemon,
         token: Arc::new(token),
         stop,
+        in_flight: InFlight::default(),
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -166,8 +200,7 @@ async fn auth(State(api): State<Api>, request: Request, next: Next) -> Response 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_credentials);
         if !given.is_some_and(|t| constant_time_eq(t.as_bytes(), api.token.as_bytes())) {
             let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
             response.headers_mut().insert(
@@ -180,6 +213,15 @@ async fn auth(State(api): State<Api>, request: Request, next: Next) -> Response 
     next.run(request).await
 }
 
+/// The credentials of an `Authorization` value in the `Bearer` scheme,
+/// whose name is case-insensitive (RFC 7235 §2.1).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+}
+
 /// Compares without stopping at the first difference, so the time taken
 /// does not tell how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -189,13 +231,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `ok` with the running ruleset, or `503` when the store does not take
+/// a write (a probe, `health.rs`): nothing could be recorded, so mail is
+/// tempfailed.
 async fn healthz(State(api): State<Api>) -> Response {
     let current = api.daemon.current();
-    axum::Json(json!({
-        "status": "ok",
-        "ruleset": {"version": current.version, "hash": current.hash()},
-    }))
-    .into_response()
+    let ruleset = json!({"version": current.version, "hash": current.hash()});
+    match super::health::probe(&api.daemon).await {
+        Ok(()) => axum::Json(json!({"status": "ok", "ruleset": ruleset})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "failing", "store": e, "ruleset": ruleset})),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
@@ -459,6 +508,7 @@ fn quarantine_json(q: &QuarantineEntry) -> Value {
         "reason": q.reason,
         "time": format_time(q.time),
         "source": "milter",
+        "status": if q.gone.is_some() { "gone" } else { "held" },
         "message_id": q.summary.message_id,
         "from": q.summary.from,
         "to": q.summary.to,
@@ -477,18 +527,81 @@ fn quarantine_json(q: &QuarantineEntry) -> Value {
 }
 
 async fn quarantine_list(State(api): State<Api>) -> Response {
-    let list = api.daemon.store.quarantine_entries();
+    let mut list = api.daemon.store.quarantine_entries();
+    refresh_gone(&api, &mut list).await;
     axum::Json(Value::Array(list.iter().map(quarantine_json).collect())).into_response()
 }
 
-/// A queue id as Postfix writes them: letters and digits only (it goes into
-/// a command line).
-fn valid_queue_id(id: &str) -> bool {
+/// How long after the milter's reply a held message may still be on its
+/// way into Postfix's hold queue (cleanup finishes the queue file after
+/// the milter answers, and `postqueue` does not list it before): an entry
+/// younger than this that Postfix does not list is answered as gone but
+/// not recorded as such, so it is held again once Postfix lists it.
+const HOLD_GRACE_SECS: i64 = 60;
+
+/// Marks the milter entries whose message is not in Postfix's hold queue
+/// as gone, with one queue listing for all. When the queue cannot be read
+/// the entries keep their last known state (logged).
+async fn refresh_gone(api: &Api, entries: &mut [QuarantineEntry]) {
+    let unsettled = |e: &QuarantineEntry| e.lmtp.is_none() && e.gone.is_none();
+    if !entries.iter().any(unsettled) {
+        return;
+    }
+    let queue = match holdqueue::list(&api.daemon.config.milter.queue).await {
+        Ok(queue) => queue,
+        Err(e) => {
+            tracing::warn!("quarantine: cannot list Postfix's queue: {e}");
+            return;
+        }
+    };
+    let now = unix_now();
+    for entry in entries.iter_mut().filter(|e| unsettled(e)) {
+        if left_hold(entry, &queue) {
+            mark_gone(api, entry, now);
+        }
+    }
+}
+
+/// Whether the message `entry` describes is not in the hold queue of
+/// `queue` (or its id could never name one).
+fn left_hold(entry: &QuarantineEntry, queue: &[holdqueue::QueuedMessage]) -> bool {
+    !holdqueue::valid_queue_id(&entry.queue_id)
+        || holdqueue::whereabouts(queue, &entry.queue_id, &entry.summary.from)
+            == holdqueue::Whereabouts::Gone
+}
+
+/// Marks a held message gone, and records it once it is past
+/// [`HOLD_GRACE_SECS`].
+fn mark_gone(api: &Api, entry: &mut QuarantineEntry, now: i64) {
+    entry.gone = Some(now);
+    if now - entry.time < HOLD_GRACE_SECS && holdqueue::valid_queue_id(&entry.queue_id) {
+        return;
+    }
+    tracing::warn!(
+        "quarantine: {} is not in Postfix's hold queue (released, deleted or expired outside Weir): listed as gone",
+        entry.queue_id
+    );
+    if let Err(e) = api
+        .daemon
+        .store
+        .put_quarantine(entry)
+        .and_then(|()| api.daemon.store.flush())
+    {
+        tracing::error!(
+            "quarantine: cannot record that {} is gone: {e:#}",
+            entry.queue_id
+        );
+    }
+}
+
+/// An index id as the store keys it: a Postfix queue id or an LMTP `L…`
+/// id, letters and digits only.
+fn valid_index_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn find_held(api: &Api, id: &str) -> Result<QuarantineEntry, Box<Response>> {
-    if !valid_queue_id(id) {
+    if !valid_index_id(id) {
         return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             format!("no quarantined message {id:?} (queue ids are letters and digits)"),
@@ -505,6 +618,9 @@ fn find_held(api: &Api, id: &str) -> Result<QuarantineEntry, Box<Response>> {
 async fn quarantine_get(State(api): State<Api>, Path(id): Path<String>) -> Response {
     match find_held(&api, &id) {
         Ok(q) => {
+            let mut one = [q];
+            refresh_gone(&api, &mut one).await;
+            let [q] = one;
             let mut body = quarantine_json(&q);
             if let Some(entry) = api.daemon.store.audit_entry(q.audit_id) {
                 body["decision"] = entry_json(&entry);
@@ -515,40 +631,94 @@ async fn quarantine_get(State(api): State<Api>, Path(id): Path<String>) -> Respo
     }
 }
 
-async fn quarantine_release(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    if let Ok(held) = find_held(&api, &id)
-        && held.lmtp.is_some()
-    {
-        return lmtp_act(api, held, "released").await;
+/// What an operator asked for a held message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Release,
+    Delete,
+}
+
+impl Act {
+    /// The `status` of the answer and the audit entry.
+    fn done(self) -> &'static str {
+        match self {
+            Act::Release => "released",
+            Act::Delete => "deleted",
+        }
     }
-    let command = api.daemon.config.milter.release.clone();
-    quarantine_act(api, id, command, "released").await
+}
+
+/// Ids with a release or delete under way. A second request for the same
+/// id meanwhile answers 409, so two concurrent releases never deliver a
+/// message twice.
+#[derive(Clone, Default)]
+struct InFlight(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+/// Removes its id from [`InFlight`] when the request is done.
+struct InFlightGuard {
+    set: InFlight,
+    id: String,
+}
+
+impl InFlight {
+    fn claim(&self, id: &str) -> Option<InFlightGuard> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(id.to_string()).then(|| InFlightGuard {
+            set: self.clone(),
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut set = self.set.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.id);
+    }
+}
+
+async fn quarantine_release(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    quarantine_act(api, id, Act::Release).await
 }
 
 async fn quarantine_delete(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    if let Ok(held) = find_held(&api, &id)
-        && held.lmtp.is_some()
-    {
-        return lmtp_act(api, held, "deleted").await;
+    quarantine_act(api, id, Act::Delete).await
+}
+
+/// Releases or deletes a held message, one request per id at a time.
+async fn quarantine_act(api: Api, id: String, act: Act) -> Response {
+    let Some(_guard) = api.in_flight.claim(&id) else {
+        return error(
+            StatusCode::CONFLICT,
+            format!("a release or delete of {id:?} is under way"),
+        );
+    };
+    // Read under the claim: a request that waited sees the first one's end.
+    let held = match find_held(&api, &id) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    if held.lmtp.is_some() {
+        lmtp_act(api, held, act).await
+    } else {
+        milter_act(api, held, act).await
     }
-    let command = api.daemon.config.milter.delete.clone();
-    quarantine_act(api, id, command, "deleted").await
 }
 
 /// Releases (delivers into its Maildir folder) or deletes a copy held by
 /// LMTP in Weir's own quarantine.
-async fn lmtp_act(api: Api, held: QuarantineEntry, done: &'static str) -> Response {
+async fn lmtp_act(api: Api, held: QuarantineEntry, act: Act) -> Response {
     let daemon = api.daemon.clone();
     let entry = held.clone();
-    let result = tokio::task::spawn_blocking(move || match done {
-        "released" => super::lmtp::release_held(&daemon, &entry).map(|_| ()),
-        _ => super::lmtp::delete_held(&daemon, &entry),
+    let result = tokio::task::spawn_blocking(move || match act {
+        Act::Release => super::lmtp::release_held(&daemon, &entry).map(|_| ()),
+        Act::Delete => super::lmtp::delete_held(&daemon, &entry),
     })
     .await;
     match result {
         Ok(Ok(())) => {
-            record_quarantine_act(&api.daemon, &held, done).await;
-            axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
+            record_quarantine_act(&api.daemon, &held, act.done()).await;
+            axum::Json(json!({"id": held.queue_id, "status": act.done()})).into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -592,66 +762,79 @@ async fn record_quarantine_act(daemon: &Arc<Daemon>, held: &QuarantineEntry, don
     }
 }
 
-/// Runs the configured release or delete command for a held message; on
-/// success the message leaves the quarantine index.
-async fn quarantine_act(
-    api: Api,
-    id: String,
-    command: Vec<String>,
-    done: &'static str,
-) -> Response {
-    let held = match find_held(&api, &id) {
-        Ok(q) => q,
-        Err(r) => return *r,
+/// The answer for a held message Postfix no longer holds.
+fn gone_answer(id: &str) -> Response {
+    (
+        StatusCode::CONFLICT,
+        axum::Json(json!({
+            "error": format!("{id} is no longer in Postfix's hold queue (released, deleted or expired outside Weir)"),
+            "id": id,
+            "status": "gone",
+        })),
+    )
+        .into_response()
+}
+
+/// The answer when Postfix's queue or a command failed.
+fn command_failed(error: &holdqueue::HoldError, argv: &[String]) -> Response {
+    let mut body = json!({"error": error.to_string(), "command": argv});
+    if let Some(stderr) = error.stderr() {
+        body["stderr"] = json!(stderr);
+    }
+    (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
+}
+
+/// Runs the configured release or delete command for a message in
+/// Postfix's hold queue: only when Postfix holds it now with the sender
+/// the entry recorded, and reports success only when Postfix's queue shows
+/// that it moved (released: out of hold; deleted: out of every queue).
+async fn milter_act(api: Api, mut held: QuarantineEntry, act: Act) -> Response {
+    let queue_command = &api.daemon.config.milter.queue;
+    if held.gone.is_some() {
+        return gone_answer(&held.queue_id);
+    }
+    let before = match holdqueue::list(queue_command).await {
+        Ok(queue) => queue,
+        Err(e) => return command_failed(&e, queue_command),
+    };
+    if left_hold(&held, &before) {
+        mark_gone(&api, &mut held, unix_now());
+        return gone_answer(&held.queue_id);
+    }
+    let command = match act {
+        Act::Release => &api.daemon.config.milter.release,
+        Act::Delete => &api.daemon.config.milter.delete,
     };
     let argv: Vec<String> = command
         .iter()
         .map(|a| a.replace("{queue_id}", &held.queue_id))
         .collect();
-    let Some((program, args)) = argv.split_first() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "no command configured");
+    if let Err(e) = holdqueue::run(&argv).await {
+        return command_failed(&e, &argv);
+    }
+    let after = match holdqueue::list(queue_command).await {
+        Ok(queue) => queue,
+        Err(e) => return command_failed(&e, queue_command),
     };
-    let output = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = match tokio::time::timeout(COMMAND_TIMEOUT, output).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                axum::Json(
-                    json!({"error": format!("cannot run {program:?}: {e}"), "command": argv}),
-                ),
-            )
-                .into_response();
-        }
-        Err(_) => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                axum::Json(json!({"error": format!("{program:?} did not finish within {COMMAND_TIMEOUT:?}"), "command": argv})),
-            )
-                .into_response();
-        }
+    let moved = match act {
+        Act::Release => !holdqueue::in_hold(&after, &held.queue_id),
+        Act::Delete => !holdqueue::queued(&after, &held.queue_id),
     };
-    if !output.status.success() {
-        return (
+    if !moved {
+        return error(
             StatusCode::BAD_GATEWAY,
-            axum::Json(json!({
-                "error": format!("{program:?} failed ({})", output.status),
-                "command": argv,
-                "stderr": String::from_utf8_lossy(&output.stderr),
-            })),
-        )
-            .into_response();
+            format!(
+                "{argv:?} exited with success but Postfix still has {} in its queue",
+                held.queue_id
+            ),
+        );
     }
     if let Err(e) = api.daemon.store.remove_quarantine(&held.queue_id) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
     }
-    tracing::info!("quarantine: {} {done}", held.queue_id);
-    record_quarantine_act(&api.daemon, &held, done).await;
-    axum::Json(json!({"id": held.queue_id, "status": done})).into_response()
+    tracing::info!("quarantine: {} {}", held.queue_id, act.done());
+    record_quarantine_act(&api.daemon, &held, act.done()).await;
+    axum::Json(json!({"id": held.queue_id, "status": act.done()})).into_response()
 }
 
 /// Pending and dead-lettered side effects, oldest first.
@@ -863,6 +1046,15 @@ mod tests {
     }
 
     #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_credentials("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("BEARER   abc "), Some("abc"));
+        assert_eq!(bearer_credentials("Basic abc"), None);
+        assert_eq!(bearer_credentials("Bearerabc"), None);
+    }
+
+    #[test]
     fn tokens_compare_exactly() {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
@@ -870,10 +1062,11 @@ mod tests {
     }
 
     #[test]
-    fn queue_ids_are_letters_and_digits() {
-        assert!(valid_queue_id("4Kx2Qb3fQzz1"));
-        assert!(!valid_queue_id("a;rm"));
-        assert!(!valid_queue_id(""));
-        assert!(!valid_queue_id("-d"));
+    fn index_ids_are_letters_and_digits() {
+        assert!(valid_index_id("4Kx2Qb3fQzz1"));
+        assert!(valid_index_id("L17"));
+        assert!(!valid_index_id("a;rm"));
+        assert!(!valid_index_id(""));
+        assert!(!valid_index_id("-d"));
     }
 }

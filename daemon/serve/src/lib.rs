@@ -18,7 +18,11 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod conn;
 mod embedded;
+mod evalpool;
+mod health;
+mod holdqueue;
 mod http;
 mod lmtp;
 mod metrics;
@@ -60,7 +64,10 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `addr`. A stale Unix socket file is replaced.
+    /// Binds `addr`. A stale Unix socket file is replaced (any other kind
+    /// of file there is an error, never removed); a new socket gets mode
+    /// 0660 whatever the umask: its owner and group (Postfix in Weir's
+    /// group) may connect, other local users may not.
     pub async fn bind(addr: &ListenAddr) -> std::io::Result<Listener> {
         match addr {
             ListenAddr::Inet { host, port } => {
@@ -73,10 +80,20 @@ impl Listener {
                 {
                     std::fs::create_dir_all(dir)?;
                 }
-                if std::fs::symlink_metadata(path).is_ok() {
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    use std::os::unix::fs::FileTypeExt;
+                    if !meta.file_type().is_socket() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            format!("{} exists and is not a socket", path.display()),
+                        ));
+                    }
                     std::fs::remove_file(path)?;
                 }
-                Ok(Listener::Unix(tokio::net::UnixListener::bind(path)?))
+                let listener = tokio::net::UnixListener::bind(path)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                Ok(Listener::Unix(listener))
             }
         }
     }
@@ -179,6 +196,7 @@ async fn serve(config: Config) -> u8 {
             return 1;
         }
     };
+    warn_root_delivery(&daemon.config);
     let token = match http::api_token(&daemon.config) {
         Ok(t) => t,
         Err(e) => {
@@ -252,7 +270,10 @@ async fn serve(config: Config) -> u8 {
     let outbox_task = outbox::spawn_worker(daemon.clone(), stop_rx.clone());
     reload::sd_notify("READY=1");
 
-    wait_for_termination().await;
+    let store_fault = tokio::select! {
+        () = wait_for_termination() => false,
+        () = health::watch_store(daemon.clone()) => true,
+    };
     tracing::info!("stopping: draining connections");
     reload::sd_notify("STOPPING=1");
     let _ = stop_tx.send(true);
@@ -278,12 +299,28 @@ async fn serve(config: Config) -> u8 {
     // Attempts in flight are dropped: their items stay pending and are
     // sent again (same idempotency key) at the next start.
     outbox_task.abort();
+    if store_fault {
+        return health::STORE_FAULT_EXIT;
+    }
     if let Err(e) = daemon.store.flush() {
         tracing::error!("{e:#}");
         return 1;
     }
     tracing::info!("stopped");
     0
+}
+
+/// Warns when LMTP delivery runs as root: every Maildir file would be
+/// root's, and a flaw in path handling would write anywhere.
+fn warn_root_delivery(config: &Config) {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is the process's effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root && config.lmtp.is_some() {
+        tracing::warn!(
+            "running as root with [lmtp] delivery: Maildir files will belong to root; run weir as its own user (User=weir in daemon/weir.service) with write access to the Maildir root only"
+        );
+    }
 }
 
 async fn wait_for_termination() {
@@ -302,30 +339,15 @@ async fn wait_for_termination() {
     }
 }
 
-/// Deletes audit entries older than `[audit] retention`, at start and then
-/// every hour.
+/// Enforces every retention rule (`retain`), at start and then every hour.
 fn spawn_retention(daemon: Arc<Daemon>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_INTERVAL);
         loop {
             tick.tick().await;
             let daemon = daemon.clone();
-            let pruned = tokio::task::spawn_blocking(move || {
-                let retention =
-                    i64::try_from(daemon.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
-                let cutoff = state::unix_now().saturating_sub(retention);
-                // Delivered side-effect keys are kept as long as the audit
-                // log, so a message sent again within it repeats none.
-                daemon.store.prune_outbox_done(cutoff)?;
-                // Likewise the LMTP delivery index: the window in which a
-                // copy sent again is recognised and not delivered twice.
-                daemon.store.prune_deliveries(cutoff)?;
-                // And `duplicate()` records: a window longer than the
-                // retention sees only the retention.
-                daemon.store.prune_duplicates(cutoff)?;
-                daemon.store.prune_audit(cutoff)
-            })
-            .await;
+            let pruned =
+                tokio::task::spawn_blocking(move || retain(&daemon, state::unix_now())).await;
             match pruned {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => tracing::info!("retention: deleted {n} old audit entries"),
@@ -334,4 +356,38 @@ fn spawn_retention(daemon: Arc<Daemon>) {
             }
         }
     });
+}
+
+/// Deletes what no rule needs any more (docs/serve.md "State"): audit
+/// entries, delivered side-effect keys, LMTP delivery records, dead outbox
+/// items and gone quarantine entries older than `[audit] retention`;
+/// `rate()` keys no window can see; auto-reply times older than both
+/// `[reply] period` and the retention; `duplicate()` records older than
+/// the retention; quarantine files no entry names. Returns how many audit
+/// entries went.
+fn retain(daemon: &Daemon, now: i64) -> anyhow::Result<usize> {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let cutoff = now.saturating_sub(secs(daemon.config.audit.retention));
+    // Delivered side-effect keys are kept as long as the audit log, so a
+    // message sent again within it repeats none.
+    daemon.store.prune_outbox_done(cutoff)?;
+    // Likewise the LMTP delivery index: the window in which a copy sent
+    // again is recognised and not delivered twice.
+    daemon.store.prune_deliveries(cutoff)?;
+    // And `duplicate()` records: a window longer than the retention sees
+    // only the retention.
+    daemon.store.prune_duplicates(cutoff)?;
+    daemon.store.prune_dead_outbox(cutoff)?;
+    // Held messages that left Postfix's hold queue without Weir.
+    daemon.store.prune_gone_quarantine(cutoff)?;
+    daemon.store.prune_rates(now)?;
+    // A rule's `reply … every D` may be longer than `[reply] period`:
+    // reply times are kept for the longer of that period and the audit
+    // retention.
+    let replies_cutoff = now
+        .saturating_sub(secs(daemon.config.reply.period))
+        .min(cutoff);
+    daemon.store.prune_replies(replies_cutoff)?;
+    lmtp::prune_orphaned_copies(daemon);
+    daemon.store.prune_audit(cutoff)
 }

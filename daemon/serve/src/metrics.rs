@@ -55,6 +55,7 @@ pub struct Metrics {
     milter_connections: Gauge,
     lmtp_deliveries: Family<Labels, Counter>,
     lmtp_connections: Gauge,
+    store_errors: Counter,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
 }
@@ -99,6 +100,12 @@ impl Metrics {
         let milter_connections = Gauge::default();
         let lmtp_deliveries = Family::<Labels, Counter>::default();
         let lmtp_connections = Gauge::default();
+        let store_errors = Counter::default();
+        registry.register(
+            "weir_store_errors",
+            "Failed writes to the state store (health probes)",
+            store_errors.clone(),
+        );
         // prometheus-client appends `_total` to counters.
         registry.register(
             "weir_messages",
@@ -188,6 +195,7 @@ impl Metrics {
             milter_connections,
             lmtp_deliveries,
             lmtp_connections,
+            store_errors,
             bounds: RwLock::new(Bounds::default()),
         }
     }
@@ -263,6 +271,11 @@ impl Metrics {
         self.lmtp_deliveries
             .get_or_create(&label("result", result))
             .inc();
+    }
+
+    /// A write to the state store failed.
+    pub fn store_error(&self) {
+        self.store_errors.inc();
     }
 
     /// An LMTP connection was accepted.

@@ -47,6 +47,7 @@ use weir_stdlib::{Limits, Stage};
 
 use super::Listener;
 use super::config::OnError;
+use super::evalpool;
 use super::outbox::{self, Origin};
 use super::stages::{
     self, Answer, ClientFacts, Edit, MessageFacts, PolicyCause, StagePlan, StagedRates,
@@ -61,23 +62,19 @@ const ACTIONS: Actions = Actions::ADD_HEADER
     .union(Actions::DELETE_RCPT)
     .union(Actions::QUARANTINE);
 
-/// How many MTA connections are served at once (Postfix opens one per SMTP
-/// session; its default `default_process_limit` is 100).
-const MAX_CONNECTIONS: usize = 4096;
-
-/// How long a silent MTA connection is kept (libmilter's default).
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(7210);
-
 /// Serves the milter protocol on `listener` until `shutdown` completes.
 pub async fn serve(
     daemon: Arc<Daemon>,
     listener: Listener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // `[milter] max_connections` and `idle_timeout` (config.rs has the
+    // defaults and why).
+    let limits = daemon.config.milter.connections;
     let config = indymilter::Config {
-        max_connections: MAX_CONNECTIONS,
+        max_connections: limits.max,
         actions: ACTIONS,
-        connection_timeout: CONNECTION_TIMEOUT,
+        connection_timeout: limits.idle_timeout,
     };
     let accepting = Accepting {
         listener,
@@ -394,7 +391,8 @@ fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &
     }
 }
 
-/// Runs one evaluation (off the async threads, bounded by `eval_timeout`).
+/// Runs one evaluation in the evaluation pool (`evalpool.rs`: bounded by
+/// `eval_timeout` plus a parsing allowance for the message's size).
 /// Returns the decision if it is final; evaluation failure gives the
 /// `on_error` decision, which is final.
 async fn evaluate(
@@ -414,7 +412,8 @@ async fn evaluate(
     let plan = message.plan.clone();
     let now = message.now;
     let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(daemon.store.clone()));
-    let job = tokio::task::spawn_blocking(move || {
+    let budget = evalpool::budget(daemon.config.limits.eval_timeout, facts.body_size);
+    let job = evalpool::run(budget, move || {
         let started = Instant::now();
         let tx = match facts.transaction(&client, stage, now, &limits) {
             Ok(tx) => tx,
@@ -433,8 +432,8 @@ async fn evaluate(
         (Ok((decision, is_final)), rates, started.elapsed())
     });
     let on_error = daemon.config.milter.on_error;
-    match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
-        Ok(Ok((outcome, rates, elapsed))) => {
+    match job.await {
+        Ok((outcome, rates, elapsed)) => {
             message.rates = rates;
             daemon.observe_eval(elapsed);
             match outcome {
@@ -455,16 +454,33 @@ async fn evaluate(
                 }
             }
         }
-        Ok(Err(join)) => {
-            tracing::error!("rule evaluation failed: {join}");
-            Some(stages::policy_decision(on_error, stage, PolicyCause::Error))
+        Err(e) => Some(pool_failure(daemon, &e, on_error, stage)),
+    }
+}
+
+/// The decision when the evaluation pool gave no result: a tempfail when
+/// it is saturated (back-pressure: the MTA retries), else `on_error`.
+pub(crate) fn pool_failure(
+    daemon: &Daemon,
+    error: &evalpool::EvalError,
+    on_error: OnError,
+    stage: Stage,
+) -> Decision {
+    match error {
+        evalpool::EvalError::Busy => {
+            tracing::warn!("rule evaluation: {error}; tempfailing");
+            stages::policy_decision(OnError::Tempfail, stage, PolicyCause::Error)
         }
-        Err(_) => {
+        evalpool::EvalError::TimedOut => {
             tracing::warn!(
-                "rule evaluation took longer than eval_timeout ({:?})",
+                "rule evaluation took longer than eval_timeout ({:?}, plus the parsing allowance)",
                 daemon.config.limits.eval_timeout
             );
-            Some(stages::policy_decision(on_error, stage, PolicyCause::Error))
+            stages::policy_decision(on_error, stage, PolicyCause::Error)
+        }
+        evalpool::EvalError::Failed(why) => {
+            tracing::error!("rule evaluation failed: {why}");
+            stages::policy_decision(on_error, stage, PolicyCause::Error)
         }
     }
 }
@@ -1003,15 +1019,19 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_evaluation_past_eval_timeout_gets_on_error() {
-        // A zero timeout elapses before any evaluation can finish (it
-        // runs on another thread), so every message meets `on_error`.
+        // A zero timeout (with no parsing allowance for an empty body)
+        // elapses before an evaluation of a large header block can finish
+        // (it runs on another thread), so every message meets `on_error`.
         let fx = start(RULES, |c| {
             c.limits.eval_timeout = Duration::ZERO;
             c.milter.on_error = OnError::Reject;
         })
         .await;
-        let body = "z".repeat(1 << 20);
-        let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "hi", &body)).await;
+        let mut m = mail("a@ok.test", &["b@example.test"], "hi", "");
+        for i in 0..900 {
+            m.headers.push((format!("X-Filler-{i}"), "f".repeat(1000)));
+        }
+        let o = send(&fx, &m).await;
         assert_eq!(o.reply, R::Code("550 5.3.0 Mail filter failed".into()));
         let audit = fx.daemon.store.audit_entries(&Default::default(), 10);
         assert_eq!(audit.len(), 1, "the failure is recorded: {audit:?}");

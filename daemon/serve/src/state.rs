@@ -206,6 +206,7 @@ impl Daemon {
             time,
             summary: summary.clone(),
             lmtp: None,
+            gone: None,
         })
         .or(lmtp_held);
         let entry = self.store.append_audit(entry, held)?;

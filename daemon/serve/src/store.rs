@@ -52,6 +52,12 @@ pub struct QuarantineEntry {
     /// is and how to deliver it on release. `None` for the MTA's hold queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lmtp: Option<LmtpHold>,
+    /// When Weir found that the message had left the MTA's hold queue
+    /// without it (seconds since the epoch): released or deleted by hand,
+    /// expired, or the id never named a held message. Such an entry is
+    /// listed as `gone` and can be neither released nor deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<i64>,
 }
 
 /// An LMTP recipient's copy held in Weir's quarantine (`lmtp/mod.rs`).
@@ -228,13 +234,21 @@ impl Store {
     /// Deletes audit entries older than `cutoff` (seconds since the
     /// epoch); returns how many.
     pub fn prune_audit(&self, cutoff: i64) -> anyhow::Result<usize> {
+        /// The one field read (the rest of the entry is skipped).
+        #[derive(Deserialize)]
+        struct Time {
+            time: i64,
+        }
         let mut removed = 0;
+        // Every entry is looked at: ids follow the clock only while it
+        // never steps back, and one entry stamped in the future (a clock
+        // that jumped forward, then was corrected) must not keep all later
+        // ones from expiring.
         for item in self.audit.iter() {
             let (key, value) = item?;
-            let time = serde_json::from_slice::<AuditEntry>(&value).map_or(i64::MIN, |e| e.time);
-            // Entries are appended in time order: stop at the first one kept.
+            let time = serde_json::from_slice::<Time>(&value).map_or(i64::MIN, |e| e.time);
             if time >= cutoff {
-                break;
+                continue;
             }
             self.audit.remove(key)?;
             removed += 1;
@@ -249,6 +263,16 @@ impl Store {
     /// within `window_secs`, as [`weir_compiler::RateCounter::hit`].
     pub fn rate_hit(&self, key: &str, window_secs: u64, now: i64, count: bool) -> u64 {
         let window = i64::try_from(window_secs).unwrap_or(i64::MAX);
+        if !count {
+            // A read (a dry run, a non-final stage) writes nothing, and
+            // creates no key.
+            let stored = self.rates.get(key.as_bytes()).ok().flatten();
+            let (_, times) = decode_rate(stored.as_deref());
+            return times
+                .iter()
+                .filter(|&&t| now.saturating_sub(t) < window)
+                .count() as u64;
+        }
         let mut within = 0u64;
         let result = self.rates.update_and_fetch(key.as_bytes(), |old| {
             let (max_window, mut times) = decode_rate(old);
@@ -268,6 +292,30 @@ impl Store {
             tracing::error!("rate counter {key:?}: {e}");
         }
         within
+    }
+
+    /// Deletes `rate()` keys none of whose hits any window can see any
+    /// more (each key keeps its largest window); returns how many.
+    pub fn prune_rates(&self, now: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for item in self.rates.iter() {
+            let (key, value) = item?;
+            let (max_window, times) = decode_rate(Some(&value));
+            if times.iter().all(|&t| now.saturating_sub(t) >= max_window) {
+                // Only if no hit was counted meanwhile.
+                if self
+                    .rates
+                    .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
+                    .is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
     }
 
     /// Records a held message.
@@ -293,6 +341,32 @@ impl Store {
     pub fn quarantine_entry(&self, queue_id: &str) -> Option<QuarantineEntry> {
         let value = self.quarantine.get(queue_id.as_bytes()).ok()??;
         serde_json::from_slice(&value).ok()
+    }
+
+    /// Writes and flushes one small record: whether the store takes
+    /// writes now (`health.rs`).
+    pub fn probe(&self) -> anyhow::Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.meta.insert(b"health_probe", &now.to_be_bytes())?;
+        self.flush()
+    }
+
+    /// Forgets the entries marked gone whose message was held before
+    /// `cutoff`; flushed. Returns how many.
+    pub fn prune_gone_quarantine(&self, cutoff: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for entry in self.quarantine_entries() {
+            if entry.gone.is_some() && entry.time < cutoff {
+                self.quarantine.remove(entry.queue_id.as_bytes())?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
     }
 
     /// Forgets a held message (released or deleted); flushed.
@@ -373,6 +447,39 @@ impl Store {
             let (key, value) = item?;
             if read_u64(&value).map_or(0, |t| t as i64) < cutoff {
                 self.outbox_done.remove(key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// Forgets auto-reply times older than `cutoff` (the `[reply] period`
+    /// before now: they no longer hold a reply back); returns how many.
+    pub fn prune_replies(&self, cutoff: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for item in self.replies.iter() {
+            let (key, value) = item?;
+            if read_u64(&value).map_or(0, |t| t as i64) < cutoff {
+                self.replies.remove(key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes dead-lettered outbox items created before `cutoff`; returns
+    /// how many. Pending items are never pruned.
+    pub fn prune_dead_outbox(&self, cutoff: i64) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for item in self.outbox_items() {
+            if item.state == crate::outbox::State::Dead && item.created < cutoff {
+                self.outbox.remove(item.id.as_bytes())?;
                 removed += 1;
             }
         }
@@ -559,7 +666,8 @@ mod tests {
         let dir = tempdir().with_extension("retention");
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(&dir).expect("open");
-        for time in [100, 200, 300] {
+        // 900: stamped by a clock that had jumped forward; 200 follows it.
+        for time in [100, 900, 200, 300] {
             let entry = AuditEntry {
                 id: 0,
                 time,
@@ -573,8 +681,8 @@ mod tests {
         }
         assert_eq!(store.prune_audit(250).expect("prune"), 2);
         let left = store.audit_entries(&AuditFilter::default(), 10);
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].queue_id, "Q300");
+        let left: Vec<&str> = left.iter().map(|e| e.queue_id.as_str()).collect();
+        assert_eq!(left, ["Q900", "Q300"], "past the future-stamped entry too");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -595,6 +703,42 @@ mod tests {
         assert_eq!(store.prune_deliveries(250).expect("prune"), 1);
         assert_eq!(store.delivery("old").expect("get"), None);
         assert_eq!(store.delivery("new").expect("get"), Some(record(300)));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn reads_create_no_rate_key_and_stale_keys_are_pruned() {
+        let dir = tempdir().with_extension("rates");
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("open");
+        assert_eq!(store.rate_hit("read-only", 60, 1000, false), 0);
+        assert!(store.rates.is_empty(), "a read wrote a key");
+        store.rate_hit("short", 60, 1000, true);
+        store.rate_hit("long", 3600, 1000, true);
+        assert_eq!(store.rate_hit("short", 60, 1030, false), 1);
+        assert_eq!(store.prune_rates(1059).expect("prune"), 0);
+        assert_eq!(store.prune_rates(1060).expect("prune"), 1);
+        assert_eq!(store.rates.len(), 1);
+        assert_eq!(store.rate_hit("long", 3600, 1060, false), 1);
+        assert_eq!(store.prune_rates(4600).expect("prune"), 1);
+        assert!(store.rates.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn reply_times_are_pruned_after_their_period() {
+        let dir = tempdir().with_extension("replies");
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("open");
+        assert!(store.reply_allowed("a@x", 100, 1000).expect("allowed"));
+        assert!(store.reply_allowed("b@x", 100, 1050).expect("allowed"));
+        assert_eq!(store.prune_replies(1001).expect("prune"), 1);
+        assert_eq!(store.replies.len(), 1);
+        assert!(
+            !store
+                .reply_allowed("b@x", 100, 1100)
+                .expect("within its period")
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -38,12 +38,20 @@ pub struct Daemon {
     pub token: String,
 }
 
+/// Writes an API token file readable by its owner only (the daemon
+/// refuses any other).
+pub fn write_token(path: &Path, token: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{token}\n")).expect("token");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
 /// Writes `weir.toml` in `dir` with fresh ports; `extra` is appended (it
 /// may hold other tables; `[milter]` and `[http]` are written here).
 pub fn write_config(dir: &Path, milter_extra: &str, extra: &str) -> (u16, u16) {
     let http = free_port();
     let milter = free_port();
-    std::fs::write(dir.join("api-token"), "secret-token\n").expect("token");
+    write_token(&dir.join("api-token"), "secret-token");
     let text = format!(
         "rules = \"rules.flow\"\nstate_dir = \"state\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter}\"\n{milter_extra}\n\n[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"api-token\"\n\n{extra}\n"
     );
@@ -55,8 +63,24 @@ impl Daemon {
     /// Starts `weir serve --config weir.toml` in `dir` (already holding the
     /// config of [`write_config`] and the rules) and waits until it answers.
     pub fn start(dir: &Path, http: u16, milter: u16) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--config", "weir.toml"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+        command.args(["serve", "--config", "weir.toml"]);
+        Daemon::start_command(dir, http, milter, command)
+    }
+
+    /// [`Daemon::start`] with at most `nofile` open files (`prlimit`, which
+    /// execs the daemon in its own process).
+    pub fn start_with_nofile(dir: &Path, http: u16, milter: u16, nofile: u32) -> Daemon {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--config", "weir.toml"]);
+        Daemon::start_command(dir, http, milter, command)
+    }
+
+    fn start_command(dir: &Path, http: u16, milter: u16, mut command: Command) -> Daemon {
+        let child = command
             .current_dir(dir)
             .env("WEIR_LOG", "info")
             .stdin(Stdio::null())

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,7 +49,8 @@ impl From<io::Error> for MaildirError {
 }
 
 /// One path component taken from an address: not empty, not `.` or `..`,
-/// no `/`, NUL or control characters.
+/// no `/`, `\`, NUL, control characters, or `{`/`}` (which could read as
+/// a placeholder).
 fn safe_component(what: &str, text: &str) -> Result<(), MaildirError> {
     if text.is_empty() {
         return Err(MaildirError::BadAddress(format!("empty {what}")));
@@ -60,19 +62,33 @@ fn safe_component(what: &str, text: &str) -> Result<(), MaildirError> {
     }
     if text
         .chars()
-        .any(|c| c == '/' || c == '\\' || c.is_control())
+        .any(|c| matches!(c, '/' | '\\' | '{' | '}') || c.is_control())
     {
         return Err(MaildirError::BadAddress(format!(
-            "{what} {text:?} holds '/', '\\' or a control character"
+            "{what} {text:?} holds '/', '\\', '{{', '}}' or a control character"
         )));
     }
     Ok(())
 }
 
+/// How the recipient's address fills `[lmtp] maildir`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressCase {
+    /// `[lmtp] lowercase_local`: `{local}` and `{detail}` lower-cased, so
+    /// `Bob@` and `bob@` share a Maildir.
+    pub lowercase_local: bool,
+}
+
 /// The recipient's mailbox (its INBOX Maildir): `pattern` with `{domain}`
-/// (lower-cased), `{local}` (without `+detail`) and `{detail}` replaced.
-/// An address that could escape the pattern's directory is refused.
-pub fn mailbox_dir(pattern: &str, recipient: &str) -> Result<PathBuf, MaildirError> {
+/// (lower-cased), `{local}` (without `+detail`) and `{detail}` replaced in
+/// one pass, so text put in never reads as a placeholder. An address that
+/// could escape the pattern's fixed directory (the part before the first
+/// placeholder) is refused, symbolic links below it included.
+pub fn mailbox_dir(
+    pattern: &str,
+    recipient: &str,
+    case: AddressCase,
+) -> Result<PathBuf, MaildirError> {
     let address = recipient.trim();
     let Some((local_part, domain)) = address.rsplit_once('@') else {
         return Err(MaildirError::BadAddress(format!(
@@ -84,16 +100,94 @@ pub fn mailbox_dir(pattern: &str, recipient: &str) -> Result<PathBuf, MaildirErr
         None => (local_part, ""),
     };
     let domain = domain.to_ascii_lowercase();
+    let (local, detail) = if case.lowercase_local {
+        (local.to_lowercase(), detail.to_lowercase())
+    } else {
+        (local.to_string(), detail.to_string())
+    };
     safe_component("domain", &domain)?;
-    safe_component("local part", local)?;
+    safe_component("local part", &local)?;
     if !detail.is_empty() {
-        safe_component("detail", detail)?;
+        safe_component("detail", &detail)?;
     }
-    let path = pattern
-        .replace("{domain}", &domain)
-        .replace("{local}", local)
-        .replace("{detail}", detail);
-    Ok(PathBuf::from(path))
+    let path = PathBuf::from(substitute(pattern, &domain, &local, &detail));
+    ensure_under(&fixed_dir(pattern), &path)?;
+    Ok(path)
+}
+
+/// `pattern` with its placeholders replaced, left to right in one pass;
+/// an unknown `{word}` stays as written.
+fn substitute(pattern: &str, domain: &str, local: &str, detail: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + domain.len() + local.len());
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let value = [
+            ("{domain}", domain),
+            ("{local}", local),
+            ("{detail}", detail),
+        ]
+        .into_iter()
+        .find(|(name, _)| after.starts_with(name));
+        match value {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &after[name.len()..];
+            }
+            None => {
+                out.push('{');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The directory every mailbox of `pattern` lies under: the pattern up to
+/// the last `/` before its first placeholder.
+fn fixed_dir(pattern: &str) -> PathBuf {
+    let before = pattern.find('{').map_or(pattern, |i| &pattern[..i]);
+    match before.rfind('/') {
+        Some(0) => PathBuf::from("/"),
+        Some(i) => PathBuf::from(&before[..i]),
+        None => PathBuf::from("."),
+    }
+}
+
+/// Refuses `path` unless it stays under `root`: no `..` component, and the
+/// deepest part of it that exists, with symbolic links resolved, is `root`
+/// (resolved) or below it.
+fn ensure_under(root: &Path, path: &Path) -> Result<(), MaildirError> {
+    use std::path::Component;
+    let escape = || {
+        MaildirError::BadAddress(format!(
+            "the mailbox {} would leave {}",
+            path.display(),
+            root.display()
+        ))
+    };
+    if path.components().any(|c| c == Component::ParentDir) || !path.starts_with(root) {
+        return Err(escape());
+    }
+    let Ok(real_root) = root.canonicalize() else {
+        // Nothing under a root that does not exist yet can be a link.
+        return Ok(());
+    };
+    let mut existing = path;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => return Ok(()),
+        }
+    }
+    let real = existing.canonicalize()?;
+    if real.starts_with(&real_root) {
+        Ok(())
+    } else {
+        Err(escape())
+    }
 }
 
 /// Checks a Maildir++ directory name (`.Folder.Sub`, as `folder.rs`
@@ -156,7 +250,8 @@ fn create_dir_durable(dir: &Path) -> io::Result<()> {
     {
         create_dir_durable(parent)?;
     }
-    match fs::create_dir(dir) {
+    // 0700, as Dovecot makes them: mail is for its owner alone.
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         // Another delivery created it meanwhile.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
@@ -186,7 +281,13 @@ fn ensure_maildir(dir: &Path, subfolder: bool) -> io::Result<()> {
     if subfolder {
         let marker = dir.join("maildirfolder");
         if !marker.exists() {
-            File::create(&marker)?.sync_all()?;
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&marker)?
+                .sync_all()?;
             sync_dir(dir)?;
         }
     }
@@ -256,7 +357,11 @@ pub fn deliver_as(
     }
     let tmp = dir.join("tmp").join(base);
     {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         let written = file.write_all(content).and_then(|()| file.sync_all());
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -329,19 +434,68 @@ mod tests {
     #[test]
     fn mailbox_paths_expand_and_refuse_escapes() {
         let p = "/m/{domain}/{local}";
+        let keep = AddressCase {
+            lowercase_local: false,
+        };
+        let lower = AddressCase {
+            lowercase_local: true,
+        };
         assert_eq!(
-            mailbox_dir(p, "Bob+lists@Example.TEST").unwrap(),
+            mailbox_dir(p, "Bob+lists@Example.TEST", keep).unwrap(),
             PathBuf::from("/m/example.test/Bob")
         );
         assert_eq!(
-            mailbox_dir("/m/{local}-{detail}", "a+x@d").unwrap(),
+            mailbox_dir(p, "Bob+lists@Example.TEST", lower).unwrap(),
+            PathBuf::from("/m/example.test/bob")
+        );
+        assert_eq!(
+            mailbox_dir("/m/{local}-{detail}", "a+x@d", keep).unwrap(),
             PathBuf::from("/m/a-x")
         );
         for bad in [
-            "../x@d", "a@..", "a/b@d", "x@", "@d", "nodomain", "a+../b@d",
+            "../x@d",
+            "a@..",
+            "a/b@d",
+            "x@",
+            "@d",
+            "nodomain",
+            "a+../b@d",
+            "{detail}..@{detail}..",
+            "a+{domain}@d",
+            "{local}@d",
         ] {
-            assert!(mailbox_dir(p, bad).is_err(), "{bad}");
+            assert!(mailbox_dir(p, bad, keep).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn placeholders_are_replaced_in_one_pass() {
+        assert_eq!(
+            substitute("/m/{domain}/{local}/{x}", "{local}", "..", ""),
+            "/m/{local}/../{x}"
+        );
+        assert_eq!(
+            fixed_dir("/var/mail/{domain}/{local}"),
+            PathBuf::from("/var/mail")
+        );
+        assert_eq!(fixed_dir("/var/mail/u-{local}"), PathBuf::from("/var/mail"));
+        assert_eq!(fixed_dir("/{local}"), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn a_symbolic_link_out_of_the_root_is_refused() {
+        let dir = std::env::temp_dir().join(format!("weir-maildir-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("root")).unwrap();
+        fs::create_dir_all(dir.join("outside")).unwrap();
+        std::os::unix::fs::symlink(dir.join("outside"), dir.join("root/evil.test")).unwrap();
+        let pattern = format!("{}/root/{{domain}}/{{local}}", dir.display());
+        let case = AddressCase {
+            lowercase_local: true,
+        };
+        assert!(mailbox_dir(&pattern, "a@good.test", case).is_ok());
+        assert!(mailbox_dir(&pattern, "a@evil.test", case).is_err());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

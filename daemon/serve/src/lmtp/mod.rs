@@ -67,9 +67,6 @@ use super::state::{Daemon, LoadedRuleset, Source, unix_now};
 use super::store::{DeliveryRecord, LmtpHold, MessageSummary, QuarantineEntry};
 use command::Command;
 
-/// How many LMTP sessions are served at once.
-const MAX_SESSIONS: usize = 1024;
-
 /// The longest command line accepted (RFC 5321 asks for at least 512).
 const MAX_COMMAND_LINE: usize = 4096;
 
@@ -79,10 +76,6 @@ const MAX_DATA_LINE: usize = 1 << 20;
 
 /// The most recipients per transaction (RFC 5321 asks for at least 100).
 const MAX_RECIPIENTS: usize = 1000;
-
-/// How long a silent client is kept (RFC 5321 §4.5.3.2: 5 minutes for a
-/// command, 10 for a data block).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Serves LMTP on `listener` until `stop` turns true.
 pub async fn serve(
@@ -107,8 +100,11 @@ pub async fn serve(
                 continue;
             }
         };
-        if sessions.len() >= MAX_SESSIONS {
-            tracing::warn!("LMTP: more than {MAX_SESSIONS} sessions; refusing one");
+        // `[lmtp] max_connections`: past it a client gets a 421 at once
+        // rather than a session.
+        let max_sessions = daemon.config.lmtp.as_ref().map_or(1, |l| l.connections.max);
+        if sessions.len() >= max_sessions {
+            tracing::warn!("LMTP: more than {max_sessions} sessions; refusing one");
             let _ = busy(stream).await;
             continue;
         }
@@ -194,6 +190,9 @@ struct Conn<R, W> {
     /// The code of the last reply queued: after a recipient's decision,
     /// whether its copy was deferred (4xx).
     last_code: u16,
+    /// `[lmtp] idle_timeout`: for a read of a line and for a write of the
+    /// replies (a client that pipelines and never reads is let go).
+    idle_timeout: Duration,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
@@ -226,8 +225,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.writer.write_all(&self.out).await?;
-            self.writer.flush().await?;
+            let write = async {
+                self.writer.write_all(&self.out).await?;
+                self.writer.flush().await
+            };
+            match tokio::time::timeout(self.idle_timeout, write).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client did not read its replies",
+                    ));
+                }
+            }
             self.out.clear();
         }
         Ok(())
@@ -268,7 +278,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
             }
         };
-        match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+        match tokio::time::timeout(self.idle_timeout, read).await {
             Ok(r) => r,
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -313,6 +323,7 @@ where
         writer,
         out: Vec::new(),
         last_code: 0,
+        idle_timeout: lmtp.connections.idle_timeout,
     };
     conn.reply(220, "", &format!("{host} Weir LMTP ready"));
     let mut client = Client {
@@ -401,7 +412,8 @@ where
                 };
                 if env.recipients.len() >= MAX_RECIPIENTS {
                     conn.reply(452, "4.5.3", "Too many recipients");
-                } else if let Err(e) = maildir::mailbox_dir(&lmtp.maildir, &to) {
+                } else if let Err(e) = maildir::mailbox_dir(&lmtp.maildir, &to, address_case(&lmtp))
+                {
                     conn.reply(550, "5.1.3", &format!("<{to}> has no mailbox here: {e}"));
                 } else {
                     env.recipients.push(to);
@@ -519,7 +531,23 @@ async fn deliver_all<R, W>(
     };
     let wire = Arc::new(wire);
     // The origin has read the headers the summary needs: no second pass.
-    let origin = Origin::new(&wire, &envelope.from, &envelope.recipients);
+    // Its digest reads the whole message (up to max_message_size): off the
+    // async threads.
+    let origin = {
+        let wire = wire.clone();
+        let from = envelope.from.clone();
+        let recipients = envelope.recipients.clone();
+        tokio::task::spawn_blocking(move || Origin::new(&wire, &from, &recipients)).await
+    };
+    let Ok(origin) = origin else {
+        tracing::error!("LMTP: reading the message's headers failed");
+        for rcpt in &envelope.recipients {
+            let decision = failure_decision(daemon);
+            let summary = MessageSummary::default();
+            finish(daemon, conn, &loaded, &summary, rcpt, decision, None, None).await;
+        }
+        return;
+    };
     let summary = MessageSummary {
         message_id: origin.message_id.clone(),
         from: envelope.from.clone(),
@@ -617,7 +645,8 @@ async fn evaluate(
     let loaded = loaded.clone();
     let message = message.clone();
     let fallback = rates.clone();
-    let job = tokio::task::spawn_blocking(move || {
+    let budget = crate::evalpool::budget(daemon.config.limits.eval_timeout, message.size());
+    let job = crate::evalpool::run(budget, move || {
         let mut rates = rates;
         let started = Instant::now();
         tx.message = (*message).clone();
@@ -626,22 +655,13 @@ async fn evaluate(
             .evaluate(&tx, &mut rates, &EvalOptions::default());
         (decision, rates, started.elapsed())
     });
-    match tokio::time::timeout(daemon.config.limits.eval_timeout, job).await {
-        Ok(Ok((decision, rates, elapsed))) => {
+    match job.await {
+        Ok((decision, rates, elapsed)) => {
             daemon.observe_eval(elapsed);
             (decision, rates)
         }
-        Ok(Err(e)) => {
-            tracing::error!("rule evaluation failed: {e}");
-            let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
-            (d, fallback)
-        }
-        Err(_) => {
-            tracing::warn!(
-                "rule evaluation took longer than eval_timeout ({:?})",
-                daemon.config.limits.eval_timeout
-            );
-            let d = stages::policy_decision(on_error, Stage::Body, PolicyCause::Error);
+        Err(e) => {
+            let d = crate::milter::pool_failure(daemon, &e, on_error, Stage::Body);
             (d, fallback)
         }
     }
@@ -957,7 +977,13 @@ async fn store_copy(
     summary: &MessageSummary,
     message_digest: Option<String>,
 ) -> anyhow::Result<Stored> {
-    let copy = rewrite::delivered_copy(wire, decision, recipients);
+    let copy = {
+        // Rewriting copies the whole message: off the async threads.
+        let (wire, decision, recipients) = (wire.clone(), decision.clone(), recipients.to_vec());
+        tokio::task::spawn_blocking(move || rewrite::delivered_copy(&wire, &decision, &recipients))
+            .await
+            .context("the copy task failed")?
+    };
     // The held copy keeps the folder's name: it is mapped when released.
     let folder = decision.folder.clone();
     let dir_name = target(daemon, folder.as_deref()).dir;
@@ -976,7 +1002,7 @@ async fn store_copy(
             .context("[lmtp] is not configured")?;
         // The folder is checked before anything is written, also for a
         // quarantined copy, so a release cannot fail on it later.
-        let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt)?;
+        let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt, address_case(lmtp))?;
         maildir::folder_dir(&mailbox, dir_name.as_deref())?;
         if !quarantine {
             let content = maildir::to_lf(&copy);
@@ -1009,6 +1035,7 @@ async fn store_copy(
                 folder,
                 flags,
             }),
+            gone: None,
         })))
     })
     .await
@@ -1020,20 +1047,64 @@ fn quarantine_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("quarantine")
 }
 
+/// How old a quarantine file that no index entry names must be before it
+/// is deleted: younger ones may belong to a delivery in flight (the file
+/// is written before its entry).
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the files in `state_dir/quarantine` that no quarantine entry
+/// names (left by a crash between the file and its entry, or by a
+/// release cut short) once they are older than [`ORPHAN_AGE`].
+pub fn prune_orphaned_copies(daemon: &Daemon) {
+    let dir = quarantine_dir(&daemon.config.state_dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let named: std::collections::HashSet<PathBuf> = daemon
+        .store
+        .quarantine_entries()
+        .into_iter()
+        .filter_map(|e| e.lmtp.map(|h| h.file))
+        .collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= ORPHAN_AGE));
+        if old && !named.contains(&path) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!("retention: deleted the orphaned {}", path.display()),
+                Err(e) => tracing::warn!("retention: cannot delete {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
 /// Writes a quarantined copy durably (temporary name, fsync, rename, fsync
 /// of the directory); returns its path.
 fn write_held(state_dir: &Path, id: &str, copy: &[u8]) -> anyhow::Result<PathBuf> {
     use std::io::Write;
     let dir = quarantine_dir(state_dir);
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if !dir.is_dir() {
-        std::fs::create_dir_all(&dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::File::open(state_dir)?.sync_all()?;
     }
     let tmp = dir.join(format!("{id}.tmp"));
     let file = dir.join(format!("{id}.eml"));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    // Held mail is for the operator alone, whatever the process umask.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(copy)?;
     f.sync_all()?;
     drop(f);
@@ -1057,7 +1128,6 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         .context("[lmtp] is not configured: cannot deliver")?;
     let copy = std::fs::read(&hold.file)
         .with_context(|| format!("cannot read the held copy {}", hold.file.display()))?;
-    let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient)?;
     let target = target(daemon, hold.folder.as_deref());
     if let Some(warning) = &target.warning {
         tracing::warn!(
@@ -1066,6 +1136,7 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
             hold.recipient
         );
     }
+    let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient, address_case(lmtp))?;
     let path = maildir::deliver(
         &mailbox,
         target.dir.as_deref(),
@@ -1083,6 +1154,13 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         path.display()
     );
     Ok(path)
+}
+
+/// How `[lmtp]` fills the Maildir pattern from an address.
+fn address_case(lmtp: &crate::config::LmtpConfig) -> maildir::AddressCase {
+    maildir::AddressCase {
+        lowercase_local: lmtp.lowercase_local,
+    }
 }
 
 /// Deletes a quarantined LMTP copy: index entry, then file.

@@ -9,12 +9,17 @@ use weir_compiler::Decision;
 use crate::stages::{self, Edit, MessageFacts};
 
 /// A message split into its header fields (each with its folded
-/// continuation lines and line end, byte for byte) and the rest.
+/// continuation lines and line end, byte for byte) and the rest, by the
+/// message model's own splitter ([`weir_stdlib::header_layout`]), so the
+/// copy's header block is the one the rules read. Joined again without an
+/// edit it is the received bytes, unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawMessage {
+    /// What comes before the header block (an mbox `From ` line), kept.
+    pub prefix: Vec<u8>,
     /// Header fields: the name and the whole field as received.
     pub fields: Vec<(String, Vec<u8>)>,
-    /// Everything after the header block (the empty line included when
+    /// Everything after the header fields (the empty line included when
     /// there was one).
     pub rest: Vec<u8>,
 }
@@ -23,44 +28,15 @@ impl RawMessage {
     /// Splits `wire` (CRLF line ends). A message that does not start with a
     /// header field has no header block: every byte is body.
     pub fn split(wire: &[u8]) -> RawMessage {
-        let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut pos = 0;
-        while pos < wire.len() {
-            let end = wire[pos..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(wire.len(), |i| pos + i + 1);
-            let line = &wire[pos..end];
-            let bare = trim_line_end(line);
-            if bare.is_empty() {
-                break;
-            }
-            if matches!(bare[0], b' ' | b'\t') {
-                match fields.last_mut() {
-                    Some((_, field)) => field.extend_from_slice(line),
-                    None => break,
-                }
-            } else {
-                let Some(colon) = bare.iter().position(|&b| b == b':') else {
-                    break;
-                };
-                let name = &bare[..colon];
-                if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic()) {
-                    break;
-                }
-                fields.push((String::from_utf8_lossy(name).into_owned(), line.to_vec()));
-            }
-            pos = end;
-        }
-        if fields.is_empty() {
-            return RawMessage {
-                fields,
-                rest: wire.to_vec(),
-            };
-        }
+        let layout = weir_stdlib::header_layout(wire);
         RawMessage {
-            fields,
-            rest: wire[pos..].to_vec(),
+            prefix: wire[..layout.start].to_vec(),
+            fields: layout
+                .fields
+                .into_iter()
+                .map(|(name, span)| (name, wire[span].to_vec()))
+                .collect(),
+            rest: wire[layout.end..].to_vec(),
         }
     }
 
@@ -121,30 +97,27 @@ impl RawMessage {
         }
     }
 
-    /// The message as bytes again.
+    /// The message as bytes again: without edits, the bytes it was split
+    /// from. The rest follows the fields as it did (a body whose first line
+    /// is not a field stays the body with or without a blank line before
+    /// it), except where a blank line must now separate them: after a
+    /// last field without a line end, or before a rest that would read as
+    /// a continuation of the fields (a message that had no header block).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (_, field) in &self.fields {
+        let mut out = self.prefix.clone();
+        let count = self.fields.len();
+        for (i, (_, field)) in self.fields.iter().enumerate() {
             out.extend_from_slice(field);
-            if !field.ends_with(b"\n") {
+            if !field.ends_with(b"\n") && (i + 1 < count || !self.rest.is_empty()) {
                 out.extend_from_slice(b"\r\n");
             }
         }
-        if !self.fields.is_empty()
-            && !self.rest.starts_with(b"\r\n")
-            && !self.rest.starts_with(b"\n")
-        {
-            // The header block needs its empty line to stay a header block.
+        if count > 0 && (self.rest.starts_with(b" ") || self.rest.starts_with(b"\t")) {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(&self.rest);
         out
     }
-}
-
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// `Name: value` with CRLF line ends; a multi-line value keeps its folding.
@@ -193,6 +166,54 @@ mod tests {
         let no_headers = b"just text\r\n";
         assert_eq!(RawMessage::split(no_headers).fields.len(), 0);
         assert_eq!(RawMessage::split(no_headers).to_bytes(), no_headers);
+    }
+
+    #[test]
+    fn a_space_before_the_colon_keeps_the_header_block_whole() {
+        let wire = b"Subject : hi\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\
+Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nAuto-Submitted: auto-replied\r\n\r\nbody\r\n";
+        let raw = RawMessage::split(wire);
+        let names: Vec<&str> = raw.fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Subject",
+                "MIME-Version",
+                "Content-Type",
+                "Date",
+                "Auto-Submitted"
+            ]
+        );
+        assert_eq!(raw.to_bytes(), wire, "unedited, byte for byte");
+        let decision = stages::policy_decision(
+            crate::config::OnError::Accept,
+            weir_stdlib::Stage::Body,
+            stages::PolicyCause::Error,
+        );
+        assert_eq!(delivered_copy(wire, &decision, &[]), wire);
+    }
+
+    #[test]
+    fn unusual_messages_come_back_byte_for_byte() {
+        for wire in [
+            &b"From alice@example.org Mon Jan  1 00:00:00 2024\r\nSubject: x\r\n\r\nb\r\n"[..],
+            b"Subject: no separator\r\nthis line is body\r\n",
+            b"Subject: no line end",
+            b"\r\nonly a body\r\n",
+            b"X-Bin\xff: v\r\nSubject: a\n b\n\nlf only\n",
+            b"",
+        ] {
+            assert_eq!(RawMessage::split(wire).to_bytes(), wire, "{wire:?}");
+        }
+        let mut raw = RawMessage::split(b"Subject: no line end");
+        raw.apply(&Edit::AddHeader("X-Weir-Tags".into(), "a".into()));
+        assert_eq!(
+            raw.to_bytes(),
+            b"Subject: no line end\r\nX-Weir-Tags: a\r\n"
+        );
+        let mut raw = RawMessage::split(b" not a header\r\n");
+        raw.apply(&Edit::AddHeader("X-Weir-Tags".into(), "a".into()));
+        assert_eq!(raw.to_bytes(), b"X-Weir-Tags: a\r\n\r\n not a header\r\n");
     }
 
     #[test]
