@@ -51,7 +51,7 @@ pub const AFTER_VERDICT: &str = "E0120";
 pub const ELSE_WITHOUT_WHEN: &str = "E0121";
 /// `template NAME` does not name a template, or a template is missing.
 pub const NOT_A_TEMPLATE: &str = "E0122";
-/// A template field other than `subject` and `body`.
+/// A template field other than `subject`, `body`, `from` and `addresses`.
 pub const TEMPLATE_FIELD: &str = "E0123";
 /// A `list … = file` file cannot be read.
 pub const LIST_FILE: &str = "E0124";
@@ -76,6 +76,8 @@ pub const UNREACHABLE_RULE: &str = "W0201";
 pub const SHADOWED_NAME: &str = "W0202";
 /// A `let`, `list`, `fn` or `template` nothing uses.
 pub const UNUSED: &str = "W0203";
+/// A `redirect` that can run after a `fileinto` (the filed copy is dropped).
+pub const REDIRECT_AFTER_FILEINTO: &str = "W0204";
 /// A rule that could decide at an earlier stage than a rule before it
 /// (its verdict waits for that rule's stage).
 pub const STAGE_ORDER: &str = "W0210";
@@ -149,7 +151,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         TEMPLATE_FIELD,
-        "a template field other than `subject` and `body`",
+        "a template field other than `subject`, `body`, `from` and `addresses`",
     ),
     (LIST_FILE, "a `list … = file` file that cannot be read"),
     (NOT_CONSTANT, "a `let` that is not a compile-time constant"),
@@ -179,6 +181,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         UNUSED,
         "a `let`, `list`, `fn` or `template` that nothing uses",
+    ),
+    (
+        REDIRECT_AFTER_FILEINTO,
+        "a `redirect` that can run after a `fileinto`: the filed copy is dropped",
     ),
     (
         STAGE_ORDER,

@@ -90,6 +90,11 @@ pub struct RenderedTemplate {
     pub subject: String,
     /// Its interpolated body (`""` if it has none).
     pub body: String,
+    /// Its interpolated `from` (`""` if it has none): an auto-reply's sender.
+    pub from: String,
+    /// The addresses of its `addresses` field (comma-separated), each the
+    /// `.address` of its entry: the recipient's other addresses.
+    pub addresses: Vec<String>,
 }
 
 /// A non-verdict action with its arguments evaluated.
@@ -142,7 +147,15 @@ pub enum Action {
         template: Option<RenderedTemplate>,
     },
     /// `reply template NAME`.
-    Reply(RenderedTemplate),
+    Reply {
+        /// The rendered template.
+        template: RenderedTemplate,
+        /// `every DURATION`: the period in seconds, else `[reply] period`.
+        every: Option<i64>,
+        /// Why the daemon will not send it (`"auto-submitted"`,
+        /// `"discarded"`, …; see docs/language.md), or `None`.
+        skipped: Option<String>,
+    },
     /// `log "text"`.
     Log(String),
 }
@@ -164,7 +177,7 @@ impl Action {
             Action::Tag(_) => "tag",
             Action::Score(_) => "score",
             Action::Notify { .. } => "notify",
-            Action::Reply(_) => "reply",
+            Action::Reply { .. } => "reply",
             Action::Log(_) => "log",
         }
     }
@@ -249,4 +262,12 @@ pub struct Decision {
     pub actions: Vec<Taken>,
     /// Per-rule trace, filled only when explaining.
     pub trace: Vec<RuleTrace>,
+    /// What the daemon could not do as the rules said and did instead (a
+    /// folder that cannot be stored, delivered to INBOX): for the audit
+    /// entry. Evaluation leaves it empty.
+    pub warnings: Vec<String>,
+    /// The keys `duplicate()` was asked about (shadow rules and dry runs
+    /// aside): the caller records them for the recipient once this copy is
+    /// delivered or accepted, never when it is deferred or refused.
+    pub duplicates: Vec<String>,
 }

@@ -57,7 +57,9 @@ pub(crate) struct Machine<'a> {
     opts: &'a EvalOptions,
     /// Cached field values, by registry index.
     fields: Vec<Option<Value>>,
-    score: f64,
+    /// The sum of the `score` actions in thousandths: fixed point, so that
+    /// decimals with up to three fractional digits add exactly.
+    score: i64,
     /// Whether each rule (by id) held, for `matched()`; shadow rules never count.
     matched: Vec<bool>,
     /// The captures of the rule being evaluated, by slot.
@@ -124,6 +126,7 @@ fn is_constant(e: &Expr) -> bool {
         | Expr::Captures(_)
         | Expr::CallUser { .. }
         | Expr::Rate { .. }
+        | Expr::Duplicate { .. }
         | Expr::Matched(_) => false,
         Expr::Member(e, _) | Expr::Not(e) | Expr::Neg(e) | Expr::Exists(e) => is_constant(e),
         Expr::Index(a, b, _) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(_, a, b) => {
@@ -151,7 +154,38 @@ fn empty_decision() -> Decision {
         folder: None,
         actions: Vec::new(),
         trace: Vec::new(),
+        warnings: Vec::new(),
+        duplicates: Vec::new(),
     }
+}
+
+/// A score amount in thousandths, rounded half away from zero; not a
+/// number counts as 0, and the amount saturates rather than overflowing.
+pub(crate) fn thousandths(n: f64) -> i64 {
+    if n.is_finite() {
+        // `as` saturates at the bounds of i64.
+        (n * 1000.0).round() as i64
+    } else {
+        0
+    }
+}
+
+/// The float closest to `milli / 1000`: both are exact in an f64 below
+/// 2^53, and the division is correctly rounded, so `4000` gives exactly
+/// `4.0` and `300` the same float as the literal `0.3`.
+pub(crate) fn from_thousandths(milli: i64) -> f64 {
+    milli as f64 / 1000.0
+}
+
+/// Whose deliveries `duplicate()` looks at: the lower-cased `recipient`
+/// (LMTP: the recipient being delivered; elsewhere the first envelope
+/// recipient, so one record per message), `""` when there is none.
+pub(crate) fn duplicate_scope(tx: &Transaction) -> String {
+    tx.envelope
+        .recipient
+        .as_ref()
+        .map(|a| a.address.to_lowercase())
+        .unwrap_or_default()
 }
 
 /// The text of a value as interpolation renders it.
@@ -173,7 +207,7 @@ impl<'a> Machine<'a> {
             rates,
             opts,
             fields: vec![None; weir_stdlib::registry().fields.len()],
-            score: 0.0,
+            score: 0,
             matched: vec![false; prog.rule_count],
             captures: Vec::new(),
             frames: Vec::new(),
@@ -283,7 +317,8 @@ impl<'a> Machine<'a> {
     /// The decision, once the rules have run (or evaluation ended).
     pub(crate) fn finish(mut self) -> Decision {
         self.decision.stage = self.stage;
-        self.decision.score = self.score;
+        self.decision.score = from_thousandths(self.score);
+        crate::autoreply::apply_verdict(&mut self.decision);
         self.decision
     }
 
@@ -316,7 +351,9 @@ impl<'a> Machine<'a> {
                 decision::Action::Tag(t) if !self.decision.tags.contains(t) => {
                     self.decision.tags.push(t.clone());
                 }
-                decision::Action::Score(n) => self.score += n,
+                decision::Action::Score(n) => {
+                    self.score = self.score.saturating_add(thousandths(*n));
+                }
                 decision::Action::Fileinto(f) => self.decision.folder = Some(f.clone()),
                 _ => {}
             }
@@ -390,7 +427,7 @@ impl<'a> Machine<'a> {
             Action::Tag(t) => D::Tag(self.text_of(t)),
             Action::Score(n) => {
                 let n = self.eval(n).as_f64().unwrap_or(0.0);
-                D::Score(if n.is_finite() { n } else { 0.0 })
+                D::Score(from_thousandths(thousandths(n)))
             }
             Action::Log(t) => D::Log(self.text_of(t)),
             Action::Notify {
@@ -410,7 +447,18 @@ impl<'a> Machine<'a> {
                     template,
                 }
             }
-            Action::Reply(t) => D::Reply(self.render(*t)),
+            Action::Reply(t, every) => {
+                let template = self.render(*t);
+                let skipped = crate::autoreply::message_reason(self.tx, &template.addresses);
+                D::Reply {
+                    every: every.as_ref().map(|e| match self.eval(e) {
+                        Value::Duration(d) => d.max(0),
+                        _ => 0,
+                    }),
+                    skipped: skipped.map(str::to_string),
+                    template,
+                }
+            }
         };
         self.take(rule, action);
         Flow::Continue
@@ -423,18 +471,23 @@ impl<'a> Machine<'a> {
                 name: String::new(),
                 subject: String::new(),
                 body: String::new(),
+                from: String::new(),
+                addresses: Vec::new(),
             };
         };
-        let subject = t
-            .subject
-            .as_ref()
-            .map(|e| self.text_of(e))
-            .unwrap_or_default();
-        let body = t.body.as_ref().map(|e| self.text_of(e)).unwrap_or_default();
+        let mut text = |e: &Option<Expr>| e.as_ref().map(|e| self.text_of(e)).unwrap_or_default();
+        let (subject, body, from) = (text(&t.subject), text(&t.body), text(&t.from));
+        let addresses = text(&t.addresses)
+            .split(',')
+            .map(|a| weir_stdlib::Address::parse(a.trim()).address)
+            .filter(|a| !a.is_empty())
+            .collect();
         RenderedTemplate {
             name: t.name.clone(),
             subject,
             body,
+            from,
+            addresses,
         }
     }
 
@@ -460,7 +513,7 @@ impl<'a> Machine<'a> {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Field(i) => self.field(*i),
-            Expr::Score => Value::Float(self.score),
+            Expr::Score => Value::Float(from_thousandths(self.score)),
             Expr::Header { name, raw } => self.header(name, *raw),
             Expr::Param(i) => self
                 .frames
@@ -486,6 +539,7 @@ impl<'a> Machine<'a> {
             }
             Expr::CallUser { func, args } => self.call_user(*func, args),
             Expr::Rate { key, window } => self.rate(key, window),
+            Expr::Duplicate { key, window } => self.duplicate(key, window),
             Expr::Matched(id) => Value::Bool(self.matched.get(*id).copied().unwrap_or(false)),
             Expr::Not(inner) => {
                 self.negations += 1;
@@ -572,6 +626,24 @@ impl<'a> Machine<'a> {
         }
         let n = self.rates.hit(&key, window, self.tx.now, count);
         Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    /// `duplicate(KEY, WINDOW)`: reads the records of delivered copies and
+    /// lists the key for the caller to record once this copy is delivered
+    /// (never from a shadow rule or a dry run).
+    fn duplicate(&mut self, key: &Expr, window: &Expr) -> Value {
+        let key = self.text_of(key);
+        let window = match self.eval(window) {
+            Value::Duration(d) => u64::try_from(d).unwrap_or(0),
+            _ => 0,
+        };
+        let scope = duplicate_scope(self.tx);
+        let seen = self.rates.duplicate(&scope, &key, window, self.tx.now);
+        let record = !self.shadow && !self.opts.dry_run;
+        if record && !self.decision.duplicates.contains(&key) {
+            self.decision.duplicates.push(key);
+        }
+        Value::Bool(seen)
     }
 
     /// A comparison: binds its captures, and records the first evidence

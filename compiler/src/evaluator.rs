@@ -12,7 +12,7 @@ use weir_stdlib::{Limits, Message, MessageError, Transaction};
 use crate::loader::{Loader, MemoryLoader};
 use crate::{
     Compiled, Decision, EvalOptions, MemoryRates, NativeError, NativeRuleset, RateCounter, Ruleset,
-    TestCase, TestMessage, compile,
+    TestCase, TestMessage, Verdict, compile,
 };
 
 /// Which engine evaluates a ruleset.
@@ -111,7 +111,10 @@ impl Evaluator {
         }
     }
 
-    /// Parses a message and evaluates it.
+    /// Parses a message and evaluates it. A message it accepts (any
+    /// verdict but `reject` and `tempfail`) counts as delivered to its
+    /// `recipient`: its `duplicate()` keys are recorded in `rates`, so a
+    /// later message of a `weir run` can be its duplicate.
     pub fn decide(
         &self,
         bytes: &[u8],
@@ -120,7 +123,12 @@ impl Evaluator {
         opts: &EvalOptions,
     ) -> Result<Decision, MessageError> {
         let tx = transaction(bytes, envelope)?;
-        Ok(self.evaluate(&tx, rates, opts))
+        let decision = self.evaluate(&tx, rates, opts);
+        if !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail) {
+            let scope = crate::eval::duplicate_scope(&tx);
+            rates.record_delivered(&scope, &decision.duplicates, tx.now);
+        }
+        Ok(decision)
     }
 }
 

@@ -38,6 +38,8 @@ pub(crate) enum Expr {
     CallUser { func: usize, args: Vec<Expr> },
     /// `rate(KEY, WINDOW)`.
     Rate { key: Box<Expr>, window: Box<Expr> },
+    /// `duplicate(KEY, WINDOW)`.
+    Duplicate { key: Box<Expr>, window: Box<Expr> },
     /// `matched(rule)`: the rule's index in declaration order.
     Matched(usize),
     /// `not e`.
@@ -180,7 +182,9 @@ pub(crate) enum Action {
         with: Vec<(String, Expr)>,
         template: Option<usize>,
     },
-    Reply(usize),
+    /// `reply template NAME [every DURATION]`: the template's index and the
+    /// period, when written.
+    Reply(usize, Option<Expr>),
     Log(Expr),
     Stop,
 }
@@ -219,4 +223,8 @@ pub(crate) struct Template {
     pub name: String,
     pub subject: Option<Expr>,
     pub body: Option<Expr>,
+    /// `from`: the auto-reply's sender, in place of the recipient.
+    pub from: Option<Expr>,
+    /// `addresses`: more of the recipient's addresses, comma-separated.
+    pub addresses: Option<Expr>,
 }

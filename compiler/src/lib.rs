@@ -39,9 +39,11 @@ mod rates;
 pub mod report;
 mod testcase;
 
+mod autoreply;
 mod check;
 mod compare;
 mod eval;
+mod filing;
 mod hints;
 mod ir;
 mod load;
@@ -63,7 +65,7 @@ pub use evaluator::{Engine, Envelope, Evaluator, compile_ruleset, now, run_case,
 pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset};
-pub use rates::{MemoryRates, RateCounter};
+pub use rates::{MemoryRates, RateCounter, within_window};
 pub use testcase::{TestCase, TestMessage};
 
 /// The result of compiling a ruleset: the ruleset when there is no error,
@@ -272,6 +274,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
         };
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));
+        diagnostics.extend(filing::redirect_after_fileinto(&loaded, &program));
         diagnostics.extend(warnings::stage_order(&loaded, &program));
         diagnostics.extend(warnings::score_order(&loaded, &program));
         ruleset = Some(build(program, tests, &loaded));

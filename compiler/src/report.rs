@@ -53,6 +53,9 @@ pub fn decision_json(d: &Decision) -> Map<String, Value> {
         })
         .collect();
     obj.insert("actions".into(), Value::Array(actions));
+    if !d.warnings.is_empty() {
+        obj.insert("warnings".into(), json!(d.warnings));
+    }
     obj
 }
 
@@ -93,8 +96,18 @@ pub fn action_json(action: &Action) -> Map<String, Value> {
             a.insert("with".into(), Value::Object(with));
             a.insert("template".into(), json!(template.as_ref().map(|t| &t.name)));
         }
-        Action::Reply(t) => {
-            a.insert("template".into(), json!(t.name));
+        Action::Reply {
+            template,
+            every,
+            skipped,
+        } => {
+            a.insert("template".into(), json!(template.name));
+            if let Some(secs) = every {
+                a.insert("every".into(), json!(secs));
+            }
+            if let Some(why) = skipped {
+                a.insert("skipped".into(), json!(why));
+            }
         }
     }
     a

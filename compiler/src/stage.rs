@@ -93,11 +93,11 @@ impl Cx<'_> {
 
     fn template(&self, index: usize) -> Stage {
         self.prog.templates.get(index).map_or(Stage::Connect, |t| {
-            let s = t
-                .subject
-                .as_ref()
-                .map_or(Stage::Connect, |e| self.expr(e, 0));
-            s.max(t.body.as_ref().map_or(Stage::Connect, |e| self.expr(e, 0)))
+            [&t.subject, &t.body, &t.from, &t.addresses]
+                .into_iter()
+                .flatten()
+                .map(|e| self.expr(e, 0))
+                .fold(Stage::Connect, Stage::max)
         })
     }
 
@@ -135,7 +135,9 @@ impl Cx<'_> {
                 }
                 s.max(template.map_or(Stage::Connect, |t| self.template(t)))
             }
-            Action::Reply(t) => self.template(*t),
+            Action::Reply(t, every) => self
+                .template(*t)
+                .max(every.as_ref().map_or(Stage::Connect, e)),
         }
     }
 
@@ -168,7 +170,9 @@ impl Cx<'_> {
             Expr::Index(a, b, _) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(_, a, b) => {
                 sub(a).max(sub(b))
             }
-            Expr::Rate { key, window } => sub(key).max(sub(window)),
+            Expr::Rate { key, window } | Expr::Duplicate { key, window } => {
+                sub(key).max(sub(window))
+            }
             Expr::Builtin { args, .. } | Expr::List(args) => {
                 args.iter().map(sub).max().unwrap_or(Stage::Connect)
             }

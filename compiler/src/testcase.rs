@@ -116,7 +116,7 @@ fn action_args(a: &Action) -> (Vec<String>, Option<String>) {
             vec![channel.clone()],
             template.as_ref().map(|t| t.name.clone()),
         ),
-        Action::Reply(t) => (Vec::new(), Some(t.name.clone())),
+        Action::Reply { template, .. } => (Vec::new(), Some(template.name.clone())),
     }
 }
 
@@ -236,6 +236,14 @@ fn action_outcome(d: &Decision, word: &str, args: &[String], template: Option<&s
             return false;
         };
         if t.shadow || a.name() != word {
+            return false;
+        }
+        // A reply the daemon would not send is not a reply taken.
+        if let Action::Reply {
+            skipped: Some(why), ..
+        } = a
+        {
+            seen.push(format!("reply (skipped: {why})"));
             return false;
         }
         let (got, got_template) = action_args(a);

@@ -31,6 +31,12 @@ rule vip { when subject contains "VIP" then { tag "vip"; notify "hook" with { te
 rule flaky { when subject contains "FLAKY" then notify "flaky" with { text: "flaky" } }
 rule down { when subject contains "DOWN" then notify "down" with { text: "down" } }
 rule acknowledge { when subject contains "ACK" then reply template ack }
+template desk {
+  subject = "Ticket received"
+  body = "The help desk has your message."
+  from = "Help Desk <help@example.test>"
+}
+rule helpdesk { when subject contains "HELPDESK" then reply template desk every 0s }
 rule fwd { when recipient.local == "fwd" then redirect "archive@elsewhere.test" }
 rule copy { when recipient.local == "cc" then add_rcpt "copies@elsewhere.test" }
 "#;
@@ -382,7 +388,7 @@ fn lmtp(port: u16, from: &str, to: &[&str], message: &str) -> Vec<String> {
 
 fn message(from: &str, subject: &str, id: &str, extra: &str) -> String {
     format!(
-        "From: {from}\r\nTo: team@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}\r\nHello\r\n"
+        "From: {from}\r\nTo: a@example.test, b@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}\r\nHello\r\n"
     )
 }
 
@@ -553,8 +559,9 @@ fn a_dead_webhook_is_listed_and_retried_on_demand() {
 fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
     let s = setup("mail");
     let d = &s.daemon;
-    // Two recipients, one reply; then a second message from the same
-    // sender within the period gets none.
+    // Two recipients on vacation, one reply from each (RFC 5230: per
+    // recipient and sender); then a second message from the same sender
+    // to one of them within the period gets none.
     let r = lmtp(
         s.lmtp,
         "alice@example.test",
@@ -572,6 +579,13 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
         "alice@example.test",
         &["a@example.test"],
         &message("alice@example.test", "ACK again", "ack-2@example.test", ""),
+    );
+    // Mail that does not name the recipient (a list, an alias) gets none.
+    lmtp(
+        s.lmtp,
+        "alice@example.test",
+        &["c@example.test"],
+        &message("alice@example.test", "ACK blind", "ack-3@example.test", ""),
     );
     // List, bulk, auto-submitted and null-sender mail gets no reply.
     for (from, extra, id) in [
@@ -604,15 +618,22 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
     // Every side effect was queued before its LMTP reply: once the queue
     // is drained, the sink has all there will ever be.
     wait_drained(d);
-    let mails = wait_for("three mails at the sink", || {
+    let mails = wait_for("four mails at the sink", || {
         let m = s.sink.mails();
-        (m.len() >= 3).then_some(m)
+        (m.len() >= 4).then_some(m)
     });
-    assert_eq!(mails.len(), 3, "one reply and two copies: {mails:#?}");
+    assert_eq!(mails.len(), 4, "two replies and two copies: {mails:#?}");
     assert_eq!(
         metric(d, "weir_outbox_deliveries_total{kind=\"reply\"}"),
-        1.0
+        2.0
     );
+    let mut reply_from: Vec<String> = mails
+        .iter()
+        .filter(|m| m.to == ["alice@example.test"])
+        .filter_map(|m| m.header("From"))
+        .collect();
+    reply_from.sort();
+    assert_eq!(reply_from, ["<a@example.test>", "<b@example.test>"]);
     assert_eq!(
         metric(d, "weir_outbox_deliveries_total{kind=\"forward\"}"),
         2.0
@@ -620,7 +641,10 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
 
     let reply = mails
         .iter()
-        .find(|m| m.to == ["alice@example.test"])
+        .find(|m| {
+            m.to == ["alice@example.test"]
+                && m.header("From").as_deref() == Some("<a@example.test>")
+        })
         .expect("the auto-reply");
     assert_eq!(reply.from, "", "RFC 3834 §3.3: null reverse path");
     assert_eq!(
@@ -628,10 +652,6 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
         Some("auto-replied")
     );
     assert_eq!(reply.header("To").as_deref(), Some("<alice@example.test>"));
-    assert_eq!(
-        reply.header("From").as_deref(),
-        Some("<support@example.test>")
-    );
     assert_eq!(reply.header("Subject").as_deref(), Some("Re: ACK please"));
     assert_eq!(
         reply.header("In-Reply-To").as_deref(),
@@ -705,7 +725,7 @@ fn kill_9_during_outbox_work_then_restart_delivers_every_side_effect() {
             .filter_map(|p| p.body["message"]["message_id"].as_str().map(String::from))
             .collect();
         let replies = s.sink.mails().len();
-        (hooks.len() == 3 && replies >= 3 && outbox(&s.daemon).is_empty()).then_some(())
+        (hooks.len() == 3 && replies >= 6 && outbox(&s.daemon).is_empty()).then_some(())
     });
     // The request the kill cut off was made again after the restart.
     assert!(s.receiver.posts().len() > 3, "{:?}", s.receiver.posts());
@@ -725,12 +745,17 @@ fn kill_9_during_outbox_work_then_restart_delivers_every_side_effect() {
     assert!(hook_keys.values().all(|k| k.len() == 1), "{hook_keys:?}");
     let mut reply_keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for m in s.sink.mails() {
+        // One reply per sender and recipient (the reply's From).
+        let from = m.header("From").unwrap_or_default();
         reply_keys
-            .entry(m.to.join(","))
+            .entry(format!("{}:{from}", m.to.join(",")))
             .or_default()
             .insert(m.header("X-Weir-Idempotency-Key").expect("a key"));
     }
-    let expected: BTreeSet<String> = senders.iter().map(|s| s.to_string()).collect();
+    let expected: BTreeSet<String> = senders
+        .iter()
+        .flat_map(|s| ["a", "b"].map(|r| format!("{s}:<{r}@example.test>")))
+        .collect();
     assert_eq!(
         reply_keys.keys().cloned().collect::<BTreeSet<_>>(),
         expected,
@@ -924,4 +949,36 @@ fn sighup_rereads_weir_toml_and_the_next_webhook_goes_to_the_new_url() {
         (s.receiver.posts().len() == 3).then_some(())
     });
     assert_eq!(s.receiver.posts()[2].path, "/moved");
+}
+
+#[test]
+fn a_rule_s_period_and_a_template_s_from_apply_to_its_replies() {
+    let s = setup("every");
+    for n in 1..=2 {
+        let r = lmtp(
+            s.lmtp,
+            "zoe@example.test",
+            &["a@example.test"],
+            &message(
+                "zoe@example.test",
+                &format!("HELPDESK {n}"),
+                &format!("desk-{n}@example.test"),
+                "",
+            ),
+        );
+        assert!(r[0].starts_with("250"), "{r:?}");
+    }
+    wait_drained(&s.daemon);
+    // `every 0s`: the second message within [reply] period (1h) is
+    // answered too; both come from the template's `from`.
+    let mails = wait_for("two replies", || {
+        let m = s.sink.mails();
+        (m.len() >= 2).then_some(m)
+    });
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    for m in &mails {
+        assert_eq!(m.to, ["zoe@example.test"]);
+        assert_eq!(m.header("From").as_deref(), Some("<help@example.test>"));
+        assert_eq!(m.header("Subject").as_deref(), Some("Ticket received"));
+    }
 }

@@ -178,7 +178,11 @@ module.exports = grammar({
 
     with_clause: $ => seq('with', $.map),
 
-    template_clause: $ => seq('template', field('name', $.identifier)),
+    template_clause: $ => seq(
+      'template',
+      field('name', $.identifier),
+      optional(seq('every', field('period', $._expression))),
+    ),
 
     map: $ => seq('{', commaSep($.map_entry), '}'),
 

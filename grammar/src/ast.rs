@@ -243,6 +243,8 @@ pub struct Action {
     pub with: Option<MapLit>,
     /// `template NAME`, if written.
     pub template: Option<Ident>,
+    /// `every DURATION` after `template NAME` (`reply`'s period), if written.
+    pub every: Option<Expr>,
     /// The whole action.
     pub span: Span,
 }

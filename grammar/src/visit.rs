@@ -173,7 +173,7 @@ macro_rules! visitor {
                 v.visit_span(&$($mut)? block.span);
             }
 
-            /// An action's word, arguments, `with` map and template.
+            /// An action's word, arguments, `with` map, template and `every`.
             pub fn walk_action<V: $Visit + ?Sized>(v: &mut V, a: &$($mut)? Action) {
                 v.visit_ident(&$($mut)? a.name);
                 for arg in &$($mut)? a.args {
@@ -188,6 +188,9 @@ macro_rules! visitor {
                 }
                 if let Some(t) = &$($mut)? a.template {
                     v.visit_ident(t);
+                }
+                if let Some(every) = &$($mut)? a.every {
+                    v.visit_expr(every);
                 }
                 v.visit_span(&$($mut)? a.span);
             }

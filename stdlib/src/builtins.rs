@@ -399,6 +399,18 @@ fn functions() -> Vec<FunctionDef> {
             imp: FunctionImpl::Rate,
         },
         FunctionDef {
+            name: "duplicate",
+            params: vec![string(), ParamType::Exact(Type::Duration)],
+            ret: Type::Bool,
+            stage: Stage::Connect,
+            doc: "Whether a copy carrying the key was delivered within the window to the same \
+                  recipient (LMTP; per message in the milter), as RFC 7352's `duplicate`. The key \
+                  is recorded only when this copy is delivered or accepted, never when it is \
+                  deferred or refused, nor by a `shadow` rule or a dry run. \
+                  `duplicate(message_id, 7d)`",
+            imp: FunctionImpl::Duplicate,
+        },
+        FunctionDef {
             name: "matched",
             params: vec![ParamType::RuleName],
             ret: Type::Bool,
@@ -568,9 +580,12 @@ fn actions() -> Vec<ActionDef> {
             ..action(
                 "reply",
                 0,
-                "reply template NAME",
-                "Sends an RFC 3834 auto-reply: never to bulk, list, auto-submitted or null-sender \
-             mail, and at most once per sender per `[reply] period`.",
+                "reply template NAME [every DURATION]",
+                "Sends an RFC 3834 auto-reply as Sieve's vacation does: From the recipient (or the \
+                 template's `from`), at most once per recipient and sender per `every` period \
+                 (default `[reply] period`); skipped for list, bulk, auto-submitted or \
+                 null-sender mail, mail not addressed to the recipient, and mail discarded, \
+                 quarantined, refused or deferred.",
             )
         },
         action(

@@ -312,6 +312,13 @@ fn flush(out: &mut String, pending: Option<(String, Vec<u8>)>) {
     }
 }
 
+/// Whether `name` is a header field name the MTA accepts (RFC 5322
+/// `ftext`: printable ASCII without `:` or space). The milter and LMTP
+/// drop edits of any other name, so `weir check` refuses such a literal.
+pub fn valid_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@
 //! and attachments; `address` splits addresses; `charset` holds the byte
 //! decoders; `builtins` fills the registry.
 
+pub mod folder;
 pub mod message;
 pub mod pattern;
 pub mod registry;
@@ -49,6 +50,7 @@ mod mime;
 pub mod modules;
 pub mod reference;
 
+pub use headers::valid_header_name;
 pub use headers::{HeaderLayout, header_layout};
 pub use message::{
     Address, Attachment, Connection, Envelope, Limits, Message, MessageError, Transaction,

@@ -47,6 +47,9 @@ pub enum FunctionImpl {
     Header,
     /// `rate(KEY, WINDOW)`: reads and updates the rate counters.
     Rate,
+    /// `duplicate(KEY, WINDOW)`: reads the records of delivered copies;
+    /// the caller records the key once this copy is delivered.
+    Duplicate,
     /// `matched(rule)`: reads the evaluation so far.
     Matched,
 }

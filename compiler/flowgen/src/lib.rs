@@ -9,10 +9,10 @@
 //! indexing, every builtin, user `fn`s with parameters, `let` constants,
 //! list literals, `+`/`-` on numbers, strings, times and durations, unary
 //! `-`, every comparison with `!=`, `all` and `any`, `matches … as`,
-//! `exists`, `in` over strings, numbers and networks, `rate()`,
-//! `matched()`, `score`, `and`/`or`/`not`; every action and verdict (with
+//! `exists`, `in` over strings, numbers and networks, `rate()`, `duplicate()`,
+//! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`; every action and verdict (with
 //! and without codes), `if`/`else`, `stop`, `shadow`, priorities,
-//! templates, `notify … with … template`, `reply template`, and stdlib
+//! templates, `notify … with … template`, `reply template [every D]`, and stdlib
 //! imports.
 
 use std::fmt::Write as _;
@@ -299,7 +299,7 @@ impl Gen<'_, '_> {
         match self.tape.pick(choices) {
             0 => self.comparison(depth.saturating_sub(1), may_bind),
             1 => self.comparison(depth.saturating_sub(1), false),
-            2 => match self.tape.pick(6) {
+            2 => match self.tape.pick(7) {
                 0 => self.tape.item(&["true", "false", "tls"]).to_string(),
                 1 if !self.earlier.is_empty() => {
                     let i = self.tape.pick(self.earlier.len());
@@ -314,6 +314,11 @@ impl Gen<'_, '_> {
                     .tape
                     .item(&["is_bulk()", "is_list()", "is_autoreply()"])
                     .to_string(),
+                4 => {
+                    let key = self.string_arg(depth.saturating_sub(1));
+                    let window = self.tape.item(&["1h", "1d", "30s"]);
+                    format!("duplicate({key}, {window})")
+                }
                 _ => format!("score >= {}", self.tape.pick(6)),
             },
             3 => {
@@ -752,7 +757,8 @@ impl Gen<'_, '_> {
             2 => format!(
                 "score {}{}",
                 self.tape.item(&["+", "-"]),
-                self.tape.item(&["1", "2.5", "0", "10"])
+                self.tape
+                    .item(&["1", "2.5", "0", "10", "0.7", "1.4", "1.9", "0.1", "0.0005"])
             ),
             3 => format!("score ({})", self.float_expr(1)),
             4 => format!("add_header {header} {}", self.string_arg(1)),
@@ -781,7 +787,10 @@ impl Gen<'_, '_> {
                 }
                 s
             }
-            13 => format!("reply template t{}", self.tape.pick(2)),
+            13 => {
+                let every = self.tape.item(&["", " every 7d", " every 1h"]);
+                format!("reply template t{}{every}", self.tape.pick(2))
+            }
             14 => match self.captures {
                 Some(b) => format!("add_header \"X-Cap\" m[{}]", self.tape.pick(b.groups + 1)),
                 None => format!("log {}", self.string_arg(1)),

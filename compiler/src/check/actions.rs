@@ -249,6 +249,18 @@ impl Checker<'_> {
             .set_label(format!("only {takes} takes `with`"));
             return false;
         }
+        if let Some(every) = &a.every
+            && word != "reply"
+        {
+            self.error(
+                codes::ACTION_CLAUSE,
+                cx.unit,
+                every.span,
+                format!("`{word}` takes no `every` period"),
+            )
+            .set_label("only `reply template NAME` takes `every`");
+            return false;
+        }
         if let Some(t) = &a.template
             && def.template == TemplateClause::None
         {
@@ -324,6 +336,7 @@ impl Checker<'_> {
             }
             "reject" | "tempfail" => return self.reply_verdict(cx, a),
             "add_header" | "set_header" => {
+                self.literal_header_name(cx, word, &a.args[0]);
                 let (name, value) = (text(self, 0), text(self, 1));
                 let (name, value) = (name?, value?);
                 if word == "add_header" {
@@ -332,12 +345,18 @@ impl Checker<'_> {
                     Action::SetHeader(name, value)
                 }
             }
-            "remove_header" => Action::RemoveHeader(text(self, 0)?),
+            "remove_header" => {
+                self.literal_header_name(cx, word, &a.args[0]);
+                Action::RemoveHeader(text(self, 0)?)
+            }
             "prepend_subject" => Action::PrependSubject(text(self, 0)?),
             "add_rcpt" => Action::AddRcpt(text(self, 0)?),
             "remove_rcpt" => Action::RemoveRcpt(text(self, 0)?),
             "redirect" => Action::Redirect(text(self, 0)?),
-            "fileinto" => Action::Fileinto(text(self, 0)?),
+            "fileinto" => {
+                self.literal_folder(cx, &a.args[0]);
+                Action::Fileinto(text(self, 0)?)
+            }
             "flag" => Action::Flag(text(self, 0)?),
             "tag" => Action::Tag(text(self, 0)?),
             "log" => Action::Log(text(self, 0)?),
@@ -354,9 +373,30 @@ impl Checker<'_> {
                 )?)
             }
             "notify" => return self.notify(cx, a),
-            "reply" => Action::Reply(self.template_ref(cx, a.template.as_ref()?)?),
+            "reply" => return self.reply(cx, a),
             _ => return None,
         })
+    }
+
+    /// `reply template NAME [every DURATION]`.
+    fn reply(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
+        let every = match &a.every {
+            Some(e) => {
+                let typed = self.expr(cx, e);
+                Some(self.coerce(
+                    cx.unit,
+                    e.span,
+                    typed?,
+                    &Type::Duration,
+                    "a period such as `7d`",
+                )?)
+            }
+            None => None,
+        };
+        Some(Action::Reply(
+            self.template_ref(cx, a.template.as_ref()?)?,
+            every,
+        ))
     }
 
     /// `notify CHANNEL [with {...}] [template NAME]`.

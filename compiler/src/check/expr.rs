@@ -707,7 +707,7 @@ impl Checker<'_> {
         match def.imp {
             FunctionImpl::Header => self.header_call(cx, span, args),
             FunctionImpl::Matched => self.matched_call(cx, span, args),
-            FunctionImpl::Rate => self.rate_call(cx, span, def, args),
+            FunctionImpl::Rate | FunctionImpl::Duplicate => self.rate_call(cx, span, def, args),
             FunctionImpl::Pure(imp) => self.pure_call(cx, span, def, imp, args),
         }
     }
@@ -782,7 +782,8 @@ impl Checker<'_> {
         .maybe_hint(hint);
     }
 
-    /// `rate(KEY, WINDOW)`.
+    /// `rate(KEY, WINDOW)` and `duplicate(KEY, WINDOW)`: a string key and a
+    /// duration window.
     fn rate_call(
         &mut self,
         cx: Ctx,
@@ -791,7 +792,7 @@ impl Checker<'_> {
         args: &[ast::Expr],
     ) -> Option<Typed> {
         if args.len() != 2 {
-            self.arg_count(cx.unit, span, "rate", 2, args.len());
+            self.arg_count(cx.unit, span, def.name, 2, args.len());
             return None;
         }
         let key = self.expr(cx, &args[0]);
@@ -804,13 +805,13 @@ impl Checker<'_> {
             &Type::Duration,
             "a duration window (`10m`)",
         )?;
-        Some((
-            Expr::Rate {
-                key: Box::new(key),
-                window: Box::new(window),
-            },
-            def.ret.clone(),
-        ))
+        let (key, window) = (Box::new(key), Box::new(window));
+        let lowered = if matches!(def.imp, FunctionImpl::Rate) {
+            Expr::Rate { key, window }
+        } else {
+            Expr::Duplicate { key, window }
+        };
+        Some((lowered, def.ret.clone()))
     }
 
     /// A builtin evaluated by its implementation in the registry.

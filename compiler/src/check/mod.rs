@@ -5,6 +5,7 @@
 
 mod actions;
 mod expr;
+mod literals;
 mod test_blocks;
 
 use std::collections::{HashMap, HashSet};
@@ -389,6 +390,8 @@ impl<'a> Checker<'a> {
             name: decl.name.clone(),
             subject: None,
             body: None,
+            from: None,
+            addresses: None,
         };
         let mut ok = true;
         for field in &t.fields {
@@ -397,8 +400,11 @@ impl<'a> Checker<'a> {
             match field.key.name.as_str() {
                 "subject" => lowered.subject = value,
                 "body" => lowered.body = value,
+                "from" => lowered.from = value,
+                "addresses" => lowered.addresses = value,
                 other => {
-                    let hint = crate::hints::did_you_mean(other, ["subject", "body"]);
+                    let hint =
+                        crate::hints::did_you_mean(other, ["subject", "body", "from", "addresses"]);
                     let d = self.error(
                         codes::TEMPLATE_FIELD,
                         unit,
@@ -406,8 +412,9 @@ impl<'a> Checker<'a> {
                         format!("a template has no field `{other}`"),
                     );
                     d.label = Some("unknown template field".into());
-                    d.hint =
-                        hint.or_else(|| Some("a template has only `subject` and `body`".into()));
+                    d.hint = hint.or_else(|| {
+                        Some("a template has only `subject`, `body`, `from` and `addresses`".into())
+                    });
                     ok = false;
                 }
             }

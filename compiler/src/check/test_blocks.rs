@@ -74,6 +74,19 @@ impl Checker<'_> {
         let mut message = None;
         let mut ok = true;
         for stmt in &t.stmts {
+            if matches!(
+                stmt.kind,
+                TestStmtKind::MessageFile(_) | TestStmtKind::MessageText(_)
+            ) && message.is_some()
+            {
+                // One message per test: a second line silently replacing
+                // the first would test another message than the reader sees.
+                self.error(codes::BAD_TEST, unit, stmt.span, "a test has one `message`")
+                    .set_label("second `message`")
+                    .set_hint("write another `test` block for another message");
+                ok = false;
+                continue;
+            }
             match &stmt.kind {
                 TestStmtKind::MessageFile(path) => {
                     let resolved = match &file.path {

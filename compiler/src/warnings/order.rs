@@ -145,6 +145,9 @@ fn reads_score(prog: &Program, e: &Expr, depth: usize) -> bool {
         | Expr::Arith(_, a, b)
         | Expr::Rate {
             key: a, window: b, ..
+        }
+        | Expr::Duplicate {
+            key: a, window: b, ..
         } => sub(a) || sub(b),
         Expr::Compare(c) => sub(&c.lhs) || sub(&c.rhs),
         Expr::Builtin { args, .. } | Expr::List(args) => args.iter().any(sub),

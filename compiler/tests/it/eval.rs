@@ -559,7 +559,7 @@ rule a {
 "#,
     );
     let d = decide(&r, MAIL);
-    let TakenKind::Action(Action::Reply(t)) = &d.actions[1].what else {
+    let TakenKind::Action(Action::Reply { template: t, .. }) = &d.actions[1].what else {
         panic!("reply expected")
     };
     assert_eq!(t.name, "ack");

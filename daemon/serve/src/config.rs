@@ -140,6 +140,9 @@ pub struct LmtpConfig {
     pub lowercase_local: bool,
     /// `on_error`.
     pub on_error: OnError,
+    /// `utf8_folders`: folder names stay UTF-8 on disk instead of IMAP's
+    /// modified UTF-7 (Dovecot's `UTF8` mail_location option).
+    pub utf8_folders: bool,
     /// `max_connections`, `idle_timeout`.
     pub connections: Connections,
 }
@@ -489,6 +492,7 @@ struct RawLmtp {
     maildir: Option<S>,
     lowercase_local: Option<bool>,
     on_error: Option<S>,
+    utf8_folders: Option<bool>,
     max_connections: Option<Spanned<i64>>,
     idle_timeout: Option<S>,
 }
@@ -750,6 +754,7 @@ impl Checker<'_> {
                     OnError::Tempfail,
                     OnError::parse,
                 )?,
+                utf8_folders: l.utf8_folders.unwrap_or(false),
             }),
         };
         let http = match raw.http {

@@ -336,6 +336,10 @@ impl RateCounter for DryRates {
     fn hit(&mut self, key: &str, window_secs: u64, now: i64, _count: bool) -> u64 {
         self.0.hit(key, window_secs, now, false)
     }
+
+    fn duplicate(&mut self, scope: &str, key: &str, window_secs: u64, now: i64) -> bool {
+        self.0.duplicate(scope, key, window_secs, now)
+    }
 }
 
 async fn check(

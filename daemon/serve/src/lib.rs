@@ -377,8 +377,9 @@ fn spawn_retention(daemon: Arc<Daemon>) {
 /// Deletes what no rule needs any more (docs/serve.md "State"): audit
 /// entries, delivered side-effect keys, LMTP delivery records, dead outbox
 /// items and gone quarantine entries older than `[audit] retention`;
-/// `rate()` keys no window can see; auto-reply times older than `[reply]
-/// period`; quarantine files no entry names. Returns how many audit
+/// `rate()` keys no window can see; auto-reply times older than both
+/// `[reply] period` and the retention; `duplicate()` records older than
+/// the retention; quarantine files no entry names. Returns how many audit
 /// entries went.
 fn retain(daemon: &Daemon, now: i64) -> anyhow::Result<usize> {
     let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
@@ -389,13 +390,20 @@ fn retain(daemon: &Daemon, now: i64) -> anyhow::Result<usize> {
     // Likewise the LMTP delivery index: the window in which a copy sent
     // again is recognised and not delivered twice.
     daemon.store.prune_deliveries(cutoff)?;
+    // And `duplicate()` records: a window longer than the retention sees
+    // only the retention.
+    daemon.store.prune_duplicates(cutoff)?;
     daemon.store.prune_dead_outbox(cutoff)?;
     // Held messages that left Postfix's hold queue without Weir.
     daemon.store.prune_gone_quarantine(cutoff)?;
     daemon.store.prune_rates(now)?;
-    daemon
-        .store
-        .prune_replies(now.saturating_sub(secs(daemon.config().reply.period)))?;
+    // A rule's `reply … every D` may be longer than `[reply] period`:
+    // reply times are kept for the longer of that period and the audit
+    // retention.
+    let replies_cutoff = now
+        .saturating_sub(secs(daemon.config().reply.period))
+        .min(cutoff);
+    daemon.store.prune_replies(replies_cutoff)?;
     lmtp::prune_orphaned_copies(daemon);
     daemon.store.prune_audit(cutoff)
 }

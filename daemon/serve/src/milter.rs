@@ -465,9 +465,11 @@ async fn evaluate(
         let is_final = decisions
             .iter()
             .all(|d| plan.is_final(loaded.ruleset(), d, stage));
-        if is_final {
-            rates.commit();
-        } else {
+        // Final decisions' hits are committed once they are known to stand
+        // (below, after the timeout); a message deferred for every
+        // recipient counts nothing, so an MTA's retries do not count
+        // against the sender.
+        if !is_final || all_tempfail(&decisions) {
             rates.discard();
         }
         (Ok((decisions, is_final)), rates, started.elapsed())
@@ -478,7 +480,12 @@ async fn evaluate(
             message.rates = rates;
             daemon.observe_eval(elapsed);
             match outcome {
-                Ok((decisions, true)) => Some(decisions),
+                Ok((decisions, true)) => {
+                    if !all_tempfail(&decisions) {
+                        message.rates.commit();
+                    }
+                    Some(decisions)
+                }
                 Ok((_, false)) => None,
                 Err(limit) => {
                     tracing::warn!("{limit}");
@@ -492,6 +499,11 @@ async fn evaluate(
         }
         Err(e) => Some(vec![pool_failure(daemon, &e, on_error, stage)]),
     }
+}
+
+/// Whether every decision defers the message.
+fn all_tempfail(decisions: &[Decision]) -> bool {
+    decisions.iter().all(|d| d.verdict == Verdict::Tempfail)
 }
 
 /// The decision when the evaluation pool gave no result: a tempfail when
@@ -552,6 +564,21 @@ async fn record(
         let started = message.started;
         let client = message.client.clone();
         tokio::task::spawn_blocking(move || {
+            // `duplicate()` remembers what each recipient's decision marked.
+            let first = facts.to.first().map_or("", String::as_str);
+            let pairs: Vec<(&str, &Decision)> = if all.len() == facts.to.len() && all.len() > 1 {
+                facts.to.iter().map(String::as_str).zip(&all).collect()
+            } else {
+                vec![(first, &decision)]
+            };
+            for (rcpt, one) in pairs {
+                if let Err(e) = daemon
+                    .store
+                    .record_decision_duplicates(rcpt, one, unix_now())
+                {
+                    return (Err(e), decision);
+                }
+            }
             let mut queued = 0;
             for one in &all {
                 match queue_side_effects(&daemon, &facts, one) {
@@ -687,7 +714,7 @@ fn queue_side_effects(
         !t.shadow
             && matches!(
                 &t.what,
-                TakenKind::Action(Action::Notify { .. } | Action::Reply(_))
+                TakenKind::Action(Action::Notify { .. } | Action::Reply { .. })
             )
     });
     if !has_effect {
@@ -697,7 +724,9 @@ fn queue_side_effects(
     wire.extend_from_slice(&facts.body);
     let origin = Origin::new(&wire, &facts.from, &facts.to);
     let accepted = !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail);
-    outbox::enqueue(daemon, &origin, decision, accepted, None)
+    // One decision for the message: it answers as its first recipient.
+    let recipient = facts.to.first().map_or("", String::as_str);
+    outbox::enqueue(daemon, &origin, decision, recipient, accepted, None)
 }
 
 async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {

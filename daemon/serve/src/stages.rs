@@ -163,6 +163,10 @@ impl RateCounter for StagedRates {
         // As if this message's hit were already in the store.
         if mine { seen + 1 } else { seen }
     }
+
+    fn duplicate(&mut self, scope: &str, key: &str, window_secs: u64, now: i64) -> bool {
+        self.store.duplicate_seen(scope, key, window_secs, now)
+    }
 }
 
 /// What the milter has learnt about the client (connect, HELO, macros).
@@ -345,6 +349,8 @@ pub fn policy_decision(policy: OnError, stage: Stage, why: PolicyCause) -> Decis
         folder: None,
         actions: Vec::new(),
         trace: Vec::new(),
+        warnings: Vec::new(),
+        duplicates: Vec::new(),
     }
 }
 

@@ -288,6 +288,8 @@ impl StampedOutcome {
             folder: self.folder.clone(),
             actions,
             trace: Vec::new(),
+            duplicates: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 }

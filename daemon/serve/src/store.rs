@@ -31,6 +31,8 @@ use serde::{Deserialize, Serialize};
 use super::outbox::OutboxItem;
 use super::state::AuditEntry;
 
+mod duplicates;
+
 /// A message held in the MTA's hold queue by a milter `quarantine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarantineEntry {
@@ -112,6 +114,8 @@ pub struct Store {
     outbox_done: sled::Tree,
     replies: sled::Tree,
     delivered: sled::Tree,
+    /// `duplicate()` records (`store/duplicates.rs`).
+    duplicates: sled::Tree,
     /// Held while an audit id is assigned and its entry inserted, so that
     /// entries become visible in id order: a client polling
     /// `/v1/actions?since=LAST` never misses one.
@@ -162,6 +166,7 @@ impl Store {
             outbox_done: db.open_tree("outbox_done")?,
             replies: db.open_tree("replies")?,
             delivered: db.open_tree("delivered")?,
+            duplicates: db.open_tree("duplicates")?,
             db,
             audit_order: std::sync::Arc::default(),
         })
@@ -667,6 +672,10 @@ impl weir_compiler::RateCounter for MessageRates {
     fn hit(&mut self, key: &str, window_secs: u64, now: i64, count: bool) -> u64 {
         let count = count && self.counted.insert(key.to_string());
         self.store.rate_hit(key, window_secs, now, count)
+    }
+
+    fn duplicate(&mut self, scope: &str, key: &str, window_secs: u64, now: i64) -> bool {
+        self.store.duplicate_seen(scope, key, window_secs, now)
     }
 }
 

@@ -133,7 +133,7 @@
 (call
   function: (identifier) @function.builtin
   (#any-of? @function.builtin
-    "header" "count" "len" "lower" "upper" "trim" "rate" "matched"
+    "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "matched"
     "split" "join" "replace" "first" "number" "max" "min"))
 
 ; Fields of the message model (docs/language.md, "Expressions").
@@ -207,3 +207,6 @@
   ":"
   "."
 ] @punctuation.delimiter
+
+; `reply template NAME every DURATION`: a contextual word.
+(template_clause "every" @keyword)

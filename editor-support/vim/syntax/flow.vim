@@ -31,6 +31,8 @@ syn keyword flowTodo contained TODO FIXME XXX NOTE
 " Names declared by rule, template, fn, let and list.
 syn match flowRuleName     /\%(\<rule\s\+\)\@<=\h\w*/
 syn match flowTemplateName /\%(\<template\s\+\)\@<=\h\w*/
+" `reply template NAME every DURATION`: `every` is a word only there.
+syn match flowEveryWord /\%(\<template\s\+\h\w*\s\+\)\@<=\<every\>/
 syn match flowConstantName /\%(\<\%(let\|list\)\s\+\)\@<=\h\w*/
 syn match flowType /\%(\%(:\s*\|<\)\)\@<=\<\%(bool\|int\|float\|string\|address\|ip\|cidr\|time\|duration\|regex\|list\)\>/
 
@@ -43,7 +45,7 @@ syn match flowProperty /\%(\.\)\@<=\h\w*/
 " Builtin functions, then any other call.
 syn match flowCall     /\<\h\w*\ze\s*(/
 syn match flowFunctionName /\%(\<fn\s\+\)\@<=\h\w*/
-syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|matched\|split\|join\|replace\|first\|number\|max\|min\)\ze\s*(/
+syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|matched\|split\|join\|replace\|first\|number\|max\|min\)\ze\s*(/
 
 " Actions (docs/language.md, "Rules and actions") at the start of a statement: at the start of a
 " line, after `{`, `;`, `then`, `else`, or `expect [not]` in a test.
@@ -93,6 +95,7 @@ hi def link flowComment                Comment
 hi def link flowTodo                   Todo
 hi def link flowRuleName               Function
 hi def link flowTemplateName           Type
+hi def link flowEveryWord              Keyword
 hi def link flowFunctionName           Function
 hi def link flowConstantName           Constant
 hi def link flowType                   Type

@@ -308,6 +308,10 @@ impl Printer<'_> {
         if let Some(t) = &a.template {
             lines.push_str(&format!(" template {}", t.name));
         }
+        if let Some(e) = &a.every {
+            lines.push_str(" every ");
+            lines.append(self.layout(e, FREE));
+        }
         lines.reach(a.span.end);
         lines
     }

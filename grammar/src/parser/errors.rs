@@ -235,6 +235,7 @@ fn describe_rule(kind: Rule) -> Option<&'static str> {
         Rule::kw_file => "`file`",
         Rule::with_clause | Rule::kw_with => "`with`",
         Rule::template_clause | Rule::kw_template => "`template`",
+        Rule::every_clause | Rule::cw_every => "`every`",
         Rule::template_field => "a template field (`subject = \"...\"`)",
         Rule::map => "`{`",
         Rule::map_entry => "a map entry (`key: value`)",

@@ -112,6 +112,7 @@ impl Builder<'_> {
         let mut args = Vec::new();
         let mut with = None;
         let mut template = None;
+        let mut every = None;
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::ident => name = Some(self.ident(&p)),
@@ -123,10 +124,18 @@ impl Builder<'_> {
                         .map(|m| self.map(m))
                 }
                 Rule::template_clause => {
-                    template = p
-                        .into_inner()
-                        .find(|p| p.as_rule() == Rule::ident)
-                        .map(|p| self.ident(&p));
+                    for p in p.into_inner() {
+                        match p.as_rule() {
+                            Rule::ident => template = Some(self.ident(&p)),
+                            Rule::every_clause => {
+                                every = p
+                                    .into_inner()
+                                    .find(|p| p.as_rule() == Rule::arg)
+                                    .map(|p| self.arg(p));
+                            }
+                            _ => {}
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -136,6 +145,7 @@ impl Builder<'_> {
             args,
             with,
             template,
+            every,
             span,
         })
     }

@@ -231,6 +231,7 @@ fn pure(e: &Expr) -> bool {
         | Expr::Captures(_)
         | Expr::CallUser { .. }
         | Expr::Rate { .. }
+        | Expr::Duplicate { .. }
         | Expr::Matched(_)
         | Expr::Not(_)
         | Expr::And(..)

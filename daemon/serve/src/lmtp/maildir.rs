@@ -10,7 +10,8 @@
 //!
 //! Nothing taken from mail may leave the configured root: the recipient's
 //! address parts are checked before they are put in the path, and folder
-//! names are checked component by component ([`folder_dir`]).
+//! directory names (mapped from `fileinto` folders by `folder.rs`) are
+//! checked to be one component under the mailbox ([`folder_dir`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -189,43 +190,33 @@ fn ensure_under(root: &Path, path: &Path) -> Result<(), MaildirError> {
     }
 }
 
-/// Checks a `fileinto` folder (`/` separates levels) and returns the
-/// Maildir++ directory name under the mailbox (`.Folder.Sub`), or `None`
-/// for INBOX. Each level must be non-empty, must not hold `.` (Maildir++'s
-/// level separator), `\`, or control characters.
-pub fn folder_name(folder: &str) -> Result<Option<String>, MaildirError> {
-    let folder = folder.trim();
-    if folder.is_empty() || folder.eq_ignore_ascii_case("INBOX") {
-        return Ok(None);
-    }
-    if folder.len() > 255 {
+/// Checks a Maildir++ directory name (`.Folder.Sub`, as `folder.rs`
+/// maps a `fileinto` folder) before it is joined to a mailbox path: it
+/// must start with `.`, be one path component (no `/`, not `.` or `..`),
+/// hold no control character and be at most 255 bytes.
+fn check_dir_name(name: &str) -> Result<(), MaildirError> {
+    let bad = !name.starts_with('.')
+        || name == "."
+        || name == ".."
+        || name.len() > weir_stdlib::folder::MAX_DIR_NAME
+        || name.chars().any(|c| c == '/' || c.is_control());
+    if bad {
         return Err(MaildirError::BadFolder(format!(
-            "{folder:?} is longer than 255 bytes"
+            "{name:?} is not a Maildir++ folder directory"
         )));
     }
-    let mut name = String::new();
-    for level in folder.split('/') {
-        if level.is_empty() {
-            return Err(MaildirError::BadFolder(format!(
-                "{folder:?} has an empty level"
-            )));
-        }
-        if level.contains('.') || level.chars().any(|c| c == '\\' || c.is_control()) {
-            return Err(MaildirError::BadFolder(format!(
-                "{folder:?}: a level may not hold '.', '\\' or control characters"
-            )));
-        }
-        name.push('.');
-        name.push_str(level);
-    }
-    Ok(Some(name))
+    Ok(())
 }
 
-/// The directory of `folder` (see [`folder_name`]) under `mailbox`.
-pub fn folder_dir(mailbox: &Path, folder: Option<&str>) -> Result<PathBuf, MaildirError> {
-    match folder.map(folder_name).transpose()?.flatten() {
+/// The directory of a folder under `mailbox`: `dir_name` is its Maildir++
+/// directory name (see `folder.rs`), `None` for INBOX.
+pub fn folder_dir(mailbox: &Path, dir_name: Option<&str>) -> Result<PathBuf, MaildirError> {
+    match dir_name {
         None => Ok(mailbox.to_path_buf()),
-        Some(name) => Ok(mailbox.join(name)),
+        Some(name) => {
+            check_dir_name(name)?;
+            Ok(mailbox.join(name))
+        }
     }
 }
 
@@ -333,8 +324,8 @@ pub fn new_base_name(content_len: usize) -> String {
     format!("{},S={content_len}", unique_name())
 }
 
-/// Delivers `content` (the message as stored: LF line ends) into `folder`
-/// of the Maildir `mailbox`, with `flags`; returns the file's path once it
+/// Delivers `content` (the message as stored: LF line ends) into the
+/// folder directory `folder` (see [`folder_dir`]) of the Maildir `mailbox`, with `flags`; returns the file's path once it
 /// is durable.
 pub fn deliver(
     mailbox: &Path,
@@ -508,16 +499,15 @@ mod tests {
     }
 
     #[test]
-    fn folder_names_map_to_maildir_plus_plus() {
-        assert_eq!(folder_name("INBOX").unwrap(), None);
+    fn folder_directories_stay_one_component_under_the_mailbox() {
+        let m = Path::new("/m/x");
+        assert_eq!(folder_dir(m, None).unwrap(), PathBuf::from("/m/x"));
         assert_eq!(
-            folder_name("Support/Billing").unwrap().as_deref(),
-            Some(".Support.Billing")
+            folder_dir(m, Some(".Support.Billing")).unwrap(),
+            PathBuf::from("/m/x/.Support.Billing")
         );
-        for bad in [
-            "../x", "a/../b", ".hidden", "a//b", "/abs", "a.b", "a\\b", "x\ny",
-        ] {
-            assert!(folder_name(bad).is_err(), "{bad}");
+        for bad in ["..", ".", "x", ".a/../b", "/abs", ".x\ny"] {
+            assert!(folder_dir(m, Some(bad)).is_err(), "{bad}");
         }
     }
 
@@ -533,7 +523,7 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let a = deliver(&dir, None, &[], b"Subject: a\n\nx\n").unwrap();
         assert_eq!(a.parent().unwrap(), dir.join("new"));
-        let b = deliver(&dir, Some("Work/Urgent"), &["\\Seen".into()], b"x\n").unwrap();
+        let b = deliver(&dir, Some(".Work.Urgent"), &["\\Seen".into()], b"x\n").unwrap();
         assert_eq!(b.parent().unwrap(), dir.join(".Work.Urgent/cur"));
         assert!(b.to_string_lossy().ends_with(":2,S"));
         assert!(dir.join(".Work.Urgent/maildirfolder").exists());

@@ -45,6 +45,7 @@
 //! copy that was not stored, so it becomes a tempfail).
 
 pub mod command;
+pub mod folder;
 pub mod maildir;
 pub mod rewrite;
 
@@ -61,10 +62,10 @@ use weir_stdlib::{Address, Connection, Envelope, Limits, Message, Stage, Transac
 use super::Listener;
 use super::config::OnError;
 use super::outbox::{self, Origin};
-use super::stages::{self, PolicyCause};
+use super::stages::{self, PolicyCause, StagedRates};
 use super::stamp::{self, STAMP_HEADER, Stamp};
 use super::state::{Daemon, LoadedRuleset, Record, Source, unix_now};
-use super::store::{DeliveryRecord, LmtpHold, MessageRates, MessageSummary, QuarantineEntry};
+use super::store::{DeliveryRecord, LmtpHold, MessageSummary, QuarantineEntry};
 use command::Command;
 
 /// The longest command line accepted (RFC 5321 asks for at least 512).
@@ -191,6 +192,9 @@ struct Conn<R, W> {
     reader: BufReader<R>,
     writer: W,
     out: Vec<u8>,
+    /// The code of the last reply queued: after a recipient's decision,
+    /// whether its copy was deferred (4xx).
+    last_code: u16,
     /// `[lmtp] idle_timeout`: for a read of a line and for a write of the
     /// replies (a client that pipelines and never reads is let go).
     idle_timeout: Duration,
@@ -199,6 +203,7 @@ struct Conn<R, W> {
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     /// Queues a reply; a multi-line text becomes a multi-line reply.
     fn reply(&mut self, code: u16, status: &str, text: &str) {
+        self.last_code = code;
         let lines: Vec<&str> = text
             .split('\n')
             .map(|l| l.trim_end_matches('\r'))
@@ -322,6 +327,7 @@ where
         reader: BufReader::new(reader),
         writer,
         out: Vec::new(),
+        last_code: 0,
         idle_timeout: lmtp.connections.idle_timeout,
     };
     conn.reply(220, "", &format!("{host} Weir LMTP ready"));
@@ -602,8 +608,10 @@ async fn deliver_all<R, W>(
         now: unix_now(),
     };
     // One counter for the message: a rate key counts once however many
-    // recipients evaluate it.
-    let mut rates = daemon.message_rates();
+    // recipients evaluate it, and only when some copy was not deferred
+    // (a 4xx brings the message back; its retry must not count twice).
+    let mut rates = StagedRates::new(daemon.store.clone());
+    let mut deferred_all = true;
     let evaluated = Delivery {
         version: loaded.version,
         summary: &summary,
@@ -628,6 +636,12 @@ async fn deliver_all<R, W>(
         rates = back;
         let decision = finish(daemon, conn, &evaluated, rcpt, decision).await;
         decided.push((rcpt.as_str(), decision));
+        deferred_all &= (400..500).contains(&conn.last_code);
+    }
+    if !decided.is_empty() && !deferred_all {
+        tokio::task::spawn_blocking(move || rates.commit())
+            .await
+            .unwrap_or_else(|e| tracing::error!("cannot count the message's rates: {e}"));
     }
     log_line(&evaluated, &decided, started);
 }
@@ -812,8 +826,8 @@ async fn evaluate(
     base: &Transaction,
     message: &Arc<Message>,
     rcpt: &str,
-    rates: MessageRates,
-) -> (Decision, MessageRates) {
+    rates: StagedRates,
+) -> (Decision, StagedRates) {
     let on_error = daemon
         .config()
         .lmtp
@@ -959,6 +973,10 @@ where
         (Verdict::Discard, _) => Outcome::NotDelivered,
         (_, Some(_)) if drops_local_copy(&decision, rcpt) => Outcome::NotDelivered,
         (verdict, Some(_)) => {
+            if let Some(warning) = target(daemon, decision.folder.as_deref()).warning {
+                tracing::warn!("<{rcpt}>: {warning}");
+                decision.warnings.push(warning);
+            }
             let stored = store_copy(daemon, delivery, &decision, rcpt, &summary).await;
             match (verdict, stored) {
                 (Verdict::Quarantine, Ok(Stored::Held(entry))) => {
@@ -981,7 +999,7 @@ where
         }
     };
     if delivery.stamped.is_none()
-        && let Err(e) = queue_side_effects(daemon, delivery, &decision, &outcome).await
+        && let Err(e) = queue_side_effects(daemon, delivery, rcpt, &decision, &outcome).await
     {
         tracing::error!("cannot queue the side effects for <{rcpt}>: {e}");
         // A copy already delivered keeps its 250 (a refusal would make
@@ -1117,6 +1135,7 @@ where
 async fn queue_side_effects(
     daemon: &Arc<Daemon>,
     delivery: &Delivery<'_>,
+    rcpt: &str,
     decision: &Decision,
     outcome: &Outcome,
 ) -> Result<(), String> {
@@ -1129,9 +1148,10 @@ async fn queue_side_effects(
     let decision = decision.clone();
     let wire = wire.clone();
     let recipients = recipients.clone();
+    let rcpt = rcpt.to_string();
     let queued = tokio::task::spawn_blocking(move || {
         let copy = || rewrite::delivered_copy(&wire, &decision, &recipients);
-        let added = outbox::enqueue(&daemon, &origin, &decision, accepted, Some(&copy))?;
+        let added = outbox::enqueue(&daemon, &origin, &decision, &rcpt, accepted, Some(&copy))?;
         if added > 0 {
             // Durable before the reply (the audit entry below
             // flushes too, but a failure there must not lose these).
@@ -1182,6 +1202,17 @@ async fn record(
                 .amend_audit(stamped.audit_id, |d| add_delivery(d, outcome))?;
             return Ok(());
         }
+        // `duplicate()` remembers what a delivered (not refused) copy's
+        // decision marked.
+        if outcome.get("delivery").and_then(|d| d.as_str()) != Some("refused") {
+            let rcpt = outcome
+                .get("recipient")
+                .and_then(|r| r.as_str())
+                .unwrap_or("");
+            daemon
+                .store
+                .record_decision_duplicates(rcpt, &decision, unix_now())?;
+        }
         let mut extra = outcome;
         extra.insert("from".into(), summary.from.clone().into());
         extra.insert("client".into(), client_json(&received.client));
@@ -1201,6 +1232,17 @@ async fn record(
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Where a copy of a decision filing into `folder` goes, under the
+/// configured `[lmtp] utf8_folders`.
+fn target(daemon: &Daemon, folder: Option<&str>) -> folder::Target {
+    let utf8 = daemon
+        .config()
+        .lmtp
+        .as_ref()
+        .is_some_and(|l| l.utf8_folders);
+    folder::resolve(folder, utf8)
 }
 
 /// The `[lmtp] on_error` decision after a failed delivery (`accept` cannot
@@ -1256,7 +1298,8 @@ fn delivery_key(message_digest: &str, rcpt: &str, dir: &Path) -> String {
     ])
 }
 
-/// Delivers `content` into the Maildir, once per message, recipient and
+/// Delivers `content` into the Maildir folder directory `folder` (see
+/// `maildir::folder_dir`), once per message, recipient and
 /// folder (see the module documentation and [`delivery_key`]): a copy
 /// already delivered is found and returned instead; otherwise a new name
 /// is recorded in the store (flushed) before the file is written.
@@ -1323,7 +1366,9 @@ async fn store_copy(
     let mut copy = trace_fields(&summary.from, rcpt);
     copy.extend_from_slice(&edited);
     let message_digest = delivery.origin.map(|o| o.digest.clone());
+    // The held copy keeps the folder's name: it is mapped when released.
     let folder = decision.folder.clone();
+    let dir_name = target(daemon, folder.as_deref()).dir;
     let flags = decision_flags(decision);
     let daemon = daemon.clone();
     let rcpt = rcpt.to_string();
@@ -1337,7 +1382,7 @@ async fn store_copy(
         // The folder is checked before anything is written, also for a
         // quarantined copy, so a release cannot fail on it later.
         let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt, address_case(lmtp))?;
-        maildir::folder_dir(&mailbox, folder.as_deref())?;
+        maildir::folder_dir(&mailbox, dir_name.as_deref())?;
         if !quarantine {
             let content = maildir::to_lf(&copy);
             let path = match &message_digest {
@@ -1346,11 +1391,11 @@ async fn store_copy(
                     digest,
                     &rcpt,
                     &mailbox,
-                    folder.as_deref(),
+                    dir_name.as_deref(),
                     &flags,
                     &content,
                 )?,
-                None => maildir::deliver(&mailbox, folder.as_deref(), &flags, &content)?,
+                None => maildir::deliver(&mailbox, dir_name.as_deref(), &flags, &content)?,
             };
             return Ok(Stored::Delivered(path));
         }
@@ -1472,10 +1517,18 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         .context("[lmtp] is not configured: cannot deliver")?;
     let copy = std::fs::read(&hold.file)
         .with_context(|| format!("cannot read the held copy {}", hold.file.display()))?;
+    let target = target(daemon, hold.folder.as_deref());
+    if let Some(warning) = &target.warning {
+        tracing::warn!(
+            "quarantine: {} <{}>: {warning}",
+            entry.queue_id,
+            hold.recipient
+        );
+    }
     let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient, address_case(lmtp))?;
     let path = maildir::deliver(
         &mailbox,
-        hold.folder.as_deref(),
+        target.dir.as_deref(),
         &hold.flags,
         &maildir::to_lf(&copy),
     )?;

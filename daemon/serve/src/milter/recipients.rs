@@ -326,6 +326,8 @@ mod tests {
                 })
                 .collect(),
             trace: Vec::new(),
+            duplicates: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 

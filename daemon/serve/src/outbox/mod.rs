@@ -210,14 +210,18 @@ impl Origin {
 /// recipient (delivered, quarantined, discarded, forwarded): auto-replies
 /// and forwarded copies need that; a webhook goes for any verdict but
 /// `tempfail` (the MTA sends the message again, and the effect then).
-/// `copy` makes the copy to forward; `None` where the MTA forwards (the
-/// milter edits the envelope recipients instead, docs/language.md ("Rules and actions")). Returns
+/// `recipient` is the recipient the decision was made for: an auto-reply
+/// comes from that address, at most once per (recipient, sender) and
+/// period. `copy` makes the copy to forward; `None` where the MTA forwards
+/// (the milter edits the envelope recipients instead, docs/language.md
+/// ("Rules and actions")). Returns
 /// how many items were added; the caller flushes the store before
 /// replying.
 pub fn enqueue(
     daemon: &Daemon,
     origin: &Origin,
     decision: &Decision,
+    recipient: &str,
     accepted: bool,
     copy: Option<&dyn Fn() -> Vec<u8>>,
 ) -> anyhow::Result<usize> {
@@ -275,8 +279,12 @@ pub fn enqueue(
                 }
                 item
             }
-            Action::Reply(template) if accepted => {
-                if let Some(why) = &origin.no_reply {
+            Action::Reply {
+                template,
+                every,
+                skipped,
+            } if accepted => {
+                if let Some(why) = skipped.as_ref().or(origin.no_reply.as_ref()) {
                     tracing::info!(
                         "reply of rule {}: not sent to <{}>: {why}",
                         taken.rule,
@@ -284,9 +292,12 @@ pub fn enqueue(
                     );
                     continue;
                 }
+                let recipient = super::stages::strip_brackets(recipient).to_lowercase();
+                // Per recipient: two colleagues on vacation each answer.
                 let id = digest(&[
                     origin.digest.as_bytes(),
                     b"reply",
+                    recipient.as_bytes(),
                     template.name.as_bytes(),
                     template.subject.as_bytes(),
                     template.body.as_bytes(),
@@ -294,18 +305,33 @@ pub fn enqueue(
                 if daemon.store.outbox_known(&id)? {
                     continue;
                 }
-                let period = daemon.config().reply.period.as_secs();
-                if !daemon.store.reply_allowed(&origin.sender, period, now)? {
+                let period = every.map_or(daemon.config().reply.period.as_secs(), |secs| {
+                    u64::try_from(secs).unwrap_or(0)
+                });
+                let pair = format!("{recipient}\n{}", origin.sender);
+                if !daemon.store.reply_allowed(&pair, period, now)? {
                     tracing::info!(
-                        "reply of rule {}: <{}> already had one within [reply] period",
+                        "reply of rule {}: <{}> already had one from <{recipient}> within [reply] period",
                         taken.rule,
                         origin.sender
                     );
                     continue;
                 }
+                // From the recipient being answered for, as vacation does;
+                // the relay's address only when there is none.
                 let config = daemon.config();
-                let from = config.relay.as_ref().map(|r| r.from.as_str());
-                let data = mail::auto_reply(origin, template, from.unwrap_or(""), &id, now);
+                let relay_from = config.relay.as_ref().map(|r| r.from.as_str());
+                // The template's `from` may carry a display name; the
+                // header is written as `<address>`.
+                let template_from = weir_stdlib::Address::parse(template.from.trim()).address;
+                let from = if !template_from.is_empty() {
+                    template_from.as_str()
+                } else if recipient.is_empty() {
+                    relay_from.unwrap_or("")
+                } else {
+                    recipient.as_str()
+                };
+                let data = mail::auto_reply(origin, template, from, &id, now);
                 let mut item = new_item(
                     id,
                     Kind::Reply,
