@@ -229,7 +229,7 @@ fn milter_and_lmtp_decide_each_message_once() {
         return;
     };
     let context = || rig.context();
-    let message = "From: Lottery <lottery@example.test>\r\nSubject: You have won\r\nMessage-ID: <won-1@example.test>\r\n\r\nClaim your prize.\r\n";
+    let message = "From: Lottery <lottery@example.test>\r\nTo: alice@example.test, bob@example.test\r\nSubject: You have won\r\nMessage-ID: <won-1@example.test>\r\n\r\nClaim your prize.\r\n";
     let sent = send(
         rig.postfix.smtp,
         "lottery@example.test",
