@@ -39,8 +39,6 @@ pub(crate) struct HeaderField {
 pub(crate) struct HeaderBlock {
     /// The fields in order.
     pub(crate) fields: Vec<HeaderField>,
-    /// Where the header block starts (after a skipped mbox `From ` line).
-    pub(crate) start: usize,
     /// Where the header lines end (before the blank separator line, if any).
     pub(crate) end: usize,
     /// Where the body starts.
@@ -96,7 +94,6 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
         // An empty first line: an empty header block, then the body.
         return HeaderBlock {
             fields: Vec::new(),
-            start,
             end: start,
             body_start: after_first,
             has_separator: true,
@@ -108,10 +105,7 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
 
     let mut fields = Vec::new();
     let mut pos = start;
-    let mut block = HeaderBlock {
-        start,
-        ..HeaderBlock::default()
-    };
+    let mut block = HeaderBlock::default();
     // The field being read: its name and the bytes of its value lines.
     let mut current: Option<(String, Vec<u8>)> = None;
     loop {
@@ -232,7 +226,13 @@ pub(crate) fn decode_rfc2047(s: &str) -> String {
             && let Some(word) = encoded_word(rest)
         {
             match pending.as_mut() {
-                Some((charset, bytes)) if *charset == word.charset => {
+                // ISO-2022 words each end back in ASCII (RFC 1468), so
+                // nothing is split across them; joined, the escape back to
+                // ASCII followed at once by the next word's escape out of
+                // it is an error to the WHATWG decoder (U+FFFD).
+                Some((charset, bytes))
+                    if *charset == word.charset && !charset.starts_with("iso-2022") =>
+                {
                     bytes.extend_from_slice(&word.bytes)
                 }
                 _ => {
@@ -280,6 +280,11 @@ mod tests {
         assert_eq!(decode_rfc2047("x =?utf-8?q?a_b?= y"), "x a b y");
         // A UTF-8 character split across two words.
         assert_eq!(decode_rfc2047("=?utf-8?q?=C3?= =?utf-8?q?=A9?="), "é");
+        // Two ISO-2022-JP words, each back in ASCII at its end: ス, パ.
+        assert_eq!(
+            decode_rfc2047("=?iso-2022-jp?B?GyRCJTkbKEI=?=\r\n\t=?iso-2022-jp?B?GyRCJVEbKEI=?="),
+            "スパ"
+        );
     }
 
     #[test]
