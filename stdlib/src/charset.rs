@@ -55,7 +55,8 @@ pub(crate) fn base64_decode(text: &[u8]) -> Vec<u8> {
 
 /// Whether a line (without its line break) is base64 data as encoders
 /// write it: digits of the standard alphabet, then at most two `=`, with
-/// blanks only around them. A blank line is not data.
+/// blanks only around them (`==` alone is the end of data wrapped at an
+/// odd width). A blank line is not data.
 fn is_base64_line(line: &[u8]) -> bool {
     let line = line.trim_ascii();
     let digits = line
@@ -63,7 +64,8 @@ fn is_base64_line(line: &[u8]) -> bool {
         .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
         .count();
     let padding = &line[digits..];
-    digits > 0 && padding.len() <= 2 && padding.iter().all(|&b| b == b'=')
+    // A line of padding alone ends data split at an odd width.
+    !line.is_empty() && padding.len() <= 2 && padding.iter().all(|&b| b == b'=')
 }
 
 /// Decodes the base64 data of a body part as mail readers do, and returns
@@ -283,6 +285,9 @@ mod tests {
         let (data, rest) = base64_body_decode(b"aGVsbG8g\n*** ### ***\nd29ybGQh\nIQ\nThanks.\n");
         assert_eq!(data, b"hello world!!");
         assert_eq!(rest, b"Thanks.\n");
+        // Wrapped at an odd width, the padding alone on the last line.
+        let (data, rest) = base64_body_decode(b"aGVsbG8\n=\n");
+        assert_eq!((data.as_slice(), rest), (&b"hello"[..], &b""[..]));
         // Not base64 from the first line: no data.
         let (data, rest) = base64_body_decode(b"Hello there\naGVs\n");
         assert_eq!(data, b"");
