@@ -502,6 +502,9 @@ fn decoded_size(part: &MessagePart<'_>, input: &[u8]) -> u64 {
         PartType::Message(inner) if part.encoding != Encoding::None => inner.raw_message.len(),
         PartType::Message(_) => raw_body(part, input).len(),
         PartType::Multipart(_) => 0,
+        // mail-parser decoded it: its length is the size, without decoding
+        // an attachment (megabytes, often) a second time.
+        PartType::Binary(b) | PartType::InlineBinary(b) if !part.is_encoding_problem => b.len(),
         _ => decode_transfer(part, input, false).len(),
     };
     size as u64
