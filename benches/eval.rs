@@ -6,13 +6,17 @@
 //!
 //! `cargo bench -p weir-benches --bench eval` (set `WEIR_BENCH_N=10,100`
 //! to choose the rule counts, `WEIR_BENCH_COMPILE_N` those of the compile
-//! group, 10000 by default). Results go in `benches/README.md`.
+//! group, 10000 by default). `WEIR_BENCH_REAL=1` adds the same groups over
+//! real mail, the SpamAssassin public corpus (6,046 messages, fetched into
+//! a cache on first use), with rules generated from its own vocabulary:
+//! `parse/spamassassin/...`, `interp/spamassassin/N rules`,
+//! `jit/spamassassin/N rules`. Results go in `benches/README.md`.
 
 use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use weir_benches::{rules, synth_messages};
+use weir_benches::{rules, spamassassin_messages, spamassassin_rules, synth_messages};
 use weir_compiler::{
     Decision, EvalOptions, FsLoader, MemoryRates, NativeRuleset, Ruleset, compile,
 };
@@ -31,18 +35,30 @@ fn counts(var: &str, default: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Whether the real corpus is benchmarked too (`WEIR_BENCH_REAL=1`).
+fn real_mail() -> bool {
+    std::env::var("WEIR_BENCH_REAL").is_ok_and(|v| v == "1")
+}
+
 fn parse_only(c: &mut Criterion) {
-    let messages = synth_messages();
+    parse_corpus(c, "", &synth_messages());
+    if real_mail() {
+        parse_corpus(c, "spamassassin/", &spamassassin_messages());
+    }
+}
+
+/// mail-parser's parse alone and Weir's message model over `messages`.
+fn parse_corpus(c: &mut Criterion, prefix: &str, messages: &[Vec<u8>]) {
     let mut group = c.benchmark_group("parse");
     group.throughput(Throughput::Elements(messages.len() as u64));
     group.sample_size(10);
-    group.bench_function("mail-parser", |b| {
+    group.bench_function(format!("{prefix}mail-parser"), |b| {
         b.iter(|| {
             let parser = mail_parser::MessageParser::default();
             messages.iter().filter_map(|m| parser.parse(m)).count()
         })
     });
-    group.bench_function("weir message model", |b| {
+    group.bench_function(format!("{prefix}weir message model"), |b| {
         b.iter(|| {
             messages
                 .iter()
@@ -86,11 +102,22 @@ fn corpus_group<'a>(
     group
 }
 
-/// The generated ruleset of `n` rules, checked.
-fn ruleset(n: usize) -> Ruleset {
-    compile(&rules(n), &FsLoader)
+/// A generated ruleset, checked.
+fn ruleset(path: &std::path::Path) -> Ruleset {
+    compile(path, &FsLoader)
         .ruleset
         .expect("generated rules compile")
+}
+
+/// The corpora measured: (name, messages, path of the rules of N).
+type Corpus = (&'static str, Vec<Vec<u8>>, fn(usize) -> std::path::PathBuf);
+
+fn corpora() -> Vec<Corpus> {
+    let mut out: Vec<Corpus> = vec![("synth", synth_messages(), rules)];
+    if real_mail() {
+        out.push(("spamassassin", spamassassin_messages(), spamassassin_rules));
+    }
+    out
 }
 
 /// Benchmarks `evaluate` over one pass of `messages` as `name`.
@@ -104,44 +131,46 @@ fn bench_pass(
 }
 
 fn interpreter(c: &mut Criterion) {
-    let messages = synth_messages();
-    let mut group = corpus_group(c, "interp", messages.len());
-    for n in rule_counts() {
-        let ruleset = ruleset(n);
-        bench_pass(
-            &mut group,
-            format!("synth/{n} rules"),
-            &messages,
-            |tx, rates| ruleset.evaluate(tx, rates, &EvalOptions::default()),
-        );
+    for (corpus, messages, rules_of) in corpora() {
+        let mut group = corpus_group(c, "interp", messages.len());
+        for n in rule_counts() {
+            let ruleset = ruleset(&rules_of(n));
+            bench_pass(
+                &mut group,
+                format!("{corpus}/{n} rules"),
+                &messages,
+                |tx, rates| ruleset.evaluate(tx, rates, &EvalOptions::default()),
+            );
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 /// The native engine: compiled once per N (outside the measurement), then
 /// every message parsed and evaluated, as `interpreter` does; with the
 /// prefilter (the default) and without it (every test through the host).
 fn native(c: &mut Criterion) {
-    let messages = synth_messages();
-    let mut group = corpus_group(c, "jit", messages.len());
-    for n in rule_counts() {
-        let ruleset = ruleset(n);
-        let engines = [
-            ("", NativeRuleset::compile(&ruleset)),
-            (
-                ", no prefilter",
-                NativeRuleset::compile_without_prefilter(&ruleset),
-            ),
-        ];
-        for (label, native) in engines {
-            let native = native.expect("native code on this host");
-            let name = format!("synth/{n} rules{label}");
-            bench_pass(&mut group, name, &messages, |tx, rates| {
-                native.evaluate(tx, rates, &EvalOptions::default())
-            });
+    for (corpus, messages, rules_of) in corpora() {
+        let mut group = corpus_group(c, "jit", messages.len());
+        for n in rule_counts() {
+            let ruleset = ruleset(&rules_of(n));
+            let engines = [
+                ("", NativeRuleset::compile(&ruleset)),
+                (
+                    ", no prefilter",
+                    NativeRuleset::compile_without_prefilter(&ruleset),
+                ),
+            ];
+            for (label, native) in engines {
+                let native = native.expect("native code on this host");
+                let name = format!("{corpus}/{n} rules{label}");
+                bench_pass(&mut group, name, &messages, |tx, rates| {
+                    native.evaluate(tx, rates, &EvalOptions::default())
+                });
+            }
         }
+        group.finish();
     }
-    group.finish();
 }
 
 /// From source file to callable native code: what a (re)load costs.

@@ -53,6 +53,128 @@ pub(crate) fn base64_decode(text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether a line (without its line break) is base64 data as encoders
+/// write it: digits of the standard alphabet, then at most two `=`, with
+/// blanks only around them (`==` alone is the end of data wrapped at an
+/// odd width). A blank line is not data.
+fn is_base64_line(line: &[u8]) -> bool {
+    let line = line.trim_ascii();
+    let digits = line
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        .count();
+    let padding = &line[digits..];
+    // A line of padding alone ends data split at an odd width.
+    !line.is_empty() && padding.len() <= 2 && padding.iter().all(|&b| b == b'=')
+}
+
+/// Decodes the base64 data of a body part as mail readers do, and returns
+/// it with the text that follows it.
+///
+/// Blank and whitespace-only lines are skipped wherever they are (some
+/// mailers put one between a part's headers and its data), and so is any
+/// character outside the alphabet; `=` padding ends a group, and data
+/// after it is decoded too (some encoders pad every line). The data runs
+/// to its last line of full width (the width of its first line) or with
+/// padding, and the base64 lines right after that one. What follows (a
+/// footer a mailing list appended, say) is returned undecoded, to be read
+/// as text. A body whose first line is not base64 has no data.
+pub(crate) fn base64_body_decode(body: &[u8]) -> (Vec<u8>, &[u8]) {
+    // (start, end) of every line, line break included.
+    let mut lines = Vec::new();
+    let mut pos = 0;
+    while pos < body.len() {
+        let end = body[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(body.len(), |i| pos + i + 1);
+        lines.push((pos, end));
+        pos = end;
+    }
+    let text = |&(start, end): &(usize, usize)| body[start..end].trim_ascii();
+    let Some(first) = lines.iter().position(|l| !text(l).is_empty()) else {
+        return (Vec::new(), body);
+    };
+    if !is_base64_line(text(&lines[first])) {
+        return (Vec::new(), body);
+    }
+    let width = text(&lines[first]).len();
+    let mut last = lines
+        .iter()
+        .rposition(|l| {
+            let line = text(l);
+            is_base64_line(line) && (line.len() == width || line.ends_with(b"="))
+        })
+        .unwrap_or(first);
+    while lines.get(last + 1).is_some_and(|l| is_base64_line(text(l))) {
+        last += 1;
+    }
+    let data_end = lines[last].1;
+    (base64_decode_groups(&body[..data_end]), &body[data_end..])
+}
+
+/// Decodes base64 skipping every character outside the alphabet; `=`
+/// ends a group (its partial bits are dropped) and decoding goes on.
+fn base64_decode_groups(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in text {
+        if b == b'=' {
+            acc = 0;
+            bits = 0;
+            continue;
+        }
+        let digit = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => continue,
+        } as u32;
+        acc = (acc << 6) | digit;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// Decodes a uuencoded body (`Content-Transfer-Encoding: x-uuencode`):
+/// the lines between `begin MODE NAME` and `end`, each starting with its
+/// length. `None` when there is no `begin` line. A malformed line gives the
+/// bytes it holds; decoding stops at `end` or at the end of the text.
+pub(crate) fn uudecode(text: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    lines.find(|l| l.starts_with(b"begin "))?;
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for line in lines {
+        if line.trim_ascii() == b"end" {
+            break;
+        }
+        let Some((&count, data)) = line.split_first() else {
+            continue;
+        };
+        let count = usize::from(count.wrapping_sub(b' ') & 0x3f);
+        let values: Vec<u8> = data.iter().map(|&c| c.wrapping_sub(b' ') & 0x3f).collect();
+        let mut bytes = Vec::with_capacity(count + 2);
+        for group in values.chunks(4) {
+            let v = |i: usize| u32::from(group.get(i).copied().unwrap_or(0));
+            let word = (v(0) << 18) | (v(1) << 12) | (v(2) << 6) | v(3);
+            bytes.extend_from_slice(&word.to_be_bytes()[1..]);
+        }
+        bytes.truncate(count);
+        out.extend_from_slice(&bytes);
+    }
+    Some(out)
+}
+
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
@@ -82,10 +204,15 @@ pub(crate) fn q_decode(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes a quoted-printable body: soft line breaks (`=` at the end of a
-/// line) vanish, `=XX` is a byte, a malformed escape is kept as written.
+/// Decodes a quoted-printable body as RFC 2045 §6.7 asks of a robust
+/// decoder: soft line breaks (`=` at the end of a line) vanish, `=XX` is a
+/// byte, a malformed escape (`==`, `=8` at a line end) is kept as written,
+/// blanks at the end of a line (transport padding) are dropped, and a lone
+/// CR is kept (HTML reads it as a space).
 pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
+    // Blanks written as such at the end of `out`, since the last escape.
+    let mut padding = 0;
     let mut i = 0;
     while let Some(&b) = text.get(i) {
         if b == b'=' {
@@ -94,6 +221,7 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
                 text.get(i + 2).and_then(|&l| hex(l)),
             ) {
                 out.push(h << 4 | l);
+                padding = 0;
                 i += 3;
                 continue;
             }
@@ -105,19 +233,31 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
             match (text.get(j), text.get(j + 1)) {
                 (Some(b'\r'), Some(b'\n')) => {
                     i = j + 2;
+                    padding = 0;
                     continue;
                 }
                 (Some(b'\n'), _) => {
                     i = j + 1;
+                    padding = 0;
                     continue;
                 }
                 (None, _) => break,
                 _ => {}
             }
         }
+        let line_break = b == b'\n' || (b == b'\r' && text.get(i + 1) == Some(&b'\n'));
+        if line_break {
+            out.truncate(out.len() - padding);
+        }
+        padding = if matches!(b, b' ' | b'\t') {
+            padding + 1
+        } else {
+            0
+        };
         out.push(b);
         i += 1;
     }
+    out.truncate(out.len() - padding);
     out
 }
 
@@ -132,12 +272,46 @@ mod tests {
     }
 
     #[test]
+    fn base64_body_skips_blank_lines_and_stops_at_text() {
+        let (data, rest) = base64_body_decode(b"\n  \n\taGVs\r\n\r\nbG8=\n\n--\nA footer\n");
+        assert_eq!(data, b"hello");
+        assert_eq!(rest, b"\n--\nA footer\n");
+        // Every line padded: each group is decoded.
+        let (data, rest) = base64_body_decode(b"aGk=\nYQ==\n");
+        assert_eq!(data, b"hia");
+        assert_eq!(rest, b"");
+        // A stray line inside the data is skipped, as mail readers do;
+        // the short last line belongs to the data.
+        let (data, rest) = base64_body_decode(b"aGVsbG8g\n*** ### ***\nd29ybGQh\nIQ\nThanks.\n");
+        assert_eq!(data, b"hello world!!");
+        assert_eq!(rest, b"Thanks.\n");
+        // Wrapped at an odd width, the padding alone on the last line.
+        let (data, rest) = base64_body_decode(b"aGVsbG8\n=\n");
+        assert_eq!((data.as_slice(), rest), (&b"hello"[..], &b""[..]));
+        // Not base64 from the first line: no data.
+        let (data, rest) = base64_body_decode(b"Hello there\naGVs\n");
+        assert_eq!(data, b"");
+        assert_eq!(rest, b"Hello there\naGVs\n");
+    }
+
+    #[test]
+    fn uuencoded() {
+        let text = b"junk\nbegin 644 a.txt\r\n%:&5L;&\\`\r\n`\r\nend\r\n";
+        assert_eq!(uudecode(text).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(uudecode(b"no begin line\n"), None);
+    }
+
+    #[test]
     fn quoted_printable() {
         assert_eq!(
             quoted_printable_decode(b"caf=C3=A9 =\r\nau lait=3D"),
             "café au lait=".as_bytes()
         );
         assert_eq!(q_decode(b"a_b=3f=zz"), b"a b?=zz");
+        assert_eq!(
+            quoted_printable_decode(b"a==b =8\nby\rstate  \r\nend=20 \t"),
+            b"a==b =8\nby\rstate\r\nend "
+        );
     }
 
     #[test]

@@ -278,7 +278,13 @@ pub(crate) fn decode_rfc2047(s: &str) -> String {
             && let Some(word) = encoded_word(rest)
         {
             match pending.as_mut() {
-                Some((charset, bytes)) if *charset == word.charset => {
+                // ISO-2022 words each end back in ASCII (RFC 1468), so
+                // nothing is split across them; joined, the escape back to
+                // ASCII followed at once by the next word's escape out of
+                // it is an error to the WHATWG decoder (U+FFFD).
+                Some((charset, bytes))
+                    if *charset == word.charset && !charset.starts_with("iso-2022") =>
+                {
                     bytes.extend_from_slice(&word.bytes)
                 }
                 _ => {
@@ -333,6 +339,11 @@ mod tests {
         assert_eq!(decode_rfc2047("x =?utf-8?q?a_b?= y"), "x a b y");
         // A UTF-8 character split across two words.
         assert_eq!(decode_rfc2047("=?utf-8?q?=C3?= =?utf-8?q?=A9?="), "é");
+        // Two ISO-2022-JP words, each back in ASCII at its end: ス, パ.
+        assert_eq!(
+            decode_rfc2047("=?iso-2022-jp?B?GyRCJTkbKEI=?=\r\n\t=?iso-2022-jp?B?GyRCJVEbKEI=?="),
+            "スパ"
+        );
     }
 
     #[test]

@@ -4,9 +4,14 @@
 //!   `<b>fr</b>ee` reads `free`; `<br>` and block elements (`p div li tr h1`
 //!   … `table ul ol blockquote pre hr` …) become a line break; table cells
 //!   (`td th`) become a space.
-//! - `head`, `script`, `style`, `title` and `template` are dropped with
-//!   their content; comments, `<!DOCTYPE>`, CDATA and processing
-//!   instructions are dropped.
+//! - `script`, `style`, `title`, `template` and `noscript` are dropped with
+//!   their content (as a browser with scripting hides them, to the end of
+//!   the text when their closing tag is missing); comments, `<!DOCTYPE>`,
+//!   CDATA and processing instructions are dropped. `head` is not: its
+//!   other elements hold no text, and text in it is shown by browsers,
+//!   which end the head at the first element or text that belongs to a
+//!   body. (Dropping `head` to its closing tag hid whole messages that
+//!   open `<head>` and never close it.)
 //! - Entities are decoded: `&#NNN;`, `&#xHH;` and the common named ones;
 //!   `&nbsp;` is an ordinary space. An unknown or unterminated entity stays
 //!   as written (`AT&T`).
@@ -58,7 +63,7 @@ const BLOCK: &[&str] = &[
 ];
 
 /// Elements whose content is dropped, and the tag that ends it.
-const DROPPED: &[&str] = &["head", "script", "style", "title", "template", "noscript"];
+const DROPPED: &[&str] = &["script", "style", "title", "template", "noscript"];
 
 /// Builds the output with whitespace collapsed.
 struct Out {
@@ -215,19 +220,10 @@ fn tag_name(inner: &[u8]) -> (String, bool) {
 }
 
 /// Where the content of a dropped element `name` that starts at `from`
-/// ends: after its closing tag (for `head`, also at `<body`), or the end.
+/// ends: after its closing tag, or the end.
 fn dropped_end(bytes: &[u8], from: usize, name: &str) -> usize {
     let closing = format!("</{name}");
-    let end = find_ci(bytes, from, closing.as_bytes());
-    if name == "head" {
-        // A `<body>` before `</head>` ends the head too. Searching only up
-        // to `</head>` keeps many small heads linear.
-        let limit = end.unwrap_or(bytes.len());
-        if let Some(body) = find_ci(&bytes[..limit], from, b"<body") {
-            return body;
-        }
-    }
-    match end {
+    match find_ci(bytes, from, closing.as_bytes()) {
         Some(e) => bytes[e..]
             .iter()
             .position(|&b| b == b'>')
@@ -389,6 +385,11 @@ mod tests {
                 "<html><head><title>T</title><style>p{}</style></head><body>A<br>B<script>x<y</script> C</body>"
             ),
             "A\nB C"
+        );
+        // An unclosed head hides nothing (the browser ends it at the div).
+        assert_eq!(
+            html_to_text("<html><head><title>T</title><meta x=y>\n<div>CLICK HERE!</div></body>"),
+            "CLICK HERE!"
         );
         assert_eq!(
             html_to_text("a < b &bogus; AT&T <!-- <p>x</p> --> end"),

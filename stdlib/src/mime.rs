@@ -1,9 +1,14 @@
 //! Parsing raw bytes into the message model (docs/language.md ("The message model")).
 //!
 //! The top-level header block is read by [`crate::headers`]; the MIME tree
-//! by mail-parser, which also undoes transfer encodings and charsets.
-//! Weir then walks that tree itself to decide what is body and what is an
-//! attachment:
+//! by mail-parser, which is given only the MIME fields of that block (so
+//! the body starts where Weir's header scan says) and whose charset tables
+//! (the WHATWG labels: `iso-8859-1` and `us-ascii` are windows-1252) decode
+//! text. Transfer encodings (base64, quoted-printable, x-uuencode) are
+//! undone by Weir from the part as written, leniently, as mail readers do
+//! ([`crate::charset`]): mail-parser keeps the raw text of a part whose
+//! closing boundary is missing. Weir then walks the tree itself to decide
+//! what is body and what is an attachment:
 //! - A `multipart/*` part is a container. In `multipart/alternative`, the
 //!   chosen alternative is the first `text/plain` one, else the first
 //!   `text/html` one (a nested multipart counts as what it holds), else the
@@ -173,24 +178,19 @@ fn mime_body(
     block: &headers::HeaderBlock,
     limits: &Limits,
 ) -> Result<Body, MessageError> {
-    // mail-parser must see the same header block as Weir: start after a
-    // skipped mbox line, and add the blank separator when it is missing
-    // (mail-parser would read a non-header line as part of the headers).
-    let input: Cow<'_, [u8]> = if block.has_separator || block.body_start >= bytes.len() {
-        Cow::Borrowed(&bytes[block.start..])
-    } else {
-        let mut owned = Vec::with_capacity(bytes.len() + 2 - block.start);
-        owned.extend_from_slice(&bytes[block.start..block.body_start]);
-        owned.extend_from_slice(b"\r\n");
-        owned.extend_from_slice(&bytes[block.body_start..]);
-        Cow::Owned(owned)
-    };
-    let body_start = block.body_start.saturating_sub(block.start);
+    // mail-parser reads the MIME structure only: the top-level header block
+    // is Weir's. It is given the MIME fields of that block as Weir read
+    // them, a blank line and the body, so it sees the body start where
+    // Weir does: its own header parsers can read past the end of the block
+    // (a `Date` ending in an unknown zone took the body's first lines with
+    // it), and they never see a line Weir took as the first of the body.
+    let input = mime_input(bytes, block);
+    let body_start = input.len() - bytes.len().saturating_sub(block.body_start);
     // mail-parser is not supposed to panic, but it has debug assertions and
     // index arithmetic on hostile input; a panic must not take the daemon
     // down, so the body then falls back to the raw text.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let parsed = MessageParser::new().parse(input.as_ref());
+        let parsed = MessageParser::new().parse(&input);
         match parsed {
             Some(message) => {
                 check_depth(&message, limits.max_mime_depth)?;
@@ -211,6 +211,34 @@ fn mime_body(
             })
         }
     }
+}
+
+/// The MIME fields of the top-level block (`Content-*` and `MIME-Version`),
+/// unfolded, then a blank line and the body. A block without them gets
+/// `MIME-Version: 1.0`, which changes nothing but is a field.
+fn mime_input(bytes: &[u8], block: &headers::HeaderBlock) -> Vec<u8> {
+    let body = bytes.get(block.body_start..).unwrap_or_default();
+    let mut input = Vec::with_capacity(body.len() + 256);
+    for field in &block.fields {
+        let name = field.name.as_str();
+        let is_mime = name
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("content-"))
+            || name.eq_ignore_ascii_case("mime-version");
+        if is_mime {
+            input.extend_from_slice(name.as_bytes());
+            input.extend_from_slice(b": ");
+            input.extend_from_slice(field.raw.as_bytes());
+            input.extend_from_slice(b"\r\n");
+        }
+    }
+    if input.is_empty() {
+        // mail-parser reads nothing without a header field.
+        input.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    }
+    input.extend_from_slice(b"\r\n");
+    input.extend_from_slice(body);
+    input
 }
 
 /// Refuses a message whose parts nest deeper than `max_depth` (see the
@@ -276,9 +304,100 @@ fn classify_leaf(part: &MessagePart<'_>) -> Leaf {
     }
     match part.body {
         PartType::Html(_) => Leaf::Html,
+        // A text/html part mail-parser could not decode is kept as text.
+        PartType::Text(_) if declared_type(part).is_some_and(|(_, sub)| sub == "html") => {
+            Leaf::Html
+        }
         // mail-parser keeps a multipart without a boundary as bytes.
         PartType::Text(_) | PartType::Binary(_) | PartType::InlineBinary(_) => Leaf::Plain,
         _ => Leaf::Attachment,
+    }
+}
+
+/// The transfer encoding a part declares.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Transfer {
+    Identity,
+    Base64,
+    QuotedPrintable,
+    UuEncode,
+}
+
+fn declared_transfer(part: &MessagePart<'_>) -> Transfer {
+    let Some(encoding) = part.content_transfer_encoding() else {
+        return Transfer::Identity;
+    };
+    let encoding = encoding.trim();
+    if encoding.eq_ignore_ascii_case("base64") {
+        Transfer::Base64
+    } else if encoding.eq_ignore_ascii_case("quoted-printable") {
+        Transfer::QuotedPrintable
+    } else if ["x-uuencode", "uuencode", "x-uue", "uue"]
+        .iter()
+        .any(|uu| encoding.eq_ignore_ascii_case(uu))
+    {
+        Transfer::UuEncode
+    } else {
+        Transfer::Identity
+    }
+}
+
+/// The bytes of a leaf's body as written, before any decoding.
+fn raw_body<'a>(part: &MessagePart<'_>, input: &'a [u8]) -> &'a [u8] {
+    let start = part.offset_body as usize;
+    let end = (part.offset_end as usize).min(input.len());
+    input.get(start..end.max(start)).unwrap_or_default()
+}
+
+/// Decodes a leaf's transfer encoding from its body as written, leniently,
+/// as mail readers do (see [`charset::base64_body_decode`] and
+/// [`charset::quoted_printable_decode`]). Weir does this itself rather than
+/// take mail-parser's decoding: mail-parser gives up and keeps the raw
+/// text when base64 or quoted-printable data runs to the end of the message
+/// without its closing boundary, when a mailing list appended a text footer
+/// to base64 data, or on a malformed escape (`==`); it drops a lone CR in
+/// quoted-printable, which joins words (`by<CR>state` read `bystate`); and
+/// it decodes base64 lines of odd length differently from mail readers.
+/// mail-parser does not decode `x-uuencode` at all. Base64 data followed by
+/// text gives the data, a line break and the text (`with_trailing_text`),
+/// or the data alone.
+fn decode_transfer(part: &MessagePart<'_>, input: &[u8], with_trailing_text: bool) -> Vec<u8> {
+    let raw = raw_body(part, input);
+    match declared_transfer(part) {
+        Transfer::Base64 => {
+            let (mut data, rest) = charset::base64_body_decode(raw);
+            if with_trailing_text && !rest.trim_ascii().is_empty() {
+                if !data.is_empty() {
+                    data.push(b'\n');
+                }
+                data.extend_from_slice(rest);
+            }
+            data
+        }
+        Transfer::QuotedPrintable => charset::quoted_printable_decode(raw),
+        // Without a `begin` line, the body is read as written.
+        Transfer::UuEncode => charset::uudecode(raw).unwrap_or_else(|| raw.to_vec()),
+        Transfer::Identity => raw.to_vec(),
+    }
+}
+
+/// The text of a text leaf, decoded from its transfer encoding by Weir
+/// (see [`decode_transfer`]) and from its charset by mail-parser's tables.
+fn leaf_text<'a>(part: &'a MessagePart<'_>, input: &[u8]) -> Cow<'a, str> {
+    if declared_transfer(part) != Transfer::Identity {
+        let charset = part
+            .content_type()
+            .and_then(|ct| ct.attribute("charset"))
+            .unwrap_or("");
+        return Cow::Owned(charset::decode(
+            charset,
+            &decode_transfer(part, input, true),
+        ));
+    }
+    match &part.body {
+        PartType::Text(t) | PartType::Html(t) => Cow::Borrowed(t.as_ref()),
+        PartType::Binary(b) | PartType::InlineBinary(b) => String::from_utf8_lossy(b),
+        _ => Cow::Borrowed(""),
     }
 }
 
@@ -337,19 +456,17 @@ fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
             }
             continue;
         }
-        match (classify_leaf(part), &part.body) {
-            (Leaf::Plain, PartType::Text(t)) if in_body => text.push(normalize_newlines(t)),
-            (Leaf::Plain, PartType::Binary(b) | PartType::InlineBinary(b)) if in_body => {
-                text.push(normalize_newlines(&String::from_utf8_lossy(b)))
-            }
-            (Leaf::Html, PartType::Html(h)) => {
+        match classify_leaf(part) {
+            Leaf::Plain if in_body => text.push(normalize_newlines(&leaf_text(part, input))),
+            Leaf::Plain => {}
+            Leaf::Html => {
+                let h = leaf_text(part, input);
                 if in_body {
-                    text.push(html_to_text(h));
+                    text.push(html_to_text(&h));
                 }
-                html.push(normalize_newlines(h));
+                html.push(normalize_newlines(&h));
             }
-            (Leaf::Attachment, _) => attachments.push(attachment(part, input)),
-            _ => {}
+            Leaf::Attachment => attachments.push(attachment(part, input)),
         }
     }
     // Empty parts add nothing, not even a separating line break.
@@ -381,21 +498,14 @@ fn attachment(part: &MessagePart<'_>, input: &[u8]) -> Attachment {
 /// The decoded size in bytes of a leaf: after the transfer encoding is
 /// undone, before any charset conversion.
 fn decoded_size(part: &MessagePart<'_>, input: &[u8]) -> u64 {
-    let raw_range = || {
-        let start = part.offset_body as usize;
-        let end = (part.offset_end as usize).min(input.len());
-        input.get(start..end.max(start)).unwrap_or_default()
-    };
     let size = match &part.body {
-        PartType::Binary(b) | PartType::InlineBinary(b) => b.len(),
         PartType::Message(inner) if part.encoding != Encoding::None => inner.raw_message.len(),
-        PartType::Message(_) => raw_range().len(),
-        PartType::Text(_) | PartType::Html(_) => match part.encoding {
-            Encoding::Base64 => charset::base64_decode(raw_range()).len(),
-            Encoding::QuotedPrintable => charset::quoted_printable_decode(raw_range()).len(),
-            Encoding::None => raw_range().len(),
-        },
+        PartType::Message(_) => raw_body(part, input).len(),
         PartType::Multipart(_) => 0,
+        // mail-parser decoded it: its length is the size, without decoding
+        // an attachment (megabytes, often) a second time.
+        PartType::Binary(b) | PartType::InlineBinary(b) if !part.is_encoding_problem => b.len(),
+        _ => decode_transfer(part, input, false).len(),
     };
     size as u64
 }

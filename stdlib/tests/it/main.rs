@@ -3,8 +3,11 @@
 mod common;
 
 mod corpus;
+mod encodings;
 mod linear;
 mod message;
+mod mime_cases;
 mod never_panics;
 mod reference;
 mod registry;
+mod spamassassin;
