@@ -71,7 +71,7 @@ impl Verdict {
 }
 
 /// The SMTP reply of a `reject` or `tempfail`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reply {
     /// `550`, `451`, ...
     pub code: u16,
@@ -270,4 +270,18 @@ pub struct Decision {
     /// aside): the caller records them for the recipient once this copy is
     /// delivered or accepted, never when it is deferred or refused.
     pub duplicates: Vec<String>,
+}
+
+impl Decision {
+    /// The SMTP reply that refuses this message: the rule's own, else the
+    /// language's default for its verdict (`550 5.7.1 Message rejected`,
+    /// `451 4.7.1 Try again later`; the tempfail default for a verdict that
+    /// refuses nothing).
+    pub fn refusal(&self) -> Reply {
+        self.reply
+            .clone()
+            .or_else(|| self.verdict.default_reply())
+            .or_else(|| Verdict::Tempfail.default_reply())
+            .unwrap_or_default()
+    }
 }

@@ -21,17 +21,12 @@ fn reply_json(reply: &Option<Reply>) -> Value {
     }
 }
 
-/// The `weir run --json` object for one decision.
+/// The `weir run --json` object for one decision, its keys in the order
+/// `docs/cli.md` lists them.
 pub fn decision_json(d: &Decision) -> Map<String, Value> {
     let mut obj = Map::new();
     obj.insert("verdict".into(), json!(d.verdict.as_str()));
     obj.insert("reply".into(), reply_json(&d.reply));
-    if d.verdict == Verdict::Quarantine {
-        obj.insert(
-            "reason".into(),
-            json!(d.quarantine_reason.clone().unwrap_or_default()),
-        );
-    }
     obj.insert("stage".into(), json!(d.stage.as_str()));
     obj.insert("matched".into(), json!(d.matched));
     obj.insert("tags".into(), json!(d.tags));
@@ -53,6 +48,12 @@ pub fn decision_json(d: &Decision) -> Map<String, Value> {
         })
         .collect();
     obj.insert("actions".into(), Value::Array(actions));
+    if d.verdict == Verdict::Quarantine {
+        obj.insert(
+            "reason".into(),
+            json!(d.quarantine_reason.clone().unwrap_or_default()),
+        );
+    }
     if !d.warnings.is_empty() {
         obj.insert("warnings".into(), json!(d.warnings));
     }

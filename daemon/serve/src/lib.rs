@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod clock;
 mod config;
 mod conn;
 mod embedded;
@@ -33,6 +34,8 @@ mod stages;
 mod stamp;
 mod state;
 mod store;
+mod systemd;
+mod triggers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -276,22 +279,22 @@ async fn serve(config: Config) -> u8 {
     ));
     let lmtp_task = lmtp_listener
         .map(|listener| tokio::spawn(lmtp::serve(daemon.clone(), listener, stop_rx.clone())));
-    if let Err(e) = reload::spawn_sighup(daemon.clone()) {
+    if let Err(e) = triggers::spawn_sighup(daemon.clone()) {
         tracing::error!("cannot handle SIGHUP: {e}");
     }
-    if let Err(e) = reload::spawn_watcher(daemon.clone()) {
+    if let Err(e) = triggers::spawn_watcher(daemon.clone()) {
         tracing::error!("cannot watch the rule files: {e}");
     }
     spawn_retention(daemon.clone());
     let outbox_task = outbox::spawn_worker(daemon.clone(), stop_rx.clone());
-    reload::sd_notify("READY=1");
+    systemd::sd_notify("READY=1");
 
     let store_fault = tokio::select! {
         () = wait_for_termination() => false,
         () = health::watch_store(daemon.clone()) => true,
     };
     tracing::info!("stopping: draining connections");
-    reload::sd_notify("STOPPING=1");
+    systemd::sd_notify("STOPPING=1");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(DRAIN, async {
         let tasks = [

@@ -42,7 +42,7 @@ use indymilter::{
     ProtoOpts, SetErrorReply, SocketInfo, Status,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use weir_compiler::{Action, Decision, EvalOptions, Reply, TakenKind, Verdict};
+use weir_compiler::{Action, Decision, EvalOptions, TakenKind, Verdict};
 use weir_stdlib::{Limits, Stage};
 
 use super::Listener;
@@ -388,18 +388,26 @@ async fn settle(
 /// Sets the custom reply of a refusing decision and returns its status
 /// (`Continue` for a decision that turned into an accept).
 fn refuse(reply: &mut indymilter::SmtpReply, decision: &Decision) -> Status {
-    let (status, fallback) = match decision.verdict {
-        Verdict::Reject => (Status::Reject, ("550", "5.7.1", "Message rejected")),
-        Verdict::Tempfail => (Status::Tempfail, ("451", "4.7.1", "Try again later")),
+    let status = match decision.verdict {
+        Verdict::Reject => Status::Reject,
+        Verdict::Tempfail => Status::Tempfail,
         Verdict::Discard => return Status::Discard,
         Verdict::Accept | Verdict::Quarantine => return Status::Accept,
     };
-    let (code, xcode, text) = match &decision.reply {
-        Some(Reply { code, status, text }) => (code.to_string(), status.clone(), text.clone()),
-        None => (fallback.0.into(), fallback.1.into(), fallback.2.into()),
-    };
-    set_reply(reply, &code, &xcode, &text);
+    let refusal = decision.refusal();
+    set_reply(
+        reply,
+        &refusal.code.to_string(),
+        &refusal.status,
+        &refusal.text,
+    );
     status
+}
+
+/// Defers the message: the MTA keeps it and tries again.
+fn defer(reply: &mut indymilter::SmtpReply) -> Status {
+    set_reply(reply, "451", "4.3.0", "Mail filter failed; try again later");
+    Status::Tempfail
 }
 
 fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &str) {
@@ -810,9 +818,13 @@ async fn carry_out(
     plan: Plan,
     decision: &Decision,
 ) -> Status {
+    // A message must not be delivered without the edits (the decision
+    // stamp among them) or the hold the decision asked for: when the MTA
+    // refuses one, the message is deferred and decided again on retry.
     for edit in &plan.edits {
         if let Err(e) = apply(&cx.actions, edit).await {
-            tracing::warn!("milter edit {edit:?} failed: {e}");
+            tracing::error!("milter edit {edit:?} failed (queue id {queue_id:?}): {e}; deferring");
+            return defer(&mut cx.reply);
         }
     }
     match plan.answer {
@@ -820,7 +832,8 @@ async fn carry_out(
         Answer::Discard => Status::Discard,
         Answer::Quarantine(reason) => {
             if let Err(e) = cx.actions.quarantine(reason).await {
-                tracing::warn!("cannot quarantine (queue id {queue_id:?}): {e}");
+                tracing::error!("cannot quarantine (queue id {queue_id:?}): {e}; deferring");
+                return defer(&mut cx.reply);
             }
             Status::Accept
         }
@@ -1107,6 +1120,25 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         assert_eq!(audit[0].decision["stage"], "mail");
         assert_eq!(audit[1].decision["stage"], "rcpt");
         assert_eq!(audit[1].queue_id, "Q1");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hold_the_mta_refuses_defers_the_message() {
+        let fx = start(RULES, |_| {}).await;
+        // Every action but SMFIF_QUARANTINE (0x20): the hold fails, so the
+        // message must not be accepted (it would be delivered unheld).
+        let m = mail("a@ok.test", &["bob@example.test"], "HOLDME", "x\r\n");
+        let mut c = Client::connect_offering(fx.addr, 0x1ff & !0x20)
+            .await
+            .expect("connect");
+        assert_eq!(c.hello(&m).await.expect("hello"), R::Continue);
+        let o = c.message(&m).await.expect("message");
+        let _ = c.quit().await;
+        assert_eq!(
+            o.reply,
+            R::Code("451 4.3.0 Mail filter failed; try again later".into())
+        );
+        assert!(o.edits.iter().all(|e| !matches!(e, E::Quarantine(_))));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,10 +2,8 @@
 //! path, then swap the running ruleset atomically — or keep the old one
 //! and say why.
 //!
-//! Triggers: `POST /v1/reload`, SIGHUP, and a change to any file the
-//! ruleset was built from (the parent directories are watched, since
-//! editors replace files rather than write them in place). One reload runs
-//! at a time. Messages in flight keep the `Arc<LoadedRuleset>` they started
+//! Triggers: `POST /v1/reload`, and those of `triggers.rs` (SIGHUP, a
+//! change to a file of the ruleset). One reload runs at a time. Messages in flight keep the `Arc<LoadedRuleset>` they started
 //! with; the old ruleset is freed when the last of them is done.
 
 use std::cell::RefCell;
@@ -13,7 +11,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 use weir_compiler::{Engine as EvalEngine, Evaluator, Loader, Ruleset, compile_ruleset, run_case};
@@ -21,6 +18,7 @@ use weir_grammar::diagnostic::line_col;
 
 use super::config::Config;
 use super::state::{Daemon, LoadedRuleset, unix_now};
+use super::systemd::sd_notify;
 
 /// A ruleset that compiled and passed its tests, ready to be swapped in.
 #[derive(Debug)]
@@ -130,7 +128,7 @@ pub enum ReloadErrorKind {
 }
 
 fn rfc3339<S: serde::Serializer>(secs: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&super::http::format_time(*secs))
+    serializer.serialize_str(&crate::clock::format_time(*secs))
 }
 
 impl std::fmt::Display for ReloadError {
@@ -149,7 +147,7 @@ pub struct ReloadState {
     /// The last failed reload, cleared by a successful one.
     last_error: Mutex<Option<ReloadError>>,
     /// The files to watch, replaced after every reload attempt.
-    watch: tokio::sync::watch::Sender<Vec<PathBuf>>,
+    pub(crate) watch: tokio::sync::watch::Sender<Vec<PathBuf>>,
 }
 
 impl ReloadState {
@@ -419,134 +417,6 @@ fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadErro
     }
     tracing::info!("ruleset version {version} loaded");
     Ok(version)
-}
-
-/// Reloads on every SIGHUP, until the process ends.
-pub fn spawn_sighup(daemon: Arc<Daemon>) -> anyhow::Result<()> {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading weir.toml and the rules");
-            if let Err(e) = reload_config(&daemon) {
-                tracing::error!("{e}; keeping the running configuration");
-            }
-            let _ = reload(&daemon).await;
-        }
-    });
-    Ok(())
-}
-
-/// How long the files must be quiet before a change triggers a reload
-/// (editors write a file in several steps).
-const DEBOUNCE: Duration = Duration::from_millis(200);
-
-/// Watches the parent directories of every file of the ruleset and reloads
-/// when one of those files changes.
-pub fn spawn_watcher(daemon: Arc<Daemon>) -> anyhow::Result<()> {
-    use notify::{RecursiveMode, Watcher};
-
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<notify::Event>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            let _ = tx.send(event);
-        }
-    })?;
-    let mut files_rx = daemon.reload.watch.subscribe();
-    tokio::spawn(async move {
-        let mut watched_dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut files: HashSet<PathBuf> = HashSet::new();
-        let mut refresh = true;
-        loop {
-            if refresh {
-                refresh = false;
-                let list = files_rx.borrow_and_update().clone();
-                files = list.iter().map(|p| absolute(p)).collect();
-                let dirs: BTreeSet<PathBuf> = files
-                    .iter()
-                    .filter_map(|f| {
-                        if f.is_dir() {
-                            Some(f.clone())
-                        } else {
-                            f.parent().map(Path::to_path_buf)
-                        }
-                    })
-                    .collect();
-                for gone in watched_dirs.difference(&dirs) {
-                    let _ = watcher.unwatch(gone);
-                }
-                for dir in dirs.difference(&watched_dirs) {
-                    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-                        tracing::warn!("cannot watch {}: {e}", dir.display());
-                    }
-                }
-                watched_dirs = dirs;
-            }
-            tokio::select! {
-                changed = files_rx.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    refresh = true;
-                }
-                event = rx.recv() => {
-                    let Some(event) = event else { return };
-                    if !relevant(&event, &files) {
-                        continue;
-                    }
-                    // Wait until the files are quiet.
-                    loop {
-                        match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                            Ok(Some(_)) => continue,
-                            Ok(None) => return,
-                            Err(_) => break,
-                        }
-                    }
-                    tracing::info!("rule files changed: reloading");
-                    let _ = reload(&daemon).await;
-                }
-            }
-        }
-    });
-    Ok(())
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// Whether a file-system event touches a file of the ruleset (or adds a
-/// `.flow` file to a watched rules directory).
-fn relevant(event: &notify::Event, files: &HashSet<PathBuf>) -> bool {
-    if matches!(event.kind, notify::EventKind::Access(_)) {
-        return false;
-    }
-    event.paths.iter().any(|p| {
-        files.contains(p)
-            || p.extension().is_some_and(|e| e == "flow")
-                && p.parent().is_some_and(|dir| files.contains(dir))
-    })
-}
-
-/// Tells systemd (`Type=notify`) about the daemon's state, when started by
-/// it (`$NOTIFY_SOCKET` set): `READY=1`, `RELOADING=1`, `STOPPING=1`.
-pub fn sd_notify(state: &str) {
-    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(datagram) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let bytes = socket.as_encoded_bytes();
-    let result = if let Some(name) = bytes.strip_prefix(b"@") {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(name)
-            .and_then(|addr| datagram.send_to_addr(state.as_bytes(), &addr))
-    } else {
-        datagram.send_to(state.as_bytes(), Path::new(&socket))
-    };
-    if let Err(e) = result {
-        tracing::warn!("cannot notify systemd ({state}): {e}");
-    }
 }
 
 #[cfg(test)]

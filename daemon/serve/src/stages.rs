@@ -519,18 +519,8 @@ pub fn plan(decision: &Decision, facts: &MessageFacts) -> Plan {
             Answer::Quarantine(reason)
         }
         Verdict::Discard => Answer::Discard,
-        Verdict::Reject => Answer::Reject(
-            decision
-                .reply
-                .clone()
-                .unwrap_or_else(|| reply(550, "5.7.1", "Message rejected")),
-        ),
-        Verdict::Tempfail => Answer::Tempfail(
-            decision
-                .reply
-                .clone()
-                .unwrap_or_else(|| reply(451, "4.7.1", "Try again later")),
-        ),
+        Verdict::Reject => Answer::Reject(decision.refusal()),
+        Verdict::Tempfail => Answer::Tempfail(decision.refusal()),
     };
     let mut edits = Vec::new();
     if !matches!(answer, Answer::Accept | Answer::Quarantine(_)) {

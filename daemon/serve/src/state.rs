@@ -131,12 +131,7 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
-/// The current time in seconds since the epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub use crate::clock::unix_now;
 
 impl Daemon {
     /// Compiles the configured rules, runs their `test` blocks, opens the

@@ -79,14 +79,14 @@ fn print_decision(
     decision: &Decision,
 ) -> std::io::Result<()> {
     if args.json {
-        let mut obj = serde_json::Map::new();
+        let mut obj = weir_compiler::report::decision_json(decision);
         if many {
             obj.insert("file".into(), json!(input.display()));
         }
-        obj.extend(weir_compiler::report::decision_json(decision));
+        // The same name as in `/v1/check`'s answer.
         if args.explain {
             obj.insert(
-                "explain".into(),
+                "trace".into(),
                 weir_compiler::report::trace_json(&decision.trace),
             );
         }

@@ -1262,15 +1262,7 @@ fn failure_decision(daemon: &Daemon) -> Decision {
 
 /// The reply of a refusing decision, with the language's defaults.
 fn refusal(decision: &Decision) -> Reply {
-    let fallback = match decision.verdict {
-        Verdict::Reject => (550, "5.7.1", "Message rejected"),
-        _ => (451, "4.7.1", "Try again later"),
-    };
-    decision.reply.clone().unwrap_or_else(|| Reply {
-        code: fallback.0,
-        status: fallback.1.to_string(),
-        text: fallback.2.to_string(),
-    })
+    decision.refusal()
 }
 
 /// Where a copy went.

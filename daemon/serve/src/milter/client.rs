@@ -149,12 +149,18 @@ impl Client {
     /// Connects and negotiates protocol version 6 with every action and
     /// option offered (as Postfix does).
     pub async fn connect(addr: SocketAddr) -> io::Result<Client> {
+        Client::connect_offering(addr, 0x1ff).await
+    }
+
+    /// Connects offering only the actions in `actions` (the `SMFIF_*`
+    /// bits), as an MTA that cannot, say, quarantine does.
+    pub async fn connect_offering(addr: SocketAddr, actions: u32) -> io::Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let mut client = Client { stream, opts: 0 };
         let mut data = Vec::new();
         data.extend_from_slice(&6u32.to_be_bytes());
-        data.extend_from_slice(&0x1ffu32.to_be_bytes());
+        data.extend_from_slice(&actions.to_be_bytes());
         data.extend_from_slice(&0x1f_ffffu32.to_be_bytes());
         client.send(b'O', &data).await?;
         let (cmd, reply) = client.read().await?;

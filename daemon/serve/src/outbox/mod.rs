@@ -134,8 +134,8 @@ impl OutboxItem {
             "message_id": self.message_id,
             "state": self.state,
             "attempts": self.attempts,
-            "created": super::http::format_time(self.created),
-            "next_attempt": super::http::format_time(self.next_attempt_ms.div_euclid(1000)),
+            "created": crate::clock::format_time(self.created),
+            "next_attempt": crate::clock::format_time(self.next_attempt_ms.div_euclid(1000)),
             "last_error": self.last_error,
         })
     }
