@@ -19,7 +19,7 @@ rule greylisted {
 
 /// One message through the milter; the reply as the client saw it.
 fn send(port: u16, from: &str, subject: &str, id: &str) -> String {
-    use weir::milter_client::{Client, Mail};
+    use weir::milter_client::Mail;
     let mail = Mail {
         helo: "client.example.test".into(),
         from: from.into(),
@@ -34,17 +34,8 @@ fn send(port: u16, from: &str, subject: &str, id: &str) -> String {
         queue_id: format!("Q{id}"),
         ..Mail::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut client = Client::connect(addr).await.expect("connect milter");
-        client.hello(&mail).await.expect("hello");
-        let outcome = client.message(&mail).await.expect("message");
-        format!("{:?}", outcome.reply)
-    })
+    let reply = serve_support::milter_reply(port, &mail).expect("the milter answers");
+    format!("{reply:?}")
 }
 
 #[test]

@@ -766,7 +766,7 @@ fn kill_9_during_outbox_work_then_restart_delivers_every_side_effect() {
 
 /// Sends one message through the daemon's milter (as Postfix would).
 fn milter_send(port: u16, from: &str, to: &[&str], subject: &str, id: &str) -> String {
-    use weir::milter_client::{Client, Mail};
+    use weir::milter_client::Mail;
     let mail = Mail {
         helo: "client.example.test".into(),
         from: from.into(),
@@ -781,17 +781,8 @@ fn milter_send(port: u16, from: &str, to: &[&str], subject: &str, id: &str) -> S
         queue_id: format!("Q{}", id.len()),
         ..Mail::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut client = Client::connect(addr).await.expect("connect milter");
-        client.hello(&mail).await.expect("hello");
-        let outcome = client.message(&mail).await.expect("message");
-        format!("{:?}", outcome.reply)
-    })
+    let reply = serve_support::milter_reply(port, &mail).expect("the milter answers");
+    format!("{reply:?}")
 }
 
 #[test]

@@ -581,7 +581,7 @@ fn quarantine_status(rig: &Rig) -> HashMap<String, String> {
 /// Sends one message through the daemon's milter as a local client that
 /// speaks the protocol would, claiming queue id `queue_id`.
 fn milter_plant(port: u16, from: &str, queue_id: &str) {
-    use weir::milter_client::{Client, Mail};
+    use weir::milter_client::Mail;
     let mail = Mail {
         helo: "intruder.example.test".into(),
         from: from.into(),
@@ -591,16 +591,7 @@ fn milter_plant(port: u16, from: &str, queue_id: &str) {
         queue_id: queue_id.into(),
         ..Mail::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut client = Client::connect(addr).await.expect("connect milter");
-        client.hello(&mail).await.expect("hello");
-        client.message(&mail).await.expect("message");
-    });
+    serve_support::milter_reply(port, &mail).expect("the milter answers");
 }
 
 #[test]

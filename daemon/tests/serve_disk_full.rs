@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serve_support::{Daemon, temp_dir, write_config};
-use weir::milter_client::{Client, Mail, Reply};
+use weir::milter_client::{Mail, Reply};
 
 const RULES: &str = "rule vip {\n  when subject contains \"vip\"\n  then tag \"vip\"\n}\n";
 
@@ -82,16 +82,7 @@ fn send(port: u16, n: usize) -> std::io::Result<Reply> {
         queue_id: format!("4A1B2C{n:04}"),
         ..Mail::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut client = Client::connect(addr).await?;
-        client.hello(&mail).await?;
-        Ok(client.message(&mail).await?.reply)
-    })
+    serve_support::milter_reply(port, &mail)
 }
 
 #[test]

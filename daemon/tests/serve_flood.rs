@@ -8,11 +8,11 @@
 mod serve_support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serve_support::{Daemon, files, free_port, lmtp_table, temp_dir, write_config};
-use weir::milter_client::{Client, Mail, Reply};
+use weir::milter_client::{Mail, Reply};
 
 const RULES: &str = "rule vip {\n  when subject contains \"vip\"\n  then tag \"vip\"\n}\n";
 
@@ -64,16 +64,7 @@ fn milter_send(port: u16) -> Reply {
         queue_id: "4A1B2C3D4E".into(),
         ..Mail::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut client = Client::connect(addr).await.expect("connect milter");
-        client.hello(&mail).await.expect("hello");
-        client.message(&mail).await.expect("message").reply
-    })
+    serve_support::milter_reply(port, &mail).expect("the milter answers")
 }
 
 /// Opens `count` connections to `port` concurrently; those established

@@ -366,3 +366,22 @@ pub fn header_values(message: &str, name: &str) -> Vec<String> {
         .map(|(_, v)| v.trim().to_string())
         .collect()
 }
+
+/// Sends one message through the milter on 127.0.0.1:`port`, as Postfix
+/// would, on a runtime of its own: the final reply, or the I/O error (the
+/// daemon gone or going).
+pub fn milter_reply(
+    port: u16,
+    mail: &weir::milter_client::Mail,
+) -> std::io::Result<weir::milter_client::Reply> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut client = weir::milter_client::Client::connect(addr).await?;
+        client.hello(mail).await?;
+        Ok(client.message(mail).await?.reply)
+    })
+}
