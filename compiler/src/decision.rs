@@ -273,6 +273,26 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A decision with this verdict, reply and stage, and nothing else:
+    /// no rule matched, no action, score 0.
+    pub fn new(verdict: Verdict, reply: Option<Reply>, stage: Stage) -> Decision {
+        Decision {
+            verdict,
+            reply,
+            quarantine_reason: None,
+            decided_by: None,
+            stage,
+            matched: Vec::new(),
+            tags: Vec::new(),
+            score: 0.0,
+            folder: None,
+            actions: Vec::new(),
+            trace: Vec::new(),
+            warnings: Vec::new(),
+            duplicates: Vec::new(),
+        }
+    }
+
     /// The SMTP reply that refuses this message: the rule's own, else the
     /// language's default for its verdict (`550 5.7.1 Message rejected`,
     /// `451 4.7.1 Try again later`; the tempfail default for a verdict that

@@ -141,24 +141,6 @@ fn is_constant(e: &Expr) -> bool {
     }
 }
 
-fn empty_decision() -> Decision {
-    Decision {
-        verdict: Verdict::Accept,
-        reply: None,
-        quarantine_reason: None,
-        decided_by: None,
-        stage: Stage::Connect,
-        matched: Vec::new(),
-        tags: Vec::new(),
-        score: 0.0,
-        folder: None,
-        actions: Vec::new(),
-        trace: Vec::new(),
-        warnings: Vec::new(),
-        duplicates: Vec::new(),
-    }
-}
-
 /// A score amount in thousandths, rounded half away from zero; not a
 /// number counts as 0, and the amount saturates rather than overflowing.
 pub(crate) fn thousandths(n: f64) -> i64 {
@@ -216,7 +198,7 @@ impl<'a> Machine<'a> {
             counted: HashSet::new(),
             negations: 0,
             evidence: None,
-            decision: empty_decision(),
+            decision: Decision::new(Verdict::Accept, None, Stage::Connect),
         }
     }
 

@@ -62,6 +62,43 @@ pub(crate) enum Expr {
     Interp(Vec<Part>),
 }
 
+impl Expr {
+    /// The expressions directly inside this one, in order (a called
+    /// `fn`'s body is not inside the call).
+    pub(crate) fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Const(_)
+            | Expr::Field(_)
+            | Expr::Score
+            | Expr::Param(_)
+            | Expr::Captures(_)
+            | Expr::Matched(_) => Vec::new(),
+            Expr::Header { name: x, .. }
+            | Expr::Member(x, _)
+            | Expr::Not(x)
+            | Expr::Neg(x)
+            | Expr::Exists(x) => vec![x],
+            Expr::Index(a, b, _)
+            | Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Arith(_, a, b)
+            | Expr::Rate { key: a, window: b }
+            | Expr::Duplicate { key: a, window: b } => vec![a, b],
+            Expr::Compare(c) => vec![&c.lhs, &c.rhs],
+            Expr::Builtin { args, .. } | Expr::CallUser { args, .. } | Expr::List(args) => {
+                args.iter().collect()
+            }
+            Expr::Interp(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text(_) => None,
+                    Part::Expr(e) => Some(e),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One piece of an interpolated string.
 #[derive(Debug, Clone)]
 pub(crate) enum Part {

@@ -7,7 +7,7 @@ use weir_grammar::Diagnostic;
 
 use crate::codes;
 use crate::eval::Program;
-use crate::ir::{Action, Expr, Part, Rule, Stmt};
+use crate::ir::{Action, Expr, Rule, Stmt};
 use crate::load::Loaded;
 
 /// Rules that end evaluation at an earlier stage than a rule before them:
@@ -131,37 +131,19 @@ fn tests_score(prog: &Program, rule: &Rule) -> bool {
 /// Whether evaluating `e` reads `score`, through the `fn`s it calls too
 /// (`depth` bounds the walk: `fn`s cannot recurse, so it never binds).
 fn reads_score(prog: &Program, e: &Expr, depth: usize) -> bool {
-    let sub = |x: &Expr| reads_score(prog, x, depth);
+    let in_body = |func: usize| {
+        depth < prog.functions.len()
+            && prog
+                .functions
+                .get(func)
+                .is_some_and(|f| reads_score(prog, &f.body, depth + 1))
+    };
     match e {
         Expr::Score => true,
-        Expr::Const(_) | Expr::Field(_) | Expr::Param(_) | Expr::Captures(_) | Expr::Matched(_) => {
-            false
-        }
-        Expr::Header { name, .. } => sub(name),
-        Expr::Member(x, _) | Expr::Not(x) | Expr::Neg(x) | Expr::Exists(x) => sub(x),
-        Expr::Index(a, b, _)
-        | Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Arith(_, a, b)
-        | Expr::Rate {
-            key: a, window: b, ..
-        }
-        | Expr::Duplicate {
-            key: a, window: b, ..
-        } => sub(a) || sub(b),
-        Expr::Compare(c) => sub(&c.lhs) || sub(&c.rhs),
-        Expr::Builtin { args, .. } | Expr::List(args) => args.iter().any(sub),
-        Expr::Interp(parts) => parts.iter().any(|p| match p {
-            Part::Text(_) => false,
-            Part::Expr(x) => sub(x),
-        }),
-        Expr::CallUser { func, args } => {
-            args.iter().any(sub)
-                || (depth < prog.functions.len()
-                    && prog
-                        .functions
-                        .get(*func)
-                        .is_some_and(|f| reads_score(prog, &f.body, depth + 1)))
-        }
+        Expr::CallUser { func, .. } if in_body(*func) => true,
+        _ => e
+            .children()
+            .into_iter()
+            .any(|x| reads_score(prog, x, depth)),
     }
 }

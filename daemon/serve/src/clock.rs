@@ -8,10 +8,9 @@ pub fn unix_now() -> i64 {
     Utc::now().timestamp()
 }
 
-/// Seconds since the epoch as RFC 3339 UTC (`2026-11-22T10:00:00Z`).
-pub fn format_time(secs: i64) -> String {
-    weir_stdlib::value::format_time(secs)
-}
+/// Seconds since the epoch as RFC 3339 UTC (`2026-11-22T10:00:00Z`): the
+/// message model's own formatter, so the API and `${now}` agree.
+pub use weir_stdlib::value::format_time;
 
 /// Parses RFC 3339 (`2026-11-22T10:00:00Z`, `…T10:00:00.5+01:00`, a
 /// space instead of the `T`) to seconds since the epoch.

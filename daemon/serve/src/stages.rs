@@ -337,21 +337,7 @@ pub fn policy_decision(policy: OnError, stage: Stage, why: PolicyCause) -> Decis
             Some(reply(552, "5.3.4", "Message exceeds the filter's limits")),
         ),
     };
-    Decision {
-        verdict,
-        reply,
-        quarantine_reason: None,
-        decided_by: None,
-        stage,
-        matched: Vec::new(),
-        tags: Vec::new(),
-        score: 0.0,
-        folder: None,
-        actions: Vec::new(),
-        trace: Vec::new(),
-        warnings: Vec::new(),
-        duplicates: Vec::new(),
-    }
+    Decision::new(verdict, reply, stage)
 }
 
 /// Why a policy decision was made.

@@ -8,7 +8,7 @@ use weir_compiler::{EvalOptions, MemoryRates};
 
 use weir_compiler::Envelope;
 
-use super::{decide, load_ruleset};
+use super::load_ruleset;
 use crate::inputs;
 
 /// Prints, per message whose outcome differs, each part of the outcome
@@ -34,14 +34,19 @@ pub fn run(old: &Path, new: &Path, messages: &[PathBuf], as_json: bool) -> u8 {
             }
         };
         total += 1;
-        let before = decide(&old_rules, &bytes, &envelope, &mut old_rates, &opts);
-        let after = decide(&new_rules, &bytes, &envelope, &mut new_rates, &opts);
-        let (before, after) = match (before, after) {
-            (Ok(b), Ok(a)) => (
+        // One parse serves both rulesets.
+        let decisions = weir_compiler::transaction(&bytes, &envelope).map(|tx| {
+            (
+                old_rules.evaluate(&tx, &mut old_rates, &opts),
+                new_rules.evaluate(&tx, &mut new_rates, &opts),
+            )
+        });
+        let (before, after) = match decisions {
+            Ok((b, a)) => (
                 weir_compiler::report::decision_json(&b),
                 weir_compiler::report::decision_json(&a),
             ),
-            (Err(e), _) | (_, Err(e)) => {
+            Err(e) => {
                 eprintln!("error: {}: {e}", input.display());
                 status = 2;
                 continue;

@@ -4,11 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use weir_compiler::{
-    Compiled, Decision, Envelope, EvalOptions, Evaluator, FsLoader, RateCounter, Ruleset,
-};
+use weir_compiler::{Compiled, Evaluator, FsLoader, Ruleset};
 use weir_grammar::Diagnostic;
-use weir_stdlib::MessageError;
 
 use crate::cli::{Cli, Command, Engine};
 
@@ -115,16 +112,4 @@ pub fn evaluator(ruleset: &Ruleset, engine: Engine) -> Evaluator {
         eprintln!("warning: {e}; using the interpreter");
     }
     evaluator
-}
-
-/// Parses a message and evaluates it with the interpreter.
-pub fn decide(
-    ruleset: &Ruleset,
-    bytes: &[u8],
-    envelope: &Envelope,
-    rates: &mut dyn RateCounter,
-    opts: &EvalOptions,
-) -> Result<Decision, MessageError> {
-    let tx = weir_compiler::transaction(bytes, envelope)?;
-    Ok(ruleset.evaluate(&tx, rates, opts))
 }

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use weir_stdlib::{Regex, Value};
 
 use crate::eval::Machine;
-use crate::ir::{CmpOp, Compare, Expr, Part};
+use crate::ir::{CmpOp, Compare, Expr};
 use weir_stdlib::value::fold;
 
 use super::cond::Leaf;
@@ -217,15 +217,6 @@ fn needles(c: &Compare) -> Option<Needles> {
 /// constants and pure builtins over them.
 fn pure(e: &Expr) -> bool {
     match e {
-        Expr::Const(_) | Expr::Field(_) => true,
-        Expr::Header { name, .. } => pure(name),
-        Expr::Member(base, _) | Expr::Neg(base) | Expr::Exists(base) => pure(base),
-        Expr::Index(a, b, _) | Expr::Arith(_, a, b) => pure(a) && pure(b),
-        Expr::Builtin { args, .. } | Expr::List(args) => args.iter().all(pure),
-        Expr::Interp(parts) => parts.iter().all(|p| match p {
-            Part::Text(_) => true,
-            Part::Expr(e) => pure(e),
-        }),
         Expr::Score
         | Expr::Param(_)
         | Expr::Captures(_)
@@ -237,6 +228,9 @@ fn pure(e: &Expr) -> bool {
         | Expr::And(..)
         | Expr::Or(..)
         | Expr::Compare(_) => false,
+        // Constants, fields, headers, members, indexing, arithmetic, pure
+        // builtins, lists and interpolations: pure when what they read is.
+        _ => e.children().into_iter().all(pure),
     }
 }
 

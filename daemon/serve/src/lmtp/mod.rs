@@ -357,10 +357,7 @@ where
             }
             Line::Complete => {}
         }
-        let text = line
-            .strip_suffix(b"\n")
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .unwrap_or(&line);
+        let text = without_line_end(&line);
         let command = match command::parse(text) {
             Ok(c) => c,
             Err(e) => {
@@ -472,10 +469,7 @@ where
             }
             Line::Complete => {}
         }
-        let body = line
-            .strip_suffix(b"\n")
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .unwrap_or(&line);
+        let body = without_line_end(&line);
         if body == b"." {
             break;
         }
@@ -968,7 +962,7 @@ where
     let mut held = None;
     let outcome = match (decision.verdict, delivery.message) {
         (Verdict::Reject | Verdict::Tempfail, _) | (_, None) => {
-            Outcome::Refused(refusal(&decision))
+            Outcome::Refused(decision.refusal())
         }
         (Verdict::Discard, _) => Outcome::NotDelivered,
         (_, Some(_)) if drops_local_copy(&decision, rcpt) => Outcome::NotDelivered,
@@ -993,7 +987,7 @@ where
                 (_, Err(e)) => {
                     tracing::error!("LMTP delivery to <{rcpt}> failed: {e:#}");
                     decision = failure_decision(daemon);
-                    Outcome::Refused(refusal(&decision))
+                    Outcome::Refused(decision.refusal())
                 }
             }
         }
@@ -1010,7 +1004,7 @@ where
                 let _ = std::fs::remove_file(&hold.file);
             }
             let failed = failure_decision(daemon);
-            conn.reply_with(&refusal(&failed));
+            conn.reply_with(&failed.refusal());
             return failed;
         }
     }
@@ -1034,7 +1028,7 @@ where
                 let _ = std::fs::remove_file(hold.file);
             }
             let failed = failure_decision(daemon);
-            conn.reply_with(&refusal(&failed));
+            conn.reply_with(&failed.refusal());
             return failed;
         }
     }
@@ -1258,11 +1252,6 @@ fn failure_decision(daemon: &Daemon) -> Decision {
         other => other,
     };
     stages::policy_decision(policy, Stage::Body, PolicyCause::Error)
-}
-
-/// The reply of a refusing decision, with the language's defaults.
-fn refusal(decision: &Decision) -> Reply {
-    decision.refusal()
 }
 
 /// Where a copy went.
@@ -1558,4 +1547,12 @@ pub fn delete_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<(
     }
     tracing::info!("quarantine: {} deleted", entry.queue_id);
     Ok(())
+}
+
+/// A line read from the peer without its `\n` or `\r\n`.
+fn without_line_end(line: &[u8]) -> &[u8] {
+    match line.strip_suffix(b"\n") {
+        Some(l) => l.strip_suffix(b"\r").unwrap_or(l),
+        None => line,
+    }
 }
