@@ -7,8 +7,10 @@
 //! back-off then success; dead letter, `/v1/outbox`, and the retry
 //! endpoint; RFC 3834 auto-replies with their headers, none to list, bulk
 //! or null-sender mail and at most one per sender per period; forwarded
-//! copies with the relay's envelope sender; and after `kill -9` during
-//! outbox work, every side effect delivered with one idempotency key each.
+//! copies with the relay's envelope sender; after `kill -9` during
+//! outbox work, every side effect delivered with one idempotency key each;
+//! items waiting for a retry across a restart, delivered when due;
+//! `/v1/outbox` a page at a time; dead items deleted after the retention.
 
 mod serve_support;
 
@@ -305,7 +307,17 @@ struct Setup {
     sink: Sink,
 }
 
+/// The `[outbox]` table of most tests: fast retries.
+const FAST_RETRIES: &str =
+    "[outbox]\nbackoff = \"20ms\"\nmax_backoff = \"100ms\"\nmail_retries = 3\n";
+
 fn setup(name: &str) -> Setup {
+    setup_with(name, FAST_RETRIES)
+}
+
+/// [`setup`] with `tables` (`[outbox]` and any other) instead of
+/// [`FAST_RETRIES`].
+fn setup_with(name: &str, tables: &str) -> Setup {
     let dir = temp_dir(&format!("outbox-{name}"));
     std::fs::write(dir.join("rules.flow"), RULES).expect("rules");
     let receiver = Receiver::start();
@@ -321,7 +333,7 @@ fn setup(name: &str) -> Setup {
         "{}\n\
          [notify.hook]\n{}\n[notify.flaky]\n{}\n[notify.down]\n{}\n\
          [relay]\nhost = \"inet:127.0.0.1:{}\"\nfrom = \"support@example.test\"\n\n\
-         [reply]\nperiod = \"1h\"\n\n[outbox]\nbackoff = \"20ms\"\nmax_backoff = \"100ms\"\nmail_retries = 3\n",
+         [reply]\nperiod = \"1h\"\n\n{tables}",
         lmtp_table(&dir, &format!("inet:127.0.0.1:{lmtp}")),
         hook("hook", 5),
         hook("flaky", 5),
@@ -972,4 +984,194 @@ fn a_rule_s_period_and_a_template_s_from_apply_to_its_replies() {
         assert_eq!(m.header("From").as_deref(), Some("<help@example.test>"));
         assert_eq!(m.header("Subject").as_deref(), Some("Ticket received"));
     }
+}
+
+#[test]
+fn items_waiting_for_a_retry_survive_a_restart_and_are_delivered_when_due() {
+    let mut s = setup_with(
+        "restart",
+        "[outbox]\nbackoff = \"2s\"\nmax_backoff = \"2s\"\nmail_retries = 3\n",
+    );
+    s.receiver.behaviour.fail_all.store(true, Ordering::SeqCst);
+    for i in 0..3 {
+        let replies = lmtp(
+            s.lmtp,
+            "x@example.test",
+            &["a@example.test"],
+            &message(
+                "x@example.test",
+                &format!("VIP {i}"),
+                &format!("r{i}@example.test"),
+                "",
+            ),
+        );
+        assert!(replies[0].starts_with("250"), "{replies:?}");
+    }
+    // Each first attempt failed: three items wait for their retry.
+    let waiting = wait_for("three failed first attempts", || {
+        let items = outbox(&s.daemon);
+        (items.len() == 3 && items.iter().all(|i| i["attempts"].as_u64() >= Some(1)))
+            .then_some(items)
+    });
+    assert!(
+        waiting.iter().all(|i| i["state"] == "pending"),
+        "{waiting:?}"
+    );
+    s.daemon.signal("TERM");
+    assert_eq!(s.daemon.wait_exit(Duration::from_secs(20)), Some(0));
+    let attempts_before = s.receiver.posts().len();
+    s.receiver.behaviour.fail_all.store(false, Ordering::SeqCst);
+
+    let (http, milter) = (s.daemon.http, s.daemon.milter);
+    s.daemon = Daemon::start(&s.dir, http, milter);
+    wait_for("the queue to empty", || {
+        outbox(&s.daemon).is_empty().then_some(())
+    });
+    let posts = s.receiver.posts();
+    let delivered: BTreeSet<String> = posts[attempts_before..]
+        .iter()
+        .filter_map(|p| p.key.clone())
+        .collect();
+    let expected: BTreeSet<String> = waiting
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(delivered, expected, "every waiting item, after the restart");
+    assert_eq!(
+        posts.len() - attempts_before,
+        3,
+        "each delivered once: {posts:?}"
+    );
+    // The audit log shows each item's outcome as its one state.
+    let actions = s.daemon.get("/v1/actions?limit=1000").json();
+    let outcomes: Vec<&serde_json::Value> = actions
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["source"] == "outbox")
+        .collect();
+    assert_eq!(outcomes.len(), 3, "{actions}");
+    for entry in outcomes {
+        assert_eq!(entry["state"], "delivered", "{entry}");
+        assert_eq!(entry["outbox"], "delivered", "{entry}");
+    }
+}
+
+#[test]
+fn the_outbox_is_listed_a_page_at_a_time_in_queue_order() {
+    let s = setup("pages");
+    s.receiver.behaviour.fail_all.store(true, Ordering::SeqCst);
+    for i in 0..5 {
+        lmtp(
+            s.lmtp,
+            "x@example.test",
+            &["a@example.test"],
+            &message(
+                "x@example.test",
+                &format!("DOWN {i}"),
+                &format!("p{i}@example.test"),
+                "",
+            ),
+        );
+    }
+    wait_for("five dead letters", || {
+        let items = s.daemon.get("/v1/outbox?limit=100").json();
+        let items = items.as_array().expect("an array").clone();
+        (items.len() == 5 && items.iter().all(|i| i["state"] == "dead")).then_some(())
+    });
+    let mut seen = Vec::new();
+    let mut path = "/v1/outbox?limit=2".to_string();
+    let mut pages = 0;
+    loop {
+        let r = s.daemon.get(&path);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json().as_array().expect("an array").clone();
+        assert!(page.len() <= 2, "{page:?}");
+        pages += 1;
+        seen.extend(page.iter().cloned());
+        let Some(link) = r.header("link") else {
+            assert!(
+                page.len() < 2 || pages == 3,
+                "a full page links to the next"
+            );
+            break;
+        };
+        assert!(link.ends_with("; rel=\"next\""), "{link}");
+        let last = page.last().expect("a full page")["seq"]
+            .as_u64()
+            .expect("seq");
+        assert_eq!(
+            link,
+            format!("</v1/outbox?after={last}&limit=2>; rel=\"next\"")
+        );
+        path = format!("/v1/outbox?after={last}&limit=2");
+        assert!(pages < 10, "pagination ends");
+    }
+    let messages: Vec<&str> = seen
+        .iter()
+        .map(|i| i["message_id"].as_str().expect("message_id"))
+        .collect();
+    assert_eq!(
+        messages,
+        (0..5)
+            .map(|i| format!("p{i}@example.test"))
+            .collect::<Vec<_>>(),
+        "every item once, in the order queued"
+    );
+    let seqs: Vec<u64> = seen
+        .iter()
+        .map(|i| i["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    for bad in [
+        "/v1/outbox?limit=0",
+        "/v1/outbox?after=x",
+        "/v1/outbox?page=2",
+    ] {
+        let r = s.daemon.get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.json()["error"].is_string(), "{}", r.body);
+    }
+}
+
+#[test]
+fn dead_items_are_deleted_after_the_retention_and_pending_ones_kept() {
+    let mut s = setup_with(
+        "prune",
+        "[outbox]\nbackoff = \"1s\"\nmax_backoff = \"1s\"\nmail_retries = 3\n\n[audit]\nretention = \"1s\"\n",
+    );
+    s.receiver.behaviour.fail_all.store(true, Ordering::SeqCst);
+    for subject in ["DOWN", "VIP"] {
+        lmtp(
+            s.lmtp,
+            "x@example.test",
+            &["a@example.test"],
+            &message(
+                "x@example.test",
+                subject,
+                &format!("{subject}@example.test"),
+                "",
+            ),
+        );
+    }
+    // DOWN dies after its two attempts; VIP (five retries) is still
+    // pending, and from now on its attempts hang: it stays pending.
+    wait_for("one dead, one waiting", || {
+        let items = outbox(&s.daemon);
+        let states: BTreeSet<String> = items.iter().map(|i| i["state"].to_string()).collect();
+        (items.len() == 2 && states.len() == 2).then_some(())
+    });
+    s.receiver.behaviour.hang.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(2100));
+    // Retention runs at start (then hourly): a restart applies it now.
+    s.daemon.signal("TERM");
+    assert_eq!(s.daemon.wait_exit(Duration::from_secs(20)), Some(0));
+    let (http, milter) = (s.daemon.http, s.daemon.milter);
+    s.daemon = Daemon::start(&s.dir, http, milter);
+    let left = wait_for("the dead item to go", || {
+        let items = outbox(&s.daemon);
+        (items.len() == 1).then_some(items)
+    });
+    assert_eq!(left[0]["state"], "pending", "{left:?}");
+    assert_eq!(left[0]["message_id"], "VIP@example.test");
 }

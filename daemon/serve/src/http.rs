@@ -852,14 +852,59 @@ async fn milter_act(api: Api, mut held: QuarantineEntry, act: Act) -> Response {
     axum::Json(json!({"id": held.queue_id, "status": act.done()})).into_response()
 }
 
-/// Pending and dead-lettered side effects, oldest first.
-async fn outbox(State(api): State<Api>) -> Response {
-    let daemon = api.daemon.clone();
-    let items = tokio::task::spawn_blocking(move || daemon.store.outbox_items())
+/// Pending and dead-lettered side effects in queue order, a page at a
+/// time: `limit` items (default and cap as `/v1/actions`) after position
+/// `after` (the `seq` of the last item seen). A full page carries a
+/// `Link: <…>; rel="next"` header to the next one.
+async fn outbox(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
+    let mut after = 0u64;
+    let mut limit = DEFAULT_LIMIT;
+    for (key, value) in query_pairs(query.as_deref()) {
+        match key.as_str() {
+            "after" => match value.parse::<u64>() {
+                Ok(n) => after = n,
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("after: expected an item's seq, got {value:?}"),
+                    );
+                }
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if n > 0 => limit = n.min(MAX_LIMIT),
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("limit: expected a positive number, got {value:?}"),
+                    );
+                }
+            },
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?} (expected after, limit)"),
+                );
+            }
+        }
+    }
+    let store = api.daemon.store.clone();
+    let items = tokio::task::spawn_blocking(move || store.outbox_page(after, limit))
         .await
         .unwrap_or_default();
-    let items: Vec<Value> = items.iter().map(|i| i.to_json()).collect();
-    axum::Json(Value::Array(items)).into_response()
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|i| i.seq))
+        .flatten();
+    let body = Value::Array(items.iter().map(|i| i.to_json()).collect());
+    let mut response = axum::Json(body).into_response();
+    if let Some(seq) = next {
+        let link = format!("</v1/outbox?after={seq}&limit={limit}>; rel=\"next\"");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LINK, value);
+        }
+    }
+    response
 }
 
 /// Makes an outbox item (typically a dead one) due now, with a fresh

@@ -8,8 +8,11 @@
 //! - `quarantine`: MTA queue id (or the `L…` id of an LMTP copy) → JSON
 //!   [`QuarantineEntry`];
 //! - `meta`: `ruleset_version` → the last version handed out;
-//! - `outbox`: idempotency key → JSON [`OutboxItem`], a side effect
-//!   pending or dead-lettered (`serve/outbox/`);
+//! - `outbox_items`, `outbox_bodies`, `outbox_due`, `outbox_queue`,
+//!   `outbox_dead`: side effects pending or dead-lettered
+//!   (`serve/outbox/`), a JSON header and the raw bytes of a mail apart,
+//!   indexed by due time, queue position and (dead) creation time
+//!   (`store/outbox.rs`);
 //! - `outbox_done`: idempotency key → when it was delivered (8 bytes,
 //!   big-endian seconds), so the same effect of a message the MTA sends
 //!   again is not sent twice; pruned with the audit log;
@@ -28,10 +31,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::outbox::OutboxItem;
 use super::state::AuditEntry;
 
 mod duplicates;
+mod outbox;
 
 /// A message held in the MTA's hold queue by a milter `quarantine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,8 +113,8 @@ pub struct Store {
     rates: sled::Tree,
     quarantine: sled::Tree,
     meta: sled::Tree,
-    outbox: sled::Tree,
-    outbox_done: sled::Tree,
+    /// The outbox's trees (`store/outbox.rs`).
+    outbox: outbox::OutboxTrees,
     replies: sled::Tree,
     delivered: sled::Tree,
     /// `duplicate()` records (`store/duplicates.rs`).
@@ -162,8 +165,7 @@ impl Store {
             rates: db.open_tree("rates")?,
             quarantine: db.open_tree("quarantine")?,
             meta: db.open_tree("meta")?,
-            outbox: db.open_tree("outbox")?,
-            outbox_done: db.open_tree("outbox_done")?,
+            outbox: outbox::OutboxTrees::open(&db)?,
             replies: db.open_tree("replies")?,
             delivered: db.open_tree("delivered")?,
             duplicates: db.open_tree("duplicates")?,
@@ -421,75 +423,15 @@ impl Store {
 }
 
 impl Store {
-    /// Adds a side effect to the outbox unless one with the same key is
-    /// queued or was delivered; returns whether it was added. Not flushed:
-    /// the caller flushes before the MTA's reply.
-    pub fn outbox_add(&self, item: &OutboxItem) -> anyhow::Result<bool> {
-        if self.outbox_done.contains_key(item.id.as_bytes())? {
-            return Ok(false);
-        }
-        let value = serde_json::to_vec(item)?;
-        let swapped =
-            self.outbox
-                .compare_and_swap(item.id.as_bytes(), None::<&[u8]>, Some(value))?;
-        Ok(swapped.is_ok())
-    }
-
-    /// Whether a side effect with this key is queued or was delivered.
-    pub fn outbox_known(&self, id: &str) -> anyhow::Result<bool> {
-        Ok(self.outbox.contains_key(id.as_bytes())?
-            || self.outbox_done.contains_key(id.as_bytes())?)
-    }
-
-    /// Replaces a queued side effect (after an attempt); flushed.
-    pub fn outbox_put(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        self.outbox
-            .insert(item.id.as_bytes(), serde_json::to_vec(item)?)?;
-        self.flush()
-    }
-
-    /// Marks a side effect delivered: remembered in `outbox_done` first,
-    /// then removed from the queue, then flushed (a crash in between
-    /// leaves it in both, and the worker then only removes it).
-    pub fn outbox_delivered(&self, id: &str, now: i64) -> anyhow::Result<()> {
-        self.outbox_done.insert(id.as_bytes(), &now.to_be_bytes())?;
-        self.outbox.remove(id.as_bytes())?;
-        self.flush()
-    }
-
-    /// Whether this key was delivered already.
-    pub fn outbox_was_delivered(&self, id: &str) -> bool {
-        self.outbox_done
-            .contains_key(id.as_bytes())
-            .unwrap_or(false)
-    }
-
-    /// One queued side effect.
-    pub fn outbox_item(&self, id: &str) -> Option<OutboxItem> {
-        let value = self.outbox.get(id.as_bytes()).ok()??;
-        serde_json::from_slice(&value).ok()
-    }
-
-    /// Every queued side effect (pending and dead), oldest first.
-    pub fn outbox_items(&self) -> Vec<OutboxItem> {
-        let mut out: Vec<OutboxItem> = self
-            .outbox
-            .iter()
-            .filter_map(|item| item.ok())
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .collect();
-        out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        out
-    }
-
     /// Forgets delivered keys older than `cutoff` (seconds since the
     /// epoch); returns how many.
     pub fn prune_outbox_done(&self, cutoff: i64) -> anyhow::Result<usize> {
         let mut removed = 0;
-        for item in self.outbox_done.iter() {
+        let done = self.outbox.done();
+        for item in done.iter() {
             let (key, value) = item?;
             if read_u64(&value).map_or(0, |t| t as i64) < cutoff {
-                self.outbox_done.remove(key)?;
+                done.remove(key)?;
                 removed += 1;
             }
         }
@@ -507,22 +449,6 @@ impl Store {
             let (key, value) = item?;
             if read_u64(&value).map_or(0, |t| t as i64) < cutoff {
                 self.replies.remove(key)?;
-                removed += 1;
-            }
-        }
-        if removed > 0 {
-            self.flush()?;
-        }
-        Ok(removed)
-    }
-
-    /// Deletes dead-lettered outbox items created before `cutoff`; returns
-    /// how many. Pending items are never pruned.
-    pub fn prune_dead_outbox(&self, cutoff: i64) -> anyhow::Result<usize> {
-        let mut removed = 0;
-        for item in self.outbox_items() {
-            if item.state == crate::outbox::State::Dead && item.created < cutoff {
-                self.outbox.remove(item.id.as_bytes())?;
                 removed += 1;
             }
         }

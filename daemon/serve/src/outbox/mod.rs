@@ -86,7 +86,10 @@ pub enum Payload {
         reverse_path: String,
         /// The envelope recipient.
         to: String,
-        /// The message, CRLF line ends.
+        /// The message, CRLF line ends. Stored as raw bytes apart from
+        /// the item's JSON header (`store/outbox.rs`), so never written
+        /// with it; read from it only in the earlier format's records.
+        #[serde(default, skip_serializing)]
         data: Vec<u8>,
     },
 }
@@ -114,6 +117,10 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     /// Pending or dead.
     pub state: State,
+    /// The item's position in the queue, increasing (assigned by the
+    /// store when it is queued): the order and cursor of `/v1/outbox`.
+    #[serde(default)]
+    pub seq: u64,
     /// What to send.
     pub payload: Payload,
 }
@@ -127,6 +134,7 @@ impl OutboxItem {
         };
         json!({
             "id": self.id,
+            "seq": self.seq,
             "kind": self.kind,
             "channel": self.channel,
             "to": to,
@@ -228,158 +236,229 @@ pub fn enqueue(
     if decision.verdict == Verdict::Tempfail {
         return Ok(0);
     }
+    let queue = Queue {
+        daemon,
+        origin,
+        decision,
+        now: unix_now(),
+    };
     let mut added = 0;
-    let now = unix_now();
-    let new_item =
-        |id: String, kind: Kind, channel: Option<String>, rule: &str, payload| OutboxItem {
-            id,
-            kind,
-            channel,
-            rule: rule.to_string(),
-            message_id: origin.message_id.clone(),
-            created: now,
-            attempts: 0,
-            next_attempt_ms: now_ms(),
-            last_error: None,
-            state: State::Pending,
-            payload,
-        };
     for taken in decision.actions.iter().filter(|t| !t.shadow) {
         let TakenKind::Action(action) = &taken.what else {
             continue;
         };
+        let rule = taken.rule.as_str();
         let item = match action {
             Action::Notify {
                 channel,
                 with,
                 template,
-            } => {
-                let mut body = notify::body(origin, decision, &taken.rule, with, template.as_ref());
-                let id = digest(&[
-                    origin.digest.as_bytes(),
-                    b"notify",
-                    channel.as_bytes(),
-                    body.to_string().as_bytes(),
-                ]);
-                body["id"] = json!(id);
-                let mut item = new_item(
-                    id,
-                    Kind::Notify,
-                    Some(channel.clone()),
-                    &taken.rule,
-                    Payload::Notify { body },
-                );
-                if !daemon.config().notify.contains_key(channel) {
-                    // Only configured channels are ever called; the item
-                    // is kept, dead, so the mistake shows in /v1/outbox.
-                    item.state = State::Dead;
-                    item.last_error = Some(format!(
-                        "no [notify.{channel}] channel is configured in weir.toml"
-                    ));
-                }
-                item
-            }
+            } => Some(queue.notify(rule, channel, with, template.as_ref())),
             Action::Reply {
                 template,
                 every,
                 skipped,
-            } if accepted => {
-                if let Some(why) = skipped.as_ref().or(origin.no_reply.as_ref()) {
-                    tracing::info!(
-                        "reply of rule {}: not sent to <{}>: {why}",
-                        taken.rule,
-                        origin.sender
-                    );
-                    continue;
-                }
-                let recipient = super::stages::strip_brackets(recipient).to_lowercase();
-                // Per recipient: two colleagues on vacation each answer.
-                let id = digest(&[
-                    origin.digest.as_bytes(),
-                    b"reply",
-                    recipient.as_bytes(),
-                    template.name.as_bytes(),
-                    template.subject.as_bytes(),
-                    template.body.as_bytes(),
-                ]);
-                if daemon.store.outbox_known(&id)? {
-                    continue;
-                }
-                let period = every.map_or(daemon.config().reply.period.as_secs(), |secs| {
-                    u64::try_from(secs).unwrap_or(0)
-                });
-                let pair = format!("{recipient}\n{}", origin.sender);
-                if !daemon.store.reply_allowed(&pair, period, now)? {
-                    tracing::info!(
-                        "reply of rule {}: <{}> already had one from <{recipient}> within [reply] period",
-                        taken.rule,
-                        origin.sender
-                    );
-                    continue;
-                }
-                // From the recipient being answered for, as vacation does;
-                // the relay's address only when there is none.
-                let config = daemon.config();
-                let relay_from = config.relay.as_ref().map(|r| r.from.as_str());
-                // The template's `from` may carry a display name; the
-                // header is written as `<address>`.
-                let template_from = weir_stdlib::Address::parse(template.from.trim()).address;
-                let from = if !template_from.is_empty() {
-                    template_from.as_str()
-                } else if recipient.is_empty() {
-                    relay_from.unwrap_or("")
-                } else {
-                    recipient.as_str()
-                };
-                let data = mail::auto_reply(origin, template, from, &id, now);
-                let mut item = new_item(
-                    id,
-                    Kind::Reply,
-                    None,
-                    &taken.rule,
-                    Payload::Mail {
-                        // RFC 3834 §3.3: no bounce of an auto-reply.
-                        reverse_path: String::new(),
-                        to: origin.sender.clone(),
-                        data,
-                    },
-                );
-                no_relay(daemon, &mut item);
-                item
-            }
-            Action::Redirect(to) | Action::AddRcpt(to) if accepted => {
-                let Some(copy) = copy else { continue };
-                let to = super::stages::strip_brackets(to);
-                let id = digest(&[
-                    origin.digest.as_bytes(),
-                    b"forward",
-                    to.to_ascii_lowercase().as_bytes(),
-                ]);
-                if daemon.store.outbox_known(&id)? {
-                    continue;
-                }
-                let relay_from = daemon.config().relay.as_ref().map(|r| r.from.clone());
-                let mut item = new_item(
-                    id.clone(),
-                    Kind::Forward,
-                    None,
-                    &taken.rule,
-                    Payload::Mail {
-                        reverse_path: relay_from.unwrap_or_default(),
-                        to,
-                        data: mail::forwarded(&copy(), &id),
-                    },
-                );
-                no_relay(daemon, &mut item);
-                item
-            }
-            _ => continue,
+            } if accepted => queue.reply(rule, recipient, template, *every, skipped.as_ref())?,
+            Action::Redirect(to) | Action::AddRcpt(to) if accepted => match copy {
+                Some(copy) => queue.forward(rule, to, copy)?,
+                None => None,
+            },
+            _ => None,
         };
-        if daemon.store.outbox_add(&item)? {
+        if let Some(item) = item
+            && daemon.store.outbox_add(&item)?
+        {
             added += 1;
         }
     }
     Ok(added)
+}
+
+/// What every item queued for one recipient's decision shares.
+struct Queue<'a> {
+    daemon: &'a Daemon,
+    origin: &'a Origin,
+    decision: &'a Decision,
+    /// Seconds since the epoch.
+    now: i64,
+}
+
+impl Queue<'_> {
+    /// A new pending item, due now.
+    fn item(
+        &self,
+        id: String,
+        kind: Kind,
+        channel: Option<String>,
+        rule: &str,
+        payload: Payload,
+    ) -> OutboxItem {
+        OutboxItem {
+            id,
+            kind,
+            channel,
+            rule: rule.to_string(),
+            message_id: self.origin.message_id.clone(),
+            created: self.now,
+            attempts: 0,
+            next_attempt_ms: now_ms(),
+            last_error: None,
+            state: State::Pending,
+            seq: 0,
+            payload,
+        }
+    }
+
+    /// A webhook to `channel`. An unconfigured channel's item is kept,
+    /// dead, so the mistake shows in `/v1/outbox`: only configured
+    /// channels are ever called.
+    fn notify(
+        &self,
+        rule: &str,
+        channel: &str,
+        with: &[(String, String)],
+        template: Option<&weir_compiler::decision::RenderedTemplate>,
+    ) -> OutboxItem {
+        let mut body = notify::body(self.origin, self.decision, rule, with, template);
+        let id = digest(&[
+            self.origin.digest.as_bytes(),
+            b"notify",
+            channel.as_bytes(),
+            body.to_string().as_bytes(),
+        ]);
+        body["id"] = json!(id);
+        let mut item = self.item(
+            id,
+            Kind::Notify,
+            Some(channel.to_string()),
+            rule,
+            Payload::Notify { body },
+        );
+        if !self.daemon.config().notify.contains_key(channel) {
+            item.state = State::Dead;
+            item.last_error = Some(format!(
+                "no [notify.{channel}] channel is configured in weir.toml"
+            ));
+        }
+        item
+    }
+
+    /// An auto-reply for `recipient`, unless the decision skipped it, the
+    /// message must get none (RFC 3834), it is queued already, or the
+    /// sender had one from `recipient` within the period.
+    fn reply(
+        &self,
+        rule: &str,
+        recipient: &str,
+        template: &weir_compiler::decision::RenderedTemplate,
+        every: Option<i64>,
+        skipped: Option<&String>,
+    ) -> anyhow::Result<Option<OutboxItem>> {
+        let origin = self.origin;
+        if let Some(why) = skipped.or(origin.no_reply.as_ref()) {
+            tracing::info!(
+                "reply of rule {rule}: not sent to <{}>: {why}",
+                origin.sender
+            );
+            return Ok(None);
+        }
+        let recipient = super::stages::strip_brackets(recipient).to_lowercase();
+        // Per recipient: two colleagues on vacation each answer.
+        let id = digest(&[
+            origin.digest.as_bytes(),
+            b"reply",
+            recipient.as_bytes(),
+            template.name.as_bytes(),
+            template.subject.as_bytes(),
+            template.body.as_bytes(),
+        ]);
+        if self.daemon.store.outbox_known(&id)? {
+            return Ok(None);
+        }
+        let config = self.daemon.config();
+        let period = every.map_or(config.reply.period.as_secs(), |secs| {
+            u64::try_from(secs).unwrap_or(0)
+        });
+        let pair = format!("{recipient}\n{}", origin.sender);
+        if !self.daemon.store.reply_allowed(&pair, period, self.now)? {
+            tracing::info!(
+                "reply of rule {rule}: <{}> already had one from <{recipient}> within [reply] period",
+                origin.sender
+            );
+            return Ok(None);
+        }
+        let from = reply_from(&config, template, &recipient);
+        let data = mail::auto_reply(origin, template, &from, &id, self.now);
+        let mut item = self.item(
+            id,
+            Kind::Reply,
+            None,
+            rule,
+            Payload::Mail {
+                // RFC 3834 §3.3: no bounce of an auto-reply.
+                reverse_path: String::new(),
+                to: origin.sender.clone(),
+                data,
+            },
+        );
+        no_relay(self.daemon, &mut item);
+        Ok(Some(item))
+    }
+
+    /// The recipient's copy forwarded to `to`, unless queued already.
+    fn forward(
+        &self,
+        rule: &str,
+        to: &str,
+        copy: &dyn Fn() -> Vec<u8>,
+    ) -> anyhow::Result<Option<OutboxItem>> {
+        let to = super::stages::strip_brackets(to);
+        let id = digest(&[
+            self.origin.digest.as_bytes(),
+            b"forward",
+            to.to_ascii_lowercase().as_bytes(),
+        ]);
+        if self.daemon.store.outbox_known(&id)? {
+            return Ok(None);
+        }
+        let relay_from = self.daemon.config().relay.as_ref().map(|r| r.from.clone());
+        let data = mail::forwarded(&copy(), &id);
+        let mut item = self.item(
+            id,
+            Kind::Forward,
+            None,
+            rule,
+            Payload::Mail {
+                reverse_path: relay_from.unwrap_or_default(),
+                to,
+                data,
+            },
+        );
+        no_relay(self.daemon, &mut item);
+        Ok(Some(item))
+    }
+}
+
+/// The `From:` of an auto-reply: the template's `from` (its address: the
+/// header is written as `<address>`), else the recipient being answered
+/// for, as vacation does, else the relay's address.
+fn reply_from(
+    config: &crate::config::Config,
+    template: &weir_compiler::decision::RenderedTemplate,
+    recipient: &str,
+) -> String {
+    let template_from = weir_stdlib::Address::parse(template.from.trim()).address;
+    if !template_from.is_empty() {
+        template_from
+    } else if recipient.is_empty() {
+        config
+            .relay
+            .as_ref()
+            .map(|r| r.from.clone())
+            .unwrap_or_default()
+    } else {
+        recipient.to_string()
+    }
 }
 
 /// Dead-letters a mail item at once when there is no `[relay]` to send
@@ -533,11 +612,15 @@ fn audit(daemon: &Daemon, item: &OutboxItem, outcome: OutboxOutcome) -> anyhow::
         let id = map.remove("id").unwrap_or_default();
         map.insert("item".into(), id);
     }
-    object["outbox"] = json!(if outcome == OutboxOutcome::Delivered {
+    // One state: the item's outcome, not the `pending` it had while
+    // queued (`outbox` is the same word, kept for existing readers).
+    let state = if outcome == OutboxOutcome::Delivered {
         "delivered"
     } else {
         "dead"
-    });
+    };
+    object["state"] = json!(state);
+    object["outbox"] = json!(state);
     let entry = AuditEntry {
         id: 0,
         time: unix_now(),
@@ -561,9 +644,44 @@ pub fn retry_now(daemon: &Daemon, id: &str) -> anyhow::Result<Option<OutboxItem>
     item.state = State::Pending;
     item.attempts = 0;
     item.next_attempt_ms = now_ms();
-    daemon.store.outbox_put(&item)?;
+    if !daemon.store.outbox_put(&item)? {
+        // Delivered meanwhile.
+        return Ok(None);
+    }
     daemon.outbox_wake.notify_one();
     Ok(Some(item))
+}
+
+/// What one look at the queue found.
+#[derive(Debug)]
+pub struct Tick {
+    /// Items due now and not under way, at most the free attempt slots.
+    pub due: Vec<OutboxItem>,
+    /// How long to sleep if nothing else wakes the worker.
+    pub wait: Duration,
+    /// How many items are pending.
+    pub pending: i64,
+}
+
+/// One look at the queue at `now` (milliseconds since the epoch; reads the
+/// store, so on a blocking thread): reads only the due prefix of the due
+/// index and the first key after it, so its cost does not grow with the
+/// items waiting for later.
+pub fn tick(store: &crate::store::Store, in_flight: &HashSet<String>, now: i64) -> Tick {
+    let free = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+    let due = if free == 0 {
+        Vec::new()
+    } else {
+        store.outbox_due(now, in_flight, free)
+    };
+    let wait = store.outbox_next_due(now).map_or(IDLE_POLL, |next| {
+        Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0)).min(IDLE_POLL)
+    });
+    Tick {
+        due,
+        wait,
+        pending: store.outbox_pending(),
+    }
 }
 
 /// Starts the worker that delivers pending items until `stop` turns true.
@@ -577,47 +695,30 @@ pub fn spawn_worker(
         let mut running = tokio::task::JoinSet::new();
         let mut in_flight: HashSet<String> = HashSet::new();
         loop {
-            let items = {
-                let daemon = daemon.clone();
-                tokio::task::spawn_blocking(move || daemon.store.outbox_items())
-                    .await
-                    .unwrap_or_default()
+            let looked = {
+                let store = daemon.store.clone();
+                let in_flight = in_flight.clone();
+                tokio::task::spawn_blocking(move || tick(&store, &in_flight, now_ms())).await
             };
-            let now = now_ms();
-            let mut pending = 0i64;
-            let mut next_due: Option<i64> = None;
-            for item in items {
-                if item.state != State::Pending {
-                    continue;
+            let wait = match looked {
+                Ok(found) => {
+                    daemon.metrics.set_outbox_pending(found.pending);
+                    for item in found.due {
+                        in_flight.insert(item.id.clone());
+                        let daemon = daemon.clone();
+                        running.spawn(async move {
+                            let id = item.id.clone();
+                            run_one(daemon, item).await;
+                            id
+                        });
+                    }
+                    found.wait
                 }
-                if daemon.store.outbox_was_delivered(&item.id) {
-                    // A crash between recording and removing it.
-                    let _ = daemon
-                        .store
-                        .outbox_delivered(&item.id, item.created.max(unix_now()));
-                    continue;
+                Err(e) => {
+                    tracing::error!("outbox: cannot read the queue: {e}");
+                    IDLE_POLL
                 }
-                pending += 1;
-                if in_flight.contains(&item.id) {
-                    continue;
-                }
-                if item.next_attempt_ms <= now && in_flight.len() < MAX_IN_FLIGHT {
-                    in_flight.insert(item.id.clone());
-                    let daemon = daemon.clone();
-                    running.spawn(async move {
-                        let id = item.id.clone();
-                        run_one(daemon, item).await;
-                        id
-                    });
-                } else {
-                    let due = item.next_attempt_ms.max(now);
-                    next_due = Some(next_due.map_or(due, |d: i64| d.min(due)));
-                }
-            }
-            daemon.metrics.set_outbox_pending(pending);
-            let wait = next_due.map_or(IDLE_POLL, |due| {
-                Duration::from_millis(u64::try_from(due - now).unwrap_or(0)).min(IDLE_POLL)
-            });
+            };
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 () = daemon.outbox_wake.notified() => {}
