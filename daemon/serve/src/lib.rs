@@ -24,6 +24,8 @@ mod config;
 mod conn;
 mod embedded;
 mod evalpool;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod health;
 mod holdqueue;
 mod http;

@@ -56,7 +56,7 @@ use super::state::{Daemon, LoadedRuleset, Record, Source, unix_now};
 
 /// The modifications Weir may ask for (docs/language.md ("Rules and actions")): add, change and
 /// remove headers; add and remove recipients; quarantine.
-const ACTIONS: Actions = Actions::ADD_HEADER
+pub(crate) const ACTIONS: Actions = Actions::ADD_HEADER
     .union(Actions::CHANGE_HEADER)
     .union(Actions::ADD_RCPT)
     .union(Actions::DELETE_RCPT)
@@ -86,7 +86,7 @@ pub async fn serve(
 }
 
 /// The callbacks of every stage (see the module docs for why all of them).
-fn callbacks(daemon: Arc<Daemon>) -> Callbacks<Session> {
+pub(crate) fn callbacks(daemon: Arc<Daemon>) -> Callbacks<Session> {
     let e = [(); 9].map(|_| daemon.clone());
     let [
         e_mail,

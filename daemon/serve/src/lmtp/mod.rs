@@ -307,7 +307,10 @@ struct Client {
     lhlo: String,
 }
 
-async fn session<R, W>(
+/// One LMTP session over any byte stream (a socket, or an in-memory pipe
+/// for the fuzzer): greeting, commands, DATA and per-recipient replies,
+/// until QUIT, the client's end of stream, or `stop`.
+pub(crate) async fn session<R, W>(
     daemon: Arc<Daemon>,
     reader: R,
     writer: W,

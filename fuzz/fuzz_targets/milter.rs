@@ -1,0 +1,7 @@
+//! `weir_serve::fuzz::milter_bytes` under libFuzzer (see fuzz/README.md).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = weir_serve::fuzz::milter_bytes(data);
+});
