@@ -49,6 +49,25 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The files of the sled database under `state` with their sizes.
+fn db_files(state: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![state.join("db")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let len = entry.metadata().map_or(0, |m| m.len());
+                out.push((path, len));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Fills the file system of `dir` with `dir/filler` until a write fails.
 fn fill(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
@@ -139,8 +158,21 @@ fn a_full_disk_tempfails_mail_and_the_restarted_daemon_recovers() {
     eprintln!("{tempfailed} of {n} messages tempfailed while the disk was full");
 
     // While the disk is full, a start (what the supervisor keeps doing)
-    // does not serve mail: it fails or exits at its first probe.
+    // refuses to open the store, and leaves it as it was: an open on a
+    // full disk would damage it for good.
     drop(d);
+    let db_before = db_files(&state.0);
+    for _ in 0..3 {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--config", "weir.toml"])
+            .current_dir(&dir)
+            .output()
+            .expect("weir serve runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started on a full disk: {stderr}");
+        assert!(stderr.contains("bytes free"), "{stderr}");
+    }
+    assert_eq!(db_files(&state.0), db_before, "the store was touched");
 
     // Space is freed; the supervisor's next start works.
     std::fs::remove_file(&filler).expect("free the disk");

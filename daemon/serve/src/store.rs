@@ -146,11 +146,29 @@ fn is_lock_error(io: &std::io::Error) -> bool {
         || io.to_string().contains("could not acquire lock")
 }
 
+/// The least free space the state directory must have for the store to
+/// be opened. sled writes a snapshot and a log segment as it opens, and an
+/// open that fails half-way on a full disk leaves a store it cannot read
+/// again ("Read corrupted data") even once space is freed: so a daemon
+/// restarted by its supervisor while the disk is full refuses to open the
+/// store, exits, and is restarted until there is room.
+const MIN_FREE_TO_OPEN: u64 = 8 << 20;
+
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`; refuses while `dir` has less
+    /// than [`MIN_FREE_TO_OPEN`] bytes free.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        let free = fs2::available_space(dir)
+            .with_context(|| format!("cannot read the free space of {}", dir.display()))?;
+        if free < MIN_FREE_TO_OPEN {
+            anyhow::bail!(
+                "state_dir {} has {free} bytes free; the store is not opened with less than {MIN_FREE_TO_OPEN} \
+                 (an open that fails on a full disk damages it): free some space",
+                dir.display()
+            );
+        }
         let db = sled::open(dir.join("db")).map_err(|e| match e {
             sled::Error::Io(io) if is_lock_error(&io) => anyhow::anyhow!(
                 "state_dir {} is in use by another running weir serve (its database is locked); \
