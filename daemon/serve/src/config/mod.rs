@@ -1,10 +1,11 @@
 //! `weir.toml` (docs/serve.md "The daemon"): parsing, validation and the
 //! defaults of `weir serve --rules FILE`.
 //!
-//! The file is read in two steps: serde + toml into raw tables (every table
-//! `deny_unknown_fields`, values that need checking kept as spanned
-//! strings), then each value is checked with its key's name, so an error
-//! always says which file, which key, and where:
+//! The file is read in three steps: the TOML document (every syntax
+//! error), its keys and the kinds of their values against the keys
+//! `weir.toml` knows (`schema`: unknown keys with a did-you-mean), then each
+//! value with its key's name (`check`). Every error found is reported, each
+//! saying which file, which key, and where:
 //! `weir.toml: [milter] on_error: expected one of accept, tempfail, reject, got "maybe" (line 6, column 12)`.
 
 use std::collections::BTreeMap;
@@ -12,8 +13,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use toml::Spanned;
+mod check;
+mod error;
+mod owner;
+mod schema;
+
+use std::cell::RefCell;
+
+use check::Checker;
+pub use error::{ConfigError, ConfigErrors};
 
 /// Where a server listens: `inet:HOST:PORT`, `unix:/path`, or a bare
 /// `HOST:PORT` (= inet). IPv6 hosts are bracketed: `inet:[::1]:8890`.
@@ -85,7 +93,7 @@ pub enum OnError {
 }
 
 impl OnError {
-    fn parse(text: &str) -> Result<OnError, String> {
+    pub(crate) fn parse(text: &str) -> Result<OnError, String> {
         match text {
             "accept" => Ok(OnError::Accept),
             "tempfail" => Ok(OnError::Tempfail),
@@ -143,6 +151,11 @@ pub struct LmtpConfig {
     /// `utf8_folders`: folder names stay UTF-8 on disk instead of IMAP's
     /// modified UTF-7 (Dovecot's `UTF8` mail_location option).
     pub utf8_folders: bool,
+    /// `owner`: the user the Maildir files and directories are given to
+    /// (Dovecot's `mail_uid`); `None`: the daemon's own user.
+    pub owner: Option<u32>,
+    /// `group`: their group (Dovecot's `mail_gid`).
+    pub group: Option<u32>,
     /// `max_connections`, `idle_timeout`.
     pub connections: Connections,
 }
@@ -156,15 +169,6 @@ pub struct HttpConfig {
     pub token_file: Option<PathBuf>,
     /// `max_connections`, `idle_timeout`.
     pub connections: Connections,
-}
-
-/// Refuses a zero duration (a timeout that would close every connection).
-fn nonzero(d: Duration) -> Result<Duration, String> {
-    if d.is_zero() {
-        Err("expected a duration above zero".into())
-    } else {
-        Ok(d)
-    }
 }
 
 /// `[limits]`.
@@ -232,8 +236,6 @@ pub struct OutboxConfig {
 
 /// The daemon's configuration, every path absolute or relative to the
 /// working directory (already resolved against the config file's directory).
-// Parsed and checked now; used by the LMTP and outbox servers (a later issue).
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The configuration file, if one was given.
@@ -340,12 +342,12 @@ impl Config {
     }
 
     /// Reads and checks a configuration file. `rules` (from `--rules`)
-    /// overrides the file's `rules` key. The error is one line (or a few)
-    /// naming the file and the key.
-    pub fn load(file: &Path, rules: Option<&Path>) -> Result<Config, String> {
+    /// overrides the file's `rules` key. Every problem found is returned,
+    /// each naming the file, table and key.
+    pub fn load(file: &Path, rules: Option<&Path>) -> Result<Config, ConfigErrors> {
         let name = file.display().to_string();
-        let text =
-            std::fs::read_to_string(file).map_err(|e| format!("{name}: cannot read: {e}"))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigErrors::file(&name, format!("cannot read: {e}")))?;
         let base = file.parent().unwrap_or(Path::new("")).to_path_buf();
         Config::parse(&text, &name, &base, rules)
     }
@@ -357,24 +359,47 @@ impl Config {
         name: &str,
         base: &Path,
         rules: Option<&Path>,
-    ) -> Result<Config, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let place = e.span().map(|s| position(text, s.start));
-            let table = e
-                .span()
-                .and_then(|s| table_at(text, s.start))
-                .map(|t| format!("[{t}] "))
-                .unwrap_or_default();
-            let message = e.message().trim_end();
-            match place {
-                Some((line, col)) => {
-                    format!("{name}: {table}{message} (line {line}, column {col})")
-                }
-                None => format!("{name}: {message}"),
+    ) -> Result<Config, ConfigErrors> {
+        let checker = Checker {
+            text,
+            name,
+            base,
+            errors: RefCell::new(Vec::new()),
+        };
+        let (document, syntax) = toml::de::DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            let errors = syntax.iter().map(|e| syntax_error(&checker, e)).collect();
+            return Err(ConfigErrors(errors));
+        }
+        for m in schema::check(document.get_ref()) {
+            let error = checker.at(m.table.as_deref(), Some(&m.key), m.span, m.message);
+            checker.errors.borrow_mut().push(error);
+        }
+        // With every key and kind right, serde cannot fail; when a kind is
+        // wrong, the mismatches above are what there is to say.
+        let built = toml::from_str::<check::RawConfig>(text)
+            .ok()
+            .and_then(|raw| checker.build(raw, rules));
+        let mut errors = checker.errors.into_inner();
+        match built {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => {
+                errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column));
+                Err(ConfigErrors(errors))
             }
-        })?;
-        let checker = Checker { text, name, base };
-        checker.build(raw, rules)
+        }
+    }
+}
+
+/// A TOML syntax error, placed at its line and `[table]`.
+fn syntax_error(checker: &Checker<'_>, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end().to_string();
+    match e.span() {
+        Some(span) => {
+            let table = table_at(checker.text, span.start);
+            checker.at(table.as_deref(), None, span, message)
+        }
+        None => ConfigErrors::file(checker.name, message).0.remove(0),
     }
 }
 
@@ -439,11 +464,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// 1-based line and column of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    weir_grammar::diagnostic::line_col(text, offset)
-}
-
 /// The `[table]` header in force at a byte offset, if any.
 fn table_at(text: &str, offset: usize) -> Option<String> {
     let before = text.get(..offset).unwrap_or(text);
@@ -452,486 +472,6 @@ fn table_at(text: &str, offset: usize) -> Option<String> {
         let inner = l.strip_prefix('[')?.split(']').next()?;
         (!inner.is_empty()).then(|| inner.trim().to_string())
     })
-}
-
-type S = Spanned<String>;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    rules: Option<S>,
-    state_dir: Option<S>,
-    milter: Option<RawMilter>,
-    lmtp: Option<RawLmtp>,
-    http: Option<RawHttp>,
-    limits: Option<RawLimits>,
-    audit: Option<RawAudit>,
-    #[serde(default)]
-    notify: BTreeMap<String, RawNotify>,
-    relay: Option<RawRelay>,
-    reply: Option<RawReply>,
-    outbox: Option<RawOutbox>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMilter {
-    listen: Option<S>,
-    on_error: Option<S>,
-    release: Option<S>,
-    delete: Option<S>,
-    queue: Option<S>,
-    max_connections: Option<Spanned<i64>>,
-    idle_timeout: Option<S>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLmtp {
-    listen: Option<S>,
-    maildir: Option<S>,
-    lowercase_local: Option<bool>,
-    on_error: Option<S>,
-    utf8_folders: Option<bool>,
-    max_connections: Option<Spanned<i64>>,
-    idle_timeout: Option<S>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    listen: Option<S>,
-    token_file: Option<S>,
-    max_connections: Option<Spanned<i64>>,
-    idle_timeout: Option<S>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_message_size: Option<S>,
-    max_headers: Option<Spanned<i64>>,
-    max_mime_depth: Option<Spanned<i64>>,
-    eval_timeout: Option<S>,
-    on_limit: Option<S>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAudit {
-    retention: Option<S>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotify {
-    url: Option<S>,
-    timeout: Option<S>,
-    retries: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRelay {
-    host: Option<S>,
-    from: Option<S>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReply {
-    period: Option<S>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOutbox {
-    backoff: Option<S>,
-    max_backoff: Option<S>,
-    mail_retries: Option<Spanned<i64>>,
-}
-
-/// Checks raw values, naming the file and key in every error.
-struct Checker<'a> {
-    text: &'a str,
-    name: &'a str,
-    base: &'a Path,
-}
-
-impl Checker<'_> {
-    fn error<T>(&self, key: &str, value: &Spanned<T>, message: &str) -> String {
-        let (line, col) = position(self.text, value.span().start);
-        format!(
-            "{}: {key}: {message} (line {line}, column {col})",
-            self.name
-        )
-    }
-
-    fn missing(&self, key: &str) -> String {
-        format!("{}: {key}: missing (this setting is required)", self.name)
-    }
-
-    fn value<T>(
-        &self,
-        key: &str,
-        value: Option<&S>,
-        default: T,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, String> {
-        match value {
-            None => Ok(default),
-            Some(v) => parse(v.get_ref()).map_err(|m| self.error(key, v, &m)),
-        }
-    }
-
-    fn required<T>(
-        &self,
-        key: &str,
-        value: Option<&S>,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, String> {
-        let v = value.ok_or_else(|| self.missing(key))?;
-        parse(v.get_ref()).map_err(|m| self.error(key, v, &m))
-    }
-
-    fn count(
-        &self,
-        key: &str,
-        value: Option<&Spanned<i64>>,
-        default: usize,
-    ) -> Result<usize, String> {
-        match value {
-            None => Ok(default),
-            Some(v) => usize::try_from(*v.get_ref())
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    self.error(
-                        key,
-                        v,
-                        &format!("expected a positive number, got {}", v.get_ref()),
-                    )
-                }),
-        }
-    }
-
-    /// A listener's `max_connections` and `idle_timeout`.
-    fn connections(
-        &self,
-        table: &str,
-        max: Option<&Spanned<i64>>,
-        idle: Option<&S>,
-        default: Connections,
-    ) -> Result<Connections, String> {
-        Ok(Connections {
-            max: self.count(&format!("{table} max_connections"), max, default.max)?,
-            idle_timeout: self.value(
-                &format!("{table} idle_timeout"),
-                idle,
-                default.idle_timeout,
-                |t| parse_duration(t).and_then(nonzero),
-            )?,
-        })
-    }
-
-    fn listen(&self, text: &str) -> Result<ListenAddr, String> {
-        ListenAddr::parse(text, self.base)
-    }
-
-    fn path(&self, text: &str) -> Result<PathBuf, String> {
-        if text.is_empty() {
-            return Err("expected a path, got \"\"".into());
-        }
-        Ok(self.base.join(text))
-    }
-
-    fn command(text: &str) -> Result<Vec<String>, String> {
-        let argv = split_command(text);
-        if argv.is_empty() {
-            return Err("expected a command, got \"\"".into());
-        }
-        if !argv.iter().any(|a| a.contains("{queue_id}")) {
-            return Err(format!(
-                "the command must contain {{queue_id}}, got {text:?}"
-            ));
-        }
-        Ok(argv)
-    }
-
-    /// Sets `[milter] queue`: as configured, else the `postqueue -j` that
-    /// goes with the `release` command (see `holdqueue::default_queue_command`).
-    fn with_queue_command(
-        &self,
-        mut milter: MilterConfig,
-        raw: Option<S>,
-    ) -> Result<MilterConfig, String> {
-        milter.queue = match raw {
-            Some(text) => {
-                let argv = split_command(text.get_ref());
-                if argv.is_empty() {
-                    return Err(self.error(
-                        "[milter] queue",
-                        &text,
-                        "expected a command, got \"\"",
-                    ));
-                }
-                argv
-            }
-            None => crate::holdqueue::default_queue_command(&milter.release),
-        };
-        Ok(milter)
-    }
-
-    fn nonempty(text: &str) -> Result<String, String> {
-        if text.trim().is_empty() {
-            Err("expected a value, got \"\"".into())
-        } else {
-            Ok(text.to_string())
-        }
-    }
-
-    fn build(&self, raw: RawConfig, rules: Option<&Path>) -> Result<Config, String> {
-        let defaults = Config::defaults(Path::new(""));
-        let rules = match rules {
-            Some(r) => r.to_path_buf(),
-            None => self.required("rules", raw.rules.as_ref(), |t| self.path(t))?,
-        };
-        let state_dir = self.required("state_dir", raw.state_dir.as_ref(), |t| self.path(t))?;
-
-        let raw_queue = raw.milter.as_ref().and_then(|m| m.queue.clone());
-        let milter = match raw.milter {
-            None => defaults.milter.clone(),
-            Some(m) => MilterConfig {
-                listen: self.value(
-                    "[milter] listen",
-                    m.listen.as_ref(),
-                    defaults.milter.listen.clone(),
-                    |t| self.listen(t),
-                )?,
-                on_error: self.value(
-                    "[milter] on_error",
-                    m.on_error.as_ref(),
-                    OnError::Tempfail,
-                    OnError::parse,
-                )?,
-                release: self.value(
-                    "[milter] release",
-                    m.release.as_ref(),
-                    defaults.milter.release.clone(),
-                    Self::command,
-                )?,
-                delete: self.value(
-                    "[milter] delete",
-                    m.delete.as_ref(),
-                    defaults.milter.delete.clone(),
-                    Self::command,
-                )?,
-                queue: Vec::new(),
-                connections: self.connections(
-                    "[milter]",
-                    m.max_connections.as_ref(),
-                    m.idle_timeout.as_ref(),
-                    MILTER_CONNECTIONS,
-                )?,
-            },
-        };
-        let milter = self.with_queue_command(milter, raw_queue)?;
-        let lmtp = match raw.lmtp {
-            None => None,
-            Some(l) => Some(LmtpConfig {
-                listen: self.required("[lmtp] listen", l.listen.as_ref(), |t| self.listen(t))?,
-                maildir: self.required("[lmtp] maildir", l.maildir.as_ref(), Self::nonempty)?,
-                lowercase_local: l.lowercase_local.unwrap_or(true),
-                connections: self.connections(
-                    "[lmtp]",
-                    l.max_connections.as_ref(),
-                    l.idle_timeout.as_ref(),
-                    LMTP_CONNECTIONS,
-                )?,
-                on_error: self.value(
-                    "[lmtp] on_error",
-                    l.on_error.as_ref(),
-                    OnError::Tempfail,
-                    OnError::parse,
-                )?,
-                utf8_folders: l.utf8_folders.unwrap_or(false),
-            }),
-        };
-        let http = match raw.http {
-            None => defaults.http.clone(),
-            Some(h) => HttpConfig {
-                listen: self.value(
-                    "[http] listen",
-                    h.listen.as_ref(),
-                    defaults.http.listen.clone(),
-                    |t| self.listen(t),
-                )?,
-                token_file: match &h.token_file {
-                    None => None,
-                    Some(t) => Some(
-                        self.path(t.get_ref())
-                            .map_err(|m| self.error("[http] token_file", t, &m))?,
-                    ),
-                },
-                connections: self.connections(
-                    "[http]",
-                    h.max_connections.as_ref(),
-                    h.idle_timeout.as_ref(),
-                    HTTP_CONNECTIONS,
-                )?,
-            },
-        };
-        let limits = match raw.limits {
-            None => defaults.limits.clone(),
-            Some(l) => LimitsConfig {
-                max_message_size: self.value(
-                    "[limits] max_message_size",
-                    l.max_message_size.as_ref(),
-                    defaults.limits.max_message_size,
-                    parse_size,
-                )?,
-                max_headers: self.count(
-                    "[limits] max_headers",
-                    l.max_headers.as_ref(),
-                    defaults.limits.max_headers,
-                )?,
-                max_mime_depth: self.count(
-                    "[limits] max_mime_depth",
-                    l.max_mime_depth.as_ref(),
-                    defaults.limits.max_mime_depth,
-                )?,
-                eval_timeout: self.value(
-                    "[limits] eval_timeout",
-                    l.eval_timeout.as_ref(),
-                    defaults.limits.eval_timeout,
-                    parse_duration,
-                )?,
-                on_limit: self.value(
-                    "[limits] on_limit",
-                    l.on_limit.as_ref(),
-                    OnError::Tempfail,
-                    OnError::parse,
-                )?,
-            },
-        };
-        let audit = match raw.audit {
-            None => defaults.audit.clone(),
-            Some(a) => AuditConfig {
-                retention: self.value(
-                    "[audit] retention",
-                    a.retention.as_ref(),
-                    defaults.audit.retention,
-                    parse_duration,
-                )?,
-            },
-        };
-        let mut notify = BTreeMap::new();
-        for (channel, n) in raw.notify {
-            let key = |k: &str| format!("[notify.{channel}] {k}");
-            // The webhook client speaks plain HTTP only: an https:// URL
-            // would pass here and be dead-lettered at run time.
-            let url = self.required(&key("url"), n.url.as_ref(), |t| {
-                if t.starts_with("http://") {
-                    Ok(t.to_string())
-                } else if t.starts_with("https://") {
-                    Err(format!(
-                        "https:// is not supported (no TLS): use http:// to a local relay, got {t:?}"
-                    ))
-                } else {
-                    Err(format!("expected an http:// URL, got {t:?}"))
-                }
-            })?;
-            let timeout = self.value(
-                &key("timeout"),
-                n.timeout.as_ref(),
-                Duration::from_secs(5),
-                parse_duration,
-            )?;
-            let retries = match &n.retries {
-                None => 8,
-                Some(v) => u32::try_from(*v.get_ref()).map_err(|_| {
-                    self.error(
-                        &key("retries"),
-                        v,
-                        &format!("expected a number >= 0, got {}", v.get_ref()),
-                    )
-                })?,
-            };
-            notify.insert(
-                channel,
-                NotifyChannel {
-                    url,
-                    timeout,
-                    retries,
-                },
-            );
-        }
-        let relay = match raw.relay {
-            None => None,
-            Some(r) => Some(RelayConfig {
-                host: self.required("[relay] host", r.host.as_ref(), |t| self.listen(t))?,
-                from: self.required("[relay] from", r.from.as_ref(), |t| {
-                    if t.contains('@') {
-                        Ok(t.to_string())
-                    } else {
-                        Err(format!("expected an address, got {t:?}"))
-                    }
-                })?,
-            }),
-        };
-        let reply = match raw.reply {
-            None => defaults.reply.clone(),
-            Some(r) => ReplyConfig {
-                period: self.value(
-                    "[reply] period",
-                    r.period.as_ref(),
-                    defaults.reply.period,
-                    parse_duration,
-                )?,
-            },
-        };
-        let outbox = match raw.outbox {
-            None => defaults.outbox.clone(),
-            Some(o) => OutboxConfig {
-                backoff: self.value(
-                    "[outbox] backoff",
-                    o.backoff.as_ref(),
-                    defaults.outbox.backoff,
-                    parse_duration,
-                )?,
-                max_backoff: self.value(
-                    "[outbox] max_backoff",
-                    o.max_backoff.as_ref(),
-                    defaults.outbox.max_backoff,
-                    parse_duration,
-                )?,
-                mail_retries: match &o.mail_retries {
-                    None => defaults.outbox.mail_retries,
-                    Some(v) => u32::try_from(*v.get_ref()).map_err(|_| {
-                        self.error(
-                            "[outbox] mail_retries",
-                            v,
-                            &format!("expected a number >= 0, got {}", v.get_ref()),
-                        )
-                    })?,
-                },
-            },
-        };
-        Ok(Config {
-            file: Some(PathBuf::from(self.name)),
-            rules,
-            state_dir,
-            milter,
-            lmtp,
-            http,
-            limits,
-            audit,
-            notify,
-            relay,
-            reply,
-            outbox,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -989,7 +529,7 @@ period = "7d"
 "#;
 
     fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(text, "weir.toml", Path::new("/etc/weir"), None)
+        Config::parse(text, "weir.toml", Path::new("/etc/weir"), None).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -1030,14 +570,85 @@ period = "7d"
     #[test]
     fn an_unknown_key_is_an_error_naming_its_table() {
         let err = parse(
-            "rules = \"a.flow\"\nstate_dir = \"s\"\n[http]\nlisten = \"1.2.3.4:5\"\ntokn = \"x\"\n",
+            "rules = \"a.flow\"\nstate_dir = \"s\"\n[http]\nlisten = \"1.2.3.4:5\"\ntokn_file = \"x\"\nport = 1\n",
         )
         .expect_err("unknown key");
         assert!(
-            err.contains("weir.toml: [http] unknown field `tokn`"),
+            err.contains("weir.toml: [http] tokn_file: unknown key, did you mean `token_file`? (line 5, column 1)"),
             "{err}"
         );
-        assert!(err.contains("line 5"), "{err}");
+        assert!(
+            err.contains("weir.toml: [http] port: unknown key, expected one of `listen`, `token_file`, `max_connections`, `idle_timeout` (line 6, column 1)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_in_one_run() {
+        let text = "rules = \"r\"\nstat_dir = \"s\"\n[milter]\non_error = \"maybe\"\n\
+                    max_connections = \"many\"\n[limits]\neval_timeout = \"5\"\n[lmtp]\nlisten = \"x\"\n";
+        let err = parse(text).expect_err("five problems");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "weir.toml: stat_dir: unknown key, did you mean `state_dir`? (line 2, column 1)",
+                "weir.toml: [milter] max_connections: expected a whole number, got a string (line 5, column 19)",
+            ],
+            "{err}"
+        );
+        // With the kinds right, every value error comes out together.
+        let text = "rules = \"r\"\n[milter]\non_error = \"maybe\"\n[limits]\n\
+                    eval_timeout = \"5\"\nmax_headers = 0\n[lmtp]\nlisten = \"x\"\n";
+        let err = parse(text).expect_err("five problems");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 6, "{err}");
+        assert!(
+            lines[0].starts_with("weir.toml: [milter] on_error: expected one of"),
+            "{err}"
+        );
+        assert!(
+            lines[1].starts_with("weir.toml: [limits] eval_timeout: expected a duration"),
+            "{err}"
+        );
+        assert!(
+            lines[2].starts_with("weir.toml: [limits] max_headers: expected a positive"),
+            "{err}"
+        );
+        assert!(
+            lines[3].starts_with("weir.toml: [lmtp] listen: expected"),
+            "{err}"
+        );
+        assert!(
+            lines.contains(&"weir.toml: state_dir: missing (this setting is required)"),
+            "{err}"
+        );
+        assert!(
+            lines.contains(&"weir.toml: [lmtp] maildir: missing (this setting is required)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_syntax_error_is_reported() {
+        let err = parse("rules = \"r\"\nstate_dir = \n[http]\nlisten = = 3\n").expect_err("syntax");
+        assert!(err.lines().count() >= 2, "{err}");
+        assert!(err.contains("(line 2,"), "{err}");
+        assert!(err.contains("[http]"), "{err}");
+    }
+
+    #[test]
+    fn lmtp_owner_and_group_take_names_or_ids() {
+        let base = "rules = \"r\"\nstate_dir = \"s\"\n[lmtp]\nlisten = \"127.0.0.1:24\"\nmaildir = \"/m/{local}\"\n";
+        let c = parse(&format!("{base}owner = \"root\"\ngroup = \"5000\"\n")).expect("valid");
+        let lmtp = c.lmtp.expect("lmtp");
+        assert_eq!((lmtp.owner, lmtp.group), (Some(0), Some(5000)));
+        let err =
+            parse(&format!("{base}owner = \"no-such-user-here\"\n")).expect_err("unknown user");
+        assert!(
+            err.contains("[lmtp] owner: no such user \"no-such-user-here\""),
+            "{err}"
+        );
     }
 
     #[test]
