@@ -1,16 +1,9 @@
 //! The command line contract of docs/cli.md: inputs, outputs, exit codes.
 
-mod common;
+use crate::common;
 
-use common::{stderr, stdout, weir, weir_in};
+use common::{stderr, stdout, temp_dir, weir, weir_in};
 use serde_json::Value;
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()

@@ -2,7 +2,7 @@
 //! and do not satisfy `expect reply` in `weir test` (docs/language.md,
 //! "Auto-replies"): test and production agree.
 
-mod common;
+use crate::common;
 
 use common::{stderr, stdout, weir_in};
 

@@ -3,7 +3,7 @@
 //! Dovecot Pigeonhole sets with the equivalent Sieve scripts (4 for 10
 //! rules, 104 for 100 rules; see `tests/corpus/README.md`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

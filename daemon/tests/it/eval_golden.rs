@@ -2,7 +2,7 @@
 //! `weir run --json NAME.flow tests/eval/mail/` must equal
 //! `tests/eval/NAME.expected` (re-bless with `UPDATE_EXPECT=1`).
 
-mod common;
+use crate::common;
 
 use common::{golden, root, stderr, stdout, weir};
 

@@ -5,15 +5,17 @@
 //! contents (folder, flags, headers), and the Weir quarantine over HTTP
 //! across a restart.
 
-mod serve_support;
+use crate::serve_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serve_support::{Daemon, files, free_port, header_values, lmtp_table, temp_dir, write_config};
+use serve_support::{
+    Daemon, LmtpClient, files, free_port, header_values, lmtp_table, temp_dir, write_config,
+};
 
 const RULES: &str = r#"
 rule blocked { when recipient.local == "blocked" then reject 550 "5.7.1" "No mail for blocked" }
@@ -252,58 +254,10 @@ fn python_lmtp_gets_one_reply_per_recipient_and_maildir_gets_the_copies() {
     assert!(metrics.contains("weir_lmtp_connections "), "{metrics}");
 }
 
-/// A raw LMTP client for exact protocol checks.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let writer = stream.try_clone().expect("clone");
-        let mut raw = Raw {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        let greeting = raw.reply();
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        raw
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    /// One (possibly multi-line) reply, lines joined with `\n`.
-    fn reply(&mut self) -> String {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("a reply in time");
-            assert!(n > 0, "connection closed; got {lines:?}");
-            let line = line.trim_end().to_string();
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            lines.push(line);
-            if last {
-                return lines.join("\n");
-            }
-        }
-    }
-
-    fn command(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes());
-        self.reply()
-    }
-}
-
 #[test]
 fn raw_protocol_sequences_errors_pipelining_and_limits() {
     let l = start("raw", false, "2K");
-    let mut c = Raw::connect(l.port);
+    let mut c = LmtpClient::connect(l.port);
     assert!(c.command("MAIL FROM:<a@b.test>").starts_with("503 5.5.1"));
     assert!(c.command("HELO x").starts_with("500 "));
     assert!(c.command("FROB").starts_with("500 5.5.1"));
@@ -387,14 +341,14 @@ fn raw_protocol_sequences_errors_pipelining_and_limits() {
     assert!(c.command("NOOP").starts_with("250 "));
     assert!(c.command("QUIT").starts_with("221 "));
     let mut rest = String::new();
-    let _ = c.reader.read_to_string(&mut rest);
+    let _ = c.reader().read_to_string(&mut rest);
     assert_eq!(rest, "", "the server closes after QUIT");
 
     // Garbage from one client does not disturb the next.
     let mut bad = TcpStream::connect(("127.0.0.1", l.port)).expect("connect");
     let _ = bad.write_all(&[0xff, 0x00, 0xfe, b'\r', b'\n', 0x01]);
     drop(bad);
-    let mut c = Raw::connect(l.port);
+    let mut c = LmtpClient::connect(l.port);
     assert!(c.command("LHLO again").starts_with("250"));
 }
 
@@ -530,7 +484,7 @@ fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
 fn addresses_cannot_leave_the_maildir_root_and_copies_are_private() {
     let l = start("traversal", false, "1M");
     let root = l.mail.parent().expect("the test directory").to_path_buf();
-    let mut c = Raw::connect(l.port);
+    let mut c = LmtpClient::connect(l.port);
     assert!(c.command("LHLO client.test").starts_with("250"));
     assert!(c.command("MAIL FROM:<a@b.test>").starts_with("250 "));
     // Each placeholder's text would have been expanded again by the next

@@ -13,7 +13,7 @@
 //!   an MTA would) and a few that did, and checks every copy is in the
 //!   Maildir exactly once.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -62,17 +62,6 @@ impl Setup {
     fn mail(&self) -> PathBuf {
         self.dir.join("mail").join("example.test")
     }
-}
-
-/// `kill -9` (`Child::kill` is SIGKILL), then reaps the process.
-fn kill_9(daemon: &mut Daemon) {
-    daemon.child.kill().expect("kill -9");
-    let status = daemon.child.wait().expect("wait");
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9),
-        "the daemon died of SIGKILL"
-    );
 }
 
 /// One LMTP connection over TCP; every step returns an I/O error rather
@@ -261,7 +250,7 @@ fn the_same_message_sent_again_is_delivered_once() {
     drop(c);
 
     // The index is durable: after kill -9 and a restart the same again.
-    kill_9(&mut daemon);
+    daemon.kill_9();
     drop(daemon);
     let mut daemon = s.start();
     let mut c = Client::connect(s.lmtp).expect("connect after restart");
@@ -324,7 +313,7 @@ fn the_same_message_sent_again_is_delivered_once() {
         actions.iter().all(|a| a["verdict"] == "accept"),
         "{actions:?}"
     );
-    kill_9(&mut daemon);
+    daemon.kill_9();
     let _ = std::fs::remove_dir_all(&s.dir);
 }
 
@@ -366,7 +355,7 @@ fn kill_9_during_delivery_loses_nothing_and_duplicates_nothing() {
     while acked.load(Ordering::SeqCst) < KILL_AFTER && !client.is_finished() {
         std::thread::yield_now();
     }
-    kill_9(&mut daemon);
+    daemon.kill_9();
     drop(daemon);
     let replies = client.join().expect("client thread");
     let acknowledged: Vec<(usize, String)> = replies

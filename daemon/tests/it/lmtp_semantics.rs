@@ -3,14 +3,11 @@
 //! that still cannot be stored goes to INBOX with a warning in the audit
 //! entry), and `rate()` does not count a deferred copy.
 
-mod serve_support;
+use crate::serve_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serve_support::{Daemon, files, free_port, lmtp_table, temp_dir, write_config};
+use serve_support::{Daemon, files, free_port, lmtp_deliver, lmtp_table, temp_dir, write_config};
 
 /// A daemon with `[lmtp]` on TCP, the Maildir root and the LMTP port.
 struct Lmtp {
@@ -34,71 +31,6 @@ fn start(name: &str, rules: &str, lmtp_extra: &str) -> Lmtp {
         port,
         daemon,
     }
-}
-
-/// A raw LMTP connection.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let writer = stream.try_clone().expect("clone");
-        let mut c = Client {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        assert!(c.reply().starts_with("220"));
-        c
-    }
-
-    /// One (possibly multi-line) reply, lines joined with `\n`.
-    fn reply(&mut self) -> String {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.reader.read_line(&mut line).expect("reply") > 0,
-                "closed"
-            );
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            lines.push(line.trim_end().to_string());
-            if last {
-                return lines.join("\n");
-            }
-        }
-    }
-
-    fn command(&mut self, line: &str) -> String {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("write");
-        self.reply()
-    }
-}
-
-/// One LMTP transaction: the reply after DATA of each recipient, in order.
-fn deliver(port: u16, from: &str, to: &[&str], message: &str) -> Vec<String> {
-    let mut c = Client::connect(port);
-    assert!(c.command("LHLO test").starts_with("250"));
-    assert!(c.command(&format!("MAIL FROM:<{from}>")).starts_with("250"));
-    for rcpt in to {
-        let r = c.command(&format!("RCPT TO:<{rcpt}>"));
-        assert!(r.starts_with("250"), "{rcpt}: {r}");
-    }
-    assert!(c.command("DATA").starts_with("354"));
-    let body = message.replace('\n', "\r\n");
-    c.writer
-        .write_all(format!("{body}.\r\n").as_bytes())
-        .expect("data");
-    let out = to.iter().map(|_| c.reply()).collect();
-    let _ = c.command("QUIT");
-    out
 }
 
 fn message(subject: &str) -> String {
@@ -136,7 +68,7 @@ fn folder_names_never_defer_mail() {
     let l = start("folders", FOLDER_RULES, "");
     let carol = l.mail.join("example.test/carol");
 
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["carol@example.test"],
@@ -145,7 +77,7 @@ fn folder_names_never_defer_mail() {
     assert!(r[0].starts_with("250"), "{r:?}");
     assert_eq!(delivered(&carol.join(".Archive")), 1);
 
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["carol+amazon.com@example.test"],
@@ -154,7 +86,7 @@ fn folder_names_never_defer_mail() {
     assert!(r[0].starts_with("250"), "{r:?}");
     assert_eq!(delivered(&carol.join(".Tags.amazon\\2ecom")), 1);
 
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["carol@example.test"],
@@ -164,7 +96,7 @@ fn folder_names_never_defer_mail() {
     assert_eq!(delivered(&carol.join(".Entw&APw-rfe")), 1);
 
     // `Tags//x` cannot be stored: INBOX, with a warning in the audit entry.
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["carol@example.test"],
@@ -192,7 +124,7 @@ fn folder_names_never_defer_mail() {
 #[test]
 fn utf8_folders_keep_names_in_utf8() {
     let l = start("utf8", FOLDER_RULES, "utf8_folders = true");
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["dave@example.test"],
@@ -218,7 +150,7 @@ fn a_message_deferred_for_every_recipient_is_not_counted() {
     let l = start("rate-after", RATE_AFTER_RULES, "");
     // rate() ran (and would count) but every copy was deferred.
     for _ in 0..4 {
-        let r = deliver(
+        let r = lmtp_deliver(
             l.port,
             "b@example.test",
             &["full@example.test"],
@@ -227,16 +159,16 @@ fn a_message_deferred_for_every_recipient_is_not_counted() {
         assert!(r[0].starts_with("452"), "{r:?}");
     }
     // One copy deferred, one delivered: the message counts once.
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "b@example.test",
         &["full@example.test", "u@example.test"],
         &message("m"),
     );
     assert!(r[0].starts_with("452") && r[1].starts_with("250"), "{r:?}");
-    let r = deliver(l.port, "b@example.test", &["u@example.test"], &message("m"));
+    let r = lmtp_deliver(l.port, "b@example.test", &["u@example.test"], &message("m"));
     assert!(r[0].starts_with("250"), "second counted: {r:?}");
-    let r = deliver(l.port, "b@example.test", &["u@example.test"], &message("m"));
+    let r = lmtp_deliver(l.port, "b@example.test", &["u@example.test"], &message("m"));
     assert!(r[0].starts_with("550"), "third counted: {r:?}");
 }
 
@@ -263,14 +195,14 @@ fn duplicate_records_only_delivered_copies_per_recipient() {
     let bob = l.mail.join("example.test/bob");
     let carol = l.mail.join("example.test/carol");
     // Deferred: nothing recorded, so the retry is not its own duplicate.
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["bob@example.test"],
         &with_id("m1@t", "defer"),
     );
     assert!(r[0].starts_with("451"), "{r:?}");
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["bob@example.test"],
@@ -279,7 +211,7 @@ fn duplicate_records_only_delivered_copies_per_recipient() {
     assert!(r[0].starts_with("250"), "{r:?}");
     assert_eq!(delivered(&bob), 1, "the retry is delivered");
     // The same message again to bob is a duplicate; to carol it is not.
-    let r = deliver(
+    let r = lmtp_deliver(
         l.port,
         "s@example.test",
         &["bob@example.test", "carol@example.test"],

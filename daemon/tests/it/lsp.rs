@@ -2,7 +2,7 @@
 //! stdout with Content-Length framing, as an editor does.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
@@ -126,13 +126,6 @@ fn position(text: &str, needle: &str, delta: usize) -> Value {
     json!({"line": line, "character": column + delta})
 }
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-lsp-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
-    dir
-}
-
 const BROKEN: &str = "\
 let vip = [\"ceo@example.com\"]
 
@@ -163,7 +156,7 @@ rule   vip_mail {
 
 #[test]
 fn weir_lsp_speaks_lsp_over_stdio() {
-    let dir = temp_dir();
+    let dir = crate::common::temp_dir("lsp-e2e");
     let mut session = Session::start();
     let init = session.request(
         "initialize",

@@ -2,7 +2,7 @@
 //! decision is a tempfail is not counted, so an MTA's retries never lock
 //! the sender out (docs/language.md, `rate()`).
 
-mod serve_support;
+use crate::serve_support;
 
 use serve_support::{Daemon, temp_dir, write_config};
 

@@ -6,8 +6,8 @@
 //! Needs `miltertest`; without it each test prints `skipped: ...` and
 //! passes, unless `WEIR_REQUIRE_MAIL_TOOLS=1` (CI), where it fails.
 
-mod postfix_support;
-mod serve_support;
+use crate::postfix_support;
+use crate::serve_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

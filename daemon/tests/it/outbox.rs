@@ -10,7 +10,7 @@
 //! copies with the relay's envelope sender; and after `kill -9` during
 //! outbox work, every side effect delivered with one idempotency key each.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serve_support::{Daemon, free_port, lmtp_table, temp_dir, write_config};
+use serve_support::{Daemon, free_port, lmtp_deliver, lmtp_table, temp_dir, write_config};
 
 const RULES: &str = r#"
 template ack {
@@ -339,53 +339,6 @@ fn setup(name: &str) -> Setup {
     }
 }
 
-/// One LMTP transaction over TCP; the per-recipient replies after DATA.
-fn lmtp(port: u16, from: &str, to: &[&str], message: &str) -> Vec<String> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect LMTP");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut w = stream.try_clone().expect("clone");
-    let mut r = BufReader::new(stream);
-    let mut reply = || {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).expect("a reply");
-            all.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return all;
-            }
-        }
-    };
-    assert!(reply().starts_with("220"));
-    w.write_all(b"LHLO test\r\n").expect("write");
-    assert!(reply().starts_with("250"));
-    w.write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
-        .expect("write");
-    assert!(reply().starts_with("250"));
-    for rcpt in to {
-        w.write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
-            .expect("write");
-        assert!(reply().starts_with("250"));
-    }
-    w.write_all(b"DATA\r\n").expect("write");
-    assert!(reply().starts_with("354"));
-    let mut data = String::new();
-    for line in message.split("\r\n") {
-        if line.starts_with('.') {
-            data.push('.');
-        }
-        data.push_str(line);
-        data.push_str("\r\n");
-    }
-    data.push_str(".\r\n");
-    w.write_all(data.as_bytes()).expect("write");
-    let replies: Vec<String> = to.iter().map(|_| reply()).collect();
-    w.write_all(b"QUIT\r\n").expect("write");
-    replies
-}
-
 fn message(from: &str, subject: &str, id: &str, extra: &str) -> String {
     format!(
         "From: {from}\r\nTo: a@example.test, b@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}\r\nHello\r\n"
@@ -432,7 +385,7 @@ fn maildir_files(dir: &Path, domain: &str, local: &str) -> usize {
 #[test]
 fn one_notify_for_several_recipients_with_its_key_and_summary() {
     let s = setup("once");
-    let replies = lmtp(
+    let replies = lmtp_deliver(
         s.lmtp,
         "ceo@example.test",
         &["a@example.test", "b@example.test", "c@example.test"],
@@ -486,7 +439,7 @@ fn one_notify_for_several_recipients_with_its_key_and_summary() {
 fn a_failing_webhook_is_retried_with_the_same_key_until_it_answers() {
     let s = setup("flaky");
     s.receiver.behaviour.fail_first.store(3, Ordering::SeqCst);
-    let replies = lmtp(
+    let replies = lmtp_deliver(
         s.lmtp,
         "x@example.test",
         &["a@example.test"],
@@ -511,7 +464,7 @@ fn a_failing_webhook_is_retried_with_the_same_key_until_it_answers() {
 fn a_dead_webhook_is_listed_and_retried_on_demand() {
     let s = setup("dead");
     s.receiver.behaviour.fail_all.store(true, Ordering::SeqCst);
-    lmtp(
+    lmtp_deliver(
         s.lmtp,
         "x@example.test",
         &["a@example.test"],
@@ -562,7 +515,7 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
     // Two recipients on vacation, one reply from each (RFC 5230: per
     // recipient and sender); then a second message from the same sender
     // to one of them within the period gets none.
-    let r = lmtp(
+    let r = lmtp_deliver(
         s.lmtp,
         "alice@example.test",
         &["a@example.test", "b@example.test"],
@@ -574,14 +527,14 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
         ),
     );
     assert!(r.iter().all(|r| r.starts_with("250")), "{r:?}");
-    lmtp(
+    lmtp_deliver(
         s.lmtp,
         "alice@example.test",
         &["a@example.test"],
         &message("alice@example.test", "ACK again", "ack-2@example.test", ""),
     );
     // Mail that does not name the recipient (a list, an alias) gets none.
-    lmtp(
+    lmtp_deliver(
         s.lmtp,
         "alice@example.test",
         &["c@example.test"],
@@ -595,7 +548,7 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
         ("", "", "n"),
         ("MAILER-DAEMON@example.test", "", "m"),
     ] {
-        let replies = lmtp(
+        let replies = lmtp_deliver(
             s.lmtp,
             from,
             &["a@example.test"],
@@ -609,7 +562,7 @@ fn auto_replies_follow_rfc_3834_and_forwarded_copies_go_through_the_relay() {
         assert!(replies[0].starts_with("250"), "{replies:?}");
     }
     // Forwarded copies: redirect drops the local copy, add_rcpt keeps it.
-    lmtp(
+    lmtp_deliver(
         s.lmtp,
         "erin@example.test",
         &["fwd@example.test", "cc@example.test"],
@@ -694,7 +647,7 @@ fn kill_9_during_outbox_work_then_restart_delivers_every_side_effect() {
     s.receiver.behaviour.hang.store(true, Ordering::SeqCst);
     let senders = ["p1@example.test", "p2@example.test", "p3@example.test"];
     for (i, from) in senders.iter().enumerate() {
-        let replies = lmtp(
+        let replies = lmtp_deliver(
             s.lmtp,
             from,
             &["a@example.test", "b@example.test"],
@@ -711,8 +664,7 @@ fn kill_9_during_outbox_work_then_restart_delivers_every_side_effect() {
     wait_for("a webhook request in flight", || {
         (!s.receiver.posts().is_empty()).then_some(())
     });
-    s.daemon.child.kill().expect("kill -9");
-    s.daemon.child.wait().expect("reaped");
+    s.daemon.kill_9();
     s.receiver.behaviour.hang.store(false, Ordering::SeqCst);
 
     let (http, milter) = (s.daemon.http, s.daemon.milter);
@@ -844,7 +796,7 @@ fn the_milter_queues_notify_and_reply_too() {
 fn sighup_rereads_weir_toml_and_the_next_webhook_goes_to_the_new_url() {
     let s = setup("sighup-config");
     let send_vip = |n: u32| {
-        let replies = lmtp(
+        let replies = lmtp_deliver(
             s.lmtp,
             "ceo@example.test",
             &["a@example.test"],
@@ -946,7 +898,7 @@ fn sighup_rereads_weir_toml_and_the_next_webhook_goes_to_the_new_url() {
 fn a_rule_s_period_and_a_template_s_from_apply_to_its_replies() {
     let s = setup("every");
     for n in 1..=2 {
-        let r = lmtp(
+        let r = lmtp_deliver(
             s.lmtp,
             "zoe@example.test",
             &["a@example.test"],

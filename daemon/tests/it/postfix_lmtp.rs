@@ -8,8 +8,8 @@
 //! prints `skipped: ...` and passes, unless `WEIR_REQUIRE_MAIL_TOOLS=1`
 //! (CI), where it fails.
 
-mod postfix_support;
-mod serve_support;
+use crate::postfix_support;
+use crate::serve_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

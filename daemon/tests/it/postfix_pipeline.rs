@@ -9,8 +9,8 @@
 //! them the test prints `skipped: ...` and passes, unless
 //! `WEIR_REQUIRE_MAIL_TOOLS=1` (CI), where it fails.
 
-mod postfix_support;
-mod serve_support;
+use crate::postfix_support;
+use crate::serve_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

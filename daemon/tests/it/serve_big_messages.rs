@@ -3,7 +3,7 @@
 //! budget grows with the message), evaluations run on a bounded pool, and
 //! small messages sent meanwhile keep getting their verdicts.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! Needs root (to mount the tmpfs); without it the test prints
 //! `skipped: ...` and passes, unless `WEIR_REQUIRE_MAIL_TOOLS=1` (CI).
 
-mod serve_support;
+use crate::serve_support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! daemon's descriptors), so milter and LMTP mail still flows; and an idle
 //! HTTP peer is closed after `[http] idle_timeout`.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

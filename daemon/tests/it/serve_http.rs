@@ -1,7 +1,7 @@
 //! `weir serve`: the HTTP control API over real sockets, hot reload, and
 //! configuration errors, against the real binary.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::path::Path;
 use std::process::Command;
@@ -328,10 +328,29 @@ fn bad_configuration_names_the_key_and_does_not_start() {
     );
     assert_eq!(code, Some(1));
     assert!(
-        err.contains("weir.toml: [http] unknown field `port`"),
+        err.contains("weir.toml: [http] port: unknown key, expected one of"),
         "{err}"
     );
     assert!(err.contains("line 5"), "{err}");
+
+    // Every problem in one run, a misspelled key with its did-you-mean.
+    let (code, err) = serve_config(
+        &dir,
+        "rules = \"rules.flow\"\nstate_dir = \"s\"\n[milter]\non_eror = \"tempfail\"\n\
+         [limits]\neval_timeout = \"100M\"\nmax_headers = 0\n",
+    );
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("weir.toml: "))
+        .collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].contains("[milter] on_eror: unknown key, did you mean `on_error`?"),
+        "{err}"
+    );
+    assert!(lines[1].contains("[limits] eval_timeout"), "{err}");
+    assert!(lines[2].contains("[limits] max_headers"), "{err}");
 
     let (code, err) = serve_config(
         &dir,
@@ -359,6 +378,26 @@ fn bad_configuration_names_the_key_and_does_not_start() {
     assert!(err.contains("[notify.pager]"), "{err}");
     assert!(err.contains("configured: slack"), "{err}");
     assert!(!err.contains("commented"), "{err}");
+
+    // An auto-reply needs [relay]; a redirect needs it only for LMTP
+    // delivery (the milter makes it an envelope edit).
+    std::fs::write(
+        dir.join("send.flow"),
+        "template away { body = \"away\" }\nrule vacation { then reply template away }\n\
+         rule fwd { when subject contains \"x\" then redirect \"a@b.example\" }\n",
+    )
+    .unwrap();
+    let (code, err) = serve_config(&dir, "rules = \"send.flow\"\nstate_dir = \"s\"\n");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("rule vacation sends mail"), "{err}");
+    assert!(err.contains("needs [relay]"), "{err}");
+    let lmtp = "[lmtp]\nlisten = \"127.0.0.1:1\"\nmaildir = \"m/{local}\"\n";
+    let (code, err) = serve_config(
+        &dir,
+        &format!("rules = \"send.flow\"\nstate_dir = \"s\"\n{lmtp}"),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("rule fwd, vacation sends mail"), "{err}");
 
     // Rules that do not compile: exit 2 with the diagnostics.
     let (code, err) = serve_config(&dir, "rules = \"missing.flow\"\nstate_dir = \"s\"\n");

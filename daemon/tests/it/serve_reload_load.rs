@@ -11,7 +11,7 @@
 //! the version the daemon gave generation K, its tags hold `gen-K`, its
 //! verdict is the one K's rules give that subject.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

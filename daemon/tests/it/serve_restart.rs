@@ -6,7 +6,7 @@
 //! (`apt-get install miltertest`), unless `WEIR_REQUIRE_MAIL_TOOLS=1` (CI),
 //! where that is a failure.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -6,7 +6,7 @@
 //! daemon's own format, which also checks that what one run wrote is read
 //! by the next.
 
-mod serve_support;
+use crate::serve_support;
 
 use std::path::Path;
 

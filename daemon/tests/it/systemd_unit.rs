@@ -6,11 +6,11 @@
 //! Needs `systemd-analyze`; without it the test prints `skipped: ...` and
 //! passes, unless `WEIR_REQUIRE_MAIL_TOOLS=1` (CI), where it fails.
 
-mod postfix_support;
+use crate::postfix_support;
 
 use std::process::Command;
 
-const UNIT: &str = include_str!("../weir.service");
+const UNIT: &str = include_str!("../../weir.service");
 
 /// The values of `key` in the unit, in order.
 fn values<'a>(key: &str) -> Vec<&'a str> {

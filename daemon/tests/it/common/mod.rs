@@ -1,5 +1,4 @@
 //! Helpers shared by the `weir` binary's integration tests.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -69,4 +68,13 @@ pub fn golden(expected_file: &Path, actual: &str) -> Result<(), String> {
             expected_file.display()
         ))
     }
+}
+
+/// A fresh temporary directory for one test, named after it and this
+/// process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }

@@ -7,7 +7,6 @@
 //! errors only to a tty, so they run under `script(1)` (pitfall 1);
 //! `maillog_file` must be under `maillog_file_prefixes` (2); `-c` takes an
 //! absolute path (3); the master needs root and root-owned directories (11).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -342,8 +341,6 @@ pub fn show(out: &Output) -> String {
 /// One message as the LMTP sink received it.
 #[derive(Debug, Clone)]
 pub struct Delivered {
-    /// The MAIL FROM address (without brackets).
-    pub from: String,
     /// The RCPT TO addresses (without brackets).
     pub rcpts: Vec<String>,
     /// The message, dot-unstuffed, CRLF line ends.
@@ -465,7 +462,7 @@ fn lmtp_session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut input = BufReader::new(stream);
     out.write_all(b"220 sink.weir.test LMTP ready\r\n")?;
-    let (mut from, mut rcpts) = (String::new(), Vec::<String>::new());
+    let mut rcpts = Vec::<String>::new();
     let mut line = String::new();
     loop {
         line.clear();
@@ -476,7 +473,6 @@ fn lmtp_session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
         let reply: Vec<u8> = if upper.starts_with("LHLO") {
             b"250-sink.weir.test\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n".to_vec()
         } else if upper.starts_with("MAIL FROM:") {
-            from = address_arg(&line[10..]);
             rcpts.clear();
             b"250 2.1.0 Ok\r\n".to_vec()
         } else if upper.starts_with("RCPT TO:") {
@@ -500,7 +496,6 @@ fn lmtp_session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
             let replies = "250 2.0.0 Ok delivered\r\n".repeat(rcpts.len().max(1));
             let mut messages = inbox.messages.lock().expect("inbox");
             messages.push(Delivered {
-                from: from.clone(),
                 rcpts: std::mem::take(&mut rcpts),
                 data,
             });
@@ -626,15 +621,6 @@ impl Smtp {
         let reply = self.read_reply();
         self.transcript.push((".".into(), reply.clone()));
         reply
-    }
-
-    /// The reply to the last command that starts with `prefix`.
-    pub fn reply_to(&self, prefix: &str) -> Option<&SmtpReply> {
-        self.transcript
-            .iter()
-            .rev()
-            .find(|(c, _)| c.starts_with(prefix))
-            .map(|(_, r)| r)
     }
 
     /// Says QUIT (the reply is not needed).

@@ -1,6 +1,5 @@
 //! Helpers for the `weir serve` tests: a daemon in a temporary directory
 //! on free loopback ports, and a tiny HTTP/1.1 client over `std::net`.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,13 +15,7 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A fresh temporary directory for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+pub use crate::common::temp_dir;
 
 /// A running `weir serve`, killed when dropped.
 pub struct Daemon {
@@ -66,6 +59,18 @@ impl Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
         command.args(["serve", "--config", "weir.toml"]);
         Daemon::start_command(dir, http, milter, command)
+    }
+
+    /// `kill -9` (`Child::kill` is SIGKILL), then reaps the process and
+    /// checks that the signal is what ended it.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9");
+        let status = self.child.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "the daemon died of SIGKILL"
+        );
     }
 
     /// [`Daemon::start`] with at most `nofile` open files (`prlimit`, which
@@ -384,4 +389,89 @@ pub fn milter_reply(
         client.hello(mail).await?;
         Ok(client.message(mail).await?.reply)
     })
+}
+
+/// A raw LMTP client for exact protocol checks; it reads the greeting.
+pub struct LmtpClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl LmtpClient {
+    /// Connects to `127.0.0.1:port` and checks the `220` greeting.
+    pub fn connect(port: u16) -> LmtpClient {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let writer = stream.try_clone().expect("clone");
+        let mut client = LmtpClient {
+            reader: std::io::BufReader::new(stream),
+            writer,
+        };
+        let greeting = client.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        client
+    }
+
+    /// Writes bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// One (possibly multi-line) reply, lines joined with `\n`.
+    pub fn reply(&mut self) -> String {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("a reply in time");
+            assert!(n > 0, "connection closed; got {lines:?}");
+            let line = line.trim_end().to_string();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+
+    /// Sends one command line; its reply.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// The peer's side of the connection, for reading what is left.
+    pub fn reader(&mut self) -> &mut std::io::BufReader<std::net::TcpStream> {
+        &mut self.reader
+    }
+}
+
+/// One LMTP transaction: the reply after DATA of each recipient, in order.
+/// `message` may end its lines with LF or CRLF; it is sent dot-stuffed.
+pub fn lmtp_deliver(port: u16, from: &str, to: &[&str], message: &str) -> Vec<String> {
+    let mut c = LmtpClient::connect(port);
+    assert!(c.command("LHLO test").starts_with("250"));
+    assert!(c.command(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    for rcpt in to {
+        let r = c.command(&format!("RCPT TO:<{rcpt}>"));
+        assert!(r.starts_with("250"), "{rcpt}: {r}");
+    }
+    assert!(c.command("DATA").starts_with("354"));
+    let text = message.replace("\r\n", "\n");
+    let mut data = String::new();
+    for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
+        if line.starts_with('.') {
+            data.push('.');
+        }
+        data.push_str(line);
+        data.push_str("\r\n");
+    }
+    data.push_str(".\r\n");
+    c.send(data.as_bytes());
+    let out = to.iter().map(|_| c.reply()).collect();
+    let _ = c.command("QUIT");
+    out
 }
