@@ -4,6 +4,10 @@
 //! inputs (`WEIR_FUZZ_BUDGET`, default below) and time. libFuzzer finds
 //! more in longer runs (`fuzz/README.md`); this keeps every target run in
 //! CI and replays what it found.
+//!
+//! A binary of its own, not a module of `tests/it`: the fuzz harness
+//! counts panics process-wide (a daemon task's panic is only logged by
+//! tokio), so another test failing beside it would fail its input.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

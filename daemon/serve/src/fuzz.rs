@@ -143,7 +143,7 @@ fn daemon(dir: &Path, name: &str, lmtp: bool) -> anyhow::Result<Arc<Daemon>> {
         ));
     }
     let config = Config::parse(&text, "weir.toml", dir, None).map_err(anyhow::Error::msg)?;
-    Daemon::new(config)
+    Ok(Daemon::new(config)?)
 }
 
 /// Hands each milter connection to indymilter, as the socket listener does.
