@@ -388,7 +388,7 @@ fn soak() {
     eprintln!(
         "soak: {:?}, {} messages submitted ({} queued by Postfix, {} refused with a reply: {:?}), \
          {} copies delivered, {} bounces, {} kill -9, {} reloads, {} lives of the daemon \
-         ({} failed restarts, during the full disk)\n{report}",
+         ({} failed restarts; exited on the full disk: {})\n{report}",
         started.elapsed(),
         outcomes.len(),
         tally.queued,
@@ -400,6 +400,7 @@ fn soak() {
         faults.reloads,
         faults.lives,
         faults.restarts_failed,
+        faults.down_on_full_disk,
     );
     tally.check();
     assert!(
@@ -426,13 +427,15 @@ struct Faults {
     kills: usize,
     reloads: usize,
     restarts_failed: usize,
+    /// Whether the daemon exited on its own while the disk was full.
+    down_on_full_disk: bool,
 }
 
 /// Until `total` has passed: restarts the daemon when it exits (as
 /// systemd would: the store failing on a full disk exits 75), kills it
 /// with `kill -9` every `kill_every`, reloads it every 10 s, fills its
-/// `state_dir` for 30 s halfway through, and samples its resources every
-/// 10 s.
+/// `state_dir` halfway through (for 30 s and until the daemon exits on
+/// it, at most 120 s), and samples its resources every 10 s.
 fn supervise(run: &Run, daemon: &mut Daemon, total: Duration, kill_every: Duration) -> Faults {
     let started = Instant::now();
     let mut faults = Faults {
@@ -454,6 +457,7 @@ fn supervise(run: &Run, daemon: &mut Daemon, total: Duration, kill_every: Durati
     };
     while started.elapsed() < total {
         if let Ok(Some(_)) = daemon.child.try_wait() {
+            faults.down_on_full_disk |= disk_full.is_some();
             restart(daemon, &mut faults);
         }
         if last_kill.elapsed() >= kill_every {
@@ -475,8 +479,11 @@ fn supervise(run: &Run, daemon: &mut Daemon, total: Duration, kill_every: Durati
         if !disk_full_done && disk_full.is_none() && started.elapsed() >= total / 2 {
             disk_full = Some((Instant::now(), fill(&run.state.0)));
         }
+        // Full for 30 s and until the daemon noticed (it may still have
+        // room in a log segment sled had already allocated), at most 120 s.
         if let Some((since, filler)) = &disk_full
             && since.elapsed() >= Duration::from_secs(30)
+            && (faults.down_on_full_disk || since.elapsed() >= Duration::from_secs(120))
         {
             let _ = std::fs::remove_file(filler);
             disk_full = None;
