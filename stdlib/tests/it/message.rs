@@ -548,3 +548,41 @@ fn text_attachment_size_is_the_transfer_decoded_length() {
     // "caf\xe9": four bytes before charset conversion.
     assert_eq!(m.attachments()[0].size, 4);
 }
+
+/// A message with one base64 ZIP attachment holding `entries` empty files
+/// and a directory, built with the zip crate's writer.
+fn zip_message(entries: usize) -> Message {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer.add_directory("dir/", options).expect("a directory");
+    for i in 0..entries {
+        writer
+            .start_file(format!("dir/f{i}.exe"), options)
+            .expect("an entry");
+        writer.write_all(b"MZ").expect("written");
+    }
+    let bytes = writer.finish().expect("finished").into_inner();
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    parse(&format!(
+        "Subject: z\nContent-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\nsee\n--B\nContent-Type: application/octet-stream; name=\"a.ZIP\"\nContent-Transfer-Encoding: base64\n\n{data}\n--B--\n"
+    ))
+}
+
+#[test]
+fn zip_entries_are_listed_up_to_a_thousand_without_directories() {
+    let m = zip_message(3);
+    let names: Vec<&str> = m.attachments().iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["a.ZIP", "dir/f0.exe", "dir/f1.exe", "dir/f2.exe"]);
+    assert!(
+        m.attachments()[1..]
+            .iter()
+            .all(|a| a.archive == "a.ZIP" && a.size == 2)
+    );
+    assert_eq!(m.attachments()[0].archive, "");
+    let big = zip_message(1_005);
+    assert_eq!(big.attachments().len(), 1 + 1_000);
+    assert_eq!(big.body_text(), "see");
+}
