@@ -185,8 +185,10 @@ fn fields() -> Vec<FieldDef> {
             "attachments",
             Type::list(Type::Attachment),
             Stage::Body,
-            "The leaf parts that are not body, each `{name, type, size}`; an enclosed \
-             message is one attachment of type `message/rfc822`.",
+            "The leaf parts that are not body, each `{name, type, size, archive, encrypted}`; \
+             an enclosed message is an attachment of type `message/rfc822` followed by its \
+             own attachments, a ZIP archive is followed by its entries, each with `archive` \
+             set to the container's name.",
             |tx| {
                 Value::list(
                     tx.message
@@ -252,6 +254,26 @@ fn text(args: &[Value], i: usize) -> &str {
 /// The number of argument `i`, or 0.
 fn number(args: &[Value], i: usize) -> f64 {
     args.get(i).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// `auth_results(TRUSTED)`: `args` are the raw `Authentication-Results`
+/// occurrences, then the trusted authserv-ids.
+fn auth_results(args: &[Value]) -> Value {
+    let texts = |i: usize| -> Vec<&str> {
+        args.get(i)
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_text)
+            .collect()
+    };
+    let trusted = texts(1);
+    Value::list(
+        crate::authres::trusted_results(texts(0), &trusted)
+            .into_iter()
+            .map(|r| Value::AuthResult(Arc::new(r)))
+            .collect(),
+    )
 }
 
 fn functions() -> Vec<FunctionDef> {
@@ -386,6 +408,22 @@ fn functions() -> Vec<FunctionDef> {
                   name is case-insensitive. `.raw` gives the same undecoded: \
                   `header(\"Subject\").raw`. `header(\"List-Id\") exists`",
             imp: FunctionImpl::Header,
+        },
+        FunctionDef {
+            name: "auth_results",
+            params: vec![ParamType::Exact(Type::list(Type::String))],
+            ret: Type::list(Type::AuthResult),
+            stage: Stage::Header,
+            doc: "The results of every `Authentication-Results` header (RFC 8601) whose \
+                  authserv-id (its first word) is in the list, ignoring case, in header order: \
+                  one record per `method=result`, with `.method`, `.result`, `.reason`, \
+                  `.policy` and properties such as `.header.from`, `.header.d` and \
+                  `.smtp.mailfrom`. A header written by anyone else counts for nothing. \
+                  `auth_results([\"mx.example.com\"]).method contains \"dmarc\"`",
+            imp: FunctionImpl::OverHeader {
+                header: "Authentication-Results",
+                imp: auth_results,
+            },
         },
         FunctionDef {
             name: "rate",

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::authres::AuthResult;
 use crate::message::{Address, Attachment};
 
 /// A run-time value. Cheap to clone: compound values are shared.
@@ -35,6 +36,8 @@ pub enum Value {
     /// Captures of `matches ... as m`: `m[0]` the whole match, then groups
     /// (a group that did not take part is `""`).
     Captures(Arc<Vec<String>>),
+    /// One result of an `Authentication-Results` header.
+    AuthResult(Arc<AuthResult>),
 }
 
 impl Value {
@@ -104,7 +107,8 @@ impl Value {
     /// - an ip as usual text, a cidr as `address/prefix`;
     /// - a list as its items' texts joined with `, `;
     /// - a regex as its source, an attachment as its name, captures as the
-    ///   whole match (`m[0]`), a bool as `true`/`false`.
+    ///   whole match (`m[0]`), a bool as `true`/`false`, an
+    ///   authentication result as `method=result` (`dmarc=fail`).
     pub fn to_text(&self) -> String {
         match self {
             Value::Bool(b) => b.to_string(),
@@ -124,6 +128,7 @@ impl Value {
                 .join(", "),
             Value::Attachment(a) => a.name.clone(),
             Value::Captures(c) => c.first().cloned().unwrap_or_default(),
+            Value::AuthResult(r) => format!("{}={}", r.method, r.result),
         }
     }
 }

@@ -10,7 +10,9 @@
 //! list literals, `+`/`-` on numbers, strings, times and durations, unary
 //! `-`, every comparison with `!=`, `all` and `any`, `matches … as`,
 //! `exists`, `in` over strings, numbers and networks, `rate()`, `duplicate()`,
-//! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`; every action and verdict (with
+//! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`,
+//! `auth_results()` and its members (dotted properties included),
+//! `attachments.archive` and `.encrypted`; every action and verdict (with
 //! and without codes), `if`/`else`, `stop`, `shadow`, priorities,
 //! templates, `notify … with … template`, `reply template [every D]`, and stdlib
 //! imports.
@@ -104,6 +106,7 @@ const HEADERS: &[&str] = &[
     "Message-ID",
     "Auto-Submitted",
     "Precedence",
+    "Authentication-Results",
     "X-Nothing",
     "MIME-Version",
 ];
@@ -179,7 +182,8 @@ pub fn ruleset(tape: &mut Tape<'_>) -> String {
          let nets = [10.0.0.0/8, 192.0.2.0/24, 2001:db8::/32, 127.0.0.1]\n\
          let limit = 5\n\
          let greeting = \"hello\"\n\
-         let re_ticket = /ticket #(\\d+)/i\n",
+         let re_ticket = /ticket #(\\d+)/i\n\
+         let trusted_authserv = [\"mx.example.com\"]\n",
     );
     // User functions: bodies use their parameters and fields.
     g.params = vec![("s", T::Str), ("n", T::Int)];
@@ -319,6 +323,7 @@ impl Gen<'_, '_> {
                     let window = self.tape.item(&["1h", "1d", "30s"]);
                     format!("duplicate({key}, {window})")
                 }
+                5 => "attachments.encrypted == true".to_string(),
                 _ => format!("score >= {}", self.tape.pick(6)),
             },
             3 => {
@@ -622,8 +627,28 @@ impl Gen<'_, '_> {
             }
             3 => self
                 .tape
-                .item(&["attachments.name", "attachments.type", "words"])
+                .item(&[
+                    "attachments.name",
+                    "attachments.type",
+                    "words",
+                    "attachments.archive",
+                ])
                 .to_string(),
+            7 if self.tape.chance(50) => {
+                let member = self.tape.item(&[
+                    "method",
+                    "result",
+                    "policy",
+                    "reason",
+                    "header.from",
+                    "header.d",
+                    "smtp.mailfrom",
+                ]);
+                let trusted = self
+                    .tape
+                    .item(&["trusted_authserv", "[\"MX.example.com\", \"\"]"]);
+                format!("auth_results({trusted}).{member}")
+            }
             4 => self
                 .param(T::ListStr)
                 .unwrap_or_else(|| "words".to_string()),

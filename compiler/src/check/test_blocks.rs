@@ -48,7 +48,7 @@ impl Checker<'_> {
     fn constant_text(&mut self, unit: usize, e: &ast::Expr) -> Option<String> {
         let v = self.constant_arg(unit, e)?;
         match &v {
-            Value::List(_) | Value::Regex(_) | Value::Captures(_) => {
+            Value::List(_) | Value::Regex(_) | Value::Captures(_) | Value::AuthResult(_) => {
                 self.error(codes::BAD_TEST, unit, e.span, "expected a single value")
                     .set_label("not a single value");
                 None

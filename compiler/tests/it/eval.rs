@@ -45,7 +45,8 @@ fn matches_is_case_sensitive_unless_flag_i() {
 
 #[test]
 fn regex_flags_m_s_x() {
-    let m = mail("Subject: x", "line one\nline two\n");
+    // Two paragraphs: `body` has one per line.
+    let m = mail("Subject: x", "line one\n\nline two\n");
     assert!(holds_on(r"body matches /^line two$/m", &m));
     assert!(!holds_on(r"body matches /^line two$/", &m));
     assert!(holds_on(r"body matches /one.line/s", &m));

@@ -11,6 +11,7 @@ mod cli_replies;
 mod corpus_tags;
 mod editor_support;
 mod eval_golden;
+mod flow_tests_golden;
 mod fmt_meaning;
 mod lmtp;
 mod lmtp_crash;

@@ -133,7 +133,7 @@
 (call
   function: (identifier) @function.builtin
   (#any-of? @function.builtin
-    "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "matched"
+    "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "auth_results" "matched"
     "split" "join" "replace" "first" "number" "max" "min"))
 
 ; Fields of the message model (docs/language.md, "Expressions").

@@ -114,7 +114,14 @@ fn members_of_addresses_attachments_times_and_lists() {
         name: "a.exe".into(),
         content_type: "application/x".into(),
         size: 7,
+        archive: "bundle.zip".into(),
+        encrypted: true,
     }));
+    assert_eq!(member(&att, "archive").as_deref(), Some("bundle.zip"));
+    assert!(matches!(
+        member_value(&att, "encrypted"),
+        Some(Value::Bool(true))
+    ));
     assert_eq!(member(&att, "type").as_deref(), Some("application/x"));
     assert!(matches!(member_value(&att, "size"), Some(Value::Int(7))));
     // 2026-11-22 is a Sunday.
