@@ -10,6 +10,7 @@
 //! - [`reference`]: the Markdown reference generated from the registry
 //!   (`docs/reference.md`).
 //! - [`html`]: the HTML-to-text conversion behind `body`.
+//! - [`time`]: times in IANA zones (`local()`), time literals and `Date:`.
 //!
 //! ```
 //! use weir_stdlib::{registry, Limits, Message, Transaction};
@@ -38,6 +39,7 @@ pub mod folder;
 pub mod message;
 pub mod pattern;
 pub mod registry;
+pub mod time;
 pub mod types;
 pub mod value;
 

@@ -37,7 +37,7 @@ fn empty_value(t: &Type) -> Value {
         Type::Address => Value::Address(Arc::new(Address::default())),
         Type::Ip => Value::Ip([0, 0, 0, 0].into()),
         Type::Cidr => Value::Cidr([0, 0, 0, 0].into(), 32),
-        Type::Time => Value::Time(0),
+        Type::Time => Value::utc(0),
         Type::Duration => Value::Duration(0),
         Type::List(_) => Value::list(Vec::new()),
         Type::Attachment => Value::Attachment(Arc::new(Attachment::default())),
@@ -832,7 +832,9 @@ impl Checker<'_> {
         for ((arg, typed), param) in args.iter().zip(lowered).zip(&def.params) {
             out.push(self.builtin_arg(cx, arg.span, typed?, param)?);
         }
-        Some((Expr::Builtin { imp, args: out }, def.ret.clone()))
+        let spans: Vec<Span> = args.iter().map(|a| a.span).collect();
+        let call = self.time_call(cx.unit, def.name, &spans, Expr::Builtin { imp, args: out })?;
+        Some((call, def.ret.clone()))
     }
 
     /// One argument of a builtin, checked against its parameter.

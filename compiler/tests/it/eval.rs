@@ -842,3 +842,58 @@ fn rulesets_are_shareable_between_threads() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<weir_compiler::Ruleset>();
 }
+
+#[test]
+fn local_reads_time_members_in_a_zone() {
+    // NOW is 2026-11-22T07:00:00Z, a Sunday.
+    assert!(holds(r#"local(now, "Europe/Berlin").hour == 8"#));
+    assert!(holds(r#"local(now, "America/New_York").hour == 2"#));
+    assert!(holds(
+        r#"local(now, "Pacific/Kiritimati").hour == 21 and local(now, "Pacific/Kiritimati").weekday == "sunday""#
+    ));
+    assert!(holds(
+        r#"local(now, "Pacific/Pago_Pago").weekday == "saturday" and local(now, "Pacific/Pago_Pago").day == 21"#
+    ));
+    assert!(holds(r#"local(now, "Asia/Kolkata").minute == 30"#));
+    assert!(holds(r#"local(date, "Europe/Berlin").hour == 7"#));
+    // Arithmetic keeps the zone; comparisons use the instant.
+    assert!(holds(r#"(local(now, "Europe/Berlin") + 1h).hour == 9"#));
+    assert!(holds(r#"local(now, "Asia/Tokyo") == now"#));
+    assert!(holds(r#"local(now, "Asia/Tokyo") - now == 0s"#));
+    // A zone known only at run time that is not a zone leaves UTC.
+    assert!(holds(r#"local(now, subject).hour == 7"#));
+}
+
+#[test]
+fn time_literals_compare_with_now() {
+    assert!(holds(r#"now == time("2026-11-22T08:00:00+01:00")"#));
+    assert!(holds(r#"now < time("2026-11-22T07:00:01Z")"#));
+    assert!(holds(r#"now >= time("2026-11-22T07:00:00Z")"#));
+    assert!(!holds(r#"now > time("2026-11-22T07:00:00Z")"#));
+    assert!(holds(r#"time("2026-11-22T00:00:00+01:00").hour == 23"#));
+    assert!(holds(r#"now - time("2026-11-21T07:00:00Z") == 1d"#));
+}
+
+#[test]
+fn times_render_with_their_zone() {
+    let r = rules(
+        "rule t {\n  then tag \"${local(now, \"Europe/Berlin\")} ${now} ${time(\"2024-12-20T00:00:00+01:00\")}\"\n}\n",
+    );
+    assert_eq!(
+        decide(&r, MAIL).tags,
+        ["2026-11-22T08:00:00+01:00 2026-11-22T07:00:00Z 2024-12-19T23:00:00Z"]
+    );
+}
+
+#[test]
+fn bad_zones_and_time_literals_are_check_errors() {
+    let rule = |cond: &str| format!("rule t {{\n  when {cond}\n  then tag \"x\"\n}}\n");
+    assert_eq!(
+        codes(&rule(r#"local(now, "Mars/Base").hour == 1"#)),
+        ["E0140"]
+    );
+    assert_eq!(codes(&rule(r#"now < time("2024-12-20")"#)), ["E0140"]);
+    assert_eq!(codes(&rule(r#"now < time(subject)"#)), ["E0140"]);
+    assert_eq!(codes(&rule(r#"now < time(42)"#)), ["E0108"]);
+    assert!(codes(&rule(r#"local(now, "UTC").hour == 1"#)).is_empty());
+}

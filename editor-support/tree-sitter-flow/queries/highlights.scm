@@ -134,7 +134,7 @@
   function: (identifier) @function.builtin
   (#any-of? @function.builtin
     "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "matched"
-    "split" "join" "replace" "first" "number" "max" "min"))
+    "split" "join" "replace" "first" "number" "max" "min" "local" "time"))
 
 ; Fields of the message model (docs/language.md, "Expressions").
 ((member_expression

@@ -45,7 +45,7 @@ syn match flowProperty /\%(\.\)\@<=\h\w*/
 " Builtin functions, then any other call.
 syn match flowCall     /\<\h\w*\ze\s*(/
 syn match flowFunctionName /\%(\<fn\s\+\)\@<=\h\w*/
-syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|matched\|split\|join\|replace\|first\|number\|max\|min\)\ze\s*(/
+syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|matched\|split\|join\|replace\|first\|number\|max\|min\|local\|time\)\ze\s*(/
 
 " Actions (docs/language.md, "Rules and actions") at the start of a statement: at the start of a
 " line, after `{`, `;`, `then`, `else`, or `expect [not]` in a test.
