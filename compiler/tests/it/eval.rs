@@ -897,3 +897,68 @@ fn bad_zones_and_time_literals_are_check_errors() {
     assert_eq!(codes(&rule(r#"now < time(42)"#)), ["E0108"]);
     assert!(codes(&rule(r#"local(now, "UTC").hour == 1"#)).is_empty());
 }
+
+/// The test blocks of `source`, run by both engines: each failure list.
+fn run_tests(source: &str) -> Vec<Result<(), Vec<String>>> {
+    use weir_compiler::{Engine, Evaluator, run_case};
+    let c = compile_files(&[("rules.flow", source)]);
+    assert!(!c.has_errors(), "{}", rendered(&c));
+    let ruleset = c.ruleset.expect("a ruleset");
+    let loader: weir_compiler::loader::MemoryLoader = weir_compiler::loader::MemoryLoader::new();
+    let mut out = Vec::new();
+    for engine in [Engine::Interpreter, Engine::Native] {
+        let (ev, _) = Evaluator::compile(&ruleset, engine);
+        out.extend(
+            ruleset
+                .tests()
+                .iter()
+                .map(|case| run_case(&ev, case, &loader)),
+        );
+    }
+    out
+}
+
+const WORLD_RULES: &str = r#"
+rule slow_down {
+  when rate("from:${envelope.from.address}", 1h) > 20
+  then tempfail
+}
+rule dup {
+  when duplicate(message_id, 1d)
+  then discard
+}
+rule evening {
+  when local(now, "Europe/Berlin").hour >= 18
+  then tag "evening"
+}
+rule for_bob {
+  when recipient.detail == "orders"
+  then fileinto "Orders"
+}
+"#;
+
+const WORLD_MAIL: &str = "  message \"\"\"\n    From: a@example.org\n    To: bob@example.com\n    Message-ID: <m1@example.org>\n\n    hi\n    \"\"\"\n";
+
+#[test]
+fn test_blocks_set_clock_recipient_counts_and_deliveries() {
+    let tests = [
+        "  rate \"from:a@example.org\" = 20\n  expect verdict tempfail\n",
+        "  rate \"from:a@example.org\" = 19\n  expect verdict accept\n",
+        "  recipient \"bob+orders@example.com\"\n  duplicate \"m1@example.org\"\n  expect verdict discard\n",
+        "  duplicate \"m2@example.org\"\n  expect verdict accept\n",
+        "  now \"2024-12-20T17:00:00Z\"\n  expect tag \"evening\"\n",
+        "  now \"2024-12-20T16:59:00Z\"\n  expect not tag \"evening\"\n",
+        "  recipient \"bob+orders@example.com\"\n  expect folder \"Orders\"\n",
+        "  expect not folder \"Orders\"\n  expect verdict accept\n",
+    ];
+    let mut source = WORLD_RULES.to_string();
+    for (i, body) in tests.iter().enumerate() {
+        source.push_str(&format!("test \"t{i}\" {{\n{WORLD_MAIL}{body}}}\n"));
+    }
+    for (i, result) in run_tests(&source).into_iter().enumerate() {
+        assert_eq!(result, Ok(()), "test t{}", i % tests.len());
+    }
+    // The same expectations without the world line fail.
+    let wrong = format!("{WORLD_RULES}test \"w\" {{\n{WORLD_MAIL}  expect verdict tempfail\n}}\n");
+    assert!(run_tests(&wrong).iter().all(Result::is_err));
+}

@@ -65,6 +65,10 @@
   "stage"
   "matched"
   "score"
+  "now"
+  "recipient"
+  "rate"
+  "duplicate"
 ] @keyword
 
 (expect_statement

@@ -82,6 +82,8 @@ syn match  flowRegexEscape /\\./ contained
 syn region flowTestBlock matchgroup=flowBrace start=/\%(\<test\s\+"[^"]*"\s*\)\@<={/ end=/}/ contains=ALLBUT,flowTestWord,@flowInside,flowInterpolation,flowEscape,flowBadEscape,flowRegexEscape,flowTodo
 syn cluster flowInside contains=flowTestBlock
 syn match flowTestWord /\<\%(message\|envelope\|client\|expect\)\>/ contained containedin=flowTestBlock
+" The world a test sets: words only at the start of a test line.
+syn match flowTestWord /^\s*\zs\<\%(now\|recipient\|rate\|duplicate\)\>\ze\s*"/ contained containedin=flowTestBlock
 syn match flowTestWord /\%(\<\%(envelope\|client\)\>.*\)\@<=\<\%(from\|to\|ip\|helo\)\>/ contained containedin=flowTestBlock
 syn match flowVerdict  /\%(\<verdict\s\+\)\@<=\<\%(accept\|reject\|tempfail\|discard\|quarantine\)\>/ contained containedin=flowTestBlock
 syn match flowTestWord /\%(\<expect\%(\s\+not\)\=\s\+\)\@<=\<\%(verdict\|stage\|matched\|score\|folder\)\>/ contained containedin=flowTestBlock
