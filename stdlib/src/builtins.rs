@@ -382,7 +382,8 @@ fn functions() -> Vec<FunctionDef> {
             Type::Time,
             "The same instant with its members (`.hour`, `.weekday`, …) read in an IANA time \
              zone, daylight saving included; comparisons are unchanged. An unknown literal \
-             zone is a check error; one built at run time that is unknown leaves UTC. \
+             zone is a check error; one built at run time that is unknown leaves the time's \
+             zone unchanged. \
              `local(now, \"Europe/Berlin\").hour >= 18`",
             |args| match args.first() {
                 Some(Value::Time(secs, zone)) => {

@@ -872,6 +872,17 @@ fn time_literals_compare_with_now() {
     assert!(!holds(r#"now > time("2026-11-22T07:00:00Z")"#));
     assert!(holds(r#"time("2026-11-22T00:00:00+01:00").hour == 23"#));
     assert!(holds(r#"now - time("2026-11-21T07:00:00Z") == 1d"#));
+    // A time literal is a constant: a `let` may hold it.
+    let r = rules(
+        "let deadline = time(\"2026-11-22T08:00:00+01:00\")\nrule t {\n  when now >= deadline\n  then tag \"due\"\n}\n",
+    );
+    assert_eq!(decide(&r, MAIL).tags, ["due"]);
+    assert_eq!(
+        codes(
+            "let t = local(time(\"2026-11-22T08:00:00Z\"), \"UTC\")\nrule r {\n  when now == t\n  then tag \"x\"\n}\n"
+        ),
+        ["E0125"]
+    );
 }
 
 #[test]
