@@ -6,7 +6,7 @@
 //! IANA zone for `local(...)`. The zone database is chrono-tz's, embedded,
 //! so daylight saving does not depend on the host's `/usr/share/zoneinfo`.
 
-use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, TimeZone, Timelike};
 pub use chrono_tz::Tz as Zone;
 
 /// The IANA zone named `name` (`"Europe/Berlin"`, `"UTC"`), exactly as
@@ -44,8 +44,6 @@ pub struct LocalFields {
     pub minute: u32,
     /// Day of the week.
     pub weekday: chrono::Weekday,
-    /// The zone's offset from UTC at that instant, in seconds.
-    pub offset: i32,
 }
 
 /// The fields of `secs` in `zone`; an instant out of chrono's range reads
@@ -60,7 +58,6 @@ pub fn fields(secs: i64, zone: Zone) -> LocalFields {
         hour: t.hour(),
         minute: t.minute(),
         weekday: t.weekday(),
-        offset: t.offset().fix().local_minus_utc(),
     }
 }
 
