@@ -1,10 +1,10 @@
 #!/bin/bash
 # milter-only vs milter with [lmtp] (per-recipient decisions + stamp), same rules.
 set -e
-cd /work/wt11
+cd "$(dirname "$0")/.."
 run() {
   local variant=$1 port=$2 http=$3
-  D=$(mktemp -d /tmp/wt11-bench-$variant.XXXX)
+  D=$(mktemp -d /tmp/weir-bench-$variant.XXXX)
   cp -r examples/quickstart "$D/rules"
   echo secret > "$D/token"
   {

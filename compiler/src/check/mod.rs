@@ -102,6 +102,8 @@ pub(crate) struct Checker<'a> {
     visible: Vec<Binding>,
     /// Captures bound so far by the rule being checked.
     binds: Vec<Binding>,
+    /// The type of every expression checked (for the language server).
+    pub types: Vec<(usize, Span, Type)>,
 }
 
 impl<'a> Checker<'a> {
@@ -139,6 +141,7 @@ impl<'a> Checker<'a> {
             params: Vec::new(),
             visible: Vec::new(),
             binds: Vec::new(),
+            types: Vec::new(),
         }
     }
 

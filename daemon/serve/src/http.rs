@@ -343,6 +343,42 @@ impl RateCounter for DryRates {
     }
 }
 
+/// The query parameters of `POST /v1/check`.
+#[derive(Debug, Default)]
+struct CheckQuery {
+    from: Option<String>,
+    to: Vec<String>,
+    client_ip: Option<IpAddr>,
+    helo: Option<String>,
+    explain: bool,
+}
+
+impl CheckQuery {
+    /// Parses the query; the error names the parameter.
+    fn parse(query: Option<&str>) -> Result<CheckQuery, String> {
+        let mut q = CheckQuery::default();
+        for (key, value) in query_pairs(query) {
+            match key.as_str() {
+                "from" => q.from = Some(value),
+                "to" => q.to.push(value),
+                "client_ip" => {
+                    let ip = value.parse();
+                    q.client_ip =
+                        Some(ip.map_err(|_| format!("client_ip: not an IP address: {value:?}"))?);
+                }
+                "helo" => q.helo = Some(value),
+                "explain" => q.explain = value != "false" && value != "0",
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?} (expected from, to, client_ip, helo, explain)"
+                    ));
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
 async fn check(
     State(api): State<Api>,
     RawQuery(query): RawQuery,
@@ -361,36 +397,16 @@ async fn check(
         }
         Err(r) => return error(StatusCode::BAD_REQUEST, r.body_text()),
     };
-    let mut from = None;
-    let mut to = Vec::new();
-    let mut client_ip: Option<IpAddr> = None;
-    let mut helo = None;
-    let mut explain = false;
-    for (key, value) in query_pairs(query.as_deref()) {
-        match key.as_str() {
-            "from" => from = Some(value),
-            "to" => to.push(value),
-            "client_ip" => match value.parse() {
-                Ok(ip) => client_ip = Some(ip),
-                Err(_) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("client_ip: not an IP address: {value:?}"),
-                    );
-                }
-            },
-            "helo" => helo = Some(value),
-            "explain" => explain = value != "false" && value != "0",
-            other => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "unknown parameter {other:?} (expected from, to, client_ip, helo, explain)"
-                    ),
-                );
-            }
-        }
-    }
+    let CheckQuery {
+        from,
+        to,
+        client_ip,
+        helo,
+        explain,
+    } = match CheckQuery::parse(query.as_deref()) {
+        Ok(q) => q,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
     let limits = &api.daemon.config().limits;
     let limits = Limits {
         max_message_size: limits.max_message_size,

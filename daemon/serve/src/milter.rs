@@ -47,12 +47,11 @@ use weir_stdlib::{Limits, Stage};
 
 use super::Listener;
 use super::config::OnError;
+use super::edits::{self, Answer, Edit, Plan};
 use super::evalpool;
 use super::outbox::{self, Origin};
-use super::stages::{
-    self, Answer, ClientFacts, Edit, MessageFacts, Plan, PolicyCause, StagePlan, StagedRates,
-};
-use super::state::{Daemon, LoadedRuleset, Record, Source, unix_now};
+use super::stages::{self, ClientFacts, MessageFacts, PolicyCause, StagePlan, StagedRates};
+use super::state::{AuditEntry, Daemon, LoadedRuleset, Record, Source, unix_now};
 
 /// The modifications Weir may ask for (docs/language.md ("Rules and actions")): add, change and
 /// remove headers; add and remove recipients; quarantine.
@@ -411,7 +410,7 @@ fn defer(reply: &mut indymilter::SmtpReply) -> Status {
 }
 
 fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &str) {
-    let lines = stages::reply_lines(text);
+    let lines = edits::reply_lines(text);
     let xcode = Some(xcode).filter(|x| x.starts_with(code.get(..1).unwrap_or("")));
     if reply.set_error_reply(code, xcode, lines.clone()).is_ok() {
         return;
@@ -553,7 +552,6 @@ async fn record(
     decision: Decision,
     all: &[Decision],
 ) -> (Decision, Option<u64>) {
-    let summary = message.facts.summary();
     let version = message.loaded.version;
     let stage = decision.stage;
     let mut extra = message_fields(&message.facts, &message.client);
@@ -564,79 +562,105 @@ async fn record(
             recipients::outcomes_json(&message.facts.to, &all),
         );
     }
-    let job = {
-        let daemon = daemon.clone();
-        let queue_id = queue_id.to_string();
-        let facts = message.facts.clone();
-        let all = all.to_vec();
-        let started = message.started;
-        let client = message.client.clone();
-        tokio::task::spawn_blocking(move || {
-            // `duplicate()` remembers what each recipient's decision marked.
-            let first = facts.to.first().map_or("", String::as_str);
-            let pairs: Vec<(&str, &Decision)> = if all.len() == facts.to.len() && all.len() > 1 {
-                facts.to.iter().map(String::as_str).zip(&all).collect()
-            } else {
-                vec![(first, &decision)]
-            };
-            for (rcpt, one) in pairs {
-                if let Err(e) = daemon
-                    .store
-                    .record_decision_duplicates(rcpt, one, unix_now())
-                {
-                    return (Err(e), decision);
-                }
-            }
-            let mut queued = 0;
-            for one in &all {
-                match queue_side_effects(&daemon, &facts, one) {
-                    Ok(n) => queued += n,
-                    Err(e) => return (Err(e), decision),
-                }
-            }
-            let record = Record {
-                source: Source::Milter,
-                queue_id: &queue_id,
-                version,
-                summary: &summary,
-                extra,
-                lmtp_held: None,
-            };
-            let entry = daemon.record(record, &decision);
-            if entry.is_ok() {
-                let line = LogLine {
-                    queue_id: &queue_id,
-                    client: &client,
-                    facts: &facts,
-                    version,
-                    started,
-                };
-                line.write(&decision);
-            }
-            if queued > 0 {
-                daemon.outbox_wake.notify_one();
-            }
-            (entry, decision)
-        })
+    let job = RecordJob {
+        daemon: daemon.clone(),
+        queue_id: queue_id.to_string(),
+        facts: message.facts.clone(),
+        client: message.client.clone(),
+        all: all.to_vec(),
+        decision,
+        version,
+        started: message.started,
+        extra,
     };
-    match job.await {
+    let failed = |e: String| {
+        tracing::error!("cannot record the decision: {e}");
+        let policy = daemon.config().milter.on_error;
+        (
+            stages::policy_decision(policy, stage, PolicyCause::Error),
+            None,
+        )
+    };
+    match tokio::task::spawn_blocking(move || job.run()).await {
         Ok((Ok(entry), decision)) => (decision, Some(entry.id)),
-        Ok((Err(e), _)) => {
-            tracing::error!("cannot record the decision: {e:#}");
-            let policy = daemon.config().milter.on_error;
-            (
-                stages::policy_decision(policy, stage, PolicyCause::Error),
-                None,
-            )
+        Ok((Err(e), _)) => failed(format!("{e:#}")),
+        Err(e) => failed(e.to_string()),
+    }
+}
+
+/// The blocking part of [`record`]: `duplicate()` marks, side effects,
+/// audit entry, log line.
+struct RecordJob {
+    daemon: Arc<Daemon>,
+    queue_id: String,
+    facts: Arc<MessageFacts>,
+    client: ClientFacts,
+    all: Vec<Decision>,
+    decision: Decision,
+    version: u64,
+    started: Instant,
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RecordJob {
+    fn run(self) -> (anyhow::Result<AuditEntry>, Decision) {
+        let RecordJob {
+            daemon,
+            queue_id,
+            facts,
+            client,
+            all,
+            decision,
+            version,
+            started,
+            extra,
+        } = self;
+        // `duplicate()` remembers what each recipient's decision marked.
+        let first = facts.to.first().map_or("", String::as_str);
+        let pairs: Vec<(&str, &Decision)> = if all.len() == facts.to.len() && all.len() > 1 {
+            facts.to.iter().map(String::as_str).zip(&all).collect()
+        } else {
+            vec![(first, &decision)]
+        };
+        for (rcpt, one) in pairs {
+            if let Err(e) = daemon
+                .store
+                .record_decision_duplicates(rcpt, one, unix_now())
+            {
+                return (Err(e), decision);
+            }
         }
-        Err(e) => {
-            tracing::error!("cannot record the decision: {e}");
-            let policy = daemon.config().milter.on_error;
-            (
-                stages::policy_decision(policy, stage, PolicyCause::Error),
-                None,
-            )
+        let mut queued = 0;
+        for one in &all {
+            match queue_side_effects(&daemon, &facts, one) {
+                Ok(n) => queued += n,
+                Err(e) => return (Err(e), decision),
+            }
         }
+        let summary = facts.summary();
+        let record = Record {
+            source: Source::Milter,
+            queue_id: &queue_id,
+            version,
+            summary: &summary,
+            extra,
+            lmtp_held: None,
+        };
+        let entry = daemon.record(record, &decision);
+        if entry.is_ok() {
+            let line = LogLine {
+                queue_id: &queue_id,
+                client: &client,
+                facts: &facts,
+                version,
+                started,
+            };
+            line.write(&decision);
+        }
+        if queued > 0 {
+            daemon.outbox_wake.notify_one();
+        }
+        (entry, decision)
     }
 }
 
@@ -766,7 +790,7 @@ async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {
     });
     let all = [decision.clone()];
     let (decision, _) = record(&daemon, &message, &queue_id, decision, &all).await;
-    let plan = stages::plan(&decision, &message.facts);
+    let plan = edits::plan(&decision, &message.facts);
     carry_out(cx, &queue_id, plan, &decision).await
 }
 
@@ -785,7 +809,7 @@ async fn eom_stamped(
     let (decision, audit_id) = record(daemon, message, queue_id, whole, &decisions).await;
     let Some(audit_id) = audit_id else {
         // Not recorded: the `on_error` decision, for the whole message.
-        let plan = stages::plan(&decision, &message.facts);
+        let plan = edits::plan(&decision, &message.facts);
         return carry_out(cx, queue_id, plan, &decision).await;
     };
     let per_recipient = RecipientDecisions {

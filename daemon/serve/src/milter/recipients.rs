@@ -24,7 +24,8 @@
 
 use weir_compiler::{Action, Decision, TakenKind, Verdict};
 
-use crate::stages::{self, Answer, Edit, FOLDER_HEADER, MessageFacts, TAGS_HEADER};
+use crate::edits::{self, Answer, Edit, FOLDER_HEADER, TAGS_HEADER};
+use crate::stages::{self, MessageFacts};
 use crate::stamp::{STAMP_HEADER, Stamp, StampKey, StampedOutcome};
 
 /// The decisions of one message, one per envelope recipient, in order.
@@ -160,14 +161,14 @@ pub fn outcomes_json(to: &[String], decisions: &[Decision]) -> serde_json::Value
 pub fn settle(message: &RecipientDecisions<'_>, queue_id: &str, version: u64) -> Settled {
     let decisions = message.decisions;
     if let Some(refused) = agreed_refusal(decisions) {
-        return Settled::Whole(stages::plan(refused, message.facts).answer);
+        return Settled::Whole(edits::plan(refused, message.facts).answer);
     }
     if decisions.iter().all(|d| d.verdict == Verdict::Discard) {
         return Settled::Whole(Answer::Discard);
     }
     let held = decisions.iter().all(|d| d.verdict == Verdict::Quarantine);
     let answer = match decisions.first() {
-        Some(first) if held => stages::plan(first, message.facts).answer,
+        Some(first) if held => edits::plan(first, message.facts).answer,
         _ => Answer::Accept,
     };
     let mut stamp = Stamp {
@@ -205,7 +206,7 @@ fn header_edits(message: &RecipientDecisions<'_>) -> (Vec<Edit>, bool) {
         let mut accepted = d.clone();
         // Edits as for an accepted copy: a held copy gets them on release.
         accepted.verdict = Verdict::Accept;
-        stages::plan(&accepted, message.facts)
+        edits::plan(&accepted, message.facts)
             .edits
             .into_iter()
             .filter(|e| matches!(e, Edit::AddHeader(..) | Edit::ChangeHeader(..)))
