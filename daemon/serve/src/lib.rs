@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod clock;
 mod config;
 mod conn;
