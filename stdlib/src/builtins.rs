@@ -161,9 +161,9 @@ fn fields() -> Vec<FieldDef> {
             "date",
             Type::Time,
             Stage::Header,
-            "The first `Date` header. A message without a `Date` that parses is taken as \
-             sent `now`.",
-            |tx| Value::Time(tx.message.date().unwrap_or(tx.now)),
+            "The first `Date` header, in UTC; RFC 5322's obsolete forms (no seconds, `GMT`, \
+             `EST`, …) parse. A message without a `Date` that parses is taken as sent `now`.",
+            |tx| Value::utc(tx.message.date().unwrap_or(tx.now)),
         ),
         field(
             "body",
@@ -219,8 +219,8 @@ fn fields() -> Vec<FieldDef> {
             "now",
             Type::Time,
             Stage::Connect,
-            "The time of evaluation (UTC): `now.hour`, `now.weekday`, …",
-            |tx| Value::Time(tx.now),
+            "The time of evaluation, in UTC: `now.hour`, `now.weekday`, …; `local(now, \"Europe/Berlin\")` reads it in a zone.",
+            |tx| Value::utc(tx.now),
         ),
     ]
 }
@@ -397,6 +397,31 @@ fn functions() -> Vec<FunctionDef> {
             Type::Float,
             "The smaller of two numbers. `min(count(to), 10)`",
             |args| Value::Float(number(args, 0).min(number(args, 1))),
+        ),
+        pure(
+            "local",
+            vec![ParamType::Exact(Type::Time), string()],
+            Type::Time,
+            "The same instant with its members (`.hour`, `.weekday`, …) read in an IANA time \
+             zone, daylight saving included; comparisons are unchanged. An unknown literal \
+             zone is a check error; one built at run time that is unknown leaves the time's \
+             zone unchanged. \
+             `local(now, \"Europe/Berlin\").hour >= 18`",
+            |args| match args.first() {
+                Some(Value::Time(secs, zone)) => {
+                    Value::Time(*secs, crate::time::zone(text(args, 1)).unwrap_or(*zone))
+                }
+                _ => Value::utc(0),
+            },
+        ),
+        pure(
+            "time",
+            vec![string()],
+            Type::Time,
+            "A time literal: an RFC 3339 date-time with an offset, in UTC, checked when the \
+             rules are compiled (the argument must be a constant). \
+             `now < time(\"2024-12-20T00:00:00+01:00\")`",
+            |args| Value::utc(crate::time::parse_rfc3339(text(args, 0)).unwrap_or(0)),
         ),
         FunctionDef {
             name: "header",

@@ -11,6 +11,7 @@
 //!   (`docs/reference.md`).
 //! - [`html`]: the HTML-to-text conversion behind `body`.
 //! - [`authres`]: `Authentication-Results` (RFC 8601) read into records.
+//! - [`time`]: times in IANA zones (`local()`), time literals and `Date:`.
 //!
 //! ```
 //! use weir_stdlib::{registry, Limits, Message, Transaction};
@@ -40,6 +41,7 @@ pub mod folder;
 pub mod message;
 pub mod pattern;
 pub mod registry;
+pub mod time;
 pub mod types;
 pub mod value;
 

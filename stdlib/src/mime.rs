@@ -146,8 +146,12 @@ impl Parsed {
 
     pub(crate) fn date(&self) -> Option<i64> {
         let field = self.fields_named("Date").next()?;
-        let dt = mail_parser::DateTime::parse_rfc822(&field.decoded)?;
-        dt.is_valid().then(|| dt.to_timestamp())
+        // RFC 5322 with its obsolete forms first; then mail-parser, which
+        // reads some forms outside the RFC that mail readers accept too.
+        crate::time::parse_date_header(&field.decoded).or_else(|| {
+            let dt = mail_parser::DateTime::parse_rfc822(&field.decoded)?;
+            dt.is_valid().then(|| dt.to_timestamp())
+        })
     }
 
     pub(crate) fn body_text(&self) -> &str {

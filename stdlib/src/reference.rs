@@ -115,7 +115,7 @@ depth 0; each multipart or enclosed message adds one) is refused with the config
 - **Addresses**: `.domain` is what follows the last `@`; `.detail` what follows the first `+` of \
 the local part. `<>` and `\"\"` are the null sender, every part `\"\"`.
 - **Case**: comparisons fold case by Unicode lowercase mapping (final `ς` folds to `σ`).
-- **Text of values** (`${...}`): numbers in shortest form (`8`, `9.5`), times in RFC 3339 UTC, \
+- **Text of values** (`${...}`): numbers in shortest form (`8`, `9.5`), times in RFC 3339 (in UTC, or with the zone's offset after `local()`), \
 durations as a Flow literal in the largest exact unit (`90s`, `5m`, `7d`), lists joined with \
 `, `, addresses as `.address`, attachments as their name, authentication results as \
 `method=result`.

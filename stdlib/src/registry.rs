@@ -226,16 +226,28 @@ pub fn members(ty: &Type) -> Vec<(&'static str, Type, &'static str)> {
         ],
         Type::AuthResult => auth_result_members(),
         Type::Time => vec![
-            ("hour", Type::Int, "Hour of the day, 0-23, in UTC."),
-            ("minute", Type::Int, "Minute of the hour, 0-59, in UTC."),
+            (
+                "hour",
+                Type::Int,
+                "Hour of the day, 0-23, in the time's zone (UTC unless made by `local()`).",
+            ),
+            (
+                "minute",
+                Type::Int,
+                "Minute of the hour, 0-59, in the time's zone.",
+            ),
             (
                 "weekday",
                 Type::String,
-                "Day of the week in UTC, a lower-case English name: `\"monday\"` … `\"sunday\"`.",
+                "Day of the week in the time's zone, a lower-case English name: `\"monday\"` … `\"sunday\"`.",
             ),
-            ("day", Type::Int, "Day of the month, 1-31, in UTC."),
-            ("month", Type::Int, "Month, 1-12, in UTC."),
-            ("year", Type::Int, "Year, in UTC."),
+            (
+                "day",
+                Type::Int,
+                "Day of the month, 1-31, in the time's zone.",
+            ),
+            ("month", Type::Int, "Month, 1-12, in the time's zone."),
+            ("year", Type::Int, "Year, in the time's zone."),
         ],
         Type::Duration => vec![
             ("seconds", Type::Int, "The duration in whole seconds."),
@@ -339,7 +351,6 @@ fn auth_result_members() -> Vec<(&'static str, Type, &'static str)> {
 /// The value of member `member` of `v` (see [`members`]); on a list, the
 /// list of its items' members. `None` when `v` has no such member.
 pub fn member_value(v: &Value, member: &str) -> Option<Value> {
-    use chrono::{Datelike, Timelike};
     Some(match v {
         Value::List(items) => Value::list(
             items
@@ -381,15 +392,15 @@ pub fn member_value(v: &Value, member: &str) -> Option<Value> {
             }
             _ => return None,
         },
-        Value::Time(secs) => {
-            let t = chrono::DateTime::from_timestamp(*secs, 0).unwrap_or_default();
+        Value::Time(secs, zone) => {
+            let t = crate::time::fields(*secs, *zone);
             match member {
-                "hour" => Value::Int(i64::from(t.hour())),
-                "minute" => Value::Int(i64::from(t.minute())),
-                "weekday" => Value::str(weekday_name(t.weekday())),
-                "day" => Value::Int(i64::from(t.day())),
-                "month" => Value::Int(i64::from(t.month())),
-                "year" => Value::Int(i64::from(t.year())),
+                "hour" => Value::Int(i64::from(t.hour)),
+                "minute" => Value::Int(i64::from(t.minute)),
+                "weekday" => Value::str(weekday_name(t.weekday)),
+                "day" => Value::Int(i64::from(t.day)),
+                "month" => Value::Int(i64::from(t.month)),
+                "year" => Value::Int(i64::from(t.year)),
                 _ => return None,
             }
         }

@@ -23,8 +23,10 @@ pub enum Value {
     Ip(IpAddr),
     /// `cidr`: network address and prefix length.
     Cidr(IpAddr, u8),
-    /// `time`: seconds since the Unix epoch, UTC.
-    Time(i64),
+    /// `time`: seconds since the Unix epoch, and the zone its members
+    /// (`.hour`, …) are read in: UTC except after `local(t, ZONE)`.
+    /// Comparisons and arithmetic use the instant alone.
+    Time(i64, crate::time::Zone),
     /// `duration`: seconds (negative when the first time was earlier).
     Duration(i64),
     /// `regex`.
@@ -101,7 +103,8 @@ impl Value {
     /// - a string as is; an address as its `.address`;
     /// - a number in shortest form (`9.5`, `8`: an integral float prints
     ///   without `.0`);
-    /// - a time as RFC 3339 in UTC (`2026-11-22T07:00:00Z`);
+    /// - a time as RFC 3339: in UTC `2026-11-22T07:00:00Z`, a `local()`
+    ///   time with its zone's offset `2026-11-22T08:00:00+01:00`;
     /// - a duration as a Flow literal in the largest unit that divides it
     ///   exactly (`90s`, `5m`, `2h`, `7d`, `-30s`; zero is `0s`);
     /// - an ip as usual text, a cidr as `address/prefix`;
@@ -118,7 +121,7 @@ impl Value {
             Value::Address(a) => a.address.clone(),
             Value::Ip(ip) => ip.to_string(),
             Value::Cidr(ip, prefix) => format!("{ip}/{prefix}"),
-            Value::Time(t) => format_time(*t),
+            Value::Time(t, zone) => crate::time::format(*t, *zone),
             Value::Duration(d) => format_duration(*d),
             Value::Regex(r) => r.as_str().to_string(),
             Value::List(items) => items
@@ -143,9 +146,13 @@ fn format_float(f: f64) -> String {
 /// Seconds since the epoch as RFC 3339 UTC; out-of-range times print as
 /// their number of seconds.
 pub fn format_time(secs: i64) -> String {
-    match chrono::DateTime::from_timestamp(secs, 0) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => secs.to_string(),
+    crate::time::format(secs, crate::time::Zone::UTC)
+}
+
+impl Value {
+    /// A time in UTC.
+    pub fn utc(secs: i64) -> Value {
+        Value::Time(secs, crate::time::Zone::UTC)
     }
 }
 

@@ -65,6 +65,24 @@ enum T {
     ListInt,
 }
 
+/// Zones for `local()`: with and without daylight saving, a half-hour
+/// offset, and a 30-minute DST shift (Lord Howe).
+const ZONES: &[&str] = &[
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Kolkata",
+    "UTC",
+    "Australia/Lord_Howe",
+];
+
+/// Literals for `time()`: around a DST change, the epoch, past 2^31.
+const TIMES: &[&str] = &[
+    "2024-12-20T18:00:00Z",
+    "2024-03-31T03:00:00+02:00",
+    "1970-01-01T00:00:00Z",
+    "2038-01-19T03:14:08Z",
+];
+
 const STRINGS: &[&str] = &[
     "",
     "invoice",
@@ -582,10 +600,16 @@ impl Gen<'_, '_> {
     }
 
     fn time_expr(&mut self, depth: usize) -> String {
-        match self.tape.pick(if depth == 0 { 2 } else { 4 }) {
+        match self.tape.pick(if depth == 0 { 4 } else { 6 }) {
             0 => "date".to_string(),
             1 => "now".to_string(),
-            2 => format!("({} + {})", self.time_expr(0), self.dur_expr(0)),
+            2 => format!(
+                "local({}, \"{}\")",
+                self.tape.item(&["now", "date"]),
+                self.tape.item(ZONES)
+            ),
+            3 => format!("time(\"{}\")", self.tape.item(TIMES)),
+            4 => format!("({} + {})", self.time_expr(0), self.dur_expr(0)),
             _ => format!("({} - {})", self.time_expr(0), self.dur_expr(0)),
         }
     }

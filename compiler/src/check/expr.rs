@@ -37,7 +37,7 @@ fn empty_value(t: &Type) -> Value {
         Type::Address => Value::Address(Arc::new(Address::default())),
         Type::Ip => Value::Ip([0, 0, 0, 0].into()),
         Type::Cidr => Value::Cidr([0, 0, 0, 0].into(), 32),
-        Type::Time => Value::Time(0),
+        Type::Time => Value::utc(0),
         Type::Duration => Value::Duration(0),
         Type::List(_) => Value::list(Vec::new()),
         Type::Attachment => Value::Attachment(Arc::new(Attachment::default())),
@@ -742,7 +742,8 @@ impl Checker<'_> {
             self.unknown_function(cx, name);
             return None;
         };
-        if cx.place == Place::Let {
+        // `time("…")` is a literal (folded here), so a `let` may hold one.
+        if cx.place == Place::Let && def.name != "time" {
             self.call_in_let(cx, span);
             return None;
         }
@@ -887,7 +888,9 @@ impl Checker<'_> {
         for ((arg, typed), param) in args.iter().zip(lowered).zip(&def.params) {
             out.push(self.builtin_arg(cx, arg.span, typed?, param)?);
         }
-        Some((Expr::Builtin { imp, args: out }, def.ret.clone()))
+        let spans: Vec<Span> = args.iter().map(|a| a.span).collect();
+        let call = self.time_call(cx.unit, def.name, &spans, Expr::Builtin { imp, args: out })?;
+        Some((call, def.ret.clone()))
     }
 
     /// One argument of a builtin, checked against its parameter.

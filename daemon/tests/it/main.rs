@@ -31,3 +31,4 @@ mod serve_reload_load;
 mod serve_restart;
 mod serve_store;
 mod systemd_unit;
+mod test_world;
