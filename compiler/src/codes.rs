@@ -69,6 +69,9 @@ pub const UNKNOWN_MODULE: &str = "E0129";
 pub const UNKNOWN_TYPE: &str = "E0130";
 /// A parameter name appears twice in one `fn`.
 pub const DUPLICATE_PARAM: &str = "E0131";
+/// An unknown time zone in `local()`, or a `time("...")` that is not a
+/// constant RFC 3339 time.
+pub const INVALID_TIME: &str = "E0140";
 
 /// A rule that can never run: an earlier rule always ends evaluation.
 pub const UNREACHABLE_RULE: &str = "W0201";
@@ -173,6 +176,10 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (UNKNOWN_TYPE, "an unknown type in a `fn` parameter"),
     (DUPLICATE_PARAM, "a parameter name repeated in one `fn`"),
+    (
+        INVALID_TIME,
+        "an unknown time zone in `local()`, or a `time()` that is not a constant RFC 3339 time",
+    ),
     (
         UNREACHABLE_RULE,
         "a rule that can never run: an earlier rule always ends evaluation",

@@ -7,6 +7,8 @@ mod actions;
 mod expr;
 mod literals;
 mod test_blocks;
+mod test_world;
+mod times;
 
 use std::collections::{HashMap, HashSet};
 

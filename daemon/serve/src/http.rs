@@ -25,6 +25,7 @@ use weir_compiler::{EvalOptions, RateCounter};
 use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
+use super::audit::QuarantineAct;
 use super::clock::{format_time, parse_time};
 use super::config::Config;
 use super::conn::Capped;
@@ -772,12 +773,13 @@ async fn record_quarantine_act(daemon: &Arc<Daemon>, held: &QuarantineEntry, don
         queue_id: held.queue_id.clone(),
         message_id: held.summary.message_id.clone(),
         ruleset_version: daemon.current().version,
-        decision: json!({
-            "quarantine": done,
-            "rule": held.rule,
-            "recipient": held.lmtp.as_ref().map(|h| h.recipient.clone()),
-            "held_by_audit_id": held.audit_id,
-        }),
+        decision: serde_json::to_value(QuarantineAct {
+            quarantine: done,
+            rule: held.rule.clone(),
+            recipient: held.lmtp.as_ref().map(|h| h.recipient.clone()),
+            held_by_audit_id: held.audit_id,
+        })
+        .unwrap_or_default(),
     };
     let daemon = daemon.clone();
     let appended = tokio::task::spawn_blocking(move || {

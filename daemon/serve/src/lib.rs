@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod clock;

@@ -46,6 +46,7 @@ use weir_compiler::{Action, Decision, EvalOptions, TakenKind, Verdict};
 use weir_stdlib::{Limits, Stage};
 
 use super::Listener;
+use super::audit::{self, AuditDecision, RecipientOutcome};
 use super::config::OnError;
 use super::edits::{self, Answer, Edit, Plan};
 use super::evalpool;
@@ -554,12 +555,14 @@ async fn record(
 ) -> (Decision, Option<u64>) {
     let version = message.loaded.version;
     let stage = decision.stage;
-    let mut extra = message_fields(&message.facts, &message.client);
+    let mut audit = audit_decision(&decision, &message.facts, &message.client);
     if per_recipient(daemon) && !message.facts.to.is_empty() {
         let all = recipients::expand(all, message.facts.to.len());
-        extra.insert(
-            "recipients".into(),
-            recipients::outcomes_json(&message.facts.to, &all),
+        let to = message.facts.to.iter();
+        audit.recipients = Some(
+            to.zip(&all)
+                .map(|(r, d)| RecipientOutcome::new(r, d))
+                .collect(),
         );
     }
     let job = RecordJob {
@@ -571,7 +574,7 @@ async fn record(
         decision,
         version,
         started: message.started,
-        extra,
+        audit,
     };
     let failed = |e: String| {
         tracing::error!("cannot record the decision: {e}");
@@ -599,7 +602,7 @@ struct RecordJob {
     decision: Decision,
     version: u64,
     started: Instant,
-    extra: serde_json::Map<String, serde_json::Value>,
+    audit: AuditDecision,
 }
 
 impl RecordJob {
@@ -613,7 +616,7 @@ impl RecordJob {
             decision,
             version,
             started,
-            extra,
+            audit,
         } = self;
         // `duplicate()` remembers what each recipient's decision marked.
         let first = facts.to.first().map_or("", String::as_str);
@@ -643,7 +646,7 @@ impl RecordJob {
             queue_id: &queue_id,
             version,
             summary: &summary,
-            extra,
+            audit,
             lmtp_held: None,
         };
         let entry = daemon.record(record, &decision);
@@ -664,26 +667,24 @@ impl RecordJob {
     }
 }
 
-/// What the audit entry keeps of the transaction besides the decision:
-/// `from`, `to`, `client` (`ip`, `name`, `helo`), `auth_user`, `size`.
-fn message_fields(
+/// The audit entry's decision object: the decision, and what the
+/// transaction was (`from`, `to`, `client`, `auth_user`, `size`).
+fn audit_decision(
+    decision: &Decision,
     facts: &MessageFacts,
     client: &ClientFacts,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut fields = serde_json::Map::new();
-    fields.insert("from".into(), facts.from.clone().into());
-    fields.insert("to".into(), facts.to.clone().into());
-    fields.insert(
-        "client".into(),
-        serde_json::json!({
-            "ip": client.ip.to_string(),
-            "name": client.name,
-            "helo": client.helo,
-        }),
-    );
-    fields.insert("auth_user".into(), facts.auth_user.clone().into());
-    fields.insert("size".into(), facts.summary().size.into());
-    fields
+) -> AuditDecision {
+    AuditDecision {
+        to: Some(facts.to.clone()),
+        client: audit::Client {
+            ip: client.ip.to_string(),
+            name: client.name.clone(),
+            helo: client.helo.clone(),
+        },
+        auth_user: Some(facts.auth_user.clone()),
+        size: facts.summary().size,
+        ..AuditDecision::new(decision, &facts.from)
+    }
 }
 
 /// The one INFO line per message, joinable with Postfix's log by queue id

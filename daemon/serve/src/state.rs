@@ -98,8 +98,8 @@ pub struct Record<'a> {
     pub version: u64,
     /// The message.
     pub summary: &'a MessageSummary,
-    /// Fields added to the decision object.
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The decision object, with the transaction and delivery details.
+    pub audit: crate::audit::AuditDecision,
     /// An LMTP quarantine index entry to write with the audit entry.
     pub lmtp_held: Option<QuarantineEntry>,
 }
@@ -232,22 +232,19 @@ impl Daemon {
     /// Records a decision: audit entry flushed to disk before returning,
     /// metrics updated, event published; call before replying to the MTA.
     /// A milter `quarantine` is indexed by queue id (the MTA's hold queue),
-    /// so the API can show, release and delete it. `record` adds fields to
-    /// the decision object (an LMTP recipient, the milter's per-recipient
-    /// outcomes) and may carry an LMTP quarantine index entry, written and
-    /// flushed with the audit entry.
+    /// so the API can show, release and delete it. `record` carries the
+    /// decision object (`audit.rs`) and may carry an LMTP quarantine index
+    /// entry, written and flushed with the audit entry.
     pub fn record(&self, record: Record<'_>, decision: &Decision) -> anyhow::Result<AuditEntry> {
         let Record {
             source,
             queue_id,
             version,
             summary,
-            extra,
+            audit,
             lmtp_held,
         } = record;
         let time = unix_now();
-        let mut object = weir_compiler::report::decision_json(decision);
-        object.extend(extra);
         let entry = AuditEntry {
             id: 0,
             time,
@@ -255,7 +252,7 @@ impl Daemon {
             queue_id: queue_id.to_string(),
             message_id: summary.message_id.clone(),
             ruleset_version: version,
-            decision: serde_json::Value::Object(object),
+            decision: audit.to_value(),
         };
         // A milter quarantine is the MTA's hold queue: index it by queue id
         // so the API can release or delete it.

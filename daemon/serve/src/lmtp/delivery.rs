@@ -8,7 +8,8 @@ use anyhow::Context;
 use weir_compiler::{Decision, Verdict};
 
 use super::quarantine::{mailbox, write_held};
-use super::{Delivery, decision_flags, folder, maildir, rewrite};
+use super::{Delivery, folder, maildir, rewrite};
+use crate::audit;
 use crate::outbox;
 use crate::stages;
 use crate::state::{Daemon, unix_now};
@@ -121,7 +122,7 @@ pub(super) async fn store_copy(
     // The held copy keeps the folder's name: it is mapped when released.
     let folder = decision.folder.clone();
     let dir_name = target(daemon, folder.as_deref()).dir;
-    let flags = decision_flags(decision);
+    let flags = audit::flags(decision);
     let daemon = daemon.clone();
     let rcpt = rcpt.to_string();
     let quarantine = decision.verdict == Verdict::Quarantine;

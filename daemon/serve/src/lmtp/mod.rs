@@ -62,6 +62,7 @@ use weir_compiler::{Action, Decision, EvalOptions, Reply, TakenKind, Verdict};
 use weir_stdlib::{Address, Connection, Envelope, Limits, Message, Stage, Transaction};
 
 use super::Listener;
+use super::audit::{self, AuditDecision};
 use super::config::OnError;
 use super::outbox::{self, Origin};
 use super::stages::{self, PolicyCause, StagedRates};
@@ -807,19 +808,6 @@ struct Received {
     client: String,
 }
 
-/// A `Received:` field's `from` part: `HELO (name [ip])` as the
-/// audit entry's `client` object (`ip`, `name`, `helo`).
-fn client_json(from: &str) -> serde_json::Value {
-    let (helo, rest) = from.split_once(' ').unwrap_or((from, ""));
-    let inner = rest.trim().trim_start_matches('(').trim_end_matches(')');
-    let (name, ip) = match inner.split_once('[') {
-        Some((name, ip)) => (name.trim(), ip.split(']').next().unwrap_or("")),
-        None => (inner.trim(), ""),
-    };
-    let name = if name == "unknown" { "" } else { name };
-    serde_json::json!({"ip": ip, "name": name, "helo": helo})
-}
-
 impl Received {
     fn of(wire: &[u8]) -> Received {
         let headers = rewrite::RawMessage::split(wire).header_pairs();
@@ -855,10 +843,7 @@ mod received_tests {
         let wire = b"Received: from client.test (mail.client.test [192.0.2.7])\r\n\tby mx.weir.test (Postfix) with ESMTP id 4ABCD123\r\n\tfor <bob@example.test>; Sun, 6 Dec 2026 03:00:00 +0000 (UTC)\r\nReceived: from elsewhere by x with SMTP id OLDER;\r\n d\r\n\r\nbody\r\n";
         let r = Received::of(wire);
         assert_eq!(r.queue_id, "4ABCD123");
-        assert_eq!(
-            client_json(&r.client),
-            serde_json::json!({"ip": "192.0.2.7", "name": "mail.client.test", "helo": "client.test"})
-        );
+        assert_eq!(r.client, "client.test (mail.client.test [192.0.2.7])");
         assert_eq!(
             Received::of(b"Subject: no trace\r\n\r\n"),
             Received::default()
@@ -965,19 +950,6 @@ async fn evaluate(
             (d, fallback)
         }
     }
-}
-
-/// The flags `flag` set (shadow rules excluded).
-fn decision_flags(decision: &Decision) -> Vec<String> {
-    decision
-        .actions
-        .iter()
-        .filter(|t| !t.shadow)
-        .filter_map(|t| match &t.what {
-            TakenKind::Action(Action::Flag(f)) => Some(f.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Whether the decision drops this recipient's local copy (`redirect`, or
@@ -1089,14 +1061,14 @@ where
             return failed;
         }
     }
-    let outcome_json = outcome.json(rcpt, &decision);
+    let outcome_audit = outcome.delivery(rcpt, &decision);
     let recorded = record(
         daemon,
         delivery,
         &decision,
         summary,
         held.clone(),
-        outcome_json,
+        outcome_audit,
     )
     .await;
     if let Err(e) = recorded {
@@ -1164,68 +1136,35 @@ async fn carry_out(
     (outcome, held)
 }
 
-/// Adds one recipient's delivery outcome to the milter's decision object:
-/// into its entry of `recipients`, or as a new one (a recipient a rule
-/// added).
-fn add_delivery(
-    decision: &mut serde_json::Value,
-    outcome: serde_json::Map<String, serde_json::Value>,
-) {
-    let rcpt = outcome
-        .get("recipient")
-        .and_then(|r| r.as_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let Some(list) = decision
-        .get_mut("recipients")
-        .and_then(|r| r.as_array_mut())
-    else {
-        return;
-    };
-    let same = |r: &serde_json::Value| {
-        r["recipient"]
-            .as_str()
-            .is_some_and(|a| a.eq_ignore_ascii_case(&rcpt))
-    };
-    match list.iter_mut().find(|r| same(r)) {
-        Some(serde_json::Value::Object(entry)) => entry.extend(outcome),
-        _ => list.push(serde_json::Value::Object(outcome)),
-    }
-}
-
 impl Outcome {
-    /// `recipient` and `delivery` (`delivered`, `quarantined` with
-    /// `quarantine_id`, `refused` with `reply`, `discarded`), with the
-    /// `folder` and `flags` of a stored copy.
-    fn json(&self, rcpt: &str, decision: &Decision) -> serde_json::Map<String, serde_json::Value> {
-        let mut out = serde_json::Map::new();
-        out.insert("recipient".into(), rcpt.into());
-        let stored = |out: &mut serde_json::Map<String, serde_json::Value>| {
-            out.insert("folder".into(), decision.folder.clone().into());
-            out.insert("flags".into(), decision_flags(decision).into());
+    /// What delivery made of `rcpt`'s copy, for the audit entry:
+    /// `delivered` and `quarantined` (with `quarantine_id`) with the
+    /// copy's `folder` and `flags`, `refused` with its `reply`,
+    /// `discarded`.
+    fn delivery(&self, rcpt: &str, decision: &Decision) -> audit::Delivery {
+        let stored = |delivery: &str, quarantine_id: Option<String>| audit::Delivery {
+            recipient: rcpt.to_string(),
+            delivery: delivery.to_string(),
+            folder: decision.folder.clone(),
+            flags: Some(audit::flags(decision)),
+            quarantine_id,
+            reply: None,
         };
         match self {
-            Outcome::Delivered => {
-                out.insert("delivery".into(), "delivered".into());
-                stored(&mut out);
-            }
-            Outcome::Quarantined(id) => {
-                out.insert("delivery".into(), "quarantined".into());
-                out.insert("quarantine_id".into(), id.clone().into());
-                stored(&mut out);
-            }
-            Outcome::NotDelivered => {
-                out.insert("delivery".into(), "discarded".into());
-            }
-            Outcome::Refused(reply) => {
-                out.insert("delivery".into(), "refused".into());
-                out.insert(
-                    "reply".into(),
-                    serde_json::json!({"code": reply.code, "status": reply.status, "text": reply.text}),
-                );
-            }
+            Outcome::Delivered => stored("delivered", None),
+            Outcome::Quarantined(id) => stored("quarantined", Some(id.clone())),
+            Outcome::NotDelivered => audit::Delivery {
+                recipient: rcpt.to_string(),
+                delivery: "discarded".into(),
+                ..audit::Delivery::default()
+            },
+            Outcome::Refused(reply) => audit::Delivery {
+                recipient: rcpt.to_string(),
+                delivery: "refused".into(),
+                reply: Some(reply.into()),
+                ..audit::Delivery::default()
+            },
         }
-        out
     }
 }
 
@@ -1299,7 +1238,7 @@ async fn record(
     decision: &Decision,
     summary: MessageSummary,
     held: Option<QuarantineEntry>,
-    outcome: serde_json::Map<String, serde_json::Value>,
+    outcome: audit::Delivery,
 ) -> Result<(), String> {
     let daemon = daemon.clone();
     let version = delivery.version;
@@ -1309,8 +1248,9 @@ async fn record(
     let job = tokio::task::spawn_blocking(move || {
         if let Some(stamped) = stamped {
             tracing::debug!(
-                "LMTP: {} as the milter decided (queue id {}, audit entry {}, ruleset {})",
-                serde_json::Value::Object(outcome.clone()),
+                "LMTP: <{}> {} as the milter decided (queue id {}, audit entry {}, ruleset {})",
+                outcome.recipient,
+                outcome.delivery,
                 stamped.queue_id,
                 stamped.audit_id,
                 stamped.version,
@@ -1319,32 +1259,32 @@ async fn record(
                 entry.audit_id = stamped.audit_id;
                 daemon.store.put_quarantine(&entry)?;
             }
-            daemon
-                .store
-                .amend_audit(stamped.audit_id, |d| add_delivery(d, outcome))?;
+            daemon.store.amend_audit(stamped.audit_id, |d| {
+                if let Err(e) = audit::add_delivery(d, &outcome) {
+                    tracing::error!("audit entry {}: {e}", stamped.audit_id);
+                }
+            })?;
             return Ok(());
         }
         // `duplicate()` remembers what a delivered (not refused) copy's
         // decision marked.
-        if outcome.get("delivery").and_then(|d| d.as_str()) != Some("refused") {
-            let rcpt = outcome
-                .get("recipient")
-                .and_then(|r| r.as_str())
-                .unwrap_or("");
+        if outcome.delivery != "refused" {
             daemon
                 .store
-                .record_decision_duplicates(rcpt, &decision, unix_now())?;
+                .record_decision_duplicates(&outcome.recipient, &decision, unix_now())?;
         }
-        let mut extra = outcome;
-        extra.insert("from".into(), summary.from.clone().into());
-        extra.insert("client".into(), client_json(&received.client));
-        extra.insert("size".into(), summary.size.into());
+        let audit = AuditDecision {
+            client: audit::Client::from_received(&received.client),
+            size: summary.size,
+            ..AuditDecision::new(&decision, &summary.from)
+        }
+        .with_delivery(outcome);
         let record = Record {
             source: Source::Lmtp,
             queue_id: &received.queue_id,
             version,
             summary: &summary,
-            extra,
+            audit,
             lmtp_held: held,
         };
         daemon.record(record, &decision).map(|_| ())

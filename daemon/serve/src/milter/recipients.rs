@@ -121,41 +121,6 @@ pub fn message_decision(decisions: &[Decision]) -> Decision {
     whole
 }
 
-/// Each recipient's outcome for the audit entry: `recipient`, `verdict`,
-/// `reply` (refusals), `reason` (quarantine), `rule`, `folder`, `flags`,
-/// `tags`, `score`.
-pub fn outcomes_json(to: &[String], decisions: &[Decision]) -> serde_json::Value {
-    let outcomes: Vec<serde_json::Value> = to
-        .iter()
-        .zip(decisions)
-        .map(|(rcpt, d)| {
-            let flags: Vec<&str> = d
-                .actions
-                .iter()
-                .filter(|t| !t.shadow)
-                .filter_map(|t| match &t.what {
-                    TakenKind::Action(Action::Flag(f)) => Some(f.as_str()),
-                    _ => None,
-                })
-                .collect();
-            serde_json::json!({
-                "recipient": rcpt,
-                "verdict": d.verdict.as_str(),
-                "reply": d.reply.as_ref().map(|r| serde_json::json!({
-                    "code": r.code, "status": r.status, "text": r.text,
-                })),
-                "reason": d.quarantine_reason,
-                "rule": d.decided_by,
-                "folder": d.folder,
-                "flags": flags,
-                "tags": d.tags,
-                "score": weir_compiler::report::number(d.score),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(outcomes)
-}
-
 /// Decides what to tell the MTA (see the module documentation).
 /// `queue_id` and `version` go into the stamp.
 pub fn settle(message: &RecipientDecisions<'_>, queue_id: &str, version: u64) -> Settled {
