@@ -53,7 +53,7 @@ pub const ELSE_WITHOUT_WHEN: &str = "E0121";
 pub const NOT_A_TEMPLATE: &str = "E0122";
 /// A template field other than `subject`, `body`, `from` and `addresses`.
 pub const TEMPLATE_FIELD: &str = "E0123";
-/// A `list … = file` file cannot be read.
+/// A `list` or `map` file cannot be read, or has a bad line.
 pub const LIST_FILE: &str = "E0124";
 /// A `let` is not a compile-time constant (reads a field, or refers to itself).
 pub const NOT_CONSTANT: &str = "E0125";
@@ -153,7 +153,10 @@ pub const ALL: &[(&str, &str)] = &[
         TEMPLATE_FIELD,
         "a template field other than `subject`, `body`, `from` and `addresses`",
     ),
-    (LIST_FILE, "a `list … = file` file that cannot be read"),
+    (
+        LIST_FILE,
+        "a `list` or `map` file that cannot be read, or a bad line in one",
+    ),
     (NOT_CONSTANT, "a `let` that is not a compile-time constant"),
     (
         BAD_TEST,

@@ -146,6 +146,8 @@ pub(crate) enum CmpOp {
     EndsWith,
     Matches,
     In,
+    /// `under`: a domain equal to an entry or below it at a label boundary.
+    Under,
 }
 
 /// `[all] lhs OP rhs [as NAME]`.

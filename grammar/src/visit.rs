@@ -109,6 +109,19 @@ macro_rules! visitor {
                         v.visit_span(&$($mut)? l.path_span);
                         v.visit_span(&$($mut)? l.span);
                     }
+                    Item::Map(m) => {
+                        v.visit_ident(&$($mut)? m.name);
+                        match &$($mut)? m.source {
+                            MapSource::File(_, span) => v.visit_span(span),
+                            MapSource::Literal(pairs) => {
+                                for pair in pairs {
+                                    v.visit_span(&$($mut)? pair.key_span);
+                                    v.visit_span(&$($mut)? pair.value_span);
+                                }
+                            }
+                        }
+                        v.visit_span(&$($mut)? m.span);
+                    }
                     Item::Fn(f) => {
                         v.visit_ident(&$($mut)? f.name);
                         for p in &$($mut)? f.params {

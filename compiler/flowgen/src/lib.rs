@@ -9,7 +9,8 @@
 //! indexing, every builtin, user `fn`s with parameters, `let` constants,
 //! list literals, `+`/`-` on numbers, strings, times and durations, unary
 //! `-`, every comparison with `!=`, `all` and `any`, `matches … as`,
-//! `exists`, `in` over strings, numbers and networks, `rate()`, `duplicate()`,
+//! `exists`, `in` over strings, numbers, networks and map keys, `under`,
+//! map lookups (`MAP[key]`), `rate()`, `duplicate()`,
 //! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`; every action and verdict (with
 //! and without codes), `if`/`else`, `stop`, `shadow`, priorities,
 //! templates, `notify … with … template`, `reply template [every D]`, and stdlib
@@ -179,7 +180,8 @@ pub fn ruleset(tape: &mut Tape<'_>) -> String {
          let nets = [10.0.0.0/8, 192.0.2.0/24, 2001:db8::/32, 127.0.0.1]\n\
          let limit = 5\n\
          let greeting = \"hello\"\n\
-         let re_ticket = /ticket #(\\d+)/i\n",
+         let re_ticket = /ticket #(\\d+)/i\n\
+         map routes = {\"Ticket\": \"support\", \"invoice\": \"billing\", \"example.com\": \"\"}\n",
     );
     // User functions: bodies use their parameters and fields.
     g.params = vec![("s", T::Str), ("n", T::Int)];
@@ -347,7 +349,41 @@ impl Gen<'_, '_> {
 
     /// A comparison or test with both sides well typed.
     fn comparison(&mut self, depth: usize, may_bind: bool) -> String {
-        match self.tape.pick(9) {
+        match self.tape.pick(11) {
+            9 => {
+                let (lhs, list) = if self.tape.chance(30) {
+                    (self.list_str_expr(depth), true)
+                } else {
+                    (self.str_expr(depth), false)
+                };
+                let all = if list && self.tape.chance(30) {
+                    "all "
+                } else {
+                    ""
+                };
+                let rhs = match self.tape.pick(4) {
+                    0 => "routes".to_string(),
+                    1 => self.list_str_expr(depth),
+                    _ => self
+                        .tape
+                        .item(&[
+                            "[\"example.com\", \"Example.ORG.\", \".test\"]",
+                            "[\"com\"]",
+                            "[\"\", \"xn--bcher-kva.example\"]",
+                        ])
+                        .to_string(),
+                };
+                format!("{all}{lhs} under {rhs}")
+            }
+            10 => {
+                let (lhs, list) = self.text_side(depth);
+                let all = if list && self.tape.chance(30) {
+                    "all "
+                } else {
+                    ""
+                };
+                format!("{all}{lhs} in routes")
+            }
             // Text equality and substring tests, any on either side.
             0..=2 => {
                 let (lhs, list) = self.text_side(depth);
@@ -515,7 +551,7 @@ impl Gen<'_, '_> {
     }
 
     fn str_expr(&mut self, depth: usize) -> String {
-        let choices = if depth == 0 { 5 } else { 14 };
+        let choices = if depth == 0 { 5 } else { 15 };
         let d = depth.saturating_sub(1);
         match self.tape.pick(choices) {
             0 => format!("\"{}\"", self.tape.item(STRINGS)),
@@ -555,6 +591,7 @@ impl Gen<'_, '_> {
             10 => self.string_arg(d),
             11 => format!("{}[{}]", self.list_str_expr(d), self.tape.pick(3)),
             12 => format!("{}.weekday", self.time_expr(0)),
+            13 => format!("routes[{}]", self.str_expr(d)),
             _ if self.call_fns => format!("label({})", self.addr_expr(d)),
             _ => format!("\"{}\"", self.tape.item(STRINGS)),
         }

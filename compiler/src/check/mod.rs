@@ -71,6 +71,9 @@ pub(crate) struct Binding {
     pub slot: usize,
     /// The regex's `captures_len()` (groups plus the whole match).
     pub groups: usize,
+    /// The regex's named groups with their indexes (`None` when the regex
+    /// is not known at compile time).
+    pub names: Option<Vec<(String, usize)>>,
 }
 
 /// The checker's state across the whole ruleset.
@@ -187,7 +190,7 @@ impl<'a> Checker<'a> {
                 DeclKind::Template => {
                     self.template(&decl);
                 }
-                DeclKind::List | DeclKind::Rule => {}
+                DeclKind::List | DeclKind::Map | DeclKind::Rule => {}
             }
         }
     }

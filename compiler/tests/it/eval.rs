@@ -842,3 +842,81 @@ fn rulesets_are_shareable_between_threads() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<weir_compiler::Ruleset>();
 }
+
+#[test]
+fn under_holds_at_a_label_boundary_only() {
+    let under = |d: &str, list: &str| holds(&format!("\"{d}\" under {list}"));
+    assert!(under("spam.example", r#"["spam.example"]"#));
+    assert!(under("a.spam.example", r#"["spam.example"]"#));
+    assert!(under("A.Spam.Example.", r#"["spam.EXAMPLE"]"#));
+    assert!(under("b.a.spam.example", r#"[".spam.example."]"#));
+    assert!(!under("notspam.example", r#"["spam.example"]"#));
+    assert!(!under("spam.example", r#"["a.spam.example"]"#));
+    assert!(!under("", r#"["spam.example"]"#));
+    assert!(!under("spam.example", r#"["", "."]"#));
+    assert!(under("x.example", r#""example""#));
+    // A list on the left means any element; `all` every element.
+    assert!(holds(
+        r#"["a.org", "b.spam.example"] under ["spam.example"]"#
+    ));
+    assert!(!holds(
+        r#"all ["a.org", "b.spam.example"] under ["spam.example"]"#
+    ));
+}
+
+#[test]
+fn maps_look_up_keys_case_insensitively() {
+    let r = rules(
+        "map teams = {\"EXAMPLE.com\": \"sales\", \"other.net\": \"\"}\n\
+         rule t {\n  when from.domain in teams\n  then tag \"team:${teams[from[0].domain]}\"\n}\n\
+         rule u {\n  when \"other.NET\" in teams and teams[\"nowhere\"] == \"\" and teams[\"OTHER.net\"] == \"\"\n  then tag \"empty\"\n}\n",
+    );
+    let d = decide(&r, MAIL);
+    assert!(d.tags.contains(&"team:sales".to_string()), "{:?}", d.tags);
+    assert!(d.tags.contains(&"empty".to_string()), "{:?}", d.tags);
+}
+
+#[test]
+fn map_and_list_files_report_their_bad_line() {
+    let c = compile_files(&[
+        (
+            "r.flow",
+            "list nets = file \"nets.txt\"\nrule r {\n  when client.ip in nets\n  then reject\n}\n",
+        ),
+        ("nets.txt", "10.0.0.0/8\n\n10.0.0.300\n"),
+    ]);
+    let d = &c.diagnostics[0];
+    assert_eq!((d.file.as_str(), d.code), ("nets.txt", "E0124"));
+    assert!(
+        d.message.starts_with("nets.txt:3: `10.0.0.300`"),
+        "{}",
+        d.message
+    );
+
+    let c = compile_files(&[
+        (
+            "r.flow",
+            "map m = file \"m.map\"\nrule r {\n  when \"a\" in m\n  then tag m[\"a\"]\n}\n",
+        ),
+        ("m.map", "\u{feff}a 1\nb   two words  \n# c\nA again\n"),
+    ]);
+    let d = &c.diagnostics[0];
+    assert_eq!(d.file, "m.map");
+    assert!(
+        d.message
+            .contains("m.map:4: the key `A` is already given on line 1"),
+        "{}",
+        d.message
+    );
+
+    // A byte-order mark is not part of the first entry.
+    let r = rules_files(&[
+        (
+            "r.flow",
+            "list l = file \"l.txt\"\nmap m = file \"m.map\"\nrule r {\n  when \"example.org\" in l and m[\"k\"] == \"v w\"\n  then tag \"ok\"\n}\n",
+        ),
+        ("l.txt", "\u{feff}example.org\n"),
+        ("m.map", "\u{feff}k   v w \n"),
+    ]);
+    assert_eq!(decide(&r, MAIL).tags, ["ok"]);
+}

@@ -86,7 +86,7 @@ pub(crate) fn complete(
     }
     match enclosing {
         Some("test") => return test_words(before),
-        Some("import") | Some("list") => return Vec::new(),
+        Some("import") | Some("list") | Some("map") => return Vec::new(),
         _ => {}
     }
     let mut out = Vec::new();
@@ -118,7 +118,7 @@ fn expression_items(visible: &[Resolved], params: &[(String, String)]) -> Vec<Co
     }
     out.extend(decls(
         visible,
-        &[DeclKind::Let, DeclKind::List, DeclKind::Fn],
+        &[DeclKind::Let, DeclKind::List, DeclKind::Map, DeclKind::Fn],
     ));
     for field in &reg().fields {
         let stage = field.stage.map_or("", Stage::as_str);
@@ -189,7 +189,7 @@ fn decls(visible: &[Resolved], kinds: &[DeclKind]) -> Vec<CompletionItem> {
             let start = r.decl.span.start.min(text.len());
             let comment = comment_above(text, start);
             let kind = match r.decl.kind {
-                DeclKind::Let | DeclKind::List => CompletionItemKind::CONSTANT,
+                DeclKind::Let | DeclKind::List | DeclKind::Map => CompletionItemKind::CONSTANT,
                 DeclKind::Fn => CompletionItemKind::FUNCTION,
                 DeclKind::Template => CompletionItemKind::STRUCT,
                 DeclKind::Rule => CompletionItemKind::EVENT,
@@ -282,6 +282,7 @@ fn enclosing_declaration<'t>(
             Item::Import(_) => "import",
             Item::Let(_) => "let",
             Item::List(_) => "list",
+            Item::Map(_) => "map",
             Item::Fn(_) => "fn",
             Item::Template(_) => "template",
             Item::Rule(_) => "rule",

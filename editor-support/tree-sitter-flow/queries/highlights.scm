@@ -11,6 +11,7 @@
   "import"
   "let"
   "list"
+  "map"
   "file"
   "fn"
   "template"
@@ -35,6 +36,7 @@
   "or"
   "not"
   "in"
+  "under"
   "contains"
   "starts_with"
   "ends_with"
@@ -94,6 +96,12 @@
 
 (list_declaration
   name: (identifier) @constant)
+
+(map_declaration
+  name: (identifier) @constant)
+
+(map_pair
+  key: (string) @property)
 
 (fn_declaration
   name: (identifier) @function)

@@ -459,6 +459,7 @@ pub(super) fn compare_op_of(text: &str) -> Option<CompareOp> {
         "ends_with" => CompareOp::EndsWith,
         "matches" => CompareOp::Matches,
         "in" => CompareOp::In,
+        "under" => CompareOp::Under,
         _ => return None,
     })
 }
