@@ -69,6 +69,8 @@ pub const UNKNOWN_MODULE: &str = "E0129";
 pub const UNKNOWN_TYPE: &str = "E0130";
 /// A parameter name appears twice in one `fn`.
 pub const DUPLICATE_PARAM: &str = "E0131";
+/// A misused `some`/`every` lambda: out of place, nested, or reading captures.
+pub const LAMBDA: &str = "E0132";
 
 /// A rule that can never run: an earlier rule always ends evaluation.
 pub const UNREACHABLE_RULE: &str = "W0201";
@@ -168,7 +170,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         NOT_A_VALUE,
-        "a rule, template or function name used as a value",
+        "a rule, template, function or map name used as a value",
     ),
     (
         UNKNOWN_MODULE,
@@ -176,6 +178,10 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (UNKNOWN_TYPE, "an unknown type in a `fn` parameter"),
     (DUPLICATE_PARAM, "a parameter name repeated in one `fn`"),
+    (
+        LAMBDA,
+        "a `x => …` lambda outside `some`/`every`, nested, or reading `matches … as` captures",
+    ),
     (
         UNREACHABLE_RULE,
         "a rule that can never run: an earlier rule always ends evaluation",

@@ -306,7 +306,10 @@ module.exports = grammar({
 
     call: $ => prec(PREC.postfix, seq(field('function', $.identifier), field('arguments', $.arguments))),
 
-    arguments: $ => seq('(', commaSep($._expression), ')'),
+    arguments: $ => seq('(', commaSep(choice($.lambda, $._expression)), ')'),
+
+    // `x => EXPR`: the element binding of `some(LIST, x => EXPR)` and `every`.
+    lambda: $ => seq(field('parameter', $.identifier), '=>', field('body', $._expression)),
 
     parenthesized_expression: $ => seq('(', $._expression, ')'),
 

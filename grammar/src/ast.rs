@@ -405,6 +405,9 @@ pub enum ExprKind {
     Compare(Box<Compare>),
     /// `expr exists`.
     Exists(Box<Expr>),
+    /// `x => EXPR`: the element binding and condition of `some(LIST, x =>
+    /// EXPR)` and `every(...)`; the checker allows it nowhere else.
+    Lambda(Ident, Box<Expr>),
 }
 
 /// `[all] lhs OP rhs [as NAME]`.

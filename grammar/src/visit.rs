@@ -289,6 +289,10 @@ macro_rules! visitor {
                         }
                     }
                     ExprKind::Not(a) | ExprKind::Neg(a) | ExprKind::Exists(a) => v.visit_expr(a),
+                    ExprKind::Lambda(param, body) => {
+                        v.visit_ident(param);
+                        v.visit_expr(body);
+                    }
                     ExprKind::Compare(c) => {
                         v.visit_expr(&$($mut)? c.lhs);
                         v.visit_expr(&$($mut)? c.rhs);

@@ -140,6 +140,10 @@ impl Checker<'_> {
             ExprKind::Add(a, b) => self.arith(cx, true, a, b),
             ExprKind::Sub(a, b) => self.arith(cx, false, a, b),
             ExprKind::Compare(c) => self.compare(cx, c),
+            ExprKind::Lambda(..) => {
+                self.lambda_out_of_place(cx, span);
+                None
+            }
             ExprKind::Exists(inner) => {
                 let (e, t) = self.expr(cx, inner)?;
                 if !matches!(t, Type::List(_) | Type::String) {
@@ -370,10 +374,21 @@ impl Checker<'_> {
     /// Whether a bare name is local to the expression (a parameter or a
     /// visible capture), so `name.member` is not a field path.
     fn is_local(&self, name: &str) -> bool {
-        self.params.iter().any(|(n, _)| n == name) || self.visible.iter().any(|b| b.name == name)
+        self.lambda.as_ref().is_some_and(|(n, _)| n == name)
+            || self.params.iter().any(|(n, _)| n == name)
+            || self.visible.iter().any(|b| b.name == name)
     }
 
     fn name(&mut self, cx: Ctx, id: &Ident) -> Option<Typed> {
+        if let Some((name, ty)) = &self.lambda
+            && *name == id.name
+        {
+            return Some((Expr::Element, ty.clone()));
+        }
+        if self.lambda.is_some() && self.visible.iter().any(|b| b.name == id.name) {
+            self.lambda_captures(cx, id);
+            return None;
+        }
         if let Some(i) = self.params.iter().position(|(n, _)| *n == id.name) {
             return Some((Expr::Param(i), self.params[i].1.clone()));
         }
@@ -846,6 +861,9 @@ impl Checker<'_> {
             }
             Resolution::NotFound => {}
         }
+        if matches!(name.name.as_str(), "some" | "every") {
+            return self.quantified(cx, span, name, args);
+        }
         let Some(def) = self.reg.function(&name.name) else {
             self.unknown_function(cx, name);
             return None;
@@ -874,6 +892,10 @@ impl Checker<'_> {
         self.used.insert(decl.id);
         let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
         let sig = self.fn_sig(decl, cx.unit, name.span)?;
+        if self.lambda.is_some() && self.function_quantifies(sig.index) {
+            self.nested_lambda(cx, span, &name.name);
+            return None;
+        }
         if cx.place == Place::Let {
             self.call_in_let(cx, span);
             return None;

@@ -5,6 +5,7 @@
 
 mod actions;
 mod expr;
+mod lambda;
 mod literals;
 mod test_blocks;
 
@@ -103,6 +104,8 @@ pub(crate) struct Checker<'a> {
     visible: Vec<Binding>,
     /// Captures bound so far by the rule being checked.
     binds: Vec<Binding>,
+    /// The element name and type of the `some`/`every` lambda being checked.
+    lambda: Option<(String, Type)>,
 }
 
 impl<'a> Checker<'a> {
@@ -140,6 +143,7 @@ impl<'a> Checker<'a> {
             params: Vec::new(),
             visible: Vec::new(),
             binds: Vec::new(),
+            lambda: None,
         }
     }
 
@@ -223,6 +227,7 @@ impl<'a> Checker<'a> {
         let saved = (
             std::mem::take(&mut self.params),
             std::mem::take(&mut self.visible),
+            self.lambda.take(),
         );
         let cx = Ctx {
             unit: decl.id.unit,
@@ -238,7 +243,7 @@ impl<'a> Checker<'a> {
                 None
             }
         });
-        (self.params, self.visible) = saved;
+        (self.params, self.visible, self.lambda) = saved;
         self.lets.insert(decl.id, Slot::Done(result.clone()));
         result
     }
@@ -300,6 +305,7 @@ impl<'a> Checker<'a> {
         let saved = (
             std::mem::replace(&mut self.params, params.clone()),
             std::mem::take(&mut self.visible),
+            self.lambda.take(),
         );
         let cx = Ctx {
             unit,
@@ -308,7 +314,7 @@ impl<'a> Checker<'a> {
         };
         // With a parameter type unknown, the body's errors would only echo it.
         let body = if ok { self.expr(cx, &f.body) } else { None };
-        (self.params, self.visible) = saved;
+        (self.params, self.visible, self.lambda) = saved;
         self.fn_stack.pop();
         let sig = match body {
             Some((body, ret)) if ok => {
@@ -383,6 +389,7 @@ impl<'a> Checker<'a> {
         let saved = (
             std::mem::take(&mut self.params),
             std::mem::take(&mut self.visible),
+            self.lambda.take(),
         );
         let cx = Ctx {
             unit,
@@ -422,7 +429,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        (self.params, self.visible) = saved;
+        (self.params, self.visible, self.lambda) = saved;
         let index = ok.then(|| {
             self.templates_ir.push(lowered);
             self.templates_ir.len() - 1

@@ -920,3 +920,92 @@ fn map_and_list_files_report_their_bad_line() {
     ]);
     assert_eq!(decide(&r, MAIL).tags, ["ok"]);
 }
+
+#[test]
+fn some_and_every_bind_one_element_at_a_time() {
+    let m = "From: a@example.com\r\nTo: b@example.org, c@other.net\r\nSubject: s\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nhi\r\n--b\r\n\
+Content-Type: application/pdf; name=\"real.pdf\"\r\nContent-Disposition: attachment; filename=\"real.pdf\"\r\n\r\n%PDF\r\n--b\r\n\
+Content-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\n\r\nMZ\r\n--b--\r\n";
+    // The lists tested apart pass; one attachment with both properties does not exist.
+    assert!(holds_on(
+        r#"attachments.name ends_with ".pdf" and attachments.type == "application/octet-stream""#,
+        m
+    ));
+    assert!(!holds_on(
+        r#"some(attachments, a => a.name ends_with ".pdf" and a.type == "application/octet-stream")"#,
+        m
+    ));
+    assert!(!holds_on(
+        r#"some(attachments, a => a.name ends_with ".pdf" and a.type != "application/pdf")"#,
+        m
+    ));
+    assert!(holds_on(
+        r#"some(attachments, a => a.name ends_with ".exe" and a.type == "application/octet-stream")"#,
+        m
+    ));
+    assert!(holds_on(r#"every(attachments, a => a.size < 1K)"#, m));
+    assert!(!holds_on(
+        r#"every(attachments, a => a.name ends_with ".pdf")"#,
+        m
+    ));
+    // Lists of strings and of addresses.
+    assert!(holds_on(r#"some(to, t => t.domain == "other.net")"#, m));
+    assert!(holds_on(
+        r#"every(to.domain, d => d ends_with ".net" or d ends_with ".org")"#,
+        m
+    ));
+    assert!(!holds_on(r#"every(to.domain, d => d ends_with ".net")"#, m));
+    // Over an empty list: `every` holds, `some` does not.
+    assert!(holds_on(r#"every(header("X-None"), h => h == "x")"#, m));
+    assert!(!holds_on(r#"some(header("X-None"), h => true)"#, m));
+    // Inside a `fn`, and a `fn` called from a lambda.
+    let r = rules(
+        "fn is_exe(n: string) = n ends_with \".exe\"\n\
+         fn any_exe() = some(attachments.name, n => is_exe(n))\n\
+         rule t {\n  when any_exe()\n  then tag \"exe\"\n}\n",
+    );
+    assert_eq!(decide(&r, m).tags, ["exe"]);
+}
+
+#[test]
+fn lambdas_are_checked() {
+    assert_eq!(
+        codes(r#"rule r { when some(attachments, a => a.size) then tag "x" }"#),
+        ["E0108"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(subject, a => true) then tag "x" }"#),
+        ["E0108"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(attachments, true) then tag "x" }"#),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when count(a => true) > 0 then tag "x" }"#),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(to, t => some(cc, c => c.domain == t.domain)) then tag "x" }"#),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(
+            "fn f(d: string) = some(cc.domain, c => c == d)\nrule r { when some(to.domain, t => f(t)) then tag \"x\" }"
+        ),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(attachments, a => a.nam == "x") then tag "x" }"#),
+        ["E0109"]
+    );
+    // The captures of `matches … as` are not visible in a lambda.
+    assert_eq!(
+        codes(
+            "rule r {\n  when subject matches /(\\w+)/ as m\n  then if some(to, t => t.local == m[1]) { tag \"x\" }\n}\n"
+        ),
+        ["E0132"]
+    );
+}

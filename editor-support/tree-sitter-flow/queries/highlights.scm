@@ -100,6 +100,12 @@
 (map_declaration
   name: (identifier) @constant)
 
+(lambda
+  parameter: (identifier) @variable.parameter)
+
+(lambda
+  "=>" @operator)
+
 (map_pair
   key: (string) @property)
 

@@ -64,7 +64,7 @@ syn match flowDuration /\<\d\+\%(\.\d\+\)\=[smhd]\>/
 syn match flowIP /\<\d\{1,3}\%(\.\d\{1,3}\)\{3}\%(\/\d\{1,3}\)\=\>/
 syn match flowIP /\%(\w\|:\)\@<!\x\{0,4}\%(:\x\{0,4}\)\{2,7}\%(\/\d\{1,3}\)\=/
 
-syn match flowOperator /==\|!=\|<=\|>=\|[<>+=-]/
+syn match flowOperator /=>\|==\|!=\|<=\|>=\|[<>+=-]/
 
 " Strings with escapes and ${...} interpolation; """...""" spans lines.
 syn cluster flowExpression contains=flowField,flowProperty,flowCall,flowFunction,flowOperatorWord,flowBoolean,flowNumber,flowFloat,flowSize,flowDuration,flowIP,flowOperator,flowString,flowTripleString,flowRegex

@@ -221,6 +221,8 @@ fn pure(e: &Expr) -> bool {
     match e {
         Expr::Score
         | Expr::Param(_)
+        | Expr::Element
+        | Expr::Quantified { .. }
         | Expr::Captures(_)
         | Expr::CallUser { .. }
         | Expr::Rate { .. }
