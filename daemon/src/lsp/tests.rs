@@ -1029,3 +1029,24 @@ rule by_domain {
     assert_eq!(symbols[0].detail.as_deref(), Some("map"));
     client.shutdown();
 }
+
+#[test]
+fn a_lambda_element_is_a_parameter_of_the_list_item_type() {
+    let mut client = Client::start();
+    let text = "\
+rule disguised {
+  when some(attachments, a => a.name ends_with \".pdf\")
+  then tag \"x\"
+}
+";
+    let (uri, _) = client.open("lambda.flow", text);
+    let hover = client
+        .hover(&uri, pos(text, "a.name", 0, 0))
+        .expect("a hover on the element");
+    assert!(hover.contains("(parameter) a: attachment"), "{hover}");
+    let member = client
+        .hover(&uri, pos(text, "name ends_with", 0, 1))
+        .expect("a hover on its member");
+    assert!(member.contains("string"), "{member}");
+    client.shutdown();
+}
