@@ -29,6 +29,7 @@ const EXPRESSION_KEYWORDS: &[&str] = &[
     "or",
     "not",
     "in",
+    "under",
     "contains",
     "starts_with",
     "ends_with",
@@ -137,9 +138,29 @@ fn expression_items(visible: &[Resolved], params: &[(String, String)]) -> Vec<Co
             function_doc(f.name),
         ));
     }
+    for (name, doc) in QUANTIFIERS {
+        out.push(item(
+            name,
+            CompletionItemKind::FUNCTION,
+            Some(&format!("{name}(list, x => bool) -> bool")),
+            Some(doc.to_string()),
+        ));
+    }
     out.extend(keywords(EXPRESSION_KEYWORDS));
     out
 }
+
+/// `some` and `every`: forms of the language, not registry functions.
+const QUANTIFIERS: [(&str, &str); 2] = [
+    (
+        "some",
+        "Whether the condition holds for at least one element, bound to `x` in turn (false over an empty list).",
+    ),
+    (
+        "every",
+        "Whether the condition holds for every element, bound to `x` in turn (true over an empty list).",
+    ),
+];
 
 /// The words of a test line, by what precedes the cursor on it.
 fn test_words(before: &str) -> Vec<CompletionItem> {

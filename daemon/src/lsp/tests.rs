@@ -1015,7 +1015,14 @@ rule by_domain {
         .expect("the map's declaration");
     assert_eq!(target.range.start, pos(text, "folders =", 0, 0));
     let names = client.complete(&uri, pos(text, "folders[", 0, 0));
-    assert!(labels(&names).contains(&"folders"), "{:?}", labels(&names));
+    let got = labels(&names);
+    assert!(
+        got.contains(&"folders")
+            && got.contains(&"some")
+            && got.contains(&"every")
+            && got.contains(&"under"),
+        "{got:?}"
+    );
     let response: Option<DocumentSymbolResponse> =
         client.request::<DocumentSymbolRequest>(DocumentSymbolParams {
             text_document: TextDocumentIdentifier::new(uri.clone()),
