@@ -7,6 +7,12 @@
 //! end of message) before it quits and a new one is opened: Postfix opens
 //! one milter connection per SMTP session, so the default is one message
 //! per connection and the set-up is part of every message's cost.
+//!
+//! With [`Plan::lmtp`] each accepted message is then delivered over LMTP,
+//! as Postfix's `lmtp` client would after the milter: with the milter's
+//! header edits applied (so a `weir serve` running both carries out its
+//! stamp), or, with [`Delivery::LmtpOnly`], without the milter at all (LMTP
+//! evaluates, as when Weir is the delivery agent alone).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +36,17 @@ pub struct Plan {
     /// Which message to send first (the run goes on round-robin from it),
     /// so that short runs in a row do not all send the same few messages.
     pub first: usize,
+    /// Whether and how each message is delivered over LMTP afterwards.
+    pub lmtp: Option<(SocketAddr, Delivery)>,
+}
+
+/// Which stages a message goes through when an LMTP server is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The milter, then LMTP with the milter's edits (the stamp).
+    AfterMilter,
+    /// LMTP alone: no milter session.
+    LmtpOnly,
 }
 
 /// The timings of one message, as the MTA sees them.
@@ -40,13 +57,16 @@ pub struct Timing {
     pub setup: Duration,
     /// MAIL FROM to the final reply.
     pub transaction: Duration,
+    /// The LMTP delivery: connecting to the last recipient's reply (zero
+    /// without LMTP).
+    pub delivery: Duration,
 }
 
 impl Timing {
-    /// The latency the milter adds to the message: its share of set-up and
-    /// its transaction.
+    /// The latency Weir adds to the message: the milter's share of set-up,
+    /// its transaction and the delivery.
     pub fn total(&self) -> Duration {
-        self.setup + self.transaction
+        self.setup + self.transaction + self.delivery
     }
 }
 
@@ -83,15 +103,22 @@ impl Report {
 
 /// The messages to send: the raw messages `raw` as milter transactions,
 /// the envelope sender taken from the `From:` address (a generic one when
-/// there is none), one recipient, and queue ids `L0`, `L1`, … .
-pub fn mails(raw: &[Vec<u8>]) -> Vec<Mail> {
+/// there is none), `recipients` recipients (`user@example.com`, then
+/// `user1@…`), and queue ids `L0`, `L1`, … .
+pub fn mails(raw: &[Vec<u8>], recipients: usize) -> Vec<Mail> {
+    let to: Vec<String> = (0..recipients.max(1))
+        .map(|i| match i {
+            0 => "user@example.com".to_string(),
+            i => format!("user{i}@example.com"),
+        })
+        .collect();
     raw.iter()
         .enumerate()
         .map(|(i, bytes)| {
             let mail = Mail {
                 client: Some(SocketAddr::from(([192, 0, 2, 1], 40000))),
                 helo: "mx.sender.test".into(),
-                to: vec!["user@example.com".into()],
+                to: to.clone(),
                 queue_id: format!("L{i:X}"),
                 ..Mail::default()
             }
@@ -174,6 +201,18 @@ async fn session_loop(
             break;
         }
         let mail = &mails[(plan.first + n) % mails.len()];
+        if let Some((addr, Delivery::LmtpOnly)) = plan.lmtp {
+            let begin = Instant::now();
+            let reply = lmtp::deliver(addr, mail, &[]).await?;
+            let delivery = begin.elapsed();
+            timings.push(Timing {
+                setup: Duration::ZERO,
+                transaction: Duration::ZERO,
+                delivery,
+            });
+            *replies.entry(reply).or_default() += 1;
+            continue;
+        }
         let begin = Instant::now();
         let (mut client, carried) = match open.take() {
             Some(open) => open,
@@ -192,8 +231,19 @@ async fn session_loop(
         let transaction_begin = Instant::now();
         let outcome = client.message(mail).await?;
         let transaction = transaction_begin.elapsed();
-        timings.push(Timing { setup, transaction });
-        *replies.entry(reply_name(&outcome.reply)).or_default() += 1;
+        let mut delivery = Duration::ZERO;
+        let mut reply = reply_name(&outcome.reply);
+        if let (Some((addr, _)), Reply::Accept | Reply::Continue) = (plan.lmtp, &outcome.reply) {
+            let begin = Instant::now();
+            reply = lmtp::deliver(addr, mail, &outcome.edits).await?;
+            delivery = begin.elapsed();
+        }
+        timings.push(Timing {
+            setup,
+            transaction,
+            delivery,
+        });
+        *replies.entry(reply).or_default() += 1;
         if carried + 1 >= plan.per_connection.max(1) {
             client.quit().await?;
         } else {
@@ -204,6 +254,123 @@ async fn session_loop(
         client.quit().await?;
     }
     Ok((timings, replies))
+}
+
+/// The LMTP side: one delivery per message, as Postfix's `lmtp` client
+/// makes it.
+mod lmtp {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+    use weir_serve::milter_client::{Edit, Mail};
+
+    /// Delivers `mail` with the milter's `edits` applied; the reply codes
+    /// of its recipients joined (`250` or `250+451`, say).
+    pub async fn deliver(addr: SocketAddr, mail: &Mail, edits: &[Edit]) -> std::io::Result<String> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        expect(&mut read, "220").await?;
+        let mut envelope = format!("LHLO load.test\r\nMAIL FROM:<{}>\r\n", mail.from);
+        for rcpt in &mail.to {
+            envelope.push_str(&format!("RCPT TO:<{rcpt}>\r\n"));
+        }
+        envelope.push_str("DATA\r\n");
+        // Pipelined, as Postfix's lmtp client sends it.
+        write.write_all(envelope.as_bytes()).await?;
+        for want in ["250", "250"]
+            .into_iter()
+            .chain(mail.to.iter().map(|_| "250"))
+        {
+            expect(&mut read, want).await?;
+        }
+        expect(&mut read, "354").await?;
+        write.write_all(&data(mail, edits)).await?;
+        let mut codes = Vec::new();
+        for _ in &mail.to {
+            codes.push(reply(&mut read).await?);
+        }
+        write.write_all(b"QUIT\r\n").await?;
+        codes.dedup();
+        Ok(codes.join("+"))
+    }
+
+    /// The message as delivered: headers with the edits applied, the
+    /// body, dot-stuffed and ended by the lone dot.
+    fn data(mail: &Mail, edits: &[Edit]) -> Vec<u8> {
+        let mut headers = mail.headers.clone();
+        for edit in edits {
+            match edit {
+                Edit::AddHeader(name, value) => headers.push((name.clone(), value.clone())),
+                Edit::InsertHeader(index, name, value) => {
+                    let at = (*index as usize).min(headers.len());
+                    headers.insert(at, (name.clone(), value.clone()));
+                }
+                Edit::ChangeHeader(index, name, value) => change(&mut headers, *index, name, value),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (name, value) in &headers {
+            out.extend_from_slice(
+                format!("{name}: {}\r\n", value.replace('\n', "\r\n")).as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"\r\n");
+        for line in mail.body.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    /// SMFIR_CHGHEADER: occurrence `index` (1-based) of `name` changed,
+    /// or deleted when `value` is empty.
+    fn change(headers: &mut Vec<(String, String)>, index: u32, name: &str, value: &str) {
+        let at = headers
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, _))| n.eq_ignore_ascii_case(name))
+            .nth((index as usize).saturating_sub(1))
+            .map(|(i, _)| i);
+        match (at, value.is_empty()) {
+            (Some(i), true) => {
+                headers.remove(i);
+            }
+            (Some(i), false) => headers[i].1 = value.to_string(),
+            (None, _) => {}
+        }
+    }
+
+    async fn reply<R: AsyncBufReadExt + Unpin>(read: &mut R) -> std::io::Result<String> {
+        loop {
+            let mut line = String::new();
+            if read.read_line(&mut line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(line.get(..3).unwrap_or("").to_string());
+            }
+        }
+    }
+
+    async fn expect<R: AsyncBufReadExt + Unpin>(read: &mut R, want: &str) -> std::io::Result<()> {
+        let got = reply(read).await?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "LMTP: got {got}, wanted {want}"
+            )))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +392,7 @@ mod tests {
                 .map(|ms| Timing {
                     setup: Duration::ZERO,
                     transaction: Duration::from_millis(ms),
+                    delivery: Duration::ZERO,
                 })
                 .collect(),
             replies: BTreeMap::new(),

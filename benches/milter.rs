@@ -36,7 +36,7 @@ fn milter(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let mails = Arc::new(load::mails(&synth_messages()));
+    let mails = Arc::new(load::mails(&synth_messages(), 1));
     let mut group = c.benchmark_group("milter");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
@@ -59,6 +59,7 @@ fn milter(c: &mut Criterion) {
                         messages,
                         per_connection: 1,
                         first: sent,
+                        lmtp: None,
                     };
                     sent = sent.wrapping_add(messages);
                     let report = runtime

@@ -1,10 +1,7 @@
 //! "Did you mean …?" hints: the closest candidate by edit distance.
 
 /// The candidate closest to `wrong`, if one is close enough to be a typo.
-pub(crate) fn closest<'a>(
-    wrong: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (wrong.chars().count() / 3).max(1) + usize::from(wrong.len() > 6);
     candidates
         .into_iter()
@@ -16,7 +13,7 @@ pub(crate) fn closest<'a>(
 }
 
 /// A hint sentence for the closest candidate.
-pub(crate) fn did_you_mean<'a>(
+pub fn did_you_mean<'a>(
     wrong: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {

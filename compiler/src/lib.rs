@@ -38,13 +38,14 @@ pub mod model;
 mod rates;
 pub mod report;
 mod testcase;
+mod types_at;
 
 mod autoreply;
 mod check;
 mod compare;
 mod eval;
 mod filing;
-mod hints;
+pub mod hints;
 mod ir;
 mod load;
 mod names;
@@ -67,6 +68,7 @@ pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset};
 pub use rates::{MemoryRates, RateCounter, within_window};
 pub use testcase::{TestCase, TestMessage};
+pub use types_at::ExprTypes;
 
 /// The result of compiling a ruleset: the ruleset when there is no error,
 /// and every diagnostic of every file.
@@ -78,6 +80,9 @@ pub struct Compiled {
     pub diagnostics: Vec<Diagnostic>,
     /// File name (as in `Diagnostic::file`) to text, for rendering.
     pub sources: BTreeMap<String, String>,
+    /// The type of each checked expression, by file and span (the editor's
+    /// hover and member completion).
+    pub types: ExprTypes,
 }
 
 impl Compiled {
@@ -149,6 +154,19 @@ struct Inner {
     hash: String,
 }
 
+/// What a ruleset needs from the daemon's configuration
+/// ([`Ruleset::config_needs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigNeeds {
+    /// The `notify` channels named as literals.
+    pub channels: BTreeSet<String>,
+    /// The rules that `reply`: an auto-reply goes out through a relay.
+    pub replies: BTreeSet<String>,
+    /// The rules that `redirect` or `add_rcpt`: the milter does these as
+    /// envelope edits, but LMTP delivery sends the copies through a relay.
+    pub forwards: BTreeSet<String>,
+}
+
 impl Ruleset {
     /// Evaluates the rules on one transaction. Never panics, always terminates.
     pub fn evaluate(
@@ -178,25 +196,33 @@ impl Ruleset {
         tags
     }
 
-    /// The `notify` channels the rules name as literals (a server checks
-    /// each is configured before it runs the rules).
-    pub fn notify_channels(&self) -> BTreeSet<String> {
-        let mut channels = BTreeSet::new();
+    /// What the rules need the daemon's configuration to provide: the
+    /// `notify` channels they name as literals, and the rules that send
+    /// mail (`reply`; `redirect` and `add_rcpt` in delivery) and so need a
+    /// relay. A server checks both before it runs the rules.
+    pub fn config_needs(&self) -> ConfigNeeds {
+        let mut needs = ConfigNeeds::default();
         for rule in &self.inner.program.rules {
             let blocks = std::iter::once(&rule.then).chain(rule.otherwise.as_ref());
             for stmt in blocks.flatten() {
-                stmt.each_action(&mut |action| {
-                    if let ir::Action::Notify {
+                stmt.each_action(&mut |action| match action {
+                    ir::Action::Notify {
                         channel: ir::Expr::Const(value),
                         ..
-                    } = action
-                    {
-                        channels.insert(value.to_text());
+                    } => {
+                        needs.channels.insert(value.to_text());
                     }
+                    ir::Action::Reply(..) => {
+                        needs.replies.insert(rule.name.clone());
+                    }
+                    ir::Action::Redirect(_) | ir::Action::AddRcpt(_) => {
+                        needs.forwards.insert(rule.name.clone());
+                    }
+                    _ => {}
                 });
             }
         }
-        channels
+        needs
     }
 
     /// The lowered program, for the native engine.
@@ -257,6 +283,9 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
     checker.check_declarations();
     let tests = check::check_tests(&mut checker);
     let used = std::mem::take(&mut checker.used);
+    let types = ExprTypes::new(std::mem::take(&mut checker.types), |unit| {
+        loaded.units[unit].name.clone()
+    });
     diagnostics.append(&mut checker.diags);
     diagnostics.extend(warnings::unused(&loaded, &scopes, &used));
 
@@ -296,6 +325,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
         ruleset,
         diagnostics,
         sources,
+        types,
     }
 }
 

@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! cargo run --release -p weir-benches --bin milter-load -- \
-//!     --addr 127.0.0.1:8890 --sessions 32 --messages 10000 [--corpus DIR]
+//!     --addr 127.0.0.1:8890 --sessions 32 --messages 10000 [--corpus DIR] \
+//!     [--recipients N] [--lmtp 127.0.0.1:8891 [--lmtp-only]]
 //! ```
+//!
+//! With `--lmtp` each accepted message is then delivered over LMTP with the
+//! milter's header edits (a `weir serve` with both carries out its stamp);
+//! with `--lmtp-only` there is no milter session, LMTP alone decides.
 //!
 //! Without `--addr` it starts the milter server of `weir serve` inside its
 //! own process (`weir_serve::EmbeddedMilter`) with `--rules` (by default the
@@ -20,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use weir_benches::load::{self, Plan, Report, Timing};
+use weir_benches::load::{self, Delivery, Plan, Report, Timing};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -45,6 +50,15 @@ struct Args {
     /// A folder of raw messages (default: the synthetic corpus).
     #[arg(long)]
     corpus: Option<PathBuf>,
+    /// Envelope recipients per message.
+    #[arg(long, default_value_t = 1)]
+    recipients: usize,
+    /// An LMTP server each accepted message is then delivered to.
+    #[arg(long)]
+    lmtp: Option<SocketAddr>,
+    /// With `--lmtp`: deliver over LMTP only, without the milter.
+    #[arg(long, requires = "lmtp")]
+    lmtp_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -73,7 +87,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         Some(dir) => read_corpus(dir)?,
         None => weir_benches::synth_messages(),
     };
-    let mails = Arc::new(load::mails(&raw));
+    let mails = Arc::new(load::mails(&raw, args.recipients));
     let (addr, embedded, state) = match args.addr {
         Some(addr) => (addr, None, None),
         None => {
@@ -99,6 +113,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         messages: args.messages,
         per_connection: args.per_connection,
         first: 0,
+        lmtp: args.lmtp.map(|addr| {
+            let delivery = if args.lmtp_only {
+                Delivery::LmtpOnly
+            } else {
+                Delivery::AfterMilter
+            };
+            (addr, delivery)
+        }),
     };
     println!(
         "{} messages ({} distinct, {:.1} MB) over {} sessions, {} per connection, to {addr}",
@@ -153,10 +175,11 @@ fn print_report(report: &Report) {
         "{:<28} {:>9} {:>9} {:>9} {:>9}",
         "latency (ms)", "p50", "p90", "p99", "max"
     );
-    let rows: [(&str, Measure); 3] = [
-        ("per message (milter added)", Timing::total),
+    let rows: [(&str, Measure); 4] = [
+        ("per message (Weir added)", Timing::total),
         ("  connect+negotiate+HELO", |t| t.setup),
         ("  MAIL to final reply", |t| t.transaction),
+        ("  LMTP delivery", |t| t.delivery),
     ];
     for (name, what) in rows {
         let ms = |q: f64| report.quantile(q, what).as_secs_f64() * 1e3;

@@ -76,7 +76,14 @@ fn path_of(e: &ast::Expr) -> Option<Vec<&Ident>> {
 
 impl Checker<'_> {
     /// Types and lowers an expression; `None` after reporting an error.
+    /// The type is recorded for the language server (`types_at`).
     pub(crate) fn expr(&mut self, cx: Ctx, e: &ast::Expr) -> Option<Typed> {
+        let typed = self.lower(cx, e)?;
+        self.types.push((cx.unit, e.span, typed.1.clone()));
+        Some(typed)
+    }
+
+    fn lower(&mut self, cx: Ctx, e: &ast::Expr) -> Option<Typed> {
         let span = e.span;
         match &e.kind {
             ExprKind::Bool(b) => Some((Expr::Const(Value::Bool(*b)), Type::Bool)),

@@ -106,6 +106,8 @@ pub(crate) struct Checker<'a> {
     binds: Vec<Binding>,
     /// The element name and type of the `some`/`every` lambda being checked.
     lambda: Option<(String, Type)>,
+    /// The type of every expression checked (for the language server).
+    pub types: Vec<(usize, Span, Type)>,
 }
 
 impl<'a> Checker<'a> {
@@ -144,6 +146,7 @@ impl<'a> Checker<'a> {
             visible: Vec::new(),
             binds: Vec::new(),
             lambda: None,
+            types: Vec::new(),
         }
     }
 

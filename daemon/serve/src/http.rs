@@ -25,6 +25,7 @@ use weir_compiler::{EvalOptions, RateCounter};
 use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
+use super::audit::QuarantineAct;
 use super::clock::{format_time, parse_time};
 use super::config::Config;
 use super::conn::Capped;
@@ -343,6 +344,42 @@ impl RateCounter for DryRates {
     }
 }
 
+/// The query parameters of `POST /v1/check`.
+#[derive(Debug, Default)]
+struct CheckQuery {
+    from: Option<String>,
+    to: Vec<String>,
+    client_ip: Option<IpAddr>,
+    helo: Option<String>,
+    explain: bool,
+}
+
+impl CheckQuery {
+    /// Parses the query; the error names the parameter.
+    fn parse(query: Option<&str>) -> Result<CheckQuery, String> {
+        let mut q = CheckQuery::default();
+        for (key, value) in query_pairs(query) {
+            match key.as_str() {
+                "from" => q.from = Some(value),
+                "to" => q.to.push(value),
+                "client_ip" => {
+                    let ip = value.parse();
+                    q.client_ip =
+                        Some(ip.map_err(|_| format!("client_ip: not an IP address: {value:?}"))?);
+                }
+                "helo" => q.helo = Some(value),
+                "explain" => q.explain = value != "false" && value != "0",
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?} (expected from, to, client_ip, helo, explain)"
+                    ));
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
 async fn check(
     State(api): State<Api>,
     RawQuery(query): RawQuery,
@@ -361,36 +398,16 @@ async fn check(
         }
         Err(r) => return error(StatusCode::BAD_REQUEST, r.body_text()),
     };
-    let mut from = None;
-    let mut to = Vec::new();
-    let mut client_ip: Option<IpAddr> = None;
-    let mut helo = None;
-    let mut explain = false;
-    for (key, value) in query_pairs(query.as_deref()) {
-        match key.as_str() {
-            "from" => from = Some(value),
-            "to" => to.push(value),
-            "client_ip" => match value.parse() {
-                Ok(ip) => client_ip = Some(ip),
-                Err(_) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("client_ip: not an IP address: {value:?}"),
-                    );
-                }
-            },
-            "helo" => helo = Some(value),
-            "explain" => explain = value != "false" && value != "0",
-            other => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "unknown parameter {other:?} (expected from, to, client_ip, helo, explain)"
-                    ),
-                );
-            }
-        }
-    }
+    let CheckQuery {
+        from,
+        to,
+        client_ip,
+        helo,
+        explain,
+    } = match CheckQuery::parse(query.as_deref()) {
+        Ok(q) => q,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
     let limits = &api.daemon.config().limits;
     let limits = Limits {
         max_message_size: limits.max_message_size,
@@ -756,12 +773,13 @@ async fn record_quarantine_act(daemon: &Arc<Daemon>, held: &QuarantineEntry, don
         queue_id: held.queue_id.clone(),
         message_id: held.summary.message_id.clone(),
         ruleset_version: daemon.current().version,
-        decision: json!({
-            "quarantine": done,
-            "rule": held.rule,
-            "recipient": held.lmtp.as_ref().map(|h| h.recipient.clone()),
-            "held_by_audit_id": held.audit_id,
-        }),
+        decision: serde_json::to_value(QuarantineAct {
+            quarantine: done,
+            rule: held.rule.clone(),
+            recipient: held.lmtp.as_ref().map(|h| h.recipient.clone()),
+            held_by_audit_id: held.audit_id,
+        })
+        .unwrap_or_default(),
     };
     let daemon = daemon.clone();
     let appended = tokio::task::spawn_blocking(move || {

@@ -17,9 +17,11 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod clock;
 mod config;
 mod conn;
+mod edits;
 mod embedded;
 mod evalpool;
 mod health;
@@ -191,22 +193,8 @@ async fn serve(config: Config) -> u8 {
     let daemon = match tokio::task::spawn_blocking(move || Daemon::new(config)).await {
         Ok(Ok(daemon)) => daemon,
         Ok(Err(e)) => {
-            if let Some(rules) = e.downcast_ref::<reload::ReloadError>()
-                && rules.kind == reload::ReloadErrorKind::Config
-            {
-                eprintln!("{rules}");
-                eprintln!(
-                    "weir serve: weir.toml does not configure what the rules name; not starting"
-                );
-                return 1;
-            }
-            if let Some(rules) = e.downcast_ref::<reload::ReloadError>() {
-                eprintln!("{rules}");
-                eprintln!("weir serve: the rules do not load; not starting");
-                return 2;
-            }
-            eprintln!("weir serve: {e:#}");
-            return 1;
+            eprintln!("{e}");
+            return e.exit_code();
         }
         Err(e) => {
             eprintln!("weir serve: {e}");
@@ -214,35 +202,12 @@ async fn serve(config: Config) -> u8 {
         }
     };
     warn_root_delivery(&daemon.config());
-    let http_listener = match Listener::bind(&daemon.config().http.listen).await {
+    let listeners = match Listeners::bind(&daemon.config()).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
-                "weir serve: [http] listen {}: {e}",
-                daemon.config().http.listen
-            );
+            eprintln!("weir serve: {e}");
             return 1;
         }
-    };
-    let milter_listener = match Listener::bind(&daemon.config().milter.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "weir serve: [milter] listen {}: {e}",
-                daemon.config().milter.listen
-            );
-            return 1;
-        }
-    };
-    let lmtp_listener = match &daemon.config().lmtp {
-        None => None,
-        Some(lmtp) => match Listener::bind(&lmtp.listen).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("weir serve: [lmtp] listen {}: {e}", lmtp.listen);
-                return 1;
-            }
-        },
     };
     // Only once every listener is bound: a start that fails on a busy port
     // generates and prints no token.
@@ -254,39 +219,13 @@ async fn serve(config: Config) -> u8 {
         }
     };
     tracing::info!(
-        "ruleset version {} ({}); HTTP on {}; milter on {}{}",
+        "ruleset version {} ({}); {}",
         daemon.current().version,
         daemon.current().hash(),
-        http_listener.describe(),
-        milter_listener.describe(),
-        lmtp_listener
-            .as_ref()
-            .map(|l| format!("; LMTP on {}", l.describe()))
-            .unwrap_or_default()
+        listeners.describe()
     );
-
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let http_task = tokio::spawn(http::serve(
-        daemon.clone(),
-        http_listener,
-        token,
-        stop_rx.clone(),
-    ));
-    let milter_task = tokio::spawn(milter::serve(
-        daemon.clone(),
-        milter_listener,
-        shutdown_signal(&stop_rx),
-    ));
-    let lmtp_task = lmtp_listener
-        .map(|listener| tokio::spawn(lmtp::serve(daemon.clone(), listener, stop_rx.clone())));
-    if let Err(e) = triggers::spawn_sighup(daemon.clone()) {
-        tracing::error!("cannot handle SIGHUP: {e}");
-    }
-    if let Err(e) = triggers::spawn_watcher(daemon.clone()) {
-        tracing::error!("cannot watch the rule files: {e}");
-    }
-    spawn_retention(daemon.clone());
-    let outbox_task = outbox::spawn_worker(daemon.clone(), stop_rx.clone());
+    let servers = Servers::start(&daemon, listeners, token, &stop_rx);
     systemd::sd_notify("READY=1");
 
     let store_fault = tokio::select! {
@@ -296,28 +235,7 @@ async fn serve(config: Config) -> u8 {
     tracing::info!("stopping: draining connections");
     systemd::sd_notify("STOPPING=1");
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN, async {
-        let tasks = [
-            ("milter", Some(milter_task)),
-            ("LMTP", lmtp_task),
-            ("HTTP", Some(http_task)),
-        ];
-        for (name, task) in tasks {
-            let Some(task) = task else { continue };
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("{name} server: {e:#}"),
-                Err(e) => tracing::error!("{name} server: {e}"),
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("connections still open after {DRAIN:?}: closing them");
-    }
-    // Attempts in flight are dropped: their items stay pending and are
-    // sent again (same idempotency key) at the next start.
-    outbox_task.abort();
+    servers.drain().await;
     if store_fault {
         return health::STORE_FAULT_EXIT;
     }
@@ -327,6 +245,122 @@ async fn serve(config: Config) -> u8 {
     }
     tracing::info!("stopped");
     0
+}
+
+/// The daemon's listening sockets, all bound before anything is served.
+struct Listeners {
+    http: Listener,
+    milter: Listener,
+    lmtp: Option<Listener>,
+}
+
+impl Listeners {
+    /// Binds every configured listener; the error names the one that failed.
+    async fn bind(config: &Config) -> Result<Listeners, String> {
+        let bind = |table: &'static str, addr: &ListenAddr| {
+            let addr = addr.clone();
+            async move {
+                Listener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("[{table}] listen {addr}: {e}"))
+            }
+        };
+        let http = bind("http", &config.http.listen).await?;
+        let milter = bind("milter", &config.milter.listen).await?;
+        let lmtp = match &config.lmtp {
+            Some(lmtp) => Some(bind("lmtp", &lmtp.listen).await?),
+            None => None,
+        };
+        Ok(Listeners { http, milter, lmtp })
+    }
+
+    /// "HTTP on …; milter on …[; LMTP on …]" for the start-up log line.
+    fn describe(&self) -> String {
+        let lmtp = self
+            .lmtp
+            .as_ref()
+            .map(|l| format!("; LMTP on {}", l.describe()));
+        format!(
+            "HTTP on {}; milter on {}{}",
+            self.http.describe(),
+            self.milter.describe(),
+            lmtp.unwrap_or_default()
+        )
+    }
+}
+
+/// The running servers and the outbox worker.
+struct Servers {
+    milter: tokio::task::JoinHandle<anyhow::Result<()>>,
+    lmtp: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    http: tokio::task::JoinHandle<anyhow::Result<()>>,
+    outbox: tokio::task::JoinHandle<()>,
+}
+
+impl Servers {
+    /// Starts the servers on their listeners, the reload triggers, the
+    /// retention task and the outbox worker; all stop when `stop` turns true.
+    fn start(
+        daemon: &Arc<Daemon>,
+        listeners: Listeners,
+        token: String,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Servers {
+        let http = tokio::spawn(http::serve(
+            daemon.clone(),
+            listeners.http,
+            token,
+            stop.clone(),
+        ));
+        let milter = tokio::spawn(milter::serve(
+            daemon.clone(),
+            listeners.milter,
+            shutdown_signal(stop),
+        ));
+        let lmtp = listeners
+            .lmtp
+            .map(|listener| tokio::spawn(lmtp::serve(daemon.clone(), listener, stop.clone())));
+        if let Err(e) = triggers::spawn_sighup(daemon.clone()) {
+            tracing::error!("cannot handle SIGHUP: {e}");
+        }
+        if let Err(e) = triggers::spawn_watcher(daemon.clone()) {
+            tracing::error!("cannot watch the rule files: {e}");
+        }
+        spawn_retention(daemon.clone());
+        let outbox = outbox::spawn_worker(daemon.clone(), stop.clone());
+        Servers {
+            milter,
+            lmtp,
+            http,
+            outbox,
+        }
+    }
+
+    /// Waits at most [`DRAIN`] for the servers to finish their connections.
+    async fn drain(self) {
+        let drained = tokio::time::timeout(DRAIN, async {
+            let tasks = [
+                ("milter", Some(self.milter)),
+                ("LMTP", self.lmtp),
+                ("HTTP", Some(self.http)),
+            ];
+            for (name, task) in tasks {
+                let Some(task) = task else { continue };
+                match task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!("{name} server: {e:#}"),
+                    Err(e) => tracing::error!("{name} server: {e}"),
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("connections still open after {DRAIN:?}: closing them");
+        }
+        // Attempts in flight are dropped: their items stay pending and are
+        // sent again (same idempotency key) at the next start.
+        self.outbox.abort();
+    }
 }
 
 /// Warns when LMTP delivery runs as root: every Maildir file would be

@@ -85,118 +85,115 @@ fn label(key: &str, value: &str) -> Labels {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Metrics {
-        let mut registry = Registry::default();
-        let messages = Family::<Labels, Counter>::default();
-        let rule_matches = Family::<Labels, Counter>::default();
-        let tags = Family::<Labels, Counter>::default();
-        // 10 µs .. ~5 s.
-        let eval_duration = Histogram::new(exponential_buckets(0.00001, 4.0, 10));
-        let ruleset_version = Gauge::<u64, AtomicU64>::default();
-        let reloads = Family::<Labels, Counter>::default();
-        let outbox_pending = Gauge::default();
-        let outbox_deliveries = Family::<Labels, Counter>::default();
-        let outbox_retries = Family::<Labels, Counter>::default();
-        let outbox_dead = Family::<Labels, Counter>::default();
-        let milter_connections = Gauge::default();
-        let lmtp_deliveries = Family::<Labels, Counter>::default();
-        let lmtp_connections = Gauge::default();
-        let store_errors = Counter::default();
-        registry.register(
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            messages: Family::default(),
+            rule_matches: Family::default(),
+            tags: Family::default(),
+            // 10 µs .. ~5 s.
+            eval_duration: Histogram::new(exponential_buckets(0.00001, 4.0, 10)),
+            ruleset_version: Gauge::default(),
+            reloads: Family::default(),
+            outbox_pending: Gauge::default(),
+            outbox_deliveries: Family::default(),
+            outbox_retries: Family::default(),
+            outbox_dead: Family::default(),
+            milter_connections: Gauge::default(),
+            lmtp_deliveries: Family::default(),
+            lmtp_connections: Gauge::default(),
+            store_errors: Counter::default(),
+            bounds: RwLock::new(Bounds::default()),
+        };
+        metrics.register();
+        metrics.show_zeros();
+        metrics
+    }
+
+    /// Registers each metric under its name and help text.
+    fn register(&mut self) {
+        self.registry.register(
             "weir_store_errors",
             "Failed writes to the state store (health probes)",
-            store_errors.clone(),
+            self.store_errors.clone(),
         );
         // prometheus-client appends `_total` to counters.
-        registry.register(
+        self.registry.register(
             "weir_messages",
             "Messages decided, by verdict",
-            messages.clone(),
+            self.messages.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_rule_matches",
             "Times a rule's condition held, by rule",
-            rule_matches.clone(),
+            self.rule_matches.clone(),
         );
-        registry.register("weir_tags", "Tags applied, by tag", tags.clone());
-        registry.register(
+        self.registry
+            .register("weir_tags", "Tags applied, by tag", self.tags.clone());
+        self.registry.register(
             "weir_eval_duration_seconds",
             "Time to evaluate the rules on one message",
-            eval_duration.clone(),
+            self.eval_duration.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_ruleset_version",
             "Version of the running ruleset",
-            ruleset_version.clone(),
+            self.ruleset_version.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_reloads",
             "Ruleset reloads, by result",
-            reloads.clone(),
+            self.reloads.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_outbox_pending",
             "Side effects waiting in the outbox",
-            outbox_pending.clone(),
+            self.outbox_pending.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_outbox_deliveries",
             "Side effects delivered, by kind (notify, reply, forward)",
-            outbox_deliveries.clone(),
+            self.outbox_deliveries.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_outbox_retries",
             "Failed side-effect attempts that will be retried, by kind",
-            outbox_retries.clone(),
+            self.outbox_retries.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_outbox_dead",
             "Side effects dead-lettered, by kind",
-            outbox_dead.clone(),
+            self.outbox_dead.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_milter_connections",
             "Open milter connections",
-            milter_connections.clone(),
+            self.milter_connections.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_lmtp_deliveries",
             "LMTP recipients, by result (delivered, quarantined, not_delivered, refused)",
-            lmtp_deliveries.clone(),
+            self.lmtp_deliveries.clone(),
         );
-        registry.register(
+        self.registry.register(
             "weir_lmtp_connections",
             "Open LMTP connections",
-            lmtp_connections.clone(),
+            self.lmtp_connections.clone(),
         );
+    }
+
+    /// Creates the labelled series a scraper should see at 0 from the start.
+    fn show_zeros(&self) {
         for result in LMTP_RESULTS {
-            let _ = lmtp_deliveries.get_or_create(&label("result", result));
+            let _ = self.lmtp_deliveries.get_or_create(&label("result", result));
         }
         // Show the reload counters at 0 before the first reload.
         for result in ["ok", "error"] {
-            let _ = reloads.get_or_create(&label("result", result));
+            let _ = self.reloads.get_or_create(&label("result", result));
         }
         for kind in OUTBOX_KINDS {
-            let _ = outbox_deliveries.get_or_create(&label("kind", kind));
-            let _ = outbox_retries.get_or_create(&label("kind", kind));
-            let _ = outbox_dead.get_or_create(&label("kind", kind));
-        }
-        Metrics {
-            registry,
-            messages,
-            rule_matches,
-            tags,
-            eval_duration,
-            ruleset_version,
-            reloads,
-            outbox_pending,
-            outbox_deliveries,
-            outbox_retries,
-            outbox_dead,
-            milter_connections,
-            lmtp_deliveries,
-            lmtp_connections,
-            store_errors,
-            bounds: RwLock::new(Bounds::default()),
+            let _ = self.outbox_deliveries.get_or_create(&label("kind", kind));
+            let _ = self.outbox_retries.get_or_create(&label("kind", kind));
+            let _ = self.outbox_dead.get_or_create(&label("kind", kind));
         }
     }
 

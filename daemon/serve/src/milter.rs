@@ -46,13 +46,13 @@ use weir_compiler::{Action, Decision, EvalOptions, TakenKind, Verdict};
 use weir_stdlib::{Limits, Stage};
 
 use super::Listener;
+use super::audit::{self, AuditDecision, RecipientOutcome};
 use super::config::OnError;
+use super::edits::{self, Answer, Edit, Plan};
 use super::evalpool;
 use super::outbox::{self, Origin};
-use super::stages::{
-    self, Answer, ClientFacts, Edit, MessageFacts, Plan, PolicyCause, StagePlan, StagedRates,
-};
-use super::state::{Daemon, LoadedRuleset, Record, Source, unix_now};
+use super::stages::{self, ClientFacts, MessageFacts, PolicyCause, StagePlan, StagedRates};
+use super::state::{AuditEntry, Daemon, LoadedRuleset, Record, Source, unix_now};
 
 /// The modifications Weir may ask for (docs/language.md ("Rules and actions")): add, change and
 /// remove headers; add and remove recipients; quarantine.
@@ -411,7 +411,7 @@ fn defer(reply: &mut indymilter::SmtpReply) -> Status {
 }
 
 fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &str) {
-    let lines = stages::reply_lines(text);
+    let lines = edits::reply_lines(text);
     let xcode = Some(xcode).filter(|x| x.starts_with(code.get(..1).unwrap_or("")));
     if reply.set_error_reply(code, xcode, lines.clone()).is_ok() {
         return;
@@ -553,113 +553,138 @@ async fn record(
     decision: Decision,
     all: &[Decision],
 ) -> (Decision, Option<u64>) {
-    let summary = message.facts.summary();
     let version = message.loaded.version;
     let stage = decision.stage;
-    let mut extra = message_fields(&message.facts, &message.client);
+    let mut audit = audit_decision(&decision, &message.facts, &message.client);
     if per_recipient(daemon) && !message.facts.to.is_empty() {
         let all = recipients::expand(all, message.facts.to.len());
-        extra.insert(
-            "recipients".into(),
-            recipients::outcomes_json(&message.facts.to, &all),
+        let to = message.facts.to.iter();
+        audit.recipients = Some(
+            to.zip(&all)
+                .map(|(r, d)| RecipientOutcome::new(r, d))
+                .collect(),
         );
     }
-    let job = {
-        let daemon = daemon.clone();
-        let queue_id = queue_id.to_string();
-        let facts = message.facts.clone();
-        let all = all.to_vec();
-        let started = message.started;
-        let client = message.client.clone();
-        tokio::task::spawn_blocking(move || {
-            // `duplicate()` remembers what each recipient's decision marked.
-            let first = facts.to.first().map_or("", String::as_str);
-            let pairs: Vec<(&str, &Decision)> = if all.len() == facts.to.len() && all.len() > 1 {
-                facts.to.iter().map(String::as_str).zip(&all).collect()
-            } else {
-                vec![(first, &decision)]
-            };
-            for (rcpt, one) in pairs {
-                if let Err(e) = daemon
-                    .store
-                    .record_decision_duplicates(rcpt, one, unix_now())
-                {
-                    return (Err(e), decision);
-                }
-            }
-            let mut queued = 0;
-            for one in &all {
-                match queue_side_effects(&daemon, &facts, one) {
-                    Ok(n) => queued += n,
-                    Err(e) => return (Err(e), decision),
-                }
-            }
-            let record = Record {
-                source: Source::Milter,
-                queue_id: &queue_id,
-                version,
-                summary: &summary,
-                extra,
-                lmtp_held: None,
-            };
-            let entry = daemon.record(record, &decision);
-            if entry.is_ok() {
-                let line = LogLine {
-                    queue_id: &queue_id,
-                    client: &client,
-                    facts: &facts,
-                    version,
-                    started,
-                };
-                line.write(&decision);
-            }
-            if queued > 0 {
-                daemon.outbox_wake.notify_one();
-            }
-            (entry, decision)
-        })
+    let job = RecordJob {
+        daemon: daemon.clone(),
+        queue_id: queue_id.to_string(),
+        facts: message.facts.clone(),
+        client: message.client.clone(),
+        all: all.to_vec(),
+        decision,
+        version,
+        started: message.started,
+        audit,
     };
-    match job.await {
+    let failed = |e: String| {
+        tracing::error!("cannot record the decision: {e}");
+        let policy = daemon.config().milter.on_error;
+        (
+            stages::policy_decision(policy, stage, PolicyCause::Error),
+            None,
+        )
+    };
+    match tokio::task::spawn_blocking(move || job.run()).await {
         Ok((Ok(entry), decision)) => (decision, Some(entry.id)),
-        Ok((Err(e), _)) => {
-            tracing::error!("cannot record the decision: {e:#}");
-            let policy = daemon.config().milter.on_error;
-            (
-                stages::policy_decision(policy, stage, PolicyCause::Error),
-                None,
-            )
-        }
-        Err(e) => {
-            tracing::error!("cannot record the decision: {e}");
-            let policy = daemon.config().milter.on_error;
-            (
-                stages::policy_decision(policy, stage, PolicyCause::Error),
-                None,
-            )
-        }
+        Ok((Err(e), _)) => failed(format!("{e:#}")),
+        Err(e) => failed(e.to_string()),
     }
 }
 
-/// What the audit entry keeps of the transaction besides the decision:
-/// `from`, `to`, `client` (`ip`, `name`, `helo`), `auth_user`, `size`.
-fn message_fields(
+/// The blocking part of [`record`]: `duplicate()` marks, side effects,
+/// audit entry, log line.
+struct RecordJob {
+    daemon: Arc<Daemon>,
+    queue_id: String,
+    facts: Arc<MessageFacts>,
+    client: ClientFacts,
+    all: Vec<Decision>,
+    decision: Decision,
+    version: u64,
+    started: Instant,
+    audit: AuditDecision,
+}
+
+impl RecordJob {
+    fn run(self) -> (anyhow::Result<AuditEntry>, Decision) {
+        let RecordJob {
+            daemon,
+            queue_id,
+            facts,
+            client,
+            all,
+            decision,
+            version,
+            started,
+            audit,
+        } = self;
+        // `duplicate()` remembers what each recipient's decision marked.
+        let first = facts.to.first().map_or("", String::as_str);
+        let pairs: Vec<(&str, &Decision)> = if all.len() == facts.to.len() && all.len() > 1 {
+            facts.to.iter().map(String::as_str).zip(&all).collect()
+        } else {
+            vec![(first, &decision)]
+        };
+        for (rcpt, one) in pairs {
+            if let Err(e) = daemon
+                .store
+                .record_decision_duplicates(rcpt, one, unix_now())
+            {
+                return (Err(e), decision);
+            }
+        }
+        let mut queued = 0;
+        for one in &all {
+            match queue_side_effects(&daemon, &facts, one) {
+                Ok(n) => queued += n,
+                Err(e) => return (Err(e), decision),
+            }
+        }
+        let summary = facts.summary();
+        let record = Record {
+            source: Source::Milter,
+            queue_id: &queue_id,
+            version,
+            summary: &summary,
+            audit,
+            lmtp_held: None,
+        };
+        let entry = daemon.record(record, &decision);
+        if entry.is_ok() {
+            let line = LogLine {
+                queue_id: &queue_id,
+                client: &client,
+                facts: &facts,
+                version,
+                started,
+            };
+            line.write(&decision);
+        }
+        if queued > 0 {
+            daemon.outbox_wake.notify_one();
+        }
+        (entry, decision)
+    }
+}
+
+/// The audit entry's decision object: the decision, and what the
+/// transaction was (`from`, `to`, `client`, `auth_user`, `size`).
+fn audit_decision(
+    decision: &Decision,
     facts: &MessageFacts,
     client: &ClientFacts,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut fields = serde_json::Map::new();
-    fields.insert("from".into(), facts.from.clone().into());
-    fields.insert("to".into(), facts.to.clone().into());
-    fields.insert(
-        "client".into(),
-        serde_json::json!({
-            "ip": client.ip.to_string(),
-            "name": client.name,
-            "helo": client.helo,
-        }),
-    );
-    fields.insert("auth_user".into(), facts.auth_user.clone().into());
-    fields.insert("size".into(), facts.summary().size.into());
-    fields
+) -> AuditDecision {
+    AuditDecision {
+        to: Some(facts.to.clone()),
+        client: audit::Client {
+            ip: client.ip.to_string(),
+            name: client.name.clone(),
+            helo: client.helo.clone(),
+        },
+        auth_user: Some(facts.auth_user.clone()),
+        size: facts.summary().size,
+        ..AuditDecision::new(decision, &facts.from)
+    }
 }
 
 /// The one INFO line per message, joinable with Postfix's log by queue id
@@ -766,7 +791,7 @@ async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {
     });
     let all = [decision.clone()];
     let (decision, _) = record(&daemon, &message, &queue_id, decision, &all).await;
-    let plan = stages::plan(&decision, &message.facts);
+    let plan = edits::plan(&decision, &message.facts);
     carry_out(cx, &queue_id, plan, &decision).await
 }
 
@@ -785,7 +810,7 @@ async fn eom_stamped(
     let (decision, audit_id) = record(daemon, message, queue_id, whole, &decisions).await;
     let Some(audit_id) = audit_id else {
         // Not recorded: the `on_error` decision, for the whole message.
-        let plan = stages::plan(&decision, &message.facts);
+        let plan = edits::plan(&decision, &message.facts);
         return carry_out(cx, queue_id, plan, &decision).await;
     };
     let per_recipient = RecipientDecisions {

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use weir_compiler::{Engine as EvalEngine, Evaluator, Loader, Ruleset, compile_ruleset, run_case};
+use weir_compiler::{
+    ConfigNeeds, Engine as EvalEngine, Evaluator, Loader, Ruleset, compile_ruleset, run_case,
+};
 use weir_grammar::diagnostic::line_col;
 
 use super::config::Config;
@@ -28,9 +30,9 @@ pub struct Candidate {
     pub evaluator: Evaluator,
     /// The literal tags written in its files (the bounded `tag` labels).
     pub tags: HashSet<String>,
-    /// The `notify` channels named literally in its files: each must be a
-    /// `[notify.NAME]` of `weir.toml`.
-    pub channels: BTreeSet<String>,
+    /// What it needs from `weir.toml`: each `notify` channel it names
+    /// must be a `[notify.NAME]`, and a rule that sends mail needs `[relay]`.
+    pub needs: ConfigNeeds,
     /// Every file it was built from, on disk (to watch for changes).
     pub watch: Vec<PathBuf>,
 }
@@ -222,30 +224,8 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
     };
     let Some(ruleset) = compiled.ruleset.clone().filter(|_| !compiled.has_errors()) else {
         let mut e = error(ReloadErrorKind::Compile);
-        for d in compiled.diagnostics.iter().filter(|d| d.is_error()) {
-            e.rendered.push_str(compiled.render(d).trim_end());
-            e.rendered.push_str("\n\n");
-        }
-        if e.rendered.is_empty() {
-            e.rendered = format!("{}: the ruleset could not be loaded\n", rules.display());
-        }
-        e.diagnostics = compiled
-            .diagnostics
-            .iter()
-            .map(|d| {
-                let source = compiled.sources.get(&d.file).map_or("", String::as_str);
-                let (line, col) = line_col(source, d.span.start);
-                DiagnosticJson {
-                    severity: if d.is_error() { "error" } else { "warning" },
-                    code: d.code,
-                    file: d.file.clone(),
-                    line,
-                    col,
-                    message: d.message.clone(),
-                    hint: d.hint.clone(),
-                }
-            })
-            .collect();
+        e.rendered = rendered_errors(&compiled, rules);
+        e.diagnostics = diagnostics_json(&compiled);
         return Err(e);
     };
     for d in &compiled.diagnostics {
@@ -260,17 +240,7 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
     if let Some(e) = refused {
         tracing::warn!("{e}; this ruleset runs on the interpreter");
     }
-    let mut failed = Vec::new();
-    for case in ruleset.tests() {
-        if let Err(failures) = run_case(&evaluator, case, &recording) {
-            failed.push(TestFailure {
-                test: case.name.clone(),
-                file: case.file.clone(),
-                line: case.line,
-                failures,
-            });
-        }
-    }
+    let failed = failed_tests(&evaluator, &ruleset, &recording);
     if !failed.is_empty() {
         let mut e = error(ReloadErrorKind::Test);
         for t in &failed {
@@ -286,33 +256,96 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
         return Err(e);
     }
     let tags = ruleset.literal_tags().into_iter().collect();
-    let channels = ruleset.notify_channels();
+    let needs = ruleset.config_needs();
     Ok(Candidate {
         evaluator,
         tags,
-        channels,
+        needs,
         watch,
     })
 }
 
-/// The error for `notify` channels of a ruleset that `config` does not
-/// configure: found at load and reload rather than as a dead letter when
-/// mail arrives.
-pub fn check_channels(channels: &BTreeSet<String>, config: &Config) -> Option<ReloadError> {
-    let missing: Vec<&String> = channels
+/// Every error of a compilation, rendered as `weir check` prints them.
+fn rendered_errors(compiled: &weir_compiler::Compiled, rules: &Path) -> String {
+    let mut rendered = String::new();
+    for d in compiled.diagnostics.iter().filter(|d| d.is_error()) {
+        rendered.push_str(compiled.render(d).trim_end());
+        rendered.push_str("\n\n");
+    }
+    if rendered.is_empty() {
+        rendered = format!("{}: the ruleset could not be loaded\n", rules.display());
+    }
+    rendered
+}
+
+/// Every diagnostic of a compilation, as `/v1/reload` and `/v1/ruleset`
+/// show them.
+fn diagnostics_json(compiled: &weir_compiler::Compiled) -> Vec<DiagnosticJson> {
+    compiled
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let source = compiled.sources.get(&d.file).map_or("", String::as_str);
+            let (line, col) = line_col(source, d.span.start);
+            DiagnosticJson {
+                severity: if d.is_error() { "error" } else { "warning" },
+                code: d.code,
+                file: d.file.clone(),
+                line,
+                col,
+                message: d.message.clone(),
+                hint: d.hint.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The ruleset's `test` blocks that fail on `evaluator`.
+fn failed_tests(evaluator: &Evaluator, ruleset: &Ruleset, loader: &dyn Loader) -> Vec<TestFailure> {
+    let mut failed = Vec::new();
+    for case in ruleset.tests() {
+        if let Err(failures) = run_case(evaluator, case, loader) {
+            failed.push(TestFailure {
+                test: case.name.clone(),
+                file: case.file.clone(),
+                line: case.line,
+                failures,
+            });
+        }
+    }
+    failed
+}
+
+/// The error for what a ruleset needs that `config` does not configure
+/// (`notify` channels, `[relay]`): found at load and reload rather than as
+/// a dead letter when mail arrives.
+pub fn check_needs(needs: &ConfigNeeds, config: &Config) -> Option<ReloadError> {
+    let mut rendered = String::new();
+    let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
+    for name in needs
+        .channels
         .iter()
         .filter(|c| !config.notify.contains_key(*c))
-        .collect();
-    if missing.is_empty() {
-        return None;
-    }
-    let mut rendered = String::new();
-    for name in missing {
-        let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
+    {
         rendered.push_str(&format!(
             "error: the rules notify channel \"{name}\", which weir.toml does not configure: add [notify.{name}] with its url (configured: {})\n",
             if known.is_empty() { "none".to_string() } else { known.join(", ") }
         ));
+    }
+    let mut senders: Vec<&str> = needs.replies.iter().map(String::as_str).collect();
+    if config.lmtp.is_some() {
+        senders.extend(needs.forwards.iter().map(String::as_str));
+    }
+    if config.relay.is_none() && !senders.is_empty() {
+        senders.sort_unstable();
+        senders.dedup();
+        rendered.push_str(&format!(
+            "error: rule {} sends mail (reply, or redirect/add_rcpt in LMTP delivery), which needs [relay] in weir.toml: add [relay] with its host and from\n",
+            senders.join(", ")
+        ));
+    }
+    if rendered.is_empty() {
+        return None;
     }
     Some(ReloadError {
         kind: ReloadErrorKind::Config,
@@ -388,7 +421,7 @@ pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
 }
 
 fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadError> {
-    if let Some(mut e) = check_channels(&candidate.channels, &daemon.config()) {
+    if let Some(mut e) = check_needs(&candidate.needs, &daemon.config()) {
         e.watch = candidate.watch.clone();
         return Err(e);
     }
@@ -408,7 +441,7 @@ fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadErro
         .metrics
         .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
     let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
-    loaded.channels = candidate.channels;
+    loaded.needs = candidate.needs;
     daemon.swap(loaded);
     daemon.reload.set_watch(candidate.watch);
     daemon.metrics.reloaded(true);
@@ -468,8 +501,8 @@ pub fn reload_config(daemon: &Daemon) -> Result<ConfigReload, String> {
     let Some(file) = old.file.clone() else {
         return Ok(ConfigReload::default());
     };
-    let mut new = Config::load(&file, None)?;
-    if let Some(e) = check_channels(&daemon.current().channels, &new) {
+    let mut new = Config::load(&file, None).map_err(|e| e.to_string())?;
+    if let Some(e) = check_needs(&daemon.current().needs, &new) {
         return Err(format!("{}: {}", file.display(), e.rendered.trim_end()));
     }
     let mut restart_needed = Vec::new();

@@ -9,6 +9,7 @@ use weir_compiler::{Decision, Ruleset, Verdict};
 
 use super::config::Config;
 use super::metrics::Metrics;
+use super::reload::ReloadError;
 use super::reload::{self, ReloadState};
 use super::stamp::StampKey;
 use super::store::{MessageRates, MessageSummary, QuarantineEntry, Store};
@@ -27,9 +28,9 @@ pub struct LoadedRuleset {
     pub version: u64,
     /// When it was loaded.
     pub loaded_at: SystemTime,
-    /// The `notify` channels its rules name (each configured in
-    /// `weir.toml`: a reload of the file may not drop one).
-    pub channels: std::collections::BTreeSet<String>,
+    /// What its rules need from `weir.toml` (notify channels, a relay): a
+    /// reload of the file may not drop one.
+    pub needs: weir_compiler::ConfigNeeds,
 }
 
 impl LoadedRuleset {
@@ -39,7 +40,7 @@ impl LoadedRuleset {
             evaluator,
             version,
             loaded_at: SystemTime::now(),
-            channels: std::collections::BTreeSet::new(),
+            needs: weir_compiler::ConfigNeeds::default(),
         }
     }
 
@@ -97,8 +98,8 @@ pub struct Record<'a> {
     pub version: u64,
     /// The message.
     pub summary: &'a MessageSummary,
-    /// Fields added to the decision object.
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The decision object, with the transaction and delivery details.
+    pub audit: crate::audit::AuditDecision,
     /// An LMTP quarantine index entry to write with the audit entry.
     pub lmtp_held: Option<QuarantineEntry>,
 }
@@ -133,24 +134,65 @@ impl std::fmt::Debug for Daemon {
 
 pub use crate::clock::unix_now;
 
+/// Why the daemon did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The rules do not compile or their tests fail.
+    Rules(ReloadError),
+    /// `weir.toml` does not configure what the rules need.
+    Config(ReloadError),
+    /// The state directory, the store or the stamp key cannot be used.
+    State(anyhow::Error),
+}
+
+impl StartError {
+    /// The exit status it means: 2 for rules that do not load (as `weir
+    /// check`), 1 for everything else (docs/serve.md "Exit status").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Rules(_) => 2,
+            StartError::Config(_) | StartError::State(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Rules(e) => {
+                write!(f, "{e}\nweir serve: the rules do not load; not starting")
+            }
+            StartError::Config(e) => write!(
+                f,
+                "{e}\nweir serve: weir.toml does not configure what the rules name; not starting"
+            ),
+            StartError::State(e) => write!(f, "weir serve: {e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
 impl Daemon {
     /// Compiles the configured rules, runs their `test` blocks, opens the
     /// store and makes the result version 1 (or the next version after the
-    /// last run's). A ruleset error is a [`reload::ReloadError`] inside the
-    /// `anyhow::Error`, so the caller can print its diagnostics.
-    pub fn new(config: Config) -> anyhow::Result<Arc<Daemon>> {
-        let candidate = reload::prepare(&config.rules, &weir_compiler::FsLoader)?;
-        if let Some(e) = reload::check_channels(&candidate.channels, &config) {
-            return Err(e.into());
+    /// last run's). The error says which of these failed, and so the exit
+    /// status (`StartError::exit_code`).
+    pub fn new(config: Config) -> Result<Arc<Daemon>, StartError> {
+        let candidate =
+            reload::prepare(&config.rules, &weir_compiler::FsLoader).map_err(StartError::Rules)?;
+        if let Some(e) = reload::check_needs(&candidate.needs, &config) {
+            return Err(StartError::Config(e));
         }
         candidate.warn_lmtp_only(config.lmtp.is_some());
-        let store = Store::open(&config.state_dir)?;
-        let stamp_key = StampKey::load(&config.state_dir)?;
-        let version = store.next_ruleset_version()?;
+        let store = Store::open(&config.state_dir).map_err(StartError::State)?;
+        let stamp_key =
+            StampKey::load(&config.state_dir).map_err(|e| StartError::State(e.into()))?;
+        let version = store.next_ruleset_version().map_err(StartError::State)?;
         let metrics = Metrics::new();
         metrics.set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
         let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
-        loaded.channels = candidate.channels.clone();
+        loaded.needs = candidate.needs.clone();
         let (events, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Daemon {
             config: arc_swap::ArcSwap::from_pointee(config),
@@ -190,22 +232,19 @@ impl Daemon {
     /// Records a decision: audit entry flushed to disk before returning,
     /// metrics updated, event published; call before replying to the MTA.
     /// A milter `quarantine` is indexed by queue id (the MTA's hold queue),
-    /// so the API can show, release and delete it. `record` adds fields to
-    /// the decision object (an LMTP recipient, the milter's per-recipient
-    /// outcomes) and may carry an LMTP quarantine index entry, written and
-    /// flushed with the audit entry.
+    /// so the API can show, release and delete it. `record` carries the
+    /// decision object (`audit.rs`) and may carry an LMTP quarantine index
+    /// entry, written and flushed with the audit entry.
     pub fn record(&self, record: Record<'_>, decision: &Decision) -> anyhow::Result<AuditEntry> {
         let Record {
             source,
             queue_id,
             version,
             summary,
-            extra,
+            audit,
             lmtp_held,
         } = record;
         let time = unix_now();
-        let mut object = weir_compiler::report::decision_json(decision);
-        object.extend(extra);
         let entry = AuditEntry {
             id: 0,
             time,
@@ -213,7 +252,7 @@ impl Daemon {
             queue_id: queue_id.to_string(),
             message_id: summary.message_id.clone(),
             ruleset_version: version,
-            decision: serde_json::Value::Object(object),
+            decision: audit.to_value(),
         };
         // A milter quarantine is the MTA's hold queue: index it by queue id
         // so the API can release or delete it.

@@ -23,7 +23,8 @@ pub(crate) fn occurrences_in(world: &World<'_>, file: &Rc<ParsedFile>) -> Vec<Oc
         .into_iter()
         .map(|r| r.decl.name)
         .collect();
-    occurrences::collect(file, &declared)
+    let types = world.types(file);
+    occurrences::collect(file, &declared, types.as_ref())
 }
 
 /// A rule named `name` in `file`'s scope, else in any file nearby.

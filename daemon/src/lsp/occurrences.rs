@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 
+use weir_compiler::ExprTypes;
 use weir_grammar::ast::{self, Action, Expr, ExprKind, Ident, Item, Span};
 use weir_grammar::visit::{Visit, walk};
 use weir_stdlib::Type;
@@ -84,11 +85,18 @@ pub(crate) struct Occurrence {
 }
 
 /// Every occurrence in a file, in walk order. `declared` is the set of
-/// names the file sees (its own and its imports').
-pub(crate) fn collect(file: &ParsedFile, declared: &HashSet<String>) -> Vec<Occurrence> {
+/// names the file sees (its own and its imports'); `types` are the
+/// compiler's types of the file's expressions, when it compiled.
+pub(crate) fn collect(
+    file: &ParsedFile,
+    declared: &HashSet<String>,
+    types: Option<&ExprTypes>,
+) -> Vec<Occurrence> {
     let mut walker = Walker {
         declared,
         key: &file.key,
+        types,
+        file_name: file.key.display_name(),
         params: Vec::new(),
         captures: Vec::new(),
         out: Vec::new(),
@@ -164,6 +172,10 @@ type ParamInfo = (String, Option<Type>, String, Span);
 struct Walker<'a> {
     declared: &'a HashSet<String>,
     key: &'a FileKey,
+    /// The checker's types, by span (`weir_compiler::ExprTypes`).
+    types: Option<&'a ExprTypes>,
+    /// The file's name as the compiler knows it.
+    file_name: String,
     params: Vec<ParamInfo>,
     captures: Vec<(String, Span)>,
     out: Vec<Occurrence>,
@@ -202,7 +214,7 @@ impl Walker<'_> {
         if member.name == "raw" && matches!(&base.kind, ExprKind::Call(n, _) if n.name == "header")
         {
             self.push(member.span, Occ::HeaderRaw);
-        } else if let Some(owner) = self.type_of(base) {
+        } else if let Some(owner) = self.type_at(base.span) {
             self.push(
                 member.span,
                 Occ::Member {
@@ -247,7 +259,7 @@ impl Walker<'_> {
     /// parameter of the list's item type within its body.
     fn lambda(&mut self, list: &Expr, param: &Ident, body: &Expr) {
         self.visit_expr(list);
-        let item = self.type_of(list).and_then(|t| t.item().cloned());
+        let item = self.type_at(list.span).and_then(|t| t.item().cloned());
         let text = item
             .as_ref()
             .map_or_else(|| "element".to_string(), Type::to_string);
@@ -288,6 +300,9 @@ impl Walker<'_> {
         } else {
             let names: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
             let Some(k) = field_prefix(&names) else {
+                // A name the checker bound (a lambda's element, say).
+                let ty = self.type_at(root.span);
+                self.members(ty, &path[1..]);
                 return;
             };
             let joined = names[..k].join(".");
@@ -312,46 +327,9 @@ impl Walker<'_> {
         }
     }
 
-    /// The static type of an expression, where it is simple to know.
-    fn type_of(&self, e: &Expr) -> Option<Type> {
-        match &e.kind {
-            ExprKind::Name(_) | ExprKind::Field(..) if path_of(e).is_some() => {
-                let path = path_of(e)?;
-                let rest_start;
-                let mut ty = if let Some(p) = self.params.iter().find(|p| p.0 == path[0].name) {
-                    rest_start = 1;
-                    p.1.clone()?
-                } else {
-                    if self.declared.contains(&path[0].name) {
-                        return None;
-                    }
-                    let names: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
-                    let k = field_prefix(&names)?;
-                    rest_start = k;
-                    reg().field(&names[..k].join("."))?.ty.clone()
-                };
-                for member in &path[rest_start..] {
-                    ty = member_type(&ty, &member.name)?;
-                }
-                Some(ty)
-            }
-            ExprKind::Field(base, member) => {
-                if member.name == "raw" {
-                    return Some(Type::list(Type::String));
-                }
-                member_type(&self.type_of(base)?, &member.name)
-            }
-            ExprKind::Call(name, _) if !self.declared.contains(&name.name) => {
-                Some(reg().function(&name.name)?.ret.clone())
-            }
-            ExprKind::Index(base, _) => match self.type_of(base)? {
-                Type::List(item) => Some(*item),
-                Type::Captures => Some(Type::String),
-                _ => None,
-            },
-            ExprKind::Str(_) => Some(Type::String),
-            _ => None,
-        }
+    /// The type the checker gave the expression at `span`.
+    fn type_at(&self, span: Span) -> Option<Type> {
+        self.types?.at(&self.file_name, span).cloned()
     }
 }
 

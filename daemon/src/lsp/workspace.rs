@@ -205,6 +205,15 @@ pub(crate) struct World<'a> {
 }
 
 impl<'a> World<'a> {
+    /// The compiler's types of `file`'s expressions: the file compiled as
+    /// an entry, as its diagnostics are (`None` for a stdlib module).
+    pub(crate) fn types(&self, file: &ParsedFile) -> Option<weir_compiler::ExprTypes> {
+        let FileKey::Path(path) = &file.key else {
+            return None;
+        };
+        super::diagnostics::compile_open(self.docs, path).map(|c| c.types)
+    }
+
     /// A world over the open buffers and the disk.
     pub(crate) fn new(docs: &'a Documents) -> Self {
         World {

@@ -239,16 +239,48 @@ pub fn info_flags(flags: &[String]) -> String {
     letters.into_iter().collect()
 }
 
+/// Who the files and directories Weir creates in a Maildir belong to
+/// (`[lmtp] owner` and `group`, as Dovecot's `mail_uid` and `mail_gid`);
+/// `None`: the daemon's own user or group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// The user id.
+    pub uid: Option<u32>,
+    /// The group id.
+    pub gid: Option<u32>,
+}
+
+impl Owner {
+    /// Gives `path` (just created by Weir) to the owner.
+    fn apply(self, path: &Path) -> io::Result<()> {
+        if self.uid.is_none() && self.gid.is_none() {
+            return Ok(());
+        }
+        std::os::unix::fs::chown(path, self.uid, self.gid)
+    }
+}
+
+/// A recipient's Maildir: its directory ([`mailbox_dir`]) and who what is
+/// created in it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The Maildir's directory.
+    pub dir: PathBuf,
+    /// The owner of new files and directories.
+    pub owner: Owner,
+}
+
 /// Creates `dir` (and its parents), syncing each parent whose entries
-/// changed so the new directory survives a crash.
-fn create_dir_durable(dir: &Path) -> io::Result<()> {
+/// changed so the new directory survives a crash; each directory created
+/// is given to `owner`.
+fn create_dir_durable(dir: &Path, owner: Owner) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent()
         && !parent.as_os_str().is_empty()
     {
-        create_dir_durable(parent)?;
+        create_dir_durable(parent, owner)?;
     }
     // 0700, as Dovecot makes them: mail is for its owner alone.
     match fs::DirBuilder::new().mode(0o700).create(dir) {
@@ -257,6 +289,7 @@ fn create_dir_durable(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
+    owner.apply(dir)?;
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;
     }
@@ -274,9 +307,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Makes `dir` a Maildir (`cur`, `new`, `tmp`); `subfolder` also writes the
 /// Maildir++ `maildirfolder` marker.
-fn ensure_maildir(dir: &Path, subfolder: bool) -> io::Result<()> {
+fn ensure_maildir(dir: &Path, subfolder: bool, owner: Owner) -> io::Result<()> {
     for sub in ["cur", "new", "tmp"] {
-        create_dir_durable(&dir.join(sub))?;
+        create_dir_durable(&dir.join(sub), owner)?;
     }
     if subfolder {
         let marker = dir.join("maildirfolder");
@@ -288,6 +321,7 @@ fn ensure_maildir(dir: &Path, subfolder: bool) -> io::Result<()> {
                 .mode(0o600)
                 .open(&marker)?
                 .sync_all()?;
+            owner.apply(&marker)?;
             sync_dir(dir)?;
         }
     }
@@ -328,7 +362,7 @@ pub fn new_base_name(content_len: usize) -> String {
 /// folder directory `folder` (see [`folder_dir`]) of the Maildir `mailbox`, with `flags`; returns the file's path once it
 /// is durable.
 pub fn deliver(
-    mailbox: &Path,
+    mailbox: &Mailbox,
     folder: Option<&str>,
     flags: &[String],
     content: &[u8],
@@ -344,16 +378,16 @@ pub fn deliver(
 
 /// [`deliver`] under the base name `base` (from [`new_base_name`]).
 pub fn deliver_as(
-    mailbox: &Path,
+    mailbox: &Mailbox,
     folder: Option<&str>,
     flags: &[String],
     content: &[u8],
     base: &str,
 ) -> Result<PathBuf, MaildirError> {
-    let dir = folder_dir(mailbox, folder)?;
-    ensure_maildir(mailbox, false)?;
-    if dir != mailbox {
-        ensure_maildir(&dir, true)?;
+    let dir = folder_dir(&mailbox.dir, folder)?;
+    ensure_maildir(&mailbox.dir, false, mailbox.owner)?;
+    if dir != mailbox.dir {
+        ensure_maildir(&dir, true, mailbox.owner)?;
     }
     let tmp = dir.join("tmp").join(base);
     {
@@ -362,7 +396,11 @@ pub fn deliver_as(
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        let written = file.write_all(content).and_then(|()| file.sync_all());
+        let written = mailbox
+            .owner
+            .apply(&tmp)
+            .and_then(|()| file.write_all(content))
+            .and_then(|()| file.sync_all());
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
@@ -521,9 +559,13 @@ mod tests {
     fn delivery_writes_new_or_cur_and_marks_subfolders() {
         let dir = std::env::temp_dir().join(format!("weir-maildir-unit-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let a = deliver(&dir, None, &[], b"Subject: a\n\nx\n").unwrap();
+        let mailbox = Mailbox {
+            dir: dir.clone(),
+            owner: Owner::default(),
+        };
+        let a = deliver(&mailbox, None, &[], b"Subject: a\n\nx\n").unwrap();
         assert_eq!(a.parent().unwrap(), dir.join("new"));
-        let b = deliver(&dir, Some(".Work.Urgent"), &["\\Seen".into()], b"x\n").unwrap();
+        let b = deliver(&mailbox, Some(".Work.Urgent"), &["\\Seen".into()], b"x\n").unwrap();
         assert_eq!(b.parent().unwrap(), dir.join(".Work.Urgent/cur"));
         assert!(b.to_string_lossy().ends_with(":2,S"));
         assert!(dir.join(".Work.Urgent/maildirfolder").exists());
@@ -533,12 +575,51 @@ mod tests {
     }
 
     #[test]
+    fn new_files_and_directories_go_to_the_configured_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("weir-maildir-owner-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        // As root any owner can be given; otherwise the process's own
+        // group is the one a user may give away to.
+        let me = fs::metadata("/proc/self").unwrap();
+        let (uid, gid) = if me.uid() == 0 {
+            (4242, 4343)
+        } else {
+            (me.uid(), me.gid())
+        };
+        let mailbox = Mailbox {
+            dir: dir.join("example.com/bob"),
+            owner: Owner {
+                uid: Some(uid),
+                gid: Some(gid),
+            },
+        };
+        let file = deliver(&mailbox, Some(".Work"), &[], b"x\n").unwrap();
+        for path in [
+            file.clone(),
+            dir.join("example.com"),
+            dir.join("example.com/bob/new"),
+            dir.join("example.com/bob/.Work"),
+            dir.join("example.com/bob/.Work/maildirfolder"),
+        ] {
+            let m = fs::metadata(&path).unwrap();
+            assert_eq!((m.uid(), m.gid()), (uid, gid), "{}", path.display());
+        }
+        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn delivered_files_are_found_in_new_or_cur_but_not_tmp() {
         let dir = std::env::temp_dir().join(format!("weir-maildir-find-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let base = new_base_name(2);
         assert_eq!(find_delivered(&dir, &base).unwrap(), None, "no Maildir yet");
-        let path = deliver_as(&dir, None, &[], b"x\n", &base).unwrap();
+        let mailbox = Mailbox {
+            dir: dir.clone(),
+            owner: Owner::default(),
+        };
+        let path = deliver_as(&mailbox, None, &[], b"x\n", &base).unwrap();
         assert_eq!(find_delivered(&dir, &base).unwrap(), Some(path.clone()));
         // A mail reader moved it to cur/ with flags.
         let moved = dir.join("cur").join(format!("{base}:2,S"));

@@ -45,28 +45,32 @@
 //! copy that was not stored, so it becomes a tempfail).
 
 pub mod command;
+mod delivery;
 pub mod folder;
 pub mod maildir;
+mod quarantine;
 pub mod rewrite;
 
+pub use quarantine::{delete_held, prune_orphaned_copies, release_held};
+
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use weir_compiler::{Action, Decision, EvalOptions, Reply, TakenKind, Verdict};
 use weir_stdlib::{Address, Connection, Envelope, Limits, Message, Stage, Transaction};
 
 use super::Listener;
+use super::audit::{self, AuditDecision};
 use super::config::OnError;
 use super::outbox::{self, Origin};
 use super::stages::{self, PolicyCause, StagedRates};
 use super::stamp::{self, STAMP_HEADER, Stamp};
 use super::state::{Daemon, LoadedRuleset, Record, Source, unix_now};
-use super::store::{DeliveryRecord, LmtpHold, MessageSummary, QuarantineEntry};
+use super::store::{MessageSummary, QuarantineEntry};
 use command::Command;
+use delivery::{Stored, store_copy, target};
 
 /// The longest command line accepted (RFC 5321 asks for at least 512).
 const MAX_COMMAND_LINE: usize = 4096;
@@ -307,6 +311,23 @@ struct Client {
     lhlo: String,
 }
 
+/// One LMTP session's state between commands.
+struct Session {
+    daemon: Arc<Daemon>,
+    lmtp: crate::config::LmtpConfig,
+    host: String,
+    max_size: u64,
+    client: Client,
+    greeted: bool,
+    envelope: Option<Pending>,
+}
+
+/// Whether a session goes on after a command.
+enum Next {
+    Continue,
+    Close,
+}
+
 async fn session<R, W>(
     daemon: Arc<Daemon>,
     reader: R,
@@ -321,8 +342,6 @@ where
     let Some(lmtp) = daemon.config().lmtp.clone() else {
         return Ok(());
     };
-    let max_size = daemon.config().limits.max_message_size;
-    let host = host_name();
     let mut conn = Conn {
         reader: BufReader::new(reader),
         writer,
@@ -330,13 +349,19 @@ where
         last_code: 0,
         idle_timeout: lmtp.connections.idle_timeout,
     };
-    conn.reply(220, "", &format!("{host} Weir LMTP ready"));
-    let mut client = Client {
-        peer,
-        lhlo: String::new(),
+    let mut session = Session {
+        max_size: daemon.config().limits.max_message_size,
+        daemon,
+        lmtp,
+        host: host_name(),
+        client: Client {
+            peer,
+            lhlo: String::new(),
+        },
+        greeted: false,
+        envelope: None,
     };
-    let mut greeted = false;
-    let mut envelope: Option<Pending> = None;
+    conn.reply(220, "", &format!("{} Weir LMTP ready", session.host));
     let mut line = Vec::new();
     loop {
         let read = tokio::select! {
@@ -357,90 +382,120 @@ where
             }
             Line::Complete => {}
         }
-        let text = without_line_end(&line);
-        let command = match command::parse(text) {
-            Ok(c) => c,
-            Err(e) => {
-                conn.reply(e.code, e.status, &e.text);
-                continue;
+        match command::parse(without_line_end(&line)) {
+            Ok(command) => {
+                if let Next::Close = session.command(&mut conn, command).await? {
+                    return Ok(());
+                }
             }
-        };
+            Err(e) => conn.reply(e.code, e.status, &e.text),
+        }
+    }
+}
+
+impl Session {
+    /// Answers one command.
+    async fn command<R, W>(
+        &mut self,
+        conn: &mut Conn<R, W>,
+        command: Command,
+    ) -> std::io::Result<Next>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         match command {
             Command::Lhlo(name) => {
-                client.lhlo = name;
-                greeted = true;
-                envelope = None;
-                conn.reply(
-                    250,
-                    "",
-                    &format!("{host}\nPIPELINING\nENHANCEDSTATUSCODES\n8BITMIME\nSIZE {max_size}"),
-                );
+                self.client.lhlo = name;
+                self.greeted = true;
+                self.envelope = None;
+                let features = "PIPELINING\nENHANCEDSTATUSCODES\n8BITMIME";
+                let text = format!("{}\n{features}\nSIZE {}", self.host, self.max_size);
+                conn.reply(250, "", &text);
             }
             Command::Helo => conn.reply(500, "5.5.1", "This is LMTP: say LHLO"),
             Command::Vrfy => conn.reply(252, "2.5.2", "Cannot VRFY; send the message"),
             Command::Noop => conn.reply(250, "2.0.0", "OK"),
             Command::Rset => {
-                envelope = None;
+                self.envelope = None;
                 conn.reply(250, "2.0.0", "OK");
             }
             Command::Quit => {
                 conn.reply(221, "2.0.0", "Bye");
                 conn.flush().await?;
-                return Ok(());
+                return Ok(Next::Close);
             }
-            Command::Mail { from, size } => {
-                if !greeted {
-                    conn.reply(503, "5.5.1", "Send LHLO first");
-                } else if envelope.is_some() {
-                    conn.reply(503, "5.5.1", "Nested MAIL command");
-                } else if size.is_some_and(|s| s > max_size) {
-                    conn.reply(
-                        552,
-                        "5.3.4",
-                        &format!("Message size exceeds the limit of {max_size} bytes"),
-                    );
-                } else {
-                    envelope = Some(Pending {
-                        from,
-                        recipients: Vec::new(),
-                    });
-                    conn.reply(250, "2.1.0", "Sender OK");
-                }
-            }
-            Command::Rcpt(to) => {
-                let Some(env) = envelope.as_mut() else {
-                    conn.reply(503, "5.5.1", "Send MAIL first");
-                    continue;
-                };
-                if env.recipients.len() >= MAX_RECIPIENTS {
-                    conn.reply(452, "4.5.3", "Too many recipients");
-                } else if let Err(e) = maildir::mailbox_dir(&lmtp.maildir, &to, address_case(&lmtp))
-                {
-                    conn.reply(550, "5.1.3", &format!("<{to}> has no mailbox here: {e}"));
-                } else {
-                    env.recipients.push(to);
-                    conn.reply(250, "2.1.5", "Recipient OK");
-                }
-            }
-            Command::Data => {
-                let Some(env) = envelope.take_if(|e| !e.recipients.is_empty()) else {
-                    let why = if envelope.is_none() {
-                        "Send MAIL first"
-                    } else {
-                        "No valid recipients"
-                    };
-                    conn.reply(503, "5.5.1", why);
-                    continue;
-                };
-                conn.reply(354, "", "Start mail input; end with <CRLF>.<CRLF>");
-                conn.flush().await?;
-                let Some(data) = read_data(&mut conn, max_size).await? else {
-                    // The client left in the middle: nothing was accepted.
-                    return Ok(());
-                };
-                deliver_all(&daemon, &mut conn, &client, &env, data).await;
-            }
+            Command::Mail { from, size } => self.mail(conn, from, size),
+            Command::Rcpt(to) => self.rcpt(conn, to),
+            Command::Data => return self.data(conn).await,
         }
+        Ok(Next::Continue)
+    }
+
+    fn mail<R, W>(&mut self, conn: &mut Conn<R, W>, from: String, size: Option<u64>)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let max_size = self.max_size;
+        if !self.greeted {
+            conn.reply(503, "5.5.1", "Send LHLO first");
+        } else if self.envelope.is_some() {
+            conn.reply(503, "5.5.1", "Nested MAIL command");
+        } else if size.is_some_and(|s| s > max_size) {
+            let text = format!("Message size exceeds the limit of {max_size} bytes");
+            conn.reply(552, "5.3.4", &text);
+        } else {
+            self.envelope = Some(Pending {
+                from,
+                recipients: Vec::new(),
+            });
+            conn.reply(250, "2.1.0", "Sender OK");
+        }
+    }
+
+    fn rcpt<R, W>(&mut self, conn: &mut Conn<R, W>, to: String)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let Some(env) = self.envelope.as_mut() else {
+            conn.reply(503, "5.5.1", "Send MAIL first");
+            return;
+        };
+        if env.recipients.len() >= MAX_RECIPIENTS {
+            conn.reply(452, "4.5.3", "Too many recipients");
+        } else if let Err(e) = quarantine::mailbox(&self.lmtp, &to) {
+            conn.reply(550, "5.1.3", &format!("<{to}> has no mailbox here: {e}"));
+        } else {
+            env.recipients.push(to);
+            conn.reply(250, "2.1.5", "Recipient OK");
+        }
+    }
+
+    /// `DATA`: reads the message, then decides and delivers it.
+    async fn data<R, W>(&mut self, conn: &mut Conn<R, W>) -> std::io::Result<Next>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let Some(env) = self.envelope.take_if(|e| !e.recipients.is_empty()) else {
+            let why = if self.envelope.is_none() {
+                "Send MAIL first"
+            } else {
+                "No valid recipients"
+            };
+            conn.reply(503, "5.5.1", why);
+            return Ok(Next::Continue);
+        };
+        conn.reply(354, "", "Start mail input; end with <CRLF>.<CRLF>");
+        conn.flush().await?;
+        let Some(data) = read_data(conn, self.max_size).await? else {
+            // The client left in the middle: nothing was accepted.
+            return Ok(Next::Close);
+        };
+        deliver_all(&self.daemon, conn, &self.client, &env, data).await;
+        Ok(Next::Continue)
     }
 }
 
@@ -488,6 +543,16 @@ where
     Ok(Some(if too_big { Err(()) } else { Ok(data) }))
 }
 
+/// A message as received, with what its decisions and records need.
+struct Prepared {
+    wire: Arc<Vec<u8>>,
+    stamp: Option<Stamp>,
+    received: Received,
+    origin: Origin,
+    summary: MessageSummary,
+    message: Arc<Message>,
+}
+
 /// Decides and delivers for every recipient, queuing their replies in order.
 async fn deliver_all<R, W>(
     daemon: &Arc<Daemon>,
@@ -500,34 +565,80 @@ async fn deliver_all<R, W>(
     W: AsyncWrite + Unpin,
 {
     let loaded = daemon.current();
-    let limits = Limits {
-        max_message_size: daemon.config().limits.max_message_size,
-        max_headers: daemon.config().limits.max_headers,
-        max_mime_depth: daemon.config().limits.max_mime_depth,
+    let Some(prepared) = prepare(daemon, conn, envelope, data).await else {
+        return;
     };
-    let on_limit = match daemon.config().limits.on_limit {
-        // What was not kept cannot be delivered.
-        OnError::Accept => OnError::Reject,
-        other => other,
+    let base = transaction(client, envelope);
+    // One counter for the message: a rate key counts once however many
+    // recipients evaluate it, and only when some copy was not deferred
+    // (a 4xx brings the message back; its retry must not count twice).
+    let mut rates = StagedRates::new(daemon.store.clone());
+    let mut deferred_all = true;
+    let evaluated = Delivery {
+        version: loaded.version,
+        summary: &prepared.summary,
+        message: Some((&prepared.wire, &envelope.recipients)),
+        origin: Some(&prepared.origin),
+        received: &prepared.received,
+        stamped: None,
     };
-    let wire = match data {
-        Ok(wire) => wire,
-        Err(()) => {
-            tracing::warn!("LMTP message exceeds max_message_size");
-            let summary = MessageSummary {
-                from: envelope.from.clone(),
-                ..MessageSummary::default()
+    let started = Instant::now();
+    let mut decided = Vec::new();
+    for rcpt in &envelope.recipients {
+        let stamped = prepared
+            .stamp
+            .as_ref()
+            .and_then(|s| stamped_decision(s, rcpt));
+        if let Some((decision, stamped)) = stamped {
+            let delivery = Delivery {
+                version: stamped.version,
+                stamped: Some(stamped),
+                ..evaluated
             };
-            let refused = Delivery::refused(loaded.version, &summary);
-            for rcpt in &envelope.recipients {
-                // Permanent whatever `on_limit` says, as for `SIZE=` at
-                // MAIL: the same message will never fit (RFC 5321 552).
-                let decision =
-                    stages::policy_decision(OnError::Reject, Stage::Body, PolicyCause::Limit);
-                finish(daemon, conn, &refused, rcpt, decision).await;
-            }
-            return;
+            finish(daemon, conn, &delivery, rcpt, decision).await;
+            continue;
         }
+        let message = &prepared.message;
+        let (decision, back) = evaluate(daemon, &loaded, &base, message, rcpt, rates).await;
+        rates = back;
+        let decision = finish(daemon, conn, &evaluated, rcpt, decision).await;
+        decided.push((rcpt.as_str(), decision));
+        deferred_all &= (400..500).contains(&conn.last_code);
+    }
+    if !decided.is_empty() && !deferred_all {
+        tokio::task::spawn_blocking(move || rates.commit())
+            .await
+            .unwrap_or_else(|e| tracing::error!("cannot count the message's rates: {e}"));
+    }
+    log_line(&evaluated, &decided, started);
+}
+
+/// Reads what the decisions need from the message (stamp, trace fields,
+/// origin, parsed model); `None` when it cannot be decided, after every
+/// recipient was answered with the refusal the limits or `on_error` give.
+async fn prepare<R, W>(
+    daemon: &Arc<Daemon>,
+    conn: &mut Conn<R, W>,
+    envelope: &Pending,
+    data: Result<Vec<u8>, ()>,
+) -> Option<Prepared>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let version = daemon.current().version;
+    let mut summary = MessageSummary {
+        from: envelope.from.clone(),
+        ..MessageSummary::default()
+    };
+    let Ok(wire) = data else {
+        tracing::warn!("LMTP message exceeds max_message_size");
+        // Permanent whatever `on_limit` says, as for `SIZE=` at MAIL: the
+        // same message will never fit (RFC 5321 552).
+        let decision = stages::policy_decision(OnError::Reject, Stage::Body, PolicyCause::Limit);
+        let refused = Delivery::refused(version, &summary);
+        refuse_all(daemon, conn, &refused, envelope, decision).await;
+        return None;
     };
     let (wire, stamp) = take_stamp(daemon, wire, &envelope.from);
     let received = Received::of(&wire);
@@ -536,51 +647,88 @@ async fn deliver_all<R, W>(
     // Its digest reads the whole message (up to max_message_size): off the
     // async threads.
     let origin = {
-        let wire = wire.clone();
-        let from = envelope.from.clone();
-        let recipients = envelope.recipients.clone();
+        let (wire, from, recipients) = (
+            wire.clone(),
+            envelope.from.clone(),
+            envelope.recipients.clone(),
+        );
         tokio::task::spawn_blocking(move || Origin::new(&wire, &from, &recipients)).await
     };
     let Ok(origin) = origin else {
         tracing::error!("LMTP: reading the message's headers failed");
-        let summary = MessageSummary::default();
-        let refused = Delivery::refused(loaded.version, &summary);
-        for rcpt in &envelope.recipients {
-            let decision = failure_decision(daemon);
-            finish(daemon, conn, &refused, rcpt, decision).await;
+        let refused = Delivery::refused(version, &summary);
+        refuse_all(daemon, conn, &refused, envelope, failure_decision(daemon)).await;
+        return None;
+    };
+    summary.message_id = origin.message_id.clone();
+    summary.subject = origin.subject.clone();
+    summary.size = wire.len() as u64;
+    let Some(message) = parse(daemon, &wire).await else {
+        let on_limit = match daemon.config().limits.on_limit {
+            // What was not kept cannot be delivered.
+            OnError::Accept => OnError::Reject,
+            other => other,
+        };
+        let decision = stages::policy_decision(on_limit, Stage::Body, PolicyCause::Limit);
+        let mut refused = Delivery::refused(version, &summary);
+        refused.received = &received;
+        refuse_all(daemon, conn, &refused, envelope, decision).await;
+        return None;
+    };
+    Some(Prepared {
+        wire,
+        stamp,
+        received,
+        origin,
+        summary,
+        message,
+    })
+}
+
+/// The message model under `[limits]`, parsed off the async threads;
+/// `None` (logged) when a limit is exceeded or parsing failed.
+async fn parse(daemon: &Daemon, wire: &Arc<Vec<u8>>) -> Option<Arc<Message>> {
+    let config = daemon.config();
+    let limits = Limits {
+        max_message_size: config.limits.max_message_size,
+        max_headers: config.limits.max_headers,
+        max_mime_depth: config.limits.max_mime_depth,
+    };
+    let wire = wire.clone();
+    match tokio::task::spawn_blocking(move || Message::parse(&wire, &limits)).await {
+        Ok(Ok(m)) => Some(Arc::new(m)),
+        Ok(Err(limit)) => {
+            tracing::warn!("LMTP message: {limit}");
+            None
         }
-        return;
-    };
-    let summary = MessageSummary {
-        message_id: origin.message_id.clone(),
-        from: envelope.from.clone(),
-        to: Vec::new(),
-        subject: origin.subject.clone(),
-        size: wire.len() as u64,
-    };
-    let parsed = {
-        let wire = wire.clone();
-        tokio::task::spawn_blocking(move || Message::parse(&wire, &limits)).await
-    };
-    let message = match parsed {
-        Ok(Ok(m)) => Arc::new(m),
-        other => {
-            match other {
-                Ok(Err(limit)) => tracing::warn!("LMTP message: {limit}"),
-                Err(e) => tracing::error!("LMTP message parsing failed: {e}"),
-                Ok(Ok(_)) => {}
-            }
-            let mut refused = Delivery::refused(loaded.version, &summary);
-            refused.received = &received;
-            for rcpt in &envelope.recipients {
-                let decision = stages::policy_decision(on_limit, Stage::Body, PolicyCause::Limit);
-                finish(daemon, conn, &refused, rcpt, decision).await;
-            }
-            return;
+        Err(e) => {
+            tracing::error!("LMTP message parsing failed: {e}");
+            None
         }
-    };
+    }
+}
+
+/// Answers every recipient with one refusal.
+async fn refuse_all<R, W>(
+    daemon: &Arc<Daemon>,
+    conn: &mut Conn<R, W>,
+    refused: &Delivery<'_>,
+    envelope: &Pending,
+    decision: Decision,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    for rcpt in &envelope.recipients {
+        finish(daemon, conn, refused, rcpt, decision.clone()).await;
+    }
+}
+
+/// The transaction the rules see, before `recipient` is bound: the LMTP
+/// client as the connection (LMTP has no SMTP client to report).
+fn transaction(client: &Client, envelope: &Pending) -> Transaction {
     let (ip, port) = client.peer.unwrap_or((IpAddr::from([127, 0, 0, 1]), 0));
-    let base = Transaction {
+    Transaction {
         connection: Connection {
             ip,
             name: String::new(),
@@ -600,44 +748,7 @@ async fn deliver_all<R, W>(
         },
         message: Message::empty(),
         now: unix_now(),
-    };
-    // One counter for the message: a rate key counts once however many
-    // recipients evaluate it, and only when some copy was not deferred
-    // (a 4xx brings the message back; its retry must not count twice).
-    let mut rates = StagedRates::new(daemon.store.clone());
-    let mut deferred_all = true;
-    let evaluated = Delivery {
-        version: loaded.version,
-        summary: &summary,
-        message: Some((&wire, &envelope.recipients)),
-        origin: Some(&origin),
-        received: &received,
-        stamped: None,
-    };
-    let started = Instant::now();
-    let mut decided = Vec::new();
-    for rcpt in &envelope.recipients {
-        if let Some((decision, stamped)) = stamp.as_ref().and_then(|s| stamped_decision(s, rcpt)) {
-            let delivery = Delivery {
-                version: stamped.version,
-                stamped: Some(stamped),
-                ..evaluated
-            };
-            finish(daemon, conn, &delivery, rcpt, decision).await;
-            continue;
-        }
-        let (decision, back) = evaluate(daemon, &loaded, &base, &message, rcpt, rates).await;
-        rates = back;
-        let decision = finish(daemon, conn, &evaluated, rcpt, decision).await;
-        decided.push((rcpt.as_str(), decision));
-        deferred_all &= (400..500).contains(&conn.last_code);
     }
-    if !decided.is_empty() && !deferred_all {
-        tokio::task::spawn_blocking(move || rates.commit())
-            .await
-            .unwrap_or_else(|e| tracing::error!("cannot count the message's rates: {e}"));
-    }
-    log_line(&evaluated, &decided, started);
 }
 
 /// The one INFO line per message LMTP decided (a stamped message was
@@ -694,19 +805,6 @@ struct Received {
     client: String,
 }
 
-/// A `Received:` field's `from` part: `HELO (name [ip])` as the
-/// audit entry's `client` object (`ip`, `name`, `helo`).
-fn client_json(from: &str) -> serde_json::Value {
-    let (helo, rest) = from.split_once(' ').unwrap_or((from, ""));
-    let inner = rest.trim().trim_start_matches('(').trim_end_matches(')');
-    let (name, ip) = match inner.split_once('[') {
-        Some((name, ip)) => (name.trim(), ip.split(']').next().unwrap_or("")),
-        None => (inner.trim(), ""),
-    };
-    let name = if name == "unknown" { "" } else { name };
-    serde_json::json!({"ip": ip, "name": name, "helo": helo})
-}
-
 impl Received {
     fn of(wire: &[u8]) -> Received {
         let headers = rewrite::RawMessage::split(wire).header_pairs();
@@ -742,10 +840,7 @@ mod received_tests {
         let wire = b"Received: from client.test (mail.client.test [192.0.2.7])\r\n\tby mx.weir.test (Postfix) with ESMTP id 4ABCD123\r\n\tfor <bob@example.test>; Sun, 6 Dec 2026 03:00:00 +0000 (UTC)\r\nReceived: from elsewhere by x with SMTP id OLDER;\r\n d\r\n\r\nbody\r\n";
         let r = Received::of(wire);
         assert_eq!(r.queue_id, "4ABCD123");
-        assert_eq!(
-            client_json(&r.client),
-            serde_json::json!({"ip": "192.0.2.7", "name": "mail.client.test", "helo": "client.test"})
-        );
+        assert_eq!(r.client, "client.test (mail.client.test [192.0.2.7])");
         assert_eq!(
             Received::of(b"Subject: no trace\r\n\r\n"),
             Received::default()
@@ -854,19 +949,6 @@ async fn evaluate(
     }
 }
 
-/// The flags `flag` set (shadow rules excluded).
-fn decision_flags(decision: &Decision) -> Vec<String> {
-    decision
-        .actions
-        .iter()
-        .filter(|t| !t.shadow)
-        .filter_map(|t| match &t.what {
-            TakenKind::Action(Action::Flag(f)) => Some(f.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Whether the decision drops this recipient's local copy (`redirect`, or
 /// `remove_rcpt` naming it).
 fn drops_local_copy(decision: &Decision, rcpt: &str) -> bool {
@@ -959,39 +1041,7 @@ where
 {
     let mut summary = delivery.summary.clone();
     summary.to = vec![rcpt.to_string()];
-    let mut held = None;
-    let outcome = match (decision.verdict, delivery.message) {
-        (Verdict::Reject | Verdict::Tempfail, _) | (_, None) => {
-            Outcome::Refused(decision.refusal())
-        }
-        (Verdict::Discard, _) => Outcome::NotDelivered,
-        (_, Some(_)) if drops_local_copy(&decision, rcpt) => Outcome::NotDelivered,
-        (verdict, Some(_)) => {
-            if let Some(warning) = target(daemon, decision.folder.as_deref()).warning {
-                tracing::warn!("<{rcpt}>: {warning}");
-                decision.warnings.push(warning);
-            }
-            let stored = store_copy(daemon, delivery, &decision, rcpt, &summary).await;
-            match (verdict, stored) {
-                (Verdict::Quarantine, Ok(Stored::Held(entry))) => {
-                    let id = entry.queue_id.clone();
-                    held = Some(*entry);
-                    Outcome::Quarantined(id)
-                }
-                (_, Ok(Stored::Delivered(path))) => {
-                    tracing::debug!("<{rcpt}>: delivered to {}", path.display());
-                    Outcome::Delivered
-                }
-                // A held copy is only made for `quarantine`.
-                (_, Ok(Stored::Held(_))) => Outcome::Delivered,
-                (_, Err(e)) => {
-                    tracing::error!("LMTP delivery to <{rcpt}> failed: {e:#}");
-                    decision = failure_decision(daemon);
-                    Outcome::Refused(decision.refusal())
-                }
-            }
-        }
-    };
+    let (outcome, held) = carry_out(daemon, delivery, rcpt, &mut decision, &summary).await;
     if delivery.stamped.is_none()
         && let Err(e) = queue_side_effects(daemon, delivery, rcpt, &decision, &outcome).await
     {
@@ -1008,14 +1058,14 @@ where
             return failed;
         }
     }
-    let outcome_json = outcome.json(rcpt, &decision);
+    let outcome_audit = outcome.delivery(rcpt, &decision);
     let recorded = record(
         daemon,
         delivery,
         &decision,
         summary,
         held.clone(),
-        outcome_json,
+        outcome_audit,
     )
     .await;
     if let Err(e) = recorded {
@@ -1036,68 +1086,82 @@ where
     decision
 }
 
-/// Adds one recipient's delivery outcome to the milter's decision object:
-/// into its entry of `recipients`, or as a new one (a recipient a rule
-/// added).
-fn add_delivery(
-    decision: &mut serde_json::Value,
-    outcome: serde_json::Map<String, serde_json::Value>,
-) {
-    let rcpt = outcome
-        .get("recipient")
-        .and_then(|r| r.as_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let Some(list) = decision
-        .get_mut("recipients")
-        .and_then(|r| r.as_array_mut())
-    else {
-        return;
+/// Stores the copy as `decision` says (or not, for a refusal or a copy
+/// the rules dropped); a failure to store turns `decision` into the
+/// `on_error` refusal. Returns the outcome and, for a held copy, its
+/// quarantine entry.
+async fn carry_out(
+    daemon: &Arc<Daemon>,
+    delivery: &Delivery<'_>,
+    rcpt: &str,
+    decision: &mut Decision,
+    summary: &MessageSummary,
+) -> (Outcome, Option<QuarantineEntry>) {
+    let mut held = None;
+    let outcome = match (decision.verdict, delivery.message) {
+        (Verdict::Reject | Verdict::Tempfail, _) | (_, None) => {
+            Outcome::Refused(decision.refusal())
+        }
+        (Verdict::Discard, _) => Outcome::NotDelivered,
+        (_, Some(_)) if drops_local_copy(decision, rcpt) => Outcome::NotDelivered,
+        (verdict, Some(_)) => {
+            if let Some(warning) = target(daemon, decision.folder.as_deref()).warning {
+                tracing::warn!("<{rcpt}>: {warning}");
+                decision.warnings.push(warning);
+            }
+            let stored = store_copy(daemon, delivery, decision, rcpt, summary).await;
+            match (verdict, stored) {
+                (Verdict::Quarantine, Ok(Stored::Held(entry))) => {
+                    let id = entry.queue_id.clone();
+                    held = Some(*entry);
+                    Outcome::Quarantined(id)
+                }
+                (_, Ok(Stored::Delivered(path))) => {
+                    tracing::debug!("<{rcpt}>: delivered to {}", path.display());
+                    Outcome::Delivered
+                }
+                // A held copy is only made for `quarantine`.
+                (_, Ok(Stored::Held(_))) => Outcome::Delivered,
+                (_, Err(e)) => {
+                    tracing::error!("LMTP delivery to <{rcpt}> failed: {e:#}");
+                    *decision = failure_decision(daemon);
+                    Outcome::Refused(decision.refusal())
+                }
+            }
+        }
     };
-    let same = |r: &serde_json::Value| {
-        r["recipient"]
-            .as_str()
-            .is_some_and(|a| a.eq_ignore_ascii_case(&rcpt))
-    };
-    match list.iter_mut().find(|r| same(r)) {
-        Some(serde_json::Value::Object(entry)) => entry.extend(outcome),
-        _ => list.push(serde_json::Value::Object(outcome)),
-    }
+    (outcome, held)
 }
 
 impl Outcome {
-    /// `recipient` and `delivery` (`delivered`, `quarantined` with
-    /// `quarantine_id`, `refused` with `reply`, `discarded`), with the
-    /// `folder` and `flags` of a stored copy.
-    fn json(&self, rcpt: &str, decision: &Decision) -> serde_json::Map<String, serde_json::Value> {
-        let mut out = serde_json::Map::new();
-        out.insert("recipient".into(), rcpt.into());
-        let stored = |out: &mut serde_json::Map<String, serde_json::Value>| {
-            out.insert("folder".into(), decision.folder.clone().into());
-            out.insert("flags".into(), decision_flags(decision).into());
+    /// What delivery made of `rcpt`'s copy, for the audit entry:
+    /// `delivered` and `quarantined` (with `quarantine_id`) with the
+    /// copy's `folder` and `flags`, `refused` with its `reply`,
+    /// `discarded`.
+    fn delivery(&self, rcpt: &str, decision: &Decision) -> audit::Delivery {
+        let stored = |delivery: &str, quarantine_id: Option<String>| audit::Delivery {
+            recipient: rcpt.to_string(),
+            delivery: delivery.to_string(),
+            folder: decision.folder.clone(),
+            flags: Some(audit::flags(decision)),
+            quarantine_id,
+            reply: None,
         };
         match self {
-            Outcome::Delivered => {
-                out.insert("delivery".into(), "delivered".into());
-                stored(&mut out);
-            }
-            Outcome::Quarantined(id) => {
-                out.insert("delivery".into(), "quarantined".into());
-                out.insert("quarantine_id".into(), id.clone().into());
-                stored(&mut out);
-            }
-            Outcome::NotDelivered => {
-                out.insert("delivery".into(), "discarded".into());
-            }
-            Outcome::Refused(reply) => {
-                out.insert("delivery".into(), "refused".into());
-                out.insert(
-                    "reply".into(),
-                    serde_json::json!({"code": reply.code, "status": reply.status, "text": reply.text}),
-                );
-            }
+            Outcome::Delivered => stored("delivered", None),
+            Outcome::Quarantined(id) => stored("quarantined", Some(id.clone())),
+            Outcome::NotDelivered => audit::Delivery {
+                recipient: rcpt.to_string(),
+                delivery: "discarded".into(),
+                ..audit::Delivery::default()
+            },
+            Outcome::Refused(reply) => audit::Delivery {
+                recipient: rcpt.to_string(),
+                delivery: "refused".into(),
+                reply: Some(reply.into()),
+                ..audit::Delivery::default()
+            },
         }
-        out
     }
 }
 
@@ -1171,7 +1235,7 @@ async fn record(
     decision: &Decision,
     summary: MessageSummary,
     held: Option<QuarantineEntry>,
-    outcome: serde_json::Map<String, serde_json::Value>,
+    outcome: audit::Delivery,
 ) -> Result<(), String> {
     let daemon = daemon.clone();
     let version = delivery.version;
@@ -1181,8 +1245,9 @@ async fn record(
     let job = tokio::task::spawn_blocking(move || {
         if let Some(stamped) = stamped {
             tracing::debug!(
-                "LMTP: {} as the milter decided (queue id {}, audit entry {}, ruleset {})",
-                serde_json::Value::Object(outcome.clone()),
+                "LMTP: <{}> {} as the milter decided (queue id {}, audit entry {}, ruleset {})",
+                outcome.recipient,
+                outcome.delivery,
                 stamped.queue_id,
                 stamped.audit_id,
                 stamped.version,
@@ -1191,32 +1256,32 @@ async fn record(
                 entry.audit_id = stamped.audit_id;
                 daemon.store.put_quarantine(&entry)?;
             }
-            daemon
-                .store
-                .amend_audit(stamped.audit_id, |d| add_delivery(d, outcome))?;
+            daemon.store.amend_audit(stamped.audit_id, |d| {
+                if let Err(e) = audit::add_delivery(d, &outcome) {
+                    tracing::error!("audit entry {}: {e}", stamped.audit_id);
+                }
+            })?;
             return Ok(());
         }
         // `duplicate()` remembers what a delivered (not refused) copy's
         // decision marked.
-        if outcome.get("delivery").and_then(|d| d.as_str()) != Some("refused") {
-            let rcpt = outcome
-                .get("recipient")
-                .and_then(|r| r.as_str())
-                .unwrap_or("");
+        if outcome.delivery != "refused" {
             daemon
                 .store
-                .record_decision_duplicates(rcpt, &decision, unix_now())?;
+                .record_decision_duplicates(&outcome.recipient, &decision, unix_now())?;
         }
-        let mut extra = outcome;
-        extra.insert("from".into(), summary.from.clone().into());
-        extra.insert("client".into(), client_json(&received.client));
-        extra.insert("size".into(), summary.size.into());
+        let audit = AuditDecision {
+            client: audit::Client::from_received(&received.client),
+            size: summary.size,
+            ..AuditDecision::new(&decision, &summary.from)
+        }
+        .with_delivery(outcome);
         let record = Record {
             source: Source::Lmtp,
             queue_id: &received.queue_id,
             version,
             summary: &summary,
-            extra,
+            audit,
             lmtp_held: held,
         };
         daemon.record(record, &decision).map(|_| ())
@@ -1226,17 +1291,6 @@ async fn record(
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// Where a copy of a decision filing into `folder` goes, under the
-/// configured `[lmtp] utf8_folders`.
-fn target(daemon: &Daemon, folder: Option<&str>) -> folder::Target {
-    let utf8 = daemon
-        .config()
-        .lmtp
-        .as_ref()
-        .is_some_and(|l| l.utf8_folders);
-    folder::resolve(folder, utf8)
 }
 
 /// The `[lmtp] on_error` decision after a failed delivery (`accept` cannot
@@ -1252,301 +1306,6 @@ fn failure_decision(daemon: &Daemon) -> Decision {
         other => other,
     };
     stages::policy_decision(policy, Stage::Body, PolicyCause::Error)
-}
-
-/// Where a copy went.
-enum Stored {
-    /// Into the Maildir: the file.
-    Delivered(PathBuf),
-    /// Into the quarantine: the index entry to record.
-    Held(Box<QuarantineEntry>),
-}
-
-/// The delivery index key of one recipient's copy: the digest of the
-/// message as received (`Origin::digest`), the lower-cased recipient, and
-/// the target folder's directory. The directory, not the folder's name, so
-/// that `INBOX` and no folder are one, and two spellings of a recipient
-/// that the `[lmtp] maildir` pattern keeps apart (its local part is
-/// case-sensitive) are two copies. The decision's flags and header edits
-/// are not part of it: a copy the MTA sends again is the same copy even if
-/// the rules changed meanwhile.
-fn delivery_key(message_digest: &str, rcpt: &str, dir: &Path) -> String {
-    outbox::digest(&[
-        b"lmtp-delivery",
-        message_digest.as_bytes(),
-        rcpt.trim().to_ascii_lowercase().as_bytes(),
-        dir.as_os_str().as_encoded_bytes(),
-    ])
-}
-
-/// Delivers `content` into the Maildir folder directory `folder` (see
-/// `maildir::folder_dir`), once per message, recipient and
-/// folder (see the module documentation and [`delivery_key`]): a copy
-/// already delivered is found and returned instead; otherwise a new name
-/// is recorded in the store (flushed) before the file is written.
-fn deliver_once(
-    daemon: &Daemon,
-    message_digest: &str,
-    rcpt: &str,
-    mailbox: &Path,
-    folder: Option<&str>,
-    flags: &[String],
-    content: &[u8],
-) -> anyhow::Result<PathBuf> {
-    let dir = maildir::folder_dir(mailbox, folder)?;
-    let key = &delivery_key(message_digest, rcpt, &dir);
-    if let Some(record) = daemon.store.delivery(key)?
-        && let Some(path) =
-            maildir::find_delivered(&record.dir, &record.base).with_context(|| {
-                format!(
-                    "cannot look for {} in {}",
-                    record.base,
-                    record.dir.display()
-                )
-            })?
-    {
-        tracing::info!(
-            "<{rcpt}>: the same message was delivered already as {}; not delivered again",
-            path.display()
-        );
-        return Ok(path);
-    }
-    let base = maildir::new_base_name(content.len());
-    let record = DeliveryRecord {
-        dir,
-        base: base.clone(),
-        time: unix_now(),
-    };
-    daemon.store.put_delivery(key, &record)?;
-    Ok(maildir::deliver_as(mailbox, folder, flags, content, &base)?)
-}
-
-/// Stores one recipient's copy: into its Maildir (once per message when
-/// the digest of the message as received is known: see [`deliver_once`]),
-/// or (quarantine) into the quarantine directory, returning the index
-/// entry to record. The copy gets `Return-Path:` and `Delivered-To:` on
-/// top, as Dovecot's LMTP adds them, and the decision's header edits
-/// unless the milter made them already.
-async fn store_copy(
-    daemon: &Arc<Daemon>,
-    delivery: &Delivery<'_>,
-    decision: &Decision,
-    rcpt: &str,
-    summary: &MessageSummary,
-) -> anyhow::Result<Stored> {
-    let (wire, recipients) = delivery.message.context("the message was not kept")?;
-    let edited = if delivery.stamped.as_ref().is_some_and(|s| s.edits_applied) {
-        wire.to_vec()
-    } else {
-        // Rewriting copies the whole message: off the async threads.
-        let (wire, decision, recipients) = (wire.clone(), decision.clone(), recipients.to_vec());
-        tokio::task::spawn_blocking(move || rewrite::delivered_copy(&wire, &decision, &recipients))
-            .await
-            .context("the copy task failed")?
-    };
-    let mut copy = trace_fields(&summary.from, rcpt);
-    copy.extend_from_slice(&edited);
-    let message_digest = delivery.origin.map(|o| o.digest.clone());
-    // The held copy keeps the folder's name: it is mapped when released.
-    let folder = decision.folder.clone();
-    let dir_name = target(daemon, folder.as_deref()).dir;
-    let flags = decision_flags(decision);
-    let daemon = daemon.clone();
-    let rcpt = rcpt.to_string();
-    let quarantine = decision.verdict == Verdict::Quarantine;
-    let rule = decision.decided_by.clone().unwrap_or_default();
-    let reason = decision.quarantine_reason.clone().unwrap_or_default();
-    let summary = summary.clone();
-    tokio::task::spawn_blocking(move || {
-        let config = daemon.config();
-        let lmtp = config.lmtp.as_ref().context("[lmtp] is not configured")?;
-        // The folder is checked before anything is written, also for a
-        // quarantined copy, so a release cannot fail on it later.
-        let mailbox = maildir::mailbox_dir(&lmtp.maildir, &rcpt, address_case(lmtp))?;
-        maildir::folder_dir(&mailbox, dir_name.as_deref())?;
-        if !quarantine {
-            let content = maildir::to_lf(&copy);
-            let path = match &message_digest {
-                Some(digest) => deliver_once(
-                    &daemon,
-                    digest,
-                    &rcpt,
-                    &mailbox,
-                    dir_name.as_deref(),
-                    &flags,
-                    &content,
-                )?,
-                None => maildir::deliver(&mailbox, dir_name.as_deref(), &flags, &content)?,
-            };
-            return Ok(Stored::Delivered(path));
-        }
-        let id = format!("L{}", daemon.store.generate_id()?);
-        let file = write_held(&daemon.config().state_dir, &id, &copy)?;
-        Ok(Stored::Held(Box::new(QuarantineEntry {
-            queue_id: id,
-            audit_id: 0,
-            rule,
-            reason,
-            time: unix_now(),
-            summary,
-            lmtp: Some(LmtpHold {
-                recipient: rcpt,
-                file,
-                folder,
-                flags,
-            }),
-            gone: None,
-        })))
-    })
-    .await
-    .context("the delivery task failed")?
-}
-
-/// `Return-Path:` (the envelope sender) and `Delivered-To:` (the
-/// recipient) as a delivery agent puts them on top of a copy. CR and LF in
-/// an address (which the LMTP parser does not let through) would be
-/// header injection: they become spaces.
-fn trace_fields(from: &str, rcpt: &str) -> Vec<u8> {
-    let clean = |s: &str| s.replace(['\r', '\n'], " ");
-    let from = clean(&stages::strip_brackets(from));
-    format!("Return-Path: <{from}>\r\nDelivered-To: {}\r\n", clean(rcpt)).into_bytes()
-}
-
-/// The directory of quarantined LMTP copies.
-fn quarantine_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("quarantine")
-}
-
-/// How old a quarantine file that no index entry names must be before it
-/// is deleted: younger ones may belong to a delivery in flight (the file
-/// is written before its entry).
-const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Deletes the files in `state_dir/quarantine` that no quarantine entry
-/// names (left by a crash between the file and its entry, or by a
-/// release cut short) once they are older than [`ORPHAN_AGE`].
-pub fn prune_orphaned_copies(daemon: &Daemon) {
-    let dir = quarantine_dir(&daemon.config().state_dir);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    let named: std::collections::HashSet<PathBuf> = daemon
-        .store
-        .quarantine_entries()
-        .into_iter()
-        .filter_map(|e| e.lmtp.map(|h| h.file))
-        .collect();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= ORPHAN_AGE));
-        if old && !named.contains(&path) {
-            match std::fs::remove_file(&path) {
-                Ok(()) => tracing::info!("retention: deleted the orphaned {}", path.display()),
-                Err(e) => tracing::warn!("retention: cannot delete {}: {e}", path.display()),
-            }
-        }
-    }
-}
-
-/// Writes a quarantined copy durably (temporary name, fsync, rename, fsync
-/// of the directory); returns its path.
-fn write_held(state_dir: &Path, id: &str, copy: &[u8]) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    let dir = quarantine_dir(state_dir);
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::File::open(state_dir)?.sync_all()?;
-    }
-    let tmp = dir.join(format!("{id}.tmp"));
-    let file = dir.join(format!("{id}.eml"));
-    // Held mail is for the operator alone, whatever the process umask.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(copy)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &file)?;
-    std::fs::File::open(&dir)?.sync_all()?;
-    Ok(file)
-}
-
-/// Releases a quarantined LMTP copy: delivers it where its decision said
-/// (folder, flags; headers were edited when it was held), then forgets it.
-/// Returns the delivered file.
-pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<PathBuf> {
-    let hold = entry
-        .lmtp
-        .as_ref()
-        .context("not an LMTP quarantine entry")?;
-    let config = daemon.config();
-    let lmtp = config
-        .lmtp
-        .as_ref()
-        .context("[lmtp] is not configured: cannot deliver")?;
-    let copy = std::fs::read(&hold.file)
-        .with_context(|| format!("cannot read the held copy {}", hold.file.display()))?;
-    let target = target(daemon, hold.folder.as_deref());
-    if let Some(warning) = &target.warning {
-        tracing::warn!(
-            "quarantine: {} <{}>: {warning}",
-            entry.queue_id,
-            hold.recipient
-        );
-    }
-    let mailbox = maildir::mailbox_dir(&lmtp.maildir, &hold.recipient, address_case(lmtp))?;
-    let path = maildir::deliver(
-        &mailbox,
-        target.dir.as_deref(),
-        &hold.flags,
-        &maildir::to_lf(&copy),
-    )?;
-    // Delivered first: a crash now leaves it listed (a second release would
-    // deliver it again) rather than lost.
-    daemon.store.remove_quarantine(&entry.queue_id)?;
-    let _ = std::fs::remove_file(&hold.file);
-    tracing::info!(
-        "quarantine: {} released to <{}> ({})",
-        entry.queue_id,
-        hold.recipient,
-        path.display()
-    );
-    Ok(path)
-}
-
-/// How `[lmtp]` fills the Maildir pattern from an address.
-fn address_case(lmtp: &crate::config::LmtpConfig) -> maildir::AddressCase {
-    maildir::AddressCase {
-        lowercase_local: lmtp.lowercase_local,
-    }
-}
-
-/// Deletes a quarantined LMTP copy: index entry, then file.
-pub fn delete_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<()> {
-    let hold = entry
-        .lmtp
-        .as_ref()
-        .context("not an LMTP quarantine entry")?;
-    daemon.store.remove_quarantine(&entry.queue_id)?;
-    match std::fs::remove_file(&hold.file) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("cannot remove {}: {e}", hold.file.display()),
-    }
-    tracing::info!("quarantine: {} deleted", entry.queue_id);
-    Ok(())
 }
 
 /// A line read from the peer without its `\n` or `\r\n`.

@@ -1,12 +1,13 @@
 //! The delivered copy: the received message with the header edits of the
-//! decision applied. The edits are the milter's ([`stages::plan`]), so a
+//! decision applied. The edits are the milter's ([`edits::plan`]), so a
 //! message gets the same `X-Weir-Tags`, `X-Weir-Folder` and rule headers
 //! whether Weir filtered it as a milter or delivered it over LMTP; this
 //! module only carries them out on raw bytes, as the MTA would.
 
 use weir_compiler::Decision;
 
-use crate::stages::{self, Edit, MessageFacts};
+use crate::edits::{self, Edit};
+use crate::stages::MessageFacts;
 
 /// A message split into its header fields (each with its folded
 /// continuation lines and line end, byte for byte) and the rest, by the
@@ -42,7 +43,7 @@ impl RawMessage {
 
     /// The header fields as the milter would have received them: name and
     /// value (after the colon, leading blanks removed, folding kept as
-    /// `\n`-separated lines), for [`stages::plan`].
+    /// `\n`-separated lines), for [`edits::plan`].
     pub fn header_pairs(&self) -> Vec<(String, String)> {
         self.fields
             .iter()
@@ -145,7 +146,7 @@ pub fn delivered_copy(wire: &[u8], decision: &Decision, recipients: &[String]) -
         to: recipients.to_vec(),
         ..MessageFacts::default()
     };
-    let plan = stages::plan(decision, &facts);
+    let plan = edits::plan(decision, &facts);
     for edit in &plan.edits {
         raw.apply(edit);
     }
@@ -155,6 +156,7 @@ pub fn delivered_copy(wire: &[u8], decision: &Decision, recipients: &[String]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stages;
 
     #[test]
     fn split_and_join_are_lossless() {

@@ -24,7 +24,8 @@
 
 use weir_compiler::{Action, Decision, TakenKind, Verdict};
 
-use crate::stages::{self, Answer, Edit, FOLDER_HEADER, MessageFacts, TAGS_HEADER};
+use crate::edits::{self, Answer, Edit, FOLDER_HEADER, TAGS_HEADER};
+use crate::stages::{self, MessageFacts};
 use crate::stamp::{STAMP_HEADER, Stamp, StampKey, StampedOutcome};
 
 /// The decisions of one message, one per envelope recipient, in order.
@@ -120,54 +121,19 @@ pub fn message_decision(decisions: &[Decision]) -> Decision {
     whole
 }
 
-/// Each recipient's outcome for the audit entry: `recipient`, `verdict`,
-/// `reply` (refusals), `reason` (quarantine), `rule`, `folder`, `flags`,
-/// `tags`, `score`.
-pub fn outcomes_json(to: &[String], decisions: &[Decision]) -> serde_json::Value {
-    let outcomes: Vec<serde_json::Value> = to
-        .iter()
-        .zip(decisions)
-        .map(|(rcpt, d)| {
-            let flags: Vec<&str> = d
-                .actions
-                .iter()
-                .filter(|t| !t.shadow)
-                .filter_map(|t| match &t.what {
-                    TakenKind::Action(Action::Flag(f)) => Some(f.as_str()),
-                    _ => None,
-                })
-                .collect();
-            serde_json::json!({
-                "recipient": rcpt,
-                "verdict": d.verdict.as_str(),
-                "reply": d.reply.as_ref().map(|r| serde_json::json!({
-                    "code": r.code, "status": r.status, "text": r.text,
-                })),
-                "reason": d.quarantine_reason,
-                "rule": d.decided_by,
-                "folder": d.folder,
-                "flags": flags,
-                "tags": d.tags,
-                "score": weir_compiler::report::number(d.score),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(outcomes)
-}
-
 /// Decides what to tell the MTA (see the module documentation).
 /// `queue_id` and `version` go into the stamp.
 pub fn settle(message: &RecipientDecisions<'_>, queue_id: &str, version: u64) -> Settled {
     let decisions = message.decisions;
     if let Some(refused) = agreed_refusal(decisions) {
-        return Settled::Whole(stages::plan(refused, message.facts).answer);
+        return Settled::Whole(edits::plan(refused, message.facts).answer);
     }
     if decisions.iter().all(|d| d.verdict == Verdict::Discard) {
         return Settled::Whole(Answer::Discard);
     }
     let held = decisions.iter().all(|d| d.verdict == Verdict::Quarantine);
     let answer = match decisions.first() {
-        Some(first) if held => stages::plan(first, message.facts).answer,
+        Some(first) if held => edits::plan(first, message.facts).answer,
         _ => Answer::Accept,
     };
     let mut stamp = Stamp {
@@ -205,7 +171,7 @@ fn header_edits(message: &RecipientDecisions<'_>) -> (Vec<Edit>, bool) {
         let mut accepted = d.clone();
         // Edits as for an accepted copy: a held copy gets them on release.
         accepted.verdict = Verdict::Accept;
-        stages::plan(&accepted, message.facts)
+        edits::plan(&accepted, message.facts)
             .edits
             .into_iter()
             .filter(|e| matches!(e, Edit::AddHeader(..) | Edit::ChangeHeader(..)))

@@ -1,0 +1,32 @@
+//! The `weir` binary's integration tests, one binary (as ripgrep has them):
+//! each module drives the built `weir` (`CARGO_BIN_EXE_weir`) and, where
+//! the test needs them, real Postfix, miltertest and LMTP peers.
+
+mod common;
+mod postfix_support;
+mod serve_support;
+
+mod cli;
+mod cli_replies;
+mod corpus_tags;
+mod editor_support;
+mod eval_golden;
+mod fmt_meaning;
+mod lmtp;
+mod lmtp_crash;
+mod lmtp_semantics;
+mod lsp;
+mod milter_rates;
+mod miltertest;
+mod outbox;
+mod postfix;
+mod postfix_lmtp;
+mod postfix_pipeline;
+mod serve_big_messages;
+mod serve_disk_full;
+mod serve_flood;
+mod serve_http;
+mod serve_reload_load;
+mod serve_restart;
+mod serve_store;
+mod systemd_unit;
