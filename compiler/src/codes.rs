@@ -71,6 +71,9 @@ pub const UNKNOWN_TYPE: &str = "E0130";
 pub const DUPLICATE_PARAM: &str = "E0131";
 /// A misused `some`/`every` lambda: out of place, nested, or reading captures.
 pub const LAMBDA: &str = "E0132";
+/// An unknown time zone in `local()`, or a `time("...")` that is not a
+/// constant RFC 3339 time.
+pub const INVALID_TIME: &str = "E0140";
 
 /// A rule that can never run: an earlier rule always ends evaluation.
 pub const UNREACHABLE_RULE: &str = "W0201";
@@ -181,6 +184,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         LAMBDA,
         "a `x => …` lambda outside `some`/`every`, nested, or reading `matches … as` captures",
+    ),
+    (
+        INVALID_TIME,
+        "an unknown time zone in `local()`, or a `time()` that is not a constant RFC 3339 time",
     ),
     (
         UNREACHABLE_RULE,

@@ -163,7 +163,7 @@ fn equal(a: &Value, b: &Value) -> bool {
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Ip(x), Value::Ip(y)) => x == y,
         (Value::Cidr(x, n), Value::Cidr(y, m)) => x == y && n == m,
-        (Value::Time(x), Value::Time(y)) | (Value::Duration(x), Value::Duration(y)) => x == y,
+        (Value::Time(x, _), Value::Time(y, _)) | (Value::Duration(x), Value::Duration(y)) => x == y,
         _ => false,
     }
 }
@@ -177,9 +177,8 @@ fn scalar(op: CmpOp, a: &Value, b: &Value) -> Option<Found> {
         }),
         CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
             let ordering = match (a, b) {
-                (Value::Time(x), Value::Time(y)) | (Value::Duration(x), Value::Duration(y)) => {
-                    x.partial_cmp(y)
-                }
+                (Value::Time(x, _), Value::Time(y, _))
+                | (Value::Duration(x), Value::Duration(y)) => x.partial_cmp(y),
                 _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
             }?;
             let held = match op {

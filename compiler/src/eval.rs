@@ -716,8 +716,14 @@ fn project(v: &Value, member: &str) -> Value {
 fn arith(op: Arith, a: &Value, b: &Value) -> Value {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     let i = |v: &Value| match v {
-        Value::Int(i) | Value::Time(i) | Value::Duration(i) => *i,
+        Value::Int(i) | Value::Time(i, _) | Value::Duration(i) => *i,
         _ => 0,
+    };
+    // Time arithmetic keeps the time's zone (`local(now, Z) + 1d` is read
+    // in Z, with that day's offset).
+    let zone = |v: &Value| match v {
+        Value::Time(_, z) => *z,
+        _ => weir_stdlib::time::Zone::UTC,
     };
     match op {
         Arith::AddInt => Value::Int(i(a).saturating_add(i(b))),
@@ -726,8 +732,8 @@ fn arith(op: Arith, a: &Value, b: &Value) -> Value {
         Arith::SubFloat => Value::Float(f(a) - f(b)),
         Arith::Concat => Value::str(format!("{}{}", text(a), text(b))),
         Arith::TimeDiff => Value::Duration(i(a).saturating_sub(i(b))),
-        Arith::TimePlus => Value::Time(i(a).saturating_add(i(b))),
-        Arith::TimeMinus => Value::Time(i(a).saturating_sub(i(b))),
+        Arith::TimePlus => Value::Time(i(a).saturating_add(i(b)), zone(a)),
+        Arith::TimeMinus => Value::Time(i(a).saturating_sub(i(b)), zone(a)),
         Arith::DurAdd => Value::Duration(i(a).saturating_add(i(b))),
         Arith::DurSub => Value::Duration(i(a).saturating_sub(i(b))),
     }

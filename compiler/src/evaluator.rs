@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use weir_stdlib::{Limits, Message, MessageError, Transaction};
+use weir_stdlib::{Address, Limits, Message, MessageError, Transaction};
 
 use crate::loader::{Loader, MemoryLoader};
 use crate::{
@@ -50,6 +50,16 @@ pub fn now() -> i64 {
 /// Parses a message into the transaction it is evaluated as, at the
 /// current time.
 pub fn transaction(bytes: &[u8], envelope: &Envelope) -> Result<Transaction, MessageError> {
+    transaction_at(bytes, envelope, now())
+}
+
+/// [`transaction`] with the clock set to `now` (seconds since the epoch):
+/// `weir run --now`, a test's `now` line.
+pub fn transaction_at(
+    bytes: &[u8],
+    envelope: &Envelope,
+    now: i64,
+) -> Result<Transaction, MessageError> {
     let message = Message::parse(bytes, &Limits::default())?;
     Ok(Transaction::with_defaults(
         message,
@@ -57,7 +67,7 @@ pub fn transaction(bytes: &[u8], envelope: &Envelope) -> Result<Transaction, Mes
         &envelope.to,
         envelope.client_ip,
         envelope.helo.as_deref(),
-        now(),
+        now,
     ))
 }
 
@@ -123,12 +133,23 @@ impl Evaluator {
         opts: &EvalOptions,
     ) -> Result<Decision, MessageError> {
         let tx = transaction(bytes, envelope)?;
-        let decision = self.evaluate(&tx, rates, opts);
+        Ok(self.decide_transaction(&tx, rates, opts))
+    }
+
+    /// [`Evaluator::decide`] on a transaction already made (with its clock
+    /// and recipient set by the caller).
+    pub fn decide_transaction(
+        &self,
+        tx: &Transaction,
+        rates: &mut dyn RateCounter,
+        opts: &EvalOptions,
+    ) -> Decision {
+        let decision = self.evaluate(tx, rates, opts);
         if !matches!(decision.verdict, Verdict::Reject | Verdict::Tempfail) {
-            let scope = crate::eval::duplicate_scope(&tx);
+            let scope = crate::eval::duplicate_scope(tx);
             rates.record_delivered(&scope, &decision.duplicates, tx.now);
         }
-        Ok(decision)
+        decision
     }
 }
 
@@ -152,8 +173,9 @@ pub fn compile_ruleset(path: &Path, loader: &dyn Loader) -> Compiled {
 }
 
 /// Evaluates one test case with fresh rate counters (tests do not see
-/// each other's counts); the failures are the unmet expectations, or why
-/// the message could not be read.
+/// each other's counts) and the world the test sets (clock, recipient,
+/// counts, delivered keys); the failures are the unmet expectations, or
+/// why the message could not be read.
 pub fn run_case(
     evaluator: &Evaluator,
     case: &TestCase,
@@ -169,14 +191,19 @@ pub fn run_case(
         client_ip: case.client_ip,
         helo: case.helo.clone(),
     };
-    let decision = evaluator
-        .decide(
-            &bytes,
-            &envelope,
-            &mut MemoryRates::default(),
-            &EvalOptions::default(),
-        )
+    let world = &case.world;
+    let mut tx = transaction_at(&bytes, &envelope, world.now.unwrap_or_else(now))
         .map_err(|e| vec![format!("message refused: {e}")])?;
+    if let Some(r) = &world.recipient {
+        tx.envelope.recipient = Some(Address::parse(r));
+    }
+    let mut rates = MemoryRates::default();
+    for (key, n) in &world.rates {
+        rates.preset(key, *n, tx.now);
+    }
+    let scope = crate::eval::duplicate_scope(&tx);
+    rates.record_delivered(&scope, &world.duplicates, tx.now);
+    let decision = evaluator.decide_transaction(&tx, &mut rates, &EvalOptions::default());
     let failures = case.check(&decision);
     if failures.is_empty() {
         Ok(())

@@ -62,12 +62,14 @@ use weir_grammar::ast::Span;
 use weir_stdlib::{Stage, Transaction};
 
 pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
-pub use evaluator::{Engine, Envelope, Evaluator, compile_ruleset, now, run_case, transaction};
+pub use evaluator::{
+    Engine, Envelope, Evaluator, compile_ruleset, now, run_case, transaction, transaction_at,
+};
 pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset};
 pub use rates::{MemoryRates, RateCounter, within_window};
-pub use testcase::{TestCase, TestMessage};
+pub use testcase::{TestCase, TestMessage, TestWorld};
 pub use types_at::ExprTypes;
 
 /// The result of compiling a ruleset: the ruleset when there is no error,

@@ -2,6 +2,8 @@
 //! lists, functions and templates; a file sees its own names and those its
 //! direct imports declare; a local name shadows an imported one (with a
 //! warning); a name two imports both declare is ambiguous where it is used.
+//! A stdlib module may also read names the files importing it must declare
+//! (`stdlib/auth`'s `trusted_authserv`: `weir_stdlib::modules::requires`).
 
 use std::collections::HashMap;
 
@@ -11,6 +13,7 @@ use weir_grammar::ast::{Item, Span};
 use crate::codes;
 use crate::load::Loaded;
 use crate::model::{self, Declaration, Declarations, Scope};
+use weir_stdlib::modules::{self, Requirement};
 
 pub(crate) use crate::model::DeclKind;
 
@@ -55,6 +58,13 @@ pub(crate) struct Scopes {
     files: Vec<Declarations>,
     /// Per unit: its direct imports.
     imports: Vec<Vec<usize>>,
+    /// Per unit: the units that import it directly, in load order.
+    importers: Vec<Vec<usize>>,
+    /// Per unit: the names a stdlib module requires of its importers, its
+    /// own and those of the stdlib modules it imports.
+    required: Vec<Vec<Requirement>>,
+    /// Per unit: whether it is a stdlib module.
+    stdlib: Vec<bool>,
 }
 
 impl Scopes {
@@ -81,10 +91,22 @@ impl Scopes {
                 );
             }
         }
+        let imports: Vec<Vec<usize>> = loaded.units.iter().map(|u| u.imports.clone()).collect();
+        let importers = (0..loaded.units.len())
+            .map(|u| {
+                (0..imports.len())
+                    .filter(|&i| imports[i].contains(&u))
+                    .collect()
+            })
+            .collect();
         let scopes = Scopes {
             files,
-            imports: loaded.units.iter().map(|u| u.imports.clone()).collect(),
+            required: requirements(loaded, &imports),
+            imports,
+            importers,
+            stdlib: loaded.units.iter().map(|u| u.stdlib).collect(),
         };
+        scopes.check_requirements(loaded, diagnostics);
         scopes.check_rule_names(loaded, diagnostics);
         scopes.check_shadowing(loaded, diagnostics);
         scopes
@@ -101,6 +123,89 @@ impl Scopes {
     /// The declaration of `name` in `unit` itself.
     fn local(&self, unit: usize, name: &str) -> Option<Decl> {
         self.files[unit].get(name).map(|d| Decl::new(unit, d))
+    }
+
+    /// The declaration of `name` that a stdlib module requires, in the
+    /// first file importing it that declares it (through the stdlib modules
+    /// that import it, for `stdlib/spam`, which imports `stdlib/auth`), of
+    /// any kind.
+    fn declared_for(&self, unit: usize, name: &str) -> Option<Decl> {
+        if !self.required[unit].iter().any(|r| r.name == name) {
+            return None;
+        }
+        self.importers[unit].iter().find_map(|&i| {
+            self.local(i, name)
+                .or_else(|| self.stdlib[i].then(|| self.declared_for(i, name)).flatten())
+        })
+    }
+
+    /// The constant or list meeting a stdlib module's requirement `name`.
+    fn required_decl(&self, unit: usize, name: &str) -> Option<Decl> {
+        self.declared_for(unit, name)
+            .filter(|d| matches!(d.kind, DeclKind::Let | DeclKind::List))
+    }
+
+    /// Whether `name` is a requirement of stdlib module `unit` that no
+    /// importer met (the error is reported at the import).
+    pub(crate) fn is_missing_requirement(&self, unit: usize, name: &str) -> bool {
+        self.required[unit].iter().any(|r| r.name == name)
+            && self.required_decl(unit, name).is_none()
+    }
+
+    /// A stdlib module's requirement no importer declares is an error at
+    /// each `import` of the module; so is one declared as something other
+    /// than a constant or a list.
+    fn check_requirements(&self, loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
+        for (unit, required) in self.required.iter().enumerate() {
+            let module = loaded.units[unit].name.trim_end_matches(".flow");
+            for req in required {
+                if self.required_decl(unit, req.name).is_some() {
+                    continue;
+                }
+                let found = self.declared_for(unit, req.name);
+                for &importer in &self.importers[unit] {
+                    if self.stdlib[importer] {
+                        continue; // reported where that module is imported
+                    }
+                    let Some(span) =
+                        loaded.units[importer]
+                            .ast
+                            .items
+                            .iter()
+                            .find_map(|item| match item {
+                                Item::Import(i) if i.path == module => Some(i.span),
+                                _ => None,
+                            })
+                    else {
+                        continue;
+                    };
+                    let message = match &found {
+                        Some(decl) => format!(
+                            "`{module}` needs `{}` to be a `let` or a `list`, not a {}",
+                            req.name,
+                            decl.kind.word()
+                        ),
+                        None => format!(
+                            "`{module}` needs `{}`, which this file does not declare",
+                            req.name
+                        ),
+                    };
+                    diagnostics.push(
+                        Diagnostic::error(
+                            codes::UNKNOWN_NAME,
+                            message,
+                            &loaded.units[importer].name,
+                            span,
+                        )
+                        .with_label(format!(
+                            "`{module}` reads `{}` from the file that imports it",
+                            req.name
+                        ))
+                        .with_hint(format!("declare `{}`: {}", req.example, req.why)),
+                    );
+                }
+            }
+        }
     }
 
     fn check_rule_names(&self, loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
@@ -182,7 +287,9 @@ impl Scopes {
             model::Resolution::Ambiguous((i, a), (j, b)) => {
                 Resolution::Ambiguous(Decl::new(imports[i], a), Decl::new(imports[j], b))
             }
-            model::Resolution::NotFound => Resolution::NotFound,
+            model::Resolution::NotFound => self
+                .required_decl(unit, name)
+                .map_or(Resolution::NotFound, Resolution::Found),
         }
     }
 
@@ -210,4 +317,46 @@ impl Scopes {
             .filter_map(|unit| self.local(unit, name))
             .find(|d| d.kind == DeclKind::Rule)
     }
+}
+
+/// Per unit, the names it requires of its importers: a stdlib module's own
+/// (`weir_stdlib::modules::requires`) and those of the stdlib modules it
+/// imports; none for the ruleset's own files.
+fn requirements(loaded: &Loaded, imports: &[Vec<usize>]) -> Vec<Vec<Requirement>> {
+    let mut required: Vec<Vec<Requirement>> = loaded
+        .units
+        .iter()
+        .map(|u| {
+            let module = u
+                .name
+                .trim_start_matches("stdlib/")
+                .trim_end_matches(".flow");
+            if u.stdlib {
+                modules::requires(module).to_vec()
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    // Imports form no cycle, so this settles within one pass per unit.
+    for _ in 0..loaded.units.len() {
+        let mut changed = false;
+        for unit in 0..loaded.units.len() {
+            if !loaded.units[unit].stdlib {
+                continue;
+            }
+            for &i in &imports[unit] {
+                for req in required[i].clone() {
+                    if !required[unit].contains(&req) {
+                        required[unit].push(req);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    required
 }

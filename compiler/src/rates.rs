@@ -76,6 +76,20 @@ impl RateCounter for MemoryRates {
     }
 }
 
+impl MemoryRates {
+    /// Sets the count under `key` to `n` messages at `now`, as if they had
+    /// all arrived then (a test's `rate "KEY" = N`): every window of
+    /// `rate()` sees them.
+    pub fn preset(&mut self, key: &str, n: u64, now: i64) {
+        let times = self.hits.entry(key.to_string()).or_default();
+        times.clear();
+        times.extend(std::iter::repeat_n(
+            now,
+            usize::try_from(n).unwrap_or(usize::MAX),
+        ));
+    }
+}
+
 /// Counters that count nothing and see nothing (constant folding).
 pub(crate) struct NoRates;
 

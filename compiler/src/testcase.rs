@@ -27,8 +27,24 @@ pub struct TestCase {
     pub client_ip: Option<IpAddr>,
     /// `client helo`, if given.
     pub helo: Option<String>,
+    /// What the test sets of the world: clock, recipient, counters.
+    pub world: TestWorld,
     /// The `expect` lines, in order.
     pub(crate) expectations: Vec<Expectation>,
+}
+
+/// The world a test block sets (docs/language.md ("Tests")): what a live
+/// daemon would know from its clock, its LMTP recipient and its store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestWorld {
+    /// `now "RFC 3339"`: the evaluation clock, seconds since the epoch.
+    pub now: Option<i64>,
+    /// `recipient "addr"`: the copy being delivered (binds `recipient`).
+    pub recipient: Option<String>,
+    /// `rate "KEY" = N`: the count under KEY before this message.
+    pub rates: Vec<(String, u64)>,
+    /// `duplicate "KEY"`: keys already delivered to the recipient.
+    pub duplicates: Vec<String>,
 }
 
 /// Where a test's message comes from.

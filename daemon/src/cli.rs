@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// HELO name (default `localhost`).
     #[arg(long)]
     pub helo: Option<String>,
+    /// The evaluation clock (`now`), an RFC 3339 time such as
+    /// `2024-12-20T18:00:00Z` (default: the current time).
+    #[arg(long, value_name = "TIME", value_parser = parse_now)]
+    pub now: Option<i64>,
     /// Evaluation engine.
     #[arg(long, value_enum, default_value_t)]
     pub engine: Engine,
@@ -110,6 +114,13 @@ pub struct RunArgs {
     /// Per-rule hit counts, verdict totals and rules that never fired.
     #[arg(long)]
     pub stats: bool,
+}
+
+/// `--now TIME`: RFC 3339, to seconds since the epoch.
+fn parse_now(text: &str) -> Result<i64, String> {
+    weir_stdlib::time::parse_rfc3339(text).ok_or_else(|| {
+        format!("`{text}` is not an RFC 3339 time (write e.g. 2024-12-20T18:00:00Z)")
+    })
 }
 
 impl Cli {

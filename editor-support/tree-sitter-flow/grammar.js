@@ -213,6 +213,10 @@ module.exports = grammar({
       $.message_statement,
       $.envelope_statement,
       $.client_statement,
+      $.now_statement,
+      $.recipient_statement,
+      $.rate_statement,
+      $.duplicate_statement,
       $.expect_statement,
     ),
 
@@ -232,6 +236,15 @@ module.exports = grammar({
       optional(seq('ip', field('ip', $._expression))),
       optional(seq('helo', field('helo', $._expression))),
     ),
+
+    // The world a test sets (docs/language.md, "Tests").
+    now_statement: $ => seq('now', field('time', $._expression)),
+
+    recipient_statement: $ => seq('recipient', field('recipient', $._expression)),
+
+    rate_statement: $ => seq('rate', field('key', $._expression), '=', field('count', $._expression)),
+
+    duplicate_statement: $ => seq('duplicate', field('key', $._expression)),
 
     expect_statement: $ => seq(
       'expect',

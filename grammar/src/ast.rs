@@ -529,6 +529,19 @@ pub enum TestStmtKind {
         /// The HELO name.
         helo: Option<Expr>,
     },
+    /// `now "2024-12-20T18:00:00Z"`: the clock of the evaluation.
+    Now(Expr),
+    /// `recipient "bob@example.com"`: the copy being delivered.
+    Recipient(Expr),
+    /// `rate "KEY" = N`: the count under KEY before this message.
+    Rate {
+        /// The counter's key.
+        key: Expr,
+        /// How many messages carried it already.
+        count: Expr,
+    },
+    /// `duplicate "KEY"`: a copy carrying KEY was already delivered.
+    Duplicate(Expr),
     /// `expect [not] ...`.
     Expect {
         /// `not` was written.

@@ -460,6 +460,15 @@ impl Printer<'_> {
                 self.clause_arg(&mut lines, " helo ", helo.as_ref());
                 lines
             }
+            TestStmtKind::Now(e) => self.prefixed("now ", start, self.layout(e, FREE)),
+            TestStmtKind::Recipient(e) => self.prefixed("recipient ", start, self.layout(e, FREE)),
+            TestStmtKind::Duplicate(e) => self.prefixed("duplicate ", start, self.layout(e, FREE)),
+            TestStmtKind::Rate { key, count } => {
+                let mut lines = self.prefixed("rate ", start, self.layout(key, FREE));
+                lines.push_str(" = ");
+                lines.append(self.layout(count, FREE));
+                lines
+            }
             TestStmtKind::Expect { negated, what } => {
                 let keyword = if *negated { "expect not " } else { "expect " };
                 match what {

@@ -218,6 +218,13 @@ macro_rules! visitor {
                             v.visit_expr(e);
                         }
                     }
+                    TestStmtKind::Now(e)
+                    | TestStmtKind::Recipient(e)
+                    | TestStmtKind::Duplicate(e) => v.visit_expr(e),
+                    TestStmtKind::Rate { key, count } => {
+                        v.visit_expr(key);
+                        v.visit_expr(count);
+                    }
                     TestStmtKind::Expect { what, .. } => match what {
                         Expectation::Verdict { verdict, code } => {
                             v.visit_ident(verdict);

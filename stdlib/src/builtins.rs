@@ -161,9 +161,9 @@ fn fields() -> Vec<FieldDef> {
             "date",
             Type::Time,
             Stage::Header,
-            "The first `Date` header. A message without a `Date` that parses is taken as \
-             sent `now`.",
-            |tx| Value::Time(tx.message.date().unwrap_or(tx.now)),
+            "The first `Date` header, in UTC; RFC 5322's obsolete forms (no seconds, `GMT`, \
+             `EST`, …) parse. A message without a `Date` that parses is taken as sent `now`.",
+            |tx| Value::utc(tx.message.date().unwrap_or(tx.now)),
         ),
         field(
             "body",
@@ -185,8 +185,10 @@ fn fields() -> Vec<FieldDef> {
             "attachments",
             Type::list(Type::Attachment),
             Stage::Body,
-            "The leaf parts that are not body, each `{name, type, size}`; an enclosed \
-             message is one attachment of type `message/rfc822`.",
+            "The leaf parts that are not body, each `{name, type, size, archive, encrypted}`; \
+             an enclosed message is an attachment of type `message/rfc822` followed by its \
+             own attachments, a ZIP archive is followed by its entries, each with `archive` \
+             set to the container's name.",
             |tx| {
                 Value::list(
                     tx.message
@@ -217,8 +219,8 @@ fn fields() -> Vec<FieldDef> {
             "now",
             Type::Time,
             Stage::Connect,
-            "The time of evaluation (UTC): `now.hour`, `now.weekday`, …",
-            |tx| Value::Time(tx.now),
+            "The time of evaluation, in UTC: `now.hour`, `now.weekday`, …; `local(now, \"Europe/Berlin\")` reads it in a zone.",
+            |tx| Value::utc(tx.now),
         ),
     ]
 }
@@ -252,6 +254,26 @@ fn text(args: &[Value], i: usize) -> &str {
 /// The number of argument `i`, or 0.
 fn number(args: &[Value], i: usize) -> f64 {
     args.get(i).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// `auth_results(TRUSTED)`: `args` are the raw `Authentication-Results`
+/// occurrences, then the trusted authserv-ids.
+fn auth_results(args: &[Value]) -> Value {
+    let texts = |i: usize| -> Vec<&str> {
+        args.get(i)
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_text)
+            .collect()
+    };
+    let trusted = texts(1);
+    Value::list(
+        crate::authres::trusted_results(texts(0), &trusted)
+            .into_iter()
+            .map(|r| Value::AuthResult(Arc::new(r)))
+            .collect(),
+    )
 }
 
 fn functions() -> Vec<FunctionDef> {
@@ -376,6 +398,31 @@ fn functions() -> Vec<FunctionDef> {
             "The smaller of two numbers. `min(count(to), 10)`",
             |args| Value::Float(number(args, 0).min(number(args, 1))),
         ),
+        pure(
+            "local",
+            vec![ParamType::Exact(Type::Time), string()],
+            Type::Time,
+            "The same instant with its members (`.hour`, `.weekday`, …) read in an IANA time \
+             zone, daylight saving included; comparisons are unchanged. An unknown literal \
+             zone is a check error; one built at run time that is unknown leaves the time's \
+             zone unchanged. \
+             `local(now, \"Europe/Berlin\").hour >= 18`",
+            |args| match args.first() {
+                Some(Value::Time(secs, zone)) => {
+                    Value::Time(*secs, crate::time::zone(text(args, 1)).unwrap_or(*zone))
+                }
+                _ => Value::utc(0),
+            },
+        ),
+        pure(
+            "time",
+            vec![string()],
+            Type::Time,
+            "A time literal: an RFC 3339 date-time with an offset, in UTC, checked when the \
+             rules are compiled (the argument must be a constant). \
+             `now < time(\"2024-12-20T00:00:00+01:00\")`",
+            |args| Value::utc(crate::time::parse_rfc3339(text(args, 0)).unwrap_or(0)),
+        ),
         FunctionDef {
             name: "header",
             params: vec![string()],
@@ -386,6 +433,22 @@ fn functions() -> Vec<FunctionDef> {
                   name is case-insensitive. `.raw` gives the same undecoded: \
                   `header(\"Subject\").raw`. `header(\"List-Id\") exists`",
             imp: FunctionImpl::Header,
+        },
+        FunctionDef {
+            name: "auth_results",
+            params: vec![ParamType::Exact(Type::list(Type::String))],
+            ret: Type::list(Type::AuthResult),
+            stage: Stage::Header,
+            doc: "The results of every `Authentication-Results` header (RFC 8601) whose \
+                  authserv-id (its first word) is in the list, ignoring case, in header order: \
+                  one record per `method=result`, with `.method`, `.result`, `.reason`, \
+                  `.policy` and properties such as `.header.from`, `.header.d` and \
+                  `.smtp.mailfrom`. A header written by anyone else counts for nothing. \
+                  `auth_results([\"mx.example.com\"]).method contains \"dmarc\"`",
+            imp: FunctionImpl::OverHeader {
+                header: "Authentication-Results",
+                imp: auth_results,
+            },
         },
         FunctionDef {
             name: "rate",

@@ -10,6 +10,8 @@
 //! - [`reference`]: the Markdown reference generated from the registry
 //!   (`docs/reference.md`).
 //! - [`html`]: the HTML-to-text conversion behind `body`.
+//! - [`authres`]: `Authentication-Results` (RFC 8601) read into records.
+//! - [`time`]: times in IANA zones (`local()`), time literals and `Date:`.
 //!
 //! ```
 //! use weir_stdlib::{registry, Limits, Message, Transaction};
@@ -34,10 +36,12 @@
 //! and attachments; `address` splits addresses; `charset` holds the byte
 //! decoders; `builtins` fills the registry.
 
+pub mod authres;
 pub mod folder;
 pub mod message;
 pub mod pattern;
 pub mod registry;
+pub mod time;
 pub mod types;
 pub mod value;
 
@@ -50,6 +54,7 @@ mod mime;
 pub mod modules;
 pub mod reference;
 
+pub use authres::AuthResult;
 pub use headers::valid_header_name;
 pub use headers::{HeaderLayout, header_layout};
 pub use message::{

@@ -22,7 +22,8 @@ pub struct Address {
     pub name: String,
 }
 
-/// A leaf MIME part that is not part of the body text.
+/// A leaf MIME part that is not part of the body text, or what one holds
+/// (a part of an enclosed message, an entry of a ZIP archive).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Attachment {
     /// File name (RFC 2231 / RFC 2047 decoded), else the Content-Type
@@ -30,8 +31,15 @@ pub struct Attachment {
     pub name: String,
     /// Lower-case `type/subtype`, without parameters.
     pub content_type: String,
-    /// Decoded size in bytes.
+    /// Decoded size in bytes (for a ZIP entry, the uncompressed size the
+    /// archive declares).
     pub size: u64,
+    /// The name of the attachment this one was found inside (an enclosed
+    /// message or a ZIP archive; its type when it has no name), `""` for a
+    /// part of the message itself.
+    pub archive: String,
+    /// Whether this is an encrypted entry of a ZIP archive.
+    pub encrypted: bool,
 }
 
 /// Limits past which a message is refused instead of evaluated.

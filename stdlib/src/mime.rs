@@ -19,12 +19,20 @@
 //! - A `text/*` leaf (or a leaf with no Content-Type) is body unless its
 //!   Content-Disposition is `attachment`. `text/html` is converted by
 //!   [`crate::html`] for `body` and kept as is for `body.html`.
+//! - A `text/html` leaf with a file name (Content-Disposition `filename` or
+//!   Content-Type `name`) is an attachment even when shown `inline`: an
+//!   HTML file is a file (HTML smuggling), not body text.
 //! - Any other leaf is an attachment, including `message/rfc822`: the
 //!   enclosed message is one attachment of type `message/rfc822` whose size
-//!   is the enclosed message's length; its own parts are not looked into
-//!   (except to measure MIME depth).
-//! - Body text has CRLF line endings turned into `\n`; parts that are empty
-//!   or all whitespace are left out of the join.
+//!   is the enclosed message's length. Its own attachments follow it, with
+//!   `archive` set to its name, down to [`MAX_ENCLOSED_LEVELS`] enclosed
+//!   messages deep; its text adds nothing to `body`.
+//! - A ZIP attachment ([`is_zip_attachment`]) is followed by its entries,
+//!   read from the central directory ([`zip_entries`]).
+//! - Plain body text is one paragraph per line ([`join_paragraphs`]): the
+//!   line breaks inside a paragraph become spaces. HTML converted to text
+//!   is already one block per line. Parts that are empty or all whitespace
+//!   are left out of the join.
 //! - A `multipart/*` part without a usable boundary is read as text.
 //!
 //! MIME depth: the top-level entity has depth 0; a part inside a multipart
@@ -79,7 +87,7 @@ impl Parsed {
             // defaults a part without Content-Type.
             let text = String::from_utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
             Body {
-                text: normalize_newlines(&text),
+                text: join_paragraphs(&text),
                 ..Body::default()
             }
         } else {
@@ -138,8 +146,12 @@ impl Parsed {
 
     pub(crate) fn date(&self) -> Option<i64> {
         let field = self.fields_named("Date").next()?;
-        let dt = mail_parser::DateTime::parse_rfc822(&field.decoded)?;
-        dt.is_valid().then(|| dt.to_timestamp())
+        // RFC 5322 with its obsolete forms first; then mail-parser, which
+        // reads some forms outside the RFC that mail readers accept too.
+        crate::time::parse_date_header(&field.decoded).or_else(|| {
+            let dt = mail_parser::DateTime::parse_rfc822(&field.decoded)?;
+            dt.is_valid().then(|| dt.to_timestamp())
+        })
     }
 
     pub(crate) fn body_text(&self) -> &str {
@@ -170,6 +182,38 @@ fn normalize_newlines(s: &str) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// Plain text as `body` gives it, one paragraph per line, as
+/// SpamAssassin's body rules see text: each line loses the blanks (spaces,
+/// tabs) at its start and end, and a line break (LF, or CRLF) inside a
+/// paragraph becomes one space, so a phrase a mailer wrapped across lines
+/// is still one phrase. A paragraph ends at an empty line or a line of
+/// only blanks; paragraphs are separated by one `\n`, and empty lines at
+/// the start and the end go. A lone CR is not a line break and stays.
+fn join_paragraphs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Whether the last line read was part of a paragraph still open.
+    let mut open = false;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = line.trim_matches([' ', '\t']);
+        if line.is_empty() {
+            open = false;
+            continue;
+        }
+        if open {
+            out.push(' ');
+            out.push_str(line);
+        } else {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(line);
+            open = true;
+        }
+    }
+    out
 }
 
 /// Parses the MIME structure with mail-parser and walks it.
@@ -206,7 +250,7 @@ fn mime_body(
         Err(_) => {
             let text = String::from_utf8_lossy(input.get(body_start..).unwrap_or_default());
             Ok(Body {
-                text: normalize_newlines(&text),
+                text: join_paragraphs(&text),
                 ..Body::default()
             })
         }
@@ -300,6 +344,11 @@ fn classify_leaf(part: &MessagePart<'_>) -> Leaf {
         Some((ty, _)) => ty == "text" || ty == "multipart",
     };
     if !textual || is_disposition_attachment(part) {
+        return Leaf::Attachment;
+    }
+    // HTML smuggling: an HTML file shown `inline` is still a file.
+    let is_html = declared_type(part).is_some_and(|(ty, sub)| ty == "text" && sub == "html");
+    if is_html && part.attachment_name().is_some_and(|n| !n.trim().is_empty()) {
         return Leaf::Attachment;
     }
     match part.body {
@@ -430,45 +479,34 @@ fn chosen_alternative(message: &mail_parser::Message<'_>, children: &[u32]) -> O
         .or_else(|| children.first().copied())
 }
 
-/// Walks the part tree in document order (without recursion) and collects
-/// the body and the attachments.
+/// Enclosed messages (`message/rfc822`) opened for `attachments`: an
+/// attachment of the message, of an attachment of it, and so on, down to
+/// this many levels. A deeper enclosed message is listed, not opened.
+pub(crate) const MAX_ENCLOSED_LEVELS: usize = 3;
+
+/// ZIP archives larger than this (decoded) are listed, not opened.
+pub(crate) const MAX_ZIP_SIZE: usize = 10 * 1024 * 1024;
+
+/// At most this many entries of one ZIP archive are listed.
+pub(crate) const MAX_ZIP_ENTRIES: usize = 1_000;
+
+/// Walks the part tree of the message and collects the body and the
+/// attachments (see the module docs).
 fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
-    let mut text: Vec<String> = Vec::new();
-    let mut html: Vec<String> = Vec::new();
-    let mut attachments = Vec::new();
-    // (part id, whether it counts for `body`).
-    let mut stack: Vec<(u32, bool)> = vec![(0, true)];
-    while let Some((id, in_body)) = stack.pop() {
-        let Some(part) = message.parts.get(id as usize) else {
-            continue;
-        };
-        if let PartType::Multipart(children) = &part.body {
-            let children: Vec<u32> = children.iter().copied().filter(|&c| c > id).collect();
-            let is_alternative = declared_type(part).is_some_and(|(_, sub)| sub == "alternative");
-            let chosen = if is_alternative {
-                chosen_alternative(message, &children)
-            } else {
-                None
-            };
-            for &child in children.iter().rev() {
-                let child_in_body = in_body && (!is_alternative || Some(child) == chosen);
-                stack.push((child, child_in_body));
-            }
-            continue;
-        }
-        match classify_leaf(part) {
-            Leaf::Plain if in_body => text.push(normalize_newlines(&leaf_text(part, input))),
-            Leaf::Plain => {}
-            Leaf::Html => {
-                let h = leaf_text(part, input);
-                if in_body {
-                    text.push(html_to_text(&h));
-                }
-                html.push(normalize_newlines(&h));
-            }
-            Leaf::Attachment => attachments.push(attachment(part, input)),
-        }
-    }
+    let mut walker = Walker::default();
+    walker.walk(
+        message,
+        input,
+        &Scope {
+            archive: "",
+            level: 0,
+        },
+    );
+    let Walker {
+        mut text,
+        mut html,
+        attachments,
+    } = walker;
     // Empty parts add nothing, not even a separating line break.
     text.retain(|t| !t.trim().is_empty());
     html.retain(|h| !h.trim().is_empty());
@@ -479,8 +517,155 @@ fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
     }
 }
 
-/// The attachment record of a leaf.
-fn attachment(part: &MessagePart<'_>, input: &[u8]) -> Attachment {
+/// Where a walk is: the top-level message (`level` 0, `archive` `""`), or
+/// a message enclosed in the attachment named `archive`, which adds
+/// attachments only.
+struct Scope<'a> {
+    archive: &'a str,
+    level: usize,
+}
+
+/// What the walk collects.
+#[derive(Default)]
+struct Walker {
+    text: Vec<String>,
+    html: Vec<String>,
+    attachments: Vec<Attachment>,
+}
+
+impl Walker {
+    /// Walks one message's parts in document order, without recursion
+    /// (enclosed messages recurse, at most [`MAX_ENCLOSED_LEVELS`] deep).
+    fn walk(&mut self, message: &mail_parser::Message<'_>, input: &[u8], scope: &Scope<'_>) {
+        let top = scope.level == 0;
+        // (part id, whether it counts for `body`).
+        let mut stack: Vec<(u32, bool)> = vec![(0, top)];
+        while let Some((id, in_body)) = stack.pop() {
+            let Some(part) = message.parts.get(id as usize) else {
+                continue;
+            };
+            if let PartType::Multipart(children) = &part.body {
+                let children: Vec<u32> = children.iter().copied().filter(|&c| c > id).collect();
+                let is_alternative =
+                    declared_type(part).is_some_and(|(_, sub)| sub == "alternative");
+                let chosen = if is_alternative {
+                    chosen_alternative(message, &children)
+                } else {
+                    None
+                };
+                for &child in children.iter().rev() {
+                    let child_in_body = in_body && (!is_alternative || Some(child) == chosen);
+                    stack.push((child, child_in_body));
+                }
+                continue;
+            }
+            match classify_leaf(part) {
+                Leaf::Plain if in_body => self.text.push(join_paragraphs(&leaf_text(part, input))),
+                Leaf::Plain => {}
+                Leaf::Html if top => {
+                    let h = leaf_text(part, input);
+                    if in_body {
+                        self.text.push(html_to_text(&h));
+                    }
+                    self.html.push(normalize_newlines(&h));
+                }
+                Leaf::Html => {}
+                Leaf::Attachment => self.attachment(part, input, scope),
+            }
+        }
+    }
+
+    /// Lists an attachment, then what it holds: the attachments of an
+    /// enclosed message, or the entries of a ZIP archive.
+    fn attachment(&mut self, part: &MessagePart<'_>, input: &[u8], scope: &Scope<'_>) {
+        let record = attachment(part, input, scope.archive);
+        // What the parts inside are listed under: the name, else the type.
+        let container = if record.name.is_empty() {
+            record.content_type.clone()
+        } else {
+            record.name.clone()
+        };
+        let is_zip = is_zip_attachment(&record);
+        self.attachments.push(record);
+        match &part.body {
+            PartType::Message(inner) if scope.level < MAX_ENCLOSED_LEVELS => {
+                let scope = Scope {
+                    archive: &container,
+                    level: scope.level + 1,
+                };
+                self.walk(inner, inner.raw_message.as_ref(), &scope);
+            }
+            PartType::Message(_) => {}
+            _ if is_zip => {
+                let data = attachment_data(part, input);
+                self.attachments.extend(zip_entries(&data, &container));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether an attachment is opened as a ZIP archive: its type is
+/// `application/zip` (or `x-zip-compressed`, `x-zip`) or its name ends in
+/// `.zip`. Other formats built on ZIP (`.docx`, `.jar`) are not opened.
+fn is_zip_attachment(record: &Attachment) -> bool {
+    matches!(
+        record.content_type.as_str(),
+        "application/zip" | "application/x-zip-compressed" | "application/x-zip"
+    ) || record
+        .name
+        .get(record.name.len().saturating_sub(4)..)
+        .is_some_and(|ext| ext.eq_ignore_ascii_case(".zip"))
+}
+
+/// The decoded bytes of an attachment.
+fn attachment_data<'a>(part: &'a MessagePart<'_>, input: &[u8]) -> Cow<'a, [u8]> {
+    match &part.body {
+        PartType::Binary(b) | PartType::InlineBinary(b) if !part.is_encoding_problem => {
+            Cow::Borrowed(b.as_ref())
+        }
+        _ => Cow::Owned(decode_transfer(part, input, false)),
+    }
+}
+
+/// The entries of a ZIP archive, from its central directory, each an
+/// attachment record with `archive` set to `container`: files only (not
+/// directories), at most [`MAX_ZIP_ENTRIES`], none for an archive larger
+/// than [`MAX_ZIP_SIZE`] or one that does not read (a corrupt archive is
+/// still listed as the attachment itself). Nothing is decompressed: `size`
+/// is the uncompressed size the archive declares, `type` is
+/// `application/octet-stream`, and `encrypted` is the entry's flag.
+fn zip_entries(data: &[u8], container: &str) -> Vec<Attachment> {
+    if data.len() > MAX_ZIP_SIZE {
+        return Vec::new();
+    }
+    // The zip crate is not supposed to panic, but hostile archives are its
+    // input: a panic must not lose the rest of the message.
+    catch_unwind(AssertUnwindSafe(|| {
+        let Ok(archive) = zip::ZipArchive::new(std::io::Cursor::new(data)) else {
+            return Vec::new();
+        };
+        (0..archive.len())
+            .filter_map(|i| archive.by_index_data(i).ok())
+            .filter(|entry| !entry.is_dir())
+            .take(MAX_ZIP_ENTRIES)
+            .map(|entry| Attachment {
+                name: entry
+                    .name()
+                    .map(|n| n.trim().to_string())
+                    .unwrap_or_else(|_| String::from_utf8_lossy(entry.name_raw()).into_owned()),
+                content_type: "application/octet-stream".to_string(),
+                size: entry.size(),
+                archive: container.to_string(),
+                encrypted: entry.encrypted(),
+            })
+            .collect()
+    }))
+    .unwrap_or_default()
+}
+
+/// The attachment record of a leaf, listed under `archive`.
+fn attachment(part: &MessagePart<'_>, input: &[u8], archive: &str) -> Attachment {
     let content_type = match (declared_type(part), &part.body) {
         (Some((ty, sub)), _) if !sub.is_empty() => format!("{ty}/{sub}"),
         (Some((ty, _)), _) => ty,
@@ -492,6 +677,8 @@ fn attachment(part: &MessagePart<'_>, input: &[u8]) -> Attachment {
         name,
         content_type,
         size: decoded_size(part, input),
+        archive: archive.to_string(),
+        encrypted: false,
     }
 }
 

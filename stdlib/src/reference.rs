@@ -86,27 +86,39 @@ body).
 break before a space or tab disappears, the space or tab stays), RFC 2047-decoded (whitespace \
 between two encoded words is dropped), trimmed. Invalid UTF-8 becomes U+FFFD. Only the \
 top-level header block counts.
-- **`body`**: parts that are empty or all whitespace are left out; line endings are `\\n`. In \
+- **`body`**: one paragraph per line. In plain text each line loses its leading and trailing \
+spaces and tabs, and a line break (LF or CRLF) inside a paragraph becomes one space; a \
+paragraph ends at an empty or \
+blank line; paragraphs are separated by one `\\n`. Parts that are empty or all whitespace are \
+left out; each part read is a paragraph boundary. In \
 `multipart/alternative` the first alternative holding plain text is read, else the first \
 holding HTML, else the first. Other alternatives add nothing to `body`, but their HTML counts \
 for `body.html` and their non-text parts are still attachments. A `text/*` part is body unless \
-its Content-Disposition is `attachment`; any other leaf is an attachment. A `multipart` part \
+its Content-Disposition is `attachment` or it is `text/html` with a file name (HTML \
+smuggling); any other leaf is an attachment. A `multipart` part \
 without a boundary is read as text.
 - **HTML as text**: tags removed (inline tags add nothing; `<br>`, `<p>`, `<div>`, `<li>`, \
 `<tr>`, headings, lists, tables and other block elements become line breaks; table cells a \
 space); `head`, `script`, `style` and `title` dropped; entities decoded (`&nbsp;` is a space); \
 runs of spaces become one space and runs of line breaks one line break; trimmed.
 - **Enclosed messages** (`message/rfc822`) are one attachment each, of type `message/rfc822`, \
-whose size is the enclosed message's length; their parts are not looked into.
+whose size is the enclosed message's length, followed by their own attachments (`archive` set to \
+the enclosed message's name, else its type), down to 3 levels of enclosed messages.
+- **ZIP archives** (type `application/zip`, `application/x-zip-compressed`, `application/x-zip`, \
+or a name ending in `.zip`) are followed by their file entries from the central directory \
+(`archive` the archive's name, `type` `application/octet-stream`, `size` as declared, \
+`encrypted` the entry's flag): at most 1,000 entries, archives up to 10 MiB; one that does not \
+read is listed as itself only.
 - **Limits**: a message over `max_message_size` bytes, with more than `max_headers` top-level \
 header fields, or with a part nested deeper than `max_mime_depth` (the top-level entity is \
 depth 0; each multipart or enclosed message adds one) is refused with the configured outcome.
 - **Addresses**: `.domain` is what follows the last `@`; `.detail` what follows the first `+` of \
 the local part. `<>` and `\"\"` are the null sender, every part `\"\"`.
 - **Case**: comparisons fold case by Unicode lowercase mapping (final `ς` folds to `σ`).
-- **Text of values** (`${...}`): numbers in shortest form (`8`, `9.5`), times in RFC 3339 UTC, \
+- **Text of values** (`${...}`): numbers in shortest form (`8`, `9.5`), times in RFC 3339 (in UTC, or with the zone's offset after `local()`), \
 durations as a Flow literal in the largest exact unit (`90s`, `5m`, `7d`), lists joined with \
-`, `, addresses as `.address`, attachments as their name.
+`, `, addresses as `.address`, attachments as their name, authentication results as \
+`method=result`.
 ";
 
 /// The comment block at the top of a module's source, without the `#`.

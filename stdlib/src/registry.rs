@@ -52,6 +52,15 @@ pub enum FunctionImpl {
     Duplicate,
     /// `matched(rule)`: reads the evaluation so far.
     Matched,
+    /// A pure function of a header's occurrences as written
+    /// (`header(NAME).raw`, which the checker passes first) and of the
+    /// arguments the rule gives: `auth_results(TRUSTED)`.
+    OverHeader {
+        /// The header read.
+        header: &'static str,
+        /// The function: `[occurrences, args...]`.
+        imp: fn(&[Value]) -> Value,
+    },
 }
 
 /// A builtin function: `count`, `lower`, `header`, `rate`, `matched`, ...
@@ -198,19 +207,47 @@ pub fn members(ty: &Type) -> Vec<(&'static str, Type, &'static str)> {
                 Type::String,
                 "Lower-case `type/subtype`, without parameters (`application/pdf`).",
             ),
-            ("size", Type::Int, "Decoded size in bytes."),
+            (
+                "size",
+                Type::Int,
+                "Decoded size in bytes (a ZIP entry: the uncompressed size the archive declares).",
+            ),
+            (
+                "archive",
+                Type::String,
+                "The name of the attachment this one is inside (an enclosed message or a ZIP \
+                 archive; its type when it has no name), `\"\"` for a part of the message itself.",
+            ),
+            (
+                "encrypted",
+                Type::Bool,
+                "Whether this is an encrypted entry of a ZIP archive.",
+            ),
         ],
+        Type::AuthResult => auth_result_members(),
         Type::Time => vec![
-            ("hour", Type::Int, "Hour of the day, 0-23, in UTC."),
-            ("minute", Type::Int, "Minute of the hour, 0-59, in UTC."),
+            (
+                "hour",
+                Type::Int,
+                "Hour of the day, 0-23, in the time's zone (UTC unless made by `local()`).",
+            ),
+            (
+                "minute",
+                Type::Int,
+                "Minute of the hour, 0-59, in the time's zone.",
+            ),
             (
                 "weekday",
                 Type::String,
-                "Day of the week in UTC, a lower-case English name: `\"monday\"` … `\"sunday\"`.",
+                "Day of the week in the time's zone, a lower-case English name: `\"monday\"` … `\"sunday\"`.",
             ),
-            ("day", Type::Int, "Day of the month, 1-31, in UTC."),
-            ("month", Type::Int, "Month, 1-12, in UTC."),
-            ("year", Type::Int, "Year, in UTC."),
+            (
+                "day",
+                Type::Int,
+                "Day of the month, 1-31, in the time's zone.",
+            ),
+            ("month", Type::Int, "Month, 1-12, in the time's zone."),
+            ("year", Type::Int, "Year, in the time's zone."),
         ],
         Type::Duration => vec![
             ("seconds", Type::Int, "The duration in whole seconds."),
@@ -229,10 +266,91 @@ pub fn members(ty: &Type) -> Vec<(&'static str, Type, &'static str)> {
     }
 }
 
+/// The properties of an authentication result that are members of it
+/// (`r.header.from`), as RFC 8601 and its registry name them.
+pub const AUTH_RESULT_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "header.from",
+        "The `header.from` property: the From domain DMARC checked.",
+    ),
+    (
+        "header.d",
+        "The `header.d` property: the signing domain of a DKIM signature.",
+    ),
+    (
+        "header.i",
+        "The `header.i` property: the identity of a DKIM signature.",
+    ),
+    (
+        "header.s",
+        "The `header.s` property: the selector of a DKIM signature.",
+    ),
+    (
+        "header.b",
+        "The `header.b` property: the start of a DKIM signature.",
+    ),
+    (
+        "smtp.mailfrom",
+        "The `smtp.mailfrom` property: the envelope sender SPF checked.",
+    ),
+    (
+        "smtp.helo",
+        "The `smtp.helo` property: the HELO name SPF checked.",
+    ),
+    ("smtp.auth", "The `smtp.auth` property: the SMTP AUTH user."),
+    (
+        "policy.dmarc",
+        "The `policy.dmarc` property (Stalwart): the DMARC policy.",
+    ),
+];
+
+fn auth_result_members() -> Vec<(&'static str, Type, &'static str)> {
+    let mut members = vec![
+        (
+            "method",
+            Type::String,
+            "The method, lower-case, without a version: `spf`, `dkim`, `dmarc`, `arc`, …",
+        ),
+        (
+            "result",
+            Type::String,
+            "The result, lower-case: `pass`, `fail`, `softfail`, `neutral`, `none`, …",
+        ),
+        ("reason", Type::String, "The `reason=` text, or `\"\"`."),
+        (
+            "policy",
+            Type::String,
+            "The DMARC policy reported, lower-case: the `policy.dmarc` property, else \
+             `policy=` or `p=` in a comment (`(policy=reject)`, `(p=reject dis=none)`); `\"\"` \
+             if none.",
+        ),
+        (
+            "comment",
+            Type::String,
+            "The text of the result's comments `( … )`, joined with `; `.",
+        ),
+        (
+            "authserv",
+            Type::String,
+            "The authserv-id of the header the result is in.",
+        ),
+        (
+            "properties",
+            Type::list(Type::String),
+            "Every property as `ptype.property=value`, in order.",
+        ),
+    ];
+    members.extend(
+        AUTH_RESULT_PROPERTIES
+            .iter()
+            .map(|(name, doc)| (*name, Type::String, *doc)),
+    );
+    members
+}
+
 /// The value of member `member` of `v` (see [`members`]); on a list, the
 /// list of its items' members. `None` when `v` has no such member.
 pub fn member_value(v: &Value, member: &str) -> Option<Value> {
-    use chrono::{Datelike, Timelike};
     Some(match v {
         Value::List(items) => Value::list(
             items
@@ -252,17 +370,37 @@ pub fn member_value(v: &Value, member: &str) -> Option<Value> {
             "name" => Value::str(&a.name),
             "type" => Value::str(&a.content_type),
             "size" => Value::Int(i64::try_from(a.size).unwrap_or(i64::MAX)),
+            "archive" => Value::str(&a.archive),
+            "encrypted" => Value::Bool(a.encrypted),
             _ => return None,
         },
-        Value::Time(secs) => {
-            let t = chrono::DateTime::from_timestamp(*secs, 0).unwrap_or_default();
+        Value::AuthResult(r) => match member {
+            "method" => Value::str(&r.method),
+            "result" => Value::str(&r.result),
+            "reason" => Value::str(&r.reason),
+            "policy" => Value::str(r.policy()),
+            "comment" => Value::str(&r.comment),
+            "authserv" => Value::str(&r.authserv),
+            "properties" => Value::list(
+                r.properties
+                    .iter()
+                    .map(|(k, v)| Value::str(format!("{k}={v}")))
+                    .collect(),
+            ),
+            property if AUTH_RESULT_PROPERTIES.iter().any(|(n, _)| *n == property) => {
+                Value::str(r.property(property))
+            }
+            _ => return None,
+        },
+        Value::Time(secs, zone) => {
+            let t = crate::time::fields(*secs, *zone);
             match member {
-                "hour" => Value::Int(i64::from(t.hour())),
-                "minute" => Value::Int(i64::from(t.minute())),
-                "weekday" => Value::str(weekday_name(t.weekday())),
-                "day" => Value::Int(i64::from(t.day())),
-                "month" => Value::Int(i64::from(t.month())),
-                "year" => Value::Int(i64::from(t.year())),
+                "hour" => Value::Int(i64::from(t.hour)),
+                "minute" => Value::Int(i64::from(t.minute)),
+                "weekday" => Value::str(weekday_name(t.weekday)),
+                "day" => Value::Int(i64::from(t.day)),
+                "month" => Value::Int(i64::from(t.month)),
+                "year" => Value::Int(i64::from(t.year)),
                 _ => return None,
             }
         }

@@ -31,6 +31,9 @@ pub enum Type {
     Attachment,
     /// The captures bound by `matches ... as m`: `m[i]` is a string.
     Captures,
+    /// One result of an `Authentication-Results` header
+    /// (`auth_results(...)`): `.method`, `.result`, `.header.from`, ...
+    AuthResult,
 }
 
 impl Type {
@@ -73,6 +76,7 @@ impl Type {
             "duration" => Type::Duration,
             "regex" => Type::Regex,
             "attachment" => Type::Attachment,
+            "auth_result" => Type::AuthResult,
             _ => return None,
         })
     }
@@ -94,6 +98,7 @@ impl fmt::Display for Type {
             Type::List(t) => write!(f, "list<{t}>"),
             Type::Attachment => f.write_str("attachment"),
             Type::Captures => f.write_str("captures"),
+            Type::AuthResult => f.write_str("auth_result"),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::authres::AuthResult;
 use crate::message::{Address, Attachment};
 
 /// A run-time value. Cheap to clone: compound values are shared.
@@ -22,8 +23,10 @@ pub enum Value {
     Ip(IpAddr),
     /// `cidr`: network address and prefix length.
     Cidr(IpAddr, u8),
-    /// `time`: seconds since the Unix epoch, UTC.
-    Time(i64),
+    /// `time`: seconds since the Unix epoch, and the zone its members
+    /// (`.hour`, …) are read in: UTC except after `local(t, ZONE)`.
+    /// Comparisons and arithmetic use the instant alone.
+    Time(i64, crate::time::Zone),
     /// `duration`: seconds (negative when the first time was earlier).
     Duration(i64),
     /// `regex`.
@@ -35,6 +38,8 @@ pub enum Value {
     /// Captures of `matches ... as m`: `m[0]` the whole match, then groups
     /// (a group that did not take part is `""`).
     Captures(Arc<Vec<String>>),
+    /// One result of an `Authentication-Results` header.
+    AuthResult(Arc<AuthResult>),
 }
 
 impl Value {
@@ -98,13 +103,15 @@ impl Value {
     /// - a string as is; an address as its `.address`;
     /// - a number in shortest form (`9.5`, `8`: an integral float prints
     ///   without `.0`);
-    /// - a time as RFC 3339 in UTC (`2026-11-22T07:00:00Z`);
+    /// - a time as RFC 3339: in UTC `2026-11-22T07:00:00Z`, a `local()`
+    ///   time with its zone's offset `2026-11-22T08:00:00+01:00`;
     /// - a duration as a Flow literal in the largest unit that divides it
     ///   exactly (`90s`, `5m`, `2h`, `7d`, `-30s`; zero is `0s`);
     /// - an ip as usual text, a cidr as `address/prefix`;
     /// - a list as its items' texts joined with `, `;
     /// - a regex as its source, an attachment as its name, captures as the
-    ///   whole match (`m[0]`), a bool as `true`/`false`.
+    ///   whole match (`m[0]`), a bool as `true`/`false`, an
+    ///   authentication result as `method=result` (`dmarc=fail`).
     pub fn to_text(&self) -> String {
         match self {
             Value::Bool(b) => b.to_string(),
@@ -114,7 +121,7 @@ impl Value {
             Value::Address(a) => a.address.clone(),
             Value::Ip(ip) => ip.to_string(),
             Value::Cidr(ip, prefix) => format!("{ip}/{prefix}"),
-            Value::Time(t) => format_time(*t),
+            Value::Time(t, zone) => crate::time::format(*t, *zone),
             Value::Duration(d) => format_duration(*d),
             Value::Regex(r) => r.as_str().to_string(),
             Value::List(items) => items
@@ -124,6 +131,7 @@ impl Value {
                 .join(", "),
             Value::Attachment(a) => a.name.clone(),
             Value::Captures(c) => c.first().cloned().unwrap_or_default(),
+            Value::AuthResult(r) => format!("{}={}", r.method, r.result),
         }
     }
 }
@@ -138,9 +146,13 @@ fn format_float(f: f64) -> String {
 /// Seconds since the epoch as RFC 3339 UTC; out-of-range times print as
 /// their number of seconds.
 pub fn format_time(secs: i64) -> String {
-    match chrono::DateTime::from_timestamp(secs, 0) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => secs.to_string(),
+    crate::time::format(secs, crate::time::Zone::UTC)
+}
+
+impl Value {
+    /// A time in UTC.
+    pub fn utc(secs: i64) -> Value {
+        Value::Time(secs, crate::time::Zone::UTC)
     }
 }
 

@@ -12,7 +12,9 @@
 //! captures by number and by name),
 //! `exists`, `in` over strings, numbers, networks and map keys, `under`,
 //! map lookups (`MAP[key]`), `some`/`every` lambdas, `rate()`, `duplicate()`,
-//! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`; every action and verdict (with
+//! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`,
+//! `auth_results()` and its members (dotted properties included),
+//! `attachments.archive` and `.encrypted`; every action and verdict (with
 //! and without codes), `if`/`else`, `stop`, `shadow`, priorities,
 //! templates, `notify … with … template`, `reply template [every D]`, and stdlib
 //! imports.
@@ -65,6 +67,24 @@ enum T {
     ListInt,
 }
 
+/// Zones for `local()`: with and without daylight saving, a half-hour
+/// offset, and a 30-minute DST shift (Lord Howe).
+const ZONES: &[&str] = &[
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Kolkata",
+    "UTC",
+    "Australia/Lord_Howe",
+];
+
+/// Literals for `time()`: around a DST change, the epoch, past 2^31.
+const TIMES: &[&str] = &[
+    "2024-12-20T18:00:00Z",
+    "2024-03-31T03:00:00+02:00",
+    "1970-01-01T00:00:00Z",
+    "2038-01-19T03:14:08Z",
+];
+
 const STRINGS: &[&str] = &[
     "",
     "invoice",
@@ -106,6 +126,7 @@ const HEADERS: &[&str] = &[
     "Message-ID",
     "Auto-Submitted",
     "Precedence",
+    "Authentication-Results",
     "X-Nothing",
     "MIME-Version",
 ];
@@ -188,6 +209,7 @@ pub fn ruleset(tape: &mut Tape<'_>) -> String {
          let limit = 5\n\
          let greeting = \"hello\"\n\
          let re_ticket = /ticket #(\\d+)/i\n\
+         let trusted_authserv = [\"mx.example.com\"]\n\
          map routes = {\"Ticket\": \"support\", \"invoice\": \"billing\", \"example.com\": \"\"}\n",
     );
     // User functions: bodies use their parameters and fields.
@@ -328,6 +350,7 @@ impl Gen<'_, '_> {
                     let window = self.tape.item(&["1h", "1d", "30s"]);
                     format!("duplicate({key}, {window})")
                 }
+                5 => "attachments.encrypted == true".to_string(),
                 _ => format!("score >= {}", self.tape.pick(6)),
             },
             3 => {
@@ -669,10 +692,16 @@ impl Gen<'_, '_> {
     }
 
     fn time_expr(&mut self, depth: usize) -> String {
-        match self.tape.pick(if depth == 0 { 2 } else { 4 }) {
+        match self.tape.pick(if depth == 0 { 4 } else { 6 }) {
             0 => "date".to_string(),
             1 => "now".to_string(),
-            2 => format!("({} + {})", self.time_expr(0), self.dur_expr(0)),
+            2 => format!(
+                "local({}, \"{}\")",
+                self.tape.item(&["now", "date"]),
+                self.tape.item(ZONES)
+            ),
+            3 => format!("time(\"{}\")", self.tape.item(TIMES)),
+            4 => format!("({} + {})", self.time_expr(0), self.dur_expr(0)),
             _ => format!("({} - {})", self.time_expr(0), self.dur_expr(0)),
         }
     }
@@ -714,8 +743,28 @@ impl Gen<'_, '_> {
             }
             3 => self
                 .tape
-                .item(&["attachments.name", "attachments.type", "words"])
+                .item(&[
+                    "attachments.name",
+                    "attachments.type",
+                    "words",
+                    "attachments.archive",
+                ])
                 .to_string(),
+            7 if self.tape.chance(50) => {
+                let member = self.tape.item(&[
+                    "method",
+                    "result",
+                    "policy",
+                    "reason",
+                    "header.from",
+                    "header.d",
+                    "smtp.mailfrom",
+                ]);
+                let trusted = self
+                    .tape
+                    .item(&["trusted_authserv", "[\"MX.example.com\", \"\"]"]);
+                format!("auth_results({trusted}).{member}")
+            }
             4 => self
                 .param(T::ListStr)
                 .unwrap_or_else(|| "words".to_string()),

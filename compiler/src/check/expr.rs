@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use weir_grammar::ast::{self, CompareOp, ExprKind, Ident, Span, StrPart};
 use weir_grammar::visit::{Visit, walk};
-use weir_stdlib::registry::{FunctionDef, FunctionImpl, ParamType};
-use weir_stdlib::{Address, Attachment, Regex, RegexError, Type, Value};
+use weir_stdlib::registry::{AUTH_RESULT_PROPERTIES, FunctionDef, FunctionImpl, ParamType};
+use weir_stdlib::{Address, Attachment, AuthResult, Regex, RegexError, Type, Value};
 
 use super::{Annotate, Binding, Checker, Ctx, Place};
 use crate::codes;
@@ -38,11 +38,12 @@ fn empty_value(t: &Type) -> Value {
         Type::Address => Value::Address(Arc::new(Address::default())),
         Type::Ip => Value::Ip([0, 0, 0, 0].into()),
         Type::Cidr => Value::Cidr([0, 0, 0, 0].into(), 32),
-        Type::Time => Value::Time(0),
+        Type::Time => Value::utc(0),
         Type::Duration => Value::Duration(0),
         Type::List(_) => Value::list(Vec::new()),
         Type::Attachment => Value::Attachment(Arc::new(Attachment::default())),
         Type::Captures => Value::Captures(Arc::new(Vec::new())),
+        Type::AuthResult => Value::AuthResult(Arc::new(AuthResult::default())),
         Type::String | Type::Regex => Value::str(""),
     }
 }
@@ -482,6 +483,8 @@ impl Checker<'_> {
                 self.ambiguous(cx.unit, id, &a, &b);
                 None
             }
+            // Reported once, at the module's import.
+            Resolution::NotFound if self.scopes.is_missing_requirement(cx.unit, &id.name) => None,
             Resolution::NotFound => self.field_path(cx, &[id], id.span),
         }
     }
@@ -657,7 +660,39 @@ impl Checker<'_> {
                 return self.field_path(cx, &path, whole.span);
             }
         }
+        if let ExprKind::Field(inner, ptype) = &base.kind
+            && AUTH_RESULT_PROPERTIES
+                .iter()
+                .any(|(n, _)| n.split('.').next() == Some(ptype.name.as_str()))
+        {
+            return self.dotted_member(cx, inner, ptype, member);
+        }
         let typed = self.expr(cx, base)?;
+        self.member(cx, typed, member)
+    }
+
+    /// `r.header.from`: on an authentication result, a property named
+    /// `ptype.property` is one member; on anything else, two members.
+    fn dotted_member(
+        &mut self,
+        cx: Ctx,
+        inner: &ast::Expr,
+        ptype: &Ident,
+        member: &Ident,
+    ) -> Option<Typed> {
+        let typed = self.expr(cx, inner)?;
+        let item = match &typed.1 {
+            Type::List(t) => &**t,
+            t => t,
+        };
+        if *item == Type::AuthResult {
+            let joined = Ident {
+                name: format!("{}.{}", ptype.name, member.name),
+                span: ptype.span.to(member.span),
+            };
+            return self.member(cx, typed, &joined);
+        }
+        let typed = self.member(cx, typed, ptype)?;
         self.member(cx, typed, member)
     }
 
@@ -875,7 +910,8 @@ impl Checker<'_> {
             self.unknown_function(cx, name);
             return None;
         };
-        if cx.place == Place::Let {
+        // `time("…")` is a literal (folded here), so a `let` may hold one.
+        if cx.place == Place::Let && def.name != "time" {
             self.call_in_let(cx, span);
             return None;
         }
@@ -884,6 +920,19 @@ impl Checker<'_> {
             FunctionImpl::Matched => self.matched_call(cx, span, args),
             FunctionImpl::Rate | FunctionImpl::Duplicate => self.rate_call(cx, span, def, args),
             FunctionImpl::Pure(imp) => self.pure_call(cx, span, def, imp, args),
+            FunctionImpl::OverHeader { header, imp } => {
+                let (lowered, ty) = self.pure_call(cx, span, def, imp, args)?;
+                let Expr::Builtin { imp, mut args } = lowered else {
+                    return None;
+                };
+                // The header's occurrences as written come first.
+                let occurrences = Expr::Header {
+                    name: Box::new(Expr::Const(Value::str(header))),
+                    raw: true,
+                };
+                args.insert(0, occurrences);
+                Some((Expr::Builtin { imp, args }, ty))
+            }
         }
     }
 
@@ -1011,7 +1060,9 @@ impl Checker<'_> {
         for ((arg, typed), param) in args.iter().zip(lowered).zip(&def.params) {
             out.push(self.builtin_arg(cx, arg.span, typed?, param)?);
         }
-        Some((Expr::Builtin { imp, args: out }, def.ret.clone()))
+        let spans: Vec<Span> = args.iter().map(|a| a.span).collect();
+        let call = self.time_call(cx.unit, def.name, &spans, Expr::Builtin { imp, args: out })?;
+        Some((call, def.ret.clone()))
     }
 
     /// One argument of a builtin, checked against its parameter.
@@ -1310,7 +1361,11 @@ impl Checker<'_> {
                 let r = elem(rt);
                 (is_text(l) && is_text(r))
                     || (is_num(l) && is_num(r))
-                    || (l == r && !matches!(l, Type::Regex | Type::Captures | Type::List(_)))
+                    || (l == r
+                        && !matches!(
+                            l,
+                            Type::Regex | Type::Captures | Type::AuthResult | Type::List(_)
+                        ))
             }
             CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
                 if matches!(rt, Type::List(_)) {

@@ -8,6 +8,8 @@ mod expr;
 mod lambda;
 mod literals;
 mod test_blocks;
+mod test_world;
+mod times;
 
 use std::collections::{HashMap, HashSet};
 

@@ -28,7 +28,7 @@ pub(crate) fn check_tests(checker: &mut Checker<'_>) -> Vec<TestCase> {
 
 impl Checker<'_> {
     /// A test argument: an expression without fields, evaluated now.
-    fn constant_arg(&mut self, unit: usize, e: &ast::Expr) -> Option<Value> {
+    pub(super) fn constant_arg(&mut self, unit: usize, e: &ast::Expr) -> Option<Value> {
         let (lowered, _) = self.expr(
             Ctx {
                 unit,
@@ -45,10 +45,10 @@ impl Checker<'_> {
         v
     }
 
-    fn constant_text(&mut self, unit: usize, e: &ast::Expr) -> Option<String> {
+    pub(super) fn constant_text(&mut self, unit: usize, e: &ast::Expr) -> Option<String> {
         let v = self.constant_arg(unit, e)?;
         match &v {
-            Value::List(_) | Value::Regex(_) | Value::Captures(_) => {
+            Value::List(_) | Value::Regex(_) | Value::Captures(_) | Value::AuthResult(_) => {
                 self.error(codes::BAD_TEST, unit, e.span, "expected a single value")
                     .set_label("not a single value");
                 None
@@ -69,6 +69,7 @@ impl Checker<'_> {
             envelope_to: None,
             client_ip: None,
             helo: None,
+            world: Default::default(),
             expectations: Vec::new(),
         };
         let mut message = None;
@@ -135,6 +136,12 @@ impl Checker<'_> {
                         case.helo = self.constant_text(unit, helo);
                         ok &= case.helo.is_some();
                     }
+                }
+                TestStmtKind::Now(_)
+                | TestStmtKind::Recipient(_)
+                | TestStmtKind::Rate { .. }
+                | TestStmtKind::Duplicate(_) => {
+                    ok &= self.world_stmt(unit, stmt, &mut case.world).is_some();
                 }
                 TestStmtKind::Expect { negated, what } => match self.expectation(unit, what) {
                     Some(what) => case.expectations.push(Expectation {

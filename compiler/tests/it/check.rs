@@ -109,7 +109,7 @@ fn local_names_shadow_imports_with_a_warning() {
 fn stdlib_declarations_never_warn_unused() {
     let c = compile_files(&[(
         "r.flow",
-        "import \"stdlib/bulk\"\nimport \"stdlib/auth\"\nrule r {\n  then tag \"x\"\n}\n",
+        "import \"stdlib/bulk\"\nimport \"stdlib/auth\"\nlet trusted_authserv = [\"mx\"]\nrule r {\n  then tag \"x\"\n}\n",
     )]);
     assert!(
         c.diagnostics.iter().all(|d| !d.file.starts_with("stdlib/")),
@@ -214,4 +214,63 @@ fn rule_info_carries_location() {
         ("r", 7, true, "rules.flow", 3)
     );
     assert_eq!(info.span.start, 2);
+}
+
+#[test]
+fn stdlib_spam_needs_trusted_authserv_through_stdlib_auth() {
+    let c = compile_files(&[(
+        "r.flow",
+        "import \"stdlib/spam\"\nrule r {\n  then tag \"x\"\n}\n",
+    )]);
+    let errors: Vec<_> = c.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1, "{}", rendered(&c));
+    assert_eq!(
+        (errors[0].code, errors[0].file.as_str()),
+        ("E0102", "r.flow")
+    );
+    assert!(
+        errors[0]
+            .message
+            .contains("`stdlib/spam` needs `trusted_authserv`"),
+        "{}",
+        rendered(&c)
+    );
+    // Declared by a file that imports the module through another file.
+    let c = compile_files(&[
+        (
+            "r.flow",
+            "import \"lib.flow\"\nrule r {\n  when spam_flag()\n  then tag \"x\"\n}\n",
+        ),
+        (
+            "lib.flow",
+            "import \"stdlib/auth\"\nlet trusted_authserv = [\"mx\"]\nfn spam_flag() = dmarc_fail()\n",
+        ),
+    ]);
+    assert!(
+        c.diagnostics.iter().all(|d| !d.is_error()),
+        "{}",
+        rendered(&c)
+    );
+}
+
+#[test]
+fn dotted_members_are_properties_of_authentication_results_only() {
+    let c = compile_files(&[(
+        "r.flow",
+        "rule r {\n  when auth_results([\"mx\"]).header.from == \"x.example\"\n    and auth_results([\"mx\"])[0].smtp.mailfrom == \"\"\n  then tag \"x\"\n}\n",
+    )]);
+    assert!(
+        c.diagnostics.iter().all(|d| !d.is_error()),
+        "{}",
+        rendered(&c)
+    );
+    let c = compile_files(&[(
+        "r.flow",
+        "rule r {\n  when from.header.from == \"x\"\n  then tag \"x\"\n}\n",
+    )]);
+    assert!(
+        c.diagnostics.iter().any(|d| d.code == "E0109"),
+        "{}",
+        rendered(&c)
+    );
 }

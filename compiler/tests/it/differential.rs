@@ -291,6 +291,8 @@ fn generated_rulesets_cover_every_form() {
         "min(",
         ".domain",
         ".weekday",
+        "local(",
+        "time(\"",
         "attachments",
         "envelope.to",
         "client.ip",

@@ -45,7 +45,8 @@ fn matches_is_case_sensitive_unless_flag_i() {
 
 #[test]
 fn regex_flags_m_s_x() {
-    let m = mail("Subject: x", "line one\nline two\n");
+    // Two paragraphs: `body` has one per line.
+    let m = mail("Subject: x", "line one\n\nline two\n");
     assert!(holds_on(r"body matches /^line two$/m", &m));
     assert!(!holds_on(r"body matches /^line two$/", &m));
     assert!(holds_on(r"body matches /one.line/s", &m));
@@ -1008,4 +1009,134 @@ fn lambdas_are_checked() {
         ),
         ["E0132"]
     );
+}
+
+fn local_reads_time_members_in_a_zone() {
+    // NOW is 2026-11-22T07:00:00Z, a Sunday.
+    assert!(holds(r#"local(now, "Europe/Berlin").hour == 8"#));
+    assert!(holds(r#"local(now, "America/New_York").hour == 2"#));
+    assert!(holds(
+        r#"local(now, "Pacific/Kiritimati").hour == 21 and local(now, "Pacific/Kiritimati").weekday == "sunday""#
+    ));
+    assert!(holds(
+        r#"local(now, "Pacific/Pago_Pago").weekday == "saturday" and local(now, "Pacific/Pago_Pago").day == 21"#
+    ));
+    assert!(holds(r#"local(now, "Asia/Kolkata").minute == 30"#));
+    assert!(holds(r#"local(date, "Europe/Berlin").hour == 7"#));
+    // Arithmetic keeps the zone; comparisons use the instant.
+    assert!(holds(r#"(local(now, "Europe/Berlin") + 1h).hour == 9"#));
+    assert!(holds(r#"local(now, "Asia/Tokyo") == now"#));
+    assert!(holds(r#"local(now, "Asia/Tokyo") - now == 0s"#));
+    // A zone known only at run time that is not a zone leaves UTC.
+    assert!(holds(r#"local(now, subject).hour == 7"#));
+}
+
+#[test]
+fn time_literals_compare_with_now() {
+    assert!(holds(r#"now == time("2026-11-22T08:00:00+01:00")"#));
+    assert!(holds(r#"now < time("2026-11-22T07:00:01Z")"#));
+    assert!(holds(r#"now >= time("2026-11-22T07:00:00Z")"#));
+    assert!(!holds(r#"now > time("2026-11-22T07:00:00Z")"#));
+    assert!(holds(r#"time("2026-11-22T00:00:00+01:00").hour == 23"#));
+    assert!(holds(r#"now - time("2026-11-21T07:00:00Z") == 1d"#));
+    // A time literal is a constant: a `let` may hold it.
+    let r = rules(
+        "let deadline = time(\"2026-11-22T08:00:00+01:00\")\nrule t {\n  when now >= deadline\n  then tag \"due\"\n}\n",
+    );
+    assert_eq!(decide(&r, MAIL).tags, ["due"]);
+    assert_eq!(
+        codes(
+            "let t = local(time(\"2026-11-22T08:00:00Z\"), \"UTC\")\nrule r {\n  when now == t\n  then tag \"x\"\n}\n"
+        ),
+        ["E0125"]
+    );
+}
+
+#[test]
+fn times_render_with_their_zone() {
+    let r = rules(
+        "rule t {\n  then tag \"${local(now, \"Europe/Berlin\")} ${now} ${time(\"2024-12-20T00:00:00+01:00\")}\"\n}\n",
+    );
+    assert_eq!(
+        decide(&r, MAIL).tags,
+        ["2026-11-22T08:00:00+01:00 2026-11-22T07:00:00Z 2024-12-19T23:00:00Z"]
+    );
+}
+
+#[test]
+fn bad_zones_and_time_literals_are_check_errors() {
+    let rule = |cond: &str| format!("rule t {{\n  when {cond}\n  then tag \"x\"\n}}\n");
+    assert_eq!(
+        codes(&rule(r#"local(now, "Mars/Base").hour == 1"#)),
+        ["E0140"]
+    );
+    assert_eq!(codes(&rule(r#"now < time("2024-12-20")"#)), ["E0140"]);
+    assert_eq!(codes(&rule(r#"now < time(subject)"#)), ["E0140"]);
+    assert_eq!(codes(&rule(r#"now < time(42)"#)), ["E0108"]);
+    assert!(codes(&rule(r#"local(now, "UTC").hour == 1"#)).is_empty());
+}
+
+/// The test blocks of `source`, run by both engines: each failure list.
+fn run_tests(source: &str) -> Vec<Result<(), Vec<String>>> {
+    use weir_compiler::{Engine, Evaluator, run_case};
+    let c = compile_files(&[("rules.flow", source)]);
+    assert!(!c.has_errors(), "{}", rendered(&c));
+    let ruleset = c.ruleset.expect("a ruleset");
+    let loader: weir_compiler::loader::MemoryLoader = weir_compiler::loader::MemoryLoader::new();
+    let mut out = Vec::new();
+    for engine in [Engine::Interpreter, Engine::Native] {
+        let (ev, _) = Evaluator::compile(&ruleset, engine);
+        out.extend(
+            ruleset
+                .tests()
+                .iter()
+                .map(|case| run_case(&ev, case, &loader)),
+        );
+    }
+    out
+}
+
+const WORLD_RULES: &str = r#"
+rule slow_down {
+  when rate("from:${envelope.from.address}", 1h) > 20
+  then tempfail
+}
+rule dup {
+  when duplicate(message_id, 1d)
+  then discard
+}
+rule evening {
+  when local(now, "Europe/Berlin").hour >= 18
+  then tag "evening"
+}
+rule for_bob {
+  when recipient.detail == "orders"
+  then fileinto "Orders"
+}
+"#;
+
+const WORLD_MAIL: &str = "  message \"\"\"\n    From: a@example.org\n    To: bob@example.com\n    Message-ID: <m1@example.org>\n\n    hi\n    \"\"\"\n";
+
+#[test]
+fn test_blocks_set_clock_recipient_counts_and_deliveries() {
+    let tests = [
+        "  rate \"from:a@example.org\" = 20\n  expect verdict tempfail\n",
+        "  rate \"from:a@example.org\" = 19\n  expect verdict accept\n",
+        "  recipient \"bob+orders@example.com\"\n  duplicate \"m1@example.org\"\n  expect verdict discard\n",
+        "  duplicate \"m2@example.org\"\n  expect verdict accept\n",
+        "  now \"2024-12-20T17:00:00Z\"\n  expect tag \"evening\"\n",
+        "  now \"2024-12-20T16:59:00Z\"\n  expect not tag \"evening\"\n",
+        "  recipient \"bob+orders@example.com\"\n  expect folder \"Orders\"\n",
+        "  expect not folder \"Orders\"\n  expect verdict accept\n",
+    ];
+    let mut source = WORLD_RULES.to_string();
+    for (i, body) in tests.iter().enumerate() {
+        source.push_str(&format!("test \"t{i}\" {{\n{WORLD_MAIL}{body}}}\n"));
+    }
+    for (i, result) in run_tests(&source).into_iter().enumerate() {
+        assert_eq!(result, Ok(()), "test t{}", i % tests.len());
+    }
+    // The same expectations without the world line fail.
+    let wrong = format!("{WORLD_RULES}test \"w\" {{\n{WORLD_MAIL}  expect verdict tempfail\n}}\n");
+    assert!(run_tests(&wrong).iter().all(Result::is_err));
 }

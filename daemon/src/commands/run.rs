@@ -39,9 +39,10 @@ pub fn run(args: &RunArgs) -> u8 {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for input in &messages {
+        let now = args.now.unwrap_or_else(weir_compiler::now);
         let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
-            evaluator
-                .decide(&bytes, &envelope, &mut rates, &opts)
+            weir_compiler::transaction_at(&bytes, &envelope, now)
+                .map(|tx| evaluator.decide_transaction(&tx, &mut rates, &opts))
                 .map_err(|e| e.to_string())
         });
         let printed = match result {

@@ -43,7 +43,16 @@ const EXPRESSION_KEYWORDS: &[&str] = &[
 ];
 
 /// The words that start a line of a test block.
-const TEST_WORDS: &[&str] = &["message", "envelope", "client", "expect"];
+const TEST_WORDS: &[&str] = &[
+    "message",
+    "envelope",
+    "client",
+    "now",
+    "recipient",
+    "rate",
+    "duplicate",
+    "expect",
+];
 
 /// What may follow `expect` (besides action words).
 const EXPECT_WORDS: &[&str] = &[

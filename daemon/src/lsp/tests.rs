@@ -643,6 +643,45 @@ rule s {
 }
 
 #[test]
+fn time_zones_and_test_worlds_in_the_editor() {
+    let mut client = Client::start();
+    let text = "\
+rule r {
+  when local(now, \"Europe/Berln\").hour >= 18
+  then tag \"x\"
+}
+test \"t\" {
+  message \"\"\"
+    Subject: x
+
+    y
+    \"\"\"
+  now \"2024-12-20T18:00:00Z\"
+  
+}
+";
+    let (uri, diagnostics) = client.open("world.flow", text);
+    let zone = diagnostics
+        .iter()
+        .find(|d| code(d) == "E0140")
+        .unwrap_or_else(|| panic!("no E0140 in {diagnostics:?}"));
+    assert!(zone.message.contains("Europe/Berlin"), "{}", zone.message);
+    assert_eq!(zone.range.start, pos(text, "\"Europe/Berln\"", 0, 0));
+    let line = Position::new(pos(text, "now \"2024", 0, 0).line + 1, 2);
+    let words = client.complete(&uri, line);
+    let got = labels(&words);
+    for want in ["now", "recipient", "rate", "duplicate", "expect"] {
+        assert!(got.contains(&want), "{want} missing from {got:?}");
+    }
+    let expr = client.complete(&uri, pos(text, "local(", 0, 0));
+    let got = labels(&expr);
+    for want in ["local", "time", "now"] {
+        assert!(got.contains(&want), "{want} missing from {got:?}");
+    }
+    client.shutdown();
+}
+
+#[test]
 fn definition_and_references_cover_declarations_imports_and_matched() {
     let mut client = Client::start();
     let lib = "# shared lists\nlet internal = [\"example.com\"]\n\nrule early priority 1 {\n  then tag \"early\"\n}\n";

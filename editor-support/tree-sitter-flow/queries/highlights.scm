@@ -67,6 +67,10 @@
   "stage"
   "matched"
   "score"
+  "now"
+  "recipient"
+  "rate"
+  "duplicate"
 ] @keyword
 
 (expect_statement
@@ -147,8 +151,8 @@
 (call
   function: (identifier) @function.builtin
   (#any-of? @function.builtin
-    "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "matched"
-    "split" "join" "replace" "first" "number" "max" "min"))
+    "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "auth_results" "matched"
+    "split" "join" "replace" "first" "number" "max" "min" "local" "time"))
 
 ; Fields of the message model (docs/language.md, "Expressions").
 ((member_expression

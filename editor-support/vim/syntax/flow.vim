@@ -45,7 +45,7 @@ syn match flowProperty /\%(\.\)\@<=\h\w*/
 " Builtin functions, then any other call.
 syn match flowCall     /\<\h\w*\ze\s*(/
 syn match flowFunctionName /\%(\<fn\s\+\)\@<=\h\w*/
-syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|matched\|split\|join\|replace\|first\|number\|max\|min\)\ze\s*(/
+syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|auth_results\|matched\|split\|join\|replace\|first\|number\|max\|min\|local\|time\)\ze\s*(/
 
 " Actions (docs/language.md, "Rules and actions") at the start of a statement: at the start of a
 " line, after `{`, `;`, `then`, `else`, or `expect [not]` in a test.
@@ -82,6 +82,8 @@ syn match  flowRegexEscape /\\./ contained
 syn region flowTestBlock matchgroup=flowBrace start=/\%(\<test\s\+"[^"]*"\s*\)\@<={/ end=/}/ contains=ALLBUT,flowTestWord,@flowInside,flowInterpolation,flowEscape,flowBadEscape,flowRegexEscape,flowTodo
 syn cluster flowInside contains=flowTestBlock
 syn match flowTestWord /\<\%(message\|envelope\|client\|expect\)\>/ contained containedin=flowTestBlock
+" The world a test sets: words only at the start of a test line.
+syn match flowTestWord /^\s*\zs\<\%(now\|recipient\|rate\|duplicate\)\>\ze\s*"/ contained containedin=flowTestBlock
 syn match flowTestWord /\%(\<\%(envelope\|client\)\>.*\)\@<=\<\%(from\|to\|ip\|helo\)\>/ contained containedin=flowTestBlock
 syn match flowVerdict  /\%(\<verdict\s\+\)\@<=\<\%(accept\|reject\|tempfail\|discard\|quarantine\)\>/ contained containedin=flowTestBlock
 syn match flowTestWord /\%(\<expect\%(\s\+not\)\=\s\+\)\@<=\<\%(verdict\|stage\|matched\|score\|folder\)\>/ contained containedin=flowTestBlock

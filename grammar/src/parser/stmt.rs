@@ -180,7 +180,14 @@ impl Builder<'_> {
                     let name_span = self.span(&p);
                     name = Some((self.plain_string(p, "a test name")?, name_span));
                 }
-                Rule::t_message | Rule::t_envelope | Rule::t_client | Rule::t_expect => {
+                Rule::t_message
+                | Rule::t_envelope
+                | Rule::t_client
+                | Rule::t_now
+                | Rule::t_recipient
+                | Rule::t_rate
+                | Rule::t_duplicate
+                | Rule::t_expect => {
                     if let Some(s) = self.test_stmt(p) {
                         stmts.push(s);
                     }
@@ -208,6 +215,21 @@ impl Builder<'_> {
                     TestStmtKind::MessageText(self.string(lit).as_plain().unwrap_or_default())
                 } else {
                     TestStmtKind::MessageFile(self.plain_string(lit, "a message path")?)
+                }
+            }
+            Rule::t_now | Rule::t_recipient | Rule::t_rate | Rule::t_duplicate => {
+                let mut values = inner
+                    .filter(|p| p.as_rule() == Rule::arg)
+                    .map(|p| self.arg(p));
+                let first = values.next()?;
+                match kind {
+                    Rule::t_now => TestStmtKind::Now(first),
+                    Rule::t_recipient => TestStmtKind::Recipient(first),
+                    Rule::t_duplicate => TestStmtKind::Duplicate(first),
+                    _ => TestStmtKind::Rate {
+                        key: first,
+                        count: values.next()?,
+                    },
                 }
             }
             Rule::t_envelope | Rule::t_client => {

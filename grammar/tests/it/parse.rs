@@ -401,6 +401,34 @@ fn action_forms() {
 }
 
 #[test]
+fn test_blocks_set_the_world() {
+    let file = ok(concat!(
+        "test \"t\" {\n",
+        "  now \"2024-12-20T18:00:00Z\"\n",
+        "  recipient \"bob@example.com\"\n",
+        "  rate \"from:${envelope.from}\" = 20\n",
+        "  duplicate \"<id@b>\"\n",
+        "  expect tag \"x\"\n",
+        "}\n"
+    ));
+    let Some(Item::Test(t)) = file.items.first() else {
+        panic!()
+    };
+    let kinds: Vec<&TestStmtKind> = t.stmts.iter().map(|s| &s.kind).collect();
+    assert!(matches!(kinds[0], TestStmtKind::Now(_)));
+    assert!(matches!(kinds[1], TestStmtKind::Recipient(_)));
+    assert!(matches!(kinds[2], TestStmtKind::Rate { .. }));
+    assert!(matches!(kinds[3], TestStmtKind::Duplicate(_)));
+    assert!(matches!(kinds[4], TestStmtKind::Expect { .. }));
+    // `rate` needs its count, `now` its time.
+    errors("test \"t\" {\n  rate \"k\"\n}\n");
+    errors("test \"t\" {\n  now\n}\n");
+    // The words stay names outside test blocks.
+    let names = ok("let now_ = 1\nlet rate = 2\nlet duplicate = 3\nlet recipient = 4\n");
+    assert_eq!(names.items.len(), 4);
+}
+
+#[test]
 fn contextual_words_are_identifiers() {
     let file = ok(
         "let from = 1\nlet message = 2\nlet score = 3\nlet expect = 4\nlet name = 5\nlet body = 6\n",

@@ -49,7 +49,7 @@ fn python_messages_read_as_expected() {
     assert_eq!(m.from()[0].name, "John X. Doe");
     assert_eq!(m.message_id(), "15090.61304.110929.45684@aaa.zzz.org");
     assert!(
-        m.body_text().contains("Hi,\n\nDo you like this message?"),
+        m.body_text().contains("Hi,\nDo you like this message?"),
         "{:?}",
         m.body_text()
     );

@@ -253,6 +253,22 @@ fn message(
     out
 }
 
+/// The text as `body` gives it: its paragraphs (runs of non-empty lines),
+/// each on one line with its line breaks read as spaces.
+fn paragraphs(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim).chain([""]) {
+        if !line.is_empty() {
+            current.push(line);
+        } else if !current.is_empty() {
+            out.push(current.join(" "));
+            current.clear();
+        }
+    }
+    out.join("\n")
+}
+
 fn crlf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 20);
     for &b in bytes {
@@ -283,8 +299,8 @@ proptest! {
         }
         let message = Message::parse(&bytes, &Limits::default()).expect("accepted");
         prop_assert_eq!(
-            message.body_text().trim_end(),
-            text.as_str(),
+            message.body_text(),
+            paragraphs(&text),
             "message:\n{}",
             String::from_utf8_lossy(&bytes)
         );

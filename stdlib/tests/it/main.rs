@@ -11,3 +11,4 @@ mod never_panics;
 mod reference;
 mod registry;
 mod spamassassin;
+mod time;

@@ -296,14 +296,14 @@ fn non_text_single_part_is_an_attachment() {
 fn no_header_block_means_everything_is_body() {
     let garbage = parse("just some words\nand: more\n");
     assert!(garbage.headers().is_empty());
-    assert_eq!(garbage.body_text(), "just some words\nand: more\n");
+    assert_eq!(garbage.body_text(), "just some words and: more");
     let blank_first = parse("\r\nSubject: not a header\r\n");
     assert!(blank_first.headers().is_empty());
     assert_eq!(blank_first.subject(), "");
-    assert_eq!(blank_first.body_text(), "Subject: not a header\n");
+    assert_eq!(blank_first.body_text(), "Subject: not a header");
     let binary = parse_bytes(&[0xff, 0x00, b':', 0x80, b'\n', b'x']);
     assert!(binary.headers().is_empty());
-    assert_eq!(binary.body_text(), "\u{fffd}\0:\u{fffd}\nx");
+    assert_eq!(binary.body_text(), "\u{fffd}\0:\u{fffd} x");
     let empty = parse("");
     assert_eq!((empty.body_text(), empty.size()), ("", 0));
 }
@@ -313,14 +313,14 @@ fn missing_separator_starts_the_body_at_the_first_non_header_line() {
     let m = parse("Subject: hi\nthis line is body\nX-Not: header\n");
     assert_eq!(m.header("Subject"), ["hi"]);
     assert!(m.header("X-Not").is_empty());
-    assert_eq!(m.body_text(), "this line is body\nX-Not: header\n");
+    assert_eq!(m.body_text(), "this line is body X-Not: header");
 }
 
 #[test]
 fn mbox_from_line_is_skipped() {
     let m = parse("From jane@x Mon Jan  1 12:00:00 2026\nSubject: hi\n\nbody\n");
     assert_eq!(m.subject(), "hi");
-    assert_eq!(m.body_text(), "body\n");
+    assert_eq!(m.body_text(), "body");
 }
 
 #[test]
@@ -339,7 +339,7 @@ fn size_and_raw_are_the_bytes_received() {
     let m = parse(text);
     assert_eq!(m.size(), text.len() as u64);
     assert_eq!(m.raw(), text.as_bytes());
-    assert_eq!(m.body_text(), "body\n");
+    assert_eq!(m.body_text(), "body");
 }
 
 #[test]
@@ -547,4 +547,42 @@ fn text_attachment_size_is_the_transfer_decoded_length() {
     assert_eq!(m.attachments().len(), 1);
     // "caf\xe9": four bytes before charset conversion.
     assert_eq!(m.attachments()[0].size, 4);
+}
+
+/// A message with one base64 ZIP attachment holding `entries` empty files
+/// and a directory, built with the zip crate's writer.
+fn zip_message(entries: usize) -> Message {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer.add_directory("dir/", options).expect("a directory");
+    for i in 0..entries {
+        writer
+            .start_file(format!("dir/f{i}.exe"), options)
+            .expect("an entry");
+        writer.write_all(b"MZ").expect("written");
+    }
+    let bytes = writer.finish().expect("finished").into_inner();
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    parse(&format!(
+        "Subject: z\nContent-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\nsee\n--B\nContent-Type: application/octet-stream; name=\"a.ZIP\"\nContent-Transfer-Encoding: base64\n\n{data}\n--B--\n"
+    ))
+}
+
+#[test]
+fn zip_entries_are_listed_up_to_a_thousand_without_directories() {
+    let m = zip_message(3);
+    let names: Vec<&str> = m.attachments().iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["a.ZIP", "dir/f0.exe", "dir/f1.exe", "dir/f2.exe"]);
+    assert!(
+        m.attachments()[1..]
+            .iter()
+            .all(|a| a.archive == "a.ZIP" && a.size == 2)
+    );
+    assert_eq!(m.attachments()[0].archive, "");
+    let big = zip_message(1_005);
+    assert_eq!(big.attachments().len(), 1 + 1_000);
+    assert_eq!(big.body_text(), "see");
 }

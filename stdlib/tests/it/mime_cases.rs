@@ -1,6 +1,6 @@
 //! Real-world MIME, one minimal message each: `tests/mime/NAME.eml` is read
 //! as Weir's message model and must give `tests/mime/NAME.expect` (its
-//! `body`, `body.html` and `attachments`). `UPDATE_EXPECT=1` rewrites the
+//! `body`, `body.html` and `attachments` with every member). `UPDATE_EXPECT=1` rewrites the
 //! expectations from what Weir reads; review the diff before committing.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,10 @@ fn render(message: &Message) -> String {
         message.body_html()
     );
     for a in message.attachments() {
-        out.push_str(&format!("{} | {} | {}\n", a.name, a.content_type, a.size));
+        out.push_str(&format!(
+            "{} | {} | {} | archive={} | encrypted={}\n",
+            a.name, a.content_type, a.size, a.archive, a.encrypted
+        ));
     }
     out
 }

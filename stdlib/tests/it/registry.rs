@@ -91,7 +91,7 @@ fn field_getters_read_the_transaction() {
 fn missing_date_is_now() {
     let m = Message::parse(b"Subject: x\n\ny", &Limits::default()).expect("parse");
     let tx = Transaction::with_defaults(m, None, &[], None, None, 1000);
-    assert!(matches!(get(&tx, "date"), Value::Time(1000)));
+    assert!(matches!(get(&tx, "date"), Value::Time(1000, _)));
 }
 
 #[test]
@@ -114,17 +114,24 @@ fn members_of_addresses_attachments_times_and_lists() {
         name: "a.exe".into(),
         content_type: "application/x".into(),
         size: 7,
+        archive: "bundle.zip".into(),
+        encrypted: true,
     }));
+    assert_eq!(member(&att, "archive").as_deref(), Some("bundle.zip"));
+    assert!(matches!(
+        member_value(&att, "encrypted"),
+        Some(Value::Bool(true))
+    ));
     assert_eq!(member(&att, "type").as_deref(), Some("application/x"));
     assert!(matches!(member_value(&att, "size"), Some(Value::Int(7))));
     // 2026-11-22 is a Sunday.
-    let t = Value::Time(1_795_330_800 + 3_600 * 5 + 60 * 7);
+    let t = Value::utc(1_795_330_800 + 3_600 * 5 + 60 * 7);
     assert_eq!(member(&t, "hour").as_deref(), Some("12"));
     assert_eq!(member(&t, "minute").as_deref(), Some("7"));
     assert_eq!(member(&t, "weekday").as_deref(), Some("sunday"));
     assert_eq!(member(&t, "year").as_deref(), Some("2026"));
     assert_eq!(
-        member(&Value::Time(0), "weekday").as_deref(),
+        member(&Value::utc(0), "weekday").as_deref(),
         Some("thursday")
     );
     assert_eq!(
@@ -203,7 +210,7 @@ fn pure_functions() {
     for f in &registry().functions {
         if let FunctionImpl::Pure(imp) = f.imp {
             let _ = imp(&[]);
-            let _ = imp(&[Value::Bool(true), Value::Int(1), Value::Time(0)]);
+            let _ = imp(&[Value::Bool(true), Value::Int(1), Value::utc(0)]);
         }
     }
 }
@@ -259,7 +266,7 @@ fn to_text_renders_like_interpolation() {
     assert_eq!(Value::Float(8.0).to_text(), "8");
     assert_eq!(Value::Float(-0.25).to_text(), "-0.25");
     assert_eq!(Value::Int(-3).to_text(), "-3");
-    assert_eq!(Value::Time(1_795_330_800).to_text(), "2026-11-22T07:00:00Z");
+    assert_eq!(Value::utc(1_795_330_800).to_text(), "2026-11-22T07:00:00Z");
     assert_eq!(Value::Duration(300).to_text(), "5m");
     assert_eq!(Value::Duration(90).to_text(), "90s");
     assert_eq!(Value::Duration(7 * 86_400).to_text(), "7d");
