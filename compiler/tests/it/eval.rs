@@ -1011,6 +1011,7 @@ fn lambdas_are_checked() {
     );
 }
 
+#[test]
 fn local_reads_time_members_in_a_zone() {
     // NOW is 2026-11-22T07:00:00Z, a Sunday.
     assert!(holds(r#"local(now, "Europe/Berlin").hour == 8"#));
