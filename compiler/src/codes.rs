@@ -53,7 +53,7 @@ pub const ELSE_WITHOUT_WHEN: &str = "E0121";
 pub const NOT_A_TEMPLATE: &str = "E0122";
 /// A template field other than `subject`, `body`, `from` and `addresses`.
 pub const TEMPLATE_FIELD: &str = "E0123";
-/// A `list … = file` file cannot be read.
+/// A `list` or `map` file cannot be read, or has a bad line.
 pub const LIST_FILE: &str = "E0124";
 /// A `let` is not a compile-time constant (reads a field, or refers to itself).
 pub const NOT_CONSTANT: &str = "E0125";
@@ -69,6 +69,8 @@ pub const UNKNOWN_MODULE: &str = "E0129";
 pub const UNKNOWN_TYPE: &str = "E0130";
 /// A parameter name appears twice in one `fn`.
 pub const DUPLICATE_PARAM: &str = "E0131";
+/// A misused `some`/`every` lambda: out of place, nested, or reading captures.
+pub const LAMBDA: &str = "E0132";
 /// An unknown time zone in `local()`, or a `time("...")` that is not a
 /// constant RFC 3339 time.
 pub const INVALID_TIME: &str = "E0140";
@@ -156,7 +158,10 @@ pub const ALL: &[(&str, &str)] = &[
         TEMPLATE_FIELD,
         "a template field other than `subject`, `body`, `from` and `addresses`",
     ),
-    (LIST_FILE, "a `list … = file` file that cannot be read"),
+    (
+        LIST_FILE,
+        "a `list` or `map` file that cannot be read, or a bad line in one",
+    ),
     (NOT_CONSTANT, "a `let` that is not a compile-time constant"),
     (
         BAD_TEST,
@@ -168,7 +173,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         NOT_A_VALUE,
-        "a rule, template or function name used as a value",
+        "a rule, template, function or map name used as a value",
     ),
     (
         UNKNOWN_MODULE,
@@ -176,6 +181,10 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (UNKNOWN_TYPE, "an unknown type in a `fn` parameter"),
     (DUPLICATE_PARAM, "a parameter name repeated in one `fn`"),
+    (
+        LAMBDA,
+        "a `x => …` lambda outside `some`/`every`, nested, or reading `matches … as` captures",
+    ),
     (
         INVALID_TIME,
         "an unknown time zone in `local()`, or a `time()` that is not a constant RFC 3339 time",

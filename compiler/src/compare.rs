@@ -3,7 +3,7 @@
 //! empty list); a list on the right of `==`, `contains`, `starts_with` and
 //! `ends_with` means any of its items; string comparisons fold case except
 //! `matches`; `in` is case-insensitive equality for strings and containment
-//! for IPs. Negation (`!=`) is applied by the caller to the whole test.
+//! for IPs; `under` is a domain at or below an entry. Negation (`!=`) is applied by the caller to the whole test.
 
 use std::slice;
 
@@ -99,6 +99,17 @@ fn element(op: CmpOp, item: &Value, rhs: &Value) -> Option<Found> {
                 captures: Some(groups),
             })
         }
+        CmpOp::Under => {
+            let set = rhs.as_list().unwrap_or(slice::from_ref(rhs));
+            let domain = item.as_text()?;
+            set.iter()
+                .filter_map(Value::as_text)
+                .any(|entry| is_under(domain, entry))
+                .then_some(Found {
+                    span: (0, domain.len()),
+                    captures: None,
+                })
+        }
         CmpOp::In => {
             let set = rhs.as_list().unwrap_or(slice::from_ref(rhs));
             set.iter().any(|member| is_in(item, member)).then(|| Found {
@@ -114,6 +125,21 @@ fn element(op: CmpOp, item: &Value, rhs: &Value) -> Option<Found> {
             candidates.iter().find_map(|r| scalar(op, item, r))
         }
     }
+}
+
+/// `domain under entry`: equal to the entry or a subdomain of it at a
+/// label boundary, case-insensitively, a trailing dot (and an entry's
+/// leading dot) ignored. An empty domain or entry is under nothing.
+pub(crate) fn is_under(domain: &str, entry: &str) -> bool {
+    let domain = fold(domain.trim().trim_end_matches('.'));
+    let entry = fold(entry.trim().trim_end_matches('.').trim_start_matches('.'));
+    if domain.is_empty() || entry.is_empty() {
+        return false;
+    }
+    domain == entry
+        || (domain.len() > entry.len()
+            && domain.ends_with(entry.as_str())
+            && domain.as_bytes()[domain.len() - entry.len() - 1] == b'.')
 }
 
 /// `item in LIST` for one member of the list.
@@ -195,6 +221,6 @@ fn scalar(op: CmpOp, a: &Value, b: &Value) -> Option<Found> {
                 }
             }
         }
-        CmpOp::Matches | CmpOp::In => None,
+        CmpOp::Matches | CmpOp::In | CmpOp::Under => None,
     }
 }

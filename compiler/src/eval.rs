@@ -66,6 +66,8 @@ pub(crate) struct Machine<'a> {
     captures: Vec<Option<Arc<Vec<String>>>>,
     /// Arguments of the user functions being evaluated, innermost last.
     frames: Vec<Vec<Value>>,
+    /// The elements bound by the `some`/`every` being evaluated, innermost last.
+    elements: Vec<Value>,
     /// Whether the rule being evaluated is a shadow rule.
     shadow: bool,
     /// The latest stage among the rules visited so far.
@@ -123,6 +125,8 @@ fn is_constant(e: &Expr) -> bool {
         | Expr::Score
         | Expr::Header { .. }
         | Expr::Param(_)
+        | Expr::Element
+        | Expr::Quantified { .. }
         | Expr::Captures(_)
         | Expr::CallUser { .. }
         | Expr::Rate { .. }
@@ -193,6 +197,7 @@ impl<'a> Machine<'a> {
             matched: vec![false; prog.rule_count],
             captures: Vec::new(),
             frames: Vec::new(),
+            elements: Vec::new(),
             shadow: false,
             stage: Stage::Connect,
             counted: HashSet::new(),
@@ -503,6 +508,12 @@ impl<'a> Machine<'a> {
                 .and_then(|f| f.get(*i))
                 .cloned()
                 .unwrap_or_else(|| Value::str("")),
+            Expr::Element => self
+                .elements
+                .last()
+                .cloned()
+                .unwrap_or_else(|| Value::str("")),
+            Expr::Quantified { every, list, body } => self.quantified(*every, list, body),
             Expr::Captures(slot) => Value::Captures(
                 self.captures
                     .get(*slot)
@@ -578,6 +589,25 @@ impl<'a> Machine<'a> {
             }
             _ => empty.clone(),
         }
+    }
+
+    /// `some`/`every`: the body once per element, stopping at the first
+    /// element that decides (`some` over an empty list is false, `every`
+    /// true). Lambdas do not nest (checked), so this is linear in the list.
+    fn quantified(&mut self, every: bool, list: &Expr, body: &Expr) -> Value {
+        let items = match self.eval(list) {
+            Value::List(items) => items,
+            other => std::sync::Arc::new(vec![other]),
+        };
+        for item in items.iter() {
+            self.elements.push(item.clone());
+            let held = truthy(&self.eval(body));
+            self.elements.pop();
+            if held != every {
+                return Value::Bool(!every);
+            }
+        }
+        Value::Bool(every)
     }
 
     /// A call of the ruleset's `fn` number `func`.

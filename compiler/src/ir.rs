@@ -22,6 +22,16 @@ pub(crate) enum Expr {
     Header { name: Box<Expr>, raw: bool },
     /// A parameter of the `fn` being evaluated.
     Param(usize),
+    /// The element bound by the innermost `some`/`every` being evaluated.
+    Element,
+    /// `some(LIST, x => BODY)` (`every: false`) or `every(...)`: BODY is
+    /// evaluated once per element of LIST, with [`Expr::Element`] bound to
+    /// it, until the answer is known.
+    Quantified {
+        every: bool,
+        list: Box<Expr>,
+        body: Box<Expr>,
+    },
     /// The captures bound by `matches … as NAME` (a slot of the rule).
     Captures(usize),
     /// `.member` of an address, attachment or time, applied to every item
@@ -71,6 +81,7 @@ impl Expr {
             | Expr::Field(_)
             | Expr::Score
             | Expr::Param(_)
+            | Expr::Element
             | Expr::Captures(_)
             | Expr::Matched(_) => Vec::new(),
             Expr::Header { name: x, .. }
@@ -83,7 +94,10 @@ impl Expr {
             | Expr::Or(a, b)
             | Expr::Arith(_, a, b)
             | Expr::Rate { key: a, window: b }
-            | Expr::Duplicate { key: a, window: b } => vec![a, b],
+            | Expr::Duplicate { key: a, window: b }
+            | Expr::Quantified {
+                list: a, body: b, ..
+            } => vec![a, b],
             Expr::Compare(c) => vec![&c.lhs, &c.rhs],
             Expr::Builtin { args, .. } | Expr::CallUser { args, .. } | Expr::List(args) => {
                 args.iter().collect()
@@ -146,6 +160,8 @@ pub(crate) enum CmpOp {
     EndsWith,
     Matches,
     In,
+    /// `under`: a domain equal to an entry or below it at a label boundary.
+    Under,
 }
 
 /// `[all] lhs OP rhs [as NAME]`.

@@ -1,6 +1,6 @@
 //! Loading a ruleset's files: the entry file, its imports (depth first,
-//! each file once, cycles refused) and the files of `list … = file`
-//! declarations. Everything is read through the [`Loader`]; `stdlib/NAME`
+//! each file once, cycles refused) and the files of `list … = file` and
+//! `map … = file` declarations (docs/language.md ("Lists and maps")). Everything is read through the [`Loader`]; `stdlib/NAME`
 //! modules come from `weir_stdlib::modules`.
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use weir_grammar::Diagnostic;
 use weir_grammar::ast::{self, Item, Span};
+use weir_stdlib::value::fold;
 use weir_stdlib::{Type, Value};
 
 use crate::codes;
@@ -49,6 +50,23 @@ pub(crate) struct ListFile {
     pub ty: Type,
 }
 
+/// A map, read (from its file or its literal) and ready to look up.
+pub(crate) struct MapValue {
+    /// `[key, value]` pairs sorted by case-folded key, each key folded
+    /// (the layout [`map_get`] searches).
+    pub pairs: Value,
+    /// The keys as written, for `key in MAP` (compared as `in` compares).
+    pub keys: Value,
+}
+
+/// A bad line of a list or map file: its 1-based number, the byte span of
+/// its text in the file, and what is wrong.
+pub(crate) struct BadLine {
+    pub line: usize,
+    pub span: Span,
+    pub message: String,
+}
+
 /// Everything loaded.
 pub(crate) struct Loaded {
     /// Every `.flow` file; the entry is unit 0.
@@ -57,6 +75,8 @@ pub(crate) struct Loaded {
     pub rule_order: Vec<(usize, usize)>,
     /// Lists that loaded, by (unit, item index).
     pub lists: HashMap<(usize, usize), ListFile>,
+    /// Maps that loaded, by (unit, item index).
+    pub maps: HashMap<(usize, usize), MapValue>,
     /// Every file read, with its text: `.flow` files and list files.
     pub files: Vec<(String, String)>,
     /// Load and syntax diagnostics.
@@ -71,6 +91,7 @@ pub(crate) fn load(entry: &Path, loader: &dyn Loader) -> Loaded {
             units: Vec::new(),
             rule_order: Vec::new(),
             lists: HashMap::new(),
+            maps: HashMap::new(),
             files: Vec::new(),
             diagnostics: Vec::new(),
         },
@@ -147,6 +168,10 @@ impl State<'_> {
                 Item::List(list) => {
                     let list = list.clone();
                     self.list(id, index, &list);
+                }
+                Item::Map(map) => {
+                    let map = map.clone();
+                    self.map(id, index, &map);
                 }
                 _ => {}
             }
@@ -263,32 +288,103 @@ impl State<'_> {
     }
 
     fn list(&mut self, unit: usize, index: usize, list: &ast::ListDecl) {
+        let Some((path, text)) = self.data_file(unit, &list.path, list.path_span, "list") else {
+            return;
+        };
+        match parse_list(&text) {
+            Ok(value) => {
+                self.loaded.lists.insert((unit, index), value);
+            }
+            Err(bad) => self.bad_line(unit, list.path_span, &path, "list", bad),
+        }
+    }
+
+    fn map(&mut self, unit: usize, index: usize, map: &ast::MapDecl) {
+        let parsed = match &map.source {
+            ast::MapSource::File(relative, path_span) => {
+                let Some((path, text)) = self.data_file(unit, relative, *path_span, "map") else {
+                    return;
+                };
+                match parse_map_file(&text) {
+                    Ok(entries) => map_value(entries),
+                    Err(bad) => return self.bad_line(unit, *path_span, &path, "map", bad),
+                }
+            }
+            ast::MapSource::Literal(pairs) => match literal_map(pairs) {
+                Ok(value) => value,
+                Err((span, message)) => {
+                    let file = self.loaded.units[unit].name.clone();
+                    self.loaded.diagnostics.push(
+                        Diagnostic::error(codes::LIST_FILE, message, &file, span)
+                            .with_label("repeated key"),
+                    );
+                    return;
+                }
+            },
+        };
+        self.loaded.maps.insert((unit, index), parsed);
+    }
+
+    /// Reads the data file of a `list` or `map` declared in `unit`: its
+    /// path as the compiler names it and its text (a byte-order mark
+    /// removed), or `None` after reporting why it cannot be read.
+    fn data_file(
+        &mut self,
+        unit: usize,
+        relative: &str,
+        path_span: Span,
+        what: &str,
+    ) -> Option<(String, String)> {
         let from_name = self.loaded.units[unit].name.clone();
         let Some(base) = self.loaded.units[unit].path.clone() else {
             self.loaded.diagnostics.push(Diagnostic::error(
                 codes::LIST_FILE,
-                "a stdlib module cannot read list files",
+                format!("a stdlib module cannot read {what} files"),
                 &from_name,
-                list.path_span,
+                path_span,
             ));
-            return;
+            return None;
         };
-        let path = relative_to(&base, &list.path);
+        let path = relative_to(&base, relative);
         match self.loader.load(&path) {
             Ok(text) => {
-                self.loaded.lists.insert((unit, index), parse_list(&text));
-                self.loaded.files.push((path.display().to_string(), text));
+                let name = path.display().to_string();
+                self.loaded.files.push((name.clone(), text.clone()));
+                Some((name, text))
             }
-            Err(e) => self.loaded.diagnostics.push(
-                Diagnostic::error(
-                    codes::LIST_FILE,
-                    format!("cannot read list file `{}`: {e}", path.display()),
-                    &from_name,
-                    list.path_span,
-                )
-                .with_label("list file named here"),
-            ),
+            Err(e) => {
+                self.loaded.diagnostics.push(
+                    Diagnostic::error(
+                        codes::LIST_FILE,
+                        format!("cannot read {what} file `{}`: {e}", path.display()),
+                        &from_name,
+                        path_span,
+                    )
+                    .with_label(format!("{what} file named here")),
+                );
+                None
+            }
         }
+    }
+
+    /// Reports a bad line at the data file's own line, with the
+    /// declaration that names the file as a related location.
+    fn bad_line(&mut self, unit: usize, path_span: Span, path: &str, what: &str, bad: BadLine) {
+        let from_name = self.loaded.units[unit].name.clone();
+        self.loaded.diagnostics.push(
+            Diagnostic::error(
+                codes::LIST_FILE,
+                format!("{path}:{}: {}", bad.line, bad.message),
+                path,
+                bad.span,
+            )
+            .with_label("bad line")
+            .with_related(
+                &from_name,
+                path_span,
+                format!("the {what} file is named here"),
+            ),
+        );
     }
 }
 
@@ -320,25 +416,165 @@ pub fn relative_to(file: &Path, relative: &str) -> PathBuf {
     out
 }
 
+/// The entries of a data file (a list or map file): each non-blank line
+/// that does not start with `#`, trimmed, with its 1-based line number and
+/// byte span. A UTF-8 byte-order mark at the start is ignored (the loader
+/// keeps it in the text so spans stay exact).
+fn data_lines(text: &str) -> impl Iterator<Item = (usize, Span, &str)> {
+    let bom = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+    let mut offset = 0;
+    text.split_inclusive('\n')
+        .enumerate()
+        .filter_map(move |(i, raw)| {
+            let start = offset;
+            offset += raw.len();
+            let skip = if i == 0 { bom } else { 0 };
+            let line = &raw[skip..];
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                return None;
+            }
+            let lead = line.len() - line.trim_start().len();
+            let at = start + skip + lead;
+            Some((i + 1, Span::new(at, at + trimmed.len()), trimmed))
+        })
+}
+
 /// The entries of a list file: lines trimmed, blank and `#` lines skipped;
-/// CIDRs when every entry is an IP or a CIDR, else strings.
-pub(crate) fn parse_list(text: &str) -> ListFile {
-    let entries: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    let nets: Option<Vec<Value>> = entries.iter().map(|e| parse_net(e)).collect();
-    match nets {
-        Some(nets) if !nets.is_empty() => ListFile {
+/// CIDRs when every entry is an IP or a CIDR, else strings. An entry
+/// written as an address (digits and dots, or hex digits and colons, with
+/// an optional `/LEN`) must be a valid IP or CIDR: `10.0.0.0/33` and
+/// `10.0.0.300` are errors at their line, never silently strings.
+pub(crate) fn parse_list(text: &str) -> Result<ListFile, BadLine> {
+    let mut entries = Vec::new();
+    let mut nets = Vec::new();
+    for (line, span, entry) in data_lines(text) {
+        match parse_net(entry) {
+            Some(net) => nets.push(net),
+            None if looks_like_address(entry) => {
+                return Err(BadLine {
+                    line,
+                    span,
+                    message: format!("`{entry}` is not a valid IP address or CIDR"),
+                });
+            }
+            None => {}
+        }
+        entries.push(entry);
+    }
+    Ok(if !entries.is_empty() && nets.len() == entries.len() {
+        ListFile {
             value: Value::list(nets),
             ty: Type::list(Type::Cidr),
-        },
-        _ => ListFile {
+        }
+    } else {
+        ListFile {
             value: Value::list(entries.iter().map(Value::str).collect()),
             ty: Type::list(Type::String),
-        },
+        }
+    })
+}
+
+/// Whether an entry is written as an IP address or a CIDR (so a typo in
+/// one is reported rather than read as a name): digits and dots (IPv4),
+/// or hex digits, colons and dots with at least two colons (IPv6), then
+/// optionally `/` and anything.
+fn looks_like_address(entry: &str) -> bool {
+    let addr = entry.split_once('/').map_or(entry, |(a, _)| a);
+    let v4 = !addr.is_empty()
+        && addr.contains('.')
+        && addr.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let v6 = addr.matches(':').count() >= 2
+        && addr
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    v4 || v6
+}
+
+/// The entries of a map file: one `KEY VALUE` a line, the key up to the
+/// first blank, the value the rest of the line trimmed; blank and `#`
+/// lines skipped. A key without a value, or a key repeated (keys compare
+/// case-insensitively), is an error at its line.
+pub(crate) fn parse_map_file(text: &str) -> Result<Vec<(String, String)>, BadLine> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (line, span, entry) in data_lines(text) {
+        let Some((key, value)) = entry.split_once(char::is_whitespace) else {
+            return Err(BadLine {
+                line,
+                span,
+                message: format!("`{entry}` has a key but no value: write `KEY VALUE`"),
+            });
+        };
+        if let Some(first) = seen.insert(fold(key), line) {
+            return Err(BadLine {
+                line,
+                span,
+                message: format!("the key `{key}` is already given on line {first}"),
+            });
+        }
+        entries.push((key.to_string(), value.trim().to_string()));
     }
+    Ok(entries)
+}
+
+/// A literal map's entries; the span of a repeated key (case-insensitive)
+/// with the message.
+fn literal_map(pairs: &[ast::MapPair]) -> Result<MapValue, (Span, String)> {
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    for pair in pairs {
+        if seen.insert(fold(&pair.key), pair.key_span).is_some() {
+            return Err((
+                pair.key_span,
+                format!("the key \"{}\" is given twice in this map", pair.key),
+            ));
+        }
+    }
+    Ok(map_value(
+        pairs
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
+    ))
+}
+
+/// The lookup form of a map's entries.
+fn map_value(entries: Vec<(String, String)>) -> MapValue {
+    let keys = Value::list(entries.iter().map(|(k, _)| Value::str(k)).collect());
+    let mut folded: Vec<(String, String)> =
+        entries.into_iter().map(|(k, v)| (fold(&k), v)).collect();
+    folded.sort_by(|a, b| a.0.cmp(&b.0));
+    let pairs = Value::list(
+        folded
+            .into_iter()
+            .map(|(k, v)| Value::list(vec![Value::str(k), Value::str(v)]))
+            .collect(),
+    );
+    MapValue { pairs, keys }
+}
+
+/// `MAP[key]`: the value of the key (compared case-insensitively), or `""`.
+/// Its arguments are the map's sorted pairs ([`MapValue::pairs`]) and the key.
+pub(crate) fn map_get(args: &[Value]) -> Value {
+    let (Some(pairs), Some(key)) = (
+        args.first().and_then(Value::as_list),
+        args.get(1).and_then(Value::as_text),
+    ) else {
+        return Value::str("");
+    };
+    let key = fold(key);
+    let found = pairs.binary_search_by(|pair| {
+        let k = pair
+            .as_list()
+            .and_then(|p| p.first())
+            .and_then(Value::as_text)
+            .unwrap_or("");
+        k.cmp(key.as_str())
+    });
+    found
+        .ok()
+        .and_then(|i| pairs[i].as_list()?.get(1).cloned())
+        .unwrap_or_else(|| Value::str(""))
 }
 
 /// An IP (as a /32 or /128) or a CIDR.

@@ -4,7 +4,7 @@
 //! and so does the language server, so the editor and `weir check` never
 //! disagree about a name.
 //!
-//! The rules (docs/language.md, "Declarations"): rules, constants, lists,
+//! The rules (docs/language.md, "Declarations"): rules, constants, lists, maps,
 //! functions and templates share one namespace; a file sees its own names
 //! and those its direct imports declare; its own name wins over an
 //! imported one; a name that two imports both declare is ambiguous.
@@ -20,6 +20,8 @@ pub enum DeclKind {
     Let,
     /// `list NAME = file "..."`
     List,
+    /// `map NAME = file "..."` or `map NAME = {...}`
+    Map,
     /// `fn NAME(...) = ...`
     Fn,
     /// `template NAME { ... }`
@@ -34,6 +36,7 @@ impl DeclKind {
         match self {
             DeclKind::Let => "constant",
             DeclKind::List => "list",
+            DeclKind::Map => "map",
             DeclKind::Fn => "function",
             DeclKind::Template => "template",
             DeclKind::Rule => "rule",
@@ -75,6 +78,7 @@ impl Declarations {
             let (kind, ident) = match decl {
                 Item::Let(d) => (DeclKind::Let, &d.name),
                 Item::List(d) => (DeclKind::List, &d.name),
+                Item::Map(d) => (DeclKind::Map, &d.name),
                 Item::Fn(d) => (DeclKind::Fn, &d.name),
                 Item::Template(d) => (DeclKind::Template, &d.name),
                 Item::Rule(d) => (DeclKind::Rule, &d.name),

@@ -146,7 +146,7 @@ impl Cx<'_> {
         let reg = weir_stdlib::registry();
         let sub = |x: &Expr| self.expr(x, depth);
         match e {
-            Expr::Const(_) | Expr::Param(_) | Expr::Captures(_) => Stage::Connect,
+            Expr::Const(_) | Expr::Param(_) | Expr::Element | Expr::Captures(_) => Stage::Connect,
             Expr::Field(i) => {
                 let field = reg.fields.get(*i);
                 if let Some(f) = field.filter(|f| f.lmtp_only) {
@@ -173,6 +173,7 @@ impl Cx<'_> {
             Expr::Rate { key, window } | Expr::Duplicate { key, window } => {
                 sub(key).max(sub(window))
             }
+            Expr::Quantified { list, body, .. } => sub(list).max(sub(body)),
             Expr::Builtin { args, .. } | Expr::List(args) => {
                 args.iter().map(sub).max().unwrap_or(Stage::Connect)
             }

@@ -24,7 +24,7 @@ const PREC = {
 
 const COMPARE_OPERATORS = [
   '==', '!=', '<', '<=', '>', '>=',
-  'contains', 'starts_with', 'ends_with', 'matches', 'in',
+  'contains', 'starts_with', 'ends_with', 'matches', 'in', 'under',
 ];
 
 /** Zero or more `rule` separated by commas. */
@@ -64,6 +64,7 @@ module.exports = grammar({
       $.import_declaration,
       $.let_declaration,
       $.list_declaration,
+      $.map_declaration,
       $.fn_declaration,
       $.template_declaration,
       $.rule_declaration,
@@ -94,6 +95,20 @@ module.exports = grammar({
       'file',
       field('path', $.string),
     ),
+
+    map_declaration: $ => seq(
+      'map',
+      field('name', $.identifier),
+      '=',
+      choice(
+        seq('file', field('path', $.string)),
+        field('entries', $.map_literal),
+      ),
+    ),
+
+    map_literal: $ => seq('{', commaSep($.map_pair), '}'),
+
+    map_pair: $ => seq(field('key', $.string), ':', field('value', $.string)),
 
     fn_declaration: $ => seq(
       'fn',
@@ -304,7 +319,10 @@ module.exports = grammar({
 
     call: $ => prec(PREC.postfix, seq(field('function', $.identifier), field('arguments', $.arguments))),
 
-    arguments: $ => seq('(', commaSep($._expression), ')'),
+    arguments: $ => seq('(', commaSep(choice($.lambda, $._expression)), ')'),
+
+    // `x => EXPR`: the element binding of `some(LIST, x => EXPR)` and `every`.
+    lambda: $ => seq(field('parameter', $.identifier), '=>', field('body', $._expression)),
 
     parenthesized_expression: $ => seq('(', $._expression, ')'),
 

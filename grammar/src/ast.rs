@@ -61,6 +61,8 @@ pub enum Item {
     Let(Let),
     /// `list NAME = file "PATH"`
     List(ListDecl),
+    /// `map NAME = file "PATH"` or `map NAME = {"k": "v", ...}`
+    Map(MapDecl),
     /// `fn NAME(p: TYPE, ...) = EXPR`
     Fn(FnDecl),
     /// `template NAME { subject = STR  body = STR }`
@@ -78,6 +80,7 @@ impl Item {
             Item::Import(i) => i.span,
             Item::Let(i) => i.span,
             Item::List(i) => i.span,
+            Item::Map(i) => i.span,
             Item::Fn(i) => i.span,
             Item::Template(i) => i.span,
             Item::Rule(i) => i.span,
@@ -119,6 +122,40 @@ pub struct ListDecl {
     pub path_span: Span,
     /// The whole declaration.
     pub span: Span,
+}
+
+/// `map NAME = file "PATH"` or `map NAME = {"key": "value", ...}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapDecl {
+    /// The map's name.
+    pub name: Ident,
+    /// Where its entries come from.
+    pub source: MapSource,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// The entries of a `map`: a file or a literal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MapSource {
+    /// `file "PATH"`: the path as written, escapes resolved, and the span
+    /// of its string literal.
+    File(String, Span),
+    /// `{"key": "value", ...}`: each key and value with its literal's span.
+    Literal(Vec<MapPair>),
+}
+
+/// One `"key": "value"` of a literal map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapPair {
+    /// The key, escapes resolved.
+    pub key: String,
+    /// The span of the key's literal.
+    pub key_span: Span,
+    /// The value, escapes resolved.
+    pub value: String,
+    /// The span of the value's literal.
+    pub value_span: Span,
 }
 
 /// `fn NAME(p: TYPE, ...) = EXPR`.
@@ -368,6 +405,9 @@ pub enum ExprKind {
     Compare(Box<Compare>),
     /// `expr exists`.
     Exists(Box<Expr>),
+    /// `x => EXPR`: the element binding and condition of `some(LIST, x =>
+    /// EXPR)` and `every(...)`; the checker allows it nowhere else.
+    Lambda(Ident, Box<Expr>),
 }
 
 /// `[all] lhs OP rhs [as NAME]`.
@@ -413,6 +453,8 @@ pub enum CompareOp {
     Matches,
     /// `in`
     In,
+    /// `under`: a domain equal to or below an entry of a list.
+    Under,
 }
 
 impl CompareOp {
@@ -430,6 +472,7 @@ impl CompareOp {
             CompareOp::EndsWith => "ends_with",
             CompareOp::Matches => "matches",
             CompareOp::In => "in",
+            CompareOp::Under => "under",
         }
     }
 }

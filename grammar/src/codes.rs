@@ -73,6 +73,8 @@ pub const INVALID_TEST_STATEMENT: &str = "E0020";
 pub const UNTERMINATED_TRIPLE_STRING: &str = "E0021";
 /// `expect score` with a non-ordering operator.
 pub const INVALID_SCORE_OPERATOR: &str = "E0022";
+/// A file that starts with Sieve's `require`: a Sieve script, not Flow.
+pub const SIEVE_SCRIPT: &str = "E0023";
 
 /// Every code with its one-line meaning, in order (for `docs/diagnostics.md`
 /// and for tests that check the table is complete).
@@ -134,5 +136,9 @@ pub const ALL: &[(&str, &str)] = &[
     (
         INVALID_SCORE_OPERATOR,
         "`expect score` with an operator other than == != < <= > >=",
+    ),
+    (
+        SIEVE_SCRIPT,
+        "a file that starts with Sieve's `require`: a Sieve script, not Flow",
     ),
 ];

@@ -189,7 +189,7 @@ impl Printer<'_> {
             let single = matches!(
                 item,
                 Item::Import(_) | Item::Let(_) | Item::List(_) | Item::Fn(_)
-            );
+            ) || matches!(item, Item::Map(m) if matches!(m.source, MapSource::File(..)));
             if previous_single.is_some_and(|prev| !(prev && single)) {
                 self.force_blank = true;
             }
@@ -216,6 +216,7 @@ impl Printer<'_> {
                 let text = format!("list {} = file {}", l.name.name, self.slice(l.path_span));
                 self.line(l.span.start, l.span.end, &text, true);
             }
+            Item::Map(m) => self.map_decl(m),
             Item::Fn(f) => {
                 let params: Vec<String> = f
                     .params
@@ -245,6 +246,54 @@ impl Printer<'_> {
             }
             Item::Rule(r) => self.rule(r),
             Item::Test(t) => self.test(t),
+        }
+    }
+
+    /// `map NAME = file "PATH"` on one line; a literal map one pair a line.
+    fn map_decl(&mut self, m: &MapDecl) {
+        let pairs = match &m.source {
+            MapSource::File(_, path_span) => {
+                let text = format!("map {} = file {}", m.name.name, self.slice(*path_span));
+                self.line(m.span.start, m.span.end, &text, true);
+                return;
+            }
+            MapSource::Literal(pairs) if pairs.is_empty() => {
+                let text = format!("map {} = {{}}", m.name.name);
+                self.line(m.span.start, m.span.end, &text, true);
+                return;
+            }
+            MapSource::Literal(pairs) => pairs,
+        };
+        let header_end = self.open_brace_end(m.name.span.end, pairs[0].key_span.start);
+        self.line(
+            m.span.start,
+            header_end,
+            &format!("map {} = {{", m.name.name),
+            true,
+        );
+        self.indent += 1;
+        self.suppress_blank = true;
+        for pair in pairs {
+            let text = format!(
+                "{}: {},",
+                self.slice(pair.key_span),
+                self.slice(pair.value_span)
+            );
+            let end = self.comma_end(pair.value_span.end, m.span.end);
+            self.line(pair.key_span.start, end, &text, true);
+        }
+        self.close(m.span.end);
+    }
+
+    /// The end of the `,` right after `from` (blanks and newlines between),
+    /// or `from` when none follows before `limit`.
+    fn comma_end(&self, from: usize, limit: usize) -> usize {
+        let rest = &self.src[from..limit.max(from).min(self.src.len())];
+        let skipped = rest.len() - rest.trim_start().len();
+        if rest[skipped..].starts_with(',') {
+            from + skipped + 1
+        } else {
+            from
         }
     }
 

@@ -7,6 +7,7 @@ pub const RESERVED: &[&str] = &[
     "import",
     "let",
     "list",
+    "map",
     "file",
     "fn",
     "template",
@@ -22,6 +23,7 @@ pub const RESERVED: &[&str] = &[
     "or",
     "not",
     "in",
+    "under",
     "contains",
     "starts_with",
     "ends_with",
@@ -37,5 +39,6 @@ pub const RESERVED: &[&str] = &[
 
 /// The words that start a top-level declaration (the parser resynchronises
 /// at them after a syntax error).
-pub const DECLARATION_KEYWORDS: &[&str] =
-    &["import", "let", "list", "fn", "template", "rule", "test"];
+pub const DECLARATION_KEYWORDS: &[&str] = &[
+    "import", "let", "list", "map", "fn", "template", "rule", "test",
+];

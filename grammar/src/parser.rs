@@ -68,6 +68,12 @@ pub(crate) fn parse_full(source: &str, file: &str) -> Parsed {
                 // grammar mistake cannot loop forever.
                 pos = skip_separators(source, end.max(pos + 1));
             }
+            Err(_) if items.is_empty() && starts_with_word(&source[pos..], "require") => {
+                // A Sieve script: every later line would be one more
+                // syntax error, so report the one thing that helps.
+                builder.report(errors::sieve_script(source, pos, file));
+                break;
+            }
             Err(error) => {
                 builder.report(errors::syntax_error(&error, source, pos, file));
                 pos = skip_separators(source, resync(source, pos));
@@ -126,10 +132,15 @@ fn resync(source: &str, pos: usize) -> usize {
 }
 
 fn starts_with_declaration_keyword(text: &str) -> bool {
-    DECLARATION_KEYWORDS.iter().any(|kw| {
-        text.strip_prefix(kw)
-            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-    })
+    DECLARATION_KEYWORDS
+        .iter()
+        .any(|kw| starts_with_word(text, kw))
+}
+
+/// Whether `text` starts with the word `word` (not a longer name).
+fn starts_with_word(text: &str, word: &str) -> bool {
+    text.strip_prefix(word)
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// How deeply expressions may nest (parentheses, lists, interpolations,
@@ -219,6 +230,7 @@ impl<'s> Builder<'s> {
             Rule::import => self.import(pair).map(ast::Item::Import),
             Rule::let_decl => self.let_decl(pair).map(ast::Item::Let),
             Rule::list_decl => self.list_decl(pair).map(ast::Item::List),
+            Rule::map_decl => self.map_decl(pair).map(ast::Item::Map),
             Rule::fn_decl => self.fn_decl(pair).map(ast::Item::Fn),
             Rule::template => self.template(pair).map(ast::Item::Template),
             Rule::rule => self.rule(pair).map(ast::Item::Rule),
@@ -280,6 +292,52 @@ impl<'s> Builder<'s> {
             path,
             path_span,
             span: Span::new(span.start, path_span.end),
+        })
+    }
+
+    fn map_decl(&self, pair: Pair<'_, Rule>) -> Option<ast::MapDecl> {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut source = None;
+        let mut end = span.end;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(&p)),
+                Rule::map_lit => {
+                    end = self.span(&p).end;
+                    let mut pairs = Vec::new();
+                    for entry in p.into_inner().filter(|e| e.as_rule() == Rule::map_pair) {
+                        pairs.push(self.map_pair(entry)?);
+                    }
+                    source = Some(ast::MapSource::Literal(pairs));
+                }
+                _ if is_string_pair(&p) => {
+                    let path_span = self.span(&p);
+                    end = path_span.end;
+                    let path = self.plain_string(p, "a map path")?;
+                    source = Some(ast::MapSource::File(path, path_span));
+                }
+                _ => {}
+            }
+        }
+        Some(ast::MapDecl {
+            name: name?,
+            source: source?,
+            span: Span::new(span.start, end),
+        })
+    }
+
+    /// One `"key": "value"` of a literal map: both plain strings.
+    fn map_pair(&self, pair: Pair<'_, Rule>) -> Option<ast::MapPair> {
+        let mut strings = pair.into_inner().filter(is_string_pair);
+        let key = strings.next()?;
+        let value = strings.next()?;
+        let (key_span, value_span) = (self.span(&key), self.span(&value));
+        Some(ast::MapPair {
+            key: self.plain_string(key, "a map key")?,
+            key_span,
+            value: self.plain_string(value, "a map value")?,
+            value_span,
         })
     }
 

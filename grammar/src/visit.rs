@@ -109,6 +109,19 @@ macro_rules! visitor {
                         v.visit_span(&$($mut)? l.path_span);
                         v.visit_span(&$($mut)? l.span);
                     }
+                    Item::Map(m) => {
+                        v.visit_ident(&$($mut)? m.name);
+                        match &$($mut)? m.source {
+                            MapSource::File(_, span) => v.visit_span(span),
+                            MapSource::Literal(pairs) => {
+                                for pair in pairs {
+                                    v.visit_span(&$($mut)? pair.key_span);
+                                    v.visit_span(&$($mut)? pair.value_span);
+                                }
+                            }
+                        }
+                        v.visit_span(&$($mut)? m.span);
+                    }
                     Item::Fn(f) => {
                         v.visit_ident(&$($mut)? f.name);
                         for p in &$($mut)? f.params {
@@ -283,6 +296,10 @@ macro_rules! visitor {
                         }
                     }
                     ExprKind::Not(a) | ExprKind::Neg(a) | ExprKind::Exists(a) => v.visit_expr(a),
+                    ExprKind::Lambda(param, body) => {
+                        v.visit_ident(param);
+                        v.visit_expr(body);
+                    }
                     ExprKind::Compare(c) => {
                         v.visit_expr(&$($mut)? c.lhs);
                         v.visit_expr(&$($mut)? c.rhs);

@@ -171,6 +171,32 @@ impl Regex {
         self.groups
     }
 
+    /// The named groups (`(?P<id>…)`) with their indexes, in pattern order.
+    pub fn capture_names(&self) -> Vec<(String, usize)> {
+        fn walk(hir: &Hir, out: &mut Vec<(String, usize)>) {
+            match hir.kind() {
+                HirKind::Capture(c) => {
+                    if let Some(name) = &c.name {
+                        out.push((name.to_string(), c.index as usize));
+                    }
+                    walk(&c.sub, out);
+                }
+                HirKind::Repetition(r) => walk(&r.sub, out),
+                HirKind::Concat(subs) | HirKind::Alternation(subs) => {
+                    for sub in subs {
+                        walk(sub, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(hir) = self.hir() {
+            walk(&hir, &mut out);
+        }
+        out
+    }
+
     /// The built regex (built now if this is its first use).
     pub fn regex(&self) -> &regex::Regex {
         self.built.get_or_init(|| {

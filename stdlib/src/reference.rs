@@ -164,6 +164,30 @@ fn comment_markdown(lines: &[String]) -> String {
     out.trim().to_string()
 }
 
+/// The forms the checker knows by their shape rather than from the
+/// registry: lambdas, maps, `under` and named captures.
+const LANGUAGE_FORMS: &str = "
+## Forms of the language
+
+These read like functions and operators but are part of the language itself (the language reference states their rules).
+
+### `some(list, x => bool) -> bool`, `every(list, x => bool) -> bool`
+
+Whether the condition holds for at least one element (`some`; false over an empty list) or for every element (`every`; true over an empty list), with `x` bound to each element in turn: `some(attachments, a => a.name ends_with \".pdf\" and a.type != \"application/pdf\")`. Lambdas do not nest and do not read `matches … as` captures.
+
+### `NAME[key] -> string`, `key in NAME`
+
+For `map NAME = file \"PATH\"` or `map NAME = {\"k\": \"v\"}`: the value of the key, or `\"\"`; whether the map has the key. Keys compare ignoring case.
+
+### `domain under list -> bool`
+
+Whether the domain equals an entry or is a subdomain of it at a label boundary (`a.spam.example` is under `spam.example`, `notspam.example` is not), ignoring case and a trailing dot.
+
+### `m[\"name\"] -> string`
+
+The named group `(?P<name>…)` of a `matches … as m` binding; `m[1]` by number still works.
+";
+
 /// The whole reference as Markdown.
 pub fn reference_markdown() -> String {
     let reg = registry();
@@ -230,6 +254,7 @@ pub fn reference_markdown() -> String {
         );
     }
 
+    out.push_str(LANGUAGE_FORMS);
     out.push_str("\n## Actions\n\n");
     out.push_str("A verdict ends evaluation; the other actions accumulate in order.\n");
     for a in &reg.actions {

@@ -8,8 +8,10 @@
 //! Covered: every field of docs/language.md ("The message model"), members, `header()` and `.raw`,
 //! indexing, every builtin, user `fn`s with parameters, `let` constants,
 //! list literals, `+`/`-` on numbers, strings, times and durations, unary
-//! `-`, every comparison with `!=`, `all` and `any`, `matches … as`,
-//! `exists`, `in` over strings, numbers and networks, `rate()`, `duplicate()`,
+//! `-`, every comparison with `!=`, `all` and `any`, `matches … as` (with
+//! captures by number and by name),
+//! `exists`, `in` over strings, numbers, networks and map keys, `under`,
+//! map lookups (`MAP[key]`), `some`/`every` lambdas, `rate()`, `duplicate()`,
 //! `matched()`, `score` (with decimal amounts), `and`/`or`/`not`,
 //! `auth_results()` and its members (dotted properties included),
 //! `attachments.archive` and `.encrypted`; every action and verdict (with
@@ -147,6 +149,7 @@ const REGEXES: &[(&str, usize)] = &[
     ("/(invoice|ticket) #?\\d/i", 0),
     ("/r[eé]sum[eé]|caf[eé]/i", 0),
     ("/(ab|cd)e/i", 0),
+    ("/(?P<user>\\w+)@(?P<host>[\\w.]+)/", 2),
 ];
 
 const TAGS: &[&str] = &["vip", "billing", "junk", "x", "Ü"];
@@ -155,6 +158,8 @@ const TAGS: &[&str] = &["vip", "billing", "junk", "x", "Ü"];
 #[derive(Clone, Copy)]
 struct Bound {
     groups: usize,
+    /// The regex names its groups `user` and `host` (`m["user"]`).
+    named: bool,
 }
 
 /// The state of generating one ruleset.
@@ -173,6 +178,8 @@ struct Gen<'t, 'a> {
     /// Whether `matches … as` may bind here, and whether it did.
     may_bind: bool,
     bound: Option<Bound>,
+    /// Inside a `some`/`every` body (lambdas do not nest).
+    in_lambda: bool,
 }
 
 /// A random ruleset as Flow text.
@@ -187,6 +194,7 @@ pub fn ruleset(tape: &mut Tape<'_>) -> String {
         captures: None,
         may_bind: false,
         bound: None,
+        in_lambda: false,
     };
     g.bulk = g.tape.chance(30);
     if g.bulk {
@@ -201,7 +209,8 @@ pub fn ruleset(tape: &mut Tape<'_>) -> String {
          let limit = 5\n\
          let greeting = \"hello\"\n\
          let re_ticket = /ticket #(\\d+)/i\n\
-         let trusted_authserv = [\"mx.example.com\"]\n",
+         let trusted_authserv = [\"mx.example.com\"]\n\
+         map routes = {\"Ticket\": \"support\", \"invoice\": \"billing\", \"example.com\": \"\"}\n",
     );
     // User functions: bodies use their parameters and fields.
     g.params = vec![("s", T::Str), ("n", T::Int)];
@@ -370,7 +379,42 @@ impl Gen<'_, '_> {
 
     /// A comparison or test with both sides well typed.
     fn comparison(&mut self, depth: usize, may_bind: bool) -> String {
-        match self.tape.pick(9) {
+        match self.tape.pick(12) {
+            11 if !self.in_lambda => self.quantified(depth),
+            9 => {
+                let (lhs, list) = if self.tape.chance(30) {
+                    (self.list_str_expr(depth), true)
+                } else {
+                    (self.str_expr(depth), false)
+                };
+                let all = if list && self.tape.chance(30) {
+                    "all "
+                } else {
+                    ""
+                };
+                let rhs = match self.tape.pick(4) {
+                    0 => "routes".to_string(),
+                    1 => self.list_str_expr(depth),
+                    _ => self
+                        .tape
+                        .item(&[
+                            "[\"example.com\", \"Example.ORG.\", \".test\"]",
+                            "[\"com\"]",
+                            "[\"\", \"xn--bcher-kva.example\"]",
+                        ])
+                        .to_string(),
+                };
+                format!("{all}{lhs} under {rhs}")
+            }
+            10 => {
+                let (lhs, list) = self.text_side(depth);
+                let all = if list && self.tape.chance(30) {
+                    "all "
+                } else {
+                    ""
+                };
+                format!("{all}{lhs} in routes")
+            }
             // Text equality and substring tests, any on either side.
             0..=2 => {
                 let (lhs, list) = self.text_side(depth);
@@ -398,6 +442,8 @@ impl Gen<'_, '_> {
                 let (lhs, list) = self.text_side(depth);
                 let (re, groups) = if self.tape.chance(20) {
                     ("re_ticket", 1)
+                } else if may_bind && self.tape.chance(15) {
+                    REGEXES[REGEXES.len() - 1]
                 } else {
                     REGEXES[self.tape.pick(REGEXES.len())]
                 };
@@ -407,7 +453,8 @@ impl Gen<'_, '_> {
                     ""
                 };
                 if may_bind && self.bound.is_none() && self.tape.chance(60) {
-                    self.bound = Some(Bound { groups });
+                    let named = re.contains("?P<");
+                    self.bound = Some(Bound { groups, named });
                     format!("{all}{lhs} matches {re} as m")
                 } else {
                     format!("{all}{lhs} matches {re}")
@@ -477,6 +524,50 @@ impl Gen<'_, '_> {
         }
     }
 
+    /// `some(LIST, x => BODY)` or `every(...)` over attachments, addresses
+    /// or strings, the body testing the element (and whatever else).
+    fn quantified(&mut self, depth: usize) -> String {
+        let word = self.tape.item(&["some", "every"]);
+        self.in_lambda = true;
+        // A lambda cannot read the captures of `matches … as`.
+        let captures = self.captures.take();
+        let (list, var, test) = match self.tape.pick(3) {
+            0 => {
+                let member = self.tape.item(&["name", "type"]);
+                let op = self.tape.item(&["ends_with", "==", "!=", "contains"]);
+                let rhs = self.str_expr(depth);
+                let size = self.int_expr(0);
+                let test = if self.tape.chance(50) {
+                    format!("a.{member} {op} {rhs} and a.size > {size}")
+                } else {
+                    format!("a.{member} {op} {rhs}")
+                };
+                ("attachments".to_string(), "a", test)
+            }
+            1 => {
+                let list = self.expr(T::ListAddr, depth);
+                let member = self.tape.item(&["domain", "local", "detail", "address"]);
+                let rhs = self.str_expr(depth);
+                (list, "t", format!("t.{member} == {rhs}"))
+            }
+            _ => {
+                let list = self.list_str_expr(depth);
+                let op = self.tape.item(&["contains", "starts_with", "==", "under"]);
+                let rhs = self.str_expr(depth);
+                (list, "s", format!("{var} {op} {rhs}", var = "s"))
+            }
+        };
+        let body = if self.tape.chance(30) {
+            let other = self.bool_expr_inner(depth.saturating_sub(1), false);
+            format!("{test} or ({other})")
+        } else {
+            test
+        };
+        self.in_lambda = false;
+        self.captures = captures;
+        format!("{word}({list}, {var} => {body})")
+    }
+
     /// The left side of a text test, and whether it is a list.
     fn text_side(&mut self, depth: usize) -> (String, bool) {
         match self.tape.pick(4) {
@@ -538,7 +629,7 @@ impl Gen<'_, '_> {
     }
 
     fn str_expr(&mut self, depth: usize) -> String {
-        let choices = if depth == 0 { 5 } else { 14 };
+        let choices = if depth == 0 { 5 } else { 15 };
         let d = depth.saturating_sub(1);
         match self.tape.pick(choices) {
             0 => format!("\"{}\"", self.tape.item(STRINGS)),
@@ -578,6 +669,7 @@ impl Gen<'_, '_> {
             10 => self.string_arg(d),
             11 => format!("{}[{}]", self.list_str_expr(d), self.tape.pick(3)),
             12 => format!("{}.weekday", self.time_expr(0)),
+            13 => format!("routes[{}]", self.str_expr(d)),
             _ if self.call_fns => format!("label({})", self.addr_expr(d)),
             _ => format!("\"{}\"", self.tape.item(STRINGS)),
         }
@@ -721,6 +813,9 @@ impl Gen<'_, '_> {
                 7 => self.dur_expr(0),
                 8 => "client.ip".to_string(),
                 _ => match self.captures {
+                    Some(b) if b.named && self.tape.chance(50) => {
+                        format!("m[\"{}\"]", self.tape.item(&["user", "host"]))
+                    }
                     Some(b) => format!("m[{}]", self.tape.pick(b.groups + 1)),
                     None => "score".to_string(),
                 },
@@ -758,6 +853,9 @@ impl Gen<'_, '_> {
                 out.push(s);
             } else if last && self.tape.chance(35) {
                 out.push(self.verdict());
+            } else if self.captures.is_some_and(|b| b.named) && self.tape.chance(40) {
+                let group = self.tape.item(&["user", "host"]);
+                out.push(format!("add_header \"X-Named\" m[\"{group}\"]"));
             } else {
                 out.push(self.action());
             }
@@ -841,6 +939,10 @@ impl Gen<'_, '_> {
                 format!("reply template t{}{every}", self.tape.pick(2))
             }
             14 => match self.captures {
+                Some(b) if b.named && self.tape.chance(50) => format!(
+                    "add_header \"X-Cap\" m[\"{}\"]",
+                    self.tape.item(&["user", "host"])
+                ),
                 Some(b) => format!("add_header \"X-Cap\" m[{}]", self.tape.pick(b.groups + 1)),
                 None => format!("log {}", self.string_arg(1)),
             },

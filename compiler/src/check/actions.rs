@@ -179,12 +179,42 @@ impl Checker<'_> {
 
     /// An argument rendered as text (strings, addresses, numbers, ...).
     fn text_arg(&mut self, cx: Ctx, e: &ast::Expr) -> Option<Expr> {
-        let (lowered, t) = self.expr(cx, e)?;
+        let before = self.diags.len();
+        let typed = self.expr(cx, e);
+        let Some((lowered, t)) = typed else {
+            self.bare_word_hint(before, e);
+            return None;
+        };
         if matches!(t, Type::Regex | Type::Captures | Type::Bool) {
             self.mismatch(cx.unit, e.span, "text (a string, address or number)", &t);
             return None;
         }
         Some(lowered)
+    }
+
+    /// A bare word where a string is expected (`fileinto Junk`, `tag
+    /// billing`) that is no name in scope: its "unknown name" error
+    /// suggests the string, before any other name it resembles.
+    pub(crate) fn bare_word_hint(&mut self, before: usize, e: &ast::Expr) {
+        let ast::ExprKind::Name(id) = &e.kind else {
+            return;
+        };
+        let Some(d) = self.diags[before..]
+            .iter_mut()
+            .find(|d| d.code == codes::UNKNOWN_NAME && d.span == id.span)
+        else {
+            return;
+        };
+        let string = format!("did you mean the string \"{}\"?", id.name);
+        d.hint = Some(match d.hint.take() {
+            Some(other) => format!(
+                "{string} (or {})",
+                other
+                    .trim_start_matches("did you mean ")
+                    .trim_end_matches('?')
+            ),
+            None => string,
+        });
     }
 
     fn bad_args(&mut self, cx: Ctx, a: &ast::Action, why: &str) {
@@ -401,7 +431,11 @@ impl Checker<'_> {
 
     /// `notify CHANNEL [with {...}] [template NAME]`.
     fn notify(&mut self, cx: Ctx, a: &ast::Action) -> Option<Action> {
+        let before = self.diags.len();
         let typed = self.expr(cx, &a.args[0]);
+        if typed.is_none() {
+            self.bare_word_hint(before, &a.args[0]);
+        }
         let channel = self.coerce(
             cx.unit,
             a.args[0].span,

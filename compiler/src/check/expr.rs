@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use weir_grammar::ast::{self, CompareOp, ExprKind, Ident, Span, StrPart};
+use weir_grammar::visit::{Visit, walk};
 use weir_stdlib::registry::{AUTH_RESULT_PROPERTIES, FunctionDef, FunctionImpl, ParamType};
 use weir_stdlib::{Address, Attachment, AuthResult, Regex, RegexError, Type, Value};
 
@@ -147,6 +148,10 @@ impl Checker<'_> {
             ExprKind::Add(a, b) => self.arith(cx, true, a, b),
             ExprKind::Sub(a, b) => self.arith(cx, false, a, b),
             ExprKind::Compare(c) => self.compare(cx, c),
+            ExprKind::Lambda(..) => {
+                self.lambda_out_of_place(cx, span);
+                None
+            }
             ExprKind::Exists(inner) => {
                 let (e, t) = self.expr(cx, inner)?;
                 if !matches!(t, Type::List(_) | Type::String) {
@@ -377,10 +382,21 @@ impl Checker<'_> {
     /// Whether a bare name is local to the expression (a parameter or a
     /// visible capture), so `name.member` is not a field path.
     fn is_local(&self, name: &str) -> bool {
-        self.params.iter().any(|(n, _)| n == name) || self.visible.iter().any(|b| b.name == name)
+        self.lambda.as_ref().is_some_and(|(n, _)| n == name)
+            || self.params.iter().any(|(n, _)| n == name)
+            || self.visible.iter().any(|b| b.name == name)
     }
 
     fn name(&mut self, cx: Ctx, id: &Ident) -> Option<Typed> {
+        if let Some((name, ty)) = &self.lambda
+            && *name == id.name
+        {
+            return Some((Expr::Element, ty.clone()));
+        }
+        if self.lambda.is_some() && self.visible.iter().any(|b| b.name == id.name) {
+            self.lambda_captures(cx, id);
+            return None;
+        }
         if let Some(i) = self.params.iter().position(|(n, _)| *n == id.name) {
             return Some((Expr::Param(i), self.params[i].1.clone()));
         }
@@ -409,6 +425,20 @@ impl Checker<'_> {
                     DeclKind::List => {
                         let list = self.loaded.lists.get(&(decl.id.unit, decl.id.item))?;
                         Some((Expr::Const(list.value.clone()), list.ty.clone()))
+                    }
+                    DeclKind::Map => {
+                        self.error(
+                            codes::NOT_A_VALUE,
+                            cx.unit,
+                            id.span,
+                            format!("`{}` is a map, not a value", id.name),
+                        )
+                        .set_label("a map")
+                        .set_hint(format!(
+                            "look a key up with `{0}[key]`, or test `key in {0}`",
+                            id.name
+                        ));
+                        None
                     }
                     DeclKind::Fn => {
                         self.error(
@@ -534,6 +564,7 @@ impl Checker<'_> {
                 names[0], names[0]
             )
         });
+        let binding_hint = binding_hint.or_else(|| self.binding_elsewhere(names[0]));
         let mut candidates: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
         if k == 1 {
             candidates.extend(self.scopes.visible(cx.unit).iter().map(|d| d.name.clone()));
@@ -559,6 +590,45 @@ impl Checker<'_> {
         None
     }
 
+    /// Where another rule binds `name` with `matches … as NAME`, as a hint
+    /// for a use outside that rule.
+    fn binding_elsewhere(&self, name: &str) -> Option<String> {
+        /// Finds the first `as NAME` binding of a condition.
+        struct FindBind<'n>(&'n str, Option<Span>);
+        impl Visit for FindBind<'_> {
+            fn visit_expr(&mut self, e: &ast::Expr) {
+                if let ExprKind::Compare(c) = &e.kind
+                    && let Some(bind) = &c.bind
+                    && bind.name == self.0
+                    && self.1.is_none()
+                {
+                    self.1 = Some(bind.span);
+                }
+                walk::walk_expr(self, e);
+            }
+        }
+        for &(unit, item) in &self.loaded.rule_order {
+            let Some(ast::Item::Rule(rule)) = self.loaded.units[unit].ast.items.get(item) else {
+                continue;
+            };
+            let Some(when) = &rule.when else {
+                continue;
+            };
+            let mut find = FindBind(name, None);
+            find.visit_expr(when);
+            if let Some(span) = find.1 {
+                let u = &self.loaded.units[unit];
+                return Some(format!(
+                    "`{name}` is bound by `matches … as {name}` in rule `{}` ({}:{}), and is visible only in that rule's `then` actions",
+                    rule.name.name,
+                    u.name,
+                    u.line_of(span.start)
+                ));
+            }
+        }
+        None
+    }
+
     fn field(
         &mut self,
         cx: Ctx,
@@ -580,7 +650,9 @@ impl Checker<'_> {
         if let Some(path) = path_of(whole) {
             let root = &path[0].name;
             let declared = match self.scopes.resolve(cx.unit, root) {
-                Resolution::Found(d) => matches!(d.kind, DeclKind::Let | DeclKind::List),
+                Resolution::Found(d) => {
+                    matches!(d.kind, DeclKind::Let | DeclKind::List | DeclKind::Map)
+                }
                 Resolution::Ambiguous(..) => true,
                 Resolution::NotFound => false,
             };
@@ -663,8 +735,60 @@ impl Checker<'_> {
         None
     }
 
+    /// The map a bare name refers to, if it names one in this file.
+    fn map_named(&mut self, cx: Ctx, e: &ast::Expr) -> Option<&crate::load::MapValue> {
+        let ExprKind::Name(id) = &e.kind else {
+            return None;
+        };
+        if self.is_local(&id.name) {
+            return None;
+        }
+        let Resolution::Found(decl) = self.scopes.resolve(cx.unit, &id.name) else {
+            return None;
+        };
+        if decl.kind != DeclKind::Map {
+            return None;
+        }
+        self.used.insert(decl.id);
+        self.loaded.maps.get(&(decl.id.unit, decl.id.item))
+    }
+
+    /// `MAP[key]`: the value, or `""` (keys compare case-insensitively).
+    fn map_lookup(&mut self, cx: Ctx, pairs: Value, index: &ast::Expr) -> Option<Typed> {
+        let typed = self.expr(cx, index)?;
+        let key = self.coerce(cx.unit, index.span, typed, &Type::String, "a string key")?;
+        Some((
+            Expr::Builtin {
+                imp: crate::load::map_get,
+                args: vec![Expr::Const(pairs), key],
+            },
+            Type::String,
+        ))
+    }
+
     fn index(&mut self, cx: Ctx, base: &ast::Expr, index: &ast::Expr) -> Option<Typed> {
+        if let ExprKind::Name(id) = &base.kind
+            && !self.is_local(&id.name)
+            && matches!(self.scopes.resolve(cx.unit, &id.name), Resolution::Found(d) if d.kind == DeclKind::Map)
+        {
+            // A map whose file did not load has been reported already.
+            let pairs = self.map_named(cx, base)?.pairs.clone();
+            return self.map_lookup(cx, pairs, index);
+        }
         let (b, bt) = self.expr(cx, base)?;
+        if bt == Type::Captures
+            && let ExprKind::Str(_) = &index.kind
+        {
+            let group = self.capture_by_name(cx, &b, index)?;
+            return Some((
+                Expr::Index(
+                    Box::new(b),
+                    Box::new(Expr::Const(Value::Int(group))),
+                    Value::str(""),
+                ),
+                Type::String,
+            ));
+        }
         let (i, it) = self.expr(cx, index)?;
         if it != Type::Int {
             self.mismatch(cx.unit, index.span, "an int index", &it);
@@ -710,6 +834,47 @@ impl Checker<'_> {
         }
     }
 
+    /// The index of the group `m["NAME"]` names; an error listing the
+    /// regex's group names when it has no such group.
+    fn capture_by_name(&mut self, cx: Ctx, captures: &Expr, index: &ast::Expr) -> Option<i64> {
+        let ExprKind::Str(lit) = &index.kind else {
+            return None;
+        };
+        let Some(wanted) = lit.as_plain() else {
+            self.error(
+                codes::CAPTURE_INDEX,
+                cx.unit,
+                index.span,
+                "a capture group name must be written as plain text",
+            )
+            .set_label("interpolated");
+            return None;
+        };
+        let binding = match captures {
+            Expr::Captures(slot) => self.visible.iter().find(|x| x.slot == *slot).cloned(),
+            _ => None,
+        };
+        let names = binding.and_then(|b| b.names).unwrap_or_default();
+        if let Some((_, group)) = names.iter().find(|(n, _)| *n == wanted) {
+            return i64::try_from(*group).ok();
+        }
+        let hint = if names.is_empty() {
+            "the regex has no named groups: name one with `(?P<name>...)`, or use its number (`m[1]`)".to_string()
+        } else {
+            let known: Vec<String> = names.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            format!("the regex's named groups are {}", known.join(", "))
+        };
+        self.error(
+            codes::CAPTURE_INDEX,
+            cx.unit,
+            index.span,
+            format!("the regex has no group named \"{wanted}\""),
+        )
+        .set_label("no such group")
+        .set_hint(hint);
+        None
+    }
+
     fn is_user_fn(&self, unit: usize, name: &str) -> bool {
         matches!(self.scopes.resolve(unit, name), Resolution::Found(d) if d.kind == DeclKind::Fn)
     }
@@ -737,6 +902,9 @@ impl Checker<'_> {
                 return None;
             }
             Resolution::NotFound => {}
+        }
+        if matches!(name.name.as_str(), "some" | "every") {
+            return self.quantified(cx, span, name, args);
         }
         let Some(def) = self.reg.function(&name.name) else {
             self.unknown_function(cx, name);
@@ -780,6 +948,10 @@ impl Checker<'_> {
         self.used.insert(decl.id);
         let lowered: Vec<Option<Typed>> = args.iter().map(|a| self.expr(cx, a)).collect();
         let sig = self.fn_sig(decl, cx.unit, name.span)?;
+        if self.lambda.is_some() && self.function_quantifies(sig.index) {
+            self.nested_lambda(cx, span, &name.name);
+            return None;
+        }
         if cx.place == Place::Let {
             self.call_in_let(cx, span);
             return None;
@@ -1125,7 +1297,17 @@ impl Checker<'_> {
 
     fn compare(&mut self, cx: Ctx, c: &ast::Compare) -> Option<Typed> {
         let lhs = self.expr(cx, &c.lhs);
-        let rhs = self.expr(cx, &c.rhs);
+        let rhs = if matches!(c.op, CompareOp::In | CompareOp::Under)
+            && let ExprKind::Name(id) = &c.rhs.kind
+            && !self.is_local(&id.name)
+            && matches!(self.scopes.resolve(cx.unit, &id.name), Resolution::Found(d) if d.kind == DeclKind::Map)
+        {
+            // `key in MAP` tests the map's keys as `in` tests a list.
+            self.map_named(cx, &c.rhs)
+                .map(|m| (Expr::Const(m.keys.clone()), Type::list(Type::String)))
+        } else {
+            self.expr(cx, &c.rhs)
+        };
         let ((le, lt), (re, rt)) = (lhs?, rhs?);
         let (op, negated) = match c.op {
             CompareOp::Eq => (CmpOp::Eq, false),
@@ -1139,6 +1321,7 @@ impl Checker<'_> {
             CompareOp::EndsWith => (CmpOp::EndsWith, false),
             CompareOp::Matches => (CmpOp::Matches, false),
             CompareOp::In => (CmpOp::In, false),
+            CompareOp::Under => (CmpOp::Under, false),
         };
         if !self.comparable(cx, c, op, &lt, &rt)? {
             self.incomparable(cx, c, op, &lt, &rt);
@@ -1203,6 +1386,18 @@ impl Checker<'_> {
                 }
                 is_text(l)
             }
+            CmpOp::Under => {
+                if *l == Type::Address {
+                    self.mismatch(
+                        cx.unit,
+                        c.lhs.span,
+                        "a domain (a string; for an address, its `.domain`)",
+                        lt,
+                    );
+                    return None;
+                }
+                *l == Type::String && is_text(elem(rt))
+            }
             CmpOp::In => {
                 let Type::List(r) = rt else {
                     self.mismatch(cx.unit, c.rhs.span, "a list on the right of `in`", rt);
@@ -1228,6 +1423,9 @@ impl Checker<'_> {
                 "numbers, times or durations on both sides".to_string()
             }
             CmpOp::In => format!("a list of {l} (or of CIDRs for an ip)"),
+            CmpOp::Under => {
+                "a domain (string) on the left and a list of domains on the right".to_string()
+            }
             CmpOp::Eq => format!("a value comparable with {l}"),
         };
         self.error(
@@ -1266,15 +1464,16 @@ impl Checker<'_> {
             );
             return None;
         }
-        let groups = match regex {
-            Expr::Const(Value::Regex(r)) => r.captures_len(),
-            _ => usize::MAX,
+        let (groups, names) = match regex {
+            Expr::Const(Value::Regex(r)) => (r.captures_len(), Some(r.capture_names())),
+            _ => (usize::MAX, None),
         };
         let slot = self.binds.len();
         self.binds.push(Binding {
             name: name.name.clone(),
             slot,
             groups,
+            names,
         });
         Some(slot)
     }

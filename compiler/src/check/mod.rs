@@ -5,6 +5,7 @@
 
 mod actions;
 mod expr;
+mod lambda;
 mod literals;
 mod test_blocks;
 mod test_world;
@@ -73,6 +74,9 @@ pub(crate) struct Binding {
     pub slot: usize,
     /// The regex's `captures_len()` (groups plus the whole match).
     pub groups: usize,
+    /// The regex's named groups with their indexes (`None` when the regex
+    /// is not known at compile time).
+    pub names: Option<Vec<(String, usize)>>,
 }
 
 /// The checker's state across the whole ruleset.
@@ -102,6 +106,8 @@ pub(crate) struct Checker<'a> {
     visible: Vec<Binding>,
     /// Captures bound so far by the rule being checked.
     binds: Vec<Binding>,
+    /// The element name and type of the `some`/`every` lambda being checked.
+    lambda: Option<(String, Type)>,
     /// The type of every expression checked (for the language server).
     pub types: Vec<(usize, Span, Type)>,
 }
@@ -141,6 +147,7 @@ impl<'a> Checker<'a> {
             params: Vec::new(),
             visible: Vec::new(),
             binds: Vec::new(),
+            lambda: None,
             types: Vec::new(),
         }
     }
@@ -192,7 +199,7 @@ impl<'a> Checker<'a> {
                 DeclKind::Template => {
                     self.template(&decl);
                 }
-                DeclKind::List | DeclKind::Rule => {}
+                DeclKind::List | DeclKind::Map | DeclKind::Rule => {}
             }
         }
     }
@@ -225,6 +232,7 @@ impl<'a> Checker<'a> {
         let saved = (
             std::mem::take(&mut self.params),
             std::mem::take(&mut self.visible),
+            self.lambda.take(),
         );
         let cx = Ctx {
             unit: decl.id.unit,
@@ -240,7 +248,7 @@ impl<'a> Checker<'a> {
                 None
             }
         });
-        (self.params, self.visible) = saved;
+        (self.params, self.visible, self.lambda) = saved;
         self.lets.insert(decl.id, Slot::Done(result.clone()));
         result
     }
@@ -302,6 +310,7 @@ impl<'a> Checker<'a> {
         let saved = (
             std::mem::replace(&mut self.params, params.clone()),
             std::mem::take(&mut self.visible),
+            self.lambda.take(),
         );
         let cx = Ctx {
             unit,
@@ -310,7 +319,7 @@ impl<'a> Checker<'a> {
         };
         // With a parameter type unknown, the body's errors would only echo it.
         let body = if ok { self.expr(cx, &f.body) } else { None };
-        (self.params, self.visible) = saved;
+        (self.params, self.visible, self.lambda) = saved;
         self.fn_stack.pop();
         let sig = match body {
             Some((body, ret)) if ok => {
@@ -385,6 +394,7 @@ impl<'a> Checker<'a> {
         let saved = (
             std::mem::take(&mut self.params),
             std::mem::take(&mut self.visible),
+            self.lambda.take(),
         );
         let cx = Ctx {
             unit,
@@ -424,7 +434,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        (self.params, self.visible) = saved;
+        (self.params, self.visible, self.lambda) = saved;
         let index = ok.then(|| {
             self.templates_ir.push(lowered);
             self.templates_ir.len() - 1

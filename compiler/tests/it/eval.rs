@@ -845,6 +845,173 @@ fn rulesets_are_shareable_between_threads() {
 }
 
 #[test]
+fn under_holds_at_a_label_boundary_only() {
+    let under = |d: &str, list: &str| holds(&format!("\"{d}\" under {list}"));
+    assert!(under("spam.example", r#"["spam.example"]"#));
+    assert!(under("a.spam.example", r#"["spam.example"]"#));
+    assert!(under("A.Spam.Example.", r#"["spam.EXAMPLE"]"#));
+    assert!(under("b.a.spam.example", r#"[".spam.example."]"#));
+    assert!(!under("notspam.example", r#"["spam.example"]"#));
+    assert!(!under("spam.example", r#"["a.spam.example"]"#));
+    assert!(!under("", r#"["spam.example"]"#));
+    assert!(!under("spam.example", r#"["", "."]"#));
+    assert!(under("x.example", r#""example""#));
+    // A list on the left means any element; `all` every element.
+    assert!(holds(
+        r#"["a.org", "b.spam.example"] under ["spam.example"]"#
+    ));
+    assert!(!holds(
+        r#"all ["a.org", "b.spam.example"] under ["spam.example"]"#
+    ));
+}
+
+#[test]
+fn maps_look_up_keys_case_insensitively() {
+    let r = rules(
+        "map teams = {\"EXAMPLE.com\": \"sales\", \"other.net\": \"\"}\n\
+         rule t {\n  when from.domain in teams\n  then tag \"team:${teams[from[0].domain]}\"\n}\n\
+         rule u {\n  when \"other.NET\" in teams and teams[\"nowhere\"] == \"\" and teams[\"OTHER.net\"] == \"\"\n  then tag \"empty\"\n}\n",
+    );
+    let d = decide(&r, MAIL);
+    assert!(d.tags.contains(&"team:sales".to_string()), "{:?}", d.tags);
+    assert!(d.tags.contains(&"empty".to_string()), "{:?}", d.tags);
+}
+
+#[test]
+fn map_and_list_files_report_their_bad_line() {
+    let c = compile_files(&[
+        (
+            "r.flow",
+            "list nets = file \"nets.txt\"\nrule r {\n  when client.ip in nets\n  then reject\n}\n",
+        ),
+        ("nets.txt", "10.0.0.0/8\n\n10.0.0.300\n"),
+    ]);
+    let d = &c.diagnostics[0];
+    assert_eq!((d.file.as_str(), d.code), ("nets.txt", "E0124"));
+    assert!(
+        d.message.starts_with("nets.txt:3: `10.0.0.300`"),
+        "{}",
+        d.message
+    );
+
+    let c = compile_files(&[
+        (
+            "r.flow",
+            "map m = file \"m.map\"\nrule r {\n  when \"a\" in m\n  then tag m[\"a\"]\n}\n",
+        ),
+        ("m.map", "\u{feff}a 1\nb   two words  \n# c\nA again\n"),
+    ]);
+    let d = &c.diagnostics[0];
+    assert_eq!(d.file, "m.map");
+    assert!(
+        d.message
+            .contains("m.map:4: the key `A` is already given on line 1"),
+        "{}",
+        d.message
+    );
+
+    // A byte-order mark is not part of the first entry.
+    let r = rules_files(&[
+        (
+            "r.flow",
+            "list l = file \"l.txt\"\nmap m = file \"m.map\"\nrule r {\n  when \"example.org\" in l and m[\"k\"] == \"v w\"\n  then tag \"ok\"\n}\n",
+        ),
+        ("l.txt", "\u{feff}example.org\n"),
+        ("m.map", "\u{feff}k   v w \n"),
+    ]);
+    assert_eq!(decide(&r, MAIL).tags, ["ok"]);
+}
+
+#[test]
+fn some_and_every_bind_one_element_at_a_time() {
+    let m = "From: a@example.com\r\nTo: b@example.org, c@other.net\r\nSubject: s\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nhi\r\n--b\r\n\
+Content-Type: application/pdf; name=\"real.pdf\"\r\nContent-Disposition: attachment; filename=\"real.pdf\"\r\n\r\n%PDF\r\n--b\r\n\
+Content-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\n\r\nMZ\r\n--b--\r\n";
+    // The lists tested apart pass; one attachment with both properties does not exist.
+    assert!(holds_on(
+        r#"attachments.name ends_with ".pdf" and attachments.type == "application/octet-stream""#,
+        m
+    ));
+    assert!(!holds_on(
+        r#"some(attachments, a => a.name ends_with ".pdf" and a.type == "application/octet-stream")"#,
+        m
+    ));
+    assert!(!holds_on(
+        r#"some(attachments, a => a.name ends_with ".pdf" and a.type != "application/pdf")"#,
+        m
+    ));
+    assert!(holds_on(
+        r#"some(attachments, a => a.name ends_with ".exe" and a.type == "application/octet-stream")"#,
+        m
+    ));
+    assert!(holds_on(r#"every(attachments, a => a.size < 1K)"#, m));
+    assert!(!holds_on(
+        r#"every(attachments, a => a.name ends_with ".pdf")"#,
+        m
+    ));
+    // Lists of strings and of addresses.
+    assert!(holds_on(r#"some(to, t => t.domain == "other.net")"#, m));
+    assert!(holds_on(
+        r#"every(to.domain, d => d ends_with ".net" or d ends_with ".org")"#,
+        m
+    ));
+    assert!(!holds_on(r#"every(to.domain, d => d ends_with ".net")"#, m));
+    // Over an empty list: `every` holds, `some` does not.
+    assert!(holds_on(r#"every(header("X-None"), h => h == "x")"#, m));
+    assert!(!holds_on(r#"some(header("X-None"), h => true)"#, m));
+    // Inside a `fn`, and a `fn` called from a lambda.
+    let r = rules(
+        "fn is_exe(n: string) = n ends_with \".exe\"\n\
+         fn any_exe() = some(attachments.name, n => is_exe(n))\n\
+         rule t {\n  when any_exe()\n  then tag \"exe\"\n}\n",
+    );
+    assert_eq!(decide(&r, m).tags, ["exe"]);
+}
+
+#[test]
+fn lambdas_are_checked() {
+    assert_eq!(
+        codes(r#"rule r { when some(attachments, a => a.size) then tag "x" }"#),
+        ["E0108"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(subject, a => true) then tag "x" }"#),
+        ["E0108"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(attachments, true) then tag "x" }"#),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when count(a => true) > 0 then tag "x" }"#),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(to, t => some(cc, c => c.domain == t.domain)) then tag "x" }"#),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(
+            "fn f(d: string) = some(cc.domain, c => c == d)\nrule r { when some(to.domain, t => f(t)) then tag \"x\" }"
+        ),
+        ["E0132"]
+    );
+    assert_eq!(
+        codes(r#"rule r { when some(attachments, a => a.nam == "x") then tag "x" }"#),
+        ["E0109"]
+    );
+    // The captures of `matches … as` are not visible in a lambda.
+    assert_eq!(
+        codes(
+            "rule r {\n  when subject matches /(\\w+)/ as m\n  then if some(to, t => t.local == m[1]) { tag \"x\" }\n}\n"
+        ),
+        ["E0132"]
+    );
+}
+
+#[test]
 fn local_reads_time_members_in_a_zone() {
     // NOW is 2026-11-22T07:00:00Z, a Sunday.
     assert!(holds(r#"local(now, "Europe/Berlin").hour == 8"#));

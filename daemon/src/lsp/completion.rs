@@ -29,6 +29,7 @@ const EXPRESSION_KEYWORDS: &[&str] = &[
     "or",
     "not",
     "in",
+    "under",
     "contains",
     "starts_with",
     "ends_with",
@@ -95,7 +96,7 @@ pub(crate) fn complete(
     }
     match enclosing {
         Some("test") => return test_words(before),
-        Some("import") | Some("list") => return Vec::new(),
+        Some("import") | Some("list") | Some("map") => return Vec::new(),
         _ => {}
     }
     let mut out = Vec::new();
@@ -127,7 +128,7 @@ fn expression_items(visible: &[Resolved], params: &[(String, String)]) -> Vec<Co
     }
     out.extend(decls(
         visible,
-        &[DeclKind::Let, DeclKind::List, DeclKind::Fn],
+        &[DeclKind::Let, DeclKind::List, DeclKind::Map, DeclKind::Fn],
     ));
     for field in &reg().fields {
         let stage = field.stage.map_or("", Stage::as_str);
@@ -146,9 +147,29 @@ fn expression_items(visible: &[Resolved], params: &[(String, String)]) -> Vec<Co
             function_doc(f.name),
         ));
     }
+    for (name, doc) in QUANTIFIERS {
+        out.push(item(
+            name,
+            CompletionItemKind::FUNCTION,
+            Some(&format!("{name}(list, x => bool) -> bool")),
+            Some(doc.to_string()),
+        ));
+    }
     out.extend(keywords(EXPRESSION_KEYWORDS));
     out
 }
+
+/// `some` and `every`: forms of the language, not registry functions.
+const QUANTIFIERS: [(&str, &str); 2] = [
+    (
+        "some",
+        "Whether the condition holds for at least one element, bound to `x` in turn (false over an empty list).",
+    ),
+    (
+        "every",
+        "Whether the condition holds for every element, bound to `x` in turn (true over an empty list).",
+    ),
+];
 
 /// The words of a test line, by what precedes the cursor on it.
 fn test_words(before: &str) -> Vec<CompletionItem> {
@@ -198,7 +219,7 @@ fn decls(visible: &[Resolved], kinds: &[DeclKind]) -> Vec<CompletionItem> {
             let start = r.decl.span.start.min(text.len());
             let comment = comment_above(text, start);
             let kind = match r.decl.kind {
-                DeclKind::Let | DeclKind::List => CompletionItemKind::CONSTANT,
+                DeclKind::Let | DeclKind::List | DeclKind::Map => CompletionItemKind::CONSTANT,
                 DeclKind::Fn => CompletionItemKind::FUNCTION,
                 DeclKind::Template => CompletionItemKind::STRUCT,
                 DeclKind::Rule => CompletionItemKind::EVENT,
@@ -291,6 +312,7 @@ fn enclosing_declaration<'t>(
             Item::Import(_) => "import",
             Item::Let(_) => "let",
             Item::List(_) => "list",
+            Item::Map(_) => "map",
             Item::Fn(_) => "fn",
             Item::Template(_) => "template",
             Item::Rule(_) => "rule",

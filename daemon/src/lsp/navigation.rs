@@ -153,6 +153,7 @@ pub(crate) fn symbols(file: &ParsedFile) -> Vec<DocumentSymbol> {
                 "let",
             ),
             Item::List(d) => (d.name.name.clone(), d.name.span, SymbolKind::ARRAY, "list"),
+            Item::Map(d) => (d.name.name.clone(), d.name.span, SymbolKind::OBJECT, "map"),
             Item::Fn(d) => (d.name.name.clone(), d.name.span, SymbolKind::FUNCTION, "fn"),
             Item::Template(d) => (
                 d.name.name.clone(),

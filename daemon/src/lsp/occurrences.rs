@@ -232,6 +232,14 @@ impl Walker<'_> {
         } else if reg().function(&name.name).is_some() {
             self.push(name.span, Occ::Builtin(name.name.clone()));
         }
+        if matches!(name.name.as_str(), "some" | "every")
+            && !user
+            && let [list, lambda] = args
+            && let ExprKind::Lambda(param, body) = &lambda.kind
+        {
+            self.lambda(list, param, body);
+            return;
+        }
         if name.name == "matched" && !user {
             for arg in args {
                 if let ExprKind::Name(rule) = &arg.kind {
@@ -245,6 +253,28 @@ impl Walker<'_> {
         for arg in args {
             self.visit_expr(arg);
         }
+    }
+
+    /// The list and lambda of `some`/`every`: the lambda's name is a
+    /// parameter of the list's item type within its body.
+    fn lambda(&mut self, list: &Expr, param: &Ident, body: &Expr) {
+        self.visit_expr(list);
+        let item = self.type_at(list.span).and_then(|t| t.item().cloned());
+        let text = item
+            .as_ref()
+            .map_or_else(|| "element".to_string(), Type::to_string);
+        self.push(
+            param.span,
+            Occ::Param {
+                name: param.name.clone(),
+                ty: text.clone(),
+                decl: param.span,
+            },
+        );
+        self.params
+            .push((param.name.clone(), item, text, param.span));
+        self.visit_expr(body);
+        self.params.pop();
     }
 
     /// A bare name or a dotted path.
@@ -327,6 +357,7 @@ impl Visit for Walker<'_> {
             }
             Item::Let(d) => self.decl(DeclKind::Let, &d.name),
             Item::List(d) => self.decl(DeclKind::List, &d.name),
+            Item::Map(d) => self.decl(DeclKind::Map, &d.name),
             Item::Fn(d) => {
                 self.decl(DeclKind::Fn, &d.name);
                 self.params(&d.params);

@@ -1028,3 +1028,71 @@ y
     assert_eq!(labels(&raw_member), vec!["raw"]);
     client.shutdown();
 }
+
+#[test]
+fn maps_have_hover_definition_completion_and_a_symbol() {
+    let mut client = Client::start();
+    let text = "\
+# Folders by recipient domain.
+map folders = {\"example.com\": \"Work\"}
+
+rule by_domain {
+  when to[0].domain in folders
+  then fileinto folders[to[0].domain]
+}
+";
+    let (uri, _) = client.open("maps.flow", text);
+    let hover = client
+        .hover(&uri, pos(text, "folders[", 0, 1))
+        .expect("a hover on the map");
+    assert!(
+        hover.contains("map folders") && hover.contains("Folders by recipient domain"),
+        "{hover}"
+    );
+    let target = client
+        .definition(&uri, pos(text, "folders\n", 0, 1))
+        .expect("the map's declaration");
+    assert_eq!(target.range.start, pos(text, "folders =", 0, 0));
+    let names = client.complete(&uri, pos(text, "folders[", 0, 0));
+    let got = labels(&names);
+    assert!(
+        got.contains(&"folders")
+            && got.contains(&"some")
+            && got.contains(&"every")
+            && got.contains(&"under"),
+        "{got:?}"
+    );
+    let response: Option<DocumentSymbolResponse> =
+        client.request::<DocumentSymbolRequest>(DocumentSymbolParams {
+            text_document: TextDocumentIdentifier::new(uri.clone()),
+            work_done_progress_params: Default::default(),
+            partial_result_params: Default::default(),
+        });
+    let Some(DocumentSymbolResponse::Nested(symbols)) = response else {
+        panic!("nested symbols expected")
+    };
+    assert_eq!(symbols[0].name, "folders");
+    assert_eq!(symbols[0].detail.as_deref(), Some("map"));
+    client.shutdown();
+}
+
+#[test]
+fn a_lambda_element_is_a_parameter_of_the_list_item_type() {
+    let mut client = Client::start();
+    let text = "\
+rule disguised {
+  when some(attachments, a => a.name ends_with \".pdf\")
+  then tag \"x\"
+}
+";
+    let (uri, _) = client.open("lambda.flow", text);
+    let hover = client
+        .hover(&uri, pos(text, "a.name", 0, 0))
+        .expect("a hover on the element");
+    assert!(hover.contains("(parameter) a: attachment"), "{hover}");
+    let member = client
+        .hover(&uri, pos(text, "name ends_with", 0, 1))
+        .expect("a hover on its member");
+    assert!(member.contains("string"), "{member}");
+    client.shutdown();
+}

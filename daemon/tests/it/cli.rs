@@ -159,6 +159,33 @@ fn check_exit_codes_and_diagnostics_on_stderr() {
 }
 
 #[test]
+fn check_reports_a_bad_list_line_at_the_list_file_and_ignores_a_bom() {
+    let dir = temp_dir("checklist");
+    std::fs::write(
+        dir.join("r.flow"),
+        "list nets = file \"nets.txt\"\nmap teams = file \"teams.map\"\n\
+         rule r {\n  when client.ip in nets and teams[\"a\"] == \"b\"\n  then reject\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nets.txt"),
+        "\u{feff}10.0.0.0/8\n# ok\n10.0.0.0/33\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("teams.map"), "\u{feff}a b\n").unwrap();
+    let out = weir_in(&dir, &["check", "r.flow"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("nets.txt:3: `10.0.0.0/33`"), "{err}");
+    assert!(err.contains("--> nets.txt:3:1"), "{err}");
+    assert!(!err.contains("r.flow:4"), "the rule is not blamed: {err}");
+
+    std::fs::write(dir.join("nets.txt"), "\u{feff}10.0.0.0/8\n").unwrap();
+    let out = weir_in(&dir, &["check", "r.flow"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn fmt_check_exits_one_and_fmt_rewrites() {
     let dir = temp_dir("fmt");
     std::fs::write(

@@ -288,6 +288,40 @@ fn a_changed_rule_or_list_file_reloads() {
 }
 
 #[test]
+fn a_changed_map_file_takes_effect_and_a_bad_line_is_refused() {
+    let d = setup("watchmap", "", "");
+    std::fs::write(d.dir.join("verdicts.map"), "new.example accept\n").unwrap();
+    let rules = format!(
+        "{RULES}\nmap verdicts = file \"verdicts.map\"\n\nrule mapped priority 5 {{\n  when verdicts[envelope.from.domain] == \"reject\"\n  then reject \"mapped\"\n}}\n"
+    );
+    replace_file(&d.dir.join("rules.flow"), &rules);
+    d.wait_version(2);
+    let check = |d: &Daemon| {
+        d.request("POST", "/v1/check?from=a%40new.example", true, MESSAGE)
+            .json()["verdict"]
+            .clone()
+    };
+    assert_eq!(check(&d), "accept");
+
+    // The map file edited in place is reloaded like a list file.
+    std::fs::write(
+        d.dir.join("verdicts.map"),
+        "# by domain\nnew.example reject\n",
+    )
+    .unwrap();
+    d.wait_version(3);
+    assert_eq!(check(&d), "reject");
+
+    // A bad line is refused at the map file's line; the running rules stay.
+    std::fs::write(d.dir.join("verdicts.map"), "new.example\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.version(), 3);
+    let error = d.get("/v1/ruleset").json()["last_error"].to_string();
+    assert!(error.contains("verdicts.map:1"), "{error}");
+    assert_eq!(check(&d), "reject");
+}
+
+#[test]
 fn sigterm_stops_cleanly() {
     let mut d = setup("sigterm", "", "");
     d.signal("TERM");

@@ -11,6 +11,7 @@
   "import"
   "let"
   "list"
+  "map"
   "file"
   "fn"
   "template"
@@ -35,6 +36,7 @@
   "or"
   "not"
   "in"
+  "under"
   "contains"
   "starts_with"
   "ends_with"
@@ -98,6 +100,18 @@
 
 (list_declaration
   name: (identifier) @constant)
+
+(map_declaration
+  name: (identifier) @constant)
+
+(lambda
+  parameter: (identifier) @variable.parameter)
+
+(lambda
+  "=>" @operator)
+
+(map_pair
+  key: (string) @property)
 
 (fn_declaration
   name: (identifier) @function)

@@ -18,11 +18,11 @@ syn iskeyword @,48-57,_
 " Reserved words (docs/language.md, "Lexical structure"). Keywords win over matches in Vim, so the
 " words that are also fields or actions (score) are matches below; so are
 " the words `:syn keyword` would read as its own options (contains).
-syn keyword flowDeclaration import let list file fn template rule test
+syn keyword flowDeclaration import let list map file fn template rule test
 syn keyword flowModifier    priority shadow
 syn keyword flowConditional when then else if
 syn keyword flowOperatorWord and or not in
-syn match   flowOperatorWord /\<\%(contains\|starts_with\|ends_with\|matches\|as\|exists\|all\|any\|with\)\>/
+syn match   flowOperatorWord /\<\%(under\|contains\|starts_with\|ends_with\|matches\|as\|exists\|all\|any\|with\)\>/
 syn keyword flowBoolean     true false
 
 syn match flowComment /#.*$/ contains=flowTodo,@Spell
@@ -33,7 +33,7 @@ syn match flowRuleName     /\%(\<rule\s\+\)\@<=\h\w*/
 syn match flowTemplateName /\%(\<template\s\+\)\@<=\h\w*/
 " `reply template NAME every DURATION`: `every` is a word only there.
 syn match flowEveryWord /\%(\<template\s\+\h\w*\s\+\)\@<=\<every\>/
-syn match flowConstantName /\%(\<\%(let\|list\)\s\+\)\@<=\h\w*/
+syn match flowConstantName /\%(\<\%(let\|list\|map\)\s\+\)\@<=\h\w*/
 syn match flowType /\%(\%(:\s*\|<\)\)\@<=\<\%(bool\|int\|float\|string\|address\|ip\|cidr\|time\|duration\|regex\|list\)\>/
 
 " Fields of the message model (docs/language.md, "Expressions"), not after a `.`; the dotted
@@ -64,7 +64,7 @@ syn match flowDuration /\<\d\+\%(\.\d\+\)\=[smhd]\>/
 syn match flowIP /\<\d\{1,3}\%(\.\d\{1,3}\)\{3}\%(\/\d\{1,3}\)\=\>/
 syn match flowIP /\%(\w\|:\)\@<!\x\{0,4}\%(:\x\{0,4}\)\{2,7}\%(\/\d\{1,3}\)\=/
 
-syn match flowOperator /==\|!=\|<=\|>=\|[<>+=-]/
+syn match flowOperator /=>\|==\|!=\|<=\|>=\|[<>+=-]/
 
 " Strings with escapes and ${...} interpolation; """...""" spans lines.
 syn cluster flowExpression contains=flowField,flowProperty,flowCall,flowFunction,flowOperatorWord,flowBoolean,flowNumber,flowFloat,flowSize,flowDuration,flowIP,flowOperator,flowString,flowTripleString,flowRegex

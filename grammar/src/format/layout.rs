@@ -123,6 +123,11 @@ impl Printer<'_> {
                 lines.push_str(" exists");
                 lines
             }
+            ExprKind::Lambda(param, body) => self.prefixed(
+                &format!("{} => ", param.name),
+                own.start,
+                self.layout(body, FREE),
+            ),
             ExprKind::Compare(c) => {
                 let mut lines = self.prefixed(
                     if c.all { "all " } else { "" },

@@ -10,6 +10,22 @@ use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::keywords::RESERVED;
 
+/// The one diagnostic for a file that starts with Sieve's `require` at
+/// `at`: it is a Sieve script, and `docs/sieve.md` says how to write it in
+/// Flow.
+pub(super) fn sieve_script(source: &str, at: usize, file: &str) -> Diagnostic {
+    let line_end = source[at..].find('\n').map_or(source.len(), |i| at + i);
+    let line = source[at..line_end].trim_end();
+    Diagnostic::error(
+        codes::SIEVE_SCRIPT,
+        "this looks like a Sieve script: Flow has no `require`",
+        file,
+        Span::new(at, at + line.len()),
+    )
+    .with_label("Sieve's `require`")
+    .with_hint("Flow needs no `require`: every action and test is always available. docs/sieve.md shows the Flow for each Sieve construct (`if header :contains` is `rule NAME { when subject contains ... then ... }`)")
+}
+
 /// A diagnostic for a declaration starting at `item_start` that pest could
 /// not parse.
 pub(super) fn syntax_error(
@@ -40,7 +56,7 @@ pub(super) fn syntax_error(
             span,
         )
         .with_label("not a declaration")
-        .with_hint("a file holds `import`, `let`, `list`, `fn`, `template`, `rule` and `test` declarations");
+        .with_hint("a file holds `import`, `let`, `list`, `map`, `fn`, `template`, `rule` and `test` declarations");
     }
     if RESERVED.contains(&token)
         && positives

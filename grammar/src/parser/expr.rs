@@ -168,8 +168,11 @@ impl Builder<'_> {
                 };
                 let args = inner
                     .flat_map(|args| args.into_inner())
-                    .filter(|p| p.as_rule() == Rule::cond_expr)
-                    .map(|p| self.expr(p))
+                    .filter_map(|p| match p.as_rule() {
+                        Rule::cond_expr => Some(self.expr(p)),
+                        Rule::lambda => Some(self.lambda(p)),
+                        _ => None,
+                    })
                     .collect();
                 ExprKind::Call(name, args)
             }
@@ -180,6 +183,27 @@ impl Builder<'_> {
             _ => return placeholder(span),
         };
         Expr { kind, span }
+    }
+
+    /// `x => EXPR`.
+    fn lambda(&self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        let mut param = None;
+        let mut body = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => param = Some(self.ident(&p)),
+                Rule::cond_expr => body = Some(self.expr(p)),
+                _ => {}
+            }
+        }
+        match (param, body) {
+            (Some(param), Some(body)) => Expr {
+                span: Span::new(span.start, body.span.end),
+                kind: ExprKind::Lambda(param, Box::new(body)),
+            },
+            _ => placeholder(span),
+        }
     }
 
     fn prefix(&self, op: Pair<'_, Rule>, rhs: Partial) -> Partial {
@@ -459,6 +483,7 @@ pub(super) fn compare_op_of(text: &str) -> Option<CompareOp> {
         "ends_with" => CompareOp::EndsWith,
         "matches" => CompareOp::Matches,
         "in" => CompareOp::In,
+        "under" => CompareOp::Under,
         _ => return None,
     })
 }

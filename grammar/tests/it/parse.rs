@@ -91,6 +91,7 @@ fn show(e: &Expr) -> String {
         ExprKind::Add(a, b) => format!("({} + {})", show(a), show(b)),
         ExprKind::Sub(a, b) => format!("({} - {})", show(a), show(b)),
         ExprKind::Exists(a) => format!("({} exists)", show(a)),
+        ExprKind::Lambda(p, b) => format!("({} => {})", p.name, show(b)),
         ExprKind::Compare(c) => format!(
             "({}{} {}{} {}{})",
             if c.all { "all " } else { "" },
@@ -253,6 +254,7 @@ fn every_comparison_operator() {
         "ends_with",
         "matches",
         "in",
+        "under",
     ] {
         assert_eq!(show(&cond(&format!("a {op} b"))), format!("(a {op} b)"));
     }
@@ -811,4 +813,36 @@ hi"""
             .iter()
             .all(|s| *s == weir_grammar::ast::Span::default())
     );
+}
+
+#[test]
+fn lambdas_maps_and_under_parse() {
+    assert_eq!(
+        show(&cond(
+            "some(attachments, a => a.name ends_with \".pdf\" and a.size > 1)"
+        )),
+        "some(attachments, (a => ((a.name ends_with \".pdf\") and (a.size > 1))))"
+    );
+    assert_eq!(
+        show(&cond("every(to,\n  t =>\n  t.domain under [\"x\"])")),
+        "every(to, (t => (t.domain under [\"x\"])))"
+    );
+    assert_eq!(show(&cond("m[\"id\"] in teams")), "(m[\"id\"] in teams)");
+    let file = ok("map a = file \"a.map\"\nmap b = {\n  \"k\": \"v\",\n  \"k2\": \"v2\",\n}\n");
+    let Item::Map(b) = &file.items[1] else {
+        panic!("a map")
+    };
+    let MapSource::Literal(pairs) = &b.source else {
+        panic!("a literal map")
+    };
+    assert_eq!(
+        (pairs[1].key.as_str(), pairs[1].value.as_str()),
+        ("k2", "v2")
+    );
+    assert!(
+        matches!(&file.items[0], Item::Map(m) if matches!(&m.source, MapSource::File(p, _) if p == "a.map"))
+    );
+    // `map` and `under` are reserved.
+    assert_eq!(errors("let map = 1\n")[0].code, "E0016");
+    assert_eq!(errors("let under = 1\n")[0].code, "E0016");
 }

@@ -202,7 +202,9 @@ fn needles(c: &Compare) -> Option<Needles> {
         CmpOp::Contains => Anchor::Anywhere,
         CmpOp::StartsWith => Anchor::Start,
         CmpOp::EndsWith => Anchor::End,
-        CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge | CmpOp::Matches => return None,
+        CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge | CmpOp::Matches | CmpOp::Under => {
+            return None;
+        }
     };
     Some(Needles {
         exact: Vec::new(),
@@ -219,6 +221,8 @@ fn pure(e: &Expr) -> bool {
     match e {
         Expr::Score
         | Expr::Param(_)
+        | Expr::Element
+        | Expr::Quantified { .. }
         | Expr::Captures(_)
         | Expr::CallUser { .. }
         | Expr::Rate { .. }
