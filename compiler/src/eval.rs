@@ -366,30 +366,7 @@ impl<'a> Machine<'a> {
                 status,
                 text,
             } => {
-                let text = text.as_ref().map(|t| self.text_of(t));
-                let reply = matches!(verdict, Verdict::Reject | Verdict::Tempfail).then(|| Reply {
-                    code: *code,
-                    status: status.clone(),
-                    text: text.clone().unwrap_or_default(),
-                });
-                let reason = (*verdict == Verdict::Quarantine).then(|| text.unwrap_or_default());
-                if rule.shadow {
-                    let what = TakenKind::ShadowVerdict(ShadowVerdict {
-                        verdict: *verdict,
-                        reply,
-                        reason,
-                    });
-                    self.decision.actions.push(Taken {
-                        rule: rule.name.clone(),
-                        shadow: true,
-                        what,
-                    });
-                } else {
-                    self.decision.verdict = *verdict;
-                    self.decision.reply = reply;
-                    self.decision.quarantine_reason = reason;
-                    self.decision.decided_by = Some(rule.name.clone());
-                }
+                self.verdict(rule, *verdict, (*code, status), text.as_ref());
                 return Flow::End;
             }
             Action::Stop => return Flow::End,
@@ -434,21 +411,59 @@ impl<'a> Machine<'a> {
                     template,
                 }
             }
-            Action::Reply(t, every) => {
-                let template = self.render(*t);
-                let skipped = crate::autoreply::message_reason(self.tx, &template.addresses);
-                D::Reply {
-                    every: every.as_ref().map(|e| match self.eval(e) {
-                        Value::Duration(d) => d.max(0),
-                        _ => 0,
-                    }),
-                    skipped: skipped.map(str::to_string),
-                    template,
-                }
-            }
+            Action::Reply(t, every) => self.reply(*t, every.as_ref()),
         };
         self.take(rule, action);
         Flow::Continue
+    }
+
+    /// A verdict: the decision's, or for a shadow rule a verdict it would
+    /// have given, recorded beside the actions.
+    fn verdict(
+        &mut self,
+        rule: &Rule,
+        verdict: Verdict,
+        (code, status): (u16, &str),
+        text: Option<&Expr>,
+    ) {
+        let text = text.map(|t| self.text_of(t));
+        let reply = matches!(verdict, Verdict::Reject | Verdict::Tempfail).then(|| Reply {
+            code,
+            status: status.to_string(),
+            text: text.clone().unwrap_or_default(),
+        });
+        let reason = (verdict == Verdict::Quarantine).then(|| text.unwrap_or_default());
+        if rule.shadow {
+            let what = TakenKind::ShadowVerdict(ShadowVerdict {
+                verdict,
+                reply,
+                reason,
+            });
+            self.decision.actions.push(Taken {
+                rule: rule.name.clone(),
+                shadow: true,
+                what,
+            });
+        } else {
+            self.decision.verdict = verdict;
+            self.decision.reply = reply;
+            self.decision.quarantine_reason = reason;
+            self.decision.decided_by = Some(rule.name.clone());
+        }
+    }
+
+    /// `reply template T [every D]`, with why the daemon would skip it.
+    fn reply(&mut self, index: usize, every: Option<&Expr>) -> decision::Action {
+        let template = self.render(index);
+        let skipped = crate::autoreply::message_reason(self.tx, &template.addresses);
+        decision::Action::Reply {
+            every: every.map(|e| match self.eval(e) {
+                Value::Duration(d) => d.max(0),
+                _ => 0,
+            }),
+            skipped: skipped.map(str::to_string),
+            template,
+        }
     }
 
     fn render(&mut self, index: usize) -> RenderedTemplate {

@@ -190,7 +190,6 @@ The named group `(?P<name>…)` of a `matches … as m` binding; `m[1]` by numbe
 
 /// The whole reference as Markdown.
 pub fn reference_markdown() -> String {
-    let reg = registry();
     let mut out = String::new();
     out.push_str(
         "# Weir reference\n\n\
@@ -203,6 +202,18 @@ pub fn reference_markdown() -> String {
          in the language reference.\n\n",
     );
 
+    fields_section(&mut out);
+    members_section(&mut out);
+    functions_section(&mut out);
+    out.push_str(LANGUAGE_FORMS);
+    actions_section(&mut out);
+    modules_section(&mut out);
+    out
+}
+
+/// The fields of the message model.
+fn fields_section(out: &mut String) {
+    let reg = registry();
     out.push_str("## Fields\n\n");
     out.push_str(
         "The stage is the first milter stage at which the field is known (`—`: it depends on \
@@ -221,13 +232,22 @@ pub fn reference_markdown() -> String {
     }
 
     out.push_str(MESSAGE_NOTES);
+}
 
+/// The members of values.
+fn members_section(out: &mut String) {
     out.push_str("\n## Members\n\n");
     out.push_str(
         "`value.member` reads a part of a value. On a list, the member of every item gives a \
          list: `attachments.name` is a `list<string>`.\n",
     );
-    for ty in [Type::Address, Type::Attachment, Type::Time, Type::Duration] {
+    for ty in [
+        Type::Address,
+        Type::Attachment,
+        Type::AuthResult,
+        Type::Time,
+        Type::Duration,
+    ] {
         let _ = writeln!(
             out,
             "\n### {ty}\n\n| member | type | description |\n| --- | --- | --- |"
@@ -241,7 +261,11 @@ pub fn reference_markdown() -> String {
             );
         }
     }
+}
 
+/// The builtin functions.
+fn functions_section(out: &mut String) {
+    let reg = registry();
     out.push_str("\n## Functions\n");
     for f in &reg.functions {
         let _ = writeln!(
@@ -253,8 +277,11 @@ pub fn reference_markdown() -> String {
             f.doc
         );
     }
+}
 
-    out.push_str(LANGUAGE_FORMS);
+/// The actions.
+fn actions_section(out: &mut String) {
+    let reg = registry();
     out.push_str("\n## Actions\n\n");
     out.push_str("A verdict ends evaluation; the other actions accumulate in order.\n");
     for a in &reg.actions {
@@ -272,7 +299,10 @@ pub fn reference_markdown() -> String {
         };
         let _ = writeln!(out, "\n### `{}`{notes}\n\n{}", a.usage, a.doc);
     }
+}
 
+/// The `stdlib/NAME` modules and their documented items.
+fn modules_section(out: &mut String) {
     out.push_str("\n## Standard library modules\n");
     for (name, source) in MODULES {
         let _ = writeln!(out, "\n### `stdlib/{name}`");
@@ -293,7 +323,6 @@ pub fn reference_markdown() -> String {
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -417,66 +417,7 @@ impl Checker<'_> {
             Resolution::Found(decl) => {
                 let decl = decl.clone();
                 self.used.insert(decl.id);
-                match decl.kind {
-                    DeclKind::Let => {
-                        let (v, t) = self.let_value(&decl, cx.unit, id.span)?;
-                        Some((Expr::Const(v), t))
-                    }
-                    DeclKind::List => {
-                        let list = self.loaded.lists.get(&(decl.id.unit, decl.id.item))?;
-                        Some((Expr::Const(list.value.clone()), list.ty.clone()))
-                    }
-                    DeclKind::Map => {
-                        self.error(
-                            codes::NOT_A_VALUE,
-                            cx.unit,
-                            id.span,
-                            format!("`{}` is a map, not a value", id.name),
-                        )
-                        .set_label("a map")
-                        .set_hint(format!(
-                            "look a key up with `{0}[key]`, or test `key in {0}`",
-                            id.name
-                        ));
-                        None
-                    }
-                    DeclKind::Fn => {
-                        self.error(
-                            codes::NOT_A_VALUE,
-                            cx.unit,
-                            id.span,
-                            format!("`{}` is a function, not a value", id.name),
-                        )
-                        .set_label("a function")
-                        .set_hint(format!("call it: `{}(...)`", id.name));
-                        None
-                    }
-                    DeclKind::Template => {
-                        self.error(
-                            codes::NOT_A_VALUE,
-                            cx.unit,
-                            id.span,
-                            format!("`{}` is a template, not a value", id.name),
-                        )
-                        .set_label("a template")
-                        .set_hint(format!("use it in an action: `reply template {}`", id.name));
-                        None
-                    }
-                    DeclKind::Rule => {
-                        self.error(
-                            codes::NOT_A_VALUE,
-                            cx.unit,
-                            id.span,
-                            format!("`{}` is a rule, not a value", id.name),
-                        )
-                        .set_label("a rule")
-                        .set_hint(format!(
-                            "to test whether it held, write `matched({})`",
-                            id.name
-                        ));
-                        None
-                    }
-                }
+                self.declared_value(cx, id, &decl)
             }
             Resolution::Ambiguous(a, b) => {
                 let (a, b) = (a.clone(), b.clone());
@@ -487,6 +428,46 @@ impl Checker<'_> {
             Resolution::NotFound if self.scopes.is_missing_requirement(cx.unit, &id.name) => None,
             Resolution::NotFound => self.field_path(cx, &[id], id.span),
         }
+    }
+
+    /// A declared name used as a value: a `let`'s or a list's value; a map,
+    /// function, template or rule is not one (an error saying how to use it).
+    fn declared_value(&mut self, cx: Ctx, id: &Ident, decl: &Decl) -> Option<Typed> {
+        let (what, hint) = match decl.kind {
+            DeclKind::Let => {
+                let (v, t) = self.let_value(decl, cx.unit, id.span)?;
+                return Some((Expr::Const(v), t));
+            }
+            DeclKind::List => {
+                let list = self.loaded.lists.get(&(decl.id.unit, decl.id.item))?;
+                return Some((Expr::Const(list.value.clone()), list.ty.clone()));
+            }
+            DeclKind::Map => (
+                "map",
+                format!(
+                    "look a key up with `{0}[key]`, or test `key in {0}`",
+                    id.name
+                ),
+            ),
+            DeclKind::Fn => ("function", format!("call it: `{}(...)`", id.name)),
+            DeclKind::Template => (
+                "template",
+                format!("use it in an action: `reply template {}`", id.name),
+            ),
+            DeclKind::Rule => (
+                "rule",
+                format!("to test whether it held, write `matched({})`", id.name),
+            ),
+        };
+        self.error(
+            codes::NOT_A_VALUE,
+            cx.unit,
+            id.span,
+            format!("`{}` is a {what}, not a value", id.name),
+        )
+        .set_label(format!("a {what}"))
+        .set_hint(hint);
+        None
     }
 
     pub(crate) fn ambiguous(

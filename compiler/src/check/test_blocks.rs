@@ -98,44 +98,10 @@ impl Checker<'_> {
                 }
                 TestStmtKind::MessageText(text) => message = Some(TestMessage::Text(text.clone())),
                 TestStmtKind::Envelope { from, to } => {
-                    if let Some(from) = from {
-                        case.envelope_from = self.constant_text(unit, from);
-                        ok &= case.envelope_from.is_some();
-                    }
-                    if let Some(to) = to {
-                        match self.constant_arg(unit, to) {
-                            Some(Value::List(items)) => {
-                                case.envelope_to = Some(items.iter().map(eval::text).collect())
-                            }
-                            Some(v) => case.envelope_to = Some(vec![eval::text(&v)]),
-                            None => ok = false,
-                        }
-                    }
+                    ok &= self.envelope_stmt(unit, from.as_ref(), to.as_ref(), &mut case);
                 }
                 TestStmtKind::Client { ip, helo } => {
-                    if let Some(ip) = ip {
-                        match self.constant_arg(unit, ip) {
-                            Some(Value::Ip(addr)) => case.client_ip = Some(addr),
-                            Some(v) => match eval::text(&v).trim().parse() {
-                                Ok(addr) => case.client_ip = Some(addr),
-                                Err(_) => {
-                                    self.error(
-                                        codes::BAD_TEST,
-                                        unit,
-                                        ip.span,
-                                        "`client ip` needs an IP address",
-                                    )
-                                    .set_label("not an IP address");
-                                    ok = false;
-                                }
-                            },
-                            None => ok = false,
-                        }
-                    }
-                    if let Some(helo) = helo {
-                        case.helo = self.constant_text(unit, helo);
-                        ok &= case.helo.is_some();
-                    }
+                    ok &= self.client_stmt(unit, ip.as_ref(), helo.as_ref(), &mut case);
                 }
                 TestStmtKind::Now(_)
                 | TestStmtKind::Recipient(_)
@@ -167,6 +133,67 @@ impl Checker<'_> {
             }
         }
         ok.then_some(case)
+    }
+
+    /// `envelope from … to …`: the envelope of the test's message; false
+    /// after an error.
+    fn envelope_stmt(
+        &mut self,
+        unit: usize,
+        from: Option<&ast::Expr>,
+        to: Option<&ast::Expr>,
+        case: &mut TestCase,
+    ) -> bool {
+        let mut ok = true;
+        if let Some(from) = from {
+            case.envelope_from = self.constant_text(unit, from);
+            ok &= case.envelope_from.is_some();
+        }
+        if let Some(to) = to {
+            match self.constant_arg(unit, to) {
+                Some(Value::List(items)) => {
+                    case.envelope_to = Some(items.iter().map(eval::text).collect())
+                }
+                Some(v) => case.envelope_to = Some(vec![eval::text(&v)]),
+                None => ok = false,
+            }
+        }
+        ok
+    }
+
+    /// `client ip … helo …`: the SMTP client of the test's message; false
+    /// after an error.
+    fn client_stmt(
+        &mut self,
+        unit: usize,
+        ip: Option<&ast::Expr>,
+        helo: Option<&ast::Expr>,
+        case: &mut TestCase,
+    ) -> bool {
+        let mut ok = true;
+        if let Some(ip) = ip {
+            let addr = match self.constant_arg(unit, ip) {
+                Some(Value::Ip(addr)) => Some(addr),
+                Some(v) => eval::text(&v).trim().parse().ok().or_else(|| {
+                    self.error(
+                        codes::BAD_TEST,
+                        unit,
+                        ip.span,
+                        "`client ip` needs an IP address",
+                    )
+                    .set_label("not an IP address");
+                    None
+                }),
+                None => None,
+            };
+            ok &= addr.is_some();
+            case.client_ip = addr.or(case.client_ip);
+        }
+        if let Some(helo) = helo {
+            case.helo = self.constant_text(unit, helo);
+            ok &= case.helo.is_some();
+        }
+        ok
     }
 
     fn expectation(&mut self, unit: usize, what: &AstExpect) -> Option<Expect> {

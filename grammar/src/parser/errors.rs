@@ -45,89 +45,144 @@ pub(super) fn syntax_error(
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
     let token = token_at(source, at);
-    let span = Span::new(at, at + token.len());
-    let found = describe_token(token);
-
+    let found = Found {
+        file,
+        source,
+        at,
+        token,
+        span: Span::new(at, at + token.len()),
+        found: describe_token(token),
+        positives,
+    };
     if at == item_start {
-        return Diagnostic::error(
+        return found.not_a_declaration();
+    }
+    found
+        .reserved_word()
+        .or_else(|| found.unclosed_triple_string())
+        .or_else(|| found.missing_then())
+        .or_else(|| found.not_a_test_statement())
+        .unwrap_or_else(|| found.unexpected())
+}
+
+/// Where pest stopped, and what it wanted there.
+struct Found<'a> {
+    file: &'a str,
+    source: &'a str,
+    at: usize,
+    token: &'a str,
+    span: Span,
+    /// The token as a message names it.
+    found: String,
+    positives: Vec<Rule>,
+}
+
+impl Found<'_> {
+    fn error(&self, code: &'static str, message: String) -> Diagnostic {
+        Diagnostic::error(code, message, self.file, self.span)
+    }
+
+    fn not_a_declaration(&self) -> Diagnostic {
+        self.error(
             codes::EXPECTED_DECLARATION,
-            format!("expected a declaration, found {found}"),
-            file,
-            span,
+            format!("expected a declaration, found {}", self.found),
         )
         .with_label("not a declaration")
-        .with_hint("a file holds `import`, `let`, `list`, `map`, `fn`, `template`, `rule` and `test` declarations");
+        .with_hint("a file holds `import`, `let`, `list`, `map`, `fn`, `template`, `rule` and `test` declarations")
     }
-    if RESERVED.contains(&token)
-        && positives
+
+    fn reserved_word(&self) -> Option<Diagnostic> {
+        let wants_name = self
+            .positives
             .iter()
-            .any(|r| matches!(r, Rule::ident | Rule::name))
-    {
-        return Diagnostic::error(
-            codes::RESERVED_WORD,
-            format!("`{token}` is a reserved word and cannot be used as a name"),
-            file,
-            span,
-        )
-        .with_label("reserved word")
-        .with_hint("choose another name");
+            .any(|r| matches!(r, Rule::ident | Rule::name));
+        (RESERVED.contains(&self.token) && wants_name).then(|| {
+            self.error(
+                codes::RESERVED_WORD,
+                format!(
+                    "`{}` is a reserved word and cannot be used as a name",
+                    self.token
+                ),
+            )
+            .with_label("reserved word")
+            .with_hint("choose another name")
+        })
     }
-    if source[at..].starts_with("\"\"\"") && !source[at + 3..].contains("\"\"\"") {
-        return Diagnostic::error(
-            codes::UNTERMINATED_TRIPLE_STRING,
-            "this `\"\"\"` string is never closed",
-            file,
-            Span::new(at, at + 3),
-        )
-        .with_hint("close it with `\"\"\"`");
+
+    fn unclosed_triple_string(&self) -> Option<Diagnostic> {
+        let rest = &self.source[self.at..];
+        (rest.starts_with("\"\"\"") && !rest[3..].contains("\"\"\"")).then(|| {
+            Diagnostic::error(
+                codes::UNTERMINATED_TRIPLE_STRING,
+                "this `\"\"\"` string is never closed",
+                self.file,
+                Span::new(self.at, self.at + 3),
+            )
+            .with_hint("close it with `\"\"\"`")
+        })
     }
-    if positives.contains(&Rule::kw_then) {
-        let message = if positives.contains(&Rule::kw_when) {
+
+    fn missing_then(&self) -> Option<Diagnostic> {
+        if !self.positives.contains(&Rule::kw_then) {
+            return None;
+        }
+        let found = &self.found;
+        let message = if self.positives.contains(&Rule::kw_when) {
             format!("expected `when` or `then` in the rule, found {found}")
         } else {
             format!("expected `then` after the condition, found {found}")
         };
-        let hint = if token == "{" {
+        let hint = if self.token == "{" {
             "write `then {` to start a block of actions"
         } else {
-            hint_for(token, &positives)
+            hint_for(self.token, &self.positives)
                 .unwrap_or("a rule reads `when CONDITION then ACTIONS`; a condition may span lines")
         };
-        return Diagnostic::error(codes::EXPECTED_THEN, message, file, span)
-            .with_label("expected `then`")
-            .with_hint(hint);
-    }
-    if positives
-        .iter()
-        .any(|r| matches!(r, Rule::t_message | Rule::cw_message))
-    {
-        return Diagnostic::error(
-            codes::INVALID_TEST_STATEMENT,
-            format!(
-                "expected `message`, `envelope`, `client` or `expect` in the test, found {found}"
-            ),
-            file,
-            span,
+        Some(
+            self.error(codes::EXPECTED_THEN, message)
+                .with_label("expected `then`")
+                .with_hint(hint),
         )
-        .with_label("not a test statement");
     }
-    let expected = expected_words(&positives);
-    let message = if expected.is_empty() {
-        format!("unexpected {found}")
-    } else {
-        format!("expected {}, found {found}", join_or(&expected))
-    };
-    if at >= source.len() {
-        return Diagnostic::error(codes::UNEXPECTED_EOF, message, file, span)
-            .with_label("the file ends here")
-            .with_hint("check for an unclosed `{`, `(`, `[` or string");
+
+    fn not_a_test_statement(&self) -> Option<Diagnostic> {
+        let in_test = self
+            .positives
+            .iter()
+            .any(|r| matches!(r, Rule::t_message | Rule::cw_message));
+        in_test.then(|| {
+            self.error(
+                codes::INVALID_TEST_STATEMENT,
+                format!(
+                    "expected `message`, `envelope`, `client` or `expect` in the test, found {}",
+                    self.found
+                ),
+            )
+            .with_label("not a test statement")
+        })
     }
-    let mut diagnostic =
-        Diagnostic::error(codes::UNEXPECTED, message, file, span).with_label("unexpected");
-    if let Some(hint) = hint_for(token, &positives) {
-        diagnostic = diagnostic.with_hint(hint);
+
+    fn unexpected(&self) -> Diagnostic {
+        let expected = expected_words(&self.positives);
+        let message = if expected.is_empty() {
+            format!("unexpected {}", self.found)
+        } else {
+            format!("expected {}, found {}", join_or(&expected), self.found)
+        };
+        if self.at >= self.source.len() {
+            return self
+                .error(codes::UNEXPECTED_EOF, message)
+                .with_label("the file ends here")
+                .with_hint("check for an unclosed `{`, `(`, `[` or string");
+        }
+        let diagnostic = self
+            .error(codes::UNEXPECTED, message)
+            .with_label("unexpected");
+        match hint_for(self.token, &self.positives) {
+            Some(hint) => diagnostic.with_hint(hint),
+            None => diagnostic,
+        }
     }
-    diagnostic
 }
 
 /// A hint for a few common mistakes.
