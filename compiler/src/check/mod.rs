@@ -258,25 +258,7 @@ impl<'a> Checker<'a> {
         match self.fns.get(&decl.id) {
             Some(Slot::Done(v)) => return v.clone(),
             Some(Slot::InProgress) => {
-                let start = self
-                    .fn_stack
-                    .iter()
-                    .position(|n| *n == decl.name)
-                    .unwrap_or(0);
-                let mut cycle: Vec<String> = self.fn_stack[start..].to_vec();
-                cycle.push(decl.name.clone());
-                let msg = if cycle.len() <= 2 {
-                    format!("function `{}` calls itself", decl.name)
-                } else {
-                    format!(
-                        "functions call each other in a cycle: {}",
-                        cycle.join(" -> ")
-                    )
-                };
-                let d = self.error(codes::RECURSION, use_unit, use_span, msg);
-                d.label = Some("recursive call".into());
-                d.hint =
-                    Some("functions cannot recurse, so that evaluation always terminates".into());
+                self.recursion(decl, use_unit, use_span);
                 return None;
             }
             None => {}
@@ -287,26 +269,7 @@ impl<'a> Checker<'a> {
         self.fns.insert(decl.id, Slot::InProgress);
         self.fn_stack.push(decl.name.clone());
         let unit = decl.id.unit;
-        let mut params: Vec<(String, Type)> = Vec::new();
-        let mut ok = true;
-        for p in &f.params {
-            if params.iter().any(|(n, _)| *n == p.name.name) {
-                self.error(
-                    codes::DUPLICATE_PARAM,
-                    unit,
-                    p.name.span,
-                    format!("parameter `{}` is declared twice", p.name.name),
-                );
-                ok = false;
-            }
-            match self.type_expr(unit, &p.ty) {
-                Some(t) => params.push((p.name.name.clone(), t)),
-                None => {
-                    ok = false;
-                    params.push((p.name.name.clone(), Type::String));
-                }
-            }
-        }
+        let (params, ok) = self.fn_params(unit, &f.params);
         let saved = (
             std::mem::replace(&mut self.params, params.clone()),
             std::mem::take(&mut self.visible),
@@ -335,6 +298,54 @@ impl<'a> Checker<'a> {
         };
         self.fns.insert(decl.id, Slot::Done(sig.clone()));
         sig
+    }
+
+    /// The error for a call that would make `decl` recurse.
+    fn recursion(&mut self, decl: &Decl, use_unit: usize, use_span: Span) {
+        let start = self
+            .fn_stack
+            .iter()
+            .position(|n| *n == decl.name)
+            .unwrap_or(0);
+        let mut cycle: Vec<String> = self.fn_stack[start..].to_vec();
+        cycle.push(decl.name.clone());
+        let msg = if cycle.len() <= 2 {
+            format!("function `{}` calls itself", decl.name)
+        } else {
+            format!(
+                "functions call each other in a cycle: {}",
+                cycle.join(" -> ")
+            )
+        };
+        let d = self.error(codes::RECURSION, use_unit, use_span, msg);
+        d.label = Some("recursive call".into());
+        d.hint = Some("functions cannot recurse, so that evaluation always terminates".into());
+    }
+
+    /// A `fn`'s parameters with their types (`string` where a type is
+    /// unknown), and whether all were well declared.
+    fn fn_params(&mut self, unit: usize, declared: &[ast::Param]) -> (Vec<(String, Type)>, bool) {
+        let mut params: Vec<(String, Type)> = Vec::new();
+        let mut ok = true;
+        for p in declared {
+            if params.iter().any(|(n, _)| *n == p.name.name) {
+                self.error(
+                    codes::DUPLICATE_PARAM,
+                    unit,
+                    p.name.span,
+                    format!("parameter `{}` is declared twice", p.name.name),
+                );
+                ok = false;
+            }
+            match self.type_expr(unit, &p.ty) {
+                Some(t) => params.push((p.name.name.clone(), t)),
+                None => {
+                    ok = false;
+                    params.push((p.name.name.clone(), Type::String));
+                }
+            }
+        }
+        (params, ok)
     }
 
     fn type_expr(&mut self, unit: usize, t: &ast::TypeExpr) -> Option<Type> {

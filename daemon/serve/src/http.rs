@@ -459,6 +459,17 @@ async fn check(
     }
 }
 
+/// A `limit` parameter: a positive number, at most `MAX_LIMIT`.
+fn parse_limit(value: &str) -> Result<usize, Response> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n.min(MAX_LIMIT)),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("limit: expected a positive number, got {value:?}"),
+        )),
+    }
+}
+
 /// An audit entry as the API shows it: the decision's fields at the top
 /// level, with the time in RFC 3339.
 fn entry_json(entry: &AuditEntry) -> Value {
@@ -495,14 +506,9 @@ async fn actions(State(api): State<Api>, RawQuery(query): RawQuery) -> Response 
                     );
                 }
             }
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if n > 0 => limit = n.min(MAX_LIMIT),
-                _ => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("limit: expected a positive number, got {value:?}"),
-                    );
-                }
+            "limit" => match parse_limit(&value) {
+                Ok(n) => limit = n,
+                Err(response) => return response,
             },
             "rule" => filter.rule = Some(value),
             "verdict" => {
@@ -888,14 +894,9 @@ async fn outbox(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
                     );
                 }
             },
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if n > 0 => limit = n.min(MAX_LIMIT),
-                _ => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("limit: expected a positive number, got {value:?}"),
-                    );
-                }
+            "limit" => match parse_limit(&value) {
+                Ok(n) => limit = n,
+                Err(response) => return response,
             },
             other => {
                 return error(

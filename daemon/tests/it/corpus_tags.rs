@@ -5,38 +5,11 @@
 
 use crate::common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use common::{stderr, stdout, weir};
 
-fn generated() -> Option<PathBuf> {
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("corpus");
-    let gen_dir = common::root().join("tests/corpus");
-    if !out.join("rules/rules_100.flow").exists() {
-        let ok = Command::new("python3")
-            .arg(gen_dir.join("gen_corpus.py"))
-            .arg(&out)
-            .status()
-            .ok()?
-            .success()
-            && Command::new("python3")
-                .arg(gen_dir.join("gen_rules.py"))
-                .arg(&out)
-                .arg(out.join("rules"))
-                .args(["1234", "10", "100"])
-                .status()
-                .ok()?
-                .success();
-        if !ok {
-            return None;
-        }
-    }
-    Some(out)
-}
-
 fn tags_set(rules: &str) -> usize {
-    let dir = generated().expect("python3 generates the corpus");
+    // Generated once (Python 3), shared with the benchmarks.
+    let dir = weir_benches::corpus_dir();
     let rules = dir.join("rules").join(rules);
     let out = weir(
         &[
