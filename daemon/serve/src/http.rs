@@ -460,13 +460,10 @@ async fn check(
 }
 
 /// A `limit` parameter: a positive number, at most `MAX_LIMIT`.
-fn parse_limit(value: &str) -> Result<usize, Response> {
+fn parse_limit(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n.min(MAX_LIMIT)),
-        _ => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("limit: expected a positive number, got {value:?}"),
-        )),
+        _ => Err(format!("limit: expected a positive number, got {value:?}")),
     }
 }
 
@@ -508,7 +505,7 @@ async fn actions(State(api): State<Api>, RawQuery(query): RawQuery) -> Response 
             }
             "limit" => match parse_limit(&value) {
                 Ok(n) => limit = n,
-                Err(response) => return response,
+                Err(message) => return error(StatusCode::BAD_REQUEST, message),
             },
             "rule" => filter.rule = Some(value),
             "verdict" => {
@@ -896,7 +893,7 @@ async fn outbox(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
             },
             "limit" => match parse_limit(&value) {
                 Ok(n) => limit = n,
-                Err(response) => return response,
+                Err(message) => return error(StatusCode::BAD_REQUEST, message),
             },
             other => {
                 return error(
