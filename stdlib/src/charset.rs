@@ -16,30 +16,54 @@ pub(crate) fn decode(charset: &str, bytes: &[u8]) -> String {
     }
 }
 
-/// The value of one base64 digit, if `b` is one.
+/// The value of one base64 digit, if `b` is one (the URL-safe `-` and
+/// `_` too, which some encoders write).
 fn base64_digit(b: u8) -> Option<u32> {
+    match b {
+        b'-' => Some(62),
+        b'_' => Some(63),
+        _ => standard_base64_digit(b),
+    }
+}
+
+/// The value of one digit of the standard base64 alphabet.
+fn standard_base64_digit(b: u8) -> Option<u32> {
     Some(match b {
         b'A'..=b'Z' => b - b'A',
         b'a'..=b'z' => b - b'a' + 26,
         b'0'..=b'9' => b - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
+        b'+' => 62,
+        b'/' => 63,
         _ => return None,
     } as u32)
 }
 
-/// Decodes base64 leniently: characters outside the alphabet (line breaks,
-/// stray bytes) are skipped, decoding stops at `=`, a trailing partial
-/// group yields the whole bytes it holds.
-pub(crate) fn base64_decode(text: &[u8]) -> Vec<u8> {
+/// What a lenient decoder does at `=`.
+#[derive(Clone, Copy)]
+enum AtPad {
+    /// Stop: the data ends there.
+    Stop,
+    /// Drop the group's partial bits and go on (concatenated encodings).
+    NextGroup,
+}
+
+/// Decodes base64 skipping every byte `digit` does not know; `=` does what
+/// `at_pad` says; a trailing partial group yields the whole bytes it holds.
+fn lenient_base64(text: &[u8], at_pad: AtPad, digit: fn(u8) -> Option<u32>) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
     let mut acc: u32 = 0;
     let mut bits = 0;
     for &b in text {
         if b == b'=' {
-            break;
+            match at_pad {
+                AtPad::Stop => break,
+                AtPad::NextGroup => {
+                    (acc, bits) = (0, 0);
+                    continue;
+                }
+            }
         }
-        let Some(digit) = base64_digit(b) else {
+        let Some(digit) = digit(b) else {
             continue;
         };
         acc = (acc << 6) | digit;
@@ -51,6 +75,13 @@ pub(crate) fn base64_decode(text: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Decodes base64 leniently: characters outside the alphabet (line breaks,
+/// stray bytes) are skipped, decoding stops at `=`, a trailing partial
+/// group yields the whole bytes it holds.
+pub(crate) fn base64_decode(text: &[u8]) -> Vec<u8> {
+    lenient_base64(text, AtPad::Stop, base64_digit)
 }
 
 /// Whether a line (without its line break) is base64 data as encoders
@@ -113,35 +144,10 @@ pub(crate) fn base64_body_decode(body: &[u8]) -> (Vec<u8>, &[u8]) {
     (base64_decode_groups(&body[..data_end]), &body[data_end..])
 }
 
-/// Decodes base64 skipping every character outside the alphabet; `=`
-/// ends a group (its partial bits are dropped) and decoding goes on.
+/// Decodes base64 skipping every character outside the standard alphabet;
+/// `=` ends a group (its partial bits are dropped) and decoding goes on.
 fn base64_decode_groups(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &b in text {
-        if b == b'=' {
-            acc = 0;
-            bits = 0;
-            continue;
-        }
-        let digit = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => continue,
-        } as u32;
-        acc = (acc << 6) | digit;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
+    lenient_base64(text, AtPad::NextGroup, standard_base64_digit)
 }
 
 /// Decodes a uuencoded body (`Content-Transfer-Encoding: x-uuencode`):

@@ -53,6 +53,7 @@ use super::evalpool;
 use super::outbox::{self, Origin};
 use super::stages::{self, ClientFacts, MessageFacts, PolicyCause, StagePlan, StagedRates};
 use super::state::{AuditEntry, Daemon, LoadedRuleset, Record, Source, unix_now};
+use super::store::MessageSummary;
 
 /// The modifications Weir may ask for (docs/language.md ("Rules and actions")): add, change and
 /// remove headers; add and remove recipients; quarantine.
@@ -555,7 +556,8 @@ async fn record(
 ) -> (Decision, Option<u64>) {
     let version = message.loaded.version;
     let stage = decision.stage;
-    let mut audit = audit_decision(&decision, &message.facts, &message.client);
+    let summary = message.facts.summary();
+    let mut audit = audit_decision(&decision, &message.facts, &message.client, summary.size);
     if per_recipient(daemon) && !message.facts.to.is_empty() {
         let all = recipients::expand(all, message.facts.to.len());
         let to = message.facts.to.iter();
@@ -574,6 +576,7 @@ async fn record(
         decision,
         version,
         started: message.started,
+        summary,
         audit,
     };
     let failed = |e: String| {
@@ -602,6 +605,7 @@ struct RecordJob {
     decision: Decision,
     version: u64,
     started: Instant,
+    summary: MessageSummary,
     audit: AuditDecision,
 }
 
@@ -616,6 +620,7 @@ impl RecordJob {
             decision,
             version,
             started,
+            summary,
             audit,
         } = self;
         // `duplicate()` remembers what each recipient's decision marked.
@@ -640,7 +645,6 @@ impl RecordJob {
                 Err(e) => return (Err(e), decision),
             }
         }
-        let summary = facts.summary();
         let record = Record {
             source: Source::Milter,
             queue_id: &queue_id,
@@ -673,6 +677,7 @@ fn audit_decision(
     decision: &Decision,
     facts: &MessageFacts,
     client: &ClientFacts,
+    size: u64,
 ) -> AuditDecision {
     AuditDecision {
         to: Some(facts.to.clone()),
@@ -682,7 +687,7 @@ fn audit_decision(
             helo: client.helo.clone(),
         },
         auth_user: Some(facts.auth_user.clone()),
-        size: facts.summary().size,
+        size,
         ..AuditDecision::new(decision, &facts.from)
     }
 }

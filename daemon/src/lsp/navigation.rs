@@ -24,7 +24,7 @@ pub(crate) fn occurrences_in(world: &World<'_>, file: &Rc<ParsedFile>) -> Vec<Oc
         .map(|r| r.decl.name)
         .collect();
     let types = world.types(file);
-    occurrences::collect(file, &declared, types.as_ref())
+    occurrences::collect(file, &declared, types.as_deref())
 }
 
 /// A rule named `name` in `file`'s scope, else in any file nearby.

@@ -202,16 +202,28 @@ pub(crate) struct Resolved {
 pub(crate) struct World<'a> {
     docs: &'a Documents,
     cache: RefCell<HashMap<FileKey, Option<Rc<ParsedFile>>>>,
+    /// The compiler's expression types, per file, compiled once per request.
+    types: RefCell<HashMap<FileKey, Option<Rc<weir_compiler::ExprTypes>>>>,
 }
 
 impl<'a> World<'a> {
     /// The compiler's types of `file`'s expressions: the file compiled as
-    /// an entry, as its diagnostics are (`None` for a stdlib module).
-    pub(crate) fn types(&self, file: &ParsedFile) -> Option<weir_compiler::ExprTypes> {
-        let FileKey::Path(path) = &file.key else {
-            return None;
+    /// an entry, as its diagnostics are (`None` for a stdlib module), once
+    /// per request however many times it is asked.
+    pub(crate) fn types(&self, file: &ParsedFile) -> Option<Rc<weir_compiler::ExprTypes>> {
+        if let Some(known) = self.types.borrow().get(&file.key) {
+            return known.clone();
+        }
+        let types = match &file.key {
+            FileKey::Path(path) => {
+                super::diagnostics::compile_open(self.docs, path).map(|c| Rc::new(c.types))
+            }
+            FileKey::Stdlib(_) => None,
         };
-        super::diagnostics::compile_open(self.docs, path).map(|c| c.types)
+        self.types
+            .borrow_mut()
+            .insert(file.key.clone(), types.clone());
+        types
     }
 
     /// A world over the open buffers and the disk.
@@ -219,6 +231,7 @@ impl<'a> World<'a> {
         World {
             docs,
             cache: RefCell::new(HashMap::new()),
+            types: RefCell::new(HashMap::new()),
         }
     }
 

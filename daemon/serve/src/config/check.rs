@@ -244,25 +244,24 @@ impl Checker<'_> {
             file: Some(PathBuf::from(self.name)),
             rules: rules.unwrap_or_default(),
             state_dir: state_dir.unwrap_or_default(),
-            milter: raw.milter.map_or(defaults.milter, |m| self.milter(m)),
+            milter: table(raw.milter, defaults.milter, |m, d| self.milter(m, d)),
             lmtp: raw.lmtp.and_then(|l| self.lmtp(l)),
-            http: raw.http.map_or(defaults.http, |h| self.http(h)),
-            limits: raw.limits.map_or(defaults.limits, |l| self.limits(l)),
-            audit: raw.audit.map_or(defaults.audit, |a| self.audit(a)),
+            http: table(raw.http, defaults.http, |h, d| self.http(h, d)),
+            limits: table(raw.limits, defaults.limits, |l, d| self.limits(l, d)),
+            audit: table(raw.audit, defaults.audit, |a, d| self.audit(a, d)),
             notify: raw
                 .notify
                 .into_iter()
                 .filter_map(|(name, n)| Some((name.clone(), self.notify(&name, n)?)))
                 .collect(),
             relay: raw.relay.and_then(|r| self.relay(r)),
-            reply: raw.reply.map_or(defaults.reply, |r| self.reply(r)),
-            outbox: raw.outbox.map_or(defaults.outbox, |o| self.outbox(o)),
+            reply: table(raw.reply, defaults.reply, |r, d| self.reply(r, d)),
+            outbox: table(raw.outbox, defaults.outbox, |o, d| self.outbox(o, d)),
         };
         self.errors.borrow().is_empty().then_some(config)
     }
 
-    fn milter(&self, m: RawMilter) -> MilterConfig {
-        let defaults = Config::defaults(Path::new("")).milter;
+    fn milter(&self, m: RawMilter, defaults: MilterConfig) -> MilterConfig {
         let t = "milter";
         let release = self.value(
             (t, "release"),
@@ -328,9 +327,8 @@ impl Checker<'_> {
         })
     }
 
-    fn http(&self, h: RawHttp) -> HttpConfig {
+    fn http(&self, h: RawHttp, defaults: HttpConfig) -> HttpConfig {
         let t = "http";
-        let defaults = Config::defaults(Path::new("")).http;
         HttpConfig {
             listen: self.value((t, "listen"), h.listen.as_ref(), defaults.listen, |v| {
                 self.listen(v)
@@ -347,9 +345,8 @@ impl Checker<'_> {
         }
     }
 
-    fn limits(&self, l: RawLimits) -> LimitsConfig {
+    fn limits(&self, l: RawLimits, d: LimitsConfig) -> LimitsConfig {
         let t = "limits";
-        let d = Config::defaults(Path::new("")).limits;
         LimitsConfig {
             max_message_size: self.value(
                 (t, "max_message_size"),
@@ -378,8 +375,7 @@ impl Checker<'_> {
         }
     }
 
-    fn audit(&self, a: RawAudit) -> AuditConfig {
-        let d = Config::defaults(Path::new("")).audit;
+    fn audit(&self, a: RawAudit, d: AuditConfig) -> AuditConfig {
         AuditConfig {
             retention: self.value(
                 ("audit", "retention"),
@@ -420,8 +416,7 @@ impl Checker<'_> {
         })
     }
 
-    fn reply(&self, r: RawReply) -> ReplyConfig {
-        let d = Config::defaults(Path::new("")).reply;
+    fn reply(&self, r: RawReply, d: ReplyConfig) -> ReplyConfig {
         ReplyConfig {
             period: self.value(
                 ("reply", "period"),
@@ -432,9 +427,8 @@ impl Checker<'_> {
         }
     }
 
-    fn outbox(&self, o: RawOutbox) -> OutboxConfig {
+    fn outbox(&self, o: RawOutbox, d: OutboxConfig) -> OutboxConfig {
         let t = "outbox";
-        let d = Config::defaults(Path::new("")).outbox;
         OutboxConfig {
             backoff: self.value(
                 (t, "backoff"),
@@ -454,6 +448,15 @@ impl Checker<'_> {
                 d.mail_retries,
             ),
         }
+    }
+}
+
+/// A table's configuration: `default` when the table is absent, else
+/// `build` from its raw values and the defaults of the keys left out.
+fn table<R, T>(raw: Option<R>, default: T, build: impl FnOnce(R, T) -> T) -> T {
+    match raw {
+        Some(raw) => build(raw, default),
+        None => default,
     }
 }
 

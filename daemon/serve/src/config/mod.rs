@@ -22,6 +22,7 @@ use std::cell::RefCell;
 
 use check::Checker;
 pub use error::{ConfigError, ConfigErrors};
+use serde::Deserialize;
 
 /// Where a server listens: `inet:HOST:PORT`, `unix:/path`, or a bare
 /// `HOST:PORT` (= inet). IPv6 hosts are bracketed: `inet:[::1]:8890`.
@@ -375,11 +376,11 @@ impl Config {
             let error = checker.at(m.table.as_deref(), Some(&m.key), m.span, m.message);
             checker.errors.borrow_mut().push(error);
         }
-        // With every key and kind right, serde cannot fail; when a kind is
-        // wrong, the mismatches above are what there is to say.
-        let built = toml::from_str::<check::RawConfig>(text)
-            .ok()
-            .and_then(|raw| checker.build(raw, rules));
+        // The document parsed above is read into the raw tables: with every
+        // key and kind right, serde cannot fail; when a kind is wrong, the
+        // mismatches above are what there is to say.
+        let raw = check::RawConfig::deserialize(toml::de::Deserializer::from(document));
+        let built = raw.ok().and_then(|raw| checker.build(raw, rules));
         let mut errors = checker.errors.into_inner();
         match built {
             Some(config) if errors.is_empty() => Ok(config),
