@@ -323,27 +323,30 @@ pub fn config_toml(data: &[u8]) {
     }
 }
 
-/// A list file: loaded through rulesets that declare it and test
-/// membership (as domains, as networks: whichever the file's entries make
-/// it checks), then evaluated on a fixed message.
+/// A list or map file: loaded through rulesets that declare it as a list
+/// and test membership (as domains, as networks: whichever the file's
+/// entries make it checks), and as a map read by key, then evaluated on a
+/// fixed message.
 pub fn list_file(data: &[u8]) {
     use weir_compiler::loader::MemoryLoader;
     use weir_compiler::{EvalOptions, MemoryRates, compile};
     use weir_stdlib::{Limits, Message, Transaction};
-    const RULES: [&str; 2] = [
-        "rule sender { when envelope.from.domain in entries then tag \"domain\" }\n",
-        "rule client { when client.ip in entries then tag \"net\" }\n",
+    const RULES: [&str; 3] = [
+        "list entries = file \"entries.txt\"\n\
+         rule sender { when envelope.from.domain in entries then tag \"domain\" }\n",
+        "list entries = file \"entries.txt\"\n\
+         rule client { when client.ip in entries then tag \"net\" }\n",
+        "map entries = file \"entries.txt\"\n\
+         rule routed { when envelope.from.domain in entries \
+         then fileinto entries[envelope.from.domain] }\n",
     ];
     const MESSAGE: &[u8] = b"From: a@example.test\r\nSubject: hi\r\n\r\nbody\r\n";
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    for rule in RULES {
+    for rules in RULES {
         let mut loader: MemoryLoader = MemoryLoader::new();
-        loader.insert(
-            "fuzz.flow",
-            format!("list entries = file \"entries.txt\"\n{rule}"),
-        );
+        loader.insert("fuzz.flow", rules);
         loader.insert("entries.txt", text);
         let compiled = compile(Path::new("fuzz.flow"), &loader);
         let Some(ruleset) = compiled.ruleset else {
