@@ -770,6 +770,7 @@ async fn record_quarantine_act(daemon: &Arc<Daemon>, held: &QuarantineEntry, don
         Source::Milter
     };
     let entry = AuditEntry {
+        host: String::new(),
         id: 0,
         time: unix_now(),
         source,

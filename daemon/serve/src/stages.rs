@@ -139,9 +139,8 @@ impl StagedRates {
             return;
         }
         self.committed = true;
-        for (key, window) in self.pending.drain() {
-            self.store.rate_hit(&key, window, self.now, true);
-        }
+        let hits: Vec<(String, u64)> = self.pending.drain().collect();
+        self.store.rate_hits(&hits, self.now);
     }
 }
 

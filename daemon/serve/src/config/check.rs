@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod store;
+
 use super::{
     AuditConfig, Config, ConfigError, Connections, HTTP_CONNECTIONS, HttpConfig, LMTP_CONNECTIONS,
     LimitsConfig, ListenAddr, LmtpConfig, MILTER_CONNECTIONS, MilterConfig, NotifyChannel, OnError,
@@ -34,6 +36,7 @@ pub(super) struct RawConfig {
     relay: Option<RawRelay>,
     reply: Option<RawReply>,
     outbox: Option<RawOutbox>,
+    store: Option<store::RawStore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +260,7 @@ impl Checker<'_> {
             relay: raw.relay.and_then(|r| self.relay(r)),
             reply: table(raw.reply, defaults.reply, |r, d| self.reply(r, d)),
             outbox: table(raw.outbox, defaults.outbox, |o, d| self.outbox(o, d)),
+            store: table(raw.store, defaults.store, |s, d| self.store(s, d)),
         };
         self.errors.borrow().is_empty().then_some(config)
     }

@@ -17,12 +17,14 @@ mod check;
 mod error;
 mod owner;
 mod schema;
+mod store;
 
 use std::cell::RefCell;
 
 use check::Checker;
 pub use error::{ConfigError, ConfigErrors};
 use serde::Deserialize;
+pub use store::{RedisConfig, RedisTarget, StoreBackend, StoreConfig};
 
 /// Where a server listens: `inet:HOST:PORT`, `unix:/path`, or a bare
 /// `HOST:PORT` (= inet). IPv6 hosts are bracketed: `inet:[::1]:8890`.
@@ -263,6 +265,8 @@ pub struct Config {
     pub reply: ReplyConfig,
     /// `[outbox]`.
     pub outbox: OutboxConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
 }
 
 const DEFAULT_MILTER: &str = "inet:127.0.0.1:8890";
@@ -339,6 +343,7 @@ impl Config {
                 max_backoff: Duration::from_secs(3600),
                 mail_retries: 8,
             },
+            store: StoreConfig::defaults(),
         }
     }
 

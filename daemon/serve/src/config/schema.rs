@@ -17,6 +17,8 @@ enum Kind {
     Integer,
     /// `true` or `false`.
     Boolean,
+    /// An array of strings (`[store] cluster`, `[store.sentinel] addresses`).
+    TextList,
     /// A table with these keys.
     Table(&'static [Key]),
     /// A table of named tables (`[notify.NAME]`), each with these keys.
@@ -25,7 +27,7 @@ enum Kind {
 
 type Key = (&'static str, Kind);
 
-use Kind::{Boolean, Integer, Table, Tables, Text};
+use Kind::{Boolean, Integer, Table, Tables, Text, TextList};
 
 const MILTER: &[Key] = &[
     ("listen", Text),
@@ -69,6 +71,19 @@ const OUTBOX: &[Key] = &[
     ("max_backoff", Text),
     ("mail_retries", Integer),
 ];
+const SENTINEL: &[Key] = &[("master", Text), ("addresses", TextList)];
+const STORE: &[Key] = &[
+    ("backend", Text),
+    ("url", Text),
+    ("sentinel", Table(SENTINEL)),
+    ("cluster", TextList),
+    ("prefix", Text),
+    ("connect_timeout", Text),
+    ("timeout", Text),
+    ("pool_size", Integer),
+    ("host", Text),
+    ("audit_max_length", Integer),
+];
 const TOP: &[Key] = &[
     ("rules", Text),
     ("state_dir", Text),
@@ -81,6 +96,7 @@ const TOP: &[Key] = &[
     ("relay", Table(RELAY)),
     ("reply", Table(REPLY)),
     ("outbox", Table(OUTBOX)),
+    ("store", Table(STORE)),
 ];
 
 /// A key that is not known, or a value of the wrong kind.
@@ -127,7 +143,15 @@ fn walk(table: Option<&str>, entries: &DeTable<'_>, keys: &[Key], found: &mut Ve
             (Text, DeValue::String(_))
             | (Integer, DeValue::Integer(_))
             | (Boolean, DeValue::Boolean(_)) => {}
-            (Table(inner), DeValue::Table(t)) => walk(Some(name), t, inner, found),
+            (TextList, DeValue::Array(items))
+                if items
+                    .iter()
+                    .all(|i| matches!(i.get_ref(), DeValue::String(_))) => {}
+            (Table(inner), DeValue::Table(t)) => {
+                // A table inside a table is named by its path (`store.sentinel`).
+                let path = table.map_or_else(|| name.to_string(), |t| format!("{t}.{name}"));
+                walk(Some(&path), t, inner, found)
+            }
             (Tables(inner), DeValue::Table(t)) => named_tables(name, t, inner, found),
             (kind, _) => mismatch(format!("expected {}, got {}", describe(*kind), what(value))),
         }
@@ -168,6 +192,7 @@ fn describe(kind: Kind) -> &'static str {
         Text => "a string (in quotes)",
         Integer => "a whole number",
         Boolean => "true or false",
+        TextList => "an array of strings",
         Table(_) | Tables(_) => "a table",
     }
 }

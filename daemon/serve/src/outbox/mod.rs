@@ -622,6 +622,7 @@ fn audit(daemon: &Daemon, item: &OutboxItem, outcome: OutboxOutcome) -> anyhow::
     object["state"] = json!(state);
     object["outbox"] = json!(state);
     let entry = AuditEntry {
+        host: String::new(),
         id: 0,
         time: unix_now(),
         source: Source::Outbox,
