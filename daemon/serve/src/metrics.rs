@@ -56,6 +56,8 @@ pub struct Metrics {
     lmtp_deliveries: Family<Labels, Counter>,
     lmtp_connections: Gauge,
     store_errors: Counter,
+    store_up: Gauge,
+    store_round_trips: Counter,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
 }
@@ -102,10 +104,14 @@ impl Metrics {
             lmtp_deliveries: Family::default(),
             lmtp_connections: Gauge::default(),
             store_errors: Counter::default(),
+            store_up: Gauge::default(),
+            store_round_trips: Counter::default(),
             bounds: RwLock::new(Bounds::default()),
         };
         metrics.register();
         metrics.show_zeros();
+        // The daemon starts only once its store has opened.
+        metrics.store_up.set(1);
         metrics
     }
 
@@ -115,6 +121,16 @@ impl Metrics {
             "weir_store_errors",
             "Failed writes to the state store (health probes)",
             self.store_errors.clone(),
+        );
+        self.registry.register(
+            "weir_store_up",
+            "Whether the state store takes writes (1) or not (0): Redis down, sled refusing",
+            self.store_up.clone(),
+        );
+        self.registry.register(
+            "weir_store_round_trips",
+            "Commands sent to the shared store (Redis); 0 with sled",
+            self.store_round_trips.clone(),
         );
         // prometheus-client appends `_total` to counters.
         self.registry.register(
@@ -299,6 +315,16 @@ impl Metrics {
             OutboxOutcome::Dead => &self.outbox_dead,
         };
         family.get_or_create(&label("kind", kind)).inc();
+    }
+
+    /// The store's state: whether it takes writes, and the commands sent
+    /// to Redis so far (the counter catches up with the store's count).
+    pub fn set_store(&self, up: bool, round_trips: u64) {
+        self.store_up.set(i64::from(up));
+        let seen = self.store_round_trips.get();
+        if round_trips > seen {
+            self.store_round_trips.inc_by(round_trips - seen);
+        }
     }
 
     /// The Prometheus text exposition.

@@ -264,6 +264,7 @@ impl Daemon {
             && source == Source::Milter
             && !queue_id.is_empty())
         .then(|| QuarantineEntry {
+            host: String::new(),
             queue_id: queue_id.to_string(),
             audit_id: 0,
             rule: decision.decided_by.clone().unwrap_or_default(),

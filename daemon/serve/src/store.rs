@@ -74,6 +74,11 @@ pub struct QuarantineEntry {
     /// listed as `gone` and can be neither released nor deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone: Option<i64>,
+    /// The `[store] host` of the daemon that held it (set by the store):
+    /// a message in an MTA's hold queue can be released only through the
+    /// host whose MTA holds it.
+    #[serde(default)]
+    pub host: String,
 }
 
 /// An LMTP recipient's copy held in Weir's quarantine (`lmtp/mod.rs`).
@@ -297,6 +302,7 @@ impl Store {
             entry.id = r.append_audit(&entry)?;
             if let Some(mut held) = held {
                 held.audit_id = entry.id;
+                held.host = self.host.to_string();
                 r.put_quarantine(&held)?;
             }
             return Ok(entry);
@@ -314,6 +320,7 @@ impl Store {
         }
         if let Some(mut held) = held {
             held.audit_id = entry.id;
+            held.host = self.host.to_string();
             self.put_quarantine(&held)?;
         }
         self.flush()?;
@@ -545,10 +552,14 @@ impl Store {
 
     /// Writes and flushes one small record: whether the store takes
     /// writes now (`health.rs`).
-    pub fn probe(&self) -> anyhow::Result<()> {
+    pub fn probe(&self) -> Result<(), ProbeError> {
         if let Some(r) = &self.redis {
-            r.probe()?;
+            r.probe().map_err(ProbeError::Shared)?;
         }
+        self.probe_local().map_err(ProbeError::Local)
+    }
+
+    fn probe_local(&self) -> anyhow::Result<()> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -577,6 +588,32 @@ impl Store {
             self.flush()?;
         }
         Ok(removed)
+    }
+
+    /// Keeps the held copy of an LMTP quarantine in the shared store, so
+    /// any host can release it; nothing with sled (the file in
+    /// `state_dir` is the copy).
+    pub fn put_held_copy(&self, id: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.put_held_copy(id, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// The shared held copy of an LMTP quarantine (`None` with sled).
+    pub fn held_copy(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match &self.redis {
+            Some(r) => r.held_copy(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets the shared held copy of an LMTP quarantine.
+    pub fn remove_held_copy(&self, id: &str) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.remove_held_copy(id),
+            None => Ok(()),
+        }
     }
 
     /// Forgets a held message (released or deleted); flushed.
@@ -700,6 +737,25 @@ impl Store {
             self.flush()?;
         }
         Ok(removed)
+    }
+}
+
+/// Why the store's probe failed.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// sled in `state_dir` refused a write: it stays refused until the
+    /// database is reopened (`health.rs` exits for a restart).
+    Local(anyhow::Error),
+    /// Redis did not take the write: the store's breaker keeps trying with
+    /// back-off, and the daemon tempfails meanwhile.
+    Shared(anyhow::Error),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Local(e) | ProbeError::Shared(e) => write!(f, "{e:#}"),
+        }
     }
 }
 

@@ -678,7 +678,8 @@ period = "7d"
 
     #[test]
     fn store_redis_takes_a_url_sentinel_or_cluster() {
-        let base = "rules = \"r\"\nstate_dir = \"s\"\n[store]\nbackend = \"redis\"\nhost = \"mx1\"\n";
+        let base =
+            "rules = \"r\"\nstate_dir = \"s\"\n[store]\nbackend = \"redis\"\nhost = \"mx1\"\n";
         let c = parse(&format!(
             "{base}url = \"rediss://:pw@redis.example:6380/2\"\nprefix = \"mail:\"\n\
              connect_timeout = \"500ms\"\ntimeout = \"1s\"\npool_size = 8\n"
@@ -735,35 +736,59 @@ period = "7d"
                 .contains("[store] backend: expected one of sled, redis, got \"mysql\""),
         );
         assert!(
-            err("backend = \"redis\"\n")
-                .contains("[store] backend: backend \"redis\" needs one of url, sentinel or cluster")
+            err("backend = \"redis\"\n").contains(
+                "[store] backend: backend \"redis\" needs one of url, sentinel or cluster"
+            )
         );
         let both = err("backend = \"redis\"\nurl = \"redis://a\"\ncluster = [\"b:1\"]\n");
         assert!(
             both.contains("[store] cluster: give only one of url, sentinel, cluster"),
             "{both}"
         );
-        assert!(err("backend = \"redis\"\nurl = \"http://a\"\n")
-            .contains("[store] url: expected a redis://, rediss:// or unix:// URL"));
-        assert!(err("backend = \"redis\"\ncluster = []\n")
-            .contains("[store] cluster: expected at least one"));
-        assert!(err("backend = \"redis\"\ncluster = [\"nope\"]\n")
-            .contains("[store] cluster: expected \"HOST:PORT\""));
-        assert!(err("backend = \"redis\"\ncluster = \"a:1\"\n")
-            .contains("[store] cluster: expected an array of strings, got a string"));
-        assert!(err("backend = \"redis\"\nurl = \"redis://a\"\nprefix = \"{x}\"\n")
-            .contains("[store] prefix: the prefix may not contain"));
-        assert!(err("backend = \"redis\"\nurl = \"redis://a\"\npool_size = 0\n")
-            .contains("[store] pool_size: expected a positive number"));
-        assert!(err("backend = \"redis\"\nurl = \"redis://a\"\ntimeout = \"0s\"\n")
-            .contains("[store] timeout: expected a duration above zero"));
-        assert!(err("url = \"redis://a\"\n")
-            .contains("[store] url: a Redis setting, but backend is \"sled\""));
-        assert!(err("backend = \"redis\"\n[store.sentinel]\nmaster = \"m\"\n")
-            .contains("[store.sentinel] addresses: missing"));
-        assert!(err("backend = \"redis\"\n[store.sentinel]\nmastr = \"m\"\n")
-            .contains("[store.sentinel] mastr: unknown key, did you mean `master`?"));
-        assert!(err("bakend = \"redis\"\n").contains("[store] bakend: unknown key, did you mean `backend`?"));
+        assert!(
+            err("backend = \"redis\"\nurl = \"http://a\"\n")
+                .contains("[store] url: expected a redis://, rediss:// or unix:// URL")
+        );
+        assert!(
+            err("backend = \"redis\"\ncluster = []\n")
+                .contains("[store] cluster: expected at least one")
+        );
+        assert!(
+            err("backend = \"redis\"\ncluster = [\"nope\"]\n")
+                .contains("[store] cluster: expected \"HOST:PORT\"")
+        );
+        assert!(
+            err("backend = \"redis\"\ncluster = \"a:1\"\n")
+                .contains("[store] cluster: expected an array of strings, got a string")
+        );
+        assert!(
+            err("backend = \"redis\"\nurl = \"redis://a\"\nprefix = \"{x}\"\n")
+                .contains("[store] prefix: the prefix may not contain")
+        );
+        assert!(
+            err("backend = \"redis\"\nurl = \"redis://a\"\npool_size = 0\n")
+                .contains("[store] pool_size: expected a positive number")
+        );
+        assert!(
+            err("backend = \"redis\"\nurl = \"redis://a\"\ntimeout = \"0s\"\n")
+                .contains("[store] timeout: expected a duration above zero")
+        );
+        assert!(
+            err("url = \"redis://a\"\n")
+                .contains("[store] url: a Redis setting, but backend is \"sled\"")
+        );
+        assert!(
+            err("backend = \"redis\"\n[store.sentinel]\nmaster = \"m\"\n")
+                .contains("[store.sentinel] addresses: missing")
+        );
+        assert!(
+            err("backend = \"redis\"\n[store.sentinel]\nmastr = \"m\"\n")
+                .contains("[store.sentinel] mastr: unknown key, did you mean `master`?")
+        );
+        assert!(
+            err("bakend = \"redis\"\n")
+                .contains("[store] bakend: unknown key, did you mean `backend`?")
+        );
     }
 
     #[test]

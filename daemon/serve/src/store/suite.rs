@@ -255,6 +255,7 @@ fn audit_retention(a: &Store, b: &Store) {
 
 fn quarantine(a: &Store, b: &Store) {
     let held = QuarantineEntry {
+        host: String::new(),
         queue_id: "4XyZ".into(),
         audit_id: 0,
         rule: "hold".into(),
