@@ -4,6 +4,7 @@
 
 mod common;
 mod postfix_support;
+mod redis_support;
 mod serve_support;
 
 mod cli;
@@ -26,6 +27,7 @@ mod postfix_pipeline;
 mod serve_big_messages;
 mod serve_disk_full;
 mod serve_flood;
+mod serve_hosts;
 mod serve_http;
 mod serve_reload_load;
 mod serve_restart;

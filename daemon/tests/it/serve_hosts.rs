@@ -1,0 +1,206 @@
+//! Several hosts, one Weir (docs/serve.md "Several hosts"): two `weir
+//! serve` processes sharing one real `redis-server` through `[store]
+//! backend = "redis"`. A `rate()` limit counts both hosts' mail, a sender
+//! gets one auto-reply whichever host decided, a message quarantined
+//! through one host is listed and released through the other and
+//! delivered once, and either host's audit log shows both hosts'
+//! decisions, each naming its host.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::outbox::Sink;
+use crate::redis_support::{self, Redis};
+use crate::serve_support::{self, Daemon, files, lmtp_deliver, temp_dir, write_config};
+
+const RULES: &str = r#"
+rule too_many {
+  when rate("from:${envelope.from}", 1h) > 10
+  then reject 550 "5.7.1" "Too many messages"
+}
+template away {
+  subject = "Away: ${subject}"
+  body = "I am away."
+}
+rule vacation { when subject contains "VACATION" then reply template away }
+rule hold { when subject contains "HOLD" then quarantine "held for review" }
+"#;
+
+/// A host named `name` sharing `redis`, relaying mail to `sink`.
+fn host(redis: &Redis, sink: &Sink, name: &str, tables: &str) -> Daemon {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = temp_dir(&format!("hosts-{name}-{n}"));
+    std::fs::write(dir.join("rules.flow"), RULES).expect("rules");
+    let relay = format!(
+        "[relay]\nhost = \"inet:127.0.0.1:{}\"\nfrom = \"postmaster@example.test\"\n\n[reply]\nperiod = \"1h\"\n",
+        sink.port
+    );
+    let extra = format!("{}\n{relay}\n{tables}", redis.store_table(name));
+    let (http, milter) = write_config(&dir, "", &extra);
+    Daemon::start(&dir, http, milter)
+}
+
+/// One message through a host's milter; the reply as the client saw it.
+fn send(port: u16, from: &str, subject: &str, id: &str) -> String {
+    use weir::milter_client::Mail;
+    let mail = Mail {
+        helo: "client.example.test".into(),
+        from: from.into(),
+        to: vec!["u@example.test".into()],
+        headers: vec![
+            ("From".into(), format!("<{from}>")),
+            ("To".into(), "u@example.test".into()),
+            ("Subject".into(), subject.into()),
+            ("Message-ID".into(), format!("<{id}@example.test>")),
+        ],
+        body: b"Hello.\r\n".to_vec(),
+        queue_id: format!("Q{id}"),
+        ..Mail::default()
+    };
+    let reply = serve_support::milter_reply(port, &mail).expect("the milter answers");
+    format!("{reply:?}")
+}
+
+fn accepted(reply: &str) -> bool {
+    reply.contains("Accept") || reply.contains("Continue")
+}
+
+/// Polls `check` until it holds, or panics naming `what`.
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_rate_limit_counts_the_mail_of_both_hosts() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let sink = Sink::start();
+    let a = host(&redis, &sink, "mx-a", "");
+    let b = host(&redis, &sink, "mx-b", "");
+    for n in 0..10 {
+        let via = if n % 2 == 0 { &a } else { &b };
+        let r = send(via.milter, "bulk@example.test", "hello", &format!("r{n}"));
+        assert!(accepted(&r), "message {} is within the limit: {r}", n + 1);
+    }
+    let r = send(b.milter, "bulk@example.test", "hello", "r10");
+    assert!(
+        r.contains("550"),
+        "the 11th message, across both hosts: {r}"
+    );
+    let r = send(a.milter, "other@example.test", "hello", "o1");
+    assert!(accepted(&r), "another sender is not limited: {r}");
+
+    // Either host's audit log shows both hosts' decisions.
+    for d in [&a, &b] {
+        let actions = d.request("GET", "/v1/actions?limit=100", true, b"").json();
+        let hosts: Vec<&str> = actions
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|e| e["host"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(hosts.len(), 12, "{actions}");
+        assert_eq!(hosts.iter().filter(|h| **h == "mx-a").count(), 6);
+        assert_eq!(hosts.iter().filter(|h| **h == "mx-b").count(), 6);
+    }
+}
+
+#[test]
+fn a_sender_writing_to_both_hosts_gets_one_vacation_reply() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let sink = Sink::start();
+    let a = host(&redis, &sink, "mx-a", "");
+    let b = host(&redis, &sink, "mx-b", "");
+    assert!(accepted(&send(
+        a.milter,
+        "alice@example.test",
+        "VACATION 1",
+        "v1"
+    )));
+    assert!(accepted(&send(
+        b.milter,
+        "alice@example.test",
+        "VACATION 2",
+        "v2"
+    )));
+    assert!(accepted(&send(
+        b.milter,
+        "bob@example.test",
+        "VACATION 3",
+        "v3"
+    )));
+    wait_until("two replies", || sink.mails().len() >= 2);
+    // Both outboxes drained: nothing more is coming.
+    for d in [&a, &b] {
+        wait_until("an empty outbox", || {
+            let items = d.request("GET", "/v1/outbox", true, b"").json();
+            items.as_array().is_some_and(Vec::is_empty)
+        });
+    }
+    let mut to: Vec<String> = sink.mails().iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["alice@example.test", "bob@example.test"],
+        "one reply each"
+    );
+}
+
+/// `[lmtp]` delivering into one mail store both hosts reach.
+fn lmtp_table(mail_root: &Path) -> (u16, String) {
+    let port = serve_support::free_port();
+    let table = format!(
+        "[lmtp]\nlisten = \"inet:127.0.0.1:{port}\"\nmaildir = \"{}/{{domain}}/{{local}}\"\n",
+        mail_root.display()
+    );
+    (port, table)
+}
+
+#[test]
+fn quarantined_through_one_host_released_through_the_other_delivered_once() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let mail_root = temp_dir("hosts-mail");
+    let (lmtp_a, table_a) = lmtp_table(&mail_root);
+    let (_, table_b) = lmtp_table(&mail_root);
+    let sink = Sink::start();
+    let a = host(&redis, &sink, "mda-a", &table_a);
+    let b = host(&redis, &sink, "mda-b", &table_b);
+    let message = "From: <x@example.test>\nTo: <u@example.test>\nSubject: HOLD me\nMessage-ID: <h1@example.test>\n\nBody.\n";
+    let replies = lmtp_deliver(lmtp_a, "x@example.test", &["u@example.test"], message);
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    let inbox = mail_root.join("example.test/u/new");
+    assert!(files(&inbox).is_empty(), "held, not delivered");
+
+    let listed = b.request("GET", "/v1/quarantine", true, b"").json();
+    let entries = listed.as_array().expect("a list");
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["host"], "mda-a", "{listed}");
+    let id = entries[0]["id"].as_str().expect("an id").to_string();
+    // A's copy is in its state directory; B releases the shared copy.
+    let shown = b.request("GET", &format!("/v1/quarantine/{id}"), true, b"");
+    assert_eq!(shown.status, 200);
+
+    let released = b.request("POST", &format!("/v1/quarantine/{id}/release"), true, b"");
+    assert_eq!(released.status, 200, "{}", released.body);
+    let again = a.request("POST", &format!("/v1/quarantine/{id}/release"), true, b"");
+    assert_eq!(again.status, 404, "released once: {}", again.body);
+    let delivered = files(&inbox);
+    assert_eq!(delivered.len(), 1, "delivered once: {delivered:?}");
+    let copy = std::fs::read_to_string(&delivered[0]).expect("the copy");
+    assert!(copy.contains("Subject: HOLD me"), "{copy}");
+    let left = a.request("GET", "/v1/quarantine", true, b"").json();
+    assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
+}
