@@ -204,3 +204,54 @@ fn quarantined_through_one_host_released_through_the_other_delivered_once() {
     let left = a.request("GET", "/v1/quarantine", true, b"").json();
     assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
 }
+
+fn metric(d: &Daemon, series: &str) -> Option<f64> {
+    let text = d.request("GET", "/metrics", false, b"").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn with_redis_down_mail_is_tempfailed_and_flows_again_when_it_returns() {
+    if !redis_support::available() {
+        return;
+    }
+    let mut redis = Redis::start();
+    let sink = Sink::start();
+    let a = host(&redis, &sink, "mx-a", "");
+    assert!(accepted(&send(a.milter, "s@example.test", "before", "d0")));
+    assert_eq!(metric(&a, "weir_store_up "), Some(1.0));
+
+    redis.stop();
+    for n in 1..4 {
+        let r = send(a.milter, "s@example.test", "during", &format!("d{n}"));
+        assert!(
+            r.contains("451") || r.contains("Tempfail"),
+            "not accepted unrecorded while Redis is down: {r}"
+        );
+    }
+    let health = a.request("GET", "/healthz", false, b"");
+    assert_eq!(health.status, 503, "{}", health.body);
+    let body = health.json();
+    assert_eq!(body["store_backend"], "redis", "{body}");
+    assert!(body["store_down_since"].is_string(), "{body}");
+    assert_eq!(metric(&a, "weir_store_up "), Some(0.0));
+
+    // Back, on the same port: no restart of Weir.
+    redis.resume();
+    wait_until("the store to be up again", || {
+        a.request("GET", "/healthz", false, b"").status == 200
+    });
+    let r = send(a.milter, "s@example.test", "after", "d9");
+    assert!(accepted(&r), "{r}");
+    assert_eq!(metric(&a, "weir_store_up "), Some(1.0));
+    let actions = a.request("GET", "/v1/actions", true, b"").json();
+    let ids: Vec<&str> = actions
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|e| e["message_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["d9@example.test"], "recorded in the Redis that returned");
+    assert!(a.child.id() > 0 && a.log().contains("answers again"), "{}", a.log());
+}
