@@ -307,6 +307,9 @@ async fn ruleset(State(api): State<Api>) -> Response {
         "files": files,
         "rules": rules,
         "last_error": api.daemon.reload.last_error(),
+        "host": api.daemon.store.host(),
+        // Every host sharing the store, with the version it runs.
+        "hosts": super::cluster::hosts(&api.daemon),
     }))
     .into_response()
 }

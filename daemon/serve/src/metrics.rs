@@ -57,6 +57,7 @@ pub struct Metrics {
     lmtp_connections: Gauge,
     store_errors: Counter,
     store_up: Gauge,
+    ruleset_in_sync: Gauge,
     store_round_trips: Counter,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
@@ -105,6 +106,7 @@ impl Metrics {
             lmtp_connections: Gauge::default(),
             store_errors: Counter::default(),
             store_up: Gauge::default(),
+            ruleset_in_sync: Gauge::default(),
             store_round_trips: Counter::default(),
             bounds: RwLock::new(Bounds::default()),
         };
@@ -112,6 +114,7 @@ impl Metrics {
         metrics.show_zeros();
         // The daemon starts only once its store has opened.
         metrics.store_up.set(1);
+        metrics.ruleset_in_sync.set(1);
         metrics
     }
 
@@ -126,6 +129,11 @@ impl Metrics {
             "weir_store_up",
             "Whether the state store takes writes (1) or not (0): Redis down, sled refusing",
             self.store_up.clone(),
+        );
+        self.registry.register(
+            "weir_ruleset_in_sync",
+            "Whether this host runs the last ruleset version another host announced (1) or could not load it (0)",
+            self.ruleset_in_sync.clone(),
         );
         self.registry.register(
             "weir_store_round_trips",
@@ -325,6 +333,11 @@ impl Metrics {
         if round_trips > seen {
             self.store_round_trips.inc_by(round_trips - seen);
         }
+    }
+
+    /// `weir_ruleset_in_sync` (`cluster.rs`).
+    pub fn set_ruleset_in_sync(&self, in_sync: bool) {
+        self.ruleset_in_sync.set(i64::from(in_sync));
     }
 
     /// The Prometheus text exposition.

@@ -616,6 +616,38 @@ impl Store {
         }
     }
 
+    /// A value shared by every host (Redis); `None` with sled.
+    pub fn shared_get(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match &self.redis {
+            Some(r) => r.get_raw(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets a value shared by every host; nothing with sled.
+    pub fn shared_set(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.set_raw(name, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets one field of a map shared by every host; nothing with sled.
+    pub fn shared_hset(&self, name: &str, field: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.hset_raw(name, field, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Every field of a map shared by every host; empty with sled.
+    pub fn shared_hgetall(&self, name: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        match &self.redis {
+            Some(r) => r.hgetall_raw(name),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Forgets a held message (released or deleted); flushed.
     pub fn remove_quarantine(&self, queue_id: &str) -> anyhow::Result<bool> {
         if let Some(r) = &self.redis {

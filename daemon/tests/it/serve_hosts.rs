@@ -252,6 +252,100 @@ fn with_redis_down_mail_is_tempfailed_and_flows_again_when_it_returns() {
         .iter()
         .filter_map(|e| e["message_id"].as_str())
         .collect();
-    assert_eq!(ids, ["d9@example.test"], "recorded in the Redis that returned");
-    assert!(a.child.id() > 0 && a.log().contains("answers again"), "{}", a.log());
+    assert_eq!(
+        ids,
+        ["d9@example.test"],
+        "recorded in the Redis that returned"
+    );
+    assert!(
+        a.child.id() > 0 && a.log().contains("answers again"),
+        "{}",
+        a.log()
+    );
+}
+
+const NEW_RULES: &str = r#"
+rule blocked { when subject contains "BLOCKED" then reject 550 "5.7.1" "Blocked everywhere" }
+"#;
+
+/// A ruleset B cannot load: it names a webhook only A configures.
+const NOTIFYING_RULES: &str = r#"
+rule ping { when subject contains "PING" then notify "hook" with { text: "ping" } }
+"#;
+
+fn version(d: &Daemon) -> u64 {
+    d.request("GET", "/v1/ruleset", true, b"").json()["version"]
+        .as_u64()
+        .expect("a version")
+}
+
+#[test]
+fn a_reload_on_one_host_reaches_the_other() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let sink = Sink::start();
+    let hook = "[notify.hook]\nurl = \"http://127.0.0.1:9/hook\"\n";
+    let a = host(&redis, &sink, "mx-a", hook);
+    let b = host(&redis, &sink, "mx-b", "");
+    assert!(accepted(&send(b.milter, "s@example.test", "BLOCKED", "n0")));
+
+    // Only A's files change; B has the old ones.
+    std::fs::write(a.dir.join("rules.flow"), NEW_RULES).expect("rules");
+    let reloaded = a.request("POST", "/v1/reload", true, b"");
+    assert_eq!(reloaded.status, 200, "{}", reloaded.body);
+    wait_until("B to run A's version", || version(&b) == version(&a));
+    let r = send(b.milter, "s@example.test", "BLOCKED", "n1");
+    assert!(r.contains("550"), "B decides with A's rules: {r}");
+
+    // Every host's version, from either host.
+    wait_until("both hosts listed in sync", || {
+        let hosts = b.request("GET", "/v1/ruleset", true, b"").json()["hosts"].clone();
+        hosts.as_array().is_some_and(|h| {
+            h.len() == 2
+                && h.iter()
+                    .all(|x| x["version"] == version(&a) && x["in_sync"] == true)
+        })
+    });
+
+    // A version B cannot load: B keeps its own and says why.
+    let kept = version(&b);
+    std::fs::write(a.dir.join("rules.flow"), NOTIFYING_RULES).expect("rules");
+    assert_eq!(a.request("POST", "/v1/reload", true, b"").status, 200);
+    wait_until("B to report that it cannot load it", || {
+        let ruleset = a.request("GET", "/v1/ruleset", true, b"").json();
+        ruleset["hosts"].as_array().is_some_and(|h| {
+            h.iter().any(|x| {
+                x["host"] == "mx-b"
+                    && x["in_sync"] == false
+                    && x["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("notify.hook"))
+            })
+        })
+    });
+    assert_eq!(version(&b), kept, "B keeps its running version");
+    assert_eq!(metric(&b, "weir_ruleset_in_sync "), Some(0.0));
+    let r = send(b.milter, "s@example.test", "BLOCKED", "n2");
+    assert!(r.contains("550"), "B still runs its version: {r}");
+}
+
+#[test]
+fn the_event_stream_of_one_host_shows_the_other_hosts_decisions() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let sink = Sink::start();
+    let a = host(&redis, &sink, "mx-a", "");
+    let b = host(&redis, &sink, "mx-b", "");
+    let mut events = serve_support::Events::open(b.http, &b.token);
+    assert!(accepted(&send(a.milter, "s@example.test", "from A", "e1")));
+    let decision = events.next_decision();
+    assert_eq!(decision["host"], "mx-a", "{decision}");
+    assert_eq!(decision["message_id"], "e1@example.test", "{decision}");
+    assert!(accepted(&send(b.milter, "s@example.test", "from B", "e2")));
+    let decision = events.next_decision();
+    assert_eq!(decision["host"], "mx-b", "{decision}");
 }

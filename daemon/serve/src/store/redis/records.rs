@@ -251,4 +251,46 @@ impl RedisStore {
             .run("held copy", |c| redis::cmd("DEL").arg(&k).query::<Value>(c))
             .map(drop)
     }
+
+    /// A value under the prefix (cluster-wide settings: `cluster.rs`).
+    pub(in crate::store) fn get_raw(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let k = self.key(name);
+        self.redis.run(name, |c| redis::cmd("GET").arg(&k).query(c))
+    }
+
+    /// Sets a value under the prefix.
+    pub(in crate::store) fn set_raw(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let k = self.key(name);
+        self.redis
+            .run(name, |c| redis::cmd("SET").arg(&k).arg(bytes).query(c))
+    }
+
+    /// Sets one field of a hash under the prefix.
+    pub(in crate::store) fn hset_raw(
+        &self,
+        name: &str,
+        field: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
+        let k = self.key(name);
+        self.redis
+            .run(name, |c| {
+                redis::cmd("HSET")
+                    .arg(&k)
+                    .arg(field)
+                    .arg(bytes)
+                    .query::<Value>(c)
+            })
+            .map(drop)
+    }
+
+    /// Every field of a hash under the prefix.
+    pub(in crate::store) fn hgetall_raw(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let k = self.key(name);
+        self.redis
+            .run(name, |c| redis::cmd("HGETALL").arg(&k).query(c))
+    }
 }
