@@ -3,8 +3,9 @@
 //! share, in Redis (`[store] backend = "redis"`, `store/redis/`): each
 //! method of shared state goes to Redis when it is configured, so callers
 //! never know which backend they use, and one test suite
-//! (`store/suite.rs`) runs against both. The outbox stays in the local
-//! sled database with either backend.
+//! (`store/suite.rs`) runs against both. With Redis, sled in `state_dir`
+//! still opens (it holds the health probe's local record), but every kind
+//! of state, the outbox too, is in Redis.
 //!
 //! sled's trees:
 //! - `audit`: big-endian entry id → JSON [`AuditEntry`];
@@ -663,6 +664,9 @@ impl Store {
     /// Forgets delivered keys older than `cutoff` (seconds since the
     /// epoch); returns how many.
     pub fn prune_outbox_done(&self, cutoff: i64) -> anyhow::Result<usize> {
+        if let Some(r) = &self.redis {
+            return r.prune_outbox_done(cutoff);
+        }
         let mut removed = 0;
         let done = self.outbox.done();
         for item in done.iter() {

@@ -349,3 +349,123 @@ fn the_event_stream_of_one_host_shows_the_other_hosts_decisions() {
     let decision = events.next_decision();
     assert_eq!(decision["host"], "mx-b", "{decision}");
 }
+
+/// A webhook receiver that holds every request unanswered while `hang`
+/// is set (an attempt in flight), then answers 200; it records the
+/// `Idempotency-Key` of each request it answered.
+struct Hook {
+    port: u16,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    answered: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Hook {
+    fn start() -> Hook {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let hook = Hook {
+            port: listener.local_addr().expect("addr").port(),
+            hang: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            seen: std::sync::Arc::default(),
+            answered: std::sync::Arc::default(),
+        };
+        let (hang, seen, answered) = (hook.hang.clone(), hook.seen.clone(), hook.answered.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (hang, seen, answered) = (hang.clone(), seen.clone(), answered.clone());
+                std::thread::spawn(move || {
+                    use std::io::{BufRead, Write};
+                    let mut reader = std::io::BufReader::new(&stream);
+                    let mut key = String::new();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        if let Some((n, v)) = line.split_once(':')
+                            && n.eq_ignore_ascii_case("idempotency-key")
+                        {
+                            key = v.trim().to_string();
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        line.clear();
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    if hang.load(Ordering::SeqCst) {
+                        // Held until the sender dies: never answered.
+                        std::thread::sleep(Duration::from_secs(120));
+                        return;
+                    }
+                    answered.lock().expect("lock").push(key);
+                    let _ = (&stream).write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        hook
+    }
+}
+
+const HOOK_RULES: &str = r#"
+rule ping { when subject contains "PING" then notify "hook" with { text: "ping ${subject}" } }
+"#;
+
+#[test]
+fn outbox_items_of_a_host_killed_mid_attempt_are_delivered_once_by_another() {
+    use std::sync::atomic::Ordering;
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let hook = Hook::start();
+    let tables = format!(
+        "[notify.hook]\nurl = \"http://127.0.0.1:{}/hook\"\ntimeout = \"60s\"\n",
+        hook.port
+    );
+    let start = |name: &str| {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = temp_dir(&format!("hosts-outbox-{name}-{n}"));
+        std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
+        let store = redis
+            .store_table(name)
+            .replace("[store]\n", "[store]\nclaim_timeout = \"3s\"\n");
+        let (http, milter) = write_config(&dir, "", &format!("{store}\n{tables}"));
+        Daemon::start(&dir, http, milter)
+    };
+    let mut a = start("mx-a");
+    for n in 0..3 {
+        assert!(accepted(&send(
+            a.milter,
+            "s@example.test",
+            &format!("PING {n}"),
+            &format!("p{n}")
+        )));
+    }
+    wait_until("host A to be attempting all three", || {
+        hook.seen.load(Ordering::SeqCst) >= 3
+    });
+    a.kill_9();
+    hook.hang.store(false, Ordering::SeqCst);
+
+    let b = start("mx-b");
+    wait_until("host B to deliver all three", || {
+        hook.answered.lock().expect("lock").len() >= 3
+    });
+    wait_until("an empty outbox", || {
+        let items = b.request("GET", "/v1/outbox", true, b"").json();
+        items.as_array().is_some_and(Vec::is_empty)
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let mut keys = hook.answered.lock().expect("lock").clone();
+    keys.sort();
+    let before = keys.len();
+    keys.dedup();
+    assert_eq!(
+        (before, keys.len()),
+        (3, 3),
+        "each key delivered once: {keys:?}"
+    );
+    assert!(keys.iter().all(|k| !k.is_empty()), "{keys:?}");
+}

@@ -83,6 +83,7 @@ const STORE: &[Key] = &[
     ("pool_size", Integer),
     ("host", Text),
     ("audit_max_length", Integer),
+    ("claim_timeout", Text),
 ];
 const TOP: &[Key] = &[
     ("rules", Text),

@@ -43,6 +43,9 @@ pub struct RedisConfig {
     /// `audit_max_length`: the audit stream is trimmed to about this many
     /// entries, besides `[audit] retention`.
     pub audit_max_length: u64,
+    /// `claim_timeout`: how long an outbox item a host's worker took stays
+    /// its own; after that (the host died) another host takes it over.
+    pub claim_timeout: Duration,
 }
 
 /// How to reach Redis.
@@ -71,6 +74,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `pool_size` by default: one connection per evaluation slot and then some.
 pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// `claim_timeout` by default: far longer than any one attempt.
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(60);
 /// `audit_max_length` by default.
 pub const DEFAULT_AUDIT_MAX_LENGTH: u64 = 1_000_000;
 

@@ -26,6 +26,7 @@ const CASES: &[Case] = &[
     ("audit retention by age", audit_retention),
     ("quarantine is listed and removed by any host", quarantine),
     ("versions and ids are shared", counters),
+    ("the outbox is claimed by one host and taken over", outbox),
 ];
 
 fn run(open: impl Fn(&str, &str) -> Store) {
@@ -71,6 +72,7 @@ fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
         timeout: Duration::from_secs(2),
         pool_size: 4,
         audit_max_length: 1000,
+        claim_timeout: Duration::from_secs(1),
     });
     Store::open_config(&config).expect("open the Redis store")
 }
@@ -281,6 +283,73 @@ fn quarantine(a: &Store, b: &Store) {
         "removed once"
     );
     assert!(a.quarantine_entries().is_empty());
+}
+
+fn outbox_item(id: &str) -> crate::outbox::OutboxItem {
+    use crate::outbox::{Kind, OutboxItem, Payload, State};
+    OutboxItem {
+        id: id.into(),
+        kind: Kind::Forward,
+        channel: None,
+        rule: "r".into(),
+        message_id: format!("{id}@test"),
+        created: crate::clock::unix_now(),
+        attempts: 0,
+        next_attempt_ms: 1_000,
+        last_error: None,
+        state: State::Pending,
+        seq: 0,
+        host: String::new(),
+        payload: Payload::Mail {
+            reverse_path: String::new(),
+            to: "x@example.test".into(),
+            data: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+        },
+    }
+}
+
+fn outbox(a: &Store, b: &Store) {
+    use crate::outbox::Payload;
+    let none = HashSet::new();
+    assert!(a.outbox_add(&outbox_item("k1")).expect("add"));
+    assert!(
+        !b.outbox_add(&outbox_item("k1")).expect("add"),
+        "queued once"
+    );
+    assert!(b.outbox_known("k1").expect("known"));
+    assert!(b.outbox_add(&outbox_item("k2")).expect("add"));
+    assert_eq!(a.outbox_pending(), 2);
+    let page: Vec<String> = b.outbox_page(0, 10).into_iter().map(|i| i.id).collect();
+    assert_eq!(page, ["k1", "k2"], "queue order");
+    let taken = a.outbox_due(crate::outbox::now_ms(), &none, 10);
+    assert_eq!(taken.len(), 2);
+    let Payload::Mail { data, .. } = &taken[0].payload else {
+        panic!("mail")
+    };
+    assert!(data.starts_with(b"Subject: hi"), "with its bytes");
+    if a.backend() == "redis" {
+        let now = crate::outbox::now_ms();
+        assert!(b.outbox_due(now, &none, 10).is_empty(), "claimed by host a");
+        std::thread::sleep(Duration::from_millis(1_100));
+        let now = crate::outbox::now_ms();
+        let taken_over = b.outbox_due(now, &none, 10);
+        assert_eq!(taken_over.len(), 2, "taken over once the claim ran out");
+    }
+    a.outbox_delivered("k1", 3).expect("delivered");
+    assert!(b.outbox_known("k1").expect("known"), "its key stays known");
+    assert!(
+        !b.outbox_add(&outbox_item("k1")).expect("add"),
+        "never again"
+    );
+    let mut retry = outbox_item("k2");
+    retry.attempts = 1;
+    let later = crate::outbox::now_ms() + 3_600_000;
+    retry.next_attempt_ms = later;
+    assert!(b.outbox_put(&retry).expect("put"));
+    assert_eq!(a.outbox_next_due(2_000), Some(later));
+    assert!(a.outbox_due(crate::outbox::now_ms(), &none, 10).is_empty());
+    assert_eq!(a.outbox_item("k2").map(|i| i.attempts), Some(1));
+    assert_eq!(a.outbox_pending(), 1);
 }
 
 fn counters(a: &Store, b: &Store) {

@@ -5,8 +5,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::super::store::{
-    self as cfg, DEFAULT_AUDIT_MAX_LENGTH, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE,
-    DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, RedisTarget, StoreBackend, StoreConfig,
+    self as cfg, DEFAULT_AUDIT_MAX_LENGTH, DEFAULT_CLAIM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_POOL_SIZE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, RedisTarget, StoreBackend,
+    StoreConfig,
 };
 use super::{Checker, N, S, nonempty, nonzero};
 use crate::config::parse_duration;
@@ -25,6 +26,7 @@ pub(in crate::config) struct RawStore {
     pool_size: Option<N>,
     host: Option<S>,
     audit_max_length: Option<N>,
+    claim_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +90,12 @@ impl Checker<'_> {
                 s.audit_max_length.as_ref(),
                 usize::try_from(DEFAULT_AUDIT_MAX_LENGTH).unwrap_or(usize::MAX),
             ) as u64,
+            claim_timeout: self.value(
+                (T, "claim_timeout"),
+                s.claim_timeout.as_ref(),
+                DEFAULT_CLAIM_TIMEOUT,
+                |t| parse_duration(t).and_then(nonzero),
+            ),
         }
     }
 
@@ -175,6 +183,7 @@ impl Checker<'_> {
                 "audit_max_length",
                 s.audit_max_length.as_ref().map(Spanned::span),
             ),
+            ("claim_timeout", s.claim_timeout.as_ref().map(Spanned::span)),
         ];
         for (key, span) in spans {
             if let Some(span) = span {

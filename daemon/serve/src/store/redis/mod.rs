@@ -26,10 +26,15 @@
 //!   added), by entry id;
 //! - `{quarantine}`: the quarantine index, a hash by id;
 //!   `{quarantine}:copy:ID`: the held copy of an LMTP quarantine;
-//! - `ruleset_version`, `ids`: counters; `health:HOST`: the probe.
+//! - `{outbox}:…`: the outbox every host's worker delivers from
+//!   (`redis/outbox.rs`);
+//! - `ruleset_version`, `ids`: counters; `health:HOST`: the probe;
+//!   `ruleset:announced`, `ruleset:hosts`: one ruleset across hosts
+//!   (`cluster.rs`).
 
 mod audit;
 mod conn;
+mod outbox;
 mod records;
 
 use std::time::Duration;
@@ -48,6 +53,8 @@ pub(super) struct RedisStore {
     /// `[audit] retention` in seconds: how long records that expire live.
     retention: u64,
     audit_max_length: u64,
+    /// `claim_timeout`: the lease of an outbox item taken by a worker.
+    claim_timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -75,6 +82,7 @@ impl RedisStore {
             host: host.to_string(),
             retention: retention.as_secs().max(1),
             audit_max_length: config.audit_max_length,
+            claim_timeout: config.claim_timeout,
         };
         store.probe()?;
         Ok(store)
