@@ -113,3 +113,62 @@ impl Drop for Redis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A Redis Sentinel watching master `weir`, killed on drop.
+pub struct Sentinel {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Sentinel {
+    /// A sentinel for the master on `master_port` (quorum 2, down after
+    /// one second).
+    pub fn start(master_port: u16) -> Sentinel {
+        let port = free_port();
+        let dir = temp_dir(&format!("sentinel-{port}"));
+        // A sentinel rewrites its configuration file: each gets its own.
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor weir 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds weir 1000\nsentinel failover-timeout weir 5000\n",
+                dir.display()
+            ),
+        )
+        .expect("sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel starts");
+        Sentinel { child, port, dir }
+    }
+
+    /// The master's port as this sentinel sees it.
+    pub fn master_port(&self) -> Option<u16> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(["sentinel", "get-master-addr-by-name", "weir"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -469,3 +469,66 @@ fn outbox_items_of_a_host_killed_mid_attempt_are_delivered_once_by_another() {
     );
     assert!(keys.iter().all(|k| !k.is_empty()), "{keys:?}");
 }
+
+#[test]
+fn a_sentinel_failover_is_survived() {
+    use crate::redis_support::Sentinel;
+    if !redis_support::available() {
+        return;
+    }
+    let mut master = Redis::start();
+    let master_port = master.port.to_string();
+    let replica = Redis::start_with(
+        serve_support::free_port(),
+        &["--replicaof", "127.0.0.1", &master_port],
+    );
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(master.port)).collect();
+    wait_until("the sentinels to see the master", || {
+        sentinels
+            .iter()
+            .all(|s| s.master_port() == Some(master.port))
+    });
+    let addresses: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("\"127.0.0.1:{}\"", s.port))
+        .collect();
+    let dir = temp_dir("hosts-sentinel");
+    std::fs::write(dir.join("rules.flow"), RULES).expect("rules");
+    let sink = Sink::start();
+    let store = format!(
+        "[store]\nbackend = \"redis\"\nhost = \"mx-s\"\ntimeout = \"1s\"\nconnect_timeout = \"1s\"\n\
+         [store.sentinel]\nmaster = \"weir\"\naddresses = [{}]\n\n\
+         [relay]\nhost = \"inet:127.0.0.1:{}\"\nfrom = \"postmaster@example.test\"\n",
+        addresses.join(", "),
+        sink.port
+    );
+    let (http, milter) = write_config(&dir, "", &store);
+    let d = Daemon::start(&dir, http, milter);
+    assert!(accepted(&send(d.milter, "s@example.test", "before", "f0")));
+
+    master.stop();
+    wait_until("a failover to the replica", || {
+        sentinels
+            .iter()
+            .any(|s| s.master_port() == Some(replica.port))
+    });
+    // Mail meanwhile is tempfailed or accepted, never lost; once the new
+    // master is known it is accepted again, without a restart.
+    let mut n = 0;
+    wait_until("mail accepted through the new master", || {
+        n += 1;
+        accepted(&send(d.milter, "s@example.test", "after", &format!("f{n}")))
+    });
+    let actions = d.request("GET", "/v1/actions", true, b"").json();
+    assert!(
+        actions.as_array().is_some_and(|a| a
+            .iter()
+            .any(|e| e["message_id"] == format!("f{n}@example.test"))),
+        "{actions}"
+    );
+    assert!(
+        replica
+            .cli(&["info", "replication"])
+            .contains("role:master")
+    );
+}
