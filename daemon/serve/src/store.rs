@@ -521,13 +521,19 @@ impl Store {
         Ok(())
     }
 
-    /// Every held message, oldest first.
+    /// Every held message, oldest first (none when Redis does not answer:
+    /// logged).
     pub fn quarantine_entries(&self) -> Vec<QuarantineEntry> {
+        self.try_quarantine_entries().unwrap_or_else(|e| {
+            tracing::error!("{e:#}");
+            Vec::new()
+        })
+    }
+
+    /// Every held message, oldest first, or why they cannot be read.
+    pub fn try_quarantine_entries(&self) -> anyhow::Result<Vec<QuarantineEntry>> {
         let mut out: Vec<QuarantineEntry> = match &self.redis {
-            Some(r) => r.quarantine_entries().unwrap_or_else(|e| {
-                tracing::error!("{e:#}");
-                Vec::new()
-            }),
+            Some(r) => r.quarantine_entries()?,
             None => self
                 .quarantine
                 .iter()
@@ -536,7 +542,7 @@ impl Store {
                 .collect(),
         };
         out.sort_by_key(|e| (e.time, e.audit_id));
-        out
+        Ok(out)
     }
 
     /// One held message.

@@ -30,9 +30,12 @@ pub fn prune_orphaned_copies(daemon: &Daemon) {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };
-    let named: std::collections::HashSet<PathBuf> = daemon
-        .store
-        .quarantine_entries()
+    // Without the index (Redis not answering) every file would look
+    // orphaned: prune nothing then.
+    let Ok(entries_now) = daemon.store.try_quarantine_entries() else {
+        return;
+    };
+    let named: std::collections::HashSet<PathBuf> = entries_now
         .into_iter()
         .filter_map(|e| e.lmtp.map(|h| h.file))
         .collect();
