@@ -348,6 +348,22 @@ fn the_event_stream_of_one_host_shows_the_other_hosts_decisions() {
     assert!(accepted(&send(b.milter, "s@example.test", "from B", "e2")));
     let decision = events.next_decision();
     assert_eq!(decision["host"], "mx-b", "{decision}");
+
+    // A milter quarantine is in A's Postfix hold queue: B lists it, and
+    // refuses to act on it, naming the host that can.
+    let r = send(a.milter, "s@example.test", "HOLD this", "e3");
+    assert!(r.contains("Quarantine") || accepted(&r), "{r}");
+    let listed = b.request("GET", "/v1/quarantine", true, b"").json();
+    let entry = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["queue_id"] == "Qe3"))
+        .cloned()
+        .unwrap_or_else(|| panic!("listed on B: {listed}"));
+    assert_eq!(entry["host"], "mx-a", "{entry}");
+    assert_eq!(entry["status"], "held", "B does not mark it gone: {entry}");
+    let release = b.request("POST", "/v1/quarantine/Qe3/release", true, b"");
+    assert_eq!(release.status, 409, "{}", release.body);
+    assert!(release.body.contains("mx-a"), "{}", release.body);
 }
 
 /// A webhook receiver that holds every request unanswered while `hang`
