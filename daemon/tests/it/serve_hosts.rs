@@ -548,3 +548,31 @@ fn a_sentinel_failover_is_survived() {
             .contains("role:master")
     );
 }
+
+#[test]
+fn with_redis_slow_past_the_timeout_mail_is_tempfailed_then_flows() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let sink = Sink::start();
+    let a = host(&redis, &sink, "mx-a", "");
+    assert!(accepted(&send(a.milter, "s@example.test", "before", "w0")));
+    // Writes wait 3 s: past `timeout = "1s"`.
+    assert!(
+        redis
+            .cli(&["client", "pause", "3000", "write"])
+            .contains("OK")
+    );
+    let started = Instant::now();
+    let r = send(a.milter, "s@example.test", "slow", "w1");
+    assert!(r.contains("451") || r.contains("Tempfail"), "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered at the timeout, not when Redis woke: {:?}",
+        started.elapsed()
+    );
+    wait_until("mail accepted again", || {
+        accepted(&send(a.milter, "s@example.test", "after", "w2"))
+    });
+}
