@@ -576,3 +576,30 @@ fn with_redis_slow_past_the_timeout_mail_is_tempfailed_then_flows() {
         accepted(&send(a.milter, "s@example.test", "after", "w2"))
     });
 }
+
+#[test]
+fn a_start_without_redis_fails_with_a_clear_error() {
+    let dir = temp_dir("hosts-no-redis");
+    std::fs::write(dir.join("rules.flow"), RULES).expect("rules");
+    let nobody = serve_support::free_port();
+    let store = format!(
+        "[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:{nobody}\"\nconnect_timeout = \"500ms\"\n\n\
+         [relay]\nhost = \"inet:127.0.0.1:25\"\nfrom = \"postmaster@example.test\"\n"
+    );
+    write_config(&dir, "", &store);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--config", "weir.toml"])
+        .current_dir(&dir)
+        .output()
+        .expect("weir runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the Redis store ([store])"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&nobody.to_string()) || stderr.contains("refused"),
+        "{stderr}"
+    );
+}
