@@ -87,6 +87,15 @@ fn suite_on_redis() {
 }
 
 #[test]
+fn suite_on_redis_over_a_unix_socket() {
+    if !test_redis::available() {
+        return;
+    }
+    let (_server, url) = RedisServer::start_with_socket();
+    run(|slug, host| redis_store(RedisTarget::Url(url.clone()), slug, host));
+}
+
+#[test]
 fn suite_on_redis_cluster() {
     if !test_redis::available() {
         return;

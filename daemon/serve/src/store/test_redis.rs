@@ -56,8 +56,22 @@ impl RedisServer {
         RedisServer::spawn(free_port(false), &[])
     }
 
+    /// A standalone server also listening on a Unix socket, and its
+    /// `unix://` URL.
+    pub(crate) fn start_with_socket() -> (RedisServer, String) {
+        let port = free_port(false);
+        let socket = Self::dir_for(port).join("redis.sock");
+        let socket = socket.to_str().expect("a UTF-8 path").to_string();
+        let server = RedisServer::spawn(port, &["--unixsocket", &socket]);
+        (server, format!("unix://{socket}"))
+    }
+
+    fn dir_for(port: u16) -> PathBuf {
+        std::env::temp_dir().join(format!("weir-redis-{}-{port}", std::process::id()))
+    }
+
     fn spawn(port: u16, extra: &[&str]) -> RedisServer {
-        let dir = std::env::temp_dir().join(format!("weir-redis-{}-{port}", std::process::id()));
+        let dir = Self::dir_for(port);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("redis dir");
         let child = Command::new("redis-server")
