@@ -96,10 +96,21 @@ impl Redis {
         }
     }
 
-    /// `redis-cli -p PORT ARGS…`'s standard output.
+    /// `redis-cli -p PORT ARGS…`'s standard output (with the server's
+    /// `--requirepass`, if it has one).
     pub fn cli(&self, args: &[&str]) -> String {
+        let password = self
+            .extra
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| self.extra.get(i + 1));
+        let auth: Vec<&str> = match password {
+            Some(p) => vec!["--no-auth-warning", "-a", p],
+            None => Vec::new(),
+        };
         Command::new("redis-cli")
             .args(["-p", &self.port.to_string()])
+            .args(auth)
             .args(args)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -124,8 +135,8 @@ pub struct Sentinel {
 
 impl Sentinel {
     /// A sentinel for the master on `master_port` (quorum 2, down after
-    /// one second).
-    pub fn start(master_port: u16) -> Sentinel {
+    /// one second), which logs in with `password`.
+    pub fn start(master_port: u16, password: &str) -> Sentinel {
         let port = free_port();
         let dir = temp_dir(&format!("sentinel-{port}"));
         // A sentinel rewrites its configuration file: each gets its own.
@@ -134,7 +145,8 @@ impl Sentinel {
             &conf,
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor weir 127.0.0.1 {master_port} 2\n\
-                 sentinel down-after-milliseconds weir 1000\nsentinel failover-timeout weir 5000\n",
+                 sentinel down-after-milliseconds weir 1000\nsentinel failover-timeout weir 5000\n\
+                 sentinel auth-pass weir {password}\n",
                 dir.display()
             ),
         )

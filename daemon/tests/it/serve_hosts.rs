@@ -492,13 +492,16 @@ fn a_sentinel_failover_is_survived() {
     if !redis_support::available() {
         return;
     }
-    let mut master = Redis::start();
+    // The master and its replica ask for a password, as in production.
+    let auth = ["--requirepass", "s3cret-pw", "--masterauth", "s3cret-pw"];
+    let mut master = Redis::start_with(serve_support::free_port(), &auth);
     let master_port = master.port.to_string();
-    let replica = Redis::start_with(
-        serve_support::free_port(),
-        &["--replicaof", "127.0.0.1", &master_port],
-    );
-    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(master.port)).collect();
+    let mut replica_args = vec!["--replicaof", "127.0.0.1", &master_port];
+    replica_args.extend(auth);
+    let replica = Redis::start_with(serve_support::free_port(), &replica_args);
+    let sentinels: Vec<Sentinel> = (0..3)
+        .map(|_| Sentinel::start(master.port, "s3cret-pw"))
+        .collect();
     wait_until("the sentinels to see the master", || {
         sentinels
             .iter()
@@ -513,7 +516,7 @@ fn a_sentinel_failover_is_survived() {
     let sink = Sink::start();
     let store = format!(
         "[store]\nbackend = \"redis\"\nhost = \"mx-s\"\ntimeout = \"1s\"\nconnect_timeout = \"1s\"\n\
-         [store.sentinel]\nmaster = \"weir\"\naddresses = [{}]\n\n\
+         [store.sentinel]\nmaster = \"weir\"\naddresses = [{}]\npassword = \"s3cret-pw\"\n\n\
          [relay]\nhost = \"inet:127.0.0.1:{}\"\nfrom = \"postmaster@example.test\"\n",
         addresses.join(", "),
         sink.port

@@ -722,7 +722,8 @@ period = "7d"
             r.target,
             RedisTarget::Sentinel {
                 master: "weir".into(),
-                addresses: vec!["redis://10.0.0.1:26379".into()]
+                addresses: vec!["redis://10.0.0.1:26379".into()],
+                password: None,
             }
         );
     }

@@ -71,7 +71,11 @@ const OUTBOX: &[Key] = &[
     ("max_backoff", Text),
     ("mail_retries", Integer),
 ];
-const SENTINEL: &[Key] = &[("master", Text), ("addresses", TextList)];
+const SENTINEL: &[Key] = &[
+    ("master", Text),
+    ("addresses", TextList),
+    ("password", Text),
+];
 const STORE: &[Key] = &[
     ("backend", Text),
     ("url", Text),

@@ -59,8 +59,12 @@ pub enum RedisTarget {
     Sentinel {
         /// `master`.
         master: String,
-        /// `addresses`, as `redis://HOST:PORT` URLs.
+        /// `addresses`, as `redis://HOST:PORT` URLs (a URL may carry the
+        /// sentinels' own password).
         addresses: Vec<String>,
+        /// `password`: the master's and replicas' password, if they ask
+        /// for one.
+        password: Option<String>,
     },
     /// `cluster`: seed nodes, as URLs.
     Cluster(Vec<String>),

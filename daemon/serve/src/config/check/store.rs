@@ -33,6 +33,7 @@ pub(in crate::config) struct RawStore {
 struct RawSentinel {
     master: Option<S>,
     addresses: Option<List>,
+    password: Option<S>,
 }
 
 const T: &str = "store";
@@ -147,9 +148,13 @@ impl Checker<'_> {
             return None;
         };
         let addresses = self.nodes((t, "addresses"), addresses);
+        let password = self.value((t, "password"), s.password.as_ref(), None, |p| {
+            nonempty(p).map(Some)
+        });
         Some(RedisTarget::Sentinel {
             master: master?,
             addresses: addresses?,
+            password,
         })
     }
 

@@ -119,11 +119,20 @@ impl Redis {
                     timeout: config.timeout,
                 }),
             ),
-            RedisTarget::Sentinel { master, addresses } => {
+            RedisTarget::Sentinel {
+                master,
+                addresses,
+                password,
+            } => {
+                let node = password.as_ref().map(|p| {
+                    let info = redis::RedisConnectionInfo::default().set_password(p);
+                    redis::sentinel::SentinelNodeConnectionInfo::default()
+                        .set_redis_connection_info(info)
+                });
                 let client = redis::sentinel::SentinelClient::build(
                     addresses.clone(),
                     master.clone(),
-                    None,
+                    node,
                     redis::sentinel::SentinelServerType::Master,
                 )
                 .context("[store.sentinel]")?;
