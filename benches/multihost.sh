@@ -18,8 +18,9 @@ RATES=${RATES:-0}
 RULES=target/bench-corpus/rules/rules_1000.flow
 [ -f "$RULES" ] || { echo "no $RULES: run the criterion benches once, or tests/corpus/gen_corpus.py and gen_rules.py" >&2; exit 1; }
 cargo build --release -q -p weir -p weir-benches --bin weir --bin milter-load
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d /tmp/weir-multihost.XXXX)
-trap 'for f in "$work"/redis-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; rm -rf "$work"' EXIT
+trap 'for f in "$work"/redis-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; sleep 1; rm -rf "$work"' EXIT
 
 redis() { # port extra...
   local p=$1; shift
@@ -41,13 +42,13 @@ run() { # name store-table
   echo secret-token-for-the-bench >"$dir/token"; chmod 600 "$dir/token"
   printf 'rules = "rules.flow"\nstate_dir = "state"\n[milter]\nlisten = "inet:127.0.0.1:%s"\n[http]\nlisten = "inet:127.0.0.1:%s"\ntoken_file = "token"\n%s\n' \
     "$port" "$((port + 1))" "$store" >"$dir/weir.toml"
-  WEIR_LOG=warn target/release/weir serve --config "$dir/weir.toml" 2>"$dir/log" &
+  WEIR_LOG=warn "$bin/weir" serve --config "$dir/weir.toml" 2>"$dir/log" &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((port + 1))/healthz" >/dev/null && break; sleep 0.1; done
   local before
   before=$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^weir_store_round_trips_total/ {print $2}')
   echo "== $name, $SESSIONS sessions, rates=$RATES"
-  target/release/milter-load --addr "127.0.0.1:$port" --sessions "$SESSIONS" --messages "$MESSAGES" 2>&1 | tail -7
+  "$bin/milter-load" --addr "127.0.0.1:$port" --sessions "$SESSIONS" --messages "$MESSAGES" 2>&1 | tail -7
   local after
   after=$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^weir_store_round_trips_total/ {print $2}')
   echo "round trips per message: $(echo "scale=2; ($after - $before) / $MESSAGES" | bc)"
