@@ -3,11 +3,13 @@
 //! the test needs them, real Postfix, miltertest and LMTP peers.
 
 mod common;
+mod console_support;
 mod postfix_support;
 mod serve_support;
 
 mod cli;
 mod cli_replies;
+mod console_api;
 mod corpus_tags;
 mod editor_support;
 mod eval_golden;

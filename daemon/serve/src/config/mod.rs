@@ -168,6 +168,14 @@ pub struct HttpConfig {
     pub listen: ListenAddr,
     /// `token_file`; `None`: a token is generated into the state directory.
     pub token_file: Option<PathBuf>,
+    /// `readonly_token_file`: the token of the read-only role (`None`: no
+    /// read-only access).
+    pub readonly_token_file: Option<PathBuf>,
+    /// `keep_messages`: how many recent messages' bytes to keep in memory
+    /// for the console's explain view and backtests (0: none, the default).
+    pub keep_messages: usize,
+    /// `keep_for`: kept bytes older than this are dropped.
+    pub keep_for: Duration,
     /// `max_connections`, `idle_timeout`.
     pub connections: Connections,
 }
@@ -317,6 +325,9 @@ impl Config {
                     port: 8080,
                 }),
                 token_file: None,
+                readonly_token_file: None,
+                keep_messages: 0,
+                keep_for: Duration::from_secs(86400),
                 connections: HTTP_CONNECTIONS,
             },
             limits: LimitsConfig {
@@ -579,7 +590,7 @@ period = "7d"
             "{err}"
         );
         assert!(
-            err.contains("weir.toml: [http] port: unknown key, expected one of `listen`, `token_file`, `max_connections`, `idle_timeout` (line 6, column 1)"),
+            err.contains("weir.toml: [http] port: unknown key, expected one of `listen`, `token_file`, `readonly_token_file`, `keep_messages`, `keep_for`, `max_connections`, `idle_timeout` (line 6, column 1)"),
             "{err}"
         );
     }
