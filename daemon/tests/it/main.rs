@@ -10,6 +10,7 @@ mod serve_support;
 mod cli;
 mod cli_replies;
 mod console_api;
+mod console_browser;
 mod corpus_tags;
 mod editor_support;
 mod eval_golden;

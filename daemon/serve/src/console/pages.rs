@@ -162,7 +162,9 @@ fn decision_summary(entry: &AuditEntry, held: Option<&QuarantineEntry>) -> Marku
                 dt { "Message-ID" } dd { code { (entry.message_id) } }
                 dt { "Sender" } dd { (text(d.get("from"))) }
                 dt { "Recipients" } dd { (text(d.get("to"))) (text(d.get("recipient"))) }
-                dt { "Client" } dd { (text(client.and_then(|c| c.get("ip")))) " " (text(client.and_then(|c| c.get("name")))) " HELO " (text(client.and_then(|c| c.get("helo")))) }
+                dt { "Client" } dd { (text(client.and_then(|c| c.get("ip")))) " " (text(client.and_then(|c| c.get("name"))))
+                    @let helo = text(client.and_then(|c| c.get("helo")));
+                    @if !helo.is_empty() { " HELO " (helo) } }
                 dt { "Authenticated" } dd { (text(d.get("auth_user"))) }
                 dt { "Size" } dd { (text(d.get("size"))) }
                 dt { "Rules matched" } dd { (text(d.get("matched"))) }
