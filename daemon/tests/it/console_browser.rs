@@ -264,79 +264,9 @@ fn an_admin_watches_explains_and_releases_in_the_browser() {
         )
         .await;
         b.shot("overview").await;
-
-        // Live: a message sent now appears within 2 s.
-        b.client
-            .goto(&format!("{base}/console/live"))
-            .await
-            .expect("live");
-        b.wait_js(
-            "return document.getElementById('live-status').textContent === 'Live.'",
-            "the stream",
-        )
-        .await;
-        let mid = crate::console_support::unique();
-        let c = console.clone();
-        let m = mid.clone();
-        let id = off(move || {
-            let message = format!("From: alice@example.com\nTo: bob@example.org\nSubject: cheap pills today\nMessage-ID: <{m}@example.com>\n\nHello\n");
-            c.deliver_raw("bob@example.org", &message);
-            c.wait_entry(&m)["id"].as_u64().expect("an id")
-        })
-        .await;
-        let took = b
-            .wait_js_for(
-                &format!(
-                    "return document.querySelector('#live-rows tr[data-id=\"{id}\"]') !== null"
-                ),
-                "the new decision on Live",
-                Duration::from_secs(2),
-            )
-            .await;
-        eprintln!("Live showed audit entry {id} {took:?} after the LMTP reply");
-        // The verdict filter hides it, clearing shows it again; pause holds new rows.
-        b.click("#live-pause").await;
-        assert_eq!(b.text("#live-pause").await, "Resume");
-        b.shot("live").await;
-        b.click("#live-pause").await;
-
-        // Its Message page: the matching bytes highlighted in the source.
-        b.click(&format!("#live-rows tr[data-id=\"{id}\"] a")).await;
-        b.wait_js(
-            "return document.body.dataset.page === 'message'",
-            "the Message page",
-        )
-        .await;
-        let marked = b.text("#message-source mark").await;
-        assert_eq!(marked, "pills");
-        let before = b
-            .client
-            .execute("return document.querySelector('#message-source mark').previousSibling.textContent.endsWith('Subject: cheap ')", vec![])
-            .await
-            .expect("js");
-        assert_eq!(before, Value::Bool(true), "the mark is in the Subject line");
-        b.client
-            .execute(
-                "document.getElementById('h-explain').scrollIntoView()",
-                vec![],
-            )
-            .await
-            .expect("scroll");
-        b.shot("message").await;
-
-        // Search.
-        b.client
-            .goto(&format!("{base}/console/search?tag=spam"))
-            .await
-            .expect("search");
-        let rows = b
-            .client
-            .find_all(Locator::Css("#search-results tbody tr"))
-            .await
-            .expect("rows");
-        assert_eq!(rows.len(), 2, "two spam entries");
-        b.shot("search").await;
-
+        let id = live(&b, &console, &base).await;
+        message_page(&b, id).await;
+        search_page(&b, &base).await;
         // Quarantine: an HTML message that tries to run a script, and a release.
         let c = console.clone();
         off(move || {
@@ -352,39 +282,155 @@ fn an_admin_watches_explains_and_releases_in_the_browser() {
             .await
             .expect("quarantine");
         b.shot("quarantine").await;
+        sanitised_body(&b, &base, &html_id).await;
+        release(&b, &console, &base, &plain_id).await;
         b.client
-            .goto(&format!("{base}/console/quarantine/{html_id}"))
+            .goto(&format!("{base}/console/outbox"))
             .await
-            .expect("held");
-        b.client
-            .find(Locator::Css("iframe.body"))
-            .await
-            .expect("the body frame");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let title = b.client.title().await.expect("title");
-        assert!(
-            title.starts_with("Held message"),
-            "the script changed the title: {title}"
-        );
-        let pwned = b
+            .expect("outbox");
+        b.shot("outbox").await;
+        b.client.clone().close().await.expect("close");
+    });
+}
+
+/// Live: a message sent now appears within 2 s of its LMTP reply; the
+/// verdict filter hides it and Pause holds new rows. Its audit id.
+async fn live(b: &Browser, console: &std::sync::Arc<Console>, base: &str) -> u64 {
+    b.client
+        .goto(&format!("{base}/console/live"))
+        .await
+        .expect("live");
+    b.wait_js(
+        "return document.getElementById('live-status').textContent === 'Live.'",
+        "the stream",
+    )
+    .await;
+    let mid = crate::console_support::unique();
+    let c = console.clone();
+    let m = mid.clone();
+    off(move || {
+        let message = format!("From: alice@example.com\nTo: bob@example.org\nSubject: cheap pills today\nMessage-ID: <{m}@example.com>\n\nHello\n");
+        c.deliver_raw("bob@example.org", &message);
+    })
+    .await;
+    // Timed from the LMTP reply (the audit entry is written before it).
+    let row = format!(
+        "[...document.querySelectorAll('#live-rows tr')].find(r => r.entry && r.entry.message_id.includes('{mid}'))"
+    );
+    let took = b
+        .wait_js_for(
+            &format!("return {row} !== undefined"),
+            "the new decision on Live",
+            Duration::from_secs(2),
+        )
+        .await;
+    let id = console.wait_entry(&mid)["id"].as_u64().expect("an id");
+    eprintln!("Live showed audit entry {id} {took:?} after the LMTP reply");
+    let filter = "const s = document.querySelector('#live-filter select'); s.value = arguments[0]; \
+                  s.dispatchEvent(new Event('input', {bubbles: true}));";
+    b.client
+        .execute(filter, vec![json!("reject")])
+        .await
+        .expect("filter");
+    let hidden = format!("return {row}.hidden");
+    assert_eq!(
+        b.client.execute(&hidden, vec![]).await.expect("js"),
+        Value::Bool(true)
+    );
+    b.client
+        .execute(filter, vec![json!("")])
+        .await
+        .expect("filter");
+    assert_eq!(
+        b.client.execute(&hidden, vec![]).await.expect("js"),
+        Value::Bool(false)
+    );
+    b.click("#live-pause").await;
+    assert_eq!(b.text("#live-pause").await, "Resume");
+    b.shot("live").await;
+    b.click("#live-pause").await;
+    id
+}
+
+/// The Message page highlights the matching bytes in the source.
+async fn message_page(b: &Browser, id: u64) {
+    // Its Message page: the matching bytes highlighted in the source.
+    b.click(&format!("#live-rows tr[data-id=\"{id}\"] a")).await;
+    b.wait_js(
+        "return document.body.dataset.page === 'message'",
+        "the Message page",
+    )
+    .await;
+    let marked = b.text("#message-source mark").await;
+    assert_eq!(marked, "pills");
+    let before = b
             .client
-            .execute("return window.pwned === undefined", vec![])
+            .execute("return document.querySelector('#message-source mark').previousSibling.textContent.endsWith('Subject: cheap ')", vec![])
             .await
             .expect("js");
-        assert_eq!(pwned, Value::Bool(true));
-        b.shot("quarantine-message").await;
-        // The frame is sandboxed (no scripts even if one were left), and
-        // what it shows is sanitised.
-        let sandbox = b
-            .client
-            .find(Locator::Css("iframe.body"))
-            .await
-            .expect("frame")
-            .attr("sandbox")
-            .await
-            .expect("attr");
-        assert_eq!(sandbox.as_deref(), Some(""));
-        let body = b
+    assert_eq!(before, Value::Bool(true), "the mark is in the Subject line");
+    b.client
+        .execute(
+            "document.getElementById('h-explain').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .expect("scroll");
+    b.shot("message").await;
+}
+
+/// Search by tag.
+async fn search_page(b: &Browser, base: &str) {
+    // Search.
+    b.client
+        .goto(&format!("{base}/console/search?tag=spam"))
+        .await
+        .expect("search");
+    let rows = b
+        .client
+        .find_all(Locator::Css("#search-results tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "two spam entries");
+    b.shot("search").await;
+}
+
+/// A held HTML message: its script does not run, its body is sanitised
+/// and framed in a sandbox.
+async fn sanitised_body(b: &Browser, base: &str, html_id: &str) {
+    b.client
+        .goto(&format!("{base}/console/quarantine/{html_id}"))
+        .await
+        .expect("held");
+    b.client
+        .find(Locator::Css("iframe.body"))
+        .await
+        .expect("the body frame");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let title = b.client.title().await.expect("title");
+    assert!(
+        title.starts_with("Held message"),
+        "the script changed the title: {title}"
+    );
+    let pwned = b
+        .client
+        .execute("return window.pwned === undefined", vec![])
+        .await
+        .expect("js");
+    assert_eq!(pwned, Value::Bool(true));
+    b.shot("quarantine-message").await;
+    // The frame is sandboxed (no scripts even if one were left), and
+    // what it shows is sanitised.
+    let sandbox = b
+        .client
+        .find(Locator::Css("iframe.body"))
+        .await
+        .expect("frame")
+        .attr("sandbox")
+        .await
+        .expect("attr");
+    assert_eq!(sandbox.as_deref(), Some(""));
+    let body = b
             .client
             .execute_async(
                 "const done = arguments[arguments.length - 1];
@@ -394,75 +440,71 @@ fn an_admin_watches_explains_and_releases_in_the_browser() {
             )
             .await
             .expect("the frame's document");
-        let (csp, html) = (
-            body[0].as_str().unwrap_or(""),
-            body[1].as_str().unwrap_or(""),
+    let (csp, html) = (
+        body[0].as_str().unwrap_or(""),
+        body[1].as_str().unwrap_or(""),
+    );
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(html.contains("Hello from HTML"), "{html}");
+    for bad in [
+        "<script",
+        "<img",
+        "<form",
+        "<input",
+        "onerror",
+        "tracker.invalid",
+    ] {
+        assert!(!html.contains(bad), "{bad} in the sanitised body: {html}");
+    }
+}
+
+/// Release from the Quarantine page, confirmed: the copy lands in the
+/// Maildir and the audit log says who did it.
+async fn release(b: &Browser, console: &Console, base: &str, plain_id: &str) {
+    b.client
+        .goto(&format!("{base}/console/quarantine"))
+        .await
+        .expect("quarantine");
+    b.click(&format!("button[data-act=release][data-id=\"{plain_id}\"]"))
+        .await;
+    let asked = b.client.get_alert_text().await.expect("a confirmation");
+    assert!(asked.contains(plain_id), "{asked}");
+    b.client.accept_alert().await.expect("confirm");
+    let inbox = console.dir.join("mail/example.org/bob/new");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let landed = || {
+        files(&inbox).iter().any(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains("release me")
+        })
+    };
+    while !landed() {
+        assert!(
+            Instant::now() < deadline,
+            "the released copy did not land in {}",
+            inbox.display()
         );
-        assert!(csp.starts_with("default-src 'none'"), "{csp}");
-        assert!(html.contains("Hello from HTML"), "{html}");
-        for bad in [
-            "<script",
-            "<img",
-            "<form",
-            "<input",
-            "onerror",
-            "tracker.invalid",
-        ] {
-            assert!(!html.contains(bad), "{bad} in the sanitised body: {html}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(files(&inbox).len(), 1, "only the released copy is in INBOX");
+    // The audit entry follows the delivery.
+    let act = loop {
+        let found = console
+            .actions("")
+            .into_iter()
+            .rev()
+            .find(|e| e["quarantine"] == "released");
+        if let Some(act) = found {
+            break act;
         }
-
-        b.client
-            .goto(&format!("{base}/console/quarantine"))
-            .await
-            .expect("quarantine");
-        b.click(&format!("button[data-act=release][data-id=\"{plain_id}\"]"))
-            .await;
-        let asked = b.client.get_alert_text().await.expect("a confirmation");
-        assert!(asked.contains(&plain_id), "{asked}");
-        b.client.accept_alert().await.expect("confirm");
-        let inbox = console.dir.join("mail/example.org/bob/new");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let landed = || {
-            files(&inbox).iter().any(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap_or_default()
-                    .contains("release me")
-            })
-        };
-        while !landed() {
-            assert!(
-                Instant::now() < deadline,
-                "the released copy did not land in {}",
-                inbox.display()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(files(&inbox).len(), 1, "only the released copy is in INBOX");
-        // The audit entry follows the delivery.
-        let act = loop {
-            let found = console
-                .actions("")
-                .into_iter()
-                .rev()
-                .find(|e| e["quarantine"] == "released");
-            if let Some(act) = found {
-                break act;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the release is not in the audit log"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert_eq!(act["by"], json!({"role": "admin", "via": "session"}));
-
-        b.client
-            .goto(&format!("{base}/console/outbox"))
-            .await
-            .expect("outbox");
-        b.shot("outbox").await;
-        b.client.clone().close().await.expect("close");
-    });
+        assert!(
+            Instant::now() < deadline,
+            "the release is not in the audit log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(act["by"], json!({"role": "admin", "via": "session"}));
 }
 
 #[test]
