@@ -424,3 +424,89 @@ fn the_overview_figures_count_decisions() {
     assert_eq!(s["ruleset"]["version"], 1);
     assert!(s["eval_seconds"]["p99"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn the_playground_runs_a_pasted_message_with_its_explanation() {
+    let c = Console::start("run");
+    let ro = bearer(READER);
+    let body = serde_json::json!({
+        "source": crate::console_support::RULES,
+        "message": "From: a@example.com\nSubject: cheap pills\n\nhi\n",
+        "from": "a@example.com",
+        "to": ["bob@example.org"],
+    });
+    // A read-only caller may run: it changes nothing.
+    let h = [("Authorization", ro.as_str())];
+    let r = c.request(
+        "POST",
+        "/v1/playground/run",
+        &h,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let j = r.json();
+    assert_eq!(j["tags"], serde_json::json!(["spam"]), "{j}");
+    assert_eq!(j["trace"][0]["rule"], "pills");
+    let (s, e) = (
+        j["highlights"][0]["start"].as_u64().unwrap() as usize,
+        j["highlights"][0]["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&j["source"].as_str().unwrap()[s..e], "pills");
+    // No audit entry: a dry run.
+    assert!(c.actions("").is_empty());
+    // Without a message: a clear 400.
+    let r = c.request("POST", "/v1/playground/run", &h, br#"{"source": ""}"#);
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("message"));
+}
+
+#[test]
+fn the_rules_page_diffs_two_versions() {
+    let c = Console::start("rules-diff");
+    let wider = crate::console_support::RULES
+        .replace("\"pills\"", "\"pills\" or subject contains \"viagra\"");
+    std::fs::write(c.dir.join("rules.flow"), &wider).unwrap();
+    assert_eq!(
+        c.daemon.request("POST", "/v1/reload", true, b"").status,
+        200
+    );
+    let (cookie, _) = c.login(READER);
+    let page = c
+        .request("GET", "/console/rules?a=1&b=2", &[("Cookie", &cookie)], b"")
+        .body;
+    assert!(page.contains("Diff 1 → 2"), "{page}");
+    assert!(
+        page.contains("<del>-  when subject contains &quot;pills&quot;\n</del>"),
+        "{page}"
+    );
+    assert!(page.contains("viagra"), "{page}");
+    assert!(
+        page.contains("<span class=\"t-kw\">rule</span>"),
+        "highlighted"
+    );
+}
+
+#[test]
+fn a_read_only_token_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::serve_support::temp_dir("console-ro-mode");
+    std::fs::write(dir.join("rules.flow"), crate::console_support::RULES).unwrap();
+    std::fs::write(dir.join("ro-token"), "reader-token-0123\n").unwrap();
+    std::fs::set_permissions(dir.join("ro-token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    crate::serve_support::write_config(&dir, "", "readonly_token_file = \"ro-token\"\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--config", "weir.toml"])
+        .current_dir(&dir)
+        .output()
+        .expect("weir serve runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[http] readonly_token_file: ") && err.contains("mode 0644"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("reader-token"),
+        "the token is never printed: {err}"
+    );
+}

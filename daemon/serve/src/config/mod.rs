@@ -580,6 +580,34 @@ period = "7d"
     }
 
     #[test]
+    fn the_console_settings_are_read_and_checked() {
+        let base = "rules = \"a.flow\"\nstate_dir = \"s\"\n[http]\n";
+        let c = parse(&format!(
+            "{base}readonly_token_file = \"ro\"\nkeep_messages = 500\nkeep_for = \"2h\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.http.keep_messages, 500);
+        assert_eq!(c.http.keep_for, Duration::from_secs(7200));
+        assert!(
+            c.http
+                .readonly_token_file
+                .is_some_and(|p| p.ends_with("ro"))
+        );
+        let c = parse(base).expect("valid");
+        assert_eq!(c.http.keep_messages, 0, "off by default");
+        assert_eq!(c.http.readonly_token_file, None);
+        let err = parse(&format!("{base}keep_messages = -1\nkeep_for = \"soon\"\n"))
+            .expect_err("bad values");
+        assert!(
+            err.contains("[http] keep_messages: expected a number >= 0, got -1 (line 4,"),
+            "{err}"
+        );
+        assert!(err.contains("[http] keep_for: "), "{err}");
+        let err = parse(&format!("{base}readonly_token_file = \"\"\n")).expect_err("empty");
+        assert!(err.contains("[http] readonly_token_file: "), "{err}");
+    }
+
+    #[test]
     fn an_unknown_key_is_an_error_naming_its_table() {
         let err = parse(
             "rules = \"a.flow\"\nstate_dir = \"s\"\n[http]\nlisten = \"1.2.3.4:5\"\ntokn_file = \"x\"\nport = 1\n",
