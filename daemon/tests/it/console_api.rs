@@ -510,3 +510,40 @@ fn a_read_only_token_file_others_can_read_is_refused() {
         "the token is never printed: {err}"
     );
 }
+
+#[test]
+fn a_message_the_milter_decided_is_kept_and_explained() {
+    use weir::milter_client::Mail;
+    let c = Console::start("milter-kept");
+    let mail = Mail {
+        helo: "client.example.test".into(),
+        from: "alice@example.com".into(),
+        to: vec!["bob@example.org".into()],
+        headers: vec![
+            ("From".into(), "<alice@example.com>".into()),
+            ("Subject".into(), "cheap pills by milter".into()),
+            ("Message-ID".into(), "<milter-kept@example.com>".into()),
+        ],
+        body: b"Hello.\r\n".to_vec(),
+        queue_id: "4F2A1B3C".into(),
+        ..Mail::default()
+    };
+    crate::serve_support::milter_reply(c.daemon.milter, &mail).expect("a reply");
+    let entry = c.wait_entry("milter-kept");
+    assert_eq!(entry["source"], "milter");
+    let e = c
+        .daemon
+        .get(&format!("/v1/actions/{}/explain", entry["id"]))
+        .json();
+    let source = e["source"].as_str().expect("the source");
+    assert!(
+        source.contains("Subject: cheap pills by milter"),
+        "{source}"
+    );
+    let h = &e["highlights"][0];
+    let (s, t) = (
+        h["start"].as_u64().unwrap() as usize,
+        h["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&source[s..t], "pills");
+}
