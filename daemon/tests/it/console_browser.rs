@@ -82,10 +82,14 @@ impl Browser {
             args.push("--force-dark-mode".into());
             args.push("--blink-settings=preferredColorScheme=0".into());
         }
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": which("chromium").expect("chromium"), "args": args},
-        });
+        let mut options = json!({"binary": which("chromium").expect("chromium"), "args": args});
+        // Headless windows are at least 500 px wide: a phone's width is
+        // emulated instead.
+        if width < 500 {
+            options["mobileEmulation"] =
+                json!({"deviceMetrics": {"width": width, "height": 844, "pixelRatio": 1}});
+        }
+        let caps = json!({"browserName": "chrome", "goog:chromeOptions": options});
         let caps = caps.as_object().expect("an object").clone();
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
@@ -598,6 +602,11 @@ fn the_playground_shows_diagnostics_backtests_and_refuses_a_failing_deploy() {
             "subject contains \"pills\" or subject contains \"viagra\"",
         );
         b.set_value("pg-source", &wider).await;
+        b.wait_js(
+            "return document.getElementById('pg-diagnostics').textContent.startsWith('No problems')",
+            "the diagnostic gone once fixed",
+        )
+        .await;
         b.click("#pg-backtest").await;
         b.wait_js(
             "return !!document.getElementById('pg-backtest-summary')",
@@ -659,6 +668,12 @@ fn the_console_reads_at_390_pixels_and_in_dark_mode() {
         off(move || c.deliver("bob@example.org", "cheap pills", "x")).await;
         let b = Browser::start(390, true, &shots_dir(&console)).await;
         b.login(&base, ADMIN).await;
+        let width = b
+            .client
+            .execute("return window.innerWidth", vec![])
+            .await
+            .expect("js");
+        assert_eq!(width, json!(390));
         // Nothing wider than the window (tables scroll inside their box).
         let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
         b.wait_js(fits, "no horizontal scroll on the Overview")

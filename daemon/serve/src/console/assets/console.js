@@ -48,7 +48,7 @@
 
   // A gate refusal: the rendered diagnostics and the failing tests.
   function refusal(data) {
-    const parts = [el("p", { class: "error", text: data.error || "refused" })];
+    const parts = [el("p", { class: "error", text: data.error || "The compile and test gate refuses it:" })];
     if (data.rendered) parts.push(el("pre", { class: "diag", text: data.rendered }));
     for (const t of data.tests || []) {
       parts.push(el("p", { class: "error", text: `test "${t.test}" (${t.file}:${t.line}) failed: ${(t.failures || []).join("; ")}` }));
