@@ -547,6 +547,20 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
+    /// Back to the state [`Prefilter::scan`] makes, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        self.bits.iter().for_each(|b| b.set(0));
+        self.scanned.fill(false);
+        self.values.fill(0);
+        self.value.fill(None);
+        self.regex.fill(Outcome::Unknown);
+        self.passed.fill(0);
+        self.stamp.fill(0);
+        self.marks.fill((0, 0));
+        self.touched.clear();
+        self.item = 0;
+    }
+
     /// The answers by leaf id, for the generated code.
     pub(crate) fn bits(&self) -> &[Cell<u8>] {
         &self.bits
