@@ -47,10 +47,13 @@ fn thread_cpu() -> Result<Duration> {
     Ok(Duration::from_nanos(ns))
 }
 
+/// One pass over the corpus; returns a count, so the work stays.
+type Pass<'a> = Box<dyn Fn(&[Vec<u8>]) -> usize + 'a>;
+
 /// One thing measured: a name and one pass over the corpus.
 struct Row<'a> {
     name: String,
-    pass: Box<dyn Fn(&[Vec<u8>]) -> usize + 'a>,
+    pass: Pass<'a>,
     best: f64,
 }
 

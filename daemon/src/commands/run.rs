@@ -20,7 +20,7 @@ mod ordered;
 /// `--stats`), or why it could not be read.
 enum Done {
     Printed(Vec<u8>),
-    Decided(Decision),
+    Decided(Box<Decision>),
     Failed(String),
 }
 
@@ -44,7 +44,7 @@ impl RunContext<'_> {
                 .map_err(|e| e.to_string())
         });
         match result {
-            Ok(decision) if self.args.stats => Done::Decided(decision),
+            Ok(decision) if self.args.stats => Done::Decided(Box::new(decision)),
             Ok(decision) => {
                 let mut text = Vec::new();
                 // Writing into a Vec cannot fail.

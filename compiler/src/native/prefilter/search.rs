@@ -198,7 +198,7 @@ impl Fingerprints {
             let rest = &bytes[at..];
             // The eight bytes here (fewer at the end), for the entries'
             // first comparison in registers.
-            let head = rest.get(..8).map_or_else(|| padded(rest), |b| padded(b));
+            let head = padded(rest);
             for entry in &self.bucket[from..to] {
                 if head & entry.mask != entry.prefix {
                     continue;
