@@ -10,6 +10,9 @@ use std::sync::mpsc;
 /// when `jobs` is 1) and `sink(i, result)` on the calling thread in
 /// order of `i`. Each thread builds its own state with `init`. When
 /// `sink` breaks, the threads stop taking work and the call returns.
+/// Results finished ahead of an earlier one wait in memory until it is
+/// done: as many as the other threads finish meanwhile (for `weir run`,
+/// printed decisions of a few hundred bytes each).
 pub fn for_each_ordered<S, R: Send>(
     jobs: usize,
     count: usize,
