@@ -26,6 +26,7 @@ mod outbox;
 mod postfix;
 mod postfix_lmtp;
 mod postfix_pipeline;
+mod run_jobs;
 mod serve_big_messages;
 mod serve_disk_full;
 mod serve_flood;
