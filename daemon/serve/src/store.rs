@@ -49,6 +49,8 @@ pub(crate) mod test_redis;
 
 pub use self::redis::Health;
 use self::redis::RedisStore;
+mod search;
+pub use search::AuditSearch;
 
 /// A message held in the MTA's hold queue by a milter `quarantine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -812,6 +814,8 @@ pub struct AuditFilter {
     pub rule: Option<String>,
     /// Only entries with this verdict.
     pub verdict: Option<String>,
+    /// The search's further criteria (`store/search.rs`).
+    pub search: AuditSearch,
 }
 
 impl AuditFilter {
@@ -830,7 +834,7 @@ impl AuditFilter {
                 return false;
             }
         }
-        true
+        self.search.matches(e)
     }
 }
 
