@@ -70,6 +70,7 @@ pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset};
 pub use rates::{MemoryRates, RateCounter, within_window};
 pub use testcase::{TestCase, TestMessage, TestWorld};
+pub use check::ClassifierInfo;
 pub use types_at::ExprTypes;
 
 /// The result of compiling a ruleset: the ruleset when there is no error,
@@ -180,6 +181,13 @@ impl Ruleset {
         eval::evaluate(&self.inner.program, tx, rates, opts)
     }
 
+    /// Its learned classifiers (`classifier NAME = learned [...]`), in
+    /// load order: what the caller computes answers for before evaluation
+    /// (docs/language.md ("Classifiers")).
+    pub fn classifiers(&self) -> &[ClassifierInfo] {
+        &self.inner.program.classifiers
+    }
+
     /// The tags its rules set with constant text (`tag "vip"`, not
     /// `tag "${subject}"`): the bounded set of `tag` labels the daemon's
     /// metrics use.
@@ -283,6 +291,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
     let mut checker = check::Checker::new(&loaded, &scopes);
     let rules = checker.rules();
     checker.check_declarations();
+    let classifiers = checker.classifiers();
     let tests = check::check_tests(&mut checker);
     let used = std::mem::take(&mut checker.used);
     let types = ExprTypes::new(std::mem::take(&mut checker.types), |unit| {
@@ -302,6 +311,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
             functions: std::mem::take(&mut checker.functions),
             templates: std::mem::take(&mut checker.templates_ir),
             regexes: checker.take_regexes(),
+            classifiers,
         };
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));

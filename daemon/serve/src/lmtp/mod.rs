@@ -751,6 +751,7 @@ fn transaction(client: &Client, envelope: &Pending) -> Transaction {
         },
         message: Message::empty(),
         now: unix_now(),
+        classes: Default::default(),
     }
 }
 
