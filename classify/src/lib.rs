@@ -4,6 +4,7 @@
 //! - [`tokens`]: the features of a message, from Weir's message model.
 //! - [`model`]: counts per feature and class, and the Bayes classifier
 //!   (Robinson's feature probabilities, Fisher's chi-square combining).
+//! - [`mbox`]: an mbox file split into messages, for `weir learn`.
 //! - [`state`]: where the counts and the digest records are kept, behind
 //!   the small key-value interface [`LearnedState`].
 //!
@@ -33,6 +34,7 @@
 //! Nothing here reads the disk but [`SledState`], over a tree the caller
 //! opened.
 
+pub mod mbox;
 pub mod model;
 pub mod state;
 pub mod tokens;

@@ -67,6 +67,52 @@ impl SledState {
     }
 }
 
+/// Opening the learned state of a state directory.
+#[derive(Debug)]
+pub enum OpenError {
+    /// A running `weir serve` holds the database.
+    Locked(std::path::PathBuf),
+    /// Anything else sled reports.
+    Other(String),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Locked(dir) => write!(
+                f,
+                "the state directory {} is in use by a running weir serve: learn through its API \
+                 (POST /v1/learn/NAME/CLASS), or stop it first",
+                dir.display()
+            ),
+            OpenError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+impl SledState {
+    /// Opens the learned state of a state directory as `weir serve` keeps
+    /// it (the database `DIR/db`, created when missing), with the database
+    /// to keep open while the state is used.
+    pub fn open_dir(dir: &std::path::Path) -> Result<(sled::Db, SledState), OpenError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            OpenError::Other(format!("cannot create the state directory {}: {e}", dir.display()))
+        })?;
+        let db = sled::open(dir.join("db")).map_err(|e| match e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("lock") =>
+            {
+                OpenError::Locked(dir.to_path_buf())
+            }
+            other => OpenError::Other(format!("cannot open the state in {}: {other}", dir.display())),
+        })?;
+        let state = SledState::new(&db).map_err(|e| OpenError::Other(e.0))?;
+        Ok((db, state))
+    }
+}
+
 impl LearnedState for SledState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))

@@ -17,16 +17,12 @@ const MAX_WORD: usize = 40;
 /// says what it is, and a bound keeps a huge message cheap.
 const MAX_BODY_WORDS: usize = 20_000;
 
-/// The headers whose values are features (lower-case names), besides the
-/// subject and the addresses.
-const HEADERS: &[&str] = &[
-    "x-mailer",
-    "user-agent",
-    "content-type",
-    "precedence",
-    "list-id",
-    "x-priority",
-];
+/// Headers that say nothing about a message's class (unique per message)
+/// or that the subject and addresses cover already.
+const SKIPPED_HEADERS: &[&str] = &["date", "message-id", "subject", "content-length", "lines"];
+
+/// At most this many words of one header are features.
+const MAX_HEADER_WORDS: usize = 30;
 
 /// The distinct features of a message, sorted.
 pub fn features(message: &Message) -> Vec<u64> {
@@ -38,15 +34,7 @@ pub fn features(message: &Message) -> Vec<u64> {
         out.push(hash2(b'n', a.name.to_lowercase().as_bytes()));
     }
     for (name, value) in message.headers() {
-        let lower = name.to_ascii_lowercase();
-        if HEADERS.contains(&lower.as_str()) {
-            let mut key = lower.into_bytes();
-            key.push(b':');
-            // The value's first word: `text/html;` or `Outlook`.
-            let first = value.split([';', ' ', '(']).next().unwrap_or("");
-            key.extend_from_slice(first.to_ascii_lowercase().as_bytes());
-            out.push(hash2(b'h', &key));
-        }
+        header(&name, &value, &mut out);
     }
     url_hosts(message.body_text(), &mut out);
     url_hosts(message.body_html(), &mut out);
@@ -56,6 +44,29 @@ pub fn features(message: &Message) -> Vec<u64> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// A header's name, and the words of its value each marked with the
+/// name (as SpamAssassin's Bayes does: mailers, lists, relays and
+/// content types say much about where mail comes from).
+fn header(name: &str, value: &str, out: &mut Vec<u64>) {
+    let lower = name.to_ascii_lowercase();
+    if SKIPPED_HEADERS.contains(&lower.as_str()) {
+        return;
+    }
+    out.push(hash2(b'H', lower.as_bytes()));
+    let mut key = lower.into_bytes();
+    key.push(b':');
+    let prefix = key.len();
+    for word in value
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | ',' | '(' | ')' | '<' | '>' | '"' | '[' | ']' | '='))
+        .filter(|w| w.len() > 1 && w.len() <= MAX_WORD)
+        .take(MAX_HEADER_WORDS)
+    {
+        key.truncate(prefix);
+        key.extend_from_slice(word.to_lowercase().as_bytes());
+        out.push(hash2(b'h', &key));
+    }
 }
 
 /// The words of `text` (letters and digits, lower-cased; words of one

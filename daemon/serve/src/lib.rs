@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod classifiers;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod clock;

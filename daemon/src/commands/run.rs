@@ -33,6 +33,9 @@ pub fn run(args: &RunArgs) -> u8 {
         ..EvalOptions::default()
     };
     let evaluator = evaluator(&ruleset, args.engine);
+    let Some(classifiers) = classifiers(&ruleset, args) else {
+        return 2;
+    };
     let mut rates = MemoryRates::default();
     let mut stats = Stats::new(&ruleset);
     let mut status = 0;
@@ -42,7 +45,10 @@ pub fn run(args: &RunArgs) -> u8 {
         let now = args.now.unwrap_or_else(weir_compiler::now);
         let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
             weir_compiler::transaction_at(&bytes, &envelope, now)
-                .map(|tx| evaluator.decide_transaction(&tx, &mut rates, &opts))
+                .map(|mut tx| {
+                    tx.classes = classifiers.answers(&ruleset, &tx.message);
+                    evaluator.decide_transaction(&tx, &mut rates, &opts)
+                })
                 .map_err(|e| e.to_string())
         });
         let printed = match result {
@@ -70,6 +76,45 @@ pub fn run(args: &RunArgs) -> u8 {
     }
     let _ = out.flush();
     status
+}
+
+/// The learned classifiers the rules declare, read from `--state` once
+/// (none learned without it); `None` after printing why they cannot be.
+fn classifiers(ruleset: &Ruleset, args: &RunArgs) -> Option<Classifiers> {
+    let Some(dir) = &args.state else {
+        return Some(Classifiers::default());
+    };
+    let (_db, state) = match weir_classify::SledState::open_dir(dir) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let names = ruleset.classifiers().iter().map(|c| c.name.as_str());
+    match weir_classify::Models::load(&state, names) {
+        Ok(models) => Some(Classifiers { models }),
+        Err(e) => {
+            eprintln!("error: cannot read the learned state in {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+/// The models `weir run` classifies with.
+#[derive(Default)]
+struct Classifiers {
+    models: weir_classify::Models,
+}
+
+impl Classifiers {
+    fn answers(&self, ruleset: &Ruleset, message: &weir_stdlib::Message) -> weir_stdlib::Classifications {
+        let declared = ruleset
+            .classifiers()
+            .iter()
+            .map(|c| (c.name.as_str(), c.classes.as_slice()));
+        self.models.answers(declared, message)
+    }
 }
 
 fn print_decision(

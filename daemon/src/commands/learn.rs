@@ -1,0 +1,119 @@
+//! `weir learn NAME CLASS PATH... [--state DIR] [--forget]`: teach a
+//! learned classifier from messages (docs/classifiers.md). Every message
+//! is read and learned in memory, then the model and the digest records
+//! are written at once, so an interrupted run changes nothing.
+
+use weir_classify::{Learner, Outcome, SledState};
+use weir_stdlib::{Limits, Message};
+
+use crate::cli::LearnArgs;
+use crate::inputs::{self, Input};
+
+/// The most features a classifier keeps (docs/classifiers.md, "Storage").
+pub const MAX_VOCABULARY: usize = 2_000_000;
+
+/// What a run did, for its summary line.
+#[derive(Debug, Default)]
+struct Counts {
+    learned: usize,
+    already: usize,
+    moved: usize,
+    forgotten: usize,
+    not_learned: usize,
+    unreadable: usize,
+}
+
+/// Exit status: 0 when every message was read; 1 when one could not be
+/// (the others are still learned); 2 when the state cannot be opened or
+/// written (nothing is learned).
+pub fn run(args: &LearnArgs) -> u8 {
+    if args.class.is_empty() {
+        eprintln!("error: the class cannot be empty");
+        return 2;
+    }
+    let (_db, state) = match SledState::open_dir(&args.state) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut learner = match Learner::open(&state, &args.name) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot read the learned state: {e}");
+            return 2;
+        }
+    };
+    let mut counts = Counts::default();
+    for input in inputs::expand(&args.paths, inputs::any_file) {
+        learn_input(&mut learner, &input, args, &mut counts);
+    }
+    let vocabulary = learner.model().vocabulary();
+    let summary = learner
+        .model()
+        .learned()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Err(e) = learner.save_pruned(MAX_VOCABULARY) {
+        eprintln!("error: cannot write the learned state: {e}; nothing was learned");
+        return 2;
+    }
+    println!(
+        "{}: {} learned, {} already learned, {} moved, {} forgotten, {} not learned before, {} unreadable; \
+         now {summary} ({} features)",
+        args.name,
+        counts.learned,
+        counts.already,
+        counts.moved,
+        counts.forgotten,
+        counts.not_learned,
+        counts.unreadable,
+        vocabulary.min(MAX_VOCABULARY),
+    );
+    u8::from(counts.unreadable > 0)
+}
+
+/// Learns every message of one input (one message, or each of an mbox).
+fn learn_input(learner: &mut Learner<'_>, input: &Input, args: &LearnArgs, counts: &mut Counts) {
+    let bytes = match input.read() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {}: {e}", input.display());
+            counts.unreadable += 1;
+            return;
+        }
+    };
+    let messages = if weir_classify::mbox::is_mbox(&bytes) {
+        weir_classify::mbox::split(&bytes)
+    } else {
+        vec![bytes]
+    };
+    for (i, raw) in messages.iter().enumerate() {
+        let name = if messages.len() > 1 {
+            format!("{} (message {})", input.display(), i + 1)
+        } else {
+            input.display()
+        };
+        let message = match Message::parse(raw, &Limits::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                counts.unreadable += 1;
+                continue;
+            }
+        };
+        match learner.learn(&message, &args.class, args.forget) {
+            Ok(Outcome::Learned) => counts.learned += 1,
+            Ok(Outcome::AlreadyLearned) => counts.already += 1,
+            Ok(Outcome::Moved(_)) => counts.moved += 1,
+            Ok(Outcome::Forgotten(_)) => counts.forgotten += 1,
+            Ok(Outcome::NotLearned) => counts.not_learned += 1,
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                counts.unreadable += 1;
+            }
+        }
+    }
+}
