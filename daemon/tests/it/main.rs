@@ -6,6 +6,7 @@ mod common;
 mod postfix_support;
 mod serve_support;
 
+mod classifiers;
 mod cli;
 mod cli_replies;
 mod corpus_tags;
