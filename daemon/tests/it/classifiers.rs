@@ -223,3 +223,40 @@ fn the_api_learns_moves_forgets_and_keeps_it_across_a_restart() {
     let restarted = daemon.request("POST", "/v1/check", true, &probe).json();
     assert_eq!(restarted["tags"][0].as_str().unwrap(), tag);
 }
+
+/// examples/learned-triage/ as its README trains it: one `weir learn` per
+/// folder, then its held-out messages are filed by their class.
+#[test]
+fn the_triage_example_learns_from_its_folders() {
+    let dir = temp_dir("classify-triage");
+    let example = crate::common::root().join("examples/learned-triage");
+    let state = dir.join("state");
+    let state = state.to_str().unwrap();
+    for class in ["billing", "technical", "sales"] {
+        let folder = example.join("train").join(class);
+        learn(&dir, &["triage", class, folder.to_str().unwrap(), "--state", state]);
+    }
+    let rules = example.join("triage.flow");
+    let mail = example.join("mail");
+    let out = weir(
+        &["run", "--json", "--state", state, rules.to_str().unwrap(), mail.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folders: Vec<(String, String)> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+            let file = d["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+            (file, d["folder"].as_str().unwrap_or("INBOX").to_string())
+        })
+        .collect();
+    assert_eq!(
+        folders,
+        [
+            ("billing.eml".to_string(), "Support/Billing".to_string()),
+            ("sales.eml".to_string(), "Sales/Leads".to_string()),
+            ("technical.eml".to_string(), "Support/Technical".to_string()),
+        ]
+    );
+}
