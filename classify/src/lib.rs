@@ -101,7 +101,12 @@ impl<'s> Learner<'s> {
 
     /// Learns `message` as `class` (or, with `forget`, unlearns it) in
     /// memory; [`Learner::save`] makes it durable.
-    pub fn learn(&mut self, message: &Message, class: &str, forget: bool) -> Result<Outcome, StateError> {
+    pub fn learn(
+        &mut self,
+        message: &Message,
+        class: &str,
+        forget: bool,
+    ) -> Result<Outcome, StateError> {
         let features = tokens::features(message);
         self.learn_features(&features, class, forget)
     }
@@ -194,17 +199,35 @@ pub fn learn_logged(
 ) -> Result<Outcome, StateError> {
     let d = digest(update.features);
     let before = state::digest_class(state, name, &d)?;
-    let outcome = change(model, before.clone(), update.class, update.forget, update.features);
+    let outcome = change(
+        model,
+        before.clone(),
+        update.class,
+        update.forget,
+        update.features,
+    );
     let mut writes = Vec::new();
     match &outcome {
         Outcome::AlreadyLearned | Outcome::NotLearned => return Ok(outcome),
         Outcome::Learned => {
-            writes.push(state::log_write(name, update.seq, update.class, 1, update.features));
+            writes.push(state::log_write(
+                name,
+                update.seq,
+                update.class,
+                1,
+                update.features,
+            ));
             writes.push(state::digest_write(name, &d, Some(update.class)));
         }
         Outcome::Moved(old) => {
             writes.push(state::log_write(name, update.seq, old, -1, update.features));
-            writes.push(state::log_write(name, update.seq + 1, update.class, 1, update.features));
+            writes.push(state::log_write(
+                name,
+                update.seq + 1,
+                update.class,
+                1,
+                update.features,
+            ));
             writes.push(state::digest_write(name, &d, Some(update.class)));
         }
         Outcome::Forgotten(old) => {

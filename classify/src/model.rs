@@ -20,16 +20,27 @@ pub const MIN_PER_CLASS: u64 = 10;
 /// this; below, the classifier is unsure and `.class` is `""`.
 pub const CUT: f64 = 0.9;
 
-/// At most this many features, the strongest, decide (SpamAssassin: 150).
-const MAX_FEATURES: usize = 150;
+/// The constants of the combining, measured on the SpamAssassin corpus
+/// (benches/README.md).
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Robinson's strength of the prior belief (`s`).
+    pub s: f64,
+    /// Robinson's prior probability of an unseen feature (`x`).
+    pub x: f64,
+    /// Features whose probability is within this of 0.5 are left out.
+    pub min_strength: f64,
+    /// At most this many features, the strongest, decide.
+    pub max_features: usize,
+}
 
-/// Features whose probability is within this of 0.5 say nothing and are
-/// left out (SpamAssassin's minimum probability strength).
-const MIN_STRENGTH: f64 = 0.346;
-
-/// Robinson's strength of the prior belief (`s`) and the prior (`x`).
-const S: f64 = 1.0;
-const X: f64 = 0.5;
+/// The tuning every caller uses.
+pub const TUNING: Tuning = Tuning {
+    s: 1.0,
+    x: 0.5,
+    min_strength: 0.346,
+    max_features: 150,
+};
 
 /// The features are hashes already: a multiply is hashing enough.
 #[derive(Default)]
@@ -118,6 +129,11 @@ impl Model {
         }
     }
 
+    /// The counts of a feature, by class (in [`Model::learned`]'s order).
+    pub fn counts(&self, feature: u64) -> Option<&[u32]> {
+        self.row(feature)
+    }
+
     /// The counts of a feature, by column.
     fn row(&self, feature: u64) -> Option<&[u32]> {
         let width = self.classes.len();
@@ -128,9 +144,18 @@ impl Model {
     /// Every feature with its counts (for storage).
     pub(crate) fn rows(&self) -> impl Iterator<Item = (u64, &[u32])> {
         let width = self.classes.len().max(1);
-        self.index
-            .iter()
-            .map(move |(&f, &row)| (f, &self.counts[row as usize * width..(row as usize + 1) * width]))
+        self.index.iter().map(move |(&f, &row)| {
+            (
+                f,
+                &self.counts[row as usize * width..(row as usize + 1) * width],
+            )
+        })
+    }
+
+    /// Makes room for `features` more features (loading from storage).
+    pub(crate) fn reserve(&mut self, features: usize) {
+        self.index.reserve(features);
+        self.counts.reserve(features * self.classes.len());
     }
 
     /// Sets a feature's counts (loading from storage); `row` is by column.
@@ -158,10 +183,7 @@ impl Model {
         let total = |row: &[u32]| row.iter().map(|&n| u64::from(n)).sum::<u64>();
         let mut floor = 0u64;
         loop {
-            let kept = self
-                .rows()
-                .filter(|(_, row)| total(row) > floor)
-                .count();
+            let kept = self.rows().filter(|(_, row)| total(row) > floor).count();
             if kept <= max || floor > u64::from(u32::MAX) {
                 break;
             }
@@ -185,6 +207,16 @@ impl Model {
     /// declared classes (a class the model never learned has learned
     /// nothing).
     pub fn classify(&self, declared: &[String], features: &[u64]) -> Classification {
+        self.classify_tuned(declared, features, &TUNING)
+    }
+
+    /// [`Model::classify`] with other constants (for measuring them).
+    pub fn classify_tuned(
+        &self,
+        declared: &[String],
+        features: &[u64],
+        t: &Tuning,
+    ) -> Classification {
         let columns: Vec<Option<usize>> = declared
             .iter()
             .map(|c| self.classes.iter().position(|k| k == c))
@@ -202,7 +234,7 @@ impl Model {
         }
         let total: u64 = learned.iter().sum();
         let mut indicators = Vec::with_capacity(declared.len());
-        let mut probs = Vec::with_capacity(MAX_FEATURES * 2);
+        let mut probs = Vec::with_capacity(t.max_features * 2);
         for (k, column) in columns.iter().enumerate() {
             probs.clear();
             let column = column.unwrap_or(0);
@@ -224,12 +256,12 @@ impl Model {
                 let b = mine / ours;
                 let g = others / theirs;
                 let p = b / (b + g);
-                let f = (S * X + n * p) / (S + n);
-                if (f - 0.5).abs() >= MIN_STRENGTH {
+                let f = (t.s * t.x + n * p) / (t.s + n);
+                if (f - 0.5).abs() >= t.min_strength {
                     probs.push(f);
                 }
             }
-            indicators.push(combine(&mut probs));
+            indicators.push(combine(&mut probs, t.max_features));
         }
         let sum: f64 = indicators.iter().sum();
         let probabilities: Vec<(String, f64)> = declared
@@ -237,11 +269,17 @@ impl Model {
             .zip(&indicators)
             .map(|(c, i)| (c.clone(), if sum > 0.0 { i / sum } else { 0.0 }))
             .collect();
-        let (best, confidence) = probabilities
-            .iter()
-            .fold(("", 0.0), |acc, (c, p)| if *p > acc.1 { (c.as_str(), *p) } else { acc });
+        let (best, confidence) =
+            probabilities.iter().fold(
+                ("", 0.0),
+                |acc, (c, p)| if *p > acc.1 { (c.as_str(), *p) } else { acc },
+            );
         Classification {
-            class: if confidence >= CUT { best.to_string() } else { String::new() },
+            class: if confidence >= CUT {
+                best.to_string()
+            } else {
+                String::new()
+            },
             confidence,
             probabilities,
         }
@@ -251,15 +289,13 @@ impl Model {
 /// Fisher's combining of the strongest feature probabilities into
 /// Robinson's indicator: near 1 when they say "this class", near 0 when
 /// they say "another", 0.5 with no evidence.
-fn combine(probs: &mut Vec<f64>) -> f64 {
+fn combine(probs: &mut Vec<f64>, max: usize) -> f64 {
     if probs.is_empty() {
         return 0.5;
     }
-    if probs.len() > MAX_FEATURES {
-        let cut = probs.len() - MAX_FEATURES;
-        probs.select_nth_unstable_by(cut, |a, b| {
-            (a - 0.5).abs().total_cmp(&(b - 0.5).abs())
-        });
+    if probs.len() > max {
+        let cut = probs.len() - max;
+        probs.select_nth_unstable_by(cut, |a, b| (a - 0.5).abs().total_cmp(&(b - 0.5).abs()));
         probs.drain(..cut);
     }
     let n = probs.len();

@@ -39,6 +39,9 @@ impl From<sled::Error> for StateError {
     }
 }
 
+/// A key and its value, as a scan returns them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One write of a batch: a value to put, or `None` to delete the key.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
@@ -49,7 +52,7 @@ pub trait LearnedState: Send + Sync {
     /// Applies the writes at once, durably.
     fn apply(&self, writes: Vec<Write>) -> Result<(), StateError>;
     /// Every key under `prefix` with its value, in key order.
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError>;
 }
 
 /// The learned state in a sled tree.
@@ -98,15 +101,22 @@ impl SledState {
     /// to keep open while the state is used.
     pub fn open_dir(dir: &std::path::Path) -> Result<(sled::Db, SledState), OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            OpenError::Other(format!("cannot create the state directory {}: {e}", dir.display()))
+            OpenError::Other(format!(
+                "cannot create the state directory {}: {e}",
+                dir.display()
+            ))
         })?;
         let db = sled::open(dir.join("db")).map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("lock") =>
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
             {
                 OpenError::Locked(dir.to_path_buf())
             }
-            other => OpenError::Other(format!("cannot open the state in {}: {other}", dir.display())),
+            other => OpenError::Other(format!(
+                "cannot open the state in {}: {other}",
+                dir.display()
+            )),
         })?;
         let state = SledState::new(&db).map_err(|e| OpenError::Other(e.0))?;
         Ok((db, state))
@@ -131,10 +141,13 @@ impl LearnedState for SledState {
         Ok(())
     }
 
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         self.tree
             .scan_prefix(prefix)
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StateError::from))
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StateError::from)
+            })
             .collect()
     }
 }
@@ -161,7 +174,7 @@ impl LearnedState for MemoryState {
         Ok(())
     }
 
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         Ok(self
             .lock()
             .range(prefix.to_vec()..)
@@ -193,8 +206,10 @@ pub fn load(state: &dyn LearnedState, name: &str) -> Result<Model, StateError> {
         }
     }
     let width = model.classes.len();
-    for (_, shard) in state.scan(&key(name, "s/"))? {
-        let stride = 8 + 4 * width;
+    let shards = state.scan(&key(name, "s/"))?;
+    let stride = 8 + 4 * width;
+    model.reserve(shards.iter().map(|(_, s)| s.len() / stride).sum());
+    for (_, shard) in shards {
         let mut row = vec![0u32; width];
         for entry in shard.chunks_exact(stride) {
             let feature = u64::from_le_bytes(entry[..8].try_into().unwrap_or_default());

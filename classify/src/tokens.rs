@@ -59,7 +59,10 @@ fn header(name: &str, value: &str, out: &mut Vec<u64>) {
     key.push(b':');
     let prefix = key.len();
     for word in value
-        .split(|c: char| c.is_whitespace() || matches!(c, ';' | ',' | '(' | ')' | '<' | '>' | '"' | '[' | ']' | '='))
+        .split(|c: char| {
+            c.is_whitespace()
+                || matches!(c, ';' | ',' | '(' | ')' | '<' | '>' | '"' | '[' | ']' | '=')
+        })
         .filter(|w| w.len() > 1 && w.len() <= MAX_WORD)
         .take(MAX_HEADER_WORDS)
     {
@@ -133,7 +136,7 @@ fn url_hosts(text: &str, out: &mut Vec<u64>) {
             }
             out.push(hash2(b'u', host.as_bytes()));
         }
-        from = start + rest.len().min(4).max(1);
+        from = start + rest.len().clamp(1, 4);
     }
 }
 
@@ -181,10 +184,16 @@ mod tests {
 
     #[test]
     fn words_bigrams_and_hosts_are_features() {
-        let a = features(&msg("Subject: Cheap pills\r\n\r\nBuy cheap pills at http://pills.example.com/x now\r\n"));
-        let b = features(&msg("Subject: Cheap pills\r\n\r\nBuy cheap pills at http://pills.example.com/x now\r\n"));
+        let a = features(&msg(
+            "Subject: Cheap pills\r\n\r\nBuy cheap pills at http://pills.example.com/x now\r\n",
+        ));
+        let b = features(&msg(
+            "Subject: Cheap pills\r\n\r\nBuy cheap pills at http://pills.example.com/x now\r\n",
+        ));
         assert_eq!(a, b, "features are deterministic");
-        let c = features(&msg("Subject: Meeting notes\r\n\r\nThe notes from today's meeting\r\n"));
+        let c = features(&msg(
+            "Subject: Meeting notes\r\n\r\nThe notes from today's meeting\r\n",
+        ));
         assert!(a.iter().all(|f| !c.contains(f)), "no feature shared");
         assert!(a.len() > 10);
         let words_only = features(&msg("Subject: x\r\n\r\npills cheap buy\r\n"));

@@ -61,6 +61,7 @@ use weir_grammar::Diagnostic;
 use weir_grammar::ast::Span;
 use weir_stdlib::{Stage, Transaction};
 
+pub use check::ClassifierInfo;
 pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
 pub use evaluator::{
     Engine, Envelope, Evaluator, compile_ruleset, now, run_case, transaction, transaction_at,
@@ -70,7 +71,6 @@ pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset};
 pub use rates::{MemoryRates, RateCounter, within_window};
 pub use testcase::{TestCase, TestMessage, TestWorld};
-pub use check::ClassifierInfo;
 pub use types_at::ExprTypes;
 
 /// The result of compiling a ruleset: the ruleset when there is no error,

@@ -27,7 +27,10 @@ pub(crate) const MEMBERS: &[(&str, &str)] = &[
         "class",
         "The most probable class, or `\"\"` while the classifier has learned too little or is unsure.",
     ),
-    ("confidence", "The probability of the most probable class, 0 to 1."),
+    (
+        "confidence",
+        "The probability of the most probable class, 0 to 1.",
+    ),
     (
         "probability",
         "`probability(\"c\")`: the probability of class `c`, 0 to 1.",
@@ -208,7 +211,11 @@ impl Checker<'_> {
         }
         let hint = match hints::closest(class, info.classes.iter().map(String::as_str)) {
             Some(near) => format!("did you mean \"{near}\"?"),
-            None => format!("the classes of `{}` are {}", info.name, quoted(&info.classes)),
+            None => format!(
+                "the classes of `{}` are {}",
+                info.name,
+                quoted(&info.classes)
+            ),
         };
         self.error(
             codes::CLASSIFIER,
@@ -223,8 +230,9 @@ impl Checker<'_> {
 
     fn unknown_classifier_member(&mut self, cx: Ctx, info: &ClassifierInfo, member: &Ident) {
         let names = MEMBERS.iter().map(|(n, _)| *n);
-        let hint = hints::did_you_mean(&member.name, names)
-            .unwrap_or_else(|| "its members are `class`, `confidence` and `probability(\"c\")`".into());
+        let hint = hints::did_you_mean(&member.name, names).unwrap_or_else(|| {
+            "its members are `class`, `confidence` and `probability(\"c\")`".into()
+        });
         self.error(
             codes::CLASSIFIER,
             cx.unit,

@@ -179,7 +179,10 @@ rule none { when triage.class == "" then tag "no triage" }
 "#,
     );
     assert_eq!(r.classifiers().len(), 2);
-    assert_eq!(r.classifiers()[1].classes, ["billing", "technical", "sales"]);
+    assert_eq!(
+        r.classifiers()[1].classes,
+        ["billing", "technical", "sales"]
+    );
     let mut t = tx(MAIL);
     let d = both(&r, &t, &EvalOptions::default());
     assert_eq!(d.tags, ["no triage"]);

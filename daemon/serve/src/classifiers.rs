@@ -46,9 +46,7 @@ impl Learned {
         }
         let loaded = Arc::new(weir_classify::state::load(&*self.state, name)?);
         let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
-        Ok(Arc::clone(
-            models.entry(name.to_string()).or_insert(loaded),
-        ))
+        Ok(Arc::clone(models.entry(name.to_string()).or_insert(loaded)))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Model>>> {
@@ -71,7 +69,9 @@ impl Learned {
             }
         }
         models.answers(
-            declared.iter().map(|c| (c.name.as_str(), c.classes.as_slice())),
+            declared
+                .iter()
+                .map(|c| (c.name.as_str(), c.classes.as_slice())),
             message,
         )
     }

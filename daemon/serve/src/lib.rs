@@ -18,9 +18,9 @@
 #![forbid(unsafe_code)]
 
 mod audit;
-mod classifiers;
 #[cfg(feature = "bench")]
 pub mod bench;
+mod classifiers;
 mod clock;
 mod config;
 mod conn;

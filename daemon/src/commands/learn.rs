@@ -1,7 +1,8 @@
 //! `weir learn NAME CLASS PATH... [--state DIR] [--forget]`: teach a
 //! learned classifier from messages (docs/classifiers.md). Every message
-//! is read and learned in memory, then the model and the digest records
-//! are written at once, so an interrupted run changes nothing.
+//! is read and learned in memory (read and parsed on every core), then
+//! the model and the digest records are written at once, so an
+//! interrupted run changes nothing.
 
 use weir_classify::{Learner, Outcome, SledState};
 use weir_stdlib::{Limits, Message};
@@ -46,8 +47,19 @@ pub fn run(args: &LearnArgs) -> u8 {
         }
     };
     let mut counts = Counts::default();
-    for input in inputs::expand(&args.paths, inputs::any_file) {
-        learn_input(&mut learner, &input, args, &mut counts);
+    let inputs = inputs::expand(&args.paths, inputs::any_file);
+    for (name, features) in read_all(&inputs) {
+        match features {
+            Ok(features) => count(
+                &mut counts,
+                learner.learn_features(&features, &args.class, args.forget),
+                &name,
+            ),
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                counts.unreadable += 1;
+            }
+        }
     }
     let vocabulary = learner.model().vocabulary();
     let summary = learner
@@ -75,45 +87,65 @@ pub fn run(args: &LearnArgs) -> u8 {
     u8::from(counts.unreadable > 0)
 }
 
-/// Learns every message of one input (one message, or each of an mbox).
-fn learn_input(learner: &mut Learner<'_>, input: &Input, args: &LearnArgs, counts: &mut Counts) {
+/// Adds one outcome to the counts.
+fn count(counts: &mut Counts, outcome: Result<Outcome, weir_classify::StateError>, name: &str) {
+    match outcome {
+        Ok(Outcome::Learned) => counts.learned += 1,
+        Ok(Outcome::AlreadyLearned) => counts.already += 1,
+        Ok(Outcome::Moved(_)) => counts.moved += 1,
+        Ok(Outcome::Forgotten(_)) => counts.forgotten += 1,
+        Ok(Outcome::NotLearned) => counts.not_learned += 1,
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            counts.unreadable += 1;
+        }
+    }
+}
+
+/// The features of every message of every input, in input order (each
+/// message of an mbox in turn): read and parsed on every core, learned
+/// in order afterwards, so the outcome does not depend on the cores.
+fn read_all(inputs: &[Input]) -> Vec<(String, Result<Vec<u64>, String>)> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = inputs.len().div_ceil(cores).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = inputs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().flat_map(read_one).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The features of each message of one input (one message, or each of
+/// an mbox), each named for error messages.
+fn read_one(input: &Input) -> Vec<(String, Result<Vec<u64>, String>)> {
     let bytes = match input.read() {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {}: {e}", input.display());
-            counts.unreadable += 1;
-            return;
-        }
+        Err(e) => return vec![(input.display(), Err(e.to_string()))],
     };
     let messages = if weir_classify::mbox::is_mbox(&bytes) {
         weir_classify::mbox::split(&bytes)
     } else {
         vec![bytes]
     };
-    for (i, raw) in messages.iter().enumerate() {
-        let name = if messages.len() > 1 {
-            format!("{} (message {})", input.display(), i + 1)
-        } else {
-            input.display()
-        };
-        let message = match Message::parse(raw, &Limits::default()) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("error: {name}: {e}");
-                counts.unreadable += 1;
-                continue;
-            }
-        };
-        match learner.learn(&message, &args.class, args.forget) {
-            Ok(Outcome::Learned) => counts.learned += 1,
-            Ok(Outcome::AlreadyLearned) => counts.already += 1,
-            Ok(Outcome::Moved(_)) => counts.moved += 1,
-            Ok(Outcome::Forgotten(_)) => counts.forgotten += 1,
-            Ok(Outcome::NotLearned) => counts.not_learned += 1,
-            Err(e) => {
-                eprintln!("error: {name}: {e}");
-                counts.unreadable += 1;
-            }
-        }
-    }
+    let many = messages.len() > 1;
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let name = if many {
+                format!("{} (message {})", input.display(), i + 1)
+            } else {
+                input.display()
+            };
+            let features = Message::parse(raw, &Limits::default())
+                .map(|m| weir_classify::tokens::features(&m))
+                .map_err(|e| e.to_string());
+            (name, features)
+        })
+        .collect()
 }

@@ -95,7 +95,10 @@ fn classifiers(ruleset: &Ruleset, args: &RunArgs) -> Option<Classifiers> {
     match weir_classify::Models::load(&state, names) {
         Ok(models) => Some(Classifiers { models }),
         Err(e) => {
-            eprintln!("error: cannot read the learned state in {}: {e}", dir.display());
+            eprintln!(
+                "error: cannot read the learned state in {}: {e}",
+                dir.display()
+            );
             None
         }
     }
@@ -108,7 +111,11 @@ struct Classifiers {
 }
 
 impl Classifiers {
-    fn answers(&self, ruleset: &Ruleset, message: &weir_stdlib::Message) -> weir_stdlib::Classifications {
+    fn answers(
+        &self,
+        ruleset: &Ruleset,
+        message: &weir_stdlib::Message,
+    ) -> weir_stdlib::Classifications {
         let declared = ruleset
             .classifiers()
             .iter()

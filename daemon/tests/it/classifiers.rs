@@ -18,21 +18,42 @@ rule answer {
 "#;
 
 const SPAM_WORDS: &[&str] = &[
-    "cheap", "pills", "offer", "winner", "casino", "viagra", "mortgage", "free", "click", "prize",
-    "unsubscribe", "bonus", "loans", "credit", "deal", "guaranteed", "lottery", "cash",
+    "cheap",
+    "pills",
+    "offer",
+    "winner",
+    "casino",
+    "viagra",
+    "mortgage",
+    "free",
+    "click",
+    "prize",
+    "unsubscribe",
+    "bonus",
+    "loans",
+    "credit",
+    "deal",
+    "guaranteed",
+    "lottery",
+    "cash",
 ];
 const HAM_WORDS: &[&str] = &[
     "meeting", "agenda", "patch", "review", "kernel", "release", "minutes", "thanks", "lunch",
     "project", "deadline", "report", "build", "commit", "draft", "schedule", "budget", "notes",
 ];
-const SHARED: &[&str] = &["the", "and", "you", "today", "please", "about", "this", "week"];
+const SHARED: &[&str] = &[
+    "the", "and", "you", "today", "please", "about", "this", "week",
+];
 
 /// A small deterministic generator (tests must not depend on a clock).
 struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((self.0 >> 33) % n as u64) as usize
     }
 }
@@ -48,11 +69,20 @@ fn message(rng: &mut Lcg, class: &str, index: usize) -> String {
     let mut words = Vec::new();
     for _ in 0..30 {
         let pick = rng.next(10);
-        let list = if pick < 7 { own } else if pick < 9 { SHARED } else { other };
+        let list = if pick < 7 {
+            own
+        } else if pick < 9 {
+            SHARED
+        } else {
+            other
+        };
         words.push(list[rng.next(list.len())].to_string());
     }
     // A word of its own makes each message distinct (digests differ).
-    let tag: String = format!("{index:x}").chars().map(|c| (b'g' + c.to_digit(16).unwrap_or(0) as u8) as char).collect();
+    let tag: String = format!("{index:x}")
+        .chars()
+        .map(|c| (b'g' + c.to_digit(16).unwrap_or(0) as u8) as char)
+        .collect();
     format!(
         "From: someone@example.org\r\nTo: me@example.com\r\nSubject: {} {} {tag}\r\n\r\n{}\r\n",
         words[0],
@@ -77,13 +107,23 @@ fn learn(dir: &Path, args: &[&str]) -> String {
     let mut all = vec!["learn"];
     all.extend_from_slice(args);
     let out = weir_in(dir, &all, None);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     stdout(&out)
 }
 
 /// The tag of each message under `weir run --state`, by file name.
 fn run_tags(dir: &Path) -> Vec<(String, String)> {
-    let out = weir_in(dir, &["run", "--json", "--state", "state", "rules.flow", "test"], None);
+    let out = weir_in(
+        dir,
+        &["run", "--json", "--state", "state", "rules.flow", "test"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     stdout(&out)
         .lines()
@@ -130,17 +170,33 @@ fn learn_counts_a_message_once_moves_it_and_forgets_it() {
     let dir = temp_dir("classify-digests");
     corpus(&dir.join("c"), 7, 3, 0);
     let first = learn(&dir, &["spam", "spam", "c/spam", "--state", "state"]);
-    assert!(first.starts_with("spam: 3 learned, 0 already learned"), "{first}");
+    assert!(
+        first.starts_with("spam: 3 learned, 0 already learned"),
+        "{first}"
+    );
     let again = learn(&dir, &["spam", "spam", "c/spam", "--state", "state"]);
     assert!(again.contains("0 learned, 3 already learned"), "{again}");
     assert!(again.contains("now spam 3"), "{again}");
     let moved = learn(&dir, &["spam", "ham", "c/spam/000.eml", "--state", "state"]);
     assert!(moved.contains("1 moved"), "{moved}");
     assert!(moved.contains("now spam 2, ham 1"), "{moved}");
-    let forgot = learn(&dir, &["spam", "ham", "--forget", "c/spam", "--state", "state"]);
+    let forgot = learn(
+        &dir,
+        &["spam", "ham", "--forget", "c/spam", "--state", "state"],
+    );
     assert!(forgot.contains("3 forgotten"), "{forgot}");
     assert!(forgot.contains("now spam 0, ham 0"), "{forgot}");
-    let never = learn(&dir, &["spam", "ham", "--forget", "c/ham/000.eml", "--state", "state"]);
+    let never = learn(
+        &dir,
+        &[
+            "spam",
+            "ham",
+            "--forget",
+            "c/ham/000.eml",
+            "--state",
+            "state",
+        ],
+    );
     assert!(never.contains("1 not learned before"), "{never}");
 }
 
@@ -157,10 +213,30 @@ fn learn_reads_mbox_files_and_reports_unreadable_inputs() {
     std::fs::write(dir.join("inbox.mbox"), mbox).unwrap();
     let out = learn(&dir, &["spam", "ham", "inbox.mbox", "--state", "state"]);
     assert!(out.starts_with("spam: 4 learned"), "{out}");
-    let missing = weir_in(&dir, &["learn", "spam", "ham", "inbox.mbox", "nope.eml", "--state", "state"], None);
+    let missing = weir_in(
+        &dir,
+        &[
+            "learn",
+            "spam",
+            "ham",
+            "inbox.mbox",
+            "nope.eml",
+            "--state",
+            "state",
+        ],
+        None,
+    );
     assert_eq!(missing.status.code(), Some(1));
-    assert!(stderr(&missing).contains("nope.eml"), "{}", stderr(&missing));
-    assert!(stdout(&missing).contains("4 already learned"), "{}", stdout(&missing));
+    assert!(
+        stderr(&missing).contains("nope.eml"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(
+        stdout(&missing).contains("4 already learned"),
+        "{}",
+        stdout(&missing)
+    );
 }
 
 #[test]
@@ -170,7 +246,11 @@ fn learn_refuses_a_state_a_running_daemon_holds() {
     corpus(&dir.join("c"), 3, 1, 0);
     let (http, milter) = write_config(&dir, "", "");
     let _daemon = Daemon::start(&dir, http, milter);
-    let out = weir_in(&dir, &["learn", "spam", "spam", "c/spam", "--state", "state"], None);
+    let out = weir_in(
+        &dir,
+        &["learn", "spam", "spam", "c/spam", "--state", "state"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stderr(&out).contains("POST /v1/learn"), "{}", stderr(&out));
     let usage = weir(&["learn", "spam"], None);
@@ -196,12 +276,18 @@ fn the_api_learns_moves_forgets_and_keeps_it_across_a_restart() {
         }
     }
     let first = std::fs::read(dir.join("c/spam/000.eml")).unwrap();
-    let again = daemon.request("POST", "/v1/learn/spam/spam", true, &first).json();
+    let again = daemon
+        .request("POST", "/v1/learn/spam/spam", true, &first)
+        .json();
     assert_eq!(again["outcome"], "already learned");
-    let moved = daemon.request("POST", "/v1/learn/spam/ham", true, &first).json();
+    let moved = daemon
+        .request("POST", "/v1/learn/spam/ham", true, &first)
+        .json();
     assert_eq!(moved["outcome"], "moved");
     assert_eq!(moved["from"], "spam");
-    let forgot = daemon.request("POST", "/v1/learn/spam/ham?forget=true", true, &first).json();
+    let forgot = daemon
+        .request("POST", "/v1/learn/spam/ham?forget=true", true, &first)
+        .json();
     assert_eq!(forgot["outcome"], "forgotten");
     let after = daemon.request("POST", "/v1/check", true, &probe).json();
     let tag = after["tags"][0].as_str().unwrap().to_string();
@@ -213,8 +299,18 @@ fn the_api_learns_moves_forgets_and_keeps_it_across_a_restart() {
     let r = daemon.request("POST", "/v1/learn/spam/hma", true, &first);
     assert_eq!(r.status, 422);
     assert!(r.body.contains("did you mean 'ham'"), "{}", r.body);
-    assert_eq!(daemon.request("POST", "/v1/learn/spam/ham", true, b"").status, 400);
-    assert_eq!(daemon.request("POST", "/v1/learn/spam/ham", false, &first).status, 401);
+    assert_eq!(
+        daemon
+            .request("POST", "/v1/learn/spam/ham", true, b"")
+            .status,
+        400
+    );
+    assert_eq!(
+        daemon
+            .request("POST", "/v1/learn/spam/ham", false, &first)
+            .status,
+        401
+    );
     let r = daemon.request("POST", "/v1/learn/spam/ham?audit=99", true, b"");
     assert_eq!(r.status, 404);
     // What was learned is in the store: a restarted daemon answers the same.
@@ -234,12 +330,22 @@ fn the_triage_example_learns_from_its_folders() {
     let state = state.to_str().unwrap();
     for class in ["billing", "technical", "sales"] {
         let folder = example.join("train").join(class);
-        learn(&dir, &["triage", class, folder.to_str().unwrap(), "--state", state]);
+        learn(
+            &dir,
+            &["triage", class, folder.to_str().unwrap(), "--state", state],
+        );
     }
     let rules = example.join("triage.flow");
     let mail = example.join("mail");
     let out = weir(
-        &["run", "--json", "--state", state, rules.to_str().unwrap(), mail.to_str().unwrap()],
+        &[
+            "run",
+            "--json",
+            "--state",
+            state,
+            rules.to_str().unwrap(),
+            mail.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -247,7 +353,13 @@ fn the_triage_example_learns_from_its_folders() {
         .lines()
         .map(|l| {
             let d: serde_json::Value = serde_json::from_str(l).unwrap();
-            let file = d["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+            let file = d["file"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string();
             (file, d["folder"].as_str().unwrap_or("INBOX").to_string())
         })
         .collect();

@@ -876,7 +876,10 @@ fn member_function_call_parses() {
         show(&cond("spam.probability(\"spam\") > 0.9")),
         "(spam.probability(\"spam\") > 0.9)"
     );
-    assert_eq!(show(&cond("spam.class == \"spam\"")), "(spam.class == \"spam\")");
+    assert_eq!(
+        show(&cond("spam.class == \"spam\"")),
+        "(spam.class == \"spam\")"
+    );
 }
 
 #[test]

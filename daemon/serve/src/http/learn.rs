@@ -41,7 +41,9 @@ impl LearnQuery {
                 "forget" => q.forget = value != "false" && value != "0",
                 "quarantine" => q.source = Source::Quarantine(value.to_string()),
                 "audit" => {
-                    let id = value.parse().map_err(|_| format!("audit={value:?} is not an audit id"))?;
+                    let id = value
+                        .parse()
+                        .map_err(|_| format!("audit={value:?} is not an audit id"))?;
                     q.source = Source::Audit(id);
                 }
                 other => {
@@ -82,11 +84,14 @@ pub(super) async fn learn(
     let forget = query.forget;
     let (n, c) = (name.clone(), class.clone());
     let learned = tokio::task::spawn_blocking(move || {
-        let message = Message::parse(&bytes, &limits).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-        daemon
-            .learned
-            .learn(&n, &c, &message, forget)
-            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("cannot store what was learned: {e}")))
+        let message = Message::parse(&bytes, &limits)
+            .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        daemon.learned.learn(&n, &c, &message, forget).map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot store what was learned: {e}"),
+            )
+        })
     })
     .await;
     let outcome = match learned {
