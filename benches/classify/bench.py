@@ -6,6 +6,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -109,16 +110,19 @@ def sa_side(args, out, truth):
     t0 = time.monotonic()
     for label in ("spam", "ham"):
         subprocess.run(["sa-learn", f"--prefs-file={prefs}", "-L", f"--{label}",
-                        os.path.join(out, "train", label)], check=True, stdout=subprocess.DEVNULL)
+                        os.path.join(out, "train", label)], check=True, stdout=subprocess.DEVNULL,
+                       stdin=subprocess.DEVNULL, start_new_session=True)
     t_learn = time.monotonic() - t0
     for d, _, files in os.walk(bayes):
         os.chmod(d, 0o777)
         for name in files:
             os.chmod(os.path.join(d, name), 0o666)
     port = free_port()
+    # Its own session: spamd signals its process group when it stops.
     spamd = subprocess.Popen(["spamd", f"--siteconfigpath={site}", "-x", "-L", "--max-children=2",
                               "--port", str(port), "--listen", "127.0.0.1", "-u", "nobody"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         for _ in range(600):
             try:
@@ -143,7 +147,7 @@ def sa_side(args, out, truth):
             time.sleep(0.002)
         t_classify = time.monotonic() - t0
     finally:
-        spamd.terminate()
+        os.killpg(spamd.pid, signal.SIGTERM)
         spamd.wait()
     score, bayes_level = {}, {}
     for f, text in results.items():
