@@ -32,6 +32,7 @@ pub fn split(bytes: &[u8]) -> Vec<Vec<u8>> {
     if let Some(m) = current {
         out.push(trim_separator(m));
     }
+    out.retain(|m| !m.iter().all(u8::is_ascii_whitespace));
     out
 }
 
@@ -51,11 +52,11 @@ mod tests {
 
     #[test]
     fn splits_and_unquotes() {
-        let mbox = b"From a@b Mon Dec  2 20:00:00 2024\nSubject: one\n\nhello\n>From the start\n\nFrom c@d Mon Dec  2 20:01:00 2024\nSubject: two\n\nFrom here, not a separator\n";
+        let mbox = b"From a@b Mon Dec  2 20:00:00 2024\nSubject: one\n\nhello\n>From the start\n\nFrom c@d Mon Dec  2 20:01:00 2024\nSubject: two\n\n>From here, quoted\n";
         let messages = split(mbox);
         assert_eq!(messages.len(), 2, "{messages:?}");
         assert_eq!(messages[0], b"Subject: one\n\nhello\nFrom the start\n");
-        assert!(messages[1].starts_with(b"Subject: two\n"));
+        assert_eq!(messages[1], b"Subject: two\n\nFrom here, quoted\n");
         assert!(is_mbox(mbox));
         assert!(!is_mbox(b"Subject: x\n\nFrom y\n"));
     }

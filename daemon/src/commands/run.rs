@@ -15,7 +15,7 @@ use crate::inputs::{self, Input};
 use crate::report;
 
 /// Exit status: 0 whatever the verdicts; 1 for an unreadable message; 2
-/// when the rules do not compile.
+/// when the rules do not compile or the `--state` directory cannot be read.
 pub fn run(args: &RunArgs) -> u8 {
     let Some(ruleset) = load_ruleset(&args.rules) else {
         return 2;
@@ -84,6 +84,15 @@ fn classifiers(ruleset: &Ruleset, args: &RunArgs) -> Option<Classifiers> {
     let Some(dir) = &args.state else {
         return Some(Classifiers::default());
     };
+    // A mistyped directory would otherwise read as "nothing learned".
+    if !dir.join("db").is_dir() {
+        eprintln!(
+            "error: {} holds no learned state (no {}): give the directory `weir learn --state` wrote",
+            dir.display(),
+            dir.join("db").display()
+        );
+        return None;
+    }
     let (_db, state) = match weir_classify::SledState::open_dir(dir) {
         Ok(opened) => opened,
         Err(e) => {
