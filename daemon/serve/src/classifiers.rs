@@ -1,5 +1,6 @@
 //! The daemon's learned classifiers (docs/classifiers.md): the models
-//! the rules read, loaded from the store once and kept in memory, and
+//! the rules read, loaded from the store at start and on reload and kept
+//! in memory, and
 //! learning through the API. The counts live behind
 //! [`weir_classify::LearnedState`] (the store's `classifiers` tree), so
 //! another store with the same key-value operations can hold them.
@@ -51,6 +52,17 @@ impl Learned {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Model>>> {
         self.models.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the models of the ruleset's classifiers from the store (at
+    /// start and on reload, so no message waits for it); a model that
+    /// cannot be read is logged and read again when a message needs it.
+    pub fn preload(&self, ruleset: &Ruleset) {
+        for c in ruleset.classifiers() {
+            if let Err(e) = self.model(&c.name) {
+                tracing::warn!("classifier {}: cannot read what it learned: {e}", c.name);
+            }
+        }
     }
 
     /// The answers of the ruleset's classifiers for one message (nothing

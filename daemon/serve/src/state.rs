@@ -199,6 +199,7 @@ impl Daemon {
         let learned = crate::classifiers::Learned::new(Box::new(
             store.learned_state().map_err(StartError::State)?,
         ));
+        learned.preload(loaded.evaluator.ruleset());
         Ok(Arc::new(Daemon {
             learned,
             config: arc_swap::ArcSwap::from_pointee(config),

@@ -255,9 +255,17 @@ fn learn_refuses_a_state_a_running_daemon_holds() {
     assert!(stderr(&out).contains("POST /v1/learn"), "{}", stderr(&out));
     let usage = weir(&["learn", "spam"], None);
     assert_ne!(usage.status.code(), Some(0));
-    let missing = weir_in(&dir, &["run", "--state", "no-such-dir", "rules.flow", "c/spam"], None);
+    let missing = weir_in(
+        &dir,
+        &["run", "--state", "no-such-dir", "rules.flow", "c/spam"],
+        None,
+    );
     assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("holds no learned state"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("holds no learned state"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
