@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// every classifier has learned nothing.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Threads evaluating messages (default: one per core); the output is
+    /// the same whatever the number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// `--now TIME`: RFC 3339, to seconds since the epoch.

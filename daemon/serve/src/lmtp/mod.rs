@@ -1250,6 +1250,10 @@ async fn record(
     let decision = decision.clone();
     let stamped = delivery.stamped.clone();
     let received = delivery.received.clone();
+    let bytes = delivery
+        .message
+        .filter(|_| daemon.keeps_messages())
+        .map(|(bytes, _)| bytes.clone());
     let job = tokio::task::spawn_blocking(move || {
         if let Some(stamped) = stamped {
             tracing::debug!(
@@ -1291,6 +1295,7 @@ async fn record(
             summary: &summary,
             audit,
             lmtp_held: held,
+            bytes,
         };
         daemon.record(record, &decision).map(|_| ())
     });
