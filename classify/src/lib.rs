@@ -48,6 +48,10 @@ use weir_stdlib::{Classification, Classifications, Message};
 pub use model::Model;
 pub use state::{LearnedState, MemoryState, SledState, StateError};
 
+/// The most features a classifier keeps: beyond, the rarest are pruned
+/// when the model is written whole (docs/classifiers.md, "Storage").
+pub const MAX_VOCABULARY: usize = 2_000_000;
+
 /// The digest a message is recorded under: SHA-256 of its features, so
 /// the same message learned again (with other `Received` lines, say) is
 /// recognised, and what is recorded is exactly what was learned.
@@ -190,7 +194,8 @@ fn change(
 /// Learns one message into a model held by a running daemon: the model
 /// in memory is changed and one log entry and the digest record are
 /// written, durably, before this returns; after `fold_after` logged
-/// messages the whole model is written and the log folded in.
+/// messages the model is pruned to [`MAX_VOCABULARY`], written whole and
+/// the log folded in.
 pub fn learn_logged(
     state: &dyn LearnedState,
     name: &str,
@@ -237,6 +242,7 @@ pub fn learn_logged(
     }
     state.apply(writes)?;
     if state::log_len(state, name)? >= update.fold_after {
+        model.prune(MAX_VOCABULARY);
         state::save(state, name, model)?;
     }
     Ok(outcome)

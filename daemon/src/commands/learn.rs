@@ -10,8 +10,7 @@ use weir_stdlib::{Limits, Message};
 use crate::cli::LearnArgs;
 use crate::inputs::{self, Input};
 
-/// The most features a classifier keeps (docs/classifiers.md, "Storage").
-pub const MAX_VOCABULARY: usize = 2_000_000;
+use weir_classify::MAX_VOCABULARY;
 
 /// What a run did, for its summary line.
 #[derive(Debug, Default)]
