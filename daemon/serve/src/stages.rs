@@ -281,6 +281,7 @@ impl MessageFacts {
             },
             message: self.message(stage, limits)?,
             now,
+            classes: Default::default(),
         })
     }
 

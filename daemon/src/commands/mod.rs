@@ -12,6 +12,7 @@ use crate::cli::{Cli, Command, Engine};
 mod check;
 mod diff;
 mod fmt;
+mod learn;
 mod run;
 mod test;
 
@@ -30,6 +31,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Fmt { check, paths } => fmt::run(&paths, check),
         Command::Serve { config, rules } => weir_serve::run(config.as_deref(), rules.as_deref()),
         Command::Lsp => crate::lsp::run(),
+        Command::Learn(args) => learn::run(&args),
     }
 }
 

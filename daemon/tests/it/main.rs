@@ -8,6 +8,7 @@ mod postfix_support;
 mod redis_support;
 mod serve_support;
 
+mod classifiers;
 mod cli;
 mod cli_replies;
 mod console_api;
