@@ -178,7 +178,7 @@ pub fn expr(e: &Expr, min: u8) -> String {
         ExprKind::Field(x, name) => format!("{}.{}", expr(x, ATOM), name.name),
         ExprKind::Index(x, i) => format!("{}[{}]", expr(x, ATOM), expr(i, 1)),
         ExprKind::Call(f, args) => {
-            let args: Vec<String> = args.iter().map(|a| expr(a, 1)).collect();
+            let args: Vec<String> = args.iter().map(|a| expr(a, 0)).collect();
             format!("{}({})", f.name, args.join(", "))
         }
         ExprKind::Not(x) => format!("not {}", expr(x, 3)),

@@ -69,7 +69,10 @@ impl std::fmt::Display for ImportError {
         match self {
             ImportError::Parse { file, error } => write!(f, "{file}:{error}"),
             ImportError::Include { file, line, name } => {
-                write!(f, "{file}:{line}: include \"{name}\": the script cannot be read")
+                write!(
+                    f,
+                    "{file}:{line}: include \"{name}\": the script cannot be read"
+                )
             }
             ImportError::Internal(m) => write!(f, "internal error: {m}"),
         }
@@ -80,7 +83,11 @@ impl std::error::Error for ImportError {}
 
 /// Converts a Sieve script to a formatted Flow file. `include` reads a
 /// script named by `include` (its file name and text).
-pub fn import(source: &str, file: &str, include: IncludeLoader<'_>) -> Result<Conversion, ImportError> {
+pub fn import(
+    source: &str,
+    file: &str,
+    include: IncludeLoader<'_>,
+) -> Result<Conversion, ImportError> {
     let script = parse(source).map_err(|error| ImportError::Parse {
         file: file.to_string(),
         error,
@@ -96,7 +103,23 @@ pub fn import(source: &str, file: &str, include: IncludeLoader<'_>) -> Result<Co
     let text = emit::file(&all);
     let flow = weir_grammar::format::format(&text, "import.flow").map_err(|d| {
         let first = d.first().map(|d| d.message.clone()).unwrap_or_default();
-        ImportError::Internal(format!("the converted text does not parse: {first}\n{text}"))
+        ImportError::Internal(format!(
+            "the converted text does not parse: {first}\n{text}"
+        ))
     })?;
     Ok(Conversion { flow, notes })
+}
+
+/// The fuzz target `sieve` (`fuzz/`, and replayed on stable by
+/// `daemon/tests/fuzz_replay.rs`): any bytes read as a script never panic,
+/// and a script that parses converts to Flow the formatter accepts.
+pub fn fuzz_script(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if parse(&text).is_err() {
+        return;
+    }
+    let include = |_: &str| Some(("included.sieve".to_string(), "keep;".to_string()));
+    if let Err(ImportError::Internal(m)) = import(&text, "fuzz.sieve", &include) {
+        panic!("{m}");
+    }
 }

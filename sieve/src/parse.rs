@@ -162,7 +162,9 @@ fn number(text: &str) -> u64 {
     };
     digits
         .bytes()
-        .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')))
+        .fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        })
         .saturating_mul(factor)
 }
 

@@ -56,7 +56,8 @@ pub fn sieve(script: Option<&Path>, out: Option<&Path>, allow_partial: bool) -> 
 fn read(script: Option<&Path>) -> Result<(String, String), String> {
     match script.filter(|p| *p != Path::new("-")) {
         Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let bytes =
+                std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| format!("{}: a Sieve script is UTF-8 (RFC 5228 §2.2)", p.display()))?;
             Ok((p.display().to_string(), text))

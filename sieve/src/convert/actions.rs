@@ -49,7 +49,11 @@ enum Flow {
 
 impl Converter<'_> {
     /// A block of commands as Flow statements.
-    pub(super) fn block(&mut self, cmds: &[Command], path: &mut Path) -> Result<Vec<Stmt>, Unsupported> {
+    pub(super) fn block(
+        &mut self,
+        cmds: &[Command],
+        path: &mut Path,
+    ) -> Result<Vec<Stmt>, Unsupported> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < cmds.len() {
@@ -61,7 +65,11 @@ impl Converter<'_> {
                 continue;
             }
             if c.name == "elsif" || c.name == "else" {
-                return Err(Unsupported::new(c.span, c.name.clone(), "without a preceding if"));
+                return Err(Unsupported::new(
+                    c.span,
+                    c.name.clone(),
+                    "without a preceding if",
+                ));
             }
             if let Flow::Ends = self.command(c, path, &mut out)? {
                 path.ended = true;
@@ -126,7 +134,11 @@ impl Converter<'_> {
     }
 
     /// A block whose variable assignments stay inside it.
-    pub(super) fn scoped_block(&mut self, cmds: &[Command], path: &mut Path) -> Result<Vec<Stmt>, Unsupported> {
+    pub(super) fn scoped_block(
+        &mut self,
+        cmds: &[Command],
+        path: &mut Path,
+    ) -> Result<Vec<Stmt>, Unsupported> {
         let saved = self.scope.clone();
         let result = self.block(cmds, path);
         let inner = std::mem::replace(&mut self.scope, saved);
@@ -139,7 +151,12 @@ impl Converter<'_> {
         result
     }
 
-    fn command(&mut self, c: &Command, path: &mut Path, out: &mut Vec<Stmt>) -> Result<Flow, Unsupported> {
+    fn command(
+        &mut self,
+        c: &Command,
+        path: &mut Path,
+        out: &mut Vec<Stmt>,
+    ) -> Result<Flow, Unsupported> {
         let args = Args::read(&c.args);
         match c.name.as_str() {
             "keep" => {
@@ -162,7 +179,11 @@ impl Converter<'_> {
             }
             "discard" => {
                 if path.delivered || path.redirected {
-                    self.warn(c.span, "discard", "Flow's discard also drops the copies filed or forwarded before it");
+                    self.warn(
+                        c.span,
+                        "discard",
+                        "Flow's discard also drops the copies filed or forwarded before it",
+                    );
                 }
                 out.push(action("discard", vec![]));
                 return Ok(Flow::Ends);
@@ -212,16 +233,26 @@ impl Converter<'_> {
             self.warn(
                 c.span,
                 &c.name,
-                "a second copy: Flow delivers one copy, into the folder of the last fileinto (or INBOX)",
+                "when an earlier fileinto or keep also ran, Sieve stores one more copy; Flow delivers one copy, into the folder of the last fileinto (or INBOX)",
             );
         }
         if path.redirected {
-            self.warn(c.span, &c.name, "Flow's redirect drops the local copy this command keeps");
+            self.warn(
+                c.span,
+                &c.name,
+                "Flow's redirect drops the local copy this command keeps",
+            );
         }
         path.delivered = true;
     }
 
-    fn fileinto(&mut self, c: &Command, args: &Args, path: &mut Path, out: &mut Vec<Stmt>) -> Result<(), Unsupported> {
+    fn fileinto(
+        &mut self,
+        c: &Command,
+        args: &Args,
+        path: &mut Path,
+        out: &mut Vec<Stmt>,
+    ) -> Result<(), Unsupported> {
         args.only(&["copy", "flags", "create"], "fileinto")?;
         self.flags_tag(args, path, out)?;
         if args.has("copy") {
@@ -251,12 +282,18 @@ impl Converter<'_> {
             return Ok(e);
         };
         if let Some(plain) = lit.as_plain() {
-            if plain.to_ascii_uppercase().starts_with("INBOX.") || plain.eq_ignore_ascii_case("inbox") {
+            if plain.to_ascii_uppercase().starts_with("INBOX.")
+                || plain.eq_ignore_ascii_case("inbox")
+            {
                 return Ok(text(&plain));
             }
             let flow = plain.replace('.', "/");
             if flow.split('/').any(str::is_empty) || flow.chars().any(char::is_control) {
-                return Err(Unsupported::new(span, format!("folder \"{plain}\""), "a level of the name is empty or holds a control character"));
+                return Err(Unsupported::new(
+                    span,
+                    format!("folder \"{plain}\""),
+                    "a level of the name is empty or holds a control character",
+                ));
             }
             return Ok(text(&flow));
         }
@@ -265,16 +302,28 @@ impl Converter<'_> {
             .into_iter()
             .map(|p| match p {
                 StrPart::Text(t) => StrPart::Text(t.replace('.', "/")),
-                StrPart::Interp(x) => StrPart::Interp(call("replace", vec![unwrap_interp_ref(x), text("."), text("/")])),
+                StrPart::Interp(x) => StrPart::Interp(call(
+                    "replace",
+                    vec![unwrap_interp_ref(x), text("."), text("/")],
+                )),
             })
             .collect();
         Ok(expr(ExprKind::Str(str_lit(parts))))
     }
 
-    fn flags_tag(&mut self, args: &Args, path: &mut Path, out: &mut Vec<Stmt>) -> Result<(), Unsupported> {
+    fn flags_tag(
+        &mut self,
+        args: &Args,
+        path: &mut Path,
+        out: &mut Vec<Stmt>,
+    ) -> Result<(), Unsupported> {
         if let Some(a) = args.value("flags") {
             if path.flagged {
-                self.warn(a.span(), ":flags", "Flow adds these flags to those set before; Sieve replaces them for this copy");
+                self.warn(
+                    a.span(),
+                    ":flags",
+                    "Flow adds these flags to those set before; Sieve replaces them for this copy",
+                );
             }
             for f in self.flag_list(a)? {
                 out.push(action("flag", vec![f]));
@@ -285,7 +334,8 @@ impl Converter<'_> {
     }
 
     fn flag_list(&mut self, a: &Argument) -> Result<Vec<Expr>, Unsupported> {
-        let list = strings(a).ok_or_else(|| Unsupported::new(a.span(), "flags", "expects strings"))?;
+        let list =
+            strings(a).ok_or_else(|| Unsupported::new(a.span(), "flags", "expects strings"))?;
         let mut out = Vec::new();
         for s in list {
             match self.scope.constant(s) {
@@ -296,23 +346,45 @@ impl Converter<'_> {
         Ok(out)
     }
 
-    fn flag_command(&mut self, c: &Command, args: &Args, path: &mut Path, out: &mut Vec<Stmt>) -> Result<(), Unsupported> {
+    fn flag_command(
+        &mut self,
+        c: &Command,
+        args: &Args,
+        path: &mut Path,
+        out: &mut Vec<Stmt>,
+    ) -> Result<(), Unsupported> {
         args.only(&[], &c.name)?;
         if args.positional.len() != 1 {
-            return Err(Unsupported::new(c.span, format!("{} with a variable name", c.name), "Flow's flags are not variables"));
+            return Err(Unsupported::new(
+                c.span,
+                format!("{} with a variable name", c.name),
+                "Flow's flags are not variables",
+            ));
         }
         match c.name.as_str() {
             "removeflag" if path.flagged => {
-                return Err(Unsupported::new(c.span, "removeflag", "Flow cannot remove a flag once set"));
+                return Err(Unsupported::new(
+                    c.span,
+                    "removeflag",
+                    "Flow cannot remove a flag once set",
+                ));
             }
             "removeflag" => return Ok(()),
             "setflag" if path.flagged => {
-                return Err(Unsupported::new(c.span, "setflag", "it replaces flags set before; Flow only adds flags"));
+                return Err(Unsupported::new(
+                    c.span,
+                    "setflag",
+                    "it replaces flags set before; Flow only adds flags",
+                ));
             }
             _ => {}
         }
         if path.delivered {
-            self.warn(c.span, &c.name, "in Sieve this flag does not reach the copy filed before it; in Flow it does");
+            self.warn(
+                c.span,
+                &c.name,
+                "in Sieve this flag does not reach the copy filed before it; in Flow it does",
+            );
         }
         for f in self.flag_list(args.positional[0])? {
             out.push(action("flag", vec![f]));
@@ -326,18 +398,26 @@ impl Converter<'_> {
             .positional
             .last()
             .and_then(|a| string(a))
-            .ok_or_else(|| Unsupported::new(c.span, c.name.clone(), "a string argument is missing"))?;
+            .ok_or_else(|| {
+                Unsupported::new(c.span, c.name.clone(), "a string argument is missing")
+            })?;
         self.scope.string(s)
     }
 
     fn two_strings(&mut self, c: &Command, args: &Args) -> Result<(Expr, Expr), Unsupported> {
         match args.positional.as_slice() {
             [a, b] => {
-                let a = string(a).ok_or_else(|| Unsupported::new(c.span, c.name.clone(), "expects strings"))?;
-                let b = string(b).ok_or_else(|| Unsupported::new(c.span, c.name.clone(), "expects strings"))?;
+                let a = string(a)
+                    .ok_or_else(|| Unsupported::new(c.span, c.name.clone(), "expects strings"))?;
+                let b = string(b)
+                    .ok_or_else(|| Unsupported::new(c.span, c.name.clone(), "expects strings"))?;
                 Ok((self.scope.string(a)?, self.scope.string(b)?))
             }
-            _ => Err(Unsupported::new(c.span, c.name.clone(), "expects a name and a value")),
+            _ => Err(Unsupported::new(
+                c.span,
+                c.name.clone(),
+                "expects a name and a value",
+            )),
         }
     }
 
@@ -349,11 +429,24 @@ impl Converter<'_> {
             _ => (None, None),
         };
         let (Some(n), Some(v)) = (n, v) else {
-            return Err(Unsupported::new(c.span, "set", "expects a name and a value"));
+            return Err(Unsupported::new(
+                c.span,
+                "set",
+                "expects a name and a value",
+            ));
         };
         let mut value = self.scope.string(v)?;
         // Modifiers apply from the highest precedence down (RFC 5229 §4.1).
-        let order = ["lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "quoteregex", "encodeurl", "length"];
+        let order = [
+            "lower",
+            "upper",
+            "lowerfirst",
+            "upperfirst",
+            "quotewildcard",
+            "quoteregex",
+            "encodeurl",
+            "length",
+        ];
         let mut mods: Vec<&str> = args.tags.iter().map(|(t, _, _)| *t).collect();
         mods.sort_by_key(|m| order.iter().position(|o| o == m).unwrap_or(0));
         for m in mods {
@@ -388,15 +481,30 @@ impl Converter<'_> {
             "upper" => "upper",
             "length" => "len",
             other => {
-                return Err(Unsupported::new(span, format!("set :{other}"), "Flow has no such function for a value read at run time"));
+                return Err(Unsupported::new(
+                    span,
+                    format!("set :{other}"),
+                    "Flow has no such function for a value read at run time",
+                ));
             }
         };
-        Ok(expr(ExprKind::Str(str_lit(vec![StrPart::Interp(call(f, vec![unwrap_interp(value)]))]))))
+        Ok(expr(ExprKind::Str(str_lit(vec![StrPart::Interp(call(
+            f,
+            vec![unwrap_interp(value)],
+        ))]))))
     }
 
     /// `vacation` (RFC 5230) as a template and `reply template NAME every PERIOD`.
-    fn vacation(&mut self, c: &Command, args: &Args, out: &mut Vec<Stmt>) -> Result<(), Unsupported> {
-        args.only(&["days", "seconds", "subject", "from", "addresses", "handle"], "vacation")?;
+    fn vacation(
+        &mut self,
+        c: &Command,
+        args: &Args,
+        out: &mut Vec<Stmt>,
+    ) -> Result<(), Unsupported> {
+        args.only(
+            &["days", "seconds", "subject", "from", "addresses", "handle"],
+            "vacation",
+        )?;
         let reason = args
             .positional
             .last()
@@ -404,7 +512,11 @@ impl Converter<'_> {
             .ok_or_else(|| Unsupported::new(c.span, "vacation", "the reason is missing"))?;
         let constant = |this: &Self, s: &crate::ast::SieveString| {
             this.scope.constant(s).ok_or_else(|| {
-                Unsupported::new(s.span, "vacation text with variables", "a Flow template is read outside the rule and cannot use its variables")
+                Unsupported::new(
+                    s.span,
+                    "vacation text with variables",
+                    "a Flow template is read outside the rule and cannot use its variables",
+                )
             })
         };
         let mut fields = Vec::new();
@@ -422,11 +534,18 @@ impl Converter<'_> {
         }
         if let Some(a) = args.value("addresses") {
             let list = strings(a).unwrap_or_default();
-            let all = list.iter().map(|s| constant(self, s)).collect::<Result<Vec<_>, _>>()?;
+            let all = list
+                .iter()
+                .map(|s| constant(self, s))
+                .collect::<Result<Vec<_>, _>>()?;
             fields.push(("addresses", text(&all.join(", "))));
         }
         if args.has("handle") {
-            self.info(c.span, "vacation :handle", "dropped: Weir counts replies per template, sender and recipient");
+            self.info(
+                c.span,
+                "vacation :handle",
+                "dropped: Weir counts replies per template, sender and recipient",
+            );
         }
         let seconds = match (args.value("seconds"), args.value("days")) {
             (Some(Argument::Number(s, _)), _) => *s,
@@ -434,21 +553,22 @@ impl Converter<'_> {
             _ => VACATION_PERIOD,
         };
         let name = self.fresh_template();
-        self.templates.push(Item::Template(weir_grammar::ast::Template {
-            name: ident(&name),
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| TemplateField {
-                    key: ident(k),
-                    value: match v.kind {
-                        ExprKind::Str(l) => l,
-                        _ => str_lit(vec![]),
-                    },
-                    span: Span::default(),
-                })
-                .collect(),
-            span: Span::default(),
-        }));
+        self.templates
+            .push(Item::Template(weir_grammar::ast::Template {
+                name: ident(&name),
+                fields: fields
+                    .into_iter()
+                    .map(|(k, v)| TemplateField {
+                        key: ident(k),
+                        value: match v.kind {
+                            ExprKind::Str(l) => l,
+                            _ => str_lit(vec![]),
+                        },
+                        span: Span::default(),
+                    })
+                    .collect(),
+                span: Span::default(),
+            }));
         let Stmt::Action(mut reply) = action("reply", vec![]) else {
             unreachable!("action builds an action")
         };
@@ -489,7 +609,11 @@ fn one_line(e: Expr) -> Expr {
         ExprKind::Str(mut l) => {
             for p in &mut l.parts {
                 if let StrPart::Text(t) = p {
-                    *t = t.split(['\r', '\n']).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+                    *t = t
+                        .split(['\r', '\n'])
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ");
                 }
             }
             expr(ExprKind::Str(l))

@@ -69,7 +69,10 @@ impl<'a> Args<'a> {
 
     /// The value of `:tag`, if given.
     pub fn value(&self, tag: &str) -> Option<&'a Argument> {
-        self.tags.iter().find(|(t, _, _)| *t == tag).and_then(|(_, _, v)| *v)
+        self.tags
+            .iter()
+            .find(|(t, _, _)| *t == tag)
+            .and_then(|(_, _, v)| *v)
     }
 
     /// The first tag not in `known`, as an [`Unsupported`].

@@ -2,8 +2,8 @@
 //! written out as text and parsed again, see `emit`).
 
 use weir_grammar::ast::{
-    Action, Block, Compare, CompareOp, Expr, ExprKind, Ident, IfStmt, RegexLit, Span, Stmt,
-    StrLit, StrPart,
+    Action, Block, Compare, CompareOp, Expr, ExprKind, Ident, IfStmt, RegexLit, Span, Stmt, StrLit,
+    StrPart,
 };
 
 pub fn ident(name: &str) -> Ident {

@@ -60,14 +60,20 @@ impl Spec {
                 }
             },
             Some(a) => {
-                return Err(Unsupported::new(a.span(), ":comparator", "expects a string"));
+                return Err(Unsupported::new(
+                    a.span(),
+                    ":comparator",
+                    "expects a string",
+                ));
             }
         };
         let mut match_type = MatchType::Is;
         let mut span = test_span;
         for (tag, tag_span, value) in &args.tags {
             let relational = |value: &Option<&Argument>| -> Result<CompareOp, Unsupported> {
-                let op = value.and_then(super::args::string).map(|s| s.value.to_ascii_lowercase());
+                let op = value
+                    .and_then(super::args::string)
+                    .map(|s| s.value.to_ascii_lowercase());
                 Ok(match op.as_deref() {
                     Some("gt") => CompareOp::Gt,
                     Some("ge") => CompareOp::Ge,
@@ -142,7 +148,10 @@ pub fn test(
 ) -> Result<Expr, Unsupported> {
     let octet = spec.comparator == Comparator::Octet;
     if spec.comparator == Comparator::Numeric
-        && !matches!(spec.match_type, MatchType::Value(_) | MatchType::Count(_) | MatchType::Is)
+        && !matches!(
+            spec.match_type,
+            MatchType::Value(_) | MatchType::Count(_) | MatchType::Is
+        )
     {
         return Err(Unsupported::new(
             spec.span,
@@ -169,7 +178,9 @@ pub fn test(
             }
             numeric(lhs, op, keys)
         }
-        MatchType::Is if spec.comparator == Comparator::Numeric => numeric(lhs, CompareOp::Eq, keys),
+        MatchType::Is if spec.comparator == Comparator::Numeric => {
+            numeric(lhs, CompareOp::Eq, keys)
+        }
         MatchType::Is | MatchType::Contains if !octet => {
             let op = if spec.match_type == MatchType::Is {
                 CompareOp::Eq
@@ -188,7 +199,11 @@ pub fn test(
                     if anchored { format!("^{q}$") } else { q }
                 })
                 .collect();
-            Ok(compare(CompareOp::Matches, lhs, regex(alternation(alts), "")))
+            Ok(compare(
+                CompareOp::Matches,
+                lhs,
+                regex(alternation(alts), ""),
+            ))
         }
         MatchType::Matches => {
             let globs = constants(keys, "a :matches key with variables")?;
@@ -208,7 +223,10 @@ pub fn test(
                     return Err(Unsupported::new(
                         k.span,
                         ":regex key",
-                        format!("Flow's regex syntax refuses it: {}", first_line(&e.to_string())),
+                        format!(
+                            "Flow's regex syntax refuses it: {}",
+                            first_line(&e.to_string())
+                        ),
                     ));
                 }
             }
@@ -261,7 +279,9 @@ fn key_list(keys: &[Key]) -> Expr {
     if keys.len() == 1 {
         keys[0].expr.clone()
     } else {
-        expr(ExprKind::List(keys.iter().map(|k| k.expr.clone()).collect()))
+        expr(ExprKind::List(
+            keys.iter().map(|k| k.expr.clone()).collect(),
+        ))
     }
 }
 
@@ -369,10 +389,7 @@ pub fn glob(g: &str) -> String {
 }
 
 /// Keys of a test from its strings.
-pub fn keys(
-    scope: &super::vars::Scope,
-    strings: &[&SieveString],
-) -> Result<Vec<Key>, Unsupported> {
+pub fn keys(scope: &super::vars::Scope, strings: &[&SieveString]) -> Result<Vec<Key>, Unsupported> {
     strings
         .iter()
         .map(|s| {

@@ -51,22 +51,32 @@ fn hash_line(meta: &mut Meta, body: &str, at: usize) {
         return;
     }
     if rainloop(trimmed) {
-        meta.dropped.push((at, "RainLoop/SnappyMail filter data".into()));
+        meta.dropped
+            .push((at, "RainLoop/SnappyMail filter data".into()));
         return;
     }
-    meta.comments.push(text.strip_prefix(' ').unwrap_or(text).to_string());
+    meta.comments
+        .push(text.strip_prefix(' ').unwrap_or(text).to_string());
 }
 
 fn rainloop(text: &str) -> bool {
     let upper = text.to_ascii_uppercase();
-    ["BEGIN:FILTER", "END:FILTER", "BEGIN:HEADER", "END:HEADER", "RAINLOOP", "SNAPPYMAIL"]
-        .iter()
-        .any(|m| upper.contains(m))
+    [
+        "BEGIN:FILTER",
+        "END:FILTER",
+        "BEGIN:HEADER",
+        "END:HEADER",
+        "RAINLOOP",
+        "SNAPPYMAIL",
+    ]
+    .iter()
+    .any(|m| upper.contains(m))
 }
 
 fn bracket(meta: &mut Meta, body: &str, at: usize) {
     if rainloop(body) {
-        meta.dropped.push((at, "RainLoop/SnappyMail filter data".into()));
+        meta.dropped
+            .push((at, "RainLoop/SnappyMail filter data".into()));
         return;
     }
     for line in body.lines() {
@@ -91,7 +101,9 @@ mod tests {
 
     #[test]
     fn rainloop_and_avelsieve_data_are_dropped() {
-        let m = read("/*\nBEGIN:FILTER:1\nBEGIN:HEADER\neyJhIjoxfQ==\nEND:HEADER\n*/\n#START_SIEVE_RULE1&2END_SIEVE_RULE\n# kept\n");
+        let m = read(
+            "/*\nBEGIN:FILTER:1\nBEGIN:HEADER\neyJhIjoxfQ==\nEND:HEADER\n*/\n#START_SIEVE_RULE1&2END_SIEVE_RULE\n# kept\n",
+        );
         assert_eq!(m.dropped.len(), 2);
         assert_eq!(m.comments, vec!["kept"]);
     }

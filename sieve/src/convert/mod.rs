@@ -133,6 +133,17 @@ pub(crate) fn convert(
             disabled: false,
         })
         .collect();
+    if c.imports.contains("stdlib/spam") {
+        out.push(Piece {
+            comments: vec!["The authserv-ids of your own servers (see stdlib/auth).".into()],
+            item: Some(Item::Let(weir_grammar::ast::Let {
+                name: build::ident("trusted_authserv"),
+                value: build::expr(weir_grammar::ast::ExprKind::List(vec![])),
+                span: Span::default(),
+            })),
+            disabled: false,
+        });
+    }
     out.extend(c.templates.drain(..).map(|t| Piece {
         comments: vec![],
         item: Some(t),
@@ -156,7 +167,12 @@ impl Converter<'_> {
                 "require" | "set" | "include" => i + 1,
                 _ => {
                     let mut e = i + 1;
-                    while e < cmds.len() && !matches!(cmds[e].name.as_str(), "if" | "require" | "set" | "include" | "elsif" | "else") {
+                    while e < cmds.len()
+                        && !matches!(
+                            cmds[e].name.as_str(),
+                            "if" | "require" | "set" | "include" | "elsif" | "else"
+                        )
+                    {
                         e += 1;
                     }
                     e
@@ -215,7 +231,12 @@ impl Converter<'_> {
     fn inline(&mut self, c: &Command) -> Result<(), crate::ImportError> {
         let args = args::Args::read(&c.args);
         let Some(name) = args.positional.first().and_then(|a| args::string(a)) else {
-            self.not_converted(&[c.clone()], Unsupported::new(c.span, "include", "the script name is missing"), vec![], None);
+            self.not_converted(
+                &[c.clone()],
+                Unsupported::new(c.span, "include", "the script name is missing"),
+                vec![],
+                None,
+            );
             return Ok(());
         };
         let Some((file, text)) = (self.include)(&name.value) else {
@@ -230,7 +251,11 @@ impl Converter<'_> {
         };
         if self.included.contains(&file) {
             if !args.has("once") {
-                self.warn(c.span, "include", "a script already included is not included again");
+                self.warn(
+                    c.span,
+                    "include",
+                    "a script already included is not included again",
+                );
             }
             return Ok(());
         }
@@ -238,7 +263,10 @@ impl Converter<'_> {
             file: file.clone(),
             error: e,
         })?;
-        let saved = (std::mem::replace(&mut self.file, file.clone()), std::mem::replace(&mut self.source, text));
+        let saved = (
+            std::mem::replace(&mut self.file, file.clone()),
+            std::mem::replace(&mut self.source, text),
+        );
         self.included.push(file);
         // An included script has its own `require` (RFC 6609 §3.1).
         let enabled = std::mem::replace(&mut self.scope.enabled, false);
@@ -270,27 +298,40 @@ impl Converter<'_> {
         match converted {
             Err(u) if disabled => {
                 (self.scope, self.path) = saved;
-                comments.push(format!("disabled in Sieve (`if false`), not converted ({}): rule {name}", u.reason));
+                comments.push(format!(
+                    "disabled in Sieve (`if false`), not converted ({}): rule {name}",
+                    u.reason
+                ));
                 let start = group[0].span.start;
                 let end = group.last().map_or(start, |c| c.span.end);
                 comments.extend(self.source[start..end].lines().map(|l| format!("  {l}")));
-                self.pieces.push(Piece { comments, item: None, disabled: false });
+                self.pieces.push(Piece {
+                    comments,
+                    item: None,
+                    disabled: false,
+                });
             }
             Ok(rule) if disabled => {
                 (self.scope, self.path) = saved;
                 comments.push(format!("disabled in Sieve (`if false`): rule {name}"));
                 comments.append(&mut self.pending);
-                self.pieces.push(Piece { comments, item: Some(Item::Rule(rule)), disabled: true });
+                self.pieces.push(Piece {
+                    comments,
+                    item: Some(Item::Rule(rule)),
+                    disabled: true,
+                });
             }
             Ok(rule) => {
                 comments.append(&mut self.pending);
-                self.pieces.push(Piece { comments, item: Some(Item::Rule(rule)), disabled: false });
+                self.pieces.push(Piece {
+                    comments,
+                    item: Some(Item::Rule(rule)),
+                    disabled: false,
+                });
             }
             Err(u) => {
-                self.scope = saved.0;
-                // What the rule did is unknown: every later action is judged
-                // as if it may have delivered, forwarded and flagged.
-                self.path = Path { delivered: true, redirected: true, flagged: true, ended: false };
+                // The rule is a comment: Flow does none of what it did.
+                (self.scope, self.path) = saved;
                 let pending = std::mem::take(&mut self.pending);
                 let mut all = comments;
                 all.extend(pending);
@@ -309,7 +350,11 @@ impl Converter<'_> {
             self.path = path;
             return Ok(rule(name, None, stmts, None));
         }
-        let test = first.args.tests.first().ok_or_else(|| Unsupported::new(first.span, "if", "the test is missing"))?;
+        let test = first
+            .args
+            .tests
+            .first()
+            .ok_or_else(|| Unsupported::new(first.span, "if", "the test is missing"))?;
         let body = first.block.as_deref().unwrap_or(&[]);
         let bind = if body.iter().any(|c| refs_captures(c)) {
             Some(tests::bind_target(test)?)
@@ -338,7 +383,11 @@ impl Converter<'_> {
     }
 
     /// `elsif ...` / `else` after the rule's `if`, as the rule's `else` block.
-    fn else_chain(&mut self, chain: &[Command], path: &mut Path) -> Result<Vec<weir_grammar::ast::Stmt>, Unsupported> {
+    fn else_chain(
+        &mut self,
+        chain: &[Command],
+        path: &mut Path,
+    ) -> Result<Vec<weir_grammar::ast::Stmt>, Unsupported> {
         if chain[0].name == "else" {
             return self.scoped_block(chain[0].block.as_deref().unwrap_or(&[]), path);
         }
@@ -349,7 +398,12 @@ impl Converter<'_> {
 
     /// A Roundcube rule disabled as `if false # TEST`: converted from the
     /// test in the comment, written commented out.
-    fn disabled_rule(&mut self, group: &[Command], test: &str, name: &str) -> Result<Rule, Unsupported> {
+    fn disabled_rule(
+        &mut self,
+        group: &[Command],
+        test: &str,
+        name: &str,
+    ) -> Result<Rule, Unsupported> {
         let parsed = crate::parse::parse(&format!("if {test} {{}}"))
             .ok()
             .and_then(|s| s.commands.into_iter().next())
@@ -363,7 +417,13 @@ impl Converter<'_> {
         self.enabled_rule(&g, name)
     }
 
-    fn not_converted(&mut self, group: &[Command], u: Unsupported, mut comments: Vec<String>, name: Option<&str>) {
+    fn not_converted(
+        &mut self,
+        group: &[Command],
+        u: Unsupported,
+        mut comments: Vec<String>,
+        name: Option<&str>,
+    ) {
         let (line, column) = self.line_col(u.span);
         self.notes.push(Note {
             file: self.file.clone(),
@@ -373,7 +433,10 @@ impl Converter<'_> {
             message: format!("{}; the rule is kept as a comment", u.reason),
             lossy: true,
         });
-        comments.push(format!("not converted: {}:{line}:{column}: {}: {}", self.file, u.construct, u.reason));
+        comments.push(format!(
+            "not converted: {}:{line}:{column}: {}: {}",
+            self.file, u.construct, u.reason
+        ));
         if let Some(n) = name {
             comments.push(format!("rule {n}, as written in Sieve:"));
         }
@@ -382,10 +445,18 @@ impl Converter<'_> {
         let line_start = self.source[..start].rfind('\n').map_or(0, |p| p + 1);
         let indent = start - line_start;
         for (k, l) in self.source[start..end].lines().enumerate() {
-            let l = if k == 0 { l } else { l.get(indent.min(leading_ws(l))..).unwrap_or(l) };
+            let l = if k == 0 {
+                l
+            } else {
+                l.get(indent.min(leading_ws(l))..).unwrap_or(l)
+            };
             comments.push(format!("  {l}"));
         }
-        self.pieces.push(Piece { comments, item: None, disabled: false });
+        self.pieces.push(Piece {
+            comments,
+            item: None,
+            disabled: false,
+        });
     }
 
     /// A lossy difference in a converted rule: a note and a comment above it.
@@ -401,7 +472,10 @@ impl Converter<'_> {
     fn note(&mut self, span: Span, construct: &str, message: &str, lossy: bool) {
         let (line, column) = self.line_col(span);
         let kind = if lossy { "not converted" } else { "note" };
-        self.pending.push(format!("{kind}: {}:{line}:{column}: {construct}: {message}", self.file));
+        self.pending.push(format!(
+            "{kind}: {}:{line}:{column}: {construct}: {message}",
+            self.file
+        ));
         self.notes.push(Note {
             file: self.file.clone(),
             line,
@@ -455,7 +529,12 @@ impl Converter<'_> {
     }
 }
 
-fn rule(name: &str, when: Option<weir_grammar::ast::Expr>, then: Vec<weir_grammar::ast::Stmt>, otherwise: Option<weir_grammar::ast::Block>) -> Rule {
+fn rule(
+    name: &str,
+    when: Option<weir_grammar::ast::Expr>,
+    then: Vec<weir_grammar::ast::Stmt>,
+    otherwise: Option<weir_grammar::ast::Block>,
+) -> Rule {
     Rule {
         name: build::ident(name),
         priority: None,
@@ -478,9 +557,11 @@ fn is_if_false(c: &Command) -> bool {
 /// Whether a command (or one inside it) reads `${N}`.
 fn refs_captures(c: &Command) -> bool {
     let in_args = c.args.args.iter().any(|a| {
-        tests::list_strings(a)
-            .iter()
-            .any(|s| vars::pieces(s).iter().any(|p| matches!(p, vars::Piece::Match(_))))
+        tests::list_strings(a).iter().any(|s| {
+            vars::pieces(s)
+                .iter()
+                .any(|p| matches!(p, vars::Piece::Match(_)))
+        })
     });
     in_args || c.block.iter().flatten().any(refs_captures)
 }

@@ -63,7 +63,11 @@ impl Converter<'_> {
 
     fn header_call(&self, n: &crate::ast::SieveString) -> Result<Expr, Unsupported> {
         let value = self.scope.constant(n).ok_or_else(|| {
-            Unsupported::new(n.span, "a header name with variables", "Flow header names are literals")
+            Unsupported::new(
+                n.span,
+                "a header name with variables",
+                "Flow header names are literals",
+            )
         })?;
         Ok(call("header", vec![text(&value)]))
     }
@@ -125,14 +129,23 @@ impl Converter<'_> {
         self.each(sources, &spec, &keys, t, bind)
     }
 
-    fn string_test(&mut self, t: &Test, args: &Args, bind: BindTarget) -> Result<Expr, Unsupported> {
+    fn string_test(
+        &mut self,
+        t: &Test,
+        args: &Args,
+        bind: BindTarget,
+    ) -> Result<Expr, Unsupported> {
         args.only(SPEC_TAGS, "string")?;
         let spec = Spec::read(args, t.span)?;
         let sources = nth_strings(args, 0, t.span, "string")?;
         let key_strings = nth_strings(args, 1, t.span, "string")?;
         let keys = matching::keys(&self.scope, &key_strings)?;
         if let MatchType::Count(_) = spec.match_type {
-            return Err(Unsupported::new(spec.span, "string :count", "not converted"));
+            return Err(Unsupported::new(
+                spec.span,
+                "string :count",
+                "not converted",
+            ));
         }
         let sources = sources
             .iter()
@@ -153,6 +166,34 @@ impl Converter<'_> {
             .into_iter()
             .rfind(|p| args.tags.iter().any(|(t, _, _)| t == p))
             .unwrap_or("all");
+        if let (MatchType::Count(op), [n]) = (spec.match_type, names.as_slice()) {
+            let base = self.address_source(t, n)?;
+            let base = if matches!(&base.kind, ExprKind::Field(_, f) if f.name == "from") {
+                return Err(Unsupported::new(
+                    spec.span,
+                    "envelope :count \"from\"",
+                    "the envelope has one sender",
+                ));
+            } else {
+                base
+            };
+            let keys = keys
+                .iter()
+                .map(|k| {
+                    k.constant
+                        .as_deref()
+                        .and_then(|c| c.trim().parse::<i64>().ok())
+                        .ok_or_else(|| {
+                            Unsupported::new(k.span, "a numeric key", "it is not a number")
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(any_of(
+                keys.into_iter()
+                    .map(|n| compare(op, call("count", vec![base.clone()]), int(n)))
+                    .collect(),
+            ));
+        }
         let mut sources = Vec::new();
         for n in &names {
             let base = self.address_source(t, n)?;
@@ -175,7 +216,11 @@ impl Converter<'_> {
     }
 
     fn address_source(&self, t: &Test, n: &crate::ast::SieveString) -> Result<Expr, Unsupported> {
-        let header = self.scope.constant(n).unwrap_or_default().to_ascii_lowercase();
+        let header = self
+            .scope
+            .constant(n)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let flow = if t.name == "envelope" {
             match header.as_str() {
                 "from" => field(name("envelope"), "from"),
@@ -217,13 +262,24 @@ impl Converter<'_> {
                 .iter()
                 .map(|k| k.constant.clone().map(|c| escape_glob(&c)))
                 .collect::<Option<_>>(),
-            MatchType::Matches => keys.iter().map(|k| k.constant.clone()).collect::<Option<_>>(),
+            MatchType::Matches => keys
+                .iter()
+                .map(|k| k.constant.clone())
+                .collect::<Option<_>>(),
             _ => None,
         }
         .ok_or_else(|| {
-            Unsupported::new(spec.span, ":user", "converted only with constant :is or :matches keys")
+            Unsupported::new(
+                spec.span,
+                ":user",
+                "converted only with constant :is or :matches keys",
+            )
         })?;
-        let flags = if spec.comparator == Comparator::Octet { "s" } else { "is" };
+        let flags = if spec.comparator == Comparator::Octet {
+            "s"
+        } else {
+            "is"
+        };
         let alts: Vec<String> = globs
             .iter()
             .map(|g| {
@@ -234,7 +290,10 @@ impl Converter<'_> {
         let pattern = if alts.len() == 1 {
             alts[0].clone()
         } else {
-            alts.iter().map(|a| format!("(?:{a})")).collect::<Vec<_>>().join("|")
+            alts.iter()
+                .map(|a| format!("(?:{a})"))
+                .collect::<Vec<_>>()
+                .join("|")
         };
         let _ = t;
         Ok(compare(
@@ -297,7 +356,10 @@ impl Converter<'_> {
             }
         };
         let part = nth_strings(args, offset, t.span, &t.name)?;
-        let part = part.first().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default();
+        let part = part
+            .first()
+            .map(|p| p.value.to_ascii_lowercase())
+            .unwrap_or_default();
         let keys = nth_strings(args, offset + 1, t.span, &t.name)?;
         let op = match spec.match_type {
             MatchType::Is => CompareOp::Eq,
@@ -318,12 +380,23 @@ impl Converter<'_> {
     }
 
     fn duplicate(&mut self, _t: &Test, args: &Args) -> Result<Expr, Unsupported> {
-        args.only(&["handle", "header", "uniqueid", "seconds", "last"], "duplicate")?;
+        args.only(
+            &["handle", "header", "uniqueid", "seconds", "last"],
+            "duplicate",
+        )?;
+        // Without its header the test is false (RFC 7352 §3.1, §3.2).
+        let mut guard = None;
         let key = if let Some(u) = args.value("uniqueid").and_then(string) {
             self.scope.string(u)?
         } else if let Some(h) = args.value("header").and_then(string) {
-            call("first", vec![self.header_call(h)?])
+            let header = self.header_call(h)?;
+            guard = Some(expr(ExprKind::Exists(Box::new(header.clone()))));
+            call("first", vec![header])
         } else {
+            guard = Some(expr(ExprKind::Exists(Box::new(call(
+                "header",
+                vec![text("Message-ID")],
+            )))));
             name("message_id")
         };
         let key = match args.value("handle").and_then(string) {
@@ -340,7 +413,11 @@ impl Converter<'_> {
             Some(Argument::Number(n, _)) => *n,
             _ => DUPLICATE_PERIOD,
         };
-        Ok(call("duplicate", vec![key, expr(ExprKind::Duration(seconds))]))
+        let test = call("duplicate", vec![key, expr(ExprKind::Duration(seconds))]);
+        Ok(match guard {
+            Some(g) => all_of(vec![g, test]),
+            None => test,
+        })
     }
 
     fn spamtest(&mut self, t: &Test, args: &Args) -> Result<Expr, Unsupported> {
@@ -351,7 +428,13 @@ impl Converter<'_> {
         let op = match spec.match_type {
             MatchType::Value(op) => op,
             MatchType::Is => CompareOp::Eq,
-            _ => return Err(Unsupported::new(spec.span, "spamtest match type", "use :value")),
+            _ => {
+                return Err(Unsupported::new(
+                    spec.span,
+                    "spamtest match type",
+                    "use :value",
+                ));
+            }
         };
         self.imports.insert("stdlib/spam".to_string());
         self.warn(
@@ -362,9 +445,13 @@ impl Converter<'_> {
         let items = keys
             .iter()
             .map(|k| {
-                let n: i64 = k.constant.as_deref().and_then(|c| c.parse().ok()).ok_or_else(|| {
-                    Unsupported::new(k.span, "spamtest key", "it is not a number")
-                })?;
+                let n: i64 = k
+                    .constant
+                    .as_deref()
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| {
+                        Unsupported::new(k.span, "spamtest key", "it is not a number")
+                    })?;
                 Ok(compare(op, name("score"), int(n)))
             })
             .collect::<Result<Vec<_>, Unsupported>>()?;
@@ -377,7 +464,11 @@ impl Converter<'_> {
 pub const DUPLICATE_PERIOD: u64 = 12 * 3600;
 
 fn missing(t: &Test) -> Unsupported {
-    Unsupported::new(t.span, format!("test `{}`", t.name), "an argument is missing")
+    Unsupported::new(
+        t.span,
+        format!("test `{}`", t.name),
+        "an argument is missing",
+    )
 }
 
 fn escape_glob(s: &str) -> String {
@@ -407,10 +498,17 @@ fn fixed_zone(zone: &str) -> Option<String> {
     Some(format!("Etc/GMT{flipped}{hours}"))
 }
 
-fn date_part(base: &Expr, part: &str, op: CompareOp, key: &str, span: Span) -> Result<Expr, Unsupported> {
+fn date_part(
+    base: &Expr,
+    part: &str,
+    op: CompareOp,
+    key: &str,
+    span: Span,
+) -> Result<Expr, Unsupported> {
     let number = |k: &str| -> Result<i64, Unsupported> {
-        k.parse()
-            .map_err(|_| Unsupported::new(span, format!("date part key \"{k}\""), "it is not a number"))
+        k.parse().map_err(|_| {
+            Unsupported::new(span, format!("date part key \"{k}\""), "it is not a number")
+        })
     };
     Ok(match part {
         "year" | "month" | "day" | "hour" | "minute" => {
@@ -418,11 +516,18 @@ fn date_part(base: &Expr, part: &str, op: CompareOp, key: &str, span: Span) -> R
         }
         "weekday" if op == CompareOp::Eq => {
             const DAYS: [&str; 7] = [
-                "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                "sunday",
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
             ];
-            let day = usize::try_from(number(key)?).ok().and_then(|d| DAYS.get(d)).ok_or_else(|| {
-                Unsupported::new(span, "weekday", "expects 0 (Sunday) to 6")
-            })?;
+            let day = usize::try_from(number(key)?)
+                .ok()
+                .and_then(|d| DAYS.get(d))
+                .ok_or_else(|| Unsupported::new(span, "weekday", "expects 0 (Sunday) to 6"))?;
             compare(op, field(base.clone(), "weekday"), text(day))
         }
         "date" if op == CompareOp::Eq => {
@@ -480,5 +585,7 @@ fn no_bind(span: Span) -> Unsupported {
 
 /// Strings argument helper for tests elsewhere.
 pub fn list_strings(a: &Argument) -> Vec<String> {
-    strings(a).map(|l| l.iter().map(|s| s.value.clone()).collect()).unwrap_or_default()
+    strings(a)
+        .map(|l| l.iter().map(|s| s.value.clone()).collect())
+        .unwrap_or_default()
 }

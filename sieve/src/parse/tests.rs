@@ -24,16 +24,26 @@ fn every_lexical_form_parses() {
     assert_eq!(script.commands.len(), 4);
     assert_eq!(script.commands[1].name, "if");
     let test = &script.commands[1].args.tests[0];
-    assert_eq!(test.args.args[0], Argument::Tag("over".into(), test.args.args[0].span()));
+    assert_eq!(
+        test.args.args[0],
+        Argument::Tag("over".into(), test.args.args[0].span())
+    );
     assert!(matches!(test.args.args[1], Argument::Number(10240, _)));
     let block = script.commands[1].block.as_ref().unwrap();
-    assert_eq!(strings(&Script { commands: block.clone() }), vec!["a\"b\\cd"]);
+    assert_eq!(
+        strings(&Script {
+            commands: block.clone()
+        }),
+        vec!["a\"b\\cd"]
+    );
     let anyof = &script.commands[2].args.tests[0];
     assert_eq!(anyof.args.tests.len(), 2);
     assert_eq!(anyof.args.tests[0].args.tests[0].name, "exists");
     let reject = &script.commands[3].block.as_ref().unwrap()[0];
     assert_eq!(
-        strings(&Script { commands: vec![reject.clone()] }),
+        strings(&Script {
+            commands: vec![reject.clone()]
+        }),
         vec!["  line one\n.dot\n"]
     );
 }
@@ -41,8 +51,14 @@ fn every_lexical_form_parses() {
 #[test]
 fn numbers_take_quantifiers_and_saturate() {
     let s = parse("size :under 2g; size :over 99999999999999999999999;").unwrap();
-    assert!(matches!(s.commands[0].args.args[1], Argument::Number(2147483648, _)));
-    assert!(matches!(s.commands[1].args.args[1], Argument::Number(u64::MAX, _)));
+    assert!(matches!(
+        s.commands[0].args.args[1],
+        Argument::Number(2147483648, _)
+    ));
+    assert!(matches!(
+        s.commands[1].args.args[1],
+        Argument::Number(u64::MAX, _)
+    ));
 }
 
 #[test]
