@@ -45,13 +45,19 @@ pub fn file(pieces: &[Piece]) -> String {
     out
 }
 
-fn push_comment(out: &mut String, line: &str) {
-    out.push('#');
-    if !line.is_empty() {
-        out.push(' ');
-        out.push_str(line.trim_end());
+/// Writes `# line`; a line break of any kind inside it starts another
+/// comment line, so no text escapes the comment.
+fn push_comment(out: &mut String, text: &str) {
+    for line in text.split([
+        '\r', '\n', '\u{b}', '\u{c}', '\u{85}', '\u{2028}', '\u{2029}',
+    ]) {
+        out.push('#');
+        if !line.trim().is_empty() {
+            out.push(' ');
+            out.push_str(line.trim_end());
+        }
+        out.push('\n');
     }
-    out.push('\n');
 }
 
 /// One declaration, ending with a newline.
