@@ -222,7 +222,7 @@ pub fn expr(e: &Expr, min: u8) -> String {
 
 fn size(n: u64) -> String {
     for (suffix, unit) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-        if n >= unit && n % unit == 0 {
+        if n >= unit && n.is_multiple_of(unit) {
             return format!("{}{suffix}", n / unit);
         }
     }
@@ -231,7 +231,7 @@ fn size(n: u64) -> String {
 
 fn duration(s: u64) -> String {
     for (suffix, unit) in [("d", 86_400u64), ("h", 3_600), ("m", 60)] {
-        if s >= unit && s % unit == 0 {
+        if s >= unit && s.is_multiple_of(unit) {
             return format!("{}{suffix}", s / unit);
         }
     }

@@ -207,10 +207,11 @@ pub fn test(
         }
         MatchType::Matches => {
             let globs = constants(keys, "a :matches key with variables")?;
-            if bind.is_none() && !octet {
-                if let Some(simple) = simple_glob(&lhs, &globs) {
-                    return Ok(simple);
-                }
+            if bind.is_none()
+                && !octet
+                && let Some(simple) = simple_glob(&lhs, &globs)
+            {
+                return Ok(simple);
             }
             let alts: Vec<String> = globs.iter().map(|g| glob(g)).collect();
             let flags = if octet { "s" } else { "is" };

@@ -223,7 +223,7 @@ impl Converter<'_> {
     fn top_level_set(&mut self, c: &Command, comments: &[String]) {
         let args = args::Args::read(&c.args);
         if let Err(u) = self.set(c, &args) {
-            self.not_converted(&[c.clone()], u, comments.to_vec(), None);
+            self.not_converted(std::slice::from_ref(c), u, comments.to_vec(), None);
         }
     }
 
@@ -232,7 +232,7 @@ impl Converter<'_> {
         let args = args::Args::read(&c.args);
         let Some(name) = args.positional.first().and_then(|a| args::string(a)) else {
             self.not_converted(
-                &[c.clone()],
+                std::slice::from_ref(c),
                 Unsupported::new(c.span, "include", "the script name is missing"),
                 vec![],
                 None,
@@ -356,7 +356,7 @@ impl Converter<'_> {
             .first()
             .ok_or_else(|| Unsupported::new(first.span, "if", "the test is missing"))?;
         let body = first.block.as_deref().unwrap_or(&[]);
-        let bind = if body.iter().any(|c| refs_captures(c)) {
+        let bind = if body.iter().any(refs_captures) {
             Some(tests::bind_target(test)?)
         } else {
             None

@@ -487,7 +487,7 @@ fn escape_glob(s: &str) -> String {
 fn fixed_zone(zone: &str) -> Option<String> {
     let (sign, rest) = zone.split_at_checked(1)?;
     let digits: u32 = rest.parse().ok()?;
-    if rest.len() != 4 || digits % 100 != 0 || !matches!(sign, "+" | "-") {
+    if rest.len() != 4 || !digits.is_multiple_of(100) || !matches!(sign, "+" | "-") {
         return None;
     }
     let hours = digits / 100;
