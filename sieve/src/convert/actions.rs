@@ -6,7 +6,7 @@ use weir_grammar::ast::{Block, Expr, ExprKind, Item, Span, Stmt, StrPart, Templa
 
 use super::args::{Args, string, strings};
 use super::build::{self, action, call, expr, ident, if_stmt, str_lit, text};
-use super::tests::sets_captures;
+use super::conditions::sets_captures;
 use super::{Converter, Unsupported};
 use crate::ast::{Argument, Command};
 

@@ -13,9 +13,9 @@ use weir_grammar::ast::{Item, Rule, Span};
 mod actions;
 mod args;
 mod build;
+mod conditions;
 mod matching;
 mod metadata;
-mod tests;
 mod vars;
 
 use crate::ast::{Command, Script};
@@ -207,14 +207,20 @@ impl Converter<'_> {
     /// The test Roundcube keeps in a comment after `if false`.
     fn disabled_test(&self, c: &Command) -> Option<String> {
         let t = c.args.tests.first().filter(|_| is_if_false(c))?;
-        let rest = &self.source[t.span.end..c.span.end];
+        // The test's span runs over the comment after `false`.
+        let rest = &self.source[t.span.start + "false".len()..c.span.end];
         let line = rest.split('\n').next()?;
         let comment = line.trim_start().strip_prefix('#')?;
         Some(comment.trim().to_string()).filter(|s| !s.is_empty())
     }
 
     fn require(&mut self, c: &Command) {
-        let caps: Vec<String> = c.args.args.iter().flat_map(tests::list_strings).collect();
+        let caps: Vec<String> = c
+            .args
+            .args
+            .iter()
+            .flat_map(conditions::list_strings)
+            .collect();
         if caps.iter().any(|x| x.eq_ignore_ascii_case("variables")) {
             self.scope.enabled = true;
         }
@@ -357,7 +363,7 @@ impl Converter<'_> {
             .ok_or_else(|| Unsupported::new(first.span, "if", "the test is missing"))?;
         let body = first.block.as_deref().unwrap_or(&[]);
         let bind = if body.iter().any(refs_captures) {
-            Some(tests::bind_target(test)?)
+            Some(conditions::bind_target(test)?)
         } else {
             None
         };
@@ -557,7 +563,7 @@ fn is_if_false(c: &Command) -> bool {
 /// Whether a command (or one inside it) reads `${N}`.
 fn refs_captures(c: &Command) -> bool {
     let in_args = c.args.args.iter().any(|a| {
-        tests::list_strings(a).iter().any(|s| {
+        conditions::list_strings(a).iter().any(|s| {
             vars::pieces(s)
                 .iter()
                 .any(|p| matches!(p, vars::Piece::Match(_)))
@@ -585,3 +591,6 @@ fn identifier(name: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

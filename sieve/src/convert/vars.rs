@@ -102,13 +102,21 @@ impl Scope {
                         ));
                     }
                 },
-                Piece::Var(v) => self.variable(&v, s)?,
+                Piece::Var(v) => match self.variable(&v, s)? {
+                    // A value that is itself a string joins this one.
+                    StrPart::Interp(Expr {
+                        kind: ExprKind::Str(inner),
+                        ..
+                    }) => {
+                        for p in inner.parts {
+                            push_part(&mut parts, p);
+                        }
+                        continue;
+                    }
+                    other => other,
+                },
             };
-            match (parts.last_mut(), part) {
-                (Some(StrPart::Text(a)), StrPart::Text(b)) => a.push_str(&b),
-                (_, StrPart::Text(b)) if b.is_empty() => {}
-                (_, part) => parts.push(part),
-            }
+            push_part(&mut parts, part);
         }
         Ok(expr(ExprKind::Str(str_lit(parts))))
     }
@@ -146,6 +154,15 @@ impl Scope {
             ExprKind::Str(lit) => lit.as_plain(),
             _ => None,
         }
+    }
+}
+
+/// Appends a part, joining adjacent texts.
+fn push_part(parts: &mut Vec<StrPart>, part: StrPart) {
+    match (parts.last_mut(), part) {
+        (Some(StrPart::Text(a)), StrPart::Text(b)) => a.push_str(&b),
+        (_, StrPart::Text(b)) if b.is_empty() => {}
+        (_, part) => parts.push(part),
     }
 }
 
