@@ -15,6 +15,14 @@ use crate::common::{golden, root, stderr, stdout, temp_dir, weir};
 const SENDER: &str = "sender@lists.example.net";
 const RECIPIENT: &str = "alex@example.com";
 
+/// The shared corpus, generated once: the tests here ask for it at the
+/// same time, and the generators write it on first use.
+fn corpus_dir() -> PathBuf {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    weir_benches::corpus_dir()
+}
+
 fn sieve_dir() -> PathBuf {
     root().join("tests/sieve")
 }
@@ -387,7 +395,7 @@ fn listed_differences() -> BTreeSet<(String, String)> {
 /// The messages of the comparison: the hand-made edge cases, Python's
 /// email test messages and the first synthetic ones.
 fn messages(into: &Path) -> Vec<PathBuf> {
-    let corpus = weir_benches::corpus_dir();
+    let corpus = corpus_dir();
     let mut sources: Vec<PathBuf> = Vec::new();
     for dir in [sieve_dir().join("messages"), corpus.join("cpython")] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -454,7 +462,7 @@ fn converted_scripts_decide_as_pigeonhole_does() {
     };
     let messages = messages(&ph.dir.join("messages"));
     let mut scripts: Vec<PathBuf> = scripts();
-    let rules = weir_benches::corpus_dir().join("rules");
+    let rules = corpus_dir().join("rules");
     scripts.extend(["rules_10.sieve", "rules_100.sieve"].map(|r| rules.join(r)));
     for s in &scripts {
         std::fs::copy(s, ph.dir.join("scripts").join(s.file_name().unwrap())).unwrap();
@@ -622,7 +630,7 @@ fn generated_rules_1000_set_the_flags_pigeonhole_sets() {
     let Some(ph) = pigeonhole("sieve-rules1000") else {
         return;
     };
-    let corpus = weir_benches::corpus_dir();
+    let corpus = corpus_dir();
     let script = ph.dir.join("scripts/rules_1000.sieve");
     std::fs::copy(corpus.join("rules/rules_1000.sieve"), &script).unwrap();
     let phrases = body_phrases(&std::fs::read_to_string(&script).unwrap());
