@@ -10,3 +10,9 @@ if body :contains "unsubscribe" {
 if header :regex "Subject" "^(re|fwd): .*order [0-9]{3,}" {
   addflag "order";
 }
+if body :content "text/html" :contains "<b>payment" {
+  addflag "html-bold";
+}
+if body :content "text" :contains "click to unsubscribe" {
+  addflag "text-unsubscribe";
+}

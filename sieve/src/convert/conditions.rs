@@ -305,12 +305,55 @@ impl Converter<'_> {
 
     fn body(&mut self, t: &Test, args: &Args, bind: BindTarget) -> Result<Expr, Unsupported> {
         let mut known = SPEC_TAGS.to_vec();
-        known.push("text");
+        known.extend(["text", "content"]);
         args.only(&known, "body")?;
         let spec = Spec::read(args, t.span)?;
         let key_strings = nth_strings(args, 0, t.span, "body")?;
         let keys = matching::keys(&self.scope, &key_strings)?;
-        self.each(vec![name("body")], &spec, &keys, t, bind)
+        let sources = match args.value("content") {
+            None => vec![name("body")],
+            Some(types) => self.content_sources(types)?,
+        };
+        if sources.len() > 1 && bind == Some(t.span) {
+            return Err(Unsupported::new(
+                t.span,
+                "body :content with match variables",
+                "Flow binds the captures of one comparison",
+            ));
+        }
+        let bind = if sources.len() > 1 { None } else { bind };
+        self.each(sources, &spec, &keys, t, bind)
+    }
+
+    /// `:content` types as Flow's body texts: `text/html` is `body.html`
+    /// (the HTML with its tags, as Sieve reads it); `text` and `text/plain`
+    /// are `body` and `body.html` (Weir's `body` is the plain text, or
+    /// the HTML as text when there is none).
+    fn content_sources(&mut self, types: &Argument) -> Result<Vec<Expr>, Unsupported> {
+        let mut out = Vec::new();
+        for ty in strings(types).unwrap_or_default() {
+            let html = field(name("body"), "html");
+            match ty.value.to_ascii_lowercase().as_str() {
+                "text/html" => out.push(html),
+                "text" | "text/plain" => {
+                    self.info(
+                        ty.span,
+                        "body :content \"text\"",
+                        "converted as `body` and `body.html`: text attachments are not read",
+                    );
+                    out.extend([name("body"), html]);
+                }
+                other => {
+                    return Err(Unsupported::new(
+                        ty.span,
+                        format!("body :content \"{other}\""),
+                        "Flow reads the text and HTML body, not other MIME parts",
+                    ));
+                }
+            }
+        }
+        out.dedup();
+        Ok(out)
     }
 
     fn date(&mut self, t: &Test, args: &Args) -> Result<Expr, Unsupported> {
