@@ -11,19 +11,38 @@ use super::{Converter, Unsupported};
 use crate::ast::{Argument, Command};
 
 /// What may have happened on the way to a command.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Path {
     /// A `fileinto` or `keep` may have been taken.
     pub delivered: bool,
     /// A `redirect` may have been taken.
     pub redirected: bool,
-    /// A flag may have been set.
-    pub flagged: bool,
+    /// The flags that may have been set (lower-case).
+    pub flags: std::collections::BTreeSet<String>,
+    /// A flag read at run time may have been set.
+    pub unknown_flags: bool,
     /// Evaluation ended on this path (`stop` or a verdict).
     pub ended: bool,
 }
 
 impl Path {
+    /// Whether any flag may have been set.
+    pub fn flagged(&self) -> bool {
+        self.unknown_flags || !self.flags.is_empty()
+    }
+
+    fn add_flags(&mut self, flags: &[Expr]) {
+        for f in flags {
+            match &f.kind {
+                ExprKind::Str(l) if l.as_plain().is_some() => {
+                    self.flags
+                        .insert(l.as_plain().unwrap_or_default().to_lowercase());
+                }
+                _ => self.unknown_flags = true,
+            }
+        }
+    }
+
     /// The paths of two branches, merged where evaluation goes on.
     pub fn join(self, other: Path) -> Path {
         if self.ended {
@@ -36,7 +55,8 @@ impl Path {
             ended: false,
             delivered: self.delivered || other.delivered,
             redirected: self.redirected || other.redirected,
-            flagged: self.flagged || other.flagged,
+            flags: self.flags.union(&other.flags).cloned().collect(),
+            unknown_flags: self.unknown_flags || other.unknown_flags,
         }
     }
 }
@@ -107,14 +127,21 @@ impl Converter<'_> {
                 }
                 _ => None,
             };
-            let mut branch_path = *path;
+            let mut branch_path = path.clone();
             let stmts = self.scoped_block(c.block.as_deref().unwrap_or(&[]), &mut branch_path)?;
-            after = Some(after.map_or(branch_path, |a| a.join(branch_path)));
+            after = Some(match after {
+                Some(a) => a.join(branch_path),
+                None => branch_path,
+            });
             branches.push((cond, stmts));
         }
         let has_else = chain.last().is_some_and(|c| c.name == "else");
-        let after = after.unwrap_or(*path);
-        *path = if has_else { after } else { after.join(*path) };
+        let after = after.unwrap_or_else(|| path.clone());
+        *path = if has_else {
+            after
+        } else {
+            after.join(path.clone())
+        };
         let mut otherwise: Option<Block> = None;
         for (cond, stmts) in branches.into_iter().rev() {
             otherwise = Some(match cond {
@@ -318,17 +345,18 @@ impl Converter<'_> {
         out: &mut Vec<Stmt>,
     ) -> Result<(), Unsupported> {
         if let Some(a) = args.value("flags") {
-            if path.flagged {
+            if path.flagged() {
                 self.warn(
                     a.span(),
                     ":flags",
                     "Flow adds these flags to those set before; Sieve replaces them for this copy",
                 );
             }
-            for f in self.flag_list(a)? {
+            let flags = self.flag_list(a)?;
+            path.add_flags(&flags);
+            for f in flags {
                 out.push(action("flag", vec![f]));
             }
-            path.flagged = true;
         }
         Ok(())
     }
@@ -361,20 +389,33 @@ impl Converter<'_> {
                 "Flow's flags are not variables",
             ));
         }
-        match c.name.as_str() {
-            "removeflag" if path.flagged => {
+        let flags = self.flag_list(args.positional[0])?;
+        let named: Option<std::collections::BTreeSet<String>> = flags
+            .iter()
+            .map(|f| match &f.kind {
+                ExprKind::Str(l) => l.as_plain().map(|p| p.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        match (c.name.as_str(), &named) {
+            // Removing a flag that cannot be set changes nothing.
+            ("removeflag", Some(names)) if !path.unknown_flags && path.flags.is_disjoint(names) => {
+                return Ok(());
+            }
+            ("removeflag", _) => {
                 return Err(Unsupported::new(
                     c.span,
                     "removeflag",
-                    "Flow cannot remove a flag once set",
+                    "a flag it removes may be set, and Flow cannot remove a flag once set",
                 ));
             }
-            "removeflag" => return Ok(()),
-            "setflag" if path.flagged => {
+            // Setting a superset of what may be set is adding to it.
+            ("setflag", Some(names)) if !path.unknown_flags && path.flags.is_subset(names) => {}
+            ("setflag", _) => {
                 return Err(Unsupported::new(
                     c.span,
                     "setflag",
-                    "it replaces flags set before; Flow only adds flags",
+                    "it replaces flags that may be set before; Flow only adds flags",
                 ));
             }
             _ => {}
@@ -386,10 +427,10 @@ impl Converter<'_> {
                 "in Sieve this flag does not reach the copy filed before it; in Flow it does",
             );
         }
-        for f in self.flag_list(args.positional[0])? {
+        path.add_flags(&flags);
+        for f in flags {
             out.push(action("flag", vec![f]));
         }
-        path.flagged = true;
         Ok(())
     }
 

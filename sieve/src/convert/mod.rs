@@ -286,7 +286,7 @@ impl Converter<'_> {
     fn rule(&mut self, group: &[Command], meta: metadata::Meta) {
         let name = self.rule_name(meta.name.as_deref(), group[0].span);
         let disabled = meta.disabled_test.is_some() || is_if_false(&group[0]);
-        let saved = (self.scope.clone(), self.path);
+        let saved = (self.scope.clone(), self.path.clone());
         let notes_before = self.notes.len();
         self.pending.clear();
         let converted = if let (true, Some(test)) = (disabled, &meta.disabled_test) {
@@ -351,7 +351,7 @@ impl Converter<'_> {
         self.bound_groups = None;
         self.scope.captures = None;
         if first.name != "if" {
-            let mut path = self.path;
+            let mut path = self.path.clone();
             let stmts = self.block(group, &mut path)?;
             self.path = path;
             return Ok(rule(name, None, stmts, None));
@@ -369,11 +369,11 @@ impl Converter<'_> {
         };
         let when = self.test(test, bind)?;
         self.scope.captures = self.bound_groups;
-        let mut then_path = self.path;
+        let mut then_path = self.path.clone();
         let then = self.scoped_block(body, &mut then_path);
         self.scope.captures = None;
         let then = then?;
-        let mut else_path = self.path;
+        let mut else_path = self.path.clone();
         let otherwise = if group.len() > 1 {
             let stmts = self.else_chain(&group[1..], &mut else_path)?;
             Some(build::block(stmts))

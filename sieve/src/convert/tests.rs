@@ -76,6 +76,12 @@ fn flags_are_added_never_removed() {
     );
     let c = convert("require \"imap4flags\";\naddflag \"a\";\nsetflag \"b\";\n");
     assert!(lossy(&c)[0].contains("setflag"), "{:?}", lossy(&c));
+    // What may be set is known: a superset is added, the others removed.
+    let c =
+        convert("require \"imap4flags\";\naddflag \"A\";\nsetflag \"a b\";\nremoveflag \"c\";\n");
+    assert!(c.exact(), "{:?}", lossy(&c));
+    let c = convert("require \"imap4flags\";\nif true { addflag \"a\"; }\nremoveflag \"a\";\n");
+    assert!(lossy(&c)[0].contains("removeflag"), "{:?}", lossy(&c));
 }
 
 #[test]
