@@ -535,22 +535,13 @@ impl Converter<'_> {
         ))]))))
     }
 
-    /// `vacation` (RFC 5230) as a template and `reply template NAME every PERIOD`.
-    fn vacation(
-        &mut self,
-        c: &Command,
+    /// The template fields of a `vacation`: subject (RFC 5230's default
+    /// `Auto: ` and the subject), body, from and addresses, all constants.
+    fn vacation_fields(
+        &self,
         args: &Args,
-        out: &mut Vec<Stmt>,
-    ) -> Result<(), Unsupported> {
-        args.only(
-            &["days", "seconds", "subject", "from", "addresses", "handle"],
-            "vacation",
-        )?;
-        let reason = args
-            .positional
-            .last()
-            .and_then(|a| string(a))
-            .ok_or_else(|| Unsupported::new(c.span, "vacation", "the reason is missing"))?;
+        reason: &crate::ast::SieveString,
+    ) -> Result<Vec<(&'static str, Expr)>, Unsupported> {
         let constant = |this: &Self, s: &crate::ast::SieveString| {
             this.scope.constant(s).ok_or_else(|| {
                 Unsupported::new(
@@ -581,6 +572,26 @@ impl Converter<'_> {
                 .collect::<Result<Vec<_>, _>>()?;
             fields.push(("addresses", text(&all.join(", "))));
         }
+        Ok(fields)
+    }
+
+    /// `vacation` (RFC 5230) as a template and `reply template NAME every PERIOD`.
+    fn vacation(
+        &mut self,
+        c: &Command,
+        args: &Args,
+        out: &mut Vec<Stmt>,
+    ) -> Result<(), Unsupported> {
+        args.only(
+            &["days", "seconds", "subject", "from", "addresses", "handle"],
+            "vacation",
+        )?;
+        let reason = args
+            .positional
+            .last()
+            .and_then(|a| string(a))
+            .ok_or_else(|| Unsupported::new(c.span, "vacation", "the reason is missing"))?;
+        let fields = self.vacation_fields(args, reason)?;
         if args.has("handle") {
             self.info(
                 c.span,

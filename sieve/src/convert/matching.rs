@@ -189,34 +189,8 @@ pub fn test(
             };
             Ok(compare(op, lhs, key_list(keys)))
         }
-        MatchType::Is | MatchType::Contains => {
-            let patterns = constants(keys, "an i;octet key with variables")?;
-            let anchored = spec.match_type == MatchType::Is;
-            let alts: Vec<String> = patterns
-                .iter()
-                .map(|k| {
-                    let q = regex::escape(k);
-                    if anchored { format!("^{q}$") } else { q }
-                })
-                .collect();
-            Ok(compare(
-                CompareOp::Matches,
-                lhs,
-                regex(alternation(alts), ""),
-            ))
-        }
-        MatchType::Matches => {
-            let globs = constants(keys, "a :matches key with variables")?;
-            if bind.is_none()
-                && !octet
-                && let Some(simple) = simple_glob(&lhs, &globs)
-            {
-                return Ok(simple);
-            }
-            let alts: Vec<String> = globs.iter().map(|g| glob(g)).collect();
-            let flags = if octet { "s" } else { "is" };
-            bind_regex(lhs, alts, flags, keys, bind, bound)
-        }
+        MatchType::Is | MatchType::Contains => octet_literal(lhs, spec, keys),
+        MatchType::Matches => glob_match(lhs, spec, keys, bind, bound),
         MatchType::Regex => {
             let patterns = constants(keys, "a :regex key with variables")?;
             for (p, k) in patterns.iter().zip(keys) {
@@ -235,6 +209,46 @@ pub fn test(
             bind_regex(lhs, patterns, flags, keys, bind, bound)
         }
     }
+}
+
+/// `:is`/`:contains` under `i;octet`: a case-sensitive regex of the
+/// escaped keys.
+fn octet_literal(lhs: Expr, spec: &Spec, keys: &[Key]) -> Result<Expr, Unsupported> {
+    let patterns = constants(keys, "an i;octet key with variables")?;
+    let anchored = spec.match_type == MatchType::Is;
+    let alts: Vec<String> = patterns
+        .iter()
+        .map(|k| {
+            let q = regex::escape(k);
+            if anchored { format!("^{q}$") } else { q }
+        })
+        .collect();
+    Ok(compare(
+        CompareOp::Matches,
+        lhs,
+        regex(alternation(alts), ""),
+    ))
+}
+
+/// `:matches`: a simple glob as a string test, any other as a regex.
+fn glob_match(
+    lhs: Expr,
+    spec: &Spec,
+    keys: &[Key],
+    bind: Option<&str>,
+    bound: &mut Option<Bound>,
+) -> Result<Expr, Unsupported> {
+    let octet = spec.comparator == Comparator::Octet;
+    let globs = constants(keys, "a :matches key with variables")?;
+    if bind.is_none()
+        && !octet
+        && let Some(simple) = simple_glob(&lhs, &globs)
+    {
+        return Ok(simple);
+    }
+    let alts: Vec<String> = globs.iter().map(|g| glob(g)).collect();
+    let flags = if octet { "s" } else { "is" };
+    bind_regex(lhs, alts, flags, keys, bind, bound)
 }
 
 fn first_line(s: &str) -> String {
