@@ -207,6 +207,51 @@ impl Stmt {
     }
 }
 
+impl Stmt {
+    /// Calls `f` on every expression of the statement: conditions of
+    /// `if`s and the arguments of every action, in branches too.
+    pub(crate) fn each_expr<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
+        match self {
+            Stmt::Action(a) => a.exprs().into_iter().for_each(f),
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                for stmt in then.iter().chain(otherwise) {
+                    stmt.each_expr(f);
+                }
+            }
+        }
+    }
+}
+
+impl Action {
+    /// The expressions among its arguments (a template's are its own).
+    pub(crate) fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            Action::Verdict { text, .. } => text.iter().collect(),
+            Action::AddHeader(a, b) | Action::SetHeader(a, b) => vec![a, b],
+            Action::RemoveHeader(e)
+            | Action::PrependSubject(e)
+            | Action::AddRcpt(e)
+            | Action::RemoveRcpt(e)
+            | Action::Redirect(e)
+            | Action::Fileinto(e)
+            | Action::Flag(e)
+            | Action::Tag(e)
+            | Action::Score(e)
+            | Action::Log(e) => vec![e],
+            Action::Notify { channel, with, .. } => std::iter::once(channel)
+                .chain(with.iter().map(|(_, e)| e))
+                .collect(),
+            Action::Reply(_, every) => every.iter().collect(),
+            Action::Keep | Action::Stop => Vec::new(),
+        }
+    }
+}
+
 /// An action with its arguments lowered.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {

@@ -227,6 +227,37 @@ impl Ruleset {
         needs
     }
 
+    /// Whether evaluating a message can depend on the messages evaluated
+    /// before it: some rule, `fn` or template calls `rate()` or
+    /// `duplicate()`. `weir run` evaluates such a ruleset in input order on
+    /// one thread, so its counters see the messages as one stream.
+    pub fn counts_messages(&self) -> bool {
+        let prog = &self.inner.program;
+        let mut exprs: Vec<&ir::Expr> = Vec::new();
+        for rule in &prog.rules {
+            exprs.extend(&rule.when);
+            let blocks = std::iter::once(&rule.then).chain(rule.otherwise.as_ref());
+            for stmt in blocks.flatten() {
+                stmt.each_expr(&mut |e| exprs.push(e));
+            }
+        }
+        exprs.extend(prog.functions.iter().map(|f| &f.body));
+        for t in &prog.templates {
+            exprs.extend(
+                [&t.subject, &t.body, &t.from, &t.addresses]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        while let Some(e) = exprs.pop() {
+            if matches!(e, ir::Expr::Rate { .. } | ir::Expr::Duplicate { .. }) {
+                return true;
+            }
+            exprs.extend(e.children());
+        }
+        false
+    }
+
     /// The lowered program, for the native engine.
     pub(crate) fn program(&self) -> &eval::Program {
         &self.inner.program

@@ -128,6 +128,19 @@ fn shadow_verdict_json(v: &ShadowVerdict) -> Map<String, Value> {
     a
 }
 
+/// The parts of two decision objects ([`decision_json`]) that differ, each
+/// as `{"old": …, "new": …}` (`weir diff`, the console's backtest).
+pub fn differences(before: &Map<String, Value>, after: &Map<String, Value>) -> Map<String, Value> {
+    let mut changes = Map::new();
+    for key in before.keys().chain(after.keys()) {
+        let (b, a) = (before.get(key), after.get(key));
+        if b != a && !changes.contains_key(key) {
+            changes.insert(key.clone(), json!({"old": b, "new": a}));
+        }
+    }
+    changes
+}
+
 /// The `--explain` trace as JSON.
 pub fn trace_json(trace: &[RuleTrace]) -> Value {
     Value::Array(

@@ -134,6 +134,10 @@ pub struct RunArgs {
     /// Per-rule hit counts, verdict totals and rules that never fired.
     #[arg(long)]
     pub stats: bool,
+    /// Threads evaluating messages (default: one per core); the output is
+    /// the same whatever the number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// `--now TIME`: RFC 3339, to seconds since the epoch.

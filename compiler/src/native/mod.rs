@@ -26,6 +26,7 @@ mod prefilter;
 use std::ffi::c_void;
 use std::fmt;
 use std::panic::catch_unwind;
+use std::sync::Mutex;
 
 use cranelift_jit::JITModule;
 use weir_stdlib::{Stage, Transaction};
@@ -37,7 +38,7 @@ use crate::{EvalOptions, RateCounter, Ruleset};
 use codegen::RulePlan;
 use cond::{Cond, Leaf, Leaves};
 use host::EvalCtx;
-use prefilter::Prefilter;
+use prefilter::{Prefilter, Scan};
 
 /// Why a ruleset could not be compiled to native code. The caller falls
 /// back to the interpreter ([`Ruleset::evaluate`]), which gives the same
@@ -65,6 +66,10 @@ impl fmt::Display for NativeError {
 
 impl std::error::Error for NativeError {}
 
+/// The most per-message scans a ruleset keeps between messages: more than
+/// the threads that evaluate at once on any machine it runs on.
+const MAX_SPARE_SCANS: usize = 256;
+
 /// The signature of the generated functions: `evaluate_K(ctx, bits) -> u32`
 /// (1 when a verdict or `stop` ended evaluation, else 0). `bits` is the
 /// prefilter's answers by leaf id (0: not known, 1: false, 2: true), one
@@ -89,6 +94,10 @@ pub struct NativeRuleset {
     stages: Vec<Stage>,
     /// The IR the host functions run (rules, functions, templates).
     ruleset: Ruleset,
+    /// Per-message prefilter state kept between messages, cleared before
+    /// reuse, so that evaluating allocates none of it (one per thread that
+    /// evaluates at the same time, at most [`MAX_SPARE_SCANS`]).
+    spare_scans: Mutex<Vec<Scan>>,
     /// The JIT module owning the code, held only to free it on drop
     /// (fields drop in order, so after everything else).
     _code: Code,
@@ -205,6 +214,7 @@ impl NativeRuleset {
             prefilter,
             stages,
             ruleset: ruleset.clone(),
+            spare_scans: Mutex::new(Vec::new()),
             _code: Code {
                 module: Some(compiled.module),
             },
@@ -234,7 +244,7 @@ impl NativeRuleset {
             rules: &prog.rules,
             leaves: &self.leaves,
             prefilter: &self.prefilter,
-            scan: self.prefilter.scan(self.leaves.len()),
+            scan: self.take_scan(),
             ended: None,
             failed: false,
         };
@@ -261,7 +271,26 @@ impl NativeRuleset {
         if let Some(&stage) = last.and_then(|r| self.stages.get(r)) {
             ctx.machine.reach_stage(stage);
         }
-        ctx.machine.finish()
+        let decision = ctx.machine.finish();
+        self.give_back_scan(ctx.scan);
+        decision
+    }
+
+    /// A cleared scan from the spares, or a new one.
+    fn take_scan(&self) -> Scan {
+        let spare = self.spare_scans.lock().ok().and_then(|mut s| s.pop());
+        spare.unwrap_or_else(|| self.prefilter.scan(self.leaves.len()))
+    }
+
+    /// Clears `scan` and keeps it for the next message (a scan dropped
+    /// in a panic is simply not kept).
+    fn give_back_scan(&self, mut scan: Scan) {
+        scan.clear();
+        if let Ok(mut spares) = self.spare_scans.lock()
+            && spares.len() < MAX_SPARE_SCANS
+        {
+            spares.push(scan);
+        }
     }
 
     /// The ruleset this was compiled from.

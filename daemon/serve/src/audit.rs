@@ -216,6 +216,8 @@ pub struct QuarantineAct {
     pub recipient: Option<String>,
     /// The audit entry of the decision that held it.
     pub held_by_audit_id: u64,
+    /// Who did it: `role` (`admin`) and `via` (`token` or `session`).
+    pub by: Value,
 }
 
 /// The flags a decision sets (`flag` actions that are not shadowed).

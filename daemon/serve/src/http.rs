@@ -14,7 +14,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -25,6 +25,7 @@ use weir_compiler::{EvalOptions, RateCounter};
 use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
 use super::Listener;
+use super::access::{Access, Caller, Refusal};
 use super::audit::QuarantineAct;
 use super::clock::{format_time, parse_time};
 use super::config::Config;
@@ -38,12 +39,12 @@ use super::store::{AuditFilter, MessageRates, QuarantineEntry};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
-/// What every handler shares.
+/// What every handler shares (the console's too).
 #[derive(Clone)]
-struct Api {
-    daemon: Arc<Daemon>,
-    token: Arc<String>,
-    stop: tokio::sync::watch::Receiver<bool>,
+pub(crate) struct Api {
+    pub(crate) daemon: Arc<Daemon>,
+    pub(crate) access: Arc<Access>,
+    pub(crate) stop: tokio::sync::watch::Receiver<bool>,
     in_flight: InFlight,
 }
 
@@ -82,6 +83,18 @@ pub fn api_token(config: &Config) -> anyhow::Result<String> {
         file.display()
     );
     Ok(token)
+}
+
+/// The tokens of both roles: the admin token ([`api_token`]) and, with
+/// `[http] readonly_token_file`, the read-only one (same rules as the
+/// admin's file).
+pub fn api_access(config: &Config) -> anyhow::Result<Access> {
+    let admin = api_token(config)?;
+    let readonly = match &config.http.readonly_token_file {
+        Some(file) => Some(read_token(file, "[http] readonly_token_file: ")?),
+        None => None,
+    };
+    Ok(Access::new(admin, readonly))
 }
 
 /// Reads a token file, refusing one that others may read and a short token.
@@ -127,12 +140,12 @@ fn write_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
 pub async fn serve(
     daemon: Arc<Daemon>,
     listener: Listener,
-    token: String,
+    access: Access,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal(&stop);
     let limits = daemon.config().http.connections;
-    let app = router(daemon, token, stop);
+    let app = router(daemon, access, stop);
     match listener {
         Listener::Tcp(l) => {
             axum::serve(Capped::new(l, limits), app)
@@ -149,11 +162,11 @@ pub async fn serve(
 }
 
 /// The API's routes.
-fn router(daemon: Arc<Daemon>, token: String, stop: tokio::sync::watch::Receiver<bool>) -> Router {
+fn router(daemon: Arc<Daemon>, access: Access, stop: tokio::sync::watch::Receiver<bool>) -> Router {
     let max_body = usize::try_from(daemon.config().limits.max_message_size).unwrap_or(usize::MAX);
     let api = Api {
         daemon,
-        token: Arc::new(token),
+        access: Arc::new(access),
         stop,
         in_flight: InFlight::default(),
     };
@@ -176,13 +189,15 @@ fn router(daemon: Arc<Daemon>, token: String, stop: tokio::sync::watch::Receiver
         .route("/v1/outbox", get(outbox))
         .route("/v1/outbox/{id}/retry", post(outbox_retry))
         .route("/v1/events", get(events))
+        .merge(super::console::api::routes(max_body))
+        .merge(super::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
         .with_state(api)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
@@ -194,43 +209,42 @@ async fn method_not_allowed() -> Response {
     error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
-/// Demands the bearer token on `/v1/*`.
-async fn auth(State(api): State<Api>, request: Request, next: Next) -> Response {
+/// Demands a token or a session on `/v1/*`, and the admin role for a
+/// mutation (`access.rs`); the caller goes to the handler as an extension.
+async fn auth(State(api): State<Api>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path == "/v1" || path.starts_with("/v1/") {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_credentials);
-        if !given.is_some_and(|t| constant_time_eq(t.as_bytes(), api.token.as_bytes())) {
-            let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"weir\""),
-            );
-            return response;
+        match api
+            .access
+            .authorize(request.method(), path, request.headers())
+        {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+            }
+            Err(Refusal::Unauthenticated) => {
+                let mut response =
+                    error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"weir\""),
+                );
+                return response;
+            }
+            Err(Refusal::ReadOnly) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "the read-only role may not do this (an admin token is needed)",
+                );
+            }
+            Err(Refusal::Csrf) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "a session's request that changes something needs its X-CSRF-Token",
+                );
+            }
         }
     }
     next.run(request).await
-}
-
-/// The credentials of an `Authorization` value in the `Bearer` scheme,
-/// whose name is case-insensitive (RFC 7235 §2.1).
-fn bearer_credentials(value: &str) -> Option<&str> {
-    let (scheme, credentials) = value.trim_start().split_once([' ', '\t'])?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| credentials.trim())
-}
-
-/// Compares without stopping at the first difference, so the time taken
-/// does not tell how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `ok` with the running ruleset, or `503` when the store does not take
@@ -301,7 +315,20 @@ async fn ruleset(State(api): State<Api>) -> Response {
     .into_response()
 }
 
-async fn reload_now(State(api): State<Api>) -> Response {
+async fn reload_now(State(api): State<Api>, Extension(caller): Extension<Caller>) -> Response {
+    let response = reload_answer(&api).await;
+    let result = if response.status().is_success() {
+        "reloaded"
+    } else {
+        "refused"
+    };
+    let act = json!({"act": "reload", "result": result, "by": caller.audit_json()});
+    super::console::api::record_act(&api.daemon, act).await;
+    response
+}
+
+/// Reloads `weir.toml` and the rules; the API's answer.
+async fn reload_answer(api: &Api) -> Response {
     let config = match reload::reload_config(&api.daemon) {
         Ok(c) => c,
         Err(e) => {
@@ -332,7 +359,12 @@ async fn reload_now(State(api): State<Api>) -> Response {
 }
 
 /// Rate counters for a dry run: they read the real counts and count nothing.
-struct DryRates(MessageRates);
+pub(crate) struct DryRates(MessageRates);
+
+/// Dry-run rate counters over the daemon's store.
+pub(crate) fn dry_rates(daemon: &Daemon) -> DryRates {
+    DryRates(daemon.message_rates())
+}
 
 impl RateCounter for DryRates {
     fn hit(&mut self, key: &str, window_secs: u64, now: i64, _count: bool) -> u64 {
@@ -460,7 +492,7 @@ async fn check(
 }
 
 /// A `limit` parameter: a positive number, at most `MAX_LIMIT`.
-fn parse_limit(value: &str) -> Result<usize, String> {
+pub(crate) fn parse_limit(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n.min(MAX_LIMIT)),
         _ => Err(format!("limit: expected a positive number, got {value:?}")),
@@ -469,7 +501,7 @@ fn parse_limit(value: &str) -> Result<usize, String> {
 
 /// An audit entry as the API shows it: the decision's fields at the top
 /// level, with the time in RFC 3339.
-fn entry_json(entry: &AuditEntry) -> Value {
+pub(crate) fn entry_json(entry: &AuditEntry) -> Value {
     let mut obj = Map::new();
     obj.insert("id".into(), json!(entry.id));
     obj.insert("time".into(), json!(format_time(entry.time)));
@@ -519,10 +551,35 @@ async fn actions(State(api): State<Api>, RawQuery(query): RawQuery) -> Response 
                 }
                 filter.verdict = Some(value);
             }
+            "before" => match value.parse::<u64>() {
+                Ok(id) => filter.search.before_id = Some(id),
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("before: expected an entry id, got {value:?}"),
+                    );
+                }
+            },
+            "until" => match parse_time(&value) {
+                Some(t) => filter.search.until_time = Some(t),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("until: expected an RFC 3339 time, got {value:?}"),
+                    );
+                }
+            },
+            "from" => filter.search.sender = Some(value),
+            "to" => filter.search.recipient = Some(value),
+            "message_id" => filter.search.message_id = Some(value),
+            "queue_id" => filter.search.queue_id = Some(value),
+            "tag" => filter.search.tag = Some(value),
             other => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    format!("unknown parameter {other:?} (expected since, limit, rule, verdict)"),
+                    format!(
+                        "unknown parameter {other:?} (expected since, until, before, limit, rule, verdict, tag, from, to, message_id, queue_id)"
+                    ),
                 );
             }
         }
@@ -712,16 +769,24 @@ impl Drop for InFlightGuard {
     }
 }
 
-async fn quarantine_release(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    quarantine_act(api, id, Act::Release).await
+async fn quarantine_release(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    quarantine_act(api, caller, id, Act::Release).await
 }
 
-async fn quarantine_delete(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    quarantine_act(api, id, Act::Delete).await
+async fn quarantine_delete(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    quarantine_act(api, caller, id, Act::Delete).await
 }
 
 /// Releases or deletes a held message, one request per id at a time.
-async fn quarantine_act(api: Api, id: String, act: Act) -> Response {
+async fn quarantine_act(api: Api, caller: Caller, id: String, act: Act) -> Response {
     let Some(_guard) = api.in_flight.claim(&id) else {
         return error(
             StatusCode::CONFLICT,
@@ -734,15 +799,15 @@ async fn quarantine_act(api: Api, id: String, act: Act) -> Response {
         Err(r) => return *r,
     };
     if held.lmtp.is_some() {
-        lmtp_act(api, held, act).await
+        lmtp_act(api, held, act, caller).await
     } else {
-        milter_act(api, held, act).await
+        milter_act(api, held, act, caller).await
     }
 }
 
 /// Releases (delivers into its Maildir folder) or deletes a copy held by
 /// LMTP in Weir's own quarantine.
-async fn lmtp_act(api: Api, held: QuarantineEntry, act: Act) -> Response {
+async fn lmtp_act(api: Api, held: QuarantineEntry, act: Act, caller: Caller) -> Response {
     let daemon = api.daemon.clone();
     let entry = held.clone();
     let result = tokio::task::spawn_blocking(move || match act {
@@ -752,7 +817,7 @@ async fn lmtp_act(api: Api, held: QuarantineEntry, act: Act) -> Response {
     .await;
     match result {
         Ok(Ok(())) => {
-            record_quarantine_act(&api.daemon, &held, act.done()).await;
+            record_quarantine_act(&api.daemon, &held, act.done(), &caller).await;
             axum::Json(json!({"id": held.queue_id, "status": act.done()})).into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
@@ -763,7 +828,12 @@ async fn lmtp_act(api: Api, held: QuarantineEntry, act: Act) -> Response {
 /// Writes an audit entry for an operator's release or delete, so the log
 /// shows what became of every held message (the delivery it may cause
 /// included). The act is done either way: a failure here is only logged.
-async fn record_quarantine_act(daemon: &Arc<Daemon>, held: &QuarantineEntry, done: &'static str) {
+async fn record_quarantine_act(
+    daemon: &Arc<Daemon>,
+    held: &QuarantineEntry,
+    done: &'static str,
+    caller: &Caller,
+) {
     let source = if held.lmtp.is_some() {
         Source::Lmtp
     } else {
@@ -781,6 +851,7 @@ async fn record_quarantine_act(daemon: &Arc<Daemon>, held: &QuarantineEntry, don
             rule: held.rule.clone(),
             recipient: held.lmtp.as_ref().map(|h| h.recipient.clone()),
             held_by_audit_id: held.audit_id,
+            by: caller.audit_json(),
         })
         .unwrap_or_default(),
     };
@@ -824,7 +895,7 @@ fn command_failed(error: &holdqueue::HoldError, argv: &[String]) -> Response {
 /// Postfix's hold queue: only when Postfix holds it now with the sender
 /// the entry recorded, and reports success only when Postfix's queue shows
 /// that it moved (released: out of hold; deleted: out of every queue).
-async fn milter_act(api: Api, mut held: QuarantineEntry, act: Act) -> Response {
+async fn milter_act(api: Api, mut held: QuarantineEntry, act: Act, caller: Caller) -> Response {
     let queue_command = &api.daemon.config().milter.queue;
     if held.gone.is_some() {
         return gone_answer(&held.queue_id);
@@ -869,7 +940,7 @@ async fn milter_act(api: Api, mut held: QuarantineEntry, act: Act) -> Response {
         return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
     }
     tracing::info!("quarantine: {} {}", held.queue_id, act.done());
-    record_quarantine_act(&api.daemon, &held, act.done()).await;
+    record_quarantine_act(&api.daemon, &held, act.done(), &caller).await;
     axum::Json(json!({"id": held.queue_id, "status": act.done()})).into_response()
 }
 
@@ -925,7 +996,21 @@ async fn outbox(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
 
 /// Makes an outbox item (typically a dead one) due now, with a fresh
 /// retry budget.
-async fn outbox_retry(State(api): State<Api>, Path(id): Path<String>) -> Response {
+async fn outbox_retry(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let response = outbox_retry_answer(&api, id.clone()).await;
+    if response.status().is_success() {
+        let act = json!({"act": "outbox_retry", "item": id, "by": caller.audit_json()});
+        super::console::api::record_act(&api.daemon, act).await;
+    }
+    response
+}
+
+/// Makes the item due now; the API's answer.
+async fn outbox_retry_answer(api: &Api, id: String) -> Response {
     let daemon = api.daemon.clone();
     let lookup = id.clone();
     let result =
@@ -968,7 +1053,7 @@ async fn events(State(api): State<Api>) -> Response {
 }
 
 /// The `key=value` pairs of a query string, percent-decoded.
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query
         .unwrap_or("")
         .split('&')
@@ -1020,22 +1105,6 @@ mod tests {
         );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
-    }
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_credentials("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_credentials("bearer abc"), Some("abc"));
-        assert_eq!(bearer_credentials("BEARER   abc "), Some("abc"));
-        assert_eq!(bearer_credentials("Basic abc"), None);
-        assert_eq!(bearer_credentials("Bearerabc"), None);
-    }
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 
     #[test]

@@ -17,12 +17,14 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod audit;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod clock;
 mod config;
 mod conn;
+mod console;
 mod edits;
 mod embedded;
 mod evalpool;
@@ -35,6 +37,7 @@ mod lmtp;
 mod metrics;
 mod milter;
 mod outbox;
+mod recent;
 mod reload;
 mod stages;
 mod stamp;
@@ -215,7 +218,7 @@ async fn serve(config: Config) -> u8 {
     };
     // Only once every listener is bound: a start that fails on a busy port
     // generates and prints no token.
-    let token = match http::api_token(&daemon.config()) {
+    let access = match http::api_access(&daemon.config()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("weir serve: {e:#}");
@@ -229,7 +232,7 @@ async fn serve(config: Config) -> u8 {
         listeners.describe()
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let servers = Servers::start(&daemon, listeners, token, &stop_rx);
+    let servers = Servers::start(&daemon, listeners, access, &stop_rx);
     systemd::sd_notify("READY=1");
 
     let store_fault = tokio::select! {
@@ -307,13 +310,13 @@ impl Servers {
     fn start(
         daemon: &Arc<Daemon>,
         listeners: Listeners,
-        token: String,
+        access: access::Access,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Servers {
         let http = tokio::spawn(http::serve(
             daemon.clone(),
             listeners.http,
-            token,
+            access,
             stop.clone(),
         ));
         let milter = tokio::spawn(milter::serve(

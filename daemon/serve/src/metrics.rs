@@ -39,6 +39,9 @@ pub enum OutboxOutcome {
     Dead,
 }
 
+/// How many evaluation times [`Metrics::eval_quantiles`] looks at.
+const RECENT_EVALS: usize = 1000;
+
 /// The metrics registry and every metric of the daemon.
 pub struct Metrics {
     registry: Registry,
@@ -58,6 +61,9 @@ pub struct Metrics {
     store_errors: Counter,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
+    /// The last [`RECENT_EVALS`] evaluation times in seconds, for exact
+    /// quantiles on the console's Overview (the histogram's are bucketed).
+    recent_evals: std::sync::Mutex<std::collections::VecDeque<f64>>,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +109,7 @@ impl Metrics {
             lmtp_connections: Gauge::default(),
             store_errors: Counter::default(),
             bounds: RwLock::new(Bounds::default()),
+            recent_evals: std::sync::Mutex::default(),
         };
         metrics.register();
         metrics.show_zeros();
@@ -245,6 +252,26 @@ impl Metrics {
     /// Observes the time one evaluation took.
     pub fn observe_eval(&self, elapsed: std::time::Duration) {
         self.eval_duration.observe(elapsed.as_secs_f64());
+        let mut recent = self.recent_evals.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_EVALS {
+            recent.pop_front();
+        }
+        recent.push_back(elapsed.as_secs_f64());
+    }
+
+    /// The median and 99th percentile of the last [`RECENT_EVALS`]
+    /// evaluation times, in seconds (`None` before the first).
+    pub fn eval_quantiles(&self) -> Option<(f64, f64)> {
+        let mut times: Vec<f64> = {
+            let recent = self.recent_evals.lock().unwrap_or_else(|p| p.into_inner());
+            recent.iter().copied().collect()
+        };
+        if times.is_empty() {
+            return None;
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.5), at(0.99)))
     }
 
     /// Counts a reload attempt.

@@ -645,6 +645,10 @@ impl RecordJob {
                 Err(e) => return (Err(e), decision),
             }
         }
+        // The whole message, only for the ring of recent messages.
+        let bytes = daemon
+            .keeps_messages()
+            .then(|| Arc::new([facts.header_block(), facts.body.clone()].concat()));
         let record = Record {
             source: Source::Milter,
             queue_id: &queue_id,
@@ -652,6 +656,7 @@ impl RecordJob {
             summary: &summary,
             audit,
             lmtp_held: None,
+            bytes,
         };
         let entry = daemon.record(record, &decision);
         if entry.is_ok() {

@@ -530,6 +530,12 @@ pub fn reload_config(daemon: &Daemon) -> Result<ConfigReload, String> {
     ) {
         new.http.token_file = old.http.token_file.clone();
     }
+    if keep(
+        new.http.readonly_token_file != old.http.readonly_token_file,
+        "[http] readonly_token_file",
+    ) {
+        new.http.readonly_token_file = old.http.readonly_token_file.clone();
+    }
     match (&mut new.lmtp, &old.lmtp) {
         (Some(n), Some(o)) => {
             if keep(n.listen != o.listen, "[lmtp] listen") {

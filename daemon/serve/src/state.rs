@@ -65,6 +65,8 @@ pub enum Source {
     Lmtp,
     /// The outbox: a side effect delivered or dead-lettered.
     Outbox,
+    /// An operator's act through the HTTP API (reload, retry, deploy).
+    Api,
 }
 
 /// One audit-log entry: a decision and its context (docs/serve.md `/v1/actions`).
@@ -102,6 +104,9 @@ pub struct Record<'a> {
     pub audit: crate::audit::AuditDecision,
     /// An LMTP quarantine index entry to write with the audit entry.
     pub lmtp_held: Option<QuarantineEntry>,
+    /// The message's bytes, for the ring of recent messages (`recent.rs`;
+    /// callers pass them only when [`Daemon::keeps_messages`]).
+    pub bytes: Option<Arc<Vec<u8>>>,
 }
 
 /// The daemon's shared state.
@@ -119,6 +124,11 @@ pub struct Daemon {
     /// Signs the milter's decision stamps and verifies them at delivery.
     pub stamp_key: StampKey,
     current: arc_swap::ArcSwap<LoadedRuleset>,
+    /// The ring of recent messages' bytes (`[http] keep_messages`).
+    pub recent: crate::recent::Recent,
+    /// The ruleset versions this daemon ran, with their source (the
+    /// console's Rules page).
+    pub history: crate::console::history::History,
     /// Reload bookkeeping: one reload at a time, the last error, the files
     /// to watch.
     pub(crate) reload: ReloadState,
@@ -194,6 +204,8 @@ impl Daemon {
         let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
         loaded.needs = candidate.needs.clone();
         let (events, _) = tokio::sync::broadcast::channel(1024);
+        let history = crate::console::history::History::default();
+        history.remember(&loaded, &config.rules);
         Ok(Arc::new(Daemon {
             config: arc_swap::ArcSwap::from_pointee(config),
             store,
@@ -202,6 +214,8 @@ impl Daemon {
             outbox_wake: tokio::sync::Notify::new(),
             stamp_key,
             current: arc_swap::ArcSwap::from_pointee(loaded),
+            recent: crate::recent::Recent::default(),
+            history,
             reload: ReloadState::new(candidate.watch),
         }))
     }
@@ -226,6 +240,7 @@ impl Daemon {
 
     /// Makes `loaded` the running ruleset (reload).
     pub(crate) fn swap(&self, loaded: LoadedRuleset) {
+        self.history.remember(&loaded, &self.config().rules);
         self.current.store(Arc::new(loaded));
     }
 
@@ -243,6 +258,7 @@ impl Daemon {
             summary,
             audit,
             lmtp_held,
+            bytes,
         } = record;
         let time = unix_now();
         let entry = AuditEntry {
@@ -271,11 +287,25 @@ impl Daemon {
         })
         .or(lmtp_held);
         let entry = self.store.append_audit(entry, held)?;
+        if let Some(bytes) = bytes {
+            let http = &self.config().http;
+            let kept = crate::recent::Kept {
+                audit_id: entry.id,
+                time,
+                bytes,
+            };
+            self.recent.keep(kept, http.keep_messages, http.keep_for);
+        }
         self.metrics
             .decided(decision.verdict.as_str(), &decision.matched, &decision.tags);
         // No subscriber is not an error.
         let _ = self.events.send(entry.clone());
         Ok(entry)
+    }
+
+    /// Whether recent messages' bytes are kept (`[http] keep_messages`).
+    pub fn keeps_messages(&self) -> bool {
+        self.config().http.keep_messages > 0
     }
 
     /// A rate counter backed by the store, scoped to one message (a key

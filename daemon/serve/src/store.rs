@@ -35,6 +35,8 @@ use super::state::AuditEntry;
 
 mod duplicates;
 mod outbox;
+mod search;
+pub use search::AuditSearch;
 
 /// A message held in the MTA's hold queue by a milter `quarantine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -547,6 +549,8 @@ pub struct AuditFilter {
     pub rule: Option<String>,
     /// Only entries with this verdict.
     pub verdict: Option<String>,
+    /// The search's further criteria (`store/search.rs`).
+    pub search: AuditSearch,
 }
 
 impl AuditFilter {
@@ -565,7 +569,7 @@ impl AuditFilter {
                 return false;
             }
         }
-        true
+        self.search.matches(e)
     }
 }
 

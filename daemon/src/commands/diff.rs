@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use weir_compiler::{EvalOptions, MemoryRates};
 
 use weir_compiler::Envelope;
@@ -52,7 +52,7 @@ pub fn run(old: &Path, new: &Path, messages: &[PathBuf], as_json: bool) -> u8 {
                 continue;
             }
         };
-        let changes = differences(&before, &after);
+        let changes = weir_compiler::report::differences(&before, &after);
         if changes.is_empty() {
             continue;
         }
@@ -77,17 +77,4 @@ pub fn run(old: &Path, new: &Path, messages: &[PathBuf], as_json: bool) -> u8 {
     } else {
         u8::from(differing > 0)
     }
-}
-
-fn differences(before: &Map<String, Value>, after: &Map<String, Value>) -> Map<String, Value> {
-    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
-    keys.dedup();
-    let mut changes = Map::new();
-    for key in keys {
-        let (b, a) = (before.get(key), after.get(key));
-        if b != a && !changes.contains_key(key) {
-            changes.insert(key.clone(), json!({"old": b, "new": a}));
-        }
-    }
-    changes
 }

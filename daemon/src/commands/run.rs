@@ -4,15 +4,70 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use serde_json::{Value, json};
-use weir_compiler::{Decision, EvalOptions, MemoryRates, Ruleset};
+use std::ops::ControlFlow;
 
-use weir_compiler::Envelope;
+use serde_json::{Value, json};
+use weir_compiler::{Decision, Envelope, EvalOptions, Evaluator, MemoryRates, Ruleset};
 
 use super::{evaluator, load_ruleset};
 use crate::cli::RunArgs;
 use crate::inputs::{self, Input};
 use crate::report;
+
+mod ordered;
+
+/// What one message gave: its printed block, its decision (for
+/// `--stats`), or why it could not be read.
+enum Done {
+    Printed(Vec<u8>),
+    Decided(Box<Decision>),
+    Failed(String),
+}
+
+/// What every evaluation of one run shares.
+struct RunContext<'a> {
+    args: &'a RunArgs,
+    envelope: Envelope,
+    opts: EvalOptions,
+    evaluator: Evaluator,
+    messages: Vec<Input>,
+    many: bool,
+}
+
+impl RunContext<'_> {
+    /// Reads, evaluates and (unless `--stats`) prints one message.
+    fn evaluate(&self, rates: &mut MemoryRates, input: &Input) -> Done {
+        let now = self.args.now.unwrap_or_else(weir_compiler::now);
+        let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
+            weir_compiler::transaction_at(&bytes, &self.envelope, now)
+                .map(|tx| self.evaluator.decide_transaction(&tx, rates, &self.opts))
+                .map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(decision) if self.args.stats => Done::Decided(Box::new(decision)),
+            Ok(decision) => {
+                let mut text = Vec::new();
+                // Writing into a Vec cannot fail.
+                let _ = print_decision(&mut text, self.args, input, self.many, &decision);
+                Done::Printed(text)
+            }
+            Err(error) => Done::Failed(error),
+        }
+    }
+}
+
+/// How many threads evaluate: `--jobs`, else every core; one when the
+/// rules count messages (`rate()`, `duplicate()`), whose counters must
+/// see the messages in input order.
+fn jobs(args: &RunArgs, ruleset: &Ruleset) -> usize {
+    if ruleset.counts_messages() {
+        return 1;
+    }
+    args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    )
+}
 
 /// Exit status: 0 whatever the verdicts; 1 for an unreadable message; 2
 /// when the rules do not compile.
@@ -20,50 +75,57 @@ pub fn run(args: &RunArgs) -> u8 {
     let Some(ruleset) = load_ruleset(&args.rules) else {
         return 2;
     };
-    let envelope = Envelope {
-        from: args.from.clone(),
-        to: args.to.clone(),
-        client_ip: args.client_ip,
-        helo: args.helo.clone(),
-    };
     let messages = inputs::expand(&args.messages, inputs::any_file);
-    let many = messages.len() > 1 || args.messages.iter().any(|p| p.is_dir());
-    let opts = EvalOptions {
-        explain: args.explain,
-        ..EvalOptions::default()
+    let cx = RunContext {
+        args,
+        envelope: Envelope {
+            from: args.from.clone(),
+            to: args.to.clone(),
+            client_ip: args.client_ip,
+            helo: args.helo.clone(),
+        },
+        opts: EvalOptions {
+            explain: args.explain,
+            ..EvalOptions::default()
+        },
+        evaluator: evaluator(&ruleset, args.engine),
+        many: messages.len() > 1 || args.messages.iter().any(|p| p.is_dir()),
+        messages,
     };
-    let evaluator = evaluator(&ruleset, args.engine);
-    let mut rates = MemoryRates::default();
     let mut stats = Stats::new(&ruleset);
     let mut status = 0;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for input in &messages {
-        let now = args.now.unwrap_or_else(weir_compiler::now);
-        let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
-            weir_compiler::transaction_at(&bytes, &envelope, now)
-                .map(|tx| evaluator.decide_transaction(&tx, &mut rates, &opts))
-                .map_err(|e| e.to_string())
-        });
-        let printed = match result {
-            Ok(decision) => {
-                if args.stats {
+    let mut closed = false;
+    ordered::for_each_ordered(
+        jobs(args, &ruleset),
+        cx.messages.len(),
+        MemoryRates::default,
+        |rates, i| cx.evaluate(rates, &cx.messages[i]),
+        |i, done| {
+            let printed = match done {
+                Done::Printed(text) => out.write_all(&text),
+                Done::Decided(decision) => {
                     stats.add(&decision);
                     Ok(())
-                } else {
-                    print_decision(&mut out, args, input, many, &decision)
                 }
-            }
-            Err(error) => {
-                status = 1;
-                stats.errors += 1;
-                print_error(&mut out, args, input, &error)
-            }
-        };
-        if printed.is_err() {
+                Done::Failed(error) => {
+                    status = 1;
+                    stats.errors += 1;
+                    print_error(&mut out, args, &cx.messages[i], &error)
+                }
+            };
             // Standard output was closed (e.g. piped into `head`): stop quietly.
-            return status;
-        }
+            closed = printed.is_err();
+            if closed {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    if closed {
+        return status;
     }
     if args.stats {
         let _ = stats.print(&mut out, args.json);

@@ -3,11 +3,14 @@
 //! the test needs them, real Postfix, miltertest and LMTP peers.
 
 mod common;
+mod console_support;
 mod postfix_support;
 mod serve_support;
 
 mod cli;
 mod cli_replies;
+mod console_api;
+mod console_browser;
 mod corpus_tags;
 mod editor_support;
 mod eval_golden;
@@ -23,6 +26,7 @@ mod outbox;
 mod postfix;
 mod postfix_lmtp;
 mod postfix_pipeline;
+mod run_jobs;
 mod serve_big_messages;
 mod serve_disk_full;
 mod serve_flood;

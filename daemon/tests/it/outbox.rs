@@ -518,6 +518,19 @@ fn a_dead_webhook_is_listed_and_retried_on_demand() {
     let posts = s.receiver.posts();
     assert_eq!(posts.len(), 3, "{posts:?}");
     assert!(posts.iter().all(|p| p.key.as_deref() == Some(id.as_str())));
+    // The retry is in the audit log with who asked for it; the refused
+    // one (404) is not.
+    let actions = s.daemon.get("/v1/actions?limit=1000").json();
+    let retries: Vec<&serde_json::Value> = actions
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["act"] == "outbox_retry")
+        .collect();
+    assert_eq!(retries.len(), 1, "{actions}");
+    assert_eq!(retries[0]["item"], id.as_str());
+    assert_eq!(retries[0]["source"], "api");
+    assert_eq!(retries[0]["by"]["role"], "admin");
 }
 
 #[test]

@@ -121,8 +121,18 @@ struct Group {
     unfiltered: Vec<u32>,
     /// Whether any leaf of the group is a literal test.
     literal: bool,
-    /// The slots of the group's leaves.
-    members: Vec<u32>,
+    /// The group's leaves answered by its scan alone (not regexes run on
+    /// their own), packed, to write all their answers after the scan.
+    literals: Vec<Member>,
+}
+
+/// A literal leaf of a group, as its answer is written after a scan.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    slot: u32,
+    leaf: u32,
+    all: bool,
+    negated: bool,
 }
 
 /// A regex decided from the strings the automaton finds in a value: on an
@@ -309,8 +319,17 @@ impl Prefilter {
             pf.finish_group(b);
         }
         for (slot, d) in pf.decided.iter().enumerate() {
-            if let (Some(g), Ok(s)) = (pf.groups.get_mut(d.group as usize), u32::try_from(slot)) {
-                g.members.push(s);
+            if let (Some(g), Ok(slot), None) = (
+                pf.groups.get_mut(d.group as usize),
+                u32::try_from(slot),
+                &d.regex,
+            ) {
+                g.literals.push(Member {
+                    slot,
+                    leaf: d.leaf,
+                    all: d.all,
+                    negated: d.negated,
+                });
             }
         }
         pf
@@ -390,7 +409,7 @@ impl Prefilter {
             filtered,
             unfiltered,
             literal: b.literal,
-            members: Vec::new(),
+            literals: Vec::new(),
         });
     }
 
@@ -493,6 +512,17 @@ impl Prefilter {
     }
 }
 
+/// Whether a literal test holds when `passed` of its left side's `values`
+/// values passed it: one (`all`: every one, and there is one), then `!=`.
+fn literal_held(all: bool, negated: bool, passed: u32, values: u32) -> bool {
+    let held = if all {
+        values > 0 && passed == values
+    } else {
+        passed > 0
+    };
+    held != negated
+}
+
 /// How the strings found in a value decide a filtered regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reading {
@@ -547,6 +577,20 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
+    /// Back to the state [`Prefilter::scan`] makes, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        self.bits.iter().for_each(|b| b.set(0));
+        self.scanned.fill(false);
+        self.values.fill(0);
+        self.value.fill(None);
+        self.regex.fill(Outcome::Unknown);
+        self.passed.fill(0);
+        self.stamp.fill(0);
+        self.marks.fill((0, 0));
+        self.touched.clear();
+        self.item = 0;
+    }
+
     /// The answers by leaf id, for the generated code.
     pub(crate) fn bits(&self) -> &[Cell<u8>] {
         &self.bits
@@ -580,12 +624,10 @@ impl Scan {
             if let Some(group) = pf.groups.get(g) {
                 self.fill(group, g, machine);
                 let values = self.values[g];
-                for &s in &group.members {
-                    if let Some(m) = pf.decided.get(s as usize)
-                        && m.regex.is_none()
-                        && let Some(bit) = self.bits.get(m.leaf as usize)
-                    {
-                        let held = self.literal_truth(m, s, values);
+                for m in &group.literals {
+                    if let Some(bit) = self.bits.get(m.leaf as usize) {
+                        let passed = self.passed.get(m.slot as usize).copied().unwrap_or(0);
+                        let held = literal_held(m.all, m.negated, passed, values);
                         bit.set(1 + u8::from(held));
                     }
                 }
@@ -602,12 +644,7 @@ impl Scan {
     /// run alone), whose left side had `values` values.
     fn literal_truth(&self, d: &Decided, slot: u32, values: u32) -> bool {
         let passed = self.passed.get(slot as usize).copied().unwrap_or(0);
-        let held = if d.all {
-            values > 0 && passed == values
-        } else {
-            passed > 0
-        };
-        held != d.negated
+        literal_held(d.all, d.negated, passed, values)
     }
 
     /// Whether a regex leaf's test holds (before `!=`), running its regex

@@ -64,6 +64,9 @@ struct RawLmtp {
 struct RawHttp {
     listen: Option<S>,
     token_file: Option<S>,
+    readonly_token_file: Option<S>,
+    keep_messages: Option<N>,
+    keep_for: Option<S>,
     max_connections: Option<N>,
     idle_timeout: Option<S>,
 }
@@ -336,6 +339,25 @@ impl Checker<'_> {
             token_file: self.value((t, "token_file"), h.token_file.as_ref(), None, |v| {
                 self.path(v).map(Some)
             }),
+            readonly_token_file: self.value(
+                (t, "readonly_token_file"),
+                h.readonly_token_file.as_ref(),
+                None,
+                |v| self.path(v).map(Some),
+            ),
+            keep_messages: h.keep_messages.as_ref().map_or(0, |v| {
+                usize::try_from(*v.get_ref()).unwrap_or_else(|_| {
+                    let m = format!("expected a number >= 0, got {}", v.get_ref());
+                    self.report(t, "keep_messages", v, m);
+                    0
+                })
+            }),
+            keep_for: self.value(
+                (t, "keep_for"),
+                h.keep_for.as_ref(),
+                defaults.keep_for,
+                |v| parse_duration(v).and_then(nonzero),
+            ),
             connections: self.connections(
                 t,
                 h.max_connections.as_ref(),

@@ -168,6 +168,14 @@ pub struct HttpConfig {
     pub listen: ListenAddr,
     /// `token_file`; `None`: a token is generated into the state directory.
     pub token_file: Option<PathBuf>,
+    /// `readonly_token_file`: the token of the read-only role (`None`: no
+    /// read-only access).
+    pub readonly_token_file: Option<PathBuf>,
+    /// `keep_messages`: how many recent messages' bytes to keep in memory
+    /// for the console's explain view and backtests (0: none, the default).
+    pub keep_messages: usize,
+    /// `keep_for`: kept bytes older than this are dropped.
+    pub keep_for: Duration,
     /// `max_connections`, `idle_timeout`.
     pub connections: Connections,
 }
@@ -317,6 +325,9 @@ impl Config {
                     port: 8080,
                 }),
                 token_file: None,
+                readonly_token_file: None,
+                keep_messages: 0,
+                keep_for: Duration::from_secs(86400),
                 connections: HTTP_CONNECTIONS,
             },
             limits: LimitsConfig {
@@ -569,6 +580,34 @@ period = "7d"
     }
 
     #[test]
+    fn the_console_settings_are_read_and_checked() {
+        let base = "rules = \"a.flow\"\nstate_dir = \"s\"\n[http]\n";
+        let c = parse(&format!(
+            "{base}readonly_token_file = \"ro\"\nkeep_messages = 500\nkeep_for = \"2h\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.http.keep_messages, 500);
+        assert_eq!(c.http.keep_for, Duration::from_secs(7200));
+        assert!(
+            c.http
+                .readonly_token_file
+                .is_some_and(|p| p.ends_with("ro"))
+        );
+        let c = parse(base).expect("valid");
+        assert_eq!(c.http.keep_messages, 0, "off by default");
+        assert_eq!(c.http.readonly_token_file, None);
+        let err = parse(&format!("{base}keep_messages = -1\nkeep_for = \"soon\"\n"))
+            .expect_err("bad values");
+        assert!(
+            err.contains("[http] keep_messages: expected a number >= 0, got -1 (line 4,"),
+            "{err}"
+        );
+        assert!(err.contains("[http] keep_for: "), "{err}");
+        let err = parse(&format!("{base}readonly_token_file = \"\"\n")).expect_err("empty");
+        assert!(err.contains("[http] readonly_token_file: "), "{err}");
+    }
+
+    #[test]
     fn an_unknown_key_is_an_error_naming_its_table() {
         let err = parse(
             "rules = \"a.flow\"\nstate_dir = \"s\"\n[http]\nlisten = \"1.2.3.4:5\"\ntokn_file = \"x\"\nport = 1\n",
@@ -579,7 +618,7 @@ period = "7d"
             "{err}"
         );
         assert!(
-            err.contains("weir.toml: [http] port: unknown key, expected one of `listen`, `token_file`, `max_connections`, `idle_timeout` (line 6, column 1)"),
+            err.contains("weir.toml: [http] port: unknown key, expected one of `listen`, `token_file`, `readonly_token_file`, `keep_messages`, `keep_for`, `max_connections`, `idle_timeout` (line 6, column 1)"),
             "{err}"
         );
     }

@@ -50,6 +50,9 @@ const LMTP: &[Key] = &[
 const HTTP: &[Key] = &[
     ("listen", Text),
     ("token_file", Text),
+    ("readonly_token_file", Text),
+    ("keep_messages", Integer),
+    ("keep_for", Text),
     ("max_connections", Integer),
     ("idle_timeout", Text),
 ];

@@ -1245,6 +1245,10 @@ async fn record(
     let decision = decision.clone();
     let stamped = delivery.stamped.clone();
     let received = delivery.received.clone();
+    let bytes = delivery
+        .message
+        .filter(|_| daemon.keeps_messages())
+        .map(|(bytes, _)| bytes.clone());
     let job = tokio::task::spawn_blocking(move || {
         if let Some(stamped) = stamped {
             tracing::debug!(
@@ -1286,6 +1290,7 @@ async fn record(
             summary: &summary,
             audit,
             lmtp_held: held,
+            bytes,
         };
         daemon.record(record, &decision).map(|_| ())
     });

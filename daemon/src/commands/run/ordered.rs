@@ -1,0 +1,122 @@
+//! Work spread over threads, results handed back in input order: what
+//! lets `weir run --jobs N` print exactly what one thread prints.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// Calls `work(i)` for every `i` in `0..count` on `jobs` threads (inline
+/// when `jobs` is 1) and `sink(i, result)` on the calling thread in
+/// order of `i`. Each thread builds its own state with `init`. When
+/// `sink` breaks, the threads stop taking work and the call returns.
+/// Results finished ahead of an earlier one wait in memory until it is
+/// done: as many as the other threads finish meanwhile (for `weir run`,
+/// printed decisions of a few hundred bytes each).
+pub fn for_each_ordered<S, R: Send>(
+    jobs: usize,
+    count: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize) -> R + Sync,
+    mut sink: impl FnMut(usize, R) -> ControlFlow<()>,
+) {
+    if jobs <= 1 || count <= 1 {
+        let mut state = init();
+        for i in 0..count {
+            if sink(i, work(&mut state, i)).is_break() {
+                return;
+            }
+        }
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // Enough room that a worker rarely waits on the printer.
+    let (tx, rx) = mpsc::sync_channel::<(usize, R)>(jobs * 16);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(count) {
+            let tx = tx.clone();
+            let (next, stop, init, work) = (&next, &stop, &init, &work);
+            scope.spawn(move || {
+                let mut state = init();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || tx.send((i, work(&mut state, i))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Results that arrived before an earlier one: held until it comes.
+        let mut waiting = BTreeMap::new();
+        let mut expected = 0;
+        for (i, result) in rx.iter() {
+            waiting.insert(i, result);
+            while let Some(result) = waiting.remove(&expected) {
+                if sink(expected, result).is_break() {
+                    stop.store(true, Ordering::Relaxed);
+                    // Dropping the receiver ends every blocked send.
+                    return;
+                }
+                expected += 1;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Uneven work, so that threads finish out of order.
+    fn slow_square(i: usize) -> usize {
+        let spin = (i % 7) * 20_000;
+        std::hint::black_box((0..spin).fold(0usize, |a, b| a.wrapping_add(b & 1)));
+        i * i
+    }
+
+    #[test]
+    fn results_come_back_in_input_order_whatever_the_threads() {
+        for jobs in [1, 2, 3, 8] {
+            let mut seen = Vec::new();
+            for_each_ordered(
+                jobs,
+                300,
+                || (),
+                |_, i| slow_square(i),
+                |i, r| {
+                    seen.push((i, r));
+                    ControlFlow::Continue(())
+                },
+            );
+            let want: Vec<(usize, usize)> = (0..300).map(|i| (i, i * i)).collect();
+            assert_eq!(seen, want, "jobs {jobs}");
+        }
+    }
+
+    #[test]
+    fn a_break_stops_the_work() {
+        let done = AtomicUsize::new(0);
+        let mut sunk = 0;
+        for_each_ordered(
+            2,
+            100_000,
+            || (),
+            |_, i| {
+                done.fetch_add(1, Ordering::Relaxed);
+                slow_square(i)
+            },
+            |i, _| {
+                sunk += 1;
+                if i == 10 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        assert_eq!(sunk, 11);
+        assert!(done.load(Ordering::Relaxed) < 100_000);
+    }
+}
