@@ -74,6 +74,10 @@ pub const LAMBDA: &str = "E0132";
 /// An unknown time zone in `local()`, or a `time("...")` that is not a
 /// constant RFC 3339 time.
 pub const INVALID_TIME: &str = "E0140";
+/// A malformed `classifier` declaration (fewer than two classes, a class
+/// repeated or empty, a name declared twice in the ruleset), or a class or
+/// member a classifier does not have.
+pub const CLASSIFIER: &str = "E0141";
 
 /// A rule that can never run: an earlier rule always ends evaluation.
 pub const UNREACHABLE_RULE: &str = "W0201";
@@ -188,6 +192,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         INVALID_TIME,
         "an unknown time zone in `local()`, or a `time()` that is not a constant RFC 3339 time",
+    ),
+    (
+        CLASSIFIER,
+        "a malformed `classifier` declaration, or a class or member the classifier does not have",
     ),
     (
         UNREACHABLE_RULE,

@@ -19,7 +19,7 @@ use crate::decision::{
     self, Decision, Evidence, RenderedTemplate, Reply, RuleTrace, ShadowVerdict, Taken, TakenKind,
     Verdict,
 };
-use crate::ir::{Action, Arith, Compare, Expr, Part, Rule, Stmt};
+use crate::ir::{Action, Arith, ClassMember, Compare, Expr, Part, Rule, Stmt};
 use crate::ir::{Function, Template};
 use crate::rates::{NoRates, RateCounter};
 
@@ -37,6 +37,8 @@ pub(crate) struct Program {
     /// Every distinct regex literal of the ruleset (built on first use;
     /// see [`crate::Ruleset::build_regexes`]).
     pub regexes: Vec<std::sync::Arc<weir_stdlib::Regex>>,
+    /// The learned classifiers, in load order.
+    pub classifiers: Vec<crate::ClassifierInfo>,
 }
 
 /// Whether evaluation goes on after a block.
@@ -108,6 +110,7 @@ pub(crate) fn constant(e: &Expr) -> Option<Value> {
         envelope: Default::default(),
         message: weir_stdlib::Message::empty(),
         now: 0,
+        classes: Default::default(),
     };
     let opts = EvalOptions {
         explain: false,
@@ -131,6 +134,7 @@ fn is_constant(e: &Expr) -> bool {
         | Expr::CallUser { .. }
         | Expr::Rate { .. }
         | Expr::Duplicate { .. }
+        | Expr::Classifier(..)
         | Expr::Matched(_) => false,
         Expr::Member(e, _) | Expr::Not(e) | Expr::Neg(e) | Expr::Exists(e) => is_constant(e),
         Expr::Index(a, b, _) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(_, a, b) => {
@@ -172,6 +176,19 @@ pub(crate) fn duplicate_scope(tx: &Transaction) -> String {
         .as_ref()
         .map(|a| a.address.to_lowercase())
         .unwrap_or_default()
+}
+
+/// What a rule reads of a classifier's answer; a classifier without an
+/// answer has learned nothing: `""`, 0, 0 (docs/language.md ("Classifiers")).
+fn classifier_value(tx: &Transaction, name: &str, member: &ClassMember) -> Value {
+    let answer = tx.classes.get(name);
+    match member {
+        ClassMember::Class => Value::str(answer.map_or("", |a| a.class.as_str())),
+        ClassMember::Confidence => Value::Float(answer.map_or(0.0, |a| a.confidence)),
+        ClassMember::Probability(class) => {
+            Value::Float(answer.map_or(0.0, |a| a.probability(class)))
+        }
+    }
 }
 
 /// The text of a value as interpolation renders it.
@@ -549,6 +566,7 @@ impl<'a> Machine<'a> {
             Expr::Rate { key, window } => self.rate(key, window),
             Expr::Duplicate { key, window } => self.duplicate(key, window),
             Expr::Matched(id) => Value::Bool(self.matched.get(*id).copied().unwrap_or(false)),
+            Expr::Classifier(name, member) => classifier_value(self.tx, name, member),
             Expr::Not(inner) => {
                 self.negations += 1;
                 let v = truthy(&self.eval(inner));

@@ -197,6 +197,7 @@ pub fn run_case(
     if let Some(r) = &world.recipient {
         tx.envelope.recipient = Some(Address::parse(r));
     }
+    tx.classes = weir_stdlib::Classifications::new(world.classes.clone());
     let mut rates = MemoryRates::default();
     for (key, n) in &world.rates {
         rates.preset(key, *n, tx.now);

@@ -52,6 +52,9 @@ pub(crate) enum Expr {
     Duplicate { key: Box<Expr>, window: Box<Expr> },
     /// `matched(rule)`: the rule's index in declaration order.
     Matched(usize),
+    /// `NAME.class`, `NAME.confidence`, `NAME.probability("c")`: a learned
+    /// classifier's answer, read from the transaction.
+    Classifier(std::sync::Arc<str>, ClassMember),
     /// `not e`.
     Not(Box<Expr>),
     /// `a and b`.
@@ -83,6 +86,7 @@ impl Expr {
             | Expr::Param(_)
             | Expr::Element
             | Expr::Captures(_)
+            | Expr::Classifier(..)
             | Expr::Matched(_) => Vec::new(),
             Expr::Header { name: x, .. }
             | Expr::Member(x, _)
@@ -111,6 +115,17 @@ impl Expr {
                 .collect(),
         }
     }
+}
+
+/// What a rule reads of a classifier's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ClassMember {
+    /// `.class`: a string.
+    Class,
+    /// `.confidence`: a float.
+    Confidence,
+    /// `.probability("c")`: a float.
+    Probability(String),
 }
 
 /// One piece of an interpolated string.

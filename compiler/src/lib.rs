@@ -61,6 +61,7 @@ use weir_grammar::Diagnostic;
 use weir_grammar::ast::Span;
 use weir_stdlib::{Stage, Transaction};
 
+pub use check::ClassifierInfo;
 pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
 pub use evaluator::{
     Engine, Envelope, Evaluator, compile_ruleset, now, run_case, transaction, transaction_at,
@@ -178,6 +179,13 @@ impl Ruleset {
         opts: &EvalOptions,
     ) -> Decision {
         eval::evaluate(&self.inner.program, tx, rates, opts)
+    }
+
+    /// Its learned classifiers (`classifier NAME = learned [...]`), in
+    /// load order: what the caller computes answers for before evaluation
+    /// (docs/language.md ("Classifiers")).
+    pub fn classifiers(&self) -> &[ClassifierInfo] {
+        &self.inner.program.classifiers
     }
 
     /// The tags its rules set with constant text (`tag "vip"`, not
@@ -314,6 +322,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
     let mut checker = check::Checker::new(&loaded, &scopes);
     let rules = checker.rules();
     checker.check_declarations();
+    let classifiers = checker.classifiers();
     let tests = check::check_tests(&mut checker);
     let used = std::mem::take(&mut checker.used);
     let types = ExprTypes::new(std::mem::take(&mut checker.types), |unit| {
@@ -333,6 +342,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
             functions: std::mem::take(&mut checker.functions),
             templates: std::mem::take(&mut checker.templates_ir),
             regexes: checker.take_regexes(),
+            classifiers,
         };
         stage::assign(&mut program);
         diagnostics.extend(warnings::unreachable(&loaded, &program));

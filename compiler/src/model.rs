@@ -22,6 +22,8 @@ pub enum DeclKind {
     List,
     /// `map NAME = file "..."` or `map NAME = {...}`
     Map,
+    /// `classifier NAME = learned [...]`
+    Classifier,
     /// `fn NAME(...) = ...`
     Fn,
     /// `template NAME { ... }`
@@ -37,6 +39,7 @@ impl DeclKind {
             DeclKind::Let => "constant",
             DeclKind::List => "list",
             DeclKind::Map => "map",
+            DeclKind::Classifier => "classifier",
             DeclKind::Fn => "function",
             DeclKind::Template => "template",
             DeclKind::Rule => "rule",
@@ -79,6 +82,7 @@ impl Declarations {
                 Item::Let(d) => (DeclKind::Let, &d.name),
                 Item::List(d) => (DeclKind::List, &d.name),
                 Item::Map(d) => (DeclKind::Map, &d.name),
+                Item::Classifier(d) => (DeclKind::Classifier, &d.name),
                 Item::Fn(d) => (DeclKind::Fn, &d.name),
                 Item::Template(d) => (DeclKind::Template, &d.name),
                 Item::Rule(d) => (DeclKind::Rule, &d.name),

@@ -159,6 +159,8 @@ impl Cx<'_> {
                 sub(name).max(reg.function("header").map_or(Stage::Header, |f| f.stage))
             }
             Expr::Matched(id) => self.rule_stages.get(*id).copied().unwrap_or(Stage::Connect),
+            // A classifier reads the whole message.
+            Expr::Classifier(..) => Stage::Body,
             Expr::CallUser { func, args } => {
                 let body = match self.prog.functions.get(*func) {
                     Some(f) if depth < 64 => self.expr(&f.body, depth + 1),

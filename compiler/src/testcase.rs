@@ -35,7 +35,7 @@ pub struct TestCase {
 
 /// The world a test block sets (docs/language.md ("Tests")): what a live
 /// daemon would know from its clock, its LMTP recipient and its store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TestWorld {
     /// `now "RFC 3339"`: the evaluation clock, seconds since the epoch.
     pub now: Option<i64>,
@@ -45,6 +45,9 @@ pub struct TestWorld {
     pub rates: Vec<(String, u64)>,
     /// `duplicate "KEY"`: keys already delivered to the recipient.
     pub duplicates: Vec<String>,
+    /// `classify NAME "class" C`: the classifiers' answers, by name (a
+    /// classifier without a line has learned nothing).
+    pub classes: std::collections::BTreeMap<String, weir_stdlib::Classification>,
 }
 
 /// Where a test's message comes from.

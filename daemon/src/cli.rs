@@ -79,6 +79,30 @@ pub enum Command {
     /// Convert rules written for another filter to Flow.
     #[command(subcommand)]
     Import(ImportCommand),
+
+    /// Teach a learned classifier: messages (files, directories, mbox
+    /// files) as examples of one class.
+    Learn(LearnArgs),
+}
+
+/// Arguments of `weir learn`.
+#[derive(Debug, clap::Args)]
+pub struct LearnArgs {
+    /// The classifier's name, as declared (`classifier NAME = learned [...]`).
+    pub name: String,
+    /// The class the messages are examples of.
+    pub class: String,
+    /// Messages: files, directories (every file below), mbox files, or
+    /// `-` for one message on stdin.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The state directory (weir serve's `state_dir`; the daemon must be
+    /// stopped, or learn through its API).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/weir")]
+    pub state: PathBuf,
+    /// Unlearn the messages instead (they were learned as CLASS or another class).
+    #[arg(long)]
+    pub forget: bool,
 }
 
 /// The formats `weir import` reads.
@@ -134,6 +158,11 @@ pub struct RunArgs {
     /// Per-rule hit counts, verdict totals and rules that never fired.
     #[arg(long)]
     pub stats: bool,
+    /// The state directory whose learned classifiers the rules read
+    /// (`weir learn --state`, weir serve's `state_dir`); without it,
+    /// every classifier has learned nothing.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
     /// Threads evaluating messages (default: one per core); the output is
     /// the same whatever the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

@@ -65,6 +65,7 @@ module.exports = grammar({
       $.let_declaration,
       $.list_declaration,
       $.map_declaration,
+      $.classifier_declaration,
       $.fn_declaration,
       $.template_declaration,
       $.rule_declaration,
@@ -104,6 +105,15 @@ module.exports = grammar({
         seq('file', field('path', $.string)),
         field('entries', $.map_literal),
       ),
+    ),
+
+    // `classifier NAME = learned ["class1", "class2", ...]`.
+    classifier_declaration: $ => seq(
+      'classifier',
+      field('name', $.identifier),
+      '=',
+      'learned',
+      field('classes', $.list),
     ),
 
     map_literal: $ => seq('{', commaSep($.map_pair), '}'),
@@ -217,6 +227,7 @@ module.exports = grammar({
       $.recipient_statement,
       $.rate_statement,
       $.duplicate_statement,
+      $.classify_statement,
       $.expect_statement,
     ),
 
@@ -245,6 +256,14 @@ module.exports = grammar({
     rate_statement: $ => seq('rate', field('key', $._expression), '=', field('count', $._expression)),
 
     duplicate_statement: $ => seq('duplicate', field('key', $._expression)),
+
+    // `classify NAME "class" CONFIDENCE`: the classifier's answer in this test.
+    classify_statement: $ => seq(
+      'classify',
+      field('classifier', $.identifier),
+      field('class', $._expression),
+      field('confidence', $._expression),
+    ),
 
     expect_statement: $ => seq(
       'expect',
@@ -308,7 +327,11 @@ module.exports = grammar({
       field('object', $._expression),
       '.',
       field('property', $.identifier),
+      optional(field('arguments', alias($.method_arguments, $.arguments))),
     )),
+
+    // `spam.probability("ham")`: the `(` follows the name with no space.
+    method_arguments: $ => seq(token.immediate('('), commaSep($._expression), ')'),
 
     index_expression: $ => prec(PREC.postfix, seq(
       field('object', $._expression),

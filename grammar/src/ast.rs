@@ -63,6 +63,8 @@ pub enum Item {
     List(ListDecl),
     /// `map NAME = file "PATH"` or `map NAME = {"k": "v", ...}`
     Map(MapDecl),
+    /// `classifier NAME = learned ["class1", "class2", ...]`
+    Classifier(ClassifierDecl),
     /// `fn NAME(p: TYPE, ...) = EXPR`
     Fn(FnDecl),
     /// `template NAME { subject = STR  body = STR }`
@@ -81,6 +83,7 @@ impl Item {
             Item::Let(i) => i.span,
             Item::List(i) => i.span,
             Item::Map(i) => i.span,
+            Item::Classifier(i) => i.span,
             Item::Fn(i) => i.span,
             Item::Template(i) => i.span,
             Item::Rule(i) => i.span,
@@ -156,6 +159,19 @@ pub struct MapPair {
     pub value: String,
     /// The span of the value's literal.
     pub value_span: Span,
+}
+
+/// `classifier NAME = learned ["class1", "class2", ...]`
+/// (docs/language.md ("Classifiers")).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierDecl {
+    /// The classifier's name.
+    pub name: Ident,
+    /// Its classes in order, each with its literal's span (the checker
+    /// wants two or more, distinct and not empty).
+    pub classes: Vec<(String, Span)>,
+    /// The whole declaration.
+    pub span: Span,
 }
 
 /// `fn NAME(p: TYPE, ...) = EXPR`.
@@ -385,6 +401,8 @@ pub enum ExprKind {
     /// `expr.name`: field access (`envelope.from`, `m.domain`,
     /// `header("X").raw`, `now.hour`).
     Field(Box<Expr>, Ident),
+    /// `expr.name(args...)`: a member function (`spam.probability("ham")`).
+    Method(Box<Expr>, Ident, Vec<Expr>),
     /// `expr[index]`.
     Index(Box<Expr>, Box<Expr>),
     /// `name(args...)`: a builtin or a user `fn`.
@@ -542,6 +560,15 @@ pub enum TestStmtKind {
     },
     /// `duplicate "KEY"`: a copy carrying KEY was already delivered.
     Duplicate(Expr),
+    /// `classify NAME "class" CONFIDENCE`: the classifier's answer.
+    Classify {
+        /// The classifier.
+        name: Ident,
+        /// The class it answers.
+        class: Expr,
+        /// Its confidence, 0 to 1.
+        confidence: Expr,
+    },
     /// `expect [not] ...`.
     Expect {
         /// `not` was written.

@@ -188,7 +188,7 @@ impl Printer<'_> {
             // always stand apart.
             let single = matches!(
                 item,
-                Item::Import(_) | Item::Let(_) | Item::List(_) | Item::Fn(_)
+                Item::Import(_) | Item::Let(_) | Item::List(_) | Item::Fn(_) | Item::Classifier(_)
             ) || matches!(item, Item::Map(m) if matches!(m.source, MapSource::File(..)));
             if previous_single.is_some_and(|prev| !(prev && single)) {
                 self.force_blank = true;
@@ -217,6 +217,15 @@ impl Printer<'_> {
                 self.line(l.span.start, l.span.end, &text, true);
             }
             Item::Map(m) => self.map_decl(m),
+            Item::Classifier(c) => {
+                let classes: Vec<&str> = c.classes.iter().map(|(_, s)| self.slice(*s)).collect();
+                let text = format!(
+                    "classifier {} = learned [{}]",
+                    c.name.name,
+                    classes.join(", ")
+                );
+                self.line(c.span.start, c.span.end, &text, true);
+            }
             Item::Fn(f) => {
                 let params: Vec<String> = f
                     .params
@@ -463,6 +472,17 @@ impl Printer<'_> {
             TestStmtKind::Now(e) => self.prefixed("now ", start, self.layout(e, FREE)),
             TestStmtKind::Recipient(e) => self.prefixed("recipient ", start, self.layout(e, FREE)),
             TestStmtKind::Duplicate(e) => self.prefixed("duplicate ", start, self.layout(e, FREE)),
+            TestStmtKind::Classify {
+                name,
+                class,
+                confidence,
+            } => {
+                let prefix = format!("classify {} ", name.name);
+                let mut lines = self.prefixed(&prefix, start, self.layout(class, FREE));
+                lines.push_str(" ");
+                lines.append(self.layout(confidence, FREE));
+                lines
+            }
             TestStmtKind::Rate { key, count } => {
                 let mut lines = self.prefixed("rate ", start, self.layout(key, FREE));
                 lines.push_str(" = ");

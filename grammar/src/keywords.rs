@@ -35,10 +35,19 @@ pub const RESERVED: &[&str] = &[
     "with",
     "true",
     "false",
+    "classifier",
 ];
 
 /// The words that start a top-level declaration (the parser resynchronises
 /// at them after a syntax error).
 pub const DECLARATION_KEYWORDS: &[&str] = &[
-    "import", "let", "list", "map", "fn", "template", "rule", "test",
+    "import",
+    "let",
+    "list",
+    "map",
+    "classifier",
+    "fn",
+    "template",
+    "rule",
+    "test",
 ];

@@ -231,6 +231,7 @@ impl<'s> Builder<'s> {
             Rule::let_decl => self.let_decl(pair).map(ast::Item::Let),
             Rule::list_decl => self.list_decl(pair).map(ast::Item::List),
             Rule::map_decl => self.map_decl(pair).map(ast::Item::Map),
+            Rule::classifier_decl => self.classifier_decl(pair).map(ast::Item::Classifier),
             Rule::fn_decl => self.fn_decl(pair).map(ast::Item::Fn),
             Rule::template => self.template(pair).map(ast::Item::Template),
             Rule::rule => self.rule(pair).map(ast::Item::Rule),
@@ -323,6 +324,32 @@ impl<'s> Builder<'s> {
         Some(ast::MapDecl {
             name: name?,
             source: source?,
+            span: Span::new(span.start, end),
+        })
+    }
+
+    /// `classifier NAME = learned ["a", "b"]`: the classes are plain strings.
+    fn classifier_decl(&self, pair: Pair<'_, Rule>) -> Option<ast::ClassifierDecl> {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut classes = Vec::new();
+        let mut end = span.end;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(&p)),
+                Rule::class_list => {
+                    end = self.span(&p).end;
+                    for lit in p.into_inner().filter(is_string_pair) {
+                        let lit_span = self.span(&lit);
+                        classes.push((self.plain_string(lit, "a class name")?, lit_span));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(ast::ClassifierDecl {
+            name: name?,
+            classes,
             span: Span::new(span.start, end),
         })
     }

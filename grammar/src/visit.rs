@@ -122,6 +122,13 @@ macro_rules! visitor {
                         }
                         v.visit_span(&$($mut)? m.span);
                     }
+                    Item::Classifier(c) => {
+                        v.visit_ident(&$($mut)? c.name);
+                        for (_, span) in &$($mut)? c.classes {
+                            v.visit_span(span);
+                        }
+                        v.visit_span(&$($mut)? c.span);
+                    }
                     Item::Fn(f) => {
                         v.visit_ident(&$($mut)? f.name);
                         for p in &$($mut)? f.params {
@@ -225,6 +232,11 @@ macro_rules! visitor {
                         v.visit_expr(key);
                         v.visit_expr(count);
                     }
+                    TestStmtKind::Classify { name, class, confidence } => {
+                        v.visit_ident(name);
+                        v.visit_expr(class);
+                        v.visit_expr(confidence);
+                    }
                     TestStmtKind::Expect { what, .. } => match what {
                         Expectation::Verdict { verdict, code } => {
                             v.visit_ident(verdict);
@@ -280,6 +292,13 @@ macro_rules! visitor {
                     ExprKind::Field(base, member) => {
                         v.visit_expr(base);
                         v.visit_ident(member);
+                    }
+                    ExprKind::Method(base, member, args) => {
+                        v.visit_expr(base);
+                        v.visit_ident(member);
+                        for arg in args {
+                            v.visit_expr(arg);
+                        }
                     }
                     ExprKind::Index(a, b)
                     | ExprKind::And(a, b)

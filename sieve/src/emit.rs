@@ -182,6 +182,10 @@ pub fn expr(e: &Expr, min: u8) -> String {
         }
         ExprKind::Name(n) => n.name.clone(),
         ExprKind::Field(x, name) => format!("{}.{}", expr(x, ATOM), name.name),
+        ExprKind::Method(x, name, args) => {
+            let args: Vec<String> = args.iter().map(|a| expr(a, 0)).collect();
+            format!("{}.{}({})", expr(x, ATOM), name.name, args.join(", "))
+        }
         ExprKind::Index(x, i) => format!("{}[{}]", expr(x, ATOM), expr(i, 1)),
         ExprKind::Call(f, args) => {
             let args: Vec<String> = args.iter().map(|a| expr(a, 0)).collect();

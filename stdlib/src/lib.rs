@@ -11,6 +11,7 @@
 //!   (`docs/reference.md`).
 //! - [`html`]: the HTML-to-text conversion behind `body`.
 //! - [`authres`]: `Authentication-Results` (RFC 8601) read into records.
+//! - [`classes`]: the answers of learned classifiers for one message.
 //! - [`time`]: times in IANA zones (`local()`), time literals and `Date:`.
 //!
 //! ```
@@ -37,6 +38,7 @@
 //! decoders; `builtins` fills the registry.
 
 pub mod authres;
+pub mod classes;
 pub mod folder;
 pub mod message;
 pub mod pattern;
@@ -55,6 +57,7 @@ pub mod modules;
 pub mod reference;
 
 pub use authres::AuthResult;
+pub use classes::{Classification, Classifications};
 pub use headers::valid_header_name;
 pub use headers::{HeaderLayout, header_layout};
 pub use message::{

@@ -167,6 +167,9 @@ pub struct Transaction {
     pub message: Message,
     /// `now`, seconds since the Unix epoch (UTC).
     pub now: i64,
+    /// The learned classifiers' answers (computed by the caller before
+    /// evaluation; empty when nothing was learned).
+    pub classes: crate::Classifications,
 }
 
 /// One message, parsed. See the crate docs for what each accessor returns.
@@ -321,6 +324,7 @@ impl Transaction {
             },
             message,
             now,
+            classes: Default::default(),
         }
     }
 }

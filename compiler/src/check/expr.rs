@@ -120,6 +120,7 @@ impl Checker<'_> {
             ExprKind::List(items) => self.list(cx, span, items),
             ExprKind::Name(id) => self.name(cx, id),
             ExprKind::Field(base, member) => self.field(cx, e, base, member),
+            ExprKind::Method(base, member, args) => self.method(cx, base, member, args),
             ExprKind::Index(base, index) => self.index(cx, base, index),
             ExprKind::Call(name, args) => self.call(cx, span, name, args),
             ExprKind::Not(inner) => {
@@ -450,6 +451,13 @@ impl Checker<'_> {
                 ),
             ),
             DeclKind::Fn => ("function", format!("call it: `{}(...)`", id.name)),
+            DeclKind::Classifier => (
+                "classifier",
+                format!(
+                    "read `{0}.class`, `{0}.confidence` or `{0}.probability(\"class\")`",
+                    id.name
+                ),
+            ),
             DeclKind::Template => (
                 "template",
                 format!("use it in an action: `reply template {}`", id.name),
@@ -628,6 +636,12 @@ impl Checker<'_> {
             }
             return None;
         }
+        if let ExprKind::Name(root) = &base.kind
+            && !self.is_local(&root.name)
+            && let Some(info) = self.classifier_named(cx, base)
+        {
+            return self.classifier_field(cx, &info, member);
+        }
         if let Some(path) = path_of(whole) {
             let root = &path[0].name;
             let declared = match self.scopes.resolve(cx.unit, root) {
@@ -650,6 +664,33 @@ impl Checker<'_> {
         }
         let typed = self.expr(cx, base)?;
         self.member(cx, typed, member)
+    }
+
+    /// `base.name(args)`: only classifiers have member functions
+    /// (`spam.probability("ham")`).
+    fn method(
+        &mut self,
+        cx: Ctx,
+        base: &ast::Expr,
+        member: &Ident,
+        args: &[ast::Expr],
+    ) -> Option<Typed> {
+        if let ExprKind::Name(root) = &base.kind
+            && !self.is_local(&root.name)
+            && let Some(info) = self.classifier_named(cx, base)
+        {
+            return self.classifier_method(cx, &info, member, args);
+        }
+        let (_, t) = self.expr(cx, base)?;
+        self.error(
+            codes::UNKNOWN_MEMBER,
+            cx.unit,
+            member.span,
+            format!("a {t} has no member function `{}`", member.name),
+        )
+        .set_label("not a function")
+        .set_hint("only classifiers have one: `NAME.probability(\"class\")`");
+        None
     }
 
     /// `r.header.from`: on an authentication result, a property named

@@ -4,6 +4,7 @@
 //! quiet, so one mistake gives one diagnostic.
 
 mod actions;
+mod classifiers;
 mod expr;
 mod lambda;
 mod literals;
@@ -23,6 +24,7 @@ use crate::ir;
 use crate::load::Loaded;
 use crate::names::{Decl, DeclId, DeclKind, Scopes};
 
+pub use classifiers::ClassifierInfo;
 pub(crate) use test_blocks::check_tests;
 
 /// The memo of a declaration checked on demand.
@@ -199,7 +201,7 @@ impl<'a> Checker<'a> {
                 DeclKind::Template => {
                     self.template(&decl);
                 }
-                DeclKind::List | DeclKind::Map | DeclKind::Rule => {}
+                DeclKind::List | DeclKind::Map | DeclKind::Rule | DeclKind::Classifier => {}
             }
         }
     }

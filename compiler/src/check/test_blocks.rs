@@ -106,7 +106,8 @@ impl Checker<'_> {
                 TestStmtKind::Now(_)
                 | TestStmtKind::Recipient(_)
                 | TestStmtKind::Rate { .. }
-                | TestStmtKind::Duplicate(_) => {
+                | TestStmtKind::Duplicate(_)
+                | TestStmtKind::Classify { .. } => {
                     ok &= self.world_stmt(unit, stmt, &mut case.world).is_some();
                 }
                 TestStmtKind::Expect { negated, what } => match self.expectation(unit, what) {

@@ -1,10 +1,13 @@
 //! The lines of a `test` block that set the world: `now`, `recipient`,
-//! `rate "KEY" = N` and `duplicate "KEY"` (docs/language.md ("Tests")).
+//! `rate "KEY" = N`, `duplicate "KEY"` and `classify NAME "class" C`
+//! (docs/language.md ("Tests")).
 
 use weir_grammar::ast::{self, Span, TestStmt, TestStmtKind};
 use weir_stdlib::{Address, Value};
 
-use super::{Annotate, Checker};
+use weir_stdlib::Classification;
+
+use super::{Annotate, Checker, Ctx, Place};
 use crate::codes;
 use crate::testcase::TestWorld;
 
@@ -38,9 +41,73 @@ impl Checker<'_> {
                 self.once_per_key(unit, key.span, "duplicate", &key_text, seen)?;
                 world.duplicates.push(key_text);
             }
+            TestStmtKind::Classify {
+                name,
+                class,
+                confidence,
+            } => {
+                let answer = self.test_classify(unit, name, class, confidence)?;
+                let seen = world.classes.contains_key(&name.name);
+                self.once_per_key(unit, name.span, "classify", &name.name, seen)?;
+                world.classes.insert(name.name.clone(), answer);
+            }
             _ => {}
         }
         Some(())
+    }
+
+    /// `classify NAME "class" C`: NAME a classifier, the class one of its
+    /// own (or `""`, unsure), C a number from 0 to 1. The class gets
+    /// probability C and the others share the rest equally; with `""`
+    /// every class has probability 1/N (docs/language.md ("Tests")).
+    fn test_classify(
+        &mut self,
+        unit: usize,
+        name: &ast::Ident,
+        class: &ast::Expr,
+        confidence: &ast::Expr,
+    ) -> Option<Classification> {
+        let as_name = ast::Expr {
+            kind: ast::ExprKind::Name(name.clone()),
+            span: name.span,
+        };
+        let cx = Ctx {
+            unit,
+            place: Place::Test,
+            neg: false,
+        };
+        let Some(info) = self.classifier_named(cx, &as_name) else {
+            self.error(
+                codes::BAD_TEST,
+                unit,
+                name.span,
+                format!("`{}` is not a classifier", name.name),
+            )
+            .set_label("not declared with `classifier`")
+            .set_hint("declare it: `classifier NAME = learned [\"a\", \"b\"]`");
+            return None;
+        };
+        let class_text = self.constant_text(unit, class)?;
+        if !class_text.is_empty() {
+            self.known_class(unit, class.span, &info, &class_text)?;
+        }
+        let c = match self.constant_arg(unit, confidence)? {
+            Value::Int(n) => n as f64,
+            Value::Float(f) => f,
+            _ => f64::NAN,
+        };
+        if !(0.0..=1.0).contains(&c) {
+            self.error(
+                codes::BAD_TEST,
+                unit,
+                confidence.span,
+                "`classify` needs a confidence from 0 to 1",
+            )
+            .set_label("not a number from 0 to 1")
+            .set_hint("write it as a decimal: classify spam \"spam\" 0.97");
+            return None;
+        }
+        Some(test_answer(&info.classes, class_text, c))
     }
 
     /// `now` and `recipient` may appear once in a test.
@@ -137,5 +204,33 @@ impl Checker<'_> {
         .set_label("not a whole number, 0 or more")
         .set_hint("write how many messages carried the key before this one: rate \"KEY\" = 20");
         None
+    }
+}
+
+/// The answer a `classify` line sets (see [`Checker::test_classify`]).
+fn test_answer(classes: &[String], class: String, confidence: f64) -> Classification {
+    let n = classes.len() as f64;
+    let rest = if n > 1.0 {
+        (1.0 - confidence) / (n - 1.0)
+    } else {
+        0.0
+    };
+    let probabilities = classes
+        .iter()
+        .map(|c| {
+            let p = if class.is_empty() {
+                1.0 / n
+            } else if *c == class {
+                confidence
+            } else {
+                rest
+            };
+            (c.clone(), p)
+        })
+        .collect();
+    Classification {
+        class,
+        confidence,
+        probabilities,
     }
 }

@@ -158,3 +158,66 @@ rule b { when true and (subject == "a" or not matched(a)) then tag "x" }
     let native = NativeRuleset::compile(&r).expect("native code");
     assert_eq!(native.leaf_count(), 2);
 }
+
+/// Both engines read a classifier's answer from the transaction: class,
+/// confidence and any class's probability, through the prefilter's
+/// equality tables and through ordinary leaf tests; a classifier without
+/// an answer reads as one that has learned nothing.
+#[test]
+fn classifier_answers_are_read_by_both_engines() {
+    use std::collections::BTreeMap;
+    use weir_stdlib::{Classification, Classifications};
+    let r = rules(
+        r#"
+classifier spam = learned ["spam", "ham"]
+classifier triage = learned ["billing", "technical", "sales"]
+rule junk { when spam.class == "spam" then fileinto "Junk" }
+rule sure { when spam.confidence >= 0.9 then tag "sure ${spam.confidence}" }
+rule p { when spam.probability("ham") > 0.5 then tag "hammy" }
+rule route { when triage.class in ["billing", "sales"] then tag "queue ${triage.class}" }
+rule none { when triage.class == "" then tag "no triage" }
+"#,
+    );
+    assert_eq!(r.classifiers().len(), 2);
+    assert_eq!(
+        r.classifiers()[1].classes,
+        ["billing", "technical", "sales"]
+    );
+    let mut t = tx(MAIL);
+    let d = both(&r, &t, &EvalOptions::default());
+    assert_eq!(d.tags, ["no triage"]);
+    assert_eq!(d.folder, None);
+    let mut answers = BTreeMap::new();
+    answers.insert(
+        "spam".to_string(),
+        Classification {
+            class: "spam".into(),
+            confidence: 0.95,
+            probabilities: vec![("spam".into(), 0.95), ("ham".into(), 0.05)],
+        },
+    );
+    t.classes = Classifications::new(answers.clone());
+    let d = both(&r, &t, &EvalOptions::default());
+    assert_eq!(d.folder.as_deref(), Some("Junk"));
+    assert_eq!(d.tags, ["sure 0.95", "no triage"]);
+    answers.insert(
+        "spam".to_string(),
+        Classification {
+            class: "".into(),
+            confidence: 0.6,
+            probabilities: vec![("spam".into(), 0.4), ("ham".into(), 0.6)],
+        },
+    );
+    answers.insert(
+        "triage".to_string(),
+        Classification {
+            class: "sales".into(),
+            confidence: 0.8,
+            probabilities: vec![],
+        },
+    );
+    t.classes = Classifications::new(answers);
+    let d = both(&r, &t, &EvalOptions::default());
+    assert_eq!(d.folder, None);
+    assert_eq!(d.tags, ["hammy", "queue sales"]);
+}

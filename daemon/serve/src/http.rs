@@ -24,6 +24,8 @@ use serde_json::{Map, Value, json};
 use weir_compiler::{EvalOptions, RateCounter};
 use weir_stdlib::{Limits, Message, MessageError, Transaction};
 
+mod learn;
+
 use super::Listener;
 use super::access::{Access, Caller, Refusal};
 use super::audit::QuarantineAct;
@@ -186,6 +188,10 @@ fn router(daemon: Arc<Daemon>, access: Access, stop: tokio::sync::watch::Receive
             get(quarantine_get).delete(quarantine_delete),
         )
         .route("/v1/quarantine/{id}/release", post(quarantine_release))
+        .route(
+            "/v1/learn/{name}/{class}",
+            post(learn::learn).layer(DefaultBodyLimit::max(max_body)),
+        )
         .route("/v1/outbox", get(outbox))
         .route("/v1/outbox/{id}/retry", post(outbox_retry))
         .route("/v1/events", get(events))
@@ -448,9 +454,10 @@ async fn check(
     };
     let current = api.daemon.current();
     let mut rates = DryRates(api.daemon.message_rates());
+    let learner = Arc::clone(&api.daemon);
     let evaluated = tokio::task::spawn_blocking(move || {
         let message = Message::parse(&body, &limits)?;
-        let tx = Transaction::with_defaults(
+        let mut tx = Transaction::with_defaults(
             message,
             from.as_deref(),
             &to,
@@ -462,6 +469,9 @@ async fn check(
             explain,
             dry_run: true,
         };
+        tx.classes = learner
+            .learned
+            .answers(current.evaluator.ruleset(), &tx.message);
         Ok::<_, MessageError>(current.evaluator.evaluate(&tx, &mut rates, &opts))
     })
     .await;

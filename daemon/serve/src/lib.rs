@@ -21,6 +21,7 @@ mod access;
 mod audit;
 #[cfg(feature = "bench")]
 pub mod bench;
+mod classifiers;
 mod clock;
 mod config;
 mod conn;

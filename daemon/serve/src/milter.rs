@@ -448,12 +448,20 @@ async fn evaluate(
     let each_recipient = per_recipient(daemon) && stage >= Stage::Rcpt && facts.to.len() > 1;
     let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(daemon.store.clone()));
     let budget = evalpool::budget(daemon.config().limits.eval_timeout, facts.body_size);
+    let learner = Arc::clone(daemon);
     let job = evalpool::run(budget, move || {
         let started = Instant::now();
         let mut tx = match facts.transaction(&client, stage, now, &limits) {
             Ok(tx) => tx,
             Err(e) => return (Err(e), rates, started.elapsed()),
         };
+        // Classifiers read the whole message: their answers exist at the
+        // body stage, where the rules that read them run.
+        if stage == Stage::Body {
+            tx.classes = learner
+                .learned
+                .answers(loaded.evaluator.ruleset(), &tx.message);
+        }
         // One rate counter for the message: a key counts once however many
         // recipients evaluate it.
         let mut run = |tx: &weir_stdlib::Transaction| {

@@ -440,6 +440,9 @@ fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadErro
     daemon
         .metrics
         .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
+    // Off the hot path: a classifier the new rules declare is read from
+    // the store now, not by the first message.
+    daemon.learned.preload(candidate.evaluator.ruleset());
     let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
     loaded.needs = candidate.needs;
     daemon.swap(loaded);

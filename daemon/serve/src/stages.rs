@@ -273,6 +273,7 @@ impl MessageFacts {
             },
             message: self.message(stage, limits)?,
             now,
+            classes: Default::default(),
         })
     }
 

@@ -132,6 +132,8 @@ pub struct Daemon {
     /// Reload bookkeeping: one reload at a time, the last error, the files
     /// to watch.
     pub(crate) reload: ReloadState,
+    /// The learned classifiers the rules read (`classifiers.rs`).
+    pub learned: crate::classifiers::Learned,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -204,9 +206,14 @@ impl Daemon {
         let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
         loaded.needs = candidate.needs.clone();
         let (events, _) = tokio::sync::broadcast::channel(1024);
+        let learned = crate::classifiers::Learned::new(Box::new(
+            store.learned_state().map_err(StartError::State)?,
+        ));
+        learned.preload(loaded.evaluator.ruleset());
         let history = crate::console::history::History::default();
         history.remember(&loaded, &config.rules);
         Ok(Arc::new(Daemon {
+            learned,
             config: arc_swap::ArcSwap::from_pointee(config),
             store,
             metrics,

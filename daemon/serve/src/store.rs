@@ -194,6 +194,12 @@ impl Store {
         })
     }
 
+    /// The learned classifiers' state: the tree `classifiers`
+    /// (`classifiers.rs`; `weir learn --state` opens the same tree).
+    pub fn learned_state(&self) -> anyhow::Result<weir_classify::SledState> {
+        weir_classify::SledState::new(&self.db).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     /// Writes everything to disk; returns once it is durable.
     pub fn flush(&self) -> anyhow::Result<()> {
         self.db.flush().context("cannot flush the store")?;

@@ -13,6 +13,7 @@ mod check;
 mod diff;
 mod fmt;
 mod import;
+mod learn;
 mod run;
 mod test;
 
@@ -36,6 +37,7 @@ pub fn dispatch(cli: Cli) -> u8 {
             allow_partial,
         }) => import::sieve(script.as_deref(), output.as_deref(), allow_partial),
         Command::Lsp => crate::lsp::run(),
+        Command::Learn(args) => learn::run(&args),
     }
 }
 

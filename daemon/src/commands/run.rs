@@ -30,6 +30,8 @@ struct RunContext<'a> {
     envelope: Envelope,
     opts: EvalOptions,
     evaluator: Evaluator,
+    /// The learned classifiers the rules read (`--state`).
+    classifiers: Classifiers,
     messages: Vec<Input>,
     many: bool,
 }
@@ -40,7 +42,10 @@ impl RunContext<'_> {
         let now = self.args.now.unwrap_or_else(weir_compiler::now);
         let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
             weir_compiler::transaction_at(&bytes, &self.envelope, now)
-                .map(|tx| self.evaluator.decide_transaction(&tx, rates, &self.opts))
+                .map(|mut tx| {
+                    tx.classes = self.classifiers.answers(&tx.message);
+                    self.evaluator.decide_transaction(&tx, rates, &self.opts)
+                })
                 .map_err(|e| e.to_string())
         });
         match result {
@@ -70,13 +75,17 @@ fn jobs(args: &RunArgs, ruleset: &Ruleset) -> usize {
 }
 
 /// Exit status: 0 whatever the verdicts; 1 for an unreadable message; 2
-/// when the rules do not compile.
+/// when the rules do not compile or the `--state` directory cannot be read.
 pub fn run(args: &RunArgs) -> u8 {
     let Some(ruleset) = load_ruleset(&args.rules) else {
         return 2;
     };
+    let Some(classifiers) = classifiers(&ruleset, args) else {
+        return 2;
+    };
     let messages = inputs::expand(&args.messages, inputs::any_file);
     let cx = RunContext {
+        classifiers,
         args,
         envelope: Envelope {
             from: args.from.clone(),
@@ -132,6 +141,66 @@ pub fn run(args: &RunArgs) -> u8 {
     }
     let _ = out.flush();
     status
+}
+
+/// The learned classifiers the rules declare, read from `--state` once
+/// (none learned without it); `None` after printing why they cannot be.
+fn classifiers(ruleset: &Ruleset, args: &RunArgs) -> Option<Classifiers> {
+    let declared: Vec<(String, Vec<String>)> = ruleset
+        .classifiers()
+        .iter()
+        .map(|c| (c.name.clone(), c.classes.clone()))
+        .collect();
+    let Some(dir) = &args.state else {
+        return Some(Classifiers {
+            declared,
+            models: weir_classify::Models::default(),
+        });
+    };
+    // A mistyped directory would otherwise read as "nothing learned".
+    if !dir.join("db").is_dir() {
+        eprintln!(
+            "error: {} holds no learned state (no {}): give the directory `weir learn --state` wrote",
+            dir.display(),
+            dir.join("db").display()
+        );
+        return None;
+    }
+    let (_db, state) = match weir_classify::SledState::open_dir(dir) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let names = declared.iter().map(|(name, _)| name.as_str());
+    match weir_classify::Models::load(&state, names) {
+        Ok(models) => Some(Classifiers { declared, models }),
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the learned state in {}: {e}",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// The classifiers `weir run` classifies with: the rules' declarations
+/// and the models read from `--state`.
+struct Classifiers {
+    declared: Vec<(String, Vec<String>)>,
+    models: weir_classify::Models,
+}
+
+impl Classifiers {
+    fn answers(&self, message: &weir_stdlib::Message) -> weir_stdlib::Classifications {
+        let declared = self
+            .declared
+            .iter()
+            .map(|(name, classes)| (name.as_str(), classes.as_slice()));
+        self.models.answers(declared, message)
+    }
 }
 
 fn print_decision(

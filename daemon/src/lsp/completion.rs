@@ -219,7 +219,9 @@ fn decls(visible: &[Resolved], kinds: &[DeclKind]) -> Vec<CompletionItem> {
             let start = r.decl.span.start.min(text.len());
             let comment = comment_above(text, start);
             let kind = match r.decl.kind {
-                DeclKind::Let | DeclKind::List | DeclKind::Map => CompletionItemKind::CONSTANT,
+                DeclKind::Let | DeclKind::List | DeclKind::Map | DeclKind::Classifier => {
+                    CompletionItemKind::CONSTANT
+                }
                 DeclKind::Fn => CompletionItemKind::FUNCTION,
                 DeclKind::Template => CompletionItemKind::STRUCT,
                 DeclKind::Rule => CompletionItemKind::EVENT,
@@ -313,6 +315,7 @@ fn enclosing_declaration<'t>(
             Item::Let(_) => "let",
             Item::List(_) => "list",
             Item::Map(_) => "map",
+            Item::Classifier(_) => "classifier",
             Item::Fn(_) => "fn",
             Item::Template(_) => "template",
             Item::Rule(_) => "rule",

@@ -154,6 +154,12 @@ pub(crate) fn symbols(file: &ParsedFile) -> Vec<DocumentSymbol> {
             ),
             Item::List(d) => (d.name.name.clone(), d.name.span, SymbolKind::ARRAY, "list"),
             Item::Map(d) => (d.name.name.clone(), d.name.span, SymbolKind::OBJECT, "map"),
+            Item::Classifier(d) => (
+                d.name.name.clone(),
+                d.name.span,
+                SymbolKind::OBJECT,
+                "classifier",
+            ),
             Item::Fn(d) => (d.name.name.clone(), d.name.span, SymbolKind::FUNCTION, "fn"),
             Item::Template(d) => (
                 d.name.name.clone(),

@@ -358,6 +358,7 @@ impl Visit for Walker<'_> {
             Item::Let(d) => self.decl(DeclKind::Let, &d.name),
             Item::List(d) => self.decl(DeclKind::List, &d.name),
             Item::Map(d) => self.decl(DeclKind::Map, &d.name),
+            Item::Classifier(d) => self.decl(DeclKind::Classifier, &d.name),
             Item::Fn(d) => {
                 self.decl(DeclKind::Fn, &d.name);
                 self.params(&d.params);

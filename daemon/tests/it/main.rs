@@ -7,6 +7,7 @@ mod console_support;
 mod postfix_support;
 mod serve_support;
 
+mod classifiers;
 mod cli;
 mod cli_replies;
 mod console_api;

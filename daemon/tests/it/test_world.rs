@@ -11,7 +11,7 @@ use common::{golden, root, stderr, stdout, temp_dir, weir, weir_in};
 /// `duplicate` or `recipient` line is applied.
 #[test]
 fn world_golden_tests_pass() {
-    for name in ["office_hours", "rate_limit"] {
+    for name in ["classifiers", "office_hours", "rate_limit"] {
         let rel = format!("tests/world/{name}.flow");
         let out = weir(&["test", &rel], None);
         let text = stdout(&out);

@@ -12,6 +12,8 @@
   "let"
   "list"
   "map"
+  "classifier"
+  "learned"
   "file"
   "fn"
   "template"
@@ -71,6 +73,7 @@
   "recipient"
   "rate"
   "duplicate"
+  "classify"
 ] @keyword
 
 (expect_statement

@@ -18,7 +18,9 @@ syn iskeyword @,48-57,_
 " Reserved words (docs/language.md, "Lexical structure"). Keywords win over matches in Vim, so the
 " words that are also fields or actions (score) are matches below; so are
 " the words `:syn keyword` would read as its own options (contains).
-syn keyword flowDeclaration import let list map file fn template rule test
+syn keyword flowDeclaration import let list map file fn template rule test classifier
+" `classifier NAME = learned [...]`: `learned` is a word only there.
+syn match flowDeclaration /\%(\<classifier\s\+\h\w*\s*=\s*\)\@<=\<learned\>/
 syn keyword flowModifier    priority shadow
 syn keyword flowConditional when then else if
 syn keyword flowOperatorWord and or not in
@@ -33,7 +35,7 @@ syn match flowRuleName     /\%(\<rule\s\+\)\@<=\h\w*/
 syn match flowTemplateName /\%(\<template\s\+\)\@<=\h\w*/
 " `reply template NAME every DURATION`: `every` is a word only there.
 syn match flowEveryWord /\%(\<template\s\+\h\w*\s\+\)\@<=\<every\>/
-syn match flowConstantName /\%(\<\%(let\|list\|map\)\s\+\)\@<=\h\w*/
+syn match flowConstantName /\%(\<\%(let\|list\|map\|classifier\)\s\+\)\@<=\h\w*/
 syn match flowType /\%(\%(:\s*\|<\)\)\@<=\<\%(bool\|int\|float\|string\|address\|ip\|cidr\|time\|duration\|regex\|list\)\>/
 
 " Fields of the message model (docs/language.md, "Expressions"), not after a `.`; the dotted
@@ -84,6 +86,7 @@ syn cluster flowInside contains=flowTestBlock
 syn match flowTestWord /\<\%(message\|envelope\|client\|expect\)\>/ contained containedin=flowTestBlock
 " The world a test sets: words only at the start of a test line.
 syn match flowTestWord /^\s*\zs\<\%(now\|recipient\|rate\|duplicate\)\>\ze\s*"/ contained containedin=flowTestBlock
+syn match flowTestWord /^\s*\zs\<classify\>\ze\s\+\h/ contained containedin=flowTestBlock
 syn match flowTestWord /\%(\<\%(envelope\|client\)\>.*\)\@<=\<\%(from\|to\|ip\|helo\)\>/ contained containedin=flowTestBlock
 syn match flowVerdict  /\%(\<verdict\s\+\)\@<=\<\%(accept\|reject\|tempfail\|discard\|quarantine\)\>/ contained containedin=flowTestBlock
 syn match flowTestWord /\%(\<expect\%(\s\+not\)\=\s\+\)\@<=\<\%(verdict\|stage\|matched\|score\|folder\)\>/ contained containedin=flowTestBlock

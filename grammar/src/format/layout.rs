@@ -107,6 +107,18 @@ impl Printer<'_> {
                 lines.push_str(&format!(".{}", name.name));
                 lines
             }
+            ExprKind::Method(base, name, args) => {
+                let mut lines = self.layout(base, FREE);
+                lines.push_str(&format!(".{}(", name.name));
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        lines.push_str(", ");
+                    }
+                    lines.append(self.layout(arg, FREE));
+                }
+                lines.push_str(")");
+                lines
+            }
             ExprKind::Index(base, index) => {
                 let mut lines = self.layout(base, FREE);
                 lines.push_str("[");

@@ -294,10 +294,21 @@ impl Builder<'_> {
         let span = lhs.expr.span.to(op_span);
         match op.as_rule() {
             Rule::op_field => {
-                let Some(name) = op.into_inner().next().map(|p| self.ident(&p)) else {
+                let mut inner = op.into_inner();
+                let Some(name) = inner.next().map(|p| self.ident(&p)) else {
                     return lhs;
                 };
-                self.keep_all(lhs, span, |e| ExprKind::Field(Box::new(e), name))
+                match inner.next() {
+                    Some(call_args) => {
+                        let args = call_args
+                            .into_inner()
+                            .filter(|p| p.as_rule() == Rule::cond_expr)
+                            .map(|p| self.expr(p))
+                            .collect();
+                        self.keep_all(lhs, span, |e| ExprKind::Method(Box::new(e), name, args))
+                    }
+                    None => self.keep_all(lhs, span, |e| ExprKind::Field(Box::new(e), name)),
+                }
             }
             Rule::op_index => {
                 let index = match op.into_inner().find(|p| p.as_rule() == Rule::cond_expr) {

@@ -187,6 +187,7 @@ impl Builder<'_> {
                 | Rule::t_recipient
                 | Rule::t_rate
                 | Rule::t_duplicate
+                | Rule::t_classify
                 | Rule::t_expect => {
                     if let Some(s) = self.test_stmt(p) {
                         stmts.push(s);
@@ -230,6 +231,18 @@ impl Builder<'_> {
                         key: first,
                         count: values.next()?,
                     },
+                }
+            }
+            Rule::t_classify => {
+                let name = inner.find(|p| p.as_rule() == Rule::ident)?;
+                let name = self.ident(&name);
+                let mut values = inner
+                    .filter(|p| p.as_rule() == Rule::arg)
+                    .map(|p| self.arg(p));
+                TestStmtKind::Classify {
+                    name,
+                    class: values.next()?,
+                    confidence: values.next()?,
                 }
             }
             Rule::t_envelope | Rule::t_client => {

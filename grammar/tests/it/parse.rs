@@ -78,6 +78,12 @@ fn show(e: &Expr) -> String {
         ),
         ExprKind::Name(n) => n.name.clone(),
         ExprKind::Field(b, n) => format!("{}.{}", show(b), n.name),
+        ExprKind::Method(b, n, args) => format!(
+            "{}.{}({})",
+            show(b),
+            n.name,
+            args.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
         ExprKind::Index(b, i) => format!("{}[{}]", show(b), show(i)),
         ExprKind::Call(n, args) => format!(
             "{}({})",
@@ -845,4 +851,50 @@ fn lambdas_maps_and_under_parse() {
     // `map` and `under` are reserved.
     assert_eq!(errors("let map = 1\n")[0].code, "E0016");
     assert_eq!(errors("let under = 1\n")[0].code, "E0016");
+}
+
+#[test]
+fn classifier_declaration_lists_its_classes() {
+    let file = ok("classifier spam = learned [\"spam\", \"ham\"]\n");
+    let Item::Classifier(c) = &file.items[0] else {
+        panic!("not a classifier: {:?}", file.items[0]);
+    };
+    assert_eq!(c.name.name, "spam");
+    let classes: Vec<&str> = c.classes.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(classes, ["spam", "ham"]);
+}
+
+#[test]
+fn classifier_class_cannot_be_interpolated() {
+    let diags = errors("classifier spam = learned [\"a${subject}\", \"b\"]\n");
+    assert!(!diags.is_empty());
+}
+
+#[test]
+fn member_function_call_parses() {
+    assert_eq!(
+        show(&cond("spam.probability(\"spam\") > 0.9")),
+        "(spam.probability(\"spam\") > 0.9)"
+    );
+    assert_eq!(
+        show(&cond("spam.class == \"spam\"")),
+        "(spam.class == \"spam\")"
+    );
+}
+
+#[test]
+fn classify_line_in_a_test_block() {
+    let file = ok("test \"t\" {\n  classify spam \"spam\" 0.97\n}\n");
+    let Item::Test(t) = &file.items[0] else {
+        panic!("not a test");
+    };
+    let TestStmtKind::Classify { name, .. } = &t.stmts[0].kind else {
+        panic!("not a classify line: {:?}", t.stmts[0]);
+    };
+    assert_eq!(name.name, "spam");
+}
+
+#[test]
+fn classifier_is_reserved() {
+    assert!(!errors("let classifier = 1\n").is_empty());
 }

@@ -751,6 +751,7 @@ fn transaction(client: &Client, envelope: &Pending) -> Transaction {
         },
         message: Message::empty(),
         now: unix_now(),
+        classes: Default::default(),
     }
 }
 
@@ -931,10 +932,14 @@ async fn evaluate(
     let message = message.clone();
     let fallback = rates.clone();
     let budget = crate::evalpool::budget(daemon.config().limits.eval_timeout, message.size());
+    let learner = Arc::clone(daemon);
     let job = crate::evalpool::run(budget, move || {
         let mut rates = rates;
         let started = Instant::now();
         tx.message = (*message).clone();
+        tx.classes = learner
+            .learned
+            .answers(loaded.evaluator.ruleset(), &tx.message);
         let decision = loaded
             .evaluator
             .evaluate(&tx, &mut rates, &EvalOptions::default());
