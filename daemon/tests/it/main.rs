@@ -37,6 +37,7 @@ mod serve_http;
 mod serve_reload_load;
 mod serve_restart;
 mod serve_store;
+mod sieve_import;
 mod soak;
 mod systemd_unit;
 mod test_world;
