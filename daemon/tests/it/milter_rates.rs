@@ -4,7 +4,7 @@
 
 use crate::serve_support;
 
-use serve_support::{Daemon, temp_dir, write_config};
+use serve_support::{Daemon, milter_send, temp_dir, write_config};
 
 const RULES: &str = r#"
 rule too_many {
@@ -17,27 +17,6 @@ rule greylisted {
 }
 "#;
 
-/// One message through the milter; the reply as the client saw it.
-fn send(port: u16, from: &str, subject: &str, id: &str) -> String {
-    use weir::milter_client::Mail;
-    let mail = Mail {
-        helo: "client.example.test".into(),
-        from: from.into(),
-        to: vec!["u@example.test".into()],
-        headers: vec![
-            ("From".into(), format!("<{from}>")),
-            ("To".into(), "u@example.test".into()),
-            ("Subject".into(), subject.into()),
-            ("Message-ID".into(), format!("<{id}>")),
-        ],
-        body: b"Hello.\r\n".to_vec(),
-        queue_id: format!("Q{id}"),
-        ..Mail::default()
-    };
-    let reply = serve_support::milter_reply(port, &mail).expect("the milter answers");
-    format!("{reply:?}")
-}
-
 #[test]
 fn tempfailed_messages_are_not_counted() {
     let dir = temp_dir("milter-rates");
@@ -46,7 +25,7 @@ fn tempfailed_messages_are_not_counted() {
     let daemon = Daemon::start(&dir, http, milter);
     // rate() runs first and sees each of these, but they are deferred.
     for n in 0..4 {
-        let r = send(
+        let r = milter_send(
             daemon.milter,
             "a@example.test",
             "defer me",
@@ -55,13 +34,13 @@ fn tempfailed_messages_are_not_counted() {
         assert!(r.contains("451") || r.contains("Tempfail"), "{r}");
     }
     for n in 0..2 {
-        let r = send(daemon.milter, "a@example.test", "hello", &format!("ok{n}"));
+        let r = milter_send(daemon.milter, "a@example.test", "hello", &format!("ok{n}"));
         assert!(
             r.contains("Accept") || r.contains("Continue"),
             "message {n}: {r}"
         );
     }
-    let r = send(daemon.milter, "a@example.test", "hello", "third");
+    let r = milter_send(daemon.milter, "a@example.test", "hello", "third");
     assert!(
         r.contains("550"),
         "the third counted message is refused: {r}"

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::outbox::Sink;
 use crate::redis_support::{self, Redis};
-use crate::serve_support::{self, Daemon, files, lmtp_deliver, temp_dir, write_config};
+use crate::serve_support::{
+    self, Daemon, files, lmtp_deliver, milter_send, temp_dir, write_config,
+};
 
 const RULES: &str = r#"
 rule too_many {
@@ -41,27 +43,6 @@ fn host(redis: &Redis, sink: &Sink, name: &str, tables: &str) -> Daemon {
     Daemon::start(&dir, http, milter)
 }
 
-/// One message through a host's milter; the reply as the client saw it.
-fn send(port: u16, from: &str, subject: &str, id: &str) -> String {
-    use weir::milter_client::Mail;
-    let mail = Mail {
-        helo: "client.example.test".into(),
-        from: from.into(),
-        to: vec!["u@example.test".into()],
-        headers: vec![
-            ("From".into(), format!("<{from}>")),
-            ("To".into(), "u@example.test".into()),
-            ("Subject".into(), subject.into()),
-            ("Message-ID".into(), format!("<{id}@example.test>")),
-        ],
-        body: b"Hello.\r\n".to_vec(),
-        queue_id: format!("Q{id}"),
-        ..Mail::default()
-    };
-    let reply = serve_support::milter_reply(port, &mail).expect("the milter answers");
-    format!("{reply:?}")
-}
-
 fn accepted(reply: &str) -> bool {
     reply.contains("Accept") || reply.contains("Continue")
 }
@@ -86,15 +67,15 @@ fn a_rate_limit_counts_the_mail_of_both_hosts() {
     let b = host(&redis, &sink, "mx-b", "");
     for n in 0..10 {
         let via = if n % 2 == 0 { &a } else { &b };
-        let r = send(via.milter, "bulk@example.test", "hello", &format!("r{n}"));
+        let r = milter_send(via.milter, "bulk@example.test", "hello", &format!("r{n}"));
         assert!(accepted(&r), "message {} is within the limit: {r}", n + 1);
     }
-    let r = send(b.milter, "bulk@example.test", "hello", "r10");
+    let r = milter_send(b.milter, "bulk@example.test", "hello", "r10");
     assert!(
         r.contains("550"),
         "the 11th message, across both hosts: {r}"
     );
-    let r = send(a.milter, "other@example.test", "hello", "o1");
+    let r = milter_send(a.milter, "other@example.test", "hello", "o1");
     assert!(accepted(&r), "another sender is not limited: {r}");
 
     // Either host's audit log shows both hosts' decisions.
@@ -121,19 +102,19 @@ fn a_sender_writing_to_both_hosts_gets_one_vacation_reply() {
     let sink = Sink::start();
     let a = host(&redis, &sink, "mx-a", "");
     let b = host(&redis, &sink, "mx-b", "");
-    assert!(accepted(&send(
+    assert!(accepted(&milter_send(
         a.milter,
         "alice@example.test",
         "VACATION 1",
         "v1"
     )));
-    assert!(accepted(&send(
+    assert!(accepted(&milter_send(
         b.milter,
         "alice@example.test",
         "VACATION 2",
         "v2"
     )));
-    assert!(accepted(&send(
+    assert!(accepted(&milter_send(
         b.milter,
         "bob@example.test",
         "VACATION 3",
@@ -219,12 +200,17 @@ fn with_redis_down_mail_is_tempfailed_and_flows_again_when_it_returns() {
     let mut redis = Redis::start();
     let sink = Sink::start();
     let a = host(&redis, &sink, "mx-a", "");
-    assert!(accepted(&send(a.milter, "s@example.test", "before", "d0")));
+    assert!(accepted(&milter_send(
+        a.milter,
+        "s@example.test",
+        "before",
+        "d0"
+    )));
     assert_eq!(metric(&a, "weir_store_up "), Some(1.0));
 
     redis.stop();
     for n in 1..4 {
-        let r = send(a.milter, "s@example.test", "during", &format!("d{n}"));
+        let r = milter_send(a.milter, "s@example.test", "during", &format!("d{n}"));
         assert!(
             r.contains("451") || r.contains("Tempfail"),
             "not accepted unrecorded while Redis is down: {r}"
@@ -242,7 +228,7 @@ fn with_redis_down_mail_is_tempfailed_and_flows_again_when_it_returns() {
     wait_until("the store to be up again", || {
         a.request("GET", "/healthz", false, b"").status == 200
     });
-    let r = send(a.milter, "s@example.test", "after", "d9");
+    let r = milter_send(a.milter, "s@example.test", "after", "d9");
     assert!(accepted(&r), "{r}");
     assert_eq!(metric(&a, "weir_store_up "), Some(1.0));
     let actions = a.request("GET", "/v1/actions", true, b"").json();
@@ -289,14 +275,19 @@ fn a_reload_on_one_host_reaches_the_other() {
     let hook = "[notify.hook]\nurl = \"http://127.0.0.1:9/hook\"\n";
     let a = host(&redis, &sink, "mx-a", hook);
     let b = host(&redis, &sink, "mx-b", "");
-    assert!(accepted(&send(b.milter, "s@example.test", "BLOCKED", "n0")));
+    assert!(accepted(&milter_send(
+        b.milter,
+        "s@example.test",
+        "BLOCKED",
+        "n0"
+    )));
 
     // Only A's files change; B has the old ones.
     std::fs::write(a.dir.join("rules.flow"), NEW_RULES).expect("rules");
     let reloaded = a.request("POST", "/v1/reload", true, b"");
     assert_eq!(reloaded.status, 200, "{}", reloaded.body);
     wait_until("B to run A's version", || version(&b) == version(&a));
-    let r = send(b.milter, "s@example.test", "BLOCKED", "n1");
+    let r = milter_send(b.milter, "s@example.test", "BLOCKED", "n1");
     assert!(r.contains("550"), "B decides with A's rules: {r}");
 
     // Every host's version, from either host.
@@ -327,7 +318,7 @@ fn a_reload_on_one_host_reaches_the_other() {
     });
     assert_eq!(version(&b), kept, "B keeps its running version");
     assert_eq!(metric(&b, "weir_ruleset_in_sync "), Some(0.0));
-    let r = send(b.milter, "s@example.test", "BLOCKED", "n2");
+    let r = milter_send(b.milter, "s@example.test", "BLOCKED", "n2");
     assert!(r.contains("550"), "B still runs its version: {r}");
 }
 
@@ -341,17 +332,27 @@ fn the_event_stream_of_one_host_shows_the_other_hosts_decisions() {
     let a = host(&redis, &sink, "mx-a", "");
     let b = host(&redis, &sink, "mx-b", "");
     let mut events = serve_support::Events::open(b.http, &b.token);
-    assert!(accepted(&send(a.milter, "s@example.test", "from A", "e1")));
+    assert!(accepted(&milter_send(
+        a.milter,
+        "s@example.test",
+        "from A",
+        "e1"
+    )));
     let decision = events.next_decision();
     assert_eq!(decision["host"], "mx-a", "{decision}");
     assert_eq!(decision["message_id"], "e1@example.test", "{decision}");
-    assert!(accepted(&send(b.milter, "s@example.test", "from B", "e2")));
+    assert!(accepted(&milter_send(
+        b.milter,
+        "s@example.test",
+        "from B",
+        "e2"
+    )));
     let decision = events.next_decision();
     assert_eq!(decision["host"], "mx-b", "{decision}");
 
     // A milter quarantine is in A's Postfix hold queue: B lists it, and
     // refuses to act on it, naming the host that can.
-    let r = send(a.milter, "s@example.test", "HOLD this", "e3");
+    let r = milter_send(a.milter, "s@example.test", "HOLD this", "e3");
     assert!(r.contains("Quarantine") || accepted(&r), "{r}");
     let listed = b.request("GET", "/v1/quarantine", true, b"").json();
     let entry = listed
@@ -452,7 +453,7 @@ fn outbox_items_of_a_host_killed_mid_attempt_are_delivered_once_by_another() {
     };
     let mut a = start("mx-a");
     for n in 0..3 {
-        assert!(accepted(&send(
+        assert!(accepted(&milter_send(
             a.milter,
             "s@example.test",
             &format!("PING {n}"),
@@ -523,7 +524,12 @@ fn a_sentinel_failover_is_survived() {
     );
     let (http, milter) = write_config(&dir, "", &store);
     let d = Daemon::start(&dir, http, milter);
-    assert!(accepted(&send(d.milter, "s@example.test", "before", "f0")));
+    assert!(accepted(&milter_send(
+        d.milter,
+        "s@example.test",
+        "before",
+        "f0"
+    )));
 
     master.stop();
     wait_until("a failover to the replica", || {
@@ -536,7 +542,12 @@ fn a_sentinel_failover_is_survived() {
     let mut n = 0;
     wait_until("mail accepted through the new master", || {
         n += 1;
-        accepted(&send(d.milter, "s@example.test", "after", &format!("f{n}")))
+        accepted(&milter_send(
+            d.milter,
+            "s@example.test",
+            "after",
+            &format!("f{n}"),
+        ))
     });
     let actions = d.request("GET", "/v1/actions", true, b"").json();
     assert!(
@@ -560,7 +571,12 @@ fn with_redis_slow_past_the_timeout_mail_is_tempfailed_then_flows() {
     let redis = Redis::start();
     let sink = Sink::start();
     let a = host(&redis, &sink, "mx-a", "");
-    assert!(accepted(&send(a.milter, "s@example.test", "before", "w0")));
+    assert!(accepted(&milter_send(
+        a.milter,
+        "s@example.test",
+        "before",
+        "w0"
+    )));
     // Writes wait 3 s: past `timeout = "1s"`.
     assert!(
         redis
@@ -568,7 +584,7 @@ fn with_redis_slow_past_the_timeout_mail_is_tempfailed_then_flows() {
             .contains("OK")
     );
     let started = Instant::now();
-    let r = send(a.milter, "s@example.test", "slow", "w1");
+    let r = milter_send(a.milter, "s@example.test", "slow", "w1");
     assert!(r.contains("451") || r.contains("Tempfail"), "{r}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -576,7 +592,7 @@ fn with_redis_slow_past_the_timeout_mail_is_tempfailed_then_flows() {
         started.elapsed()
     );
     wait_until("mail accepted again", || {
-        accepted(&send(a.milter, "s@example.test", "after", "w2"))
+        accepted(&milter_send(a.milter, "s@example.test", "after", "w2"))
     });
 }
 

@@ -244,14 +244,31 @@ pub fn http(
     token: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("Authorization", b))
+        .into_iter()
+        .collect();
+    http_with(port, method, path, &headers, body)
+}
+
+/// One HTTP/1.1 request with extra headers and `Connection: close`.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
@@ -379,6 +396,29 @@ pub fn header_values(message: &str, name: &str) -> Vec<String> {
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.trim().to_string())
         .collect()
+}
+
+/// One plain message from `from` through the milter on `port`, with
+/// Message-ID `<ID@example.test>` and queue id `QID`; the reply as the
+/// client saw it, as `{reply:?}` text.
+pub fn milter_send(port: u16, from: &str, subject: &str, id: &str) -> String {
+    use weir::milter_client::Mail;
+    let mail = Mail {
+        helo: "client.example.test".into(),
+        from: from.into(),
+        to: vec!["u@example.test".into()],
+        headers: vec![
+            ("From".into(), format!("<{from}>")),
+            ("To".into(), "u@example.test".into()),
+            ("Subject".into(), subject.into()),
+            ("Message-ID".into(), format!("<{id}@example.test>")),
+        ],
+        body: b"Hello.\r\n".to_vec(),
+        queue_id: format!("Q{id}"),
+        ..Mail::default()
+    };
+    let reply = milter_reply(port, &mail).expect("the milter answers");
+    format!("{reply:?}")
 }
 
 /// Sends one message through the milter on 127.0.0.1:`port`, as Postfix
