@@ -59,6 +59,7 @@ pub struct Metrics {
     lmtp_deliveries: Family<Labels, Counter>,
     lmtp_connections: Gauge,
     store_errors: Counter,
+    autolearn: Family<Labels, Counter>,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
     /// The last [`RECENT_EVALS`] evaluation times in seconds, for exact
@@ -108,6 +109,7 @@ impl Metrics {
             lmtp_deliveries: Family::default(),
             lmtp_connections: Gauge::default(),
             store_errors: Counter::default(),
+            autolearn: Family::default(),
             bounds: RwLock::new(Bounds::default()),
             recent_evals: std::sync::Mutex::default(),
         };
@@ -185,6 +187,11 @@ impl Metrics {
             "weir_lmtp_connections",
             "Open LMTP connections",
             self.lmtp_connections.clone(),
+        );
+        self.registry.register(
+            "weir_autolearn",
+            "Messages autolearn considered, by classifier, class and outcome",
+            self.autolearn.clone(),
         );
     }
 
@@ -295,6 +302,19 @@ impl Metrics {
         self.lmtp_deliveries
             .get_or_create(&label("result", result))
             .inc();
+    }
+
+    /// What autolearn did with one message for one class of one
+    /// classifier (labels bounded by `[classifiers]` in weir.toml; the
+    /// outcome one of `autolearn::OUTCOMES`).
+    pub fn autolearned(&self, classifier: &str, class: &str, outcome: &'static str) {
+        debug_assert!(crate::autolearn::OUTCOMES.contains(&outcome), "{outcome}");
+        let labels = vec![
+            ("classifier".to_string(), classifier.to_string()),
+            ("class".to_string(), class.to_string()),
+            ("outcome".to_string(), outcome.to_string()),
+        ];
+        self.autolearn.get_or_create(&labels).inc();
     }
 
     /// A write to the state store failed.

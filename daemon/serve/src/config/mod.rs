@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod autolearn;
 mod check;
 mod error;
 mod owner;
@@ -20,6 +21,7 @@ mod schema;
 
 use std::cell::RefCell;
 
+pub use autolearn::ClassifierConfig;
 use check::Checker;
 pub use error::{ConfigError, ConfigErrors};
 use serde::Deserialize;
@@ -271,6 +273,8 @@ pub struct Config {
     pub reply: ReplyConfig,
     /// `[outbox]`.
     pub outbox: OutboxConfig,
+    /// `[classifiers.NAME]`: autolearn, by classifier.
+    pub classifiers: BTreeMap<String, ClassifierConfig>,
 }
 
 const DEFAULT_MILTER: &str = "inet:127.0.0.1:8890";
@@ -350,6 +354,7 @@ impl Config {
                 max_backoff: Duration::from_secs(3600),
                 mail_retries: 8,
             },
+            classifiers: BTreeMap::new(),
         }
     }
 

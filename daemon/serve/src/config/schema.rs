@@ -17,6 +17,10 @@ enum Kind {
     Integer,
     /// `true` or `false`.
     Boolean,
+    /// A number, whole or decimal.
+    Number,
+    /// An array of strings.
+    Strings,
     /// A table with these keys.
     Table(&'static [Key]),
     /// A table of named tables (`[notify.NAME]`), each with these keys.
@@ -25,7 +29,7 @@ enum Kind {
 
 type Key = (&'static str, Kind);
 
-use Kind::{Boolean, Integer, Table, Tables, Text};
+use Kind::{Boolean, Integer, Number, Strings, Table, Tables, Text};
 
 const MILTER: &[Key] = &[
     ("listen", Text),
@@ -72,6 +76,15 @@ const OUTBOX: &[Key] = &[
     ("max_backoff", Text),
     ("mail_retries", Integer),
 ];
+const AUTOLEARN: &[Key] = &[
+    ("verdict", Strings),
+    ("rule", Strings),
+    ("tag", Strings),
+    ("min_score", Number),
+    ("max_score", Number),
+    ("skip_above", Number),
+];
+const CLASSIFIER: &[Key] = &[("autolearn", Tables(AUTOLEARN))];
 const TOP: &[Key] = &[
     ("rules", Text),
     ("state_dir", Text),
@@ -84,6 +97,7 @@ const TOP: &[Key] = &[
     ("relay", Table(RELAY)),
     ("reply", Table(REPLY)),
     ("outbox", Table(OUTBOX)),
+    ("classifiers", Tables(CLASSIFIER)),
 ];
 
 /// A key that is not known, or a value of the wrong kind.
@@ -129,12 +143,31 @@ fn walk(table: Option<&str>, entries: &DeTable<'_>, keys: &[Key], found: &mut Ve
         match (kind, value.get_ref()) {
             (Text, DeValue::String(_))
             | (Integer, DeValue::Integer(_))
-            | (Boolean, DeValue::Boolean(_)) => {}
-            (Table(inner), DeValue::Table(t)) => walk(Some(name), t, inner, found),
-            (Tables(inner), DeValue::Table(t)) => named_tables(name, t, inner, found),
+            | (Boolean, DeValue::Boolean(_))
+            | (Number, DeValue::Integer(_) | DeValue::Float(_)) => {}
+            (Strings, DeValue::Array(items)) => {
+                if let Some(item) = items
+                    .iter()
+                    .find(|i| !matches!(i.get_ref(), DeValue::String(_)))
+                {
+                    found.push(Mismatch {
+                        table: table.map(str::to_string),
+                        key: name.to_string(),
+                        span: item.span(),
+                        message: format!("expected an array of strings, got {} in it", what(item)),
+                    });
+                }
+            }
+            (Table(inner), DeValue::Table(t)) => walk(Some(&path(table, name)), t, inner, found),
+            (Tables(inner), DeValue::Table(t)) => named_tables(&path(table, name), t, inner, found),
             (kind, _) => mismatch(format!("expected {}, got {}", describe(*kind), what(value))),
         }
     }
+}
+
+/// The dotted name of table `name` inside `table`.
+fn path(table: Option<&str>, name: &str) -> String {
+    table.map_or_else(|| name.to_string(), |t| format!("{t}.{name}"))
 }
 
 /// `[notify.NAME]`: each entry of the outer table is itself a table.
@@ -171,6 +204,8 @@ fn describe(kind: Kind) -> &'static str {
         Text => "a string (in quotes)",
         Integer => "a whole number",
         Boolean => "true or false",
+        Number => "a number",
+        Strings => "an array of strings (in quotes)",
         Table(_) | Tables(_) => "a table",
     }
 }
