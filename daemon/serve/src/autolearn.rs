@@ -129,7 +129,9 @@ fn lessons(daemon: &Daemon, ruleset: &Ruleset, decisions: &[&Decision]) -> Vec<L
 
 /// After the decisions of one message are recorded: learns what they
 /// teach, in a task of its own (`message` builds the message there).
-/// Returns at once; deferred decisions (`tempfail`) teach nothing.
+/// Returns at once. Deferred decisions (`tempfail`) teach nothing, nor do
+/// decisions no rule made (no rule matched: the daemon's own `on_error`
+/// and `on_limit` answers among them).
 pub fn after_decisions(
     daemon: &Arc<Daemon>,
     ruleset: &Ruleset,
@@ -142,7 +144,7 @@ pub fn after_decisions(
     let decided: Vec<&Decision> = decisions
         .iter()
         .copied()
-        .filter(|d| d.verdict != weir_compiler::Verdict::Tempfail)
+        .filter(|d| d.verdict != weir_compiler::Verdict::Tempfail && !d.matched.is_empty())
         .collect();
     let lessons = lessons(daemon, ruleset, &decided);
     if lessons.is_empty() {
