@@ -297,4 +297,28 @@ mod tests {
             assert!(err.contains(want), "{want}\n---\n{err}");
         }
     }
+
+    /// The first ```toml block after `heading` in a doc.
+    fn toml_block<'a>(doc: &'a str, heading: &str) -> &'a str {
+        let from = &doc[doc.find(heading).expect("heading")..];
+        let start = from.find("```toml\n").expect("a toml block") + 8;
+        let len = from[start..].find("```").expect("its end");
+        &from[start..start + len]
+    }
+
+    #[test]
+    fn the_documented_autolearn_tables_parse() {
+        let serve = include_str!("../../../../docs/serve.md");
+        // The example's Maildir owner need not exist on this machine.
+        let example = toml_block(serve, "## Configuration").replace("\"vmail\"", "\"0\"");
+        let c = Config::parse(&example, "weir.toml", Path::new(""), None)
+            .expect("docs/serve.md's example parses");
+        assert_eq!(c.classifiers["spam"].autolearn["ham"].max_score, Some(-5.0));
+        let classifiers = include_str!("../../../../docs/classifiers.md");
+        let c = parse(toml_block(classifiers, "## Autolearn")).expect("classifiers.md's parses");
+        assert_eq!(
+            c.classifiers["spam"].autolearn["spam"].verdicts,
+            vec![Verdict::Reject, Verdict::Quarantine]
+        );
+    }
 }
