@@ -598,3 +598,53 @@ fn autolearn_naming_what_the_rules_do_not_declare_stops_the_start() {
         assert!(err.contains(want), "{want}\n---\n{err}");
     }
 }
+
+/// Message `i` of `class` through the milter, with `header: yes` added.
+fn milter_send(daemon: &Daemon, dir: &Path, class: &str, i: usize, header: &str) -> String {
+    use weir::milter_client::Mail;
+    let text = std::fs::read_to_string(dir.join(format!("c/{class}/{i:03}.eml"))).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut headers: Vec<(String, String)> = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.push((header.to_string(), "yes".to_string()));
+    let mail = Mail {
+        helo: "client.example.test".into(),
+        from: "sender@example.org".into(),
+        to: vec!["me@example.com".into()],
+        headers,
+        body: body.as_bytes().to_vec(),
+        queue_id: format!("Q{class}{i}"),
+        ..Mail::default()
+    };
+    let reply =
+        crate::serve_support::milter_reply(daemon.milter, &mail).expect("the milter answers");
+    format!("{reply:?}")
+}
+
+#[test]
+fn autolearn_learns_from_the_milters_decisions() {
+    let dir = temp_dir("classify-autolearn-milter");
+    corpus(&dir.join("c"), 9, 11, 0);
+    std::fs::write(dir.join("rules.flow"), AUTOLEARN_RULES).unwrap();
+    let (http, milter) = write_config(&dir, "", AUTOLEARN);
+    let daemon = Daemon::start(&dir, http, milter);
+    for i in 0..10 {
+        milter_send(&daemon, &dir, "spam", i, "X-Trap");
+        milter_send(&daemon, &dir, "ham", i, "X-Known");
+    }
+    // No rule matched: nothing is learned.
+    milter_send(&daemon, &dir, "spam", 10, "X-Other");
+    wait_autolearned(&daemon, "spam", &["learned"], 10);
+    wait_autolearned(&daemon, "ham", &["learned"], 10);
+    // The API sees the same digests: a trapped message is already
+    // learned, the one no rule matched is not.
+    let trapped = with_header(&dir, "spam", 3, "X-Trap: yes");
+    let r = daemon.request("POST", "/v1/learn/spam/spam", true, trapped.as_bytes());
+    assert_eq!(r.json()["outcome"], "already learned", "{}", r.body);
+    let other = with_header(&dir, "spam", 10, "X-Other: yes");
+    let r = daemon.request("POST", "/v1/learn/spam/spam", true, other.as_bytes());
+    assert_eq!(r.json()["outcome"], "learned", "{}", r.body);
+}
