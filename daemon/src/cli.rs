@@ -76,6 +76,10 @@ pub enum Command {
     },
     /// The language server, on stdio (for editors).
     Lsp,
+    /// Convert rules written for another filter to Flow.
+    #[command(subcommand)]
+    Import(ImportCommand),
+
     /// Teach a learned classifier: messages (files, directories, mbox
     /// files) as examples of one class.
     Learn(LearnArgs),
@@ -99,6 +103,23 @@ pub struct LearnArgs {
     /// Unlearn the messages instead (they were learned as CLASS or another class).
     #[arg(long)]
     pub forget: bool,
+}
+
+/// The formats `weir import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A Sieve script (RFC 5228) to Flow; notes on stderr. Exit 0 when
+    /// exact, 1 when something did not convert, 2 on unreadable input.
+    Sieve {
+        /// The script (stdin when absent or `-`).
+        script: Option<PathBuf>,
+        /// Write the Flow file here (stdout when absent or `-`).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Exit 0 even when some constructs did not convert.
+        #[arg(long)]
+        allow_partial: bool,
+    },
 }
 
 /// Arguments of `weir run`.

@@ -224,6 +224,11 @@ fn list_file() {
     replay("list", fuzz::list_file, budget());
 }
 
+#[test]
+fn sieve_script() {
+    replay("sieve", weir_sieve::fuzz_script, budget());
+}
+
 fn seed(target: &str, name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/corpus")

@@ -39,6 +39,7 @@ impl OutboxQueue {
                 last_error: None,
                 state: State::Pending,
                 seq: 0,
+                host: String::new(),
                 payload: Payload::Notify {
                     body: serde_json::json!({"text": "waiting"}),
                 },

@@ -13,11 +13,18 @@
 //! disk takes writes again. Meanwhile Postfix applies
 //! `milter_default_action = tempfail` and defers LMTP deliveries: mail
 //! waits in its queue, it is never accepted unrecorded.
+//!
+//! With `[store] backend = "redis"` a failed write to Redis is different:
+//! the daemon keeps running, answers `/healthz` with 503 and
+//! `weir_store_up 0`, and every message meets `on_error` (its audit entry
+//! cannot be written) until the probe, retried at each tick once the
+//! store's back-off allows, finds Redis answering again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::Daemon;
+use super::store::ProbeError;
 
 /// How often the store is probed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,16 +33,19 @@ pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 pub const STORE_FAULT_EXIT: u8 = 75;
 
 /// Writes and flushes a small record; the error when the store does not
-/// take writes. Counts failures in `weir_store_errors_total`.
-pub async fn probe(daemon: &Arc<Daemon>) -> Result<(), String> {
+/// take writes. Counts failures in `weir_store_errors_total` and sets
+/// `weir_store_up`.
+pub async fn probe(daemon: &Arc<Daemon>) -> Result<(), ProbeError> {
     let store = daemon.store.clone();
     let result = tokio::task::spawn_blocking(move || store.probe())
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| format!("{e:#}")));
+        .unwrap_or_else(|e| Err(ProbeError::Local(anyhow::anyhow!("{e}"))));
     if result.is_err() {
         daemon.metrics.store_error();
     }
+    daemon
+        .metrics
+        .set_store(result.is_ok(), daemon.store.round_trips());
     result
 }
 
@@ -47,7 +57,7 @@ pub async fn watch_store(daemon: Arc<Daemon>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = probe(&daemon).await {
+        if let Err(ProbeError::Local(e)) = probe(&daemon).await {
             tracing::error!(
                 "the store does not take writes ({e}): stopping so that the supervisor starts weir again once it does; mail is tempfailed meanwhile"
             );

@@ -259,17 +259,27 @@ async fn auth(State(api): State<Api>, mut request: Request, next: Next) -> Respo
 async fn healthz(State(api): State<Api>) -> Response {
     let current = api.daemon.current();
     let ruleset = json!({"version": current.version, "hash": current.hash()});
+    let backend = api.daemon.store.backend();
     match super::health::probe(&api.daemon).await {
-        Ok(()) => axum::Json(json!({"status": "ok", "ruleset": ruleset})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "failing", "store": e, "ruleset": ruleset})),
-        )
+        Ok(()) => axum::Json(json!({"status": "ok", "store_backend": backend, "ruleset": ruleset}))
             .into_response(),
+        Err(e) => {
+            let mut body = json!({"status": "failing", "store": e.to_string(),
+                "store_backend": backend, "ruleset": ruleset});
+            if let super::store::Health::Down { since, .. } = api.daemon.store.health() {
+                body["store_down_since"] = json!(super::clock::format_time(since));
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
     }
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
+    let store = &api.daemon.store;
+    api.daemon.metrics.set_store(
+        store.health() == super::store::Health::Up,
+        store.round_trips(),
+    );
     (
         [(
             header::CONTENT_TYPE,
@@ -317,6 +327,9 @@ async fn ruleset(State(api): State<Api>) -> Response {
         "files": files,
         "rules": rules,
         "last_error": api.daemon.reload.last_error(),
+        "host": api.daemon.store.host(),
+        // Every host sharing the store, with the version it runs.
+        "hosts": super::cluster::hosts(&api.daemon),
     }))
     .into_response()
 }
@@ -519,6 +532,7 @@ pub(crate) fn entry_json(entry: &AuditEntry) -> Value {
     obj.insert("queue_id".into(), json!(entry.queue_id));
     obj.insert("message_id".into(), json!(entry.message_id));
     obj.insert("ruleset_version".into(), json!(entry.ruleset_version));
+    obj.insert("host".into(), json!(entry.host));
     if let Value::Object(decision) = &entry.decision {
         for (k, v) in decision {
             obj.insert(k.clone(), v.clone());
@@ -611,6 +625,7 @@ fn quarantine_json(q: &QuarantineEntry) -> Value {
         "time": format_time(q.time),
         "source": "milter",
         "status": if q.gone.is_some() { "gone" } else { "held" },
+        "host": q.host,
         "message_id": q.summary.message_id,
         "from": q.summary.from,
         "to": q.summary.to,
@@ -645,7 +660,11 @@ const HOLD_GRACE_SECS: i64 = 60;
 /// as gone, with one queue listing for all. When the queue cannot be read
 /// the entries keep their last known state (logged).
 async fn refresh_gone(api: &Api, entries: &mut [QuarantineEntry]) {
-    let unsettled = |e: &QuarantineEntry| e.lmtp.is_none() && e.gone.is_none();
+    // Only this host's MTA can tell whether its hold queue still has one.
+    let host = api.daemon.store.host().to_string();
+    let unsettled = |e: &QuarantineEntry| {
+        e.lmtp.is_none() && e.gone.is_none() && (e.host.is_empty() || e.host == host)
+    };
     if !entries.iter().any(unsettled) {
         return;
     }
@@ -850,6 +869,7 @@ async fn record_quarantine_act(
         Source::Milter
     };
     let entry = AuditEntry {
+        host: String::new(),
         id: 0,
         time: unix_now(),
         source,
@@ -909,6 +929,15 @@ async fn milter_act(api: Api, mut held: QuarantineEntry, act: Act, caller: Calle
     let queue_command = &api.daemon.config().milter.queue;
     if held.gone.is_some() {
         return gone_answer(&held.queue_id);
+    }
+    if !held.host.is_empty() && held.host != api.daemon.store.host() {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "{} is in the Postfix hold queue of host {:?}: release or delete it through that host's API",
+                held.queue_id, held.host
+            ),
+        );
     }
     let before = match holdqueue::list(queue_command).await {
         Ok(queue) => queue,

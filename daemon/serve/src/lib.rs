@@ -24,6 +24,7 @@ mod autolearn;
 pub mod bench;
 mod classifiers;
 mod clock;
+mod cluster;
 mod config;
 mod conn;
 mod console;
@@ -336,6 +337,10 @@ impl Servers {
             tracing::error!("cannot watch the rule files: {e}");
         }
         spawn_retention(daemon.clone());
+        if daemon.store.backend() == "redis" {
+            tokio::spawn(cluster::follow(daemon.clone(), stop.clone()));
+            tokio::spawn(cluster::relay_events(daemon.clone(), stop.clone()));
+        }
         let outbox = outbox::spawn_worker(daemon.clone(), stop.clone());
         Servers {
             milter,

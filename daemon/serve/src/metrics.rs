@@ -60,6 +60,9 @@ pub struct Metrics {
     lmtp_connections: Gauge,
     store_errors: Counter,
     autolearn: Family<Labels, Counter>,
+    store_up: Gauge,
+    ruleset_in_sync: Gauge,
+    store_round_trips: Counter,
     /// Rule names and literal tags of the running ruleset.
     bounds: RwLock<Bounds>,
     /// The last [`RECENT_EVALS`] evaluation times in seconds, for exact
@@ -110,11 +113,17 @@ impl Metrics {
             lmtp_connections: Gauge::default(),
             store_errors: Counter::default(),
             autolearn: Family::default(),
+            store_up: Gauge::default(),
+            ruleset_in_sync: Gauge::default(),
+            store_round_trips: Counter::default(),
             bounds: RwLock::new(Bounds::default()),
             recent_evals: std::sync::Mutex::default(),
         };
         metrics.register();
         metrics.show_zeros();
+        // The daemon starts only once its store has opened.
+        metrics.store_up.set(1);
+        metrics.ruleset_in_sync.set(1);
         metrics
     }
 
@@ -124,6 +133,21 @@ impl Metrics {
             "weir_store_errors",
             "Failed writes to the state store (health probes)",
             self.store_errors.clone(),
+        );
+        self.registry.register(
+            "weir_store_up",
+            "Whether the state store takes writes (1) or not (0): Redis down, sled refusing",
+            self.store_up.clone(),
+        );
+        self.registry.register(
+            "weir_ruleset_in_sync",
+            "Whether this host runs the last ruleset version another host announced (1) or could not load it (0)",
+            self.ruleset_in_sync.clone(),
+        );
+        self.registry.register(
+            "weir_store_round_trips",
+            "Commands sent to the shared store (Redis); 0 with sled",
+            self.store_round_trips.clone(),
         );
         // prometheus-client appends `_total` to counters.
         self.registry.register(
@@ -346,6 +370,21 @@ impl Metrics {
             OutboxOutcome::Dead => &self.outbox_dead,
         };
         family.get_or_create(&label("kind", kind)).inc();
+    }
+
+    /// The store's state: whether it takes writes, and the commands sent
+    /// to Redis so far (the counter catches up with the store's count).
+    pub fn set_store(&self, up: bool, round_trips: u64) {
+        self.store_up.set(i64::from(up));
+        let seen = self.store_round_trips.get();
+        if round_trips > seen {
+            self.store_round_trips.inc_by(round_trips - seen);
+        }
+    }
+
+    /// `weir_ruleset_in_sync` (`cluster.rs`).
+    pub fn set_ruleset_in_sync(&self, in_sync: bool) {
+        self.ruleset_in_sync.set(i64::from(in_sync));
     }
 
     /// The Prometheus text exposition.

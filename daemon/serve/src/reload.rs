@@ -379,7 +379,7 @@ pub async fn reload(daemon: &Arc<Daemon>) -> Result<u64, ReloadError> {
             })
         });
     let result = match prepared {
-        Ok(candidate) => install(daemon, candidate),
+        Ok(candidate) => install(daemon, candidate, None),
         Err(e) => {
             if !e.watch.is_empty() {
                 daemon.reload.set_watch(e.watch.clone());
@@ -423,23 +423,85 @@ pub fn lmtp_only_warnings(serves_lmtp: bool, ruleset: &Ruleset) -> Vec<String> {
         .collect()
 }
 
-fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadError> {
+/// Reloads the version another host announced (`cluster.rs`): compiled
+/// from the announced files and tested like a local reload, then installed
+/// under the announced version. The running ruleset stays when it fails.
+pub async fn follow(
+    daemon: &Arc<Daemon>,
+    announced: &crate::cluster::Announcement,
+) -> Result<u64, ReloadError> {
+    let _one_at_a_time = daemon.reload.running.lock().await;
+    let failed = |rendered: String| ReloadError {
+        kind: ReloadErrorKind::Io,
+        rendered,
+        diagnostics: Vec::new(),
+        tests: Vec::new(),
+        time: unix_now(),
+        watch: Vec::new(),
+    };
+    let entry = crate::cluster::entry_here(daemon, announced);
+    let Some(shipped) = crate::cluster::Shipped::new(announced, &entry_root(&entry, announced))
+    else {
+        return Err(failed(format!(
+            "host {} could not share its files (one outside its rules directory, or not UTF-8): reload this host itself",
+            announced.host
+        )));
+    };
+    let prepared = tokio::task::spawn_blocking(move || prepare(&entry, &shipped))
+        .await
+        .unwrap_or_else(|e| Err(failed(format!("the reload task failed: {e}"))));
+    let result = prepared.and_then(|c| install(daemon, c, Some(announced.version)));
+    match &result {
+        Ok(v) => tracing::info!(
+            "ruleset version {v} loaded, as announced by {}",
+            announced.host
+        ),
+        Err(e) => {
+            daemon.metrics.reloaded(false);
+            tracing::error!(
+                "cannot load ruleset version {} announced by {}, keeping version {}:\n{e}",
+                announced.version,
+                announced.host,
+                daemon.current().version
+            );
+        }
+    }
+    result
+}
+
+/// The rules directory the announced entry's relative names start from.
+fn entry_root(entry: &Path, announced: &crate::cluster::Announcement) -> PathBuf {
+    let mut root = entry.to_path_buf();
+    for _ in Path::new(&announced.entry).components() {
+        root.pop();
+    }
+    root
+}
+
+/// Installs a tested candidate: under a new version, announced to the
+/// other hosts, or (`follow`) under the version another host announced.
+fn install(
+    daemon: &Arc<Daemon>,
+    candidate: Candidate,
+    follow: Option<u64>,
+) -> Result<u64, ReloadError> {
     if let Some(mut e) = check_needs(&candidate.needs, candidate.ruleset(), &daemon.config()) {
         e.watch = candidate.watch.clone();
         return Err(e);
     }
     candidate.warn_lmtp_only(daemon.config().lmtp.is_some());
-    let version = daemon
-        .store
-        .next_ruleset_version()
-        .map_err(|e| ReloadError {
-            kind: ReloadErrorKind::Io,
-            rendered: format!("cannot store the ruleset version: {e:#}"),
-            diagnostics: Vec::new(),
-            tests: Vec::new(),
-            time: unix_now(),
-            watch: candidate.watch.clone(),
-        })?;
+    let next = match follow {
+        Some(v) => Ok(v),
+        None => daemon.store.next_ruleset_version(),
+    };
+    let version = next.map_err(|e| ReloadError {
+        kind: ReloadErrorKind::Io,
+        rendered: format!("cannot store the ruleset version: {e:#}"),
+        diagnostics: Vec::new(),
+        tests: Vec::new(),
+        time: unix_now(),
+        watch: candidate.watch.clone(),
+    })?;
     daemon
         .metrics
         .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
@@ -449,7 +511,10 @@ fn install(daemon: &Arc<Daemon>, candidate: Candidate) -> Result<u64, ReloadErro
     let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
     loaded.needs = candidate.needs;
     daemon.swap(loaded);
-    daemon.reload.set_watch(candidate.watch);
+    if follow.is_none() {
+        crate::cluster::announce(daemon, version, &candidate.watch);
+        daemon.reload.set_watch(candidate.watch);
+    }
     daemon.metrics.reloaded(true);
     if let Ok(mut last) = daemon.reload.last_error.lock() {
         *last = None;

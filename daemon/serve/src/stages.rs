@@ -113,6 +113,10 @@ pub struct StagedRates {
     /// The time of the hits (the message's `now`).
     now: i64,
     committed: bool,
+    /// What the store answered for each `(key, window)`: read once per
+    /// message, however many stages evaluate it (one round trip per key
+    /// with a shared store, not one per stage).
+    seen: HashMap<(String, u64), u64>,
 }
 
 impl StagedRates {
@@ -123,6 +127,7 @@ impl StagedRates {
             pending: HashMap::new(),
             now: 0,
             committed: false,
+            seen: HashMap::new(),
         }
     }
 
@@ -139,9 +144,8 @@ impl StagedRates {
             return;
         }
         self.committed = true;
-        for (key, window) in self.pending.drain() {
-            self.store.rate_hit(&key, window, self.now, true);
-        }
+        let hits: Vec<(String, u64)> = self.pending.drain().collect();
+        self.store.rate_hits(&hits, self.now);
     }
 }
 
@@ -159,7 +163,11 @@ impl RateCounter for StagedRates {
         } else {
             self.pending.contains_key(key)
         };
-        let seen = self.store.rate_hit(key, window_secs, now, false);
+        let store = &self.store;
+        let seen = *self
+            .seen
+            .entry((key.to_string(), window_secs))
+            .or_insert_with(|| store.rate_hit(key, window_secs, now, false));
         // As if this message's hit were already in the store.
         if mine { seen + 1 } else { seen }
     }

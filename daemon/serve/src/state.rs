@@ -84,6 +84,9 @@ pub struct AuditEntry {
     pub message_id: String,
     /// The version of the ruleset that decided.
     pub ruleset_version: u64,
+    /// The `[store] host` of the daemon that decided (set by the store).
+    #[serde(default)]
+    pub host: String,
     /// The `weir run --json` object of the decision (verdict, reply, stage,
     /// matched, tags, score, folder, actions).
     pub decision: serde_json::Value,
@@ -197,7 +200,7 @@ impl Daemon {
             return Err(StartError::Config(e));
         }
         candidate.warn_lmtp_only(config.lmtp.is_some());
-        let store = Store::open(&config.state_dir).map_err(StartError::State)?;
+        let store = Store::open_config(&config).map_err(StartError::State)?;
         let stamp_key =
             StampKey::load(&config.state_dir).map_err(|e| StartError::State(e.into()))?;
         let version = store.next_ruleset_version().map_err(StartError::State)?;
@@ -269,6 +272,7 @@ impl Daemon {
         } = record;
         let time = unix_now();
         let entry = AuditEntry {
+            host: String::new(),
             id: 0,
             time,
             source,
@@ -283,6 +287,7 @@ impl Daemon {
             && source == Source::Milter
             && !queue_id.is_empty())
         .then(|| QuarantineEntry {
+            host: String::new(),
             queue_id: queue_id.to_string(),
             audit_id: 0,
             rule: decision.decided_by.clone().unwrap_or_default(),

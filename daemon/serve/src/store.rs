@@ -1,7 +1,13 @@
-//! Durable state in sled, behind one small API so the backend can change
-//! without touching the rest of the daemon.
+//! Durable state behind one small API: [`Store`]. Its state lives in sled
+//! in `state_dir` (the default, one host) or, for what several hosts must
+//! share, in Redis (`[store] backend = "redis"`, `store/redis/`): each
+//! method of shared state goes to Redis when it is configured, so callers
+//! never know which backend they use, and one test suite
+//! (`store/suite.rs`) runs against both. With Redis, sled in `state_dir`
+//! still opens (it holds the health probe's local record), but every kind
+//! of state, the outbox too, is in Redis.
 //!
-//! Trees:
+//! sled's trees:
 //! - `audit`: big-endian entry id → JSON [`AuditEntry`];
 //! - `rates`: rate key → the largest window seen (8 bytes) followed by the
 //!   hit times within it (8 bytes each, big-endian seconds);
@@ -35,6 +41,14 @@ use super::state::AuditEntry;
 
 mod duplicates;
 mod outbox;
+mod redis;
+#[cfg(test)]
+mod suite;
+#[cfg(test)]
+pub(crate) mod test_redis;
+
+pub use self::redis::Health;
+use self::redis::RedisStore;
 mod search;
 pub use search::AuditSearch;
 
@@ -63,6 +77,11 @@ pub struct QuarantineEntry {
     /// listed as `gone` and can be neither released nor deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone: Option<i64>,
+    /// The `[store] host` of the daemon that held it (set by the store):
+    /// a message in an MTA's hold queue can be released only through the
+    /// host whose MTA holds it.
+    #[serde(default)]
+    pub host: String,
 }
 
 /// An LMTP recipient's copy held in Weir's quarantine (`lmtp/mod.rs`).
@@ -125,6 +144,10 @@ pub struct Store {
     /// entries become visible in id order: a client polling
     /// `/v1/actions?since=LAST` never misses one.
     audit_order: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The shared state, with `[store] backend = "redis"`.
+    redis: Option<std::sync::Arc<RedisStore>>,
+    /// `[store] host`: written into every audit entry.
+    host: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -191,7 +214,49 @@ impl Store {
             duplicates: db.open_tree("duplicates")?,
             db,
             audit_order: std::sync::Arc::default(),
+            redis: None,
+            host: crate::config::StoreConfig::defaults().host.into(),
         })
+    }
+
+    /// Opens the store `config` asks for: sled in `state_dir` and, with
+    /// `[store] backend = "redis"`, the shared state in Redis (which must
+    /// answer: a start with Redis down fails, for the supervisor to try
+    /// again).
+    pub fn open_config(config: &crate::config::Config) -> anyhow::Result<Store> {
+        let mut store = Store::open(&config.state_dir)?;
+        store.host = config.store.host.as_str().into();
+        if let crate::config::StoreBackend::Redis(redis) = &config.store.backend {
+            let shared = RedisStore::open(redis, &config.store.host, config.audit.retention)
+                .context("cannot open the Redis store ([store])")?;
+            store.redis = Some(std::sync::Arc::new(shared));
+        }
+        Ok(store)
+    }
+
+    /// `"sled"` or `"redis"`.
+    pub fn backend(&self) -> &'static str {
+        if self.redis.is_some() {
+            "redis"
+        } else {
+            "sled"
+        }
+    }
+
+    /// Whether the shared store answers (always [`Health::Up`] for sled,
+    /// whose faults the probe finds).
+    pub fn health(&self) -> Health {
+        self.redis.as_ref().map_or(Health::Up, |r| r.health())
+    }
+
+    /// Commands sent to Redis so far (0 with sled).
+    pub fn round_trips(&self) -> u64 {
+        self.redis.as_ref().map_or(0, |r| r.round_trips())
+    }
+
+    /// This daemon's `[store] host`.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// The learned classifiers' state: the tree `classifiers`
@@ -208,12 +273,19 @@ impl Store {
 
     /// A new unique id (increasing, also across restarts).
     pub fn generate_id(&self) -> anyhow::Result<u64> {
+        if let Some(r) = &self.redis {
+            // Shared: the ids name quarantined copies every host lists.
+            return r.increment("ids");
+        }
         Ok(self.db.generate_id()?)
     }
 
     /// Hands out the next ruleset version (persisted, so versions keep
     /// increasing across restarts and audit entries stay unambiguous).
     pub fn next_ruleset_version(&self) -> anyhow::Result<u64> {
+        if let Some(r) = &self.redis {
+            return r.increment("ruleset_version");
+        }
         let next = self
             .meta
             .update_and_fetch(VERSION_KEY, |old| {
@@ -234,6 +306,16 @@ impl Store {
         mut entry: AuditEntry,
         held: Option<QuarantineEntry>,
     ) -> anyhow::Result<AuditEntry> {
+        entry.host = self.host.to_string();
+        if let Some(r) = &self.redis {
+            entry.id = r.append_audit(&entry)?;
+            if let Some(mut held) = held {
+                held.audit_id = entry.id;
+                held.host = self.host.to_string();
+                r.put_quarantine(&held)?;
+            }
+            return Ok(entry);
+        }
         {
             let _in_order = self
                 .audit_order
@@ -247,6 +329,7 @@ impl Store {
         }
         if let Some(mut held) = held {
             held.audit_id = entry.id;
+            held.host = self.host.to_string();
             self.put_quarantine(&held)?;
         }
         self.flush()?;
@@ -259,8 +342,11 @@ impl Store {
     pub fn amend_audit(
         &self,
         id: u64,
-        change: impl FnOnce(&mut serde_json::Value),
+        change: impl Fn(&mut serde_json::Value),
     ) -> anyhow::Result<bool> {
+        if let Some(r) = &self.redis {
+            return r.amend_audit(id, change);
+        }
         let _in_order = self
             .audit_order
             .lock()
@@ -279,6 +365,12 @@ impl Store {
     /// Audit entries matching `filter`, oldest first, at most `limit`
     /// (the newest `limit` of them).
     pub fn audit_entries(&self, filter: &AuditFilter, limit: usize) -> Vec<AuditEntry> {
+        if let Some(r) = &self.redis {
+            return r.audit_entries(filter, limit).unwrap_or_else(|e| {
+                tracing::error!("{e:#}");
+                Vec::new()
+            });
+        }
         let start = filter.after_id.map_or(0, |id| id.saturating_add(1));
         let mut out = std::collections::VecDeque::new();
         for item in self.audit.range(start.to_be_bytes()..) {
@@ -298,6 +390,12 @@ impl Store {
 
     /// One audit entry by id.
     pub fn audit_entry(&self, id: u64) -> Option<AuditEntry> {
+        if let Some(r) = &self.redis {
+            return r.audit_entry(id).unwrap_or_else(|e| {
+                tracing::error!("{e:#}");
+                None
+            });
+        }
         let value = self.audit.get(id.to_be_bytes()).ok()??;
         serde_json::from_slice(&value).ok()
     }
@@ -305,6 +403,9 @@ impl Store {
     /// Deletes audit entries older than `cutoff` (seconds since the
     /// epoch); returns how many.
     pub fn prune_audit(&self, cutoff: i64) -> anyhow::Result<usize> {
+        if let Some(r) = &self.redis {
+            return r.prune_audit(cutoff);
+        }
         /// The one field read (the rest of the entry is skipped).
         #[derive(Deserialize)]
         struct Time {
@@ -333,6 +434,16 @@ impl Store {
     /// Counts a hit for `key` at `now` (if `count`) and returns the hits
     /// within `window_secs`, as [`weir_compiler::RateCounter::hit`].
     pub fn rate_hit(&self, key: &str, window_secs: u64, now: i64, count: bool) -> u64 {
+        if let Some(r) = &self.redis {
+            // A failure reads as no hit; the message's audit entry cannot
+            // be written either, so it gets `on_error` and is not accepted.
+            return r
+                .rate_hit(key, window_secs, now, count)
+                .unwrap_or_else(|e| {
+                    tracing::error!("rate counter {key:?}: {e:#}");
+                    0
+                });
+        }
         let window = i64::try_from(window_secs).unwrap_or(i64::MAX);
         if !count {
             // A read (a dry run, a non-final stage) writes nothing, and
@@ -365,9 +476,28 @@ impl Store {
         within
     }
 
+    /// Counts one hit at `now` for each `(key, window)`: the final
+    /// decision's counts, written once per message (in one round trip to
+    /// Redis).
+    pub fn rate_hits(&self, hits: &[(String, u64)], now: i64) {
+        if let Some(r) = &self.redis {
+            if let Err(e) = r.rate_hits(hits, now) {
+                tracing::error!("rate counters: {e:#}");
+            }
+            return;
+        }
+        for (key, window) in hits {
+            self.rate_hit(key, *window, now, true);
+        }
+    }
+
     /// Deletes `rate()` keys none of whose hits any window can see any
     /// more (each key keeps its largest window); returns how many.
     pub fn prune_rates(&self, now: i64) -> anyhow::Result<usize> {
+        if self.redis.is_some() {
+            // Redis expires each key after its largest window.
+            return Ok(0);
+        }
         let mut removed = 0;
         for item in self.rates.iter() {
             let (key, value) = item?;
@@ -391,32 +521,60 @@ impl Store {
 
     /// Records a held message.
     pub fn put_quarantine(&self, entry: &QuarantineEntry) -> anyhow::Result<()> {
+        if let Some(r) = &self.redis {
+            return r.put_quarantine(entry);
+        }
         self.quarantine
             .insert(entry.queue_id.as_bytes(), serde_json::to_vec(entry)?)?;
         Ok(())
     }
 
-    /// Every held message, oldest first.
+    /// Every held message, oldest first (none when Redis does not answer:
+    /// logged).
     pub fn quarantine_entries(&self) -> Vec<QuarantineEntry> {
-        let mut out: Vec<QuarantineEntry> = self
-            .quarantine
-            .iter()
-            .filter_map(|item| item.ok())
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .collect();
+        self.try_quarantine_entries().unwrap_or_else(|e| {
+            tracing::error!("{e:#}");
+            Vec::new()
+        })
+    }
+
+    /// Every held message, oldest first, or why they cannot be read.
+    pub fn try_quarantine_entries(&self) -> anyhow::Result<Vec<QuarantineEntry>> {
+        let mut out: Vec<QuarantineEntry> = match &self.redis {
+            Some(r) => r.quarantine_entries()?,
+            None => self
+                .quarantine
+                .iter()
+                .filter_map(|item| item.ok())
+                .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+                .collect(),
+        };
         out.sort_by_key(|e| (e.time, e.audit_id));
-        out
+        Ok(out)
     }
 
     /// One held message.
     pub fn quarantine_entry(&self, queue_id: &str) -> Option<QuarantineEntry> {
+        if let Some(r) = &self.redis {
+            return r.quarantine_entry(queue_id).unwrap_or_else(|e| {
+                tracing::error!("{e:#}");
+                None
+            });
+        }
         let value = self.quarantine.get(queue_id.as_bytes()).ok()??;
         serde_json::from_slice(&value).ok()
     }
 
     /// Writes and flushes one small record: whether the store takes
     /// writes now (`health.rs`).
-    pub fn probe(&self) -> anyhow::Result<()> {
+    pub fn probe(&self) -> Result<(), ProbeError> {
+        if let Some(r) = &self.redis {
+            r.probe().map_err(ProbeError::Shared)?;
+        }
+        self.probe_local().map_err(ProbeError::Local)
+    }
+
+    fn probe_local(&self) -> anyhow::Result<()> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -430,7 +588,14 @@ impl Store {
         let mut removed = 0;
         for entry in self.quarantine_entries() {
             if entry.gone.is_some() && entry.time < cutoff {
-                self.quarantine.remove(entry.queue_id.as_bytes())?;
+                match &self.redis {
+                    Some(r) => {
+                        r.remove_quarantine(&entry.queue_id)?;
+                    }
+                    None => {
+                        self.quarantine.remove(entry.queue_id.as_bytes())?;
+                    }
+                }
                 removed += 1;
             }
         }
@@ -440,8 +605,69 @@ impl Store {
         Ok(removed)
     }
 
+    /// Keeps the held copy of an LMTP quarantine in the shared store, so
+    /// any host can release it; nothing with sled (the file in
+    /// `state_dir` is the copy).
+    pub fn put_held_copy(&self, id: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.put_held_copy(id, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// The shared held copy of an LMTP quarantine (`None` with sled).
+    pub fn held_copy(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match &self.redis {
+            Some(r) => r.held_copy(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets the shared held copy of an LMTP quarantine.
+    pub fn remove_held_copy(&self, id: &str) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.remove_held_copy(id),
+            None => Ok(()),
+        }
+    }
+
+    /// A value shared by every host (Redis); `None` with sled.
+    pub fn shared_get(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match &self.redis {
+            Some(r) => r.get_raw(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets a value shared by every host; nothing with sled.
+    pub fn shared_set(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.set_raw(name, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets one field of a map shared by every host; nothing with sled.
+    pub fn shared_hset(&self, name: &str, field: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        match &self.redis {
+            Some(r) => r.hset_raw(name, field, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Every field of a map shared by every host; empty with sled.
+    pub fn shared_hgetall(&self, name: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        match &self.redis {
+            Some(r) => r.hgetall_raw(name),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Forgets a held message (released or deleted); flushed.
     pub fn remove_quarantine(&self, queue_id: &str) -> anyhow::Result<bool> {
+        if let Some(r) = &self.redis {
+            return r.remove_quarantine(queue_id);
+        }
         let existed = self.quarantine.remove(queue_id.as_bytes())?.is_some();
         self.flush()?;
         Ok(existed)
@@ -452,6 +678,9 @@ impl Store {
     /// Forgets delivered keys older than `cutoff` (seconds since the
     /// epoch); returns how many.
     pub fn prune_outbox_done(&self, cutoff: i64) -> anyhow::Result<usize> {
+        if let Some(r) = &self.redis {
+            return r.prune_outbox_done(cutoff);
+        }
         let mut removed = 0;
         let done = self.outbox.done();
         for item in done.iter() {
@@ -470,6 +699,10 @@ impl Store {
     /// Forgets auto-reply times older than `cutoff` (the `[reply] period`
     /// before now: they no longer hold a reply back); returns how many.
     pub fn prune_replies(&self, cutoff: i64) -> anyhow::Result<usize> {
+        if self.redis.is_some() {
+            // Redis expires each reply time after its period.
+            return Ok(0);
+        }
         let mut removed = 0;
         for item in self.replies.iter() {
             let (key, value) = item?;
@@ -489,6 +722,9 @@ impl Store {
     /// a second message in the period gets none (not flushed: the caller
     /// flushes with the outbox item).
     pub fn reply_allowed(&self, sender: &str, period_secs: u64, now: i64) -> anyhow::Result<bool> {
+        if let Some(r) = &self.redis {
+            return r.reply_allowed(sender, period_secs, now);
+        }
         let period = i64::try_from(period_secs).unwrap_or(i64::MAX);
         let key = sender.to_ascii_lowercase();
         let mut allowed = false;
@@ -508,6 +744,9 @@ impl Store {
 impl Store {
     /// The recorded LMTP delivery of `key`, if any.
     pub fn delivery(&self, key: &str) -> anyhow::Result<Option<DeliveryRecord>> {
+        if let Some(r) = &self.redis {
+            return r.delivery(key);
+        }
         let Some(value) = self.delivered.get(key.as_bytes())? else {
             return Ok(None);
         };
@@ -519,6 +758,9 @@ impl Store {
     /// Records (or replaces) the LMTP delivery of `key`; flushed, since the
     /// file is written only after this returns.
     pub fn put_delivery(&self, key: &str, record: &DeliveryRecord) -> anyhow::Result<()> {
+        if let Some(r) = &self.redis {
+            return r.put_delivery(key, record);
+        }
         self.delivered
             .insert(key.as_bytes(), serde_json::to_vec(record)?)?;
         self.flush()
@@ -527,6 +769,10 @@ impl Store {
     /// Forgets LMTP deliveries recorded before `cutoff` (seconds since the
     /// epoch); returns how many.
     pub fn prune_deliveries(&self, cutoff: i64) -> anyhow::Result<usize> {
+        if self.redis.is_some() {
+            // Redis expires each record after the retention.
+            return Ok(0);
+        }
         let mut removed = 0;
         for item in self.delivered.iter() {
             let (key, value) = item?;
@@ -541,6 +787,25 @@ impl Store {
             self.flush()?;
         }
         Ok(removed)
+    }
+}
+
+/// Why the store's probe failed.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// sled in `state_dir` refused a write: it stays refused until the
+    /// database is reopened (`health.rs` exits for a restart).
+    Local(anyhow::Error),
+    /// Redis did not take the write: the store's breaker keeps trying with
+    /// back-off, and the daemon tempfails meanwhile.
+    Shared(anyhow::Error),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Local(e) | ProbeError::Shared(e) => write!(f, "{e:#}"),
+        }
     }
 }
 
@@ -560,7 +825,7 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn matches(&self, e: &AuditEntry) -> bool {
+    pub(crate) fn matches(&self, e: &AuditEntry) -> bool {
         if self.since_time.is_some_and(|t| e.time < t) {
             return false;
         }
@@ -689,6 +954,7 @@ mod tests {
                 queue_id: format!("Q{time}"),
                 message_id: String::new(),
                 ruleset_version: 1,
+                host: String::new(),
                 decision: serde_json::json!({"verdict": "accept", "matched": []}),
             };
             store.append_audit(entry, None).expect("append");

@@ -7,11 +7,12 @@ use std::path::Path;
 use weir_compiler::{Compiled, Evaluator, FsLoader, Ruleset};
 use weir_grammar::Diagnostic;
 
-use crate::cli::{Cli, Command, Engine};
+use crate::cli::{Cli, Command, Engine, ImportCommand};
 
 mod check;
 mod diff;
 mod fmt;
+mod import;
 mod learn;
 mod run;
 mod test;
@@ -30,6 +31,11 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Test { paths } => test::run(&paths),
         Command::Fmt { check, paths } => fmt::run(&paths, check),
         Command::Serve { config, rules } => weir_serve::run(config.as_deref(), rules.as_deref()),
+        Command::Import(ImportCommand::Sieve {
+            script,
+            output,
+            allow_partial,
+        }) => import::sieve(script.as_deref(), output.as_deref(), allow_partial),
         Command::Lsp => crate::lsp::run(),
         Command::Learn(args) => learn::run(&args),
     }

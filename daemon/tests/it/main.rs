@@ -5,6 +5,7 @@
 mod common;
 mod console_support;
 mod postfix_support;
+mod redis_support;
 mod serve_support;
 
 mod classifiers;
@@ -31,10 +32,12 @@ mod run_jobs;
 mod serve_big_messages;
 mod serve_disk_full;
 mod serve_flood;
+mod serve_hosts;
 mod serve_http;
 mod serve_reload_load;
 mod serve_restart;
 mod serve_store;
+mod sieve_import;
 mod soak;
 mod systemd_unit;
 mod test_world;

@@ -182,14 +182,14 @@ fn serve_http(stream: TcpStream, posts: &Mutex<Vec<Post>>, b: &Behaviour, stop: 
 
 /// One message the SMTP sink accepted.
 #[derive(Debug, Clone)]
-struct Mail {
-    from: String,
-    to: Vec<String>,
-    data: String,
+pub(crate) struct Mail {
+    pub(crate) from: String,
+    pub(crate) to: Vec<String>,
+    pub(crate) data: String,
 }
 
 impl Mail {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let head = self.data.split("\r\n\r\n").next().unwrap_or("");
         head.lines()
             .filter_map(|l| l.split_once(':'))
@@ -198,14 +198,15 @@ impl Mail {
     }
 }
 
-/// An SMTP sink on a loopback port speaking just enough SMTP.
-struct Sink {
-    port: u16,
+/// An SMTP sink on a loopback port speaking just enough SMTP (also the
+/// relay of the several-hosts tests).
+pub(crate) struct Sink {
+    pub(crate) port: u16,
     mails: Arc<Mutex<Vec<Mail>>>,
 }
 
 impl Sink {
-    fn start() -> Sink {
+    pub(crate) fn start() -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mails = Arc::new(Mutex::new(Vec::new()));
@@ -220,7 +221,7 @@ impl Sink {
         Sink { port, mails }
     }
 
-    fn mails(&self) -> Vec<Mail> {
+    pub(crate) fn mails(&self) -> Vec<Mail> {
         self.mails.lock().expect("mails").clone()
     }
 }

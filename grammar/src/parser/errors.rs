@@ -23,7 +23,7 @@ pub(super) fn sieve_script(source: &str, at: usize, file: &str) -> Diagnostic {
         Span::new(at, at + line.len()),
     )
     .with_label("Sieve's `require`")
-    .with_hint("Flow needs no `require`: every action and test is always available. docs/sieve.md shows the Flow for each Sieve construct (`if header :contains` is `rule NAME { when subject contains ... then ... }`)")
+    .with_hint("convert the script with `weir import sieve SCRIPT -o RULES.flow`; Flow needs no `require`: every action and test is always available. docs/sieve.md shows the Flow for each Sieve construct")
 }
 
 /// A diagnostic for a declaration starting at `item_start` that pest could

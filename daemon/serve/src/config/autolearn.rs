@@ -290,7 +290,7 @@ mod tests {
         .expect_err("bad keys");
         for want in [
             "[classifiers.spam.autolearn.spam] rules: unknown key, did you mean `rule`? (line 4,",
-            "[classifiers.triage.autolearn.billing] verdict: expected an array of strings (in quotes), got a string (line 6,",
+            "[classifiers.triage.autolearn.billing] verdict: expected an array of strings, got a string (line 6,",
             "[classifiers.triage.autolearn.billing] tag: expected an array of strings, got an integer in it (line 7,",
             "[classifiers.triage] autolern: unknown key, did you mean `autolearn`? (line 9,",
         ] {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod store;
+
 use super::{
     AuditConfig, Config, ConfigError, Connections, HTTP_CONNECTIONS, HttpConfig, LMTP_CONNECTIONS,
     LimitsConfig, ListenAddr, LmtpConfig, MILTER_CONNECTIONS, MilterConfig, NotifyChannel, OnError,
@@ -36,6 +38,7 @@ pub(super) struct RawConfig {
     outbox: Option<RawOutbox>,
     #[serde(default)]
     classifiers: BTreeMap<String, super::autolearn::RawClassifier>,
+    store: Option<store::RawStore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +273,7 @@ impl Checker<'_> {
                     (name, built)
                 })
                 .collect(),
+            store: table(raw.store, defaults.store, |s, d| self.store(s, d)),
         };
         self.errors.borrow().is_empty().then_some(config)
     }

@@ -18,6 +18,7 @@ mod check;
 mod error;
 mod owner;
 mod schema;
+mod store;
 
 use std::cell::RefCell;
 
@@ -25,6 +26,7 @@ pub use autolearn::ClassifierConfig;
 use check::Checker;
 pub use error::{ConfigError, ConfigErrors};
 use serde::Deserialize;
+pub use store::{RedisConfig, RedisTarget, StoreBackend, StoreConfig};
 
 /// Where a server listens: `inet:HOST:PORT`, `unix:/path`, or a bare
 /// `HOST:PORT` (= inet). IPv6 hosts are bracketed: `inet:[::1]:8890`.
@@ -275,6 +277,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[classifiers.NAME]`: autolearn, by classifier.
     pub classifiers: BTreeMap<String, ClassifierConfig>,
+    /// `[store]`.
+    pub store: StoreConfig,
 }
 
 const DEFAULT_MILTER: &str = "inet:127.0.0.1:8890";
@@ -355,6 +359,7 @@ impl Config {
                 mail_retries: 8,
             },
             classifiers: BTreeMap::new(),
+            store: StoreConfig::defaults(),
         }
     }
 
@@ -705,6 +710,129 @@ period = "7d"
         assert!(
             err.contains("[notify.x] url: https:// is not supported"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn store_defaults_to_sled_named_after_the_machine() {
+        let c = parse("rules = \"r\"\nstate_dir = \"s\"\n").expect("valid");
+        assert_eq!(c.store.backend, StoreBackend::Sled);
+        assert!(!c.store.host.is_empty());
+    }
+
+    #[test]
+    fn store_redis_takes_a_url_sentinel_or_cluster() {
+        let base =
+            "rules = \"r\"\nstate_dir = \"s\"\n[store]\nbackend = \"redis\"\nhost = \"mx1\"\n";
+        let c = parse(&format!(
+            "{base}url = \"rediss://:pw@redis.example:6380/2\"\nprefix = \"mail:\"\n\
+             connect_timeout = \"500ms\"\ntimeout = \"1s\"\npool_size = 8\n"
+        ))
+        .expect("valid");
+        let StoreBackend::Redis(r) = c.store.backend else {
+            panic!("redis")
+        };
+        assert_eq!(
+            r.target,
+            RedisTarget::Url("rediss://:pw@redis.example:6380/2".into())
+        );
+        assert_eq!((r.prefix.as_str(), r.pool_size), ("mail:", 8));
+        assert_eq!(r.connect_timeout, Duration::from_millis(500));
+        assert_eq!(c.store.host, "mx1");
+        let c = parse(&format!("{base}url = \"unix:///run/redis/redis.sock\"\n")).expect("unix");
+        assert!(matches!(c.store.backend, StoreBackend::Redis(_)));
+        let c = parse(&format!(
+            "{base}cluster = [\"10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]\n"
+        ))
+        .expect("cluster");
+        let StoreBackend::Redis(r) = c.store.backend else {
+            panic!("redis")
+        };
+        assert_eq!(
+            r.target,
+            RedisTarget::Cluster(vec![
+                "redis://10.0.0.1:7000".into(),
+                "redis://10.0.0.2:7000".into()
+            ])
+        );
+        let c = parse(&format!(
+            "{base}[store.sentinel]\nmaster = \"weir\"\naddresses = [\"10.0.0.1:26379\"]\n"
+        ))
+        .expect("sentinel");
+        let StoreBackend::Redis(r) = c.store.backend else {
+            panic!("redis")
+        };
+        assert_eq!(
+            r.target,
+            RedisTarget::Sentinel {
+                master: "weir".into(),
+                addresses: vec!["redis://10.0.0.1:26379".into()],
+                password: None,
+            }
+        );
+    }
+
+    #[test]
+    fn store_mistakes_are_named() {
+        let base = "rules = \"r\"\nstate_dir = \"s\"\n[store]\n";
+        let err = |extra: &str| parse(&format!("{base}{extra}")).expect_err(extra);
+        assert!(
+            err("backend = \"mysql\"\n")
+                .contains("[store] backend: expected one of sled, redis, got \"mysql\""),
+        );
+        assert!(
+            err("backend = \"redis\"\n").contains(
+                "[store] backend: backend \"redis\" needs one of url, sentinel or cluster"
+            )
+        );
+        let both = err("backend = \"redis\"\nurl = \"redis://a\"\ncluster = [\"b:1\"]\n");
+        assert!(
+            both.contains("[store] cluster: give only one of url, sentinel, cluster"),
+            "{both}"
+        );
+        assert!(
+            err("backend = \"redis\"\nurl = \"http://a\"\n")
+                .contains("[store] url: expected a redis://, rediss:// or unix:// URL")
+        );
+        assert!(
+            err("backend = \"redis\"\ncluster = []\n")
+                .contains("[store] cluster: expected at least one")
+        );
+        assert!(
+            err("backend = \"redis\"\ncluster = [\"nope\"]\n")
+                .contains("[store] cluster: expected \"HOST:PORT\"")
+        );
+        assert!(
+            err("backend = \"redis\"\ncluster = \"a:1\"\n")
+                .contains("[store] cluster: expected an array of strings, got a string")
+        );
+        assert!(
+            err("backend = \"redis\"\nurl = \"redis://a\"\nprefix = \"{x}\"\n")
+                .contains("[store] prefix: the prefix may not contain")
+        );
+        assert!(
+            err("backend = \"redis\"\nurl = \"redis://a\"\npool_size = 0\n")
+                .contains("[store] pool_size: expected a positive number")
+        );
+        assert!(
+            err("backend = \"redis\"\nurl = \"redis://a\"\ntimeout = \"0s\"\n")
+                .contains("[store] timeout: expected a duration above zero")
+        );
+        assert!(
+            err("url = \"redis://a\"\n")
+                .contains("[store] url: a Redis setting, but backend is \"sled\"")
+        );
+        assert!(
+            err("backend = \"redis\"\n[store.sentinel]\nmaster = \"m\"\n")
+                .contains("[store.sentinel] addresses: missing")
+        );
+        assert!(
+            err("backend = \"redis\"\n[store.sentinel]\nmastr = \"m\"\n")
+                .contains("[store.sentinel] mastr: unknown key, did you mean `master`?")
+        );
+        assert!(
+            err("bakend = \"redis\"\n")
+                .contains("[store] bakend: unknown key, did you mean `backend`?")
         );
     }
 

@@ -19,8 +19,8 @@ enum Kind {
     Boolean,
     /// A number, whole or decimal.
     Number,
-    /// An array of strings.
-    Strings,
+    /// An array of strings (`[store] cluster`, `[store.sentinel] addresses`).
+    TextList,
     /// A table with these keys.
     Table(&'static [Key]),
     /// A table of named tables (`[notify.NAME]`), each with these keys.
@@ -29,7 +29,7 @@ enum Kind {
 
 type Key = (&'static str, Kind);
 
-use Kind::{Boolean, Integer, Number, Strings, Table, Tables, Text};
+use Kind::{Boolean, Integer, Number, Table, Tables, Text, TextList};
 
 const MILTER: &[Key] = &[
     ("listen", Text),
@@ -77,14 +77,32 @@ const OUTBOX: &[Key] = &[
     ("mail_retries", Integer),
 ];
 const AUTOLEARN: &[Key] = &[
-    ("verdict", Strings),
-    ("rule", Strings),
-    ("tag", Strings),
+    ("verdict", TextList),
+    ("rule", TextList),
+    ("tag", TextList),
     ("min_score", Number),
     ("max_score", Number),
     ("skip_above", Number),
 ];
 const CLASSIFIER: &[Key] = &[("autolearn", Tables(AUTOLEARN))];
+const SENTINEL: &[Key] = &[
+    ("master", Text),
+    ("addresses", TextList),
+    ("password", Text),
+];
+const STORE: &[Key] = &[
+    ("backend", Text),
+    ("url", Text),
+    ("sentinel", Table(SENTINEL)),
+    ("cluster", TextList),
+    ("prefix", Text),
+    ("connect_timeout", Text),
+    ("timeout", Text),
+    ("pool_size", Integer),
+    ("host", Text),
+    ("audit_max_length", Integer),
+    ("claim_timeout", Text),
+];
 const TOP: &[Key] = &[
     ("rules", Text),
     ("state_dir", Text),
@@ -98,6 +116,7 @@ const TOP: &[Key] = &[
     ("reply", Table(REPLY)),
     ("outbox", Table(OUTBOX)),
     ("classifiers", Tables(CLASSIFIER)),
+    ("store", Table(STORE)),
 ];
 
 /// A key that is not known, or a value of the wrong kind.
@@ -145,7 +164,7 @@ fn walk(table: Option<&str>, entries: &DeTable<'_>, keys: &[Key], found: &mut Ve
             | (Integer, DeValue::Integer(_))
             | (Boolean, DeValue::Boolean(_))
             | (Number, DeValue::Integer(_) | DeValue::Float(_)) => {}
-            (Strings, DeValue::Array(items)) => {
+            (TextList, DeValue::Array(items)) => {
                 if let Some(item) = items
                     .iter()
                     .find(|i| !matches!(i.get_ref(), DeValue::String(_)))
@@ -158,6 +177,7 @@ fn walk(table: Option<&str>, entries: &DeTable<'_>, keys: &[Key], found: &mut Ve
                     });
                 }
             }
+            // A table inside a table is named by its path (`store.sentinel`).
             (Table(inner), DeValue::Table(t)) => walk(Some(&path(table, name)), t, inner, found),
             (Tables(inner), DeValue::Table(t)) => named_tables(&path(table, name), t, inner, found),
             (kind, _) => mismatch(format!("expected {}, got {}", describe(*kind), what(value))),
@@ -205,7 +225,7 @@ fn describe(kind: Kind) -> &'static str {
         Integer => "a whole number",
         Boolean => "true or false",
         Number => "a number",
-        Strings => "an array of strings (in quotes)",
+        TextList => "an array of strings",
         Table(_) | Tables(_) => "a table",
     }
 }

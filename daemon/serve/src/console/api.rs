@@ -60,6 +60,7 @@ pub fn routes(max_body: usize) -> Router<Api> {
 /// failure here is only logged.
 pub async fn record_act(daemon: &Arc<Daemon>, act: Value) {
     let entry = AuditEntry {
+        host: String::new(),
         id: 0,
         time: unix_now(),
         source: Source::Api,
@@ -136,7 +137,9 @@ async fn action_explain(State(api): State<Api>, Path(id): Path<String>) -> Respo
 }
 
 async fn stats(State(api): State<Api>) -> Response {
-    let store = crate::health::probe(&api.daemon).await;
+    let store = crate::health::probe(&api.daemon)
+        .await
+        .map_err(|e| e.to_string());
     let daemon = api.daemon.clone();
     match tokio::task::spawn_blocking(move || super::stats::stats(&daemon, store)).await {
         Ok(body) => axum::Json(body).into_response(),

@@ -18,7 +18,9 @@ use crate::store::QuarantineEntry;
 /// `GET /console/`: figures, graphs, top rules; refreshed by the script
 /// from `/v1/stats`.
 pub async fn overview(State(api): State<Api>, Session(caller): Session) -> Markup {
-    let store = crate::health::probe(&api.daemon).await;
+    let store = crate::health::probe(&api.daemon)
+        .await
+        .map_err(|e| e.to_string());
     let daemon = api.daemon.clone();
     let stats = tokio::task::spawn_blocking(move || super::stats::stats(&daemon, store))
         .await

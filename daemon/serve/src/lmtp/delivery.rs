@@ -154,7 +154,10 @@ pub(super) async fn store_copy(
         }
         let id = format!("L{}", daemon.store.generate_id()?);
         let file = write_held(&daemon.config().state_dir, &id, &copy)?;
+        // Shared with the other hosts (Redis), so any of them can release it.
+        daemon.store.put_held_copy(&id, &copy)?;
         Ok(Stored::Held(Box::new(QuarantineEntry {
+            host: String::new(),
             queue_id: id,
             audit_id: 0,
             rule,

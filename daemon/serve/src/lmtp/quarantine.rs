@@ -30,9 +30,12 @@ pub fn prune_orphaned_copies(daemon: &Daemon) {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };
-    let named: std::collections::HashSet<PathBuf> = daemon
-        .store
-        .quarantine_entries()
+    // Without the index (Redis not answering) every file would look
+    // orphaned: prune nothing then.
+    let Ok(entries_now) = daemon.store.try_quarantine_entries() else {
+        return;
+    };
+    let named: std::collections::HashSet<PathBuf> = entries_now
         .into_iter()
         .filter_map(|e| e.lmtp.map(|h| h.file))
         .collect();
@@ -96,8 +99,7 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         .lmtp
         .as_ref()
         .context("[lmtp] is not configured: cannot deliver")?;
-    let copy = std::fs::read(&hold.file)
-        .with_context(|| format!("cannot read the held copy {}", hold.file.display()))?;
+    let copy = read_held(daemon, &entry.queue_id, &hold.file)?;
     let target = target(daemon, hold.folder.as_deref());
     if let Some(warning) = &target.warning {
         tracing::warn!(
@@ -115,7 +117,16 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
     )?;
     // Delivered first: a crash now leaves it listed (a second release would
     // deliver it again) rather than lost.
-    daemon.store.remove_quarantine(&entry.queue_id)?;
+    // Removed from the shared index by exactly one host: another host
+    // releasing it at the same moment finds it gone and delivers nothing
+    // (it may have delivered already: see docs/serve.md "Several hosts").
+    if !daemon.store.remove_quarantine(&entry.queue_id)? {
+        tracing::warn!(
+            "quarantine: {} was released or deleted meanwhile by another host",
+            entry.queue_id
+        );
+    }
+    daemon.store.remove_held_copy(&entry.queue_id)?;
     let _ = std::fs::remove_file(&hold.file);
     tracing::info!(
         "quarantine: {} released to <{}> ({})",
@@ -124,6 +135,19 @@ pub fn release_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<
         path.display()
     );
     Ok(path)
+}
+
+/// A held copy: the file on the host that held it, or, on another host
+/// sharing a Redis store, the copy kept there.
+fn read_held(daemon: &Daemon, id: &str, file: &Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read(file) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => match daemon.store.held_copy(id)? {
+            Some(bytes) => Ok(bytes),
+            None => Err(anyhow::Error::new(e)
+                .context(format!("cannot read the held copy {}", file.display()))),
+        },
+    }
 }
 
 /// The Maildir `[lmtp]` delivers `rcpt`'s copies into.
@@ -150,6 +174,7 @@ pub fn delete_held(daemon: &Daemon, entry: &QuarantineEntry) -> anyhow::Result<(
         .as_ref()
         .context("not an LMTP quarantine entry")?;
     daemon.store.remove_quarantine(&entry.queue_id)?;
+    daemon.store.remove_held_copy(&entry.queue_id)?;
     match std::fs::remove_file(&hold.file) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

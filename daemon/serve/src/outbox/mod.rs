@@ -121,6 +121,10 @@ pub struct OutboxItem {
     /// store when it is queued): the order and cursor of `/v1/outbox`.
     #[serde(default)]
     pub seq: u64,
+    /// The `[store] host` that queued it (set by a shared store; empty
+    /// with sled).
+    #[serde(default)]
+    pub host: String,
     /// What to send.
     pub payload: Payload,
 }
@@ -145,6 +149,7 @@ impl OutboxItem {
             "created": crate::clock::format_time(self.created),
             "next_attempt": crate::clock::format_time(self.next_attempt_ms.div_euclid(1000)),
             "last_error": self.last_error,
+            "host": self.host,
         })
     }
 }
@@ -305,6 +310,7 @@ impl Queue<'_> {
             last_error: None,
             state: State::Pending,
             seq: 0,
+            host: String::new(),
             payload,
         }
     }
@@ -622,6 +628,7 @@ fn audit(daemon: &Daemon, item: &OutboxItem, outcome: OutboxOutcome) -> anyhow::
     object["state"] = json!(state);
     object["outbox"] = json!(state);
     let entry = AuditEntry {
+        host: String::new(),
         id: 0,
         time: unix_now(),
         source: Source::Outbox,

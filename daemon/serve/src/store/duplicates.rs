@@ -24,6 +24,15 @@ impl Store {
     /// `window_secs` before `now`. A store error reads as "not seen": a
     /// duplicate delivered is better than a message lost.
     pub fn duplicate_seen(&self, scope: &str, key: &str, window_secs: u64, now: i64) -> bool {
+        if let Some(r) = &self.redis {
+            return match r.duplicate_time(scope, key) {
+                Ok(time) => time.is_some_and(|t| weir_compiler::within_window(t, window_secs, now)),
+                Err(e) => {
+                    tracing::error!("duplicate record {key:?}: {e:#}");
+                    false
+                }
+            };
+        }
         match self.duplicates.get(record_key(scope, key)) {
             Ok(Some(value)) => decode_time(&value)
                 .is_some_and(|t| weir_compiler::within_window(t, window_secs, now)),
@@ -38,6 +47,9 @@ impl Store {
     /// Records that a copy carrying each of `keys` was delivered to `scope`
     /// at `now` (not flushed: the caller's audit entry flushes it).
     pub fn record_duplicates(&self, scope: &str, keys: &[String], now: i64) -> anyhow::Result<()> {
+        if let Some(r) = &self.redis {
+            return r.record_duplicates(scope, keys, now);
+        }
         for key in keys {
             self.duplicates
                 .insert(record_key(scope, key), &now.to_be_bytes())?;
@@ -69,6 +81,10 @@ impl Store {
 
     /// Forgets the records older than `cutoff`; returns how many.
     pub fn prune_duplicates(&self, cutoff: i64) -> anyhow::Result<usize> {
+        if self.redis.is_some() {
+            // Redis expires each record after the retention.
+            return Ok(0);
+        }
         let mut removed = 0;
         for item in self.duplicates.iter() {
             let (key, value) = item?;

@@ -155,6 +155,9 @@ impl Store {
     /// (queue position) is assigned here. Not flushed: the caller flushes
     /// before the MTA's reply.
     pub fn outbox_add(&self, item: &OutboxItem) -> anyhow::Result<bool> {
+        if let Some(r) = &self.redis {
+            return r.outbox_add(item);
+        }
         let mut item = item.clone();
         // Positions start at 1, so `after=0` means "from the first".
         item.seq = self.db.generate_id()? + 1;
@@ -174,6 +177,9 @@ impl Store {
 
     /// Whether a side effect with this key is queued or was delivered.
     pub fn outbox_known(&self, id: &str) -> anyhow::Result<bool> {
+        if let Some(r) = &self.redis {
+            return r.outbox_known(id);
+        }
         let t = self.outbox_trees();
         Ok(t.items.contains_key(id.as_bytes())? || t.done.contains_key(id.as_bytes())?)
     }
@@ -183,6 +189,9 @@ impl Store {
     /// mail's bytes never change. `false` when the item is not queued
     /// (delivered meanwhile).
     pub fn outbox_put(&self, item: &OutboxItem) -> anyhow::Result<bool> {
+        if let Some(r) = &self.redis {
+            return r.outbox_put(item);
+        }
         let t = self.outbox_trees();
         let head = header(item)?;
         let old_state = (&t.items, &t.due, &t.dead)
@@ -216,6 +225,9 @@ impl Store {
     /// Marks a side effect delivered: its key goes to `outbox_done` and
     /// the item leaves every tree in one transaction; flushed.
     pub fn outbox_delivered(&self, id: &str, now: i64) -> anyhow::Result<()> {
+        if let Some(r) = &self.redis {
+            return r.outbox_remove(id, Some(now)).map(drop);
+        }
         let removed = self.outbox_remove(id, Some(now))?;
         self.outbox_trees()
             .pending
@@ -246,6 +258,12 @@ impl Store {
 
     /// One queued side effect, with its mail's bytes.
     pub fn outbox_item(&self, id: &str) -> Option<OutboxItem> {
+        if let Some(r) = &self.redis {
+            return r.outbox_item(id).unwrap_or_else(|e| {
+                tracing::error!("{e:#}");
+                None
+            });
+        }
         let mut item = self.outbox_header(id)?;
         if let Payload::Mail { data, .. } = &mut item.payload {
             *data = self
@@ -275,6 +293,12 @@ impl Store {
     /// the ids in `skip` (attempts under way). Reads only the due prefix
     /// of `outbox_due`.
     pub fn outbox_due(&self, now_ms: i64, skip: &HashSet<String>, max: usize) -> Vec<OutboxItem> {
+        if let Some(r) = &self.redis {
+            return r.outbox_due(now_ms, skip, max).unwrap_or_else(|e| {
+                tracing::debug!("outbox: {e:#}");
+                Vec::new()
+            });
+        }
         let end = time_key(u64::try_from(now_ms).unwrap_or(0).saturating_add(1), "");
         let mut out = Vec::new();
         for key in self.outbox_trees().due.range(..end).keys() {
@@ -295,6 +319,9 @@ impl Store {
 
     /// When the first pending item after `now_ms` is due.
     pub fn outbox_next_due(&self, now_ms: i64) -> Option<i64> {
+        if let Some(r) = &self.redis {
+            return r.outbox_next_due(now_ms).ok().flatten();
+        }
         let start = time_key(u64::try_from(now_ms).unwrap_or(0).saturating_add(1), "");
         let (key, _) = self.outbox_trees().due.range(start..).next()?.ok()?;
         let time = read_u64(&key)?;
@@ -303,6 +330,9 @@ impl Store {
 
     /// How many items are pending (kept as they change, no scan).
     pub fn outbox_pending(&self) -> i64 {
+        if let Some(r) = &self.redis {
+            return r.outbox_pending().unwrap_or(0);
+        }
         self.outbox_trees().pending.load(Ordering::SeqCst)
     }
 
@@ -310,6 +340,12 @@ impl Store {
     /// position `after` (`seq`), at most `limit`, without their mail's
     /// bytes.
     pub fn outbox_page(&self, after: u64, limit: usize) -> Vec<OutboxItem> {
+        if let Some(r) = &self.redis {
+            return r.outbox_page(after, limit).unwrap_or_else(|e| {
+                tracing::error!("{e:#}");
+                Vec::new()
+            });
+        }
         let start = after.saturating_add(1).to_be_bytes();
         self.outbox_trees()
             .queue
@@ -325,6 +361,9 @@ impl Store {
     /// since the epoch); returns how many. Reads only the expired prefix
     /// of `outbox_dead`; pending items are never pruned.
     pub fn prune_dead_outbox(&self, cutoff: i64) -> anyhow::Result<usize> {
+        if let Some(r) = &self.redis {
+            return r.prune_dead_outbox(cutoff);
+        }
         let end = time_key(u64::try_from(cutoff).unwrap_or(0), "");
         let expired: Vec<String> = self
             .outbox_trees()
@@ -436,6 +475,7 @@ mod tests {
             last_error: None,
             state: State::Pending,
             seq: 0,
+            host: String::new(),
             payload: Payload::Mail {
                 reverse_path: String::new(),
                 to: "a@b.test".into(),

@@ -78,6 +78,7 @@ mod tests {
             queue_id: "4AB".into(),
             message_id: "<x1@example.com>".into(),
             ruleset_version: 1,
+            host: String::new(),
             decision: json!({"from": "Alice@Example.com", "recipient": "bob@example.org", "tags": ["spam"]}),
         }
     }

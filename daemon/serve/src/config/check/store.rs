@@ -1,0 +1,203 @@
+//! Checking `[store]` (`config/store.rs`): the backend, exactly one way to
+//! reach Redis when it is `redis`, and no Redis setting left without it.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::super::store::{
+    self as cfg, DEFAULT_AUDIT_MAX_LENGTH, DEFAULT_CLAIM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_POOL_SIZE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, RedisTarget, StoreBackend,
+    StoreConfig,
+};
+use super::{Checker, N, S, nonempty, nonzero};
+use crate::config::parse_duration;
+
+type List = Spanned<Vec<String>>;
+
+#[derive(Debug, Deserialize)]
+pub(in crate::config) struct RawStore {
+    backend: Option<S>,
+    url: Option<S>,
+    sentinel: Option<Spanned<RawSentinel>>,
+    cluster: Option<List>,
+    prefix: Option<S>,
+    connect_timeout: Option<S>,
+    timeout: Option<S>,
+    pool_size: Option<N>,
+    host: Option<S>,
+    audit_max_length: Option<N>,
+    claim_timeout: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSentinel {
+    master: Option<S>,
+    addresses: Option<List>,
+    password: Option<S>,
+}
+
+const T: &str = "store";
+
+impl Checker<'_> {
+    /// `[store]`.
+    pub(super) fn store(&self, s: RawStore, d: StoreConfig) -> StoreConfig {
+        let host = self.value((T, "host"), s.host.as_ref(), d.host, nonempty);
+        let redis = self.value((T, "backend"), s.backend.as_ref(), false, |b| match b {
+            "sled" => Ok(false),
+            "redis" => Ok(true),
+            other => Err(format!("expected one of sled, redis, got {other:?}")),
+        });
+        if !redis {
+            self.no_redis_settings(&s);
+            return StoreConfig {
+                backend: StoreBackend::Sled,
+                host,
+            };
+        }
+        let backend = match self.target(&s) {
+            Some(target) => StoreBackend::Redis(self.redis(&s, target)),
+            None => StoreBackend::Sled,
+        };
+        StoreConfig { backend, host }
+    }
+
+    /// The Redis settings other than the target.
+    fn redis(&self, s: &RawStore, target: RedisTarget) -> RedisConfig {
+        let pool = self.count((T, "pool_size"), s.pool_size.as_ref(), 1);
+        RedisConfig {
+            target,
+            prefix: self.value(
+                (T, "prefix"),
+                s.prefix.as_ref(),
+                DEFAULT_PREFIX.into(),
+                cfg::prefix,
+            ),
+            connect_timeout: self.value(
+                (T, "connect_timeout"),
+                s.connect_timeout.as_ref(),
+                DEFAULT_CONNECT_TIMEOUT,
+                |t| parse_duration(t).and_then(nonzero),
+            ),
+            timeout: self.value((T, "timeout"), s.timeout.as_ref(), DEFAULT_TIMEOUT, |t| {
+                parse_duration(t).and_then(nonzero)
+            }),
+            pool_size: if s.pool_size.is_some() {
+                u32::try_from(pool).unwrap_or(u32::MAX)
+            } else {
+                DEFAULT_POOL_SIZE
+            },
+            audit_max_length: self.count(
+                (T, "audit_max_length"),
+                s.audit_max_length.as_ref(),
+                usize::try_from(DEFAULT_AUDIT_MAX_LENGTH).unwrap_or(usize::MAX),
+            ) as u64,
+            claim_timeout: self.value(
+                (T, "claim_timeout"),
+                s.claim_timeout.as_ref(),
+                DEFAULT_CLAIM_TIMEOUT,
+                |t| parse_duration(t).and_then(nonzero),
+            ),
+        }
+    }
+
+    /// Exactly one of `url`, `sentinel`, `cluster`.
+    fn target(&self, s: &RawStore) -> Option<RedisTarget> {
+        let given = [
+            s.url.as_ref().map(|v| ("url", v.span())),
+            s.sentinel.as_ref().map(|v| ("sentinel", v.span())),
+            s.cluster.as_ref().map(|v| ("cluster", v.span())),
+        ];
+        let given: Vec<_> = given.into_iter().flatten().collect();
+        if given.len() > 1 {
+            let (key, span) = given[1].clone();
+            let m = format!(
+                "give only one of url, sentinel, cluster (also given: {})",
+                given[0].0
+            );
+            self.errors
+                .borrow_mut()
+                .push(self.at(Some(T), Some(key), span, m));
+            return None;
+        }
+        if let Some(url) = &s.url {
+            return self
+                .required((T, "url"), Some(url), cfg::redis_url)
+                .map(RedisTarget::Url);
+        }
+        if let Some(sentinel) = &s.sentinel {
+            return self.sentinel(sentinel.get_ref());
+        }
+        if let Some(cluster) = &s.cluster {
+            return self
+                .nodes((T, "cluster"), cluster)
+                .map(RedisTarget::Cluster);
+        }
+        let Some(backend) = &s.backend else {
+            return None;
+        };
+        let m = "backend \"redis\" needs one of url, sentinel or cluster".to_string();
+        self.report(T, "backend", backend, m);
+        None
+    }
+
+    fn sentinel(&self, s: &RawSentinel) -> Option<RedisTarget> {
+        let t = "store.sentinel";
+        let master = self.required((t, "master"), s.master.as_ref(), nonempty);
+        let Some(addresses) = &s.addresses else {
+            self.required::<()>((t, "addresses"), None, |_| Ok(()));
+            return None;
+        };
+        let addresses = self.nodes((t, "addresses"), addresses);
+        let password = self.value((t, "password"), s.password.as_ref(), None, |p| {
+            nonempty(p).map(Some)
+        });
+        Some(RedisTarget::Sentinel {
+            master: master?,
+            addresses: addresses?,
+            password,
+        })
+    }
+
+    /// A non-empty list of `HOST:PORT` or URLs, as URLs.
+    fn nodes(&self, (table, key): (&str, &str), list: &List) -> Option<Vec<String>> {
+        if list.get_ref().is_empty() {
+            let m = "expected at least one \"HOST:PORT\"".to_string();
+            self.report(table, key, list, m);
+            return None;
+        }
+        let urls: Result<Vec<String>, String> =
+            list.get_ref().iter().map(|n| cfg::node_url(n)).collect();
+        urls.map_err(|m| self.report(table, key, list, m)).ok()
+    }
+
+    /// With `backend = "sled"` (or none), a Redis setting is a mistake:
+    /// the daemon would silently keep its state to itself.
+    fn no_redis_settings(&self, s: &RawStore) {
+        let spans = [
+            ("url", s.url.as_ref().map(Spanned::span)),
+            ("sentinel", s.sentinel.as_ref().map(Spanned::span)),
+            ("cluster", s.cluster.as_ref().map(Spanned::span)),
+            ("prefix", s.prefix.as_ref().map(Spanned::span)),
+            (
+                "connect_timeout",
+                s.connect_timeout.as_ref().map(Spanned::span),
+            ),
+            ("timeout", s.timeout.as_ref().map(Spanned::span)),
+            ("pool_size", s.pool_size.as_ref().map(Spanned::span)),
+            (
+                "audit_max_length",
+                s.audit_max_length.as_ref().map(Spanned::span),
+            ),
+            ("claim_timeout", s.claim_timeout.as_ref().map(Spanned::span)),
+        ];
+        for (key, span) in spans {
+            if let Some(span) = span {
+                let m = "a Redis setting, but backend is \"sled\": set backend = \"redis\" or remove it"
+                    .to_string();
+                self.errors
+                    .borrow_mut()
+                    .push(self.at(Some(T), Some(key), span, m));
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+# date and currentdate (RFC 5260) with zones.
+require ["date", "relational", "imap4flags"];
+
+if date :zone "+0000" :is "date" "year" "2024" {
+  addflag "sent-2024";
+}
+if date :zone "+0100" :value "ge" "date" "hour" "18" {
+  addflag "evening-cet";
+}
+if currentdate :zone "+0000" :value "ge" "year" "2020" {
+  addflag "after-2020";
+}
+if currentdate :zone "-0500" :is "weekday" "0" {
+  addflag "sunday-ny";
+}
