@@ -648,3 +648,26 @@ fn autolearn_learns_from_the_milters_decisions() {
     let r = daemon.request("POST", "/v1/learn/spam/spam", true, other.as_bytes());
     assert_eq!(r.json()["outcome"], "learned", "{}", r.body);
 }
+
+#[test]
+fn a_reload_that_drops_an_autolearned_classifier_is_refused() {
+    let dir = temp_dir("classify-autolearn-reload");
+    std::fs::write(dir.join("rules.flow"), AUTOLEARN_RULES).unwrap();
+    let (http, milter) = write_config(&dir, "", AUTOLEARN);
+    let daemon = Daemon::start(&dir, http, milter);
+    assert_eq!(daemon.version(), 1);
+    std::fs::write(
+        dir.join("rules.flow"),
+        "rule trap {\n  when header(\"X-Trap\") exists\n  then quarantine \"spam trap\"\n}\n",
+    )
+    .unwrap();
+    let r = daemon.request("POST", "/v1/reload", true, b"");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body
+            .contains("[classifiers.spam]: the rules declare no classifier \\\"spam\\\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(daemon.version(), 1, "the running rules stay");
+}
