@@ -99,6 +99,35 @@ impl Learned {
         forget: bool,
     ) -> Result<Outcome, StateError> {
         let features = weir_classify::tokens::features(message);
+        self.learn_features(name, class, &features, forget)
+    }
+
+    /// Autolearn (`autolearn.rs`): learns `message` as `class` of `name`
+    /// (whose classes are `classes`) unless the classifier already gives
+    /// it `skip_above` or more (`None`: not learned).
+    pub fn autolearn(
+        &self,
+        name: &str,
+        class: &str,
+        classes: &[String],
+        message: &Message,
+        skip_above: f64,
+    ) -> Result<Option<Outcome>, StateError> {
+        let features = weir_classify::tokens::features(message);
+        let answer = self.model(name)?.classify(classes, &features);
+        if answer.probability(class) >= skip_above {
+            return Ok(None);
+        }
+        self.learn_features(name, class, &features, false).map(Some)
+    }
+
+    fn learn_features(
+        &self,
+        name: &str,
+        class: &str,
+        features: &[u64],
+        forget: bool,
+    ) -> Result<Outcome, StateError> {
         let mut seq = self.learning.lock().unwrap_or_else(|e| e.into_inner());
         let mut model = (*self.model(name)?).clone();
         // Log entries sort by sequence: the clock, kept increasing.
@@ -108,7 +137,7 @@ impl Learned {
             name,
             &mut model,
             &LoggedLearn {
-                features: &features,
+                features,
                 class,
                 forget,
                 seq: *seq,

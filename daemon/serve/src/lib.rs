@@ -19,6 +19,7 @@
 
 mod access;
 mod audit;
+mod autolearn;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod classifiers;

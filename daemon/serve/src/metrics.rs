@@ -59,6 +59,7 @@ pub struct Metrics {
     lmtp_deliveries: Family<Labels, Counter>,
     lmtp_connections: Gauge,
     store_errors: Counter,
+    autolearn: Family<Labels, Counter>,
     store_up: Gauge,
     ruleset_in_sync: Gauge,
     store_round_trips: Counter,
@@ -111,6 +112,7 @@ impl Metrics {
             lmtp_deliveries: Family::default(),
             lmtp_connections: Gauge::default(),
             store_errors: Counter::default(),
+            autolearn: Family::default(),
             store_up: Gauge::default(),
             ruleset_in_sync: Gauge::default(),
             store_round_trips: Counter::default(),
@@ -209,6 +211,11 @@ impl Metrics {
             "weir_lmtp_connections",
             "Open LMTP connections",
             self.lmtp_connections.clone(),
+        );
+        self.registry.register(
+            "weir_autolearn",
+            "Messages autolearn considered, by classifier, class and outcome",
+            self.autolearn.clone(),
         );
     }
 
@@ -319,6 +326,19 @@ impl Metrics {
         self.lmtp_deliveries
             .get_or_create(&label("result", result))
             .inc();
+    }
+
+    /// What autolearn did with one message for one class of one
+    /// classifier (labels bounded by `[classifiers]` in weir.toml; the
+    /// outcome one of `autolearn::OUTCOMES`).
+    pub fn autolearned(&self, classifier: &str, class: &str, outcome: &'static str) {
+        debug_assert!(crate::autolearn::OUTCOMES.contains(&outcome), "{outcome}");
+        let labels = vec![
+            ("classifier".to_string(), classifier.to_string()),
+            ("class".to_string(), class.to_string()),
+            ("outcome".to_string(), outcome.to_string()),
+        ];
+        self.autolearn.get_or_create(&labels).inc();
     }
 
     /// A write to the state store failed.

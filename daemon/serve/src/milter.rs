@@ -596,10 +596,34 @@ async fn record(
         )
     };
     match tokio::task::spawn_blocking(move || job.run()).await {
-        Ok((Ok(entry), decision)) => (decision, Some(entry.id)),
+        Ok((Ok(entry), decision)) => {
+            if stage == Stage::Body {
+                autolearn(daemon, message, all);
+            }
+            (decision, Some(entry.id))
+        }
         Ok((Err(e), _)) => failed(format!("{e:#}")),
         Err(e) => failed(e.to_string()),
     }
+}
+
+/// Autolearn from the recorded body-stage decisions (`autolearn.rs`):
+/// the message is parsed again in the learning task, off this path.
+fn autolearn(daemon: &Arc<Daemon>, message: &InFlight, all: &[Decision]) {
+    let limits = Limits {
+        max_message_size: daemon.config().limits.max_message_size,
+        max_headers: daemon.config().limits.max_headers,
+        max_mime_depth: daemon.config().limits.max_mime_depth,
+    };
+    let facts = message.facts.clone();
+    let client = message.client.clone();
+    let now = message.now;
+    let decisions: Vec<&Decision> = all.iter().collect();
+    let ruleset = message.loaded.evaluator.ruleset();
+    crate::autolearn::after_decisions(daemon, ruleset, &decisions, move || {
+        let tx = facts.transaction(&client, Stage::Body, now, &limits).ok()?;
+        Some(Arc::new(tx.message))
+    });
 }
 
 /// The blocking part of [`record`]: `duplicate()` marks, side effects,

@@ -319,8 +319,11 @@ fn failed_tests(evaluator: &Evaluator, ruleset: &Ruleset, loader: &dyn Loader) -
 /// The error for what a ruleset needs that `config` does not configure
 /// (`notify` channels, `[relay]`): found at load and reload rather than as
 /// a dead letter when mail arrives.
-pub fn check_needs(needs: &ConfigNeeds, config: &Config) -> Option<ReloadError> {
+pub fn check_needs(needs: &ConfigNeeds, ruleset: &Ruleset, config: &Config) -> Option<ReloadError> {
     let mut rendered = String::new();
+    for e in crate::autolearn::check(ruleset, config) {
+        rendered.push_str(&format!("error: weir.toml: {e}\n"));
+    }
     let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
     for name in needs
         .channels
@@ -482,7 +485,7 @@ fn install(
     candidate: Candidate,
     follow: Option<u64>,
 ) -> Result<u64, ReloadError> {
-    if let Some(mut e) = check_needs(&candidate.needs, &daemon.config()) {
+    if let Some(mut e) = check_needs(&candidate.needs, candidate.ruleset(), &daemon.config()) {
         e.watch = candidate.watch.clone();
         return Err(e);
     }
@@ -570,7 +573,8 @@ pub fn reload_config(daemon: &Daemon) -> Result<ConfigReload, String> {
         return Ok(ConfigReload::default());
     };
     let mut new = Config::load(&file, None).map_err(|e| e.to_string())?;
-    if let Some(e) = check_needs(&daemon.current().needs, &new) {
+    let current = daemon.current();
+    if let Some(e) = check_needs(&current.needs, current.evaluator.ruleset(), &new) {
         return Err(format!("{}: {}", file.display(), e.rendered.trim_end()));
     }
     let mut restart_needed = Vec::new();

@@ -196,7 +196,7 @@ impl Daemon {
     pub fn new(config: Config) -> Result<Arc<Daemon>, StartError> {
         let candidate =
             reload::prepare(&config.rules, &weir_compiler::FsLoader).map_err(StartError::Rules)?;
-        if let Some(e) = reload::check_needs(&candidate.needs, &config) {
+        if let Some(e) = reload::check_needs(&candidate.needs, candidate.ruleset(), &config) {
             return Err(StartError::Config(e));
         }
         candidate.warn_lmtp_only(config.lmtp.is_some());

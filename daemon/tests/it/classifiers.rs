@@ -1,14 +1,15 @@
 //! Learned classifiers end to end (docs/classifiers.md): `weir learn`
 //! from files, directories and mbox files with digest records, `weir run
 //! --state`, and `weir serve` reading the same state and learning through
-//! `POST /v1/learn/NAME/CLASS`.
+//! `POST /v1/learn/NAME/CLASS`, and autolearn from the daemon's own
+//! decisions over LMTP.
 
 use std::path::Path;
 
 use proptest::prelude::*;
 
 use crate::common::{stderr, stdout, temp_dir, weir, weir_in};
-use crate::serve_support::{Daemon, write_config};
+use crate::serve_support::{Daemon, free_port, lmtp_deliver, lmtp_table, write_config};
 
 const RULES: &str = r#"classifier spam = learned ["spam", "ham"]
 
@@ -382,4 +383,291 @@ fn the_triage_example_learns_from_its_folders() {
             ("technical.eml".to_string(), "Support/Technical".to_string()),
         ]
     );
+}
+
+/// Rules whose decisions teach: a trap header quarantines (spam), a known
+/// sender's header tags `known` (ham).
+const AUTOLEARN_RULES: &str = r#"classifier spam = learned ["spam", "ham"]
+
+rule answer {
+  then tag "class=${spam.class} p=${spam.probability("spam")}"
+}
+
+rule known {
+  when header("X-Known") exists
+  then tag "known"
+}
+
+rule trap {
+  when header("X-Trap") exists
+  then quarantine "spam trap"
+}
+"#;
+
+const AUTOLEARN: &str = "[classifiers.spam.autolearn.spam]\nverdict = [\"quarantine\"]\nskip_above = 0.9\n\n[classifiers.spam.autolearn.ham]\ntag = [\"known\"]\n";
+
+/// A daemon with LMTP delivery, `extra` appended to its weir.toml; its
+/// LMTP port.
+fn lmtp_daemon(dir: &Path, extra: &str) -> (Daemon, u16) {
+    std::fs::write(dir.join("rules.flow"), AUTOLEARN_RULES).unwrap();
+    let port = free_port();
+    let listen = format!("inet:127.0.0.1:{port}");
+    let tables = format!("{}\n{extra}", lmtp_table(dir, &listen));
+    let (http, milter) = write_config(dir, "", &tables);
+    (Daemon::start(dir, http, milter), port)
+}
+
+/// Message `i` of `class` from the corpus in `dir/c`, with `header` added.
+fn with_header(dir: &Path, class: &str, i: usize, header: &str) -> String {
+    let text = std::fs::read_to_string(dir.join(format!("c/{class}/{i:03}.eml"))).unwrap();
+    format!("{header}\r\n{text}")
+}
+
+/// Delivers one message over LMTP; every recipient gets a 250.
+fn deliver(port: u16, to: &[&str], message: &str) {
+    for reply in lmtp_deliver(port, "sender@example.org", to, message) {
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+}
+
+/// `weir_autolearn_total` for class `class` and `outcome` (0 when absent).
+fn autolearned(daemon: &Daemon, class: &str, outcome: &str) -> u64 {
+    let metrics = daemon.get("/metrics").body;
+    let want = [
+        "weir_autolearn_total{".to_string(),
+        "classifier=\"spam\"".to_string(),
+        format!("class=\"{class}\""),
+        format!("outcome=\"{outcome}\""),
+    ];
+    metrics
+        .lines()
+        .find(|l| want.iter().all(|w| l.contains(w.as_str())))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the `autolearned` counts of `outcomes` for `class` add up
+/// to `n` (learning runs after the reply, in a task of its own).
+fn wait_autolearned(daemon: &Daemon, class: &str, outcomes: &[&str], n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got: u64 = outcomes.iter().map(|o| autolearned(daemon, class, o)).sum();
+        if got >= n {
+            assert_eq!(got, n, "{class} {outcomes:?}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{class} {outcomes:?}: {got} of {n}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn check_tag(daemon: &Daemon, message: &[u8]) -> String {
+    let r = daemon.request("POST", "/v1/check", true, message);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["tags"][0].as_str().unwrap().to_string()
+}
+
+#[test]
+fn autolearn_learns_from_the_decisions_and_skips_what_it_already_knows() {
+    let dir = temp_dir("classify-autolearn");
+    corpus(&dir.join("c"), 5, 14, 0);
+    let (daemon, port) = lmtp_daemon(&dir, AUTOLEARN);
+    let probe = std::fs::read(dir.join("c/spam/011.eml")).unwrap();
+    assert_eq!(
+        check_tag(&daemon, &probe),
+        "class= p=0",
+        "nothing learned yet"
+    );
+    // The first message goes to two recipients: it is learned once.
+    deliver(
+        port,
+        &["a@example.com", "b@example.com"],
+        &with_header(&dir, "spam", 0, "X-Trap: yes"),
+    );
+    for i in 1..11 {
+        deliver(
+            port,
+            &["a@example.com"],
+            &with_header(&dir, "spam", i, "X-Trap: yes"),
+        );
+    }
+    for i in 0..11 {
+        deliver(
+            port,
+            &["a@example.com"],
+            &with_header(&dir, "ham", i, "X-Known: yes"),
+        );
+    }
+    // A message no condition holds for teaches nothing.
+    deliver(
+        port,
+        &["a@example.com"],
+        &with_header(&dir, "ham", 11, "X-Other: yes"),
+    );
+    wait_autolearned(&daemon, "spam", &["learned"], 11);
+    // Once each class has ten, the classifier answers: the last ham
+    // messages may already be ham with p >= 0.95 (the default skip_above).
+    wait_autolearned(&daemon, "ham", &["learned", "skipped_confident"], 11);
+    assert!(autolearned(&daemon, "ham", "learned") >= 10);
+    // A later classification changes: the spam probe now leans to spam.
+    let tag = check_tag(&daemon, &probe);
+    let p: f64 = tag.rsplit("p=").next().unwrap().parse().unwrap();
+    assert!(p > 0.5, "learned from the decisions: {tag}");
+    // The same digests as the API's: a learned message is already learned,
+    // the message nothing held for is not.
+    let first = with_header(&dir, "spam", 1, "X-Trap: yes");
+    let r = daemon.request("POST", "/v1/learn/spam/spam", true, first.as_bytes());
+    assert_eq!(r.json()["outcome"], "already learned", "{}", r.body);
+    // A trapped message the classifier already calls spam with p >= 0.9
+    // (skip_above) is not learned again.
+    let confident = (12..14)
+        .map(|i| with_header(&dir, "spam", i, "X-Trap: yes"))
+        .find(|m| check_tag(&daemon, m.as_bytes()).starts_with("class=spam "))
+        .expect("a trapped message the classifier is sure of");
+    deliver(port, &["a@example.com"], &confident);
+    wait_autolearned(&daemon, "spam", &["skipped_confident"], 1);
+    assert_eq!(autolearned(&daemon, "spam", "learned"), 11);
+    let r = daemon.request("POST", "/v1/learn/spam/spam", true, confident.as_bytes());
+    assert_eq!(
+        r.json()["outcome"],
+        "learned",
+        "it was not learned: {}",
+        r.body
+    );
+    let other = with_header(&dir, "ham", 11, "X-Other: yes");
+    let r = daemon.request("POST", "/v1/learn/spam/ham", true, other.as_bytes());
+    assert_eq!(r.json()["outcome"], "learned", "{}", r.body);
+    // Learning changed no decision: every trapped copy is held (the
+    // first message twice, once per recipient).
+    let held = daemon.get("/v1/quarantine").json();
+    assert_eq!(held.as_array().map(Vec::len), Some(13), "{held}");
+}
+
+#[test]
+fn without_autolearn_the_decisions_teach_nothing() {
+    let dir = temp_dir("classify-no-autolearn");
+    corpus(&dir.join("c"), 5, 12, 0);
+    let (daemon, port) = lmtp_daemon(&dir, "");
+    for i in 0..11 {
+        deliver(
+            port,
+            &["a@example.com"],
+            &with_header(&dir, "spam", i, "X-Trap: yes"),
+        );
+        deliver(
+            port,
+            &["a@example.com"],
+            &with_header(&dir, "ham", i, "X-Known: yes"),
+        );
+    }
+    // Give a learning task, were one started, time to finish.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let probe = std::fs::read(dir.join("c/spam/011.eml")).unwrap();
+    assert_eq!(check_tag(&daemon, &probe), "class= p=0");
+    assert!(
+        !daemon
+            .get("/metrics")
+            .body
+            .contains("weir_autolearn_total{")
+    );
+    let first = with_header(&dir, "spam", 0, "X-Trap: yes");
+    let r = daemon.request("POST", "/v1/learn/spam/spam", true, first.as_bytes());
+    assert_eq!(r.json()["outcome"], "learned", "{}", r.body);
+}
+
+#[test]
+fn autolearn_naming_what_the_rules_do_not_declare_stops_the_start() {
+    let dir = temp_dir("classify-autolearn-bad");
+    std::fs::write(dir.join("rules.flow"), AUTOLEARN_RULES).unwrap();
+    let bad = "[classifiers.spma.autolearn.spam]\nverdict = [\"reject\"]\n\n\
+               [classifiers.spam.autolearn.hma]\ntag = [\"known\"]\n\n\
+               [classifiers.spam.autolearn.spam]\nrule = [\"trapp\"]\n";
+    write_config(&dir, "", bad);
+    let out = weir_in(&dir, &["serve", "--config", "weir.toml"], None);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    for want in [
+        "[classifiers.spma]: the rules declare no classifier \"spma\" (did you mean 'spam'?)",
+        "[classifiers.spam.autolearn.hma]: classifier \"spam\" has no class \"hma\" (did you mean 'ham'?); its classes are spam, ham",
+        "[classifiers.spam.autolearn.spam] rule: the rules have no rule \"trapp\" (did you mean 'trap'?)",
+    ] {
+        assert!(err.contains(want), "{want}\n---\n{err}");
+    }
+}
+
+/// Message `i` of `class` through the milter, with `header: yes` added.
+fn milter_send(daemon: &Daemon, dir: &Path, class: &str, i: usize, header: &str) -> String {
+    use weir::milter_client::Mail;
+    let text = std::fs::read_to_string(dir.join(format!("c/{class}/{i:03}.eml"))).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut headers: Vec<(String, String)> = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.push((header.to_string(), "yes".to_string()));
+    let mail = Mail {
+        helo: "client.example.test".into(),
+        from: "sender@example.org".into(),
+        to: vec!["me@example.com".into()],
+        headers,
+        body: body.as_bytes().to_vec(),
+        queue_id: format!("Q{class}{i}"),
+        ..Mail::default()
+    };
+    let reply =
+        crate::serve_support::milter_reply(daemon.milter, &mail).expect("the milter answers");
+    format!("{reply:?}")
+}
+
+#[test]
+fn autolearn_learns_from_the_milters_decisions() {
+    let dir = temp_dir("classify-autolearn-milter");
+    corpus(&dir.join("c"), 9, 11, 0);
+    std::fs::write(dir.join("rules.flow"), AUTOLEARN_RULES).unwrap();
+    let (http, milter) = write_config(&dir, "", AUTOLEARN);
+    let daemon = Daemon::start(&dir, http, milter);
+    for i in 0..10 {
+        milter_send(&daemon, &dir, "spam", i, "X-Trap");
+        milter_send(&daemon, &dir, "ham", i, "X-Known");
+    }
+    // No rule matched: nothing is learned.
+    milter_send(&daemon, &dir, "spam", 10, "X-Other");
+    wait_autolearned(&daemon, "spam", &["learned"], 10);
+    wait_autolearned(&daemon, "ham", &["learned"], 10);
+    // The API sees the same digests: a trapped message is already
+    // learned, the one no rule matched is not.
+    let trapped = with_header(&dir, "spam", 3, "X-Trap: yes");
+    let r = daemon.request("POST", "/v1/learn/spam/spam", true, trapped.as_bytes());
+    assert_eq!(r.json()["outcome"], "already learned", "{}", r.body);
+    let other = with_header(&dir, "spam", 10, "X-Other: yes");
+    let r = daemon.request("POST", "/v1/learn/spam/spam", true, other.as_bytes());
+    assert_eq!(r.json()["outcome"], "learned", "{}", r.body);
+}
+
+#[test]
+fn a_reload_that_drops_an_autolearned_classifier_is_refused() {
+    let dir = temp_dir("classify-autolearn-reload");
+    std::fs::write(dir.join("rules.flow"), AUTOLEARN_RULES).unwrap();
+    let (http, milter) = write_config(&dir, "", AUTOLEARN);
+    let daemon = Daemon::start(&dir, http, milter);
+    assert_eq!(daemon.version(), 1);
+    std::fs::write(
+        dir.join("rules.flow"),
+        "rule trap {\n  when header(\"X-Trap\") exists\n  then quarantine \"spam trap\"\n}\n",
+    )
+    .unwrap();
+    let r = daemon.request("POST", "/v1/reload", true, b"");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body
+            .contains("[classifiers.spam]: the rules declare no classifier \\\"spam\\\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(daemon.version(), 1, "the running rules stay");
 }

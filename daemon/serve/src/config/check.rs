@@ -36,6 +36,8 @@ pub(super) struct RawConfig {
     relay: Option<RawRelay>,
     reply: Option<RawReply>,
     outbox: Option<RawOutbox>,
+    #[serde(default)]
+    classifiers: BTreeMap<String, super::autolearn::RawClassifier>,
     store: Option<store::RawStore>,
 }
 
@@ -142,7 +144,7 @@ impl Checker<'_> {
         }
     }
 
-    fn report<T>(&self, table: &str, key: &str, value: &Spanned<T>, message: String) {
+    pub(super) fn report<T>(&self, table: &str, key: &str, value: &Spanned<T>, message: String) {
         let table = (!table.is_empty()).then_some(table);
         let error = self.at(table, Some(key), value.span(), message);
         self.errors.borrow_mut().push(error);
@@ -263,6 +265,14 @@ impl Checker<'_> {
             relay: raw.relay.and_then(|r| self.relay(r)),
             reply: table(raw.reply, defaults.reply, |r, d| self.reply(r, d)),
             outbox: table(raw.outbox, defaults.outbox, |o, d| self.outbox(o, d)),
+            classifiers: raw
+                .classifiers
+                .into_iter()
+                .map(|(name, c)| {
+                    let built = self.classifier(&name, c);
+                    (name, built)
+                })
+                .collect(),
             store: table(raw.store, defaults.store, |s, d| self.store(s, d)),
         };
         self.errors.borrow().is_empty().then_some(config)

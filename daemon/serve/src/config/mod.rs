@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod autolearn;
 mod check;
 mod error;
 mod owner;
@@ -21,6 +22,7 @@ mod store;
 
 use std::cell::RefCell;
 
+pub use autolearn::ClassifierConfig;
 use check::Checker;
 pub use error::{ConfigError, ConfigErrors};
 use serde::Deserialize;
@@ -273,6 +275,8 @@ pub struct Config {
     pub reply: ReplyConfig,
     /// `[outbox]`.
     pub outbox: OutboxConfig,
+    /// `[classifiers.NAME]`: autolearn, by classifier.
+    pub classifiers: BTreeMap<String, ClassifierConfig>,
     /// `[store]`.
     pub store: StoreConfig,
 }
@@ -354,6 +358,7 @@ impl Config {
                 max_backoff: Duration::from_secs(3600),
                 mail_retries: 8,
             },
+            classifiers: BTreeMap::new(),
             store: StoreConfig::defaults(),
         }
     }

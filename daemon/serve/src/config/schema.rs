@@ -17,6 +17,8 @@ enum Kind {
     Integer,
     /// `true` or `false`.
     Boolean,
+    /// A number, whole or decimal.
+    Number,
     /// An array of strings (`[store] cluster`, `[store.sentinel] addresses`).
     TextList,
     /// A table with these keys.
@@ -27,7 +29,7 @@ enum Kind {
 
 type Key = (&'static str, Kind);
 
-use Kind::{Boolean, Integer, Table, Tables, Text, TextList};
+use Kind::{Boolean, Integer, Number, Table, Tables, Text, TextList};
 
 const MILTER: &[Key] = &[
     ("listen", Text),
@@ -74,6 +76,15 @@ const OUTBOX: &[Key] = &[
     ("max_backoff", Text),
     ("mail_retries", Integer),
 ];
+const AUTOLEARN: &[Key] = &[
+    ("verdict", TextList),
+    ("rule", TextList),
+    ("tag", TextList),
+    ("min_score", Number),
+    ("max_score", Number),
+    ("skip_above", Number),
+];
+const CLASSIFIER: &[Key] = &[("autolearn", Tables(AUTOLEARN))];
 const SENTINEL: &[Key] = &[
     ("master", Text),
     ("addresses", TextList),
@@ -104,6 +115,7 @@ const TOP: &[Key] = &[
     ("relay", Table(RELAY)),
     ("reply", Table(REPLY)),
     ("outbox", Table(OUTBOX)),
+    ("classifiers", Tables(CLASSIFIER)),
     ("store", Table(STORE)),
 ];
 
@@ -150,20 +162,32 @@ fn walk(table: Option<&str>, entries: &DeTable<'_>, keys: &[Key], found: &mut Ve
         match (kind, value.get_ref()) {
             (Text, DeValue::String(_))
             | (Integer, DeValue::Integer(_))
-            | (Boolean, DeValue::Boolean(_)) => {}
-            (TextList, DeValue::Array(items))
-                if items
+            | (Boolean, DeValue::Boolean(_))
+            | (Number, DeValue::Integer(_) | DeValue::Float(_)) => {}
+            (TextList, DeValue::Array(items)) => {
+                if let Some(item) = items
                     .iter()
-                    .all(|i| matches!(i.get_ref(), DeValue::String(_))) => {}
-            (Table(inner), DeValue::Table(t)) => {
-                // A table inside a table is named by its path (`store.sentinel`).
-                let path = table.map_or_else(|| name.to_string(), |t| format!("{t}.{name}"));
-                walk(Some(&path), t, inner, found)
+                    .find(|i| !matches!(i.get_ref(), DeValue::String(_)))
+                {
+                    found.push(Mismatch {
+                        table: table.map(str::to_string),
+                        key: name.to_string(),
+                        span: item.span(),
+                        message: format!("expected an array of strings, got {} in it", what(item)),
+                    });
+                }
             }
-            (Tables(inner), DeValue::Table(t)) => named_tables(name, t, inner, found),
+            // A table inside a table is named by its path (`store.sentinel`).
+            (Table(inner), DeValue::Table(t)) => walk(Some(&path(table, name)), t, inner, found),
+            (Tables(inner), DeValue::Table(t)) => named_tables(&path(table, name), t, inner, found),
             (kind, _) => mismatch(format!("expected {}, got {}", describe(*kind), what(value))),
         }
     }
+}
+
+/// The dotted name of table `name` inside `table`.
+fn path(table: Option<&str>, name: &str) -> String {
+    table.map_or_else(|| name.to_string(), |t| format!("{t}.{name}"))
 }
 
 /// `[notify.NAME]`: each entry of the outer table is itself a table.
@@ -200,6 +224,7 @@ fn describe(kind: Kind) -> &'static str {
         Text => "a string (in quotes)",
         Integer => "a whole number",
         Boolean => "true or false",
+        Number => "a number",
         TextList => "an array of strings",
         Table(_) | Tables(_) => "a table",
     }

@@ -69,7 +69,7 @@ fn gate(daemon: &Daemon, source: &str) -> Result<Result<Candidate, ReloadError>,
         text: source,
     };
     Ok(reload::prepare(&entry, &overlay).and_then(|candidate| {
-        match reload::check_needs(&candidate.needs, &daemon.config()) {
+        match reload::check_needs(&candidate.needs, candidate.ruleset(), &daemon.config()) {
             Some(e) => Err(e),
             None => Ok(candidate),
         }

@@ -608,6 +608,11 @@ async fn deliver_all<R, W>(
         decided.push((rcpt.as_str(), decision));
         deferred_all &= (400..500).contains(&conn.last_code);
     }
+    let decisions: Vec<&Decision> = decided.iter().map(|(_, d)| d).collect();
+    let message = Arc::clone(&prepared.message);
+    crate::autolearn::after_decisions(daemon, loaded.evaluator.ruleset(), &decisions, move || {
+        Some(message)
+    });
     if !decided.is_empty() && !deferred_all {
         tokio::task::spawn_blocking(move || rates.commit())
             .await
