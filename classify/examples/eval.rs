@@ -162,22 +162,17 @@ fn main() {
     }
     for tuning in tunings {
         let t = std::time::Instant::now();
-        let ps: Vec<f64> = test_spam
-            .iter()
-            .map(|f| {
-                model
-                    .classify_tuned(&classes, f, &tuning)
-                    .probability("spam")
-            })
-            .collect();
-        let ph: Vec<f64> = test_ham
-            .iter()
-            .map(|f| {
-                model
-                    .classify_tuned(&classes, f, &tuning)
-                    .probability("spam")
-            })
-            .collect();
+        let spam_probability = |set: &[Vec<u64>]| -> Vec<f64> {
+            set.iter()
+                .map(|f| {
+                    model
+                        .classify_tuned(&classes, f, &tuning)
+                        .probability("spam")
+                })
+                .collect()
+        };
+        let ps = spam_probability(&test_spam);
+        let ph = spam_probability(&test_ham);
         println!("{tuning:?} classified in {:?}", t.elapsed());
         for cut in [0.5, 0.9, 0.99, 0.999, 0.9999] {
             let tp = ps.iter().filter(|&&p| p >= cut).count();

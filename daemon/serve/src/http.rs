@@ -885,18 +885,9 @@ async fn record_quarantine_act(
         })
         .unwrap_or_default(),
     };
-    let daemon = daemon.clone();
-    let appended = tokio::task::spawn_blocking(move || {
-        daemon.store.append_audit(entry, None).map(|e| (e, daemon))
-    })
-    .await;
-    match appended {
-        Ok(Ok((entry, daemon))) => {
-            let _ = daemon.events.send(entry);
-        }
-        Ok(Err(e)) => tracing::error!("cannot record the quarantine {done}: {e:#}"),
-        Err(e) => tracing::error!("cannot record the quarantine {done}: {e}"),
-    }
+    daemon
+        .record_act(entry, &format!("the quarantine {done}"))
+        .await;
 }
 
 /// The answer for a held message Postfix no longer holds.
@@ -1093,39 +1084,9 @@ async fn events(State(api): State<Api>) -> Response {
 
 /// The `key=value` pairs of a query string, percent-decoded.
 pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
         .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -1142,8 +1103,11 @@ mod tests {
                 ("x".into(), String::new())
             ]
         );
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(
+            query_pairs(Some("a=100%")),
+            vec![("a".into(), "100%".into())]
+        );
+        assert_eq!(query_pairs(Some("a=%4")), vec![("a".into(), "%4".into())]);
     }
 
     #[test]

@@ -315,6 +315,28 @@ impl Daemon {
         Ok(entry)
     }
 
+    /// Appends an entry that is not a message's decision (an operator's
+    /// act, an outbox delivery) to the audit log and publishes it on
+    /// `/v1/events`.
+    pub fn record_entry(&self, entry: AuditEntry) -> anyhow::Result<AuditEntry> {
+        let entry = self.store.append_audit(entry, None)?;
+        // No subscriber is not an error.
+        let _ = self.events.send(entry.clone());
+        Ok(entry)
+    }
+
+    /// [`Daemon::record_entry`] off the async runtime, for an act that is
+    /// done either way: a failure is only logged, naming `what`.
+    pub async fn record_act(self: &Arc<Self>, entry: AuditEntry, what: &str) {
+        let daemon = self.clone();
+        let recorded = tokio::task::spawn_blocking(move || daemon.record_entry(entry)).await;
+        match recorded {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("cannot record {what}: {e:#}"),
+            Err(e) => tracing::error!("cannot record {what}: {e}"),
+        }
+    }
+
     /// Whether recent messages' bytes are kept (`[http] keep_messages`).
     pub fn keeps_messages(&self) -> bool {
         self.config().http.keep_messages > 0

@@ -93,13 +93,7 @@ impl Printer<'_> {
             ExprKind::List(items) => self.list_layout(own, items),
             ExprKind::Call(name, args) => {
                 let mut lines = Lines::text(format!("{}(", name.name), own.start, name.span.end);
-                for (i, arg) in args.iter().enumerate() {
-                    if i > 0 {
-                        lines.push_str(", ");
-                    }
-                    lines.append(self.layout(arg, FREE));
-                }
-                lines.push_str(")");
+                self.push_args(&mut lines, args);
                 lines
             }
             ExprKind::Field(base, name) => {
@@ -110,13 +104,7 @@ impl Printer<'_> {
             ExprKind::Method(base, name, args) => {
                 let mut lines = self.layout(base, FREE);
                 lines.push_str(&format!(".{}(", name.name));
-                for (i, arg) in args.iter().enumerate() {
-                    if i > 0 {
-                        lines.push_str(", ");
-                    }
-                    lines.append(self.layout(arg, FREE));
-                }
-                lines.push_str(")");
+                self.push_args(&mut lines, args);
                 lines
             }
             ExprKind::Index(base, index) => {
@@ -249,6 +237,17 @@ impl Printer<'_> {
             }
         }
         operands.push(e);
+    }
+
+    /// A call's arguments after its `(`, comma-separated, and the `)`.
+    fn push_args(&self, lines: &mut Lines, args: &[Expr]) {
+        for (i, arg) in args.iter().enumerate() {
+            if i > 0 {
+                lines.push_str(", ");
+            }
+            lines.append(self.layout(arg, FREE));
+        }
+        lines.push_str(")");
     }
 
     /// `[a, b]`, or one item per line if the user broke the list.

@@ -69,18 +69,7 @@ pub async fn record_act(daemon: &Arc<Daemon>, act: Value) {
         ruleset_version: daemon.current().version,
         decision: act,
     };
-    let daemon = daemon.clone();
-    let appended = tokio::task::spawn_blocking(move || {
-        daemon.store.append_audit(entry, None).map(|e| (e, daemon))
-    })
-    .await;
-    match appended {
-        Ok(Ok((entry, daemon))) => {
-            let _ = daemon.events.send(entry);
-        }
-        Ok(Err(e)) => tracing::error!("cannot record an operator's act: {e:#}"),
-        Err(e) => tracing::error!("cannot record an operator's act: {e}"),
-    }
+    daemon.record_act(entry, "an operator's act").await;
 }
 
 async fn session(Extension(caller): Extension<Caller>) -> Response {

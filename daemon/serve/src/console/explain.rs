@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 use weir_compiler::decision::RuleTrace;
-use weir_compiler::{EvalOptions, Evaluator};
+use weir_compiler::{Envelope, EvalOptions, Evaluator};
 use weir_stdlib::{Limits, Message, Transaction};
 
 use crate::state::{AuditEntry, Daemon, unix_now};
@@ -108,19 +108,6 @@ impl Explained {
             "highlights": marks,
         })
     }
-}
-
-/// The envelope a message is evaluated under.
-#[derive(Debug, Clone, Default)]
-pub struct Envelope {
-    /// The envelope sender.
-    pub from: Option<String>,
-    /// The envelope recipients.
-    pub to: Vec<String>,
-    /// The client's address.
-    pub client_ip: Option<std::net::IpAddr>,
-    /// The client's HELO name.
-    pub helo: Option<String>,
 }
 
 /// The envelope an audit entry records: sender, recipients, client.

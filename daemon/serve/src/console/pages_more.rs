@@ -86,11 +86,12 @@ pub async fn search(
     let older = (entries.len() == PAGE)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
-    let next_query: String = pairs
-        .iter()
-        .filter(|(k, _)| k != "before")
-        .map(|(k, v)| format!("{}={}&", urlencode(k), urlencode(v)))
-        .collect();
+    let mut next_query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().filter(|(k, _)| k != "before"))
+        .finish();
+    if !next_query.is_empty() {
+        next_query.push('&');
+    }
     let content = html! {
         form.filters method="get" action="/console/search" aria-label="Search the audit log" {
             @for (name, label) in FIELDS {
@@ -123,17 +124,6 @@ pub async fn search(
         charts: false,
     };
     layout::page(&caller, &page, content)
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `GET /console/rules?a=V&b=W`: the running source, the versions, a

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use weir_compiler::Loader;
 
 use super::api::PlaygroundRequest;
-use super::explain::{self, Envelope};
+use super::explain;
 use crate::reload::{self, Candidate, ReloadError};
 use crate::state::{Daemon, unix_now};
+use weir_compiler::Envelope;
 
 /// The default number of kept messages a backtest looks at.
 const DEFAULT_BACKTEST: usize = 100;

@@ -637,8 +637,7 @@ fn audit(daemon: &Daemon, item: &OutboxItem, outcome: OutboxOutcome) -> anyhow::
         ruleset_version: daemon.current().version,
         decision: object,
     };
-    let entry = daemon.store.append_audit(entry, None)?;
-    let _ = daemon.events.send(entry);
+    daemon.record_entry(entry)?;
     Ok(())
 }
 
