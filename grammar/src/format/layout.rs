@@ -61,6 +61,26 @@ impl Printer<'_> {
         }
     }
 
+    /// What goes between a member's receiver and its dot: a space after a
+    /// bare numeric or address literal, because `10.x` or `192.0.2.0/24.x`
+    /// would lex the dot into the literal and no longer parse.
+    fn member_gap(&self, base: &Expr) -> &'static str {
+        let numeric = matches!(
+            base.kind,
+            ExprKind::Int(_)
+                | ExprKind::Float(_)
+                | ExprKind::Size(_)
+                | ExprKind::Duration(_)
+                | ExprKind::Ip(_)
+                | ExprKind::Cidr(..)
+        );
+        if numeric && !self.parens.contains_key(&base.span) {
+            " "
+        } else {
+            ""
+        }
+    }
+
     /// `e` in the parentheses the user wrote around it.
     fn paren(&self, e: &Expr) -> Lines {
         let own = self.own_span(e.span);
@@ -98,12 +118,12 @@ impl Printer<'_> {
             }
             ExprKind::Field(base, name) => {
                 let mut lines = self.layout(base, FREE);
-                lines.push_str(&format!(".{}", name.name));
+                lines.push_str(&format!("{}.{}", self.member_gap(base), name.name));
                 lines
             }
             ExprKind::Method(base, name, args) => {
                 let mut lines = self.layout(base, FREE);
-                lines.push_str(&format!(".{}(", name.name));
+                lines.push_str(&format!("{}.{}(", self.member_gap(base), name.name));
                 self.push_args(&mut lines, args);
                 lines
             }
