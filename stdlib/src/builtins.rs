@@ -174,6 +174,25 @@ fn fields() -> Vec<FieldDef> {
             |tx| Value::str(tx.message.body_text()),
         ),
         field(
+            "body.lines",
+            Type::String,
+            Stage::Body,
+            "The text as Sieve's `body :text` reads it: the parts of `body` and every other \
+             alternative (a `multipart/alternative`'s HTML too), plain text as decoded with \
+             its line breaks as written (CRLF or LF, lines neither joined nor trimmed), so a \
+             phrase wrapped across two lines is not one phrase.",
+            |tx| Value::str(tx.message.body_lines()),
+        ),
+        field(
+            "body.raw",
+            Type::String,
+            Stage::Body,
+            "The body as received, not decoded: every byte after the header block, MIME \
+             boundaries, part headers and base64 or quoted-printable text included (invalid \
+             UTF-8 as U+FFFD). Sieve's `body :raw` reads this.",
+            |tx| Value::str(String::from_utf8_lossy(tx.message.body_raw())),
+        ),
+        field(
             "body.html",
             Type::String,
             Stage::Body,

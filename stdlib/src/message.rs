@@ -261,6 +261,19 @@ impl Message {
         self.inner.body_text()
     }
 
+    /// `body.lines`: the text of every part that is not an attachment,
+    /// every alternative included, plain text with the line breaks it was
+    /// written with, CRLF or LF (docs/language.md ("The message model")).
+    pub fn body_lines(&self) -> &str {
+        self.inner.body_lines()
+    }
+
+    /// `body.raw`: the bytes after the header block, as received: MIME
+    /// boundaries, part headers and transfer encodings included.
+    pub fn body_raw(&self) -> &[u8] {
+        self.inner.body_raw()
+    }
+
     /// `body.html`: the HTML parts, decoded, tags kept, joined with `\n`.
     pub fn body_html(&self) -> &str {
         self.inner.body_html()

@@ -33,6 +33,12 @@
 //!   line breaks inside a paragraph become spaces. HTML converted to text
 //!   is already one block per line. Parts that are empty or all whitespace
 //!   are left out of the join.
+//! - `body.lines` is the text as Pigeonhole's `body :text` reads it: the
+//!   parts of `body` and every other alternative too, plain text as
+//!   decoded, line breaks as written (CRLF or LF; nothing is joined or
+//!   trimmed), HTML as text. The walk keeps its pieces ([`LinePiece`]);
+//!   they are put together, and the HTML converted, the first time a rule
+//!   reads `body.lines`, so mail no rule reads that way pays nothing.
 //! - A `multipart/*` part without a usable boundary is read as text.
 //!
 //! MIME depth: the top-level entity has depth 0; a part inside a multipart
@@ -41,7 +47,7 @@
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders, PartType};
 
@@ -55,6 +61,10 @@ use crate::message::{Address, Attachment, Limits, MessageError};
 #[derive(Debug, Default)]
 struct Body {
     text: String,
+    /// What `body.lines` is made of, in document order.
+    line_pieces: Vec<LinePiece>,
+    /// `body.lines`, put together on first use.
+    lines: OnceLock<String>,
     html: String,
     attachments: Vec<Attachment>,
 }
@@ -63,6 +73,8 @@ struct Body {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Parsed {
     raw: Arc<[u8]>,
+    /// Where the body starts in `raw`: after the header block.
+    body_start: usize,
     fields: Arc<[HeaderField]>,
     body: Arc<Body>,
 }
@@ -86,15 +98,13 @@ impl Parsed {
             // No header block (or an empty one): plain text, as RFC 2045
             // defaults a part without Content-Type.
             let text = String::from_utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
-            Body {
-                text: join_paragraphs(&text),
-                ..Body::default()
-            }
+            Body::plain(&text)
         } else {
             mime_body(bytes, &block, limits)?
         };
         Ok(Parsed {
             raw: Arc::from(bytes),
+            body_start: block.body_start.min(bytes.len()),
             fields: Arc::from(block.fields),
             body: Arc::new(body),
         })
@@ -158,6 +168,28 @@ impl Parsed {
         &self.body.text
     }
 
+    pub(crate) fn body_lines(&self) -> &str {
+        self.body.lines.get_or_init(|| {
+            let mut texts: Vec<Cow<'_, str>> = self
+                .body
+                .line_pieces
+                .iter()
+                .map(|p| match p {
+                    LinePiece::Plain(t) => Cow::Borrowed(t.as_str()),
+                    LinePiece::Html(h) => Cow::Owned(html_to_text(h)),
+                })
+                .collect();
+            // Empty parts add nothing, as in `body`.
+            texts.retain(|t| !t.trim().is_empty());
+            texts.join("\n")
+        })
+    }
+
+    /// The body as received: the bytes after the header block.
+    pub(crate) fn body_raw(&self) -> &[u8] {
+        self.raw.get(self.body_start..).unwrap_or_default()
+    }
+
     pub(crate) fn body_html(&self) -> &str {
         &self.body.html
     }
@@ -172,6 +204,17 @@ impl Parsed {
 
     pub(crate) fn raw(&self) -> &[u8] {
         &self.raw
+    }
+}
+
+impl Body {
+    /// A body that is one plain text and nothing else.
+    fn plain(text: &str) -> Body {
+        Body {
+            text: join_paragraphs(text),
+            line_pieces: vec![LinePiece::Plain(text.to_string())],
+            ..Body::default()
+        }
     }
 }
 
@@ -249,10 +292,7 @@ fn mime_body(
         Ok(Err(error)) => Err(error),
         Err(_) => {
             let text = String::from_utf8_lossy(input.get(body_start..).unwrap_or_default());
-            Ok(Body {
-                text: join_paragraphs(&text),
-                ..Body::default()
-            })
+            Ok(Body::plain(&text))
         }
     }
 }
@@ -504,6 +544,7 @@ fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
     );
     let Walker {
         mut text,
+        line_pieces,
         mut html,
         attachments,
     } = walker;
@@ -512,9 +553,20 @@ fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
     html.retain(|h| !h.trim().is_empty());
     Body {
         text: text.join("\n"),
+        line_pieces,
+        lines: OnceLock::new(),
         html: html.join("\n"),
         attachments,
     }
+}
+
+/// A part of `body.lines` as the walk finds it.
+#[derive(Debug)]
+enum LinePiece {
+    /// Plain text, decoded, line breaks as written.
+    Plain(String),
+    /// HTML, decoded, converted to text when `body.lines` is first read.
+    Html(String),
 }
 
 /// Where a walk is: the top-level message (`level` 0, `archive` `""`), or
@@ -529,6 +581,7 @@ struct Scope<'a> {
 #[derive(Default)]
 struct Walker {
     text: Vec<String>,
+    line_pieces: Vec<LinePiece>,
     html: Vec<String>,
     attachments: Vec<Attachment>,
 }
@@ -560,13 +613,20 @@ impl Walker {
                 continue;
             }
             match classify_leaf(part) {
-                Leaf::Plain if in_body => self.text.push(join_paragraphs(&leaf_text(part, input))),
+                Leaf::Plain if top => {
+                    let t = leaf_text(part, input);
+                    if in_body {
+                        self.text.push(join_paragraphs(&t));
+                    }
+                    self.line_pieces.push(LinePiece::Plain(t.into_owned()));
+                }
                 Leaf::Plain => {}
                 Leaf::Html if top => {
                     let h = leaf_text(part, input);
                     if in_body {
                         self.text.push(html_to_text(&h));
                     }
+                    self.line_pieces.push(LinePiece::Html(h.to_string()));
                     self.html.push(normalize_newlines(&h));
                 }
                 Leaf::Html => {}

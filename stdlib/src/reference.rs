@@ -97,6 +97,12 @@ for `body.html` and their non-text parts are still attachments. A `text/*` part 
 its Content-Disposition is `attachment` or it is `text/html` with a file name (HTML \
 smuggling); any other leaf is an attachment. A `multipart` part \
 without a boundary is read as text.
+- **`body.lines`**: every text part `body` reads and every other alternative of a \
+`multipart/alternative`, in document order: plain text as decoded, its line breaks as written \
+(CRLF or LF), no line joined, trimmed or dropped; HTML as text, as for `body`. Parts are joined \
+with `\\n`; empty or all-whitespace parts are left out.
+- **`body.raw`**: every byte after the header block as received, not decoded (CRLF stays \
+CRLF; invalid UTF-8 becomes U+FFFD); a message without a header block is all body.
 - **HTML as text**: tags removed (inline tags add nothing; `<br>`, `<p>`, `<div>`, `<li>`, \
 `<tr>`, headings, lists, tables and other block elements become line breaks; table cells a \
 space); `head`, `script`, `style` and `title` dropped; entities decoded (`&nbsp;` is a space); \

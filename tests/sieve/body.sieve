@@ -16,3 +16,16 @@ if body :content "text/html" :contains "<b>payment" {
 if body :content "text" :contains "click to unsubscribe" {
   addflag "text-unsubscribe";
 }
+# :raw reads the body undecoded: the base64 of "%PDF-1.4", not the PDF.
+if body :raw :contains "JVBERi0xLjQK" {
+  addflag "raw-pdf";
+}
+if body :raw :contains "%PDF" {
+  addflag "decoded-pdf";
+}
+# A regex's `.` matches a line break in Sieve (POSIX), and the text keeps
+# its CRLF: "your payment" and "failed" are on two lines of
+# messages/wrapped.eml.
+if body :text :regex "payment..failed again" {
+  addflag "wrapped-regex";
+}

@@ -644,7 +644,10 @@ impl Gen<'_, '_> {
                     "greeting",
                 ])
                 .to_string(),
-            2 => self.tape.item(&["body", "body.html"]).to_string(),
+            2 => self
+                .tape
+                .item(&["body", "body.html", "body.lines", "body.raw"])
+                .to_string(),
             3 => self.param(T::Str).unwrap_or_else(|| "subject".to_string()),
             4 => {
                 let member = self

@@ -297,6 +297,8 @@ fn generated_rulesets_cover_every_form() {
         "envelope.to",
         "client.ip",
         "body.html",
+        "body.lines",
+        "body.raw",
         "m[",
         "${",
         "shadow",

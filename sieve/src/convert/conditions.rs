@@ -305,14 +305,17 @@ impl Converter<'_> {
 
     fn body(&mut self, t: &Test, args: &Args, bind: BindTarget) -> Result<Expr, Unsupported> {
         let mut known = SPEC_TAGS.to_vec();
-        known.extend(["text", "content"]);
+        known.extend(["text", "content", "raw"]);
         args.only(&known, "body")?;
         let spec = Spec::read(args, t.span)?;
         let key_strings = nth_strings(args, 0, t.span, "body")?;
         let keys = matching::keys(&self.scope, &key_strings)?;
         let sources = match args.value("content") {
-            None => vec![name("body")],
             Some(types) => self.content_sources(types)?,
+            // The undecoded body, MIME structure included.
+            None if args.has("raw") => vec![field(name("body"), "raw")],
+            // `:text` reads the text with its line breaks, as Pigeonhole does.
+            None => vec![field(name("body"), "lines")],
         };
         if sources.len() > 1 && bind == Some(t.span) {
             return Err(Unsupported::new(
@@ -327,8 +330,8 @@ impl Converter<'_> {
 
     /// `:content` types as Flow's body texts: `text/html` is `body.html`
     /// (the HTML with its tags, as Sieve reads it); `text` and `text/plain`
-    /// are `body` and `body.html` (Weir's `body` is the plain text, or
-    /// the HTML as text when there is none).
+    /// are `body.lines` and `body.html` (`body.lines` is the plain text
+    /// with its line breaks, or the HTML as text when there is none).
     fn content_sources(&mut self, types: &Argument) -> Result<Vec<Expr>, Unsupported> {
         let mut out = Vec::new();
         for ty in strings(types).unwrap_or_default() {
@@ -339,9 +342,9 @@ impl Converter<'_> {
                     self.info(
                         ty.span,
                         "body :content \"text\"",
-                        "converted as `body` and `body.html`: text attachments are not read",
+                        "converted as `body.lines` and `body.html`: text attachments are not read",
                     );
-                    out.extend([name("body"), html]);
+                    out.extend([field(name("body"), "lines"), html]);
                 }
                 other => {
                     return Err(Unsupported::new(

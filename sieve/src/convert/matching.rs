@@ -205,7 +205,8 @@ pub fn test(
                     ));
                 }
             }
-            let flags = if octet { "" } else { "i" };
+            // POSIX regexes (Pigeonhole's) let `.` match a line break.
+            let flags = if octet { "s" } else { "is" };
             bind_regex(lhs, patterns, flags, keys, bind, bound)
         }
     }

@@ -142,6 +142,59 @@ fn quoted_printable_and_base64_bodies() {
 }
 
 #[test]
+fn body_lines_keeps_the_line_breaks_body_joins() {
+    let m = parse(&crlf(&[
+        "Subject: wrapped",
+        "",
+        "  Your password",
+        "expires today.\t",
+        "",
+        "",
+        "Bye",
+    ]));
+    assert_eq!(m.body_text(), "Your password expires today.\nBye");
+    assert_eq!(
+        m.body_lines(),
+        "  Your password\r\nexpires today.\t\r\n\r\n\r\nBye"
+    );
+    // Quoted-printable soft breaks are decoding, not line breaks.
+    let qp = parse(&crlf(&[
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+        "pass=",
+        "word",
+        "expires",
+    ]));
+    assert_eq!(qp.body_lines(), "password\r\nexpires");
+    // Every alternative, in order, HTML as text, as Sieve's `body :text`.
+    let alt = parse(ALTERNATIVE);
+    assert_eq!(alt.body_text(), "Hello plain");
+    assert_eq!(alt.body_lines(), "Hello HTML\nHello plain");
+    // No header block: every byte is body.
+    assert_eq!(parse("just\r\ntext").body_lines(), "just\r\ntext");
+}
+
+#[test]
+fn body_raw_is_the_body_as_received() {
+    let b64 = parse(&crlf(&[
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: base64",
+        "",
+        "SGVsbG8sIHfDtnJsZCE=",
+        "",
+    ]));
+    assert_eq!(b64.body_raw(), b"SGVsbG8sIHfDtnJsZCE=\r\n");
+    let alt = parse(ALTERNATIVE);
+    assert!(
+        alt.body_raw()
+            .starts_with(b"preamble\r\n--b1\r\nContent-Type: text/html")
+    );
+    assert!(alt.body_raw().ends_with(b"--b1--\r\n"));
+    assert_eq!(parse("no headers\n").body_raw(), b"no headers\n");
+    assert_eq!(parse("Subject: only headers").body_raw(), b"");
+}
+
+#[test]
 fn charsets_become_utf8() {
     let latin1 = parse_bytes(b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\nd\xe9j\xe0 vu");
     assert_eq!(latin1.body_text(), "déjà vu");

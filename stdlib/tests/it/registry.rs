@@ -29,6 +29,8 @@ fn every_field_of_the_language_is_registered_with_its_stage() {
         ("sender", Type::list(Type::Address), Some(Stage::Header)),
         ("date", Type::Time, Some(Stage::Header)),
         ("body", Type::String, Some(Stage::Body)),
+        ("body.lines", Type::String, Some(Stage::Body)),
+        ("body.raw", Type::String, Some(Stage::Body)),
         ("body.html", Type::String, Some(Stage::Body)),
         (
             "attachments",
@@ -82,6 +84,12 @@ fn field_getters_read_the_transaction() {
     assert_eq!(get(&tx, "now").to_text(), "2026-11-22T07:00:00Z");
     assert_eq!(get(&tx, "body").to_text(), "Hello");
     assert_eq!(get(&tx, "body.html").to_text(), "<p>Hello</p>");
+    assert_eq!(get(&tx, "body.lines").to_text(), "Hello");
+    assert!(
+        get(&tx, "body.raw")
+            .to_text()
+            .starts_with("--b\r\nContent-Type: text/html\r\n\r\n<p>Hello</p>\r\n--b\r\n")
+    );
     assert_eq!(get(&tx, "attachments").to_text(), "x.pdf");
     assert_eq!(get(&tx, "size").as_f64(), Some(tx.message.size() as f64));
     assert_eq!(get(&tx, "tls").as_bool(), Some(false));
