@@ -389,6 +389,21 @@ fn functions() -> Vec<FunctionDef> {
             },
         ),
         pure(
+            "addresses",
+            vec![ParamType::Exact(Type::list(Type::String))],
+            Type::list(Type::Address),
+            "Every address written in a list of header values (groups flattened, display \
+             names RFC 2047-decoded), read as `from` reads `From`: for headers Weir has no \
+             field for. `addresses(header(\"Resent-From\").raw).domain == \"example.com\"`",
+            |args| {
+                let mut out = Vec::new();
+                for value in args.first().and_then(Value::as_list).unwrap_or_default() {
+                    crate::address::header_addresses(&value.to_text(), &mut out);
+                }
+                addresses(out)
+            },
+        ),
+        pure(
             "number",
             vec![string()],
             Type::Float,

@@ -686,8 +686,16 @@ impl Gen<'_, '_> {
                 .unwrap_or_else(|| "envelope.from".to_string()),
             2 => format!(
                 "{}[{}]",
-                self.tape
-                    .item(&["from", "to", "cc", "reply_to", "sender", "envelope.to"]),
+                self.tape.item(&[
+                    "from",
+                    "to",
+                    "cc",
+                    "reply_to",
+                    "sender",
+                    "envelope.to",
+                    "addresses(header(\"Cc\").raw)",
+                    "addresses(header(\"To\"))",
+                ]),
                 self.tape.pick(3)
             ),
             _ => "recipient".to_string(),

@@ -298,6 +298,7 @@ fn generated_rulesets_cover_every_form() {
         "client.ip",
         "body.html",
         "body.lines",
+        "addresses(",
         "body.raw",
         "m[",
         "${",

@@ -123,12 +123,17 @@ impl Converter<'_> {
                             "it changes the match variables the rule's actions read; Flow binds captures only in a rule's condition",
                         ));
                     }
+                    self.test_path = path.clone();
                     Some(self.test(t, None)?)
                 }
                 _ => None,
             };
             let mut branch_path = path.clone();
             let stmts = self.scoped_block(c.block.as_deref().unwrap_or(&[]), &mut branch_path)?;
+            // A test converted to `false` (`hasflag`) never runs its block.
+            branch_path.ended |= cond
+                .as_ref()
+                .is_some_and(|e| matches!(e.kind, ExprKind::Bool(false)));
             after = Some(match after {
                 Some(a) => a.join(branch_path),
                 None => branch_path,

@@ -53,12 +53,56 @@ impl Converter<'_> {
             "currentdate" | "date" => self.date(t, &args),
             "duplicate" => self.duplicate(t, &args),
             "spamtest" => self.spamtest(t, &args),
+            "hasflag" => self.hasflag(t, &args),
             other => Err(Unsupported::new(
                 t.span,
                 format!("test `{other}`"),
                 "Flow has no equivalent test",
             )),
         }
+    }
+
+    /// `hasflag` without variable names tests the flags the script set so
+    /// far (imap4flags' internal variable, empty when the script starts).
+    /// Where no flag it asks for can have been set on the way to it, it is
+    /// `false` in Sieve, and so in Flow; otherwise it is not converted.
+    fn hasflag(&mut self, t: &Test, args: &Args) -> Result<Expr, Unsupported> {
+        args.only(SPEC_TAGS, "hasflag")?;
+        let spec = Spec::read(args, t.span)?;
+        if args.positional.len() > 1 {
+            return Err(Unsupported::new(
+                t.span,
+                "hasflag with variable names",
+                "Flow's flags are not variables",
+            ));
+        }
+        let keys = nth_strings(args, 0, t.span, "hasflag")?;
+        let words: Option<Vec<String>> = keys
+            .iter()
+            .map(|k| self.scope.constant(k).map(|c| c.to_lowercase()))
+            .collect();
+        let path = &self.test_path;
+        let none_set = !path.unknown_flags
+            && spec.comparator != Comparator::Numeric
+            && match spec.match_type {
+                MatchType::Is => words.is_some_and(|w| {
+                    w.iter()
+                        .flat_map(|k| k.split_whitespace())
+                        .all(|k| !path.flags.contains(k))
+                }),
+                MatchType::Contains | MatchType::Matches | MatchType::Regex => {
+                    path.flags.is_empty()
+                }
+                MatchType::Count(_) | MatchType::Value(_) => false,
+            };
+        if none_set {
+            return Ok(expr(ExprKind::Bool(false)));
+        }
+        Err(Unsupported::new(
+            t.span,
+            "hasflag",
+            "a flag it tests may have been set by then, and Flow rules do not read the flags set so far",
+        ))
     }
 
     fn header_call(&self, n: &crate::ast::SieveString) -> Result<Expr, Unsupported> {
@@ -216,11 +260,8 @@ impl Converter<'_> {
     }
 
     fn address_source(&self, t: &Test, n: &crate::ast::SieveString) -> Result<Expr, Unsupported> {
-        let header = self
-            .scope
-            .constant(n)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let written = self.scope.constant(n).unwrap_or_default();
+        let header = written.to_ascii_lowercase();
         let flow = if t.name == "envelope" {
             match header.as_str() {
                 "from" => field(name("envelope"), "from"),
@@ -237,13 +278,19 @@ impl Converter<'_> {
             match header.as_str() {
                 "from" | "to" | "cc" | "sender" => name(&header),
                 "reply-to" => name("reply_to"),
-                _ => {
+                "" => {
                     return Err(Unsupported::new(
                         n.span,
-                        format!("address \"{header}\""),
-                        "Flow parses the addresses of From, To, Cc, Reply-To and Sender",
+                        "address with a header name built from variables",
+                        "Flow reads the header named by a constant",
                     ));
                 }
+                // Any other header: its addresses as `from` reads From's,
+                // from the undecoded values, as Sieve parses them.
+                _ => call(
+                    "addresses",
+                    vec![field(call("header", vec![text(&written)]), "raw")],
+                ),
             }
         };
         Ok(flow)

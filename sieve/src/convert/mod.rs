@@ -81,6 +81,9 @@ pub(crate) struct Converter<'a> {
     included: Vec<String>,
     scope: Scope,
     path: Path,
+    /// What may have happened where the test being converted runs
+    /// (`hasflag` reads its flags).
+    test_path: Path,
     pieces: Vec<Piece>,
     templates: Vec<Item>,
     imports: BTreeSet<String>,
@@ -110,6 +113,7 @@ pub(crate) fn convert(
             ..Scope::default()
         },
         path: Path::default(),
+        test_path: Path::default(),
         pieces: Vec::new(),
         templates: Vec::new(),
         imports: BTreeSet::new(),
@@ -367,12 +371,15 @@ impl Converter<'_> {
         } else {
             None
         };
+        self.test_path = self.path.clone();
         let when = self.test(test, bind)?;
         self.scope.captures = self.bound_groups;
         let mut then_path = self.path.clone();
         let then = self.scoped_block(body, &mut then_path);
         self.scope.captures = None;
         let then = then?;
+        // A test converted to `false` (`hasflag`) never runs its block.
+        then_path.ended |= matches!(when.kind, weir_grammar::ast::ExprKind::Bool(false));
         let mut else_path = self.path.clone();
         let otherwise = if group.len() > 1 {
             let stmts = self.else_chain(&group[1..], &mut else_path)?;

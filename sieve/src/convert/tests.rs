@@ -143,3 +143,53 @@ fn a_disabled_rule_without_its_test_is_kept_as_sieve() {
         c.flow
     );
 }
+
+#[test]
+fn hasflag_is_false_until_a_flag_it_tests_may_be_set() {
+    let c = convert(
+        "require [\"imap4flags\", \"fileinto\"];\nif hasflag \"\\\\Seen\" { fileinto \"Read\"; }\n",
+    );
+    assert!(c.flow.contains("when false"), "{}", c.flow);
+    assert!(c.exact(), "{:?}", lossy(&c));
+    // Set on the way: the answer depends on the message.
+    let c = convert(
+        "require [\"imap4flags\", \"fileinto\"];\nif size :over 1K { addflag \"$Big\"; }\nif hasflag :is \"$big\" { fileinto \"Big\"; }\n",
+    );
+    assert!(!c.exact(), "{}", c.flow);
+    assert!(lossy(&c)[0].contains("t.sieve:3:4: not converted: hasflag"), "{:?}", lossy(&c));
+    // Another flag set before, or a flag set after: still false.
+    let c = convert(
+        "require [\"imap4flags\", \"fileinto\"];\naddflag \"a\";\nif hasflag \"b\" { addflag \"b\"; }\nif true { addflag \"c\"; if hasflag :contains \"x\" { keep; } }\n",
+    );
+    assert!(c.flow.contains("when false"), "{}", c.flow);
+    assert!(!c.exact(), "`:contains` with a flag set is not decided: {}", c.flow);
+    // Variable names are imap4flags' other form.
+    let c = convert(
+        "require [\"imap4flags\", \"variables\"];\nif hasflag \"v\" \"x\" { keep; }\n",
+    );
+    assert!(!c.exact(), "{}", c.flow);
+}
+
+#[test]
+fn address_on_any_header_reads_its_addresses() {
+    let c = convert(
+        "require \"imap4flags\";\nif address :domain :is [\"Resent-From\", \"bcc\"] \"x.example\" { addflag \"r\"; }\n",
+    );
+    assert!(
+        c.flow.contains("addresses(header(\"Resent-From\").raw).domain == \"x.example\""),
+        "{}",
+        c.flow
+    );
+    assert!(c.flow.contains("addresses(header(\"bcc\").raw).domain"), "{}", c.flow);
+    assert!(c.exact(), "{:?}", lossy(&c));
+}
+
+#[test]
+fn body_text_is_body_lines_and_raw_is_body_raw() {
+    let c = convert(
+        "require [\"body\", \"imap4flags\"];\nif body :text :contains \"a b\" { addflag \"t\"; }\nif body :raw :contains \"=3D\" { addflag \"r\"; }\n",
+    );
+    assert!(c.flow.contains("body.lines contains \"a b\""), "{}", c.flow);
+    assert!(c.flow.contains("body.raw contains \"=3D\""), "{}", c.flow);
+    assert!(c.exact(), "{:?}", lossy(&c));
+}

@@ -179,6 +179,22 @@ fn pure_functions() {
         Value::Int(2)
     ));
     assert!(matches!(call("len", &[Value::str("héllo")]), Value::Int(5)));
+    let resent = Value::list(vec![
+        Value::str("\"Lists, Bot\" <bot@lists.example.net>"),
+        Value::str("G: a+x@y.example, =?utf-8?q?Caf=C3=A9?= <b@z.example>;"),
+        Value::str("not an address"),
+    ]);
+    let found = call("addresses", std::slice::from_ref(&resent));
+    assert_eq!(
+        found.to_text(),
+        "bot@lists.example.net, a+x@y.example, b@z.example"
+    );
+    let parts = member_value(&found, "name").expect("name");
+    assert_eq!(parts.to_text(), "Lists, Bot, , Café");
+    assert_eq!(
+        call("addresses", &[Value::list(vec![])]).to_text(),
+        ""
+    );
     assert_eq!(call("lower", &[Value::str("ÀB")]).to_text(), "àb");
     assert_eq!(call("upper", &[Value::str("àb")]).to_text(), "ÀB");
     assert_eq!(call("trim", &[Value::str("  x \n")]).to_text(), "x");
