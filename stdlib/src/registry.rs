@@ -236,6 +236,7 @@ pub fn members(ty: &Type) -> Vec<(&'static str, Type, &'static str)> {
                 Type::Int,
                 "Minute of the hour, 0-59, in the time's zone.",
             ),
+            ("second", Type::Int, "Second of the minute, 0-59."),
             (
                 "weekday",
                 Type::String,
@@ -397,6 +398,7 @@ pub fn member_value(v: &Value, member: &str) -> Option<Value> {
             match member {
                 "hour" => Value::Int(i64::from(t.hour)),
                 "minute" => Value::Int(i64::from(t.minute)),
+                "second" => Value::Int(i64::from(t.second)),
                 "weekday" => Value::str(weekday_name(t.weekday)),
                 "day" => Value::Int(i64::from(t.day)),
                 "month" => Value::Int(i64::from(t.month)),

@@ -42,6 +42,8 @@ pub struct LocalFields {
     pub hour: u32,
     /// Minute, 0-59.
     pub minute: u32,
+    /// Second, 0-59.
+    pub second: u32,
     /// Day of the week.
     pub weekday: chrono::Weekday,
 }
@@ -57,6 +59,7 @@ pub fn fields(secs: i64, zone: Zone) -> LocalFields {
         day: t.day(),
         hour: t.hour(),
         minute: t.minute(),
+        second: t.second(),
         weekday: t.weekday(),
     }
 }

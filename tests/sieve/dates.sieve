@@ -13,3 +13,9 @@ if currentdate :zone "+0000" :value "ge" "year" "2020" {
 if currentdate :zone "-0500" :is "weekday" "0" {
   addflag "sunday-ny";
 }
+if date :zone "+0000" :is "date" "time" "20:15:00" {
+  addflag "quarter-past-eight";
+}
+if date :zone "+0000" :value "ge" "date" "second" "30" {
+  addflag "late-second";
+}

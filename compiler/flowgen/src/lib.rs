@@ -591,7 +591,8 @@ impl Gen<'_, '_> {
             3 => format!(
                 "{}.{}",
                 self.time_expr(0),
-                self.tape.item(&["hour", "minute", "day", "month", "year"])
+                self.tape
+                    .item(&["hour", "minute", "second", "day", "month", "year"])
             ),
             4 => format!("len({})", self.str_expr(0)),
             5 => format!("count({})", self.any_list(d)),

@@ -291,6 +291,7 @@ fn generated_rulesets_cover_every_form() {
         "min(",
         ".domain",
         ".weekday",
+        ".second",
         "local(",
         "time(\"",
         "attachments",

@@ -604,7 +604,7 @@ fn date_part(
         })
     };
     Ok(match part {
-        "year" | "month" | "day" | "hour" | "minute" => {
+        "year" | "month" | "day" | "hour" | "minute" | "second" => {
             compare(op, field(base.clone(), part), int(number(key)?))
         }
         "weekday" if op == CompareOp::Eq => {
@@ -623,6 +623,22 @@ fn date_part(
                 .ok_or_else(|| Unsupported::new(span, "weekday", "expects 0 (Sunday) to 6"))?;
             compare(op, field(base.clone(), "weekday"), text(day))
         }
+        // `HH:MM:SS`, the three parts equal.
+        "time" if op == CompareOp::Eq => {
+            let parts: Vec<&str> = key.split(':').collect();
+            let [h, m, s] = parts.as_slice() else {
+                return Err(Unsupported::new(span, "time key", "expects hh:mm:ss"));
+            };
+            // Sieve compares the text: `7:00:00` is never `07:00:00`.
+            if parts.iter().any(|p| p.len() != 2) {
+                return Err(Unsupported::new(span, "time key", "expects hh:mm:ss"));
+            }
+            all_of(vec![
+                compare(op, field(base.clone(), "hour"), int(number(h)?)),
+                compare(op, field(base.clone(), "minute"), int(number(m)?)),
+                compare(op, field(base.clone(), "second"), int(number(s)?)),
+            ])
+        }
         "date" if op == CompareOp::Eq => {
             let mut it = key.splitn(3, '-');
             let (y, m, d) = (it.next(), it.next(), it.next());
@@ -639,7 +655,7 @@ fn date_part(
             return Err(Unsupported::new(
                 span,
                 format!("date part \"{other}\""),
-                "Flow's times have year, month, day, hour, minute and weekday",
+                "Flow's times have year, month, day, hour, minute, second and weekday",
             ));
         }
     })

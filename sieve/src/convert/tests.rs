@@ -156,17 +156,23 @@ fn hasflag_is_false_until_a_flag_it_tests_may_be_set() {
         "require [\"imap4flags\", \"fileinto\"];\nif size :over 1K { addflag \"$Big\"; }\nif hasflag :is \"$big\" { fileinto \"Big\"; }\n",
     );
     assert!(!c.exact(), "{}", c.flow);
-    assert!(lossy(&c)[0].contains("t.sieve:3:4: not converted: hasflag"), "{:?}", lossy(&c));
+    assert!(
+        lossy(&c)[0].contains("t.sieve:3:4: not converted: hasflag"),
+        "{:?}",
+        lossy(&c)
+    );
     // Another flag set before, or a flag set after: still false.
     let c = convert(
         "require [\"imap4flags\", \"fileinto\"];\naddflag \"a\";\nif hasflag \"b\" { addflag \"b\"; }\nif true { addflag \"c\"; if hasflag :contains \"x\" { keep; } }\n",
     );
     assert!(c.flow.contains("when false"), "{}", c.flow);
-    assert!(!c.exact(), "`:contains` with a flag set is not decided: {}", c.flow);
-    // Variable names are imap4flags' other form.
-    let c = convert(
-        "require [\"imap4flags\", \"variables\"];\nif hasflag \"v\" \"x\" { keep; }\n",
+    assert!(
+        !c.exact(),
+        "`:contains` with a flag set is not decided: {}",
+        c.flow
     );
+    // Variable names are imap4flags' other form.
+    let c = convert("require [\"imap4flags\", \"variables\"];\nif hasflag \"v\" \"x\" { keep; }\n");
     assert!(!c.exact(), "{}", c.flow);
 }
 
@@ -176,11 +182,16 @@ fn address_on_any_header_reads_its_addresses() {
         "require \"imap4flags\";\nif address :domain :is [\"Resent-From\", \"bcc\"] \"x.example\" { addflag \"r\"; }\n",
     );
     assert!(
-        c.flow.contains("addresses(header(\"Resent-From\").raw).domain == \"x.example\""),
+        c.flow
+            .contains("addresses(header(\"Resent-From\").raw).domain == \"x.example\""),
         "{}",
         c.flow
     );
-    assert!(c.flow.contains("addresses(header(\"bcc\").raw).domain"), "{}", c.flow);
+    assert!(
+        c.flow.contains("addresses(header(\"bcc\").raw).domain"),
+        "{}",
+        c.flow
+    );
     assert!(c.exact(), "{:?}", lossy(&c));
 }
 

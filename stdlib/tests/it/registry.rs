@@ -133,9 +133,10 @@ fn members_of_addresses_attachments_times_and_lists() {
     assert_eq!(member(&att, "type").as_deref(), Some("application/x"));
     assert!(matches!(member_value(&att, "size"), Some(Value::Int(7))));
     // 2026-11-22 is a Sunday.
-    let t = Value::utc(1_795_330_800 + 3_600 * 5 + 60 * 7);
+    let t = Value::utc(1_795_330_800 + 3_600 * 5 + 60 * 7 + 9);
     assert_eq!(member(&t, "hour").as_deref(), Some("12"));
     assert_eq!(member(&t, "minute").as_deref(), Some("7"));
+    assert_eq!(member(&t, "second").as_deref(), Some("9"));
     assert_eq!(member(&t, "weekday").as_deref(), Some("sunday"));
     assert_eq!(member(&t, "year").as_deref(), Some("2026"));
     assert_eq!(
@@ -191,10 +192,7 @@ fn pure_functions() {
     );
     let parts = member_value(&found, "name").expect("name");
     assert_eq!(parts.to_text(), "Lists, Bot, , Café");
-    assert_eq!(
-        call("addresses", &[Value::list(vec![])]).to_text(),
-        ""
-    );
+    assert_eq!(call("addresses", &[Value::list(vec![])]).to_text(), "");
     assert_eq!(call("lower", &[Value::str("ÀB")]).to_text(), "àb");
     assert_eq!(call("upper", &[Value::str("àb")]).to_text(), "ÀB");
     assert_eq!(call("trim", &[Value::str("  x \n")]).to_text(), "x");
