@@ -155,14 +155,15 @@
   function: (identifier) @function.builtin
   (#any-of? @function.builtin
     "header" "count" "len" "lower" "upper" "trim" "rate" "duplicate" "auth_results" "matched"
-    "split" "join" "replace" "first" "number" "max" "min" "local" "time"))
+    "split" "join" "replace" "first" "number" "addresses" "max" "min" "local" "time"))
 
 ; Fields of the message model (docs/language.md, "Expressions").
 ((member_expression
   object: (name) @variable.builtin
   property: (identifier) @variable.builtin) @_field
   (#any-of? @_field
-    "client.ip" "client.name" "client.port" "auth.user" "envelope.from" "envelope.to" "body.html"))
+    "client.ip" "client.name" "client.port" "auth.user" "envelope.from" "envelope.to" "body.html"
+    "body.lines" "body.raw"))
 
 ((name) @variable.builtin
   (#any-of? @variable.builtin

@@ -41,13 +41,13 @@ syn match flowType /\%(\%(:\s*\|<\)\)\@<=\<\%(bool\|int\|float\|string\|address\
 " Fields of the message model (docs/language.md, "Expressions"), not after a `.`; the dotted
 " ones last, since the match defined last wins at one position.
 syn match flowField /\.\@<!\<\%(helo\|tls\|recipient\|subject\|message_id\|from\|to\|cc\|reply_to\|sender\|date\|body\|attachments\|size\|score\|now\)\>\%(\s*(\)\@!/
-syn match flowField /\.\@<!\<\%(client\.ip\|client\.name\|client\.port\|auth\.user\|envelope\.from\|envelope\.to\|body\.html\)\>/
+syn match flowField /\.\@<!\<\%(client\.ip\|client\.name\|client\.port\|auth\.user\|envelope\.from\|envelope\.to\|body\.html\|body\.lines\|body\.raw\)\>/
 syn match flowProperty /\%(\.\)\@<=\h\w*/
 
 " Builtin functions, then any other call.
 syn match flowCall     /\<\h\w*\ze\s*(/
 syn match flowFunctionName /\%(\<fn\s\+\)\@<=\h\w*/
-syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|auth_results\|matched\|split\|join\|replace\|first\|number\|max\|min\|local\|time\)\ze\s*(/
+syn match flowFunction /\<\%(header\|count\|len\|lower\|upper\|trim\|rate\|duplicate\|auth_results\|matched\|split\|join\|replace\|first\|number\|addresses\|max\|min\|local\|time\)\ze\s*(/
 
 " Actions (docs/language.md, "Rules and actions") at the start of a statement: at the start of a
 " line, after `{`, `;`, `then`, `else`, or `expect [not]` in a test.
