@@ -6,7 +6,7 @@ use weir_grammar::ast::{Block, Expr, ExprKind, Item, Span, Stmt, StrPart, Templa
 
 use super::args::{Args, string, strings};
 use super::build::{self, action, call, expr, ident, if_stmt, str_lit, text};
-use super::conditions::sets_captures;
+use super::conditions::{self, sets_captures};
 use super::{Converter, Unsupported};
 use crate::ast::{Argument, Command};
 
@@ -123,7 +123,9 @@ impl Converter<'_> {
                             "it changes the match variables the rule's actions read; Flow binds captures only in a rule's condition",
                         ));
                     }
-                    self.test_path = path.clone();
+                    if conditions::reads_flags(t) {
+                        self.test_path = path.clone();
+                    }
                     Some(self.test(t, None)?)
                 }
                 _ => None,

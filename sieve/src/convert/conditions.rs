@@ -661,6 +661,12 @@ fn date_part(
     })
 }
 
+/// Whether a test (or a test inside it) is `hasflag`, which reads the
+/// flags set on the way to it.
+pub fn reads_flags(t: &Test) -> bool {
+    t.name == "hasflag" || t.args.tests.iter().any(reads_flags)
+}
+
 /// Whether a test (or a test inside it) sets match variables.
 pub fn sets_captures(t: &Test) -> bool {
     let args = Args::read(&t.args);

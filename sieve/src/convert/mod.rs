@@ -371,7 +371,10 @@ impl Converter<'_> {
         } else {
             None
         };
-        self.test_path = self.path.clone();
+        // Copied only when read: the flags may be thousands.
+        if conditions::reads_flags(test) {
+            self.test_path = self.path.clone();
+        }
         let when = self.test(test, bind)?;
         self.scope.captures = self.bound_groups;
         let mut then_path = self.path.clone();
