@@ -70,6 +70,11 @@ struct Out {
     text: String,
     space: bool,
     newline: bool,
+    /// Whitespace in the source's text is kept as written (`body.lines`,
+    /// as Pigeonhole's HTML-to-text keeps it) instead of collapsed.
+    keep_breaks: bool,
+    /// With `keep_breaks`: the whitespace read since the last character.
+    pending: String,
 }
 
 impl Out {
@@ -77,18 +82,23 @@ impl Out {
         if !self.text.is_empty() {
             if self.newline {
                 self.text.push('\n');
+            } else if !self.pending.is_empty() {
+                self.text.push_str(&self.pending);
             } else if self.space {
                 self.text.push(' ');
             }
         }
         self.space = false;
         self.newline = false;
+        self.pending.clear();
         self.text.push(c);
     }
 
     fn push_str(&mut self, s: &str) {
         for c in s.chars() {
-            if c.is_whitespace() {
+            if c.is_whitespace() && self.keep_breaks {
+                self.pending.push(c);
+            } else if c.is_whitespace() {
                 self.space = true;
             } else {
                 self.push(c);
@@ -123,11 +133,24 @@ fn find_ci(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 
 /// Converts HTML to text (see the module docs).
 pub fn html_to_text(html: &str) -> String {
+    convert(html, false)
+}
+
+/// [`html_to_text`], but the whitespace of the source's text is kept as
+/// written (line breaks, runs of spaces): `body.lines`, where Sieve's
+/// `body :text` finds no phrase the HTML source wraps or double-spaces.
+pub fn html_to_lines(html: &str) -> String {
+    convert(html, true)
+}
+
+fn convert(html: &str, keep_breaks: bool) -> String {
     let bytes = html.as_bytes();
     let mut out = Out {
         text: String::with_capacity(html.len() / 2),
         space: false,
         newline: false,
+        keep_breaks,
+        pending: String::new(),
     };
     let mut i = 0;
     // Start of the pending run of plain text.
@@ -372,6 +395,20 @@ mod tests {
     #[test]
     fn named_entities_are_sorted() {
         assert!(NAMED.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn lines_keep_the_sources_line_breaks() {
+        let html = "<p>limited time\r\n  offer, <b>now</b>\n\n\nor never</p><p>x</p>";
+        assert_eq!(html_to_text(html), "limited time offer, now or never\nx");
+        assert_eq!(
+            html_to_lines(html),
+            "limited time\r\n  offer, now\n\n\nor never\nx"
+        );
+        assert_eq!(
+            html_to_lines("<p>dear customer  verify</p>"),
+            "dear customer  verify"
+        );
     }
 
     #[test]

@@ -36,7 +36,8 @@
 //! - `body.lines` is the text as Pigeonhole's `body :text` reads it: the
 //!   parts of `body` and every other alternative too, plain text as
 //!   decoded, line breaks as written (CRLF or LF; nothing is joined or
-//!   trimmed), HTML as text. The walk keeps its pieces ([`LinePiece`]);
+//!   trimmed), HTML as text with the source's whitespace kept
+//!   ([`html_to_lines`]). The walk keeps its pieces ([`LinePiece`]);
 //!   they are put together, and the HTML converted, the first time a rule
 //!   reads `body.lines`, so mail no rule reads that way pays nothing.
 //! - A `multipart/*` part without a usable boundary is read as text.
@@ -54,7 +55,7 @@ use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders, PartType};
 use crate::address;
 use crate::charset;
 use crate::headers::{self, HeaderField};
-use crate::html::html_to_text;
+use crate::html::{html_to_lines, html_to_text};
 use crate::message::{Address, Attachment, Limits, MessageError};
 
 /// What the body walk produces.
@@ -176,7 +177,7 @@ impl Parsed {
                 .iter()
                 .map(|p| match p {
                     LinePiece::Plain(t) => Cow::Borrowed(t.as_str()),
-                    LinePiece::Html(h) => Cow::Owned(html_to_text(h)),
+                    LinePiece::Html(h) => Cow::Owned(html_to_lines(h)),
                 })
                 .collect();
             // Empty parts add nothing, as in `body`.

@@ -99,7 +99,8 @@ smuggling); any other leaf is an attachment. A `multipart` part \
 without a boundary is read as text.
 - **`body.lines`**: every text part `body` reads and every other alternative of a \
 `multipart/alternative`, in document order: plain text as decoded, its line breaks as written \
-(CRLF or LF), no line joined, trimmed or dropped; HTML as text, as for `body`. Parts are joined \
+(CRLF or LF), no line joined, trimmed or dropped; HTML as text, as for `body` but with the \
+whitespace of the source's text kept as written (not collapsed). Parts are joined \
 with `\\n`; empty or all-whitespace parts are left out.
 - **`body.raw`**: every byte after the header block as received, not decoded (CRLF stays \
 CRLF; invalid UTF-8 becomes U+FFFD); a message without a header block is all body.
