@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use crate::common::{stderr, stdout, temp_dir, weir, weir_in};
 use crate::serve_support::{Daemon, free_port, lmtp_deliver, lmtp_table, write_config};
 
-const RULES: &str = r#"classifier spam = learned ["spam", "ham"]
+pub const RULES: &str = r#"classifier spam = learned ["spam", "ham"]
 
 rule answer {
   then tag "class=${spam.class} p=${spam.probability("spam")}"
@@ -93,7 +93,7 @@ fn message(rng: &mut Lcg, class: &str, index: usize) -> String {
 }
 
 /// Writes `n` messages of each class under `dir/CLASS/`.
-fn corpus(dir: &Path, seed: u64, n: usize, start: usize) {
+pub fn corpus(dir: &Path, seed: u64, n: usize, start: usize) {
     let mut rng = Lcg(seed);
     for class in ["spam", "ham"] {
         std::fs::create_dir_all(dir.join(class)).unwrap();
