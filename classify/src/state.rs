@@ -295,6 +295,22 @@ pub fn digest_class(
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
+/// Every digest record of classifier `name`: the digest and the class
+/// the message was learned as.
+pub fn digests(state: &dyn LearnedState, name: &str) -> Result<Vec<(String, String)>, StateError> {
+    let prefix = key(name, "d/");
+    Ok(state
+        .scan(&prefix)?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect())
+}
+
 /// The write recording that a message was learned as `class` (`None`:
 /// forgotten).
 pub fn digest_write(name: &str, digest: &str, class: Option<&str>) -> Write {

@@ -273,12 +273,11 @@ impl Store {
     /// Redis when it is configured, shared by every host; else the sled
     /// tree `classifiers` (`weir learn --state` opens the same tree).
     pub fn learned_store(&self) -> anyhow::Result<LearnedStore> {
-        if let Some(r) = &self.redis {
-            return Ok(LearnedStore::Shared(SharedLearned::new(r.clone())));
-        }
-        weir_classify::SledState::new(&self.db)
-            .map(LearnedStore::Local)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        let local = weir_classify::SledState::new(&self.db).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(match &self.redis {
+            Some(r) => LearnedStore::Shared(SharedLearned::new(r.clone(), local)),
+            None => LearnedStore::Local(local),
+        })
     }
 
     /// Writes everything to disk; returns once it is durable.

@@ -104,7 +104,7 @@ pub fn corpus(dir: &Path, seed: u64, n: usize, start: usize) {
     }
 }
 
-fn learn(dir: &Path, args: &[&str]) -> String {
+pub fn learn(dir: &Path, args: &[&str]) -> String {
     let mut all = vec!["learn"];
     all.extend_from_slice(args);
     let out = weir_in(dir, &all, None);

@@ -2,12 +2,14 @@
 //! "Storage", docs/serve.md "Several hosts"): two `weir serve` processes
 //! on one real `redis-server`. What is learned through one host's API
 //! classifies the other host's mail, what is forgotten through the other
-//! changes the first, and a restarted host reads it all back from Redis.
+//! changes the first, and a restarted host reads it all back from Redis;
+//! what `weir learn --state` taught one host before becomes the shared
+//! model when Redis has none.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::classifiers::{RULES, corpus};
+use crate::classifiers::{RULES, corpus, learn as weir_learn};
 use crate::redis_support::{self, Redis};
 use crate::serve_support::{Daemon, temp_dir, write_config};
 
@@ -122,4 +124,42 @@ fn what_one_host_learns_classifies_the_mail_of_the_other() {
     b.kill_9();
     let b = Daemon::start(&root.join("b"), b_http, b_milter);
     assert_eq!(tag(&b, &probe), on_b);
+}
+
+#[test]
+fn what_weir_learn_taught_one_host_seeds_an_empty_redis() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let root = temp_dir("classify-seed");
+    corpus(&root.join("c"), 5, 21, 0);
+    let a_dir = root.join("a");
+    std::fs::create_dir_all(&a_dir).expect("dir");
+    // `weir learn` into host A's state directory, the daemon stopped.
+    for class in ["spam", "ham"] {
+        let path = root.join("c").join(class);
+        weir_learn(
+            &a_dir,
+            &[
+                "spam",
+                class,
+                path.to_str().expect("path"),
+                "--state",
+                "state",
+            ],
+        );
+    }
+    let probe = std::fs::read(root.join("c/spam/020.eml")).expect("probe");
+    let (a, _, _) = host(&redis, &a_dir, "mx-a");
+    let on_a = tag(&a, &probe);
+    assert!(
+        on_a.starts_with("class=spam "),
+        "A reads what it learned: {on_a}"
+    );
+    // B never learned anything itself: it reads the seeded model, and the
+    // digest records came along (the message counts once).
+    let (b, _, _) = host(&redis, &root.join("b"), "mx-b");
+    assert_eq!(tag(&b, &probe), on_a);
+    learn(&b, "/v1/learn/spam/spam", &probe, "already learned");
 }

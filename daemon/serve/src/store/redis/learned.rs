@@ -12,6 +12,10 @@
 //!   `weir_classify::state::encode_model`) and `pending`, the events
 //!   added since it was written.
 //!
+//! A host whose own sled holds what a classifier learned (`weir learn
+//! --state`, or a single host moving to Redis) seeds Redis with it when
+//! Redis has nothing for that classifier yet.
+//!
 //! Learning is one Lua script (read the digest record, add the events,
 //! write the record: atomic, so two hosts learning the same message count
 //! it once). Every host reads the events after the last one it applied
@@ -94,6 +98,18 @@ if minute_ago < ms then keep = string.format('%d-0', minute_ago) end
 redis.call('XTRIM', KEYS[2], 'MINID', keep)
 return 1
 ";
+
+/// Makes a model learned on one host (`weir learn --state`, or before
+/// the store was Redis) the shared one, only while Redis has none: no
+/// snapshot and no event. KEYS: snapshot, log. ARGV: the model.
+const SEED_SCRIPT: &str = r"
+if redis.call('HEXISTS', KEYS[1], 'ms') == 1 or redis.call('XLEN', KEYS[2]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], 'ms', 0, 'seq', 1, 'model', ARGV[1], 'pending', 0)
+return 1
+";
+
+/// Digest records written per round trip when seeding.
+const SEED_PAGE: usize = 1000;
 
 /// Events read per round trip.
 const PAGE: usize = 1000;
@@ -188,6 +204,9 @@ fn events(raw: Raw) -> Vec<LearnEvent> {
 #[derive(Clone)]
 pub struct SharedLearned {
     redis: std::sync::Arc<RedisStore>,
+    /// This host's sled tree `classifiers`: what it holds seeds Redis
+    /// when Redis has nothing for a classifier.
+    local: weir_classify::SledState,
 }
 
 impl std::fmt::Debug for SharedLearned {
@@ -197,8 +216,11 @@ impl std::fmt::Debug for SharedLearned {
 }
 
 impl SharedLearned {
-    pub(in crate::store) fn new(redis: std::sync::Arc<RedisStore>) -> SharedLearned {
-        SharedLearned { redis }
+    pub(in crate::store) fn new(
+        redis: std::sync::Arc<RedisStore>,
+        local: weir_classify::SledState,
+    ) -> SharedLearned {
+        SharedLearned { redis, local }
     }
 
     /// The keys of classifier `name`: digests, log, snapshot.
@@ -242,8 +264,54 @@ impl SharedLearned {
     }
 
     /// Classifier `name`'s model as every host learned it, and the last
-    /// event it includes (`None`: none yet).
+    /// event it includes (`None`: none yet). When Redis has nothing for
+    /// it and this host's sled does, that is written first, with its
+    /// digest records.
     pub fn load(&self, name: &str) -> anyhow::Result<(Model, Option<EventId>)> {
+        let (model, seen) = self.load_shared(name)?;
+        if seen.is_some() || model.learned().next().is_some() {
+            return Ok((model, seen));
+        }
+        let local = weir_classify::state::load(&self.local, name)?;
+        if local.learned().next().is_none() || !self.seed(name, &local)? {
+            return Ok((model, seen));
+        }
+        tracing::info!(
+            "classifier {name}: what this host learned before ({} features) is now shared in Redis",
+            local.vocabulary()
+        );
+        self.load_shared(name)
+    }
+
+    /// Writes `model` as the first snapshot, then the local digest
+    /// records; whether Redis took it (it had nothing).
+    fn seed(&self, name: &str, model: &Model) -> anyhow::Result<bool> {
+        let [digests, log, snapshot] = self.keys(name);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SEED_SCRIPT)
+            .arg(2)
+            .arg(snapshot)
+            .arg(log)
+            .arg(weir_classify::state::encode_model(model));
+        let written: Value = self.redis.redis.run("learned seed", |c| cmd.query(c))?;
+        if written != Value::Int(1) {
+            return Ok(false);
+        }
+        let records = weir_classify::state::digests(&self.local, name)?;
+        for page in records.chunks(SEED_PAGE) {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(&digests);
+            for (digest, class) in page {
+                cmd.arg(digest).arg(class);
+            }
+            self.redis
+                .redis
+                .run("learned seed", |c| cmd.query::<Value>(c))?;
+        }
+        Ok(true)
+    }
+
+    fn load_shared(&self, name: &str) -> anyhow::Result<(Model, Option<EventId>)> {
         let [_, log, snapshot] = self.keys(name);
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(LOAD_SCRIPT).arg(2).arg(snapshot).arg(log);
