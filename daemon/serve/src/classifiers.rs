@@ -469,7 +469,21 @@ mod tests {
             return;
         }
         let server = RedisServer::start();
-        two_hosts_share(&RedisTarget::Url(server.url()));
+        let target = RedisTarget::Url(server.url());
+        two_hosts_share(&target);
+        // A snapshot that is not a model is refused with a clear error:
+        // nothing is classified or learned from it.
+        let key = format!("t{}:learned:{{learned:spam}}:snapshot", std::process::id());
+        server
+            .cli(&["HSET", &key, "model", "garbage"])
+            .expect("cli");
+        let broken = Learned::new(learned_store(&target, "host-f"));
+        let e = broken.model("spam").expect_err("not a model").to_string();
+        assert!(e.contains("is not a model"), "{e}");
+        let e = broken
+            .learn_features("spam", "spam", &[1], false)
+            .expect_err("refused");
+        assert!(e.to_string().contains("is not a model"), "{e}");
     }
 
     #[test]
