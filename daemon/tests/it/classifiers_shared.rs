@@ -9,15 +9,29 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::classifiers::{RULES, corpus, learn as weir_learn};
+use crate::classifiers::{
+    AUTOLEARN, AUTOLEARN_RULES, RULES, corpus, learn as weir_learn, milter_send, wait_autolearned,
+};
 use crate::redis_support::{self, Redis};
 use crate::serve_support::{Daemon, temp_dir, write_config};
 
 /// A host named `name` sharing `redis`, in `dir`.
 fn host(redis: &Redis, dir: &Path, name: &str) -> (Daemon, u16, u16) {
+    host_with(redis, dir, name, RULES, "")
+}
+
+/// A host with these rules and `extra` in its weir.toml.
+fn host_with(
+    redis: &Redis,
+    dir: &Path,
+    name: &str,
+    rules: &str,
+    extra: &str,
+) -> (Daemon, u16, u16) {
     std::fs::create_dir_all(dir).expect("dir");
-    std::fs::write(dir.join("rules.flow"), RULES).expect("rules");
-    let (http, milter) = write_config(dir, "", &redis.store_table(name));
+    std::fs::write(dir.join("rules.flow"), rules).expect("rules");
+    let tables = format!("{}\n{extra}", redis.store_table(name));
+    let (http, milter) = write_config(dir, "", &tables);
     (Daemon::start(dir, http, milter), http, milter)
 }
 
@@ -162,4 +176,31 @@ fn what_weir_learn_taught_one_host_seeds_an_empty_redis() {
     let (b, _, _) = host(&redis, &root.join("b"), "mx-b");
     assert_eq!(tag(&b, &probe), on_a);
     learn(&b, "/v1/learn/spam/spam", &probe, "already learned");
+}
+
+#[test]
+fn what_one_host_autolearns_classifies_the_mail_of_the_other() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let root = temp_dir("classify-shared-autolearn");
+    // Host A autolearns from its milter's decisions; host B learns nothing
+    // itself.
+    let a_dir = root.join("a");
+    std::fs::create_dir_all(&a_dir).expect("dir");
+    corpus(&a_dir.join("c"), 9, 11, 0);
+    let (a, _, _) = host_with(&redis, &a_dir, "mx-a", AUTOLEARN_RULES, AUTOLEARN);
+    let (b, _, _) = host_with(&redis, &root.join("b"), "mx-b", AUTOLEARN_RULES, "");
+    let probe = std::fs::read(a_dir.join("c/spam/010.eml")).expect("probe");
+    assert_eq!(tag(&b, &probe), "class= p=0", "nothing learned yet");
+    for i in 0..10 {
+        milter_send(&a, &a_dir, "spam", i, "X-Trap");
+        milter_send(&a, &a_dir, "ham", i, "X-Known");
+    }
+    wait_autolearned(&a, "spam", &["learned"], 10);
+    wait_autolearned(&a, "ham", &["learned"], 10);
+    let on_a = tag(&a, &probe);
+    assert_ne!(on_a, "class= p=0", "A learned");
+    wait_for_tag(&b, &probe, "B reads what A autolearned", |t| t == on_a);
 }
