@@ -9,6 +9,7 @@
 //! within a second, with no round trip per message.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct Learned {
     /// One change of the models at a time (learning, or applying other
     /// hosts' events): each reads a model and replaces it.
     learning: Mutex<u64>,
+    /// Whether the last [`Learned::follow_once`] failed (logged once).
+    following_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for Learned {
@@ -60,6 +63,7 @@ impl Learned {
             store,
             models: RwLock::default(),
             learning: Mutex::new(0),
+            following_failed: AtomicBool::new(false),
         }
     }
 
@@ -315,10 +319,18 @@ impl Learned {
         };
         let _changing = self.learning.lock().unwrap_or_else(|e| e.into_inner());
         let names: Vec<String> = self.read().keys().cloned().collect();
+        let mut failed = false;
         for name in names {
             if let Err(e) = self.catch_up(shared, &name) {
-                tracing::warn!("classifier {name}: cannot read what other hosts learned: {e}");
+                // Once per outage, not four times a second.
+                if !self.following_failed.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("classifier {name}: cannot read what other hosts learned: {e}");
+                }
+                failed = true;
             }
+        }
+        if !failed && self.following_failed.swap(false, Ordering::Relaxed) {
+            tracing::info!("classifiers: reading what other hosts learned again");
         }
     }
 }
