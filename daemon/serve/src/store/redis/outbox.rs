@@ -523,3 +523,119 @@ impl RedisStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    use crate::config::{Config, RedisConfig, RedisTarget, StoreBackend};
+    use crate::outbox::{Kind, OutboxItem, Payload, State, now_ms};
+    use crate::store::Store;
+    use crate::store::test_redis::{self, RedisServer};
+
+    fn store(server: &RedisServer, host: &str) -> Store {
+        let mut config = Config::defaults(std::path::Path::new("r.flow"));
+        config.state_dir =
+            std::env::temp_dir().join(format!("weir-outbox-cost-{}-{host}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&config.state_dir);
+        config.store.host = host.into();
+        config.store.backend = StoreBackend::Redis(RedisConfig {
+            target: RedisTarget::Url(server.url()),
+            prefix: "cost:".into(),
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
+            pool_size: 4,
+            audit_max_length: 1000,
+            claim_timeout: Duration::from_secs(60),
+        });
+        Store::open_config(&config).expect("open the Redis store")
+    }
+
+    fn notify(id: String, due: i64) -> OutboxItem {
+        OutboxItem {
+            id,
+            kind: Kind::Notify,
+            channel: Some("hook".into()),
+            rule: "r".into(),
+            message_id: "m@test".into(),
+            created: due / 1000,
+            attempts: 0,
+            next_attempt_ms: due,
+            last_error: None,
+            state: State::Pending,
+            seq: 0,
+            host: String::new(),
+            payload: Payload::Notify {
+                body: serde_json::json!({"text": "x"}),
+            },
+        }
+    }
+
+    /// What the outbox costs in Redis round trips, the figure that matters
+    /// for several hosts sharing one Redis: two to queue an item, at most
+    /// four per delivered item (its share of a look, the header, the
+    /// record, the acknowledgement), and three per look at the queue,
+    /// however many items wait for a later attempt. Prints the times too
+    /// (`--nocapture`; benches/README.md).
+    #[test]
+    fn round_trips_per_item_and_per_look() {
+        if !test_redis::available() {
+            return;
+        }
+        let server = RedisServer::start();
+        let store = store(&server, "mx-a");
+        let n = 400;
+        let (trips, clock) = (store.round_trips(), Instant::now());
+        for i in 0..n {
+            assert!(store.outbox_add(&notify(format!("k{i}"), 0)).expect("add"));
+        }
+        let queued = (store.round_trips() - trips, clock.elapsed());
+
+        let (trips, clock) = (store.round_trips(), Instant::now());
+        let (none, mut delivered) = (HashSet::new(), 0);
+        while delivered < n {
+            let due = store.outbox_due(now_ms(), &none, 16);
+            assert!(!due.is_empty(), "{delivered} delivered, none due");
+            for item in due {
+                store.outbox_delivered(&item.id, 1).expect("delivered");
+                delivered += 1;
+            }
+        }
+        let sent = (store.round_trips() - trips, clock.elapsed());
+        assert_eq!(store.outbox_pending(), 0);
+
+        let later = now_ms() + 3_600_000;
+        let mut looks = Vec::new();
+        for waiting in [0, 10_000] {
+            for i in 0..waiting {
+                store
+                    .outbox_add(&notify(format!("w{i}"), later))
+                    .expect("add");
+            }
+            let (trips, clock) = (store.round_trips(), Instant::now());
+            for _ in 0..100 {
+                let tick = crate::outbox::tick(&store, &none, now_ms());
+                assert!(tick.due.is_empty());
+            }
+            looks.push((waiting, store.round_trips() - trips, clock.elapsed() / 100));
+        }
+        let per = |d: Duration| d / n as u32;
+        eprintln!(
+            "queue: {} round trips per item, {:?} per item; deliver: {} round trips per item, {:?} per item",
+            queued.0 as f64 / f64::from(n as u32),
+            per(queued.1),
+            sent.0 as f64 / f64::from(n as u32),
+            per(sent.1)
+        );
+        for (waiting, trips, time) in &looks {
+            eprintln!(
+                "look with {waiting} waiting: {} round trips, {time:?}",
+                trips / 100
+            );
+        }
+        assert_eq!(queued.0, 2 * n as u64, "INCR and one script per item");
+        assert!(sent.0 <= 4 * n as u64, "{} round trips for {n}", sent.0);
+        assert!(looks.iter().all(|(_, trips, _)| *trips == 300), "{looks:?}");
+    }
+}
