@@ -90,6 +90,7 @@ impl RedisStore {
             autoclaim_cursor: std::sync::Mutex::new("0-0".into()),
         };
         store.probe()?;
+        store.outbox_migrate()?;
         Ok(store)
     }
 

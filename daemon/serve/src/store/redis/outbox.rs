@@ -205,6 +205,21 @@ end
 return {out, cursor}
 ";
 
+/// KEYS due claims delayed. Moves the pending items of the earlier
+/// lease-based format (`:due`, by due time; `:claims`, the leases) into
+/// `:delayed`, whence the next look moves each into the stream when due.
+/// Returns how many.
+const MIGRATE: &str = r"
+local moved = 0
+local old = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #old, 2 do
+  redis.call('ZADD', KEYS[3], old[i + 1], old[i])
+  moved = moved + 1
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return moved
+";
+
 /// KEYS items dead: pending items (queued, not dead).
 const PENDING: &str = r"
 return redis.call('HLEN', KEYS[1]) - redis.call('ZCARD', KEYS[2])
@@ -241,6 +256,18 @@ impl RedisStore {
             cmd.arg(*a);
         }
         self.redis.run("outbox", |c| cmd.query(c))
+    }
+
+    /// Moves the pending items an earlier version of Weir left in the
+    /// lease-based format into this one (at open; nothing to do after the
+    /// first time), so an upgrade loses no queued side effect.
+    pub(in crate::store) fn outbox_migrate(&self) -> anyhow::Result<()> {
+        let moved = self.script(MIGRATE, &["due", "claims", "delayed"], &[])?;
+        let moved: u64 = redis::from_redis_value(moved)?;
+        if moved > 0 {
+            tracing::info!("outbox: moved {moved} items of the earlier Redis format");
+        }
+        Ok(())
     }
 
     /// Queues `item` unless its key is queued or delivered.
@@ -534,7 +561,7 @@ mod tests {
     use crate::store::Store;
     use crate::store::test_redis::{self, RedisServer};
 
-    fn store(server: &RedisServer, host: &str) -> Store {
+    fn store_named(server: &RedisServer, host: &str) -> Store {
         let mut config = Config::defaults(std::path::Path::new("r.flow"));
         config.state_dir =
             std::env::temp_dir().join(format!("weir-outbox-cost-{}-{host}", std::process::id()));
@@ -572,6 +599,59 @@ mod tests {
         }
     }
 
+    /// Items the lease-based format left pending (one due, one due
+    /// later, one claimed by a host) are all delivered after the upgrade.
+    #[test]
+    fn the_earlier_format_is_moved_in_on_open() {
+        if !test_redis::available() {
+            return;
+        }
+        let server = RedisServer::start();
+        let client = redis::Client::open(server.url()).expect("client");
+        let mut c = client.get_connection().expect("connection");
+        let later = now_ms() + 3_600_000;
+        for (id, due) in [("due", 1_000), ("later", later), ("claimed", 2_000)] {
+            let header = serde_json::to_string(&notify(id.into(), due)).expect("json");
+            let _: () = redis::cmd("HSET")
+                .arg("cost:{outbox}:items")
+                .arg(id)
+                .arg(header)
+                .query(&mut c)
+                .expect("hset");
+            let _: () = redis::cmd("ZADD")
+                .arg("cost:{outbox}:due")
+                .arg(due)
+                .arg(id)
+                .query(&mut c)
+                .expect("zadd");
+        }
+        let _: () = redis::cmd("HSET")
+            .arg("cost:{outbox}:claims")
+            .arg("claimed")
+            .arg(format!("old-host {}", now_ms() + 60_000))
+            .query(&mut c)
+            .expect("hset");
+        let store = store_named(&server, "mx-a");
+        let none = HashSet::new();
+        let mut due: Vec<String> = store
+            .outbox_due(now_ms(), &none, 16)
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        due.sort();
+        assert_eq!(due, ["claimed", "due"]);
+        assert_eq!(store.outbox_next_due(now_ms()), Some(later));
+        assert_eq!(store.outbox_pending(), 3);
+        let old: u64 = redis::cmd("EXISTS")
+            .arg("cost:{outbox}:due")
+            .arg("cost:{outbox}:claims")
+            .query(&mut c)
+            .expect("exists");
+        assert_eq!(old, 0, "the old keys are gone");
+        let again = store_named(&server, "mx-b");
+        assert_eq!(again.outbox_pending(), 3, "a second open loses nothing");
+    }
+
     /// What the outbox costs in Redis round trips, the figure that matters
     /// for several hosts sharing one Redis: two to queue an item, at most
     /// four per delivered item (its share of a look, the header, the
@@ -584,7 +664,7 @@ mod tests {
             return;
         }
         let server = RedisServer::start();
-        let store = store(&server, "mx-a");
+        let store = store_named(&server, "mx-a");
         let n = 400;
         let (trips, clock) = (store.round_trips(), Instant::now());
         for i in 0..n {
