@@ -769,3 +769,53 @@ fn an_outbox_item_delivered_whose_ack_was_lost_is_not_delivered_twice() {
     let items = b.request("GET", "/v1/outbox", true, b"").json();
     assert_eq!(items, serde_json::json!([]));
 }
+
+/// A dead letter queued by one host is listed, with its host, and retried
+/// through the other; the retried item goes back into the shared stream
+/// and is delivered once.
+#[test]
+fn a_dead_letter_of_one_host_is_listed_and_retried_through_the_other() {
+    use std::sync::atomic::Ordering;
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let hook = Hook::start();
+    let tables = format!(
+        "[notify.hook]\nurl = \"http://127.0.0.1:{}/hook\"\ntimeout = \"1s\"\nretries = 0\n",
+        hook.port
+    );
+    let start = |name: &str| {
+        let dir = temp_dir(&format!("hosts-dead-{name}"));
+        std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
+        let (http, milter) =
+            write_config(&dir, "", &format!("{}\n{tables}", redis.store_table(name)));
+        Daemon::start(&dir, http, milter)
+    };
+    let a = start("mx-a");
+    let b = start("mx-b");
+    assert!(accepted(&milter_send(
+        a.milter,
+        "s@example.test",
+        "PING dead",
+        "d0"
+    )));
+    let mut listed = serde_json::Value::Null;
+    wait_until("B to list A's item dead", || {
+        listed = b.request("GET", "/v1/outbox", true, b"").json();
+        listed[0]["state"] == "dead"
+    });
+    assert_eq!(listed[0]["host"], "mx-a", "{listed}");
+    hook.hang.store(false, Ordering::SeqCst);
+    let id = listed[0]["id"].as_str().expect("an id").to_string();
+    let retried = b.request("POST", &format!("/v1/outbox/{id}/retry"), true, b"");
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    wait_until("the retried item to be delivered", || {
+        hook.answered.lock().expect("lock").len() == 1
+    });
+    wait_until("an empty outbox on A", || {
+        a.request("GET", "/v1/outbox", true, b"").json() == serde_json::json!([])
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(*hook.answered.lock().expect("lock"), [id], "delivered once");
+}
