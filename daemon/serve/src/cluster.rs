@@ -180,14 +180,9 @@ pub fn start_version(
     } else {
         None
     };
-    let refused = match announced {
-        None => None,
-        Some(a) => match crate::reload::prepare_announced(&config.rules, &a).and_then(|c| {
-            match crate::reload::check_needs(&c.needs, c.ruleset(), config) {
-                Some(e) => Err(e),
-                None => Ok(c),
-            }
-        }) {
+    let mut refused = None;
+    if let Some(a) = announced {
+        match load_announced(config, &a) {
             Ok(candidate) => {
                 tracing::info!(
                     "ruleset version {} adopted, as announced by {}",
@@ -206,15 +201,28 @@ pub fn start_version(
                     a.version, a.host
                 );
                 tracing::error!("{why}; running this host's own files");
-                Some((a.version, why))
+                refused = Some((a.version, why));
             }
-        },
-    };
+        }
+    }
     Ok(StartVersion {
         candidate: local,
         version: store.next_ruleset_version()?,
         refused,
     })
+}
+
+/// The announced version compiled and tested here, and checked against
+/// this host's `weir.toml` (the channels and relay its rules need).
+fn load_announced(
+    config: &crate::config::Config,
+    announced: &Announcement,
+) -> Result<crate::reload::Candidate, crate::reload::ReloadError> {
+    let candidate = crate::reload::prepare_announced(&config.rules, announced)?;
+    match crate::reload::check_needs(&candidate.needs, candidate.ruleset(), config) {
+        Some(e) => Err(e),
+        None => Ok(candidate),
+    }
 }
 
 /// Follows announcements and reports this host's state, every [`POLL`],
