@@ -26,6 +26,7 @@
 # Usage (as root, on Debian; installs postfix and rspamd if missing):
 #   benches/peers/milter.sh            # N=1000 REPEAT=2 MESSAGES_1=2000 MESSAGES_32=10000
 #   benches/peers/milter.sh --smoke    # 20 messages per measurement, once: checks the set-up
+#   CONFIGS="accept weir" limits the set-ups; KEEP=1 keeps the work directory (Postfix's log)
 # Any rejected or tempfailed message stops the script with status 1.
 # Figures: benches/README.md, "Through Postfix".
 set -euo pipefail
@@ -40,7 +41,7 @@ CONFIGS=${CONFIGS:-none accept weir rspamd}
 if [[ ${1:-} == --smoke ]]; then
   REPEAT=1 MESSAGES_1=20 MESSAGES_32=64
 elif [[ $# -gt 0 ]]; then
-  sed -n '2,32p' "$0" >&2
+  sed -n '2,33p' "$0" >&2
   exit 2
 fi
 [[ $(id -u) == 0 ]] || { echo "milter.sh: run as root (Postfix's master needs it)" >&2; exit 1; }
