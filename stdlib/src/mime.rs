@@ -231,7 +231,7 @@ enum Parse {
     /// ([`deferred`]).
     Lazy,
     /// Decoding every part body (what the lazy parse must equal).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     Eager,
 }
 
