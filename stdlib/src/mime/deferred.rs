@@ -337,10 +337,10 @@ mod tests {
                  Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 u.bin\r\n#86)C\r\n`\r\nend",
             ),
             // A folded, RFC 2047 encoded, repeated transfer encoding field.
-            with_attachment(&format!(
+            with_attachment(
                 "Content-Type: image/png; name=p.png\r\nContent-Transfer-Encoding: 7bit\r\n\
-                 Content-Transfer-Encoding:\r\n =?us-ascii?q?base64?=\r\n\r\niVBORw0KGgo="
-            )),
+                 Content-Transfer-Encoding:\r\n =?us-ascii?q?base64?=\r\n\r\niVBORw0KGgo=",
+            ),
             // No closing boundary: the last part runs to the end.
             "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: image/gif\n\
              Content-Transfer-Encoding: base64\n\nR0lGODlh\nR0lG\n"
