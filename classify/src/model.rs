@@ -4,8 +4,11 @@
 //! each known feature's probability is Robinson's smoothed ratio of its
 //! frequencies in the class and in the others, the strongest features are
 //! combined with Fisher's chi-square method into an indicator per class,
-//! and the indicators, normalised, are the classes' probabilities. With
-//! two classes this is exactly SpamAssassin's combining.
+//! and the indicators, raised to a fixed power (the sharpness) and
+//! normalised, are the classes' probabilities. With two classes and a
+//! sharpness of 1 this is exactly SpamAssassin's combining; the power
+//! only stretches the scale, so the order of messages by probability is
+//! the same.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
