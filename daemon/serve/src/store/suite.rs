@@ -61,7 +61,8 @@ fn suite_on_sled() {
     });
 }
 
-fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
+/// A Redis store named `host`, under a prefix of its own for `slug`.
+pub(crate) fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
     let mut config = Config::defaults(std::path::Path::new("r.flow"));
     config.state_dir = state_dir(slug, host);
     config.store.host = host.to_string();
