@@ -427,6 +427,24 @@ fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &
 /// Runs one evaluation, or one per envelope recipient once they are known
 /// and [`per_recipient`], in the evaluation pool (`evalpool.rs`: bounded by
 /// `eval_timeout` plus a parsing allowance for the message's size).
+/// The `rate()` keys known before evaluation, for each recipient of
+/// `recipients` (each evaluated alone) or, when it is empty, for `tx`.
+fn rate_keys(
+    ruleset: &weir_compiler::Ruleset,
+    tx: &mut weir_stdlib::Transaction,
+    recipients: &[weir_stdlib::Address],
+) -> Vec<(String, u64)> {
+    if recipients.is_empty() {
+        return ruleset.rate_keys(tx);
+    }
+    let mut keys = Vec::new();
+    for recipient in recipients {
+        tx.envelope.recipient = Some(recipient.clone());
+        keys.extend(ruleset.rate_keys(tx));
+    }
+    keys
+}
+
 /// Returns the decisions if every one is final; evaluation failure gives
 /// the `on_error` decision, which is final.
 async fn evaluate(
@@ -463,7 +481,14 @@ async fn evaluate(
                 .answers(loaded.evaluator.ruleset(), &tx.message);
         }
         // One rate counter for the message: a key counts once however many
-        // recipients evaluate it.
+        // recipients evaluate it, and every key known before evaluation is
+        // read in one round trip for all of them.
+        let recipients = if each_recipient {
+            tx.envelope.to.clone()
+        } else {
+            Vec::new()
+        };
+        rates.prefetch(rate_keys(loaded.ruleset(), &mut tx, &recipients), now);
         let mut run = |tx: &weir_stdlib::Transaction| {
             loaded
                 .evaluator
@@ -471,7 +496,7 @@ async fn evaluate(
         };
         let decisions = if each_recipient {
             let mut decisions = Vec::new();
-            for recipient in tx.envelope.to.clone() {
+            for recipient in recipients {
                 tx.envelope.recipient = Some(recipient);
                 decisions.push(run(&tx));
             }

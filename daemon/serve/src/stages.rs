@@ -131,6 +131,29 @@ impl StagedRates {
         }
     }
 
+    /// Reads, in one round trip, the counts of `keys` not read yet for
+    /// this message: the `rate()` keys known before evaluation
+    /// (`Ruleset::rate_keys` of each transaction about to be evaluated).
+    /// The evaluations that follow find them in `seen`, exactly as if each
+    /// had been read when first asked; keys known only mid-evaluation are
+    /// still read when asked.
+    pub fn prefetch(&mut self, keys: impl IntoIterator<Item = (String, u64)>, now: i64) {
+        if self.committed {
+            return;
+        }
+        let mut missing = Vec::new();
+        for key in keys {
+            if !self.seen.contains_key(&key) && !missing.contains(&key) {
+                missing.push(key);
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        let counts = self.store.rate_counts(&missing, now);
+        self.seen.extend(missing.into_iter().zip(counts));
+    }
+
     /// Forgets the hits of a non-final evaluation.
     pub fn discard(&mut self) {
         if !self.committed {

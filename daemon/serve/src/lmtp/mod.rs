@@ -945,6 +945,9 @@ async fn evaluate(
         tx.classes = learner
             .learned
             .answers(loaded.evaluator.ruleset(), &tx.message);
+        // The keys known before evaluation in one round trip (none for a
+        // further recipient unless a key names the recipient).
+        rates.prefetch(loaded.ruleset().rate_keys(&tx), tx.now);
         let decision = loaded
             .evaluator
             .evaluate(&tx, &mut rates, &EvalOptions::default());

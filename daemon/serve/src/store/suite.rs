@@ -18,6 +18,7 @@ const CASES: &[Case] = &[
     ("rates slide and count once per message", rates_slide),
     ("rates of two hosts add up", rates_add_up),
     ("rate hits are committed in one batch", rate_batch),
+    ("a message's rate keys are read in one batch", rate_prefetch),
     ("duplicates are per recipient and slide", duplicates),
     ("a sender gets one reply per period", replies),
     ("deliveries are recorded", deliveries),
@@ -142,6 +143,40 @@ fn rate_batch(a: &Store, b: &Store) {
     assert_eq!(a.rate_hit("one", 60, 5002, false), 2);
     assert_eq!(a.rate_hit("two", 3600, 5002, false), 2);
     assert_eq!(a.rate_hit("one", 60, 5061, false), 0);
+}
+
+fn rate_prefetch(a: &Store, b: &Store) {
+    for t in [6000, 6001, 6002] {
+        b.rate_hits(&[("p1".to_string(), 60), ("p2".to_string(), 3600)], t);
+    }
+    let keys = vec![
+        ("p1".to_string(), 60),
+        ("p2".to_string(), 3600),
+        ("p2".to_string(), 2),
+        ("none".to_string(), 60),
+    ];
+    assert_eq!(a.rate_counts(&keys, 6003), vec![3, 3, 1, 0]);
+    assert_eq!(
+        a.rate_counts(&keys, 6003),
+        vec![3, 3, 1, 0],
+        "reads count nothing"
+    );
+    assert_eq!(a.rate_counts(&[], 6003), Vec::<u64>::new());
+
+    // A message whose keys were prefetched sees what it would have read
+    // key by key, counts once, and only what its evaluation asked.
+    let mut message = crate::stages::StagedRates::new(a.clone());
+    message.prefetch(keys.clone(), 6004);
+    assert_eq!(message.hit("p1", 60, 6004, true), 4);
+    assert_eq!(message.hit("p2", 2, 6004, false), 0);
+    assert_eq!(
+        message.hit("late", 60, 6004, true),
+        1,
+        "not prefetched: read"
+    );
+    message.commit();
+    assert_eq!(b.rate_counts(&keys, 6004), vec![4, 3, 0, 0]);
+    assert_eq!(b.rate_hit("late", 60, 6004, false), 1);
 }
 
 fn duplicates(a: &Store, b: &Store) {
