@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::test_redis::{self, RedisCluster, RedisServer};
+use super::test_redis::{self, RedisCluster, RedisServer, TestCerts};
 use super::*;
 use crate::config::{Config, RedisConfig, RedisTarget, StoreBackend};
 use crate::state::Source;
@@ -63,6 +63,15 @@ fn suite_on_sled() {
 }
 
 fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
+    tls_store(target, Default::default(), slug, host).expect("open the Redis store")
+}
+
+fn tls_store(
+    target: RedisTarget,
+    tls: crate::config::RedisTls,
+    slug: &str,
+    host: &str,
+) -> anyhow::Result<Store> {
     let mut config = Config::defaults(std::path::Path::new("r.flow"));
     config.state_dir = state_dir(slug, host);
     config.store.host = host.to_string();
@@ -74,8 +83,9 @@ fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
         pool_size: 4,
         audit_max_length: 1000,
         claim_timeout: Duration::from_secs(1),
+        tls,
     });
-    Store::open_config(&config).expect("open the Redis store")
+    Store::open_config(&config)
 }
 
 #[test]
@@ -85,6 +95,50 @@ fn suite_on_redis() {
     }
     let server = RedisServer::start();
     run(|slug, host| redis_store(RedisTarget::Url(server.url()), slug, host));
+}
+
+#[test]
+fn suite_on_redis_over_tls() {
+    if !test_redis::available() {
+        return;
+    }
+    let Some(certs) = TestCerts::make() else {
+        return;
+    };
+    let (server, url) = RedisServer::start_tls(&certs);
+    let tls = crate::config::RedisTls {
+        ca_file: Some(certs.file("ca.pem")),
+        cert_file: Some(certs.file("client.pem")),
+        key_file: Some(certs.file("client.key")),
+    };
+    let target = || RedisTarget::Url(url.clone());
+    run(|slug, host| tls_store(target(), tls.clone(), slug, host).expect("open over TLS"));
+    // What went over TLS is really there (read in plain text on the other port).
+    let keys = server.cli(&["dbsize"]).unwrap_or_default();
+    assert_ne!(keys.trim(), "0", "nothing stored over TLS");
+
+    // Refused, with the reason: a server not signed by a trusted CA (the
+    // system's roots), and no client certificate.
+    let untrusted = crate::config::RedisTls::default();
+    let no_client = crate::config::RedisTls {
+        ca_file: tls.ca_file.clone(),
+        ..Default::default()
+    };
+    for (tls, what) in [
+        (untrusted, "UnknownIssuer"),
+        (no_client, "CertificateRequired"),
+    ] {
+        let store = tls_store(target(), tls, "refused", "host-a");
+        let error = match store {
+            Err(e) => format!("{e:#}"),
+            Ok(store) => match store.probe() {
+                Err(e) => format!("{e}"),
+                Ok(()) => panic!("connected over TLS with {what:?} missing"),
+            },
+        };
+        assert!(error.contains(what), "{error}");
+        eprintln!("refused as expected: {error}");
+    }
 }
 
 #[test]
