@@ -427,6 +427,22 @@ fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &
 /// Runs one evaluation, or one per envelope recipient once they are known
 /// and [`per_recipient`], in the evaluation pool (`evalpool.rs`: bounded by
 /// `eval_timeout` plus a parsing allowance for the message's size).
+/// Writes a final decision's `rate()` hits on a blocking thread; the
+/// counter comes back (committed, or, if that thread failed, as it was).
+async fn commit_rates(rates: StagedRates) -> StagedRates {
+    let kept = rates.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut rates = rates;
+        rates.commit();
+        rates
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!("cannot count the message's rates: {e}");
+        kept
+    })
+}
+
 /// The `rate()` keys known before evaluation, for each recipient of
 /// `recipients` (each evaluated alone) or, when it is empty, for `tx`.
 fn rate_keys(
@@ -518,16 +534,17 @@ async fn evaluate(
     });
     let on_error = daemon.config().milter.on_error;
     match job.await {
-        Ok((outcome, rates, elapsed)) => {
-            message.rates = rates;
+        Ok((outcome, mut rates, elapsed)) => {
             daemon.observe_eval(elapsed);
+            if matches!(&outcome, Ok((d, true)) if !all_tempfail(d)) {
+                // A store call (a round trip with Redis) on a blocking
+                // thread, as every other; awaited, so the next message of
+                // this sender sees the hits.
+                rates = commit_rates(rates).await;
+            }
+            message.rates = rates;
             match outcome {
-                Ok((decisions, true)) => {
-                    if !all_tempfail(&decisions) {
-                        message.rates.commit();
-                    }
-                    Some(decisions)
-                }
+                Ok((decisions, true)) => Some(decisions),
                 Ok((_, false)) => None,
                 Err(limit) => {
                     tracing::warn!("{limit}");
