@@ -96,4 +96,12 @@ fn a_message_costs_the_same_round_trips_with_one_rate_key_or_three() {
     }
     let r = milter_send(three.milter, "bulk@example.test", "hello", "b3");
     assert!(r.contains("550"), "the 4th message: {r}");
+
+    // A key read before evaluation but under a condition that never held
+    // (no subject had an "x") was never counted: Redis has no such key,
+    // while the keys evaluated were counted.
+    let exists = |key: &str| redis.cli(&["exists", key]).trim().to_string();
+    assert_eq!(exists("it:{rate:domain:example.test}"), "0");
+    assert_eq!(exists("it:{rate:subject:hello}"), "1");
+    assert_eq!(exists("it:{rate:from:bulk@example.test}"), "1");
 }

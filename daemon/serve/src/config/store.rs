@@ -48,8 +48,9 @@ pub struct RedisConfig {
     /// its own; after that (the host died) another host takes it over.
     pub claim_timeout: Duration,
     /// `tls_ca_file`, `tls_cert_file`, `tls_key_file`: the files of
-    /// `rediss://` connections.
-    pub tls: RedisTls,
+    /// `rediss://` connections (boxed: rarely set, and it would make
+    /// every `StoreBackend` larger).
+    pub tls: Box<RedisTls>,
 }
 
 /// The files of `rediss://` connections (`url` or `cluster`). Without

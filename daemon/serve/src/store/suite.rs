@@ -83,7 +83,7 @@ fn tls_store(
         pool_size: 4,
         audit_max_length: 1000,
         claim_timeout: Duration::from_secs(1),
-        tls,
+        tls: Box::new(tls),
     });
     Store::open_config(&config)
 }

@@ -99,7 +99,7 @@ impl Checker<'_> {
                 DEFAULT_CLAIM_TIMEOUT,
                 |t| parse_duration(t).and_then(nonzero),
             ),
-            tls: self.tls(s, &target),
+            tls: Box::new(self.tls(s, &target)),
             target,
         }
     }
@@ -289,7 +289,7 @@ mod tests {
             panic!("redis")
         };
         assert_eq!(
-            r.tls,
+            *r.tls,
             RedisTls {
                 ca_file: Some(dir.join("ca.pem")),
                 cert_file: Some(dir.join("client.pem")),
