@@ -7,7 +7,7 @@
 #   redis      one redis-server on loopback (appendonly yes, appendfsync everysec)
 #   cluster    a three-master Redis Cluster on loopback (same persistence)
 # and with RATES=1 two `rate()` rules added (sender and client address),
-# so each message also counts. Prints messages/s and the Redis round trips
+# so each message also counts (RATES=3: a third, by subject). Prints messages/s and the Redis round trips
 # per message (weir_store_round_trips_total / messages).
 # SESSIONS (default 8) and MESSAGES (default 3000). Figures: benches/README.md.
 set -euo pipefail
@@ -35,9 +35,12 @@ run() { # name store-table
   local dir=$work/$name
   mkdir -p "$dir"
   cp "$RULES" "$dir/rules.flow"
-  if [ "$RATES" = 1 ]; then
+  if [ "$RATES" != 0 ]; then
     printf '%s\n' 'rule by_sender { when rate("from:${envelope.from}", 1h) > 1000000 then tag "busy-sender" }' \
       'rule by_client { when rate("ip:${client.ip}", 1m) > 1000000 then tag "busy-client" }' >>"$dir/rules.flow"
+  fi
+  if [ "$RATES" = 3 ]; then
+    printf '%s\n' 'rule by_subject { when rate("subject:${subject}", 1d) > 1000000 then tag "campaign" }' >>"$dir/rules.flow"
   fi
   echo secret-token-for-the-bench >"$dir/token"; chmod 600 "$dir/token"
   printf 'rules = "rules.flow"\nstate_dir = "state"\n[milter]\nlisten = "inet:127.0.0.1:%s"\n[http]\nlisten = "inet:127.0.0.1:%s"\ntoken_file = "token"\n%s\n' \

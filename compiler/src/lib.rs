@@ -152,6 +152,8 @@ pub struct Ruleset {
 #[derive(Debug)]
 struct Inner {
     program: eval::Program,
+    /// Which of the program's roots reach `rate()` (`prefetch.rs`).
+    rate_roots: Vec<usize>,
     rules: Vec<RuleInfo>,
     tests: Vec<TestCase>,
     files: Vec<SourceFile>,
@@ -264,7 +266,7 @@ impl Ruleset {
     /// nothing: a call under a condition that does not hold is listed but
     /// never counted.
     pub fn rate_keys(&self, tx: &Transaction) -> Vec<(String, u64)> {
-        prefetch::rate_keys(&self.inner.program, tx)
+        prefetch::rate_keys(&self.inner.program, &self.inner.rate_roots, tx)
     }
 
     /// The lowered program, for the native engine.
@@ -402,6 +404,7 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
         .collect();
     Ruleset {
         inner: Arc::new(Inner {
+            rate_roots: prefetch::rate_roots(&program),
             program,
             rules,
             tests,

@@ -89,9 +89,55 @@ impl Walk<'_> {
     }
 }
 
+/// The positions in `prog.roots()` of the expressions that reach a
+/// `rate()` call, directly or through a `fn`: computed once per ruleset,
+/// so that a message walks only those (none, and no work, for a ruleset
+/// without `rate()`).
+pub(crate) fn rate_roots(prog: &Program) -> Vec<usize> {
+    let mut memo = vec![None; prog.functions.len()];
+    prog.roots()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, e)| reaches_rate(prog, e, &mut memo))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Whether `e` calls `rate()`; `memo` holds the answer of each `fn`.
+fn reaches_rate(prog: &Program, e: &Expr, memo: &mut Vec<Option<bool>>) -> bool {
+    match e {
+        Expr::Rate { .. } => true,
+        Expr::CallUser { func, args } => {
+            if args.iter().any(|a| reaches_rate(prog, a, memo)) {
+                return true;
+            }
+            if let Some(known) = memo.get(*func).copied().flatten() {
+                return known;
+            }
+            // `fn`s do not recurse (checked), so this ends.
+            let found = prog
+                .functions
+                .get(*func)
+                .is_some_and(|f| reaches_rate(prog, &f.body, memo));
+            if let Some(slot) = memo.get_mut(*func) {
+                *slot = Some(found);
+            }
+            found
+        }
+        _ => e
+            .children()
+            .into_iter()
+            .any(|c| reaches_rate(prog, c, memo)),
+    }
+}
+
 /// Every `(key, window in seconds)` of a `rate()` call of `prog` whose key
-/// can be computed from `tx` alone, once each, in program order.
-pub(crate) fn rate_keys(prog: &Program, tx: &Transaction) -> Vec<(String, u64)> {
+/// can be computed from `tx` alone, once each, in program order; `roots`
+/// from [`rate_roots`].
+pub(crate) fn rate_keys(prog: &Program, roots: &[usize], tx: &Transaction) -> Vec<(String, u64)> {
+    if roots.is_empty() {
+        return Vec::new();
+    }
     let opts = EvalOptions {
         explain: false,
         dry_run: true,
@@ -103,7 +149,8 @@ pub(crate) fn rate_keys(prog: &Program, tx: &Transaction) -> Vec<(String, u64)> 
         seen: HashSet::new(),
         keys: Vec::new(),
     };
-    for e in prog.roots() {
+    let all = prog.roots();
+    for e in roots.iter().filter_map(|&i| all.get(i)) {
         walk.expr(e, false);
     }
     walk.keys
