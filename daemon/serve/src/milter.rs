@@ -443,24 +443,6 @@ async fn commit_rates(rates: StagedRates) -> StagedRates {
     })
 }
 
-/// The `rate()` keys known before evaluation, for each recipient of
-/// `recipients` (each evaluated alone) or, when it is empty, for `tx`.
-fn rate_keys(
-    ruleset: &weir_compiler::Ruleset,
-    tx: &mut weir_stdlib::Transaction,
-    recipients: &[weir_stdlib::Address],
-) -> Vec<(String, u64)> {
-    if recipients.is_empty() {
-        return ruleset.rate_keys(tx);
-    }
-    let mut keys = Vec::new();
-    for recipient in recipients {
-        tx.envelope.recipient = Some(recipient.clone());
-        keys.extend(ruleset.rate_keys(tx));
-    }
-    keys
-}
-
 /// Returns the decisions if every one is final; evaluation failure gives
 /// the `on_error` decision, which is final.
 async fn evaluate(
@@ -504,7 +486,7 @@ async fn evaluate(
         } else {
             Vec::new()
         };
-        rates.prefetch(rate_keys(loaded.ruleset(), &mut tx, &recipients), now);
+        rates.prefetch_for(loaded.ruleset(), &mut tx, &recipients);
         let mut run = |tx: &weir_stdlib::Transaction| {
             loaded
                 .evaluator

@@ -154,6 +154,30 @@ impl StagedRates {
         self.seen.extend(missing.into_iter().zip(counts));
     }
 
+    /// [`StagedRates::prefetch`] of the keys `ruleset` can ask of `tx`
+    /// before evaluation, for each of `recipients` as `recipient` (each
+    /// is evaluated alone), or for `tx` as it is when there are none: one
+    /// round trip for all of them. `tx` is left as it was.
+    pub fn prefetch_for(
+        &mut self,
+        ruleset: &Ruleset,
+        tx: &mut Transaction,
+        recipients: &[Address],
+    ) {
+        if recipients.is_empty() {
+            let keys = ruleset.rate_keys(tx);
+            return self.prefetch(keys, tx.now);
+        }
+        let was = tx.envelope.recipient.take();
+        let mut keys = Vec::new();
+        for recipient in recipients {
+            tx.envelope.recipient = Some(recipient.clone());
+            keys.extend(ruleset.rate_keys(tx));
+        }
+        tx.envelope.recipient = was;
+        self.prefetch(keys, tx.now);
+    }
+
     /// Forgets the hits of a non-final evaluation.
     pub fn discard(&mut self) {
         if !self.committed {
