@@ -114,8 +114,9 @@ pub struct StagedRates {
     now: i64,
     committed: bool,
     /// What the store answered for each `(key, window)`: read once per
-    /// message, however many stages evaluate it (one round trip per key
-    /// with a shared store, not one per stage).
+    /// message, however many stages evaluate it; the keys known before
+    /// evaluation all in one round trip ([`StagedRates::prefetch`]), the
+    /// others when first asked.
     seen: HashMap<(String, u64), u64>,
 }
 
