@@ -424,9 +424,6 @@ fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &
     }
 }
 
-/// Runs one evaluation, or one per envelope recipient once they are known
-/// and [`per_recipient`], in the evaluation pool (`evalpool.rs`: bounded by
-/// `eval_timeout` plus a parsing allowance for the message's size).
 /// Writes a final decision's `rate()` hits on a blocking thread; the
 /// counter comes back (committed, or, if that thread failed, as it was).
 async fn commit_rates(rates: StagedRates) -> StagedRates {
@@ -443,6 +440,9 @@ async fn commit_rates(rates: StagedRates) -> StagedRates {
     })
 }
 
+/// Runs one evaluation, or one per envelope recipient once they are known
+/// and [`per_recipient`], in the evaluation pool (`evalpool.rs`: bounded by
+/// `eval_timeout` plus a parsing allowance for the message's size).
 /// Returns the decisions if every one is final; evaluation failure gives
 /// the `on_error` decision, which is final.
 async fn evaluate(
