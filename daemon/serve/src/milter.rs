@@ -440,6 +440,34 @@ async fn commit_rates(rates: StagedRates) -> StagedRates {
     })
 }
 
+/// The decisions on `tx`: one, or one per envelope recipient when
+/// `each_recipient`. One rate counter for the message: a key counts once
+/// however many recipients evaluate it, and every key known before
+/// evaluation is read in one round trip for all of them.
+fn decide(
+    loaded: &LoadedRuleset,
+    tx: &mut weir_stdlib::Transaction,
+    rates: &mut StagedRates,
+    each_recipient: bool,
+) -> Vec<Decision> {
+    let recipients = if each_recipient {
+        tx.envelope.to.clone()
+    } else {
+        Vec::new()
+    };
+    rates.prefetch_for(loaded.ruleset(), tx, &recipients);
+    let opts = EvalOptions::default();
+    if !each_recipient {
+        return vec![loaded.evaluator.evaluate(tx, rates, &opts)];
+    }
+    let mut decisions = Vec::new();
+    for recipient in recipients {
+        tx.envelope.recipient = Some(recipient);
+        decisions.push(loaded.evaluator.evaluate(tx, rates, &opts));
+    }
+    decisions
+}
+
 /// Runs one evaluation, or one per envelope recipient once they are known
 /// and [`per_recipient`], in the evaluation pool (`evalpool.rs`: bounded by
 /// `eval_timeout` plus a parsing allowance for the message's size).
@@ -478,30 +506,7 @@ async fn evaluate(
                 .learned
                 .answers(loaded.evaluator.ruleset(), &tx.message);
         }
-        // One rate counter for the message: a key counts once however many
-        // recipients evaluate it, and every key known before evaluation is
-        // read in one round trip for all of them.
-        let recipients = if each_recipient {
-            tx.envelope.to.clone()
-        } else {
-            Vec::new()
-        };
-        rates.prefetch_for(loaded.ruleset(), &mut tx, &recipients);
-        let mut run = |tx: &weir_stdlib::Transaction| {
-            loaded
-                .evaluator
-                .evaluate(tx, &mut rates, &EvalOptions::default())
-        };
-        let decisions = if each_recipient {
-            let mut decisions = Vec::new();
-            for recipient in recipients {
-                tx.envelope.recipient = Some(recipient);
-                decisions.push(run(&tx));
-            }
-            decisions
-        } else {
-            vec![run(&tx)]
-        };
+        let decisions = decide(&loaded, &mut tx, &mut rates, each_recipient);
         let is_final = decisions
             .iter()
             .all(|d| plan.is_final(loaded.ruleset(), d, stage));
