@@ -60,7 +60,13 @@ pub fn digest(features: &[u64]) -> String {
     for f in features {
         h.update(f.to_le_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// What learning one message did.
@@ -122,7 +128,18 @@ impl<'s> Learner<'s> {
         class: &str,
         forget: bool,
     ) -> Result<Outcome, StateError> {
-        let d = digest(features);
+        self.learn_digested(features, digest(features), class, forget)
+    }
+
+    /// [`Learner::learn_features`] with the features' [`digest`] already
+    /// computed (`weir learn` computes it on every core).
+    pub fn learn_digested(
+        &mut self,
+        features: &[u64],
+        d: String,
+        class: &str,
+        forget: bool,
+    ) -> Result<Outcome, StateError> {
         let before = match self.digests.get(&d) {
             Some(known) => known.clone(),
             None => state::digest_class(self.state, &self.name, &d)?,

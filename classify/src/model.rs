@@ -182,14 +182,18 @@ impl Model {
         let width = self.classes.len().max(1);
         let total = |row: &[u32]| row.iter().map(|&n| u64::from(n)).sum::<u64>();
         let mut floor = 0u64;
-        loop {
+        let kept = loop {
             let kept = self.rows().filter(|(_, row)| total(row) > floor).count();
             if kept <= max || floor > u64::from(u32::MAX) {
-                break;
+                break kept;
             }
             floor += 1;
-        }
+        };
         let before = self.index.len();
+        if kept == before {
+            // Nothing to drop: keep the index rather than build it again.
+            return 0;
+        }
         let mut index = Index::default();
         let mut counts = Vec::new();
         for (f, row) in self.rows() {

@@ -295,6 +295,22 @@ pub fn digest_class(
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
+/// Every digest record of classifier `name`: the digest and the class
+/// the message was learned as.
+pub fn digests(state: &dyn LearnedState, name: &str) -> Result<Vec<(String, String)>, StateError> {
+    let prefix = key(name, "d/");
+    Ok(state
+        .scan(&prefix)?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect())
+}
+
 /// The write recording that a message was learned as `class` (`None`:
 /// forgotten).
 pub fn digest_write(name: &str, digest: &str, class: Option<&str>) -> Write {
@@ -302,4 +318,99 @@ pub fn digest_write(name: &str, digest: &str, class: Option<&str>) -> Write {
         key(name, &format!("d/{digest}")),
         class.map(|c| c.as_bytes().to_vec()),
     )
+}
+
+/// A model as one value (a store that keeps a snapshot whole, as the
+/// daemon's Redis store does): the classes with their message counts,
+/// then every feature with its counts. [`decode_model`] reads it back.
+pub fn encode_model(model: &Model) -> Vec<u8> {
+    let width = model.classes.len();
+    let mut v = Vec::with_capacity(16 + model.vocabulary() * (8 + 4 * width));
+    v.extend_from_slice(&(width as u32).to_le_bytes());
+    for (class, n) in model.learned() {
+        v.extend_from_slice(&(class.len() as u32).to_le_bytes());
+        v.extend_from_slice(class.as_bytes());
+        v.extend_from_slice(&n.to_le_bytes());
+    }
+    for (feature, row) in model.rows() {
+        v.extend_from_slice(&feature.to_le_bytes());
+        for n in row {
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    v
+}
+
+/// The model [`encode_model`] wrote; `None` when the value is not one.
+pub fn decode_model(v: &[u8]) -> Option<Model> {
+    let mut model = Model::default();
+    let width = u32::from_le_bytes(v.get(..4)?.try_into().ok()?) as usize;
+    let mut at = 4;
+    for _ in 0..width {
+        let len = u32::from_le_bytes(v.get(at..at + 4)?.try_into().ok()?) as usize;
+        let class = std::str::from_utf8(v.get(at + 4..at + 4 + len)?).ok()?;
+        at += 4 + len;
+        let n = u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?);
+        at += 8;
+        let i = model.class_index(class);
+        model.messages[i] = n;
+    }
+    let stride = 8 + 4 * width;
+    let rows = v.get(at..)?;
+    if rows.len() % stride != 0 {
+        return None;
+    }
+    model.reserve(rows.len() / stride);
+    let mut row = vec![0u32; width];
+    for entry in rows.chunks_exact(stride) {
+        let feature = u64::from_le_bytes(entry[..8].try_into().ok()?);
+        for (i, n) in entry[8..].chunks_exact(4).enumerate() {
+            row[i] = u32::from_le_bytes(n.try_into().ok()?);
+        }
+        model.set_row(feature, &row);
+    }
+    Some(model)
+}
+
+/// Features as bytes (8 little-endian bytes each), as a learn event
+/// carries them.
+pub fn encode_features(features: &[u64]) -> Vec<u8> {
+    features.iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+/// The features [`encode_features`] wrote (a trailing partial one is
+/// ignored).
+pub fn decode_features(v: &[u8]) -> Vec<u64> {
+    v.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_encoded_whole_reads_back_the_same() {
+        let mut model = Model::default();
+        model.add("spam", &[1, 2, 3], 1);
+        model.add("ham", &[3, 4], 1);
+        model.add("ham", &[4, u64::MAX], 1);
+        let back = decode_model(&encode_model(&model)).expect("decodes");
+        assert_eq!(
+            back.learned().collect::<Vec<_>>(),
+            [("spam", 1), ("ham", 2)]
+        );
+        for f in [1, 2, 3, 4, u64::MAX] {
+            assert_eq!(back.counts(f), model.counts(f), "feature {f}");
+        }
+        assert_eq!(back.vocabulary(), model.vocabulary());
+        assert!(decode_model(b"\x01\x00").is_none(), "truncated");
+        let empty = decode_model(&encode_model(&Model::default())).expect("empty");
+        assert_eq!(empty.vocabulary(), 0);
+        assert_eq!(
+            decode_features(&encode_features(&[7, u64::MAX])),
+            [7, u64::MAX]
+        );
+    }
 }

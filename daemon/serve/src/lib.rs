@@ -340,6 +340,7 @@ impl Servers {
         if daemon.store.backend() == "redis" {
             tokio::spawn(cluster::follow(daemon.clone(), stop.clone()));
             tokio::spawn(cluster::relay_events(daemon.clone(), stop.clone()));
+            tokio::spawn(classifiers::follow(daemon.clone(), stop.clone()));
         }
         let outbox = outbox::spawn_worker(daemon.clone(), stop.clone());
         Servers {

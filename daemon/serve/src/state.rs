@@ -209,9 +209,8 @@ impl Daemon {
         let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
         loaded.needs = candidate.needs.clone();
         let (events, _) = tokio::sync::broadcast::channel(1024);
-        let learned = crate::classifiers::Learned::new(Box::new(
-            store.learned_state().map_err(StartError::State)?,
-        ));
+        let learned =
+            crate::classifiers::Learned::new(store.learned_store().map_err(StartError::State)?);
         learned.preload(loaded.evaluator.ruleset());
         let history = crate::console::history::History::default();
         history.remember(&loaded, &config.rules);

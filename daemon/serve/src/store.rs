@@ -43,14 +43,24 @@ mod duplicates;
 mod outbox;
 mod redis;
 #[cfg(test)]
-mod suite;
+pub(crate) mod suite;
 #[cfg(test)]
 pub(crate) mod test_redis;
 
 pub use self::redis::Health;
 use self::redis::RedisStore;
+pub use self::redis::{EventId, NewEvents, SharedLearned};
 mod search;
 pub use search::AuditSearch;
+
+/// Where the learned classifiers' state is kept ([`Store::learned_store`]).
+#[derive(Debug)]
+pub enum LearnedStore {
+    /// This host's sled tree `classifiers`.
+    Local(weir_classify::SledState),
+    /// Redis, shared by every host (`store/redis/learned.rs`).
+    Shared(SharedLearned),
+}
 
 /// A message held in the MTA's hold queue by a milter `quarantine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,10 +269,15 @@ impl Store {
         &self.host
     }
 
-    /// The learned classifiers' state: the tree `classifiers`
-    /// (`classifiers.rs`; `weir learn --state` opens the same tree).
-    pub fn learned_state(&self) -> anyhow::Result<weir_classify::SledState> {
-        weir_classify::SledState::new(&self.db).map_err(|e| anyhow::anyhow!("{e}"))
+    /// Where the learned classifiers' state is (`classifiers.rs`): in
+    /// Redis when it is configured, shared by every host; else the sled
+    /// tree `classifiers` (`weir learn --state` opens the same tree).
+    pub fn learned_store(&self) -> anyhow::Result<LearnedStore> {
+        let local = weir_classify::SledState::new(&self.db).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(match &self.redis {
+            Some(r) => LearnedStore::Shared(SharedLearned::new(r.clone(), local)),
+            None => LearnedStore::Local(local),
+        })
     }
 
     /// Writes everything to disk; returns once it is durable.

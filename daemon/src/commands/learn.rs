@@ -49,9 +49,9 @@ pub fn run(args: &LearnArgs) -> u8 {
     let inputs = inputs::expand(&args.paths, inputs::any_file);
     for (name, features) in read_all(&inputs) {
         match features {
-            Ok(features) => count(
+            Ok((features, digest)) => count(
                 &mut counts,
-                learner.learn_features(&features, &args.class, args.forget),
+                learner.learn_digested(&features, digest, &args.class, args.forget),
                 &name,
             ),
             Err(e) => {
@@ -101,10 +101,14 @@ fn count(counts: &mut Counts, outcome: Result<Outcome, weir_classify::StateError
     }
 }
 
+/// The features of a message and their digest, or why it is unreadable.
+type Read = Result<(Vec<u64>, String), String>;
+
 /// The features of every message of every input, in input order (each
-/// message of an mbox in turn): read and parsed on every core, learned
-/// in order afterwards, so the outcome does not depend on the cores.
-fn read_all(inputs: &[Input]) -> Vec<(String, Result<Vec<u64>, String>)> {
+/// message of an mbox in turn), with their digests: read, parsed and
+/// hashed on every core, learned in order afterwards, so the outcome
+/// does not depend on the cores.
+fn read_all(inputs: &[Input]) -> Vec<(String, Read)> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = inputs.len().div_ceil(cores).max(1);
     std::thread::scope(|scope| {
@@ -121,7 +125,7 @@ fn read_all(inputs: &[Input]) -> Vec<(String, Result<Vec<u64>, String>)> {
 
 /// The features of each message of one input (one message, or each of
 /// an mbox), each named for error messages.
-fn read_one(input: &Input) -> Vec<(String, Result<Vec<u64>, String>)> {
+fn read_one(input: &Input) -> Vec<(String, Read)> {
     let bytes = match input.read() {
         Ok(b) => b,
         Err(e) => return vec![(input.display(), Err(e.to_string()))],
@@ -142,7 +146,11 @@ fn read_one(input: &Input) -> Vec<(String, Result<Vec<u64>, String>)> {
                 input.display()
             };
             let features = Message::parse(raw, &Limits::default())
-                .map(|m| weir_classify::tokens::features(&m))
+                .map(|m| {
+                    let features = weir_classify::tokens::features(&m);
+                    let digest = weir_classify::digest(&features);
+                    (features, digest)
+                })
                 .map_err(|e| e.to_string());
             (name, features)
         })

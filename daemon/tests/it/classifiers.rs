@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use crate::common::{stderr, stdout, temp_dir, weir, weir_in};
 use crate::serve_support::{Daemon, free_port, lmtp_deliver, lmtp_table, write_config};
 
-const RULES: &str = r#"classifier spam = learned ["spam", "ham"]
+pub const RULES: &str = r#"classifier spam = learned ["spam", "ham"]
 
 rule answer {
   then tag "class=${spam.class} p=${spam.probability("spam")}"
@@ -93,7 +93,7 @@ fn message(rng: &mut Lcg, class: &str, index: usize) -> String {
 }
 
 /// Writes `n` messages of each class under `dir/CLASS/`.
-fn corpus(dir: &Path, seed: u64, n: usize, start: usize) {
+pub fn corpus(dir: &Path, seed: u64, n: usize, start: usize) {
     let mut rng = Lcg(seed);
     for class in ["spam", "ham"] {
         std::fs::create_dir_all(dir.join(class)).unwrap();
@@ -104,7 +104,7 @@ fn corpus(dir: &Path, seed: u64, n: usize, start: usize) {
     }
 }
 
-fn learn(dir: &Path, args: &[&str]) -> String {
+pub fn learn(dir: &Path, args: &[&str]) -> String {
     let mut all = vec!["learn"];
     all.extend_from_slice(args);
     let out = weir_in(dir, &all, None);
@@ -387,7 +387,7 @@ fn the_triage_example_learns_from_its_folders() {
 
 /// Rules whose decisions teach: a trap header quarantines (spam), a known
 /// sender's header tags `known` (ham).
-const AUTOLEARN_RULES: &str = r#"classifier spam = learned ["spam", "ham"]
+pub const AUTOLEARN_RULES: &str = r#"classifier spam = learned ["spam", "ham"]
 
 rule answer {
   then tag "class=${spam.class} p=${spam.probability("spam")}"
@@ -404,7 +404,7 @@ rule trap {
 }
 "#;
 
-const AUTOLEARN: &str = "[classifiers.spam.autolearn.spam]\nverdict = [\"quarantine\"]\nskip_above = 0.9\n\n[classifiers.spam.autolearn.ham]\ntag = [\"known\"]\n";
+pub const AUTOLEARN: &str = "[classifiers.spam.autolearn.spam]\nverdict = [\"quarantine\"]\nskip_above = 0.9\n\n[classifiers.spam.autolearn.ham]\ntag = [\"known\"]\n";
 
 /// A daemon with LMTP delivery, `extra` appended to its weir.toml; its
 /// LMTP port.
@@ -448,7 +448,7 @@ fn autolearned(daemon: &Daemon, class: &str, outcome: &str) -> u64 {
 
 /// Waits until the `autolearned` counts of `outcomes` for `class` add up
 /// to `n` (learning runs after the reply, in a task of its own).
-fn wait_autolearned(daemon: &Daemon, class: &str, outcomes: &[&str], n: u64) {
+pub fn wait_autolearned(daemon: &Daemon, class: &str, outcomes: &[&str], n: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let got: u64 = outcomes.iter().map(|o| autolearned(daemon, class, o)).sum();
@@ -600,7 +600,7 @@ fn autolearn_naming_what_the_rules_do_not_declare_stops_the_start() {
 }
 
 /// Message `i` of `class` through the milter, with `header: yes` added.
-fn milter_send(daemon: &Daemon, dir: &Path, class: &str, i: usize, header: &str) -> String {
+pub fn milter_send(daemon: &Daemon, dir: &Path, class: &str, i: usize, header: &str) -> String {
     use weir::milter_client::Mail;
     let text = std::fs::read_to_string(dir.join(format!("c/{class}/{i:03}.eml"))).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();

@@ -9,6 +9,7 @@ mod redis_support;
 mod serve_support;
 
 mod classifiers;
+mod classifiers_shared;
 mod cli;
 mod cli_replies;
 mod console_api;

@@ -62,10 +62,12 @@ fn suite_on_sled() {
     });
 }
 
-fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
+/// A Redis store named `host`, under a prefix of its own for `slug`.
+pub(crate) fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
     tls_store(target, Default::default(), slug, host).expect("open the Redis store")
 }
 
+/// [`redis_store`] with `[store] tls_*_file`, or why it cannot open.
 fn tls_store(
     target: RedisTarget,
     tls: crate::config::RedisTls,

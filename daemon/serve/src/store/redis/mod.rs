@@ -30,10 +30,13 @@
 //!   (`redis/outbox.rs`);
 //! - `ruleset_version`, `ids`: counters; `health:HOST`: the probe;
 //!   `ruleset:announced`, `ruleset:hosts`: one ruleset across hosts
-//!   (`cluster.rs`).
+//!   (`cluster.rs`);
+//! - `{learned:NAME}:…`: what classifier NAME learned, every host's
+//!   (`redis/learned.rs`).
 
 mod audit;
 mod conn;
+mod learned;
 mod outbox;
 mod records;
 
@@ -41,6 +44,7 @@ use std::time::Duration;
 
 pub use conn::Health;
 use conn::Redis;
+pub use learned::{EventId, NewEvents, SharedLearned};
 
 use crate::config::RedisConfig;
 
