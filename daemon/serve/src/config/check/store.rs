@@ -260,8 +260,9 @@ mod tests {
 
     /// A directory with a PEM file `ca.pem` (its content is not parsed
     /// here: the client reads it when it connects) and a text file.
-    fn files() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("weir-tls-config-{}", std::process::id()));
+    fn files(test: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("weir-tls-config-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         for name in ["ca.pem", "client.pem", "client.key"] {
@@ -278,7 +279,7 @@ mod tests {
 
     #[test]
     fn tls_files_are_read_relative_to_the_configuration() {
-        let dir = files();
+        let dir = files("read");
         let c = parse(
             &dir,
             "backend = \"redis\"\nurl = \"rediss://redis.example:6380\"\n\
@@ -302,11 +303,12 @@ mod tests {
         )
         .expect("a cluster over TLS");
         assert!(matches!(c.store.backend, StoreBackend::Redis(r) if r.tls.ca_file.is_some()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn tls_mistakes_are_named() {
-        let dir = files();
+        let dir = files("mistakes");
         let err = |store: &str| parse(&dir, store).expect_err(store);
         let url = "backend = \"redis\"\nurl = \"rediss://a:6380\"\n";
         let missing = err(&format!("{url}tls_ca_file = \"nope.pem\"\n"));
@@ -343,5 +345,6 @@ mod tests {
             sled.contains("[store] tls_ca_file: a Redis setting, but backend is \"sled\""),
             "{sled}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
