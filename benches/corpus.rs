@@ -6,6 +6,7 @@
 //! of the `milter-load` tool and the milter benchmark.
 
 pub mod load;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +50,23 @@ pub fn synth_messages() -> Vec<Vec<u8>> {
     paths
         .iter()
         .map(|p| std::fs::read(p).expect("message"))
+        .collect()
+}
+
+/// Every regular file of `dir`, in name order (the load tools' `--corpus`).
+pub fn read_corpus(dir: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            std::fs::read(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        })
         .collect()
 }
 

@@ -7,7 +7,10 @@
 #
 # Usage (as root, on Debian): benches/peers/run.sh [N ...]   (default: 10 100 1000 10000)
 # RSPAMD_STOCK=0 loads only the generated rules in rspamd (not its stock rules).
-# Prints one table row per N: msgs/s for each engine and Weir's ratio to each.
+# Prints one table row per N: msgs/s for each engine and Weir's ratio to each,
+# then the milter comparison through Postfix (benches/peers/milter.sh: Postfix
+# alone, with an accept-all milter, with `weir serve` and with rspamd's milter)
+# at MILTER_N rules (default 1000); MILTER=0 leaves it out.
 set -euo pipefail
 # Also inside $(...), so that a failed measurement stops the script.
 shopt -s inherit_errexit
@@ -89,7 +92,8 @@ pigeonhole_rate() {
 # rspamd with only the regexp module's generated symbols: a private config
 # directory, one normal worker on loopback, DNS pointed at a closed port.
 rspamd_rate() {
-  local n=$1 dir="$work/rspamd-$n" port=11433 pid cpu_before cpu_after
+  local n=$1
+  local dir="$work/rspamd-$n" port=11433 pid cpu_before cpu_after
   rm -rf "$dir"
   mkdir -p "$dir/run" "$dir/db"
   cp -r /etc/rspamd "$dir/etc"
@@ -97,6 +101,7 @@ rspamd_rate() {
   # RSPAMD_STOCK=0: rspamd's stock Lua rules (its own regexp, header, HTML,
   # MIME checks) are not loaded, only the generated ones, so rspamd does
   # the same work as the other engines. Default 1: the stock set-up.
+  # shellcheck disable=SC2016 # rspamd's own variables, not the shell's
   if [[ ${RSPAMD_STOCK:-1} == 0 ]]; then
     cat > "$dir/etc/generated-only.lua" <<'LUA'
 require "global_functions" ()
@@ -163,3 +168,7 @@ for n in "${ns[@]}"; do
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0) printf "%.1fx", a / b; else print "n/a"}'; }
   printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$w" "$p" "$r" "$(ratio "$w" "$p")" "$(ratio "$w" "$r")"
 done
+if [[ ${MILTER:-1} != 0 ]]; then
+  printf '\n'
+  N="${MILTER_N:-1000}" "$root/benches/peers/milter.sh"
+fi

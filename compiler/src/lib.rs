@@ -274,13 +274,22 @@ impl Ruleset {
         &self.inner.program
     }
 
-    /// Builds every regex of the ruleset now. Regexes are otherwise built
-    /// the first time a message needs them (`weir_stdlib::pattern`), which
-    /// keeps loading fast; a server, which loads off its hot path, calls
-    /// this so that no message after a (re)load waits for them.
+    /// Builds now every regex the native engine runs on any message it
+    /// reaches. Regexes are otherwise built the first time a message needs
+    /// them (`weir_stdlib::pattern`), which keeps loading fast; a server,
+    /// which loads off its hot path, calls this so that no message after a
+    /// (re)load waits for them.
+    ///
+    /// A regex the prefilter filters (one with required strings or an
+    /// ASCII language, `native/prefilter`) is left to be built on first
+    /// use: it runs only on a value holding its strings, which most mail
+    /// never does, and a built regex costs about 22 KB (at 10,000
+    /// generated rules, 1,792 regexes took a daemon from 47 MB to 90 MB).
     pub fn build_regexes(&self) {
         for regex in &self.inner.program.regexes {
-            regex.regex();
+            if !native::can_filter(regex) {
+                regex.regex();
+            }
         }
     }
 
@@ -423,15 +432,22 @@ mod tests {
         let mut loader: MemoryLoader = MemoryLoader::new();
         let text = "rule a { when subject matches /ticket #[0-9]+/i then tag \"a\" }\n\
                     rule b { when body matches /(refund|invoice)/ then tag \"b\" }\n\
-                    rule c { when subject matches /ticket #[0-9]+/i then tag \"c\" }\n";
+                    rule c { when subject matches /ticket #[0-9]+/i then tag \"c\" }\n\
+                    rule d { when subject matches /[0-9]{5}/ then tag \"d\" }\n";
         loader.insert("rules.flow", text);
         let compiled = compile(Path::new("rules.flow"), &loader);
         let ruleset = compiled.ruleset.expect("the rules compile");
         let regexes = &ruleset.program().regexes;
-        assert_eq!(regexes.len(), 2, "one regex per distinct literal");
+        assert_eq!(regexes.len(), 3, "one regex per distinct literal");
         assert!(regexes.iter().all(|r| !r.is_built()));
         ruleset.build_regexes();
-        assert!(regexes.iter().all(|r| r.is_built()));
+        // Only the regex the prefilter cannot filter is built at load.
+        let built: Vec<&str> = regexes
+            .iter()
+            .filter(|r| r.is_built())
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(built, ["[0-9]{5}"]);
     }
 
     #[test]

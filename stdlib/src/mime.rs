@@ -51,12 +51,16 @@ use crate::headers::{self, HeaderField};
 use crate::html::html_to_text;
 use crate::message::{Address, Attachment, Limits, MessageError};
 
+mod deferred;
+
+use deferred::{Attachments, Decoding, Listed, Source};
+
 /// What the body walk produces.
 #[derive(Debug, Default)]
 struct Body {
     text: String,
     html: String,
-    attachments: Vec<Attachment>,
+    attachments: Attachments,
 }
 
 /// A parsed message. Cheap to clone: everything is shared.
@@ -69,6 +73,10 @@ pub(crate) struct Parsed {
 
 impl Parsed {
     pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Parsed, MessageError> {
+        Parsed::parse_as(bytes, limits, Parse::Lazy)
+    }
+
+    fn parse_as(bytes: &[u8], limits: &Limits, how: Parse) -> Result<Parsed, MessageError> {
         let size = bytes.len() as u64;
         if size > limits.max_message_size {
             return Err(MessageError::TooLarge {
@@ -91,7 +99,7 @@ impl Parsed {
                 ..Body::default()
             }
         } else {
-            mime_body(bytes, &block, limits)?
+            mime_body(bytes, &block, limits, how)?
         };
         Ok(Parsed {
             raw: Arc::from(bytes),
@@ -163,7 +171,7 @@ impl Parsed {
     }
 
     pub(crate) fn attachments(&self) -> &[Attachment] {
-        &self.body.attachments
+        self.body.attachments.resolve(&self.raw)
     }
 
     pub(crate) fn size(&self) -> u64 {
@@ -216,11 +224,23 @@ fn join_paragraphs(text: &str) -> String {
     out
 }
 
+/// How mail-parser reads the MIME structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parse {
+    /// Without decoding part bodies, unless the message encloses messages
+    /// ([`deferred`]).
+    Lazy,
+    /// Decoding every part body (what the lazy parse must equal).
+    #[cfg(test)]
+    Eager,
+}
+
 /// Parses the MIME structure with mail-parser and walks it.
 fn mime_body(
     bytes: &[u8],
     block: &headers::HeaderBlock,
     limits: &Limits,
+    how: Parse,
 ) -> Result<Body, MessageError> {
     // mail-parser reads the MIME structure only: the top-level header block
     // is Weir's. It is given the MIME fields of that block as Weir read
@@ -234,11 +254,24 @@ fn mime_body(
     // index arithmetic on hostile input; a panic must not take the daemon
     // down, so the body then falls back to the raw text.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let parsed = MessageParser::new().parse(&input);
-        match parsed {
+        if how == Parse::Lazy {
+            match deferred::lazy_parser().parse(&input) {
+                Some(message) if !deferred::encloses_messages(&message) => {
+                    check_depth(&message, limits.max_mime_depth)?;
+                    let lazy = RawMap {
+                        prefix: body_start,
+                        body_start: block.body_start,
+                    };
+                    return Ok(Some(walk(&message, &input, Some(lazy))));
+                }
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
+        match MessageParser::new().parse(&input) {
             Some(message) => {
                 check_depth(&message, limits.max_mime_depth)?;
-                Ok(Some(walk(&message, &input)))
+                Ok(Some(walk(&message, &input, None)))
             }
             None => Ok(None),
         }
@@ -363,7 +396,7 @@ fn classify_leaf(part: &MessagePart<'_>) -> Leaf {
     }
 }
 
-/// The transfer encoding a part declares.
+/// A transfer encoding.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum Transfer {
     Identity,
@@ -372,9 +405,15 @@ enum Transfer {
     UuEncode,
 }
 
-fn declared_transfer(part: &MessagePart<'_>) -> Transfer {
-    let Some(encoding) = part.content_transfer_encoding() else {
-        return Transfer::Identity;
+/// The transfer encoding a part declares; `input` holds the field as
+/// written when a lazy parse skipped it ([`deferred`]).
+fn declared_transfer(part: &MessagePart<'_>, input: &[u8]) -> Transfer {
+    let encoding = match part.content_transfer_encoding() {
+        Some(encoding) => Cow::Borrowed(encoding),
+        None => match deferred::skipped_transfer_encoding(part, input) {
+            Some(encoding) => Cow::Owned(encoding),
+            None => return Transfer::Identity,
+        },
     };
     let encoding = encoding.trim();
     if encoding.eq_ignore_ascii_case("base64") {
@@ -411,8 +450,16 @@ fn raw_body<'a>(part: &MessagePart<'_>, input: &'a [u8]) -> &'a [u8] {
 /// text gives the data, a line break and the text (`with_trailing_text`),
 /// or the data alone.
 fn decode_transfer(part: &MessagePart<'_>, input: &[u8], with_trailing_text: bool) -> Vec<u8> {
-    let raw = raw_body(part, input);
-    match declared_transfer(part) {
+    decode_transfer_raw(
+        raw_body(part, input),
+        declared_transfer(part, input),
+        with_trailing_text,
+    )
+}
+
+/// [`decode_transfer`] of a body as written.
+fn decode_transfer_raw(raw: &[u8], transfer: Transfer, with_trailing_text: bool) -> Vec<u8> {
+    match transfer {
         Transfer::Base64 => {
             let (mut data, rest) = charset::base64_body_decode(raw);
             if with_trailing_text && !rest.trim_ascii().is_empty() {
@@ -433,7 +480,7 @@ fn decode_transfer(part: &MessagePart<'_>, input: &[u8], with_trailing_text: boo
 /// The text of a text leaf, decoded from its transfer encoding by Weir
 /// (see [`decode_transfer`]) and from its charset by mail-parser's tables.
 fn leaf_text<'a>(part: &'a MessagePart<'_>, input: &[u8]) -> Cow<'a, str> {
-    if declared_transfer(part) != Transfer::Identity {
+    if declared_transfer(part, input) != Transfer::Identity {
         let charset = part
             .content_type()
             .and_then(|ct| ct.attribute("charset"))
@@ -492,8 +539,12 @@ pub(crate) const MAX_ZIP_ENTRIES: usize = 1_000;
 
 /// Walks the part tree of the message and collects the body and the
 /// attachments (see the module docs).
-fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
-    let mut walker = Walker::default();
+/// `lazy` is set when mail-parser left the bodies as written.
+fn walk(message: &mail_parser::Message<'_>, input: &[u8], lazy: Option<RawMap>) -> Body {
+    let mut walker = Walker {
+        lazy,
+        ..Walker::default()
+    };
     walker.walk(
         message,
         input,
@@ -506,6 +557,7 @@ fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
         mut text,
         mut html,
         attachments,
+        ..
     } = walker;
     // Empty parts add nothing, not even a separating line break.
     text.retain(|t| !t.trim().is_empty());
@@ -513,7 +565,21 @@ fn walk(message: &mail_parser::Message<'_>, input: &[u8]) -> Body {
     Body {
         text: text.join("\n"),
         html: html.join("\n"),
-        attachments,
+        attachments: Attachments::new(attachments),
+    }
+}
+
+/// Where mail-parser's input (Weir's MIME fields, then the body) maps into
+/// the message's bytes: input offset `prefix` is byte `body_start`.
+#[derive(Debug, Clone, Copy)]
+struct RawMap {
+    prefix: usize,
+    body_start: usize,
+}
+
+impl RawMap {
+    fn to_raw(self, offset: usize) -> usize {
+        offset.saturating_sub(self.prefix) + self.body_start
     }
 }
 
@@ -530,7 +596,9 @@ struct Scope<'a> {
 struct Walker {
     text: Vec<String>,
     html: Vec<String>,
-    attachments: Vec<Attachment>,
+    attachments: Vec<Listed>,
+    /// Set for a lazy parse: attachments that need decoding are deferred.
+    lazy: Option<RawMap>,
 }
 
 impl Walker {
@@ -538,9 +606,9 @@ impl Walker {
     /// (enclosed messages recurse, at most [`MAX_ENCLOSED_LEVELS`] deep).
     fn walk(&mut self, message: &mail_parser::Message<'_>, input: &[u8], scope: &Scope<'_>) {
         let top = scope.level == 0;
-        // (part id, whether it counts for `body`).
-        let mut stack: Vec<(u32, bool)> = vec![(0, top)];
-        while let Some((id, in_body)) = stack.pop() {
+        // (part id, whether it counts for `body`, the enclosing boundary).
+        let mut stack: Vec<(u32, bool, &[u8])> = vec![(0, top, b"")];
+        while let Some((id, in_body, boundary)) = stack.pop() {
             let Some(part) = message.parts.get(id as usize) else {
                 continue;
             };
@@ -553,9 +621,14 @@ impl Walker {
                 } else {
                     None
                 };
+                let inner = part
+                    .content_type()
+                    .and_then(|ct| ct.attribute("boundary"))
+                    .unwrap_or("")
+                    .as_bytes();
                 for &child in children.iter().rev() {
                     let child_in_body = in_body && (!is_alternative || Some(child) == chosen);
-                    stack.push((child, child_in_body));
+                    stack.push((child, child_in_body, inner));
                 }
                 continue;
             }
@@ -570,23 +643,45 @@ impl Walker {
                     self.html.push(normalize_newlines(&h));
                 }
                 Leaf::Html => {}
-                Leaf::Attachment => self.attachment(part, input, scope),
+                Leaf::Attachment => self.attachment(part, input, scope, boundary),
             }
         }
     }
 
     /// Lists an attachment, then what it holds: the attachments of an
     /// enclosed message, or the entries of a ZIP archive.
-    fn attachment(&mut self, part: &MessagePart<'_>, input: &[u8], scope: &Scope<'_>) {
-        let record = attachment(part, input, scope.archive);
-        // What the parts inside are listed under: the name, else the type.
-        let container = if record.name.is_empty() {
-            record.content_type.clone()
-        } else {
-            record.name.clone()
+    fn attachment(
+        &mut self,
+        part: &MessagePart<'_>,
+        input: &[u8],
+        scope: &Scope<'_>,
+        boundary: &[u8],
+    ) {
+        if let Some(map) = self.lazy
+            && let Some(decoding) = lazy_decoding(part, input)
+        {
+            let record = attachment_record(part, scope.archive);
+            let zip_container = is_zip_attachment(&record).then(|| container_name(&record));
+            let source = Source {
+                start: map.to_raw(part.offset_body as usize),
+                end: map.to_raw((part.offset_end as usize).min(input.len())),
+                decoding,
+                boundary: boundary.to_vec(),
+            };
+            self.attachments.push(Listed::Deferred {
+                record,
+                source,
+                zip_container,
+            });
+            return;
+        }
+        let record = Attachment {
+            size: decoded_size(part, input),
+            ..attachment_record(part, scope.archive)
         };
+        let container = container_name(&record);
         let is_zip = is_zip_attachment(&record);
-        self.attachments.push(record);
+        self.attachments.push(Listed::Ready(record));
         match &part.body {
             PartType::Message(inner) if scope.level < MAX_ENCLOSED_LEVELS => {
                 let scope = Scope {
@@ -598,10 +693,36 @@ impl Walker {
             PartType::Message(_) => {}
             _ if is_zip => {
                 let data = attachment_data(part, input);
-                self.attachments.extend(zip_entries(&data, &container));
+                let entries = zip_entries(&data, &container);
+                self.attachments
+                    .extend(entries.into_iter().map(Listed::Ready));
             }
             _ => {}
         }
+    }
+}
+
+/// What the parts inside an attachment are listed under: its name, else its type.
+fn container_name(record: &Attachment) -> String {
+    if record.name.is_empty() {
+        record.content_type.clone()
+    } else {
+        record.name.clone()
+    }
+}
+
+/// How a lazy parse decodes an attachment's data when it is read, or
+/// `None` when it needs no decoding (its data is as written, or, for an
+/// enclosed message or a multipart, not decoded by Weir).
+fn lazy_decoding(part: &MessagePart<'_>, input: &[u8]) -> Option<Decoding> {
+    let transfer = declared_transfer(part, input);
+    match &part.body {
+        PartType::Binary(_) | PartType::InlineBinary(_) if !part.is_encoding_problem => {
+            matches!(transfer, Transfer::Base64 | Transfer::QuotedPrintable)
+                .then_some(Decoding::MailParser(transfer))
+        }
+        PartType::Message(_) | PartType::Multipart(_) => None,
+        _ => (transfer != Transfer::Identity).then_some(Decoding::Weir(transfer)),
     }
 }
 
@@ -664,8 +785,9 @@ fn zip_entries(data: &[u8], container: &str) -> Vec<Attachment> {
     .unwrap_or_default()
 }
 
-/// The attachment record of a leaf, listed under `archive`.
-fn attachment(part: &MessagePart<'_>, input: &[u8], archive: &str) -> Attachment {
+/// The attachment record of a leaf, listed under `archive`, without its
+/// size (see [`decoded_size`]).
+fn attachment_record(part: &MessagePart<'_>, archive: &str) -> Attachment {
     let content_type = match (declared_type(part), &part.body) {
         (Some((ty, sub)), _) if !sub.is_empty() => format!("{ty}/{sub}"),
         (Some((ty, _)), _) => ty,
@@ -676,7 +798,7 @@ fn attachment(part: &MessagePart<'_>, input: &[u8], archive: &str) -> Attachment
     Attachment {
         name,
         content_type,
-        size: decoded_size(part, input),
+        size: 0,
         archive: archive.to_string(),
         encrypted: false,
     }

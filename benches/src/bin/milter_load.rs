@@ -19,7 +19,7 @@
 //! order) or the synthetic corpus, and are sent round-robin.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
 
 async fn run(args: &Args) -> anyhow::Result<()> {
     let raw = match &args.corpus {
-        Some(dir) => read_corpus(dir)?,
+        Some(dir) => weir_benches::read_corpus(dir)?,
         None => weir_benches::synth_messages(),
     };
     let mails = Arc::new(load::mails(&raw, args.recipients));
@@ -139,20 +139,6 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     }
     print_report(&report?);
     Ok(())
-}
-
-/// Every regular file of `dir`, in name order.
-fn read_corpus(dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_file())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
-        .collect()
 }
 
 /// Which duration of a message a row of the report shows.

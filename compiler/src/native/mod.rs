@@ -23,6 +23,8 @@ mod cond;
 mod host;
 mod prefilter;
 
+pub(crate) use prefilter::can_filter;
+
 use std::ffi::c_void;
 use std::fmt;
 use std::panic::catch_unwind;

@@ -148,16 +148,91 @@ impl weir_compiler::Loader for Shipped {
     }
 }
 
-/// Where the announced entry is on this host.
-pub fn entry_here(daemon: &Daemon, announcement: &Announcement) -> PathBuf {
-    rules_root(&daemon.config().rules).join(&announcement.entry)
+/// Where the announced entry is on this host, whose `rules` is `rules`.
+pub fn entry_here(rules: &Path, announcement: &Announcement) -> PathBuf {
+    rules_root(rules).join(&announcement.entry)
+}
+
+/// What a starting host runs.
+pub struct StartVersion {
+    /// The ruleset.
+    pub candidate: crate::reload::Candidate,
+    /// Its version number.
+    pub version: u64,
+    /// The announced version this host could not load, and why.
+    pub refused: Option<(u64, String)>,
+}
+
+/// Picks what a starting host runs. With Redis and a version the running
+/// hosts announced, that version: compiled from the announced files and
+/// tested, as a follower does, and installed under the announced number,
+/// so a host that starts or restarts joins the others instead of taking a
+/// version of its own. Otherwise, or when the announced version does not
+/// load here (then logged and reported by [`follow`]), `local` (this
+/// host's own files) under a new version number. Blocking.
+pub fn start_version(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    local: crate::reload::Candidate,
+) -> anyhow::Result<StartVersion> {
+    let announced = if store.backend() == "redis" {
+        announcement(store)?
+    } else {
+        None
+    };
+    let mut refused = None;
+    if let Some(a) = announced {
+        match load_announced(config, &a) {
+            Ok(candidate) => {
+                tracing::info!(
+                    "ruleset version {} adopted, as announced by {}",
+                    a.version,
+                    a.host
+                );
+                return Ok(StartVersion {
+                    candidate,
+                    version: a.version,
+                    refused: None,
+                });
+            }
+            Err(e) => {
+                let why = format!(
+                    "cannot load version {} announced by {}: {e}",
+                    a.version, a.host
+                );
+                tracing::error!("{why}; running this host's own files");
+                refused = Some((a.version, why));
+            }
+        }
+    }
+    Ok(StartVersion {
+        candidate: local,
+        version: store.next_ruleset_version()?,
+        refused,
+    })
+}
+
+/// The announced version compiled and tested here, and checked against
+/// this host's `weir.toml` (the channels and relay its rules need).
+fn load_announced(
+    config: &crate::config::Config,
+    announced: &Announcement,
+) -> Result<crate::reload::Candidate, crate::reload::ReloadError> {
+    let candidate = crate::reload::prepare_announced(&config.rules, announced)?;
+    match crate::reload::check_needs(&candidate.needs, candidate.ruleset(), config) {
+        Some(e) => Err(e),
+        None => Ok(candidate),
+    }
 }
 
 /// Follows announcements and reports this host's state, every [`POLL`],
 /// until `stop`. Only with Redis.
 pub async fn follow(daemon: Arc<Daemon>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tried = 0u64;
-    let mut error: Option<String> = None;
+    // A version refused at start is not tried again, but reported.
+    let (mut tried, mut error) = daemon
+        .reload
+        .take_start_refusal()
+        .map_or((0, None), |(v, e)| (v, Some(e)));
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
@@ -189,15 +264,24 @@ pub async fn follow(daemon: Arc<Daemon>, mut stop: tokio::sync::watch::Receiver<
 }
 
 fn last_announcement(daemon: &Daemon) -> Option<Announcement> {
-    let bytes = daemon.store.shared_get(ANNOUNCED).ok()??;
-    serde_json::from_slice(&bytes).ok()
+    announcement(&daemon.store).ok().flatten()
+}
+
+/// The last announcement; `None` when there is none, or it is unreadable.
+fn announcement(store: &crate::store::Store) -> anyhow::Result<Option<Announcement>> {
+    let Some(bytes) = store.shared_get(ANNOUNCED)? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 /// Writes this host's ruleset state for `/v1/ruleset`; sets
 /// `weir_ruleset_in_sync`.
 fn report(daemon: &Daemon, latest: u64, error: Option<String>) {
     let current = daemon.current();
-    let in_sync = current.version >= latest;
+    // Equal, not at least: a host that could not load the announced
+    // version at start runs its own files under a newer number.
+    let in_sync = latest == 0 || current.version == latest;
     daemon.metrics.set_ruleset_in_sync(in_sync);
     let state = HostRuleset {
         host: daemon.store.host().to_string(),

@@ -150,6 +150,10 @@ pub struct ReloadState {
     last_error: Mutex<Option<ReloadError>>,
     /// The files to watch, replaced after every reload attempt.
     pub(crate) watch: tokio::sync::watch::Sender<Vec<PathBuf>>,
+    /// The version announced by other hosts that this host could not load
+    /// at start, and why (`cluster::start_version`), until the follower
+    /// takes it to report.
+    start_refusal: Mutex<Option<(u64, String)>>,
 }
 
 impl ReloadState {
@@ -159,7 +163,20 @@ impl ReloadState {
             running: tokio::sync::Mutex::new(()),
             last_error: Mutex::new(None),
             watch: tokio::sync::watch::Sender::new(watch),
+            start_refusal: Mutex::new(None),
         }
+    }
+
+    /// Remembers the announced version refused at start.
+    pub(crate) fn set_start_refusal(&self, refused: Option<(u64, String)>) {
+        if let Ok(mut r) = self.start_refusal.lock() {
+            *r = refused;
+        }
+    }
+
+    /// The announced version refused at start, once.
+    pub(crate) fn take_start_refusal(&self) -> Option<(u64, String)> {
+        self.start_refusal.lock().ok().and_then(|mut r| r.take())
     }
 
     /// The last failed reload since the last successful one.
@@ -439,15 +456,9 @@ pub async fn follow(
         time: unix_now(),
         watch: Vec::new(),
     };
-    let entry = crate::cluster::entry_here(daemon, announced);
-    let Some(shipped) = crate::cluster::Shipped::new(announced, &entry_root(&entry, announced))
-    else {
-        return Err(failed(format!(
-            "host {} could not share its files (one outside its rules directory, or not UTF-8): reload this host itself",
-            announced.host
-        )));
-    };
-    let prepared = tokio::task::spawn_blocking(move || prepare(&entry, &shipped))
+    let rules = daemon.config().rules.clone();
+    let announcement = announced.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare_announced(&rules, &announcement))
         .await
         .unwrap_or_else(|e| Err(failed(format!("the reload task failed: {e}"))));
     let result = prepared.and_then(|c| install(daemon, c, Some(announced.version)));
@@ -467,6 +478,31 @@ pub async fn follow(
         }
     }
     result
+}
+
+/// Compiles the version another host announced from its files, placed
+/// under this host's rules directory (`rules` is this host's `rules`), and
+/// runs its `test` blocks, as [`prepare`] does. Blocking.
+pub fn prepare_announced(
+    rules: &Path,
+    announced: &crate::cluster::Announcement,
+) -> Result<Candidate, ReloadError> {
+    let entry = crate::cluster::entry_here(rules, announced);
+    let Some(shipped) = crate::cluster::Shipped::new(announced, &entry_root(&entry, announced))
+    else {
+        return Err(ReloadError {
+            kind: ReloadErrorKind::Io,
+            rendered: format!(
+                "host {} could not share its files (one outside its rules directory, or not UTF-8): reload this host itself",
+                announced.host
+            ),
+            diagnostics: Vec::new(),
+            tests: Vec::new(),
+            time: unix_now(),
+            watch: Vec::new(),
+        });
+    };
+    prepare(&entry, &shipped)
 }
 
 /// The rules directory the announced entry's relative names start from.

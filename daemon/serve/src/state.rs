@@ -203,7 +203,9 @@ impl Daemon {
         let store = Store::open_config(&config).map_err(StartError::State)?;
         let stamp_key =
             StampKey::load(&config.state_dir).map_err(|e| StartError::State(e.into()))?;
-        let version = store.next_ruleset_version().map_err(StartError::State)?;
+        let start =
+            crate::cluster::start_version(&config, &store, candidate).map_err(StartError::State)?;
+        let (candidate, version) = (start.candidate, start.version);
         let metrics = Metrics::new();
         metrics.set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
         let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
@@ -225,7 +227,11 @@ impl Daemon {
             current: arc_swap::ArcSwap::from_pointee(loaded),
             recent: crate::recent::Recent::default(),
             history,
-            reload: ReloadState::new(candidate.watch),
+            reload: {
+                let reload = ReloadState::new(candidate.watch);
+                reload.set_start_refusal(start.refused);
+                reload
+            },
         }))
     }
 

@@ -622,3 +622,200 @@ fn a_start_without_redis_fails_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_host_that_starts_later_adopts_the_announced_version() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let sink = Sink::start();
+    let a = host(&redis, &sink, "mx-a", "");
+    for rules in [NEW_RULES.to_string(), format!("{NEW_RULES}\n# again\n")] {
+        std::fs::write(a.dir.join("rules.flow"), rules).expect("rules");
+        let reloaded = a.request("POST", "/v1/reload", true, b"");
+        assert_eq!(reloaded.status, 200, "{}", reloaded.body);
+    }
+    // The file watcher may reload A once more after the API did: wait for
+    // A to run the version last announced, and to stay on it.
+    let last_announced = || -> Option<u64> {
+        let json: serde_json::Value =
+            serde_json::from_str(&redis.cli(&["get", "it:ruleset:announced"])).ok()?;
+        json["version"].as_u64()
+    };
+    wait_until("A to settle on the announced version", || {
+        let before = version(&a);
+        std::thread::sleep(Duration::from_millis(1_500));
+        version(&a) == before && last_announced() == Some(before)
+    });
+    let announced = version(&a);
+    assert!(announced >= 3, "A started and reloaded twice: {announced}");
+
+    // B's own files are the first ruleset; it starts on A's all the same.
+    let b = host(&redis, &sink, "mx-b", "");
+    assert_eq!(
+        version(&b),
+        announced,
+        "B adopts A's version at start: {}",
+        b.log()
+    );
+    let r = milter_send(b.milter, "s@example.test", "BLOCKED", "s1");
+    assert!(r.contains("550"), "B decides with A's rules: {r}");
+    wait_until("B to report itself in sync", || {
+        metric(&b, "weir_ruleset_in_sync ") == Some(1.0)
+    });
+    wait_until("both hosts listed in sync", || {
+        let hosts = a.request("GET", "/v1/ruleset", true, b"").json()["hosts"].clone();
+        hosts.as_array().is_some_and(|h| {
+            h.len() == 2
+                && h.iter()
+                    .all(|x| x["version"] == announced && x["in_sync"] == true)
+        })
+    });
+}
+
+#[test]
+fn a_host_that_cannot_load_the_announced_version_at_start_runs_its_own_and_says_so() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let sink = Sink::start();
+    let hook = "[notify.hook]\nurl = \"http://127.0.0.1:9/hook\"\n";
+    let a = host(&redis, &sink, "mx-a", hook);
+    std::fs::write(a.dir.join("rules.flow"), NOTIFYING_RULES).expect("rules");
+    assert_eq!(a.request("POST", "/v1/reload", true, b"").status, 200);
+
+    // B has no [notify.hook]: it starts on its own files, under a version
+    // of its own, and says why.
+    let b = host(&redis, &sink, "mx-b", "");
+    assert_ne!(version(&b), version(&a));
+    wait_until("B to report that it cannot load A's version", || {
+        metric(&b, "weir_ruleset_in_sync ") == Some(0.0)
+            && b.request("GET", "/v1/ruleset", true, b"").json()["hosts"]
+                .as_array()
+                .is_some_and(|h| {
+                    h.iter().any(|x| {
+                        x["host"] == "mx-b"
+                            && x["in_sync"] == false
+                            && x["error"]
+                                .as_str()
+                                .is_some_and(|e| e.contains("notify.hook"))
+                    })
+                })
+    });
+    let r = milter_send(b.milter, "s@example.test", "VACATION", "s2");
+    assert!(accepted(&r), "B runs its own rules: {r}");
+}
+
+/// A delivery recorded whose stream entry was never acknowledged (the
+/// host died between the two) is not delivered again by the host that
+/// takes the entry over. Host A's Redis user may not `XACK`, so its
+/// acknowledgement is refused by the real server; then A is killed.
+#[test]
+fn an_outbox_item_delivered_whose_ack_was_lost_is_not_delivered_twice() {
+    use std::sync::atomic::Ordering;
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    redis.cli(&[
+        "acl", "setuser", "mx-a", "on", ">secret", "~*", "&*", "+@all", "-xack",
+    ]);
+    let hook = Hook::start();
+    hook.hang.store(false, Ordering::SeqCst);
+    let tables = format!(
+        "[notify.hook]\nurl = \"http://127.0.0.1:{}/hook\"\n",
+        hook.port
+    );
+    let start = |name: &str, url: &str| {
+        let dir = temp_dir(&format!("hosts-ack-{name}"));
+        std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
+        let store = redis
+            .store_table(name)
+            .replace("redis://", url)
+            .replace("[store]\n", "[store]\nclaim_timeout = \"2s\"\n");
+        let (http, milter) = write_config(&dir, "", &format!("{store}\n{tables}"));
+        Daemon::start(&dir, http, milter)
+    };
+    let mut a = start("mx-a", "redis://mx-a:secret@");
+    assert!(accepted(&milter_send(
+        a.milter,
+        "s@example.test",
+        "PING once",
+        "k0"
+    )));
+    let unacknowledged = || {
+        redis
+            .cli(&["xpending", "it:{outbox}:stream", "workers"])
+            .lines()
+            .next()
+            .map(str::to_string)
+    };
+    wait_until("A to deliver and record it, its ack refused", || {
+        hook.answered.lock().expect("lock").len() == 1
+            && redis.cli(&["zcard", "it:{outbox}:done"]).trim() == "1"
+            && unacknowledged().as_deref() == Some("1")
+    });
+    assert!(a.log().contains("not acknowledged"), "{}", a.log());
+    a.kill_9();
+
+    let b = start("mx-b", "redis://");
+    wait_until("B to acknowledge A's entry", || {
+        unacknowledged().as_deref() == Some("0")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hook.seen.load(Ordering::SeqCst), 1, "delivered once");
+    let items = b.request("GET", "/v1/outbox", true, b"").json();
+    assert_eq!(items, serde_json::json!([]));
+}
+
+/// A dead letter queued by one host is listed, with its host, and retried
+/// through the other; the retried item goes back into the shared stream
+/// and is delivered once.
+#[test]
+fn a_dead_letter_of_one_host_is_listed_and_retried_through_the_other() {
+    use std::sync::atomic::Ordering;
+    if !redis_support::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let hook = Hook::start();
+    let tables = format!(
+        "[notify.hook]\nurl = \"http://127.0.0.1:{}/hook\"\ntimeout = \"1s\"\nretries = 0\n",
+        hook.port
+    );
+    let start = |name: &str| {
+        let dir = temp_dir(&format!("hosts-dead-{name}"));
+        std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
+        let (http, milter) =
+            write_config(&dir, "", &format!("{}\n{tables}", redis.store_table(name)));
+        Daemon::start(&dir, http, milter)
+    };
+    let a = start("mx-a");
+    let b = start("mx-b");
+    assert!(accepted(&milter_send(
+        a.milter,
+        "s@example.test",
+        "PING dead",
+        "d0"
+    )));
+    let mut listed = serde_json::Value::Null;
+    wait_until("B to list A's item dead", || {
+        listed = b.request("GET", "/v1/outbox", true, b"").json();
+        listed[0]["state"] == "dead"
+    });
+    assert_eq!(listed[0]["host"], "mx-a", "{listed}");
+    hook.hang.store(false, Ordering::SeqCst);
+    let id = listed[0]["id"].as_str().expect("an id").to_string();
+    let retried = b.request("POST", &format!("/v1/outbox/{id}/retry"), true, b"");
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    wait_until("the retried item to be delivered", || {
+        hook.answered.lock().expect("lock").len() == 1
+    });
+    wait_until("an empty outbox on A", || {
+        a.request("GET", "/v1/outbox", true, b"").json() == serde_json::json!([])
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(*hook.answered.lock().expect("lock"), [id], "delivered once");
+}

@@ -70,6 +70,14 @@ mod strings;
 use search::{Found, Searcher};
 use strings::{ascii_language, required};
 
+/// Whether the prefilter can decide when `re` runs (it has required
+/// strings or an ASCII language): such a regex runs only on values where
+/// its strings occur, and is otherwise never built.
+pub(crate) fn can_filter(re: &Regex) -> bool {
+    re.hir()
+        .is_some_and(|hir| required(&hir).is_some() || ascii_language(&hir).is_some())
+}
+
 /// Where a substring needle must sit in the folded value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Anchor {

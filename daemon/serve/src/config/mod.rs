@@ -819,6 +819,10 @@ period = "7d"
                 .contains("[store] timeout: expected a duration above zero")
         );
         assert!(
+            err("backend = \"redis\"\nurl = \"redis://a\"\nclaim_timeout = \"1s\"\n")
+                .contains("[store] claim_timeout: expected at least 2s")
+        );
+        assert!(
             err("url = \"redis://a\"\n")
                 .contains("[store] url: a Redis setting, but backend is \"sled\"")
         );

@@ -675,11 +675,9 @@ pub struct Tick {
 /// items waiting for later.
 pub fn tick(store: &crate::store::Store, in_flight: &HashSet<String>, now: i64) -> Tick {
     let free = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
-    let due = if free == 0 {
-        Vec::new()
-    } else {
-        store.outbox_due(now, in_flight, free)
-    };
+    // Asked even with no free slot: with Redis, looking renews this host's
+    // hold on the attempts under way.
+    let due = store.outbox_due(now, in_flight, free);
     let wait = store.outbox_next_due(now).map_or(IDLE_POLL, |next| {
         Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0)).min(IDLE_POLL)
     });

@@ -226,7 +226,7 @@ impl Store {
     /// the item leaves every tree in one transaction; flushed.
     pub fn outbox_delivered(&self, id: &str, now: i64) -> anyhow::Result<()> {
         if let Some(r) = &self.redis {
-            return r.outbox_remove(id, Some(now)).map(drop);
+            return r.outbox_delivered(id, now);
         }
         let removed = self.outbox_remove(id, Some(now))?;
         self.outbox_trees()
@@ -291,7 +291,10 @@ impl Store {
     /// Pending items due at `now_ms` (milliseconds since the epoch),
     /// earliest first, with their mail's bytes: at most `max`, skipping
     /// the ids in `skip` (attempts under way). Reads only the due prefix
-    /// of `outbox_due`.
+    /// of `outbox_due`. With Redis the items are taken for this host's
+    /// worker (read through the stream's consumer group, or taken over
+    /// from a host that stopped reading for `claim_timeout`), and the
+    /// hold on the attempts in `skip` is renewed (`redis/outbox.rs`).
     pub fn outbox_due(&self, now_ms: i64, skip: &HashSet<String>, max: usize) -> Vec<OutboxItem> {
         if let Some(r) = &self.redis {
             return r.outbox_due(now_ms, skip, max).unwrap_or_else(|e| {

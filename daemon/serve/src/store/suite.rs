@@ -450,6 +450,63 @@ fn outbox(a: &Store, b: &Store) {
     assert!(a.outbox_due(crate::outbox::now_ms(), &none, 10).is_empty());
     assert_eq!(a.outbox_item("k2").map(|i| i.attempts), Some(1));
     assert_eq!(a.outbox_pending(), 1);
+    if let (Some(ra), Some(_)) = (&a.redis, &b.redis) {
+        outbox_stream(a, b, ra);
+    }
+}
+
+fn ids(items: &[crate::outbox::OutboxItem]) -> Vec<&str> {
+    items.iter().map(|i| i.id.as_str()).collect()
+}
+
+/// What the stream and its consumer group add on Redis: a host that keeps
+/// looking keeps its attempts, one that stops loses them after
+/// `claim_timeout` (1 s here), an entry it held but is not attempting
+/// (a restart) comes back to it at once, a retry on demand replaces the
+/// held entry, and a delivery recorded whose acknowledgement was lost is
+/// acknowledged by whoever meets it, never handed out again.
+fn outbox_stream(a: &Store, b: &Store, ra: &RedisStore) {
+    let none = HashSet::new();
+    let now = crate::outbox::now_ms;
+    assert!(a.outbox_add(&outbox_item("k4")).expect("add"));
+    assert_eq!(ids(&a.outbox_due(now(), &none, 10)), ["k4"]);
+    let busy: HashSet<String> = ["k4".to_string()].into();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(a.outbox_due(now(), &busy, 10).is_empty(), "renewed");
+        assert!(b.outbox_due(now(), &none, 10).is_empty(), "still a's");
+    }
+    assert_eq!(
+        ids(&a.outbox_due(now(), &none, 10)),
+        ["k4"],
+        "held, not under way: back at once"
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(ids(&b.outbox_due(now(), &none, 10)), ["k4"], "taken over");
+    assert!(a.outbox_due(now(), &none, 10).is_empty(), "no longer a's");
+
+    let mut again = a.outbox_item("k4").expect("k4");
+    again.attempts = 0;
+    assert!(a.outbox_put(&again).expect("retry on demand"));
+    assert_eq!(ids(&a.outbox_due(now(), &none, 10)), ["k4"], "a new entry");
+    assert!(b.outbox_due(now(), &none, 10).is_empty(), "b's is gone");
+    assert_eq!(ra.outbox_unacknowledged().expect("pending"), 1);
+
+    ra.outbox_record_delivered("k4", 5).expect("recorded");
+    assert_eq!(ra.outbox_unacknowledged().expect("pending"), 1, "ack lost");
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert!(b.outbox_due(now(), &none, 10).is_empty(), "not again");
+    assert_eq!(
+        ra.outbox_unacknowledged().expect("pending"),
+        0,
+        "acknowledged"
+    );
+    assert!(a.outbox_due(now(), &none, 10).is_empty());
+    assert!(
+        !b.outbox_add(&outbox_item("k4")).expect("add"),
+        "never again"
+    );
+    assert_eq!(a.outbox_pending(), 1, "k2 waits for later");
 }
 
 fn counters(a: &Store, b: &Store) {

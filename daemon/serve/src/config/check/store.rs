@@ -97,7 +97,7 @@ impl Checker<'_> {
                 (T, "claim_timeout"),
                 s.claim_timeout.as_ref(),
                 DEFAULT_CLAIM_TIMEOUT,
-                |t| parse_duration(t).and_then(nonzero),
+                |t| parse_duration(t).and_then(claim_timeout),
             ),
             tls: Box::new(self.tls(s, &target)),
             target,
@@ -249,6 +249,17 @@ impl Checker<'_> {
                     .push(self.at(Some(T), Some(key), span, m));
             }
         }
+    }
+}
+
+/// `claim_timeout`: a host renews its hold on its outbox attempts at every
+/// look at the queue, at least once a second, so a shorter timeout would
+/// hand a living host's attempts to another.
+fn claim_timeout(d: std::time::Duration) -> Result<std::time::Duration, String> {
+    if d < std::time::Duration::from_secs(2) {
+        Err("expected at least 2s: a host renews its hold on its outbox items once a second".into())
+    } else {
+        Ok(d)
     }
 }
 

@@ -26,8 +26,8 @@
 //!   added), by entry id;
 //! - `{quarantine}`: the quarantine index, a hash by id;
 //!   `{quarantine}:copy:ID`: the held copy of an LMTP quarantine;
-//! - `{outbox}:…`: the outbox every host's worker delivers from
-//!   (`redis/outbox.rs`);
+//! - `{outbox}:…`: the outbox every host's worker delivers from, a stream
+//!   read through one consumer group (`redis/outbox.rs`);
 //! - `ruleset_version`, `ids`: counters; `health:HOST`: the probe;
 //!   `ruleset:announced`, `ruleset:hosts`: one ruleset across hosts
 //!   (`cluster.rs`);
@@ -57,8 +57,12 @@ pub(super) struct RedisStore {
     /// `[audit] retention` in seconds: how long records that expire live.
     retention: u64,
     audit_max_length: u64,
-    /// `claim_timeout`: the lease of an outbox item taken by a worker.
+    /// `claim_timeout`: how long an outbox entry of a host that stopped
+    /// reading stays idle before another host takes it over.
     claim_timeout: Duration,
+    /// Where the outbox's next `XAUTOCLAIM` goes on in the pending
+    /// entries (`redis/outbox.rs`).
+    autoclaim_cursor: std::sync::Mutex<String>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -87,8 +91,10 @@ impl RedisStore {
             retention: retention.as_secs().max(1),
             audit_max_length: config.audit_max_length,
             claim_timeout: config.claim_timeout,
+            autoclaim_cursor: std::sync::Mutex::new("0-0".into()),
         };
         store.probe()?;
+        store.outbox_migrate()?;
         Ok(store)
     }
 
