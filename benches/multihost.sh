@@ -7,9 +7,11 @@
 #   redis      one redis-server on loopback (appendonly yes, appendfsync everysec)
 #   cluster    a three-master Redis Cluster on loopback (same persistence)
 # and with RATES=1 two `rate()` rules added (sender and client address),
-# so each message also counts. Prints messages/s and the Redis round trips
+# so each message also counts (RATES=3: a third, by subject). Prints messages/s and the Redis round trips
 # per message (weir_store_round_trips_total / messages).
-# SESSIONS (default 8) and MESSAGES (default 3000). Figures: benches/README.md.
+# SESSIONS (default 8) and MESSAGES (default 3000). PROFILE=dev uses the
+# debug build: its messages/s mean nothing, but the round trips per message
+# are the same. Figures: benches/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${SESSIONS:-8}
@@ -17,8 +19,9 @@ MESSAGES=${MESSAGES:-3000}
 RATES=${RATES:-0}
 RULES=target/bench-corpus/rules/rules_1000.flow
 [ -f "$RULES" ] || { echo "no $RULES: run the criterion benches once, or tests/corpus/gen_corpus.py and gen_rules.py" >&2; exit 1; }
-cargo build --release -q -p weir -p weir-benches --bin weir --bin milter-load
-bin=${CARGO_TARGET_DIR:-target}/release
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" -q -p weir -p weir-benches --bin weir --bin milter-load
+bin=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 work=$(mktemp -d /tmp/weir-multihost.XXXX)
 trap 'for f in "$work"/redis-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; sleep 1; rm -rf "$work"' EXIT
 
@@ -35,9 +38,12 @@ run() { # name store-table
   local dir=$work/$name
   mkdir -p "$dir"
   cp "$RULES" "$dir/rules.flow"
-  if [ "$RATES" = 1 ]; then
+  if [ "$RATES" != 0 ]; then
     printf '%s\n' 'rule by_sender { when rate("from:${envelope.from}", 1h) > 1000000 then tag "busy-sender" }' \
       'rule by_client { when rate("ip:${client.ip}", 1m) > 1000000 then tag "busy-client" }' >>"$dir/rules.flow"
+  fi
+  if [ "$RATES" = 3 ]; then
+    printf '%s\n' 'rule by_subject { when rate("subject:${subject}", 1d) > 1000000 then tag "campaign" }' >>"$dir/rules.flow"
   fi
   echo secret-token-for-the-bench >"$dir/token"; chmod 600 "$dir/token"
   printf 'rules = "rules.flow"\nstate_dir = "state"\n[milter]\nlisten = "inet:127.0.0.1:%s"\n[http]\nlisten = "inet:127.0.0.1:%s"\ntoken_file = "token"\n%s\n' \
@@ -58,7 +64,9 @@ run() { # name store-table
 run sled ""
 redis 26379
 run redis "$(printf '[store]\nbackend = "redis"\nurl = "redis://127.0.0.1:26379"\nhost = "bench"')"
-for p in 27001 27002 27003; do redis "$p" --cluster-enabled yes --cluster-config-file "nodes-$p.conf"; done
-redis-cli --cluster create 127.0.0.1:27001 127.0.0.1:27002 127.0.0.1:27003 --cluster-yes >/dev/null
-for _ in $(seq 100); do redis-cli -p 27001 cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
-run cluster "$(printf '[store]\nbackend = "redis"\ncluster = ["127.0.0.1:27001", "127.0.0.1:27002", "127.0.0.1:27003"]\nhost = "bench"')"
+# CLUSTER_PORT: the first master's port (each also needs port + 10000 free).
+c=${CLUSTER_PORT:-27001}
+for p in $c $((c + 1)) $((c + 2)); do redis "$p" --cluster-enabled yes --cluster-config-file "nodes-$p.conf"; done
+redis-cli --cluster create 127.0.0.1:$c 127.0.0.1:$((c + 1)) 127.0.0.1:$((c + 2)) --cluster-yes >/dev/null
+for _ in $(seq 100); do redis-cli -p "$c" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+run cluster "$(printf '[store]\nbackend = "redis"\ncluster = ["127.0.0.1:%s", "127.0.0.1:%s", "127.0.0.1:%s"]\nhost = "bench"' $c $((c + 1)) $((c + 2)))"

@@ -41,6 +41,30 @@ pub(crate) struct Program {
     pub classifiers: Vec<crate::ClassifierInfo>,
 }
 
+impl Program {
+    /// The outermost expressions: every rule's condition and action
+    /// arguments and every template's parts (a `fn`'s body is reached
+    /// through its calls).
+    pub(crate) fn roots(&self) -> Vec<&Expr> {
+        let mut exprs: Vec<&Expr> = Vec::new();
+        for rule in &self.rules {
+            exprs.extend(&rule.when);
+            let blocks = std::iter::once(&rule.then).chain(rule.otherwise.as_ref());
+            for stmt in blocks.flatten() {
+                stmt.each_expr(&mut |e| exprs.push(e));
+            }
+        }
+        for t in &self.templates {
+            exprs.extend(
+                [&t.subject, &t.body, &t.from, &t.addresses]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        exprs
+    }
+}
+
 /// Whether evaluation goes on after a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -660,17 +684,36 @@ impl<'a> Machine<'a> {
     /// `rate(KEY, WINDOW)`: counts this message once per key, unless the
     /// rule is a shadow or the evaluation a dry run.
     fn rate(&mut self, key: &Expr, window: &Expr) -> Value {
-        let key = self.text_of(key);
-        let window = match self.eval(window) {
-            Value::Duration(d) => u64::try_from(d).unwrap_or(0),
-            _ => 0,
-        };
+        let (key, window) = self.rate_key(key, window);
         let count = !self.shadow && !self.opts.dry_run && !self.counted.contains(&key);
         if count {
             self.counted.insert(key.clone());
         }
         let n = self.rates.hit(&key, window, self.tx.now, count);
         Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    /// The key and window in seconds of `rate(KEY, WINDOW)`: what the
+    /// counter is asked, here and in the prefetch (`prefetch.rs`).
+    pub(crate) fn rate_key(&mut self, key: &Expr, window: &Expr) -> (String, u64) {
+        let key = self.text_of(key);
+        let window = match self.eval(window) {
+            Value::Duration(d) => u64::try_from(d).unwrap_or(0),
+            _ => 0,
+        };
+        (key, window)
+    }
+
+    /// Binds `args` as the parameters of a `fn` being entered, as a call
+    /// does (the prefetch walks a `fn`'s body with its call's arguments);
+    /// [`Machine::leave_fn`] unbinds them.
+    pub(crate) fn enter_fn(&mut self, args: Vec<Value>) {
+        self.frames.push(args);
+    }
+
+    /// Unbinds the parameters bound by the last [`Machine::enter_fn`].
+    pub(crate) fn leave_fn(&mut self) {
+        self.frames.pop();
     }
 
     /// `duplicate(KEY, WINDOW)`: reads the records of delivered copies and

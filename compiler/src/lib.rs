@@ -50,6 +50,7 @@ mod ir;
 mod load;
 mod names;
 mod native;
+mod prefetch;
 mod stage;
 mod warnings;
 
@@ -151,6 +152,8 @@ pub struct Ruleset {
 #[derive(Debug)]
 struct Inner {
     program: eval::Program,
+    /// Which of the program's roots reach `rate()` (`prefetch.rs`).
+    rate_roots: Vec<usize>,
     rules: Vec<RuleInfo>,
     tests: Vec<TestCase>,
     files: Vec<SourceFile>,
@@ -241,22 +244,8 @@ impl Ruleset {
     /// one thread, so its counters see the messages as one stream.
     pub fn counts_messages(&self) -> bool {
         let prog = &self.inner.program;
-        let mut exprs: Vec<&ir::Expr> = Vec::new();
-        for rule in &prog.rules {
-            exprs.extend(&rule.when);
-            let blocks = std::iter::once(&rule.then).chain(rule.otherwise.as_ref());
-            for stmt in blocks.flatten() {
-                stmt.each_expr(&mut |e| exprs.push(e));
-            }
-        }
+        let mut exprs = prog.roots();
         exprs.extend(prog.functions.iter().map(|f| &f.body));
-        for t in &prog.templates {
-            exprs.extend(
-                [&t.subject, &t.body, &t.from, &t.addresses]
-                    .into_iter()
-                    .flatten(),
-            );
-        }
         while let Some(e) = exprs.pop() {
             if matches!(e, ir::Expr::Rate { .. } | ir::Expr::Duplicate { .. }) {
                 return true;
@@ -264,6 +253,20 @@ impl Ruleset {
             exprs.extend(e.children());
         }
         false
+    }
+
+    /// The `(key, window in seconds)` of every `rate()` call whose key can
+    /// be computed from `tx` before evaluation (it reads only the message,
+    /// envelope, connection, classifier answers and constants, possibly
+    /// through a `fn`'s parameters), once each. A caller whose counters
+    /// are remote reads all these counts in one round trip before
+    /// [`Ruleset::evaluate`]; keys not listed (they depend on `score`,
+    /// captures, `matched()` or a `some`/`every` element) are asked of the
+    /// [`RateCounter`] during evaluation as before. Listing a key counts
+    /// nothing: a call under a condition that does not hold is listed but
+    /// never counted.
+    pub fn rate_keys(&self, tx: &Transaction) -> Vec<(String, u64)> {
+        prefetch::rate_keys(&self.inner.program, &self.inner.rate_roots, tx)
     }
 
     /// The lowered program, for the native engine.
@@ -410,6 +413,7 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
         .collect();
     Ruleset {
         inner: Arc::new(Inner {
+            rate_roots: prefetch::rate_roots(&program),
             program,
             rules,
             tests,

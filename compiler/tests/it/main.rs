@@ -11,3 +11,4 @@ mod eval;
 mod native_eval;
 mod native_prefilter;
 mod prop;
+mod rate_keys;

@@ -424,6 +424,50 @@ fn set_reply(reply: &mut indymilter::SmtpReply, code: &str, xcode: &str, text: &
     }
 }
 
+/// Writes a final decision's `rate()` hits on a blocking thread; the
+/// counter comes back (committed, or, if that thread failed, as it was).
+async fn commit_rates(rates: StagedRates) -> StagedRates {
+    let kept = rates.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut rates = rates;
+        rates.commit();
+        rates
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!("cannot count the message's rates: {e}");
+        kept
+    })
+}
+
+/// The decisions on `tx`: one, or one per envelope recipient when
+/// `each_recipient`. One rate counter for the message: a key counts once
+/// however many recipients evaluate it, and every key known before
+/// evaluation is read in one round trip for all of them.
+fn decide(
+    loaded: &LoadedRuleset,
+    tx: &mut weir_stdlib::Transaction,
+    rates: &mut StagedRates,
+    each_recipient: bool,
+) -> Vec<Decision> {
+    let recipients = if each_recipient {
+        tx.envelope.to.clone()
+    } else {
+        Vec::new()
+    };
+    rates.prefetch_for(loaded.ruleset(), tx, &recipients);
+    let opts = EvalOptions::default();
+    if !each_recipient {
+        return vec![loaded.evaluator.evaluate(tx, rates, &opts)];
+    }
+    let mut decisions = Vec::new();
+    for recipient in recipients {
+        tx.envelope.recipient = Some(recipient);
+        decisions.push(loaded.evaluator.evaluate(tx, rates, &opts));
+    }
+    decisions
+}
+
 /// Runs one evaluation, or one per envelope recipient once they are known
 /// and [`per_recipient`], in the evaluation pool (`evalpool.rs`: bounded by
 /// `eval_timeout` plus a parsing allowance for the message's size).
@@ -462,23 +506,7 @@ async fn evaluate(
                 .learned
                 .answers(loaded.evaluator.ruleset(), &tx.message);
         }
-        // One rate counter for the message: a key counts once however many
-        // recipients evaluate it.
-        let mut run = |tx: &weir_stdlib::Transaction| {
-            loaded
-                .evaluator
-                .evaluate(tx, &mut rates, &EvalOptions::default())
-        };
-        let decisions = if each_recipient {
-            let mut decisions = Vec::new();
-            for recipient in tx.envelope.to.clone() {
-                tx.envelope.recipient = Some(recipient);
-                decisions.push(run(&tx));
-            }
-            decisions
-        } else {
-            vec![run(&tx)]
-        };
+        let decisions = decide(&loaded, &mut tx, &mut rates, each_recipient);
         let is_final = decisions
             .iter()
             .all(|d| plan.is_final(loaded.ruleset(), d, stage));
@@ -493,16 +521,17 @@ async fn evaluate(
     });
     let on_error = daemon.config().milter.on_error;
     match job.await {
-        Ok((outcome, rates, elapsed)) => {
-            message.rates = rates;
+        Ok((outcome, mut rates, elapsed)) => {
             daemon.observe_eval(elapsed);
+            if matches!(&outcome, Ok((d, true)) if !all_tempfail(d)) {
+                // A store call (a round trip with Redis) on a blocking
+                // thread, as every other; awaited, so the next message of
+                // this sender sees the hits.
+                rates = commit_rates(rates).await;
+            }
+            message.rates = rates;
             match outcome {
-                Ok((decisions, true)) => {
-                    if !all_tempfail(&decisions) {
-                        message.rates.commit();
-                    }
-                    Some(decisions)
-                }
+                Ok((decisions, true)) => Some(decisions),
                 Ok((_, false)) => None,
                 Err(limit) => {
                     tracing::warn!("{limit}");

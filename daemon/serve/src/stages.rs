@@ -114,8 +114,9 @@ pub struct StagedRates {
     now: i64,
     committed: bool,
     /// What the store answered for each `(key, window)`: read once per
-    /// message, however many stages evaluate it (one round trip per key
-    /// with a shared store, not one per stage).
+    /// message, however many stages evaluate it; the keys known before
+    /// evaluation all in one round trip ([`StagedRates::prefetch`]), the
+    /// others when first asked.
     seen: HashMap<(String, u64), u64>,
 }
 
@@ -129,6 +130,53 @@ impl StagedRates {
             committed: false,
             seen: HashMap::new(),
         }
+    }
+
+    /// Reads, in one round trip, the counts of `keys` not read yet for
+    /// this message: the `rate()` keys known before evaluation
+    /// (`Ruleset::rate_keys` of each transaction about to be evaluated).
+    /// The evaluations that follow find them in `seen`, exactly as if each
+    /// had been read when first asked; keys known only mid-evaluation are
+    /// still read when asked.
+    pub fn prefetch(&mut self, keys: impl IntoIterator<Item = (String, u64)>, now: i64) {
+        if self.committed {
+            return;
+        }
+        let mut missing = Vec::new();
+        for key in keys {
+            if !self.seen.contains_key(&key) && !missing.contains(&key) {
+                missing.push(key);
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        let counts = self.store.rate_counts(&missing, now);
+        self.seen.extend(missing.into_iter().zip(counts));
+    }
+
+    /// [`StagedRates::prefetch`] of the keys `ruleset` can ask of `tx`
+    /// before evaluation, for each of `recipients` as `recipient` (each
+    /// is evaluated alone), or for `tx` as it is when there are none: one
+    /// round trip for all of them. `tx` is left as it was.
+    pub fn prefetch_for(
+        &mut self,
+        ruleset: &Ruleset,
+        tx: &mut Transaction,
+        recipients: &[Address],
+    ) {
+        if recipients.is_empty() {
+            let keys = ruleset.rate_keys(tx);
+            return self.prefetch(keys, tx.now);
+        }
+        let was = tx.envelope.recipient.take();
+        let mut keys = Vec::new();
+        for recipient in recipients {
+            tx.envelope.recipient = Some(recipient.clone());
+            keys.extend(ruleset.rate_keys(tx));
+        }
+        tx.envelope.recipient = was;
+        self.prefetch(keys, tx.now);
     }
 
     /// Forgets the hits of a non-final evaluation.

@@ -491,6 +491,23 @@ impl Store {
         within
     }
 
+    /// The hits within each `(key, window)` at `now`, counting nothing, in
+    /// order: the prefetch of a message's `rate()` keys, in one round trip
+    /// to Redis (one read per key with sled, which is local).
+    pub fn rate_counts(&self, keys: &[(String, u64)], now: i64) -> Vec<u64> {
+        if let Some(r) = &self.redis {
+            // As `rate_hit`: a failure reads as no hit, and the message's
+            // audit entry cannot be written either, so it gets `on_error`.
+            return r.rate_counts(keys, now).unwrap_or_else(|e| {
+                tracing::error!("rate counters: {e:#}");
+                vec![0; keys.len()]
+            });
+        }
+        keys.iter()
+            .map(|(key, window)| self.rate_hit(key, *window, now, false))
+            .collect()
+    }
+
     /// Counts one hit at `now` for each `(key, window)`: the final
     /// decision's counts, written once per message (in one round trip to
     /// Redis).

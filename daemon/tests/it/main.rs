@@ -29,6 +29,7 @@ mod outbox;
 mod postfix;
 mod postfix_lmtp;
 mod postfix_pipeline;
+mod redis_rate_trips;
 mod run_jobs;
 mod serve_big_messages;
 mod serve_disk_full;

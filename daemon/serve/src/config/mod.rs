@@ -26,7 +26,7 @@ pub use autolearn::ClassifierConfig;
 use check::Checker;
 pub use error::{ConfigError, ConfigErrors};
 use serde::Deserialize;
-pub use store::{RedisConfig, RedisTarget, StoreBackend, StoreConfig};
+pub use store::{RedisConfig, RedisTarget, RedisTls, StoreBackend, StoreConfig};
 
 /// Where a server listens: `inet:HOST:PORT`, `unix:/path`, or a bare
 /// `HOST:PORT` (= inet). IPv6 hosts are bracketed: `inet:[::1]:8890`.

@@ -102,6 +102,9 @@ const STORE: &[Key] = &[
     ("host", Text),
     ("audit_max_length", Integer),
     ("claim_timeout", Text),
+    ("tls_ca_file", Text),
+    ("tls_cert_file", Text),
+    ("tls_key_file", Text),
 ];
 const TOP: &[Key] = &[
     ("rules", Text),

@@ -3,6 +3,7 @@
 //! server, Sentinel set or Cluster shared by several hosts (docs/serve.md
 //! "Several hosts").
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `[store]`.
@@ -46,6 +47,45 @@ pub struct RedisConfig {
     /// `claim_timeout`: how long an outbox item a host's worker took stays
     /// its own; after that (the host died) another host takes it over.
     pub claim_timeout: Duration,
+    /// `tls_ca_file`, `tls_cert_file`, `tls_key_file`: the files of
+    /// `rediss://` connections (boxed: rarely set, and it would make
+    /// every `StoreBackend` larger).
+    pub tls: Box<RedisTls>,
+}
+
+/// The files of `rediss://` connections (`url` or `cluster`). Without
+/// them TLS checks the server against the system's trusted roots and
+/// presents no client certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// `tls_ca_file`: PEM certificates trusted instead of the system's
+    /// roots (a private CA, as Redis deployments usually have).
+    pub ca_file: Option<PathBuf>,
+    /// `tls_cert_file`: the PEM client certificate (chain) shown to a
+    /// server that asks for one (`tls-auth-clients`); with `tls_key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// `tls_key_file`: the PEM private key of `tls_cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl RedisTls {
+    /// Whether any file is given.
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()
+    }
+}
+
+/// A PEM file that can be read now (the daemon reads it again when it
+/// connects): `path`, or why not.
+pub fn pem_file(path: &Path) -> Result<PathBuf, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !text.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(format!(
+            "{} is not a PEM file (no \"-----BEGIN\" line)",
+            path.display()
+        ));
+    }
+    Ok(path.to_path_buf())
 }
 
 /// How to reach Redis.

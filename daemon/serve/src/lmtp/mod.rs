@@ -945,6 +945,10 @@ async fn evaluate(
         tx.classes = learner
             .learned
             .answers(loaded.evaluator.ruleset(), &tx.message);
+        // Every recipient's keys known before evaluation, in one round
+        // trip with the first recipient (the others find them read).
+        let recipients = tx.envelope.to.clone();
+        rates.prefetch_for(loaded.ruleset(), &mut tx, &recipients);
         let decision = loaded
             .evaluator
             .evaluate(&tx, &mut rates, &EvalOptions::default());

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::test_redis::{self, RedisCluster, RedisServer};
+use super::test_redis::{self, RedisCluster, RedisServer, TestCerts};
 use super::*;
 use crate::config::{Config, RedisConfig, RedisTarget, StoreBackend};
 use crate::state::Source;
@@ -18,6 +18,7 @@ const CASES: &[Case] = &[
     ("rates slide and count once per message", rates_slide),
     ("rates of two hosts add up", rates_add_up),
     ("rate hits are committed in one batch", rate_batch),
+    ("a message's rate keys are read in one batch", rate_prefetch),
     ("duplicates are per recipient and slide", duplicates),
     ("a sender gets one reply per period", replies),
     ("deliveries are recorded", deliveries),
@@ -63,6 +64,16 @@ fn suite_on_sled() {
 
 /// A Redis store named `host`, under a prefix of its own for `slug`.
 pub(crate) fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store {
+    tls_store(target, Default::default(), slug, host).expect("open the Redis store")
+}
+
+/// [`redis_store`] with `[store] tls_*_file`, or why it cannot open.
+fn tls_store(
+    target: RedisTarget,
+    tls: crate::config::RedisTls,
+    slug: &str,
+    host: &str,
+) -> anyhow::Result<Store> {
     let mut config = Config::defaults(std::path::Path::new("r.flow"));
     config.state_dir = state_dir(slug, host);
     config.store.host = host.to_string();
@@ -74,8 +85,9 @@ pub(crate) fn redis_store(target: RedisTarget, slug: &str, host: &str) -> Store 
         pool_size: 4,
         audit_max_length: 1000,
         claim_timeout: Duration::from_secs(1),
+        tls: Box::new(tls),
     });
-    Store::open_config(&config).expect("open the Redis store")
+    Store::open_config(&config)
 }
 
 #[test]
@@ -85,6 +97,50 @@ fn suite_on_redis() {
     }
     let server = RedisServer::start();
     run(|slug, host| redis_store(RedisTarget::Url(server.url()), slug, host));
+}
+
+#[test]
+fn suite_on_redis_over_tls() {
+    if !test_redis::available() {
+        return;
+    }
+    let Some(certs) = TestCerts::make() else {
+        return;
+    };
+    let (server, url) = RedisServer::start_tls(&certs);
+    let tls = crate::config::RedisTls {
+        ca_file: Some(certs.file("ca.pem")),
+        cert_file: Some(certs.file("client.pem")),
+        key_file: Some(certs.file("client.key")),
+    };
+    let target = || RedisTarget::Url(url.clone());
+    run(|slug, host| tls_store(target(), tls.clone(), slug, host).expect("open over TLS"));
+    // What went over TLS is really there (read in plain text on the other port).
+    let keys = server.cli(&["dbsize"]).unwrap_or_default();
+    assert_ne!(keys.trim(), "0", "nothing stored over TLS");
+
+    // Refused, with the reason: a server not signed by a trusted CA (the
+    // system's roots), and no client certificate.
+    let untrusted = crate::config::RedisTls::default();
+    let no_client = crate::config::RedisTls {
+        ca_file: tls.ca_file.clone(),
+        ..Default::default()
+    };
+    for (tls, what) in [
+        (untrusted, "UnknownIssuer"),
+        (no_client, "CertificateRequired"),
+    ] {
+        let store = tls_store(target(), tls, "refused", "host-a");
+        let error = match store {
+            Err(e) => format!("{e:#}"),
+            Ok(store) => match store.probe() {
+                Err(e) => format!("{e}"),
+                Ok(()) => panic!("connected over TLS with {what:?} missing"),
+            },
+        };
+        assert!(error.contains(what), "{error}");
+        eprintln!("refused as expected: {error}");
+    }
 }
 
 #[test]
@@ -143,6 +199,40 @@ fn rate_batch(a: &Store, b: &Store) {
     assert_eq!(a.rate_hit("one", 60, 5002, false), 2);
     assert_eq!(a.rate_hit("two", 3600, 5002, false), 2);
     assert_eq!(a.rate_hit("one", 60, 5061, false), 0);
+}
+
+fn rate_prefetch(a: &Store, b: &Store) {
+    for t in [6000, 6001, 6002] {
+        b.rate_hits(&[("p1".to_string(), 60), ("p2".to_string(), 3600)], t);
+    }
+    let keys = vec![
+        ("p1".to_string(), 60),
+        ("p2".to_string(), 3600),
+        ("p2".to_string(), 2),
+        ("none".to_string(), 60),
+    ];
+    assert_eq!(a.rate_counts(&keys, 6003), vec![3, 3, 1, 0]);
+    assert_eq!(
+        a.rate_counts(&keys, 6003),
+        vec![3, 3, 1, 0],
+        "reads count nothing"
+    );
+    assert_eq!(a.rate_counts(&[], 6003), Vec::<u64>::new());
+
+    // A message whose keys were prefetched sees what it would have read
+    // key by key, counts once, and only what its evaluation asked.
+    let mut message = crate::stages::StagedRates::new(a.clone());
+    message.prefetch(keys.clone(), 6004);
+    assert_eq!(message.hit("p1", 60, 6004, true), 4);
+    assert_eq!(message.hit("p2", 2, 6004, false), 0);
+    assert_eq!(
+        message.hit("late", 60, 6004, true),
+        1,
+        "not prefetched: read"
+    );
+    message.commit();
+    assert_eq!(b.rate_counts(&keys, 6004), vec![4, 3, 0, 0]);
+    assert_eq!(b.rate_hit("late", 60, 6004, false), 1);
 }
 
 fn duplicates(a: &Store, b: &Store) {

@@ -180,3 +180,154 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 }
+
+/// Certificates made at test time with the `openssl` CLI: a private CA,
+/// a server certificate for 127.0.0.1 and a client certificate, each a
+/// PEM file in `dir`, removed on drop.
+pub(crate) struct TestCerts {
+    /// Where `ca.pem`, `server.pem`/`server.key` and
+    /// `client.pem`/`client.key` are.
+    pub dir: PathBuf,
+}
+
+impl TestCerts {
+    /// Makes them; `None` (skipped, with a message) without `openssl`,
+    /// unless `WEIR_REQUIRE_REDIS=1`.
+    pub(crate) fn make() -> Option<TestCerts> {
+        let found = Command::new("openssl")
+            .arg("version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var("WEIR_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "WEIR_REQUIRE_REDIS=1 but openssl is not installed"
+            );
+            eprintln!("skipped: openssl is not installed (apt-get install openssl)");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("weir-tls-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("certificate dir");
+        let certs = TestCerts { dir };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        certs.openssl(
+            &["req", "-x509", "-nodes", "-days", "2"],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=Weir test CA",
+            ],
+        );
+        certs.signed(
+            "server",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "serverAuth",
+        );
+        certs.signed("client", "subjectAltName=DNS:weir-client", "clientAuth");
+        Some(certs)
+    }
+
+    /// A key and a certificate signed by the CA, with `san` and `usage`.
+    fn signed(&self, name: &str, san: &str, usage: &str) {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let eku = format!("extendedKeyUsage={usage}");
+        self.openssl(
+            &["req", "-new", "-nodes"],
+            &ec,
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                san,
+                "-addext",
+                &eku,
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+            ],
+        );
+        self.openssl(
+            &["x509", "-req", "-days", "2", "-in", &csr],
+            &[],
+            &[
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-copy_extensions",
+                "copy",
+                "-out",
+                &pem,
+            ],
+        );
+    }
+
+    fn openssl(&self, a: &[&str], b: &[&str], c: &[&str]) {
+        let out = Command::new("openssl")
+            .args(a)
+            .args(b)
+            .args(c)
+            .current_dir(&self.dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A file of `dir`.
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl RedisServer {
+    /// A standalone server that speaks TLS on a port of its own (and plain
+    /// text on `port`, for `redis-cli`), asking clients for a certificate
+    /// of `certs`' CA; its `rediss://` URL.
+    pub(crate) fn start_tls(certs: &TestCerts) -> (RedisServer, String) {
+        let tls_port = free_port(false);
+        let file = |n: &str| certs.file(n).to_str().expect("a UTF-8 path").to_string();
+        let server = RedisServer::spawn(
+            free_port(false),
+            &[
+                "--tls-port",
+                &tls_port.to_string(),
+                "--tls-cert-file",
+                &file("server.pem"),
+                "--tls-key-file",
+                &file("server.key"),
+                "--tls-ca-cert-file",
+                &file("ca.pem"),
+                "--tls-auth-clients",
+                "yes",
+            ],
+        );
+        (server, format!("rediss://127.0.0.1:{tls_port}"))
+    }
+}

@@ -6,8 +6,8 @@ use toml::Spanned;
 
 use super::super::store::{
     self as cfg, DEFAULT_AUDIT_MAX_LENGTH, DEFAULT_CLAIM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_POOL_SIZE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, RedisTarget, StoreBackend,
-    StoreConfig,
+    DEFAULT_POOL_SIZE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, RedisTarget, RedisTls,
+    StoreBackend, StoreConfig,
 };
 use super::{Checker, N, S, nonempty, nonzero};
 use crate::config::parse_duration;
@@ -27,6 +27,9 @@ pub(in crate::config) struct RawStore {
     host: Option<S>,
     audit_max_length: Option<N>,
     claim_timeout: Option<S>,
+    tls_ca_file: Option<S>,
+    tls_cert_file: Option<S>,
+    tls_key_file: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,7 +68,6 @@ impl Checker<'_> {
     fn redis(&self, s: &RawStore, target: RedisTarget) -> RedisConfig {
         let pool = self.count((T, "pool_size"), s.pool_size.as_ref(), 1);
         RedisConfig {
-            target,
             prefix: self.value(
                 (T, "prefix"),
                 s.prefix.as_ref(),
@@ -97,7 +99,52 @@ impl Checker<'_> {
                 DEFAULT_CLAIM_TIMEOUT,
                 |t| parse_duration(t).and_then(claim_timeout),
             ),
+            tls: Box::new(self.tls(s, &target)),
+            target,
         }
+    }
+
+    /// `tls_ca_file`, `tls_cert_file`, `tls_key_file`: readable PEM files,
+    /// a certificate with its key, and only for `rediss://` URLs.
+    fn tls(&self, s: &RawStore, target: &RedisTarget) -> RedisTls {
+        let file = |key: &str, value: Option<&S>| {
+            self.value((T, key), value, None, |p| {
+                self.path(p).and_then(|p| cfg::pem_file(&p)).map(Some)
+            })
+        };
+        let tls = RedisTls {
+            ca_file: file("tls_ca_file", s.tls_ca_file.as_ref()),
+            cert_file: file("tls_cert_file", s.tls_cert_file.as_ref()),
+            key_file: file("tls_key_file", s.tls_key_file.as_ref()),
+        };
+        let given = [
+            ("tls_ca_file", s.tls_ca_file.as_ref()),
+            ("tls_cert_file", s.tls_cert_file.as_ref()),
+            ("tls_key_file", s.tls_key_file.as_ref()),
+        ];
+        let Some((key, first)) = given.iter().find_map(|(k, v)| Some((*k, (*v)?))) else {
+            return tls;
+        };
+        match (&s.tls_cert_file, &s.tls_key_file) {
+            (Some(v), None) => self.report(T, "tls_cert_file", v, "give tls_key_file too".into()),
+            (None, Some(v)) => self.report(T, "tls_key_file", v, "give tls_cert_file too".into()),
+            _ => {}
+        }
+        let urls: &[String] = match target {
+            RedisTarget::Url(url) => std::slice::from_ref(url),
+            RedisTarget::Cluster(nodes) => nodes,
+            RedisTarget::Sentinel { .. } => {
+                let m =
+                    "TLS files are not supported with [store.sentinel]; use url or cluster".into();
+                self.report(T, key, first, m);
+                return tls;
+            }
+        };
+        if let Some(plain) = urls.iter().find(|u| !u.starts_with("rediss://")) {
+            let m = format!("{key} is for rediss:// (TLS) connections, but {plain:?} is not one");
+            self.report(T, key, first, m);
+        }
+        tls
     }
 
     /// Exactly one of `url`, `sentinel`, `cluster`.
@@ -189,6 +236,9 @@ impl Checker<'_> {
                 s.audit_max_length.as_ref().map(Spanned::span),
             ),
             ("claim_timeout", s.claim_timeout.as_ref().map(Spanned::span)),
+            ("tls_ca_file", s.tls_ca_file.as_ref().map(Spanned::span)),
+            ("tls_cert_file", s.tls_cert_file.as_ref().map(Spanned::span)),
+            ("tls_key_file", s.tls_key_file.as_ref().map(Spanned::span)),
         ];
         for (key, span) in spans {
             if let Some(span) = span {
@@ -210,5 +260,102 @@ fn claim_timeout(d: std::time::Duration) -> Result<std::time::Duration, String> 
         Err("expected at least 2s: a host renews its hold on its outbox items once a second".into())
     } else {
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, RedisTls, StoreBackend};
+
+    /// A directory with a PEM file `ca.pem` (its content is not parsed
+    /// here: the client reads it when it connects) and a text file.
+    fn files(test: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("weir-tls-config-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        for name in ["ca.pem", "client.pem", "client.key"] {
+            std::fs::write(dir.join(name), pem).expect("pem");
+        }
+        std::fs::write(dir.join("notes.txt"), "not a certificate\n").expect("txt");
+        dir
+    }
+
+    fn parse(dir: &Path, store: &str) -> Result<Config, String> {
+        let text = format!("rules = \"r\"\nstate_dir = \"s\"\n[store]\n{store}");
+        Config::parse(&text, "weir.toml", dir, None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tls_files_are_read_relative_to_the_configuration() {
+        let dir = files("read");
+        let c = parse(
+            &dir,
+            "backend = \"redis\"\nurl = \"rediss://redis.example:6380\"\n\
+             tls_ca_file = \"ca.pem\"\ntls_cert_file = \"client.pem\"\ntls_key_file = \"client.key\"\n",
+        )
+        .expect("TLS files");
+        let StoreBackend::Redis(r) = c.store.backend else {
+            panic!("redis")
+        };
+        assert_eq!(
+            *r.tls,
+            RedisTls {
+                ca_file: Some(dir.join("ca.pem")),
+                cert_file: Some(dir.join("client.pem")),
+                key_file: Some(dir.join("client.key")),
+            }
+        );
+        let c = parse(
+            &dir,
+            "backend = \"redis\"\ncluster = [\"rediss://a:7000\", \"rediss://b:7000\"]\ntls_ca_file = \"ca.pem\"\n",
+        )
+        .expect("a cluster over TLS");
+        assert!(matches!(c.store.backend, StoreBackend::Redis(r) if r.tls.ca_file.is_some()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tls_mistakes_are_named() {
+        let dir = files("mistakes");
+        let err = |store: &str| parse(&dir, store).expect_err(store);
+        let url = "backend = \"redis\"\nurl = \"rediss://a:6380\"\n";
+        let missing = err(&format!("{url}tls_ca_file = \"nope.pem\"\n"));
+        assert!(
+            missing.contains("[store] tls_ca_file: cannot read") && missing.contains("nope.pem"),
+            "{missing}"
+        );
+        let text = err(&format!("{url}tls_ca_file = \"notes.txt\"\n"));
+        assert!(text.contains("is not a PEM file"), "{text}");
+        let half = err(&format!("{url}tls_cert_file = \"client.pem\"\n"));
+        assert!(
+            half.contains("[store] tls_cert_file: give tls_key_file too"),
+            "{half}"
+        );
+        let half = err(&format!("{url}tls_key_file = \"client.key\"\n"));
+        assert!(
+            half.contains("[store] tls_key_file: give tls_cert_file too"),
+            "{half}"
+        );
+        let plain = err("backend = \"redis\"\nurl = \"redis://a\"\ntls_ca_file = \"ca.pem\"\n");
+        assert!(
+            plain.contains("[store] tls_ca_file: tls_ca_file is for rediss:// (TLS) connections"),
+            "{plain}"
+        );
+        let sentinel = err(
+            "backend = \"redis\"\ntls_ca_file = \"ca.pem\"\n[store.sentinel]\nmaster = \"m\"\naddresses = [\"a:26379\"]\n",
+        );
+        assert!(
+            sentinel.contains("not supported with [store.sentinel]"),
+            "{sentinel}"
+        );
+        let sled = err("tls_ca_file = \"ca.pem\"\n");
+        assert!(
+            sled.contains("[store] tls_ca_file: a Redis setting, but backend is \"sled\""),
+            "{sled}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

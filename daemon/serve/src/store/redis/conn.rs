@@ -1,6 +1,7 @@
 //! Connections to Redis: the pool, the breaker that makes calls fail fast
 //! while Redis is down, and the count of round trips.
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use redis::{ConnectionLike, RedisResult};
 
-use crate::config::{RedisConfig, RedisTarget};
+use crate::config::{RedisConfig, RedisTarget, RedisTls};
 
 /// The shortest and the longest wait before Redis is tried again.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -110,15 +111,19 @@ impl Redis {
     pub(super) fn open(config: &RedisConfig) -> anyhow::Result<Redis> {
         // `rediss://`: rustls takes the one crypto provider compiled in
         // (ring, the workspace's `rustls` feature) on first use.
+        let certs = tls_certificates(&config.tls)?;
         let pool = match &config.target {
-            RedisTarget::Url(url) => Pool::Single(
-                pool_builder(config).build_unchecked(Manager::Client {
-                    client: redis::Client::open(url.as_str())
-                        .with_context(|| format!("[store] url {url:?}"))?,
+            RedisTarget::Url(url) => {
+                let client = match certs {
+                    Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+                    None => redis::Client::open(url.as_str()),
+                };
+                Pool::Single(pool_builder(config).build_unchecked(Manager::Client {
+                    client: client.with_context(|| format!("[store] url {url:?}"))?,
                     connect_timeout: config.connect_timeout,
                     timeout: config.timeout,
-                }),
-            ),
+                }))
+            }
             RedisTarget::Sentinel {
                 master,
                 addresses,
@@ -142,11 +147,13 @@ impl Redis {
                 }))
             }
             RedisTarget::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClient::builder(nodes.clone())
+                let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
                     .connection_timeout(config.connect_timeout)
-                    .response_timeout(config.timeout)
-                    .build()
-                    .context("[store] cluster")?;
+                    .response_timeout(config.timeout);
+                if let Some(certs) = certs {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build().context("[store] cluster")?;
                 Pool::Cluster(pool_builder(config).build_unchecked(client))
             }
         };
@@ -289,6 +296,34 @@ impl Redis {
 }
 
 /// The pool's settings: `pool_size` connections at most, opened on demand.
+/// The CA and client certificate of `[store] tls_*_file`, read now (a
+/// restart picks up renewed files), or `None` for the system's roots and
+/// no client certificate.
+fn tls_certificates(tls: &RedisTls) -> anyhow::Result<Option<redis::TlsCertificates>> {
+    if !tls.is_set() {
+        return Ok(None);
+    }
+    let read = |path: &Path, key: &str| {
+        std::fs::read(path).with_context(|| format!("[store] {key} {}", path.display()))
+    };
+    let root_cert = tls
+        .ca_file
+        .as_deref()
+        .map(|p| read(p, "tls_ca_file"))
+        .transpose()?;
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert, "tls_cert_file")?,
+            client_key: read(key, "tls_key_file")?,
+        }),
+        _ => None,
+    };
+    Ok(Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
+
 fn pool_builder<M: r2d2::ManageConnection>(config: &RedisConfig) -> r2d2::Builder<M> {
     r2d2::Pool::builder()
         .max_size(config.pool_size)

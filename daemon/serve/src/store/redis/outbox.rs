@@ -575,6 +575,7 @@ mod tests {
             pool_size: 4,
             audit_max_length: 1000,
             claim_timeout: Duration::from_secs(60),
+            tls: Default::default(),
         });
         Store::open_config(&config).expect("open the Redis store")
     }

@@ -71,6 +71,25 @@ impl RedisStore {
         self.redis.run("rate", |c| cmd.query(c))
     }
 
+    /// Reads the hits within each `(key, window)` in one round trip (one
+    /// pipeline of the read-only script; in a Cluster, one pipeline per
+    /// master holding a key), in order.
+    pub(in crate::store) fn rate_counts(
+        &self,
+        keys: &[(String, u64)],
+        now: i64,
+    ) -> anyhow::Result<Vec<u64>> {
+        let commands = keys
+            .iter()
+            .map(|(key, window)| self.rate_command(key, *window, now, false))
+            .collect();
+        let replies = self.redis.batch("rate", commands)?;
+        replies
+            .into_iter()
+            .map(|v| redis::from_redis_value::<u64>(v).map_err(anyhow::Error::from))
+            .collect()
+    }
+
     /// Counts a hit for every `(key, window)` in one round trip (one
     /// pipeline; in a Cluster, one per node holding a key).
     pub(in crate::store) fn rate_hits(
