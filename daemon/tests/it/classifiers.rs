@@ -671,3 +671,29 @@ fn a_reload_that_drops_an_autolearned_classifier_is_refused() {
     );
     assert_eq!(daemon.version(), 1, "the running rules stay");
 }
+
+/// `?audit=ID` learns a decided message from the ring of recent messages
+/// (`[http] keep_messages`) without uploading it; without the ring it is a
+/// 404 naming what Weir keeps.
+#[test]
+fn the_api_learns_a_recent_decision_by_its_audit_id() {
+    let dir = temp_dir("classify-audit-ring");
+    std::fs::write(dir.join("rules.flow"), RULES).unwrap();
+    corpus(&dir.join("c"), 2, 12, 0);
+    let (http, milter) = write_config(&dir, "", "keep_messages = 10\nkeep_for = \"1h\"\n");
+    let daemon = Daemon::start(&dir, http, milter);
+    milter_send(&daemon, &dir, "spam", 0, "X-Any");
+    let actions = daemon.get("/v1/actions").json();
+    let id = &actions[0]["id"];
+    assert!(id.is_u64(), "{actions}");
+    let learn = format!("/v1/learn/spam/spam?audit={id}");
+    let r = daemon.request("POST", &learn, true, b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["outcome"], "learned");
+    let r = daemon.request("POST", &learn, true, b"");
+    assert_eq!(r.json()["outcome"], "already learned", "{}", r.body);
+    let missing = format!("/v1/learn/spam/spam?audit={}", id.as_u64().unwrap() + 1000);
+    let r = daemon.request("POST", &missing, true, b"");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("keep_messages"), "{}", r.body);
+}

@@ -1,7 +1,8 @@
 //! `POST /v1/learn/{NAME}/{CLASS}` (docs/serve.md): learn a message as a
 //! class of one of the running ruleset's classifiers — the message in the
 //! body, or, with `?quarantine=ID` or `?audit=ID` and no body, the copy
-//! Weir's own quarantine keeps — or unlearn it with `?forget=true`.
+//! Weir's own quarantine keeps (for `?audit=`, also one in the ring of
+//! recent messages) — or unlearn it with `?forget=true`.
 
 use std::sync::Arc;
 
@@ -167,21 +168,32 @@ fn message_bytes(
             };
         }
         Source::Quarantine(id) => super::find_held(api, id).map_err(|r| Box::new(*r))?,
-        Source::Audit(id) => api
-            .daemon
-            .store
-            .quarantine_entries()
-            .into_iter()
-            .find(|q| q.audit_id == *id)
-            .ok_or_else(|| {
-                Box::new(error(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "audit entry {id} has no message kept by Weir: only copies held in its own \
-                         quarantine are kept; upload the message as the body"
-                    ),
-                ))
-            })?,
+        Source::Audit(id) => {
+            let held = api
+                .daemon
+                .store
+                .quarantine_entries()
+                .into_iter()
+                .find(|q| q.audit_id == *id);
+            // Weir's own held copy first, then the ring of recent messages
+            // (`[http] keep_messages`); an entry held only in the MTA's
+            // hold queue gets the 409 below.
+            match (held, api.daemon.recent.get(*id)) {
+                (Some(entry), _) if entry.lmtp.is_some() => entry,
+                (_, Some(kept)) => return Ok(kept.bytes.to_vec()),
+                (Some(entry), None) => entry,
+                (None, None) => {
+                    return Err(Box::new(error(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "audit entry {id} has no message kept by Weir: it keeps the copies held \
+                             in its own quarantine and, with [http] keep_messages, recent messages; \
+                             upload the message as the body"
+                        ),
+                    )));
+                }
+            }
+        }
     };
     let Some(hold) = &entry.lmtp else {
         return Err(Box::new(error(
