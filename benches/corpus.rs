@@ -9,7 +9,8 @@ pub mod load;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 /// The folder holding `synth/`, `cpython/` and `rules/rules_N.flow`.
 ///
@@ -68,6 +69,56 @@ pub fn read_corpus(dir: &Path) -> std::io::Result<Vec<Vec<u8>>> {
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
         })
         .collect()
+}
+
+/// `--corpus DIR`'s messages, or the synthetic corpus without it.
+pub fn corpus_or_synth(dir: Option<&Path>) -> std::io::Result<Vec<Vec<u8>>> {
+    match dir {
+        Some(dir) => read_corpus(dir),
+        None => Ok(synth_messages()),
+    }
+}
+
+/// The `q` quantile (0.0 to 1.0, nearest rank) of `what` over `items`;
+/// zero when there are none: the load tools' latency figures.
+pub fn quantile<T>(items: &[T], q: f64, what: impl Fn(&T) -> Duration) -> Duration {
+    let mut values: Vec<Duration> = items.iter().map(what).collect();
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    values.sort_unstable();
+    let rank = (q * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// `count` per second over `elapsed`.
+pub fn per_second(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Runs a tool's `run` on a multi-threaded tokio runtime: an error is
+/// printed after the tool's `name`, and the exit status says which.
+pub fn run_tool<F>(name: &str, run: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The path of `rules_N.flow`.

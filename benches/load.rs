@@ -85,19 +85,13 @@ pub struct Report {
 impl Report {
     /// Messages per second over the whole run.
     pub fn messages_per_second(&self) -> f64 {
-        self.timings.len() as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+        crate::per_second(self.timings.len(), self.elapsed)
     }
 
     /// The `q` quantile (0.0 to 1.0, nearest rank) of `what` over every
     /// message; zero when nothing was sent.
     pub fn quantile(&self, q: f64, what: impl Fn(&Timing) -> Duration) -> Duration {
-        let mut values: Vec<Duration> = self.timings.iter().map(what).collect();
-        if values.is_empty() {
-            return Duration::ZERO;
-        }
-        values.sort_unstable();
-        let rank = (q * values.len() as f64).ceil() as usize;
-        values[rank.clamp(1, values.len()) - 1]
+        crate::quantile(&self.timings, q, what)
     }
 }
 

@@ -49,23 +49,7 @@ impl indymilter::Listener for NoDelay {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("accept-milter: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(args.listen)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("accept-milter: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    weir_benches::run_tool("accept-milter", serve(args.listen))
 }
 
 async fn serve(addr: SocketAddr) -> anyhow::Result<()> {

@@ -63,30 +63,11 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("milter-load: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("milter-load: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    weir_benches::run_tool("milter-load", run(&args))
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
-    let raw = match &args.corpus {
-        Some(dir) => weir_benches::read_corpus(dir)?,
-        None => weir_benches::synth_messages(),
-    };
+    let raw = weir_benches::corpus_or_synth(args.corpus.as_deref())?;
     let mails = Arc::new(load::mails(&raw, args.recipients));
     let (addr, embedded, state) = match args.addr {
         Some(addr) => (addr, None, None),

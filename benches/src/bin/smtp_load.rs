@@ -51,30 +51,11 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("smtp-load: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("smtp-load: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    weir_benches::run_tool("smtp-load", run(&args))
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
-    let raw = match &args.corpus {
-        Some(dir) => weir_benches::read_corpus(dir)?,
-        None => weir_benches::synth_messages(),
-    };
+    let raw = weir_benches::corpus_or_synth(args.corpus.as_deref())?;
     // The milter tool's reading of each message gives its envelope sender.
     let envelopes = weir_benches::load::mails(&raw, 1);
     let to = vec!["user@example.com".to_string()];
