@@ -91,6 +91,28 @@ pub fn quantile<T>(items: &[T], q: f64, what: impl Fn(&T) -> Duration) -> Durati
     values[rank.clamp(1, values.len()) - 1]
 }
 
+/// Which duration of a message a row of a latency table shows.
+pub type Measure<T> = fn(&T) -> Duration;
+
+/// Prints the load tools' latency table: one row per named measure of
+/// each message, in milliseconds at p50, p90, p99 and the maximum.
+pub fn print_latencies<T>(items: &[T], rows: &[(&str, Measure<T>)]) {
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "p50", "p90", "p99", "max"
+    );
+    for (name, what) in rows {
+        let ms = |q: f64| quantile(items, q, what).as_secs_f64() * 1e3;
+        println!(
+            "{name:<28} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(1.0)
+        );
+    }
+}
+
 /// `count` per second over `elapsed`.
 pub fn per_second(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)

@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use weir_benches::load::{self, Delivery, Plan, Report, Timing};
@@ -123,7 +122,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Which duration of a message a row of the report shows.
-type Measure = fn(&Timing) -> Duration;
+type Measure = weir_benches::Measure<Timing>;
 
 fn print_report(report: &Report) {
     println!(
@@ -138,24 +137,11 @@ fn print_report(report: &Report) {
         .map(|(name, n)| format!("{name} {n}"))
         .collect();
     println!("final replies: {}", replies.join(", "));
-    println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9}",
-        "latency (ms)", "p50", "p90", "p99", "max"
-    );
     let rows: [(&str, Measure); 4] = [
         ("per message (Weir added)", Timing::total),
         ("  connect+negotiate+HELO", |t| t.setup),
         ("  MAIL to final reply", |t| t.transaction),
         ("  LMTP delivery", |t| t.delivery),
     ];
-    for (name, what) in rows {
-        let ms = |q: f64| report.quantile(q, what).as_secs_f64() * 1e3;
-        println!(
-            "{name:<28} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            ms(0.5),
-            ms(0.9),
-            ms(0.99),
-            ms(1.0)
-        );
-    }
+    weir_benches::print_latencies(&report.timings, &rows);
 }

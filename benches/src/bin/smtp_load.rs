@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use weir_benches::smtp::{self, Message, Plan, Report, Timing};
@@ -96,7 +95,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Which duration of a message a row of the report shows.
-type Measure = fn(&Timing) -> Duration;
+type Measure = weir_benches::Measure<Timing>;
 
 fn print_report(report: &Report) {
     println!(
@@ -105,24 +104,11 @@ fn print_report(report: &Report) {
         report.elapsed.as_secs_f64(),
         report.messages_per_second()
     );
-    println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9}",
-        "latency (ms)", "p50", "p90", "p99", "max"
-    );
     let rows: [(&str, Measure); 4] = [
         ("end of DATA to 250", |t| t.end_of_data),
         ("whole message", Timing::total),
         ("  connect+greeting+EHLO", |t| t.setup),
         ("  MAIL to 354", |t| t.envelope),
     ];
-    for (name, what) in rows {
-        let ms = |q: f64| report.quantile(q, what).as_secs_f64() * 1e3;
-        println!(
-            "{name:<28} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            ms(0.5),
-            ms(0.9),
-            ms(0.99),
-            ms(1.0)
-        );
-    }
+    weir_benches::print_latencies(&report.timings, &rows);
 }

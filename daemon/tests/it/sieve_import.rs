@@ -708,17 +708,23 @@ fn weir_flags(
     messages: &[PathBuf],
     engine: &str,
 ) -> BTreeMap<String, BTreeSet<String>> {
-    let mut args = vec![
-        "run".to_string(),
-        "--json".into(),
-        "--engine".into(),
-        engine.into(),
-        "--from".into(),
-        SENDER.into(),
-        "--to".into(),
-        RECIPIENT.into(),
-        flow.display().to_string(),
-    ];
+    let run = ["--engine", engine, "--from", SENDER, "--to", RECIPIENT];
+    decisions(&run, flow, messages)
+        .into_iter()
+        .map(|(file, d)| (file, flags_of(&Outcome::from_decision(&d))))
+        .collect()
+}
+
+/// `weir run --json OPTIONS FLOW MESSAGES...`: each message's decision,
+/// by the message's file name.
+fn decisions(
+    options: &[&str],
+    flow: &Path,
+    messages: &[PathBuf],
+) -> Vec<(String, serde_json::Value)> {
+    let mut args: Vec<String> = ["run", "--json"].iter().map(|a| a.to_string()).collect();
+    args.extend(options.iter().map(|a| a.to_string()));
+    args.push(flow.display().to_string());
     args.extend(messages.iter().map(|m| m.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = weir(&args, None);
@@ -732,7 +738,7 @@ fn weir_flags(
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            (file, flags_of(&Outcome::from_decision(&d)))
+            (file, d)
         })
         .collect()
 }
@@ -800,26 +806,9 @@ fn body_reads_wrapped_phrases(
 
 /// The tags the generator's own Flow rules set, per message.
 fn native_tags(flow: &Path, messages: &[PathBuf]) -> BTreeMap<String, BTreeSet<String>> {
-    let mut args = vec![
-        "run".to_string(),
-        "--json".into(),
-        "--engine".into(),
-        "interp".into(),
-        flow.display().to_string(),
-    ];
-    args.extend(messages.iter().map(|m| m.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = weir(&args, None);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .map(|l| {
-            let d: serde_json::Value = serde_json::from_str(l).unwrap();
-            let file = Path::new(d["file"].as_str().unwrap())
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+    decisions(&["--engine", "interp"], flow, messages)
+        .into_iter()
+        .map(|(file, d)| {
             let tags = d["tags"]
                 .as_array()
                 .unwrap()
