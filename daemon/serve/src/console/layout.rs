@@ -29,6 +29,18 @@ pub struct Page<'a> {
     pub charts: bool,
 }
 
+impl<'a> Page<'a> {
+    /// A page titled as its navigation entry `name`, without charts.
+    pub fn section(name: &'a str, script: &'a str) -> Self {
+        Page {
+            title: name,
+            nav: name,
+            script,
+            charts: false,
+        }
+    }
+}
+
 /// A whole page for `caller`.
 pub fn page(caller: &Caller, p: &Page<'_>, content: Markup) -> Markup {
     let admin = caller.role == Role::Admin;

@@ -88,12 +88,7 @@ pub async fn live(Session(caller): Session) -> Markup {
             }
         }
     };
-    let page = Page {
-        title: "Live",
-        nav: "Live",
-        script: "live",
-        charts: false,
-    };
+    let page = Page::section("Live", "live");
     layout::page(&caller, &page, content)
 }
 
@@ -290,12 +285,7 @@ pub async fn quarantine_list(State(api): State<Api>, Session(caller): Session) -
             } }
         }
     };
-    let page = Page {
-        title: "Quarantine",
-        nav: "Quarantine",
-        script: "quarantine",
-        charts: false,
-    };
+    let page = Page::section("Quarantine", "quarantine");
     layout::page(&caller, &page, content)
 }
 

@@ -117,12 +117,7 @@ pub async fn search(
         @if entries.is_empty() { p { "No entry matches." } }
         @if let Some(id) = older { p { a rel="next" href=(format!("/console/search?{next_query}before={id}")) { "Older entries" } } }
     };
-    let page = Page {
-        title: "Search",
-        nav: "Search",
-        script: "search",
-        charts: false,
-    };
+    let page = Page::section("Search", "search");
     layout::page(&caller, &page, content)
 }
 
@@ -182,12 +177,7 @@ pub async fn rules(
                 } } }
         }
     };
-    let page = Page {
-        title: "Rules",
-        nav: "Rules",
-        script: "rules",
-        charts: false,
-    };
+    let page = Page::section("Rules", "rules");
     layout::page(&caller, &page, content)
 }
 
@@ -222,12 +212,7 @@ pub async fn playground(State(api): State<Api>, Session(caller): Session) -> Mar
             }
         }
     };
-    let page = Page {
-        title: "Playground",
-        nav: "Playground",
-        script: "playground",
-        charts: false,
-    };
+    let page = Page::section("Playground", "playground");
     layout::page(&caller, &page, content)
 }
 
@@ -254,11 +239,6 @@ pub async fn outbox(State(api): State<Api>, Session(caller): Session) -> Markup 
         }
         div #outbox-result role="status" aria-live="polite" {}
     };
-    let page = Page {
-        title: "Outbox",
-        nav: "Outbox",
-        script: "outbox",
-        charts: false,
-    };
+    let page = Page::section("Outbox", "outbox");
     layout::page(&caller, &page, content)
 }
