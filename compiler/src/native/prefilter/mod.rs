@@ -22,10 +22,10 @@
 //! regex crate's own parser reads it, with its flags (`Regex::hir`), for
 //! *required strings* (`required`): sets of strings such that the folded value must
 //! contain a string of each set for the regex to match anywhere in it
-//! (`/attached (is|was) free/i` needs `attached ` and ` free`). Those
-//! strings join the group's automaton, and per value only the regexes with
-//! a string of each of their sets in it run (`is_match` on the value
-//! itself, the interpreter's own regex).
+//! (`/attached (is|was) free/i` needs `attached ` and ` free`). The
+//! rarest of those sets (`strings::rarest`: `attached `) joins the group's
+//! automaton, and per value only the regexes with a string of that set in
+//! it run (`is_match` on the value itself, the interpreter's own regex).
 //!
 //! A regex whose matches are a few strings (`/(gift|deal)s? card/i`,
 //! `/click (here|now)/i`) is not run at all on ASCII values: its *ASCII
@@ -68,7 +68,7 @@ mod search;
 mod strings;
 
 use search::{Found, Searcher};
-use strings::{ascii_language, required};
+use strings::{ascii_language, rarest, required};
 
 /// Whether the prefilter can decide when `re` runs (it has required
 /// strings or an ASCII language): such a regex runs only on values where
@@ -434,7 +434,7 @@ impl Prefilter {
             // One parse serves both analyses: the regex's own, with
             // its flags, as the regex crate builds it.
             let hir = re.hir();
-            let sets = hir.as_ref().and_then(required).unwrap_or_default();
+            let sets = rarest(hir.as_ref().and_then(required).unwrap_or_default());
             let language = hir.as_ref().and_then(ascii_language);
             if sets.is_empty() && language.is_none() {
                 self.alone(&re, &slots);

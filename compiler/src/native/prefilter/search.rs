@@ -2,7 +2,8 @@
 //! whether it occurs in the value anywhere, at its start, at its end; not
 //! where else. A few needles: one `memmem` search per needle, as the
 //! interpreter's own `contains` does. Many: [`Fingerprints`], a filter on
-//! the first four bytes at every position that stays in cache, confirmed
+//! the eight bytes (four, for needles shorter than eight) at every
+//! position that stays in cache, confirmed
 //! by comparing the needles in full (an Aho-Corasick DFA of thousands of
 //! needles is megabytes, walked one dependent load per byte); the needles
 //! shorter than four bytes in an Aho-Corasick DFA of their own, in an
@@ -103,60 +104,72 @@ impl Searcher {
     }
 }
 
-/// Bytes of a fingerprint: a needle's first four bytes.
+/// Bytes of a short fingerprint: the first four bytes of a needle shorter
+/// than [`LONG`].
 const WIDTH: usize = 4;
 
-/// Bits of a fingerprint's hash: a filter of 8 KB, which stays in the
-/// first-level cache while a body is scanned.
+/// Bytes of a long fingerprint: the first eight bytes of a needle at
+/// least that long. Eight bytes are rarer in text than four (a needle's
+/// first word, not its first syllable), so far fewer positions reach the
+/// comparisons.
+const LONG: usize = 8;
+
+/// Bits of a fingerprint's hash: a filter of 8 KB per length, which stays
+/// in the first-level cache while a body is scanned.
 const HASH_BITS: u32 = 16;
 
-/// The hash of a fingerprint (multiplicative, the top bits).
-fn hash(fingerprint: u32) -> usize {
+/// The hash of a short fingerprint (multiplicative, the top bits).
+fn hash4(fingerprint: u32) -> usize {
     (fingerprint.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
 }
 
+/// The hash of a long fingerprint (multiplicative, the top bits).
+fn hash8(fingerprint: u64) -> usize {
+    (fingerprint.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HASH_BITS)) as usize
+}
+
 /// Many needles found by their fingerprints, Hyperscan's FDR idea without
-/// SIMD: at every position of a value the four bytes there are hashed and
-/// looked up in a bit table of the needles' fingerprints; only where the
-/// bit is set are the needles of that hash compared in full. The table is
-/// small enough to stay in cache, where an Aho-Corasick DFA of thousands
-/// of needles is megabytes walked one dependent load per byte. Exact:
-/// every occurrence of every needle at least four bytes long starts at a
-/// position whose fingerprint is in the table, and is confirmed by a full
+/// SIMD: at every position of a value the eight bytes there (and, when
+/// some needles are shorter, the first four of them) are hashed and looked
+/// up in a bit table of the needles' fingerprints; only where the bit is
+/// set are the needles of that hash compared in full. The tables are small
+/// enough to stay in cache, where an Aho-Corasick DFA of thousands of
+/// needles is megabytes walked one dependent load per byte. Exact: every
+/// occurrence of every needle at least four bytes long starts at a
+/// position whose fingerprint is in its table, and is confirmed by a full
 /// comparison; shorter needles are searched by their own searcher.
 #[derive(Debug)]
 pub(super) struct Fingerprints {
-    /// One bit per hash: whether some needle's fingerprint has it.
-    filter: Vec<u64>,
-    /// By hash: where its needles start in `bucket` (one more entry at
-    /// the end).
-    starts: Vec<u32>,
-    /// The long needles, grouped by hash.
-    bucket: Vec<Entry>,
+    /// The needles of at least [`LONG`] bytes, by their first eight.
+    long: Table,
+    /// The needles of [`WIDTH`] to [`LONG`] − 1 bytes, by their first
+    /// four, if there are any.
+    mid: Option<Table>,
     /// Every needle's bytes, by needle id.
     needles: Vec<Box<[u8]>>,
     /// The needles shorter than [`WIDTH`], and their ids.
     short: Option<(Searcher, Vec<usize>)>,
 }
 
-impl Fingerprints {
-    fn new(needles: &[String]) -> Option<Fingerprints> {
-        let (long, short): (Vec<usize>, Vec<usize>) =
-            (0..needles.len()).partition(|&i| needles[i].len() >= WIDTH);
-        let short = if short.is_empty() {
-            None
-        } else {
-            let texts: Vec<String> = short.iter().map(|&i| needles[i].clone()).collect();
-            Some((Searcher::automaton(&texts)?, short))
-        };
+/// One bit table of fingerprints and the needles behind each hash.
+#[derive(Debug)]
+struct Table {
+    /// One bit per hash: whether some needle's fingerprint has it.
+    filter: Vec<u64>,
+    /// By hash: where its needles start in `bucket` (one more entry at
+    /// the end).
+    starts: Vec<u32>,
+    /// The needles, grouped by hash.
+    bucket: Vec<Entry>,
+}
+
+impl Table {
+    /// A table of `needles` (id, hash of its fingerprint, bytes).
+    fn new(needles: &[(u32, usize, &[u8])]) -> Table {
         let slots = 1usize << HASH_BITS;
         let mut filter = vec![0u64; slots / 64];
         let mut counts = vec![0u32; slots + 1];
-        let hashes: Vec<usize> = long
-            .iter()
-            .map(|&i| hash(fingerprint(needles[i].as_bytes())))
-            .collect();
-        for &h in &hashes {
+        for &(_, h, _) in needles {
             filter[h / 64] |= 1 << (h % 64);
             counts[h + 1] += 1;
         }
@@ -165,15 +178,59 @@ impl Fingerprints {
             counts[h + 1] += counts[h];
         }
         let starts = counts.clone();
-        let mut bucket = vec![Entry::default(); long.len()];
-        for (&i, &h) in long.iter().zip(&hashes) {
-            bucket[counts[h] as usize] = Entry::new(u32::try_from(i).ok()?, needles[i].as_bytes());
+        let mut bucket = vec![Entry::default(); needles.len()];
+        for &(id, h, bytes) in needles {
+            bucket[counts[h] as usize] = Entry::new(id, bytes);
             counts[h] += 1;
         }
-        Some(Fingerprints {
+        Table {
             filter,
             starts,
             bucket,
+        }
+    }
+
+    /// The needles whose fingerprint hashes to `h` (none if its bit is
+    /// clear).
+    #[inline]
+    fn entries(&self, h: usize) -> &[Entry] {
+        if self.filter[h / 64] & (1 << (h % 64)) == 0 {
+            return &[];
+        }
+        &self.bucket[self.starts[h] as usize..self.starts[h + 1] as usize]
+    }
+}
+
+impl Fingerprints {
+    fn new(needles: &[String]) -> Option<Fingerprints> {
+        let ids = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
+            (0..needles.len())
+                .filter(|&i| keep(needles[i].len()))
+                .collect()
+        };
+        let short = ids(&|n| n < WIDTH);
+        let short = if short.is_empty() {
+            None
+        } else {
+            let texts: Vec<String> = short.iter().map(|&i| needles[i].clone()).collect();
+            Some((Searcher::automaton(&texts)?, short))
+        };
+        let entries = |keep: &dyn Fn(usize) -> bool, hash: &dyn Fn(&[u8]) -> usize| {
+            ids(keep)
+                .into_iter()
+                .map(|i| {
+                    let bytes = needles[i].as_bytes();
+                    Some((u32::try_from(i).ok()?, hash(bytes), bytes))
+                })
+                .collect::<Option<Vec<_>>>()
+        };
+        let long = entries(&|n| n >= LONG, &|b| hash8(head(b)))?;
+        let mid = entries(&|n| (WIDTH..LONG).contains(&n), &|b| {
+            hash4(fingerprint(b))
+        })?;
+        Some(Fingerprints {
+            long: Table::new(&long),
+            mid: (!mid.is_empty()).then(|| Table::new(&mid)),
             needles: needles.iter().map(|n| n.as_bytes().into()).collect(),
             short,
         })
@@ -189,36 +246,53 @@ impl Fingerprints {
             });
         }
         let bytes = value.as_bytes();
-        for (at, window) in bytes.windows(WIDTH).enumerate() {
-            let h = hash(fingerprint(window));
-            if self.filter[h / 64] & (1 << (h % 64)) == 0 {
-                continue;
-            }
-            let (from, to) = (self.starts[h] as usize, self.starts[h + 1] as usize);
+        for at in 0..bytes.len().saturating_sub(WIDTH - 1) {
             let rest = &bytes[at..];
-            // The eight bytes here (fewer at the end), for the entries'
-            // first comparison in registers.
-            let head = padded(rest);
-            for entry in &self.bucket[from..to] {
-                if head & entry.mask != entry.prefix {
-                    continue;
+            // The eight bytes here (fewer at the end): the long
+            // fingerprint, and the entries' first comparison in registers.
+            let eight = head(rest);
+            if rest.len() >= LONG {
+                for entry in self.long.entries(hash8(eight)) {
+                    self.confirm(entry, eight, at, bytes, found);
                 }
-                let needle = &self.needles[entry.id as usize];
-                if rest.len() >= needle.len()
-                    && rest[8.min(needle.len())..needle.len()] == needle[8.min(needle.len())..]
-                {
-                    found(Found {
-                        needle: entry.id as usize,
-                        at_start: at == 0,
-                        at_end: at + needle.len() == bytes.len(),
-                    });
+            }
+            if let Some(mid) = &self.mid {
+                for entry in mid.entries(hash4(eight as u32)) {
+                    self.confirm(entry, eight, at, bytes, found);
                 }
             }
         }
     }
+
+    /// Reports `entry`'s needle if it occurs at `at` in `bytes`, whose
+    /// eight bytes there (zero-padded) are `eight`.
+    #[inline]
+    fn confirm(
+        &self,
+        entry: &Entry,
+        eight: u64,
+        at: usize,
+        bytes: &[u8],
+        found: &mut dyn FnMut(Found),
+    ) {
+        if eight & entry.mask != entry.prefix {
+            return;
+        }
+        let needle = &self.needles[entry.id as usize];
+        let rest = &bytes[at..];
+        if rest.len() >= needle.len()
+            && rest[LONG.min(needle.len())..needle.len()] == needle[LONG.min(needle.len())..]
+        {
+            found(Found {
+                needle: entry.id as usize,
+                at_start: at == 0,
+                at_end: at + needle.len() == bytes.len(),
+            });
+        }
+    }
 }
 
-/// A long needle in its bucket: its first eight bytes (fewer when it is
+/// A needle in its bucket: its first eight bytes (fewer when it is
 /// shorter) and their mask, compared before the rest of it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
@@ -229,25 +303,29 @@ struct Entry {
 
 impl Entry {
     fn new(id: u32, needle: &[u8]) -> Entry {
-        let n = needle.len().min(8);
-        let mask = if n == 8 {
+        let n = needle.len().min(LONG);
+        let mask = if n == LONG {
             u64::MAX
         } else {
             (1u64 << (8 * n)) - 1
         };
         Entry {
-            prefix: padded(&needle[..n]),
+            prefix: head(needle),
             mask,
             id,
         }
     }
 }
 
-/// Up to eight bytes as a little-endian number, zero-padded.
-fn padded(bytes: &[u8]) -> u64 {
-    let mut eight = [0u8; 8];
-    let n = bytes.len().min(8);
-    eight[..n].copy_from_slice(&bytes[..n]);
+/// The first eight bytes of `bytes` (fewer when it is shorter) as a
+/// little-endian number, zero-padded.
+#[inline]
+fn head(bytes: &[u8]) -> u64 {
+    if let Some(eight) = bytes.first_chunk::<LONG>() {
+        return u64::from_le_bytes(*eight);
+    }
+    let mut eight = [0u8; LONG];
+    eight[..bytes.len()].copy_from_slice(bytes);
     u64::from_le_bytes(eight)
 }
 
@@ -318,7 +396,7 @@ mod tests {
         /// reports exactly what a naive search finds.
         #[test]
         fn fingerprints_find_what_a_naive_search_finds(
-            needles in proptest::collection::vec("[ab c\u{e9}]{1,9}", 9..60),
+            needles in proptest::collection::vec("[ab c\u{e9}]{1,20}", 9..60),
             value in "[ab c\u{e9}]{0,300}",
         ) {
             let mut needles = needles;
@@ -329,6 +407,28 @@ mod tests {
             if needles.len() > FEW {
                 proptest::prop_assert!(matches!(searcher, Searcher::Fingerprints(_)));
             }
+            proptest::prop_assert_eq!(summary(&refs, &value), naive(&needles, &value));
+        }
+
+        /// Needles cut out of the value itself (so that long ones occur,
+        /// at its start, its end and overlapping), among random ones.
+        #[test]
+        fn fingerprints_find_needles_cut_from_the_value(
+            value in "[ab c\u{e9}]{0,120}",
+            cuts in proptest::collection::vec((0usize..120, 1usize..24), 9..40),
+            others in proptest::collection::vec("[ab c\u{e9}]{1,20}", 0..20),
+        ) {
+            let chars: Vec<char> = value.chars().collect();
+            let mut needles: Vec<String> = cuts
+                .iter()
+                .filter(|(from, _)| *from < chars.len())
+                .map(|&(from, len)| chars[from..(from + len).min(chars.len())].iter().collect())
+                .chain(others)
+                .collect();
+            needles.sort();
+            needles.dedup();
+            proptest::prop_assume!(needles.len() > FEW);
+            let refs: Vec<&str> = needles.iter().map(String::as_str).collect();
             proptest::prop_assert_eq!(summary(&refs, &value), naive(&needles, &value));
         }
     }
