@@ -1413,6 +1413,26 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unix_socket_serves_the_client_as_tcp_does() {
+        let fx = start(RULES, |_| {}).await;
+        let path = fx.dir.join("milter.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(fx.daemon.clone(), Listener::Unix(listener), async {
+            let _ = stopped.await;
+        }));
+        let endpoint: super::client::Endpoint = format!("unix:{}", path.display())
+            .parse()
+            .expect("an endpoint");
+        let m = mail("a@ok.test", &["b@example.test"], "billing", "x\r\n");
+        let mut c = Client::connect_to(&endpoint, 0x1ff).await.expect("connect");
+        assert_eq!(c.hello(&m).await.expect("hello"), R::Continue);
+        let o = c.message(&m).await.expect("message");
+        assert_eq!((o.stage, o.reply), ("eom", R::Accept));
+        let _ = stop.send(());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn garbage_ends_one_session_only() {
         let fx = start(RULES, |_| {}).await;
         let inputs: [&[u8]; 5] = [

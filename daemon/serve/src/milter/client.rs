@@ -452,3 +452,80 @@ impl Client {
         self.send(b'Q', &[]).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A filter that asks for no replies to connect, HELO and each header
+    /// (as rspamd's proxy does) and answers everything else: the client
+    /// must not wait for the replies it was told it will not get.
+    async fn quiet_filter(listener: tokio::net::TcpListener) -> io::Result<Vec<u8>> {
+        let (stream, _) = listener.accept().await?;
+        let mut filter = Client {
+            stream: Box::new(stream),
+            opts: 0,
+        };
+        let (cmd, _) = filter.read().await?;
+        assert_eq!(cmd, b'O');
+        let mut negotiated = Vec::new();
+        negotiated.extend_from_slice(&6u32.to_be_bytes());
+        negotiated.extend_from_slice(&0u32.to_be_bytes());
+        negotiated.extend_from_slice(&(NR_CONN | NR_HELO | NR_HDR).to_be_bytes());
+        filter.send(b'O', &negotiated).await?;
+        let mut seen = Vec::new();
+        loop {
+            let (cmd, _) = filter.read().await?;
+            seen.push(cmd);
+            match cmd {
+                b'D' | b'C' | b'H' | b'L' => {}
+                b'E' => {
+                    filter.send(b'a', &[]).await?;
+                    return Ok(seen);
+                }
+                _ => filter.send(b'c', &[]).await?,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_filters_no_reply_options_are_honoured() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let filter = tokio::spawn(quiet_filter(listener));
+        let mail = Mail {
+            helo: "client.test".into(),
+            from: "a@example.test".into(),
+            to: vec!["b@example.test".into()],
+            headers: vec![("Subject".into(), "hi".into()), ("X-A".into(), "1".into())],
+            body: b"body\r\n".to_vec(),
+            ..Mail::default()
+        };
+        let session = async {
+            let mut client = Client::connect(addr).await?;
+            assert_eq!(client.hello(&mail).await?, Reply::Continue);
+            client.message(&mail).await
+        };
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), session)
+            .await
+            .expect("the client waited for a reply the filter never sends")
+            .expect("a session");
+        assert_eq!((outcome.stage, outcome.reply), ("eom", Reply::Accept));
+        let seen = filter.await.expect("filter").expect("filter session");
+        assert_eq!(seen.iter().filter(|c| **c == b'L').count(), 2, "{seen:?}");
+    }
+
+    #[test]
+    fn endpoints_are_tcp_addresses_or_unix_paths() {
+        let tcp = SocketAddr::from(([127, 0, 0, 1], 8890));
+        assert_eq!("127.0.0.1:8890".parse(), Ok(Endpoint::Tcp(tcp)));
+        assert_eq!("inet:127.0.0.1:8890".parse(), Ok(Endpoint::Tcp(tcp)));
+        let unix: Endpoint = "unix:/run/milter.sock".parse().expect("unix");
+        assert_eq!(unix, Endpoint::Unix("/run/milter.sock".into()));
+        assert_eq!(unix.to_string(), "unix:/run/milter.sock");
+        let bad = "localhost".parse::<Endpoint>().expect_err("no port");
+        assert!(bad.contains("HOST:PORT"), "{bad}");
+    }
+}
