@@ -500,12 +500,7 @@ async fn evaluate(
     let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(daemon.store.clone()));
     let budget = evalpool::budget(daemon.config().limits.eval_timeout, facts.body_size);
     let learner = Arc::clone(daemon);
-    // On this task only when the evaluation does no I/O: no `rate()` or
-    // `duplicate()` (the store, Redis across the network) and no learned
-    // classifier (its model may be loaded from the store).
-    let ruleset = loaded.ruleset();
-    let no_io = !ruleset.asks_counter() && ruleset.classifiers().is_empty();
-    let size = if no_io { facts.size() } else { u64::MAX };
+    let size = inline_size(&loaded, &facts);
     let job = evalpool::run_sized(size, budget, move || {
         let started = Instant::now();
         let mut tx = match facts.transaction(&client, stage, now, &limits) {
@@ -563,6 +558,19 @@ async fn evaluate(
         }
         Err(e) => Some(vec![pool_failure(daemon, &e, on_error, stage)]),
     }
+}
+
+/// The size by which `evalpool::run_sized` chooses where the message is
+/// evaluated: its own, or `u64::MAX` (always the pool) when evaluation may
+/// do I/O: a `rate()` or `duplicate()` (the store, Redis across the
+/// network) or a learned classifier (its model may be loaded from the
+/// store), which must not block the session's task.
+fn inline_size(loaded: &LoadedRuleset, facts: &MessageFacts) -> u64 {
+    let ruleset = loaded.ruleset();
+    if ruleset.asks_counter() || !ruleset.classifiers().is_empty() {
+        return u64::MAX;
+    }
+    facts.size()
 }
 
 /// Whether every decision defers the message.
