@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::state::AuditEntry;
 
 mod duplicates;
+mod group_flush;
 mod outbox;
 mod redis;
 #[cfg(test)]
@@ -154,6 +155,8 @@ pub struct Store {
     /// entries become visible in id order: a client polling
     /// `/v1/actions?since=LAST` never misses one.
     audit_order: std::sync::Arc<std::sync::Mutex<()>>,
+    /// One flush for every caller waiting at once (`store/group_flush.rs`).
+    flushes: std::sync::Arc<group_flush::GroupFlush>,
     /// The shared state, with `[store] backend = "redis"`.
     redis: Option<std::sync::Arc<RedisStore>>,
     /// `[store] host`: written into every audit entry.
@@ -224,6 +227,7 @@ impl Store {
             duplicates: db.open_tree("duplicates")?,
             db,
             audit_order: std::sync::Arc::default(),
+            flushes: std::sync::Arc::default(),
             redis: None,
             host: crate::config::StoreConfig::defaults().host.into(),
         })
@@ -280,10 +284,13 @@ impl Store {
         })
     }
 
-    /// Writes everything to disk; returns once it is durable.
+    /// Writes everything to disk; returns once everything written before
+    /// the call is durable. Callers flushing at the same time share one
+    /// flush (group commit, `store/group_flush.rs`).
     pub fn flush(&self) -> anyhow::Result<()> {
-        self.db.flush().context("cannot flush the store")?;
-        Ok(())
+        self.flushes
+            .flush(|| self.db.flush().map(drop).map_err(|e| e.to_string()))
+            .map_err(|e| anyhow::anyhow!("cannot flush the store: {e}"))
     }
 
     /// A new unique id (increasing, also across restarts).
