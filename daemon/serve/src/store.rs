@@ -192,6 +192,13 @@ fn is_lock_error(io: &std::io::Error) -> bool {
 /// store, exits, and is restarted until there is room.
 const MIN_FREE_TO_OPEN: u64 = 8 << 20;
 
+/// The most bytes of the database sled keeps in memory. Its default (1
+/// GiB) lets a daemon keep every audit entry it wrote in memory for weeks:
+/// at 10,000 rules, about 10 MB more for every 1,000 messages served
+/// (benches/README.md, "Issue 17, the daemon's memory"). Reads past it
+/// (old audit entries, `/v1/actions`) come from disk.
+const CACHE_CAPACITY: u64 = 8 << 20;
+
 impl Store {
     /// Opens (or creates) the store in `dir`; refuses while `dir` has less
     /// than [`MIN_FREE_TO_OPEN`] bytes free.
@@ -207,7 +214,11 @@ impl Store {
                 dir.display()
             );
         }
-        let db = sled::open(dir.join("db")).map_err(|e| match e {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(CACHE_CAPACITY)
+            .open()
+            .map_err(|e| match e {
             sled::Error::Io(io) if is_lock_error(&io) => anyhow::anyhow!(
                 "state_dir {} is in use by another running weir serve (its database is locked); \
                  stop that one or give this one another state_dir",
