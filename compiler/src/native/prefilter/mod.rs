@@ -22,10 +22,11 @@
 //! regex crate's own parser reads it, with its flags (`Regex::hir`), for
 //! *required strings* (`required`): sets of strings such that the folded value must
 //! contain a string of each set for the regex to match anywhere in it
-//! (`/attached (is|was) free/i` needs `attached ` and ` free`). The
-//! rarest of those sets (`strings::rarest`: `attached `) joins the group's
-//! automaton, and per value only the regexes with a string of that set in
-//! it run (`is_match` on the value itself, the interpreter's own regex).
+//! (`/attached (is|was) free/i` needs `attached ` and ` free`). Those sets
+//! whose strings few other regexes of the group share (`strings::selective`;
+//! else the rarest set alone) join the group's automaton, and per value
+//! only the regexes with a string of each of those sets in it run
+//! (`is_match` on the value itself, the interpreter's own regex).
 //!
 //! A regex whose matches are a few strings (`/(gift|deal)s? card/i`,
 //! `/click (here|now)/i`) is not run at all on ASCII values: its *ASCII
@@ -68,7 +69,7 @@ mod search;
 mod strings;
 
 use search::{Found, Searcher};
-use strings::{ascii_language, rarest, required};
+use strings::{ascii_language, required, selective};
 
 /// Whether the prefilter can decide when `re` runs (it has required
 /// strings or an ASCII language): such a regex runs only on values where
@@ -459,12 +460,30 @@ impl Prefilter {
         cands: &mut Vec<Vec<(u32, u64)>>,
     ) -> Vec<Filtered> {
         let mut filtered = Vec::new();
-        for (re, slots) in std::mem::take(&mut b.regexes) {
-            // One parse serves both analyses: the regex's own, with
-            // its flags, as the regex crate builds it.
-            let hir = re.hir();
-            let sets = rarest(hir.as_ref().and_then(required).unwrap_or_default());
-            let language = hir.as_ref().and_then(ascii_language);
+        // One parse serves both analyses: the regex's own, with its flags,
+        // as the regex crate builds it.
+        let analysed: Vec<_> = std::mem::take(&mut b.regexes)
+            .into_iter()
+            .map(|(re, slots)| {
+                let hir = re.hir();
+                let sets = hir.as_ref().and_then(required).unwrap_or_default();
+                let language = hir.as_ref().and_then(ascii_language);
+                (re, slots, sets, language)
+            })
+            .collect();
+        let mut sharing: HashMap<&str, usize> = HashMap::new();
+        for (_, _, sets, _) in &analysed {
+            let mut strings: Vec<&str> = sets.iter().flatten().map(String::as_str).collect();
+            strings.sort_unstable();
+            strings.dedup();
+            for s in strings {
+                *sharing.entry(s).or_default() += 1;
+            }
+        }
+        let sharing = |s: &str| sharing.get(s).copied().unwrap_or(0);
+        for (re, slots, sets, language) in &analysed {
+            let (re, slots, language) = (Arc::clone(re), slots.clone(), language.clone());
+            let sets = selective(sets.clone(), &sharing);
             if sets.is_empty() && language.is_none() {
                 self.alone(&re, &slots);
                 continue;

@@ -43,18 +43,34 @@ pub(super) fn required(hir: &Hir) -> Option<Vec<Vec<String>>> {
     (!sets.is_empty()).then_some(sets)
 }
 
-/// The one set of `sets` worth searching for: the one whose shortest
-/// string is longest (then the one with fewest strings). Every set is a
-/// condition every match meets, so one set alone still only filters out
-/// values the regex cannot match; short, common strings (` is `, ` now`)
-/// would make the automaton report, and the regex be marked, in nearly
-/// every value, for nothing the rarer set does not already tell.
-pub(super) fn rarest(sets: Vec<Vec<String>>) -> Vec<Vec<String>> {
+/// A string of this many regexes' required sets, or more, is *shared*.
+pub(super) const SHARED: usize = 4;
+
+/// The sets of `sets` worth searching for: every set none of whose
+/// strings is shared by [`SHARED`] or more regexes of the group (`sharing`
+/// tells how many regexes' sets hold a string), and the rarest set (the
+/// one whose shortest string is longest, then with fewest strings) when no
+/// set is left. Every set is a condition every match meets, so any of them
+/// still only filters out values the regex cannot match. A shared string
+/// (` now` in `/WORD (is|was|are) now/i` for hundreds of words) would make
+/// the automaton report, and mark all those regexes, in nearly every
+/// value; the regex's own strings (`WORD `) keep it from running, and
+/// being built, on values that do not hold them all.
+pub(super) fn selective(
+    sets: Vec<Vec<String>>,
+    sharing: &dyn Fn(&str) -> usize,
+) -> Vec<Vec<String>> {
+    let (own, shared): (Vec<_>, Vec<_>) = sets
+        .into_iter()
+        .partition(|set| set.iter().all(|s| sharing(s) < SHARED));
+    if !own.is_empty() {
+        return own;
+    }
     let key = |set: &Vec<String>| {
         let shortest = set.iter().map(String::len).min().unwrap_or(0);
         (shortest, std::cmp::Reverse(set.len()))
     };
-    sets.into_iter().max_by_key(key).into_iter().collect()
+    shared.into_iter().max_by_key(key).into_iter().collect()
 }
 
 /// Sets of required strings of `h`: every match of `h` contains one
@@ -396,5 +412,18 @@ mod tests {
         assert_eq!(lang("(?i)ks"), strings(&["ks"]));
         assert_eq!(lang("(?i)é"), None, "only non-ASCII");
         assert_eq!(lang("123"), strings(&["123"]));
+    }
+
+    #[test]
+    fn shared_strings_leave_the_sets_unless_nothing_else_is_left() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let sets = vec![set(&["zarojadi "]), set(&[" now"]), set(&["is ", "was"])];
+        let shared = |s: &str| if s == " now" { SHARED } else { 1 };
+        assert_eq!(
+            selective(sets.clone(), &shared),
+            vec![set(&["zarojadi "]), set(&["is ", "was"])]
+        );
+        // Every set shared: the one whose shortest string is longest.
+        assert_eq!(selective(sets, &|_| SHARED), vec![set(&["zarojadi "])]);
     }
 }
