@@ -2,7 +2,9 @@
 //! `evaluate_K(ctx, bits) -> u32` in it, each for a chunk of [`CHUNK`]
 //! rules, which the host calls in order until one returns 1. Shaped like
 //! cranelift-jit-demo: [`Jit`] owns the module, [`Translator`] walks the
-//! rules with a `FunctionBuilder`.
+//! rules with a `FunctionBuilder`. The chunks' functions are built and
+//! compiled on several threads ([`Work`]) and defined in the module in
+//! chunk order: the generated code does not depend on thread timing.
 //!
 //! Per rule, in evaluation order:
 //!
@@ -248,6 +250,10 @@ impl Jit {
 /// not take every core of a large machine from the mail it serves.
 const MAX_THREADS: usize = 4;
 
+/// The stack of a thread compiling chunks: Linux's default for a main
+/// thread, which compiled them all before.
+const CODEGEN_STACK: usize = 8 << 20;
+
 /// What every thread compiling chunks shares; nothing in it is written.
 struct Work<'a> {
     isa: &'a dyn TargetIsa,
@@ -293,7 +299,15 @@ impl Work<'_> {
             }
         };
         let mut done = std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(&worker)).collect();
+            // A thread the system refuses leaves its chunks to the others.
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|_| {
+                    std::thread::Builder::new()
+                        .stack_size(CODEGEN_STACK)
+                        .spawn_scoped(s, &worker)
+                        .ok()
+                })
+                .collect();
             let mut done = worker();
             for helper in helpers {
                 // A panic in Cranelift goes on to the caller's
