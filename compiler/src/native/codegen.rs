@@ -304,7 +304,7 @@ impl Work<'_> {
                 .filter_map(|_| {
                     std::thread::Builder::new()
                         .stack_size(CODEGEN_STACK)
-                        .spawn_scoped(s, &worker)
+                        .spawn_scoped(s, worker)
                         .ok()
                 })
                 .collect();
