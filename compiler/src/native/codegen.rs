@@ -19,7 +19,10 @@
 //!
 //! and `return 0` after the last rule of the chunk. A leaf the prefilter
 //! decides reads its byte in the `bits` table (0: not known yet, 1: false,
-//! 2: true) and calls `bit(ctx, leaf)` for its truth unless it is 1. A
+//! 2: true) and calls `bit(ctx, leaf)` for its truth unless it is 1; a
+//! leaf that holds when a value passed it ([`Answer::Scanned`]) is true
+//! when its byte is 2, else false once its group's byte says the group
+//! was scanned, else asks `bit`. A
 //! *quiet* rule (every test decided by the prefilter, no `else` block)
 //! needs the host only when its condition holds, so its `begin` moves into
 //! that branch, as one call `fire` (`begin`, then `then`):
@@ -41,9 +44,9 @@
 //! after another. Few blocks per rule also keep Cranelift's register
 //! allocation, most of the compile time, short.
 //!
-//! The code never traps: its one memory access is that byte, at the
-//! leaf's index in a table the host sizes to the leaf table; it has no
-//! division or jump table.
+//! The code never traps: its memory accesses are those bytes, at a leaf's
+//! index or a group's (after the leaves) in a table the host sizes to
+//! both; it has no division or jump table.
 
 use std::sync::OnceLock;
 
@@ -65,6 +68,7 @@ use cranelift_module::{FuncId, Linkage, Module, ModuleReloc, default_libcall_nam
 use super::NativeError;
 use super::cond::Cond;
 use super::host::HostFunctions;
+use super::prefilter::Answer;
 
 /// The host's instruction set, built once per process.
 fn isa() -> Result<OwnedTargetIsa, NativeError> {
@@ -161,14 +165,14 @@ impl Jit {
     }
 
     /// Compiles the whole ruleset (one plan per rule, in evaluation
-    /// order) and makes it executable. `decided(leaf)` tells the leaves
-    /// the prefilter answers.
+    /// order) and makes it executable. `answer(leaf)` tells how the code
+    /// learns each leaf's truth.
     pub(crate) fn compile(
         mut self,
         rules: &[RulePlan],
-        decided: &(dyn Fn(u32) -> bool + Sync),
+        answer: &(dyn Fn(u32) -> Answer + Sync),
     ) -> Result<Compiled, NativeError> {
-        match self.emit(rules, decided) {
+        match self.emit(rules, answer) {
             Ok(ids) => {
                 let entries = ids
                     .into_iter()
@@ -197,7 +201,7 @@ impl Jit {
     fn emit(
         &mut self,
         rules: &[RulePlan],
-        decided: &(dyn Fn(u32) -> bool + Sync),
+        answer: &(dyn Fn(u32) -> Answer + Sync),
     ) -> Result<Vec<FuncId>, NativeError> {
         let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
         let ptr = self.module.target_config().pointer_type();
@@ -231,7 +235,7 @@ impl Jit {
             host,
             chunks: &chunks,
             ids: &ids,
-            decided,
+            answer,
         };
         for (id, code) in ids.iter().zip(work.compile_all()?) {
             self.module
@@ -265,7 +269,8 @@ struct Work<'a> {
     chunks: &'a [&'a [RulePlan]],
     /// The declared function of each chunk.
     ids: &'a [FuncId],
-    decided: &'a (dyn Fn(u32) -> bool + Sync),
+    /// How the code learns a leaf's truth.
+    answer: &'a (dyn Fn(u32) -> Answer + Sync),
 }
 
 /// One chunk's finished machine code, for `define_function_bytes`.
@@ -381,7 +386,7 @@ impl Work<'_> {
             test,
             bit,
             fire,
-            decided: self.decided,
+            answer: self.answer,
             then,
             otherwise,
             ended,
@@ -414,8 +419,8 @@ struct Translator<'f> {
     bit: FuncRef,
     /// `begin` and `then` of a quiet rule, in one call.
     fire: FuncRef,
-    /// Whether the prefilter answers a leaf.
-    decided: &'f (dyn Fn(u32) -> bool + Sync),
+    /// How the code learns a leaf's truth.
+    answer: &'f (dyn Fn(u32) -> Answer + Sync),
     then: FuncRef,
     otherwise: FuncRef,
     /// The block that returns 1 (a verdict or `stop` ended evaluation).
@@ -430,7 +435,7 @@ impl Translator<'_> {
             && plan
                 .cond
                 .as_ref()
-                .is_none_or(|c| c.all_leaves(self.decided));
+                .is_none_or(|c| c.all_leaves(&|leaf| (self.answer)(leaf) != Answer::Host));
         if !quiet {
             let rule = self.rule_id(id);
             self.b.ins().call(self.begin, &[self.ctx, rule]);
@@ -504,24 +509,53 @@ impl Translator<'_> {
                 self.b.switch_to_block(rhs);
                 self.cond(b, yes, no);
             }
-            Cond::Leaf(id) if (self.decided)(*id) => {
-                let Ok(offset) = i32::try_from(*id) else {
-                    return self.call_leaf(self.bit, *id, yes, no);
-                };
-                // Most tests fail: "known false" (1) is the hot path; the
-                // host answers the rest (known true, or not known yet).
-                let ask = self.cold_block();
-                let byte = self
-                    .b
-                    .ins()
-                    .load(types::I8, MemFlagsData::trusted(), self.bits, offset);
-                let failed = self.b.ins().icmp_imm_u(IntCC::Equal, byte, 1);
-                self.b.ins().brif(failed, no, &[], ask, &[]);
-                self.b.switch_to_block(ask);
-                self.call_leaf(self.bit, *id, yes, no);
-            }
-            Cond::Leaf(id) => self.call_leaf(self.test, *id, yes, no),
+            Cond::Leaf(id) => match (self.answer)(*id) {
+                Answer::Host => self.call_leaf(self.test, *id, yes, no),
+                Answer::Byte => self.byte_leaf(*id, yes, no),
+                Answer::Scanned { scanned } => self.scanned_leaf(*id, scanned, yes, no),
+            },
         }
+    }
+
+    /// Loads the answer table's byte at `index`.
+    fn load_byte(&mut self, index: i32) -> Value {
+        self.b
+            .ins()
+            .load(types::I8, MemFlagsData::trusted(), self.bits, index)
+    }
+
+    /// A leaf read in its byte ([`Answer::Byte`]).
+    fn byte_leaf(&mut self, id: u32, yes: Block, no: Block) {
+        let Ok(offset) = i32::try_from(id) else {
+            return self.call_leaf(self.bit, id, yes, no);
+        };
+        // Most tests fail: "known false" (1) is the hot path; the host
+        // answers the rest (known true, or not known yet).
+        let ask = self.cold_block();
+        let byte = self.load_byte(offset);
+        let failed = self.b.ins().icmp_imm_u(IntCC::Equal, byte, 1);
+        self.b.ins().brif(failed, no, &[], ask, &[]);
+        self.b.switch_to_block(ask);
+        self.call_leaf(self.bit, id, yes, no);
+    }
+
+    /// A leaf true once a value of its group passed it
+    /// ([`Answer::Scanned`]), its group's byte at `scanned`.
+    fn scanned_leaf(&mut self, id: u32, scanned: u32, yes: Block, no: Block) {
+        let (Ok(offset), Ok(group)) = (i32::try_from(id), i32::try_from(scanned)) else {
+            return self.call_leaf(self.bit, id, yes, no);
+        };
+        // Hot path: not passed (not 2), group scanned: false.
+        let ask = self.cold_block();
+        let not_passed = self.b.create_block();
+        let byte = self.load_byte(offset);
+        let passed = self.b.ins().icmp_imm_u(IntCC::Equal, byte, 2);
+        self.b.ins().brif(passed, yes, &[], not_passed, &[]);
+        self.b.switch_to_block(not_passed);
+        let flag = self.load_byte(group);
+        self.b.ins().brif(flag, no, &[], ask, &[]);
+        self.b.switch_to_block(ask);
+        self.call_leaf(self.bit, id, yes, no);
     }
 
     /// Calls `callee(ctx, leaf)` and jumps on its answer.

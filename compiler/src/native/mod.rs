@@ -177,7 +177,7 @@ impl NativeRuleset {
         } else {
             Prefilter::default()
         };
-        let decided = |leaf: u32| prefilter.slot(leaf as usize).is_some();
+        let answer = |leaf: u32| prefilter.answer(leaf);
         let plans: Vec<RulePlan> = prog
             .rules
             .iter()
@@ -197,7 +197,7 @@ impl NativeRuleset {
             .collect();
         // Cranelift reports errors as values but asserts on internal
         // invariants; a panic there must not take the caller down.
-        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&plans, &decided))
+        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&plans, &answer))
             .map_err(|_| NativeError::Codegen("the code generator panicked".into()))??;
         let entries = compiled
             .entries
@@ -250,7 +250,7 @@ impl NativeRuleset {
             ended: None,
             failed: false,
         };
-        // The code reads one byte at a leaf index below the leaf count.
+        // The code reads bytes at leaf and group indices within the table.
         // `Cell`s: the host writes them while the code holds the pointer.
         let bits = ctx.scan.bits().as_ptr().cast::<u8>();
         // The code only hands the pointer back to the host functions,

@@ -22,10 +22,10 @@
 //! regex crate's own parser reads it, with its flags (`Regex::hir`), for
 //! *required strings* (`required`): sets of strings such that the folded value must
 //! contain a string of each set for the regex to match anywhere in it
-//! (`/attached (is|was) free/i` needs `attached ` and ` free`). Those
-//! strings join the group's automaton, and per value only the regexes with
-//! a string of each of their sets in it run (`is_match` on the value
-//! itself, the interpreter's own regex).
+//! (`/attached (is|was) free/i` needs `attached ` and ` free`). The
+//! rarest of those sets (`strings::rarest`: `attached `) joins the group's
+//! automaton, and per value only the regexes with a string of that set in
+//! it run (`is_match` on the value itself, the interpreter's own regex).
 //!
 //! A regex whose matches are a few strings (`/(gift|deal)s? card/i`,
 //! `/click (here|now)/i`) is not run at all on ASCII values: its *ASCII
@@ -68,7 +68,7 @@ mod search;
 mod strings;
 
 use search::{Found, Searcher};
-use strings::{ascii_language, required};
+use strings::{ascii_language, rarest, required};
 
 /// Whether the prefilter can decide when `re` runs (it has required
 /// strings or an ASCII language): such a regex runs only on values where
@@ -76,6 +76,26 @@ use strings::{ascii_language, required};
 pub(crate) fn can_filter(re: &Regex) -> bool {
     re.hir()
         .is_some_and(|hir| required(&hir).is_some() || ascii_language(&hir).is_some())
+}
+
+/// How the generated code learns a leaf's truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// It asks the host to evaluate the test (`test`).
+    Host,
+    /// It reads the leaf's byte in the answer table: 1 is false; anything
+    /// else asks the host (`bit`), which scans the leaf's group if needed.
+    Byte,
+    /// The test holds exactly when some value of its group passed it (no
+    /// `all`, no `!=`): its byte is 2 once a value of its group has passed
+    /// it, and the byte at `scanned` (after the leaves) is 1 once the group
+    /// has been scanned; while neither, it asks the host (`bit`). After a
+    /// scan only the leaves that passed are written, not the thousands
+    /// that did not.
+    Scanned {
+        /// The index of the group's byte in the answer table.
+        scanned: u32,
+    },
 }
 
 /// Where a substring needle must sit in the folded value.
@@ -174,6 +194,14 @@ pub(crate) struct Prefilter {
     /// The most filtered regexes of any group (the size of the per-message
     /// candidate marks).
     max_filtered: usize,
+}
+
+impl Decided {
+    /// Whether the test holds exactly when some value passed it, so that
+    /// its leaf's byte can be written when one does ([`Answer::Scanned`]).
+    fn by_passing(&self) -> bool {
+        self.regex.is_none() && !self.all && !self.negated
+    }
 }
 
 /// The needles of a decided test, folded, before grouping.
@@ -327,11 +355,11 @@ impl Prefilter {
             pf.finish_group(b);
         }
         for (slot, d) in pf.decided.iter().enumerate() {
-            if let (Some(g), Ok(slot), None) = (
-                pf.groups.get_mut(d.group as usize),
-                u32::try_from(slot),
-                &d.regex,
-            ) {
+            // The other leaves the scan answers are written as they pass.
+            if d.regex.is_some() || d.by_passing() {
+                continue;
+            }
+            if let (Some(g), Ok(slot)) = (pf.groups.get_mut(d.group as usize), u32::try_from(slot)) {
                 g.literals.push(Member {
                     slot,
                     leaf: d.leaf,
@@ -434,7 +462,7 @@ impl Prefilter {
             // One parse serves both analyses: the regex's own, with
             // its flags, as the regex crate builds it.
             let hir = re.hir();
-            let sets = hir.as_ref().and_then(required).unwrap_or_default();
+            let sets = rarest(hir.as_ref().and_then(required).unwrap_or_default());
             let language = hir.as_ref().and_then(ascii_language);
             if sets.is_empty() && language.is_none() {
                 self.alone(&re, &slots);
@@ -498,6 +526,20 @@ impl Prefilter {
         self.slots.get(id).copied().flatten()
     }
 
+    /// How the generated code learns leaf `id`'s truth.
+    pub(crate) fn answer(&self, id: u32) -> Answer {
+        let Some(d) = self
+            .slot(id as usize)
+            .and_then(|slot| self.decided.get(slot as usize))
+        else {
+            return Answer::Host;
+        };
+        match u32::try_from(self.slots.len()).map(|leaves| leaves.checked_add(d.group)) {
+            Ok(Some(scanned)) if d.by_passing() => Answer::Scanned { scanned },
+            _ => Answer::Byte,
+        }
+    }
+
     /// How many leaves the prefilter decides.
     pub(crate) fn decided(&self) -> usize {
         self.slots.iter().flatten().count()
@@ -506,7 +548,8 @@ impl Prefilter {
     /// Fresh per-message state, for a leaf table of `leaves` leaves.
     pub(crate) fn scan(&self, leaves: usize) -> Scan {
         Scan {
-            bits: vec![Cell::new(0); leaves],
+            // The leaves' bytes, then the groups' (`Answer::Scanned`).
+            bits: vec![Cell::new(0); leaves.max(self.slots.len()) + self.groups.len()],
             scanned: vec![false; self.groups.len()],
             values: vec![0; self.groups.len()],
             value: vec![None; self.groups.len()],
@@ -515,6 +558,7 @@ impl Prefilter {
             stamp: vec![0; self.decided.len()],
             marks: vec![(0, 0); self.max_filtered],
             touched: Vec::new(),
+            passed_slots: Vec::new(),
             item: 0,
         }
     }
@@ -558,8 +602,10 @@ enum Outcome {
 /// What the prefilter found in one message, filled group by group.
 #[derive(Debug)]
 pub(crate) struct Scan {
-    /// By leaf id: 0 while not known, else 1 + the leaf's truth; what the
-    /// generated code reads before asking the host.
+    /// By leaf id: 0 while not known, else 1 + the leaf's truth (for an
+    /// [`Answer::Scanned`] leaf only 2, once a value passed it); then by
+    /// group: 1 once scanned. What the generated code reads before asking
+    /// the host.
     bits: Vec<Cell<u8>>,
     /// By group: whether it was scanned.
     scanned: Vec<bool>,
@@ -580,6 +626,8 @@ pub(crate) struct Scan {
     marks: Vec<(u32, u64)>,
     /// The filtered regexes marked in the value being scanned.
     touched: Vec<u32>,
+    /// The slots that some value passed, in the order they first did.
+    passed_slots: Vec<u32>,
     /// A counter naming each value scanned, from 1.
     item: u32,
 }
@@ -592,7 +640,12 @@ impl Scan {
         self.values.fill(0);
         self.value.fill(None);
         self.regex.fill(Outcome::Unknown);
-        self.passed.fill(0);
+        for &s in &self.passed_slots {
+            if let Some(p) = self.passed.get_mut(s as usize) {
+                *p = 0;
+            }
+        }
+        self.passed_slots.clear();
         self.stamp.fill(0);
         self.marks.fill((0, 0));
         self.touched.clear();
@@ -630,7 +683,9 @@ impl Scan {
         if !self.scanned.get(g).copied().unwrap_or(true) {
             self.scanned[g] = true;
             if let Some(group) = pf.groups.get(g) {
+                let first = self.passed_slots.len();
                 self.fill(group, g, machine);
+                self.write_passed(pf, first, g);
                 let values = self.values[g];
                 for m in &group.literals {
                     if let Some(bit) = self.bits.get(m.leaf as usize) {
@@ -646,6 +701,23 @@ impl Scan {
             return self.regex_test(slot as usize, g, re, d) != d.negated;
         }
         self.literal_truth(d, slot, values)
+    }
+
+    /// Writes the answers of the [`Answer::Scanned`] leaves that passed
+    /// since `passed_slots[first]` (the scan of group `g`), and marks the
+    /// group scanned for the others.
+    fn write_passed(&self, pf: &Prefilter, first: usize, g: usize) {
+        for &s in self.passed_slots.get(first..).unwrap_or_default() {
+            if let Some(d) = pf.decided.get(s as usize)
+                && d.by_passing()
+                && let Some(bit) = self.bits.get(d.leaf as usize)
+            {
+                bit.set(2);
+            }
+        }
+        if let Some(flag) = self.bits.get(pf.slots.len() + g) {
+            flag.set(1);
+        }
     }
 
     /// The truth of a leaf answered by the scan of its group (not a regex
@@ -811,6 +883,9 @@ impl Scan {
             && *stamp != self.item
         {
             *stamp = self.item;
+            if *passed == 0 {
+                self.passed_slots.push(slot);
+            }
             *passed += 1;
         }
     }

@@ -43,6 +43,20 @@ pub(super) fn required(hir: &Hir) -> Option<Vec<Vec<String>>> {
     (!sets.is_empty()).then_some(sets)
 }
 
+/// The one set of `sets` worth searching for: the one whose shortest
+/// string is longest (then the one with fewest strings). Every set is a
+/// condition every match meets, so one set alone still only filters out
+/// values the regex cannot match; short, common strings (` is `, ` now`)
+/// would make the automaton report, and the regex be marked, in nearly
+/// every value, for nothing the rarer set does not already tell.
+pub(super) fn rarest(sets: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let key = |set: &Vec<String>| {
+        let shortest = set.iter().map(String::len).min().unwrap_or(0);
+        (shortest, std::cmp::Reverse(set.len()))
+    };
+    sets.into_iter().max_by_key(key).into_iter().collect()
+}
+
 /// Sets of required strings of `h`: every match of `h` contains one
 /// string of each set.
 fn every(h: &Hir) -> Vec<Vec<String>> {
