@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use weir_serve::milter_client::{Client, Mail, Reply};
+use weir_serve::milter_client::{Client, Endpoint, Mail, Reply};
 
 /// What to send, where and how.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The milter server.
-    pub addr: SocketAddr,
+    /// The milter server (TCP or a Unix socket).
+    pub addr: Endpoint,
     /// How many sessions run at once.
     pub sessions: usize,
     /// How many messages in all.
@@ -211,7 +211,7 @@ async fn session_loop(
         let (mut client, carried) = match open.take() {
             Some(open) => open,
             None => {
-                let mut client = Client::connect(plan.addr).await?;
+                let mut client = Client::connect_to(&plan.addr, 0x1ff).await?;
                 let hello = client.hello(mail).await?;
                 if hello != Reply::Continue {
                     return Err(std::io::Error::other(format!(

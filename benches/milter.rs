@@ -54,7 +54,7 @@ fn milter(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let messages = usize::try_from(iters).unwrap_or(usize::MAX);
                     let plan = Plan {
-                        addr: server.addr(),
+                        addr: server.addr().into(),
                         sessions,
                         messages,
                         per_connection: 1,

@@ -13,8 +13,8 @@
 # SMTP, one message per connection, to user@example.com; latency is from the
 # end of DATA to Postfix's 250 (where Postfix waits for its milter). Each
 # set-up is run at 1 session (p50/p90/p99) and at 32 sessions (messages/s),
-# and the milters of accept and weir also without Postfix (milter-load at 32
-# sessions straight to the milter: the kind of figure 1,785/s in issue 17 is),
+# and each milter also without Postfix (milter-load at 32 sessions straight
+# to the milter's socket: the kind of figure 1,785/s in issue 17 is),
 # REPEAT times, set-ups interleaved so that the machine's other load falls on
 # all of them alike. Postfix delivers to its `discard` transport: delivery
 # happens after the 250 and is not what is measured, but on a small machine
@@ -49,6 +49,9 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 [[ $target_dir == /* ]] || target_dir="$root/$target_dir"
 bin="$target_dir/release"
 corpus="$root/target/bench-corpus"
+# The rspamd configuration both scripts measure (rspamd_config, rspamd_run).
+# shellcheck source=benches/peers/rspamd-config.sh
+source "$root/benches/peers/rspamd-config.sh"
 # Postfix wants its queue under root-owned directories: a private one in /tmp.
 work=$(mktemp -d /tmp/weir-milter-peers.XXXXXX)
 # mktemp makes it 0700; Postfix's own user must reach its data directory.
@@ -190,22 +193,8 @@ weir_start() {
 
 rspamd_start() {
   local dir=$work/rspamd
-  mkdir -p "$dir/run" "$dir/db"
-  cp -r /etc/rspamd "$dir/etc"
-  cp "$corpus/rules/rspamd_$N.lua" "$dir/etc/rspamd.local.lua"
   # Only the generated rules: rspamd's stock Lua rules are not loaded.
-  cat >"$dir/etc/generated-only.lua" <<'LUA'
-require "global_functions" ()
-config['regexp'] = {}
-rspamd_maps = {}
-dofile(rspamd_paths['LOCAL_CONFDIR'] .. '/rspamd.local.lua')
-LUA
-  # shellcheck disable=SC2016 # rspamd's own variables, not the shell's
-  sed -i 's|^lua = "$RULESDIR/rspamd.lua"|lua = "$CONFDIR/generated-only.lua"|' "$dir/etc/common.conf"
-  cat >"$dir/etc/local.d/options.inc" <<CONF
-dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 0; }
-local_addrs = "127.0.0.0/8";
-CONF
+  rspamd_config "$dir" "$corpus/rules/rspamd_$N.lua" 0
   # The proxy scans by itself (self_scan): no hop to a normal worker. One
   # process per core, as Weir's runtime has one thread per core. A Unix
   # socket: over TCP each message waited about 40 ms more (Nagle's
@@ -217,20 +206,7 @@ milter = yes;
 count = $(nproc);
 upstream "local" { default = yes; self_scan = yes; }
 CONF
-  for worker in normal controller fuzzy; do
-    printf 'enabled = false;\n' >"$dir/etc/local.d/worker-$worker.inc"
-  done
-  printf 'type = "console";\nlevel = "error";\n' >"$dir/etc/local.d/logging.inc"
-  for module in rbl surbl emails dkim dkim_signing arc spf dmarc fuzzy_check neural \
-      phishing multimap asn url_redirector history_redis greylist ratelimit replies \
-      mx_check whitelist dcc olefy external_services antivirus bayes_expiry \
-      reputation clickhouse elastic metadata_exporter; do
-    printf 'enabled = false;\n' >"$dir/etc/local.d/$module.conf"
-  done
-  rspamd -c "$dir/etc/rspamd.conf" -f -u root -g root -i \
-    --var=CONFDIR="$dir/etc" --var=LOCAL_CONFDIR="$dir/etc" \
-    --var=DBDIR="$dir/db" --var=RUNDIR="$dir/run" --var=LOGDIR="$dir" \
-    >"$dir/rspamd.log" 2>&1 &
+  rspamd_run "$dir"
   pids+=($!)
   local _
   for _ in $(seq 1200); do
@@ -276,17 +252,38 @@ milter_stop() {
   rm -rf "$work/weir" "$work/rspamd"
 }
 
+# CPU time (user + system, clock ticks) used so far by the running milter:
+# its processes and their children (rspamd's proxy workers).
+milter_ticks() {
+  local pid child all=() ticks=0
+  for pid in "${pids[@]}"; do
+    all+=("$pid")
+    while read -r child; do all+=("$child"); done < <(pgrep -P "$pid" || true)
+  done
+  for pid in "${all[@]}"; do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$ticks"
+}
+
 # The milter alone, without Postfix: milter-load at 32 sessions straight to
-# the milter's port (the figure issue 17's 1,785 messages/s is: see "The
-# milter path" in benches/README.md). Prints messages/s.
+# the milter's socket (the figure issue 17's 1,785 messages/s is: see "The
+# milter path" in benches/README.md). Prints messages/s and the milter's
+# CPU milliseconds per message (its own processes only, not milter-load's).
 direct() { # set-up
-  "$bin/milter-load" --addr "127.0.0.1:${milter_port[$1]}" --sessions 32 --messages "$MESSAGES_32" \
+  local addr="127.0.0.1:${milter_port[$1]:-}" before
+  before=$(milter_ticks)
+  [[ $1 == rspamd ]] && addr="unix:$work/rspamd/milter.sock"
+  "$bin/milter-load" --addr "$addr" --sessions 32 --messages "$MESSAGES_32" \
     >"$work/direct.out" 2>&1 || {
     echo "milter.sh: milter-load against $1 failed:" >&2
     cat "$work/direct.out" >&2
     return 1
   }
-  awk '/ messages\/s$/ {print $(NF - 1)}' "$work/direct.out"
+  local after
+  after=$(milter_ticks)
+  awk -v a="$before" -v b="$after" -v t="$(getconf CLK_TCK)" -v n="$MESSAGES_32" \
+    '/ messages\/s$/ {printf "%s %.3f\n", $(NF - 1), (b - a) / t * 1000 / n}' "$work/direct.out"
 }
 
 # One measurement: prints "RESULT set-up sessions msg/s p50 p90 p99".
@@ -313,24 +310,22 @@ postfix_start
 
 printf 'Through Postfix, %s rules, %s; %s cores, load average %s\n' "$N" "$(date -u '+%F %H:%M UTC')" \
   "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| run | set-up | p50 ms (1 session) | p90 ms | p99 ms | p50 added over accept | msg/s (32 sessions) | milter alone, msg/s (32 sessions) | load avg |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
+printf '| run | set-up | p50 ms (1 session) | p90 ms | p99 ms | p50 added over accept | msg/s (32 sessions) | milter alone, msg/s (32 sessions) | milter alone, CPU ms/msg | load avg |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for run in $(seq "$REPEAT"); do
   accept_p50=""
   for c in $CONFIGS; do
     milter_start "$c"
     read -r _ _ _ _ p50 p90 p99 <<<"$(measure "$c" 1 "$MESSAGES_1")"
     read -r _ _ _ rate _ <<<"$(measure "$c" 32 "$MESSAGES_32")"
-    alone="–"
-    # rspamd's proxy gives milter-load's client no answer (not looked into):
-    # its figure is through Postfix only.
-    [[ $c == none || $c == rspamd ]] || alone=$(direct "$c")
+    alone="–" cpu="–"
+    [[ $c == none ]] || read -r alone cpu <<<"$(direct "$c")"
     milter_stop
     [[ $c == accept ]] && accept_p50=$p50
     added=$(awk -v a="$accept_p50" -v p="$p50" 'BEGIN {if (a == "") print "n/a"; else printf "%+.2f ms", p - a}')
     [[ $c == none || $c == accept ]] && added="–"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" "$c" "$p50" "$p90" "$p99" \
-      "$added" "$rate" "$alone" "$(cut -d' ' -f1 /proc/loadavg)"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" "$c" "$p50" "$p90" "$p99" \
+      "$added" "$rate" "$alone" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done
 if [[ $(grep -c 'milter-reject\|status=bounced\|status=deferred' "$work/postfix/log/postfix.log" || true) != 0 ]]; then

@@ -25,6 +25,9 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 [[ $target_dir == /* ]] || target_dir="$root/$target_dir"
 weir_bin="$target_dir/release/weir"
 corpus="$root/target/bench-corpus"
+# The rspamd configuration both scripts measure (rspamd_config, rspamd_run).
+# shellcheck source=benches/peers/rspamd-config.sh
+source "$root/benches/peers/rspamd-config.sh"
 
 install() {
   command -v sieve-filter >/dev/null && command -v rspamd >/dev/null && return
@@ -94,46 +97,15 @@ pigeonhole_rate() {
 rspamd_rate() {
   local n=$1
   local dir="$work/rspamd-$n" port=11433 pid cpu_before cpu_after
-  rm -rf "$dir"
-  mkdir -p "$dir/run" "$dir/db"
-  cp -r /etc/rspamd "$dir/etc"
-  cp "$corpus/rules/rspamd_$n.lua" "$dir/etc/rspamd.local.lua"
-  # RSPAMD_STOCK=0: rspamd's stock Lua rules (its own regexp, header, HTML,
-  # MIME checks) are not loaded, only the generated ones, so rspamd does
-  # the same work as the other engines. Default 1: the stock set-up.
-  # shellcheck disable=SC2016 # rspamd's own variables, not the shell's
-  if [[ ${RSPAMD_STOCK:-1} == 0 ]]; then
-    cat > "$dir/etc/generated-only.lua" <<'LUA'
-require "global_functions" ()
-config['regexp'] = {}
-rspamd_maps = {}
-dofile(rspamd_paths['LOCAL_CONFDIR'] .. '/rspamd.local.lua')
-LUA
-    sed -i 's|^lua = "$RULESDIR/rspamd.lua"|lua = "$CONFDIR/generated-only.lua"|' "$dir/etc/common.conf"
-  fi
-  cat > "$dir/etc/local.d/options.inc" <<CONF
-dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 0; }
-local_addrs = "127.0.0.0/8";
-CONF
+  # RSPAMD_STOCK=0: only the generated rules (rspamd-config.sh); default 1:
+  # the stock set-up.
+  rspamd_config "$dir" "$corpus/rules/rspamd_$n.lua" "${RSPAMD_STOCK:-1}"
   cat > "$dir/etc/local.d/worker-normal.inc" <<CONF
 bind_socket = "127.0.0.1:$port";
 count = 1;
 CONF
-  for worker in proxy controller fuzzy; do
-    printf 'enabled = false;\n' > "$dir/etc/local.d/worker-$worker.inc"
-  done
-  printf 'type = "console";\nlevel = "error";\n' > "$dir/etc/local.d/logging.inc"
-  for module in rbl surbl emails dkim dkim_signing arc spf dmarc fuzzy_check neural \
-      phishing multimap asn url_redirector history_redis greylist ratelimit replies \
-      mx_check whitelist dcc olefy external_services antivirus bayes_expiry \
-      reputation clickhouse elastic metadata_exporter; do
-    printf 'enabled = false;\n' > "$dir/etc/local.d/$module.conf"
-  done
   # Pinned to one core (core 1; rspamc, which feeds it, is not measured).
-  taskset -c 1 rspamd -c "$dir/etc/rspamd.conf" -f -u root -g root -i \
-    --var=CONFDIR="$dir/etc" --var=LOCAL_CONFDIR="$dir/etc" \
-    --var=DBDIR="$dir/db" --var=RUNDIR="$dir/run" --var=LOGDIR="$dir" \
-    >"$dir/rspamd.log" 2>&1 &
+  rspamd_run "$dir" taskset -c 1
   pid=$!
   # Start-up compiles the regexps (hyperscan) and gives up on DNS: wait
   # until the worker answers a real message.

@@ -122,6 +122,11 @@ pub struct RuleInfo {
     pub priority: i64,
     /// Whether it is a `shadow` rule.
     pub shadow: bool,
+    /// Whether it can end evaluation (a verdict or `stop` in a rule that
+    /// is not `shadow`): only such a rule can be a decision's
+    /// `decided_by`, so the milter skips a stage whose evaluable rules
+    /// have none (its decision could not be final).
+    pub can_decide: bool,
     /// The LMTP-only fields and actions it uses (`recipient`, `flag`),
     /// sorted: the daemon warns when only the milter serves it.
     pub lmtp_only: Vec<&'static str>,
@@ -154,6 +159,8 @@ struct Inner {
     program: eval::Program,
     /// Which of the program's roots reach `rate()` (`prefetch.rs`).
     rate_roots: Vec<usize>,
+    /// Whether evaluation may ask its counter ([`Ruleset::asks_counter`]).
+    asks_counter: bool,
     rules: Vec<RuleInfo>,
     tests: Vec<TestCase>,
     files: Vec<SourceFile>,
@@ -253,6 +260,13 @@ impl Ruleset {
             exprs.extend(e.children());
         }
         false
+    }
+
+    /// Whether an evaluation may call its [`RateCounter`] (some rule or
+    /// `fn` uses `rate()` or `duplicate()`): a caller whose counters are
+    /// across the network runs such evaluations where it may block.
+    pub fn asks_counter(&self) -> bool {
+        self.inner.asks_counter
     }
 
     /// The `(key, window in seconds)` of every `rate()` call whose key can
@@ -384,6 +398,18 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
     }
 }
 
+/// Whether `rule` has a verdict or `stop` that ends evaluation.
+fn can_decide(rule: &ir::Rule) -> bool {
+    let mut ends = false;
+    let body = rule.then.iter().chain(rule.otherwise.iter().flatten());
+    for stmt in body {
+        stmt.each_action(&mut |a| {
+            ends |= matches!(a, ir::Action::Verdict { .. } | ir::Action::Stop);
+        });
+    }
+    ends && !rule.shadow
+}
+
 fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) -> Ruleset {
     let rules = program
         .rules
@@ -393,6 +419,7 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
             stage: r.stage,
             priority: r.priority,
             shadow: r.shadow,
+            can_decide: can_decide(r),
             lmtp_only: r.lmtp_only.clone(),
             file: r.file.clone(),
             span: r.span,
@@ -414,6 +441,7 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
     Ruleset {
         inner: Arc::new(Inner {
             rate_roots: prefetch::rate_roots(&program),
+            asks_counter: prefetch::asks_counter(&program),
             program,
             rules,
             tests,

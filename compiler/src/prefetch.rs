@@ -103,12 +103,35 @@ pub(crate) fn rate_roots(prog: &Program) -> Vec<usize> {
         .collect()
 }
 
+/// Whether some rule of `prog` may ask its counter (`rate()` or
+/// `duplicate()`, directly or through a `fn`) when evaluated.
+pub(crate) fn asks_counter(prog: &Program) -> bool {
+    let mut memo = vec![None; prog.functions.len()];
+    let counter = |e: &Expr| matches!(e, Expr::Rate { .. } | Expr::Duplicate { .. });
+    prog.roots()
+        .into_iter()
+        .any(|e| reaches(prog, e, &mut memo, &counter))
+}
+
 /// Whether `e` calls `rate()`; `memo` holds the answer of each `fn`.
 fn reaches_rate(prog: &Program, e: &Expr, memo: &mut Vec<Option<bool>>) -> bool {
+    reaches(prog, e, memo, &|e| matches!(e, Expr::Rate { .. }))
+}
+
+/// Whether `e` holds an expression `hit` picks out, directly or through a
+/// `fn`; `memo` holds the answer of each `fn`.
+fn reaches(
+    prog: &Program,
+    e: &Expr,
+    memo: &mut Vec<Option<bool>>,
+    hit: &dyn Fn(&Expr) -> bool,
+) -> bool {
+    if hit(e) {
+        return true;
+    }
     match e {
-        Expr::Rate { .. } => true,
         Expr::CallUser { func, args } => {
-            if args.iter().any(|a| reaches_rate(prog, a, memo)) {
+            if args.iter().any(|a| reaches(prog, a, memo, hit)) {
                 return true;
             }
             if let Some(known) = memo.get(*func).copied().flatten() {
@@ -118,7 +141,7 @@ fn reaches_rate(prog: &Program, e: &Expr, memo: &mut Vec<Option<bool>>) -> bool 
             let found = prog
                 .functions
                 .get(*func)
-                .is_some_and(|f| reaches_rate(prog, &f.body, memo));
+                .is_some_and(|f| reaches(prog, &f.body, memo, hit));
             if let Some(slot) = memo.get_mut(*func) {
                 *slot = Some(found);
             }
@@ -127,7 +150,7 @@ fn reaches_rate(prog: &Program, e: &Expr, memo: &mut Vec<Option<bool>>) -> bool 
         _ => e
             .children()
             .into_iter()
-            .any(|c| reaches_rate(prog, c, memo)),
+            .any(|c| reaches(prog, c, memo, hit)),
     }
 }
 

@@ -34,6 +34,17 @@ impl Input {
             }
         }
     }
+
+    /// Reads the whole input into `buf`, replacing what it held: a caller
+    /// reading many inputs reuses one buffer.
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        buf.clear();
+        match self {
+            Input::File(p) => std::fs::File::open(p)?.read_to_end(buf)?,
+            Input::Stdin => std::io::stdin().lock().read_to_end(buf)?,
+        };
+        Ok(())
+    }
 }
 
 /// Expands paths: a directory becomes the files below it that `keep`

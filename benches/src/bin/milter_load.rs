@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p weir-benches --bin milter-load -- \
-//!     --addr 127.0.0.1:8890 --sessions 32 --messages 10000 [--corpus DIR] \
+//!     --addr 127.0.0.1:8890|unix:PATH --sessions 32 --messages 10000 [--corpus DIR] \
 //!     [--recipients N] [--lmtp 127.0.0.1:8891 [--lmtp-only]]
 //! ```
 //!
@@ -25,15 +25,16 @@ use std::sync::Arc;
 
 use clap::Parser;
 use weir_benches::load::{self, Delivery, Plan, Report, Timing};
+use weir_serve::milter_client::Endpoint;
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
 #[command(name = "milter-load", about = "Load a milter server over loopback")]
 struct Args {
-    /// The milter server (`HOST:PORT`); without it, an embedded `weir serve`
-    /// milter is started with `--rules`.
+    /// The milter server (`HOST:PORT` or `unix:PATH`); without it, an
+    /// embedded `weir serve` milter is started with `--rules`.
     #[arg(long)]
-    addr: Option<SocketAddr>,
+    addr: Option<Endpoint>,
     /// The rules of the embedded server (default: the 1,000 generated rules).
     #[arg(long)]
     rules: Option<PathBuf>,
@@ -68,8 +69,8 @@ fn main() -> ExitCode {
 async fn run(args: &Args) -> anyhow::Result<()> {
     let raw = weir_benches::corpus_or_synth(args.corpus.as_deref())?;
     let mails = Arc::new(load::mails(&raw, args.recipients));
-    let (addr, embedded, state) = match args.addr {
-        Some(addr) => (addr, None, None),
+    let (addr, embedded, state) = match &args.addr {
+        Some(addr) => (addr.clone(), None, None),
         None => {
             let rules = args
                 .rules
@@ -84,7 +85,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 server.addr(),
                 rules.display()
             );
-            (server.addr(), Some(server), Some(state))
+            (server.addr().into(), Some(server), Some(state))
         }
     };
     let plan = Plan {
@@ -103,12 +104,13 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         }),
     };
     println!(
-        "{} messages ({} distinct, {:.1} MB) over {} sessions, {} per connection, to {addr}",
+        "{} messages ({} distinct, {:.1} MB) over {} sessions, {} per connection, to {}",
         plan.messages,
         mails.len(),
         raw.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
         plan.sessions,
         plan.per_connection.max(1),
+        plan.addr,
     );
     let report = load::run(&plan, mails).await;
     if let Some(server) = embedded {

@@ -53,6 +53,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
 use config::{Config, ListenAddr};
 pub use embedded::EmbeddedMilter;
 use state::Daemon;
@@ -143,10 +146,11 @@ pub fn shutdown_signal(
     }
 }
 
-/// The log filter: `WEIR_LOG` (tracing's `EnvFilter` syntax), `info` by
-/// default. Cranelift logs every generated function at `info`; that stays
-/// quiet unless `WEIR_LOG` names it.
-fn log_filter() -> tracing_subscriber::EnvFilter {
+/// The log filter: `WEIR_LOG` (comma-separated `LEVEL` and `TARGET=LEVEL`
+/// directives, tracing's `filter::Targets` syntax), `info` by default.
+/// Cranelift logs every generated function at `info`; that stays quiet
+/// unless `WEIR_LOG` names it.
+fn log_filter() -> tracing_subscriber::filter::Targets {
     const QUIET_JIT: &str = "cranelift_jit=warn,cranelift_codegen=warn";
     // `WEIR_LOG=debug` is about Weir's own steps: the storage engine's
     // internals stay at warnings unless named.
@@ -158,16 +162,22 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     if !spec.contains("sled") {
         spec = format!("{spec},{QUIET_STORE}");
     }
-    tracing_subscriber::EnvFilter::try_new(&spec)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_JIT}")))
+    spec.parse().unwrap_or_else(|_| {
+        format!("info,{QUIET_JIT},{QUIET_STORE}")
+            .parse()
+            .unwrap_or_default()
+    })
 }
 
 /// Runs the daemon until SIGTERM; returns the exit status.
 pub fn run(config_path: Option<&Path>, rules: Option<&Path>) -> u8 {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(log_filter())
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(log_filter())
         .try_init();
     let config = match (config_path, rules) {
         (Some(file), rules) => match Config::load(file, rules) {

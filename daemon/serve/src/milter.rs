@@ -111,7 +111,7 @@ pub(crate) fn callbacks(daemon: Arc<Daemon>) -> Callbacks<Session> {
         .on_data(move |cx| Box::pin(data(e_data.clone(), cx)))
         .on_header(move |cx, name, value| Box::pin(header(e_header.clone(), cx, name, value)))
         .on_eoh(move |cx| Box::pin(eoh(e_eoh.clone(), cx)))
-        .on_body(move |cx, chunk| Box::pin(body(e_body.clone(), cx, chunk.to_vec())))
+        .on_body(move |cx, chunk| Box::pin(body(e_body.clone(), cx, chunk)))
         .on_eom(move |cx| Box::pin(eom(e_eom.clone(), cx)))
         .on_abort(|cx| Box::pin(abort(cx)))
         .on_unknown(|_cx, _arg| Box::pin(async { Status::Continue }))
@@ -288,7 +288,14 @@ async fn eoh(daemon: Arc<Daemon>, cx: &mut Context<Session>) -> Status {
     advance(&daemon, cx, Stage::Header).await
 }
 
-async fn body(daemon: Arc<Daemon>, cx: &mut Context<Session>, chunk: Vec<u8>) -> Status {
+/// Takes in a chunk of the body. `chunk` is indymilter's buffer, copied
+/// once, into the message's body.
+async fn body(
+    daemon: Arc<Daemon>,
+    cx: &mut Context<Session>,
+    chunk: impl AsRef<[u8]> + Send,
+) -> Status {
+    let chunk = chunk.as_ref();
     let max_size = daemon.config().limits.max_message_size;
     let Some(session) = cx.data.as_mut() else {
         return Status::Continue;
@@ -306,7 +313,7 @@ async fn body(daemon: Arc<Daemon>, cx: &mut Context<Session>, chunk: Vec<u8>) ->
     }
     let facts = Arc::make_mut(&mut message.facts);
     facts.body_size += chunk.len() as u64;
-    let total = facts.header_block().len() as u64 + facts.body_size;
+    let total = facts.size();
     if total > max_size {
         tracing::warn!("message exceeds max_message_size ({max_size} bytes)");
         facts.body.clear();
@@ -317,7 +324,7 @@ async fn body(daemon: Arc<Daemon>, cx: &mut Context<Session>, chunk: Vec<u8>) ->
             status
         };
     }
-    facts.body.extend_from_slice(&chunk);
+    facts.body.extend_from_slice(chunk);
     Status::Continue
 }
 
@@ -493,7 +500,8 @@ async fn evaluate(
     let mut rates = std::mem::replace(&mut message.rates, StagedRates::new(daemon.store.clone()));
     let budget = evalpool::budget(daemon.config().limits.eval_timeout, facts.body_size);
     let learner = Arc::clone(daemon);
-    let job = evalpool::run(budget, move || {
+    let size = inline_size(&loaded, &facts);
+    let job = evalpool::run_sized(size, budget, move || {
         let started = Instant::now();
         let mut tx = match facts.transaction(&client, stage, now, &limits) {
             Ok(tx) => tx,
@@ -526,8 +534,13 @@ async fn evaluate(
             if matches!(&outcome, Ok((d, true)) if !all_tempfail(d)) {
                 // A store call (a round trip with Redis) on a blocking
                 // thread, as every other; awaited, so the next message of
-                // this sender sees the hits.
-                rates = commit_rates(rates).await;
+                // this sender sees the hits. Without hits there is no
+                // store call, and no thread to cross to.
+                if rates.has_pending() {
+                    rates = commit_rates(rates).await;
+                } else {
+                    rates.commit();
+                }
             }
             message.rates = rates;
             match outcome {
@@ -545,6 +558,19 @@ async fn evaluate(
         }
         Err(e) => Some(vec![pool_failure(daemon, &e, on_error, stage)]),
     }
+}
+
+/// The size by which `evalpool::run_sized` chooses where the message is
+/// evaluated: its own, or `u64::MAX` (always the pool) when evaluation may
+/// do I/O: a `rate()` or `duplicate()` (the store, Redis across the
+/// network) or a learned classifier (its model may be loaded from the
+/// store), which must not block the session's task.
+fn inline_size(loaded: &LoadedRuleset, facts: &MessageFacts) -> u64 {
+    let ruleset = loaded.ruleset();
+    if ruleset.asks_counter() || !ruleset.classifiers().is_empty() {
+        return u64::MAX;
+    }
+    facts.size()
 }
 
 /// Whether every decision defers the message.
@@ -1392,6 +1418,26 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         let audit = fx.daemon.store.audit_entries(&Default::default(), 10);
         assert_eq!(audit.len(), 1, "the failure is recorded: {audit:?}");
         assert_eq!(audit[0].decision["verdict"], "reject");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unix_socket_serves_the_client_as_tcp_does() {
+        let fx = start(RULES, |_| {}).await;
+        let path = fx.dir.join("milter.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(fx.daemon.clone(), Listener::Unix(listener), async {
+            let _ = stopped.await;
+        }));
+        let endpoint: super::client::Endpoint = format!("unix:{}", path.display())
+            .parse()
+            .expect("an endpoint");
+        let m = mail("a@ok.test", &["b@example.test"], "billing", "x\r\n");
+        let mut c = Client::connect_to(&endpoint, 0x1ff).await.expect("connect");
+        assert_eq!(c.hello(&m).await.expect("hello"), R::Continue);
+        let o = c.message(&m).await.expect("message");
+        assert_eq!((o.stage, o.reply), ("eom", R::Accept));
+        let _ = stop.send(());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

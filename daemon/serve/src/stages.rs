@@ -41,6 +41,9 @@ use super::store::{MessageSummary, Store};
 pub struct StagePlan {
     boundary: [usize; 6],
     rules: usize,
+    /// `decides[s]`: whether some rule before `boundary[s]` can end
+    /// evaluation (`RuleInfo::can_decide`).
+    decides: [bool; 6],
 }
 
 fn stage_index(stage: Stage) -> usize {
@@ -52,14 +55,17 @@ impl StagePlan {
     pub fn new(ruleset: &Ruleset) -> StagePlan {
         let rules = ruleset.rules();
         let mut boundary = [rules.len(); 6];
+        let mut decides = [false; 6];
         for (i, stage) in Stage::ALL.iter().enumerate() {
             if let Some(pos) = rules.iter().position(|r| r.stage > *stage) {
                 boundary[i] = pos;
             }
+            decides[i] = rules[..boundary[i]].iter().any(|r| r.can_decide);
         }
         StagePlan {
             boundary,
             rules: rules.len(),
+            decides,
         }
     }
 
@@ -71,9 +77,15 @@ impl StagePlan {
     /// Whether an evaluation at `stage` may be worth running, given that the
     /// last one ran at a stage whose boundary was `last` (`None`: none ran).
     /// It is not when no rule became evaluable since: the rules before the
-    /// boundary, and so the verdict, would be the same.
+    /// boundary, and so the verdict, would be the same. Nor is it when
+    /// later rules remain and no rule before the boundary can end
+    /// evaluation: its decision could not be final (every rule only tags,
+    /// scores or edits, say), so it would be thrown away.
     pub fn worth_evaluating(&self, stage: Stage, last: Option<usize>) -> bool {
         let b = self.boundary(stage);
+        if b < self.rules && !self.decides[stage_index(stage)] {
+            return false;
+        }
         match last {
             None => b > 0 || b == self.rules,
             Some(last) => b > last,
@@ -186,12 +198,21 @@ impl StagedRates {
         }
     }
 
+    /// Whether [`StagedRates::commit`] has hits to write to the store
+    /// (when not, it does no I/O and needs no blocking thread).
+    pub fn has_pending(&self) -> bool {
+        !self.committed && !self.pending.is_empty()
+    }
+
     /// Writes the hits of the final evaluation to the store (once).
     pub fn commit(&mut self) {
         if self.committed {
             return;
         }
         self.committed = true;
+        if self.pending.is_empty() {
+            return;
+        }
         let hits: Vec<(String, u64)> = self.pending.drain().collect();
         self.store.rate_hits(&hits, self.now);
     }
@@ -333,6 +354,25 @@ impl MessageFacts {
         })
     }
 
+    /// The length of [`MessageFacts::header_block`], without building it.
+    pub fn header_block_len(&self) -> u64 {
+        let fields: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let lines = value.split('\n');
+                let text: usize = lines.map(|l| l.trim_end_matches('\r').len() + 2).sum();
+                name.len() + 2 + text
+            })
+            .sum();
+        (fields + 2) as u64
+    }
+
+    /// The message's size in bytes so far: header block and body.
+    pub fn size(&self) -> u64 {
+        self.header_block_len() + self.body_size
+    }
+
     /// What the audit log and the quarantine index keep of the message.
     pub fn summary(&self) -> MessageSummary {
         MessageSummary {
@@ -340,7 +380,7 @@ impl MessageFacts {
             from: self.from.clone(),
             to: self.to.clone(),
             subject: first_header(&self.headers, "Subject"),
-            size: self.header_block().len() as u64 + self.body_size,
+            size: self.size(),
         }
     }
 }
@@ -488,6 +528,36 @@ rule mark { then { tag "seen"; add_header "X-Checked" "yes" } }
     }
 
     #[test]
+    fn a_stage_whose_rules_cannot_decide_is_not_evaluated() {
+        // Tags only (as the generated benchmark rules): an evaluation at the
+        // end of the headers could never be final, so only the body's runs.
+        let rs = ruleset(
+            r#"
+rule h { when subject contains "a" then tag "h" }
+rule b { when body contains "b" then tag "b" }
+rule s priority 200 shadow { when subject contains "c" then reject "no" }
+"#,
+        );
+        let plan = StagePlan::new(&rs);
+        assert!(!plan.worth_evaluating(Stage::Mail, None));
+        assert!(!plan.worth_evaluating(Stage::Header, None));
+        assert!(plan.worth_evaluating(Stage::Body, None));
+        // A header rule that can stop makes the header stage worth it.
+        let rs = ruleset(
+            r#"
+rule h { when subject contains "a" then { tag "h"; stop } }
+rule b { when body contains "b" then tag "b" }
+"#,
+        );
+        let plan = StagePlan::new(&rs);
+        assert!(plan.worth_evaluating(Stage::Header, None));
+        // With nothing left for a later stage, a stage is evaluated
+        // whatever its rules do (its decision is final).
+        let rs = ruleset(r#"rule h { when subject contains "a" then tag "h" }"#);
+        assert!(StagePlan::new(&rs).worth_evaluating(Stage::Header, None));
+    }
+
+    #[test]
     fn an_envelope_reject_is_final_at_mail() {
         let rs = ruleset(RULES);
         let mut f = facts();
@@ -603,6 +673,16 @@ rule per_subject { when rate(subject, 1h) > 100 then reject "never" }
         assert_eq!(store.rate_hit("", 3600, 5000, false), 0);
         assert_eq!(store.rate_hit("hello", 3600, 5000, false), 2);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_header_block_length_is_counted_without_building_it() {
+        let mut f = facts();
+        f.headers
+            .push(("X-Folded".into(), "one\r\n\ttwo\n\tthree".into()));
+        f.headers.push(("X-Empty".into(), String::new()));
+        assert_eq!(f.header_block_len(), f.header_block().len() as u64);
+        assert_eq!(f.size(), f.header_block().len() as u64 + 10);
     }
 
     #[test]

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::state::AuditEntry;
 
 mod duplicates;
+mod group_flush;
 mod outbox;
 mod redis;
 #[cfg(test)]
@@ -154,6 +155,8 @@ pub struct Store {
     /// entries become visible in id order: a client polling
     /// `/v1/actions?since=LAST` never misses one.
     audit_order: std::sync::Arc<std::sync::Mutex<()>>,
+    /// One flush for every caller waiting at once (`store/group_flush.rs`).
+    flushes: std::sync::Arc<group_flush::GroupFlush>,
     /// The shared state, with `[store] backend = "redis"`.
     redis: Option<std::sync::Arc<RedisStore>>,
     /// `[store] host`: written into every audit entry.
@@ -189,6 +192,13 @@ fn is_lock_error(io: &std::io::Error) -> bool {
 /// store, exits, and is restarted until there is room.
 const MIN_FREE_TO_OPEN: u64 = 8 << 20;
 
+/// The most bytes of the database sled keeps in memory. Its default (1
+/// GiB) lets a daemon keep every audit entry it wrote in memory for weeks:
+/// at 10,000 rules, about 10 MB more for every 1,000 messages served
+/// (benches/README.md, "Issue 17, the daemon's memory"). Reads past it
+/// (old audit entries, `/v1/actions`) come from disk.
+const CACHE_CAPACITY: u64 = 8 << 20;
+
 impl Store {
     /// Opens (or creates) the store in `dir`; refuses while `dir` has less
     /// than [`MIN_FREE_TO_OPEN`] bytes free.
@@ -204,7 +214,11 @@ impl Store {
                 dir.display()
             );
         }
-        let db = sled::open(dir.join("db")).map_err(|e| match e {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(CACHE_CAPACITY)
+            .open()
+            .map_err(|e| match e {
             sled::Error::Io(io) if is_lock_error(&io) => anyhow::anyhow!(
                 "state_dir {} is in use by another running weir serve (its database is locked); \
                  stop that one or give this one another state_dir",
@@ -224,6 +238,7 @@ impl Store {
             duplicates: db.open_tree("duplicates")?,
             db,
             audit_order: std::sync::Arc::default(),
+            flushes: std::sync::Arc::default(),
             redis: None,
             host: crate::config::StoreConfig::defaults().host.into(),
         })
@@ -280,10 +295,13 @@ impl Store {
         })
     }
 
-    /// Writes everything to disk; returns once it is durable.
+    /// Writes everything to disk; returns once everything written before
+    /// the call is durable. Callers flushing at the same time share one
+    /// flush (group commit, `store/group_flush.rs`).
     pub fn flush(&self) -> anyhow::Result<()> {
-        self.db.flush().context("cannot flush the store")?;
-        Ok(())
+        self.flushes
+            .flush(|| self.db.flush().map(drop).map_err(|e| e.to_string()))
+            .map_err(|e| anyhow::anyhow!("cannot flush the store: {e}"))
     }
 
     /// A new unique id (increasing, also across restarts).

@@ -36,18 +36,38 @@ struct RunContext<'a> {
     many: bool,
 }
 
+/// What one evaluating thread keeps from one message to the next.
+#[derive(Default)]
+struct Worker {
+    rates: MemoryRates,
+    /// The message being read, reused: reading costs no allocation once
+    /// it has grown to the corpus's usual size.
+    bytes: Vec<u8>,
+}
+
+/// A read buffer larger than this is not kept for the next message, so
+/// one large message does not hold its size per thread for the whole run.
+const KEPT_BUFFER: usize = 1 << 20;
+
 impl RunContext<'_> {
     /// Reads, evaluates and (unless `--stats`) prints one message.
-    fn evaluate(&self, rates: &mut MemoryRates, input: &Input) -> Done {
+    fn evaluate(&self, worker: &mut Worker, input: &Input) -> Done {
         let now = self.args.now.unwrap_or_else(weir_compiler::now);
-        let result = input.read().map_err(|e| e.to_string()).and_then(|bytes| {
-            weir_compiler::transaction_at(&bytes, &self.envelope, now)
-                .map(|mut tx| {
-                    tx.classes = self.classifiers.answers(&tx.message);
-                    self.evaluator.decide_transaction(&tx, rates, &self.opts)
-                })
-                .map_err(|e| e.to_string())
-        });
+        let Worker { rates, bytes } = worker;
+        let result = input
+            .read_into(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                weir_compiler::transaction_at(bytes, &self.envelope, now)
+                    .map(|mut tx| {
+                        tx.classes = self.classifiers.answers(&tx.message);
+                        self.evaluator.decide_transaction(&tx, rates, &self.opts)
+                    })
+                    .map_err(|e| e.to_string())
+            });
+        if bytes.capacity() > KEPT_BUFFER {
+            *bytes = Vec::new();
+        }
         match result {
             Ok(decision) if self.args.stats => Done::Decided(Box::new(decision)),
             Ok(decision) => {
@@ -77,13 +97,22 @@ fn jobs(args: &RunArgs, ruleset: &Ruleset) -> usize {
 /// Exit status: 0 whatever the verdicts; 1 for an unreadable message; 2
 /// when the rules do not compile or the `--state` directory cannot be read.
 pub fn run(args: &RunArgs) -> u8 {
-    let Some(ruleset) = load_ruleset(&args.rules) else {
+    // The directory walk (10,000 files: tens of milliseconds) runs while
+    // the rules compile, which takes one core.
+    let (ruleset, messages) = std::thread::scope(|scope| {
+        let listing = scope.spawn(|| inputs::expand(&args.messages, inputs::any_file));
+        let ruleset = load_ruleset(&args.rules);
+        let messages = listing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (ruleset, messages)
+    });
+    let Some(ruleset) = ruleset else {
         return 2;
     };
     let Some(classifiers) = classifiers(&ruleset, args) else {
         return 2;
     };
-    let messages = inputs::expand(&args.messages, inputs::any_file);
     let cx = RunContext {
         classifiers,
         args,
@@ -109,8 +138,8 @@ pub fn run(args: &RunArgs) -> u8 {
     ordered::for_each_ordered(
         jobs(args, &ruleset),
         cx.messages.len(),
-        MemoryRates::default,
-        |rates, i| cx.evaluate(rates, &cx.messages[i]),
+        Worker::default,
+        |worker, i| cx.evaluate(worker, &cx.messages[i]),
         |i, done| {
             let printed = match done {
                 Done::Printed(text) => out.write_all(&text),

@@ -23,6 +23,7 @@ mod lmtp;
 mod lmtp_crash;
 mod lmtp_semantics;
 mod lsp;
+mod milter_group_commit;
 mod milter_rates;
 mod miltertest;
 mod outbox;

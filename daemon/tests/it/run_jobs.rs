@@ -90,6 +90,46 @@ fn an_unreadable_message_keeps_its_place_in_the_output() {
     assert_same_for_every_job_count(&rules, &paths, &[]);
 }
 
+/// Each thread reads every message into one buffer it reuses: a short
+/// message after a long one (past the size a buffer is kept at, 1 MiB,
+/// and below it) is read alone, nothing of the one before left in it.
+#[test]
+fn a_short_message_after_a_long_one_is_read_alone() {
+    let dir = temp_dir("run-jobs-buffer");
+    let rules = dir.join("rules.flow");
+    std::fs::write(
+        &rules,
+        "rule tail { when body contains \"tail-marker\" then { tag \"tail\" } }\n",
+    )
+    .unwrap();
+    let mail = dir.join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let mut expected = Vec::new();
+    for (i, filler) in [3 << 20, 10, 200_000, 10, 5_000, 10]
+        .into_iter()
+        .enumerate()
+    {
+        // Long messages end with the marker; the short ones are shorter
+        // than where it was.
+        let marked = filler > 10;
+        let body = format!(
+            "{}{}\n",
+            "x".repeat(filler),
+            if marked { " tail-marker" } else { "" }
+        );
+        std::fs::write(
+            mail.join(format!("{i:02}.eml")),
+            format!("Subject: m{i}\n\n{body}"),
+        )
+        .unwrap();
+        expected.push(marked);
+    }
+    let out = assert_same_for_every_job_count(&rules, &[&mail], &["--json"]);
+    let text = String::from_utf8(out).unwrap();
+    let tagged: Vec<bool> = text.lines().map(|l| l.contains("\"tail\"")).collect();
+    assert_eq!(tagged, expected, "{text}");
+}
+
 #[test]
 fn rules_that_count_messages_see_them_in_input_order() {
     let dir = temp_dir("run-jobs-rate");

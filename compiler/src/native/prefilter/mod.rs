@@ -359,7 +359,8 @@ impl Prefilter {
             if d.regex.is_some() || d.by_passing() {
                 continue;
             }
-            if let (Some(g), Ok(slot)) = (pf.groups.get_mut(d.group as usize), u32::try_from(slot)) {
+            if let (Some(g), Ok(slot)) = (pf.groups.get_mut(d.group as usize), u32::try_from(slot))
+            {
                 g.literals.push(Member {
                     slot,
                     leaf: d.leaf,

@@ -9,9 +9,10 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
 /// How long [`Client::read`] waits for one packet.
 pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -26,6 +27,59 @@ const NO_HDRS: u32 = 0x20;
 const NO_EOH: u32 = 0x40;
 const NO_DATA: u32 = 0x200;
 const SKIP: u32 = 0x400;
+/// "No reply" options: the filter sends nothing back for that stage
+/// (rspamd's proxy asks for some of them).
+const NR_HDR: u32 = 0x80;
+const NR_CONN: u32 = 0x1000;
+const NR_HELO: u32 = 0x2000;
+const NR_MAIL: u32 = 0x4000;
+const NR_RCPT: u32 = 0x8000;
+const NR_DATA: u32 = 0x1_0000;
+const NR_EOH: u32 = 0x4_0000;
+const NR_BODY: u32 = 0x8_0000;
+
+/// Where a milter listens: `HOST:PORT` (also written `inet:HOST:PORT`, as
+/// in `[milter] listen`) or `unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket.
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Endpoint, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        let addr = s.strip_prefix("inet:").unwrap_or(s);
+        addr.parse()
+            .map(Endpoint::Tcp)
+            .map_err(|_| format!("{s:?} is neither HOST:PORT nor unix:PATH (e.g. 127.0.0.1:8890)"))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(addr)
+    }
+}
+
+/// A TCP or Unix stream.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// A reply from the filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +184,7 @@ pub struct Outcome {
 
 /// One milter connection.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     opts: u32,
 }
 
@@ -155,8 +209,20 @@ impl Client {
     /// Connects offering only the actions in `actions` (the `SMFIF_*`
     /// bits), as an MTA that cannot, say, quarantine does.
     pub async fn connect_offering(addr: SocketAddr, actions: u32) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        Client::connect_to(&Endpoint::Tcp(addr), actions).await
+    }
+
+    /// Connects to a TCP or Unix endpoint offering the actions in
+    /// `actions` (`0x1ff`: all of them, as Postfix does).
+    pub async fn connect_to(endpoint: &Endpoint, actions: u32) -> io::Result<Client> {
+        let stream: Box<dyn Stream> = match endpoint {
+            Endpoint::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                Box::new(stream)
+            }
+            Endpoint::Unix(path) => Box::new(UnixStream::connect(path).await?),
+        };
         let mut client = Client { stream, opts: 0 };
         let mut data = Vec::new();
         data.extend_from_slice(&6u32.to_be_bytes());
@@ -208,6 +274,15 @@ impl Client {
         let mut data = vec![0; len - 1];
         self.stream.read_exact(&mut data).await?;
         Ok((cmd, data))
+    }
+
+    /// The reply to a stage whose "no reply" option is `no_reply`: none
+    /// is read when the filter asked for that option (as an MTA does).
+    async fn reply_unless(&mut self, no_reply: u32, edits: &mut Vec<Edit>) -> io::Result<Reply> {
+        if self.opts & no_reply != 0 {
+            return Ok(Reply::Continue);
+        }
+        self.reply(edits).await
     }
 
     /// Reads replies until a verdict-like one; edits before it are collected.
@@ -273,7 +348,7 @@ impl Client {
             cstr(&mut data, &addr.ip().to_string());
             self.macros(b'C', &[("j", "mx.test")]).await?;
             self.send(b'C', &data).await?;
-            let r = self.reply(&mut edits).await?;
+            let r = self.reply_unless(NR_CONN, &mut edits).await?;
             if r != Reply::Continue {
                 return Ok(r);
             }
@@ -282,7 +357,7 @@ impl Client {
             let mut data = Vec::new();
             cstr(&mut data, &mail.helo);
             self.send(b'H', &data).await?;
-            return self.reply(&mut edits).await;
+            return self.reply_unless(NR_HELO, &mut edits).await;
         }
         Ok(Reply::Continue)
     }
@@ -296,7 +371,7 @@ impl Client {
             let mut data = Vec::new();
             cstr(&mut data, &format!("<{}>", mail.from));
             self.send(b'M', &data).await?;
-            let r = self.reply(&mut edits).await?;
+            let r = self.reply_unless(NR_MAIL, &mut edits).await?;
             if r.is_final() {
                 return self.early("mail", r).await;
             }
@@ -306,7 +381,7 @@ impl Client {
                 let mut data = Vec::new();
                 cstr(&mut data, &format!("<{to}>"));
                 self.send(b'R', &data).await?;
-                let r = self.reply(&mut edits).await?;
+                let r = self.reply_unless(NR_RCPT, &mut edits).await?;
                 if r.is_final() {
                     return self.early("rcpt", r).await;
                 }
@@ -315,7 +390,7 @@ impl Client {
         if self.opts & NO_DATA == 0 {
             self.macros(b'T', &[("i", &mail.queue_id)]).await?;
             self.send(b'T', &[]).await?;
-            let r = self.reply(&mut edits).await?;
+            let r = self.reply_unless(NR_DATA, &mut edits).await?;
             if r.is_final() {
                 return self.early("data", r).await;
             }
@@ -326,7 +401,7 @@ impl Client {
                 cstr(&mut data, name);
                 cstr(&mut data, value);
                 self.send(b'L', &data).await?;
-                let r = self.reply(&mut edits).await?;
+                let r = self.reply_unless(NR_HDR, &mut edits).await?;
                 if r.is_final() {
                     return self.early("header", r).await;
                 }
@@ -334,7 +409,7 @@ impl Client {
         }
         if self.opts & NO_EOH == 0 {
             self.send(b'N', &[]).await?;
-            let r = self.reply(&mut edits).await?;
+            let r = self.reply_unless(NR_EOH, &mut edits).await?;
             if r.is_final() {
                 return self.early("eoh", r).await;
             }
@@ -342,7 +417,7 @@ impl Client {
         if self.opts & NO_BODY == 0 {
             for chunk in mail.body.chunks(65535) {
                 self.send(b'B', chunk).await?;
-                let r = self.reply(&mut edits).await?;
+                let r = self.reply_unless(NR_BODY, &mut edits).await?;
                 if r == Reply::Skip && self.opts & SKIP != 0 {
                     break;
                 }
@@ -375,5 +450,82 @@ impl Client {
     /// Ends the session politely.
     pub async fn quit(mut self) -> io::Result<()> {
         self.send(b'Q', &[]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A filter that asks for no replies to connect, HELO and each header
+    /// (as rspamd's proxy does) and answers everything else: the client
+    /// must not wait for the replies it was told it will not get.
+    async fn quiet_filter(listener: tokio::net::TcpListener) -> io::Result<Vec<u8>> {
+        let (stream, _) = listener.accept().await?;
+        let mut filter = Client {
+            stream: Box::new(stream),
+            opts: 0,
+        };
+        let (cmd, _) = filter.read().await?;
+        assert_eq!(cmd, b'O');
+        let mut negotiated = Vec::new();
+        negotiated.extend_from_slice(&6u32.to_be_bytes());
+        negotiated.extend_from_slice(&0u32.to_be_bytes());
+        negotiated.extend_from_slice(&(NR_CONN | NR_HELO | NR_HDR).to_be_bytes());
+        filter.send(b'O', &negotiated).await?;
+        let mut seen = Vec::new();
+        loop {
+            let (cmd, _) = filter.read().await?;
+            seen.push(cmd);
+            match cmd {
+                b'D' | b'C' | b'H' | b'L' => {}
+                b'E' => {
+                    filter.send(b'a', &[]).await?;
+                    return Ok(seen);
+                }
+                _ => filter.send(b'c', &[]).await?,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_filters_no_reply_options_are_honoured() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let filter = tokio::spawn(quiet_filter(listener));
+        let mail = Mail {
+            helo: "client.test".into(),
+            from: "a@example.test".into(),
+            to: vec!["b@example.test".into()],
+            headers: vec![("Subject".into(), "hi".into()), ("X-A".into(), "1".into())],
+            body: b"body\r\n".to_vec(),
+            ..Mail::default()
+        };
+        let session = async {
+            let mut client = Client::connect(addr).await?;
+            assert_eq!(client.hello(&mail).await?, Reply::Continue);
+            client.message(&mail).await
+        };
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), session)
+            .await
+            .expect("the client waited for a reply the filter never sends")
+            .expect("a session");
+        assert_eq!((outcome.stage, outcome.reply), ("eom", Reply::Accept));
+        let seen = filter.await.expect("filter").expect("filter session");
+        assert_eq!(seen.iter().filter(|c| **c == b'L').count(), 2, "{seen:?}");
+    }
+
+    #[test]
+    fn endpoints_are_tcp_addresses_or_unix_paths() {
+        let tcp = SocketAddr::from(([127, 0, 0, 1], 8890));
+        assert_eq!("127.0.0.1:8890".parse(), Ok(Endpoint::Tcp(tcp)));
+        assert_eq!("inet:127.0.0.1:8890".parse(), Ok(Endpoint::Tcp(tcp)));
+        let unix: Endpoint = "unix:/run/milter.sock".parse().expect("unix");
+        assert_eq!(unix, Endpoint::Unix("/run/milter.sock".into()));
+        assert_eq!(unix.to_string(), "unix:/run/milter.sock");
+        let bad = "localhost".parse::<Endpoint>().expect_err("no port");
+        assert!(bad.contains("HOST:PORT"), "{bad}");
     }
 }
