@@ -14,6 +14,7 @@ mod stmt;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pest::Parser as _;
 use pest::iterators::Pair;
@@ -49,46 +50,193 @@ pub fn parse(source: &str, file: &str) -> (ast::File, Vec<Diagnostic>) {
 }
 
 /// [`parse`], keeping what the formatter needs.
+///
+/// A large file is parsed in stretches on several threads (see
+/// [`split_points`]), each from a line that starts with a declaration
+/// keyword. A stretch's result is kept only if the parse before it ended
+/// exactly where it starts, after at least one declaration: then the
+/// parse of one thread would have gone on from there in the same state,
+/// so the result is the same declarations, diagnostics and spans in the
+/// same order. Otherwise that stretch is parsed again, after the one
+/// before it.
 pub(crate) fn parse_full(source: &str, file: &str) -> Parsed {
-    let builder = Builder::new(source, file);
-    let mut items = Vec::new();
-    let mut pos = skip_separators(source, 0);
-    while pos < source.len() {
-        match FlowParser::parse(Rule::item, &source[pos..]) {
-            Ok(mut pairs) => {
-                let Some(pair) = pairs.find(|p| p.as_rule() != Rule::EOI) else {
-                    break;
-                };
-                let end = pos + pair.as_span().end();
-                builder.offset.set(pos);
-                if let Some(item) = builder.item(pair) {
-                    items.push(item);
-                }
-                // A declaration always consumes something; guard anyway so a
-                // grammar mistake cannot loop forever.
-                pos = skip_separators(source, end.max(pos + 1));
-            }
-            Err(_) if items.is_empty() && starts_with_word(&source[pos..], "require") => {
-                // A Sieve script: every later line would be one more
-                // syntax error, so report the one thing that helps.
-                builder.report(errors::sieve_script(source, pos, file));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_PARSE_THREADS);
+    parse_on(source, file, threads, MIN_STRETCH)
+}
+
+/// [`parse_full`] on at most `threads` threads, each given at least
+/// `min_stretch` bytes.
+fn parse_on(source: &str, file: &str, threads: usize, min_stretch: usize) -> Parsed {
+    let start = skip_separators(source, 0);
+    let points = split_points(source, start, threads, min_stretch);
+    let stop = |i: usize| points.get(i + 1).copied().unwrap_or(source.len());
+    // Each stretch is parsed by whichever takes it first: its own thread,
+    // or this one once it has parsed everything before it, so a thread the
+    // machine has no core for yet delays nothing.
+    let taken: Vec<AtomicBool> = points.iter().map(|_| AtomicBool::new(false)).collect();
+    let (points, taken) = (&points, &taken);
+    let whole = std::thread::scope(|s| {
+        // A thread the system refuses leaves its stretch to this one. The
+        // stack is a main thread's, as pest stops at a fixed distance from
+        // its end.
+        let helpers: Vec<_> = (1..points.len())
+            .map(|i| {
+                std::thread::Builder::new()
+                    .stack_size(PARSE_STACK)
+                    .spawn_scoped(s, move || {
+                        (!taken[i].swap(true, Ordering::AcqRel))
+                            .then(|| Run::parse(source, file, points[i], stop(i), true))
+                    })
+                    .ok()
+            })
+            .collect();
+        let mut whole = Run::parse(source, file, start, stop(0), false);
+        for (i, helper) in (1..).zip(helpers) {
+            if whole.ended {
                 break;
             }
-            Err(error) => {
-                builder.report(errors::syntax_error(&error, source, pos, file));
-                pos = skip_separators(source, resync(source, pos));
+            let guessed = match helper {
+                Some(helper) if taken[i].swap(true, Ordering::AcqRel) => match helper.join() {
+                    Ok(run) => run,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                _ => None,
+            };
+            match guessed {
+                Some(run) if whole.pos == points[i] && !whole.items.is_empty() => {
+                    whole.append(run);
+                }
+                _ => {
+                    let after = !whole.items.is_empty();
+                    whole.append(Run::parse(source, file, whole.pos, stop(i), after));
+                }
             }
         }
-    }
-    let mut diagnostics = builder.diagnostics.into_inner();
+        whole
+    });
+    let mut diagnostics = whole.diagnostics;
     diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
     Parsed {
         file: ast::File {
-            items,
+            items: whole.items,
             span: Span::new(0, source.len()),
         },
         diagnostics,
-        parens: builder.parens.into_inner(),
+        parens: whole.parens,
+    }
+}
+
+/// The least source, in bytes, that each thread of a parse is given: a
+/// thread costs tens of microseconds, a kilobyte of rules about as much
+/// to parse.
+const MIN_STRETCH: usize = 64 * 1024;
+
+/// The most threads one file is parsed on.
+const MAX_PARSE_THREADS: usize = 4;
+
+/// The stack of a thread parsing a stretch: Linux's default for a main
+/// thread.
+const PARSE_STACK: usize = 8 << 20;
+
+/// Where the stretches of a parse on `threads` threads of at least
+/// `min_stretch` bytes start: `start`,
+/// then for a large file, near each equal share of the rest, the next line that starts (in its
+/// first column) with a declaration keyword. A guess that proves wrong (a
+/// keyword at the start of a line inside a multi-line string) costs only
+/// time: [`parse_full`] then parses that stretch again.
+fn split_points(source: &str, start: usize, threads: usize, min_stretch: usize) -> Vec<usize> {
+    let threads = threads.min(source.len() / min_stretch.max(1)).max(1);
+    let mut points = vec![start];
+    for k in 1..threads {
+        let near = source.len() * k / threads;
+        let Some(line) = source[near..].find("\n").map(|i| near + i + 1) else {
+            break;
+        };
+        // `resync` looks from the line after the one holding its start.
+        let point = if starts_with_declaration_keyword(&source[line..]) {
+            line
+        } else {
+            resync(source, line)
+        };
+        if point < source.len() && point > *points.last().unwrap_or(&0) {
+            points.push(point);
+        }
+    }
+    points
+}
+
+/// The declarations parsed from one position on, with what the builder
+/// recorded.
+struct Run {
+    items: Vec<ast::Item>,
+    diagnostics: Vec<Diagnostic>,
+    parens: HashMap<Span, Span>,
+    /// Where the next declaration would start.
+    pos: usize,
+    /// The parse stopped before the end of the source for good (a Sieve
+    /// script, or nothing left that pest reads as a declaration).
+    ended: bool,
+}
+
+impl Run {
+    /// Parses declarations from `pos` (after separators) while they start
+    /// before `stop`. `after_items`: declarations parsed before `pos`,
+    /// which rules out the Sieve script diagnostic.
+    fn parse(source: &str, file: &str, mut pos: usize, stop: usize, after_items: bool) -> Run {
+        let builder = Builder::new(source, file);
+        let mut items = Vec::new();
+        let mut ended = false;
+        while pos < source.len() && pos < stop {
+            match FlowParser::parse(Rule::item, &source[pos..]) {
+                Ok(mut pairs) => {
+                    let Some(pair) = pairs.find(|p| p.as_rule() != Rule::EOI) else {
+                        ended = true;
+                        break;
+                    };
+                    let end = pos + pair.as_span().end();
+                    builder.offset.set(pos);
+                    if let Some(item) = builder.item(pair) {
+                        items.push(item);
+                    }
+                    // A declaration always consumes something; guard anyway so a
+                    // grammar mistake cannot loop forever.
+                    pos = skip_separators(source, end.max(pos + 1));
+                }
+                Err(_)
+                    if !after_items
+                        && items.is_empty()
+                        && starts_with_word(&source[pos..], "require") =>
+                {
+                    // A Sieve script: every later line would be one more
+                    // syntax error, so report the one thing that helps.
+                    builder.report(errors::sieve_script(source, pos, file));
+                    ended = true;
+                    break;
+                }
+                Err(error) => {
+                    builder.report(errors::syntax_error(&error, source, pos, file));
+                    pos = skip_separators(source, resync(source, pos));
+                }
+            }
+        }
+        Run {
+            items,
+            diagnostics: builder.diagnostics.into_inner(),
+            parens: builder.parens.into_inner(),
+            pos,
+            ended,
+        }
+    }
+
+    /// Adds the run that goes on from where this one stopped.
+    fn append(&mut self, next: Run) {
+        self.items.extend(next.items);
+        self.diagnostics.extend(next.diagnostics);
+        self.parens.extend(next.parens);
+        self.pos = next.pos;
+        self.ended = next.ended;
     }
 }
 
@@ -502,4 +650,80 @@ fn is_string_pair(pair: &Pair<'_, Rule>) -> bool {
         pair.as_rule(),
         Rule::string | Rule::tstring | Rule::raw_tstring | Rule::unterminated_string
     )
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// `rules` rules, a third of them with a syntax error, about 90 bytes each.
+    fn rules(rules: usize, broken: bool) -> String {
+        (0..rules)
+            .map(|i| {
+                let op = if broken && i % 3 == 0 {
+                    "contains contains"
+                } else {
+                    "contains"
+                };
+                format!(
+                    "rule r{i} {{\n  when subject {op} \"w{i}\" # c\n  then tag (\"r{i}\")\n}}\n"
+                )
+            })
+            .collect()
+    }
+
+    /// Small stretches, so that small sources are split.
+    const STRETCH: usize = 1024;
+
+    /// The parse on four threads is the parse on one.
+    fn same_as_one_thread(source: &str) {
+        assert_eq!(
+            split_points(source, 0, 4, STRETCH).len(),
+            4,
+            "the test splits"
+        );
+        let one = parse_on(source, "f.flow", 1, STRETCH);
+        let four = parse_on(source, "f.flow", 4, STRETCH);
+        assert_eq!(one.file, four.file);
+        assert_eq!(one.diagnostics, four.diagnostics);
+        assert_eq!(one.parens, four.parens);
+    }
+
+    #[test]
+    fn stretches_parsed_apart_give_the_one_thread_parse() {
+        same_as_one_thread(&rules(400, false));
+    }
+
+    #[test]
+    fn syntax_errors_are_the_same_and_in_order() {
+        let source = rules(400, true);
+        same_as_one_thread(&source);
+        let (_, diagnostics) = parse(&source, "f.flow");
+        assert_eq!(diagnostics.len(), 134);
+        assert!(diagnostics.is_sorted_by_key(|d| d.span.start));
+    }
+
+    #[test]
+    fn a_declaration_keyword_inside_a_string_is_parsed_again() {
+        // Every line of this test message's text starts with `rule`, so
+        // the guessed starts fall inside it and must be thrown away.
+        let body: String = (0..500).map(|i| format!("rule x{i} {{\n")).collect();
+        let source = format!(
+            "{}test \"t\" {{\n  message \"\"\"Subject: a\n\n{body}\"\"\"\n}}\n{}",
+            rules(10, false),
+            rules(10, true)
+        );
+        same_as_one_thread(&source);
+        let (file, _) = parse(&source, "f.flow");
+        assert_eq!(file.items.len(), 1 + 10 + 6);
+    }
+
+    #[test]
+    fn a_large_sieve_script_is_one_diagnostic() {
+        let source = format!("require \"fileinto\";\n{}", rules(400, false));
+        same_as_one_thread(&source);
+        let (file, diagnostics) = parse(&source, "f.flow");
+        assert!(file.items.is_empty());
+        assert_eq!(diagnostics.len(), 1);
+    }
 }

@@ -2,7 +2,9 @@
 //! `evaluate_K(ctx, bits) -> u32` in it, each for a chunk of [`CHUNK`]
 //! rules, which the host calls in order until one returns 1. Shaped like
 //! cranelift-jit-demo: [`Jit`] owns the module, [`Translator`] walks the
-//! rules with a `FunctionBuilder`.
+//! rules with a `FunctionBuilder`. The chunks' functions are built and
+//! compiled on several threads ([`Work`]) and defined in the module in
+//! chunk order: the generated code does not depend on thread timing.
 //!
 //! Per rule, in evaluation order:
 //!
@@ -48,15 +50,20 @@
 
 use std::sync::OnceLock;
 
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{
-    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, UserFuncName, Value, condcodes::IntCC,
-    types,
+    AbiParam, Block, FuncRef, Function, InstBuilder, MemFlagsData, UserFuncName, Value,
+    condcodes::IntCC, types,
 };
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use cranelift_module::{FuncId, Linkage, Module, ModuleReloc, default_libcall_names};
 
 use super::NativeError;
 use super::cond::Cond;
@@ -99,6 +106,8 @@ fn isa() -> Result<OwnedTargetIsa, NativeError> {
 /// A module being built, with the host functions declared in it.
 pub(crate) struct Jit {
     module: JITModule,
+    /// The instruction set, which (unlike the module) threads can share.
+    isa: OwnedTargetIsa,
     /// Host function ids, in [`HostFunctions::all`] order.
     host: [FuncId; 6],
 }
@@ -128,7 +137,8 @@ const CHUNK: usize = 256;
 impl Jit {
     /// A fresh module for one ruleset.
     pub(crate) fn new() -> Result<Jit, NativeError> {
-        let mut builder = JITBuilder::with_isa(isa()?, default_libcall_names());
+        let isa = isa()?;
+        let mut builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
         let table = HostFunctions::get();
         for f in table.all() {
             builder.symbol(f.name, f.address);
@@ -151,7 +161,7 @@ impl Jit {
         let host = host
             .try_into()
             .map_err(|_| NativeError::Codegen("host table".into()))?;
-        Ok(Jit { module, host })
+        Ok(Jit { module, isa, host })
     }
 
     /// Compiles the whole ruleset (one plan per rule, in evaluation
@@ -160,7 +170,7 @@ impl Jit {
     pub(crate) fn compile(
         mut self,
         rules: &[RulePlan],
-        answer: &dyn Fn(u32) -> Answer,
+        answer: &(dyn Fn(u32) -> Answer + Sync),
     ) -> Result<Compiled, NativeError> {
         match self.emit(rules, answer) {
             Ok(ids) => {
@@ -183,12 +193,15 @@ impl Jit {
         }
     }
 
-    /// Declares, defines and finalizes the functions, one per chunk of
-    /// [`CHUNK`] rules.
+    /// Declares, compiles, defines and finalizes the functions, one per
+    /// chunk of [`CHUNK`] rules. The chunks compile on up to
+    /// [`MAX_THREADS`] threads ([`Work::compile_all`]); the module, which
+    /// cannot cross threads, then takes their machine code in chunk order,
+    /// so the result does not depend on which thread compiled what.
     fn emit(
         &mut self,
         rules: &[RulePlan],
-        answer: &dyn Fn(u32) -> Answer,
+        answer: &(dyn Fn(u32) -> Answer + Sync),
     ) -> Result<Vec<FuncId>, NativeError> {
         let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
         let ptr = self.module.target_config().pointer_type();
@@ -196,71 +209,201 @@ impl Jit {
         sig.params.push(AbiParam::new(ptr));
         sig.params.push(AbiParam::new(ptr));
         sig.returns.push(AbiParam::new(types::I32));
-        let mut ctx = self.module.make_context();
-        let mut fctx = FunctionBuilderContext::new();
-        let mut ids = Vec::new();
         // At least one function, so an empty ruleset has an entry too.
         let chunks: Vec<&[RulePlan]> = if rules.is_empty() {
             vec![rules]
         } else {
             rules.chunks(CHUNK).collect()
         };
-        for (k, chunk) in chunks.into_iter().enumerate() {
-            let first = k * CHUNK;
-            let id = self
-                .module
-                .declare_function(&format!("weir_evaluate_{k}"), Linkage::Local, &sig)
-                .map_err(|e| err(&e))?;
-            ctx.func.signature = sig.clone();
-            ctx.func.name = UserFuncName::user(0, id.as_u32());
-            {
-                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                let [begin, test, bit, then, otherwise, fire] = self
-                    .host
-                    .map(|id| self.module.declare_func_in_func(id, b.func));
-                let start = b.create_block();
-                b.append_block_params_for_function_params(start);
-                b.switch_to_block(start);
-                let ctx_ptr = b.block_params(start)[0];
-                let bits = b.block_params(start)[1];
-                let ended = b.create_block();
-                b.set_cold_block(ended);
-                let mut t = Translator {
-                    b,
-                    ctx: ctx_ptr,
-                    bits,
-                    begin,
-                    test,
-                    bit,
-                    fire,
-                    answer,
-                    then,
-                    otherwise,
-                    ended,
-                };
-                for (index, plan) in chunk.iter().enumerate() {
-                    let id = u32::try_from(first + index).map_err(|e| err(&e))?;
-                    t.rule(id, plan);
-                }
-                let done = t.b.ins().iconst(types::I32, 0);
-                t.b.ins().return_(&[done]);
-                t.b.switch_to_block(t.ended);
-                let one = t.b.ins().iconst(types::I32, 1);
-                t.b.ins().return_(&[one]);
-                t.b.seal_all_blocks();
-                t.b.finalize(self.module.target_config());
-            }
+        let ids = (0..chunks.len())
+            .map(|k| {
+                self.module
+                    .declare_function(&format!("weir_evaluate_{k}"), Linkage::Local, &sig)
+                    .map_err(|e| err(&e))
+            })
+            .collect::<Result<Vec<FuncId>, _>>()?;
+        // Every function starts as a copy of this one: the signature and
+        // the host functions imported, in the same order, so each has the
+        // same `FuncRef`s.
+        let mut template = Function::with_name_signature(UserFuncName::default(), sig);
+        let host = self
+            .host
+            .map(|id| self.module.declare_func_in_func(id, &mut template));
+        let work = Work {
+            isa: &*self.isa,
+            template: &template,
+            host,
+            chunks: &chunks,
+            ids: &ids,
+            answer,
+        };
+        for (id, code) in ids.iter().zip(work.compile_all()?) {
             self.module
-                .define_function(id, &mut ctx)
+                .define_function_bytes(*id, code.alignment, &code.bytes, &code.relocs)
                 .map_err(|e| err(&e))?;
-            self.module.clear_context(&mut ctx);
-            ids.push(id);
         }
         // Fails where the host refuses executable memory (W^X policies).
         self.module
             .finalize_definitions()
             .map_err(|e| NativeError::ExecutableMemory(format!("{e:#}")))?;
         Ok(ids)
+    }
+}
+
+/// The most threads one ruleset's functions compile on: a (re)load should
+/// not take every core of a large machine from the mail it serves.
+const MAX_THREADS: usize = 4;
+
+/// The stack of a thread compiling chunks: Linux's default for a main
+/// thread, which compiled them all before.
+const CODEGEN_STACK: usize = 8 << 20;
+
+/// What every thread compiling chunks shares; nothing in it is written.
+struct Work<'a> {
+    isa: &'a dyn TargetIsa,
+    /// The signature and host imports every function starts from.
+    template: &'a Function,
+    /// The host functions' references in `template` (and its copies), in
+    /// [`HostFunctions::all`] order.
+    host: [FuncRef; 6],
+    chunks: &'a [&'a [RulePlan]],
+    /// The declared function of each chunk.
+    ids: &'a [FuncId],
+    /// How the code learns a leaf's truth.
+    answer: &'a (dyn Fn(u32) -> Answer + Sync),
+}
+
+/// One chunk's finished machine code, for `define_function_bytes`.
+struct ChunkCode {
+    bytes: Vec<u8>,
+    alignment: u64,
+    relocs: Vec<ModuleReloc>,
+}
+
+impl Work<'_> {
+    /// Compiles every chunk, on this thread and up to [`MAX_THREADS`] - 1
+    /// others, each taking the next chunk not yet taken. The results come
+    /// back in chunk order, and the first error in that order is the one
+    /// reported: thread timing changes neither.
+    fn compile_all(&self) -> Result<Vec<ChunkCode>, NativeError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .min(MAX_THREADS)
+            .min(self.chunks.len());
+        let next = AtomicUsize::new(0);
+        let worker = || {
+            let mut ctx = Context::new();
+            let mut fctx = FunctionBuilderContext::new();
+            let mut done = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= self.chunks.len() {
+                    return done;
+                }
+                done.push((k, self.chunk(k, &mut ctx, &mut fctx)));
+            }
+        };
+        let mut done = std::thread::scope(|s| {
+            // A thread the system refuses leaves its chunks to the others.
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|_| {
+                    std::thread::Builder::new()
+                        .stack_size(CODEGEN_STACK)
+                        .spawn_scoped(s, worker)
+                        .ok()
+                })
+                .collect();
+            let mut done = worker();
+            for helper in helpers {
+                // A panic in Cranelift goes on to the caller's
+                // `catch_unwind`, as it would on one thread.
+                match helper.join() {
+                    Ok(more) => done.extend(more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            done
+        });
+        done.sort_unstable_by_key(|(k, _)| *k);
+        done.into_iter().map(|(_, code)| code).collect()
+    }
+
+    /// Builds chunk `k`'s function and compiles it to machine code.
+    fn chunk(
+        &self,
+        k: usize,
+        ctx: &mut Context,
+        fctx: &mut FunctionBuilderContext,
+    ) -> Result<ChunkCode, NativeError> {
+        let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
+        let id = self.ids[k];
+        ctx.clear();
+        ctx.func = self.template.clone();
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        self.translate(k, &mut ctx.func, fctx)?;
+        let alignment = ctx
+            .compile(self.isa, &mut ControlPlane::default())
+            .map_err(|e| err(&e.inner))?
+            .buffer
+            .alignment;
+        let code = ctx
+            .compiled_code()
+            .ok_or_else(|| NativeError::Codegen("no code compiled".into()))?;
+        Ok(ChunkCode {
+            bytes: code.code_buffer().to_vec(),
+            alignment: u64::from(alignment),
+            relocs: code
+                .buffer
+                .relocs()
+                .iter()
+                .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+                .collect(),
+        })
+    }
+
+    /// Emits chunk `k`'s rules into `func`, a copy of the template.
+    fn translate(
+        &self,
+        k: usize,
+        func: &mut Function,
+        fctx: &mut FunctionBuilderContext,
+    ) -> Result<(), NativeError> {
+        let first = k * CHUNK;
+        let mut b = FunctionBuilder::new(func, fctx);
+        let [begin, test, bit, then, otherwise, fire] = self.host;
+        let start = b.create_block();
+        b.append_block_params_for_function_params(start);
+        b.switch_to_block(start);
+        let ctx_ptr = b.block_params(start)[0];
+        let bits = b.block_params(start)[1];
+        let ended = b.create_block();
+        b.set_cold_block(ended);
+        let mut t = Translator {
+            b,
+            ctx: ctx_ptr,
+            bits,
+            begin,
+            test,
+            bit,
+            fire,
+            answer: self.answer,
+            then,
+            otherwise,
+            ended,
+        };
+        for (index, plan) in self.chunks[k].iter().enumerate() {
+            let id =
+                u32::try_from(first + index).map_err(|e| NativeError::Codegen(e.to_string()))?;
+            t.rule(id, plan);
+        }
+        let done = t.b.ins().iconst(types::I32, 0);
+        t.b.ins().return_(&[done]);
+        t.b.switch_to_block(t.ended);
+        let one = t.b.ins().iconst(types::I32, 1);
+        t.b.ins().return_(&[one]);
+        t.b.seal_all_blocks();
+        t.b.finalize(self.isa.frontend_config());
+        Ok(())
     }
 }
 
@@ -277,7 +420,7 @@ struct Translator<'f> {
     /// `begin` and `then` of a quiet rule, in one call.
     fire: FuncRef,
     /// How the code learns a leaf's truth.
-    answer: &'f dyn Fn(u32) -> Answer,
+    answer: &'f (dyn Fn(u32) -> Answer + Sync),
     then: FuncRef,
     otherwise: FuncRef,
     /// The block that returns 1 (a verdict or `stop` ended evaluation).
