@@ -10,6 +10,8 @@
 # ROUNDS (default 1) repeats the whole run; figures: benches/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 RULES=${RULES:-target/bench-corpus/rules/rules_10000.flow}
 MESSAGES=${MESSAGES:-1000}
 PASSES=${PASSES:-3}
@@ -29,16 +31,6 @@ memory() {
     END { printf "%-22s VmRSS %6.1f MB  VmHWM %6.1f MB  threads %d", label, rss / 1024, hwm / 1024, threads }
   ' "/proc/$pid/status"
   awk '/^Anonymous:/ { printf "  anonymous %6.1f MB\n", $2 / 1024 }' "/proc/$pid/smaps_rollup"
-}
-
-# Waits until something listens on 127.0.0.1:$1 (the daemon binds after loading).
-wait_port() {
-  for _ in $(seq 1 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
 }
 
 run() {

@@ -13,6 +13,8 @@
 # Env: SESSIONS="1 32" MSGS_1=2000 MSGS_32=10000 ROUNDS=2. Figures: benches/README.md.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
 [[ $# -gt 0 ]] || { sed -n '2,14p' "$0" >&2; exit 2; }
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 [[ $target_dir == /* ]] || target_dir="$root/$target_dir"
@@ -39,7 +41,7 @@ for round in $(seq "$ROUNDS"); do
       "$port" "$http" >"$dir/weir.toml"
     (cd "$dir" && WEIR_LOG=warn exec "$bin" serve --config weir.toml 2>"$dir/log") &
     pid=$!
-    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    wait_port "$port" 30
     "$load" --addr "127.0.0.1:$port" --sessions 4 --messages 300 >/dev/null
     for s in $SESSIONS; do
       n=${MSGS_32:-10000}

@@ -52,6 +52,8 @@ corpus="$root/target/bench-corpus"
 # The rspamd configuration both scripts measure (rspamd_config, rspamd_run).
 # shellcheck source=benches/peers/rspamd-config.sh
 source "$root/benches/peers/rspamd-config.sh"
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
 # Postfix wants its queue under root-owned directories: a private one in /tmp.
 work=$(mktemp -d /tmp/weir-milter-peers.XXXXXX)
 # mktemp makes it 0700; Postfix's own user must reach its data directory.
@@ -90,16 +92,6 @@ import socket
 socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))'
-}
-
-wait_port() { # port seconds
-  local _
-  for _ in $(seq $(($2 * 10))); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "milter.sh: nothing listens on 127.0.0.1:$1 after $2 s" >&2
-  return 1
 }
 
 # Postfix prints its errors only to a tty or syslog: under script(1) they show.
