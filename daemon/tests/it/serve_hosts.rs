@@ -428,6 +428,17 @@ const HOOK_RULES: &str = r#"
 rule ping { when subject contains "PING" then notify "hook" with { text: "ping ${subject}" } }
 "#;
 
+/// A host named `name` running [`HOOK_RULES`] with the `[store]` table
+/// `store` and the other `tables` (the hook's).
+fn hook_host(name: &str, store: &str, tables: &str) -> Daemon {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = temp_dir(&format!("hosts-hook-{name}-{n}"));
+    std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
+    let (http, milter) = write_config(&dir, "", &format!("{store}\n{tables}"));
+    Daemon::start(&dir, http, milter)
+}
+
 #[test]
 fn outbox_items_of_a_host_killed_mid_attempt_are_delivered_once_by_another() {
     use std::sync::atomic::Ordering;
@@ -441,15 +452,10 @@ fn outbox_items_of_a_host_killed_mid_attempt_are_delivered_once_by_another() {
         hook.port
     );
     let start = |name: &str| {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = temp_dir(&format!("hosts-outbox-{name}-{n}"));
-        std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
         let store = redis
             .store_table(name)
             .replace("[store]\n", "[store]\nclaim_timeout = \"3s\"\n");
-        let (http, milter) = write_config(&dir, "", &format!("{store}\n{tables}"));
-        Daemon::start(&dir, http, milter)
+        hook_host(name, &store, &tables)
     };
     let mut a = start("mx-a");
     for n in 0..3 {
@@ -729,14 +735,11 @@ fn an_outbox_item_delivered_whose_ack_was_lost_is_not_delivered_twice() {
         hook.port
     );
     let start = |name: &str, url: &str| {
-        let dir = temp_dir(&format!("hosts-ack-{name}"));
-        std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
         let store = redis
             .store_table(name)
             .replace("redis://", url)
             .replace("[store]\n", "[store]\nclaim_timeout = \"2s\"\n");
-        let (http, milter) = write_config(&dir, "", &format!("{store}\n{tables}"));
-        Daemon::start(&dir, http, milter)
+        hook_host(name, &store, &tables)
     };
     let mut a = start("mx-a", "redis://mx-a:secret@");
     assert!(accepted(&milter_send(
@@ -785,13 +788,7 @@ fn a_dead_letter_of_one_host_is_listed_and_retried_through_the_other() {
         "[notify.hook]\nurl = \"http://127.0.0.1:{}/hook\"\ntimeout = \"1s\"\nretries = 0\n",
         hook.port
     );
-    let start = |name: &str| {
-        let dir = temp_dir(&format!("hosts-dead-{name}"));
-        std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
-        let (http, milter) =
-            write_config(&dir, "", &format!("{}\n{tables}", redis.store_table(name)));
-        Daemon::start(&dir, http, milter)
-    };
+    let start = |name: &str| hook_host(name, &redis.store_table(name), &tables);
     let a = start("mx-a");
     let b = start("mx-b");
     assert!(accepted(&milter_send(

@@ -425,33 +425,10 @@ fn messages(into: &Path) -> Vec<PathBuf> {
 
 /// Weir's outcome for each message (by file name) under a converted script.
 fn weir_outcomes(flow: &Path, messages: &[PathBuf]) -> BTreeMap<String, Outcome> {
-    let mut args = vec![
-        "run".to_string(),
-        "--json".into(),
-        "--engine".into(),
-        "interp".into(),
-        "--from".into(),
-        SENDER.into(),
-        "--to".into(),
-        RECIPIENT.into(),
-        flow.display().to_string(),
-    ];
-    args.extend(messages.iter().map(|m| m.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = weir(&args, None);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .map(|l| {
-            let d: serde_json::Value = serde_json::from_str(l).unwrap();
-            // With one message, `weir run` names no file.
-            let path = d["file"]
-                .as_str()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| messages[0].clone());
-            let file = path.file_name().unwrap().to_string_lossy().into_owned();
-            (file, Outcome::from_decision(&d))
-        })
+    let options = ["--engine", "interp", "--from", SENDER, "--to", RECIPIENT];
+    decisions(&options, flow, messages)
+        .into_iter()
+        .map(|(file, d)| (file, Outcome::from_decision(&d)))
         .collect()
 }
 
@@ -733,11 +710,12 @@ fn decisions(
         .lines()
         .map(|l| {
             let d: serde_json::Value = serde_json::from_str(l).unwrap();
-            let file = Path::new(d["file"].as_str().unwrap())
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+            // With one message, `weir run` names no file.
+            let path = d["file"]
+                .as_str()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| messages[0].clone());
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
             (file, d)
         })
         .collect()

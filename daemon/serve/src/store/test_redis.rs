@@ -11,17 +11,23 @@ use std::time::{Duration, Instant};
 /// Whether `redis-server` can run here; panics when it cannot and
 /// `WEIR_REQUIRE_REDIS=1`.
 pub(crate) fn available() -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
+    tool_available("redis-server", "--version", "redis-server")
+}
+
+/// Whether `tool` runs (`tool ARG` succeeds); else says how to install it
+/// (`package`) and skips, or panics when `WEIR_REQUIRE_REDIS=1`.
+fn tool_available(tool: &str, arg: &str, package: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(arg)
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !found {
         assert!(
             std::env::var("WEIR_REQUIRE_REDIS").as_deref() != Ok("1"),
-            "WEIR_REQUIRE_REDIS=1 but redis-server is not installed"
+            "WEIR_REQUIRE_REDIS=1 but {tool} is not installed"
         );
-        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        eprintln!("skipped: {tool} is not installed (apt-get install {package})");
     }
     found
 }
@@ -194,17 +200,7 @@ impl TestCerts {
     /// Makes them; `None` (skipped, with a message) without `openssl`,
     /// unless `WEIR_REQUIRE_REDIS=1`.
     pub(crate) fn make() -> Option<TestCerts> {
-        let found = Command::new("openssl")
-            .arg("version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            assert!(
-                std::env::var("WEIR_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "WEIR_REQUIRE_REDIS=1 but openssl is not installed"
-            );
-            eprintln!("skipped: openssl is not installed (apt-get install openssl)");
+        if !tool_available("openssl", "version", "openssl") {
             return None;
         }
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
