@@ -266,9 +266,12 @@ impl Checker<'_> {
         if let Some(known) = self.regexes.get(&key) {
             return Some(Arc::clone(known));
         }
-        match Regex::new(&r.pattern, &r.flags) {
+        let parsed = match self.parsed_regexes.remove(&key) {
+            Some(parsed) => parsed,
+            None => Regex::new(&r.pattern, &r.flags).map(Arc::new),
+        };
+        match parsed {
             Ok(re) => {
-                let re = Arc::new(re);
                 self.regexes.insert(key, Arc::clone(&re));
                 Some(re)
             }

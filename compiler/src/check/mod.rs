@@ -8,6 +8,7 @@ mod classifiers;
 mod expr;
 mod lambda;
 mod literals;
+mod regexes;
 mod test_blocks;
 mod test_world;
 mod times;
@@ -98,6 +99,9 @@ pub(crate) struct Checker<'a> {
     /// The regex literals checked so far, by pattern and flags: one
     /// literal written several times is one regex, built at most once.
     regexes: HashMap<(String, String), std::sync::Arc<weir_stdlib::Regex>>,
+    /// Every regex literal of the ruleset, parsed ahead on several
+    /// threads (`regexes.rs`); taken from here where first checked.
+    parsed_regexes: HashMap<regexes::Key, regexes::Parsed>,
     /// Rule id (load order) of each rule declaration.
     pub rule_ids: HashMap<DeclId, usize>,
     /// (priority, load index) of each rule id: evaluation order key.
@@ -144,6 +148,7 @@ impl<'a> Checker<'a> {
             templates: HashMap::new(),
             templates_ir: Vec::new(),
             regexes: HashMap::new(),
+            parsed_regexes: regexes::prepare(loaded),
             rule_ids,
             rule_keys,
             params: Vec::new(),
