@@ -50,6 +50,7 @@ mod ir;
 mod load;
 mod names;
 mod native;
+mod par;
 mod prefetch;
 mod stage;
 mod warnings;
@@ -390,12 +391,22 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
     if diagnostics.iter().any(Diagnostic::is_error) {
         ruleset = None;
     }
+    drop(checker);
+    free_aside((scopes, loaded));
     Compiled {
         ruleset,
         diagnostics,
         sources,
         types,
     }
+}
+
+/// Drops `value` on a thread of its own: the syntax trees of thousands of
+/// rules take milliseconds to free, which the caller (next, code
+/// generation) need not wait for. Where no thread can start, here.
+fn free_aside<T: Send + 'static>(value: T) {
+    // A thread that cannot start drops its closure, and `value`, here.
+    let _ = std::thread::Builder::new().spawn(move || drop(value));
 }
 
 /// Whether `rule` has a verdict or `stop` that ends evaluation.
