@@ -266,11 +266,7 @@ impl Checker<'_> {
         if let Some(known) = self.regexes.get(&key) {
             return Some(Arc::clone(known));
         }
-        let parsed = match self.parsed_regexes.remove(&key) {
-            Some(parsed) => parsed,
-            None => Regex::new(&r.pattern, &r.flags).map(Arc::new),
-        };
-        match parsed {
+        match self.literals.get(&key) {
             Ok(re) => {
                 self.regexes.insert(key, Arc::clone(&re));
                 Some(re)
