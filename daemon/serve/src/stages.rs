@@ -108,6 +108,14 @@ impl StagePlan {
         })
     }
 
+    /// Whether an evaluation at `stage` can end with a refusal of the rules:
+    /// whether some rule evaluable there can end evaluation. When none can,
+    /// the milter answers that stage `continue` whatever the message, and
+    /// may negotiate its reply away (`milter::no_reply_opts`).
+    pub fn may_end_at(&self, stage: Stage) -> bool {
+        self.decides[stage_index(stage)]
+    }
+
     /// Whether some rule reads the body (`body`, `attachments`, `size`):
     /// when none does, the milter asks the MTA to skip the body.
     pub fn needs_body(&self) -> bool {
