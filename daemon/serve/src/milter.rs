@@ -174,7 +174,8 @@ fn macro_text(macros: &indymilter::Macros, name: &CStr) -> Option<String> {
 /// each recipient, each header and unknown commands are always answered
 /// `continue` (the recipients are evaluated at DATA, a header limit is
 /// answered later); MAIL, DATA and the end of the headers when no rule
-/// evaluable there can end evaluation (`StagePlan::may_end_at`); the body
+/// that can end evaluation becomes evaluable there (`StagePlan::may_end_at`:
+/// the rules before were decided at the stage before); the body
 /// chunks when rules read the body, since they are then never skipped.
 /// When no rule reads the body its first chunk keeps its reply, so that
 /// `SMFIR_SKIP` spares the MTA sending the rest.
@@ -185,12 +186,12 @@ pub(crate) fn no_reply_opts(plan: &StagePlan) -> ProtoOpts {
         | ProtoOpts::NOREPLY_HEADER
         | ProtoOpts::NOREPLY_UNKNOWN;
     let stages = [
-        (Stage::Mail, ProtoOpts::NOREPLY_MAIL),
-        (Stage::Rcpt, ProtoOpts::NOREPLY_DATA),
-        (Stage::Header, ProtoOpts::NOREPLY_EOH),
+        (Stage::Mail, None, ProtoOpts::NOREPLY_MAIL),
+        (Stage::Rcpt, Some(Stage::Mail), ProtoOpts::NOREPLY_DATA),
+        (Stage::Header, Some(Stage::Rcpt), ProtoOpts::NOREPLY_EOH),
     ];
-    for (stage, no_reply) in stages {
-        if !plan.may_end_at(stage) {
+    for (stage, after, no_reply) in stages {
+        if !plan.may_end_at(stage, after) {
             opts |= no_reply;
         }
     }
