@@ -272,7 +272,10 @@ impl<'a> Machine<'a> {
     pub(crate) fn begin_rule(&mut self, rule: &Rule) {
         self.stage = self.stage.max(rule.stage);
         self.shadow = rule.shadow;
-        self.captures = vec![None; rule.captures];
+        // Reused, not reallocated: at 10,000 rules hundreds of rules begin
+        // per message.
+        self.captures.clear();
+        self.captures.resize(rule.captures, None);
         self.evidence = None;
         self.negations = 0;
     }

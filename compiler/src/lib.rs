@@ -343,9 +343,28 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 /// through `loader`.
 pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
     let loaded = load::load(entry, loader);
+    // Regex literals are parsed on other threads while names resolve and
+    // rules are checked (`check/regexes.rs`).
+    let literals = check::RegexLiterals::of(&loaded);
+    let (compiled, scopes) = std::thread::scope(|s| {
+        literals.parse_aside(s);
+        let done = check_loaded(&loaded, &literals);
+        literals.stop();
+        done
+    });
+    free_aside((scopes, loaded));
+    compiled
+}
+
+/// Resolves, checks and lowers what was loaded: the compile, with the
+/// scopes, which the caller frees.
+fn check_loaded(
+    loaded: &load::Loaded,
+    literals: &check::RegexLiterals,
+) -> (Compiled, names::Scopes) {
     let mut diagnostics = loaded.diagnostics.clone();
-    let scopes = names::Scopes::build(&loaded, &mut diagnostics);
-    let mut checker = check::Checker::new(&loaded, &scopes);
+    let scopes = names::Scopes::build(loaded, &mut diagnostics);
+    let mut checker = check::Checker::new(loaded, &scopes, literals);
     let rules = checker.rules();
     checker.check_declarations();
     let classifiers = checker.classifiers();
@@ -355,7 +374,7 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
         loaded.units[unit].name.clone()
     });
     diagnostics.append(&mut checker.diags);
-    diagnostics.extend(warnings::unused(&loaded, &scopes, &used));
+    diagnostics.extend(warnings::unused(loaded, &scopes, &used));
 
     let sources: BTreeMap<String, String> = loaded.files.iter().cloned().collect();
     let all_rules: Option<Vec<ir::Rule>> = rules.into_iter().collect();
@@ -371,11 +390,11 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
             classifiers,
         };
         stage::assign(&mut program);
-        diagnostics.extend(warnings::unreachable(&loaded, &program));
-        diagnostics.extend(filing::redirect_after_fileinto(&loaded, &program));
-        diagnostics.extend(warnings::stage_order(&loaded, &program));
-        diagnostics.extend(warnings::score_order(&loaded, &program));
-        ruleset = Some(build(program, tests, &loaded));
+        diagnostics.extend(warnings::unreachable(loaded, &program));
+        diagnostics.extend(filing::redirect_after_fileinto(loaded, &program));
+        diagnostics.extend(warnings::stage_order(loaded, &program));
+        diagnostics.extend(warnings::score_order(loaded, &program));
+        ruleset = Some(build(program, tests, loaded));
     }
     diagnostics.sort_by(|a, b| {
         (&a.file, a.span.start, a.span.end, a.code, &a.message).cmp(&(
@@ -390,12 +409,22 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
     if diagnostics.iter().any(Diagnostic::is_error) {
         ruleset = None;
     }
-    Compiled {
+    drop(checker);
+    let compiled = Compiled {
         ruleset,
         diagnostics,
         sources,
         types,
-    }
+    };
+    (compiled, scopes)
+}
+
+/// Drops `value` on a thread of its own: the syntax trees of thousands of
+/// rules take milliseconds to free, which the caller (next, code
+/// generation) need not wait for. Where no thread can start, here.
+fn free_aside<T: Send + 'static>(value: T) {
+    // A thread that cannot start drops its closure, and `value`, here.
+    let _ = std::thread::Builder::new().spawn(move || drop(value));
 }
 
 /// Whether `rule` has a verdict or `stop` that ends evaluation.
@@ -454,6 +483,48 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With enough regex literals to be parsed on other threads, the
+    /// diagnostics are each invalid literal's, every time, in order, and
+    /// each regex written twice is one regex.
+    #[test]
+    fn regex_literals_parsed_aside_give_the_same_result_every_time() {
+        let mut text = String::new();
+        for i in 0..400 {
+            let pattern = match i % 4 {
+                0 => format!("open({i}"),
+                1 => "twice (is|was)".to_string(),
+                _ => format!("w{i}[0-9]+"),
+            };
+            text.push_str(&format!(
+                "rule r{i} {{ when subject matches /{pattern}/ then tag \"t\" }}\n"
+            ));
+        }
+        let mut loader: MemoryLoader = MemoryLoader::new();
+        loader.insert("main.flow", text.as_str());
+        let first = compile(Path::new("main.flow"), &loader);
+        let errors: Vec<usize> = first
+            .diagnostics
+            .iter()
+            .map(|d| {
+                assert_eq!(d.code, codes::INVALID_REGEX, "{d:?}");
+                first.sources["main.flow"][..d.span.start].lines().count()
+            })
+            .collect();
+        assert_eq!(errors, (0..100).map(|i| 4 * i + 1).collect::<Vec<_>>());
+        for _ in 0..4 {
+            assert_eq!(
+                compile(Path::new("main.flow"), &loader).diagnostics,
+                first.diagnostics
+            );
+        }
+        let fixed = text.replace("/open(", "/open");
+        loader.insert("main.flow", fixed.as_str());
+        let ruleset = compile(Path::new("main.flow"), &loader)
+            .ruleset
+            .expect("compiles");
+        assert_eq!(ruleset.program().regexes.len(), 100 + 1 + 200);
+    }
 
     #[test]
     fn regexes_are_built_on_first_use_or_all_at_once() {

@@ -4,7 +4,9 @@ require ["date", "relational", "imap4flags"];
 if date :zone "+0000" :is "date" "year" "2024" {
   addflag "sent-2024";
 }
-if date :zone "+0100" :value "ge" "date" "hour" "18" {
+# Guarded by a Date with a time in it: without a Date that parses, Sieve's
+# test is false and Weir's `date` is `now`, whose hour depends on the clock.
+if allof (header :contains "Date" ":", date :zone "+0100" :value "ge" "date" "hour" "18") {
   addflag "evening-cet";
 }
 if currentdate :zone "+0000" :value "ge" "year" "2020" {

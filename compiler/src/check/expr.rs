@@ -266,9 +266,8 @@ impl Checker<'_> {
         if let Some(known) = self.regexes.get(&key) {
             return Some(Arc::clone(known));
         }
-        match Regex::new(&r.pattern, &r.flags) {
+        match self.literals.get(&key) {
             Ok(re) => {
-                let re = Arc::new(re);
                 self.regexes.insert(key, Arc::clone(&re));
                 Some(re)
             }

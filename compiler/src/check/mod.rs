@@ -8,6 +8,7 @@ mod classifiers;
 mod expr;
 mod lambda;
 mod literals;
+mod regexes;
 mod test_blocks;
 mod test_world;
 mod times;
@@ -25,6 +26,7 @@ use crate::load::Loaded;
 use crate::names::{Decl, DeclId, DeclKind, Scopes};
 
 pub use classifiers::ClassifierInfo;
+pub(crate) use regexes::RegexLiterals;
 pub(crate) use test_blocks::check_tests;
 
 /// The memo of a declaration checked on demand.
@@ -98,6 +100,9 @@ pub(crate) struct Checker<'a> {
     /// The regex literals checked so far, by pattern and flags: one
     /// literal written several times is one regex, built at most once.
     regexes: HashMap<(String, String), std::sync::Arc<weir_stdlib::Regex>>,
+    /// Every regex literal of the ruleset, parsed on other threads while
+    /// this one checks (`regexes.rs`).
+    literals: &'a RegexLiterals,
     /// Rule id (load order) of each rule declaration.
     pub rule_ids: HashMap<DeclId, usize>,
     /// (priority, load index) of each rule id: evaluation order key.
@@ -120,7 +125,11 @@ impl<'a> Checker<'a> {
         std::mem::take(&mut self.regexes).into_values().collect()
     }
 
-    pub(crate) fn new(loaded: &'a Loaded, scopes: &'a Scopes) -> Checker<'a> {
+    pub(crate) fn new(
+        loaded: &'a Loaded,
+        scopes: &'a Scopes,
+        literals: &'a RegexLiterals,
+    ) -> Checker<'a> {
         let mut rule_ids = HashMap::new();
         let mut rule_keys = Vec::new();
         for (id, &(unit, item)) in loaded.rule_order.iter().enumerate() {
@@ -144,6 +153,7 @@ impl<'a> Checker<'a> {
             templates: HashMap::new(),
             templates_ir: Vec::new(),
             regexes: HashMap::new(),
+            literals,
             rule_ids,
             rule_keys,
             params: Vec::new(),

@@ -78,6 +78,12 @@ fn isa() -> Result<OwnedTargetIsa, NativeError> {
         // cranelift-jit needs absolute, long-range calls to host functions.
         // The code is calls and branches only: optimizing it gains nothing
         // measurable and slows every (re)load.
+        // The single-pass register allocator: the backtracking one was a
+        // fifth of a 10,000-rule (re)load's CPU. The only values live
+        // across blocks are the two arguments, which it reloads from the
+        // stack in each block: about 3 % more CPU evaluating with 10,000
+        // rules (benches/README.md, "Compile time at 10,000 rules, round
+        // four").
         // The IR verifier re-checks every function the translator built:
         // on in debug builds (every test), off in release, where it was a
         // tenth of a 10,000-rule (re)load.
@@ -90,6 +96,7 @@ fn isa() -> Result<OwnedTargetIsa, NativeError> {
             ("use_colocated_libcalls", "false"),
             ("is_pic", "false"),
             ("opt_level", "none"),
+            ("regalloc_algorithm", "single_pass"),
             ("enable_verifier", verifier),
         ] {
             flags.set(name, value).map_err(|e| e.to_string())?;

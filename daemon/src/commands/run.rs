@@ -6,7 +6,9 @@ use std::io::Write;
 
 use std::ops::ControlFlow;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
+use weir_compiler::report::DecisionView;
 use weir_compiler::{Decision, Envelope, EvalOptions, Evaluator, MemoryRates, Ruleset};
 
 use super::{evaluator, load_ruleset};
@@ -43,6 +45,10 @@ struct Worker {
     /// The message being read, reused: reading costs no allocation once
     /// it has grown to the corpus's usual size.
     bytes: Vec<u8>,
+    /// The length of the last printed block: the next one is allocated
+    /// at that size, so that it rarely grows (at 10,000 rules a decision
+    /// prints several kilobytes).
+    printed: usize,
 }
 
 /// A read buffer larger than this is not kept for the next message, so
@@ -53,7 +59,11 @@ impl RunContext<'_> {
     /// Reads, evaluates and (unless `--stats`) prints one message.
     fn evaluate(&self, worker: &mut Worker, input: &Input) -> Done {
         let now = self.args.now.unwrap_or_else(weir_compiler::now);
-        let Worker { rates, bytes } = worker;
+        let Worker {
+            rates,
+            bytes,
+            printed,
+        } = worker;
         let result = input
             .read_into(bytes)
             .map_err(|e| e.to_string())
@@ -71,9 +81,10 @@ impl RunContext<'_> {
         match result {
             Ok(decision) if self.args.stats => Done::Decided(Box::new(decision)),
             Ok(decision) => {
-                let mut text = Vec::new();
+                let mut text = Vec::with_capacity(*printed);
                 // Writing into a Vec cannot fail.
                 let _ = print_decision(&mut text, self.args, input, self.many, &decision);
+                *printed = text.len().min(KEPT_BUFFER);
                 Done::Printed(text)
             }
             Err(error) => Done::Failed(error),
@@ -240,18 +251,16 @@ fn print_decision(
     decision: &Decision,
 ) -> std::io::Result<()> {
     if args.json {
-        let mut obj = weir_compiler::report::decision_json(decision);
-        if many {
-            obj.insert("file".into(), json!(input.display()));
-        }
-        // The same name as in `/v1/check`'s answer.
-        if args.explain {
-            obj.insert(
-                "trace".into(),
-                weir_compiler::report::trace_json(&decision.trace),
-            );
-        }
-        writeln!(out, "{}", Value::Object(obj))
+        let line = JsonLine {
+            decision,
+            file: many.then(|| input.display()),
+            // The same name as in `/v1/check`'s answer.
+            trace: args
+                .explain
+                .then(|| weir_compiler::report::trace_json(&decision.trace)),
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")
     } else {
         if many {
             write!(out, "{}: ", input.display())?;
@@ -262,6 +271,29 @@ fn print_decision(
             write!(out, "{}", report::trace_text(&decision.trace))?;
         }
         Ok(())
+    }
+}
+
+/// One `--json` line: the decision's object (the bytes of
+/// `report::decision_json`, written without building it), then the file's
+/// name when there are several and the trace when explaining.
+struct JsonLine<'a> {
+    decision: &'a Decision,
+    file: Option<String>,
+    trace: Option<Value>,
+}
+
+impl Serialize for JsonLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        DecisionView(self.decision).serialize_entries(&mut map)?;
+        if let Some(file) = &self.file {
+            map.serialize_entry("file", file)?;
+        }
+        if let Some(trace) = &self.trace {
+            map.serialize_entry("trace", trace)?;
+        }
+        map.end()
     }
 }
 

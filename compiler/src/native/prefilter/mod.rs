@@ -66,6 +66,7 @@ use weir_stdlib::value::fold;
 use super::cond::Leaf;
 
 mod search;
+mod shift_or;
 mod strings;
 
 use search::{Found, Searcher};

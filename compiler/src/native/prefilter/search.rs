@@ -12,6 +12,8 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use memchr::memmem::Finder;
 
+use super::shift_or::ShiftOr;
+
 /// Up to this many needles are searched one by one.
 const FEW: usize = 8;
 
@@ -161,10 +163,11 @@ fn window(needle: &[u8]) -> usize {
 }
 
 /// Many needles found by their fingerprints, Hyperscan's FDR idea without
-/// SIMD: at every position of a value the eight bytes there (and, when
-/// some needles are shorter, the first four of them) are hashed and looked
-/// up in a Bloom filter of the needles' fingerprints; only where it passes
-/// are the needles of that fingerprint's hash compared in full. The filters
+/// SIMD: a bucketed shift-or over byte pairs ([`ShiftOr`]) offers the
+/// positions where a fingerprint may start; there the eight bytes (and,
+/// when some needles are shorter, the first four of them) are hashed and
+/// looked up in a Bloom filter of the needles' fingerprints; only where it
+/// passes are the needles of that fingerprint's hash compared in full. The filters
 /// are small enough to stay in cache, where an Aho-Corasick DFA of
 /// thousands of needles is megabytes walked one dependent load per byte.
 /// Exact: every occurrence of a needle of at least eight bytes has its
@@ -182,6 +185,8 @@ pub(super) struct Fingerprints {
     needles: Vec<Box<[u8]>>,
     /// The needles shorter than [`WIDTH`], and their ids.
     short: Option<(Searcher, Vec<usize>)>,
+    /// The first pass over a value, before `long` and `mid` are asked.
+    first: ShiftOr,
 }
 
 /// One filter of fingerprints and the needles behind each hash.
@@ -260,11 +265,21 @@ impl Fingerprints {
                 mid.push((entry, hash4(entry.prefix as u32)));
             }
         }
+        let first = ShiftOr::new(
+            &long
+                .iter()
+                .map(|(e, _)| e.prefix.to_le_bytes())
+                .collect::<Vec<_>>(),
+            &mid.iter()
+                .map(|(e, _)| &needles[e.id as usize].as_bytes()[..WIDTH])
+                .collect::<Vec<_>>(),
+        );
         Some(Fingerprints {
             long: Table::new(&long),
             mid: (!mid.is_empty()).then(|| Table::new(&mid)),
             needles: needles.iter().map(|n| n.as_bytes().into()).collect(),
             short,
+            first,
         })
     }
 
@@ -278,20 +293,34 @@ impl Fingerprints {
             });
         }
         let bytes = value.as_bytes();
-        for at in 0..bytes.len().saturating_sub(WIDTH - 1) {
-            let rest = &bytes[at..];
-            // The eight bytes here (fewer at the end): the long
-            // fingerprint, and the entries' first comparison in registers.
-            let eight = head(rest);
-            if rest.len() >= LONG {
-                for entry in self.long.entries(hash8(eight)) {
-                    self.confirm(entry, eight, at, bytes, found);
-                }
+        // Every position where eight bytes remain is offered by the first
+        // pass when a fingerprint may start there; the last few, where
+        // only a short one fits, are asked directly.
+        self.first.scan(bytes, |at, long, mid| {
+            self.at(bytes, at, long, mid, found);
+        });
+        let tail = bytes.len().saturating_sub(LONG - 1);
+        for at in tail..bytes.len().saturating_sub(WIDTH - 1) {
+            self.at(bytes, at, true, true, found);
+        }
+    }
+
+    /// Reports the needles whose fingerprint is at `at` in `bytes`: the
+    /// long ones if `long`, the four-to-seven-byte ones if `mid`.
+    #[inline]
+    fn at(&self, bytes: &[u8], at: usize, long: bool, mid: bool, found: &mut dyn FnMut(Found)) {
+        let rest = &bytes[at..];
+        // The eight bytes here (fewer at the end): the long fingerprint,
+        // and the entries' first comparison in registers.
+        let eight = head(rest);
+        if long && rest.len() >= LONG {
+            for entry in self.long.entries(hash8(eight)) {
+                self.confirm(entry, eight, at, bytes, found);
             }
-            if let Some(mid) = &self.mid {
-                for entry in mid.entries(hash4(eight as u32)) {
-                    self.confirm(entry, eight, at, bytes, found);
-                }
+        }
+        if let Some(table) = self.mid.as_ref().filter(|_| mid) {
+            for entry in table.entries(hash4(eight as u32)) {
+                self.confirm(entry, eight, at, bytes, found);
             }
         }
     }

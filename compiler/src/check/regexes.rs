@@ -1,0 +1,219 @@
+//! Regex literals parsed on other threads while the checker runs.
+//!
+//! Parsing a regex literal ([`Regex::new`]) is a pure function of its
+//! pattern and flags, and with thousands of rules it was a third of the
+//! checker's time. So [`RegexLiterals::of`] lists every distinct literal
+//! of every file, helper threads parse them from the last one back
+//! ([`RegexLiterals::parse_aside`]) while names are resolved and rules
+//! checked, and the checker, going forwards, takes each parse where it
+//! meets the literal ([`RegexLiterals::get`]), parsing it itself when no
+//! helper has yet. Each literal is parsed once, by whichever gets there
+//! first, with the same outcome: the diagnostics, their order and the
+//! ruleset's regexes do not depend on the threads' timing.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Scope;
+
+use weir_grammar::ast::{Expr, ExprKind};
+use weir_grammar::visit::{Visit, walk};
+use weir_stdlib::{Regex, RegexError};
+
+use crate::load::Loaded;
+
+/// A regex literal's pattern and flags, as written.
+pub(crate) type Key = (String, String);
+
+/// The outcome of parsing one literal.
+pub(crate) type Parsed = Result<Arc<Regex>, RegexError>;
+
+/// The most helper threads: a (re)load should not take every core of a
+/// large machine from the mail it serves.
+const MAX_HELPERS: usize = 3;
+
+/// Literals a helper takes at a time: about 0.25 ms of parsing, well
+/// over what taking them costs.
+const BATCH: usize = 32;
+
+/// With fewer literals than this the checker parses them all: starting a
+/// thread costs about as much as parsing a few dozen.
+const MIN_ASIDE: usize = 4 * BATCH;
+
+/// Every distinct regex literal of a ruleset's files, each parsed once.
+pub(crate) struct RegexLiterals {
+    /// The literals, in the order first met in the files.
+    keys: Vec<Key>,
+    /// The index of each in `keys`.
+    index: HashMap<Key, usize>,
+    /// Each literal's outcome, once parsed, by index.
+    parsed: Vec<OnceLock<Parsed>>,
+    /// How many literals, counted from the last, helpers have taken.
+    taken: AtomicUsize,
+    /// Set when the checker needs no more parses.
+    stop: AtomicBool,
+}
+
+impl RegexLiterals {
+    /// The distinct regex literals of `loaded`'s files, none parsed yet.
+    pub(crate) fn of(loaded: &Loaded) -> RegexLiterals {
+        let mut walk = Walk::default();
+        for unit in &loaded.units {
+            walk.visit_file(&unit.ast);
+        }
+        let keys = walk.keys;
+        RegexLiterals {
+            index: keys.iter().cloned().zip(0..).collect(),
+            parsed: keys.iter().map(|_| OnceLock::new()).collect(),
+            keys,
+            taken: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts helper threads in `scope` (up to one fewer than the cores,
+    /// at most [`MAX_HELPERS`]) that parse the literals from the last one
+    /// back until all are parsed or [`RegexLiterals::stop`] is called. A
+    /// thread the system refuses leaves its literals to the checker.
+    pub(crate) fn parse_aside<'scope>(&'scope self, scope: &'scope Scope<'scope, '_>) {
+        if self.keys.len() < MIN_ASIDE {
+            return;
+        }
+        let helpers = std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .saturating_sub(1)
+            .min(MAX_HELPERS);
+        for _ in 0..helpers {
+            let _ = std::thread::Builder::new().spawn_scoped(scope, || self.help());
+        }
+    }
+
+    /// One helper: takes [`BATCH`] literals at a time from the back and
+    /// parses those nobody has.
+    fn help(&self) {
+        let len = self.keys.len();
+        loop {
+            let taken = self.taken.fetch_add(BATCH, Ordering::Relaxed);
+            if taken >= len {
+                return;
+            }
+            let end = len - taken;
+            for i in (end.saturating_sub(BATCH)..end).rev() {
+                if self.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                self.parsed[i].get_or_init(|| parse(&self.keys[i]));
+            }
+        }
+    }
+
+    /// Tells the helpers to stop: nothing more will be asked.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The outcome of parsing `key`: a helper's, or parsed here now (a
+    /// literal not listed, which does not happen, is parsed here too).
+    pub(crate) fn get(&self, key: &Key) -> Parsed {
+        match self.index.get(key) {
+            Some(&i) => self.parsed[i].get_or_init(|| parse(key)).clone(),
+            None => parse(key),
+        }
+    }
+}
+
+/// Parses one literal, as the checker would where it meets it.
+fn parse((pattern, flags): &Key) -> Parsed {
+    Regex::new(pattern, flags).map(Arc::new)
+}
+
+/// The distinct regex literals of the files walked, in the order first met.
+#[derive(Default)]
+struct Walk {
+    keys: Vec<Key>,
+    seen: HashSet<Key>,
+}
+
+impl Visit for Walk {
+    fn visit_expr(&mut self, expr: &Expr) {
+        if let ExprKind::Regex(r) = &expr.kind {
+            let key = (r.pattern.clone(), r.flags.clone());
+            if !self.seen.contains(&key) {
+                self.seen.insert(key.clone());
+                self.keys.push(key);
+            }
+        }
+        walk::walk_expr(self, expr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryLoader;
+
+    fn loaded() -> Loaded {
+        let mut loader: MemoryLoader = MemoryLoader::new();
+        let mut rules = String::from("import \"lib\"\n");
+        for i in 0..300 {
+            let pattern = match i % 5 {
+                0 => format!("unclosed({i}"),
+                1 => "shared (is|was)".to_string(),
+                _ => format!("w{i} (?P<n>x)"),
+            };
+            rules.push_str(&format!(
+                "rule r{i} {{ when subject matches /{pattern}/i then tag \"t\" }}\n"
+            ));
+        }
+        loader.insert("main.flow", &rules);
+        loader.insert("lib.flow", "fn f(s: string) = s matches /lib[0-9]+/x\n");
+        crate::load::load(std::path::Path::new("main.flow"), &loader)
+    }
+
+    fn outcome(parsed: &Parsed) -> String {
+        match parsed {
+            Ok(re) => format!("{re:?} {} {:?}", re.captures_len(), re.capture_names()),
+            Err(e) => format!("error {e}"),
+        }
+    }
+
+    /// Every distinct literal of every file is listed once, in the order
+    /// first met; asked in that order while helpers parse from the back,
+    /// each gives the outcome of parsing it alone, errors included.
+    #[test]
+    fn every_literal_gives_its_own_parse_whoever_parsed_it() {
+        let loaded = loaded();
+        for round in 0..8 {
+            let literals = RegexLiterals::of(&loaded);
+            assert_eq!(literals.keys.len(), 1 + 60 + 180 + 1);
+            assert_eq!(literals.keys[0], ("unclosed(0".into(), "i".into()));
+            assert_eq!(literals.keys[241], ("lib[0-9]+".into(), "x".into()));
+            let keys = literals.keys.clone();
+            let got: Vec<String> = std::thread::scope(|s| {
+                literals.parse_aside(s);
+                let got = keys.iter().map(|k| outcome(&literals.get(k))).collect();
+                // Half the rounds stop the helpers at once.
+                if round % 2 == 0 {
+                    literals.stop();
+                }
+                got
+            });
+            let alone: Vec<String> = keys.iter().map(|k| outcome(&parse(k))).collect();
+            assert_eq!(got, alone, "round {round}");
+        }
+    }
+
+    /// Helpers alone parse every literal, each once.
+    #[test]
+    fn helpers_parse_every_literal() {
+        let loaded = loaded();
+        let literals = RegexLiterals::of(&loaded);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| literals.help());
+            }
+        });
+        assert!(literals.parsed.iter().all(|p| p.get().is_some()));
+    }
+}
