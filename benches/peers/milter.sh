@@ -27,6 +27,7 @@
 #   benches/peers/milter.sh            # N=1000 REPEAT=2 MESSAGES_1=2000 MESSAGES_32=10000
 #   benches/peers/milter.sh --smoke    # 20 messages per measurement, once: checks the set-up
 #   CONFIGS="accept weir" limits the set-ups; KEEP=1 keeps the work directory (Postfix's log)
+#   ACCEPT_ARGS="--no-reply --quick-ack" passes options to accept-milter (see its --help)
 # Any rejected or tempfailed message stops the script with status 1.
 # Figures: benches/README.md, "Through Postfix".
 set -euo pipefail
@@ -41,7 +42,7 @@ CONFIGS=${CONFIGS:-none accept weir rspamd}
 if [[ ${1:-} == --smoke ]]; then
   REPEAT=1 MESSAGES_1=20 MESSAGES_32=64
 elif [[ $# -gt 0 ]]; then
-  sed -n '2,33p' "$0" >&2
+  sed -n '2,32p' "$0" >&2
   exit 2
 fi
 [[ $(id -u) == 0 ]] || { echo "milter.sh: run as root (Postfix's master needs it)" >&2; exit 1; }
@@ -210,7 +211,8 @@ CONF
 }
 
 accept_start() {
-  "$bin/accept-milter" --listen "127.0.0.1:${milter_port[accept]}" >/dev/null &
+  # shellcheck disable=SC2086 # ACCEPT_ARGS is a list of options
+  "$bin/accept-milter" --listen "127.0.0.1:${milter_port[accept]}" ${ACCEPT_ARGS:-} >/dev/null &
   pids+=($!)
   wait_port "${milter_port[accept]}" 20
 }

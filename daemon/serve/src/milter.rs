@@ -24,11 +24,22 @@
 //!   would add ~40 ms per reply;
 //! - every stage callback is registered, so no `SMFIP_NO*` flag is
 //!   negotiated: Postfix still sends a skipped stage's macros and then waits
-//!   for our delayed ACK (~40 ms per message). A stage the ruleset does not
-//!   need costs one fast round trip instead; the body, the only stage whose
-//!   size matters, is cut short with `SMFIR_SKIP` when no rule reads it (or
-//!   the decision is already final), which stalls nothing because it is a
-//!   reply.
+//!   for our delayed ACK (~40 ms per message). The body, the only stage
+//!   whose size matters, is cut short with `SMFIR_SKIP` when no rule reads
+//!   it (or the decision is already final), which stalls nothing because it
+//!   is a reply;
+//! - instead, the reply of every stage where the rules loaded at
+//!   negotiation can only continue is negotiated away (`SMFIP_NR_*`,
+//!   protocol 6; [`no_reply_opts`]): Postfix then sends the next packet
+//!   without waiting, one round trip less per header and per such stage.
+//!   A refusal that arises at such a stage anyway (a reload gave rules
+//!   that can end there, a limit was passed) is kept and answered at the
+//!   next stage that has a reply, at the latest at the end of the message;
+//! - those packets wait for nothing from Weir, so on TCP the MTA's Nagle
+//!   algorithm would hold each one back until our delayed ACK of the one
+//!   before (the same ~40 ms): every read on a TCP connection that
+//!   negotiated a reply away turns on `TCP_QUICKACK`, so the kernel ACKs
+//!   at once.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -123,6 +134,9 @@ pub struct Session {
     client: ClientFacts,
     /// Whether the MTA understands `SMFIR_SKIP`.
     skip_ok: bool,
+    /// The stages whose reply this connection negotiated away
+    /// (`SMFIP_NR_*`): their callbacks return `Status::Noreply`.
+    quiet: ProtoOpts,
     /// The message in progress, from MAIL FROM to its end.
     message: Option<InFlight>,
 }
@@ -155,8 +169,40 @@ fn macro_text(macros: &indymilter::Macros, name: &CStr) -> Option<String> {
     macros.get(name).map(text).filter(|v| !v.is_empty())
 }
 
+/// The replies a connection can do without, given the plan of the rules
+/// loaded when it negotiates (docs/serve.md, "Round trips"): connect, HELO,
+/// each recipient, each header and unknown commands are always answered
+/// `continue` (the recipients are evaluated at DATA, a header limit is
+/// answered later); MAIL, DATA and the end of the headers when no rule
+/// that can end evaluation becomes evaluable there (`StagePlan::may_end_at`:
+/// the rules before were decided at the stage before); the body
+/// chunks when rules read the body, since they are then never skipped.
+/// When no rule reads the body its first chunk keeps its reply, so that
+/// `SMFIR_SKIP` spares the MTA sending the rest.
+pub(crate) fn no_reply_opts(plan: &StagePlan) -> ProtoOpts {
+    let mut opts = ProtoOpts::NOREPLY_CONNECT
+        | ProtoOpts::NOREPLY_HELO
+        | ProtoOpts::NOREPLY_RCPT
+        | ProtoOpts::NOREPLY_HEADER
+        | ProtoOpts::NOREPLY_UNKNOWN;
+    let stages = [
+        (Stage::Mail, None, ProtoOpts::NOREPLY_MAIL),
+        (Stage::Rcpt, Some(Stage::Mail), ProtoOpts::NOREPLY_DATA),
+        (Stage::Header, Some(Stage::Rcpt), ProtoOpts::NOREPLY_EOH),
+    ];
+    for (stage, after, no_reply) in stages {
+        if !plan.may_end_at(stage, after) {
+            opts |= no_reply;
+        }
+    }
+    if plan.needs_body() {
+        opts |= ProtoOpts::NOREPLY_BODY;
+    }
+    opts
+}
+
 async fn negotiate(
-    _engine: Arc<Daemon>,
+    daemon: Arc<Daemon>,
     cx: &mut NegotiateContext<Session>,
     mta_actions: Actions,
     mta_opts: ProtoOpts,
@@ -168,6 +214,9 @@ async fn negotiate(
     if skip_ok {
         cx.requested_opts |= ProtoOpts::SKIP;
     }
+    // indymilter does not fake a "no reply" the MTA did not offer.
+    let quiet = no_reply_opts(&StagePlan::new(daemon.current().ruleset())) & mta_opts;
+    cx.requested_opts |= quiet;
     // Postfix sends these by default; asking makes other configurations
     // work too. `i` (queue id) is wanted at every message stage.
     let wanted = [
@@ -189,9 +238,26 @@ async fn negotiate(
     }
     cx.data = Some(Session {
         skip_ok,
+        quiet,
         ..Session::default()
     });
     Status::Continue
+}
+
+/// Whether this connection negotiated away the reply `no_reply`.
+fn is_quiet(data: Option<&Session>, no_reply: ProtoOpts) -> bool {
+    data.is_some_and(|s| s.quiet.contains(no_reply))
+}
+
+/// What a stage's callback returns: `status`, or `Noreply` when the
+/// connection negotiated that stage's reply away (`status` is then
+/// `Continue` or `Skip`: a refusal waits in `InFlight::decided`).
+fn answer(data: Option<&Session>, no_reply: ProtoOpts, status: Status) -> Status {
+    if is_quiet(data, no_reply) {
+        Status::Noreply
+    } else {
+        status
+    }
 }
 
 async fn connect(cx: &mut Context<Session>, host: CString, info: SocketInfo) -> Status {
@@ -207,12 +273,16 @@ async fn connect(cx: &mut Context<Session>, host: CString, info: SocketInfo) -> 
         session.client.ip = addr.ip();
         session.client.port = addr.port();
     }
-    Status::Continue
+    answer(
+        cx.data.as_ref(),
+        ProtoOpts::NOREPLY_CONNECT,
+        Status::Continue,
+    )
 }
 
 async fn helo_cb(cx: &mut Context<Session>, helo: CString) -> Status {
     cx.data.get_or_insert_with(Session::default).client.helo = text(&helo);
-    Status::Continue
+    answer(cx.data.as_ref(), ProtoOpts::NOREPLY_HELO, Status::Continue)
 }
 
 async fn mail(daemon: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
@@ -246,7 +316,8 @@ async fn mail(daemon: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString>
     };
     let session = cx.data.get_or_insert_with(Session::default);
     session.message = Some(message);
-    advance(&daemon, cx, Stage::Mail).await
+    let status = advance(&daemon, cx, Stage::Mail, ProtoOpts::NOREPLY_MAIL).await;
+    answer(cx.data.as_ref(), ProtoOpts::NOREPLY_MAIL, status)
 }
 
 async fn rcpt(_engine: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
@@ -257,12 +328,13 @@ async fn rcpt(_engine: Arc<Daemon>, cx: &mut Context<Session>, args: Vec<CString
             .to
             .push(stages::strip_brackets(&text(to)));
     }
-    Status::Continue
+    answer(cx.data.as_ref(), ProtoOpts::NOREPLY_RCPT, Status::Continue)
 }
 
 async fn data(daemon: Arc<Daemon>, cx: &mut Context<Session>) -> Status {
     // `envelope.to` is complete only now (docs/language.md ("Stages")).
-    advance(&daemon, cx, Stage::Rcpt).await
+    let status = advance(&daemon, cx, Stage::Rcpt, ProtoOpts::NOREPLY_DATA).await;
+    answer(cx.data.as_ref(), ProtoOpts::NOREPLY_DATA, status)
 }
 
 async fn header(
@@ -272,20 +344,23 @@ async fn header(
     value: CString,
 ) -> Status {
     let max_headers = daemon.config().limits.max_headers;
+    let quiet = ProtoOpts::NOREPLY_HEADER;
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
-        return Status::Continue;
+        return answer(cx.data.as_ref(), quiet, Status::Continue);
     };
     let facts = Arc::make_mut(&mut message.facts);
     facts.headers.push((text(&name), text(&value)));
     if facts.headers.len() > max_headers && message.decided.is_none() {
         tracing::warn!("message has more than max_headers ({max_headers}) header fields");
-        return limit_exceeded(&daemon, cx, Stage::Header).await;
+        let status = limit_exceeded(&daemon, cx, Stage::Header, quiet).await;
+        return answer(cx.data.as_ref(), quiet, status);
     }
-    Status::Continue
+    answer(cx.data.as_ref(), quiet, Status::Continue)
 }
 
 async fn eoh(daemon: Arc<Daemon>, cx: &mut Context<Session>) -> Status {
-    advance(&daemon, cx, Stage::Header).await
+    let status = advance(&daemon, cx, Stage::Header, ProtoOpts::NOREPLY_EOH).await;
+    answer(cx.data.as_ref(), ProtoOpts::NOREPLY_EOH, status)
 }
 
 /// Takes in a chunk of the body. `chunk` is indymilter's buffer, copied
@@ -295,7 +370,11 @@ async fn body(
     cx: &mut Context<Session>,
     chunk: impl AsRef<[u8]> + Send,
 ) -> Status {
-    let chunk = chunk.as_ref();
+    let status = body_chunk(&daemon, cx, chunk.as_ref()).await;
+    answer(cx.data.as_ref(), ProtoOpts::NOREPLY_BODY, status)
+}
+
+async fn body_chunk(daemon: &Arc<Daemon>, cx: &mut Context<Session>, chunk: &[u8]) -> Status {
     let max_size = daemon.config().limits.max_message_size;
     let Some(session) = cx.data.as_mut() else {
         return Status::Continue;
@@ -317,7 +396,7 @@ async fn body(
     if total > max_size {
         tracing::warn!("message exceeds max_message_size ({max_size} bytes)");
         facts.body.clear();
-        let status = limit_exceeded(&daemon, cx, Stage::Body).await;
+        let status = limit_exceeded(daemon, cx, Stage::Body, ProtoOpts::NOREPLY_BODY).await;
         return if status == Status::Continue {
             skip
         } else {
@@ -336,16 +415,30 @@ async fn abort(cx: &mut Context<Session>) -> Status {
 }
 
 /// The `[limits] on_limit` outcome: final now; answered now when it refuses
-/// the message, else at the end of the message.
-async fn limit_exceeded(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) -> Status {
+/// the message and this stage has a reply (`no_reply` not negotiated),
+/// else at the next stage that has one or at the end of the message.
+async fn limit_exceeded(
+    daemon: &Arc<Daemon>,
+    cx: &mut Context<Session>,
+    stage: Stage,
+    no_reply: ProtoOpts,
+) -> Status {
     let decision =
         stages::policy_decision(daemon.config().limits.on_limit, stage, PolicyCause::Limit);
-    settle(daemon, cx, vec![decision]).await
+    settle(daemon, cx, vec![decision], no_reply).await
 }
 
 /// Evaluates the message at `stage` if that can decide anything new; a
-/// final `reject` or `tempfail` is recorded and answered now.
-async fn advance(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) -> Status {
+/// final `reject` or `tempfail` is recorded and answered now if this stage
+/// has a reply (`no_reply` not negotiated). A refusal kept from a stage
+/// without one is answered here when this one has a reply.
+async fn advance(
+    daemon: &Arc<Daemon>,
+    cx: &mut Context<Session>,
+    stage: Stage,
+    no_reply: ProtoOpts,
+) -> Status {
+    let replies = !is_quiet(cx.data.as_ref(), no_reply);
     let Some(session) = cx.data.as_mut() else {
         return Status::Continue;
     };
@@ -353,12 +446,19 @@ async fn advance(daemon: &Arc<Daemon>, cx: &mut Context<Session>, stage: Stage) 
     let Some(message) = session.message.as_mut() else {
         return Status::Continue;
     };
-    if message.decided.is_some() || !message.plan.worth_evaluating(stage, message.last_boundary) {
+    if let Some(decided) = &message.decided {
+        if !replies || recipients::agreed_refusal(decided).is_none() {
+            return Status::Continue;
+        }
+        let decisions = message.decided.take().unwrap_or_default();
+        return settle(daemon, cx, decisions, no_reply).await;
+    }
+    if !message.plan.worth_evaluating(stage, message.last_boundary) {
         return Status::Continue;
     }
     message.last_boundary = Some(message.plan.boundary(stage));
     match evaluate(daemon, message, &client, stage).await {
-        Some(decisions) => settle(daemon, cx, decisions).await,
+        Some(decisions) => settle(daemon, cx, decisions, no_reply).await,
         None => Status::Continue,
     }
 }
@@ -371,17 +471,20 @@ fn per_recipient(daemon: &Daemon) -> bool {
 }
 
 /// Keeps final decisions for the end of the message, or, when every
-/// recipient is refused alike (reject, tempfail), records and answers it
-/// now.
+/// recipient is refused alike (reject, tempfail) and the current stage has
+/// a reply (`no_reply` not negotiated), records and answers it now.
 async fn settle(
     daemon: &Arc<Daemon>,
     cx: &mut Context<Session>,
     decisions: Vec<Decision>,
+    no_reply: ProtoOpts,
 ) -> Status {
+    let replies = !is_quiet(cx.data.as_ref(), no_reply);
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) else {
         return Status::Continue;
     };
-    let Some(refused) = recipients::agreed_refusal(&decisions).cloned() else {
+    let refused = recipients::agreed_refusal(&decisions).filter(|_| replies);
+    let Some(refused) = refused.cloned() else {
         message.decided = Some(decisions);
         return Status::Continue;
     };
@@ -1052,10 +1155,27 @@ impl AsyncRead for Tracked {
         cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
         match &mut self.get_mut().stream {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tcp(s) => {
+                let read = Pin::new(&mut *s).poll_read(cx, buf);
+                if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                    quick_ack(s);
+                }
+                read
+            }
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
+    }
+}
+
+/// ACKs what was just read at once instead of after the delayed-ACK timer:
+/// an MTA with Nagle's algorithm on (Postfix) holds each packet that wants
+/// no reply (`SMFIP_NR_*`, macros) until the one before is ACKed. Linux
+/// leaves quick-ACK mode by itself, so it is set again after every read.
+fn quick_ack(stream: &tokio::net::TcpStream) {
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_quickack(true) {
+        tracing::debug!("cannot set TCP_QUICKACK: {e}");
     }
 }
 
@@ -1209,6 +1329,92 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         // macros); SKIP requested.
         assert_eq!(c.opts() & 0x37f, 0, "opts {:#x}", c.opts());
         assert_eq!(c.opts() & 0x400, 0x400);
+        // No reply to connect, HELO, each recipient, each header, unknown
+        // commands and (a rule reads it) each body chunk; MAIL, DATA and
+        // the end of the headers keep theirs: rules can refuse there.
+        let quiet = ProtoOpts::NOREPLY_CONNECT
+            | ProtoOpts::NOREPLY_HELO
+            | ProtoOpts::NOREPLY_RCPT
+            | ProtoOpts::NOREPLY_HEADER
+            | ProtoOpts::NOREPLY_UNKNOWN
+            | ProtoOpts::NOREPLY_BODY;
+        let replied = ProtoOpts::NOREPLY_MAIL | ProtoOpts::NOREPLY_DATA | ProtoOpts::NOREPLY_EOH;
+        let opts = ProtoOpts::from_bits_truncate(c.opts());
+        assert!(opts.contains(quiet), "opts {:#x}", c.opts());
+        assert!(!opts.intersects(replied), "opts {:#x}", c.opts());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_reply_is_asked_only_where_the_mta_offers_it() {
+        let fx = start(RULES, |_| {}).await;
+        let c = Client::connect(fx.addr).await.expect("connect");
+        drop(c);
+        // An MTA of protocol 2 to 5 offers no SMFIP_NR_* flag: indymilter
+        // would refuse the connection if Weir asked for one anyway.
+        let mut raw = tokio::net::TcpStream::connect(fx.addr).await.expect("tcp");
+        let mut packet = 13u32.to_be_bytes().to_vec();
+        packet.push(b'O');
+        packet.extend_from_slice(&6u32.to_be_bytes());
+        packet.extend_from_slice(&0x1ffu32.to_be_bytes());
+        packet.extend_from_slice(&0x7ffu32.to_be_bytes());
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        raw.write_all(&packet).await.expect("send");
+        let len = raw.read_u32().await.expect("reply length") as usize;
+        let mut reply = vec![0; len];
+        raw.read_exact(&mut reply).await.expect("reply");
+        assert_eq!(reply[0], b'O');
+        let opts = u32::from_be_bytes(reply[9..13].try_into().expect("opts"));
+        assert_eq!(opts & !0x7ff, 0, "opts {opts:#x}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_after_negotiation_still_refuses_where_a_reply_is_left() {
+        // Only tags: every stage up to the body's first chunk is quiet.
+        let fx = start(
+            r#"rule r { when subject contains "x" then tag "x" }"#,
+            |_| {},
+        )
+        .await;
+        let mut c = Client::connect(fx.addr).await.expect("connect");
+        let quiet = ProtoOpts::NOREPLY_MAIL | ProtoOpts::NOREPLY_DATA | ProtoOpts::NOREPLY_EOH;
+        assert!(ProtoOpts::from_bits_truncate(c.opts()).contains(quiet));
+        let m = mail("a@blocked.test", &["b@example.test"], "x", "body\r\n");
+        c.hello(&m).await.expect("hello");
+        // The rules reloaded on this open connection refuse at MAIL, whose
+        // reply it negotiated away: the refusal comes at the end.
+        std::fs::write(fx.dir.join("rules.flow"), RULES).expect("rules");
+        crate::reload::reload(&fx.daemon).await.expect("reload");
+        let o = c.message(&m).await.expect("message");
+        assert_eq!(
+            (o.stage, o.reply),
+            (
+                "eom",
+                R::Code("554 5.7.3 Sender blocked: 100%% sure".into())
+            )
+        );
+        let fine = mail("a@ok.test", &["b@example.test"], "x", "body\r\n");
+        let o = c.message(&fine).await.expect("message");
+        assert_eq!((o.stage, o.reply), ("eom", R::Accept));
+        // A new connection negotiates with the new rules: MAIL is answered.
+        let o = send(&fx, &m).await;
+        assert_eq!(o.stage, "mail");
+        // Both refusals are recorded as decided at MAIL, whenever answered.
+        let audit = fx.daemon.store.audit_entries(&Default::default(), 10);
+        let seen: Vec<(String, String)> = audit
+            .iter()
+            .map(|e| {
+                (
+                    e.decision["verdict"].to_string(),
+                    e.decision["stage"].to_string(),
+                )
+            })
+            .collect();
+        let reject_at_mail = ("\"reject\"".to_string(), "\"mail\"".to_string());
+        assert_eq!(
+            seen.iter().filter(|s| **s == reject_at_mail).count(),
+            2,
+            "{seen:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1353,14 +1559,27 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
         )
         .await;
         let mut c = Client::connect(fx.addr).await.expect("connect");
+        // Only a tag: MAIL, RCPT, DATA, the header and its end get no
+        // reply; the body's first chunk keeps its own, for the skip.
+        let opts = ProtoOpts::from_bits_truncate(c.opts());
+        let quiet = ProtoOpts::NOREPLY_MAIL
+            | ProtoOpts::NOREPLY_RCPT
+            | ProtoOpts::NOREPLY_DATA
+            | ProtoOpts::NOREPLY_HEADER
+            | ProtoOpts::NOREPLY_EOH;
+        assert!(opts.contains(quiet), "opts {:#x}", c.opts());
+        assert!(
+            !opts.contains(ProtoOpts::NOREPLY_BODY),
+            "opts {:#x}",
+            c.opts()
+        );
         let m = mail("a@ok.test", &["b@example.test"], "x", "body\r\n");
         c.hello(&m).await.expect("hello");
         c.send(b'M', b"<a@ok.test>\0").await.expect("mail");
-        assert_eq!(c.read().await.expect("reply").0, b'c');
         c.send(b'R', b"<b@example.test>\0").await.expect("rcpt");
-        assert_eq!(c.read().await.expect("reply").0, b'c');
+        c.send(b'T', &[]).await.expect("data");
+        c.send(b'L', b"Subject\0x\0").await.expect("header");
         c.send(b'N', &[]).await.expect("eoh");
-        assert_eq!(c.read().await.expect("reply").0, b'c');
         c.send(b'B', b"body\r\n").await.expect("body");
         assert_eq!(c.read().await.expect("reply").0, b's', "SMFIR_SKIP");
     }
@@ -1387,16 +1606,20 @@ rule rerouted { when subject contains "REDIRECT" then redirect "archive@example.
             c.limits.on_limit = OnError::Reject;
         })
         .await;
+        // The header's reply is negotiated away: the refusal is answered at
+        // the end of the headers.
         let o = send(&fx, &mail("a@ok.test", &["b@example.test"], "hi", "x\r\n")).await;
-        assert_eq!(o.stage, "header");
+        assert_eq!(o.stage, "eoh");
         assert_eq!(
             o.reply,
             R::Code("552 5.3.4 Message exceeds the filter's limits".into())
         );
         let mut m = mail("a@ok.test", &["b@example.test"], "hi", &"y".repeat(5000));
         m.headers.truncate(1);
+        // A rule reads the body: its chunks get no reply, the refusal is
+        // answered at the end of the message.
         let o = send(&fx, &m).await;
-        assert_eq!((o.stage, o.reply.is_final()), ("body", true));
+        assert_eq!((o.stage, o.reply.is_final()), ("eom", true));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,9 +41,9 @@ use super::store::{MessageSummary, Store};
 pub struct StagePlan {
     boundary: [usize; 6],
     rules: usize,
-    /// `decides[s]`: whether some rule before `boundary[s]` can end
+    /// `deciding[s]`: how many rules before `boundary[s]` can end
     /// evaluation (`RuleInfo::can_decide`).
-    decides: [bool; 6],
+    deciding: [usize; 6],
 }
 
 fn stage_index(stage: Stage) -> usize {
@@ -55,17 +55,17 @@ impl StagePlan {
     pub fn new(ruleset: &Ruleset) -> StagePlan {
         let rules = ruleset.rules();
         let mut boundary = [rules.len(); 6];
-        let mut decides = [false; 6];
+        let mut deciding = [0; 6];
         for (i, stage) in Stage::ALL.iter().enumerate() {
             if let Some(pos) = rules.iter().position(|r| r.stage > *stage) {
                 boundary[i] = pos;
             }
-            decides[i] = rules[..boundary[i]].iter().any(|r| r.can_decide);
+            deciding[i] = rules[..boundary[i]].iter().filter(|r| r.can_decide).count();
         }
         StagePlan {
             boundary,
             rules: rules.len(),
-            decides,
+            deciding,
         }
     }
 
@@ -83,7 +83,7 @@ impl StagePlan {
     /// scores or edits, say), so it would be thrown away.
     pub fn worth_evaluating(&self, stage: Stage, last: Option<usize>) -> bool {
         let b = self.boundary(stage);
-        if b < self.rules && !self.decides[stage_index(stage)] {
+        if b < self.rules && self.deciding[stage_index(stage)] == 0 {
             return false;
         }
         match last {
@@ -106,6 +106,17 @@ impl StagePlan {
                 .take(boundary)
                 .any(|r| &r.name == rule)
         })
+    }
+
+    /// Whether an evaluation at `stage` can end with a refusal that one at
+    /// `after` (an earlier stage; `None`: no evaluation before) could not:
+    /// whether a rule that can end evaluation becomes evaluable between
+    /// them. When none does, the milter answers `stage` `continue` whatever
+    /// the message (the rules before were decided at `after` already), and
+    /// may negotiate its reply away (`milter::no_reply_opts`).
+    pub fn may_end_at(&self, stage: Stage, after: Option<Stage>) -> bool {
+        let before = after.map_or(0, |a| self.deciding[stage_index(a)]);
+        self.deciding[stage_index(stage)] > before
     }
 
     /// Whether some rule reads the body (`body`, `attachments`, `size`):

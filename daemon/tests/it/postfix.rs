@@ -728,6 +728,11 @@ fn unneeded_stages_cost_no_stall_and_the_body_is_skipped() {
         let flags = u32::from_be_bytes(opts.data[8..12].try_into().expect("flags"));
         assert_eq!(flags & 0x27f, 0, "no step negotiated away: {flags:#x}");
         assert_eq!(flags & 0x400, 0x400, "SMFIP_SKIP asked for: {flags:#x}");
+        // These rules refuse only at MAIL: every other reply but the
+        // body's (for the skip) is negotiated away (SMFIP_NR_*), and
+        // Postfix honours that (3. below).
+        let quiet = no_reply_commands(flags);
+        assert_eq!(quiet, b"CHRTLNU", "replies negotiated away: {flags:#x}");
     }
     // 2. Every macro packet Postfix sends is followed at once by the
     //    command it belongs to: no stage's macros are left waiting for a
@@ -748,7 +753,15 @@ fn unneeded_stages_cost_no_stall_and_the_body_is_skipped() {
             }
         }
         // 3. Postfix never sends a second command that wants an answer
-        //    before Weir answered the first.
+        //    before Weir answered the first, and wants none where the
+        //    answer was negotiated away.
+        let quiet = session
+            .iter()
+            .find(|p| !p.mta && p.cmd == b'O')
+            .map(|o| {
+                no_reply_commands(u32::from_be_bytes(o.data[8..12].try_into().expect("flags")))
+            })
+            .unwrap_or_default();
         let mut waiting: Option<u8> = None;
         for p in session {
             if p.mta {
@@ -760,8 +773,9 @@ fn unneeded_stages_cost_no_stall_and_the_body_is_skipped() {
                         Tap::render(session)
                     );
                 }
-                // Macros, abort and quit get no reply.
-                if !matches!(p.cmd, b'D' | b'A' | b'Q') {
+                // Macros, abort, quit and the commands whose reply was
+                // negotiated away get no reply.
+                if !matches!(p.cmd, b'D' | b'A' | b'Q') && !quiet.contains(&p.cmd) {
                     waiting = Some(p.cmd);
                 }
             } else if !matches!(p.cmd, b'h' | b'm' | b'i' | b'+' | b'-' | b'q' | b'p') {
@@ -791,6 +805,65 @@ fn unneeded_stages_cost_no_stall_and_the_body_is_skipped() {
         .filter(|l| l.contains("warning") || l.contains("timeout") || l.contains("milter8"))
         .collect();
     assert!(trouble.is_empty(), "{trouble:#?}\n{log}");
+}
+
+#[test]
+fn packets_without_a_reply_wait_for_no_delayed_ack() {
+    // Straight from Postfix to Weir (no tap, whose own ACKs would be
+    // timed): Postfix writes each milter packet on its own with Nagle's
+    // algorithm on, so a packet whose reply is negotiated away (connect,
+    // HELO, recipients, headers here) holds the next one until Weir ACKs
+    // it. Weir ACKs at once (TCP_QUICKACK); a delayed ACK would add at
+    // least 40 ms to every message.
+    let Some(rig) = Rig::start("quickack", NO_BODY_RULES, false) else {
+        return;
+    };
+    let mut times = Vec::new();
+    for i in 0..21 {
+        let started = Instant::now();
+        let sent = rig.send(
+            "alice@example.org",
+            &["bob@example.test", "carol@example.test"],
+            &message(
+                &format!("report {i}"),
+                "X-One: 1\r\nX-Two: 2\r\n",
+                "short\r\n",
+            ),
+        );
+        times.push(started.elapsed());
+        assert!(sent.queue_id.is_some(), "{sent:?}\n{}", rig.context());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    eprintln!(
+        "postfix+weir, no tap: median {median:?}, max {:?}",
+        times[times.len() - 1]
+    );
+    assert!(
+        median < Duration::from_millis(40),
+        "one SMTP session per message took {median:?} at the median: a packet waited for a delayed ACK\n{times:?}"
+    );
+}
+
+/// The commands whose reply the negotiated protocol options `flags` do
+/// away with (`SMFIP_NR_*`), in protocol order.
+fn no_reply_commands(flags: u32) -> Vec<u8> {
+    let no_reply = [
+        (b'C', 0x1000),
+        (b'H', 0x2000),
+        (b'M', 0x4000),
+        (b'R', 0x8000),
+        (b'T', 0x1_0000),
+        (b'L', 0x80),
+        (b'N', 0x4_0000),
+        (b'B', 0x8_0000),
+        (b'U', 0x2_0000),
+    ];
+    no_reply
+        .iter()
+        .filter(|(_, flag)| flags & flag != 0)
+        .map(|(cmd, _)| *cmd)
+        .collect()
 }
 
 /// One milter packet seen by the [`Tap`].

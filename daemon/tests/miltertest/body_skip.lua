@@ -4,6 +4,15 @@
 local t = dofile(dir .. "/lib.lua")
 
 local conn = t.open()
+-- These rules refuse only at MAIL: DATA and the end of the headers get no
+-- reply (miltertest reports "continue" for them), while MAIL and the first
+-- body chunk, for the skip, keep theirs.
+for name, flag in pairs({ NR_DATA = SMFIP_NR_DATA, NR_EOH = SMFIP_NR_EOH }) do
+  if not mt.test_option(conn, flag) then t.fail("SMFIP_" .. name .. " not negotiated") end
+end
+for name, flag in pairs({ NR_MAIL = SMFIP_NR_MAIL, NR_BODY = SMFIP_NR_BODY }) do
+  if mt.test_option(conn, flag) then t.fail("SMFIP_" .. name .. " negotiated") end
+end
 t.envelope(conn, "QSKIP1", "alice@example.org", { "bob@example.test" })
 t.ok(mt.data(conn), "data")
 t.expect(conn, SMFIR_CONTINUE, "data")

@@ -1,6 +1,7 @@
 -- Option negotiation: Weir asks for exactly the actions its rules can need
 -- (docs/language.md, "Rules and actions"), negotiates no step away and asks for SMFIR_SKIP;
--- a message no rule matches is accepted with no modification.
+-- it negotiates away the replies these rules never need (docs/serve.md,
+-- "Round trips"); a message no rule matches is accepted with no modification.
 local t = dofile(dir .. "/lib.lua")
 
 local conn = mt.connect(t.sock, 20, 0.25)
@@ -23,13 +24,25 @@ local steps = {
   NOCONNECT = SMFIP_NOCONNECT, NOHELO = SMFIP_NOHELO, NOMAIL = SMFIP_NOMAIL,
   NORCPT = SMFIP_NORCPT, NOBODY = SMFIP_NOBODY, NOHDRS = SMFIP_NOHDRS,
   NOEOH = SMFIP_NOEOH, NODATA = SMFIP_NODATA, NOUNKNOWN = SMFIP_NOUNKNOWN,
-  NR_HDR = SMFIP_NR_HDR,
+  -- These rules can refuse at MAIL, at DATA (a recipient rule) and at the
+  -- end of the headers: those keep their replies.
+  NR_MAIL = SMFIP_NR_MAIL, NR_DATA = SMFIP_NR_DATA, NR_EOH = SMFIP_NR_EOH,
 }
 for name, flag in pairs(steps) do
   if flag == nil then t.fail("miltertest lacks SMFIP_" .. name) end
   if mt.test_option(conn, flag) then t.fail("SMFIP_" .. name .. " negotiated") end
 end
 if not mt.test_option(conn, SMFIP_SKIP) then t.fail("SMFIP_SKIP not requested") end
+-- Connect, HELO, each recipient, each header, unknown commands and (a rule
+-- reads the body) each body chunk can only continue: no reply.
+local quiet = {
+  NR_CONN = SMFIP_NR_CONN, NR_HELO = SMFIP_NR_HELO, NR_RCPT = SMFIP_NR_RCPT,
+  NR_HDR = SMFIP_NR_HDR, NR_UNKN = SMFIP_NR_UNKN, NR_BODY = SMFIP_NR_BODY,
+}
+for name, flag in pairs(quiet) do
+  if flag == nil then t.fail("miltertest lacks SMFIP_" .. name) end
+  if not mt.test_option(conn, flag) then t.fail("SMFIP_" .. name .. " not negotiated") end
+end
 
 -- Every stage answers "continue"; an unmatched message is accepted as is.
 t.ok(mt.conninfo(conn, "client.example.test", "192.0.2.7"), "conninfo")
