@@ -281,7 +281,7 @@ impl Fingerprints {
                     .map(|(e, _)| e.prefix.to_le_bytes())
                     .collect::<Vec<_>>(),
                 &mid.iter()
-                    .map(|(e, _)| &needles[e.id as usize].as_bytes()[..WIDTH])
+                    .map(|(e, _)| (e.prefix as u32).to_le_bytes())
                     .collect::<Vec<_>>(),
             )
         });

@@ -26,10 +26,10 @@ const BUCKETS: usize = 8;
 #[derive(Debug)]
 pub(super) struct ShiftOr {
     /// By hashed byte pair: byte `k` (0 to 6) has bit `b` set when no
-    /// fingerprint of bucket `b` has that pair at offset `6 - k` (and all
-    /// of the bucket's fingerprints are long enough to have a pair
-    /// there); byte 7 is zero (it would speak of an offset before the
-    /// fingerprint).
+    /// fingerprint of bucket `b` has that pair at offset `6 - k` (a
+    /// four-byte fingerprint has none past offset 2, so its buckets are
+    /// never ruled out there); byte 7 is zero (it would speak of an offset
+    /// before the fingerprint).
     table: Box<[u64; 1 << PAIR_BITS]>,
     /// The buckets of long fingerprints, as bits.
     long: u8,
@@ -43,10 +43,8 @@ fn pair_hash(pair: [u8; 2]) -> usize {
 }
 
 impl ShiftOr {
-    /// The table of `long` fingerprints (eight bytes each) and `mid` ones
-    /// (four to eight bytes each; a bucket's offsets past its shortest
-    /// fingerprint rule nothing out).
-    pub(super) fn new(long: &[[u8; 8]], mid: &[&[u8]]) -> ShiftOr {
+    /// The table of `long` fingerprints and `mid` ones.
+    pub(super) fn new(long: &[[u8; 8]], mid: &[[u8; 4]]) -> ShiftOr {
         let mid_buckets = match (long.is_empty(), mid.is_empty()) {
             (_, true) => 0,
             (true, false) => BUCKETS,
@@ -58,9 +56,8 @@ impl ShiftOr {
         // Every bucket rules every position out until its fingerprints
         // are entered.
         let mut table = Box::new([u64::MAX >> 8; 1 << PAIR_BITS]);
-        let long: Vec<&[u8]> = long.iter().map(|w| &w[..]).collect();
         fill(&mut table, 0..long_buckets, long);
-        fill(&mut table, long_buckets..BUCKETS, mid.to_vec());
+        fill(&mut table, long_buckets..BUCKETS, mid);
         ShiftOr {
             table,
             long: (0xFFu16 >> mid_buckets) as u8,
@@ -74,6 +71,7 @@ impl ShiftOr {
     pub(super) fn scan(&self, bytes: &[u8], mut candidate: impl FnMut(usize, bool, bool)) {
         let mut state = 0u64;
         for (i, pair) in bytes.windows(2).enumerate() {
+            // The mask lets the compiler drop the table's bounds check.
             let d = pair_hash([pair[0], pair[1]]) & ((1 << PAIR_BITS) - 1);
             state = (state >> 8) | self.table[d];
             let passed = !(state as u8);
@@ -85,28 +83,30 @@ impl ShiftOr {
     }
 }
 
-/// Enters `windows` in `table`, sorted by length and bytes into the
-/// `buckets` so that a bucket holds fingerprints alike (fewer distinct
-/// pairs at each offset, and the same length).
-fn fill(table: &mut [u64; 1 << PAIR_BITS], buckets: Range<usize>, mut windows: Vec<&[u8]>) {
+/// Enters the fingerprints `windows` (of `N` bytes, `N - 1` pairs) in
+/// `table`, sorted into the `buckets` so that a bucket holds fingerprints
+/// alike (fewer distinct pairs at each offset).
+fn fill<const N: usize>(
+    table: &mut [u64; 1 << PAIR_BITS],
+    buckets: Range<usize>,
+    windows: &[[u8; N]],
+) {
     if buckets.is_empty() {
         return;
     }
-    windows.sort_unstable_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
-    let per = windows.len().div_ceil(buckets.len()).max(1);
-    for (members, bucket) in windows.chunks(per).zip(buckets) {
+    let mut sorted: Vec<&[u8; N]> = windows.iter().collect();
+    sorted.sort_unstable();
+    let per = sorted.len().div_ceil(buckets.len()).max(1);
+    for (members, bucket) in sorted.chunks(per).zip(buckets) {
         let bit = |offset: usize| 1u64 << (8 * (PAIRS - 1 - offset) + bucket);
-        // An offset rules a position out only if every fingerprint of the
-        // bucket has a pair there.
-        let pairs = members.iter().map(|w| w.len() - 1).min().unwrap_or(0);
-        let pairs = pairs.min(PAIRS);
-        for offset in pairs..PAIRS {
+        // Offsets past the fingerprints' last pair rule nothing out.
+        for offset in N - 1..PAIRS {
             for entry in table.iter_mut() {
                 *entry &= !bit(offset);
             }
         }
         for w in members {
-            for offset in 0..pairs {
+            for offset in 0..N - 1 {
                 table[pair_hash([w[offset], w[offset + 1]])] &= !bit(offset);
             }
         }
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn offers_every_position_where_a_fingerprint_starts() {
-        let table = ShiftOr::new(&[*b"ki lowes", *b"12345678"], &[b"bimu", b"vasu"]);
+        let table = ShiftOr::new(&[*b"ki lowes", *b"12345678"], &[*b"bimu", *b"vasu"]);
         let text = b"xxfesabuki lowest bimuxxxx 12345678";
         let got = offered(&table, text);
         assert!(got.iter().any(|&(at, long, _)| at == 8 && long), "{got:?}");
@@ -137,7 +137,7 @@ mod tests {
         // With one kind only, the other's buckets never pass.
         let only_long = ShiftOr::new(&[*b"12345678"], &[]);
         assert_eq!(offered(&only_long, b"x12345678x"), vec![(1, true, false)]);
-        let only_mid = ShiftOr::new(&[], &[b"bimu"]);
+        let only_mid = ShiftOr::new(&[], &[*b"bimu"]);
         assert!(offered(&only_mid, b"xxbimuxxxx").contains(&(2, false, true)));
     }
 }
