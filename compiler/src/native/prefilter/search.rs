@@ -187,8 +187,8 @@ pub(super) struct Fingerprints {
     /// The needles of at least [`LONG`] bytes, by their [`window`].
     long: Table,
     /// The needles of [`WIDTH`] to [`LONG`] − 1 bytes, by their first
-    /// four, if there are any.
-    mid: Option<Table>,
+    /// four (a table that never passes when there are none).
+    mid: Table,
     /// Every needle's bytes, by needle id.
     needles: Vec<Box<[u8]>>,
     /// The needles shorter than [`WIDTH`], and their ids.
@@ -201,8 +201,9 @@ pub(super) struct Fingerprints {
 /// One filter of fingerprints and the needles behind each hash.
 #[derive(Debug)]
 struct Table {
-    /// The blocked Bloom filter of the fingerprints' hashes ([`probe`]).
-    filter: Vec<u64>,
+    /// The blocked Bloom filter of the fingerprints' hashes ([`probe`]);
+    /// of a fixed size, so that probing it needs no bounds check.
+    filter: Box<[u64; 1 << WORDS_BITS]>,
     /// By bucket (the hash's top bits, as the filter's word): where its
     /// needles start in `bucket` (one more entry at the end).
     starts: Vec<u32>,
@@ -214,7 +215,7 @@ impl Table {
     /// A table of `needles` (entry, hash of its fingerprint).
     fn new(needles: &[(Entry, u64)]) -> Table {
         let words = 1usize << WORDS_BITS;
-        let mut filter = vec![0u64; words];
+        let mut filter = Box::new([0u64; 1 << WORDS_BITS]);
         let mut counts = vec![0u32; words + 1];
         for &(_, h) in needles {
             let (word, bits) = probe(h);
@@ -239,14 +240,22 @@ impl Table {
         }
     }
 
+    /// Whether the filter lets `hash` through: some fingerprint may
+    /// have it. Never, for a table of no needles.
+    #[inline(always)]
+    fn may_have(&self, hash: u64) -> bool {
+        let (word, bits) = probe(hash);
+        self.filter[word] & bits == bits
+    }
+
     /// The needles whose fingerprint may hash to `hash` (none when the
     /// filter says no fingerprint does).
     #[inline]
     fn entries(&self, hash: u64) -> &[Entry] {
-        let (word, bits) = probe(hash);
-        if self.filter[word] & bits != bits {
+        if !self.may_have(hash) {
             return &[];
         }
+        let (word, _) = probe(hash);
         &self.bucket[self.starts[word] as usize..self.starts[word + 1] as usize]
     }
 }
@@ -287,7 +296,7 @@ impl Fingerprints {
         });
         Some(Fingerprints {
             long: Table::new(&long),
-            mid: (!mid.is_empty()).then(|| Table::new(&mid)),
+            mid: Table::new(&mid),
             needles: needles.iter().map(|n| n.as_bytes().into()).collect(),
             short,
             first,
@@ -308,17 +317,29 @@ impl Fingerprints {
         // pass when a fingerprint may start there; the last few, where
         // only a short one fits, are asked directly. Without a first pass,
         // every position is.
-        let tail = match &self.first {
-            Some(first) => {
-                first.scan(bytes, |at, long, mid| {
-                    self.candidate(bytes, at, long, mid, found)
-                });
-                bytes.len().saturating_sub(LONG - 1)
-            }
-            None => 0,
-        };
-        for at in tail..bytes.len().saturating_sub(WIDTH - 1) {
+        match &self.first {
+            Some(first) => first.scan(bytes, |at, long, mid| {
+                self.candidate(bytes, at, long, mid, found)
+            }),
+            None => self.filtered(bytes, found),
+        }
+        for at in bytes.len().saturating_sub(LONG - 1)..bytes.len().saturating_sub(WIDTH - 1) {
             self.at(bytes, at, true, true, found);
+        }
+    }
+
+    /// Asks the filters at every position where eight bytes remain and
+    /// [`Fingerprints::candidate`] where one passes: the loop without a
+    /// first pass, kept to the two probes so that its state stays in
+    /// registers.
+    fn filtered(&self, bytes: &[u8], found: &mut dyn FnMut(Found)) {
+        for (at, window) in bytes.windows(LONG).enumerate() {
+            let eight = head(window);
+            let long = self.long.may_have(hash8(eight));
+            let mid = self.mid.may_have(hash4(eight as u32));
+            if long | mid {
+                self.candidate(bytes, at, long, mid, found);
+            }
         }
     }
 
@@ -349,8 +370,8 @@ impl Fingerprints {
                 self.confirm(entry, eight, at, bytes, found);
             }
         }
-        if let Some(table) = self.mid.as_ref().filter(|_| mid) {
-            for entry in table.entries(hash4(eight as u32)) {
+        if mid {
+            for entry in self.mid.entries(hash4(eight as u32)) {
                 self.confirm(entry, eight, at, bytes, found);
             }
         }
@@ -375,7 +396,13 @@ impl Fingerprints {
         let Some(start) = at.checked_sub(entry.offset as usize) else {
             return;
         };
-        if bytes.get(start..start + needle.len()) == Some(&needle[..]) {
+        let Some(here) = bytes.get(start..start + needle.len()) else {
+            return;
+        };
+        // A needle shorter than eight bytes is all in its fingerprint,
+        // just compared; a longer one is compared word by word in line
+        // (most that share a fingerprint differ in their first word).
+        if needle.len() < LONG || same_words(here, needle) {
             found(Found {
                 needle: entry.id as usize,
                 at_start: start == 0,
@@ -413,6 +440,17 @@ impl Entry {
             offset: u32::try_from(offset).unwrap_or(u32::MAX),
         }
     }
+}
+
+/// Whether `a` and `b`, of the same length and at least eight bytes,
+/// are equal: eight bytes at a time from the start, the last word
+/// overlapping the one before.
+#[inline]
+fn same_words(a: &[u8], b: &[u8]) -> bool {
+    debug_assert!(a.len() == b.len() && a.len() >= LONG);
+    let word = |s: &[u8], at: usize| head(&s[at..at + LONG]);
+    let last = a.len() - LONG;
+    (0..last).step_by(LONG).all(|at| word(a, at) == word(b, at)) && word(a, last) == word(b, last)
 }
 
 /// The first eight bytes of `bytes` (fewer when it is shorter) as a
