@@ -4,7 +4,8 @@
 # 10,000 generated rules), milter and HTTP listeners and its sled store,
 # read from /proc after start and again after milter-load has sent it
 # MESSAGES messages (default 1,000: the whole `synth` corpus once), PASSES
-# times over (default 3: what keeps growing after the first pass).
+# times over (default 3: what keeps growing after the first pass), at once
+# and again 2 s later, when the daemon has been quiet for a second.
 # Prints VmRSS (resident now), VmHWM (the most it was resident) and the
 # anonymous share (heap and stacks, not the mapped binary) at each step.
 # ROUNDS (default 1) repeats the whole run; figures: benches/README.md.
@@ -61,6 +62,9 @@ run() {
       --messages "$MESSAGES" --corpus target/bench-corpus/synth >"$dir/load" 2>&1 \
       || { cat "$dir/load" >&2; kill "$pid"; rm -rf "$dir"; return 1; }
     memory "$pid" "after $((pass * MESSAGES)) messages"
+    # Once quiet, the daemon returns what the burst freed (daemon/serve/src/memory.rs).
+    sleep 2
+    memory "$pid" "  and 2 s later"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$dir"

@@ -20,8 +20,11 @@
 
 mod codegen;
 mod cond;
+mod heap;
 mod host;
 mod prefilter;
+
+pub use heap::release_free_memory;
 
 pub(crate) use prefilter::can_filter;
 

@@ -37,6 +37,7 @@ mod health;
 mod holdqueue;
 mod http;
 mod lmtp;
+mod memory;
 mod metrics;
 mod milter;
 mod outbox;
@@ -347,6 +348,7 @@ impl Servers {
             tracing::error!("cannot watch the rule files: {e}");
         }
         spawn_retention(daemon.clone());
+        memory::spawn_release_after_bursts(daemon.clone());
         if daemon.store.backend() == "redis" {
             tokio::spawn(cluster::follow(daemon.clone(), stop.clone()));
             tokio::spawn(cluster::relay_events(daemon.clone(), stop.clone()));

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::RwLock;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -68,6 +68,9 @@ pub struct Metrics {
     /// The last [`RECENT_EVALS`] evaluation times in seconds, for exact
     /// quantiles on the console's Overview (the histogram's are bucketed).
     recent_evals: std::sync::Mutex<std::collections::VecDeque<f64>>,
+    /// Evaluations since start (not exported: the histogram counts them
+    /// too), read to tell when a burst of mail has ended (`memory.rs`).
+    evaluations: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +121,7 @@ impl Metrics {
             store_round_trips: Counter::default(),
             bounds: RwLock::new(Bounds::default()),
             recent_evals: std::sync::Mutex::default(),
+            evaluations: AtomicU64::new(0),
         };
         metrics.register();
         metrics.show_zeros();
@@ -283,11 +287,17 @@ impl Metrics {
     /// Observes the time one evaluation took.
     pub fn observe_eval(&self, elapsed: std::time::Duration) {
         self.eval_duration.observe(elapsed.as_secs_f64());
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent_evals.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() == RECENT_EVALS {
             recent.pop_front();
         }
         recent.push_back(elapsed.as_secs_f64());
+    }
+
+    /// How many evaluations were observed since start.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.load(Ordering::Relaxed)
     }
 
     /// The median and 99th percentile of the last [`RECENT_EVALS`]

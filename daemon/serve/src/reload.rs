@@ -547,6 +547,8 @@ fn install(
     let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
     loaded.needs = candidate.needs;
     daemon.swap(loaded);
+    // The compile's freed memory would otherwise stay resident.
+    weir_compiler::release_free_memory();
     if follow.is_none() {
         crate::cluster::announce(daemon, version, &candidate.watch);
         daemon.reload.set_watch(candidate.watch);

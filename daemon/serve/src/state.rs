@@ -216,6 +216,8 @@ impl Daemon {
         learned.preload(loaded.evaluator.ruleset());
         let history = crate::console::history::History::default();
         history.remember(&loaded, &config.rules);
+        // The compile's freed memory would otherwise stay resident.
+        weir_compiler::release_free_memory();
         Ok(Arc::new(Daemon {
             learned,
             config: arc_swap::ArcSwap::from_pointee(config),
