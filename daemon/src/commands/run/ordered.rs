@@ -38,9 +38,12 @@ pub fn for_each_ordered<S, R: Send>(
     }
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    // Enough room that a worker rarely waits on the printer.
-    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<R>)>(jobs * 4);
     std::thread::scope(|scope| {
+        // Enough room that a worker rarely waits on the printer. Made
+        // inside the scope so that returning drops the receiver, which
+        // ends the sends of workers blocked on a full channel before the
+        // scope waits for them.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<R>)>(jobs * 4);
         for _ in 0..jobs.min(count) {
             let tx = tx.clone();
             let (next, stop, init, work) = (&next, &stop, &init, &work);
@@ -148,5 +151,23 @@ mod tests {
         );
         assert_eq!(sunk, 11);
         assert!(done.load(Ordering::Relaxed) < 100_000);
+    }
+
+    #[test]
+    fn a_break_returns_while_the_workers_wait_on_a_full_channel() {
+        let mut sunk = 0;
+        for_each_ordered(
+            2,
+            1_000_000,
+            || (),
+            |_, i| i,
+            |_, _| {
+                sunk += 1;
+                // Meanwhile the workers fill the channel and block on it.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                ControlFlow::Break(())
+            },
+        );
+        assert_eq!(sunk, 1);
     }
 }
