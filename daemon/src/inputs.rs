@@ -35,15 +35,32 @@ impl Input {
         }
     }
 
-    /// Reads the whole input into `buf`, replacing what it held: a caller
-    /// reading many inputs reuses one buffer.
-    pub fn read_into(&self, buf: &mut Vec<u8>) -> std::io::Result<()> {
-        buf.clear();
-        match self {
-            Input::File(p) => std::fs::File::open(p)?.read_to_end(buf)?,
-            Input::Stdin => std::io::stdin().lock().read_to_end(buf)?,
+    /// Reads the whole input into the front of `buf` and returns its
+    /// length: a caller reading many inputs reuses one buffer. `buf` only
+    /// grows (zeroed), so its bytes past the input are left from earlier.
+    /// A file is read without asking its size first: `read_to_end` on a
+    /// `File` asks `statx` and `lseek` for a size hint, two system calls
+    /// per message that a buffer already large enough does not need.
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        let mut file = match self {
+            Input::File(p) => std::fs::File::open(p)?,
+            Input::Stdin => {
+                buf.clear();
+                return std::io::stdin().lock().read_to_end(buf);
+            }
         };
-        Ok(())
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                buf.resize((filled * 2).max(1 << 16), 0);
+            }
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => return Ok(filled),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

