@@ -64,7 +64,7 @@ use super::evalpool;
 use super::outbox::{self, Origin};
 use super::stages::{self, ClientFacts, MessageFacts, PolicyCause, StagePlan, StagedRates};
 use super::state::{AuditEntry, Daemon, LoadedRuleset, Record, Source, unix_now};
-use super::store::MessageSummary;
+use super::store::{Expected, MessageSummary};
 
 /// The modifications Weir may ask for (docs/language.md ("Rules and actions")): add, change and
 /// remove headers; add and remove recipients; quarantine.
@@ -492,7 +492,7 @@ async fn settle(
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
         return Status::Continue;
     };
-    let (decision, _) = record(daemon, &message, &queue_id, refused, &decisions).await;
+    let (decision, _) = record(daemon, &message, &queue_id, refused, &decisions, None).await;
     refuse(&mut cx.reply, &decision)
 }
 
@@ -712,13 +712,15 @@ pub(crate) fn pool_failure(
 /// metrics, event) with the side effects of every recipient's decision in
 /// `all`, and returns the decision to carry out with the audit entry's id:
 /// the `on_error` decision and no id when it cannot be recorded, since
-/// nothing may be decided unrecorded.
+/// nothing may be decided unrecorded. `expected` announced this write to
+/// the group commit; it ends just before the write.
 async fn record(
     daemon: &Arc<Daemon>,
     message: &InFlight,
     queue_id: &str,
     decision: Decision,
     all: &[Decision],
+    expected: Option<Expected>,
 ) -> (Decision, Option<u64>) {
     let version = message.loaded.version;
     let stage = decision.stage;
@@ -744,6 +746,7 @@ async fn record(
         started: message.started,
         summary,
         audit,
+        expected,
     };
     let failed = |e: String| {
         tracing::error!("cannot record the decision: {e}");
@@ -797,6 +800,8 @@ struct RecordJob {
     started: Instant,
     summary: MessageSummary,
     audit: AuditDecision,
+    /// Ends just before the audit entry is written.
+    expected: Option<Expected>,
 }
 
 impl RecordJob {
@@ -812,6 +817,7 @@ impl RecordJob {
             started,
             summary,
             audit,
+            expected,
         } = self;
         // `duplicate()` remembers what each recipient's decision marked.
         let first = facts.to.first().map_or("", String::as_str);
@@ -848,6 +854,8 @@ impl RecordJob {
             lmtp_held: None,
             bytes,
         };
+        // From here on this caller joins a flush itself.
+        drop(expected);
         let entry = daemon.record(record, &decision);
         if entry.is_ok() {
             let line = LogLine {
@@ -971,6 +979,9 @@ async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {
     let Some(mut message) = session.message.take() else {
         return Status::Continue;
     };
+    // Every message that reaches its end is recorded: a flush starting
+    // meanwhile may wait for this one (group commit).
+    let expected = daemon.store.expect_write();
     let decisions = match message.decided.take() {
         Some(decisions) => decisions,
         None => match evaluate(&daemon, &mut message, &client, Stage::Body).await {
@@ -984,13 +995,13 @@ async fn eom(daemon: Arc<Daemon>, cx: &mut EomContext<Session>) -> Status {
         },
     };
     if per_recipient(&daemon) && !message.facts.to.is_empty() {
-        return eom_stamped(&daemon, cx, &message, &queue_id, decisions).await;
+        return eom_stamped(&daemon, cx, &message, &queue_id, decisions, expected).await;
     }
     let decision = decisions.into_iter().next().unwrap_or_else(|| {
         stages::policy_decision(OnError::Accept, Stage::Body, PolicyCause::Error)
     });
     let all = [decision.clone()];
-    let (decision, _) = record(&daemon, &message, &queue_id, decision, &all).await;
+    let (decision, _) = record(&daemon, &message, &queue_id, decision, &all, Some(expected)).await;
     let plan = edits::plan(&decision, &message.facts);
     carry_out(cx, &queue_id, plan, &decision).await
 }
@@ -1004,10 +1015,12 @@ async fn eom_stamped(
     message: &InFlight,
     queue_id: &str,
     decisions: Vec<Decision>,
+    expected: Expected,
 ) -> Status {
     let decisions = recipients::expand(&decisions, message.facts.to.len());
     let whole = recipients::message_decision(&decisions);
-    let (decision, audit_id) = record(daemon, message, queue_id, whole, &decisions).await;
+    let (decision, audit_id) =
+        record(daemon, message, queue_id, whole, &decisions, Some(expected)).await;
     let Some(audit_id) = audit_id else {
         // Not recorded: the `on_error` decision, for the whole message.
         let plan = edits::plan(&decision, &message.facts);

@@ -41,6 +41,7 @@ use super::state::AuditEntry;
 
 mod duplicates;
 mod group_flush;
+pub(crate) use group_flush::Expected;
 mod outbox;
 mod redis;
 #[cfg(test)]
@@ -302,6 +303,14 @@ impl Store {
         self.flushes
             .flush(|| self.db.flush().map(drop).map_err(|e| e.to_string()))
             .map_err(|e| anyhow::anyhow!("cannot flush the store: {e}"))
+    }
+
+    /// Announces an audit entry about to be written (a milter session's
+    /// final evaluation): a flush starting before the guard is dropped
+    /// waits a little for it, so that one flush covers more sessions
+    /// (`store/group_flush.rs`).
+    pub(crate) fn expect_write(&self) -> Expected {
+        self.flushes.expect()
     }
 
     /// A new unique id (increasing, also across restarts).
