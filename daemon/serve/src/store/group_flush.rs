@@ -156,66 +156,63 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
+    /// What the callers of a test wrote and what their flushes made
+    /// durable.
+    #[derive(Default)]
+    struct Log {
+        flushes: AtomicU64,
+        written: AtomicU64,
+        durable: AtomicU64,
+    }
+
+    /// A caller that runs `first`, writes, and flushes through `group`
+    /// with a flush that makes durable what is written when it starts
+    /// (taking `pause`); it checks that it is answered only once its own
+    /// write is durable.
+    fn writer(
+        group: &Arc<GroupFlush>,
+        log: &Arc<Log>,
+        pause: Duration,
+        first: impl FnOnce() + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let (group, log) = (group.clone(), log.clone());
+        std::thread::spawn(move || {
+            first();
+            let mine = log.written.fetch_add(1, Ordering::SeqCst) + 1;
+            group
+                .flush(|| {
+                    let now = log.written.load(Ordering::SeqCst);
+                    std::thread::sleep(pause);
+                    log.flushes.fetch_add(1, Ordering::SeqCst);
+                    log.durable.fetch_max(now, Ordering::SeqCst);
+                    Ok(())
+                })
+                .expect("flushed");
+            assert!(log.durable.load(Ordering::SeqCst) >= mine);
+        })
+    }
+
     #[test]
     fn one_flush_covers_every_caller_waiting_when_it_starts() {
-        let group = Arc::new(GroupFlush::default());
-        let flushes = Arc::new(AtomicU64::new(0));
-        let written = Arc::new(AtomicU64::new(0));
-        let durable = Arc::new(AtomicU64::new(0));
+        let (group, log) = (Arc::new(GroupFlush::default()), Arc::new(Log::default()));
         let callers: Vec<_> = (0..16)
-            .map(|_| {
-                let (group, flushes) = (group.clone(), flushes.clone());
-                let (written, durable) = (written.clone(), durable.clone());
-                std::thread::spawn(move || {
-                    let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
-                    group
-                        .flush(|| {
-                            // What is written when a flush starts is what
-                            // it makes durable.
-                            let now = written.load(Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(20));
-                            flushes.fetch_add(1, Ordering::SeqCst);
-                            durable.fetch_max(now, Ordering::SeqCst);
-                            Ok(())
-                        })
-                        .expect("flushed");
-                    // Never answered before its write is durable.
-                    assert!(durable.load(Ordering::SeqCst) >= mine);
-                })
-            })
+            .map(|_| writer(&group, &log, Duration::from_millis(20), || {}))
             .collect();
         for caller in callers {
             caller.join().expect("caller");
         }
-        let n = flushes.load(Ordering::SeqCst);
+        let n = log.flushes.load(Ordering::SeqCst);
         assert!((1..16).contains(&n), "{n} flushes for 16 callers");
     }
 
     #[test]
     fn announced_writes_are_covered_and_a_flush_never_waits_for_ever() {
-        let group = Arc::new(GroupFlush::default());
-        let written = Arc::new(AtomicU64::new(0));
-        let durable = Arc::new(AtomicU64::new(0));
+        let (group, log) = (Arc::new(GroupFlush::default()), Arc::new(Log::default()));
         // Announced before any write, as a milter session's final stage.
         let announced: Vec<_> = (0..8).map(|_| group.expect()).collect();
         let callers: Vec<_> = announced
             .into_iter()
-            .map(|expected| {
-                let group = group.clone();
-                let (written, durable) = (written.clone(), durable.clone());
-                std::thread::spawn(move || {
-                    drop(expected);
-                    let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
-                    group
-                        .flush(|| {
-                            let now = written.load(Ordering::SeqCst);
-                            durable.fetch_max(now, Ordering::SeqCst);
-                            Ok(())
-                        })
-                        .expect("flushed");
-                    assert!(durable.load(Ordering::SeqCst) >= mine);
-                })
-            })
+            .map(|expected| writer(&group, &log, Duration::ZERO, move || drop(expected)))
             .collect();
         for caller in callers {
             caller.join().expect("caller");
