@@ -11,7 +11,8 @@
 //! first, with the same outcome: the diagnostics, their order and the
 //! ruleset's regexes do not depend on the threads' timing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -62,11 +63,11 @@ impl RegexLiterals {
         for unit in &loaded.units {
             walk.visit_file(&unit.ast);
         }
-        let keys = walk.keys;
+        let Walk { keys, index } = walk;
         RegexLiterals {
-            index: keys.iter().cloned().zip(0..).collect(),
             parsed: keys.iter().map(|_| OnceLock::new()).collect(),
             keys,
+            index,
             taken: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         }
@@ -128,20 +129,21 @@ fn parse((pattern, flags): &Key) -> Parsed {
     Regex::new(pattern, flags).map(Arc::new)
 }
 
-/// The distinct regex literals of the files walked, in the order first met.
+/// The distinct regex literals of the files walked, in the order first
+/// met, and the index of each.
 #[derive(Default)]
 struct Walk {
     keys: Vec<Key>,
-    seen: HashSet<Key>,
+    index: HashMap<Key, usize>,
 }
 
 impl Visit for Walk {
     fn visit_expr(&mut self, expr: &Expr) {
         if let ExprKind::Regex(r) = &expr.kind {
             let key = (r.pattern.clone(), r.flags.clone());
-            if !self.seen.contains(&key) {
-                self.seen.insert(key.clone());
-                self.keys.push(key);
+            if let Entry::Vacant(slot) = self.index.entry(key) {
+                self.keys.push(slot.key().clone());
+                slot.insert(self.keys.len() - 1);
             }
         }
         walk::walk_expr(self, expr);
