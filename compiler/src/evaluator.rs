@@ -103,6 +103,15 @@ impl Evaluator {
         }
     }
 
+    /// Builds now every regex a message can need before the first message
+    /// does: [`NativeRuleset::build_regexes`] or [`Ruleset::build_regexes`].
+    pub fn build_regexes(&self) {
+        match self {
+            Evaluator::Interp(r) => r.build_regexes(),
+            Evaluator::Native(n) => n.build_regexes(),
+        }
+    }
+
     /// Whether it runs native code (else the interpreter).
     pub fn is_native(&self) -> bool {
         matches!(self, Evaluator::Native(_))

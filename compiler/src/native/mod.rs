@@ -26,8 +26,6 @@ mod prefilter;
 
 pub use heap::release_free_memory;
 
-pub(crate) use prefilter::can_filter;
-
 use std::ffi::c_void;
 use std::fmt;
 use std::panic::catch_unwind;
@@ -224,6 +222,25 @@ impl NativeRuleset {
                 module: Some(compiled.module),
             },
         })
+    }
+
+    /// Builds now every regex that can run on a message without the
+    /// prefilter having found its strings in the value: the ones it runs
+    /// alone, and those outside its tests. Regexes are otherwise built the
+    /// first time a message needs them (`weir_stdlib::pattern`), which
+    /// keeps loading fast; a server, which loads off its hot path, calls
+    /// this so that no message after a (re)load waits for them.
+    ///
+    /// A regex the prefilter filters is left to be built on first use: it
+    /// runs only on a value holding its strings, which most mail never
+    /// does, and a built regex costs about 22 KB (at 10,000 generated
+    /// rules, 1,792 regexes took a daemon from 47 MB to 90 MB).
+    pub fn build_regexes(&self) {
+        for regex in &self.ruleset.program().regexes {
+            if !self.prefilter.filters(regex) {
+                regex.regex();
+            }
+        }
     }
 
     /// Evaluates the rules on one transaction: the same decision as

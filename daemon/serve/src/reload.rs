@@ -253,7 +253,7 @@ pub fn prepare(rules: &Path, loader: &dyn Loader) -> Result<Candidate, ReloadErr
     // tests run on them: what passed is exactly what will serve, and no
     // message after the switch waits for a regex to be built.
     let (evaluator, refused) = Evaluator::compile(&ruleset, EvalEngine::Native);
-    ruleset.build_regexes();
+    evaluator.build_regexes();
     if let Some(e) = refused {
         tracing::warn!("{e}; this ruleset runs on the interpreter");
     }

@@ -54,7 +54,7 @@
 //! record evidence for every test, run in the interpreter.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use weir_stdlib::{Regex, Value};
@@ -110,14 +110,6 @@ fn analyse(regexes: &[&Regex]) -> Vec<Analysis> {
         }
         out
     })
-}
-
-/// Whether the prefilter can decide when `re` runs (it has required
-/// strings or an ASCII language): such a regex runs only on values where
-/// its strings occur, and is otherwise never built.
-pub(crate) fn can_filter(re: &Regex) -> bool {
-    re.hir()
-        .is_some_and(|hir| required(&hir).is_some() || ascii_language(&hir).is_some())
 }
 
 /// How the generated code learns a leaf's truth.
@@ -236,6 +228,10 @@ pub(crate) struct Prefilter {
     /// The most filtered regexes of any group (the size of the per-message
     /// candidate marks).
     max_filtered: usize,
+    /// The regexes (their pattern with flags inline) that run only on
+    /// values holding their strings: filtered in some group, run alone in
+    /// none.
+    filtering: HashSet<String>,
 }
 
 impl Decided {
@@ -411,7 +407,27 @@ impl Prefilter {
                 });
             }
         }
+        let alone: HashSet<String> = pf
+            .decided
+            .iter()
+            .filter_map(|d| d.regex.as_ref().map(|re| re.inline()))
+            .collect();
+        pf.filtering = pf
+            .groups
+            .iter()
+            .flat_map(|g| &g.filtered)
+            .map(|f| f.regex.inline())
+            .filter(|p| !alone.contains(p))
+            .collect();
         pf
+    }
+
+    /// Whether `re` runs only on values where the prefilter found its
+    /// strings (so most messages never need it built), as decided when the
+    /// prefilter was built: not for a regex it runs alone, nor one it never
+    /// saw.
+    pub(crate) fn filters(&self, re: &Regex) -> bool {
+        self.filtering.contains(&re.inline())
     }
 
     /// Gives each leaf it can decide a slot, in the group of its left side.
