@@ -16,8 +16,8 @@ use weir_stdlib::{Stage, Transaction, Value};
 use crate::EvalOptions;
 use crate::compare;
 use crate::decision::{
-    self, Decision, Evidence, RenderedTemplate, Reply, RuleTrace, ShadowVerdict, Taken, TakenKind,
-    Verdict,
+    self, Decision, Evidence, RenderedTemplate, Reply, RuleTrace, ShadowVerdict, SmolStr, Taken,
+    TakenKind, Verdict,
 };
 use crate::ir::{Action, Arith, ClassMember, Compare, Expr, Part, Rule, Stmt};
 use crate::ir::{Function, Template};
@@ -301,7 +301,7 @@ impl<'a> Machine<'a> {
     /// Returns whether evaluation ends here.
     pub(crate) fn rule_held(&mut self, rule: &Rule) -> bool {
         self.trace(rule, true);
-        self.decision.matched.push(rule.name.clone());
+        self.decision.matched.push(SmolStr::new(&rule.name));
         if !rule.shadow
             && let Some(m) = self.matched.get_mut(rule.id)
         {
@@ -390,7 +390,7 @@ impl<'a> Machine<'a> {
             }
         }
         self.decision.actions.push(Taken {
-            rule: rule.name.clone(),
+            rule: SmolStr::new(&rule.name),
             shadow: rule.shadow,
             what: TakenKind::Action(action),
         });
@@ -399,6 +399,15 @@ impl<'a> Machine<'a> {
     fn text_of(&mut self, e: &Expr) -> String {
         let v = self.eval(e);
         text(&v)
+    }
+
+    /// [`Machine::text_of`] as a tag: a string value is not copied again
+    /// (kept inline when short, else shared with the ruleset's literal).
+    fn tag_of(&mut self, e: &Expr) -> SmolStr {
+        match self.eval(e) {
+            Value::Str(s) => SmolStr::from(s),
+            v => SmolStr::from(text(&v)),
+        }
     }
 
     fn action(&mut self, rule: &Rule, a: &Action) -> Flow {
@@ -432,7 +441,7 @@ impl<'a> Machine<'a> {
             Action::Fileinto(t) => D::Fileinto(self.text_of(t)),
             Action::Flag(t) => D::Flag(self.text_of(t)),
             Action::Keep => D::Keep,
-            Action::Tag(t) => D::Tag(self.text_of(t)),
+            Action::Tag(t) => D::Tag(self.tag_of(t)),
             Action::Score(n) => {
                 let n = self.eval(n).as_f64().unwrap_or(0.0);
                 D::Score(from_thousandths(thousandths(n)))
@@ -484,7 +493,7 @@ impl<'a> Machine<'a> {
                 reason,
             });
             self.decision.actions.push(Taken {
-                rule: rule.name.clone(),
+                rule: SmolStr::new(&rule.name),
                 shadow: true,
                 what,
             });

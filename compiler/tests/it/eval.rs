@@ -873,8 +873,8 @@ fn maps_look_up_keys_case_insensitively() {
          rule u {\n  when \"other.NET\" in teams and teams[\"nowhere\"] == \"\" and teams[\"OTHER.net\"] == \"\"\n  then tag \"empty\"\n}\n",
     );
     let d = decide(&r, MAIL);
-    assert!(d.tags.contains(&"team:sales".to_string()), "{:?}", d.tags);
-    assert!(d.tags.contains(&"empty".to_string()), "{:?}", d.tags);
+    assert!(d.tags.iter().any(|t| t == "team:sales"), "{:?}", d.tags);
+    assert!(d.tags.iter().any(|t| t == "empty"), "{:?}", d.tags);
 }
 
 #[test]
