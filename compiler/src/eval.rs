@@ -65,6 +65,10 @@ impl Program {
     }
 }
 
+/// Up to this many tags, a new tag is compared with each; beyond, looked
+/// up in a set.
+const TAGS_SCANNED: usize = 8;
+
 /// Whether evaluation goes on after a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -100,6 +104,9 @@ pub(crate) struct Machine<'a> {
     stage: Stage,
     /// Rate keys already counted for this message.
     counted: HashSet<String>,
+    /// The decision's tags once there are more than [`TAGS_SCANNED`], for
+    /// the duplicate check (at 10,000 rules some 40 tags per message).
+    tag_set: HashSet<SmolStr, foldhash::fast::RandomState>,
     /// How many `not`s enclose the expression being evaluated.
     negations: usize,
     /// The first test that held in the current condition (when explaining).
@@ -242,6 +249,7 @@ impl<'a> Machine<'a> {
             shadow: false,
             stage: Stage::Connect,
             counted: HashSet::new(),
+            tag_set: HashSet::default(),
             negations: 0,
             evidence: None,
             decision: Decision::new(Verdict::Accept, None, Stage::Connect),
@@ -379,9 +387,7 @@ impl<'a> Machine<'a> {
     fn take(&mut self, rule: &Rule, action: decision::Action) {
         if !rule.shadow {
             match &action {
-                decision::Action::Tag(t) if !self.decision.tags.contains(t) => {
-                    self.decision.tags.push(t.clone());
-                }
+                decision::Action::Tag(t) => self.add_tag(t),
                 decision::Action::Score(n) => {
                     self.score = self.score.saturating_add(thousandths(*n));
                 }
@@ -394,6 +400,23 @@ impl<'a> Machine<'a> {
             shadow: rule.shadow,
             what: TakenKind::Action(action),
         });
+    }
+
+    /// Adds `tag` to the decision's tags unless it is there already.
+    fn add_tag(&mut self, tag: &SmolStr) {
+        let tags = &mut self.decision.tags;
+        let new = if tags.len() < TAGS_SCANNED {
+            !tags.contains(tag)
+        } else {
+            if self.tag_set.is_empty() {
+                self.tag_set.reserve(4 * TAGS_SCANNED);
+                self.tag_set.extend(tags.iter().cloned());
+            }
+            self.tag_set.insert(tag.clone())
+        };
+        if new {
+            tags.push(tag.clone());
+        }
     }
 
     fn text_of(&mut self, e: &Expr) -> String {
