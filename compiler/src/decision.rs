@@ -3,6 +3,7 @@
 //! report. Evaluation is sans-IO: it returns a [`Decision`] and the caller
 //! (CLI or daemon) carries it out.
 
+pub use smol_str::SmolStr;
 use weir_stdlib::Stage;
 
 /// The outcome for the message (docs/language.md ("Rules and actions")).
@@ -133,8 +134,8 @@ pub enum Action {
     Flag(String),
     /// `keep`.
     Keep,
-    /// `tag "label"`.
-    Tag(String),
+    /// `tag "label"` (a [`SmolStr`], as [`Decision::tags`]).
+    Tag(SmolStr),
     /// `score +N`.
     Score(f64),
     /// `notify CHANNEL [with {...}] [template NAME]`.
@@ -197,8 +198,8 @@ pub struct ShadowVerdict {
 /// One action taken, in order, with the rule that took it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Taken {
-    /// The rule's name.
-    pub rule: String,
+    /// The rule's name (a [`SmolStr`], as [`Decision::matched`]).
+    pub rule: SmolStr,
     /// Whether that rule is a `shadow` rule (the action had no effect).
     pub shadow: bool,
     /// The action, or for a shadow rule possibly its verdict.
@@ -250,10 +251,13 @@ pub struct Decision {
     pub decided_by: Option<String>,
     /// The decision's stage (docs/language.md ("Stages")).
     pub stage: Stage,
-    /// Rules whose condition held, in evaluation order (shadow rules included).
-    pub matched: Vec<String>,
+    /// Rules whose condition held, in evaluation order (shadow rules
+    /// included). [`SmolStr`]s, as the tags and each action's rule: with
+    /// 10,000 rules some 40 hold per message, and a name or tag of up to
+    /// 23 bytes is copied without allocating (a longer one is shared).
+    pub matched: Vec<SmolStr>,
     /// Tags in the order first applied, without duplicates.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmolStr>,
     /// The sum of the `score` actions.
     pub score: f64,
     /// The last `fileinto` folder.

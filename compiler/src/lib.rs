@@ -63,7 +63,7 @@ use weir_grammar::ast::Span;
 use weir_stdlib::{Stage, Transaction};
 
 pub use check::ClassifierInfo;
-pub use decision::{Action, Decision, Reply, Taken, TakenKind, Verdict};
+pub use decision::{Action, Decision, Reply, SmolStr, Taken, TakenKind, Verdict};
 pub use evaluator::{
     Engine, Envelope, Evaluator, compile_ruleset, now, run_case, transaction, transaction_at,
 };

@@ -151,8 +151,8 @@ impl ActionView<'_> {
             | Action::Redirect(v)
             | Action::Fileinto(v)
             | Action::Flag(v)
-            | Action::Tag(v)
             | Action::Log(v) => a.serialize_entry("value", v)?,
+            Action::Tag(v) => a.serialize_entry("value", v)?,
             Action::Score(x) => a.serialize_entry("value", &Number(*x))?,
             Action::Keep => {}
             Action::Notify {

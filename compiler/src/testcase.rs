@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use weir_stdlib::Stage;
 
-use crate::decision::{Action, Decision, TakenKind, Verdict};
+use crate::decision::{Action, Decision, SmolStr, TakenKind, Verdict};
 
 /// One `test "name" { ... }` block.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ pub(crate) enum Expect {
     },
 }
 
-fn quoted(items: &[String]) -> String {
+fn quoted(items: &[SmolStr]) -> String {
     if items.is_empty() {
         return "none".to_string();
     }
@@ -125,8 +125,8 @@ fn action_args(a: &Action) -> (Vec<String>, Option<String>) {
         | Action::Redirect(v)
         | Action::Fileinto(v)
         | Action::Flag(v)
-        | Action::Tag(v)
         | Action::Log(v) => (vec![v.clone()], None),
+        Action::Tag(v) => (vec![v.to_string()], None),
         Action::Score(x) => (vec![number(*x)], None),
         Action::Keep => (Vec::new(), None),
         Action::Notify {
@@ -179,12 +179,12 @@ impl Expectation {
             ),
             Expect::Score { op, value } => score_outcome(d, op, *value),
             Expect::Matched(rule) => (
-                d.matched.contains(rule),
+                d.matched.iter().any(|m| m == rule),
                 format!("matched {rule}"),
                 format!("matched: {}", quoted(&d.matched)),
             ),
             Expect::Tag(tag) => (
-                d.tags.contains(tag),
+                d.tags.iter().any(|t| t == tag),
                 format!("tag {tag:?}"),
                 format!("tags: {}", quoted(&d.tags)),
             ),

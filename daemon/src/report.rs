@@ -4,7 +4,7 @@
 use serde_json::Value;
 use weir_compiler::decision::RuleTrace;
 use weir_compiler::report::{action_json, number};
-use weir_compiler::{Action, Decision, TakenKind};
+use weir_compiler::{Action, Decision, SmolStr, TakenKind};
 
 /// A human-readable summary of one decision (several lines).
 pub fn decision_text(d: &Decision) -> String {
@@ -21,7 +21,7 @@ pub fn decision_text(d: &Decision) -> String {
         out.push_str(&format!("  by={rule}"));
     }
     out.push('\n');
-    let list = |xs: &[String]| {
+    let list = |xs: &[SmolStr]| {
         if xs.is_empty() {
             "-".to_string()
         } else {

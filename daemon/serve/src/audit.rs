@@ -182,7 +182,7 @@ impl RecipientOutcome {
             rule: decision.decided_by.clone(),
             folder: decision.folder.clone(),
             flags: flags(decision),
-            tags: decision.tags.clone(),
+            tags: decision.tags.iter().map(ToString::to_string).collect(),
             score: weir_compiler::report::number(decision.score),
             delivery: None,
             quarantine_id: None,

@@ -15,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use weir_compiler::SmolStr;
 
 type Labels = Vec<(String, String)>;
 
@@ -259,7 +260,7 @@ impl Metrics {
     }
 
     /// Counts one decision.
-    pub fn decided(&self, verdict: &str, matched: &[String], tags: &[String]) {
+    pub fn decided(&self, verdict: &str, matched: &[SmolStr], tags: &[SmolStr]) {
         self.messages
             .get_or_create(&label("verdict", verdict))
             .inc();
@@ -267,7 +268,7 @@ impl Metrics {
             return;
         };
         for rule in matched {
-            let name = if bounds.rules.contains(rule) {
+            let name = if bounds.rules.contains(rule.as_str()) {
                 rule
             } else {
                 OTHER
@@ -275,7 +276,7 @@ impl Metrics {
             self.rule_matches.get_or_create(&label("rule", name)).inc();
         }
         for tag in tags {
-            let name = if bounds.tags.contains(tag) {
+            let name = if bounds.tags.contains(tag.as_str()) {
                 tag
             } else {
                 OTHER

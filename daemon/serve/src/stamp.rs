@@ -240,7 +240,7 @@ impl StampedOutcome {
             reason: decision.quarantine_reason.clone(),
             rule: decision.decided_by.clone(),
             folder: decision.folder.clone(),
-            tags: decision.tags.clone(),
+            tags: decision.tags.iter().map(ToString::to_string).collect(),
             actions,
         }
     }
@@ -278,7 +278,7 @@ impl StampedOutcome {
             .actions
             .iter()
             .map(|a| Taken {
-                rule: rule.clone(),
+                rule: rule.as_str().into(),
                 shadow: false,
                 what: TakenKind::Action(a.action()),
             })
@@ -293,7 +293,7 @@ impl StampedOutcome {
             decided_by: self.rule.clone(),
             stage: Stage::Body,
             matched: Vec::new(),
-            tags: self.tags.clone(),
+            tags: self.tags.iter().map(Into::into).collect(),
             score: 0.0,
             folder: self.folder.clone(),
             actions,

@@ -338,7 +338,7 @@ impl Stats {
         self.messages += 1;
         *self.verdicts.entry(d.verdict.as_str()).or_default() += 1;
         for rule in &d.matched {
-            *self.hits.entry(rule.clone()).or_default() += 1;
+            *self.hits.entry(rule.to_string()).or_default() += 1;
         }
     }
 

@@ -53,8 +53,11 @@ impl LearnWhen {
             || decision
                 .matched
                 .iter()
-                .any(|r| self.rules.contains(r) && !shadow(r))
-            || decision.tags.iter().any(|t| self.tags.contains(t))
+                .any(|r| self.rules.iter().any(|x| x == r) && !shadow(r))
+            || decision
+                .tags
+                .iter()
+                .any(|t| self.tags.iter().any(|x| x == t))
             || self.min_score.is_some_and(|m| decision.score >= m)
             || self.max_score.is_some_and(|m| decision.score <= m)
     }
