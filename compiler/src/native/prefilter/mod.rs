@@ -228,10 +228,6 @@ pub(crate) struct Prefilter {
     /// The most filtered regexes of any group (the size of the per-message
     /// candidate marks).
     max_filtered: usize,
-    /// The regexes (their pattern with flags inline) that run only on
-    /// values holding their strings: filtered in some group, run alone in
-    /// none.
-    filtering: HashSet<String>,
 }
 
 impl Decided {
@@ -407,27 +403,26 @@ impl Prefilter {
                 });
             }
         }
-        let alone: HashSet<String> = pf
+        pf
+    }
+
+    /// The regexes (their pattern with flags inline) that run only on
+    /// values where the prefilter found their strings, so most messages
+    /// never need them built, as decided when it was built: filtered in
+    /// some group and run alone in none. Read from its groups when asked,
+    /// which only a server's load does.
+    pub(crate) fn filtered_regexes(&self) -> HashSet<String> {
+        let alone: HashSet<String> = self
             .decided
             .iter()
             .filter_map(|d| d.regex.as_ref().map(|re| re.inline()))
             .collect();
-        pf.filtering = pf
-            .groups
+        self.groups
             .iter()
             .flat_map(|g| &g.filtered)
             .map(|f| f.regex.inline())
             .filter(|p| !alone.contains(p))
-            .collect();
-        pf
-    }
-
-    /// Whether `re` runs only on values where the prefilter found its
-    /// strings (so most messages never need it built), as decided when the
-    /// prefilter was built: not for a regex it runs alone, nor one it never
-    /// saw.
-    pub(crate) fn filters(&self, re: &Regex) -> bool {
-        self.filtering.contains(&re.inline())
+            .collect()
     }
 
     /// Gives each leaf it can decide a slot, in the group of its left side.
