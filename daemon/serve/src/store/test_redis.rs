@@ -122,6 +122,14 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// The server's own directory, removed when it stops: room for a
+    /// test's other files.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

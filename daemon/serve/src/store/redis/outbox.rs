@@ -563,9 +563,10 @@ mod tests {
 
     fn store_named(server: &RedisServer, host: &str) -> Store {
         let mut config = Config::defaults(std::path::Path::new("r.flow"));
-        config.state_dir =
-            std::env::temp_dir().join(format!("weir-outbox-cost-{}-{host}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&config.state_dir);
+        // Under the server's own directory: each test has its own server,
+        // so tests running at once never share a state_dir (and its lock),
+        // and the directory goes when the server does.
+        config.state_dir = server.dir().join(format!("state-{host}"));
         config.store.host = host.into();
         config.store.backend = StoreBackend::Redis(RedisConfig {
             target: RedisTarget::Url(server.url()),
