@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{stderr, stdout, weir_in};
+use common::{stderr, stdout, temp_dir, weir_in};
 
 const RULES: &str = r#"
 template away {
@@ -55,9 +55,7 @@ const AUTO: &str = "From: a@example.com\r\nTo: me@example.org\r\nAuto-Submitted:
 
 #[test]
 fn skipped_replies_show_in_run_and_fail_expect_reply() {
-    let dir = std::env::temp_dir().join(format!("weir-cli-replies-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("cli-replies");
     std::fs::write(dir.join("r.flow"), RULES).unwrap();
 
     let out = weir_in(&dir, &["test", "r.flow"], None);
@@ -97,9 +95,7 @@ rule vacation {
 
 #[test]
 fn a_template_s_addresses_count_as_the_recipient_s() {
-    let dir = std::env::temp_dir().join(format!("weir-cli-aliases-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("cli-aliases");
     std::fs::write(dir.join("r.flow"), ALIASES).unwrap();
     let reply_of = |to_header: &str| {
         let mail = format!("From: a@example.com\r\nTo: {to_header}\r\nSubject: x\r\n\r\nbody\r\n");

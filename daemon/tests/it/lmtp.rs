@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use serve_support::{
-    Daemon, LmtpClient, files, free_port, header_values, lmtp_table, temp_dir, write_config,
+    Daemon, LmtpClient, TempDir, files, free_port, header_values, lmtp_table, temp_dir,
+    write_config,
 };
 
 const RULES: &str = r#"
@@ -38,6 +39,8 @@ struct Lmtp {
     mail: PathBuf,
     socket: PathBuf,
     port: u16,
+    /// Removed after the daemon stops.
+    _dir: TempDir,
 }
 
 fn config_extra(dir: &Path, tcp_port: u16, unix: bool, max_size: &str) -> String {
@@ -63,6 +66,7 @@ fn start(name: &str, unix: bool, max_size: &str) -> Lmtp {
         socket: dir.join("lmtp.sock"),
         port,
         daemon,
+        _dir: dir,
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serve_support::{Daemon, free_port, lmtp_table, temp_dir, write_config};
+use serve_support::{Daemon, TempDir, free_port, lmtp_table, temp_dir, write_config};
 
 /// Messages with "flagged" in the subject go to a folder with a flag, so
 /// the copy lands in `.Work/cur/` with a `:2,S` suffix.
@@ -33,7 +33,7 @@ rule work { when subject contains "flagged" then { fileinto "Work"; flag "\\Seen
 
 /// A test directory with config, rules and the LMTP port.
 struct Setup {
-    dir: PathBuf,
+    dir: TempDir,
     http: u16,
     milter: u16,
     lmtp: u16,

@@ -7,13 +7,17 @@ use crate::serve_support;
 
 use std::path::{Path, PathBuf};
 
-use serve_support::{Daemon, files, free_port, lmtp_deliver, lmtp_table, temp_dir, write_config};
+use serve_support::{
+    Daemon, TempDir, files, free_port, lmtp_deliver, lmtp_table, temp_dir, write_config,
+};
 
 /// A daemon with `[lmtp]` on TCP, the Maildir root and the LMTP port.
 struct Lmtp {
     daemon: Daemon,
     mail: PathBuf,
     port: u16,
+    /// Removed after the daemon stops.
+    _dir: TempDir,
 }
 
 fn start(name: &str, rules: &str, lmtp_extra: &str) -> Lmtp {
@@ -30,6 +34,7 @@ fn start(name: &str, rules: &str, lmtp_extra: &str) -> Lmtp {
         mail: dir.join("mail"),
         port,
         daemon,
+        _dir: dir,
     }
 }
 

@@ -88,7 +88,7 @@ fn start(name: &str, rules: &str) -> Option<Daemon> {
     let dir = temp_dir(&format!("miltertest-{name}"));
     std::fs::write(dir.join("rules.flow"), rules).expect("rules");
     let (http, milter) = write_config(&dir, "", "");
-    Some(Daemon::start(&dir, http, milter))
+    Some(Daemon::start(&dir, http, milter).owning(dir))
 }
 
 /// Runs one script against `daemon`; fails with miltertest's output and

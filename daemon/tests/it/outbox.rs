@@ -17,12 +17,12 @@ use crate::serve_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serve_support::{Daemon, free_port, lmtp_deliver, lmtp_table, temp_dir, write_config};
+use serve_support::{Daemon, TempDir, free_port, lmtp_deliver, lmtp_table, temp_dir, write_config};
 
 const RULES: &str = r#"
 template ack {
@@ -302,10 +302,11 @@ fn serve_smtp(stream: TcpStream, mails: &Mutex<Vec<Mail>>) {
 /// the relay on one sink.
 struct Setup {
     daemon: Daemon,
-    dir: PathBuf,
     lmtp: u16,
     receiver: Receiver,
     sink: Sink,
+    /// Removed last, after the daemon stops.
+    dir: TempDir,
 }
 
 /// The `[outbox]` table of most tests: fast retries.

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postfix_support::{Delivered, LmtpSink, Postfix, Smtp, missing_mail_tools, send, tool};
-use serve_support::{Daemon, free_port, temp_dir, write_config};
+use serve_support::{Daemon, TempDir, free_port, temp_dir, write_config};
 
 const TOOLS: &[&str] = &["postfix", "postsuper", "postqueue", "postcat", "script"];
 
@@ -89,6 +89,8 @@ struct Rig {
     sink: LmtpSink,
     /// The packet log when Postfix talks to the daemon through a [`Tap`].
     tap: Option<Tap>,
+    /// Removed after Postfix and the daemon stop.
+    _dir: TempDir,
 }
 
 impl Rig {
@@ -121,6 +123,7 @@ impl Rig {
             daemon,
             sink,
             tap,
+            _dir: dir,
         })
     }
 

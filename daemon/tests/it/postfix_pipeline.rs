@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postfix_support::{Postfix, missing_mail_tools, send, tool};
-use serve_support::{Daemon, files, free_port, header_values, lmtp_table, temp_dir, write_config};
+use serve_support::{
+    Daemon, TempDir, files, free_port, header_values, lmtp_table, temp_dir, write_config,
+};
 
 const TOOLS: &[&str] = &["postfix", "postsuper", "postqueue", "script"];
 
@@ -159,10 +161,11 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 struct Rig {
-    dir: PathBuf,
     daemon: Daemon,
     postfix: Postfix,
     hook: Receiver,
+    /// Removed last, after Postfix and the daemon stop.
+    dir: TempDir,
 }
 
 impl Rig {

@@ -57,7 +57,7 @@ fn host_with(redis: &Redis, name: &str, rules: &str, tables: &str) -> Daemon {
     std::fs::write(dir.join("rules.flow"), rules).expect("rules");
     let extra = format!("{}\n{tables}", redis.store_table(name));
     let (http, milter) = write_config(&dir, "", &extra);
-    Daemon::start(&dir, http, milter)
+    Daemon::start(&dir, http, milter).owning(dir)
 }
 
 /// A daemon that delivers into `dir/mail` over LMTP, and its LMTP port.
@@ -68,7 +68,7 @@ fn lmtp_host(redis: &Redis, name: &str, rules: &str) -> (Daemon, u16) {
         "[lmtp]\nlisten = \"inet:127.0.0.1:{port}\"\nmaildir = \"{}/{{domain}}/{{local}}\"\n",
         mail.display()
     );
-    (host_with(redis, name, rules, &table), port)
+    (host_with(redis, name, rules, &table).owning(mail), port)
 }
 
 fn round_trips(d: &Daemon) -> f64 {

@@ -4,11 +4,10 @@
 //! `redis-server` the tests are skipped with a message, unless
 //! `WEIR_REQUIRE_REDIS=1` (CI).
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::serve_support::{free_port, temp_dir};
+use crate::serve_support::{TempDir, free_port, temp_dir};
 
 /// Whether `redis-server` is installed; panics when it is not and
 /// `WEIR_REQUIRE_REDIS=1`.
@@ -33,8 +32,9 @@ pub struct Redis {
     child: Option<Child>,
     /// Its port on 127.0.0.1.
     pub port: u16,
-    dir: PathBuf,
     extra: Vec<String>,
+    /// Removed after the server stops (fields drop after `drop`).
+    dir: TempDir,
 }
 
 impl Redis {
@@ -121,7 +121,6 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -130,7 +129,8 @@ pub struct Sentinel {
     child: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
-    dir: PathBuf,
+    /// Its directory (config and state), removed after it stops.
+    _dir: TempDir,
 }
 
 impl Sentinel {
@@ -158,7 +158,11 @@ impl Sentinel {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server --sentinel starts");
-        Sentinel { child, port, dir }
+        Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     /// The master's port as this sentinel sees it.
@@ -181,6 +185,5 @@ impl Drop for Sentinel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

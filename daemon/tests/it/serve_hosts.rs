@@ -40,7 +40,7 @@ fn host(redis: &Redis, sink: &Sink, name: &str, tables: &str) -> Daemon {
     );
     let extra = format!("{}\n{relay}\n{tables}", redis.store_table(name));
     let (http, milter) = write_config(&dir, "", &extra);
-    Daemon::start(&dir, http, milter)
+    Daemon::start(&dir, http, milter).owning(dir)
 }
 
 fn accepted(reply: &str) -> bool {
@@ -436,7 +436,7 @@ fn hook_host(name: &str, store: &str, tables: &str) -> Daemon {
     let dir = temp_dir(&format!("hosts-hook-{name}-{n}"));
     std::fs::write(dir.join("rules.flow"), HOOK_RULES).expect("rules");
     let (http, milter) = write_config(&dir, "", &format!("{store}\n{tables}"));
-    Daemon::start(&dir, http, milter)
+    Daemon::start(&dir, http, milter).owning(dir)
 }
 
 #[test]

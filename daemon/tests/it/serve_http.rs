@@ -46,7 +46,7 @@ fn setup(name: &str, milter_extra: &str, extra: &str) -> Daemon {
     std::fs::write(dir.join("rules.flow"), RULES).unwrap();
     std::fs::write(dir.join("blocked.txt"), "spam.example\n").unwrap();
     let (http, milter) = write_config(&dir, milter_extra, extra);
-    Daemon::start(&dir, http, milter)
+    Daemon::start(&dir, http, milter).owning(dir)
 }
 
 /// Replaces a file the way editors do: write a temporary file, rename it.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{golden, root, stderr, stdout, temp_dir, weir};
+use crate::common::{TempDir, golden, root, stderr, stdout, temp_dir, weir};
 
 /// The envelope both engines see.
 const SENDER: &str = "sender@lists.example.net";
@@ -156,7 +156,7 @@ fn a_script_that_is_not_sieve_is_refused_with_its_line_and_column() {
 /// tests run as root (it refuses root), over copies in a readable
 /// directory.
 struct Pigeonhole {
-    dir: PathBuf,
+    dir: TempDir,
     as_nobody: bool,
 }
 
@@ -612,9 +612,14 @@ const PIGEONHOLE_FLAGS_1000: usize = 2042;
 fn generated_rules_1000_set_the_flags_pigeonhole_sets() {
     let ph = pigeonhole("sieve-rules1000");
     let corpus = corpus_dir();
-    let dir = ph
-        .as_ref()
-        .map_or_else(|| temp_dir("sieve-rules1000-weir"), |p| p.dir.clone());
+    let own;
+    let dir: &Path = match &ph {
+        Some(p) => &p.dir,
+        None => {
+            own = temp_dir("sieve-rules1000-weir");
+            &own
+        }
+    };
     std::fs::create_dir_all(dir.join("scripts")).unwrap();
     std::fs::create_dir_all(dir.join("messages")).unwrap();
     let script = dir.join("scripts/rules_1000.sieve");

@@ -181,6 +181,7 @@ fn try_start(dir: &Path, http: u16, milter: u16) -> Option<Daemon> {
         http,
         milter,
         token: "secret-token".into(),
+        owned: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {

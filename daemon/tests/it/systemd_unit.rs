@@ -47,8 +47,7 @@ fn systemd_analyze_verifies_the_unit() {
     }
     // verify checks that ExecStart's program exists: point it at the binary
     // under test.
-    let dir = std::env::temp_dir().join(format!("weir-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = crate::common::temp_dir("unit");
     let unit = dir.join("weir.service");
     std::fs::write(
         &unit,

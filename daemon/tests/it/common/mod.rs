@@ -71,10 +71,41 @@ pub fn golden(expected_file: &Path, actual: &str) -> Result<(), String> {
 }
 
 /// A fresh temporary directory for one test, named after it and this
-/// process.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// process, removed with everything in it when the test lets go of it.
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("weir-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    TempDir(dir)
+}
+
+/// A test's temporary directory ([`temp_dir`]): a path that is removed on
+/// drop. Declared before the servers a test starts in it, it outlives them
+/// (locals drop in reverse order), so nothing writes into it once gone.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

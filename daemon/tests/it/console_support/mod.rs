@@ -2,12 +2,11 @@
 //! delivery, the ring of recent messages on, and an HTTP client that sends
 //! any headers (cookies, CSRF) and reads them back.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::serve_support::{
-    Daemon, HttpResponse, free_port, http_with, lmtp_deliver, lmtp_table, temp_dir, write_config,
-    write_token,
+    Daemon, HttpResponse, TempDir, free_port, http_with, lmtp_deliver, lmtp_table, temp_dir,
+    write_config, write_token,
 };
 
 /// The admin token ([`write_config`] writes it).
@@ -41,10 +40,10 @@ buy
 pub struct Console {
     /// The daemon.
     pub daemon: Daemon,
-    /// Its directory.
-    pub dir: PathBuf,
     /// The LMTP port.
     pub lmtp: u16,
+    /// Its directory, removed after the daemon stops.
+    pub dir: TempDir,
 }
 
 impl Console {

@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-pub use crate::common::temp_dir;
+pub use crate::common::{TempDir, temp_dir};
 
 /// A running `weir serve`, killed when dropped.
 pub struct Daemon {
@@ -38,6 +38,8 @@ pub struct Daemon {
     pub milter: u16,
     /// The API token.
     pub token: String,
+    /// Temporary directories removed once the process is gone ([`Daemon::owning`]).
+    pub owned: Vec<TempDir>,
 }
 
 /// Writes an API token file readable by its owner only (the daemon
@@ -82,6 +84,14 @@ impl Daemon {
         );
     }
 
+    /// This daemon, which now owns `dir`: a helper that made the daemon's
+    /// temporary directory hands it over, and it is removed after the
+    /// process is killed.
+    pub fn owning(mut self, dir: TempDir) -> Daemon {
+        self.owned.push(dir);
+        self
+    }
+
     /// [`Daemon::start`] with at most `nofile` open files (`prlimit`, which
     /// execs the daemon in its own process).
     pub fn start_with_nofile(dir: &Path, http: u16, milter: u16, nofile: u32) -> Daemon {
@@ -108,6 +118,7 @@ impl Daemon {
             http,
             milter,
             token: "secret-token".into(),
+            owned: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
