@@ -8,8 +8,15 @@ const os = require('os');
 const path = require('path');
 const { findWeir } = require('../find-weir');
 
+// Every directory made here is removed when the tests end.
+const made = [];
+test.after(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 function tempDirWith(name, mode) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-flow-'));
+  made.push(dir);
   const file = path.join(dir, name);
   fs.writeFileSync(file, '#!/bin/sh\n');
   fs.chmodSync(file, mode);

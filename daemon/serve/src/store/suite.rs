@@ -37,17 +37,27 @@ fn run(open: impl Fn(&str, &str) -> Store) {
         let a = open(&slug, "host-a");
         let b = open(&slug, "host-b");
         case(&a, &b);
+        drop((a, b));
+        for host in ["host-a", "host-b", "sled"] {
+            let _ = std::fs::remove_dir_all(state_path(&slug, host));
+        }
     }
 }
 
+/// A fresh state directory for one case and host; [`run`] removes it when
+/// the case ends.
 fn state_dir(slug: &str, host: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = state_path(slug, host);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn state_path(slug: &str, host: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
         "weir-suite-{}-{slug}-{host}-{:?}",
         std::process::id(),
         std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    ))
 }
 
 #[test]
@@ -140,6 +150,7 @@ fn suite_on_redis_over_tls() {
         };
         assert!(error.contains(what), "{error}");
         eprintln!("refused as expected: {error}");
+        let _ = std::fs::remove_dir_all(state_path("refused", "host-a"));
     }
 }
 
