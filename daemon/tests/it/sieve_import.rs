@@ -665,9 +665,8 @@ fn generated_rules_1000_set_the_flags_pigeonhole_sets() {
         total, PIGEONHOLE_FLAGS_1000,
         "the flags Pigeonhole sets over synth"
     );
-    body_reads_wrapped_phrases(&script, &dir, &ours, &messages);
+    body_reads_wrapped_phrases(&script, dir, &ours, &messages);
     let Some(ph) = ph else {
-        let _ = std::fs::remove_dir_all(&dir);
         return;
     };
     ph.open_up();
