@@ -3,7 +3,9 @@
 //! (builds, other benchmarks) changes them less: messages per CPU second
 //! of mail-parser's parse alone, of Weir's message model, and of the native
 //! engine (parse and evaluation, as `benches/eval.rs` measures them) for N
-//! generated rules over `synth`, each as a share of mail-parser's.
+//! generated rules over `synth` (or, with `--corpus spamassassin`, the
+//! SpamAssassin public corpus and rules generated from its vocabulary),
+//! each as a share of mail-parser's.
 //!
 //! `cargo run --release -p weir-benches --bin cpu-ratio -- [N ...]`
 //! (default 10 1000 10000). Each figure is the best of `--rounds` rounds
@@ -33,6 +35,11 @@ struct Args {
     /// the share column then needs mail-parser's row among them.
     #[arg(long)]
     only: Option<String>,
+    /// The messages and rules: `synth` with its generated rules, or
+    /// `spamassassin`, the public corpus (6,046 real messages, fetched on
+    /// first use) with rules generated from its own vocabulary.
+    #[arg(long, default_value = "synth", value_parser = ["synth", "spamassassin"])]
+    corpus: String,
 }
 
 /// The CPU time this thread has run, from the scheduler's statistics.
@@ -78,10 +85,20 @@ fn main() -> Result<()> {
     } else {
         args.ns.clone()
     };
-    let messages = weir_benches::synth_messages();
+    let real = args.corpus == "spamassassin";
+    let messages = if real {
+        weir_benches::spamassassin_messages()
+    } else {
+        weir_benches::synth_messages()
+    };
     let mut natives = Vec::new();
     for &n in &ns {
-        let ruleset = compile(&weir_benches::rules(n), &FsLoader)
+        let rules = if real {
+            weir_benches::spamassassin_rules(n)
+        } else {
+            weir_benches::rules(n)
+        };
+        let ruleset = compile(&rules, &FsLoader)
             .ruleset
             .context("the generated rules compile")?;
         natives.push((n, NativeRuleset::compile(&ruleset)?));
