@@ -177,12 +177,34 @@ pub fn fold(s: &str) -> String {
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
+    // Mostly-ASCII text (a Latin-1 body with a few accents) is the common
+    // case: its ASCII runs are copied and lowercased in bulk, and only the
+    // characters between them go through the Unicode mapping one by one.
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            'ς' => out.push('σ'),
-            c => out.extend(c.to_lowercase()),
+    let mut rest = s;
+    while !rest.is_empty() {
+        let ascii = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        let start = out.len();
+        out.push_str(&rest[..ascii]);
+        out[start..].make_ascii_lowercase();
+        let mut chars = rest[ascii..].chars();
+        rest = chars.as_str();
+        while let Some(c) = chars.next().filter(|c| !c.is_ascii()) {
+            fold_char(c, &mut out);
+            rest = chars.as_str();
         }
     }
     out
+}
+
+/// Appends the case folding of one character (see [`fold`]).
+#[inline]
+fn fold_char(c: char, out: &mut String) {
+    match c {
+        'ς' => out.push('σ'),
+        c => out.extend(c.to_lowercase()),
+    }
 }

@@ -320,3 +320,19 @@ fn fold_ignores_case() {
     assert_eq!(fold("Straße"), "straße");
     assert_eq!(fold("ÉCOLE"), "école");
 }
+
+proptest::proptest! {
+    /// The bulk path for ASCII runs folds exactly as the definition does,
+    /// one character at a time, whatever the mix of scripts.
+    #[test]
+    fn fold_is_the_per_character_folding(s in "([A-Za-z0-9 .]{0,12}|[ÀÉÎßΣςİДжK€😀]{0,4}){0,8}") {
+        let one_by_one: String = s
+            .chars()
+            .flat_map(|c| match c {
+                'ς' => 'σ'.to_lowercase(),
+                c => c.to_lowercase(),
+            })
+            .collect();
+        proptest::prop_assert_eq!(fold(&s), one_by_one);
+    }
+}
