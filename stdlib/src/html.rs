@@ -78,7 +78,41 @@ struct Out {
 }
 
 impl Out {
+    /// Appends one character that is not whitespace.
     fn push(&mut self, c: char) {
+        self.separate();
+        self.text.push(c);
+    }
+
+    /// Appends text: its runs without whitespace whole, the whitespace
+    /// between them collapsed (or kept, with `keep_breaks`).
+    fn push_str(&mut self, s: &str) {
+        let mut run = 0;
+        for (i, c) in s.char_indices() {
+            if !c.is_whitespace() {
+                continue;
+            }
+            if run < i {
+                self.separate();
+                self.text.push_str(&s[run..i]);
+            }
+            if self.keep_breaks {
+                self.pending.push(c);
+            } else {
+                self.space = true;
+            }
+            run = i + c.len_utf8();
+        }
+        if run < s.len() {
+            self.separate();
+            self.text.push_str(&s[run..]);
+        }
+    }
+
+    /// Writes what separates the text so far from what comes next: the
+    /// line break, the kept whitespace or the one space read since, if any
+    /// (nothing before the first character).
+    fn separate(&mut self) {
         if !self.text.is_empty() {
             if self.newline {
                 self.text.push('\n');
@@ -91,19 +125,6 @@ impl Out {
         self.space = false;
         self.newline = false;
         self.pending.clear();
-        self.text.push(c);
-    }
-
-    fn push_str(&mut self, s: &str) {
-        for c in s.chars() {
-            if c.is_whitespace() && self.keep_breaks {
-                self.pending.push(c);
-            } else if c.is_whitespace() {
-                self.space = true;
-            } else {
-                self.push(c);
-            }
-        }
     }
 }
 
@@ -155,7 +176,9 @@ fn convert(html: &str, keep_breaks: bool) -> String {
     let mut i = 0;
     // Start of the pending run of plain text.
     let mut text_start = 0;
-    while i < bytes.len() {
+    // Only `<` and `&` start anything but text.
+    while let Some(offset) = memchr::memchr2(b'<', b'&', &bytes[i..]) {
+        i += offset;
         match bytes[i] {
             b'<' => {
                 let Some(end) = markup_end(bytes, i) else {
@@ -165,18 +188,19 @@ fn convert(html: &str, keep_breaks: bool) -> String {
                 out.push_str(&html[text_start..i]);
                 let (name, closing) = tag_name(&bytes[i + 1..end]);
                 let mut next = end + 1;
-                if BLOCK.contains(&name.as_str()) {
+                if BLOCK.contains(&name) {
                     out.newline = true;
                 } else if name == "td" || name == "th" {
                     out.space = true;
-                } else if !closing && DROPPED.contains(&name.as_str()) {
-                    next = dropped_end(bytes, next, &name);
+                } else if !closing && DROPPED.contains(&name) {
+                    next = dropped_end(bytes, next, name);
                     out.space = true;
                 }
                 i = next;
                 text_start = i;
             }
-            b'&' => {
+            _ => {
+                // `&`: an entity, or an ampersand as written.
                 out.push_str(&html[text_start..i]);
                 match entity(&html[i..]) {
                     Some((decoded, len)) => {
@@ -195,7 +219,6 @@ fn convert(html: &str, keep_breaks: bool) -> String {
                 }
                 text_start = i;
             }
-            _ => i += 1,
         }
     }
     out.push_str(&html[text_start..]);
@@ -227,19 +250,27 @@ fn markup_end(bytes: &[u8], at: usize) -> Option<usize> {
     Some(bytes.len() - 1)
 }
 
-/// The lower-case element name of the markup between `<` and `>`, and
-/// whether it is a closing tag.
-fn tag_name(inner: &[u8]) -> (String, bool) {
+/// The element name of the markup between `<` and `>` as one of the
+/// names this renderer acts on ([`BLOCK`], `td`, `th`, [`DROPPED`]), or
+/// `""` for any other; and whether it is a closing tag. Names compare
+/// ASCII case-insensitively, without allocating: most tags are not
+/// among them.
+fn tag_name(inner: &[u8]) -> (&'static str, bool) {
     let (closing, rest) = match inner.first() {
         Some(b'/') => (true, &inner[1..]),
         _ => (false, inner),
     };
-    let name: String = rest
+    let len = rest
         .iter()
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .map(|b| b.to_ascii_lowercase() as char)
-        .collect();
-    (name, closing)
+        .position(|b| !b.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
+    let written = &rest[..len];
+    let known = BLOCK
+        .iter()
+        .chain(&["td", "th"])
+        .chain(DROPPED)
+        .find(|name| name.as_bytes().eq_ignore_ascii_case(written));
+    (known.copied().unwrap_or(""), closing)
 }
 
 /// Where the content of a dropped element `name` that starts at `from`
