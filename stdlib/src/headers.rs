@@ -21,6 +21,8 @@
 //! - A message whose first line is empty has an empty header block: the
 //!   body is what follows that line.
 
+use std::borrow::Cow;
+
 use crate::charset;
 
 /// One header field of the top-level block.
@@ -115,9 +117,10 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
         start,
         ..HeaderBlock::default()
     };
-    // The field being read: its name, the bytes of its value lines and its
-    // span so far.
-    let mut current: Option<(String, Vec<u8>, std::ops::Range<usize>)> = None;
+    // The field being read: its name, the bytes of its value lines (the
+    // first line's borrowed, copied only when a continuation line follows)
+    // and its span so far.
+    let mut current: Option<(String, Cow<'_, [u8]>, std::ops::Range<usize>)> = None;
     loop {
         if pos >= bytes.len() {
             block.end = bytes.len();
@@ -134,7 +137,7 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
         if matches!(line.first(), Some(b' ' | b'\t')) {
             if let Some((_, value, span)) = current.as_mut() {
                 // Unfolding: the line break goes, the whitespace stays.
-                value.extend_from_slice(line);
+                value.to_mut().extend_from_slice(line);
                 span.end = next;
             }
             pos = next;
@@ -154,7 +157,7 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
             break;
         }
         let name = String::from_utf8_lossy(&line[..name_len]).into_owned();
-        current = Some((name, line[value_at..].to_vec(), pos..next));
+        current = Some((name, Cow::Borrowed(&line[value_at..]), pos..next));
         pos = next;
     }
     if let Some(done) = current.take() {
@@ -164,9 +167,14 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
     block
 }
 
-fn finish((name, value, span): (String, Vec<u8>, std::ops::Range<usize>)) -> HeaderField {
+fn finish((name, value, span): (String, Cow<'_, [u8]>, std::ops::Range<usize>)) -> HeaderField {
     let raw = String::from_utf8_lossy(&value).trim().to_string();
-    let decoded = decode_rfc2047(&raw).trim().to_string();
+    // Most values hold no encoded word: their decoded form is the raw one.
+    let decoded = if raw.contains("=?") {
+        decode_rfc2047(&raw).trim().to_string()
+    } else {
+        raw.clone()
+    };
     HeaderField {
         name,
         raw,
