@@ -19,51 +19,44 @@
 //!   is one space, a run of line breaks from tags is one `\n`, and the text
 //!   is trimmed. `<pre>` is not special.
 
-/// Elements that start a new line.
-const BLOCK: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "br",
-    "caption",
-    "dd",
-    "details",
-    "dialog",
-    "div",
-    "dl",
-    "dt",
-    "fieldset",
-    "figcaption",
-    "figure",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "summary",
-    "table",
-    "tbody",
-    "tfoot",
-    "thead",
-    "tr",
-    "ul",
-];
+/// What an element does to the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    /// Starts a new line (`br`, `p`, `div`, `li`, `tr`, headings, ...).
+    Block,
+    /// A table cell (`td`, `th`): a space.
+    Cell,
+    /// Dropped with its content to its closing tag (`script`, `style`,
+    /// `title`, `template`, `noscript`); the name is lower-case.
+    Dropped(&'static str),
+    /// Any other: adds nothing.
+    Inline,
+}
 
-/// Elements whose content is dropped, and the tag that ends it.
-const DROPPED: &[&str] = &["script", "style", "title", "template", "noscript"];
+/// The [`Element`] of a tag name as written (ASCII case-insensitive).
+fn element(name: &[u8]) -> Element {
+    // The longest name that does something has ten letters.
+    let mut lower = [0u8; 10];
+    let Some(lower) = lower.get_mut(..name.len()) else {
+        return Element::Inline;
+    };
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    match &*lower {
+        b"address" | b"article" | b"aside" | b"blockquote" | b"br" | b"caption" | b"dd"
+        | b"details" | b"dialog" | b"div" | b"dl" | b"dt" | b"fieldset" | b"figcaption"
+        | b"figure" | b"footer" | b"form" | b"h1" | b"h2" | b"h3" | b"h4" | b"h5" | b"h6"
+        | b"header" | b"hr" | b"li" | b"main" | b"nav" | b"ol" | b"p" | b"pre" | b"section"
+        | b"summary" | b"table" | b"tbody" | b"tfoot" | b"thead" | b"tr" | b"ul" => Element::Block,
+        b"td" | b"th" => Element::Cell,
+        b"script" => Element::Dropped("script"),
+        b"style" => Element::Dropped("style"),
+        b"title" => Element::Dropped("title"),
+        b"template" => Element::Dropped("template"),
+        b"noscript" => Element::Dropped("noscript"),
+        _ => Element::Inline,
+    }
+}
 
 /// Builds the output with whitespace collapsed.
 struct Out {
@@ -87,21 +80,31 @@ impl Out {
     /// Appends text: its runs without whitespace whole, the whitespace
     /// between them collapsed (or kept, with `keep_breaks`).
     fn push_str(&mut self, s: &str) {
+        let bytes = s.as_bytes();
         let mut run = 0;
-        for (i, c) in s.char_indices() {
+        let mut i = 0;
+        while i < bytes.len() {
+            // ASCII decided from the byte (`char::is_whitespace` there is
+            // tab to carriage return, and space); other characters decoded.
+            let c = match bytes[i] {
+                b @ 0..0x80 => char::from(b),
+                _ => s[i..].chars().next().unwrap_or_default(),
+            };
+            let at = i;
+            i += c.len_utf8();
             if !c.is_whitespace() {
                 continue;
             }
-            if run < i {
+            if run < at {
                 self.separate();
-                self.text.push_str(&s[run..i]);
+                self.text.push_str(&s[run..at]);
             }
             if self.keep_breaks {
                 self.pending.push(c);
             } else {
                 self.space = true;
             }
-            run = i + c.len_utf8();
+            run = i;
         }
         if run < s.len() {
             self.separate();
@@ -188,13 +191,14 @@ fn convert(html: &str, keep_breaks: bool) -> String {
                 out.push_str(&html[text_start..i]);
                 let (name, closing) = tag_name(&bytes[i + 1..end]);
                 let mut next = end + 1;
-                if BLOCK.contains(&name) {
-                    out.newline = true;
-                } else if name == "td" || name == "th" {
-                    out.space = true;
-                } else if !closing && DROPPED.contains(&name) {
-                    next = dropped_end(bytes, next, name);
-                    out.space = true;
+                match element(name) {
+                    Element::Block => out.newline = true,
+                    Element::Cell => out.space = true,
+                    Element::Dropped(name) if !closing => {
+                        next = dropped_end(bytes, next, name);
+                        out.space = true;
+                    }
+                    Element::Dropped(_) | Element::Inline => {}
                 }
                 i = next;
                 text_start = i;
@@ -236,26 +240,25 @@ fn markup_end(bytes: &[u8], at: usize) -> Option<usize> {
         return None;
     }
     // A tag: up to `>`, skipping quoted attribute values.
-    let mut quote: Option<u8> = None;
-    for (offset, &b) in bytes[at + 1..].iter().enumerate() {
-        match quote {
-            Some(q) if b == q => quote = None,
-            Some(_) => {}
-            None if b == b'"' || b == b'\'' => quote = Some(b),
-            None if b == b'>' => return Some(at + 1 + offset),
-            None => {}
+    let mut i = at + 1;
+    while let Some(offset) = memchr::memchr3(b'>', b'"', b'\'', &bytes[i..]) {
+        i += offset;
+        let quote = bytes[i];
+        if quote == b'>' {
+            return Some(i);
+        }
+        match memchr::memchr(quote, &bytes[i + 1..]) {
+            Some(len) => i += len + 2,
+            None => break,
         }
     }
     // An unterminated tag swallows the rest of the input.
     Some(bytes.len() - 1)
 }
 
-/// The element name of the markup between `<` and `>` as one of the
-/// names this renderer acts on ([`BLOCK`], `td`, `th`, [`DROPPED`]), or
-/// `""` for any other; and whether it is a closing tag. Names compare
-/// ASCII case-insensitively, without allocating: most tags are not
-/// among them.
-fn tag_name(inner: &[u8]) -> (&'static str, bool) {
+/// The element name of the markup between `<` and `>` as written, and
+/// whether it is a closing tag.
+fn tag_name(inner: &[u8]) -> (&[u8], bool) {
     let (closing, rest) = match inner.first() {
         Some(b'/') => (true, &inner[1..]),
         _ => (false, inner),
@@ -264,13 +267,7 @@ fn tag_name(inner: &[u8]) -> (&'static str, bool) {
         .iter()
         .position(|b| !b.is_ascii_alphanumeric())
         .unwrap_or(rest.len());
-    let written = &rest[..len];
-    let known = BLOCK
-        .iter()
-        .chain(&["td", "th"])
-        .chain(DROPPED)
-        .find(|name| name.as_bytes().eq_ignore_ascii_case(written));
-    (known.copied().unwrap_or(""), closing)
+    (&rest[..len], closing)
 }
 
 /// Where the content of a dropped element `name` that starts at `from`
