@@ -220,7 +220,23 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
     // Blanks written as such at the end of `out`, since the last escape.
     let mut padding = 0;
     let mut i = 0;
-    while let Some(&b) = text.get(i) {
+    while i < text.len() {
+        // Bytes that are neither `=` nor a line end are copied as a run.
+        let run = memchr::memchr3(b'=', b'\n', b'\r', &text[i..]).unwrap_or(text.len() - i);
+        if run > 0 {
+            let bytes = &text[i..i + run];
+            out.extend_from_slice(bytes);
+            // Every byte that ends a run sets `padding` to 0: the run's
+            // own trailing blanks are all there is.
+            padding = bytes
+                .iter()
+                .rev()
+                .take_while(|b| matches!(b, b' ' | b'\t'))
+                .count();
+            i += run;
+            continue;
+        }
+        let b = text[i];
         if b == b'=' {
             if let (Some(h), Some(l)) = (
                 text.get(i + 1).and_then(|&h| hex(h)),
@@ -251,15 +267,11 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
                 _ => {}
             }
         }
-        let line_break = b == b'\n' || (b == b'\r' && text.get(i + 1) == Some(&b'\n'));
-        if line_break {
+        // A line end, a lone CR, or an `=` kept as written.
+        if b == b'\n' || (b == b'\r' && text.get(i + 1) == Some(&b'\n')) {
             out.truncate(out.len() - padding);
         }
-        padding = if matches!(b, b' ' | b'\t') {
-            padding + 1
-        } else {
-            0
-        };
+        padding = 0;
         out.push(b);
         i += 1;
     }
@@ -270,6 +282,70 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The definition, one byte at a time: the oracle for the decoder's
+    /// runs.
+    fn byte_at_a_time(text: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len());
+        // Blanks written as such at the end of `out`, since the last escape.
+        let mut padding = 0;
+        let mut i = 0;
+        while let Some(&b) = text.get(i) {
+            if b == b'=' {
+                if let (Some(h), Some(l)) = (
+                    text.get(i + 1).and_then(|&h| hex(h)),
+                    text.get(i + 2).and_then(|&l| hex(l)),
+                ) {
+                    out.push(h << 4 | l);
+                    padding = 0;
+                    i += 3;
+                    continue;
+                }
+                // A soft line break: `=`, optional blanks, then CRLF or LF.
+                let mut j = i + 1;
+                while let Some(b' ' | b'\t') = text.get(j) {
+                    j += 1;
+                }
+                match (text.get(j), text.get(j + 1)) {
+                    (Some(b'\r'), Some(b'\n')) => {
+                        i = j + 2;
+                        padding = 0;
+                        continue;
+                    }
+                    (Some(b'\n'), _) => {
+                        i = j + 1;
+                        padding = 0;
+                        continue;
+                    }
+                    (None, _) => break,
+                    _ => {}
+                }
+            }
+            let line_break = b == b'\n' || (b == b'\r' && text.get(i + 1) == Some(&b'\n'));
+            if line_break {
+                out.truncate(out.len() - padding);
+            }
+            padding = if matches!(b, b' ' | b'\t') {
+                padding + 1
+            } else {
+                0
+            };
+            out.push(b);
+            i += 1;
+        }
+        out.truncate(out.len() - padding);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_printable_runs_decode_as_byte_at_a_time(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"ab =\t\r\n3D0gG".to_vec()), 0..64)
+        ) {
+            proptest::prop_assert_eq!(quoted_printable_decode(&text), byte_at_a_time(&text));
+        }
+    }
 
     #[test]
     fn base64_is_lenient() {

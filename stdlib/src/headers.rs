@@ -59,7 +59,7 @@ pub(crate) struct HeaderBlock {
 /// ending) and the offset of the next line.
 fn line_at(bytes: &[u8], pos: usize) -> (&[u8], usize) {
     let rest = bytes.get(pos..).unwrap_or_default();
-    match rest.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', rest) {
         Some(nl) => {
             let line = &rest[..nl];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
