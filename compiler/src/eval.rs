@@ -559,7 +559,7 @@ impl<'a> Machine<'a> {
         let (subject, body, from) = (text(&t.subject), text(&t.body), text(&t.from));
         let addresses = text(&t.addresses)
             .split(',')
-            .map(|a| weir_stdlib::Address::parse(a.trim()).address)
+            .map(|a| weir_stdlib::Address::parse(a.trim()).address.to_string())
             .filter(|a| !a.is_empty())
             .collect();
         RenderedTemplate {

@@ -7,19 +7,21 @@
 
 use std::net::IpAddr;
 
+use smol_str::SmolStr;
+
 /// A mail address split into the parts rules test.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Address {
     /// `local@domain` (just `local` when there is no `@`; `""` for the null sender).
-    pub address: String,
+    pub address: SmolStr,
     /// The whole local part, `+detail` included.
-    pub local: String,
+    pub local: SmolStr,
     /// The domain, as written (comparisons fold case).
-    pub domain: String,
+    pub domain: SmolStr,
     /// What follows the first `+` in the local part, or `""`.
-    pub detail: String,
+    pub detail: SmolStr,
     /// The display name, RFC 2047-decoded, or `""`.
-    pub name: String,
+    pub name: SmolStr,
 }
 
 /// A leaf MIME part that is not part of the body text, or what one holds

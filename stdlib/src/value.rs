@@ -118,7 +118,7 @@ impl Value {
             Value::Int(i) => i.to_string(),
             Value::Float(f) => format_float(*f),
             Value::Str(s) => s.to_string(),
-            Value::Address(a) => a.address.clone(),
+            Value::Address(a) => a.address.to_string(),
             Value::Ip(ip) => ip.to_string(),
             Value::Cidr(ip, prefix) => format!("{ip}/{prefix}"),
             Value::Time(t, zone) => crate::time::format(*t, *zone),

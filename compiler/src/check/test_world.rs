@@ -174,7 +174,7 @@ impl Checker<'_> {
         let text = self.constant_text(unit, e)?;
         let a = Address::parse(&text);
         if !a.local.is_empty() && !a.domain.is_empty() {
-            return Some(a.address);
+            return Some(a.address.into());
         }
         self.error(
             codes::BAD_TEST,

@@ -78,7 +78,11 @@ fn address_headers_every_occurrence_groups_flattened() {
             name: "Jörg".into(),
         }
     );
-    let to: Vec<_> = m.to().into_iter().map(|a| (a.address, a.name)).collect();
+    let to: Vec<_> = m
+        .to()
+        .into_iter()
+        .map(|a| (a.address.to_string(), a.name.to_string()))
+        .collect();
     assert_eq!(
         to,
         [
@@ -539,7 +543,7 @@ fn transaction_defaults_come_from_the_headers() {
     assert_eq!(given.envelope.from, Address::default());
     assert_eq!(given.envelope.to.len(), 1);
     assert_eq!(
-        given.envelope.recipient.map(|a| a.address),
+        given.envelope.recipient.map(|a| a.address.to_string()),
         Some("x@q".to_string())
     );
     assert_eq!(given.connection.ip.to_string(), "192.0.2.1");

@@ -144,7 +144,11 @@ fn differences(message: &Message, reference: &Value) -> Vec<(&'static str, Strin
     let lower =
         |list: Vec<String>| -> Vec<String> { list.into_iter().map(|a| a.to_lowercase()).collect() };
     if let Some(from) = strings(&reference["from"]) {
-        let weir = message.from().into_iter().map(|a| a.address).collect();
+        let weir = message
+            .from()
+            .into_iter()
+            .map(|a| a.address.to_string())
+            .collect();
         compare(
             "from",
             format!("{:?}", lower(weir)),
@@ -152,7 +156,11 @@ fn differences(message: &Message, reference: &Value) -> Vec<(&'static str, Strin
         );
     }
     if let Some(to) = strings(&reference["to"]) {
-        let weir = message.to().into_iter().map(|a| a.address).collect();
+        let weir = message
+            .to()
+            .into_iter()
+            .map(|a| a.address.to_string())
+            .collect();
         compare(
             "to",
             format!("{:?}", lower(weir)),

@@ -455,7 +455,7 @@ fn reply_from(
 ) -> String {
     let template_from = weir_stdlib::Address::parse(template.from.trim()).address;
     if !template_from.is_empty() {
-        template_from
+        template_from.into()
     } else if recipient.is_empty() {
         config
             .relay
