@@ -57,6 +57,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use regex_syntax::hir::Hir;
 use weir_stdlib::{Regex, Value};
 
 use crate::eval::Machine;
@@ -78,19 +79,46 @@ const ANALYSED_PER_THREAD: usize = 128;
 
 /// What the prefilter learns of a regex: the sets of strings every match
 /// contains, and its matches when they are a few strings.
-type Analysis = (Vec<Vec<String>>, Option<Vec<String>>);
+pub(crate) type Analysis = (Vec<Vec<String>>, Option<Vec<String>>);
 
-/// The [`Analysis`] of each regex, in order. One parse serves both
-/// analyses (the regex's own, with its flags, as the regex crate builds
-/// it); the parses run on up to four threads, since parsing every regex
-/// again was three quarters of the prefilter's build at 10,000 rules. The
-/// result does not depend on the threads: each analysis is a function of
-/// its regex alone.
-fn analyse(regexes: &[&Regex]) -> Vec<Analysis> {
+/// Analyses made ahead (while the checker parsed the regex literals), by
+/// pattern with its flags inline ([`Regex::inline`]).
+pub(crate) type Analyses = HashMap<String, Analysis>;
+
+/// The [`Analysis`] of a regex from its parse (its own, with its flags, as
+/// the regex crate builds it): a function of the regex alone.
+pub(crate) fn analysis(hir: &Hir) -> Analysis {
+    (required(hir).unwrap_or_default(), ascii_language(hir))
+}
+
+/// The [`Analysis`] of each regex, in order: the one made ahead in
+/// `known`, else made here from a fresh parse. The parses run on up to
+/// four threads, since parsing every regex again was three quarters of the
+/// prefilter's build at 10,000 rules. The result does not depend on the
+/// threads, nor on which analyses were made ahead.
+fn analyse(regexes: &[&Regex], known: &Analyses) -> Vec<Analysis> {
+    let keys: Vec<String> = regexes.iter().map(|re| re.inline()).collect();
+    let missing: Vec<&Regex> = regexes
+        .iter()
+        .zip(&keys)
+        .filter(|(_, key)| !known.contains_key(*key))
+        .map(|(re, _)| *re)
+        .collect();
+    let mut fresh = analyse_parsing(&missing).into_iter();
+    keys.iter()
+        .map(|key| match known.get(key) {
+            Some(done) => done.clone(),
+            None => fresh.next().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The [`Analysis`] of each regex, each parsed again, on up to four
+/// threads.
+fn analyse_parsing(regexes: &[&Regex]) -> Vec<Analysis> {
     fn one(re: &&Regex) -> Analysis {
         let hir = re.hir();
-        let sets = hir.as_ref().and_then(required).unwrap_or_default();
-        (sets, hir.as_ref().and_then(ascii_language))
+        hir.as_ref().map(analysis).unwrap_or_default()
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let per = regexes.len().div_ceil(threads).max(ANALYSED_PER_THREAD);
@@ -379,14 +407,15 @@ impl GroupBuilder {
 }
 
 impl Prefilter {
-    /// Gathers the leaves it can decide out of the leaf table.
-    pub(crate) fn build(leaves: &[Leaf]) -> Prefilter {
+    /// Gathers the leaves it can decide out of the leaf table; `known`:
+    /// regexes analysed ahead.
+    pub(crate) fn build(leaves: &[Leaf], known: &Analyses) -> Prefilter {
         let mut pf = Prefilter {
             slots: vec![None; leaves.len()],
             ..Prefilter::default()
         };
         for b in pf.gather(leaves) {
-            pf.finish_group(b);
+            pf.finish_group(b, known);
         }
         for (slot, d) in pf.decided.iter().enumerate() {
             // The other leaves the scan answers are written as they pass.
@@ -463,9 +492,9 @@ impl Prefilter {
     }
 
     /// Builds one group's searcher and regex filters.
-    fn finish_group(&mut self, mut b: GroupBuilder) {
+    fn finish_group(&mut self, mut b: GroupBuilder, known: &Analyses) {
         let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
-        let mut filtered = self.filter_regexes(&mut b, &mut cands);
+        let mut filtered = self.filter_regexes(&mut b, &mut cands, known);
         cands.resize(b.patterns.len(), Vec::new());
         let searcher = if b.patterns.is_empty() {
             None
@@ -510,11 +539,12 @@ impl Prefilter {
         &mut self,
         b: &mut GroupBuilder,
         cands: &mut Vec<Vec<(u32, u64)>>,
+        known: &Analyses,
     ) -> Vec<Filtered> {
         let mut filtered = Vec::new();
         let regexes = std::mem::take(&mut b.regexes);
         let refs: Vec<&Regex> = regexes.iter().map(|(re, _)| &**re).collect();
-        let analysed: Vec<_> = analyse(&refs)
+        let analysed: Vec<_> = analyse(&refs, known)
             .into_iter()
             .zip(regexes)
             .map(|((sets, language), (re, slots))| (re, slots, sets, language))
@@ -978,10 +1008,18 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Regex> = regexes.iter().collect();
-        let together = analyse(&refs);
+        let none = Analyses::new();
+        let together = analyse(&refs, &none);
         assert_eq!(together.len(), refs.len());
         for (re, got) in refs.iter().zip(&together) {
-            assert_eq!(got, &analyse(&[*re])[0], "{re:?}");
+            assert_eq!(got, &analyse(&[*re], &none)[0], "{re:?}");
         }
+        // Every fifth analysed ahead.
+        let known: Analyses = regexes
+            .iter()
+            .step_by(5)
+            .map(|re| (re.inline(), analysis(&re.hir().expect("valid"))))
+            .collect();
+        assert_eq!(analyse(&refs, &known), together);
     }
 }
