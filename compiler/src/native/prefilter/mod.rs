@@ -346,6 +346,35 @@ fn pure(e: &Expr) -> bool {
     }
 }
 
+/// Which group a left side belongs to: two left sides share a key exactly
+/// when they are the same expression, that is when their debug forms are
+/// equal (the debug form is structural; builtins print as their address,
+/// which is the same function for the same builtin). The common shapes
+/// (fields, their members, headers by literal name) are keyed as they
+/// are, without formatting; any other by its debug form. A shape is
+/// always keyed the same way, so the groups are those of the debug forms.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum GroupKey<'e> {
+    Field(usize),
+    Member(Box<GroupKey<'e>>, &'static str),
+    Header { name: &'e str, raw: bool },
+    Other(String),
+}
+
+impl<'e> GroupKey<'e> {
+    fn of(lhs: &'e Expr) -> GroupKey<'e> {
+        match lhs {
+            Expr::Field(f) => GroupKey::Field(*f),
+            Expr::Member(of, member) => GroupKey::Member(Box::new(GroupKey::of(of)), member),
+            Expr::Header { name, raw } => match &**name {
+                Expr::Const(Value::Str(name)) => GroupKey::Header { name, raw: *raw },
+                _ => GroupKey::Other(format!("{lhs:?}")),
+            },
+            _ => GroupKey::Other(format!("{lhs:?}")),
+        }
+    }
+}
+
 /// A group under construction.
 #[derive(Default)]
 struct GroupBuilder {
@@ -456,10 +485,8 @@ impl Prefilter {
 
     /// Gives each leaf it can decide a slot, in the group of its left side.
     fn gather(&mut self, leaves: &[Leaf]) -> Vec<GroupBuilder> {
-        // Same left side, same group: the key is the expression's debug
-        // form, which is structural (builtins print as their address,
-        // which is the same function for the same builtin).
-        let mut keys: HashMap<String, usize> = HashMap::new();
+        // Same left side, same group ([`GroupKey`]).
+        let mut keys: HashMap<GroupKey<'_>, usize> = HashMap::new();
         let mut builders: Vec<GroupBuilder> = Vec::new();
         for (id, leaf) in leaves.iter().enumerate() {
             let Expr::Compare(c) = &leaf.expr else {
@@ -471,7 +498,7 @@ impl Prefilter {
             else {
                 break;
             };
-            let g = *keys.entry(format!("{:?}", c.lhs)).or_insert_with(|| {
+            let g = *keys.entry(GroupKey::of(&c.lhs)).or_insert_with(|| {
                 builders.push(GroupBuilder {
                     lhs: Some(c.lhs.clone()),
                     ..GroupBuilder::default()
@@ -992,6 +1019,41 @@ impl Scan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two left sides share a group key exactly when their debug forms,
+    /// the structural key, are equal.
+    #[test]
+    fn group_keys_are_equal_when_debug_forms_are() {
+        let header = |name: Expr, raw| Expr::Header {
+            name: Box::new(name),
+            raw,
+        };
+        let text = |s: &str| Expr::Const(Value::Str(s.into()));
+        let lhs = [
+            Expr::Field(1),
+            Expr::Field(2),
+            Expr::Member(Box::new(Expr::Field(1)), "domain"),
+            Expr::Member(Box::new(Expr::Field(1)), "local"),
+            Expr::Member(Box::new(Expr::Field(2)), "domain"),
+            header(text("X-A"), false),
+            header(text("X-A"), true),
+            header(text("X-B"), false),
+            header(Expr::Field(1), false),
+            header(Expr::Field(2), false),
+            Expr::Member(Box::new(header(text("X-A"), false)), "domain"),
+            Expr::Member(Box::new(header(Expr::Field(1), false)), "domain"),
+            Expr::Score,
+            Expr::Element,
+        ];
+        for a in &lhs {
+            for b in &lhs {
+                let same = format!("{a:?}") == format!("{b:?}");
+                assert_eq!(GroupKey::of(a) == GroupKey::of(b), same, "{a:?} {b:?}");
+            }
+            // The same expression built again.
+            assert_eq!(GroupKey::of(a), GroupKey::of(&a.clone()));
+        }
+    }
 
     /// Analysed on several threads, each regex gets the analysis it gets
     /// alone, in its place.
