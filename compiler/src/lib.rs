@@ -479,10 +479,18 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
             }
         })
         .collect();
+    // A root that reaches `rate()` asks the counter: without any that
+    // does (most rulesets), there is no root to look for.
+    let asks_counter = prefetch::asks_counter(&program);
+    let rate_roots = if asks_counter {
+        prefetch::rate_roots(&program)
+    } else {
+        Vec::new()
+    };
     Ruleset {
         inner: Arc::new(Inner {
-            rate_roots: prefetch::rate_roots(&program),
-            asks_counter: prefetch::asks_counter(&program),
+            rate_roots,
+            asks_counter,
             program,
             rules,
             tests,
