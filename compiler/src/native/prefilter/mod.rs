@@ -381,7 +381,9 @@ struct GroupBuilder {
     lhs: Option<Expr>,
     /// Distinct substring needles, in automaton pattern order.
     patterns: Vec<String>,
-    ids: HashMap<String, usize>,
+    /// foldhash (as the other maps used only while building): every
+    /// needle and regex is looked up once, SipHash cost more there.
+    ids: foldhash::HashMap<String, usize>,
     hits: Vec<Vec<(u32, Anchor)>>,
     exact: HashMap<String, Vec<u32>>,
     empty: Vec<u32>,
@@ -389,7 +391,7 @@ struct GroupBuilder {
     /// Distinct regexes, with the slots each answers.
     regexes: Vec<(Arc<Regex>, Vec<u32>)>,
     /// By pattern with its flags inline: the index in `regexes`.
-    regex_ids: HashMap<String, usize>,
+    regex_ids: foldhash::HashMap<String, usize>,
 }
 
 impl GroupBuilder {
@@ -486,7 +488,7 @@ impl Prefilter {
     /// Gives each leaf it can decide a slot, in the group of its left side.
     fn gather(&mut self, leaves: &[Leaf]) -> Vec<GroupBuilder> {
         // Same left side, same group ([`GroupKey`]).
-        let mut keys: HashMap<GroupKey<'_>, usize> = HashMap::new();
+        let mut keys: foldhash::HashMap<GroupKey<'_>, usize> = foldhash::HashMap::default();
         let mut builders: Vec<GroupBuilder> = Vec::new();
         for (id, leaf) in leaves.iter().enumerate() {
             let Expr::Compare(c) = &leaf.expr else {
@@ -576,7 +578,7 @@ impl Prefilter {
             .zip(regexes)
             .map(|((sets, language), (re, slots))| (re, slots, sets, language))
             .collect();
-        let mut sharing: HashMap<&str, usize> = HashMap::new();
+        let mut sharing: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
         for (_, _, sets, _) in &analysed {
             let mut strings: Vec<&str> = sets.iter().flatten().map(String::as_str).collect();
             strings.sort_unstable();
