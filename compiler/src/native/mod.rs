@@ -175,7 +175,7 @@ impl NativeRuleset {
             .collect::<Result<_, _>>()
             .map_err(|_| NativeError::Codegen("too many tests".into()))?;
         let prefilter = if prefilter {
-            Prefilter::build(&leaves.table, &ruleset.take_regex_analyses())
+            Prefilter::build(&leaves.table, ruleset.take_regex_analyses())
         } else {
             Prefilter::default()
         };

@@ -92,11 +92,12 @@ pub(crate) fn analysis(hir: &Hir) -> Analysis {
 }
 
 /// The [`Analysis`] of each regex, in order: the one made ahead in
-/// `known`, else made here from a fresh parse. The parses run on up to
-/// four threads, since parsing every regex again was three quarters of the
-/// prefilter's build at 10,000 rules. The result does not depend on the
-/// threads, nor on which analyses were made ahead.
-fn analyse(regexes: &[&Regex], known: &Analyses) -> Vec<Analysis> {
+/// `known` (taken out, not copied: a regex in a later group too is
+/// analysed again there), else made here from a fresh parse. The parses
+/// run on up to four threads, since parsing every regex again was three
+/// quarters of the prefilter's build at 10,000 rules. The result does not
+/// depend on the threads, nor on which analyses were made ahead.
+fn analyse(regexes: &[&Regex], known: &mut Analyses) -> Vec<Analysis> {
     let keys: Vec<String> = regexes.iter().map(|re| re.inline()).collect();
     let missing: Vec<&Regex> = regexes
         .iter()
@@ -106,8 +107,8 @@ fn analyse(regexes: &[&Regex], known: &Analyses) -> Vec<Analysis> {
         .collect();
     let mut fresh = analyse_parsing(&missing).into_iter();
     keys.iter()
-        .map(|key| match known.get(key) {
-            Some(done) => done.clone(),
+        .map(|key| match known.remove(key) {
+            Some(done) => done,
             None => fresh.next().unwrap_or_default(),
         })
         .collect()
@@ -375,6 +376,26 @@ impl<'e> GroupKey<'e> {
     }
 }
 
+/// For each analysed regex of a group, the sets of its required strings
+/// worth searching for ([`selective`]), by index, given how many of the
+/// group's regexes share each string.
+fn chosen_sets<T, U>(analysed: &[(T, U, Vec<Vec<String>>, Option<Vec<String>>)]) -> Vec<Vec<usize>> {
+    let mut sharing: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    for (_, _, sets, _) in analysed {
+        let mut strings: Vec<&str> = sets.iter().flatten().map(String::as_str).collect();
+        strings.sort_unstable();
+        strings.dedup();
+        for s in strings {
+            *sharing.entry(s).or_default() += 1;
+        }
+    }
+    let sharing = |s: &str| sharing.get(s).copied().unwrap_or(0);
+    analysed
+        .iter()
+        .map(|(_, _, sets, _)| selective(sets, &sharing))
+        .collect()
+}
+
 /// A group under construction.
 #[derive(Default)]
 struct GroupBuilder {
@@ -440,13 +461,13 @@ impl GroupBuilder {
 impl Prefilter {
     /// Gathers the leaves it can decide out of the leaf table; `known`:
     /// regexes analysed ahead.
-    pub(crate) fn build(leaves: &[Leaf], known: &Analyses) -> Prefilter {
+    pub(crate) fn build(leaves: &[Leaf], mut known: Analyses) -> Prefilter {
         let mut pf = Prefilter {
             slots: vec![None; leaves.len()],
             ..Prefilter::default()
         };
         for b in pf.gather(leaves) {
-            pf.finish_group(b, known);
+            pf.finish_group(b, &mut known);
         }
         for (slot, d) in pf.decided.iter().enumerate() {
             // The other leaves the scan answers are written as they pass.
@@ -521,7 +542,7 @@ impl Prefilter {
     }
 
     /// Builds one group's searcher and regex filters.
-    fn finish_group(&mut self, mut b: GroupBuilder, known: &Analyses) {
+    fn finish_group(&mut self, mut b: GroupBuilder, known: &mut Analyses) {
         let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
         let mut filtered = self.filter_regexes(&mut b, &mut cands, known);
         cands.resize(b.patterns.len(), Vec::new());
@@ -568,7 +589,7 @@ impl Prefilter {
         &mut self,
         b: &mut GroupBuilder,
         cands: &mut Vec<Vec<(u32, u64)>>,
-        known: &Analyses,
+        known: &mut Analyses,
     ) -> Vec<Filtered> {
         let mut filtered = Vec::new();
         let regexes = std::mem::take(&mut b.regexes);
@@ -578,19 +599,14 @@ impl Prefilter {
             .zip(regexes)
             .map(|((sets, language), (re, slots))| (re, slots, sets, language))
             .collect();
-        let mut sharing: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
-        for (_, _, sets, _) in &analysed {
-            let mut strings: Vec<&str> = sets.iter().flatten().map(String::as_str).collect();
-            strings.sort_unstable();
-            strings.dedup();
-            for s in strings {
-                *sharing.entry(s).or_default() += 1;
-            }
-        }
-        let sharing = |s: &str| sharing.get(s).copied().unwrap_or(0);
-        for (re, slots, sets, language) in &analysed {
-            let (re, slots, language) = (Arc::clone(re), slots.clone(), language.clone());
-            let sets = selective(sets.clone(), &sharing);
+        let chosen = chosen_sets(&analysed);
+        for ((re, slots, sets, language), keep) in analysed.into_iter().zip(chosen) {
+            let sets: Vec<Vec<String>> = sets
+                .into_iter()
+                .enumerate()
+                .filter(|(k, _)| keep.contains(k))
+                .map(|(_, set)| set)
+                .collect();
             if sets.is_empty() && language.is_none() {
                 self.alone(&re, &slots);
                 continue;
@@ -614,14 +630,15 @@ impl Prefilter {
                     mark(b, s, bit);
                 }
             }
-            for s in language.iter().flatten() {
-                mark(b, s.clone(), LANGUAGE);
+            let has_language = language.is_some();
+            for s in language.into_iter().flatten() {
+                mark(b, s, LANGUAGE);
             }
             filtered.push(Filtered {
                 regex: re,
                 slots,
                 required: full,
-                language: language.is_some(),
+                language: has_language,
             });
         }
         filtered
@@ -1072,18 +1089,19 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Regex> = regexes.iter().collect();
-        let none = Analyses::new();
-        let together = analyse(&refs, &none);
+        let together = analyse(&refs, &mut Analyses::default());
         assert_eq!(together.len(), refs.len());
         for (re, got) in refs.iter().zip(&together) {
-            assert_eq!(got, &analyse(&[*re], &none)[0], "{re:?}");
+            assert_eq!(got, &analyse(&[*re], &mut Analyses::default())[0], "{re:?}");
         }
         // Every fifth analysed ahead.
-        let known: Analyses = regexes
+        let mut known: Analyses = regexes
             .iter()
             .step_by(5)
             .map(|re| (re.inline(), analysis(&re.hir().expect("valid"))))
             .collect();
-        assert_eq!(analyse(&refs, &known), together);
+        assert_eq!(analyse(&refs, &mut known), together);
+        // Each taken by the regex it was made for.
+        assert!(known.is_empty());
     }
 }
