@@ -5,7 +5,6 @@
 //! A stdlib module may also read names the files importing it must declare
 //! (`stdlib/auth`'s `trusted_authserv`: `weir_stdlib::modules::requires`).
 
-
 use weir_grammar::Diagnostic;
 use weir_grammar::ast::{Item, Span};
 

@@ -19,8 +19,11 @@ pub struct ExprTypes {
     /// Built on the first lookup: only the language server looks types
     /// up, and with 10,000 rules building it was a few milliseconds of
     /// every (re)load.
-    index: OnceLock<BTreeMap<String, HashMap<(usize, usize), usize>>>,
+    index: OnceLock<Index>,
 }
+
+/// By file name, then span (start, end): an index in the recorded types.
+type Index = BTreeMap<String, HashMap<(usize, usize), usize>>;
 
 impl ExprTypes {
     /// The table of what the checker recorded: (file, span, type), files
@@ -50,7 +53,7 @@ impl ExprTypes {
     /// The index, built now if this is the first lookup: the latest type
     /// recorded at a span wins, and a unit's table replaces an earlier
     /// unit's of the same name.
-    fn index(&self) -> &BTreeMap<String, HashMap<(usize, usize), usize>> {
+    fn index(&self) -> &Index {
         self.index.get_or_init(|| {
             let mut by_unit: BTreeMap<usize, HashMap<(usize, usize), usize>> = BTreeMap::new();
             for (i, (unit, span, _)) in self.recorded.iter().enumerate() {

@@ -132,7 +132,8 @@ impl<'a> Checker<'a> {
         scopes: &'a Scopes,
         literals: &'a RegexLiterals,
     ) -> Checker<'a> {
-        let mut rule_ids = HashMap::with_capacity_and_hasher(loaded.rule_order.len(), Default::default());
+        let mut rule_ids =
+            HashMap::with_capacity_and_hasher(loaded.rule_order.len(), Default::default());
         let mut rule_keys = Vec::new();
         for (id, &(unit, item)) in loaded.rule_order.iter().enumerate() {
             rule_ids.insert(DeclId { unit, item }, id);

@@ -164,12 +164,12 @@ impl RegexLiterals {
         self.parsed
             .into_iter()
             .zip(self.analysed)
-            .filter_map(|(parsed, analysed)| {
-                match (parsed.into_inner()?, analysed.into_inner()?) {
+            .filter_map(
+                |(parsed, analysed)| match (parsed.into_inner()?, analysed.into_inner()?) {
                     (Ok(re), Some(analysis)) => Some((re.inline(), analysis)),
                     _ => None,
-                }
-            })
+                },
+            )
             .collect()
     }
 }

@@ -379,9 +379,9 @@ impl<'e> GroupKey<'e> {
 /// For each analysed regex of a group, the sets of its required strings
 /// worth searching for ([`selective`]), by index, given how many of the
 /// group's regexes share each string.
-fn chosen_sets<T, U>(analysed: &[(T, U, Vec<Vec<String>>, Option<Vec<String>>)]) -> Vec<Vec<usize>> {
+fn chosen_sets(analysed: &[&[Vec<String>]]) -> Vec<Vec<usize>> {
     let mut sharing: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
-    for (_, _, sets, _) in analysed {
+    for sets in analysed {
         let mut strings: Vec<&str> = sets.iter().flatten().map(String::as_str).collect();
         strings.sort_unstable();
         strings.dedup();
@@ -392,7 +392,7 @@ fn chosen_sets<T, U>(analysed: &[(T, U, Vec<Vec<String>>, Option<Vec<String>>)])
     let sharing = |s: &str| sharing.get(s).copied().unwrap_or(0);
     analysed
         .iter()
-        .map(|(_, _, sets, _)| selective(sets, &sharing))
+        .map(|sets| selective(sets, &sharing))
         .collect()
 }
 
@@ -599,7 +599,11 @@ impl Prefilter {
             .zip(regexes)
             .map(|((sets, language), (re, slots))| (re, slots, sets, language))
             .collect();
-        let chosen = chosen_sets(&analysed);
+        let all_sets: Vec<&[Vec<String>]> = analysed
+            .iter()
+            .map(|(_, _, sets, _)| sets.as_slice())
+            .collect();
+        let chosen = chosen_sets(&all_sets);
         for ((re, slots, sets, language), keep) in analysed.into_iter().zip(chosen) {
             let sets: Vec<Vec<String>> = sets
                 .into_iter()
