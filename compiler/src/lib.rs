@@ -56,7 +56,7 @@ mod warnings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use weir_grammar::Diagnostic;
 use weir_grammar::ast::Span;
@@ -165,6 +165,9 @@ struct Inner {
     tests: Vec<TestCase>,
     files: Vec<SourceFile>,
     hash: String,
+    /// The prefilter's analyses of the regex literals, made while the
+    /// checker parsed them, until the first native compile takes them.
+    regex_analyses: Mutex<native::Analyses>,
 }
 
 /// What a ruleset needs from the daemon's configuration
@@ -283,6 +286,17 @@ impl Ruleset {
         prefetch::rate_keys(&self.inner.program, &self.inner.rate_roots, tx)
     }
 
+    /// The regex analyses made while checking ([`Inner::regex_analyses`]),
+    /// taken: the first native compile uses them, a later one analyses
+    /// every regex itself, with the same outcome.
+    pub(crate) fn take_regex_analyses(&self) -> native::Analyses {
+        self.inner
+            .regex_analyses
+            .lock()
+            .map(|mut analyses| std::mem::take(&mut *analyses))
+            .unwrap_or_default()
+    }
+
     /// The lowered program, for the native engine.
     pub(crate) fn program(&self) -> &eval::Program {
         &self.inner.program
@@ -346,6 +360,11 @@ pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
         done
     });
     free_aside((scopes, loaded));
+    if let Some(ruleset) = &compiled.ruleset
+        && let Ok(mut analyses) = ruleset.inner.regex_analyses.lock()
+    {
+        *analyses = literals.into_analyses();
+    }
     compiled
 }
 
@@ -460,15 +479,24 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
             }
         })
         .collect();
+    // A root that reaches `rate()` asks the counter: without any that
+    // does (most rulesets), there is no root to look for.
+    let asks_counter = prefetch::asks_counter(&program);
+    let rate_roots = if asks_counter {
+        prefetch::rate_roots(&program)
+    } else {
+        Vec::new()
+    };
     Ruleset {
         inner: Arc::new(Inner {
-            rate_roots: prefetch::rate_roots(&program),
-            asks_counter: prefetch::asks_counter(&program),
+            rate_roots,
+            asks_counter,
             program,
             rules,
             tests,
             files,
             hash: format!("{all:016x}"),
+            regex_analyses: Mutex::default(),
         }),
     }
 }

@@ -9,7 +9,7 @@
 //! and those its direct imports declare; its own name wins over an
 //! imported one; a name that two imports both declare is ambiguous.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use weir_grammar::ast::{self, Item, Span};
 
@@ -67,7 +67,9 @@ pub struct Declaration {
 pub struct Declarations {
     /// The first declaration of each name.
     list: Vec<Declaration>,
-    by_name: HashMap<String, usize>,
+    /// foldhash: looked up for every name resolved, much cheaper than
+    /// SipHash on short names.
+    by_name: foldhash::HashMap<String, usize>,
     /// Later declarations of a name already declared, each with the index
     /// (in `list`) of the first.
     duplicates: Vec<(Declaration, usize)>,

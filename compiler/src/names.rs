@@ -5,8 +5,6 @@
 //! A stdlib module may also read names the files importing it must declare
 //! (`stdlib/auth`'s `trusted_authserv`: `weir_stdlib::modules::requires`).
 
-use std::collections::HashMap;
-
 use weir_grammar::Diagnostic;
 use weir_grammar::ast::{Item, Span};
 
@@ -209,7 +207,7 @@ impl Scopes {
     }
 
     fn check_rule_names(&self, loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
-        let mut seen: HashMap<String, Decl> = HashMap::new();
+        let mut seen: foldhash::HashMap<&str, Decl> = foldhash::HashMap::default();
         for &(unit, item) in &loaded.rule_order {
             let Some(Item::Rule(rule)) = loaded.units[unit].ast.items.get(item) else {
                 continue;
@@ -236,7 +234,7 @@ impl Scopes {
                 }
                 continue;
             }
-            seen.insert(decl.name.clone(), decl);
+            seen.insert(&rule.name.name, decl);
         }
     }
 

@@ -2,8 +2,6 @@
 //! run. Warnings never stop a ruleset from loading. Declarations of stdlib
 //! modules never warn: a module offers more than any one importer uses.
 
-use std::collections::HashSet;
-
 use weir_grammar::Diagnostic;
 use weir_stdlib::Value;
 
@@ -17,7 +15,11 @@ mod order;
 pub(crate) use order::{score_order, stage_order};
 
 /// A `let`, `list`, `fn` or `template` of a non-stdlib file nothing uses.
-pub(crate) fn unused(loaded: &Loaded, scopes: &Scopes, used: &HashSet<DeclId>) -> Vec<Diagnostic> {
+pub(crate) fn unused(
+    loaded: &Loaded,
+    scopes: &Scopes,
+    used: &foldhash::HashSet<DeclId>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for decl in scopes.all() {
         if decl.kind == DeclKind::Rule

@@ -625,7 +625,8 @@ fn exact_end(pair: &Pair<'_, Rule>) -> usize {
     let mut end = own;
     let mut current = pair.clone();
     // Follow the last child down; iterative so depth costs no stack.
-    while let Some(last) = current.clone().into_inner().last() {
+    // `next_back` takes the last child without stepping through the others.
+    while let Some(last) = current.clone().into_inner().next_back() {
         end = last.as_span().end();
         if matches!(
             last.as_rule(),

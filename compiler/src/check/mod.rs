@@ -13,7 +13,9 @@ mod test_blocks;
 mod test_world;
 mod times;
 
-use std::collections::{HashMap, HashSet};
+// The checker's maps are keyed by declaration ids and short strings, looked
+// up for every name checked: foldhash, much cheaper than SipHash there.
+use foldhash::{HashMap, HashSet};
 
 use weir_grammar::Diagnostic;
 use weir_grammar::ast::{self, Item, Span};
@@ -130,7 +132,8 @@ impl<'a> Checker<'a> {
         scopes: &'a Scopes,
         literals: &'a RegexLiterals,
     ) -> Checker<'a> {
-        let mut rule_ids = HashMap::new();
+        let mut rule_ids =
+            HashMap::with_capacity_and_hasher(loaded.rule_order.len(), Default::default());
         let mut rule_keys = Vec::new();
         for (id, &(unit, item)) in loaded.rule_order.iter().enumerate() {
             rule_ids.insert(DeclId { unit, item }, id);
@@ -145,14 +148,14 @@ impl<'a> Checker<'a> {
             scopes,
             reg: weir_stdlib::registry(),
             diags: Vec::new(),
-            used: HashSet::new(),
-            lets: HashMap::new(),
-            fns: HashMap::new(),
+            used: HashSet::default(),
+            lets: HashMap::default(),
+            fns: HashMap::default(),
             fn_stack: Vec::new(),
             functions: Vec::new(),
-            templates: HashMap::new(),
+            templates: HashMap::default(),
             templates_ir: Vec::new(),
-            regexes: HashMap::new(),
+            regexes: HashMap::default(),
             literals,
             rule_ids,
             rule_keys,

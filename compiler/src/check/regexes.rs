@@ -10,6 +10,12 @@
 //! helper has yet. Each literal is parsed once, by whichever gets there
 //! first, with the same outcome: the diagnostics, their order and the
 //! ruleset's regexes do not depend on the threads' timing.
+//!
+//! Once every literal is parsed, the helpers make the native prefilter's
+//! analysis of each regex ([`RegexLiterals::into_analyses`]) while the
+//! calling thread finishes the compile (the rest of the checker, stages,
+//! warnings). The prefilter, which runs after the compile on the calling
+//! thread, then analyses only the regexes they did not reach.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -23,6 +29,7 @@ use weir_grammar::visit::{Visit, walk};
 use weir_stdlib::{Regex, RegexError};
 
 use crate::load::Loaded;
+use crate::native::{Analyses, Analysis, analysis};
 
 /// A regex literal's pattern and flags, as written.
 pub(crate) type Key = (String, String);
@@ -50,8 +57,14 @@ pub(crate) struct RegexLiterals {
     index: HashMap<Key, usize>,
     /// Each literal's outcome, once parsed, by index.
     parsed: Vec<OnceLock<Parsed>>,
-    /// How many literals, counted from the last, helpers have taken.
+    /// The prefilter's analysis of each valid literal, once made, by index.
+    analysed: Vec<OnceLock<Option<Analysis>>>,
+    /// How many literals, counted from the last, helpers have taken to
+    /// parse.
     taken: AtomicUsize,
+    /// How many literals, counted from the last, helpers have taken to
+    /// analyse.
+    analysis_taken: AtomicUsize,
     /// Set when the checker needs no more parses.
     stop: AtomicBool,
 }
@@ -66,9 +79,11 @@ impl RegexLiterals {
         let Walk { keys, index } = walk;
         RegexLiterals {
             parsed: keys.iter().map(|_| OnceLock::new()).collect(),
+            analysed: keys.iter().map(|_| OnceLock::new()).collect(),
             keys,
             index,
             taken: AtomicUsize::new(0),
+            analysis_taken: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         }
     }
@@ -91,20 +106,40 @@ impl RegexLiterals {
     }
 
     /// One helper: takes [`BATCH`] literals at a time from the back and
-    /// parses those nobody has.
+    /// parses those nobody has; once none is left to take, analyses them
+    /// for the prefilter, again from the back.
     fn help(&self) {
+        self.take_each(&self.taken, |i| {
+            self.parsed[i].get_or_init(|| parse(&self.keys[i]));
+        });
+        // A literal another helper took may not be parsed yet: parsed
+        // here then (or waited for, if that helper is parsing it).
+        self.take_each(&self.analysis_taken, |i| {
+            self.analysed[i].get_or_init(|| {
+                match self.parsed[i].get_or_init(|| parse(&self.keys[i])) {
+                    Ok(re) => re.hir().as_ref().map(analysis),
+                    Err(_) => None,
+                }
+            });
+        });
+    }
+
+    /// Calls `each` on every literal index, [`BATCH`] at a time from the
+    /// last, taking batches through `taken` (shared by the helpers) until
+    /// none is left or [`RegexLiterals::stop`] is called.
+    fn take_each(&self, taken: &AtomicUsize, each: impl Fn(usize)) {
         let len = self.keys.len();
         loop {
-            let taken = self.taken.fetch_add(BATCH, Ordering::Relaxed);
-            if taken >= len {
+            let done = taken.fetch_add(BATCH, Ordering::Relaxed);
+            if done >= len {
                 return;
             }
-            let end = len - taken;
+            let end = len - done;
             for i in (end.saturating_sub(BATCH)..end).rev() {
                 if self.stop.load(Ordering::Relaxed) {
                     return;
                 }
-                self.parsed[i].get_or_init(|| parse(&self.keys[i]));
+                each(i);
             }
         }
     }
@@ -121,6 +156,21 @@ impl RegexLiterals {
             Some(&i) => self.parsed[i].get_or_init(|| parse(key)).clone(),
             None => parse(key),
         }
+    }
+
+    /// The prefilter's analyses of the valid literals, by pattern with
+    /// flags inline, as far as the helpers made them.
+    pub(crate) fn into_analyses(self) -> Analyses {
+        self.parsed
+            .into_iter()
+            .zip(self.analysed)
+            .filter_map(
+                |(parsed, analysed)| match (parsed.into_inner()?, analysed.into_inner()?) {
+                    (Ok(re), Some(analysis)) => Some((re.inline(), analysis)),
+                    _ => None,
+                },
+            )
+            .collect()
     }
 }
 
@@ -217,5 +267,32 @@ mod tests {
             }
         });
         assert!(literals.parsed.iter().all(|p| p.get().is_some()));
+    }
+
+    /// Helpers analyse every valid literal, those the checker parsed
+    /// first included, each as a parse of its own would.
+    #[test]
+    fn helpers_analyse_every_valid_literal() {
+        let loaded = loaded();
+        let literals = RegexLiterals::of(&loaded);
+        let keys = literals.keys.clone();
+        for key in &keys[..50] {
+            let _ = literals.get(key);
+        }
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| literals.help());
+            }
+        });
+        let analyses = literals.into_analyses();
+        let mut valid = 0;
+        for key in &keys {
+            if let Ok(re) = Regex::new(&key.0, &key.1) {
+                let alone = re.hir().as_ref().map(analysis);
+                assert_eq!(analyses.get(&re.inline()), alone.as_ref(), "{key:?}");
+                valid += 1;
+            }
+        }
+        assert_eq!(analyses.len(), valid);
     }
 }

@@ -25,6 +25,7 @@ mod host;
 mod prefilter;
 
 pub use heap::release_free_memory;
+pub(crate) use prefilter::{Analyses, Analysis, analysis};
 
 use std::ffi::c_void;
 use std::fmt;
@@ -174,7 +175,7 @@ impl NativeRuleset {
             .collect::<Result<_, _>>()
             .map_err(|_| NativeError::Codegen("too many tests".into()))?;
         let prefilter = if prefilter {
-            Prefilter::build(&leaves.table)
+            Prefilter::build(&leaves.table, ruleset.take_regex_analyses())
         } else {
             Prefilter::default()
         };

@@ -57,6 +57,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use regex_syntax::hir::Hir;
 use weir_stdlib::{Regex, Value};
 
 use crate::eval::Machine;
@@ -78,19 +79,47 @@ const ANALYSED_PER_THREAD: usize = 128;
 
 /// What the prefilter learns of a regex: the sets of strings every match
 /// contains, and its matches when they are a few strings.
-type Analysis = (Vec<Vec<String>>, Option<Vec<String>>);
+pub(crate) type Analysis = (Vec<Vec<String>>, Option<Vec<String>>);
 
-/// The [`Analysis`] of each regex, in order. One parse serves both
-/// analyses (the regex's own, with its flags, as the regex crate builds
-/// it); the parses run on up to four threads, since parsing every regex
-/// again was three quarters of the prefilter's build at 10,000 rules. The
-/// result does not depend on the threads: each analysis is a function of
-/// its regex alone.
-fn analyse(regexes: &[&Regex]) -> Vec<Analysis> {
+/// Analyses made ahead (while the checker parsed the regex literals), by
+/// pattern with its flags inline ([`Regex::inline`]).
+pub(crate) type Analyses = HashMap<String, Analysis>;
+
+/// The [`Analysis`] of a regex from its parse (its own, with its flags, as
+/// the regex crate builds it): a function of the regex alone.
+pub(crate) fn analysis(hir: &Hir) -> Analysis {
+    (required(hir).unwrap_or_default(), ascii_language(hir))
+}
+
+/// The [`Analysis`] of each regex, in order: the one made ahead in
+/// `known` (taken out, not copied: a regex in a later group too is
+/// analysed again there), else made here from a fresh parse. The parses
+/// run on up to four threads, since parsing every regex again was three
+/// quarters of the prefilter's build at 10,000 rules. The result does not
+/// depend on the threads, nor on which analyses were made ahead.
+fn analyse(regexes: &[&Regex], known: &mut Analyses) -> Vec<Analysis> {
+    let keys: Vec<String> = regexes.iter().map(|re| re.inline()).collect();
+    let missing: Vec<&Regex> = regexes
+        .iter()
+        .zip(&keys)
+        .filter(|(_, key)| !known.contains_key(*key))
+        .map(|(re, _)| *re)
+        .collect();
+    let mut fresh = analyse_parsing(&missing).into_iter();
+    keys.iter()
+        .map(|key| match known.remove(key) {
+            Some(done) => done,
+            None => fresh.next().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The [`Analysis`] of each regex, each parsed again, on up to four
+/// threads.
+fn analyse_parsing(regexes: &[&Regex]) -> Vec<Analysis> {
     fn one(re: &&Regex) -> Analysis {
         let hir = re.hir();
-        let sets = hir.as_ref().and_then(required).unwrap_or_default();
-        (sets, hir.as_ref().and_then(ascii_language))
+        hir.as_ref().map(analysis).unwrap_or_default()
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let per = regexes.len().div_ceil(threads).max(ANALYSED_PER_THREAD);
@@ -318,13 +347,64 @@ fn pure(e: &Expr) -> bool {
     }
 }
 
+/// Which group a left side belongs to: two left sides share a key exactly
+/// when they are the same expression, that is when their debug forms are
+/// equal (the debug form is structural; builtins print as their address,
+/// which is the same function for the same builtin). The common shapes
+/// (fields, their members, headers by literal name) are keyed as they
+/// are, without formatting; any other by its debug form. A shape is
+/// always keyed the same way, so the groups are those of the debug forms.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum GroupKey<'e> {
+    Field(usize),
+    Member(Box<GroupKey<'e>>, &'static str),
+    Header { name: &'e str, raw: bool },
+    Other(String),
+}
+
+impl<'e> GroupKey<'e> {
+    fn of(lhs: &'e Expr) -> GroupKey<'e> {
+        match lhs {
+            Expr::Field(f) => GroupKey::Field(*f),
+            Expr::Member(of, member) => GroupKey::Member(Box::new(GroupKey::of(of)), member),
+            Expr::Header { name, raw } => match &**name {
+                Expr::Const(Value::Str(name)) => GroupKey::Header { name, raw: *raw },
+                _ => GroupKey::Other(format!("{lhs:?}")),
+            },
+            _ => GroupKey::Other(format!("{lhs:?}")),
+        }
+    }
+}
+
+/// For each analysed regex of a group, the sets of its required strings
+/// worth searching for ([`selective`]), by index, given how many of the
+/// group's regexes share each string.
+fn chosen_sets(analysed: &[&[Vec<String>]]) -> Vec<Vec<usize>> {
+    let mut sharing: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    for sets in analysed {
+        let mut strings: Vec<&str> = sets.iter().flatten().map(String::as_str).collect();
+        strings.sort_unstable();
+        strings.dedup();
+        for s in strings {
+            *sharing.entry(s).or_default() += 1;
+        }
+    }
+    let sharing = |s: &str| sharing.get(s).copied().unwrap_or(0);
+    analysed
+        .iter()
+        .map(|sets| selective(sets, &sharing))
+        .collect()
+}
+
 /// A group under construction.
 #[derive(Default)]
 struct GroupBuilder {
     lhs: Option<Expr>,
     /// Distinct substring needles, in automaton pattern order.
     patterns: Vec<String>,
-    ids: HashMap<String, usize>,
+    /// foldhash (as the other maps used only while building): every
+    /// needle and regex is looked up once, SipHash cost more there.
+    ids: foldhash::HashMap<String, usize>,
     hits: Vec<Vec<(u32, Anchor)>>,
     exact: HashMap<String, Vec<u32>>,
     empty: Vec<u32>,
@@ -332,7 +412,7 @@ struct GroupBuilder {
     /// Distinct regexes, with the slots each answers.
     regexes: Vec<(Arc<Regex>, Vec<u32>)>,
     /// By pattern with its flags inline: the index in `regexes`.
-    regex_ids: HashMap<String, usize>,
+    regex_ids: foldhash::HashMap<String, usize>,
 }
 
 impl GroupBuilder {
@@ -379,14 +459,15 @@ impl GroupBuilder {
 }
 
 impl Prefilter {
-    /// Gathers the leaves it can decide out of the leaf table.
-    pub(crate) fn build(leaves: &[Leaf]) -> Prefilter {
+    /// Gathers the leaves it can decide out of the leaf table; `known`:
+    /// regexes analysed ahead.
+    pub(crate) fn build(leaves: &[Leaf], mut known: Analyses) -> Prefilter {
         let mut pf = Prefilter {
             slots: vec![None; leaves.len()],
             ..Prefilter::default()
         };
         for b in pf.gather(leaves) {
-            pf.finish_group(b);
+            pf.finish_group(b, &mut known);
         }
         for (slot, d) in pf.decided.iter().enumerate() {
             // The other leaves the scan answers are written as they pass.
@@ -427,10 +508,8 @@ impl Prefilter {
 
     /// Gives each leaf it can decide a slot, in the group of its left side.
     fn gather(&mut self, leaves: &[Leaf]) -> Vec<GroupBuilder> {
-        // Same left side, same group: the key is the expression's debug
-        // form, which is structural (builtins print as their address,
-        // which is the same function for the same builtin).
-        let mut keys: HashMap<String, usize> = HashMap::new();
+        // Same left side, same group ([`GroupKey`]).
+        let mut keys: foldhash::HashMap<GroupKey<'_>, usize> = foldhash::HashMap::default();
         let mut builders: Vec<GroupBuilder> = Vec::new();
         for (id, leaf) in leaves.iter().enumerate() {
             let Expr::Compare(c) = &leaf.expr else {
@@ -442,7 +521,7 @@ impl Prefilter {
             else {
                 break;
             };
-            let g = *keys.entry(format!("{:?}", c.lhs)).or_insert_with(|| {
+            let g = *keys.entry(GroupKey::of(&c.lhs)).or_insert_with(|| {
                 builders.push(GroupBuilder {
                     lhs: Some(c.lhs.clone()),
                     ..GroupBuilder::default()
@@ -463,9 +542,9 @@ impl Prefilter {
     }
 
     /// Builds one group's searcher and regex filters.
-    fn finish_group(&mut self, mut b: GroupBuilder) {
+    fn finish_group(&mut self, mut b: GroupBuilder, known: &mut Analyses) {
         let mut cands: Vec<Vec<(u32, u64)>> = Vec::new();
-        let mut filtered = self.filter_regexes(&mut b, &mut cands);
+        let mut filtered = self.filter_regexes(&mut b, &mut cands, known);
         cands.resize(b.patterns.len(), Vec::new());
         let searcher = if b.patterns.is_empty() {
             None
@@ -510,28 +589,28 @@ impl Prefilter {
         &mut self,
         b: &mut GroupBuilder,
         cands: &mut Vec<Vec<(u32, u64)>>,
+        known: &mut Analyses,
     ) -> Vec<Filtered> {
         let mut filtered = Vec::new();
         let regexes = std::mem::take(&mut b.regexes);
         let refs: Vec<&Regex> = regexes.iter().map(|(re, _)| &**re).collect();
-        let analysed: Vec<_> = analyse(&refs)
+        let analysed: Vec<_> = analyse(&refs, known)
             .into_iter()
             .zip(regexes)
             .map(|((sets, language), (re, slots))| (re, slots, sets, language))
             .collect();
-        let mut sharing: HashMap<&str, usize> = HashMap::new();
-        for (_, _, sets, _) in &analysed {
-            let mut strings: Vec<&str> = sets.iter().flatten().map(String::as_str).collect();
-            strings.sort_unstable();
-            strings.dedup();
-            for s in strings {
-                *sharing.entry(s).or_default() += 1;
-            }
-        }
-        let sharing = |s: &str| sharing.get(s).copied().unwrap_or(0);
-        for (re, slots, sets, language) in &analysed {
-            let (re, slots, language) = (Arc::clone(re), slots.clone(), language.clone());
-            let sets = selective(sets.clone(), &sharing);
+        let all_sets: Vec<&[Vec<String>]> = analysed
+            .iter()
+            .map(|(_, _, sets, _)| sets.as_slice())
+            .collect();
+        let chosen = chosen_sets(&all_sets);
+        for ((re, slots, sets, language), keep) in analysed.into_iter().zip(chosen) {
+            let sets: Vec<Vec<String>> = sets
+                .into_iter()
+                .enumerate()
+                .filter(|(k, _)| keep.contains(k))
+                .map(|(_, set)| set)
+                .collect();
             if sets.is_empty() && language.is_none() {
                 self.alone(&re, &slots);
                 continue;
@@ -555,14 +634,15 @@ impl Prefilter {
                     mark(b, s, bit);
                 }
             }
-            for s in language.iter().flatten() {
-                mark(b, s.clone(), LANGUAGE);
+            let has_language = language.is_some();
+            for s in language.into_iter().flatten() {
+                mark(b, s, LANGUAGE);
             }
             filtered.push(Filtered {
                 regex: re,
                 slots,
                 required: full,
-                language: language.is_some(),
+                language: has_language,
             });
         }
         filtered
@@ -963,6 +1043,41 @@ impl Scan {
 mod tests {
     use super::*;
 
+    /// Two left sides share a group key exactly when their debug forms,
+    /// the structural key, are equal.
+    #[test]
+    fn group_keys_are_equal_when_debug_forms_are() {
+        let header = |name: Expr, raw| Expr::Header {
+            name: Box::new(name),
+            raw,
+        };
+        let text = |s: &str| Expr::Const(Value::Str(s.into()));
+        let lhs = [
+            Expr::Field(1),
+            Expr::Field(2),
+            Expr::Member(Box::new(Expr::Field(1)), "domain"),
+            Expr::Member(Box::new(Expr::Field(1)), "local"),
+            Expr::Member(Box::new(Expr::Field(2)), "domain"),
+            header(text("X-A"), false),
+            header(text("X-A"), true),
+            header(text("X-B"), false),
+            header(Expr::Field(1), false),
+            header(Expr::Field(2), false),
+            Expr::Member(Box::new(header(text("X-A"), false)), "domain"),
+            Expr::Member(Box::new(header(Expr::Field(1), false)), "domain"),
+            Expr::Score,
+            Expr::Element,
+        ];
+        for a in &lhs {
+            for b in &lhs {
+                let same = format!("{a:?}") == format!("{b:?}");
+                assert_eq!(GroupKey::of(a) == GroupKey::of(b), same, "{a:?} {b:?}");
+            }
+            // The same expression built again.
+            assert_eq!(GroupKey::of(a), GroupKey::of(&a.clone()));
+        }
+    }
+
     /// Analysed on several threads, each regex gets the analysis it gets
     /// alone, in its place.
     #[test]
@@ -978,10 +1093,19 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Regex> = regexes.iter().collect();
-        let together = analyse(&refs);
+        let together = analyse(&refs, &mut Analyses::default());
         assert_eq!(together.len(), refs.len());
         for (re, got) in refs.iter().zip(&together) {
-            assert_eq!(got, &analyse(&[*re])[0], "{re:?}");
+            assert_eq!(got, &analyse(&[*re], &mut Analyses::default())[0], "{re:?}");
         }
+        // Every fifth analysed ahead.
+        let mut known: Analyses = regexes
+            .iter()
+            .step_by(5)
+            .map(|re| (re.inline(), analysis(&re.hir().expect("valid"))))
+            .collect();
+        assert_eq!(analyse(&refs, &mut known), together);
+        // Each taken by the regex it was made for.
+        assert!(known.is_empty());
     }
 }

@@ -46,7 +46,8 @@ pub(super) fn required(hir: &Hir) -> Option<Vec<Vec<String>>> {
 /// A string of this many regexes' required sets, or more, is *shared*.
 pub(super) const SHARED: usize = 4;
 
-/// The sets of `sets` worth searching for: every set none of whose
+/// The sets of `sets` worth searching for, by index in `sets`, in order:
+/// every set none of whose
 /// strings is shared by [`SHARED`] or more regexes of the group (`sharing`
 /// tells how many regexes' sets hold a string), and the rarest set (the
 /// one whose shortest string is longest, then with fewest strings) when no
@@ -55,20 +56,17 @@ pub(super) const SHARED: usize = 4;
 /// (` now` in `/WORD (is|was|are) now/i` for hundreds of words) would make
 /// the automaton report, and mark all those regexes, in nearly every
 /// value; the regex's own strings (`WORD `) keep it from running, and
-/// being built, on values that do not hold them all.
-pub(super) fn selective(
-    sets: Vec<Vec<String>>,
-    sharing: &dyn Fn(&str) -> usize,
-) -> Vec<Vec<String>> {
-    let (own, shared): (Vec<_>, Vec<_>) = sets
-        .into_iter()
-        .partition(|set| set.iter().all(|s| sharing(s) < SHARED));
+/// being built, on values that do not hold them all. Indices, so that the
+/// caller moves the sets out rather than copying them.
+pub(super) fn selective(sets: &[Vec<String>], sharing: &dyn Fn(&str) -> usize) -> Vec<usize> {
+    let (own, shared): (Vec<usize>, Vec<usize>) =
+        (0..sets.len()).partition(|&i| sets[i].iter().all(|s| sharing(s) < SHARED));
     if !own.is_empty() {
         return own;
     }
-    let key = |set: &Vec<String>| {
-        let shortest = set.iter().map(String::len).min().unwrap_or(0);
-        (shortest, std::cmp::Reverse(set.len()))
+    let key = |&i: &usize| {
+        let shortest = sets[i].iter().map(String::len).min().unwrap_or(0);
+        (shortest, std::cmp::Reverse(sets[i].len()))
     };
     shared.into_iter().max_by_key(key).into_iter().collect()
 }
@@ -419,11 +417,11 @@ mod tests {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let sets = vec![set(&["zarojadi "]), set(&[" now"]), set(&["is ", "was"])];
         let shared = |s: &str| if s == " now" { SHARED } else { 1 };
-        assert_eq!(
-            selective(sets.clone(), &shared),
-            vec![set(&["zarojadi "]), set(&["is ", "was"])]
-        );
+        assert_eq!(selective(&sets, &shared), vec![0, 2]);
         // Every set shared: the one whose shortest string is longest.
-        assert_eq!(selective(sets, &|_| SHARED), vec![set(&["zarojadi "])]);
+        assert_eq!(selective(&sets, &|_| SHARED), vec![0]);
+        // Of equal ones, the last.
+        let equal = vec![set(&["abcd"]), set(&["efgh"])];
+        assert_eq!(selective(&equal, &|_| SHARED), vec![1]);
     }
 }
