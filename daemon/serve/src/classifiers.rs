@@ -359,7 +359,7 @@ pub async fn follow(daemon: Arc<Daemon>, mut stop: tokio::sync::watch::Receiver<
 mod tests {
     use super::*;
     use crate::config::RedisTarget;
-    use crate::store::suite::redis_store;
+    use crate::store::suite::{StatesRemoved, redis_store};
     use crate::store::test_redis::{self, RedisCluster, RedisServer};
 
     fn learned(target: &RedisTarget, slug: &str, host: &str) -> Learned {
@@ -480,6 +480,7 @@ mod tests {
         if !test_redis::available() {
             return;
         }
+        let _states = StatesRemoved("learned");
         let server = RedisServer::start();
         let target = RedisTarget::Url(server.url());
         two_hosts_share(&target);
@@ -503,6 +504,7 @@ mod tests {
         if !test_redis::available() {
             return;
         }
+        let _states = StatesRemoved("learned");
         let cluster = RedisCluster::start();
         two_hosts_share(&RedisTarget::Cluster(cluster.seeds()));
     }

@@ -52,6 +52,28 @@ fn state_dir(slug: &str, host: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Removes, when dropped, every state directory [`redis_store`] made for
+/// `slug` on this thread: for tests outside the suite that open stores
+/// by slug and host.
+pub(crate) struct StatesRemoved(pub(crate) &'static str);
+
+impl Drop for StatesRemoved {
+    fn drop(&mut self) {
+        let prefix = format!("weir-suite-{}-{}-", std::process::id(), self.0);
+        let suffix = format!("-{:?}", std::thread::current().id());
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(&suffix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 fn state_path(slug: &str, host: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!(
         "weir-suite-{}-{slug}-{host}-{:?}",
