@@ -169,12 +169,7 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
 
 fn finish((name, value, span): (String, Cow<'_, [u8]>, std::ops::Range<usize>)) -> HeaderField {
     let raw = String::from_utf8_lossy(&value).trim().to_string();
-    // Most values hold no encoded word: their decoded form is the raw one.
-    let decoded = if raw.contains("=?") {
-        decode_rfc2047(&raw).trim().to_string()
-    } else {
-        raw.clone()
-    };
+    let decoded = decode_rfc2047(&raw).trim().to_string();
     HeaderField {
         name,
         raw,
@@ -272,10 +267,11 @@ fn encoded_word(s: &str) -> Option<EncodedWord> {
 /// Decodes the RFC 2047 encoded words of `s`. Whitespace between two
 /// encoded words is dropped (RFC 2047 §6.2); adjacent words in one charset
 /// are joined before decoding, so a character split across words survives.
-/// Text that is not a well-formed encoded word is kept as written.
-pub(crate) fn decode_rfc2047(s: &str) -> String {
+/// Text that is not a well-formed encoded word is kept as written; text
+/// without any (most header values) is returned as it is, not copied.
+pub(crate) fn decode_rfc2047(s: &str) -> Cow<'_, str> {
     if !s.contains("=?") {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     // Decoded bytes not yet converted, with their charset.
@@ -317,7 +313,7 @@ pub(crate) fn decode_rfc2047(s: &str) -> String {
         rest = &rest[next..];
     }
     flush(&mut out, pending.take());
-    out
+    Cow::Owned(out)
 }
 
 fn flush(out: &mut String, pending: Option<(String, Vec<u8>)>) {
