@@ -210,6 +210,39 @@ pub(crate) fn q_decode(text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What an `=` of a quoted-printable body stands for ([`equals`]).
+enum Equals {
+    /// An escape, whose byte is written, or a soft line break: the body
+    /// goes on at this index.
+    Next(usize),
+    /// Only blanks follow it: the body ends there.
+    End,
+    /// Neither (`==`, `=8` at a line end): the `=` is kept as written.
+    Literal,
+}
+
+/// Reads the `=` at `text[at]`: `=XX` is a byte, written to `out`; `=`,
+/// optional blanks, then CRLF or LF is a soft line break, which vanishes.
+fn equals(text: &[u8], at: usize, out: &mut Vec<u8>) -> Equals {
+    if let (Some(h), Some(l)) = (
+        text.get(at + 1).and_then(|&h| hex(h)),
+        text.get(at + 2).and_then(|&l| hex(l)),
+    ) {
+        out.push(h << 4 | l);
+        return Equals::Next(at + 3);
+    }
+    let mut j = at + 1;
+    while let Some(b' ' | b'\t') = text.get(j) {
+        j += 1;
+    }
+    match (text.get(j), text.get(j + 1)) {
+        (Some(b'\r'), Some(b'\n')) => Equals::Next(j + 2),
+        (Some(b'\n'), _) => Equals::Next(j + 1),
+        (None, _) => Equals::End,
+        _ => Equals::Literal,
+    }
+}
+
 /// Decodes a quoted-printable body as RFC 2045 §6.7 asks of a robust
 /// decoder: soft line breaks (`=` at the end of a line) vanish, `=XX` is a
 /// byte, a malformed escape (`==`, `=8` at a line end) is kept as written,
@@ -238,33 +271,14 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
         }
         let b = text[i];
         if b == b'=' {
-            if let (Some(h), Some(l)) = (
-                text.get(i + 1).and_then(|&h| hex(h)),
-                text.get(i + 2).and_then(|&l| hex(l)),
-            ) {
-                out.push(h << 4 | l);
-                padding = 0;
-                i += 3;
-                continue;
-            }
-            // A soft line break: `=`, optional blanks, then CRLF or LF.
-            let mut j = i + 1;
-            while let Some(b' ' | b'\t') = text.get(j) {
-                j += 1;
-            }
-            match (text.get(j), text.get(j + 1)) {
-                (Some(b'\r'), Some(b'\n')) => {
-                    i = j + 2;
+            match equals(text, i, &mut out) {
+                Equals::Next(next) => {
                     padding = 0;
+                    i = next;
                     continue;
                 }
-                (Some(b'\n'), _) => {
-                    i = j + 1;
-                    padding = 0;
-                    continue;
-                }
-                (None, _) => break,
-                _ => {}
+                Equals::End => break,
+                Equals::Literal => {}
             }
         }
         // A line end, a lone CR, or an `=` kept as written.
@@ -283,8 +297,8 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// The definition, one byte at a time: the oracle for the decoder's
-    /// runs.
+    /// The definition, one byte at a time (an `=` read as the decoder
+    /// reads it): the oracle for the decoder's runs.
     fn byte_at_a_time(text: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(text.len());
         // Blanks written as such at the end of `out`, since the last escape.
@@ -292,33 +306,14 @@ mod tests {
         let mut i = 0;
         while let Some(&b) = text.get(i) {
             if b == b'=' {
-                if let (Some(h), Some(l)) = (
-                    text.get(i + 1).and_then(|&h| hex(h)),
-                    text.get(i + 2).and_then(|&l| hex(l)),
-                ) {
-                    out.push(h << 4 | l);
-                    padding = 0;
-                    i += 3;
-                    continue;
-                }
-                // A soft line break: `=`, optional blanks, then CRLF or LF.
-                let mut j = i + 1;
-                while let Some(b' ' | b'\t') = text.get(j) {
-                    j += 1;
-                }
-                match (text.get(j), text.get(j + 1)) {
-                    (Some(b'\r'), Some(b'\n')) => {
-                        i = j + 2;
+                match equals(text, i, &mut out) {
+                    Equals::Next(next) => {
                         padding = 0;
+                        i = next;
                         continue;
                     }
-                    (Some(b'\n'), _) => {
-                        i = j + 1;
-                        padding = 0;
-                        continue;
-                    }
-                    (None, _) => break,
-                    _ => {}
+                    Equals::End => break,
+                    Equals::Literal => {}
                 }
             }
             let line_break = b == b'\n' || (b == b'\r' && text.get(i + 1) == Some(&b'\n'));
