@@ -480,7 +480,7 @@ mod tests {
         if !test_redis::available() {
             return;
         }
-        let _states = StatesRemoved("learned");
+        let _states = StatesRemoved::new("learned");
         let server = RedisServer::start();
         let target = RedisTarget::Url(server.url());
         two_hosts_share(&target);
@@ -504,7 +504,7 @@ mod tests {
         if !test_redis::available() {
             return;
         }
-        let _states = StatesRemoved("learned");
+        let _states = StatesRemoved::new("learned");
         let cluster = RedisCluster::start();
         two_hosts_share(&RedisTarget::Cluster(cluster.seeds()));
     }

@@ -34,52 +34,53 @@ fn run(open: impl Fn(&str, &str) -> Store) {
     for (name, case) in CASES {
         eprintln!("case: {name}");
         let slug = name.replace(' ', "-");
+        let _states = StatesRemoved::new(&slug);
         let a = open(&slug, "host-a");
         let b = open(&slug, "host-b");
         case(&a, &b);
-        drop((a, b));
-        for host in ["host-a", "host-b", "sled"] {
-            let _ = std::fs::remove_dir_all(state_path(&slug, host));
-        }
     }
 }
 
-/// A fresh state directory for one case and host; [`run`] removes it when
-/// the case ends.
+/// A fresh state directory for one host of a case (or test) `slug`, below
+/// [`slug_dir`].
 fn state_dir(slug: &str, host: &str) -> std::path::PathBuf {
-    let dir = state_path(slug, host);
+    let dir = slug_dir(slug).join(host);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
-/// Removes, when dropped, every state directory [`redis_store`] made for
-/// `slug` on this thread: for tests outside the suite that open stores
-/// by slug and host.
-pub(crate) struct StatesRemoved(pub(crate) &'static str);
+/// The directory of the stores a case (or test) `slug` opens on this
+/// thread, one state directory per host below it.
+fn slug_dir(slug: &str) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!(
+            "weir-suite-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ))
+        .join(slug)
+}
 
-impl Drop for StatesRemoved {
-    fn drop(&mut self) {
-        let prefix = format!("weir-suite-{}-{}-", std::process::id(), self.0);
-        let suffix = format!("-{:?}", std::thread::current().id());
-        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && name.ends_with(&suffix) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
+/// Removes, when dropped, the state directories of every store opened
+/// for `slug` on this thread ([`slug_dir`]); declared before the stores,
+/// it outlives them.
+pub(crate) struct StatesRemoved(String);
+
+impl StatesRemoved {
+    pub(crate) fn new(slug: &str) -> StatesRemoved {
+        StatesRemoved(slug.to_string())
     }
 }
 
-fn state_path(slug: &str, host: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "weir-suite-{}-{slug}-{host}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ))
+impl Drop for StatesRemoved {
+    fn drop(&mut self) {
+        let dir = slug_dir(&self.0);
+        let _ = std::fs::remove_dir_all(&dir);
+        // The thread's directory too, once its last slug is gone.
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
 
 #[test]
@@ -162,6 +163,7 @@ fn suite_on_redis_over_tls() {
         (untrusted, "UnknownIssuer"),
         (no_client, "CertificateRequired"),
     ] {
+        let _states = StatesRemoved::new("refused");
         let store = tls_store(target(), tls, "refused", "host-a");
         let error = match store {
             Err(e) => format!("{e:#}"),
@@ -172,7 +174,6 @@ fn suite_on_redis_over_tls() {
         };
         assert!(error.contains(what), "{error}");
         eprintln!("refused as expected: {error}");
-        let _ = std::fs::remove_dir_all(state_path("refused", "host-a"));
     }
 }
 
