@@ -57,6 +57,7 @@ use crate::charset;
 use crate::headers::{self, HeaderField};
 use crate::html::{html_to_lines, html_to_text};
 use crate::message::{Address, Attachment, Limits, MessageError};
+use mail_parser::decoders::charsets::map::charset_decoder;
 
 mod deferred;
 
@@ -299,6 +300,9 @@ fn mime_body(
     // down, so the body then falls back to the raw text.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if how == Parse::Lazy {
+            if let Some(body) = one_text_leaf(bytes, block) {
+                return Ok(Some(body));
+            }
             match deferred::lazy_parser().parse(&input) {
                 Some(message) if !deferred::encloses_messages(&message) => {
                     check_depth(&message, limits.max_mime_depth)?;
@@ -331,11 +335,67 @@ fn mime_body(
     }
 }
 
+/// The body of a message that is one text leaf (no Content-Type, or
+/// `text/*`, not an attachment), as [`walk`] makes it from the lazy parse,
+/// without that parse: mail-parser reads only the MIME fields, and Weir
+/// decodes the body itself. Most mail is such a message, and mail-parser's
+/// scan of the body for boundaries it does not have, and its decoding of
+/// the text a `char` at a time, were most of the time spent reading it.
+/// `None` for any other message. A unit test holds it to the eager walk.
+fn one_text_leaf(bytes: &[u8], block: &headers::HeaderBlock) -> Option<Body> {
+    let fields = mime_input_with(block, b"");
+    let message = deferred::lazy_parser().parse_headers(&fields)?;
+    let part = message.parts.first()?;
+    // mail-parser reads any other type as a container, an enclosed message
+    // or an attachment.
+    if part.content_type().is_some_and(|ct| ct.ctype() != "text") {
+        return None;
+    }
+    let leaf = classify_leaf(part);
+    let raw = bytes.get(block.body_start..).unwrap_or_default();
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let text = match declared_transfer(part, &fields) {
+        Transfer::Identity => match charset.and_then(|c| charset_decoder(c.as_bytes())) {
+            Some(decoder) => charset::decode_with(decoder, raw),
+            None => String::from_utf8_lossy(raw).into_owned(),
+        },
+        transfer => charset::decode(
+            charset.unwrap_or(""),
+            &decode_transfer_raw(raw, transfer, true),
+        ),
+    };
+    let kept = |s: String| {
+        if s.trim().is_empty() {
+            String::new()
+        } else {
+            s
+        }
+    };
+    Some(match leaf {
+        Leaf::Plain => Body {
+            text: kept(join_paragraphs(&text)),
+            line_pieces: vec![LinePiece::Plain(text)],
+            ..Body::default()
+        },
+        Leaf::Html => Body {
+            text: kept(html_to_text(&text)),
+            html: kept(normalize_newlines(&text)),
+            line_pieces: vec![LinePiece::Html(text)],
+            ..Body::default()
+        },
+        Leaf::Attachment => return None,
+    })
+}
+
 /// The MIME fields of the top-level block (`Content-*` and `MIME-Version`),
 /// unfolded, then a blank line and the body. A block without them gets
 /// `MIME-Version: 1.0`, which changes nothing but is a field.
 fn mime_input(bytes: &[u8], block: &headers::HeaderBlock) -> Vec<u8> {
-    let body = bytes.get(block.body_start..).unwrap_or_default();
+    mime_input_with(block, bytes.get(block.body_start..).unwrap_or_default())
+}
+
+/// [`mime_input`] with `body` after the blank line.
+fn mime_input_with(block: &headers::HeaderBlock, body: &[u8]) -> Vec<u8> {
     let mut input = Vec::with_capacity(body.len() + 256);
     for field in &block.fields {
         let name = field.name.as_str();
