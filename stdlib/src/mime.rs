@@ -4,10 +4,12 @@
 //! by mail-parser, which is given only the MIME fields of that block (so
 //! the body starts where Weir's header scan says) and whose charset tables
 //! (the WHATWG labels: `iso-8859-1` and `us-ascii` are windows-1252) decode
-//! text. Transfer encodings (base64, quoted-printable, x-uuencode) are
-//! undone by Weir from the part as written, leniently, as mail readers do
-//! ([`crate::charset`]): mail-parser keeps the raw text of a part whose
-//! closing boundary is missing. Weir then walks the tree itself to decide
+//! text. A message that is one text leaf is read without mail-parser's
+//! scan of its body ([`one_text_leaf`]). Transfer encodings (base64,
+//! quoted-printable, x-uuencode) are undone by Weir from the part as
+//! written, leniently, as mail readers do ([`crate::charset`]):
+//! mail-parser keeps the raw text of a part whose closing boundary is
+//! missing. Weir then walks the tree itself to decide
 //! what is body and what is an attachment:
 //! - A `multipart/*` part is a container. In `multipart/alternative`, the
 //!   chosen alternative is the first `text/plain` one, else the first
@@ -293,16 +295,18 @@ fn mime_body(
     // Weir does: its own header parsers can read past the end of the block
     // (a `Date` ending in an unknown zone took the body's first lines with
     // it), and they never see a line Weir took as the first of the body.
-    let input = mime_input(bytes, block);
-    let body_start = input.len() - bytes.len().saturating_sub(block.body_start);
     // mail-parser is not supposed to panic, but it has debug assertions and
     // index arithmetic on hostile input; a panic must not take the daemon
     // down, so the body then falls back to the raw text.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if how == Parse::Lazy
+            && let Some(body) = one_text_leaf(bytes, block)
+        {
+            return Ok(Some(body));
+        }
+        let input = mime_input(bytes, block);
+        let body_start = input.len() - bytes.len().saturating_sub(block.body_start);
         if how == Parse::Lazy {
-            if let Some(body) = one_text_leaf(bytes, block) {
-                return Ok(Some(body));
-            }
             match deferred::lazy_parser().parse(&input) {
                 Some(message) if !deferred::encloses_messages(&message) => {
                     check_depth(&message, limits.max_mime_depth)?;
@@ -329,7 +333,7 @@ fn mime_body(
         Ok(Ok(None)) => Ok(Body::default()),
         Ok(Err(error)) => Err(error),
         Err(_) => {
-            let text = String::from_utf8_lossy(input.get(body_start..).unwrap_or_default());
+            let text = String::from_utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
             Ok(Body::plain(&text))
         }
     }
