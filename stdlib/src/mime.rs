@@ -122,21 +122,28 @@ impl Parsed {
     fn fields_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderField> + 'a {
         self.fields
             .iter()
-            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .filter(move |f| f.name_is(&self.raw, name))
     }
 
     pub(crate) fn header(&self, name: &str) -> Vec<String> {
-        self.fields_named(name).map(|f| f.decoded.clone()).collect()
+        self.fields_named(name)
+            .map(|f| f.decoded(&self.raw).to_string())
+            .collect()
     }
 
     pub(crate) fn header_raw(&self, name: &str) -> Vec<String> {
-        self.fields_named(name).map(|f| f.raw.clone()).collect()
+        self.fields_named(name)
+            .map(|f| f.raw(&self.raw).to_string())
+            .collect()
     }
 
     pub(crate) fn headers(&self) -> Vec<(String, String)> {
         self.fields
             .iter()
-            .map(|f| (f.name.clone(), f.decoded.clone()))
+            .map(|f| {
+                let name = f.name(&self.raw).to_string();
+                (name, f.decoded(&self.raw).to_string())
+            })
             .collect()
     }
 
@@ -144,7 +151,7 @@ impl Parsed {
         let Some(field) = self.fields_named("Message-ID").next() else {
             return String::new();
         };
-        let value = field.decoded.as_str();
+        let value = field.decoded(&self.raw);
         let inner = value
             .find('<')
             .and_then(|open| {
@@ -158,7 +165,7 @@ impl Parsed {
     pub(crate) fn addresses(&self, header: &str) -> Vec<Address> {
         let mut out = Vec::new();
         for field in self.fields_named(header) {
-            address::header_addresses(&field.raw, &mut out);
+            address::header_addresses(field.raw(&self.raw), &mut out);
         }
         out
     }
@@ -167,8 +174,9 @@ impl Parsed {
         let field = self.fields_named("Date").next()?;
         // RFC 5322 with its obsolete forms first; then mail-parser, which
         // reads some forms outside the RFC that mail readers accept too.
-        crate::time::parse_date_header(&field.decoded).or_else(|| {
-            let dt = mail_parser::DateTime::parse_rfc822(&field.decoded)?;
+        let value = field.decoded(&self.raw);
+        crate::time::parse_date_header(value).or_else(|| {
+            let dt = mail_parser::DateTime::parse_rfc822(value)?;
             dt.is_valid().then(|| dt.to_timestamp())
         })
     }
@@ -338,7 +346,7 @@ fn mime_input(bytes: &[u8], block: &headers::HeaderBlock) -> Vec<u8> {
     let body = bytes.get(block.body_start..).unwrap_or_default();
     let mut input = Vec::with_capacity(body.len() + 256);
     for field in &block.fields {
-        let name = field.name.as_str();
+        let name = field.name(bytes);
         let is_mime = name
             .get(..8)
             .is_some_and(|p| p.eq_ignore_ascii_case("content-"))
@@ -346,7 +354,7 @@ fn mime_input(bytes: &[u8], block: &headers::HeaderBlock) -> Vec<u8> {
         if is_mime {
             input.extend_from_slice(name.as_bytes());
             input.extend_from_slice(b": ");
-            input.extend_from_slice(field.raw.as_bytes());
+            input.extend_from_slice(field.raw(bytes).as_bytes());
             input.extend_from_slice(b"\r\n");
         }
     }
