@@ -22,21 +22,92 @@
 //!   body is what follows that line.
 
 use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use crate::charset;
 
-/// One header field of the top-level block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One header field of the top-level block, as positions in the message's
+/// bytes. Its value is unfolded and decoded lazily, on first read, and kept
+/// for the next: rules read a few of a message's fields, some of them many
+/// times. The accessors take the bytes the block was scanned from.
+#[derive(Debug, Clone)]
 pub(crate) struct HeaderField {
-    /// The field name as written (without the colon and trailing blanks).
-    pub(crate) name: String,
-    /// The value: unfolded, trimmed, not decoded (invalid UTF-8 replaced).
-    pub(crate) raw: String,
-    /// The value, RFC 2047-decoded.
-    pub(crate) decoded: String,
     /// The whole field in the message's bytes: name, value, continuation
-    /// lines and the line end.
-    pub(crate) span: std::ops::Range<usize>,
+    /// lines and the line end. The name starts it.
+    pub(crate) span: Range<usize>,
+    /// Where the name ends (before the colon and any blanks before it).
+    name_end: usize,
+    /// Where the value starts: just after the colon.
+    value_start: usize,
+    /// The value: unfolded, trimmed, not decoded (invalid UTF-8 replaced).
+    raw: OnceLock<Box<str>>,
+    /// The value, RFC 2047-decoded and trimmed; `None` when that is the
+    /// raw value itself (most values hold no encoded word).
+    decoded: OnceLock<Option<Box<str>>>,
+}
+
+impl HeaderField {
+    /// The name as written. Names are printable ASCII ([`field_name`]), so
+    /// the bytes are always UTF-8.
+    pub(crate) fn name<'a>(&self, message: &'a [u8]) -> &'a str {
+        let bytes = message.get(self.span.start..self.name_end);
+        std::str::from_utf8(bytes.unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Whether the name is `name`, ignoring ASCII case.
+    pub(crate) fn name_is(&self, message: &[u8], name: &str) -> bool {
+        message
+            .get(self.span.start..self.name_end)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
+    /// The value: unfolded (the line breaks go, the whitespace stays),
+    /// invalid UTF-8 replaced, trimmed; not decoded.
+    pub(crate) fn raw<'a>(&'a self, message: &[u8]) -> &'a str {
+        self.raw.get_or_init(|| {
+            let value = message
+                .get(self.value_start..self.span.end)
+                .unwrap_or_default();
+            Box::from(String::from_utf8_lossy(&unfold(value)).trim())
+        })
+    }
+
+    /// The value, RFC 2047-decoded, then trimmed.
+    pub(crate) fn decoded<'a>(&'a self, message: &[u8]) -> &'a str {
+        let raw = self.raw(message);
+        let decoded = self.decoded.get_or_init(|| {
+            let decoded = decode_rfc2047(raw);
+            let decoded = decoded.trim();
+            (decoded != raw).then(|| Box::from(decoded))
+        });
+        decoded.as_deref().unwrap_or(raw)
+    }
+}
+
+/// The value lines of a field (the first line's value, then its
+/// continuation lines) without their line breaks, LF or CRLF, as
+/// [`line_at`] splits them. A value on one line is not copied.
+fn unfold(value: &[u8]) -> Cow<'_, [u8]> {
+    fn strip(line: &[u8]) -> &[u8] {
+        line.strip_suffix(b"\r").unwrap_or(line)
+    }
+    let Some(first) = memchr::memchr(b'\n', value) else {
+        // The last line of the input, without a line break.
+        return Cow::Borrowed(value);
+    };
+    if first + 1 == value.len() {
+        return Cow::Borrowed(strip(&value[..first]));
+    }
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(nl) = memchr::memchr(b'\n', rest) {
+        out.extend_from_slice(strip(&rest[..nl]));
+        rest = &rest[nl + 1..];
+    }
+    // A last line without a line break keeps its bytes, as in `line_at`.
+    out.extend_from_slice(rest);
+    Cow::Owned(out)
 }
 
 /// The result of scanning the header block.
@@ -117,10 +188,8 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
         start,
         ..HeaderBlock::default()
     };
-    // The field being read: its name, the bytes of its value lines (the
-    // first line's borrowed, copied only when a continuation line follows)
-    // and its span so far.
-    let mut current: Option<(String, Cow<'_, [u8]>, std::ops::Range<usize>)> = None;
+    // The field being read; its span grows with its continuation lines.
+    let mut current: Option<HeaderField> = None;
     loop {
         if pos >= bytes.len() {
             block.end = bytes.len();
@@ -135,10 +204,8 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
             break;
         }
         if matches!(line.first(), Some(b' ' | b'\t')) {
-            if let Some((_, value, span)) = current.as_mut() {
-                // Unfolding: the line break goes, the whitespace stays.
-                value.to_mut().extend_from_slice(line);
-                span.end = next;
+            if let Some(field) = current.as_mut() {
+                field.span.end = next;
             }
             pos = next;
             continue;
@@ -149,33 +216,27 @@ pub(crate) fn scan(bytes: &[u8], max_fields: usize) -> HeaderBlock {
             break;
         };
         if let Some(done) = current.take() {
-            fields.push(finish(done));
+            fields.push(done);
         }
         if fields.len() > max_fields {
             block.end = pos;
             block.body_start = pos;
             break;
         }
-        let name = String::from_utf8_lossy(&line[..name_len]).into_owned();
-        current = Some((name, Cow::Borrowed(&line[value_at..]), pos..next));
+        current = Some(HeaderField {
+            span: pos..next,
+            name_end: pos + name_len,
+            value_start: pos + value_at,
+            raw: OnceLock::new(),
+            decoded: OnceLock::new(),
+        });
         pos = next;
     }
     if let Some(done) = current.take() {
-        fields.push(finish(done));
+        fields.push(done);
     }
     block.fields = fields;
     block
-}
-
-fn finish((name, value, span): (String, Cow<'_, [u8]>, std::ops::Range<usize>)) -> HeaderField {
-    let raw = String::from_utf8_lossy(&value).trim().to_string();
-    let decoded = decode_rfc2047(&raw).trim().to_string();
-    HeaderField {
-        name,
-        raw,
-        decoded,
-        span,
-    }
 }
 
 /// Where the top-level header fields of a message are, byte for byte, by
@@ -207,7 +268,11 @@ pub fn header_layout(bytes: &[u8]) -> HeaderLayout {
     let block = scan(bytes, usize::MAX);
     HeaderLayout {
         start: block.start,
-        fields: block.fields.into_iter().map(|f| (f.name, f.span)).collect(),
+        fields: block
+            .fields
+            .into_iter()
+            .map(|f| (f.name(bytes).to_string(), f.span))
+            .collect(),
         end: block.end,
         body_start: block.body_start,
         has_separator: block.has_separator,
@@ -354,11 +419,120 @@ mod tests {
     fn scans_folded_fields() {
         let block = scan(b"Subject: a\r\n  b\r\nTo: x\r\n\r\nbody", 100);
         assert_eq!(block.fields.len(), 2);
-        assert_eq!(block.fields[0].raw, "a  b");
+        assert_eq!(
+            block.fields[0].raw(b"Subject: a\r\n  b\r\nTo: x\r\n\r\nbody"),
+            "a  b"
+        );
         assert_eq!(
             &b"Subject: a\r\n  b\r\nTo: x\r\n\r\nbody"[block.body_start..],
             b"body"
         );
+    }
+
+    /// A field's name and values by their definition, read at once from
+    /// its span: the lines as `line_at` splits them, the first line's value
+    /// after the colon, then its continuation lines, joined without their
+    /// line breaks; raw = that, invalid UTF-8 replaced, trimmed; decoded =
+    /// raw RFC 2047-decoded, trimmed.
+    fn eager(bytes: &[u8], span: &Range<usize>) -> (String, String, String) {
+        let (first, mut pos) = line_at(bytes, span.start);
+        let (name_len, value_at) = field_name(first).expect("a field starts its span");
+        let mut value = first[value_at..].to_vec();
+        while pos < span.end {
+            let (line, next) = line_at(bytes, pos);
+            assert!(matches!(line.first(), Some(b' ' | b'\t')));
+            value.extend_from_slice(line);
+            pos = next;
+        }
+        assert_eq!(pos, span.end);
+        let name = String::from_utf8_lossy(&first[..name_len]).into_owned();
+        let raw = String::from_utf8_lossy(&value).trim().to_string();
+        let decoded = decode_rfc2047(&raw).trim().to_string();
+        (name, raw, decoded)
+    }
+
+    /// Pieces of header blocks: field starts, blanks, every kind of line
+    /// break, continuation lines, encoded words (well-formed or not),
+    /// UTF-8 and invalid UTF-8.
+    const PIECES: &[&[u8]] = &[
+        b"Subject:",
+        b"content-Type :",
+        b"X-A:",
+        b"From ",
+        b":",
+        b" ",
+        b"\t",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"\r\n ",
+        b"\n\t",
+        b"\r\r\n\t",
+        b"\r\nTo:",
+        b"\nX-A:",
+        b"\r\n\r\nbody",
+        b"a",
+        b"b c",
+        "é".as_bytes(),
+        b"\xff",
+        b"\xc3",
+        b"=?utf-8?q?caf=C3=A9?=",
+        b"=?UTF-8?B?Y2Fmw6k=?=",
+        b"=?iso-8859-1?q?d=E9j=E0?=",
+        b"=?utf-8?q?=C3?=",
+        b"=?utf-8?q?a_b?= ",
+        b"=?",
+        b"?=",
+    ];
+
+    fn header_block() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let start = proptest::sample::select(vec![
+            &b"Subject:"[..],
+            b"X-A :",
+            b"From me\nTo:",
+            b"From me\r\n",
+            b"\n",
+            b"",
+        ]);
+        let piece = prop_oneof![
+            4 => proptest::sample::select(PIECES).prop_map(<[u8]>::to_vec),
+            1 => any::<u8>().prop_map(|b| vec![b]),
+        ];
+        (start, proptest::collection::vec(piece, 0..48))
+            .prop_map(|(start, pieces)| [vec![start.to_vec()], pieces].concat().concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lazy_values_are_the_eager_definition(bytes in header_block()) {
+            // Read decoded first (it reads raw) in one scan, raw first in
+            // the other; each value twice, the second from the cache.
+            let decoded_first = scan(&bytes, usize::MAX);
+            let raw_first = scan(&bytes, usize::MAX);
+            let mut at = decoded_first.start;
+            for (a, b) in decoded_first.fields.iter().zip(&raw_first.fields) {
+                proptest::prop_assert_eq!(a.span.start, at);
+                at = a.span.end;
+                let (name, raw, decoded) = eager(&bytes, &a.span);
+                proptest::prop_assert_eq!(a.name(&bytes), &name);
+                proptest::prop_assert!(a.name_is(&bytes, &name.to_ascii_uppercase()));
+                proptest::prop_assert!(a.name_is(&bytes, &name.to_ascii_lowercase()));
+                let longer = name.clone() + "x";
+                proptest::prop_assert!(!a.name_is(&bytes, &longer));
+                for _ in 0..2 {
+                    proptest::prop_assert_eq!(a.decoded(&bytes), &decoded);
+                    proptest::prop_assert_eq!(a.raw(&bytes), &raw);
+                    proptest::prop_assert_eq!(b.raw(&bytes), &raw);
+                    proptest::prop_assert_eq!(b.decoded(&bytes), &decoded);
+                }
+            }
+            proptest::prop_assert_eq!(at, decoded_first.end);
+            let layout = header_layout(&bytes);
+            let names = decoded_first.fields.iter().map(|f| eager(&bytes, &f.span).0);
+            let layout_names = layout.fields.iter().map(|(n, _)| n.clone());
+            proptest::prop_assert!(layout_names.eq(names));
+        }
     }
 
     #[test]

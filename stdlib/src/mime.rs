@@ -125,21 +125,28 @@ impl Parsed {
     fn fields_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderField> + 'a {
         self.fields
             .iter()
-            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .filter(move |f| f.name_is(&self.raw, name))
     }
 
     pub(crate) fn header(&self, name: &str) -> Vec<String> {
-        self.fields_named(name).map(|f| f.decoded.clone()).collect()
+        self.fields_named(name)
+            .map(|f| f.decoded(&self.raw).to_string())
+            .collect()
     }
 
     pub(crate) fn header_raw(&self, name: &str) -> Vec<String> {
-        self.fields_named(name).map(|f| f.raw.clone()).collect()
+        self.fields_named(name)
+            .map(|f| f.raw(&self.raw).to_string())
+            .collect()
     }
 
     pub(crate) fn headers(&self) -> Vec<(String, String)> {
         self.fields
             .iter()
-            .map(|f| (f.name.clone(), f.decoded.clone()))
+            .map(|f| {
+                let name = f.name(&self.raw).to_string();
+                (name, f.decoded(&self.raw).to_string())
+            })
             .collect()
     }
 
@@ -147,7 +154,7 @@ impl Parsed {
         let Some(field) = self.fields_named("Message-ID").next() else {
             return String::new();
         };
-        let value = field.decoded.as_str();
+        let value = field.decoded(&self.raw);
         let inner = value
             .find('<')
             .and_then(|open| {
@@ -161,7 +168,7 @@ impl Parsed {
     pub(crate) fn addresses(&self, header: &str) -> Vec<Address> {
         let mut out = Vec::new();
         for field in self.fields_named(header) {
-            address::header_addresses(&field.raw, &mut out);
+            address::header_addresses(field.raw(&self.raw), &mut out);
         }
         out
     }
@@ -170,8 +177,9 @@ impl Parsed {
         let field = self.fields_named("Date").next()?;
         // RFC 5322 with its obsolete forms first; then mail-parser, which
         // reads some forms outside the RFC that mail readers accept too.
-        crate::time::parse_date_header(&field.decoded).or_else(|| {
-            let dt = mail_parser::DateTime::parse_rfc822(&field.decoded)?;
+        let value = field.decoded(&self.raw);
+        crate::time::parse_date_header(value).or_else(|| {
+            let dt = mail_parser::DateTime::parse_rfc822(value)?;
             dt.is_valid().then(|| dt.to_timestamp())
         })
     }
@@ -347,7 +355,7 @@ fn mime_body(
 /// the text a `char` at a time, were most of the time spent reading it.
 /// `None` for any other message. A unit test holds it to the eager walk.
 fn one_text_leaf(bytes: &[u8], block: &headers::HeaderBlock) -> Option<Body> {
-    let fields = mime_input_with(block, b"");
+    let fields = mime_input_with(bytes, block, b"");
     let message = deferred::lazy_parser().parse_headers(&fields)?;
     let part = message.parts.first()?;
     // mail-parser reads any other type as a container, an enclosed message
@@ -395,14 +403,19 @@ fn one_text_leaf(bytes: &[u8], block: &headers::HeaderBlock) -> Option<Body> {
 /// unfolded, then a blank line and the body. A block without them gets
 /// `MIME-Version: 1.0`, which changes nothing but is a field.
 fn mime_input(bytes: &[u8], block: &headers::HeaderBlock) -> Vec<u8> {
-    mime_input_with(block, bytes.get(block.body_start..).unwrap_or_default())
+    mime_input_with(
+        bytes,
+        block,
+        bytes.get(block.body_start..).unwrap_or_default(),
+    )
 }
 
-/// [`mime_input`] with `body` after the blank line.
-fn mime_input_with(block: &headers::HeaderBlock, body: &[u8]) -> Vec<u8> {
+/// [`mime_input`] of the fields of `block` (scanned from `bytes`) with
+/// `body` after the blank line.
+fn mime_input_with(bytes: &[u8], block: &headers::HeaderBlock, body: &[u8]) -> Vec<u8> {
     let mut input = Vec::with_capacity(body.len() + 256);
     for field in &block.fields {
-        let name = field.name.as_str();
+        let name = field.name(bytes);
         let is_mime = name
             .get(..8)
             .is_some_and(|p| p.eq_ignore_ascii_case("content-"))
@@ -410,7 +423,7 @@ fn mime_input_with(block: &headers::HeaderBlock, body: &[u8]) -> Vec<u8> {
         if is_mime {
             input.extend_from_slice(name.as_bytes());
             input.extend_from_slice(b": ");
-            input.extend_from_slice(field.raw.as_bytes());
+            input.extend_from_slice(field.raw(bytes).as_bytes());
             input.extend_from_slice(b"\r\n");
         }
     }
