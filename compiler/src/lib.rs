@@ -69,7 +69,7 @@ pub use evaluator::{
 };
 pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
-pub use native::{NativeError, NativeRuleset, release_free_memory};
+pub use native::{NativeError, NativeRuleset, fix_allocator_thresholds, release_free_memory};
 pub use rates::{MemoryRates, RateCounter, within_window};
 pub use testcase::{TestCase, TestMessage, TestWorld};
 pub use types_at::ExprTypes;

@@ -13,14 +13,25 @@
 //! automaton could come near it (by a generous upper bound computed from
 //! the parsed pattern) is built at once, so that error is reported at load
 //! time too.
+//!
+//! A test that needs only whether the regex matches ([`Regex::is_match`],
+//! the prefilter's) runs the pattern with its groups made non-capturing:
+//! the same strings match, and the regex crate, finding no group, builds
+//! no one-pass DFA for it (at 10,000 generated rules, 3 MB of the daemon's
+//! memory after serving, for regexes that never report a group).
 
 use std::fmt;
 use std::sync::OnceLock;
 
+use regex_automata::meta;
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// The largest automaton a regex may compile to, in bytes.
 pub const SIZE_LIMIT: usize = 1 << 22;
+
+/// The most a lazy DFA's cache may grow to, in bytes: the regex crate's
+/// own default, so that both builds of a pattern search alike.
+const DFA_CACHE_LIMIT: usize = 2 << 20;
 
 /// The flags Flow accepts after a regex literal, with their meaning.
 pub const FLAGS: &str = "i (ignore case), m (multi-line), s (dot matches newline), x (extended)";
@@ -34,6 +45,9 @@ pub struct Regex {
     /// Capture groups, the whole match included (`captures_len`).
     groups: usize,
     built: OnceLock<regex::Regex>,
+    /// The pattern without capture groups, for [`Regex::is_match`] when
+    /// `built` is not there.
+    matcher: OnceLock<meta::Regex>,
 }
 
 impl fmt::Debug for Regex {
@@ -102,6 +116,23 @@ impl Settings {
             .build()
     }
 
+    /// The regex crate's build of `pattern` with every group made
+    /// non-capturing: what [`regex::Regex::is_match`] answers, without the
+    /// capture states and the one-pass DFA built for them.
+    fn build_matcher(&self, pattern: &str) -> Option<meta::Regex> {
+        let hir = without_captures(self.parse(pattern).ok()?);
+        // The settings `regex::RegexBuilder` gives a `&str` regex.
+        let config = meta::Config::new()
+            .match_kind(regex_automata::MatchKind::LeftmostFirst)
+            .utf8_empty(true)
+            .nfa_size_limit(Some(SIZE_LIMIT))
+            .hybrid_cache_capacity(DFA_CACHE_LIMIT);
+        meta::Builder::new()
+            .configure(config)
+            .build_from_hir(&hir)
+            .ok()
+    }
+
     /// Parses `pattern` as the regex crate would before building it.
     fn parse(&self, pattern: &str) -> Result<Hir, String> {
         regex_syntax::ParserBuilder::new()
@@ -135,6 +166,7 @@ impl Regex {
             settings,
             groups: hir.properties().explicit_captures_len() + 1,
             built,
+            matcher: OnceLock::new(),
         })
     }
 
@@ -214,9 +246,26 @@ impl Regex {
         self.built.get().is_some()
     }
 
-    /// Whether the regex matches anywhere in `haystack`.
+    /// Whether the regex matches anywhere in `haystack`: the full build
+    /// when there is one, else the one without capture groups (built now
+    /// if this is its first use).
     pub fn is_match(&self, haystack: &str) -> bool {
-        self.regex().is_match(haystack)
+        if let Some(built) = self.built.get() {
+            return built.is_match(haystack);
+        }
+        self.matcher().is_match(haystack)
+    }
+
+    /// The build without capture groups.
+    fn matcher(&self) -> &meta::Regex {
+        self.matcher.get_or_init(|| {
+            // As for `regex` (the module's invariant): a pattern without
+            // its groups is smaller, so it builds whenever the full one
+            // does.
+            self.settings
+                .build_matcher(&self.pattern)
+                .unwrap_or_else(never_matcher)
+        })
     }
 
     /// The leftmost-first match in `haystack` with its capture groups.
@@ -228,6 +277,31 @@ impl Regex {
 /// A regex that matches nothing.
 fn never() -> regex::Regex {
     regex::Regex::new(r"[^\s\S]").unwrap_or_else(|_| unreachable!("a valid pattern"))
+}
+
+/// A matcher that matches nothing.
+fn never_matcher() -> meta::Regex {
+    meta::Regex::new(r"[^\s\S]").unwrap_or_else(|_| unreachable!("a valid pattern"))
+}
+
+/// `h` with every capture group replaced by what it holds: the same
+/// strings match.
+fn without_captures(h: Hir) -> Hir {
+    match h.into_kind() {
+        HirKind::Capture(c) => without_captures(*c.sub),
+        HirKind::Repetition(mut r) => {
+            r.sub = Box::new(without_captures(*r.sub));
+            Hir::repetition(r)
+        }
+        HirKind::Concat(parts) => Hir::concat(parts.into_iter().map(without_captures).collect()),
+        HirKind::Alternation(parts) => {
+            Hir::alternation(parts.into_iter().map(without_captures).collect())
+        }
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(lit) => Hir::literal(lit.0),
+        HirKind::Class(class) => Hir::class(class),
+        HirKind::Look(look) => Hir::look(look),
+    }
 }
 
 /// An upper bound, in bytes, on the size of the automaton the regex crate
@@ -294,6 +368,53 @@ mod tests {
         // Near it but within: built at once, so never fails later.
         let re = Regex::new("\\w{50}", "").expect("within the limit");
         assert!(re.is_built());
+    }
+
+    #[test]
+    fn is_match_runs_the_pattern_without_its_groups() {
+        let re = Regex::new("(ticket) #(\\d+)", "i").expect("valid");
+        assert!(re.is_match("your TICKET #42"));
+        assert!(!re.is_match("ticket #"));
+        assert!(!re.is_built(), "the build with groups is left for captures");
+        assert!(re.captures("TICKET #42").is_some());
+        assert!(re.is_built());
+        assert!(re.is_match("ticket #7"), "and used once built");
+    }
+
+    /// The regex crate's full build of `pattern` with `flags`.
+    fn full(pattern: &str, flags: &str) -> regex::Regex {
+        Settings::of(flags)
+            .and_then(|s| {
+                s.build(pattern)
+                    .map_err(|e| RegexError::Invalid(e.to_string()))
+            })
+            .expect("valid")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_pattern_without_its_groups_matches_the_same_strings(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "b", "(a|b)", "(?:ab)+", "(x(y)?z)*", "c?", "(a+)b", "^", "$",
+                "\\b", "\\w", "\\s", ".", "[a-c]{2,3}", "((a)|(b))", "()", "(é|ß)",
+            ]), 1..6),
+            flags in proptest::sample::select(vec!["", "i", "m", "s", "ims", "x"]),
+            haystack in proptest::collection::vec(
+                proptest::sample::select(vec!['a', 'b', 'c', 'x', 'y', 'z', ' ', '\n', 'É', 'ẞ', 'A']),
+                0..12),
+        ) {
+            let pattern: String = parts.concat();
+            let haystack: String = haystack.into_iter().collect();
+            let re = Regex::new(&pattern, flags).expect("valid");
+            // Built at load only when large (`\\w` is); else not by `is_match`.
+            let loaded = re.is_built();
+            proptest::prop_assert_eq!(
+                re.is_match(&haystack),
+                full(&pattern, flags).is_match(&haystack),
+                "/{}/{} on {:?}", pattern, flags, haystack
+            );
+            proptest::prop_assert_eq!(re.is_built(), loaded);
+        }
     }
 
     #[test]

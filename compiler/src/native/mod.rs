@@ -24,7 +24,7 @@ mod heap;
 mod host;
 mod prefilter;
 
-pub use heap::release_free_memory;
+pub use heap::{fix_allocator_thresholds, release_free_memory};
 pub(crate) use prefilter::{Analyses, Analysis, analysis};
 
 use std::ffi::c_void;

@@ -172,6 +172,8 @@ fn log_filter() -> tracing_subscriber::filter::Targets {
 
 /// Runs the daemon until SIGTERM; returns the exit status.
 pub fn run(config_path: Option<&Path>, rules: Option<&Path>) -> u8 {
+    // Before any thread of the runtime allocates.
+    weir_compiler::fix_allocator_thresholds();
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
