@@ -69,7 +69,7 @@ impl HeaderField {
             let value = message
                 .get(self.value_start..self.span.end)
                 .unwrap_or_default();
-            Box::from(String::from_utf8_lossy(&unfold(value)).trim())
+            Box::from(charset::utf8_lossy(&unfold(value)).trim())
         })
     }
 

@@ -369,7 +369,7 @@ fn one_text_leaf(bytes: &[u8], block: &headers::HeaderBlock) -> Option<Body> {
     let text = match declared_transfer(part, &fields) {
         Transfer::Identity => match charset.and_then(|c| charset_decoder(c.as_bytes())) {
             Some(decoder) => charset::decode_with(decoder, raw),
-            None => String::from_utf8_lossy(raw).into_owned(),
+            None => charset::utf8_lossy(raw).into_owned(),
         },
         transfer => charset::decode(
             charset.unwrap_or(""),
@@ -610,7 +610,7 @@ fn leaf_text<'a>(part: &'a MessagePart<'_>, input: &[u8]) -> Cow<'a, str> {
     }
     match &part.body {
         PartType::Text(t) | PartType::Html(t) => Cow::Borrowed(t.as_ref()),
-        PartType::Binary(b) | PartType::InlineBinary(b) => String::from_utf8_lossy(b),
+        PartType::Binary(b) | PartType::InlineBinary(b) => charset::utf8_lossy(b),
         _ => Cow::Borrowed(""),
     }
 }
