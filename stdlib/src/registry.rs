@@ -1,7 +1,8 @@
 //! The builtin registry: every field, function and action of Flow with its
 //! signature, stage, documentation and (for fields and pure functions) its
-//! implementation. The checker, the interpreter, the generated reference in
-//! `docs/`, and later the JIT and the language server all read this one table.
+//! implementation. The checker, the interpreter (whose machine the native
+//! code's host calls use), the language server and the generated reference
+//! in `docs/` all read this one table.
 
 use std::sync::LazyLock;
 
