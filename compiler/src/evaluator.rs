@@ -11,8 +11,8 @@ use weir_stdlib::{Address, Limits, Message, MessageError, Transaction};
 
 use crate::loader::{Loader, MemoryLoader};
 use crate::{
-    Compiled, Decision, EvalOptions, MemoryRates, NativeError, NativeRuleset, RateCounter, Ruleset,
-    TestCase, TestMessage, Verdict, compile,
+    Compiled, Decision, EvalOptions, MemoryRates, NativeError, NativeRuleset, Purpose, RateCounter,
+    Ruleset, TestCase, TestMessage, Verdict, compile_for,
 };
 
 /// Which engine evaluates a ruleset.
@@ -164,10 +164,16 @@ impl Evaluator {
 
 /// Compiles the ruleset at `path`: a `.flow` file, or a directory whose
 /// `.flow` files (found through `loader`, in byte order of their paths) are
-/// loaded together as if one file imported them all.
+/// loaded together as if one file imported them all. For native code
+/// ([`Purpose::Native`]).
 pub fn compile_ruleset(path: &Path, loader: &dyn Loader) -> Compiled {
+    compile_ruleset_for(path, loader, Purpose::Native)
+}
+
+/// [`compile_ruleset`] for `purpose`.
+pub fn compile_ruleset_for(path: &Path, loader: &dyn Loader, purpose: Purpose) -> Compiled {
     let Some(files) = loader.flow_files(path) else {
-        return compile(path, loader);
+        return compile_for(path, loader, purpose);
     };
     let entry = path.join(".weir-ruleset.flow");
     let mut text = String::from("# every .flow file of the directory\n");
@@ -178,7 +184,7 @@ pub fn compile_ruleset(path: &Path, loader: &dyn Loader) -> Compiled {
     }
     let mut memory = MemoryLoader::with_fallback(loader);
     memory.insert(&entry, text);
-    compile(&entry, &memory)
+    compile_for(&entry, &memory, purpose)
 }
 
 /// Evaluates one test case with fresh rate counters (tests do not see

@@ -65,7 +65,8 @@ use weir_stdlib::{Stage, Transaction};
 pub use check::ClassifierInfo;
 pub use decision::{Action, Decision, Reply, SmolStr, Taken, TakenKind, Verdict};
 pub use evaluator::{
-    Engine, Envelope, Evaluator, compile_ruleset, now, run_case, transaction, transaction_at,
+    Engine, Envelope, Evaluator, compile_ruleset, compile_ruleset_for, now, run_case, transaction,
+    transaction_at,
 };
 pub use load::relative_to;
 pub use loader::{FsLoader, Loader, MemoryLoader};
@@ -346,13 +347,33 @@ fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// What a ruleset is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// Evaluating with native code (`weir run`, `weir test`, `weir
+    /// serve`): the checker's helper threads also analyse the regexes for
+    /// the prefilter, which the first native compile takes.
+    #[default]
+    Native,
+    /// Checking, or evaluating with the interpreter (`weir check`, `weir
+    /// diff`, the language server, `weir run --engine interp`): no
+    /// analyses, which would take CPU and be kept with the ruleset for
+    /// nothing.
+    Check,
+}
+
 /// Compiles the ruleset whose entry file is `entry`, reading every file
-/// through `loader`.
+/// through `loader`, for native code ([`Purpose::Native`]).
 pub fn compile(entry: &Path, loader: &dyn Loader) -> Compiled {
+    compile_for(entry, loader, Purpose::Native)
+}
+
+/// [`compile`] for `purpose`.
+pub fn compile_for(entry: &Path, loader: &dyn Loader, purpose: Purpose) -> Compiled {
     let loaded = load::load(entry, loader);
     // Regex literals are parsed on other threads while names resolve and
     // rules are checked (`check/regexes.rs`).
-    let literals = check::RegexLiterals::of(&loaded);
+    let literals = check::RegexLiterals::of(&loaded, purpose == Purpose::Native);
     let (compiled, scopes) = std::thread::scope(|s| {
         literals.parse_aside(s);
         let done = check_loaded(&loaded, &literals);

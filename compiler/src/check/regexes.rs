@@ -14,8 +14,10 @@
 //! Once every literal is parsed, the helpers make the native prefilter's
 //! analysis of each regex ([`RegexLiterals::into_analyses`]) while the
 //! calling thread finishes the compile (the rest of the checker, stages,
-//! warnings). The prefilter, which runs after the compile on the calling
-//! thread, then analyses only the regexes they did not reach.
+//! warnings), when native code is to be built from the ruleset
+//! ([`crate::Purpose::Native`]). The prefilter, which runs after the
+//! compile on the calling thread, then analyses only the regexes they did
+//! not reach.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -67,11 +69,14 @@ pub(crate) struct RegexLiterals {
     analysis_taken: AtomicUsize,
     /// Set when the checker needs no more parses.
     stop: AtomicBool,
+    /// Whether the helpers go on to analyse the literals for the prefilter.
+    analyse: bool,
 }
 
 impl RegexLiterals {
-    /// The distinct regex literals of `loaded`'s files, none parsed yet.
-    pub(crate) fn of(loaded: &Loaded) -> RegexLiterals {
+    /// The distinct regex literals of `loaded`'s files, none parsed yet;
+    /// `analyse`: whether the helpers analyse them for the prefilter too.
+    pub(crate) fn of(loaded: &Loaded, analyse: bool) -> RegexLiterals {
         let mut walk = Walk::default();
         for unit in &loaded.units {
             walk.visit_file(&unit.ast);
@@ -85,6 +90,7 @@ impl RegexLiterals {
             taken: AtomicUsize::new(0),
             analysis_taken: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            analyse,
         }
     }
 
@@ -107,11 +113,14 @@ impl RegexLiterals {
 
     /// One helper: takes [`BATCH`] literals at a time from the back and
     /// parses those nobody has; once none is left to take, analyses them
-    /// for the prefilter, again from the back.
+    /// for the prefilter (if asked to), again from the back.
     fn help(&self) {
         self.take_each(&self.taken, |i| {
             self.parsed[i].get_or_init(|| parse(&self.keys[i]));
         });
+        if !self.analyse {
+            return;
+        }
         // A literal another helper took may not be parsed yet: parsed
         // here then (or waited for, if that helper is parsing it).
         self.take_each(&self.analysis_taken, |i| {
@@ -237,7 +246,7 @@ mod tests {
     fn every_literal_gives_its_own_parse_whoever_parsed_it() {
         let loaded = loaded();
         for round in 0..8 {
-            let literals = RegexLiterals::of(&loaded);
+            let literals = RegexLiterals::of(&loaded, true);
             assert_eq!(literals.keys.len(), 1 + 60 + 180 + 1);
             assert_eq!(literals.keys[0], ("unclosed(0".into(), "i".into()));
             assert_eq!(literals.keys[241], ("lib[0-9]+".into(), "x".into()));
@@ -260,7 +269,7 @@ mod tests {
     #[test]
     fn helpers_parse_every_literal() {
         let loaded = loaded();
-        let literals = RegexLiterals::of(&loaded);
+        let literals = RegexLiterals::of(&loaded, true);
         std::thread::scope(|s| {
             for _ in 0..3 {
                 s.spawn(|| literals.help());
@@ -274,7 +283,7 @@ mod tests {
     #[test]
     fn helpers_analyse_every_valid_literal() {
         let loaded = loaded();
-        let literals = RegexLiterals::of(&loaded);
+        let literals = RegexLiterals::of(&loaded, true);
         let keys = literals.keys.clone();
         for key in &keys[..50] {
             let _ = literals.get(key);
@@ -294,5 +303,20 @@ mod tests {
             }
         }
         assert_eq!(analyses.len(), valid);
+    }
+
+    /// A compile that builds no native code asks for no analyses: the
+    /// helpers parse every literal and analyse none.
+    #[test]
+    fn helpers_not_asked_to_analyse_only_parse() {
+        let loaded = loaded();
+        let literals = RegexLiterals::of(&loaded, false);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| literals.help());
+            }
+        });
+        assert!(literals.parsed.iter().all(|p| p.get().is_some()));
+        assert!(literals.into_analyses().is_empty());
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use weir_compiler::Purpose;
+
 use super::{DiagnosticPrinter, compile_ruleset};
 use crate::inputs::{self, Input};
 
@@ -16,7 +18,7 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             return 1;
         };
         files += 1;
-        printer.print(&compile_ruleset(&path));
+        printer.print(&compile_ruleset(&path, Purpose::Check));
     }
     if files == 0 {
         eprintln!("error: no .flow files found");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use weir_compiler::{EvalOptions, MemoryRates};
+use weir_compiler::{EvalOptions, MemoryRates, Purpose};
 
 use weir_compiler::Envelope;
 
@@ -17,7 +17,10 @@ use crate::inputs;
 /// Exit status as diff(1): 0 when no outcome differs, 1 when some do, 2
 /// when a ruleset does not compile or a message cannot be read.
 pub fn run(old: &Path, new: &Path, messages: &[PathBuf], as_json: bool) -> u8 {
-    let (Some(old_rules), Some(new_rules)) = (load_ruleset(old), load_ruleset(new)) else {
+    let (Some(old_rules), Some(new_rules)) = (
+        load_ruleset(old, Purpose::Check),
+        load_ruleset(new, Purpose::Check),
+    ) else {
         return 2;
     };
     let envelope = Envelope::default();

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use weir_compiler::{Compiled, Evaluator, FsLoader, Ruleset};
+use weir_compiler::{Compiled, Evaluator, FsLoader, Purpose, Ruleset};
 use weir_grammar::Diagnostic;
 
 use crate::cli::{Cli, Command, Engine, ImportCommand};
@@ -91,14 +91,15 @@ impl DiagnosticPrinter {
 }
 
 /// Compiles the ruleset at `path` (a `.flow` file or a directory of
-/// them) from the filesystem.
-pub fn compile_ruleset(path: &Path) -> Compiled {
-    weir_compiler::compile_ruleset(path, &FsLoader)
+/// them) from the filesystem, for `purpose`.
+pub fn compile_ruleset(path: &Path, purpose: Purpose) -> Compiled {
+    weir_compiler::compile_ruleset_for(path, &FsLoader, purpose)
 }
 
-/// Compiles a ruleset and prints its diagnostics; `None` when it has errors.
-pub fn load_ruleset(path: &Path) -> Option<Ruleset> {
-    let compiled = compile_ruleset(path);
+/// Compiles a ruleset for `purpose` and prints its diagnostics; `None`
+/// when it has errors.
+pub fn load_ruleset(path: &Path, purpose: Purpose) -> Option<Ruleset> {
+    let compiled = compile_ruleset(path, purpose);
     let mut printer = DiagnosticPrinter::new();
     printer.print(&compiled);
     if compiled.has_errors() {

@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 use weir_compiler::report::DecisionView;
-use weir_compiler::{Decision, Envelope, EvalOptions, Evaluator, MemoryRates, Ruleset};
+use weir_compiler::{Decision, Envelope, EvalOptions, Evaluator, MemoryRates, Purpose, Ruleset};
 
 use super::{evaluator, load_ruleset};
 use crate::cli::RunArgs;
@@ -112,7 +112,11 @@ pub fn run(args: &RunArgs) -> u8 {
     // the rules compile, which takes one core.
     let (ruleset, messages) = std::thread::scope(|scope| {
         let listing = scope.spawn(|| inputs::expand(&args.messages, inputs::any_file));
-        let ruleset = load_ruleset(&args.rules);
+        let purpose = match args.engine {
+            crate::cli::Engine::Jit => Purpose::Native,
+            crate::cli::Engine::Interp => Purpose::Check,
+        };
+        let ruleset = load_ruleset(&args.rules, purpose);
         let messages = listing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use weir_compiler::{FsLoader, run_case};
+use weir_compiler::{FsLoader, Purpose, run_case};
 
 use super::{DiagnosticPrinter, compile_ruleset, evaluator};
 use crate::cli::Engine;
@@ -18,7 +18,7 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             eprintln!("error: weir test reads rule files, not standard input");
             return 1;
         };
-        let compiled = compile_ruleset(&path);
+        let compiled = compile_ruleset(&path, Purpose::Native);
         printer.print(&compiled);
         let Some(ruleset) = compiled
             .ruleset

@@ -17,7 +17,7 @@ use lsp_types::{
     Diagnostic as LspDiagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, DiagnosticTag,
     Location, NumberOrString, Url,
 };
-use weir_compiler::{Compiled, compile};
+use weir_compiler::{Compiled, Purpose, compile_for};
 use weir_grammar::{Diagnostic, Severity};
 
 use super::text::LineIndex;
@@ -30,7 +30,9 @@ pub(crate) type Publication = BTreeMap<Url, (Option<i32>, Vec<LspDiagnostic>)>;
 /// (a bug there must not take the editor's server down).
 pub(crate) fn compile_open(docs: &Documents, path: &Path) -> Option<Compiled> {
     let loader = docs.loader();
-    match catch_unwind(AssertUnwindSafe(|| compile(path, &loader))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        compile_for(path, &loader, Purpose::Check)
+    })) {
         Ok(compiled) => Some(compiled),
         Err(_) => {
             eprintln!("weir lsp: the compiler failed on {}", path.display());
