@@ -214,6 +214,15 @@ mod tests {
     use super::*;
     use crate::MemoryLoader;
 
+    /// Three helpers at once, with no checker, until they are done.
+    fn help_on_three_threads(literals: &RegexLiterals) {
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| literals.help());
+            }
+        });
+    }
+
     fn loaded() -> Loaded {
         let mut loader: MemoryLoader = MemoryLoader::new();
         let mut rules = String::from("import \"lib\"\n");
@@ -270,11 +279,7 @@ mod tests {
     fn helpers_parse_every_literal() {
         let loaded = loaded();
         let literals = RegexLiterals::of(&loaded, true);
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| literals.help());
-            }
-        });
+        help_on_three_threads(&literals);
         assert!(literals.parsed.iter().all(|p| p.get().is_some()));
     }
 
@@ -288,11 +293,7 @@ mod tests {
         for key in &keys[..50] {
             let _ = literals.get(key);
         }
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| literals.help());
-            }
-        });
+        help_on_three_threads(&literals);
         let analyses = literals.into_analyses();
         let mut valid = 0;
         for key in &keys {
@@ -311,11 +312,7 @@ mod tests {
     fn helpers_not_asked_to_analyse_only_parse() {
         let loaded = loaded();
         let literals = RegexLiterals::of(&loaded, false);
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| literals.help());
-            }
-        });
+        help_on_three_threads(&literals);
         assert!(literals.parsed.iter().all(|p| p.get().is_some()));
         assert!(literals.into_analyses().is_empty());
     }
