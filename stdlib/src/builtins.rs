@@ -190,7 +190,7 @@ fn fields() -> Vec<FieldDef> {
             "The body as received, not decoded: every byte after the header block, MIME \
              boundaries, part headers and base64 or quoted-printable text included (invalid \
              UTF-8 as U+FFFD). Sieve's `body :raw` reads this.",
-            |tx| Value::str(String::from_utf8_lossy(tx.message.body_raw())),
+            |tx| Value::str(crate::charset::utf8_lossy(tx.message.body_raw())),
         ),
         field(
             "body.html",

@@ -98,7 +98,8 @@ fn single_byte_table(decoder: DecoderFnc) -> Option<&'static [char; 256]> {
 fn read_table(decoder: DecoderFnc) -> Option<[char; 256]> {
     let mut table = ['\0'; 256];
     for (byte, slot) in (0..=255u8).zip(table.iter_mut()) {
-        let mut chars = decoder(&[byte]).chars().collect::<Vec<_>>().into_iter();
+        let decoded = decoder(&[byte]);
+        let mut chars = decoded.chars();
         let (Some(c), None) = (chars.next(), chars.next()) else {
             return None;
         };
@@ -382,64 +383,65 @@ pub(crate) fn quoted_printable_decode(text: &[u8]) -> Vec<u8> {
             i += run;
             continue;
         }
-        let b = text[i];
-        if b == b'=' {
-            match equals(text, i, &mut out) {
-                Equals::Next(next) => {
-                    padding = 0;
-                    i = next;
-                    continue;
-                }
-                Equals::End => break,
-                Equals::Literal => {}
-            }
+        // An `=`, a line end or a lone CR.
+        match quoted_printable_byte(text, i, &mut out, &mut padding) {
+            Some(next) => i = next,
+            None => break,
         }
-        // A line end, a lone CR, or an `=` kept as written.
-        if b == b'\n' || (b == b'\r' && text.get(i + 1) == Some(&b'\n')) {
-            out.truncate(out.len() - padding);
-        }
-        padding = 0;
-        out.push(b);
-        i += 1;
     }
     out.truncate(out.len() - padding);
     out
+}
+
+/// Reads one byte of a quoted-printable body, `text[at]`, as the
+/// definition does, and says where the body goes on (`None`: it ended).
+/// An `=` is read by [`equals`]; any other byte is written as it is, a
+/// line end first dropping the blanks before it. `padding` counts the
+/// blanks written as such at the end of `out` since the last escape.
+fn quoted_printable_byte(
+    text: &[u8],
+    at: usize,
+    out: &mut Vec<u8>,
+    padding: &mut usize,
+) -> Option<usize> {
+    let b = text[at];
+    if b == b'=' {
+        match equals(text, at, out) {
+            Equals::Next(next) => {
+                *padding = 0;
+                return Some(next);
+            }
+            Equals::End => return None,
+            Equals::Literal => {}
+        }
+    }
+    if b == b'\n' || (b == b'\r' && text.get(at + 1) == Some(&b'\n')) {
+        out.truncate(out.len() - *padding);
+    }
+    *padding = if matches!(b, b' ' | b'\t') {
+        *padding + 1
+    } else {
+        0
+    };
+    out.push(b);
+    Some(at + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The definition, one byte at a time (an `=` read as the decoder
-    /// reads it): the oracle for the decoder's runs.
+    /// The definition, one byte at a time (each read as the decoder reads
+    /// a byte outside its runs): the oracle for the decoder's runs.
     fn byte_at_a_time(text: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(text.len());
-        // Blanks written as such at the end of `out`, since the last escape.
         let mut padding = 0;
         let mut i = 0;
-        while let Some(&b) = text.get(i) {
-            if b == b'=' {
-                match equals(text, i, &mut out) {
-                    Equals::Next(next) => {
-                        padding = 0;
-                        i = next;
-                        continue;
-                    }
-                    Equals::End => break,
-                    Equals::Literal => {}
-                }
+        while i < text.len() {
+            match quoted_printable_byte(text, i, &mut out, &mut padding) {
+                Some(next) => i = next,
+                None => break,
             }
-            let line_break = b == b'\n' || (b == b'\r' && text.get(i + 1) == Some(&b'\n'));
-            if line_break {
-                out.truncate(out.len() - padding);
-            }
-            padding = if matches!(b, b' ' | b'\t') {
-                padding + 1
-            } else {
-                0
-            };
-            out.push(b);
-            i += 1;
         }
         out.truncate(out.len() - padding);
         out

@@ -65,6 +65,15 @@ mod deferred;
 
 use deferred::{Attachments, Decoding, Listed, Source};
 
+/// `parts` that are not all blank, one per line; a single one as it is.
+fn joined(mut parts: Vec<String>) -> String {
+    parts.retain(|p| !p.trim().is_empty());
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    parts.join("\n")
+}
+
 /// What the body walk produces.
 #[derive(Debug, Default)]
 struct Body {
@@ -109,7 +118,7 @@ impl Parsed {
         let body = if block.fields.is_empty() {
             // No header block (or an empty one): plain text, as RFC 2045
             // defaults a part without Content-Type.
-            let text = String::from_utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
+            let text = charset::utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
             Body::plain(&text)
         } else {
             mime_body(bytes, &block, limits, how)?
@@ -307,13 +316,15 @@ fn mime_body(
     // index arithmetic on hostile input; a panic must not take the daemon
     // down, so the body then falls back to the raw text.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let raw_body = bytes.get(block.body_start..).unwrap_or_default();
+        let mut input = mime_fields(bytes, block);
         if how == Parse::Lazy
-            && let Some(body) = one_text_leaf(bytes, block)
+            && let Some(body) = one_text_leaf(&input, raw_body)
         {
             return Ok(Some(body));
         }
-        let input = mime_input(bytes, block);
-        let body_start = input.len() - bytes.len().saturating_sub(block.body_start);
+        let body_start = input.len();
+        input.extend_from_slice(raw_body);
         if how == Parse::Lazy {
             match deferred::lazy_parser().parse(&input) {
                 Some(message) if !deferred::encloses_messages(&message) => {
@@ -341,7 +352,7 @@ fn mime_body(
         Ok(Ok(None)) => Ok(Body::default()),
         Ok(Err(error)) => Err(error),
         Err(_) => {
-            let text = String::from_utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
+            let text = charset::utf8_lossy(bytes.get(block.body_start..).unwrap_or_default());
             Ok(Body::plain(&text))
         }
     }
@@ -349,14 +360,14 @@ fn mime_body(
 
 /// The body of a message that is one text leaf (no Content-Type, or
 /// `text/*`, not an attachment), as [`walk`] makes it from the lazy parse,
-/// without that parse: mail-parser reads only the MIME fields, and Weir
-/// decodes the body itself. Most mail is such a message, and mail-parser's
-/// scan of the body for boundaries it does not have, and its decoding of
-/// the text a `char` at a time, were most of the time spent reading it.
-/// `None` for any other message. A unit test holds it to the eager walk.
-fn one_text_leaf(bytes: &[u8], block: &headers::HeaderBlock) -> Option<Body> {
-    let fields = mime_input_with(bytes, block, b"");
-    let message = deferred::lazy_parser().parse_headers(&fields)?;
+/// without that parse: mail-parser reads only the MIME fields (`fields`,
+/// [`mime_fields`]), and Weir decodes the body (`raw`) itself. Most mail
+/// is such a message, and mail-parser's scan of the body for boundaries
+/// it does not have, and its decoding of the text a `char` at a time,
+/// were most of the time spent reading it. `None` for any other message.
+/// A unit test holds it to the eager walk.
+fn one_text_leaf(fields: &[u8], raw: &[u8]) -> Option<Body> {
+    let message = deferred::lazy_parser().parse_headers(fields)?;
     let part = message.parts.first()?;
     // mail-parser reads any other type as a container, an enclosed message
     // or an attachment.
@@ -364,9 +375,11 @@ fn one_text_leaf(bytes: &[u8], block: &headers::HeaderBlock) -> Option<Body> {
         return None;
     }
     let leaf = classify_leaf(part);
-    let raw = bytes.get(block.body_start..).unwrap_or_default();
+    if leaf == Leaf::Attachment {
+        return None;
+    }
     let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
-    let text = match declared_transfer(part, &fields) {
+    let text = match declared_transfer(part, fields) {
         Transfer::Identity => match charset.and_then(|c| charset_decoder(c.as_bytes())) {
             Some(decoder) => charset::decode_with(decoder, raw),
             None => charset::utf8_lossy(raw).into_owned(),
@@ -376,44 +389,18 @@ fn one_text_leaf(bytes: &[u8], block: &headers::HeaderBlock) -> Option<Body> {
             &decode_transfer_raw(raw, transfer, true),
         ),
     };
-    let kept = |s: String| {
-        if s.trim().is_empty() {
-            String::new()
-        } else {
-            s
-        }
-    };
-    Some(match leaf {
-        Leaf::Plain => Body {
-            text: kept(join_paragraphs(&text)),
-            line_pieces: vec![LinePiece::Plain(text)],
-            ..Body::default()
-        },
-        Leaf::Html => Body {
-            text: kept(html_to_text(&text)),
-            html: kept(normalize_newlines(&text)),
-            line_pieces: vec![LinePiece::Html(text)],
-            ..Body::default()
-        },
-        Leaf::Attachment => return None,
-    })
+    let mut walker = Walker::default();
+    walker.text_leaf(leaf, Cow::Owned(text), true);
+    Some(walker.into_body())
 }
 
-/// The MIME fields of the top-level block (`Content-*` and `MIME-Version`),
-/// unfolded, then a blank line and the body. A block without them gets
-/// `MIME-Version: 1.0`, which changes nothing but is a field.
-fn mime_input(bytes: &[u8], block: &headers::HeaderBlock) -> Vec<u8> {
-    mime_input_with(
-        bytes,
-        block,
-        bytes.get(block.body_start..).unwrap_or_default(),
-    )
-}
-
-/// [`mime_input`] of the fields of `block` (scanned from `bytes`) with
-/// `body` after the blank line.
-fn mime_input_with(bytes: &[u8], block: &headers::HeaderBlock, body: &[u8]) -> Vec<u8> {
-    let mut input = Vec::with_capacity(body.len() + 256);
+/// The MIME fields of the top-level block (`Content-*` and `MIME-Version`)
+/// of `bytes`, unfolded, then a blank line: what mail-parser reads before
+/// the body. A block without them gets `MIME-Version: 1.0`, which changes
+/// nothing but is a field. Room is made for the body to follow.
+fn mime_fields(bytes: &[u8], block: &headers::HeaderBlock) -> Vec<u8> {
+    let body = bytes.len().saturating_sub(block.body_start);
+    let mut input = Vec::with_capacity(body + 256);
     for field in &block.fields {
         let name = field.name(bytes);
         let is_mime = name
@@ -432,7 +419,6 @@ fn mime_input_with(bytes: &[u8], block: &headers::HeaderBlock, body: &[u8]) -> V
         input.extend_from_slice(b"MIME-Version: 1.0\r\n");
     }
     input.extend_from_slice(b"\r\n");
-    input.extend_from_slice(body);
     input
 }
 
@@ -671,23 +657,7 @@ fn walk(message: &mail_parser::Message<'_>, input: &[u8], lazy: Option<RawMap>) 
             level: 0,
         },
     );
-    let Walker {
-        mut text,
-        line_pieces,
-        mut html,
-        attachments,
-        ..
-    } = walker;
-    // Empty parts add nothing, not even a separating line break.
-    text.retain(|t| !t.trim().is_empty());
-    html.retain(|h| !h.trim().is_empty());
-    Body {
-        text: text.join("\n"),
-        line_pieces,
-        lines: OnceLock::new(),
-        html: html.join("\n"),
-        attachments: Attachments::new(attachments),
-    }
+    walker.into_body()
 }
 
 /// Where mail-parser's input (Weir's MIME fields, then the body) maps into
@@ -764,25 +734,40 @@ impl Walker {
                 continue;
             }
             match classify_leaf(part) {
-                Leaf::Plain if top => {
-                    let t = leaf_text(part, input);
-                    if in_body {
-                        self.text.push(join_paragraphs(&t));
-                    }
-                    self.line_pieces.push(LinePiece::Plain(t.into_owned()));
-                }
-                Leaf::Plain => {}
-                Leaf::Html if top => {
-                    let h = leaf_text(part, input);
-                    if in_body {
-                        self.text.push(html_to_text(&h));
-                    }
-                    self.line_pieces.push(LinePiece::Html(h.to_string()));
-                    self.html.push(normalize_newlines(&h));
-                }
-                Leaf::Html => {}
                 Leaf::Attachment => self.attachment(part, input, scope, boundary),
+                leaf if top => self.text_leaf(leaf, leaf_text(part, input), in_body),
+                // An enclosed message's text adds nothing.
+                _ => {}
             }
+        }
+    }
+
+    /// Adds a plain or HTML leaf of the top-level message, decoded: to
+    /// `body.lines` always, to `body` if `in_body`, to `body.html` if HTML.
+    fn text_leaf(&mut self, leaf: Leaf, text: Cow<'_, str>, in_body: bool) {
+        if leaf == Leaf::Html {
+            if in_body {
+                self.text.push(html_to_text(&text));
+            }
+            self.html.push(normalize_newlines(&text));
+            self.line_pieces.push(LinePiece::Html(text.into_owned()));
+        } else {
+            if in_body {
+                self.text.push(join_paragraphs(&text));
+            }
+            self.line_pieces.push(LinePiece::Plain(text.into_owned()));
+        }
+    }
+
+    /// The body the walk collected. Empty parts add nothing, not even a
+    /// separating line break.
+    fn into_body(self) -> Body {
+        Body {
+            text: joined(self.text),
+            line_pieces: self.line_pieces,
+            lines: OnceLock::new(),
+            html: joined(self.html),
+            attachments: Attachments::new(self.attachments),
         }
     }
 

@@ -394,7 +394,9 @@ mod tests {
         for (i, case) in cases.iter().enumerate() {
             assert_same(&format!("case {i}"), case);
             let block = crate::headers::scan(case, usize::MAX);
-            if super::super::one_text_leaf(case, &block).is_some() {
+            let fields = super::super::mime_fields(case, &block);
+            let raw = case.get(block.body_start..).unwrap_or_default();
+            if super::super::one_text_leaf(&fields, raw).is_some() {
                 read_alone.push(i);
             }
         }
