@@ -69,6 +69,7 @@ use super::cond::Leaf;
 mod search;
 mod shift_or;
 mod strings;
+mod wide;
 
 use search::{Found, Searcher};
 use strings::{ascii_language, required, selective};
