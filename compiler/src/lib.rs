@@ -52,6 +52,7 @@ mod names;
 mod native;
 mod prefetch;
 mod stage;
+mod threads;
 mod warnings;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +74,7 @@ pub use loader::{FsLoader, Loader, MemoryLoader};
 pub use native::{NativeError, NativeRuleset, fix_allocator_thresholds, release_free_memory};
 pub use rates::{MemoryRates, RateCounter, within_window};
 pub use testcase::{TestCase, TestMessage, TestWorld};
+pub use threads::limit_compile_threads;
 pub use types_at::ExprTypes;
 
 /// The result of compiling a ruleset: the ruleset when there is no error,
@@ -454,8 +456,12 @@ fn check_loaded(
 
 /// Drops `value` on a thread of its own: the syntax trees of thousands of
 /// rules take milliseconds to free, which the caller (next, code
-/// generation) need not wait for. Where no thread can start, here.
+/// generation) need not wait for. Where no thread can start, or a
+/// compile may use only one ([`threads::limit_compile_threads`]), here.
 fn free_aside<T: Send + 'static>(value: T) {
+    if threads::compile_threads() == 1 {
+        return drop(value);
+    }
     // A thread that cannot start drops its closure, and `value`, here.
     let _ = std::thread::Builder::new().spawn(move || drop(value));
 }

@@ -163,8 +163,8 @@ pub struct RunArgs {
     /// every classifier has learned nothing.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// Threads evaluating messages (default: one per core); the output is
-    /// the same whatever the number.
+    /// Threads compiling the rules and evaluating messages (default: one
+    /// per core); the output is the same whatever the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
 }

@@ -21,7 +21,6 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Scope;
@@ -94,18 +93,15 @@ impl RegexLiterals {
         }
     }
 
-    /// Starts helper threads in `scope` (up to one fewer than the cores,
-    /// at most [`MAX_HELPERS`]) that parse the literals from the last one
+    /// Starts helper threads in `scope` (one fewer than a compile may use,
+    /// [`crate::threads::compile_threads`], at most [`MAX_HELPERS`]) that parse the literals from the last one
     /// back until all are parsed or [`RegexLiterals::stop`] is called. A
     /// thread the system refuses leaves its literals to the checker.
     pub(crate) fn parse_aside<'scope>(&'scope self, scope: &'scope Scope<'scope, '_>) {
         if self.keys.len() < MIN_ASIDE {
             return;
         }
-        let helpers = std::thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .saturating_sub(1)
-            .min(MAX_HELPERS);
+        let helpers = (crate::threads::compile_threads() - 1).min(MAX_HELPERS);
         for _ in 0..helpers {
             let _ = std::thread::Builder::new().spawn_scoped(scope, || self.help());
         }

@@ -50,7 +50,6 @@
 
 use std::sync::OnceLock;
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cranelift_codegen::Context;
@@ -257,10 +256,6 @@ impl Jit {
     }
 }
 
-/// The most threads one ruleset's functions compile on: a (re)load should
-/// not take every core of a large machine from the mail it serves.
-const MAX_THREADS: usize = 4;
-
 /// The stack of a thread compiling chunks: Linux's default for a main
 /// thread, which compiled them all before.
 const CODEGEN_STACK: usize = 8 << 20;
@@ -288,15 +283,12 @@ struct ChunkCode {
 }
 
 impl Work<'_> {
-    /// Compiles every chunk, on this thread and up to [`MAX_THREADS`] - 1
-    /// others, each taking the next chunk not yet taken. The results come
+    /// Compiles every chunk, on this thread and up to
+    /// [`crate::threads::compile_threads`] - 1 others, each taking the next chunk not yet taken. The results come
     /// back in chunk order, and the first error in that order is the one
     /// reported: thread timing changes neither.
     fn compile_all(&self) -> Result<Vec<ChunkCode>, NativeError> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(MAX_THREADS)
-            .min(self.chunks.len());
+        let threads = crate::threads::compile_threads().min(self.chunks.len());
         let next = AtomicUsize::new(0);
         let worker = || {
             let mut ctx = Context::new();

@@ -115,14 +115,14 @@ fn analyse(regexes: &[&Regex], known: &mut Analyses) -> Vec<Analysis> {
         .collect()
 }
 
-/// The [`Analysis`] of each regex, each parsed again, on up to four
-/// threads.
+/// The [`Analysis`] of each regex, each parsed again, on as many threads
+/// as a compile may use ([`crate::threads::compile_threads`]).
 fn analyse_parsing(regexes: &[&Regex]) -> Vec<Analysis> {
     fn one(re: &&Regex) -> Analysis {
         let hir = re.hir();
         hir.as_ref().map(analysis).unwrap_or_default()
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let threads = crate::threads::compile_threads();
     let per = regexes.len().div_ceil(threads).max(ANALYSED_PER_THREAD);
     let mut chunks = regexes.chunks(per);
     let mine = chunks.next().unwrap_or_default();
