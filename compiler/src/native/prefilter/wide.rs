@@ -101,13 +101,9 @@ mod avx2 {
                     _mm256_set1_epi32(HI_K as i32),
                 ),
             );
-            // SAFETY: `passes` indexes the filter below its length.
-            let long_passed = unsafe { passes(long, hash) };
+            let long_passed = passes(long, hash);
             let mid_passed = match mid {
-                // SAFETY: as above.
-                Some(mid) => unsafe {
-                    passes(mid, _mm256_mullo_epi32(lo, _mm256_set1_epi32(MID_K as i32)))
-                },
+                Some(mid) => passes(mid, _mm256_mullo_epi32(lo, _mm256_set1_epi32(MID_K as i32))),
                 None => 0,
             };
             let mut either = long_passed | mid_passed;
@@ -129,12 +125,9 @@ mod avx2 {
     /// The lanes (as bits) whose hash the filter lets through: the word
     /// at the hash's top bits has both of its bits ([`super::super::search`]'s
     /// `probe`).
-    ///
-    /// # Safety
-    /// The processor must have AVX2.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn passes(filter: &Filter, hash: __m256i) -> u32 {
+    fn passes(filter: &Filter, hash: __m256i) -> u32 {
         let word = _mm256_srli_epi32::<{ 32 - WORDS_BITS as i32 }>(hash);
         let g = _mm256_xor_si256(hash, _mm256_srli_epi32::<{ MIX as i32 }>(hash));
         let low_five = _mm256_set1_epi32(31);
