@@ -380,6 +380,9 @@ fn one_text_leaf(fields: &[u8], raw: &[u8]) -> Option<Body> {
     }
     let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
     let text = match declared_transfer(part, fields) {
+        // As mail-parser decodes a text part it is given whole, for the
+        // walk: its label as written (`" iso-8859-1 "` is no charset
+        // there), not [`charset::decode`]'s trimmed one.
         Transfer::Identity => match charset.and_then(|c| charset_decoder(c.as_bytes())) {
             Some(decoder) => charset::decode_with(decoder, raw),
             None => charset::utf8_lossy(raw).into_owned(),

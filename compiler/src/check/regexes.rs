@@ -38,10 +38,6 @@ pub(crate) type Key = (String, String);
 /// The outcome of parsing one literal.
 pub(crate) type Parsed = Result<Arc<Regex>, RegexError>;
 
-/// The most helper threads: a (re)load should not take every core of a
-/// large machine from the mail it serves.
-const MAX_HELPERS: usize = 3;
-
 /// Literals a helper takes at a time: about 0.25 ms of parsing, well
 /// over what taking them costs.
 const BATCH: usize = 32;
@@ -93,15 +89,16 @@ impl RegexLiterals {
         }
     }
 
-    /// Starts helper threads in `scope` (one fewer than a compile may use,
-    /// [`crate::threads::compile_threads`], at most [`MAX_HELPERS`]) that parse the literals from the last one
-    /// back until all are parsed or [`RegexLiterals::stop`] is called. A
-    /// thread the system refuses leaves its literals to the checker.
+    /// Starts helper threads in `scope` (one fewer than a compile may
+    /// use: [`crate::threads::compile_threads`]) that parse the literals
+    /// from the last one back until all are parsed or
+    /// [`RegexLiterals::stop`] is called. A thread the system refuses
+    /// leaves its literals to the checker.
     pub(crate) fn parse_aside<'scope>(&'scope self, scope: &'scope Scope<'scope, '_>) {
         if self.keys.len() < MIN_ASIDE {
             return;
         }
-        let helpers = (crate::threads::compile_threads() - 1).min(MAX_HELPERS);
+        let helpers = crate::threads::compile_threads() - 1;
         for _ in 0..helpers {
             let _ = std::thread::Builder::new().spawn_scoped(scope, || self.help());
         }

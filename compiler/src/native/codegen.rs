@@ -284,9 +284,10 @@ struct ChunkCode {
 
 impl Work<'_> {
     /// Compiles every chunk, on this thread and up to
-    /// [`crate::threads::compile_threads`] - 1 others, each taking the next chunk not yet taken. The results come
-    /// back in chunk order, and the first error in that order is the one
-    /// reported: thread timing changes neither.
+    /// [`crate::threads::compile_threads`] - 1 others, each taking the
+    /// next chunk not yet taken. The results come back in chunk order, and
+    /// the first error in that order is the one reported: thread timing
+    /// changes neither.
     fn compile_all(&self) -> Result<Vec<ChunkCode>, NativeError> {
         let threads = crate::threads::compile_threads().min(self.chunks.len());
         let next = AtomicUsize::new(0);
