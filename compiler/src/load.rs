@@ -135,7 +135,8 @@ impl State<'_> {
         stdlib: bool,
         source: String,
     ) -> usize {
-        let (ast, diagnostics) = weir_grammar::parse(&source, &name);
+        let threads = crate::threads::compile_threads();
+        let (ast, diagnostics) = weir_grammar::parse_on_threads(&source, &name, threads);
         self.loaded.diagnostics.extend(diagnostics);
         let id = self.loaded.units.len();
         self.loaded.files.push((name.clone(), source.clone()));

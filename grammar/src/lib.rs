@@ -23,4 +23,4 @@ mod parser;
 pub mod visit;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use parser::parse;
+pub use parser::{parse, parse_on_threads};

@@ -49,6 +49,14 @@ pub fn parse(source: &str, file: &str) -> (ast::File, Vec<Diagnostic>) {
     (parsed.file, parsed.diagnostics)
 }
 
+/// [`parse`] on at most `threads` threads, the calling one included (at
+/// least one): what a compile limited by `weir run --jobs` asks for.
+pub fn parse_on_threads(source: &str, file: &str, threads: usize) -> (ast::File, Vec<Diagnostic>) {
+    let threads = threads.clamp(1, MAX_PARSE_THREADS);
+    let parsed = parse_on(source, file, threads, MIN_STRETCH);
+    (parsed.file, parsed.diagnostics)
+}
+
 /// [`parse`], keeping what the formatter needs.
 ///
 /// A large file is parsed in stretches on several threads (see
@@ -688,6 +696,18 @@ mod split_tests {
         assert_eq!(one.file, four.file);
         assert_eq!(one.diagnostics, four.diagnostics);
         assert_eq!(one.parens, four.parens);
+    }
+
+    /// A parse limited to one thread is one stretch (no thread started),
+    /// and a limit of none is read as one.
+    #[test]
+    fn one_thread_asked_is_one_stretch() {
+        let source = rules(2000, false);
+        assert!(source.len() > 2 * MIN_STRETCH);
+        assert_eq!(split_points(&source, 0, 2, MIN_STRETCH).len(), 2);
+        assert_eq!(split_points(&source, 0, 1, MIN_STRETCH).len(), 1);
+        let limited = parse_on_threads(&source, "f.flow", 0);
+        assert_eq!(limited, parse(&source, "f.flow"));
     }
 
     #[test]
