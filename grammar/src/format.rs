@@ -36,14 +36,14 @@ mod lines;
 use crate::ast::*;
 use crate::diagnostic::Diagnostic;
 use crate::lexer;
-use crate::parser::parse_full;
+use crate::parser::{MAX_PARSE_THREADS, parse_full};
 use layout::{FREE, IF, LINE};
 use lines::Lines;
 
 /// Formats a `.flow` file in the canonical style; the syntax errors if it
 /// does not parse.
 pub fn format(source: &str, file: &str) -> Result<String, Vec<Diagnostic>> {
-    let parsed = parse_full(source, file);
+    let parsed = parse_full(source, file, MAX_PARSE_THREADS);
     if parsed.diagnostics.iter().any(Diagnostic::is_error) {
         return Err(parsed.diagnostics);
     }

@@ -45,19 +45,18 @@ pub(crate) struct Parsed {
 /// Parses one `.flow` file: the declarations that parsed, and one
 /// diagnostic per syntax error (empty when the file is valid).
 pub fn parse(source: &str, file: &str) -> (ast::File, Vec<Diagnostic>) {
-    let parsed = parse_full(source, file);
-    (parsed.file, parsed.diagnostics)
+    parse_on_threads(source, file, MAX_PARSE_THREADS)
 }
 
 /// [`parse`] on at most `threads` threads, the calling one included (at
 /// least one): what a compile limited by `weir run --jobs` asks for.
 pub fn parse_on_threads(source: &str, file: &str, threads: usize) -> (ast::File, Vec<Diagnostic>) {
-    let threads = threads.clamp(1, MAX_PARSE_THREADS);
-    let parsed = parse_on(source, file, threads, MIN_STRETCH);
+    let parsed = parse_full(source, file, threads);
     (parsed.file, parsed.diagnostics)
 }
 
-/// [`parse`], keeping what the formatter needs.
+/// [`parse_on_threads`], keeping what the formatter needs; no more
+/// threads than the machine has cores.
 ///
 /// A large file is parsed in stretches on several threads (see
 /// [`split_points`]), each from a line that starts with a declaration
@@ -67,10 +66,11 @@ pub fn parse_on_threads(source: &str, file: &str, threads: usize) -> (ast::File,
 /// so the result is the same declarations, diagnostics and spans in the
 /// same order. Otherwise that stretch is parsed again, after the one
 /// before it.
-pub(crate) fn parse_full(source: &str, file: &str) -> Parsed {
+pub(crate) fn parse_full(source: &str, file: &str, threads: usize) -> Parsed {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
-        .min(MAX_PARSE_THREADS);
+        .min(threads)
+        .clamp(1, MAX_PARSE_THREADS);
     parse_on(source, file, threads, MIN_STRETCH)
 }
 
@@ -142,7 +142,7 @@ fn parse_on(source: &str, file: &str, threads: usize, min_stretch: usize) -> Par
 const MIN_STRETCH: usize = 64 * 1024;
 
 /// The most threads one file is parsed on.
-const MAX_PARSE_THREADS: usize = 4;
+pub(crate) const MAX_PARSE_THREADS: usize = 4;
 
 /// The stack of a thread parsing a stretch: Linux's default for a main
 /// thread.

@@ -118,12 +118,12 @@ fn rules_and_messages(args: &RunArgs) -> (Option<Ruleset>, Vec<Input>) {
     if let Some(jobs) = args.jobs.and_then(|n| NonZeroUsize::new(n.into())) {
         weir_compiler::limit_compile_threads(jobs);
     }
+    let list = || inputs::expand(&args.messages, inputs::any_file);
     if args.jobs == Some(1) {
-        let ruleset = load_ruleset(&args.rules, purpose);
-        return (ruleset, inputs::expand(&args.messages, inputs::any_file));
+        return (load_ruleset(&args.rules, purpose), list());
     }
     std::thread::scope(|scope| {
-        let listing = scope.spawn(|| inputs::expand(&args.messages, inputs::any_file));
+        let listing = scope.spawn(list);
         let ruleset = load_ruleset(&args.rules, purpose);
         let messages = listing
             .join()

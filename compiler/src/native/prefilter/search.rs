@@ -343,20 +343,26 @@ impl Fingerprints {
                 self.candidate(bytes, at, long, mid, found)
             }),
             None => {
-                let from = if self.wide {
-                    let mid = (!self.mid.bucket.is_empty()).then_some(&*self.mid.filter);
-                    wide::filtered(&self.long.filter, mid, bytes, &mut |at, long, mid| {
-                        self.candidate(bytes, at, long, mid, found)
-                    })
-                } else {
-                    0
-                };
+                let from = self.wide_filtered(bytes, found);
                 self.filtered(bytes, from, found)
             }
         }
         for at in bytes.len().saturating_sub(LONG - 1)..bytes.len().saturating_sub(WIDTH - 1) {
             self.at(bytes, at, true, true, found);
         }
+    }
+
+    /// Asks the filters eight positions at a time ([`wide`]) where this
+    /// processor allows, and [`Fingerprints::candidate`] where one
+    /// passes; returns the first position not asked (0 without [`wide`]).
+    fn wide_filtered(&self, bytes: &[u8], found: &mut dyn FnMut(Found)) -> usize {
+        if !self.wide {
+            return 0;
+        }
+        let mid = (!self.mid.bucket.is_empty()).then_some(&*self.mid.filter);
+        wide::filtered(&self.long.filter, mid, bytes, &mut |at, long, mid| {
+            self.candidate(bytes, at, long, mid, found)
+        })
     }
 
     /// Asks the filters at every position from `from` where eight bytes
