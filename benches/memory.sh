@@ -9,6 +9,8 @@
 # Prints VmRSS (resident now), VmHWM (the most it was resident) and the
 # anonymous share (heap and stacks, not the mapped binary) at each step.
 # ROUNDS (default 1) repeats the whole run; figures: benches/README.md.
+# WEIR=PATH measures that `weir` binary instead of target/release/weir
+# (another build, another allocator), and NOBUILD=1 skips the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -18,7 +20,7 @@ MESSAGES=${MESSAGES:-1000}
 PASSES=${PASSES:-3}
 ROUNDS=${ROUNDS:-1}
 PORT=${PORT:-18890}
-cargo build --release -q -p weir -p weir-benches --bin weir --bin milter-load
+[ -n "${NOBUILD:-}" ] || cargo build --release -q -p weir -p weir-benches --bin weir --bin milter-load
 # milter-load generates the corpus (and the rules) when they are missing.
 if [ ! -e "$RULES" ]; then
   target/release/milter-load --messages 1 >/dev/null 2>&1 || true
@@ -49,7 +51,7 @@ run() {
   if (exec 3<>"/dev/tcp/127.0.0.1/$((PORT + 1))") 2>/dev/null; then
     echo "port $((PORT + 1)) is in use: set PORT" >&2; rm -rf "$dir"; return 1
   fi
-  WEIR_LOG=warn target/release/weir serve --config "$dir/weir.toml" 2>"$dir/log" &
+  WEIR_LOG=warn ${WEIR:-target/release/weir} serve --config "$dir/weir.toml" 2>"$dir/log" &
   pid=$!
   if ! wait_port "$((PORT + 1))"; then
     cat "$dir/log" >&2; kill "$pid" 2>/dev/null || true; rm -rf "$dir"; return 1
