@@ -64,7 +64,7 @@ use super::evalpool;
 use super::outbox::{self, Origin};
 use super::stages::{self, ClientFacts, MessageFacts, PolicyCause, StagePlan, StagedRates};
 use super::state::{AuditEntry, Daemon, LoadedRuleset, Record, Source, unix_now};
-use super::store::{Expected, MessageSummary};
+use super::store::{Durable, Expected, MessageSummary};
 
 /// The modifications Weir may ask for (docs/language.md ("Rules and actions")): add, change and
 /// remove headers; add and remove recipients; quarantine.
@@ -713,7 +713,8 @@ pub(crate) fn pool_failure(
 /// `all`, and returns the decision to carry out with the audit entry's id:
 /// the `on_error` decision and no id when it cannot be recorded, since
 /// nothing may be decided unrecorded. `expected` announced this write to
-/// the group commit; it ends just before the write.
+/// the group commit; it ends just before the write. The writes are made on
+/// a blocking thread; the flush is waited for here, holding no thread.
 async fn record(
     daemon: &Arc<Daemon>,
     message: &InFlight,
@@ -722,30 +723,17 @@ async fn record(
     all: &[Decision],
     expected: Option<Expected>,
 ) -> (Decision, Option<u64>) {
-    let version = message.loaded.version;
     let stage = decision.stage;
     let summary = message.facts.summary();
-    let mut audit = audit_decision(&decision, &message.facts, &message.client, summary.size);
-    if per_recipient(daemon) && !message.facts.to.is_empty() {
-        let all = recipients::expand(all, message.facts.to.len());
-        let to = message.facts.to.iter();
-        audit.recipients = Some(
-            to.zip(&all)
-                .map(|(r, d)| RecipientOutcome::new(r, d))
-                .collect(),
-        );
-    }
     let job = RecordJob {
         daemon: daemon.clone(),
         queue_id: queue_id.to_string(),
         facts: message.facts.clone(),
-        client: message.client.clone(),
         all: all.to_vec(),
-        decision,
-        version,
-        started: message.started,
+        audit: audit_entry_decision(daemon, message, &decision, all, summary.size),
         summary,
-        audit,
+        decision,
+        version: message.loaded.version,
         expected,
     };
     let failed = |e: String| {
@@ -756,16 +744,48 @@ async fn record(
             None,
         )
     };
-    match tokio::task::spawn_blocking(move || job.run()).await {
-        Ok((Ok(entry), decision)) => {
-            if stage == Stage::Body {
-                autolearn(daemon, message, all);
-            }
-            (decision, Some(entry.id))
-        }
-        Ok((Err(e), _)) => failed(format!("{e:#}")),
-        Err(e) => failed(e.to_string()),
+    let (entry, decision, queued) = match job.durable().await {
+        Ok(written) => written,
+        Err(e) => return failed(e),
+    };
+    daemon.recorded(&entry, &decision);
+    let line = LogLine {
+        queue_id,
+        client: &message.client,
+        facts: &message.facts,
+        version: message.loaded.version,
+        started: message.started,
+    };
+    line.write(&decision);
+    if queued > 0 {
+        daemon.outbox_wake.notify_one();
     }
+    if stage == Stage::Body {
+        autolearn(daemon, message, all);
+    }
+    (decision, Some(entry.id))
+}
+
+/// The audit entry's decision object for `decision`, with each
+/// recipient's outcome when the daemon also delivers by LMTP.
+fn audit_entry_decision(
+    daemon: &Daemon,
+    message: &InFlight,
+    decision: &Decision,
+    all: &[Decision],
+    size: u64,
+) -> AuditDecision {
+    let mut audit = audit_decision(decision, &message.facts, &message.client, size);
+    if per_recipient(daemon) && !message.facts.to.is_empty() {
+        let all = recipients::expand(all, message.facts.to.len());
+        let to = message.facts.to.iter();
+        audit.recipients = Some(
+            to.zip(&all)
+                .map(|(r, d)| RecipientOutcome::new(r, d))
+                .collect(),
+        );
+    }
+    audit
 }
 
 /// Autolearn from the recorded body-stage decisions (`autolearn.rs`):
@@ -788,33 +808,83 @@ fn autolearn(daemon: &Arc<Daemon>, message: &InFlight, all: &[Decision]) {
 }
 
 /// The blocking part of [`record`]: `duplicate()` marks, side effects,
-/// audit entry, log line.
+/// audit entry, all written but not yet flushed.
 struct RecordJob {
     daemon: Arc<Daemon>,
     queue_id: String,
     facts: Arc<MessageFacts>,
-    client: ClientFacts,
     all: Vec<Decision>,
     decision: Decision,
     version: u64,
-    started: Instant,
     summary: MessageSummary,
     audit: AuditDecision,
     /// Ends just before the audit entry is written.
     expected: Option<Expected>,
 }
 
+/// What a [`RecordJob`] wrote: the audit entry (or why not), the decision
+/// back, how many side effects it queued, and the flush that makes them
+/// durable.
+struct Written {
+    entry: anyhow::Result<AuditEntry>,
+    decision: Decision,
+    queued: usize,
+    durable: Durable,
+}
+
 impl RecordJob {
-    fn run(self) -> (anyhow::Result<AuditEntry>, Decision) {
+    /// Runs the job on a blocking thread and waits, holding no thread,
+    /// until what it wrote is durable: the audit entry, the decision and
+    /// how many side effects were queued, or why it failed.
+    async fn durable(self) -> Result<(AuditEntry, Decision, usize), String> {
+        let (answer, written) = tokio::sync::oneshot::channel();
+        // Not awaited: after answering, the job may go on running the
+        // flushes other sessions wait for (`store/group_flush.rs`).
+        tokio::task::spawn_blocking(move || self.run(answer));
+        let Written {
+            entry,
+            decision,
+            queued,
+            durable,
+        } = written
+            .await
+            .map_err(|_| "the recording task ended early".to_string())?;
+        let entry = entry.map_err(|e| format!("{e:#}"))?;
+        durable.wait().await.map_err(|e| format!("{e:#}"))?;
+        Ok((entry, decision, queued))
+    }
+
+    /// Writes and sends what it wrote to `answer`; when nobody else runs
+    /// the flushes, runs the one it needs before answering and the others
+    /// asked for after.
+    fn run(self, answer: tokio::sync::oneshot::Sender<Written>) {
+        let daemon = self.daemon.clone();
+        let (entry, decision, queued) = self.write();
+        let (durable, duty) = daemon.store.request_flush();
+        if let Some(duty) = &duty {
+            duty.serve_first();
+        }
+        // A session gone meanwhile is not an error: its message is
+        // deferred by the MTA and the entry records what was decided.
+        let _ = answer.send(Written {
+            entry,
+            decision,
+            queued,
+            durable,
+        });
+        if let Some(duty) = duty {
+            duty.serve();
+        }
+    }
+
+    fn write(self) -> (anyhow::Result<AuditEntry>, Decision, usize) {
         let RecordJob {
             daemon,
             queue_id,
             facts,
-            client,
             all,
             decision,
             version,
-            started,
             summary,
             audit,
             expected,
@@ -831,14 +901,14 @@ impl RecordJob {
                 .store
                 .record_decision_duplicates(rcpt, one, unix_now())
             {
-                return (Err(e), decision);
+                return (Err(e), decision, 0);
             }
         }
         let mut queued = 0;
         for one in &all {
             match queue_side_effects(&daemon, &facts, one) {
                 Ok(n) => queued += n,
-                Err(e) => return (Err(e), decision),
+                Err(e) => return (Err(e), decision, queued),
             }
         }
         // The whole message, only for the ring of recent messages.
@@ -854,23 +924,10 @@ impl RecordJob {
             lmtp_held: None,
             bytes,
         };
-        // From here on this caller joins a flush itself.
+        // From here on a flush need not wait for this write.
         drop(expected);
-        let entry = daemon.record(record, &decision);
-        if entry.is_ok() {
-            let line = LogLine {
-                queue_id: &queue_id,
-                client: &client,
-                facts: &facts,
-                version,
-                started,
-            };
-            line.write(&decision);
-        }
-        if queued > 0 {
-            daemon.outbox_wake.notify_one();
-        }
-        (entry, decision)
+        let entry = daemon.write_record(record, &decision);
+        (entry, decision, queued)
     }
 }
 

@@ -268,6 +268,20 @@ impl Daemon {
     /// decision object (`audit.rs`) and may carry an LMTP quarantine index
     /// entry, written and flushed with the audit entry.
     pub fn record(&self, record: Record<'_>, decision: &Decision) -> anyhow::Result<AuditEntry> {
+        let entry = self.write_record(record, decision)?;
+        self.store.flush()?;
+        self.recorded(&entry, decision);
+        Ok(entry)
+    }
+
+    /// The writes of [`Daemon::record`]: durable once a flush asked for
+    /// after it returns has succeeded ([`Store::request_flush`]), and then
+    /// to be announced with [`Daemon::recorded`].
+    pub(crate) fn write_record(
+        &self,
+        record: Record<'_>,
+        decision: &Decision,
+    ) -> anyhow::Result<AuditEntry> {
         let Record {
             source,
             queue_id,
@@ -305,7 +319,7 @@ impl Daemon {
             gone: None,
         })
         .or(lmtp_held);
-        let entry = self.store.append_audit(entry, held)?;
+        let entry = self.store.write_audit(entry, held)?;
         if let Some(bytes) = bytes {
             let http = &self.config().http;
             let kept = crate::recent::Kept {
@@ -315,10 +329,15 @@ impl Daemon {
             };
             self.recent.keep(kept, http.keep_messages, http.keep_for);
         }
+        Ok(entry)
+    }
+
+    /// Counts a durable decision in the metrics and publishes its audit
+    /// entry on `/v1/events`.
+    pub(crate) fn recorded(&self, entry: &AuditEntry, decision: &Decision) {
         self.metrics
             .decided(decision.verdict.as_str(), &decision.matched, &decision.tags);
-        self.publish(&entry);
-        Ok(entry)
+        self.publish(entry);
     }
 
     /// Appends an entry that is not a message's decision (an operator's

@@ -41,7 +41,7 @@ use super::state::AuditEntry;
 
 mod duplicates;
 mod group_flush;
-pub(crate) use group_flush::Expected;
+pub(crate) use group_flush::{Duty, Expected, Pending};
 mod outbox;
 mod redis;
 #[cfg(test)]
@@ -237,9 +237,12 @@ impl Store {
             replies: db.open_tree("replies")?,
             delivered: db.open_tree("delivered")?,
             duplicates: db.open_tree("duplicates")?,
+            flushes: std::sync::Arc::new(group_flush::GroupFlush::new({
+                let db = db.clone();
+                Box::new(move || db.flush().map(drop).map_err(|e| e.to_string()))
+            })),
             db,
             audit_order: std::sync::Arc::default(),
-            flushes: std::sync::Arc::default(),
             redis: None,
             host: crate::config::StoreConfig::defaults().host.into(),
         })
@@ -300,9 +303,19 @@ impl Store {
     /// the call is durable. Callers flushing at the same time share one
     /// flush (group commit, `store/group_flush.rs`).
     pub fn flush(&self) -> anyhow::Result<()> {
-        self.flushes
-            .flush(|| self.db.flush().map(drop).map_err(|e| e.to_string()))
-            .map_err(|e| anyhow::anyhow!("cannot flush the store: {e}"))
+        self.flushes.flush().map_err(flush_error)
+    }
+
+    /// Asks for a flush of everything written before the call, to wait for
+    /// without holding a thread ([`Durable::wait`]); see [`Store::flush`].
+    /// With Redis nothing is left to flush: each write is answered once
+    /// Redis holds it.
+    pub(crate) fn request_flush(&self) -> (Durable, Option<Duty>) {
+        if self.redis.is_some() {
+            return (Durable(None), None);
+        }
+        let (pending, duty) = self.flushes.request();
+        (Durable(Some(pending)), duty)
     }
 
     /// Announces an audit entry about to be written (a milter session's
@@ -345,6 +358,21 @@ impl Store {
     /// returning, since the MTA's reply depends on them.
     pub fn append_audit(
         &self,
+        entry: AuditEntry,
+        held: Option<QuarantineEntry>,
+    ) -> anyhow::Result<AuditEntry> {
+        let entry = self.write_audit(entry, held)?;
+        if self.redis.is_none() {
+            self.flush()?;
+        }
+        Ok(entry)
+    }
+
+    /// [`Store::append_audit`] without the flush: the entry is durable
+    /// once a flush asked for after this returns has succeeded
+    /// ([`Store::request_flush`]).
+    pub(crate) fn write_audit(
+        &self,
         mut entry: AuditEntry,
         held: Option<QuarantineEntry>,
     ) -> anyhow::Result<AuditEntry> {
@@ -374,7 +402,6 @@ impl Store {
             held.host = self.host.to_string();
             self.put_quarantine(&held)?;
         }
-        self.flush()?;
         Ok(entry)
     }
 
@@ -901,6 +928,26 @@ impl AuditFilter {
         }
         self.search.matches(e)
     }
+}
+
+/// A requested flush to wait for ([`Store::request_flush`]): nothing with
+/// Redis.
+#[derive(Debug)]
+pub(crate) struct Durable(Option<Pending>);
+
+impl Durable {
+    /// Waits, without holding a thread, until what was written before the
+    /// request is durable, or the flush failed.
+    pub(crate) async fn wait(self) -> anyhow::Result<()> {
+        match self.0 {
+            Some(pending) => pending.wait().await.map_err(flush_error),
+            None => Ok(()),
+        }
+    }
+}
+
+fn flush_error(e: String) -> anyhow::Error {
+    anyhow::anyhow!("cannot flush the store: {e}")
 }
 
 fn read_u64(bytes: &[u8]) -> Option<u64> {
