@@ -826,7 +826,7 @@ struct RecordJob {
 /// back, how many side effects it queued, and the flush that makes them
 /// durable.
 struct Written {
-    entry: anyhow::Result<AuditEntry>,
+    entry: anyhow::Result<AuditEntry<AuditDecision>>,
     decision: Decision,
     queued: usize,
     durable: Durable,
@@ -836,7 +836,7 @@ impl RecordJob {
     /// Runs the job on a blocking thread and waits, holding no thread,
     /// until what it wrote is durable: the audit entry, the decision and
     /// how many side effects were queued, or why it failed.
-    async fn durable(self) -> Result<(AuditEntry, Decision, usize), String> {
+    async fn durable(self) -> Result<(AuditEntry<AuditDecision>, Decision, usize), String> {
         let (answer, written) = tokio::sync::oneshot::channel();
         // Not awaited: after answering, the job may go on running the
         // flushes other sessions wait for (`store/group_flush.rs`).
@@ -877,7 +877,7 @@ impl RecordJob {
         }
     }
 
-    fn write(self) -> (anyhow::Result<AuditEntry>, Decision, usize) {
+    fn write(self) -> (anyhow::Result<AuditEntry<AuditDecision>>, Decision, usize) {
         let RecordJob {
             daemon,
             queue_id,

@@ -356,11 +356,11 @@ impl Store {
     /// Appends an audit entry (its `id` is assigned here) and, for a
     /// milter `quarantine`, its quarantine index entry; flushes both before
     /// returning, since the MTA's reply depends on them.
-    pub fn append_audit(
+    pub fn append_audit<D: Serialize>(
         &self,
-        entry: AuditEntry,
+        entry: AuditEntry<D>,
         held: Option<QuarantineEntry>,
-    ) -> anyhow::Result<AuditEntry> {
+    ) -> anyhow::Result<AuditEntry<D>> {
         let entry = self.write_audit(entry, held)?;
         if self.redis.is_none() {
             self.flush()?;
@@ -371,11 +371,11 @@ impl Store {
     /// [`Store::append_audit`] without the flush: the entry is durable
     /// once a flush asked for after this returns has succeeded
     /// ([`Store::request_flush`]).
-    pub(crate) fn write_audit(
+    pub(crate) fn write_audit<D: Serialize>(
         &self,
-        mut entry: AuditEntry,
+        mut entry: AuditEntry<D>,
         held: Option<QuarantineEntry>,
-    ) -> anyhow::Result<AuditEntry> {
+    ) -> anyhow::Result<AuditEntry<D>> {
         entry.host = self.host.to_string();
         if let Some(r) = &self.redis {
             entry.id = r.append_audit(&entry)?;

@@ -48,7 +48,10 @@ impl RedisStore {
 
     /// Appends `entry`, trimming the stream to about `audit_max_length`;
     /// returns its id.
-    pub(in crate::store) fn append_audit(&self, entry: &AuditEntry) -> anyhow::Result<u64> {
+    pub(in crate::store) fn append_audit<D: serde::Serialize>(
+        &self,
+        entry: &AuditEntry<D>,
+    ) -> anyhow::Result<u64> {
         let value = serde_json::to_vec(entry)?;
         let key = self.audit_key();
         let sid: String = self.redis.run("audit", |c| {
