@@ -24,10 +24,12 @@
 //! Writes can be announced ([`GroupFlush::expect`], a milter session at
 //! its final evaluation): the caller about to start a flush first
 //! lingers, at most [`LINGER`], until no announced write is still coming,
-//! so that one flush covers them too. Each flush wakes every idle I/O
-//! thread of sled's pool (seven), so fewer, larger batches save CPU
-//! (benches/README.md, "The milter path, round four"). With nothing
-//! announced (one session, the API, LMTP) a flush starts at once.
+//! so that one flush covers them too; and a flush that follows one that
+//! covered several callers starts no sooner than [`PACE`] after it. Each
+//! flush wakes every idle I/O thread of sled's pool (seven), so fewer,
+//! larger batches save CPU (benches/README.md, "The milter path, round
+//! four" and "Round twelve"). With nothing announced and no concurrent
+//! callers (one session, the API, LMTP) a flush starts at once.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +40,13 @@ use std::time::{Duration, Instant};
 /// 32-session latency (about 14 ms at p50), several messages' worth of
 /// arrivals at 3,000 messages/s.
 pub(crate) const LINGER: Duration = Duration::from_millis(1);
+
+/// The least time between the starts of two flushes when the first
+/// covered several callers: under concurrent load, batches twice as large
+/// as back-to-back flushes give (half the disk syncs and wake-ups of
+/// sled's I/O threads at 32 sessions), for at most this much more wait.
+/// A lone caller (one session, the API) is never paced.
+pub(crate) const PACE: Duration = Duration::from_millis(2);
 
 /// The backend's flush: makes durable everything written before it
 /// started, or says why it could not.
@@ -96,6 +105,11 @@ struct State {
     requested: u64,
     /// Whether a caller runs the flushes (or is about to).
     serving: bool,
+    /// Requests since the last flush started.
+    asked: u32,
+    /// How many requests came between the last two flush starts, and
+    /// when the last one started.
+    last: Option<(u32, Instant)>,
     outcome: Outcome,
     /// Why the last failed flush failed.
     error: String,
@@ -222,6 +236,7 @@ impl GroupFlush {
         let mut state = self.lock();
         let needed = state.started + 1;
         state.requested = state.requested.max(needed);
+        state.asked += 1;
         let serve = !state.serving;
         state.serving = true;
         (needed, serve)
@@ -251,6 +266,8 @@ impl GroupFlush {
                 return;
             }
             state = self.linger(state);
+            state.last = Some((state.asked, Instant::now()));
+            state.asked = 0;
             state.started += 1;
             let number = state.started;
             drop(state);
@@ -287,12 +304,23 @@ impl GroupFlush {
     }
 
     /// Waits, at most [`LINGER`], until no announced write is still to
-    /// come. Callers arriving meanwhile are covered by the flush that
-    /// follows, which has not started yet.
+    /// come, and until [`PACE`] after the last flush's start when that one
+    /// covered several callers. Callers arriving meanwhile are covered by
+    /// the flush that follows, which has not started yet.
     fn linger<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let deadline = Instant::now() + LINGER;
-        while self.expected.load(Ordering::SeqCst) > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
+        let paced = match state.last {
+            Some((asked, start)) if asked > 1 => start + PACE,
+            _ => Instant::now(),
+        };
+        loop {
+            let now = Instant::now();
+            let until = if self.expected.load(Ordering::SeqCst) > 0 {
+                deadline.max(paced)
+            } else {
+                paced
+            };
+            let left = until.saturating_duration_since(now);
             if left.is_zero() {
                 break;
             }
@@ -459,6 +487,46 @@ mod tests {
         second.wait().await.expect("flushed");
         assert!(log.durable.load(Ordering::SeqCst) >= later);
         assert_eq!(log.flushes.load(Ordering::SeqCst), 2);
+    }
+
+    /// A group whose flush records when it started.
+    fn timed() -> (Arc<GroupFlush>, Arc<Mutex<Vec<Instant>>>) {
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let log = starts.clone();
+        let group = GroupFlush::new(Box::new(move || {
+            log.lock().expect("log").push(Instant::now());
+            Ok(())
+        }));
+        (Arc::new(group), starts)
+    }
+
+    #[test]
+    fn a_lone_caller_is_never_paced() {
+        let (group, starts) = timed();
+        let began = Instant::now();
+        for _ in 0..10 {
+            group.flush().expect("flushed");
+        }
+        assert_eq!(starts.lock().expect("log").len(), 10);
+        // Paced, ten flushes would take at least nine times PACE.
+        assert!(began.elapsed() < PACE * 4, "{:?}", began.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_flush_after_one_that_covered_several_callers_waits_for_the_pace() {
+        let (group, starts) = timed();
+        let (first, duty) = group.request();
+        let (second, _) = group.request();
+        let duty = duty.expect("nobody was serving");
+        duty.serve_first();
+        let (third, _) = group.request();
+        std::thread::spawn(move || duty.serve());
+        for pending in [first, second, third] {
+            pending.wait().await.expect("flushed");
+        }
+        let starts = starts.lock().expect("log");
+        assert_eq!(starts.len(), 2, "one flush for the first two, one more");
+        assert!(starts[1] - starts[0] >= PACE, "{:?}", starts[1] - starts[0]);
     }
 
     #[tokio::test]
