@@ -730,7 +730,7 @@ async fn record(
         queue_id: queue_id.to_string(),
         facts: message.facts.clone(),
         all: all.to_vec(),
-        audit: audit_entry_decision(daemon, message, &decision, all, summary.size),
+        audit: audit_decision(daemon, message, &decision, all, summary.size),
         summary,
         decision,
         version: message.loaded.version,
@@ -744,7 +744,11 @@ async fn record(
             None,
         )
     };
-    let (entry, decision, queued) = match job.durable().await {
+    let Written {
+        entry,
+        decision,
+        queued,
+    } = match job.durable().await {
         Ok(written) => written,
         Err(e) => return failed(e),
     };
@@ -766,16 +770,28 @@ async fn record(
     (decision, Some(entry.id))
 }
 
-/// The audit entry's decision object for `decision`, with each
-/// recipient's outcome when the daemon also delivers by LMTP.
-fn audit_entry_decision(
+/// The audit entry's decision object: the decision, what the transaction
+/// was (`from`, `to`, `client`, `auth_user`, `size`) and, when the daemon
+/// also delivers by LMTP, each recipient's outcome.
+fn audit_decision(
     daemon: &Daemon,
     message: &InFlight,
     decision: &Decision,
     all: &[Decision],
     size: u64,
 ) -> AuditDecision {
-    let mut audit = audit_decision(decision, &message.facts, &message.client, size);
+    let (facts, client) = (&message.facts, &message.client);
+    let mut audit = AuditDecision {
+        to: Some(facts.to.clone()),
+        client: audit::Client {
+            ip: client.ip.to_string(),
+            name: client.name.clone(),
+            helo: client.helo.clone(),
+        },
+        auth_user: Some(facts.auth_user.clone()),
+        size,
+        ..AuditDecision::new(decision, &facts.from)
+    };
     if per_recipient(daemon) && !message.facts.to.is_empty() {
         let all = recipients::expand(all, message.facts.to.len());
         let to = message.facts.to.iter();
@@ -822,62 +838,55 @@ struct RecordJob {
     expected: Option<Expected>,
 }
 
-/// What a [`RecordJob`] wrote: the audit entry (or why not), the decision
-/// back, how many side effects it queued, and the flush that makes them
-/// durable.
+/// What a [`RecordJob`] wrote: the audit entry, the decision back, and
+/// how many side effects it queued in the outbox.
 struct Written {
-    entry: anyhow::Result<AuditEntry<AuditDecision>>,
+    entry: AuditEntry<AuditDecision>,
     decision: Decision,
     queued: usize,
-    durable: Durable,
 }
 
 impl RecordJob {
     /// Runs the job on a blocking thread and waits, holding no thread,
-    /// until what it wrote is durable: the audit entry, the decision and
-    /// how many side effects were queued, or why it failed.
-    async fn durable(self) -> Result<(AuditEntry<AuditDecision>, Decision, usize), String> {
+    /// until what it wrote is durable; or says why it failed.
+    async fn durable(self) -> Result<Written, String> {
         let (answer, written) = tokio::sync::oneshot::channel();
         // Not awaited: after answering, the job may go on running the
         // flushes other sessions wait for (`store/group_flush.rs`).
         tokio::task::spawn_blocking(move || self.run(answer));
-        let Written {
-            entry,
-            decision,
-            queued,
-            durable,
-        } = written
+        let (written, durable) = written
             .await
-            .map_err(|_| "the recording task ended early".to_string())?;
-        let entry = entry.map_err(|e| format!("{e:#}"))?;
+            .map_err(|_| "the recording task ended early".to_string())?
+            .map_err(|e| format!("{e:#}"))?;
         durable.wait().await.map_err(|e| format!("{e:#}"))?;
-        Ok((entry, decision, queued))
+        Ok(written)
     }
 
-    /// Writes and sends what it wrote to `answer`; when nobody else runs
-    /// the flushes, runs the one it needs before answering and the others
-    /// asked for after.
-    fn run(self, answer: tokio::sync::oneshot::Sender<Written>) {
+    /// Writes and sends what it wrote to `answer`, with the flush to wait
+    /// for; when nobody else runs the flushes, runs the one it needs
+    /// before answering and the others asked for after.
+    fn run(self, answer: tokio::sync::oneshot::Sender<anyhow::Result<(Written, Durable)>>) {
         let daemon = self.daemon.clone();
-        let (entry, decision, queued) = self.write();
+        let written = match self.write() {
+            Ok(written) => written,
+            Err(e) => {
+                // A session gone meanwhile is not an error: its message
+                // is deferred by the MTA.
+                let _ = answer.send(Err(e));
+                return;
+            }
+        };
         let (durable, duty) = daemon.store.request_flush();
         if let Some(duty) = &duty {
             duty.serve_first();
         }
-        // A session gone meanwhile is not an error: its message is
-        // deferred by the MTA and the entry records what was decided.
-        let _ = answer.send(Written {
-            entry,
-            decision,
-            queued,
-            durable,
-        });
+        let _ = answer.send(Ok((written, durable)));
         if let Some(duty) = duty {
             duty.serve();
         }
     }
 
-    fn write(self) -> (anyhow::Result<AuditEntry<AuditDecision>>, Decision, usize) {
+    fn write(self) -> anyhow::Result<Written> {
         let RecordJob {
             daemon,
             queue_id,
@@ -897,19 +906,13 @@ impl RecordJob {
             vec![(first, &decision)]
         };
         for (rcpt, one) in pairs {
-            if let Err(e) = daemon
+            daemon
                 .store
-                .record_decision_duplicates(rcpt, one, unix_now())
-            {
-                return (Err(e), decision, 0);
-            }
+                .record_decision_duplicates(rcpt, one, unix_now())?;
         }
         let mut queued = 0;
         for one in &all {
-            match queue_side_effects(&daemon, &facts, one) {
-                Ok(n) => queued += n,
-                Err(e) => return (Err(e), decision, queued),
-            }
+            queued += queue_side_effects(&daemon, &facts, one)?;
         }
         // The whole message, only for the ring of recent messages.
         let bytes = daemon
@@ -926,29 +929,12 @@ impl RecordJob {
         };
         // From here on a flush need not wait for this write.
         drop(expected);
-        let entry = daemon.write_record(record, &decision);
-        (entry, decision, queued)
-    }
-}
-
-/// The audit entry's decision object: the decision, and what the
-/// transaction was (`from`, `to`, `client`, `auth_user`, `size`).
-fn audit_decision(
-    decision: &Decision,
-    facts: &MessageFacts,
-    client: &ClientFacts,
-    size: u64,
-) -> AuditDecision {
-    AuditDecision {
-        to: Some(facts.to.clone()),
-        client: audit::Client {
-            ip: client.ip.to_string(),
-            name: client.name.clone(),
-            helo: client.helo.clone(),
-        },
-        auth_user: Some(facts.auth_user.clone()),
-        size,
-        ..AuditDecision::new(decision, &facts.from)
+        let entry = daemon.write_record(record, &decision)?;
+        Ok(Written {
+            entry,
+            decision,
+            queued,
+        })
     }
 }
 

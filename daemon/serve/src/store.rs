@@ -41,7 +41,8 @@ use super::state::AuditEntry;
 
 mod duplicates;
 mod group_flush;
-pub(crate) use group_flush::{Duty, Expected, Pending};
+use group_flush::Pending;
+pub(crate) use group_flush::{Duty, Expected};
 mod outbox;
 mod redis;
 #[cfg(test)]
@@ -308,10 +309,10 @@ impl Store {
 
     /// Asks for a flush of everything written before the call, to wait for
     /// without holding a thread ([`Durable::wait`]); see [`Store::flush`].
-    /// With Redis nothing is left to flush: each write is answered once
-    /// Redis holds it.
+    /// Nothing is asked when the audit log is in Redis
+    /// ([`Store::audit_needs_flush`]).
     pub(crate) fn request_flush(&self) -> (Durable, Option<Duty>) {
-        if self.redis.is_some() {
+        if !self.audit_needs_flush() {
             return (Durable(None), None);
         }
         let (pending, duty) = self.flushes.request();
@@ -362,10 +363,17 @@ impl Store {
         held: Option<QuarantineEntry>,
     ) -> anyhow::Result<AuditEntry<D>> {
         let entry = self.write_audit(entry, held)?;
-        if self.redis.is_none() {
+        if self.audit_needs_flush() {
             self.flush()?;
         }
         Ok(entry)
+    }
+
+    /// Whether an audit entry (and what a decision records with it) is
+    /// durable only after a flush: with sled; with Redis each write is
+    /// answered once Redis holds it.
+    fn audit_needs_flush(&self) -> bool {
+        self.redis.is_none()
     }
 
     /// [`Store::append_audit`] without the flush: the entry is durable
