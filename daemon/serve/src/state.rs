@@ -293,7 +293,7 @@ impl Daemon {
         decision: &Decision,
     ) -> anyhow::Result<AuditEntry<AuditDecision>> {
         let entry = self.write_record(record, decision)?;
-        self.store.flush()?;
+        self.store.make_audit_durable()?;
         self.recorded(&entry, decision);
         Ok(entry)
     }

@@ -357,16 +357,24 @@ impl Store {
     /// Appends an audit entry (its `id` is assigned here) and, for a
     /// milter `quarantine`, its quarantine index entry; flushes both before
     /// returning, since the MTA's reply depends on them.
-    pub fn append_audit<D: Serialize>(
+    pub fn append_audit(
         &self,
-        entry: AuditEntry<D>,
+        entry: AuditEntry,
         held: Option<QuarantineEntry>,
-    ) -> anyhow::Result<AuditEntry<D>> {
+    ) -> anyhow::Result<AuditEntry> {
         let entry = self.write_audit(entry, held)?;
+        self.make_audit_durable()?;
+        Ok(entry)
+    }
+
+    /// Returns once the audit entries written before the call, and what a
+    /// decision records with them, are durable: a flush with sled, nothing
+    /// with Redis ([`Store::audit_needs_flush`]).
+    pub(crate) fn make_audit_durable(&self) -> anyhow::Result<()> {
         if self.audit_needs_flush() {
             self.flush()?;
         }
-        Ok(entry)
+        Ok(())
     }
 
     /// Whether an audit entry (and what a decision records with it) is

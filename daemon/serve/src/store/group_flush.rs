@@ -107,12 +107,24 @@ struct State {
     serving: bool,
     /// Requests since the last flush started.
     asked: u32,
-    /// How many requests came between the last two flush starts, and
-    /// when the last one started.
-    last: Option<(u32, Instant)>,
+    /// The earliest the next flush may start: [`PACE`] after the last
+    /// one's start when that one covered several callers.
+    paced_until: Option<Instant>,
     outcome: Outcome,
     /// Why the last failed flush failed.
     error: String,
+}
+
+impl State {
+    /// Stops serving when every flush asked for has ended; says whether
+    /// it did.
+    fn stop_serving_if_idle(&mut self) -> bool {
+        let idle = self.requested <= self.outcome.ended;
+        if idle {
+            self.serving = false;
+        }
+        idle
+    }
 }
 
 /// A request for a flush, to wait for without holding a thread
@@ -261,12 +273,11 @@ impl GroupFlush {
             if until.is_some_and(|until| state.outcome.ended >= until) {
                 return;
             }
-            if state.requested <= state.outcome.ended {
-                state.serving = false;
+            if state.stop_serving_if_idle() {
                 return;
             }
             state = self.linger(state);
-            state.last = Some((state.asked, Instant::now()));
+            state.paced_until = (state.asked > 1).then(|| Instant::now() + PACE);
             state.asked = 0;
             state.started += 1;
             let number = state.started;
@@ -289,12 +300,9 @@ impl GroupFlush {
     /// runtime's blocking threads when the caller runs inside it, else one
     /// of its own; served here when none can be started).
     fn hand_over(self: &Arc<Self>) {
-        let mut state = self.lock();
-        if state.requested <= state.outcome.ended {
-            state.serving = false;
+        if self.lock().stop_serving_if_idle() {
             return;
         }
-        drop(state);
         let group = Arc::clone(self);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn_blocking(move || group.serve(None));
@@ -314,10 +322,7 @@ impl GroupFlush {
     /// the flush that follows, which has not started yet.
     fn linger<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let deadline = Instant::now() + LINGER;
-        let paced = match state.last {
-            Some((asked, start)) if asked > 1 => start + PACE,
-            _ => Instant::now(),
-        };
+        let paced = state.paced_until.unwrap_or_else(Instant::now);
         loop {
             let now = Instant::now();
             let until = if self.expected.load(Ordering::SeqCst) > 0 {
