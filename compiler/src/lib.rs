@@ -317,6 +317,15 @@ impl Ruleset {
         }
     }
 
+    /// Drops the search caches its regexes kept between messages
+    /// ([`weir_stdlib::Regex::forget_caches`]): a server does when it goes
+    /// quiet, to give that memory back.
+    pub fn forget_regex_caches(&self) {
+        for regex in &self.inner.program.regexes {
+            regex.forget_caches();
+        }
+    }
+
     /// The rules, in evaluation order.
     pub fn rules(&self) -> &[RuleInfo] {
         &self.inner.rules

@@ -109,7 +109,10 @@ impl Checker<'_> {
     }
 
     fn block(&mut self, cx: Ctx, block: &ast::Block) -> Option<Vec<Stmt>> {
-        let mut out = Vec::new();
+        // At most one statement each, and kept for the ruleset's life: a
+        // growing Vec's spare room (three `Stmt`s for a one-action rule)
+        // came to 3 MB at 10,000 rules.
+        let mut out = Vec::with_capacity(block.stmts.len());
         let mut ok = true;
         let mut ended: Option<(String, Span)> = None;
         for stmt in &block.stmts {

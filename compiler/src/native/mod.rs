@@ -212,9 +212,12 @@ impl NativeRuleset {
             // long as `entries` is kept.
             .map(|&f| unsafe { std::mem::transmute::<*const u8, Entry>(f) })
             .collect();
+        let mut leaves = leaves.table;
+        // Kept for the ruleset's life: not the doubling's spare room.
+        leaves.shrink_to_fit();
         Ok(NativeRuleset {
             entries,
-            leaves: leaves.table,
+            leaves,
             prefilter,
             stages,
             ruleset: ruleset.clone(),

@@ -10,6 +10,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,7 +18,20 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use weir_compiler::SmolStr;
 
-type Labels = Vec<(String, String)>;
+/// The one label of a family's series (`rule="r12"`). Its value is a
+/// [`SmolStr`], inline up to 23 bytes: with 10,000 rules each series costs
+/// no allocation of its own, and counting a decision allocates nothing.
+type Labels = [(&'static str, LabelValue); 1];
+
+/// A label's value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LabelValue(SmolStr);
+
+impl EncodeLabelValue for LabelValue {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.0.as_str(), encoder)
+    }
+}
 
 /// The label value used for names outside the ruleset's bounded set.
 pub const OTHER: &str = "other";
@@ -60,7 +74,7 @@ pub struct Metrics {
     lmtp_deliveries: Family<Labels, Counter>,
     lmtp_connections: Gauge,
     store_errors: Counter,
-    autolearn: Family<Labels, Counter>,
+    autolearn: Family<Vec<(String, String)>, Counter>,
     store_up: Gauge,
     ruleset_in_sync: Gauge,
     store_round_trips: Counter,
@@ -76,8 +90,8 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct Bounds {
-    rules: HashSet<String>,
-    tags: HashSet<String>,
+    rules: HashSet<SmolStr>,
+    tags: HashSet<SmolStr>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -92,8 +106,8 @@ impl Default for Metrics {
     }
 }
 
-fn label(key: &str, value: &str) -> Labels {
-    vec![(key.to_string(), value.to_string())]
+fn label(key: &'static str, value: impl Into<SmolStr>) -> Labels {
+    [(key, LabelValue(value.into()))]
 }
 
 impl Metrics {
@@ -243,16 +257,25 @@ impl Metrics {
     /// Sets the running ruleset: its version and the names labels may take.
     /// Every verdict, rule and literal tag gets its series at 0, so the
     /// names show before the first message.
-    pub fn set_ruleset(&self, version: u64, rules: HashSet<String>, tags: HashSet<String>) {
+    pub fn set_ruleset<'a>(
+        &self,
+        version: u64,
+        rules: impl IntoIterator<Item = &'a str>,
+        tags: impl IntoIterator<Item = &'a str>,
+    ) {
         self.ruleset_version.set(version);
         for verdict in ["accept", "reject", "tempfail", "discard", "quarantine"] {
             let _ = self.messages.get_or_create(&label("verdict", verdict));
         }
+        let rules: HashSet<SmolStr> = rules.into_iter().map(SmolStr::new).collect();
+        let tags: HashSet<SmolStr> = tags.into_iter().map(SmolStr::new).collect();
         for rule in &rules {
-            let _ = self.rule_matches.get_or_create(&label("rule", rule));
+            let _ = self
+                .rule_matches
+                .get_or_create(&label("rule", rule.clone()));
         }
         for tag in &tags {
-            let _ = self.tags.get_or_create(&label("tag", tag));
+            let _ = self.tags.get_or_create(&label("tag", tag.clone()));
         }
         if let Ok(mut b) = self.bounds.write() {
             *b = Bounds { rules, tags };
@@ -267,21 +290,20 @@ impl Metrics {
         let Ok(bounds) = self.bounds.read() else {
             return;
         };
-        for rule in matched {
-            let name = if bounds.rules.contains(rule.as_str()) {
-                rule
+        let bounded = |set: &HashSet<SmolStr>, name: &SmolStr| {
+            if set.contains(name) {
+                name.clone()
             } else {
-                OTHER
-            };
-            self.rule_matches.get_or_create(&label("rule", name)).inc();
+                SmolStr::new_static(OTHER)
+            }
+        };
+        for rule in matched {
+            let labels = label("rule", bounded(&bounds.rules, rule));
+            self.rule_matches.get_or_create(&labels).inc();
         }
         for tag in tags {
-            let name = if bounds.tags.contains(tag.as_str()) {
-                tag
-            } else {
-                OTHER
-            };
-            self.tags.get_or_create(&label("tag", name)).inc();
+            let labels = label("tag", bounded(&bounds.tags, tag));
+            self.tags.get_or_create(&labels).inc();
         }
     }
 
@@ -415,11 +437,7 @@ mod tests {
     #[test]
     fn labels_are_bounded_by_the_ruleset() {
         let m = Metrics::new();
-        m.set_ruleset(
-            3,
-            ["vip".to_string()].into_iter().collect(),
-            ["billing".to_string()].into_iter().collect(),
-        );
+        m.set_ruleset(3, ["vip"], ["billing"]);
         m.decided(
             "accept",
             &["vip".into(), "ghost".into()],

@@ -52,12 +52,8 @@ impl Candidate {
     }
 
     /// The names of its rules (the bounded `rule` labels).
-    pub fn rule_names(&self) -> HashSet<String> {
-        self.ruleset()
-            .rules()
-            .iter()
-            .map(|r| r.name.clone())
-            .collect()
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.ruleset().rules().iter().map(|r| r.name.as_str())
     }
 }
 
@@ -538,9 +534,11 @@ fn install(
         time: unix_now(),
         watch: candidate.watch.clone(),
     })?;
-    daemon
-        .metrics
-        .set_ruleset(version, candidate.rule_names(), candidate.tags.clone());
+    daemon.metrics.set_ruleset(
+        version,
+        candidate.rule_names(),
+        candidate.tags.iter().map(String::as_str),
+    );
     // Off the hot path: a classifier the new rules declare is read from
     // the store now, not by the first message.
     daemon.learned.preload(candidate.evaluator.ruleset());
