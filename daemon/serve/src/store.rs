@@ -197,9 +197,12 @@ const MIN_FREE_TO_OPEN: u64 = 8 << 20;
 /// The most bytes of the database sled keeps in memory. Its default (1
 /// GiB) lets a daemon keep every audit entry it wrote in memory for weeks:
 /// at 10,000 rules, about 10 MB more for every 1,000 messages served
-/// (benches/README.md, "Issue 17, the daemon's memory"). Reads past it
+/// (benches/README.md, "Issue 17, the daemon's memory"). 2 MiB holds the
+/// pages a message writes to and reads (the ends of the logs, the keys in
+/// use); 8 MiB only kept more recent audit entries, 3 to 5 MB more after
+/// a few thousand messages for no gain ("Round fourteen"). Reads past it
 /// (old audit entries, `/v1/actions`) come from disk.
-const CACHE_CAPACITY: u64 = 8 << 20;
+const CACHE_CAPACITY: u64 = 2 << 20;
 
 impl Store {
     /// Opens (or creates) the store in `dir`; refuses while `dir` has less
