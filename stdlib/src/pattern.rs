@@ -27,7 +27,7 @@
 //! messages), and the next search starts a fresh one.
 
 use std::fmt;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use regex_automata::{Input, meta};
 use regex_syntax::hir::{Class, Hir, HirKind};
@@ -264,28 +264,28 @@ impl Regex {
             return built.is_match(haystack);
         }
         let matcher = self.matcher();
-        let spare = self
-            .caches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let spare = self.spare_caches().pop();
         let mut cache = spare.unwrap_or_else(|| matcher.create_cache());
         // What `meta::Regex::is_match` runs, with a cache kept here.
         let input = Input::new(haystack).earliest(true);
         let held = matcher.search_half_with(&mut cache, &input).is_some();
-        self.caches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(cache);
+        self.spare_caches().push(cache);
         held
     }
 
     /// Drops the search caches [`Regex::is_match`] kept (a full build's,
     /// for captures, are the regex crate's and stay).
     pub fn forget_caches(&self) {
-        let caches =
-            std::mem::take(&mut *self.caches.lock().unwrap_or_else(PoisonError::into_inner));
+        let caches = std::mem::take(&mut *self.spare_caches());
+        // Freed after the lock is released: a search may be waiting for it.
         drop(caches);
+    }
+
+    /// The kept search caches not in use. The regex crate's own pool
+    /// cannot be emptied, hence this one. A panic while it is locked
+    /// leaves it whole (it only ever pushes or pops a cache).
+    fn spare_caches(&self) -> MutexGuard<'_, Vec<meta::Cache>> {
+        self.caches.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The build without capture groups.
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn a_search_cache_is_kept_until_forgotten() {
         let re = Regex::new("ticket #\\d+", "i").expect("valid");
-        let kept = |re: &Regex| re.caches.lock().map(|c| c.len()).unwrap_or(usize::MAX);
+        let kept = |re: &Regex| re.spare_caches().len();
         assert!(re.is_match("your TICKET #42"));
         assert!(!re.is_match("ticket #"));
         assert_eq!(kept(&re), 1, "one cache, used again");

@@ -212,12 +212,11 @@ impl NativeRuleset {
             // long as `entries` is kept.
             .map(|&f| unsafe { std::mem::transmute::<*const u8, Entry>(f) })
             .collect();
-        let mut leaves = leaves.table;
         // Kept for the ruleset's life: not the doubling's spare room.
-        leaves.shrink_to_fit();
+        leaves.table.shrink_to_fit();
         Ok(NativeRuleset {
             entries,
-            leaves,
+            leaves: leaves.table,
             prefilter,
             stages,
             ruleset: ruleset.clone(),

@@ -19,6 +19,7 @@ use weir_compiler::{
 use weir_grammar::diagnostic::line_col;
 
 use super::config::Config;
+use super::metrics::Metrics;
 use super::state::{Daemon, LoadedRuleset, unix_now};
 use super::systemd::sd_notify;
 
@@ -51,9 +52,11 @@ impl Candidate {
         }
     }
 
-    /// The names of its rules (the bounded `rule` labels).
-    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
-        self.ruleset().rules().iter().map(|r| r.name.as_str())
+    /// Makes `metrics` show it as ruleset `version`: its rule names and
+    /// literal tags become the bounded `rule` and `tag` labels.
+    pub fn show_in(&self, metrics: &Metrics, version: u64) {
+        let rules = self.ruleset().rules().iter().map(|r| r.name.as_str());
+        metrics.set_ruleset(version, rules, self.tags.iter().map(String::as_str));
     }
 }
 
@@ -534,11 +537,7 @@ fn install(
         time: unix_now(),
         watch: candidate.watch.clone(),
     })?;
-    daemon.metrics.set_ruleset(
-        version,
-        candidate.rule_names(),
-        candidate.tags.iter().map(String::as_str),
-    );
+    candidate.show_in(&daemon.metrics, version);
     // Off the hot path: a classifier the new rules declare is read from
     // the store now, not by the first message.
     daemon.learned.preload(candidate.evaluator.ruleset());

@@ -227,11 +227,7 @@ impl Daemon {
             crate::cluster::start_version(&config, &store, candidate).map_err(StartError::State)?;
         let (candidate, version) = (start.candidate, start.version);
         let metrics = Metrics::new();
-        metrics.set_ruleset(
-            version,
-            candidate.rule_names(),
-            candidate.tags.iter().map(String::as_str),
-        );
+        candidate.show_in(&metrics, version);
         let mut loaded = LoadedRuleset::new(candidate.evaluator, version);
         loaded.needs = candidate.needs.clone();
         let (events, _) = tokio::sync::broadcast::channel(1024);

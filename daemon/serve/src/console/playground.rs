@@ -94,7 +94,7 @@ pub fn check(daemon: &Daemon, request: PlaygroundRequest) -> (StatusCode, Value)
             StatusCode::OK,
             json!({
                 "ok": true,
-                "rules": candidate.rule_names().count(),
+                "rules": candidate.ruleset().rules().len(),
                 "diagnostics": [],
                 "tests": [],
                 "rendered": "",
