@@ -8,7 +8,9 @@
 //! of state, the outbox too, is in Redis.
 //!
 //! sled's trees:
-//! - `audit`: big-endian entry id → JSON [`AuditEntry`];
+//! - `audit`: big-endian entry id → JSON [`AuditEntry`], LZ4-compressed
+//!   behind a tag byte (`store/packed.rs`; entries stored as plain JSON
+//!   are read too);
 //! - `rates`: rate key → the largest window seen (8 bytes) followed by the
 //!   hit times within it (8 bytes each, big-endian seconds);
 //! - `quarantine`: MTA queue id (or the `L…` id of an LMTP copy) → JSON
@@ -44,6 +46,7 @@ mod group_flush;
 use group_flush::Pending;
 pub(crate) use group_flush::{Duty, Expected};
 mod outbox;
+mod packed;
 mod redis;
 #[cfg(test)]
 pub(crate) mod suite;
@@ -413,8 +416,8 @@ impl Store {
             // sled's ids increase across restarts (it reserves them in
             // batches). They start at 1 so that `since=0` means "all".
             entry.id = self.db.generate_id()? + 1;
-            let value = serde_json::to_vec(&entry)?;
-            self.audit.insert(entry.id.to_be_bytes(), value)?;
+            self.audit
+                .insert(entry.id.to_be_bytes(), encode_audit(&entry)?)?;
         }
         if let Some(mut held) = held {
             held.audit_id = entry.id;
@@ -442,10 +445,9 @@ impl Store {
         let Some(bytes) = self.audit.get(id.to_be_bytes())? else {
             return Ok(false);
         };
-        let mut entry: AuditEntry = serde_json::from_slice(&bytes)?;
+        let mut entry: AuditEntry = decode_audit(&bytes)?;
         change(&mut entry.decision);
-        self.audit
-            .insert(id.to_be_bytes(), serde_json::to_vec(&entry)?)?;
+        self.audit.insert(id.to_be_bytes(), encode_audit(&entry)?)?;
         self.flush()?;
         Ok(true)
     }
@@ -460,20 +462,16 @@ impl Store {
             });
         }
         let start = filter.after_id.map_or(0, |id| id.saturating_add(1));
-        let mut out = std::collections::VecDeque::new();
-        for item in self.audit.range(start.to_be_bytes()..) {
-            let Ok((_, value)) = item else { continue };
-            let Ok(entry) = serde_json::from_slice::<AuditEntry>(&value) else {
-                continue;
-            };
-            if filter.matches(&entry) {
-                out.push_back(entry);
-                if out.len() > limit {
-                    out.pop_front();
-                }
-            }
-        }
-        out.into()
+        // Newest first, so that only as many entries are read as are
+        // returned when most match: reading the whole log would also pull
+        // every page of it into sled's cache.
+        let mut newest: Vec<AuditEntry> = (self.audit.range(start.to_be_bytes()..).rev())
+            .filter_map(|item| decode_audit(&item.ok()?.1).ok())
+            .filter(|entry| filter.matches(entry))
+            .take(limit)
+            .collect();
+        newest.reverse();
+        newest
     }
 
     /// One audit entry by id.
@@ -485,7 +483,7 @@ impl Store {
             });
         }
         let value = self.audit.get(id.to_be_bytes()).ok()??;
-        serde_json::from_slice(&value).ok()
+        decode_audit(&value).ok()
     }
 
     /// Deletes audit entries older than `cutoff` (seconds since the
@@ -506,7 +504,7 @@ impl Store {
         // ones from expiring.
         for item in self.audit.iter() {
             let (key, value) = item?;
-            let time = serde_json::from_slice::<Time>(&value).map_or(i64::MIN, |e| e.time);
+            let time = decode_audit::<Time>(&value).map_or(i64::MIN, |e| e.time);
             if time >= cutoff {
                 continue;
             }
@@ -969,6 +967,16 @@ fn flush_error(e: String) -> anyhow::Error {
     anyhow::anyhow!("cannot flush the store: {e}")
 }
 
+/// An audit entry as it is stored in sled ([`packed`]).
+fn encode_audit<D: Serialize>(entry: &AuditEntry<D>) -> anyhow::Result<Vec<u8>> {
+    Ok(packed::pack(&serde_json::to_vec(entry)?))
+}
+
+/// A stored audit entry, or the fields `T` of it.
+fn decode_audit<T: serde::de::DeserializeOwned>(stored: &[u8]) -> anyhow::Result<T> {
+    Ok(serde_json::from_slice(&packed::unpack(stored)?)?)
+}
+
 fn read_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
@@ -1088,6 +1096,85 @@ mod tests {
         let left = store.audit_entries(&AuditFilter::default(), 10);
         let left: Vec<&str> = left.iter().map(|e| e.queue_id.as_str()).collect();
         assert_eq!(left, ["Q900", "Q300"], "past the future-stamped entry too");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn audit_entries_stored_as_plain_json_are_still_read_amended_and_pruned() {
+        let dir = tempdir().with_extension("plain-audit");
+        let store = Store::open(&dir).expect("open");
+        let entry = |id, time| AuditEntry {
+            id,
+            time,
+            source: super::super::state::Source::Milter,
+            queue_id: format!("Q{time}"),
+            message_id: String::new(),
+            ruleset_version: 1,
+            host: String::new(),
+            decision: serde_json::json!({"verdict": "accept", "matched": ["r1"]}),
+        };
+        let mut ids = Vec::new();
+        for time in [100, 300] {
+            // Ids as the store hands them out, older than the next entry's.
+            let id = store.db.generate_id().expect("id") + 1;
+            let json = serde_json::to_vec(&entry(id, time)).expect("json");
+            store.audit.insert(id.to_be_bytes(), json).expect("insert");
+            ids.push(id);
+        }
+        let packed = store.append_audit(entry(0, 400), None).expect("append");
+        let stored = store.audit.get(packed.id.to_be_bytes()).expect("get");
+        assert_ne!(stored.expect("stored").first(), Some(&b'{'), "not packed");
+        let all = store.audit_entries(&AuditFilter::default(), 10);
+        let times: Vec<i64> = all.iter().map(|e| e.time).collect();
+        assert_eq!(times, [100, 300, 400]);
+        assert_eq!(store.audit_entry(ids[0]).expect("by id").queue_id, "Q100");
+        let amended = store.amend_audit(ids[1], |d| d["verdict"] = "reject".into());
+        assert!(amended.expect("amend"));
+        let changed = store.audit_entry(ids[1]).expect("amended");
+        assert_eq!(changed.decision["verdict"], "reject");
+        assert_eq!(store.prune_audit(350).expect("prune"), 2);
+        let left = store.audit_entries(&AuditFilter::default(), 10);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, packed.id);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_newest_entries_are_listed_oldest_first_and_filtered() {
+        let dir = tempdir().with_extension("newest-audit");
+        let store = Store::open(&dir).expect("open");
+        for time in 1..=20 {
+            let verdict = if time % 3 == 0 { "reject" } else { "accept" };
+            let entry = AuditEntry {
+                id: 0,
+                time,
+                source: super::super::state::Source::Milter,
+                queue_id: format!("Q{time}"),
+                message_id: String::new(),
+                ruleset_version: 1,
+                host: String::new(),
+                decision: serde_json::json!({"verdict": verdict, "matched": []}),
+            };
+            store.append_audit(entry, None).expect("append");
+        }
+        let times = |filter: &AuditFilter, limit| -> Vec<i64> {
+            let entries = store.audit_entries(filter, limit);
+            entries.iter().map(|e| e.time).collect()
+        };
+        assert_eq!(times(&AuditFilter::default(), 3), [18, 19, 20]);
+        let rejects = AuditFilter {
+            verdict: Some("reject".into()),
+            ..Default::default()
+        };
+        assert_eq!(times(&rejects, 2), [15, 18]);
+        assert_eq!(times(&rejects, 100), [3, 6, 9, 12, 15, 18]);
+        let first = store.audit_entries(&AuditFilter::default(), 20)[0].id;
+        let after = AuditFilter {
+            after_id: Some(first + 16),
+            ..Default::default()
+        };
+        assert_eq!(times(&after, 10), [18, 19, 20]);
+        assert!(store.audit_entries(&AuditFilter::default(), 0).is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 
