@@ -60,3 +60,47 @@ impl OutboxQueue {
         self.store.outbox_pending()
     }
 }
+
+/// An audit log on its own, for measuring the hourly retention run
+/// (`Store::prune_audit`) against the number of entries kept.
+#[derive(Debug)]
+pub struct AuditLog {
+    store: Store,
+}
+
+impl AuditLog {
+    /// Opens (or creates) the store in `state_dir`.
+    pub fn open(state_dir: &Path) -> anyhow::Result<AuditLog> {
+        Ok(AuditLog {
+            store: Store::open(state_dir)?,
+        })
+    }
+
+    /// Appends `n` milter decisions stamped `time` (seconds since the
+    /// epoch), each matching a few rules, and flushes.
+    pub fn append(&self, n: usize, time: i64) -> anyhow::Result<()> {
+        for i in 0..n {
+            let entry = crate::state::AuditEntry {
+                id: 0,
+                time,
+                source: crate::state::Source::Milter,
+                queue_id: format!("Q{i:08}"),
+                message_id: format!("{i}@bench.test"),
+                ruleset_version: 1,
+                host: String::new(),
+                decision: serde_json::json!({
+                    "verdict": "accept", "matched": ["r1", "r2", "r3"],
+                    "tags": ["r1", "r2", "r3"], "actions": [],
+                }),
+            };
+            self.store.write_audit(entry, None)?;
+        }
+        self.store.flush()
+    }
+
+    /// One retention run at `cutoff`: deletes the entries stamped before
+    /// it and returns how many.
+    pub fn prune(&self, cutoff: i64) -> anyhow::Result<usize> {
+        self.store.prune_audit(cutoff)
+    }
+}

@@ -11,6 +11,9 @@
 //! - `audit`: big-endian entry id → JSON [`AuditEntry`], LZ4-compressed
 //!   behind a tag byte (`store/packed.rs`; entries stored as plain JSON
 //!   are read too);
+//! - `audit_times`: the audit log's time index, an entry's time (the sign
+//!   bit flipped, big-endian) and id → nothing, read by the retention run
+//!   (`store/audit_times.rs`);
 //! - `rates`: rate key → the largest window seen (8 bytes) followed by the
 //!   hit times within it (8 bytes each, big-endian seconds);
 //! - `quarantine`: MTA queue id (or the `L…` id of an LMTP copy) → JSON
@@ -41,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::AuditEntry;
 
+mod audit_times;
 mod duplicates;
 mod group_flush;
 use group_flush::Pending;
@@ -147,6 +151,8 @@ pub struct MessageSummary {
 pub struct Store {
     db: sled::Db,
     audit: sled::Tree,
+    /// The audit log's time index (`store/audit_times.rs`).
+    audit_times: sled::Tree,
     rates: sled::Tree,
     quarantine: sled::Tree,
     meta: sled::Tree,
@@ -237,6 +243,7 @@ impl Store {
         })?;
         Ok(Store {
             audit: db.open_tree("audit")?,
+            audit_times: db.open_tree("audit_times")?,
             rates: db.open_tree("rates")?,
             quarantine: db.open_tree("quarantine")?,
             meta: db.open_tree("meta")?,
@@ -492,24 +499,16 @@ impl Store {
         if let Some(r) = &self.redis {
             return r.prune_audit(cutoff);
         }
-        /// The one field read (the rest of the entry is skipped).
-        #[derive(Deserialize)]
-        struct Time {
-            time: i64,
-        }
+        audit_times::catch_up(&self.audit, &self.audit_times, &self.meta, audit_time)?;
         let mut removed = 0;
-        // Every entry is looked at: ids follow the clock only while it
-        // never steps back, and one entry stamped in the future (a clock
-        // that jumped forward, then was corrected) must not keep all later
-        // ones from expiring.
-        for item in self.audit.iter() {
-            let (key, value) = item?;
-            let time = decode_audit::<Time>(&value).map_or(i64::MIN, |e| e.time);
-            if time >= cutoff {
-                continue;
+        for item in audit_times::expired(&self.audit_times, cutoff) {
+            let (key, _) = item?;
+            if let Some(id) = audit_times::id(&key)
+                && self.audit.remove(id.to_be_bytes())?.is_some()
+            {
+                removed += 1;
             }
-            self.audit.remove(key)?;
-            removed += 1;
+            self.audit_times.remove(key)?;
         }
         if removed > 0 {
             self.flush()?;
@@ -972,6 +971,17 @@ fn encode_audit<D: Serialize>(entry: &AuditEntry<D>) -> anyhow::Result<Vec<u8>> 
     Ok(packed::pack(&serde_json::to_vec(entry)?))
 }
 
+/// The time of a stored audit entry; one that cannot be read is the
+/// oldest there is, and goes at the next retention run.
+fn audit_time(stored: &[u8]) -> i64 {
+    /// The one field read (the rest of the entry is skipped).
+    #[derive(Deserialize)]
+    struct Time {
+        time: i64,
+    }
+    decode_audit::<Time>(stored).map_or(i64::MIN, |e| e.time)
+}
+
 /// A stored audit entry, or the fields `T` of it.
 fn decode_audit<T: serde::de::DeserializeOwned>(stored: &[u8]) -> anyhow::Result<T> {
     Ok(serde_json::from_slice(&packed::unpack(stored)?)?)
@@ -1080,48 +1090,60 @@ mod tests {
         let store = Store::open(&dir).expect("open");
         // 900: stamped by a clock that had jumped forward; 200 follows it.
         for time in [100, 900, 200, 300] {
-            let entry = AuditEntry {
-                id: 0,
-                time,
-                source: super::super::state::Source::Milter,
-                queue_id: format!("Q{time}"),
-                message_id: String::new(),
-                ruleset_version: 1,
-                host: String::new(),
-                decision: serde_json::json!({"verdict": "accept", "matched": []}),
-            };
-            store.append_audit(entry, None).expect("append");
+            store
+                .append_audit(entry_at(time, "accept"), None)
+                .expect("append");
         }
         assert_eq!(store.prune_audit(250).expect("prune"), 2);
         let left = store.audit_entries(&AuditFilter::default(), 10);
         let left: Vec<&str> = left.iter().map(|e| e.queue_id.as_str()).collect();
         assert_eq!(left, ["Q900", "Q300"], "past the future-stamped entry too");
+        assert_eq!(
+            store.audit_times.len(),
+            2,
+            "expired keys go with their entries"
+        );
+        // Written after a run: indexed by the next one.
+        store
+            .append_audit(entry_at(400, "accept"), None)
+            .expect("append");
+        // A key whose entry is gone (deleted by a version without the index).
+        store
+            .audit_times
+            .insert(audit_times::key(50, 12345), &[])
+            .expect("key");
+        assert_eq!(
+            store.prune_audit(250).expect("prune"),
+            0,
+            "no entry, no count"
+        );
+        assert_eq!(store.audit_times.len(), 3, "the lone key is gone");
+        assert_eq!(store.prune_audit(1000).expect("prune"), 3);
+        assert!(store.audit_times.is_empty() && store.audit.is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
-    fn audit_entries_stored_as_plain_json_are_still_read_amended_and_pruned() {
+    fn a_log_from_before_compression_and_the_time_index_is_read_amended_and_pruned() {
         let dir = tempdir().with_extension("plain-audit");
         let store = Store::open(&dir).expect("open");
-        let entry = |id, time| AuditEntry {
-            id,
-            time,
-            source: super::super::state::Source::Milter,
-            queue_id: format!("Q{time}"),
-            message_id: String::new(),
-            ruleset_version: 1,
-            host: String::new(),
-            decision: serde_json::json!({"verdict": "accept", "matched": ["r1"]}),
-        };
+        // A log as an earlier version wrote it: plain JSON, no time index.
         let mut ids = Vec::new();
         for time in [100, 300] {
             // Ids as the store hands them out, older than the next entry's.
             let id = store.db.generate_id().expect("id") + 1;
-            let json = serde_json::to_vec(&entry(id, time)).expect("json");
+            let entry = AuditEntry {
+                id,
+                ..entry_at(time, "accept")
+            };
+            let json = serde_json::to_vec(&entry).expect("json");
             store.audit.insert(id.to_be_bytes(), json).expect("insert");
             ids.push(id);
         }
-        let packed = store.append_audit(entry(0, 400), None).expect("append");
+        drop(store);
+        let store = Store::open(&dir).expect("reopen");
+        let packed = store.append_audit(entry_at(400, "accept"), None);
+        let packed = packed.expect("append");
         let stored = store.audit.get(packed.id.to_be_bytes()).expect("get");
         assert_ne!(stored.expect("stored").first(), Some(&b'{'), "not packed");
         let all = store.audit_entries(&AuditFilter::default(), 10);
@@ -1133,6 +1155,7 @@ mod tests {
         let changed = store.audit_entry(ids[1]).expect("amended");
         assert_eq!(changed.decision["verdict"], "reject");
         assert_eq!(store.prune_audit(350).expect("prune"), 2);
+        assert_eq!(store.audit_times.len(), 1, "the first run indexed them all");
         let left = store.audit_entries(&AuditFilter::default(), 10);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].id, packed.id);
@@ -1145,17 +1168,9 @@ mod tests {
         let store = Store::open(&dir).expect("open");
         for time in 1..=20 {
             let verdict = if time % 3 == 0 { "reject" } else { "accept" };
-            let entry = AuditEntry {
-                id: 0,
-                time,
-                source: super::super::state::Source::Milter,
-                queue_id: format!("Q{time}"),
-                message_id: String::new(),
-                ruleset_version: 1,
-                host: String::new(),
-                decision: serde_json::json!({"verdict": verdict, "matched": []}),
-            };
-            store.append_audit(entry, None).expect("append");
+            store
+                .append_audit(entry_at(time, verdict), None)
+                .expect("append");
         }
         let times = |filter: &AuditFilter, limit| -> Vec<i64> {
             let entries = store.audit_entries(filter, limit);
@@ -1232,6 +1247,20 @@ mod tests {
                 .expect("within its period")
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A milter decision stamped `time`, its queue id `Q{time}`.
+    fn entry_at(time: i64, verdict: &str) -> AuditEntry {
+        AuditEntry {
+            id: 0,
+            time,
+            source: super::super::state::Source::Milter,
+            queue_id: format!("Q{time}"),
+            message_id: String::new(),
+            ruleset_version: 1,
+            host: String::new(),
+            decision: serde_json::json!({"verdict": verdict, "matched": ["r1"]}),
+        }
     }
 
     fn tempdir() -> std::path::PathBuf {
