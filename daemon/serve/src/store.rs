@@ -494,7 +494,9 @@ impl Store {
     }
 
     /// Deletes audit entries older than `cutoff` (seconds since the
-    /// epoch); returns how many.
+    /// epoch), found through the log's index by time after extending it
+    /// with the entries written since the last call
+    /// (`store/audit_times.rs`); returns how many.
     pub fn prune_audit(&self, cutoff: i64) -> anyhow::Result<usize> {
         if let Some(r) = &self.redis {
             return r.prune_audit(cutoff);

@@ -34,7 +34,12 @@ pub(super) fn key(time: i64, id: u64) -> [u8; 16] {
 
 /// The id in index key `key`.
 pub(super) fn id(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(*key.get(8..16)?.first_chunk::<8>()?))
+    be_u64(key.get(8..)?)
+}
+
+/// The big-endian number `bytes` start with (an audit key, the mark).
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    bytes.first_chunk::<8>().map(|b| u64::from_be_bytes(*b))
 }
 
 /// Gives the entries written since the last call their index keys;
@@ -45,16 +50,12 @@ pub(super) fn catch_up(
     meta: &sled::Tree,
     time_of: impl Fn(&[u8]) -> i64,
 ) -> sled::Result<()> {
-    let through = meta
-        .get(THROUGH)?
-        .and_then(|v| v.first_chunk::<8>().map(|b| u64::from_be_bytes(*b)));
+    let through = meta.get(THROUGH)?.and_then(|v| be_u64(&v));
     let start = through.map_or(0, |id| id.saturating_add(1));
     let mut last = None;
     for item in audit.range(start.to_be_bytes()..) {
         let (id, entry) = item?;
-        let Some(id) = id.first_chunk::<8>().map(|b| u64::from_be_bytes(*b)) else {
-            continue;
-        };
+        let Some(id) = be_u64(&id) else { continue };
         index.insert(key(time_of(&entry), id), &[])?;
         last = Some(id);
     }
