@@ -62,7 +62,8 @@ impl OutboxQueue {
 }
 
 /// An audit log on its own, for measuring the hourly retention run
-/// (`Store::prune_audit`) against the number of entries kept.
+/// (`Store::prune_audit`) and a listing by time against the number of
+/// entries kept.
 #[derive(Debug)]
 pub struct AuditLog {
     store: Store,
@@ -102,5 +103,16 @@ impl AuditLog {
     /// it and returns how many.
     pub fn prune(&self, cutoff: i64) -> anyhow::Result<usize> {
         self.store.prune_audit(cutoff)
+    }
+
+    /// The newest `limit` entries stamped at or after `since`, as
+    /// `/v1/actions?since=` and the console's Overview ask; returns how
+    /// many.
+    pub fn since(&self, since: i64, limit: usize) -> usize {
+        let filter = crate::store::AuditFilter {
+            since_time: Some(since),
+            ..Default::default()
+        };
+        self.store.audit_entries(&filter, limit).len()
     }
 }

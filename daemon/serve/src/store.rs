@@ -13,7 +13,7 @@
 //!   are read too);
 //! - `audit_times`: the audit log's time index, an entry's time (the sign
 //!   bit flipped, big-endian) and id → nothing, read by the retention run
-//!   (`store/audit_times.rs`);
+//!   and by listings from a time on (`store/audit_times.rs`);
 //! - `rates`: rate key → the largest window seen (8 bytes) followed by the
 //!   hit times within it (8 bytes each, big-endian seconds);
 //! - `quarantine`: MTA queue id (or the `L…` id of an LMTP copy) → JSON
@@ -472,13 +472,37 @@ impl Store {
         // Newest first, so that only as many entries are read as are
         // returned when most match: reading the whole log would also pull
         // every page of it into sled's cache.
-        let mut newest: Vec<AuditEntry> = (self.audit.range(start.to_be_bytes()..).rev())
-            .filter_map(|item| decode_audit(&item.ok()?.1).ok())
+        let stored: Box<dyn Iterator<Item = sled::IVec>> = match filter.since_time {
+            Some(since) => Box::new(
+                self.audit_since(since, start)
+                    .into_iter()
+                    .rev()
+                    .filter_map(|id| self.audit.get(id.to_be_bytes()).ok().flatten()),
+            ),
+            None => Box::new(
+                (self.audit.range(start.to_be_bytes()..).rev())
+                    .filter_map(|item| Some(item.ok()?.1)),
+            ),
+        };
+        let mut newest: Vec<AuditEntry> = stored
+            .filter_map(|value| decode_audit(&value).ok())
             .filter(|entry| filter.matches(entry))
             .take(limit)
             .collect();
         newest.reverse();
         newest
+    }
+
+    /// The ids from `start` on of the audit entries that may be stamped at
+    /// or after `since`, through the index by time: the console's Overview
+    /// asks for the last day every few seconds, and the log keeps
+    /// `[audit] retention` (30 days by default).
+    fn audit_since(&self, since: i64, start: u64) -> Vec<u64> {
+        audit_times::ids_since(&self.audit, &self.audit_times, &self.meta, since, start)
+            .unwrap_or_else(|e| {
+                tracing::error!("the audit log's time index: {e}");
+                Vec::new()
+            })
     }
 
     /// One audit entry by id.
@@ -1192,6 +1216,26 @@ mod tests {
         };
         assert_eq!(times(&after, 10), [18, 19, 20]);
         assert!(store.audit_entries(&AuditFilter::default(), 0).is_empty());
+        let since = |time| AuditFilter {
+            since_time: Some(time),
+            ..Default::default()
+        };
+        assert_eq!(times(&since(17), 10), [17, 18, 19, 20], "not indexed yet");
+        assert_eq!(store.prune_audit(0).expect("index"), 0);
+        // A clock that stepped back, then on.
+        for time in [16, 30] {
+            store
+                .append_audit(entry_at(time, "accept"), None)
+                .expect("append");
+        }
+        assert_eq!(times(&since(17), 10), [17, 18, 19, 20, 30]);
+        assert_eq!(times(&since(16), 3), [20, 16, 30], "in id order");
+        assert_eq!(times(&since(31), 10), [] as [i64; 0]);
+        let both = AuditFilter {
+            after_id: Some(first + 18),
+            ..since(16)
+        };
+        assert_eq!(times(&both, 10), [20, 16, 30]);
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -1,6 +1,8 @@
 //! The audit log's time index (sled tree `audit_times`): one empty-valued
 //! key per entry, its time then its id, so that the hourly retention run
-//! deletes the entries that expired without reading the whole log.
+//! deletes the entries that expired, and a listing from a time on
+//! (`/v1/actions?since=`, the console's Overview of the last day) finds
+//! its entries, without reading the whole log.
 //!
 //! Ids follow the clock only while it never steps back, and an entry
 //! stamped in the future (a clock that jumped forward, then was corrected)
@@ -50,10 +52,8 @@ pub(super) fn catch_up(
     meta: &sled::Tree,
     time_of: impl Fn(&[u8]) -> i64,
 ) -> sled::Result<()> {
-    let through = meta.get(THROUGH)?.and_then(|v| be_u64(&v));
-    let start = through.map_or(0, |id| id.saturating_add(1));
     let mut last = None;
-    for item in audit.range(start.to_be_bytes()..) {
+    for item in audit.range(not_indexed(meta)?.to_be_bytes()..) {
         let (id, entry) = item?;
         let Some(id) = be_u64(&id) else { continue };
         index.insert(key(time_of(&entry), id), &[])?;
@@ -64,6 +64,37 @@ pub(super) fn catch_up(
         meta.insert(THROUGH, &last.to_be_bytes())?;
     }
     Ok(())
+}
+
+/// The first id whose entry may have no index key yet.
+fn not_indexed(meta: &sled::Tree) -> sled::Result<u64> {
+    let through = meta.get(THROUGH)?.and_then(|v| be_u64(&v));
+    Ok(through.map_or(0, |id| id.saturating_add(1)))
+}
+
+/// In id order, the ids from `start` on of the entries the index finds
+/// stamped at or after `since`, and of every entry written since the index
+/// was last extended (whose time the caller checks).
+pub(super) fn ids_since(
+    audit: &sled::Tree,
+    index: &sled::Tree,
+    meta: &sled::Tree,
+    since: i64,
+    start: u64,
+) -> sled::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for item in index.range(key(since, 0)..) {
+        if let Some(id) = id(&item?.0).filter(|id| *id >= start) {
+            ids.push(id);
+        }
+    }
+    let newer = not_indexed(meta)?.max(start);
+    for item in audit.range(newer.to_be_bytes()..).keys() {
+        ids.extend(be_u64(&item?));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// The keys of the entries stamped before `cutoff`, oldest first.
