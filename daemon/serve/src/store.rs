@@ -468,24 +468,15 @@ impl Store {
                 Vec::new()
             });
         }
-        let start = filter.after_id.map_or(0, |id| id.saturating_add(1));
+        let after = filter.after_id.map_or(0, |id| id.saturating_add(1));
+        let start = filter
+            .since_time
+            .map_or(after, |since| after.max(self.first_audit_since(since)));
         // Newest first, so that only as many entries are read as are
         // returned when most match: reading the whole log would also pull
         // every page of it into sled's cache.
-        let stored: Box<dyn Iterator<Item = sled::IVec>> = match filter.since_time {
-            Some(since) => Box::new(
-                self.audit_since(since, start)
-                    .into_iter()
-                    .rev()
-                    .filter_map(|id| self.audit.get(id.to_be_bytes()).ok().flatten()),
-            ),
-            None => Box::new(
-                (self.audit.range(start.to_be_bytes()..).rev())
-                    .filter_map(|item| Some(item.ok()?.1)),
-            ),
-        };
-        let mut newest: Vec<AuditEntry> = stored
-            .filter_map(|value| decode_audit(&value).ok())
+        let mut newest: Vec<AuditEntry> = (self.audit.range(start.to_be_bytes()..).rev())
+            .filter_map(|item| decode_audit(&item.ok()?.1).ok())
             .filter(|entry| filter.matches(entry))
             .take(limit)
             .collect();
@@ -493,16 +484,15 @@ impl Store {
         newest
     }
 
-    /// The ids from `start` on of the audit entries that may be stamped at
-    /// or after `since`, through the index by time: the console's Overview
-    /// asks for the last day every few seconds, and the log keeps
-    /// `[audit] retention` (30 days by default).
-    fn audit_since(&self, since: i64, start: u64) -> Vec<u64> {
-        audit_times::ids_since(&self.audit, &self.audit_times, &self.meta, since, start)
-            .unwrap_or_else(|e| {
-                tracing::error!("the audit log's time index: {e}");
-                Vec::new()
-            })
+    /// The lowest audit id that may be stamped at or after `since`, found
+    /// through the index by time: the console's Overview asks for the last
+    /// day every few seconds, and the log keeps `[audit] retention` (30
+    /// days by default).
+    fn first_audit_since(&self, since: i64) -> u64 {
+        audit_times::first_since(&self.audit_times, &self.meta, since).unwrap_or_else(|e| {
+            tracing::error!("the audit log's time index: {e}");
+            0
+        })
     }
 
     /// One audit entry by id.

@@ -72,29 +72,15 @@ fn not_indexed(meta: &sled::Tree) -> sled::Result<u64> {
     Ok(through.map_or(0, |id| id.saturating_add(1)))
 }
 
-/// In id order, the ids from `start` on of the entries the index finds
-/// stamped at or after `since`, and of every entry written since the index
-/// was last extended (whose time the caller checks).
-pub(super) fn ids_since(
-    audit: &sled::Tree,
-    index: &sled::Tree,
-    meta: &sled::Tree,
-    since: i64,
-    start: u64,
-) -> sled::Result<Vec<u64>> {
-    let mut ids = Vec::new();
+/// The lowest id whose entry may be stamped at or after `since`: the
+/// lowest the index holds from `since` on, or the first entry it does not
+/// hold yet. No entry below it is.
+pub(super) fn first_since(index: &sled::Tree, meta: &sled::Tree, since: i64) -> sled::Result<u64> {
+    let mut first = not_indexed(meta)?;
     for item in index.range(key(since, 0)..) {
-        if let Some(id) = id(&item?.0).filter(|id| *id >= start) {
-            ids.push(id);
-        }
+        first = id(&item?.0).map_or(first, |id| id.min(first));
     }
-    let newer = not_indexed(meta)?.max(start);
-    for item in audit.range(newer.to_be_bytes()..).keys() {
-        ids.extend(be_u64(&item?));
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    Ok(first)
 }
 
 /// The keys of the entries stamped before `cutoff`, oldest first.
