@@ -515,7 +515,7 @@ impl Store {
         if let Some(r) = &self.redis {
             return r.prune_audit(cutoff);
         }
-        audit_times::catch_up(&self.audit, &self.audit_times, &self.meta, audit_time)?;
+        audit_times::catch_up(&self.audit, &self.audit_times, &self.meta)?;
         let mut removed = 0;
         for item in audit_times::expired(&self.audit_times, cutoff) {
             let (key, _) = item?;

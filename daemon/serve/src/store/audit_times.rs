@@ -20,8 +20,10 @@
 //! in one step (`Store::write_audit`), so an entry never appears behind
 //! one already indexed.
 
+use super::{audit_time, read_u64};
+
 /// The `meta` key: the greatest id whose entry has its index key.
-pub(super) const THROUGH: &[u8] = b"audit_times_through";
+const THROUGH: &[u8] = b"audit_times_through";
 
 /// The index key of entry `id` stamped `time` (seconds since the epoch):
 /// ordered by time, then by id.
@@ -36,27 +38,20 @@ pub(super) fn key(time: i64, id: u64) -> [u8; 16] {
 
 /// The id in index key `key`.
 pub(super) fn id(key: &[u8]) -> Option<u64> {
-    be_u64(key.get(8..)?)
+    read_u64(key.get(8..)?)
 }
 
-/// The big-endian number `bytes` start with (an audit key, the mark).
-fn be_u64(bytes: &[u8]) -> Option<u64> {
-    bytes.first_chunk::<8>().map(|b| u64::from_be_bytes(*b))
-}
-
-/// Gives the entries written since the last call their index keys;
-/// `time_of` reads an entry's time.
+/// Gives the entries written since the last call their index keys.
 pub(super) fn catch_up(
     audit: &sled::Tree,
     index: &sled::Tree,
     meta: &sled::Tree,
-    time_of: impl Fn(&[u8]) -> i64,
 ) -> sled::Result<()> {
     let mut last = None;
     for item in audit.range(not_indexed(meta)?.to_be_bytes()..) {
         let (id, entry) = item?;
-        let Some(id) = be_u64(&id) else { continue };
-        index.insert(key(time_of(&entry), id), &[])?;
+        let Some(id) = read_u64(&id) else { continue };
+        index.insert(key(audit_time(&entry), id), &[])?;
         last = Some(id);
     }
     // sled recovers a prefix of the writes: with the mark, every key above.
@@ -68,7 +63,7 @@ pub(super) fn catch_up(
 
 /// The first id whose entry may have no index key yet.
 fn not_indexed(meta: &sled::Tree) -> sled::Result<u64> {
-    let through = meta.get(THROUGH)?.and_then(|v| be_u64(&v));
+    let through = meta.get(THROUGH)?.and_then(|v| read_u64(&v));
     Ok(through.map_or(0, |id| id.saturating_add(1)))
 }
 
