@@ -1157,7 +1157,7 @@ mod tests {
             ids.push(id);
         }
         drop(store);
-        let store = Store::open(&dir).expect("reopen");
+        let store = suite::reopen(&dir);
         let packed = store.append_audit(entry_at(400, "accept"), None);
         let packed = packed.expect("append");
         let stored = store.audit.get(packed.id.to_be_bytes()).expect("get");

@@ -646,7 +646,7 @@ mod tests {
                 .expect("rm");
             store.flush().expect("flush");
         }
-        let store = Store::open(&dir).expect("reopen");
+        let store = crate::store::suite::reopen(&dir);
         assert_eq!(ids(&store.outbox_page(0, 10)), ["n1", "m1"], "moved once");
         assert!(
             !store

@@ -41,6 +41,25 @@ fn run(open: impl Fn(&str, &str) -> Store) {
     }
 }
 
+/// The store in `dir` opened again after the test dropped it. sled's I/O
+/// threads may still hold the database (and its lock) for a moment after
+/// the last handle goes, so a lock error is tried again for up to 5 s.
+pub(crate) fn reopen(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(e)
+                if format!("{e:#}").contains("is in use")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen: {e:#}"),
+        }
+    }
+}
+
 /// A fresh state directory for one host of a case (or test) `slug`, below
 /// [`slug_dir`].
 fn state_dir(slug: &str, host: &str) -> std::path::PathBuf {
