@@ -44,9 +44,13 @@
 //! after another. Few blocks per rule also keep Cranelift's register
 //! allocation, most of the compile time, short.
 //!
+//! A run of quiet rules whose conditions have triggers, a *skip*
+//! (`skip.rs`), is preceded by one test that jumps past it when its byte
+//! says none of its rules can hold.
+//!
 //! The code never traps: its memory accesses are those bytes, at a leaf's
-//! index or a group's (after the leaves) in a table the host sizes to
-//! both; it has no division or jump table.
+//! index, a group's (after the leaves), a skip's (after the groups) or the
+//! every-group byte in a table the host sizes to all of them; it has no division or jump table.
 
 use std::sync::OnceLock;
 
@@ -68,6 +72,7 @@ use super::NativeError;
 use super::cond::Cond;
 use super::host::HostFunctions;
 use super::prefilter::Answer;
+use super::skip::{Skip, Skips};
 
 /// The host's instruction set, built once per process.
 fn isa() -> Result<OwnedTargetIsa, NativeError> {
@@ -138,7 +143,7 @@ pub(crate) struct RulePlan {
 /// Cranelift hold every block of the ruleset at once (hundreds of MB at
 /// peak, superlinear register allocation); chunks keep each function
 /// small and its compile-time memory reused.
-const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 256;
 
 impl Jit {
     /// A fresh module for one ruleset.
@@ -172,13 +177,15 @@ impl Jit {
 
     /// Compiles the whole ruleset (one plan per rule, in evaluation
     /// order) and makes it executable. `answer(leaf)` tells how the code
-    /// learns each leaf's truth.
+    /// learns each leaf's truth; `skips` are the runs of rules it may pass
+    /// over (`skip.rs`), in order, none across a chunk of [`CHUNK`].
     pub(crate) fn compile(
         mut self,
         rules: &[RulePlan],
         answer: &(dyn Fn(u32) -> Answer + Sync),
+        skips: &Skips,
     ) -> Result<Compiled, NativeError> {
-        match self.emit(rules, answer) {
+        match self.emit(rules, answer, skips) {
             Ok(ids) => {
                 let entries = ids
                     .into_iter()
@@ -208,6 +215,7 @@ impl Jit {
         &mut self,
         rules: &[RulePlan],
         answer: &(dyn Fn(u32) -> Answer + Sync),
+        skips: &Skips,
     ) -> Result<Vec<FuncId>, NativeError> {
         let err = |e: &dyn std::fmt::Display| NativeError::Codegen(e.to_string());
         let ptr = self.module.target_config().pointer_type();
@@ -242,6 +250,7 @@ impl Jit {
             chunks: &chunks,
             ids: &ids,
             answer,
+            skips,
         };
         for (id, code) in ids.iter().zip(work.compile_all()?) {
             self.module
@@ -273,6 +282,8 @@ struct Work<'a> {
     ids: &'a [FuncId],
     /// How the code learns a leaf's truth.
     answer: &'a (dyn Fn(u32) -> Answer + Sync),
+    /// The runs of rules the code may pass over.
+    skips: &'a Skips,
 }
 
 /// One chunk's finished machine code, for `define_function_bytes`.
@@ -368,7 +379,6 @@ impl Work<'_> {
         func: &mut Function,
         fctx: &mut FunctionBuilderContext,
     ) -> Result<(), NativeError> {
-        let first = k * CHUNK;
         let mut b = FunctionBuilder::new(func, fctx);
         let [begin, test, bit, then, otherwise, fire] = self.host;
         let start = b.create_block();
@@ -391,11 +401,7 @@ impl Work<'_> {
             otherwise,
             ended,
         };
-        for (index, plan) in self.chunks[k].iter().enumerate() {
-            let id =
-                u32::try_from(first + index).map_err(|e| NativeError::Codegen(e.to_string()))?;
-            t.rule(id, plan);
-        }
+        self.rules(k, &mut t)?;
         let done = t.b.ins().iconst(types::I32, 0);
         t.b.ins().return_(&[done]);
         t.b.switch_to_block(t.ended);
@@ -403,6 +409,35 @@ impl Work<'_> {
         t.b.ins().return_(&[one]);
         t.b.seal_all_blocks();
         t.b.finalize(self.isa.frontend_config());
+        Ok(())
+    }
+    /// Emits chunk `k`'s rules, each skip's test before its rules.
+    fn rules(&self, k: usize, t: &mut Translator<'_>) -> Result<(), NativeError> {
+        let first = k * CHUNK;
+        let rules = self.chunks[k];
+        let id = |index: usize| {
+            u32::try_from(first + index).map_err(|e| NativeError::Codegen(e.to_string()))
+        };
+        let runs = &self.skips.runs;
+        let mut skips = runs[runs.partition_point(|s| s.first < first)..]
+            .iter()
+            .peekable();
+        let mut index = 0;
+        while index < rules.len() {
+            let Some(skip) = skips.next_if(|s| s.first == first + index) else {
+                t.rule(id(index)?, &rules[index]);
+                index += 1;
+                continue;
+            };
+            let end = (index + skip.len).min(rules.len());
+            let past = t.skip(skip, self.skips.every_group);
+            for (i, rule) in rules.iter().enumerate().take(end).skip(index) {
+                t.rule(id(i)?, rule);
+            }
+            t.b.ins().jump(past, &[]);
+            t.b.switch_to_block(past);
+            index = end;
+        }
         Ok(())
     }
 }
@@ -465,6 +500,44 @@ impl Translator<'_> {
             self.call_and_end(self.otherwise, rule, next);
         }
         self.b.switch_to_block(next);
+    }
+
+    /// The test of `skip`: jumps past its rules when its byte is not 2
+    /// and every group of its triggers is scanned (as every group is once
+    /// the byte `every_group` is 1), else walks them. Leaves the builder
+    /// in the block that walks them; returns the block past them.
+    fn skip(&mut self, skip: &Skip, every_group: u32) -> Block {
+        let walk = self.b.create_block();
+        let past = self.b.create_block();
+        let (Ok(byte), Ok(every_group)) = (i32::try_from(skip.byte), i32::try_from(every_group))
+        else {
+            self.b.ins().jump(walk, &[]);
+            self.b.switch_to_block(walk);
+            return past;
+        };
+        let woken = self.load_byte(byte);
+        let woken = self.b.ins().icmp_imm_u(IntCC::Equal, woken, 2);
+        let asleep = self.b.create_block();
+        self.b.ins().brif(woken, walk, &[], asleep, &[]);
+        self.b.switch_to_block(asleep);
+        let mut check = self.b.create_block();
+        let every = self.load_byte(every_group);
+        self.b.ins().brif(every, past, &[], check, &[]);
+        for &group in &skip.groups {
+            self.b.switch_to_block(check);
+            let Ok(group) = i32::try_from(group) else {
+                self.b.ins().jump(walk, &[]);
+                self.b.switch_to_block(walk);
+                return past;
+            };
+            check = self.b.create_block();
+            let scanned = self.load_byte(group);
+            self.b.ins().brif(scanned, check, &[], walk, &[]);
+        }
+        self.b.switch_to_block(check);
+        self.b.ins().jump(past, &[]);
+        self.b.switch_to_block(walk);
+        past
     }
 
     /// The constant `id`, as the host functions take it.

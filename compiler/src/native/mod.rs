@@ -23,6 +23,7 @@ mod cond;
 mod heap;
 mod host;
 mod prefilter;
+mod skip;
 
 pub use heap::{fix_allocator_thresholds, release_free_memory};
 pub(crate) use prefilter::{Analyses, Analysis, analysis};
@@ -174,12 +175,11 @@ impl NativeRuleset {
             .map(|r| r.when.as_ref().map(|w| leaves.split(w)).transpose())
             .collect::<Result<_, _>>()
             .map_err(|_| NativeError::Codegen("too many tests".into()))?;
-        let prefilter = if prefilter {
+        let mut prefilter = if prefilter {
             Prefilter::build(&leaves.table, ruleset.take_regex_analyses())
         } else {
             Prefilter::default()
         };
-        let answer = |leaf: u32| prefilter.answer(leaf);
         let plans: Vec<RulePlan> = prog
             .rules
             .iter()
@@ -197,9 +197,19 @@ impl NativeRuleset {
                 Some(*latest)
             })
             .collect();
+        let runs = match prefilter.skips_from() {
+            Some(from) => skip::plan(&plans, &|leaf| prefilter.answer(leaf), codegen::CHUNK, from),
+            None => Vec::new(),
+        };
+        prefilter.wake(&runs);
+        let skips = match prefilter.every_group_byte() {
+            Some(every_group) => skip::Skips { runs, every_group },
+            None => skip::Skips::default(),
+        };
+        let answer = |leaf: u32| prefilter.answer(leaf);
         // Cranelift reports errors as values but asserts on internal
         // invariants; a panic there must not take the caller down.
-        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&plans, &answer))
+        let compiled = catch_unwind(|| codegen::Jit::new()?.compile(&plans, &answer, &skips))
             .map_err(|_| NativeError::Codegen("the code generator panicked".into()))??;
         let entries = compiled
             .entries
@@ -333,6 +343,12 @@ impl NativeRuleset {
     /// tests matched in one pass per field).
     pub fn prefiltered_count(&self) -> usize {
         self.prefilter.decided()
+    }
+
+    /// How many runs of rules the code passes over in one test when none
+    /// of their rules can hold (`skip.rs`).
+    pub fn skip_count(&self) -> usize {
+        self.prefilter.skip_count()
     }
 }
 

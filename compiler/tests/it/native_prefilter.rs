@@ -414,3 +414,65 @@ rule late { when body contains "nothing" then tag "late" }
     let d = decide_all(&r, &tx(MAIL));
     assert_eq!(d.stage, weir_stdlib::Stage::Header);
 }
+
+#[test]
+fn runs_of_rules_passed_over_in_one_test_decide_as_the_interpreter() {
+    // Runs of quiet rules (`skip.rs`) on several groups, with `and`/`or`
+    // conditions, broken by a `not`, an `else` and a test the host runs;
+    // a verdict inside a run ends evaluation. Each message wakes some runs
+    // and leaves others to be passed over, or finds a group not yet
+    // scanned when a run is reached.
+    let tests = [
+        "subject contains \"nothing\"",
+        "from.domain == \"example.com\"",
+        "body contains \"invoice\"",
+        "header(\"X-Tag\") contains \"beta\"",
+        "subject matches /gr(ü|u)(ß|ss)e/i",
+        "body contains \"absent\" and subject contains \"grüße\"",
+        "subject contains \"nope\" or body contains \"abab\"",
+        "header(\"Received\") contains \"mx9\"",
+        "from.domain == \"other.org\"",
+        "body matches /zz(y|q) (is|was) here/i",
+    ];
+    let mut source = String::new();
+    for i in 0..90 {
+        let test = tests[(i * 7) % tests.len()];
+        let rule = match i {
+            30 => format!("rule r{i} {{ when not ({test}) then tag \"r{i}\" }}\n"),
+            45 => format!("rule r{i} {{ when {test} then tag \"r{i}\" else tag \"e{i}\" }}\n"),
+            60 => format!("rule r{i} {{ when score > 3 then tag \"r{i}\" }}\n"),
+            _ => format!("rule r{i} {{ when {test} then tag \"r{i}\" }}\n"),
+        };
+        source.push_str(&rule);
+    }
+    source.push_str("rule ends { when body contains \"the end\" then discard }\n");
+    source.push_str("rule after { when subject contains \"grüße\" then tag \"after\" }\n");
+    // Without it, every group is scanned after the first rules and a run
+    // is passed over on its byte alone; with it, one group is scanned
+    // only at the end, and each run tests its own groups.
+    let late = format!(
+        "{source}rule late {{ when header(\"X-Late\") contains \"x\" then tag \"late\" }}\n"
+    );
+    for source in [source, late] {
+        runs_decide_as_the_interpreter(&source);
+    }
+}
+
+fn runs_decide_as_the_interpreter(source: &str) {
+    let r = rules(source);
+    let native = NativeRuleset::compile(&r).expect("native code on this host");
+    assert!(
+        native.skip_count() >= 4,
+        "only {} runs: this test proves little",
+        native.skip_count()
+    );
+    let plain = "From: x@other.org\r\nSubject: hello\r\n\r\nnothing to see\r\n";
+    let ending = "From: x@example.com\r\nSubject: Gruesse\r\n\r\nthe end zzq is here\r\n";
+    for mail in [MAIL, plain, ending, "Subject: only a subject\r\n\r\n"] {
+        let d = decide_all(&r, &tx(mail));
+        let ended = d.verdict == weir_compiler::Verdict::Discard;
+        assert_eq!(ended, mail == ending, "{:?}", d.tags);
+        let after = d.tags.iter().any(|t| t == "after");
+        assert_eq!(after, mail == MAIL, "{:?}", d.tags);
+    }
+}

@@ -65,6 +65,7 @@ use crate::ir::{CmpOp, Compare, Expr};
 use weir_stdlib::value::fold;
 
 use super::cond::Leaf;
+use super::skip::Skip;
 
 mod search;
 mod shift_or;
@@ -258,6 +259,16 @@ pub(crate) struct Prefilter {
     /// The most filtered regexes of any group (the size of the per-message
     /// candidate marks).
     max_filtered: usize,
+    /// By slot: where its skips' bytes start in `wake_bytes` (one more
+    /// entry at the end; empty when there are no skips).
+    wake_starts: Vec<u32>,
+    /// The answer-table bytes of the skips (`skip.rs`) each slot is a
+    /// trigger of, grouped by slot: written 2 when it passes.
+    wake_bytes: Vec<u32>,
+    /// How many skip bytes follow the groups' in the answer table.
+    skips: usize,
+    /// By group: whether some skip tests whether it was scanned.
+    skip_groups: Vec<bool>,
 }
 
 impl Decided {
@@ -689,6 +700,75 @@ impl Prefilter {
         }
     }
 
+    /// The answer-table byte of the first skip: the one after the
+    /// groups'.
+    pub(crate) fn skips_from(&self) -> Option<u32> {
+        u32::try_from(self.slots.len() + self.groups.len()).ok()
+    }
+
+    /// Makes the scan write each of `skips`' bytes (numbered from
+    /// [`Prefilter::skips_from`]) when one of its triggers passes.
+    pub(crate) fn wake(&mut self, skips: &[Skip]) {
+        let mut by_slot: Vec<(u32, u32)> = skips
+            .iter()
+            .flat_map(|s| s.triggers.iter().map(move |&leaf| (leaf, s.byte)))
+            .filter_map(|(leaf, byte)| Some((self.slot(leaf as usize)?, byte)))
+            .collect();
+        by_slot.sort_unstable();
+        by_slot.dedup();
+        let mut starts = vec![0u32; self.decided.len() + 1];
+        for &(slot, _) in &by_slot {
+            starts[slot as usize + 1] += 1;
+        }
+        for s in 0..self.decided.len() {
+            starts[s + 1] += starts[s];
+        }
+        self.wake_starts = if by_slot.is_empty() {
+            Vec::new()
+        } else {
+            starts
+        };
+        self.wake_bytes = by_slot.into_iter().map(|(_, byte)| byte).collect();
+        self.skips = skips.len();
+        let groups = self.slots.len();
+        self.skip_groups = vec![false; self.groups.len()];
+        for g in skips.iter().flat_map(|s| &s.groups) {
+            if let Some(flag) = (*g as usize)
+                .checked_sub(groups)
+                .and_then(|g| self.skip_groups.get_mut(g))
+            {
+                *flag = true;
+            }
+        }
+    }
+
+    /// How many skips it wakes.
+    pub(crate) fn skip_count(&self) -> usize {
+        self.skips
+    }
+
+    /// The answer-table byte after the skips': 1 once every group some
+    /// skip tests has been scanned, so that a skip need not test its
+    /// groups one by one. (A group whose leaves are only ever asked after
+    /// another test holds, `a and b`, may stay unscanned, and is not
+    /// waited for unless a skip needs it.)
+    pub(crate) fn every_group_byte(&self) -> Option<u32> {
+        self.skips_from()?
+            .checked_add(u32::try_from(self.skips).ok()?)
+    }
+
+    /// The skip bytes `slot` wakes.
+    fn wakes(&self, slot: u32) -> &[u32] {
+        let s = slot as usize;
+        match (self.wake_starts.get(s), self.wake_starts.get(s + 1)) {
+            (Some(&from), Some(&to)) => self
+                .wake_bytes
+                .get(from as usize..to as usize)
+                .unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
     /// How many leaves the prefilter decides.
     pub(crate) fn decided(&self) -> usize {
         self.slots.iter().flatten().count()
@@ -697,9 +777,15 @@ impl Prefilter {
     /// Fresh per-message state, for a leaf table of `leaves` leaves.
     pub(crate) fn scan(&self, leaves: usize) -> Scan {
         Scan {
-            // The leaves' bytes, then the groups' (`Answer::Scanned`).
-            bits: vec![Cell::new(0); leaves.max(self.slots.len()) + self.groups.len()],
+            // The leaves' bytes, then the groups' (`Answer::Scanned`),
+            // then the skips', then the every-group byte.
+            bits: vec![
+                Cell::new(0);
+                leaves.max(self.slots.len()) + self.groups.len() + self.skips + 1
+            ],
             scanned: vec![false; self.groups.len()],
+            unscanned: self.skip_groups.iter().filter(|&&s| s).count(),
+            waited: self.skip_groups.iter().filter(|&&s| s).count(),
             values: vec![0; self.groups.len()],
             value: vec![None; self.groups.len()],
             regex: vec![Outcome::Unknown; self.decided.len()],
@@ -758,6 +844,10 @@ pub(crate) struct Scan {
     bits: Vec<Cell<u8>>,
     /// By group: whether it was scanned.
     scanned: Vec<bool>,
+    /// How many groups some skip tests are not scanned yet.
+    unscanned: usize,
+    /// How many groups some skip tests.
+    waited: usize,
     /// By group: how many values its left side had.
     values: Vec<u32>,
     /// By group: its left side's value, for the regex leaves.
@@ -786,6 +876,7 @@ impl Scan {
     pub(crate) fn clear(&mut self) {
         self.bits.iter().for_each(|b| b.set(0));
         self.scanned.fill(false);
+        self.unscanned = self.waited;
         self.values.fill(0);
         self.value.fill(None);
         self.regex.fill(Outcome::Unknown);
@@ -831,6 +922,9 @@ impl Scan {
         let g = d.group as usize;
         if !self.scanned.get(g).copied().unwrap_or(true) {
             self.scanned[g] = true;
+            if pf.skip_groups.get(g).copied().unwrap_or(false) {
+                self.unscanned = self.unscanned.saturating_sub(1);
+            }
             if let Some(group) = pf.groups.get(g) {
                 let first = self.passed_slots.len();
                 self.fill(group, g, machine);
@@ -853,8 +947,9 @@ impl Scan {
     }
 
     /// Writes the answers of the [`Answer::Scanned`] leaves that passed
-    /// since `passed_slots[first]` (the scan of group `g`), and marks the
-    /// group scanned for the others.
+    /// since `passed_slots[first]` (the scan of group `g`), and those of
+    /// the skips they are triggers of, and marks the group scanned for the
+    /// others.
     fn write_passed(&self, pf: &Prefilter, first: usize, g: usize) {
         for &s in self.passed_slots.get(first..).unwrap_or_default() {
             if let Some(d) = pf.decided.get(s as usize)
@@ -862,9 +957,20 @@ impl Scan {
                 && let Some(bit) = self.bits.get(d.leaf as usize)
             {
                 bit.set(2);
+                for &byte in pf.wakes(s) {
+                    if let Some(skip) = self.bits.get(byte as usize) {
+                        skip.set(2);
+                    }
+                }
             }
         }
         if let Some(flag) = self.bits.get(pf.slots.len() + g) {
+            flag.set(1);
+        }
+        if self.unscanned == 0
+            && let Some(every) = pf.every_group_byte()
+            && let Some(flag) = self.bits.get(every as usize)
+        {
             flag.set(1);
         }
     }
