@@ -217,7 +217,8 @@ mod tests {
     }
 
     /// With every trigger false, the condition is false, whatever the
-    /// other leaves are: checked on every assignment of four leaves.
+    /// other leaves are: checked on every assignment of the five leaves
+    /// the conditions use.
     #[test]
     fn a_condition_without_a_true_trigger_fails() {
         fn holds(c: &Cond, truth: u32) -> bool {
@@ -226,7 +227,7 @@ mod tests {
                 Cond::And(a, b) => holds(a, truth) && holds(b, truth),
                 Cond::Or(a, b) => holds(a, truth) || holds(b, truth),
                 Cond::Not(a) => !holds(a, truth),
-                Cond::Leaf(id) => truth & (1 << (id % 10)) != 0,
+                Cond::Leaf(id) => truth & (1 << id) != 0,
             }
         }
         let conds = [
@@ -234,13 +235,16 @@ mod tests {
             Cond::Or(Box::new(Cond::And(leaf(1), leaf(13))), leaf(2)),
             Cond::And(Box::new(Cond::Not(leaf(3))), leaf(2)),
             Cond::Or(leaf(1), Box::new(Cond::Const(false))),
+            Cond::And(leaf(13), Box::new(Cond::Or(leaf(3), leaf(1)))),
         ];
+        let leaves = [1u32, 2, 3, 12, 13];
         for c in &conds {
             let t = triggers(c, &answer).expect("has triggers");
-            for truth in 0..16u32 {
-                let truth = (truth & 0b111) | ((truth & 0b1000) << 9);
-                let trigger_holds = t.iter().any(|&l| truth & (1 << (l % 10)) != 0);
-                if !trigger_holds {
+            for assignment in 0..1u32 << leaves.len() {
+                let truth = (0..leaves.len())
+                    .filter(|k| assignment & (1 << k) != 0)
+                    .fold(0, |truth, k| truth | (1 << leaves[k]));
+                if t.iter().all(|&l| truth & (1 << l) == 0) {
                     assert!(!holds(c, truth), "{c:?} with {truth:b}");
                 }
             }

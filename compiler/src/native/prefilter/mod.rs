@@ -709,13 +709,25 @@ impl Prefilter {
     /// Makes the scan write each of `skips`' bytes (numbered from
     /// [`Prefilter::skips_from`]) when one of its triggers passes.
     pub(crate) fn wake(&mut self, skips: &[Skip]) {
+        (self.wake_starts, self.wake_bytes) = self.wake_lists(skips);
+        self.skips = skips.len();
+        self.skip_groups = self.tested_groups(skips);
+    }
+
+    /// By slot, the bytes of the skips it is a trigger of: where each
+    /// slot's start, and the bytes.
+    fn wake_lists(&self, skips: &[Skip]) -> (Vec<u32>, Vec<u32>) {
         let mut by_slot: Vec<(u32, u32)> = skips
             .iter()
             .flat_map(|s| s.triggers.iter().map(move |&leaf| (leaf, s.byte)))
             .filter_map(|(leaf, byte)| Some((self.slot(leaf as usize)?, byte)))
             .collect();
+        if by_slot.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
         by_slot.sort_unstable();
         by_slot.dedup();
+        // Counts, then prefix sums: slot `s` is `bytes[starts[s]..starts[s + 1]]`.
         let mut starts = vec![0u32; self.decided.len() + 1];
         for &(slot, _) in &by_slot {
             starts[slot as usize + 1] += 1;
@@ -723,23 +735,19 @@ impl Prefilter {
         for s in 0..self.decided.len() {
             starts[s + 1] += starts[s];
         }
-        self.wake_starts = if by_slot.is_empty() {
-            Vec::new()
-        } else {
-            starts
-        };
-        self.wake_bytes = by_slot.into_iter().map(|(_, byte)| byte).collect();
-        self.skips = skips.len();
-        let groups = self.slots.len();
-        self.skip_groups = vec![false; self.groups.len()];
-        for g in skips.iter().flat_map(|s| &s.groups) {
-            if let Some(flag) = (*g as usize)
-                .checked_sub(groups)
-                .and_then(|g| self.skip_groups.get_mut(g))
-            {
+        (starts, by_slot.into_iter().map(|(_, byte)| byte).collect())
+    }
+
+    /// By group: whether one of `skips` tests its byte.
+    fn tested_groups(&self, skips: &[Skip]) -> Vec<bool> {
+        let mut tested = vec![false; self.groups.len()];
+        for &byte in skips.iter().flat_map(|s| &s.groups) {
+            let group = (byte as usize).checked_sub(self.slots.len());
+            if let Some(flag) = group.and_then(|g| tested.get_mut(g)) {
                 *flag = true;
             }
         }
+        tested
     }
 
     /// How many skips it wakes.
@@ -755,6 +763,11 @@ impl Prefilter {
     pub(crate) fn every_group_byte(&self) -> Option<u32> {
         self.skips_from()?
             .checked_add(u32::try_from(self.skips).ok()?)
+    }
+
+    /// How many groups some skip tests the byte of.
+    fn tested_group_count(&self) -> usize {
+        self.skip_groups.iter().filter(|&&tested| tested).count()
     }
 
     /// The skip bytes `slot` wakes.
@@ -784,8 +797,8 @@ impl Prefilter {
                 leaves.max(self.slots.len()) + self.groups.len() + self.skips + 1
             ],
             scanned: vec![false; self.groups.len()],
-            unscanned: self.skip_groups.iter().filter(|&&s| s).count(),
-            waited: self.skip_groups.iter().filter(|&&s| s).count(),
+            unscanned: self.tested_group_count(),
+            waited: self.tested_group_count(),
             values: vec![0; self.groups.len()],
             value: vec![None; self.groups.len()],
             regex: vec![Outcome::Unknown; self.decided.len()],
