@@ -139,6 +139,19 @@ pub(crate) struct RulePlan {
     pub otherwise: bool,
 }
 
+impl RulePlan {
+    /// Whether the rule is *quiet*: no `else` block and every test
+    /// answered by the prefilter (`answer`), so that it needs the host
+    /// only when its condition holds.
+    pub(crate) fn quiet(&self, answer: &dyn Fn(u32) -> Answer) -> bool {
+        !self.otherwise
+            && self
+                .cond
+                .as_ref()
+                .is_none_or(|c| c.all_leaves(&|leaf| answer(leaf) != Answer::Host))
+    }
+}
+
 /// Rules per generated function. One function for 10,000 rules made
 /// Cranelift hold every block of the ruleset at once (hundreds of MB at
 /// peak, superlinear register allocation); chunks keep each function
@@ -466,11 +479,7 @@ impl Translator<'_> {
     /// One rule; leaves the builder in the block that goes on to the next.
     fn rule(&mut self, id: u32, plan: &RulePlan) {
         // Quiet: it needs the host only when its condition holds.
-        let quiet = !plan.otherwise
-            && plan
-                .cond
-                .as_ref()
-                .is_none_or(|c| c.all_leaves(&|leaf| (self.answer)(leaf) != Answer::Host));
+        let quiet = plan.quiet(self.answer);
         if !quiet {
             let rule = self.rule_id(id);
             self.b.ins().call(self.begin, &[self.ctx, rule]);
@@ -509,12 +518,25 @@ impl Translator<'_> {
     fn skip(&mut self, skip: &Skip, every_group: u32) -> Block {
         let walk = self.b.create_block();
         let past = self.b.create_block();
-        let (Ok(byte), Ok(every_group)) = (i32::try_from(skip.byte), i32::try_from(every_group))
-        else {
-            self.b.ins().jump(walk, &[]);
-            self.b.switch_to_block(walk);
-            return past;
-        };
+        // Offsets beyond an `i32` (never in practice): always walk.
+        let offset = |byte: u32| i32::try_from(byte).ok();
+        let groups: Option<Vec<i32>> = skip.groups.iter().map(|&g| offset(g)).collect();
+        match (offset(skip.byte), offset(every_group), groups) {
+            (Some(byte), Some(every_group), Some(groups)) => {
+                self.skip_test(byte, every_group, &groups, walk, past);
+            }
+            _ => {
+                self.b.ins().jump(walk, &[]);
+            }
+        }
+        self.b.switch_to_block(walk);
+        past
+    }
+
+    /// Jumps to `walk` if the byte at `byte` is 2, else to `past` if the
+    /// byte at `every_group` or every one at `groups` is set, else to
+    /// `walk`.
+    fn skip_test(&mut self, byte: i32, every_group: i32, groups: &[i32], walk: Block, past: Block) {
         let woken = self.load_byte(byte);
         let woken = self.b.ins().icmp_imm_u(IntCC::Equal, woken, 2);
         let asleep = self.b.create_block();
@@ -523,21 +545,14 @@ impl Translator<'_> {
         let mut check = self.b.create_block();
         let every = self.load_byte(every_group);
         self.b.ins().brif(every, past, &[], check, &[]);
-        for &group in &skip.groups {
+        for &group in groups {
             self.b.switch_to_block(check);
-            let Ok(group) = i32::try_from(group) else {
-                self.b.ins().jump(walk, &[]);
-                self.b.switch_to_block(walk);
-                return past;
-            };
             check = self.b.create_block();
             let scanned = self.load_byte(group);
             self.b.ins().brif(scanned, check, &[], walk, &[]);
         }
         self.b.switch_to_block(check);
         self.b.ins().jump(past, &[]);
-        self.b.switch_to_block(walk);
-        past
     }
 
     /// The constant `id`, as the host functions take it.

@@ -139,18 +139,16 @@ fn union_len(a: &[u32], b: &[u32]) -> usize {
 
 /// A rule's triggers and their groups' bytes, if it can be in a skip.
 fn skippable(rule: &RulePlan, answer: &dyn Fn(u32) -> Answer) -> Option<(Vec<u32>, Vec<u32>)> {
-    let cond = rule.cond.as_ref()?;
-    let quiet = !rule.otherwise && cond.all_leaves(&|leaf| answer(leaf) != Answer::Host);
-    if !quiet {
+    if !rule.quiet(answer) {
         return None;
     }
-    let leaves = triggers(cond, answer)?;
+    let leaves = triggers(rule.cond.as_ref()?, answer)?;
     let mut groups = Vec::new();
+    // Triggers are answered `Scanned`: each has its group's byte.
     for &leaf in &leaves {
-        let Answer::Scanned { scanned } = answer(leaf) else {
-            return None;
-        };
-        if !groups.contains(&scanned) {
+        if let Answer::Scanned { scanned } = answer(leaf)
+            && !groups.contains(&scanned)
+        {
             groups.push(scanned);
         }
     }

@@ -694,16 +694,22 @@ impl Prefilter {
         else {
             return Answer::Host;
         };
-        match u32::try_from(self.slots.len()).map(|leaves| leaves.checked_add(d.group)) {
-            Ok(Some(scanned)) if d.by_passing() => Answer::Scanned { scanned },
+        match u32::try_from(self.group_byte(d.group as usize)) {
+            Ok(scanned) if d.by_passing() => Answer::Scanned { scanned },
             _ => Answer::Byte,
         }
+    }
+
+    /// The answer-table byte of group `g`: 1 once it has been scanned.
+    /// The groups' bytes follow the leaves'; the skips' follow theirs.
+    fn group_byte(&self, g: usize) -> usize {
+        self.slots.len() + g
     }
 
     /// The answer-table byte of the first skip: the one after the
     /// groups'.
     pub(crate) fn skips_from(&self) -> Option<u32> {
-        u32::try_from(self.slots.len() + self.groups.len()).ok()
+        u32::try_from(self.group_byte(self.groups.len())).ok()
     }
 
     /// Makes the scan write each of `skips`' bytes (numbered from
@@ -741,11 +747,13 @@ impl Prefilter {
     /// By group: whether one of `skips` tests its byte.
     fn tested_groups(&self, skips: &[Skip]) -> Vec<bool> {
         let mut tested = vec![false; self.groups.len()];
-        for &byte in skips.iter().flat_map(|s| &s.groups) {
-            let group = (byte as usize).checked_sub(self.slots.len());
-            if let Some(flag) = group.and_then(|g| tested.get_mut(g)) {
-                *flag = true;
-            }
+        let bytes: HashSet<usize> = skips
+            .iter()
+            .flat_map(|s| &s.groups)
+            .map(|&byte| byte as usize)
+            .collect();
+        for (g, flag) in tested.iter_mut().enumerate() {
+            *flag = bytes.contains(&self.group_byte(g));
         }
         tested
     }
@@ -934,14 +942,10 @@ impl Scan {
     fn truth(&mut self, pf: &Prefilter, d: &Decided, slot: u32, machine: &mut Machine<'_>) -> bool {
         let g = d.group as usize;
         if !self.scanned.get(g).copied().unwrap_or(true) {
-            self.scanned[g] = true;
-            if pf.skip_groups.get(g).copied().unwrap_or(false) {
-                self.unscanned = self.unscanned.saturating_sub(1);
-            }
             if let Some(group) = pf.groups.get(g) {
                 let first = self.passed_slots.len();
                 self.fill(group, g, machine);
-                self.write_passed(pf, first, g);
+                self.write_passed(pf, first);
                 let values = self.values[g];
                 for m in &group.literals {
                     if let Some(bit) = self.bits.get(m.leaf as usize) {
@@ -951,6 +955,7 @@ impl Scan {
                     }
                 }
             }
+            self.mark_scanned(pf, g);
         }
         let values = self.values.get(g).copied().unwrap_or(0);
         if let Some(re) = &d.regex {
@@ -960,10 +965,9 @@ impl Scan {
     }
 
     /// Writes the answers of the [`Answer::Scanned`] leaves that passed
-    /// since `passed_slots[first]` (the scan of group `g`), and those of
-    /// the skips they are triggers of, and marks the group scanned for the
-    /// others.
-    fn write_passed(&self, pf: &Prefilter, first: usize, g: usize) {
+    /// since `passed_slots[first]` (the scan of one group), and those of
+    /// the skips they are triggers of.
+    fn write_passed(&self, pf: &Prefilter, first: usize) {
         for &s in self.passed_slots.get(first..).unwrap_or_default() {
             if let Some(d) = pf.decided.get(s as usize)
                 && d.by_passing()
@@ -977,14 +981,26 @@ impl Scan {
                 }
             }
         }
-        if let Some(flag) = self.bits.get(pf.slots.len() + g) {
+    }
+
+    /// Marks group `g` scanned: for the host, and in the answer table for
+    /// the code (the group's byte, and the every-group byte once the last
+    /// group some skip tests is scanned).
+    fn mark_scanned(&mut self, pf: &Prefilter, g: usize) {
+        if let Some(scanned) = self.scanned.get_mut(g) {
+            *scanned = true;
+        }
+        if let Some(flag) = self.bits.get(pf.group_byte(g)) {
             flag.set(1);
         }
-        if self.unscanned == 0
-            && let Some(every) = pf.every_group_byte()
-            && let Some(flag) = self.bits.get(every as usize)
-        {
-            flag.set(1);
+        if pf.skip_groups.get(g).copied().unwrap_or(false) {
+            self.unscanned = self.unscanned.saturating_sub(1);
+            if self.unscanned == 0
+                && let Some(every) = pf.every_group_byte()
+                && let Some(flag) = self.bits.get(every as usize)
+            {
+                flag.set(1);
+            }
         }
     }
 
