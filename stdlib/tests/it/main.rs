@@ -12,3 +12,4 @@ mod reference;
 mod registry;
 mod spamassassin;
 mod time;
+mod vendored_mail_parser;

