@@ -476,3 +476,42 @@ fn runs_decide_as_the_interpreter(source: &str) {
         assert_eq!(after, mail == MAIL, "{:?}", d.tags);
     }
 }
+
+/// One compiled ruleset evaluating message after message decides each as
+/// the interpreter does: what the prefilter remembers of a message (which
+/// value last counted for a leaf, which regexes a value marked) never
+/// counts for the next. Values that match several needles of one leaf,
+/// `all` over several values and filtered regexes are where it would.
+#[test]
+fn message_after_message_each_decided_as_alone() {
+    let r = ruleset(&[
+        (
+            "all_received",
+            r#"all header("Received") contains any ["mx.example", "relay"]"#,
+        ),
+        (
+            "some_tag",
+            r#"header("X-Tag") contains any ["al", "ph", "be"]"#,
+        ),
+        ("all_tags", r#"all header("X-Tag") contains any ["a", "e"]"#),
+        ("re_all", r#"all header("X-Tag") matches /^[a-z]+a$/"#),
+        (
+            "re_body",
+            r#"body matches /ab(ab)?/ and body contains "invoice""#,
+        ),
+    ]);
+    let other = MAIL
+        .replace("X-Tag: beta", "X-Tag: gamma")
+        .replace("mx2.relay.example", "mx2.elsewhere");
+    let bare = "Subject: nothing here\r\n\r\nabab\r\n";
+    let native = NativeRuleset::compile(&r).expect("native code on this host");
+    let opts = EvalOptions::default();
+    for round in 0..3 {
+        for mail in [MAIL, other.as_str(), bare, MAIL] {
+            let tx = tx(mail);
+            let alone = decide_all(&r, &tx);
+            let after = native.evaluate(&tx, &mut MemoryRates::default(), &opts);
+            assert_eq!(after, alone, "round {round}, after the messages before");
+        }
+    }
+}

@@ -888,7 +888,8 @@ pub(crate) struct Scan {
     touched: Vec<u32>,
     /// The slots that some value passed, in the order they first did.
     passed_slots: Vec<u32>,
-    /// A counter naming each value scanned, from 1.
+    /// A counter naming each value scanned, from 1, not reset between
+    /// messages (see [`Scan::clear`]).
     item: u32,
 }
 
@@ -907,10 +908,15 @@ impl Scan {
             }
         }
         self.passed_slots.clear();
-        self.stamp.fill(0);
-        self.marks.fill((0, 0));
         self.touched.clear();
-        self.item = 0;
+        // `item` counts on across messages, so no stamp or mark an earlier
+        // message left equals an item of this one, and the tables (a
+        // stamp for each slot) need no clearing but before it could wrap.
+        if self.item > u32::MAX / 2 {
+            self.stamp.fill(0);
+            self.marks.fill((0, 0));
+            self.item = 0;
+        }
     }
 
     /// The answers by leaf id, for the generated code.
