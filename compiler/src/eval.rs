@@ -311,7 +311,7 @@ impl<'a> Machine<'a> {
     /// Returns whether evaluation ends here.
     pub(crate) fn rule_held(&mut self, rule: &Rule) -> bool {
         self.trace(rule, true);
-        self.decision.matched.push(SmolStr::new(&rule.name));
+        self.decision.matched.push(rule.name.clone());
         if !rule.shadow
             && let Some(word) = self.matched.get_mut(rule.id / 64)
         {
@@ -336,7 +336,7 @@ impl<'a> Machine<'a> {
         if self.opts.explain {
             let evidence = if held { self.evidence.take() } else { None };
             self.decision.trace.push(RuleTrace {
-                rule: rule.name.clone(),
+                rule: rule.name.to_string(),
                 held,
                 evidence,
             });
@@ -348,7 +348,7 @@ impl<'a> Machine<'a> {
     fn end_rule(&mut self, rule: &Rule, flow: Flow) -> bool {
         if flow == Flow::End && !rule.shadow {
             if self.decision.decided_by.is_none() {
-                self.decision.decided_by = Some(rule.name.clone());
+                self.decision.decided_by = Some(rule.name.to_string());
             }
             return true;
         }
@@ -398,7 +398,7 @@ impl<'a> Machine<'a> {
             }
         }
         self.decision.actions.push(Taken {
-            rule: SmolStr::new(&rule.name),
+            rule: rule.name.clone(),
             shadow: rule.shadow,
             what: TakenKind::Action(action),
         });
@@ -518,7 +518,7 @@ impl<'a> Machine<'a> {
                 reason,
             });
             self.decision.actions.push(Taken {
-                rule: SmolStr::new(&rule.name),
+                rule: rule.name.clone(),
                 shadow: true,
                 what,
             });
@@ -526,7 +526,7 @@ impl<'a> Machine<'a> {
             self.decision.verdict = verdict;
             self.decision.reply = reply;
             self.decision.quarantine_reason = reason;
-            self.decision.decided_by = Some(rule.name.clone());
+            self.decision.decided_by = Some(rule.name.to_string());
         }
     }
 

@@ -7,7 +7,7 @@
 use weir_grammar::ast::Span;
 use weir_stdlib::{Stage, Value};
 
-use crate::decision::Verdict;
+use crate::decision::{SmolStr, Verdict};
 
 /// An expression.
 #[derive(Debug, Clone)]
@@ -307,7 +307,7 @@ pub(crate) enum Action {
 pub(crate) struct Rule {
     /// Index in declaration (load) order, used by `matched()`.
     pub id: usize,
-    pub name: String,
+    pub name: SmolStr,
     pub priority: i64,
     pub shadow: bool,
     pub stage: Stage,

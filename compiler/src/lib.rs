@@ -239,10 +239,10 @@ impl Ruleset {
                         needs.channels.insert(value.to_text());
                     }
                     ir::Action::Reply(..) => {
-                        needs.replies.insert(rule.name.clone());
+                        needs.replies.insert(rule.name.to_string());
                     }
                     ir::Action::Redirect(_) | ir::Action::AddRcpt(_) => {
-                        needs.forwards.insert(rule.name.clone());
+                        needs.forwards.insert(rule.name.to_string());
                     }
                     _ => {}
                 });
@@ -492,7 +492,7 @@ fn build(program: eval::Program, tests: Vec<TestCase>, loaded: &load::Loaded) ->
         .rules
         .iter()
         .map(|r| RuleInfo {
-            name: r.name.clone(),
+            name: r.name.to_string(),
             stage: r.stage,
             priority: r.priority,
             shadow: r.shadow,

@@ -6,7 +6,7 @@ use weir_stdlib::{Type, Value};
 
 use super::{Annotate, Checker, Ctx, Place};
 use crate::codes;
-use crate::decision::Verdict;
+use crate::decision::{SmolStr, Verdict};
 use crate::hints;
 use crate::ir::{self, Action, Expr, Stmt};
 use crate::names::{DeclKind, Resolution};
@@ -93,7 +93,7 @@ impl Checker<'_> {
         let line = self.loaded.units[unit].line_of(r.span.start);
         Some(ir::Rule {
             id,
-            name: r.name.name.clone(),
+            name: SmolStr::new(&r.name.name),
             priority: r.priority.map_or(100, |(p, _)| p),
             shadow: r.shadow,
             stage: weir_stdlib::Stage::Connect,
