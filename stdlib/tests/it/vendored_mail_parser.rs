@@ -1,8 +1,9 @@
 //! The vendored mail-parser (`vendor/mail-parser`, which reads the MIME
 //! structure for Weir) against the published crate it was taken from: the
 //! same message tree, byte for byte, for every message. The two differ
-//! only in how a part's closing `--boundary` is found
-//! (`vendor/mail-parser/PATCHES.md`), so each message is parsed both ways
+//! only in how a part's closing `--boundary` is found and how a text
+//! part is checked as UTF-8 (`vendor/mail-parser/PATCHES.md`), so each
+//! message is parsed both ways
 //! mail-parser scans parts: eagerly (decoding base64 and quoted-printable
 //! as it goes) and as Weir's lazy parse does, with
 //! `Content-Transfer-Encoding` ignored, so every part goes through the
@@ -111,52 +112,59 @@ const OUTER: &str = "-=_o";
 const INNER: &str = "in";
 
 /// Pieces of a multipart message: fields, boundaries whole, cut or in the
-/// middle of a line, line breaks of every kind, dashes and encoded data.
-fn piece() -> impl Strategy<Value = &'static str> {
+/// middle of a line, line breaks of every kind, dashes, encoded data, and
+/// text that is UTF-8, not UTF-8, or cut inside a character.
+fn piece() -> impl Strategy<Value = &'static [u8]> {
     prop::sample::select(vec![
-        "\r\n",
-        "\n",
-        "\r",
-        "-",
-        "--",
-        "---",
-        "text ",
-        "--",
-        "-=_o",
-        "--in",
-        "--in--",
-        "--=_o",
-        "-in",
-        "Content-Type: text/plain\r\n",
-        "Content-Type: text/html\n",
-        "Content-Type: multipart/alternative; boundary=\"in\"\r\n",
-        "Content-Type: multipart/mixed; boundary=in\n",
-        "Content-Type: message/rfc822\n",
-        "Content-Type: application/pdf; name=a.pdf\n",
-        "Content-Transfer-Encoding: base64\n",
-        "Content-Transfer-Encoding: quoted-printable\r\n",
-        "aGVsbG8gd29y\nbGQ=\n",
-        "caf=C3=A9 =\r\nsoft=3D\n",
-        "Subject: enclosed\n",
+        b"caf\xc3\xa9 ".as_slice(),
+        b"\xe9t\xe9 ",
+        b"\xc3",
+        b"Content-Type: text/plain; charset=utf-8\n",
+        b"Content-Type: text/plain; charset=iso-8859-1\n",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"-",
+        b"--",
+        b"---",
+        b"text ",
+        b"--",
+        b"-=_o",
+        b"--in",
+        b"--in--",
+        b"--=_o",
+        b"-in",
+        b"Content-Type: text/plain\r\n",
+        b"Content-Type: text/html\n",
+        b"Content-Type: multipart/alternative; boundary=\"in\"\r\n",
+        b"Content-Type: multipart/mixed; boundary=in\n",
+        b"Content-Type: message/rfc822\n",
+        b"Content-Type: application/pdf; name=a.pdf\n",
+        b"Content-Transfer-Encoding: base64\n",
+        b"Content-Transfer-Encoding: quoted-printable\r\n",
+        b"aGVsbG8gd29y\nbGQ=\n",
+        b"caf=C3=A9 =\r\nsoft=3D\n",
+        b"Subject: enclosed\n",
     ])
 }
 
 /// A message whose top level is `multipart/mixed` with boundary [`OUTER`],
 /// its body made of `pieces` with whole boundary lines among them.
-fn message(pieces: &[(&str, u8)]) -> Vec<u8> {
+fn message(pieces: &[(&[u8], u8)]) -> Vec<u8> {
     let mut out = format!(
         "Content-Type: multipart/mixed; boundary=\"{OUTER}\"\r\nSubject: s\r\n\r\npreamble\r\n"
-    );
+    )
+    .into_bytes();
     for (piece, line) in pieces {
         match line % 6 {
-            0 => out.push_str(&format!("\r\n--{OUTER}\r\n")),
-            1 => out.push_str(&format!("\n--{INNER}\n")),
-            2 => out.push_str(&format!("\r\n--{OUTER}--\r\n")),
+            0 => out.extend_from_slice(format!("\r\n--{OUTER}\r\n").as_bytes()),
+            1 => out.extend_from_slice(format!("\n--{INNER}\n").as_bytes()),
+            2 => out.extend_from_slice(format!("\r\n--{OUTER}--\r\n").as_bytes()),
             _ => {}
         }
-        out.push_str(piece);
+        out.extend_from_slice(piece);
     }
-    out.into_bytes()
+    out
 }
 
 proptest! {
