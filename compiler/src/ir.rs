@@ -307,6 +307,8 @@ pub(crate) enum Action {
 pub(crate) struct Rule {
     /// Index in declaration (load) order, used by `matched()`.
     pub id: usize,
+    /// A `SmolStr`, as in the decision: recording it there when the rule
+    /// holds copies no text.
     pub name: SmolStr,
     pub priority: i64,
     pub shadow: bool,
