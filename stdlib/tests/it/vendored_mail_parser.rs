@@ -1,13 +1,12 @@
 //! The vendored mail-parser (`vendor/mail-parser`, which reads the MIME
 //! structure for Weir) against the published crate it was taken from: the
 //! same message tree, byte for byte, for every message. The two differ
-//! only in how a part's closing `--boundary` is found and how a text
-//! part is checked as UTF-8 (`vendor/mail-parser/PATCHES.md`), so each
-//! message is parsed both ways
-//! mail-parser scans parts: eagerly (decoding base64 and quoted-printable
-//! as it goes) and as Weir's lazy parse does, with
-//! `Content-Transfer-Encoding` ignored, so every part goes through the
-//! scan that was changed.
+//! only in how a part's closing `--boundary` is found and how a text part
+//! is checked as UTF-8 (`vendor/mail-parser/PATCHES.md`). Each message is
+//! parsed both ways mail-parser reads parts: eagerly (decoding base64 and
+//! quoted-printable as it goes) and as Weir's lazy parse does, with
+//! `Content-Transfer-Encoding` ignored, so that every part goes through
+//! the changed search.
 
 use std::path::Path;
 
@@ -52,10 +51,15 @@ fn difference(bytes: &[u8]) -> Option<String> {
     None
 }
 
-/// The 80 bytes of `tree` either side of `at`.
+/// About 80 bytes of `tree` either side of `at`, whole characters.
 fn excerpt(tree: &str, at: usize) -> &str {
-    let from = at.saturating_sub(80);
-    tree.get(from..(at + 80).min(tree.len())).unwrap_or("")
+    let boundary = |mut i: usize| {
+        while !tree.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    &tree[boundary(at.saturating_sub(80))..boundary((at + 80).min(tree.len()))]
 }
 
 /// Every `.eml` file under `dir`, recursively.
