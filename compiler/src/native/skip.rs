@@ -48,13 +48,14 @@ const MAX_RULES: usize = 32;
 /// The most groups one skip tests the flags of.
 const MAX_GROUPS: usize = 8;
 
-/// A ruleset's skips, and where the code reads whether every group has
-/// been scanned (a skip then need not test its groups' flags).
+/// A ruleset's skips, and where the code reads whether every group they
+/// test has been scanned (a skip then need not test its groups' flags).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Skips {
     /// In evaluation order.
     pub runs: Vec<Skip>,
-    /// The answer-table byte that is 1 once every group has been scanned.
+    /// The answer-table byte that is 1 once every group some skip tests
+    /// has been scanned.
     pub every_group: u32,
 }
 

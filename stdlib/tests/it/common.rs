@@ -94,9 +94,9 @@ pub fn corpus_dir() -> Option<PathBuf> {
     dir.join("file_list.json").is_file().then_some(dir)
 }
 
-/// Skips a test that needs the corpus: fails it under
-/// `WEIR_REQUIRE_CORPUS=1`.
-pub fn skip(why: &str) {
+/// Skips a test that needs the corpus (or python3 to read it), for `why`;
+/// fails it instead under `WEIR_REQUIRE_CORPUS=1`.
+pub fn skip_corpus_test(why: &str) {
     if std::env::var("WEIR_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
         panic!("{why} (WEIR_REQUIRE_CORPUS=1); run tests/corpus/fetch-spamassassin.sh");
     }

@@ -29,7 +29,7 @@ use serde_json::Value;
 use weir_stdlib::html::html_to_text;
 use weir_stdlib::{Limits, Message};
 
-use crate::common::{corpus_dir, message_names, repo_root, skip};
+use crate::common::{corpus_dir, message_names, repo_root, skip_corpus_test};
 
 /// Python's reading of every message, one JSON object each, in order.
 fn python_reading(dir: &Path, names: &[String]) -> Option<Vec<Value>> {
@@ -232,11 +232,11 @@ fn documented_exceptions() -> BTreeSet<(String, String)> {
 #[test]
 fn weir_reads_the_spamassassin_corpus_as_python_email_does() {
     let Some(dir) = corpus_dir() else {
-        return skip("the SpamAssassin corpus is not in the cache");
+        return skip_corpus_test("the SpamAssassin corpus is not in the cache");
     };
     let names = message_names(&dir);
     let Some(references) = python_reading(&dir, &names) else {
-        return skip("python3 is not installed");
+        return skip_corpus_test("python3 is not installed");
     };
     assert_eq!(names.len(), 6046, "the corpus has 6,046 messages");
     assert_eq!(references.len(), names.len());

@@ -97,7 +97,7 @@ fn the_repositorys_and_pythons_messages_have_the_published_tree() {
 #[test]
 fn the_spamassassin_corpus_has_the_published_tree() {
     let Some(dir) = common::corpus_dir() else {
-        return common::skip("the SpamAssassin corpus is not in the cache");
+        return common::skip_corpus_test("the SpamAssassin corpus is not in the cache");
     };
     let names = common::message_names(&dir);
     assert!(names.len() > 6000, "{} messages", names.len());

@@ -797,6 +797,7 @@ impl Prefilter {
 
     /// Fresh per-message state, for a leaf table of `leaves` leaves.
     pub(crate) fn scan(&self, leaves: usize) -> Scan {
+        let waited = self.tested_group_count();
         Scan {
             // The leaves' bytes, then the groups' (`Answer::Scanned`),
             // then the skips', then the every-group byte.
@@ -805,8 +806,8 @@ impl Prefilter {
                 leaves.max(self.slots.len()) + self.groups.len() + self.skips + 1
             ],
             scanned: vec![false; self.groups.len()],
-            unscanned: self.tested_group_count(),
-            waited: self.tested_group_count(),
+            unscanned: waited,
+            waited,
             values: vec![0; self.groups.len()],
             value: vec![None; self.groups.len()],
             regex: vec![Outcome::Unknown; self.decided.len()],
